@@ -1,0 +1,1 @@
+"""Gapscope core: data, diagnosis, training and metrics. Never imports streamlit."""

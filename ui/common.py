@@ -1,0 +1,60 @@
+"""Cached handles to the store and datasets, and the current-dataset choice shared by pages."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core import paths
+from core.data import Dataset
+from core.device import DeviceInfo, detect
+from core.profile import Profile, profile
+from core.store import Store
+
+CURRENT = "current_version"  # session_state key: the dataset version the user is looking at
+
+
+@st.cache_resource(show_spinner=False)
+def _store(home: str) -> Store:
+    return Store(home)
+
+
+def store() -> Store:
+    # keyed by the home folder so tests that point GAPSCOPE_HOME elsewhere get their own store
+    return _store(str(paths.home()))
+
+
+@st.cache_resource(show_spinner="Loading dataset…", max_entries=4)
+def _dataset(home: str, version_id: int) -> Dataset:
+    return _store(home).load_dataset(version_id)
+
+
+@st.cache_resource(show_spinner="Profiling…", max_entries=4)
+def _profile(home: str, version_id: int) -> Profile:
+    return profile(_dataset(home, version_id))
+
+
+def dataset(version_id: int) -> Dataset:
+    """The dataset of a version; shared read-only between reruns, tabs and pages."""
+    return _dataset(str(paths.home()), version_id)
+
+
+def dataset_profile(version_id: int) -> Profile:
+    return _profile(str(paths.home()), version_id)
+
+
+@st.cache_resource(show_spinner=False)
+def device() -> DeviceInfo:
+    return detect()
+
+
+def current_version() -> int | None:
+    """The version chosen in this tab, else the newest version in the store."""
+    vid = st.session_state.get(CURRENT)
+    versions = store().versions()
+    if any(v.id == vid for v in versions):
+        return vid
+    return versions[-1].id if versions else None
+
+
+def set_current_version(version_id: int) -> None:
+    st.session_state[CURRENT] = version_id
