@@ -1,0 +1,33 @@
+"""Shared fixtures. Every test gets its own empty GAPSCOPE_HOME; the asset cache is shared."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+APP = str(ROOT / "app.py")
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "home"
+    monkeypatch.setenv("GAPSCOPE_HOME", str(path))
+    return path
+
+
+@pytest.fixture
+def store(home):
+    from core.store import Store
+
+    return Store(home)
+
+
+def needs_asset(key: str):
+    """Skip (with the reason) when the setup could not fetch an asset on this machine."""
+    from core import assets
+
+    return pytest.mark.skipif(not assets.is_ready(key), reason=f"asset {key} not fetched: {assets.how_to_get(assets.ASSETS[key])}")
