@@ -6,7 +6,6 @@
 from __future__ import annotations
 
 import argparse
-import ast
 import gzip
 from dataclasses import dataclass
 from typing import Callable
@@ -80,7 +79,8 @@ def load_vader() -> LoadResult:
         merged.insert(0, "domain", domain)
         frames.append(merged)
     df = pd.concat(frames, ignore_index=True)
-    scores = df["ratings"].map(lambda s: np.asarray(ast.literal_eval(s), dtype=np.int8))
+    # "[0, -1, 2]" → int8 array; a plain split is ~10× faster than literal_eval on 23.7k rows
+    scores = df["ratings"].map(lambda s: np.array(s.strip().strip("[]").split(","), dtype=np.int8))
     mean = df["mean_rating"].astype(float).to_numpy()
     labels = np.where(mean < 0, 0, np.where(mean > 0, 2, 1)).astype(np.int64)
     label_sign = labels - 1

@@ -6,6 +6,7 @@ is whole and valid, so a bad upload changes nothing already stored.
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,9 @@ def load_upload(
 
         if not data:
             raise DataError(f"'{filename}' is empty (0 bytes). Upload a .zip with one folder of images per class.")
-        return dataset_from_images(read_image_zip(data, image_size=image_size), name=name)
+        upload = io.BytesIO(data)
+        upload.name = filename  # messages then name the file, not "the upload"
+        return dataset_from_images(read_image_zip(upload, image_size=image_size), name=name)
     return load_table(data, filename, roles, name=name)
 
 

@@ -99,6 +99,7 @@ class Profile:
     missing_values: pd.DataFrame  # column, missing, share — only columns with something missing
     empty_texts: np.ndarray  # row indices of empty/whitespace texts (text data)
     text_lengths: pd.DataFrame | None  # rows chars/words; columns min, mean, median, p95, max
+    word_counts: np.ndarray | None  # (n,) words per text (text data), for the length histogram
     image_stats: dict | None  # height, width, channels, mean_intensity, original size ranges
     slices: dict[str, pd.DataFrame] = field(default_factory=dict)  # column → (slice value × split/class counts)
 
@@ -152,7 +153,8 @@ def missing_values(ds: Dataset) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["column", "missing", "share"])
 
 
-def text_lengths(texts: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+def text_lengths(texts: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """(stats of characters and words, indices of empty texts, words per text)."""
     s = pd.Series(texts, dtype="string").fillna("")
     chars = s.str.len().to_numpy()
     words = s.str.count(r"\S+").to_numpy()
@@ -162,7 +164,7 @@ def text_lengths(texts: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
         return {"min": int(x.min()), "mean": float(x.mean()), "median": float(np.median(x)),
                 "p95": float(np.percentile(x, 95)), "max": int(x.max())}
 
-    return pd.DataFrame([stats(chars), stats(words)], index=["characters", "words"]), empty
+    return pd.DataFrame([stats(chars), stats(words)], index=["characters", "words"]), empty, words
 
 
 def image_stats(ds: Dataset) -> dict:
@@ -210,7 +212,7 @@ def profile(ds: Dataset) -> Profile:
     train = balance(counts["train"].to_numpy())
     # one set of thresholds (from train) so overall groups read the same way
     overall = balance(counts["all"].to_numpy())
-    lengths, empty = (text_lengths(ds.items) if ds.modality == "text" else (None, np.array([], dtype=np.int64)))
+    lengths, empty, words = (text_lengths(ds.items) if ds.modality == "text" else (None, np.array([], dtype=np.int64), None))
     return Profile(
         n_items=len(ds),
         modality=ds.modality,
@@ -222,6 +224,7 @@ def profile(ds: Dataset) -> Profile:
         missing_values=missing_values(ds),
         empty_texts=empty,
         text_lengths=lengths,
+        word_counts=words,
         image_stats=image_stats(ds) if ds.modality == "image" else None,
         slices=slice_counts(ds),
     )

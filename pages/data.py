@@ -206,8 +206,7 @@ with t_missing:
 with t_sizes:
     if ds.modality == "text":
         st.dataframe(prof.text_lengths.style.format("{:,.1f}"), width="stretch")
-        words = pd.Series(ds.items, dtype="string").str.count(r"\S+").to_numpy()
-        st.plotly_chart(charts.length_histogram(words), width="stretch")
+        st.plotly_chart(charts.length_histogram(prof.word_counts), width="stretch")
     elif ds.modality == "image":
         s = prof.image_stats
         st.markdown(f"Stored at **{s['width']}×{s['height']}**, {'RGB' if s['channels'] == 3 else 'grayscale'}; mean intensity {s['mean_intensity']:.1f} / 255.")

@@ -1,0 +1,39 @@
+"""The sidebar every page shares: current dataset, compute device, runner status."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from ui import common
+
+
+def render() -> None:
+    store = common.store()
+    versions = store.versions()
+    with st.sidebar:
+        st.markdown("### 🔭 Gapscope")
+        if versions:
+            ids = [v.id for v in versions]
+            labels = {v.id: v.label for v in versions}
+            # The widget's own state follows the current version (pages change it too), and a
+            # choice here changes the current version: one source of truth, no tug of war.
+            current = common.current_version()
+            if st.session_state.get("sidebar_dataset") != current:
+                st.session_state["sidebar_dataset"] = current
+            st.selectbox(
+                "Dataset", ids, format_func=labels.get, key="sidebar_dataset",
+                on_change=lambda: common.set_current_version(st.session_state["sidebar_dataset"]),
+                help="Every import, cleaning or simulation is a version; nothing is edited in place.",
+            )
+        else:
+            st.caption("No dataset yet — open one on the Data page.")
+        try:
+            device = common.device().label
+        except Exception as err:  # torch missing or broken: say so, keep the app usable
+            device = f"unavailable ({type(err).__name__})"
+        st.caption(f"**Device:** {device}")
+        counts = store.run_counts()
+        running, queued = counts.get("running", 0), counts.get("queued", 0)
+        state = "busy" if running else "idle"
+        st.caption(f"**Runner:** {state} · {running} running · {queued} queued · {sum(counts.values())} runs stored")
+        st.caption(f"Home: `{store.home}`")
