@@ -18,8 +18,8 @@ st.set_page_config(page_title="Gapscope", page_icon="🔭", layout="wide")
 
 HERE = Path(__file__).resolve().parent
 pages = [
-    st.Page(str(HERE / "pages" / "home.py"), title="Home", icon="🏠", default=True),
-    st.Page(str(HERE / "pages" / "data.py"), title="Data", icon="📊"),
+    st.Page(str(HERE / "app_pages" / "home.py"), title="Home", icon="🏠", default=True),
+    st.Page(str(HERE / "app_pages" / "data.py"), title="Data", icon="📊"),
 ]
 
 

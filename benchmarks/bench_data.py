@@ -65,7 +65,7 @@ def load_and_profile(key: str, *, from_store: bool, home: str) -> dict:
 def data_page_rerun_ms(version_id: int, *, reruns: int = 15) -> list[float]:
     from streamlit.testing.v1 import AppTest
 
-    at = AppTest.from_string(PAGE_SCRIPT.format(root=str(ROOT), page=str(ROOT / "pages" / "data.py")), default_timeout=120)
+    at = AppTest.from_string(PAGE_SCRIPT.format(root=str(ROOT), page=str(ROOT / "app_pages" / "data.py")), default_timeout=120)
     at.session_state["current_version"] = version_id
     at.run()  # first run: loads and profiles (cached afterwards)
     if at.exception:

@@ -20,7 +20,7 @@ CSV = b"text,label,domain\n" + b"".join(
 def open_data_page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
-    at.switch_page("pages/data.py")
+    at.switch_page("app_pages/data.py")
     at.run()
     assert not at.exception, at.exception
     return at
@@ -31,6 +31,8 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 
 def test_home_page_explains_and_links_the_flow():
+    import torch  # noqa: F401  (loaded: the sidebar then shows the device on the first run)
+
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     assert not at.exception

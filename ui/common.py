@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+
 import streamlit as st
 
 from core import paths
@@ -43,8 +46,28 @@ def dataset_profile(version_id: int) -> Profile:
 
 
 @st.cache_resource(show_spinner=False)
+def _device_probe() -> Future:
+    # importing torch takes seconds on a cold start: do it off the script thread so the first
+    # page draws at once and the sidebar fills the device in on a later rerun
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="gapscope-device").submit(detect)
+
+
+def device_label() -> str:
+    """'CPU · 2 cores', 'NVIDIA H100 80GB HBM3 · 80 GB', 'detecting…' or 'unavailable (…)'."""
+    probe = _device_probe()
+    if "torch" in sys.modules:  # torch already loaded: the probe is a matter of microseconds
+        wait([probe], timeout=5)
+    if not probe.done():
+        return "detecting…"
+    try:
+        return probe.result().label
+    except Exception as err:  # torch missing or broken: say so, keep the app usable
+        return f"unavailable ({type(err).__name__}: {err})"
+
+
 def device() -> DeviceInfo:
-    return detect()
+    """The detected device, waiting for the probe if needed (for pages that need it now)."""
+    return _device_probe().result()
 
 
 def current_version() -> int | None:

@@ -27,13 +27,21 @@ def render() -> None:
             )
         else:
             st.caption("No dataset yet — open one on the Data page.")
-        try:
-            device = common.device().label
-        except Exception as err:  # torch missing or broken: say so, keep the app usable
-            device = f"unavailable ({type(err).__name__})"
-        st.caption(f"**Device:** {device}")
+        label = common.device_label()
+        if label == "detecting…":
+            _device_pending()
+        else:
+            st.caption(f"**Device:** {label}")
         counts = store.run_counts()
         running, queued = counts.get("running", 0), counts.get("queued", 0)
         state = "busy" if running else "idle"
         st.caption(f"**Runner:** {state} · {running} running · {queued} queued · {sum(counts.values())} runs stored")
         st.caption(f"Home: `{store.home}`")
+
+
+@st.fragment(run_every=1.5)
+def _device_pending() -> None:
+    """Shown while torch loads in the background; redraws the app once the device is known."""
+    if common.device_label() != "detecting…":
+        st.rerun()
+    st.caption("**Device:** detecting…")

@@ -13,7 +13,7 @@ st.markdown(
 
 st.subheader("The flow")
 steps = [
-    ("📊 Data", "Open a demo or upload your own: class balance, duplicates, leaks, slices.", "pages/data.py"),
+    ("📊 Data", "Open a demo or upload your own: class balance, duplicates, leaks, slices.", "app_pages/data.py"),
     ("🩺 Diagnose", "Find suspected label errors, near-duplicates, outliers and coverage gaps.", None),
     ("🏋️ Train", "Pick a pretrained model and mitigations; training runs in the background.", None),
     ("📈 Runs", "Watch loss, hallucination rate and calibration stream in live.", None),

@@ -114,7 +114,7 @@ kpis = [
     ("Effective samples", f"{b.effective_number:,.0f}", "Σ (1−βⁿ)/(1−β), β = 0.999: what the training items are worth once overlap within a class is discounted."),
 ]
 for col, (label, value, explain) in zip(st.columns(len(kpis)), kpis):
-    col.metric(label, value, help=explain)
+    col.metric(label, value)
     col.caption(explain)
 
 # --------------------------------------------------------------------------- class distribution
