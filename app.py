@@ -20,6 +20,7 @@ HERE = Path(__file__).resolve().parent
 pages = [
     st.Page(str(HERE / "app_pages" / "home.py"), title="Home", icon="🏠", default=True),
     st.Page(str(HERE / "app_pages" / "data.py"), title="Data", icon="📊"),
+    st.Page(str(HERE / "app_pages" / "diagnose.py"), title="Diagnose", icon="🩺"),
 ]
 
 

@@ -14,7 +14,7 @@ st.markdown(
 st.subheader("The flow")
 steps = [
     ("📊 Data", "Open a demo or upload your own: class balance, duplicates, leaks, slices.", "app_pages/data.py"),
-    ("🩺 Diagnose", "Find suspected label errors, near-duplicates, outliers and coverage gaps.", None),
+    ("🩺 Diagnose", "Find suspected label errors, near-duplicates, outliers and coverage gaps.", "app_pages/diagnose.py"),
     ("🏋️ Train", "Pick a pretrained model and mitigations; training runs in the background.", None),
     ("📈 Runs", "Watch loss, hallucination rate and calibration stream in live.", None),
     ("⚖️ Compare", "Put runs side by side and export a report for stakeholders.", None),

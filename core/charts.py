@@ -66,3 +66,65 @@ def length_histogram(lengths: np.ndarray, *, unit: str = "words") -> go.Figure:
     fig.update_xaxes(title=unit)
     fig.update_yaxes(title="texts")
     return fig
+
+
+def noise_matrix(matrix: np.ndarray, class_names: list[str]) -> go.Figure:
+    """Heatmap of the estimated P(given label | true label); off-diagonal mass is label noise."""
+    names = [str(c) for c in class_names]
+    text = np.vectorize(lambda v: f"{v:.2f}" if v >= 0.005 else "")(matrix)
+    fig = go.Figure(go.Heatmap(
+        z=matrix, x=names, y=names, colorscale="Blues", zmin=0, zmax=1, text=text, texttemplate="%{text}",
+        hovertemplate="true %{x} → given %{y}: %{z:.3f}<extra></extra>", colorbar=dict(title="P"),
+    ))
+    fig.update_layout(title="Estimated noise matrix P(given | true)", **{**LAYOUT, "height": max(360, 28 * len(names) + 120)})
+    fig.update_xaxes(title="true label", side="bottom")
+    fig.update_yaxes(title="given label", autorange="reversed")
+    return fig
+
+
+def noise_rates(rates: np.ndarray, class_names: list[str]) -> go.Figure:
+    """Bars of the estimated share of each true class that carries a wrong label."""
+    order = np.argsort(-rates, kind="stable")
+    fig = go.Figure(go.Bar(
+        x=[str(class_names[i]) for i in order], y=rates[order], marker_color="#E45756",
+        hovertemplate="%{x}: %{y:.1%} mislabelled<extra></extra>",
+    ))
+    fig.update_layout(title="Estimated noise rate per class", **LAYOUT)
+    fig.update_yaxes(tickformat=".0%", title="share mislabelled")
+    return fig
+
+
+def embedding_map(
+    xy: np.ndarray, colour: np.ndarray, *, colour_name: str, hover: list[str], index: np.ndarray, continuous: bool = False,
+) -> go.Figure:
+    """2-D map of the items; ``index`` goes into customdata so a selection maps back to items."""
+    if continuous:
+        fig = go.Figure(go.Scattergl(
+            x=xy[:, 0], y=xy[:, 1], mode="markers", customdata=index, text=hover,
+            marker=dict(size=5, color=colour, colorscale="RdYlGn", reversescale=False, colorbar=dict(title=colour_name), opacity=0.8),
+            hovertemplate="%{text}<extra></extra>",
+        ))
+    else:
+        fig = go.Figure()
+        colour = np.asarray(colour, dtype=object)
+        for value in pd.unique(colour):
+            m = colour == value
+            fig.add_trace(go.Scattergl(
+                x=xy[m, 0], y=xy[m, 1], mode="markers", name=str(value), customdata=index[m],
+                text=[h for h, keep in zip(hover, m) if keep], marker=dict(size=5, opacity=0.8),
+                hovertemplate="%{text}<extra></extra>",
+            ))
+    fig.update_layout(title=f"Embedding map, coloured by {colour_name}", dragmode="lasso", **{**LAYOUT, "height": 560})
+    fig.update_xaxes(showticklabels=False, title=None)
+    fig.update_yaxes(showticklabels=False, title=None)
+    return fig
+
+
+def score_histogram(scores: np.ndarray, *, cut: float | None = None, title: str, x_title: str) -> go.Figure:
+    fig = go.Figure(go.Histogram(x=scores, nbinsx=60, marker_color="#4C78A8"))
+    if cut is not None:
+        fig.add_vline(x=cut, line_dash="dot", line_color="#E45756", annotation_text="flag above")
+    fig.update_layout(title=title, **LAYOUT)
+    fig.update_xaxes(title=x_title)
+    fig.update_yaxes(title="items")
+    return fig

@@ -1,0 +1,73 @@
+"""Cleaning plans: exact application, new versions, undo that archives and loses nothing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.cleaning import CleaningPlan, save_cleaned, undo
+from core.data import Dataset
+
+
+def _ds() -> Dataset:
+    return Dataset("t", "text", np.array(list("abcdef"), dtype=object), [0, 1, 0, 1, 0, 1], ["x", "y"], [0, 0, 0, 1, 2, 2],
+                   pd.DataFrame({"domain": list("ppqqpq")}))
+
+
+def test_plan_last_decision_wins_and_applies_exactly():
+    plan = CleaningPlan()
+    plan.decide(1, "drop")
+    plan.decide(2, "relabel", 1)
+    plan.decide(3, "keep")
+    plan.decide(1, "relabel", 0)  # changed my mind: relabel instead of drop
+    plan.decide(4, "drop")
+    assert plan.decision(1) == "relabel" and plan.decision(3) == "keep" and plan.decision(5) is None
+    assert plan.summary() == "dropped 1, relabelled 2" and plan.n_changes == 3
+    out = plan.apply(_ds())
+    assert list(out.items) == ["a", "b", "c", "d", "f"]
+    assert out.labels.tolist() == [0, 0, 1, 1, 1]
+    assert out.meta["source_item"].tolist() == [0, 1, 2, 3, 5] and out.meta["domain"].tolist() == list("ppqqq")
+    assert out.split.tolist() == [0, 0, 0, 1, 2]
+
+
+def test_plan_rejects_bad_input():
+    plan = CleaningPlan()
+    with pytest.raises(ValueError, match="relabel needs the new class"):
+        plan.decide(0, "relabel")
+    with pytest.raises(ValueError, match="unknown action"):
+        plan.decide(0, "burn")
+    plan.decide(9, "drop")
+    with pytest.raises(ValueError, match=r"items \[9\] are not in this dataset version"):
+        plan.apply(_ds())
+
+
+def test_save_cleaned_is_a_child_version_and_undo_archives_it(store):
+    vid = store.save_dataset(_ds(), source="upload:t.csv")
+    plan = CleaningPlan()
+    with pytest.raises(ValueError, match="changes nothing yet"):
+        save_cleaned(store, vid, plan)
+    plan.decide(0, "drop")
+    plan.decide(1, "relabel", 0)
+    child = save_cleaned(store, vid, plan)
+    info = store.version(child)
+    assert info.parent_id == vid and info.kind == "clean" and info.note == "dropped 1, relabelled 1"
+    assert info.params == {"drop": [0], "relabel": {"1": 0}, "kept": 0}
+    assert store.load_dataset(child).labels.tolist() == [0, 0, 1, 0, 1]
+    assert store.load_dataset(vid).labels.tolist() == [0, 1, 0, 1, 0, 1]  # the parent is untouched
+    assert undo(store, child) == vid
+    assert [v.id for v in store.versions()] == [vid]  # hidden from pickers …
+    assert store.version(child).archived and len(store.load_dataset(child)) == 5  # … but nothing is lost
+    assert [v.id for v in store.versions(include_archived=True)] == [vid, child]
+    with pytest.raises(ValueError, match="nothing to undo"):
+        undo(store, vid)
+
+
+def test_a_plan_that_leaves_one_class_is_refused(store):
+    vid = store.save_dataset(_ds(), source="upload:t.csv")
+    plan = CleaningPlan()
+    for i in (1, 3, 5):
+        plan.decide(i, "drop")
+    with pytest.raises(ValueError, match="fewer than two classes"):
+        save_cleaned(store, vid, plan)
+    assert len(store.versions()) == 1

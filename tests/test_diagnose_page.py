@@ -1,0 +1,65 @@
+"""AppTest of the Diagnose page: run the diagnosis, act on suspects, save a cleaning, undo it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.store import Store
+from tests.conftest import APP
+from tests.test_diagnose import noisy_digits
+
+pytestmark = pytest.mark.timeout(400)
+
+
+def test_diagnose_act_save_and_undo(home):
+    ds, _ = noisy_digits()
+    store = Store(home)
+    vid = store.save_dataset(ds, source="upload:digits.csv")
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.switch_page("app_pages/diagnose.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert any("has not been diagnosed" in i.value for i in at.info)
+    at.button(key="run_diagnosis").click()
+    at.run()
+    assert not at.exception, at.exception
+    m = {x.label: x.value for x in at.metric}
+    assert int(m["Suspected label errors"].replace(",", "")) > 100
+    assert int(m["Duplicate clusters"]) >= 1 and m["Coverage gaps"] == "1"  # the leaked copy; class 9 absent from test
+    assert len(at.get("plotly_chart")) >= 3  # noise matrix, noise rates, outlier histogram (+ map)
+
+    relabel = [b for b in at.button if b.key and b.key.startswith(f"relabel_{vid}_")]
+    drop = [b for b in at.button if b.key and b.key.startswith(f"drop_{vid}_")]
+    first, second = int(relabel[0].key.split("_")[-1]), int(drop[1].key.split("_")[-1])
+    suggested = at.selectbox(key=f"target_{vid}_{first}").value
+    relabel[0].click()
+    at.run()
+    at.button(key=f"drop_{vid}_{second}").click()
+    at.run()
+    assert any("dropped 1, relabelled 1" in md.value for md in at.markdown)
+
+    at.button(key="save_plan").click()
+    at.run()
+    assert not at.exception, at.exception
+    versions = store.versions()
+    assert [v.id for v in versions] == [vid, vid + 1]
+    child = versions[-1]
+    assert child.parent_id == vid and child.kind == "clean" and child.params["drop"] == [second]
+    cleaned = store.load_dataset(child.id)
+    assert len(cleaned) == len(ds) - 1
+    row = int(np.flatnonzero(cleaned.meta["source_item"].to_numpy() == first)[0])
+    assert cleaned.labels[row] == suggested  # the selectbox holds the class index
+    assert any(f"Saved v{child.id}" in s.value for s in at.success)
+    assert any("cleaned version" in i.value for i in at.info)
+
+    at.button(key="undo_clean").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["current_version"] == vid
+    assert [v.id for v in store.versions()] == [vid] and store.version(child.id).archived
+    assert any(f"back to v{vid}" in s.value for s in at.success)
+    # the parent's diagnosis is cached: the page shows it again at once
+    assert {x.label for x in at.metric} >= {"Suspected label errors"}

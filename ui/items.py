@@ -1,0 +1,44 @@
+"""Drawing dataset items (an image or a text) in galleries, shared by the pages."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import streamlit as st
+
+from core.data import SPLITS, Dataset
+
+
+def show_item(ds: Dataset, i: int, *, caption: str | None = None, width: int = 110) -> None:
+    if ds.modality == "image":
+        st.image(np.asarray(ds.items[i]), width=width, clamp=True)
+    elif ds.modality == "text":
+        text = str(ds.items[i])
+        st.markdown("> " + (text[:400] + " …" if len(text) > 400 else text).replace("\n", " "))
+    else:
+        st.dataframe(ds.items.iloc[[i]], hide_index=True)
+    if caption:
+        st.caption(caption)
+
+
+def gallery(
+    ds: Dataset, items: np.ndarray, *, caption: Callable[[int], str], per_row: int, footer: Callable[[int], None] | None = None
+) -> None:
+    """Items in a grid; ``footer(i)`` draws per-item controls under each one."""
+    per_row = per_row if ds.modality == "image" else 1 if footer is None else 2
+    for start in range(0, len(items), per_row):
+        cols = st.columns(per_row)
+        for col, i in zip(cols, items[start : start + per_row]):
+            with col.container(border=True):
+                show_item(ds, int(i), caption=caption(int(i)))
+                if footer is not None:
+                    footer(int(i))
+
+
+def label_of(ds: Dataset, i: int) -> str:
+    return str(ds.class_names[ds.labels[i]])
+
+
+def where(ds: Dataset, i: int) -> str:
+    return f"#{i} · {SPLITS[ds.split[i]]}"
