@@ -102,6 +102,17 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (run_id, step, split, item)
     ) WITHOUT ROWID;
     """,
+    # 1 → 2: background runs (core.jobs): when a stop was asked, how the worker ended, which GPU
+    """
+    ALTER TABLE runs ADD COLUMN stop_requested_at REAL;
+    ALTER TABLE runs ADD COLUMN exit_code INTEGER;
+    ALTER TABLE runs ADD COLUMN gpu INTEGER;
+    CREATE INDEX runs_status ON runs(status);
+    """,
+    # 2 → 3: undoing a cleaning archives its version (hidden from pickers; files and rows kept)
+    """
+    ALTER TABLE dataset_versions ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -123,6 +134,7 @@ class VersionInfo:
     warnings: list[str]
     skipped: list[tuple[str, str]]
     created_at: float
+    archived: bool = False
 
     @property
     def label(self) -> str:
@@ -245,15 +257,15 @@ class Store:
             raise
         return int(vid)
 
-    def versions(self, dataset_id: int | None = None) -> list[VersionInfo]:
+    def versions(self, dataset_id: int | None = None, *, include_archived: bool = False) -> list[VersionInfo]:
         sql = (
             "SELECT v.*, d.name AS dataset_name, d.modality, d.source FROM dataset_versions v "
-            "JOIN datasets d ON d.id = v.dataset_id"
+            "JOIN datasets d ON d.id = v.dataset_id WHERE (v.archived = 0 OR ?)"
         )
-        args: tuple = ()
+        args: tuple = (int(include_archived),)
         if dataset_id is not None:
-            sql += " WHERE v.dataset_id = ?"
-            args = (dataset_id,)
+            sql += " AND v.dataset_id = ?"
+            args += (dataset_id,)
         with self._connect() as con:
             rows = con.execute(sql + " ORDER BY v.id", args).fetchall()
         return [_version_info(r) for r in rows]
@@ -268,6 +280,12 @@ class Store:
         if row is None:
             raise KeyError(f"dataset version {version_id} does not exist")
         return _version_info(row)
+
+    def set_archived(self, version_id: int, archived: bool = True) -> None:
+        """Hide (or show again) a version in pickers; its files and rows stay."""
+        self.version(version_id)  # KeyError if missing
+        with self._tx() as con:
+            con.execute("UPDATE dataset_versions SET archived = ? WHERE id = ?", (int(archived), version_id))
 
     def latest_versions(self) -> list[VersionInfo]:
         """The newest version of each dataset, newest dataset first."""
@@ -381,6 +399,88 @@ class Store:
                 con, params=(run_id, split, step),
             )
 
+    # ------------------------------------------------------------------ run lifecycle (core.jobs, core.train)
+    # Status moves: queued → running → finished | failed | stopping → stopped. Only the move out of
+    # a live status (queued / running / stopping) is ever made, so a worker's own final word is
+    # never overwritten by a runner that noticed its exit a moment later, nor the other way round.
+    LIVE_STATUSES = ("queued", "running", "stopping")
+    _LIFECYCLE_FIELDS = _RUN_FIELDS | {"stop_requested_at", "exit_code", "gpu"}
+
+    def set_run_status(self, run_id: int, status: str | None, *, only_if: Iterable[str] | None = None, **fields: Any) -> bool:
+        """Set ``status`` (None: keep it) and ``fields`` if the current status is in ``only_if``;
+        return whether the row changed. One transaction: a compare-and-set."""
+        bad = set(fields) - self._LIFECYCLE_FIELDS
+        if bad:
+            raise ValueError(f"unknown run fields {sorted(bad)}; allowed: {sorted(self._LIFECYCLE_FIELDS)}")
+        if status is not None:
+            fields = {"status": status, **fields}
+        if not fields:
+            return False
+        sql = f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?"
+        args: tuple = (*fields.values(), run_id)
+        if only_if is not None:
+            only_if = tuple(only_if)
+            sql += f" AND status IN ({', '.join('?' * len(only_if))})"
+            args += only_if
+        with self._tx() as con:
+            return con.execute(sql, args).rowcount > 0
+
+    def claim_next_run(self, max_running: int) -> dict[str, Any] | None:
+        """Move the oldest queued run to "running" if fewer than ``max_running`` runs are live;
+        return its row (None if nothing to start). Atomic, so two app processes sharing a home
+        never start the same run twice."""
+        with self._tx() as con:
+            busy = con.execute("SELECT COUNT(*) FROM runs WHERE status IN ('running', 'stopping')").fetchone()[0]
+            if busy >= max_running:
+                return None
+            row = con.execute("SELECT id FROM runs WHERE status = 'queued' ORDER BY id LIMIT 1").fetchone()
+            if row is None:
+                return None
+            now = time.time()
+            con.execute(
+                "UPDATE runs SET status = 'running', started_at = ?, heartbeat_at = ?, message = 'starting' WHERE id = ?",
+                (now, now, row["id"]),
+            )
+            run_id = int(row["id"])
+        return self.run(run_id)
+
+    def request_stop(self, run_id: int) -> str:
+        """Ask a run to stop; return its status afterwards.
+
+        A queued run becomes "stopped" at once; a running one becomes "stopping" and its worker
+        stops after the step it is in (it polls ``stop_requested``). Finished runs are left alone.
+        """
+        now = time.time()
+        with self._tx() as con:
+            row = con.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"run {run_id} does not exist")
+            status = row["status"]
+            if status == "queued":
+                con.execute(
+                    "UPDATE runs SET status = 'stopped', stop_requested = 1, stop_requested_at = ?, finished_at = ?,"
+                    " message = 'stopped before it started' WHERE id = ?", (now, now, run_id))
+                return "stopped"
+            if status == "running":
+                con.execute(
+                    "UPDATE runs SET status = 'stopping', stop_requested = 1, stop_requested_at = ? WHERE id = ?",
+                    (now, run_id))
+                return "stopping"
+            return status
+
+    def stop_requested(self, run_id: int) -> bool:
+        with self._connect() as con:
+            row = con.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return bool(row and row["stop_requested"])
+
+    def heartbeat(self, run_id: int) -> bool:
+        """Record that the worker of ``run_id`` is alive; return whether a stop was asked for
+        (one short transaction: the worker's watchdog thread calls it every few seconds)."""
+        with self._tx() as con:
+            con.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", (time.time(), run_id))
+            row = con.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return bool(row and row["stop_requested"])
+
 
 # ---------------------------------------------------------------------- helpers
 
@@ -405,7 +505,7 @@ def _version_info(r: sqlite3.Row) -> VersionInfo:
         source=r["source"], parent_id=r["parent_id"], kind=r["kind"], note=r["note"], params=json.loads(r["params"]),
         n_items=int(r["n_items"]), class_names=json.loads(r["class_names"]), folder=r["folder"],
         warnings=json.loads(r["warnings"]), skipped=[tuple(s) for s in json.loads(r["skipped"])],
-        created_at=float(r["created_at"]),
+        created_at=float(r["created_at"]), archived=bool(r["archived"]),
     )
 
 
