@@ -128,3 +128,70 @@ def score_histogram(scores: np.ndarray, *, cut: float | None = None, title: str,
     fig.update_xaxes(title=x_title)
     fig.update_yaxes(title="items")
     return fig
+
+
+# ---------------------------------------------------------------------- runs
+
+METRIC_TITLES = {
+    "loss": "train loss", "accuracy": "accuracy", "macro_f1": "macro-F1", "hallucination_rate": "hallucination rate @τ",
+    "ece": "ECE", "forced_known_rate": "forced-known rate @τ", "worst_class_recall": "worst-class recall", "nll": "NLL",
+}
+
+
+def metric_curves(metrics: pd.DataFrame, names: list[str], *, splits: tuple[str, ...] = ("val", "test"), title: str) -> go.Figure:
+    """Lines of metrics over optimiser steps, one per (metric, split). ``metrics`` as from
+    ``Store.metrics``: columns step, split, name, value."""
+    fig = go.Figure()
+    for name in names:
+        for split in splits:
+            part = metrics[(metrics["name"] == name) & (metrics["split"] == split)].sort_values("step")
+            if len(part):
+                fig.add_scatter(x=part["step"], y=part["value"], mode="lines+markers", name=f"{METRIC_TITLES.get(name, name)} · {split}",
+                                hovertemplate="step %{x}: %{y:.4f}<extra>" + f"{name} · {split}" + "</extra>")
+    fig.update_layout(title=title, **LAYOUT)
+    fig.update_xaxes(title="step")
+    return fig
+
+
+def per_class_bars(values: dict[int, float], class_names: list[str], *, title: str, absent: list[int] = ()) -> go.Figure:
+    """Bars of a per-class metric (e.g. recall), lowest first; classes absent from train in grey."""
+    items = sorted(values.items(), key=lambda kv: (np.nan_to_num(kv[1], nan=-1.0), kv[0]))
+    fig = go.Figure(go.Bar(
+        x=[str(class_names[c]) for c, _ in items], y=[v for _, v in items],
+        marker_color=["#BBBBBB" if c in absent else "#4C78A8" for c, _ in items],
+        hovertemplate="%{x}: %{y:.3f}<extra></extra>",
+    ))
+    fig.update_layout(title=title, **LAYOUT)
+    fig.update_yaxes(range=[0, 1])
+    return fig
+
+
+def reliability_diagram(bins: dict[str, dict[str, np.ndarray]], *, title: str = "Reliability diagram") -> go.Figure:
+    """Accuracy against confidence per bin, for one or more named curves (e.g. before/after
+    temperature scaling); the diagonal is perfect calibration, bars below it are over-confidence."""
+    fig = go.Figure()
+    fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="#888"), name="perfect", hoverinfo="skip")
+    for name, b in bins.items():
+        mask = np.asarray(b["count"]) > 0
+        fig.add_scatter(
+            x=np.asarray(b["mean_conf"])[mask], y=np.asarray(b["accuracy"])[mask], mode="lines+markers", name=name,
+            customdata=np.asarray(b["count"])[mask], hovertemplate="confidence %{x:.2f} → accuracy %{y:.2f} (%{customdata:,} items)<extra></extra>",
+        )
+    fig.update_layout(title=title, **LAYOUT)
+    fig.update_xaxes(title="confidence", range=[0, 1])
+    fig.update_yaxes(title="accuracy", range=[0, 1])
+    return fig
+
+
+def confusion_matrix(matrix: np.ndarray, class_names: list[str], *, normalise: bool = True, title: str = "Confusion matrix (test)") -> go.Figure:
+    m = np.asarray(matrix, dtype=float)
+    z = m / np.maximum(m.sum(axis=1, keepdims=True), 1) if normalise else m
+    names = [str(c) for c in class_names]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=names, y=names, colorscale="Blues", zmin=0, zmax=1 if normalise else None, customdata=m,
+        hovertemplate="true %{y} → predicted %{x}: %{customdata:,.0f}<extra></extra>",
+    ))
+    fig.update_layout(title=title, **{**LAYOUT, "height": max(360, 26 * len(names) + 120)})
+    fig.update_xaxes(title="predicted")
+    fig.update_yaxes(title="true", autorange="reversed")
+    return fig

@@ -81,3 +81,29 @@ def current_version() -> int | None:
 
 def set_current_version(version_id: int) -> None:
     st.session_state[CURRENT] = version_id
+
+
+@st.cache_resource(show_spinner=False)
+def _runner(home: str):
+    from core.jobs import LocalRunner
+
+    runner = LocalRunner(_store(home))
+    runner.recover()  # runs left "running" by a killed app or worker → failed, rows kept
+    runner.start_pump_thread()  # the queue moves and dead workers are noticed without reruns
+    return runner
+
+
+def runner():
+    """The app's one local runner (per home): recovers lost runs once, then pumps the queue."""
+    return _runner(str(paths.home()))
+
+
+def estimate_run_seconds(cfg, ds: Dataset) -> float | None:
+    from core.estimates import estimate_seconds
+
+    probe = _device_probe()
+    gpu = probe.done() and not probe.exception() and probe.result().kind == "cuda"
+    try:
+        return estimate_seconds(cfg, ds, gpu=gpu)
+    except ValueError:
+        return None

@@ -1,0 +1,100 @@
+"""Train: pick a model and settings, see what will happen, start a background run."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core.data import SPLITS
+from core.runconfig import FINETUNE, MODEL_MODALITY, STOPPING_METRICS, RunConfig
+from ui import common
+
+store = common.store()
+st.title("🏋️ Train")
+st.caption("Fine-tune a pretrained model in the background; metrics stream into the Runs page while you keep working.")
+
+vid = common.current_version()
+if vid is None:
+    st.info("No dataset yet. Open one on the Data page first.")
+    st.page_link("app_pages/data.py", label="Go to Data", icon="📊")
+    st.stop()
+info = store.version(vid)
+ds = common.dataset(vid)
+prof = common.dataset_profile(vid)
+
+image_px = int(min(ds.items.shape[1:3])) if ds.modality == "image" else None
+models = ["auto"] + [m for m, modality in MODEL_MODALITY.items() if modality == ds.modality]
+auto_model = RunConfig(version_id=vid).resolve_model(ds.modality, image_px=image_px)
+MODEL_TITLES = {
+    "auto": f"auto ({auto_model})", "small_cnn": "small CNN (random init)", "mobilenet_v2": "MobileNetV2 (ImageNet)",
+    "resnet18": "ResNet-18 (random init)", "minilm": "all-MiniLM-L6-v2", "mlp": "MLP",
+}
+FINETUNE_TITLES = {"linear_probe": "linear probe (frozen backbone)", "last_n": "last N blocks", "full": "full fine-tune"}
+
+st.markdown(f"**Dataset:** {info.label} — {len(ds):,} {ds.modality} items, {ds.n_classes} classes")
+c1, c2, c3 = st.columns(3)
+model = c1.selectbox("Model", models, format_func=lambda m: MODEL_TITLES.get(m, m), key="tr_model")
+custom = c1.text_input("…or a local model path", "", key="tr_path", help="A transformers folder (text) or a .pth state dict (image).")
+resolved_model = custom.strip() or (auto_model if model == "auto" else model)
+pretrained = RunConfig(version_id=vid, model=resolved_model).is_pretrained() if not custom.strip() else True
+modes = list(FINETUNE) if pretrained else ["full"]
+finetune = c2.selectbox("Fine-tune mode", modes, index=modes.index("full"), format_func=FINETUNE_TITLES.get, key="tr_mode",
+                        help="Linear probe trains only a head on cached features: fastest on a CPU.")
+last_n = c2.number_input("Trainable blocks (last N)", 1, 20, 2, key="tr_lastn", disabled=finetune != "last_n")
+device = c3.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="tr_device", help=f"auto picks {common.device_label()}.")
+c4, c5, c6, c7 = st.columns(4)
+epochs = c4.number_input("Epochs", 1, 200, 3, key="tr_epochs")
+batch = c5.number_input("Batch size", 1, 4096, 32 if ds.modality == "text" else 64, key="tr_batch")
+auto_lr = RunConfig(version_id=vid, model=resolved_model, finetune=finetune).learning_rate(ds.modality)
+lr = c6.number_input("Learning rate", 1e-6, 1.0, float(auto_lr), format="%.0e", key="tr_lr")
+seed = c7.number_input("Seed", 0, 2**31 - 1, 0, key="tr_seed")
+tau = st.slider("τ — confidence above which a wrong answer counts as a hallucination", 0.5, 0.99, 0.9, 0.01, key="tr_tau")
+with st.expander("More settings"):
+    a1, a2, a3, a4 = st.columns(4)
+    eval_every = a1.number_input("Evaluate every N steps (0 = each epoch)", 0, 100_000, 0, key="tr_eval")
+    max_items = a2.number_input("Use at most N train items (0 = all)", 0, 10_000_000, 0, key="tr_max")
+    stop_metric = a3.selectbox("Best checkpoint / early stopping on (val)", STOPPING_METRICS, key="tr_metric")
+    patience = a4.number_input("Patience (0 = never stop early)", 0, 100, 0, key="tr_patience")
+    temperature = st.toggle("Temperature scaling on val after training", value=True, key="tr_ts")
+
+cfg = RunConfig(
+    version_id=vid, model=resolved_model, finetune=finetune, last_n_blocks=int(last_n), epochs=int(epochs), lr=float(lr),
+    batch_size=int(batch), tau=float(tau), seed=int(seed), device=device, eval_every_steps=int(eval_every),
+    max_train_items=int(max_items), early_stopping_metric=stop_metric, patience=int(patience), temperature_scaling=temperature,
+)
+try:
+    cfg.validate(modality=ds.modality)
+    problem = None
+except ValueError as err:
+    problem = str(err)
+
+n_train = int((ds.split == 0).sum())
+n_used = min(n_train, cfg.max_train_items) if cfg.max_train_items else n_train
+steps = int(np.ceil(n_used / cfg.batch_size)) * cfg.epochs
+absent = [ds.class_names[c] for c in prof.train.missing]
+with st.container(border=True):
+    st.markdown("**What will happen**")
+    st.markdown(
+        f"- **{FINETUNE_TITLES[finetune]}** of **{MODEL_TITLES.get(resolved_model, resolved_model)}** on {n_used:,} training items "
+        f"({', '.join(f'{int((ds.split == i).sum()):,} {s}' for i, s in enumerate(SPLITS))}).\n"
+        f"- {cfg.epochs} epoch(s) × {int(np.ceil(n_used / cfg.batch_size)):,} steps = **{steps:,} steps**, AdamW at peak lr {cfg.lr:g} "
+        f"with warm-up and cosine decay; evaluated on val and test {'each epoch' if not cfg.eval_every_steps else f'every {cfg.eval_every_steps} steps'}.\n"
+        f"- Hallucination rate counts wrong answers with confidence ≥ {cfg.tau:.2f}"
+        + (f"; {len(absent)} class(es) absent from train ({', '.join(map(str, absent[:5]))}) are scored as unknown (forced-known rate)." if absent else ".")
+    )
+    estimate = common.estimate_run_seconds(cfg, ds)
+    if estimate is not None:
+        st.markdown(f"- Estimated time on {common.device_label()}: **about {estimate / 60:,.1f} min** (from measured throughput; the first run also loads the model).")
+
+if problem:
+    st.error(problem, icon="🚫")
+if st.button("Start training", type="primary", disabled=problem is not None, key="start_run"):
+    run_id = common.runner().submit(cfg)
+    st.session_state["selected_run"] = run_id
+    st.session_state["train_notice"] = run_id
+    st.rerun()
+
+if (run_id := st.session_state.pop("train_notice", None)) is not None:
+    row = store.run(run_id)
+    st.success(f"Run #{run_id} is {row['status']}. Follow it live on the Runs page — it keeps going while you use other pages.")
+    st.page_link("app_pages/runs.py", label=f"Open run #{run_id}", icon="📈")
