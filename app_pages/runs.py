@@ -114,9 +114,10 @@ def detail(run_id: int) -> None:
     if latest(metrics, "accuracy", "test_ts") is not None:
         names = ["accuracy", "hallucination_rate", "ece", "nll", "brier", "forced_known_rate"]
         ts = pd.DataFrame({
+            # None (a metric that does not apply, e.g. no unknown classes) shows as "—"
             "before": [_at_step(metrics, n, None, split="test", best=True) for n in names],
             "after temperature scaling": [latest(metrics, n, "test_ts") for n in names],
-        }, index=names)
+        }, index=names).astype(float)
         st.markdown(f"**Temperature scaling** (T = {latest(metrics, 'temperature', 'test_ts') or float('nan'):.2f}, fitted on val), test split:")
         st.dataframe(ts.style.format("{:.4f}", na_rep="—"), width="stretch")
 

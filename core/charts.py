@@ -11,7 +11,9 @@ from core.profile import Balance
 
 GROUP_COLOURS = {"head": "#4C78A8", "medium": "#F2A541", "tail": "#E45756"}
 SPLIT_COLOURS = {"train": "#4C78A8", "val": "#72B7B2", "test": "#B279A2"}
-LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=360, template="plotly_white", legend=dict(orientation="h", y=1.12))
+# legends sit under the plot so they never cover the title
+LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=380, template="plotly_white",
+              legend=dict(orientation="h", yanchor="top", y=-0.15, x=0))
 
 
 def class_distribution(
