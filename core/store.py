@@ -429,6 +429,9 @@ class Store:
         """Move the oldest queued run to "running" if fewer than ``max_running`` runs are live;
         return its row (None if nothing to start). Atomic, so two app processes sharing a home
         never start the same run twice."""
+        with self._connect() as con:  # the common case, nothing queued, needs no write lock
+            if con.execute("SELECT 1 FROM runs WHERE status = 'queued' LIMIT 1").fetchone() is None:
+                return None
         with self._tx() as con:
             busy = con.execute("SELECT COUNT(*) FROM runs WHERE status IN ('running', 'stopping')").fetchone()[0]
             if busy >= max_running:

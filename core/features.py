@@ -1,0 +1,651 @@
+"""Embeddings from pretrained backbones, cached on disk by content hash.
+
+One embedding matrix per dataset feeds the diagnosis (label noise, near-duplicates, outliers,
+2-D maps) and the linear probes. ``embed(ds)`` picks the backbone from the modality:
+
+============  =================  =====  ====================================================
+modality      backbone           d      what a row is
+============  =================  =====  ====================================================
+text          ``"minilm"``       384    all-MiniLM-L6-v2; tokens truncated to 128; **mean
+                                        pooling over the attention mask**, then L2-normalised
+                                        (unit rows: dot product = cosine similarity). Any
+                                        local transformers encoder directory works the same.
+image         ``"mobilenet_v2"`` 1280   torchvision MobileNetV2 (ImageNet weights), classifier
+                                        removed, global average pool of the last feature map
+                                        (non-negative, *not* normalised). Grayscale → 3
+                                        channels; bilinear resize to ``image_size``; ImageNet
+                                        mean/std.
+tabular       ``"tabular"``      varies standardised numeric columns + one-hot categoricals
+                                        (≤ 50 values); see ``tabular_features``. No torch.
+============  =================  =====  ====================================================
+
+Text is sorted by token length and batched so that a batch pads to its own longest text, then
+put back in the original order: on VADER this is 2.2× (CPU time) to 3× (wall clock) faster than
+batching in the given order (see *Measured* below); the results agree to 2e-7. Images stay
+``uint8`` until the batch that uses them, so 70k Fashion-MNIST images never become a
+70k × 3 × S × S float tensor.
+
+Cache
+-----
+``GAPSCOPE_HOME/cache/features/<key>.npy``, written atomically (temporary file + ``os.replace``).
+The key is a sha256 over ``FEATURES_VERSION``, the backbone's identity (the pinned sha256 of the
+packaged weights, or for a user's own weights the sha256 of the weights file(s) and config), the
+preprocessing (max tokens, pooling, image size, mean/std, interpolation) and the dataset's
+content (``core.data.content_hashes``, which follows item order, plus the item shape). A second
+call returns a read-only memory map of the file at once. Tabular features are computed in
+milliseconds and are not cached. ``is_cached`` / ``estimate_seconds`` let a page say "instant"
+or "takes about N s" before it starts.
+
+Image size
+----------
+Small images (Fashion-MNIST 28×28, digits 8×8) must be upscaled: MobileNetV2 downsamples 32×, so
+28 px would leave less than one cell of its last feature map. Measured on a 5,000-image Fashion-MNIST
+subset (the first 500 of each class in the 60k training file): leave-one-out kNN-5 accuracy of the
+embeddings (cosine, majority vote), and seconds per 1,000 images (batch 128, resize included) on
+the development machine below. That machine was shared with other jobs (load average 5–7 on 2
+cores), so time is CPU time over the 2 threads (what the code costs with both cores to itself);
+the wall clock was 2–4× longer.
+
+=========  =============  =====================
+size (px)  kNN-5 acc.     s / 1k images (CPU)
+=========  =============  =====================
+raw 28×28  0.804          —
+32         0.780          2.3
+64         0.819          4.1
+96         0.834          7.8
+128        0.843          12.5
+=========  =============  =====================
+
+``DEFAULT_IMAGE_SIZE`` is 64: it is the first size that beats raw pixels, at 1.8× the cost of 32
+(which is worse than raw pixels). 96 and 128 add 1.5 and 2.4 points for 1.9× and 3× the time of
+64 — on this 2-core CPU, all 70k Fashion-MNIST images take ≈ 5 min at 64 against ≈ 9 and 15 min.
+Ask for ``image_size=96`` or 128 where time is cheap (a GPU). Images larger than 64 px keep their
+side, up to ``MAX_AUTO_IMAGE_SIZE`` (128, which is also where ``core.imagefiles`` caps uploads).
+
+Measured
+--------
+Development machine: 2 cores of an AMD EPYC, no GPU, torch 2.14.1 (CPU), 2 intra-op threads,
+shared with other jobs as above. ``benchmarks/bench_features.py`` prints these figures:
+
+- MiniLM, 2,000 VADER texts (25 tokens each on average), batch 64: 130 texts/s ≈ 3,200 tokens/s
+  by CPU time when sorted by length (58/s by the wall clock, contended), 60 texts/s in the given
+  order (18/s wall clock).
+- MobileNetV2, 5,000 Fashion-MNIST images at 64×64, batch 128: 229 images/s by CPU time (57/s wall
+  clock, contended). channels_last is ~2× faster than NCHW on this CPU (oneDNN), so it is used
+  everywhere.
+- A cache hit on either: 15–40 ms; the content hash that names the file takes ~0.3 s for all
+  70k Fashion-MNIST images.
+
+``estimate_seconds`` uses those CPU-time rates, scaled linearly by the usable cores, so it is what
+an unloaded machine needs (a loaded one takes longer). No GPU was available when they were
+measured: the CUDA speed-up there is a conservative guess, not a measurement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import threading
+import uuid
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from core import assets, paths
+from core.data import Dataset, content_hashes
+from core.errors import DataError
+
+FEATURES_VERSION = 1  # bump when anything that changes the numbers changes (pooling, resize, …)
+
+TEXT_BACKBONES = ("minilm",)
+IMAGE_BACKBONES = ("mobilenet_v2",)
+TABULAR = "tabular"
+
+MAX_LENGTH = 128  # tokens per text, after which it is truncated
+DEFAULT_IMAGE_SIZE = 64  # px; chosen by the measurements in the module docstring
+MAX_AUTO_IMAGE_SIZE = 128  # px; larger images are downscaled to this when image_size is None
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+MAX_ONE_HOT = 50  # categorical columns with more distinct values are left out of tabular features
+MOBILENET_FILE = "mobilenet-v2/mobilenet_v2-b0353104.pth"
+
+# Throughput on the development machine (2 CPU threads), per core: used by estimate_seconds.
+CPU_CORES_MEASURED = 2
+CPU_TEXT_TOKENS_PER_S = 5_000  # MiniLM, length-sorted batches of 64, 2 cores to itself
+CPU_IMAGES_PER_S_AT_64 = 800  # MobileNetV2 at 64×64, batch 128, 2 cores to itself
+IMAGE_COST_EXPONENT = 2.3  # image cost ∝ side ** this (measured: a little steeper than pixels)
+CHARS_PER_TOKEN = 4.3  # English text in MiniLM's word pieces (VADER: 4.37)
+CUDA_SPEEDUP = 40  # not measured here (no GPU): a conservative guess for text and images
+MODEL_LOAD_S = {"text": 1.5, "image": 0.5}  # reading weights + building the module
+
+Progress = Callable[[int, int], None]
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def embed(
+    ds: Dataset,
+    *,
+    backbone: str = "auto",
+    device: str = "auto",
+    batch_size: int | None = None,
+    image_size: int | None = None,
+    progress: Progress | None = None,
+    cache: bool = True,
+) -> np.ndarray:
+    """Embed every item of ``ds``; rows are aligned with the dataset.
+
+    Parameters
+    ----------
+    ds : Dataset
+    backbone : str
+        ``"auto"`` (by modality: text → ``"minilm"``, image → ``"mobilenet_v2"``, tabular →
+        ``"tabular"``), one of those names, a local transformers encoder directory (text) or a
+        ``.pth`` MobileNetV2 state dict (image).
+    device : str
+        ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+        On CUDA the model runs under bf16 (or fp16) autocast, images in channels_last.
+    batch_size : int, optional
+        Items per forward pass; default 64 texts / 128 images on the CPU, 512 on a GPU.
+    image_size : int, optional
+        Side in px that images are resized to; default ``default_image_size(ds.items.shape)``.
+    progress : callable, optional
+        ``progress(done, total)`` after every batch (and once on a cache hit).
+    cache : bool
+        Read and write ``GAPSCOPE_HOME/cache/features``. Cached results come back as a
+        read-only memory map: copy before modifying in place.
+
+    Returns
+    -------
+    np.ndarray
+        float32, shape (n, d).
+    """
+    name = resolve_backbone(ds, backbone)
+    if ds.modality == "tabular":
+        X, _ = tabular_features(ds.items)
+        if progress is not None:
+            progress(len(ds), len(ds))
+        return X
+    size = _image_size(ds, image_size)
+    path = cached_embedding_path(ds, backbone=name, image_size=size) if cache else None
+    if path is not None:
+        hit = _load_cached(path, len(ds))
+        if hit is not None:
+            if progress is not None:
+                progress(len(ds), len(ds))
+            return hit
+    if ds.modality == "text":
+        X = embed_texts(ds.items, backbone=name, device=device, batch_size=batch_size, progress=progress)
+    else:
+        X = embed_images(ds.items, backbone=name, device=device, batch_size=batch_size, image_size=size, progress=progress)
+    if path is None:
+        return X
+    _save_atomic(path, X)
+    mapped = _load_cached(path, len(ds))  # hand back the file, as a cache hit would: same type both times
+    return mapped if mapped is not None else X
+
+
+def cache_key(ds: Dataset, *, backbone: str = "auto", image_size: int | None = None) -> str:
+    """The sha256 (hex) that names ``ds``'s embedding file; changes with data, backbone, size."""
+    name = resolve_backbone(ds, backbone)
+    if ds.modality == "tabular":
+        raise ValueError("tabular features are not cached (they take milliseconds); there is no cache key")
+    h = hashlib.sha256()
+    h.update(f"gapscope-features-v{FEATURES_VERSION}\n".encode())
+    h.update(_backbone_id(name).encode() + b"\n")
+    h.update(json.dumps(_preprocessing(ds, name, _image_size(ds, image_size)), sort_keys=True).encode() + b"\n")
+    shape = tuple(np.shape(ds.items)[1:]) if ds.modality == "image" else ()
+    h.update(f"{ds.modality} n={len(ds)} shape={shape}\n".encode())
+    h.update(np.ascontiguousarray(content_hashes(ds), dtype="<i8").tobytes())
+    return h.hexdigest()
+
+
+def cached_embedding_path(ds: Dataset, *, backbone: str = "auto", image_size: int | None = None) -> Path | None:
+    """Where ``embed`` keeps (or would keep) this embedding; None for tabular data (never cached)."""
+    if ds.modality == "tabular":
+        return None
+    return cache_dir() / f"{cache_key(ds, backbone=backbone, image_size=image_size)}.npy"
+
+
+def is_cached(ds: Dataset, *, backbone: str = "auto", image_size: int | None = None) -> bool:
+    """True when ``embed`` would return at once: a cache file exists, or the data is tabular."""
+    path = cached_embedding_path(ds, backbone=backbone, image_size=image_size)
+    return path is None or path.exists()
+
+
+def cache_dir() -> Path:
+    return paths.home() / "cache" / "features"
+
+
+def estimate_seconds(
+    ds: Dataset, backbone: str = "auto", device: str = "auto", *, image_size: int | None = None, busy: bool = True
+) -> float:
+    """Rough seconds that ``embed`` needs without the cache (model loading included).
+
+    From the throughput constants measured on the development machine (module docstring),
+    scaled linearly by the usable CPU cores, or by ``CUDA_SPEEDUP`` on a GPU. With ``busy``, a
+    CPU estimate also counts the machine's load: when other processes keep ``L`` threads
+    runnable on ``C`` cores, ours get about ``C / (L + C)`` of the speed (``os.getloadavg``; on
+    the development machine at load 12 this predicted the measured 8× slow-down).
+    """
+    resolve_backbone(ds, backbone)  # validates; every supported backbone costs about the same
+    n = len(ds)
+    if ds.modality == "tabular" or n == 0:
+        return 0.0
+    if _device_kind(device) != "cpu":
+        speed = float(CUDA_SPEEDUP)
+    else:
+        cores = max(1, _cores())
+        speed = cores / CPU_CORES_MEASURED
+        if busy and hasattr(os, "getloadavg"):
+            speed *= min(1.0, cores / (os.getloadavg()[0] + cores))
+    if ds.modality == "text":
+        # word pieces from the length in characters, plus [CLS] and [SEP]; truncated at MAX_LENGTH
+        chars = pd.Series(ds.items).astype(str).str.len().to_numpy()
+        tokens = float(np.minimum(chars / CHARS_PER_TOKEN + 2, MAX_LENGTH).sum())
+        return MODEL_LOAD_S["text"] + tokens / (CPU_TEXT_TOKENS_PER_S * speed)
+    size = _image_size(ds, image_size)
+    # a little steeper than the pixel count: the measured table goes 0.30 / 1.28 / 3.2 / 7.2 s per 1k
+    per_s = CPU_IMAGES_PER_S_AT_64 * speed * (64.0 / size) ** IMAGE_COST_EXPONENT
+    return MODEL_LOAD_S["image"] + n / per_s
+
+
+def default_image_size(shape: Sequence[int]) -> int:
+    """The side images of ``shape`` (n, H, W[, 3]) are resized to when ``image_size`` is None."""
+    side = max(int(shape[1]), int(shape[2])) if len(shape) >= 3 else DEFAULT_IMAGE_SIZE
+    return int(min(max(side, DEFAULT_IMAGE_SIZE), MAX_AUTO_IMAGE_SIZE))
+
+
+def resolve_backbone(ds: Dataset, backbone: str = "auto") -> str:
+    """The backbone ``embed`` uses for ``ds``: a name, or an absolute path to local weights."""
+    b = str(backbone)
+    if ds.modality == "tabular":
+        if b not in ("auto", TABULAR):
+            raise ValueError(f"tabular data uses backbone 'tabular' (standardised columns), not {backbone!r}; pass backbone='auto'.")
+        return TABULAR
+    if b == "auto":
+        return TEXT_BACKBONES[0] if ds.modality == "text" else IMAGE_BACKBONES[0]
+    if ds.modality == "text":
+        if b in TEXT_BACKBONES:
+            return b
+        path = Path(b).expanduser()
+        if path.is_dir():
+            if not (path / "config.json").is_file():
+                raise ValueError(f"{path} has no config.json; point backbone at a transformers model directory.")
+            return str(path.resolve())
+        raise ValueError(
+            f"text backbone {backbone!r} is neither {', '.join(map(repr, TEXT_BACKBONES))} nor an existing local "
+            "transformers model directory (with config.json)."
+        )
+    if b in IMAGE_BACKBONES:
+        return b
+    path = Path(b).expanduser()
+    if path.is_file() and path.suffix in (".pth", ".pt"):
+        return str(path.resolve())
+    raise ValueError(
+        f"image backbone {backbone!r} is neither {', '.join(map(repr, IMAGE_BACKBONES))} nor an existing "
+        "MobileNetV2 state dict (.pth)."
+    )
+
+
+# --------------------------------------------------------------------------- text
+
+
+def embed_texts(
+    texts: Sequence[str],
+    *,
+    backbone: str = "minilm",
+    device: str = "auto",
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+    sort_by_length: bool = True,
+) -> np.ndarray:
+    """Mean-pooled, L2-normalised sentence embeddings, float32 (n, d); no cache.
+
+    Texts are tokenised once (truncated to ``MAX_LENGTH`` tokens), then, with
+    ``sort_by_length``, batched longest first so each batch pads only to its own longest text;
+    rows come back in the given order.
+    """
+    import torch
+
+    texts = ["" if t is None else str(t) for t in texts]
+    n = len(texts)
+    tokenizer, model = _load_text_model(_text_source(backbone))
+    dev = _torch_device(device)
+    model = _on_device(model, dev)
+    dim = int(model.config.hidden_size)
+    if n == 0:
+        return np.zeros((0, dim), np.float32)
+    batch_size = int(batch_size or (64 if dev.type == "cpu" else 512))
+    _check_batch_size(batch_size)
+    enc = tokenizer(texts, truncation=True, max_length=MAX_LENGTH, padding=False, return_attention_mask=False)
+    ids = enc["input_ids"]
+    has_types = "token_type_ids" in enc and "token_type_ids" in tokenizer.model_input_names
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=n)
+    order = np.argsort(-lengths, kind="stable") if sort_by_length else np.arange(n)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    out = np.empty((n, dim), np.float32)
+    with torch.inference_mode(), _autocast(dev):
+        for start in range(0, n, batch_size):
+            rows = order[start : start + batch_size]
+            width = int(lengths[rows].max())
+            input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+            mask = np.zeros((len(rows), width), dtype=np.int64)
+            for j, r in enumerate(rows):
+                input_ids[j, : lengths[r]] = ids[r]
+                mask[j, : lengths[r]] = 1
+            inputs = {"input_ids": torch.from_numpy(input_ids).to(dev), "attention_mask": torch.from_numpy(mask).to(dev)}
+            if has_types:
+                inputs["token_type_ids"] = torch.zeros_like(inputs["input_ids"])
+            hidden = model(**inputs).last_hidden_state.float()
+            m = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)
+            pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+            out[rows] = pooled.cpu().numpy()
+            if progress is not None:
+                progress(min(start + batch_size, n), n)
+    return out
+
+
+def _text_source(backbone: str) -> str:
+    if backbone in ("auto", "minilm"):
+        return str(assets.asset_path("minilm"))
+    return str(backbone)
+
+
+@lru_cache(maxsize=2)
+def _load_text_model(source: str) -> tuple[Any, Any]:
+    """(tokenizer, model) from a local directory; nothing is downloaded."""
+    _limit_threads()
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    bar = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # its "Loading weights" bar would land in the app's log
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=True)
+        model = AutoModel.from_pretrained(source, local_files_only=True)
+    except OSError as err:
+        raise ValueError(f"Could not load a transformers encoder from {source}: {str(err).splitlines()[0][:300]}") from err
+    finally:
+        if bar:
+            hf_logging.enable_progress_bar()
+    return tokenizer, model.eval()
+
+
+# --------------------------------------------------------------------------- images
+
+
+def embed_images(
+    images: np.ndarray,
+    *,
+    backbone: str = "mobilenet_v2",
+    device: str = "auto",
+    batch_size: int | None = None,
+    image_size: int | None = None,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Global-average-pooled MobileNetV2 features, float32 (n, 1280); no cache.
+
+    ``images``: uint8 (n, H, W) grayscale or (n, H, W, 3) RGB. Each batch is converted to float,
+    resized to ``image_size`` (bilinear, antialiased when shrinking) and normalised on the device.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] != 3):
+        raise ValueError(f"images must be uint8 (n, H, W) or (n, H, W, 3); got {images.dtype} {images.shape}")
+    n = len(images)
+    size = int(image_size or default_image_size(images.shape))
+    if not 16 <= size <= 1024:
+        raise ValueError(f"image_size must be between 16 and 1024 px, got {size}")
+    features = _load_image_model(_image_source(backbone))
+    dev = _torch_device(device)
+    features = _on_device(features, dev, channels_last=True)
+    if n == 0:
+        return np.zeros((0, 1280), np.float32)
+    batch_size = int(batch_size or (128 if dev.type == "cpu" else 512))
+    _check_batch_size(batch_size)
+    mean = torch.tensor(IMAGENET_MEAN, device=dev).view(1, 3, 1, 1) * 255.0
+    std = torch.tensor(IMAGENET_STD, device=dev).view(1, 3, 1, 1) * 255.0
+    out = np.empty((n, 1280), np.float32)
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            chunk = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size])).to(dev, non_blocking=True)
+            x = chunk.unsqueeze(1) if chunk.ndim == 3 else chunk.permute(0, 3, 1, 2)  # (b, C, H, W)
+            x = x.float()
+            if x.shape[-2:] != (size, size):
+                shrink = x.shape[-2] > size or x.shape[-1] > size
+                x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=shrink)
+            if x.shape[1] == 1:  # grayscale: resize one channel, then repeat
+                x = x.expand(-1, 3, -1, -1)
+            x = (x - mean) / std
+            x = x.contiguous(memory_format=torch.channels_last)  # ~2× faster on the CPU too (oneDNN)
+            with _autocast(dev):
+                y = features(x)
+            out[start : start + len(chunk)] = y.float().mean(dim=(2, 3)).cpu().numpy()
+            if progress is not None:
+                progress(start + len(chunk), n)
+    return out
+
+
+def _image_source(backbone: str) -> str:
+    if backbone in ("auto", "mobilenet_v2"):
+        return str(assets.asset_path("mobilenet-v2", MOBILENET_FILE))
+    return str(backbone)
+
+
+@lru_cache(maxsize=2)
+def _load_image_model(source: str) -> Any:
+    """MobileNetV2's convolutional trunk (``.features``, ends at 1280 channels) with the weights at ``source``."""
+    _limit_threads()
+    import torch
+    from torchvision.models import mobilenet_v2
+
+    model = mobilenet_v2(weights=None)
+    state = torch.load(source, map_location="cpu", weights_only=True)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"{source} is not a torchvision MobileNetV2 state dict: {str(err).splitlines()[0][:300]}") from err
+    return model.features.eval().to(memory_format=torch.channels_last)
+
+
+# --------------------------------------------------------------------------- tabular
+
+
+def tabular_features(df: pd.DataFrame) -> tuple[np.ndarray, list[str]]:
+    """Numeric matrix for tabular data: float32 (n, d) and the d column names.
+
+    - numeric and boolean columns, in the given order: non-finite values → the column median
+      (0 if the column has none), then standardised to mean 0, standard deviation 1 (population
+      std; a constant column becomes all 0);
+    - then categorical columns (anything else) with at most ``MAX_ONE_HOT`` distinct values:
+      one 0/1 column per value, named ``"col=value"``, values sorted as strings; a missing value
+      becomes its own ``"col=missing"`` column, last. Columns with more values are left out.
+    """
+    blocks: list[np.ndarray] = []
+    names: list[str] = []
+    n = len(df)
+    numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c])]
+    for c in numeric:
+        v = pd.to_numeric(df[c], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+        v = np.where(np.isfinite(v), v, np.nan)
+        finite = v[~np.isnan(v)]
+        v = np.where(np.isnan(v), float(np.median(finite)) if finite.size else 0.0, v)
+        std = v.std()
+        blocks.append(((v - v.mean()) / (std if std > 0 else 1.0))[:, None])
+        names.append(str(c))
+    for c in df.columns:
+        if c in numeric:
+            continue
+        col = df[c]
+        missing = col.isna().to_numpy()
+        values = col[~missing].astype(str)
+        cats = sorted(values.unique())
+        if len(cats) > MAX_ONE_HOT:
+            continue
+        as_str = col.astype(str).to_numpy()
+        for cat in cats:
+            blocks.append(((as_str == cat) & ~missing).astype(np.float64)[:, None])
+            names.append(f"{c}={cat}")
+        if missing.any():
+            blocks.append(missing.astype(np.float64)[:, None])
+            names.append(f"{c}=missing")
+    if not blocks:
+        raise DataError(
+            "No column can be turned into features: every column is text-like with more than "
+            f"{MAX_ONE_HOT} distinct values. Add numeric or categorical columns, or load the file as text."
+        )
+    return np.hstack(blocks).astype(np.float32).reshape(n, -1), names
+
+
+# --------------------------------------------------------------------------- cache internals
+
+
+def _image_size(ds: Dataset, image_size: int | None) -> int | None:
+    if ds.modality != "image":
+        return None
+    return int(image_size) if image_size is not None else default_image_size(np.shape(ds.items))
+
+
+def _preprocessing(ds: Dataset, name: str, size: int | None) -> dict:
+    if ds.modality == "text":
+        return {"max_length": MAX_LENGTH, "pooling": "mean-attention-mask", "normalize": "l2"}
+    return {
+        "image_size": size, "resize": "bilinear-antialias-on-shrink", "mean": IMAGENET_MEAN, "std": IMAGENET_STD,
+        "gray": "repeat-3", "pool": "global-avg", "layer": "features",
+    }
+
+
+def _backbone_id(name: str) -> str:
+    """A string that changes whenever the weights (or a user model's config) change."""
+    if name == "minilm":
+        files = assets.ASSETS["minilm"].files
+        return "minilm:" + ",".join(sha for _, sha in sorted(files.values()))
+    if name == "mobilenet_v2":
+        return "mobilenet_v2:" + assets.ASSETS["mobilenet-v2"].files[MOBILENET_FILE][1]
+    path = Path(name)
+    if path.is_file():
+        return "mobilenet_v2-file:" + _file_sha(path)
+    parts = []
+    for f in sorted(path.rglob("*")):
+        if f.is_file() and f.suffix in (".json", ".txt", ".model", ".safetensors", ".bin", ".pt", ".pth"):
+            parts.append(f"{f.relative_to(path)}={_file_sha(f)}")
+    return "transformers-dir:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+_SHA_MEMO: dict[tuple[str, int, int], str] = {}
+
+
+def _file_sha(path: Path) -> str:
+    """sha256 of a file, remembered per (path, size, mtime) so big weights are hashed once."""
+    st = path.stat()
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _SHA_MEMO:
+        _SHA_MEMO[key] = assets.sha256_file(path)
+    return _SHA_MEMO[key]
+
+
+def _load_cached(path: Path, n: int) -> np.ndarray | None:
+    try:
+        X = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError):
+        return None  # absent or damaged: recompute (and overwrite)
+    if X.ndim != 2 or X.shape[0] != n or X.dtype != np.float32:
+        return None
+    return X.view(np.ndarray)  # a plain, read-only ndarray backed by the file
+
+
+def _save_atomic(path: Path, X: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem[:16]}-{uuid.uuid4().hex[:8]}-", suffix=".npy.part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(X, dtype=np.float32), allow_pickle=False)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+# --------------------------------------------------------------------------- device & threads
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+_THREADS_LOCK = threading.Lock()
+
+
+def _limit_threads() -> None:
+    """Keep torch's default intra-op thread count, but never above the cores this process may use."""
+    import torch
+
+    with _THREADS_LOCK:
+        if torch.get_num_threads() > _cores():
+            torch.set_num_threads(_cores())
+
+
+def _device_kind(device: str) -> str:
+    from core.device import detect
+
+    return detect(None if device == "auto" else device).kind
+
+
+def _torch_device(device: str):
+    import torch
+
+    kind = _device_kind(device)
+    if kind == "cuda" and str(device).startswith("cuda"):
+        return torch.device(str(device))
+    return torch.device(kind)
+
+
+def _on_device(model, dev, *, channels_last: bool = False):
+    """The model on ``dev``; the CPU copy that the loader cached is left alone for other devices."""
+    import torch
+
+    if dev.type == "cpu":
+        return model
+    key = (str(dev), channels_last)
+    moved = _DEVICE_COPIES.get((id(model), key))
+    if moved is None:
+        import copy
+
+        moved = copy.deepcopy(model).to(dev)
+        if channels_last:
+            moved = moved.to(memory_format=torch.channels_last)
+        _DEVICE_COPIES.clear()  # keep at most one accelerator copy alive
+        _DEVICE_COPIES[(id(model), key)] = moved
+    return moved
+
+
+_DEVICE_COPIES: dict = {}
+
+
+def _autocast(dev):
+    import contextlib
+
+    import torch
+
+    if dev.type != "cuda":
+        return contextlib.nullcontext()
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.autocast(device_type="cuda", dtype=dtype)
+
+
+def _check_batch_size(batch_size: int) -> None:
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive number of items, got {batch_size}")

@@ -1,0 +1,205 @@
+"""RunConfig (validation, resolution, round trip) and the model builders (core.models)."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from tests.conftest import ROOT, needs_asset
+from core.runconfig import MODELS, RunConfig
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def tiny_bert_dir(folder, *, layers: int = 2):
+    """A 2-layer BERT saved as a transformers folder, with the MiniLM tokenizer files."""
+    from transformers import BertConfig, BertModel
+
+    from core import assets
+
+    src = assets.asset_path("minilm")
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=128)
+    BertModel(cfg).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copy(src / name, folder / name)
+    return folder
+
+
+# ---------------------------------------------------------------------- RunConfig
+
+
+def test_defaults_validate_and_round_trip_through_json():
+    import json
+
+    cfg = RunConfig(version_id=3, epochs=2, name="first")
+    assert cfg.validate() is cfg
+    back = RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert back == cfg
+    # keys from a newer Gapscope are kept, not lost
+    newer = RunConfig.from_dict({**cfg.to_dict(), "focal_gamma": 2.0})
+    assert newer.extra == {"focal_gamma": 2.0} and newer.epochs == 2
+
+
+def test_runconfig_does_not_import_torch():
+    import subprocess
+    import sys
+
+    code = "import sys; import core.runconfig; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT))
+    assert out.stdout.strip() == "False", out.stderr
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"version_id": 0}, "Pick a dataset"),
+        ({"model": "bert-large"}, "neither a built-in"),
+        ({"finetune": "some"}, "finetune must be one of linear_probe, last_n, full"),
+        ({"model": "small_cnn", "finetune": "linear_probe"}, "Use finetune='full'"),
+        ({"epochs": 0}, "epochs must be a whole number between 1 and 10000; got 0"),
+        ({"epochs": 2.5}, "epochs must be a whole number"),
+        ({"lr": 0.0}, "lr must be a number in (0.0, 10.0]"),
+        ({"lr": float("nan")}, "lr must be a number"),
+        ({"batch_size": 0}, "batch_size must be a whole number"),
+        ({"tau": 1.5}, "tau must be a number in [0.0, 1.0]"),
+        ({"warmup_ratio": -0.1}, "warmup_ratio must be a number in [0.0, 1.0]"),
+        ({"device": "tpu"}, "device must be auto, cpu, cuda, cuda:N or mps"),
+        ({"early_stopping_metric": "loss"}, "early_stopping_metric must be one of"),
+        ({"image_size": 4}, "at least 8 pixels"),
+        ({"max_length": 2}, "max_length must be a whole number between 8 and 8192"),
+        ({"temperature_scaling": "yes"}, "temperature_scaling must be true or false"),
+        ({"max_train_items": -1}, "max_train_items must be a whole number ≥ 0"),
+    ],
+)
+def test_invalid_values_say_what_to_change(change, words):
+    cfg = dataclasses.replace(RunConfig(version_id=1), **change)
+    with pytest.raises(ValueError) as err:
+        cfg.validate()
+    assert words in str(err.value)
+
+
+def test_model_paths_are_checked(tmp_path):
+    with pytest.raises(ValueError, match="no config.json"):
+        RunConfig(version_id=1, model=str(tmp_path)).validate()
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(ValueError, match="not a .pth"):
+        RunConfig(version_id=1, model=str(tmp_path / "notes.txt")).validate()
+    (tmp_path / "config.json").write_text("{}")
+    cfg = RunConfig(version_id=1, model=str(tmp_path), finetune="last_n").validate()
+    assert cfg.model_modality() == "text" and cfg.is_pretrained()
+
+
+def test_auto_model_follows_the_modality_and_image_size():
+    cfg = RunConfig(version_id=1)
+    assert cfg.resolve_model("text") == "minilm"
+    assert cfg.resolve_model("image", image_px=28) == "mobilenet_v2"
+    assert cfg.resolve_model("image", image_px=8) == "small_cnn"
+    assert cfg.resolve_model("tabular") == "mlp"
+    assert RunConfig(version_id=1, model="resnet18").resolve_model("text") == "resnet18"
+    assert set(MODELS) >= {"auto", "small_cnn", "mobilenet_v2", "resnet18", "minilm", "mlp"}
+
+
+def test_model_must_fit_the_data():
+    with pytest.raises(ValueError, match="reads text, but this dataset is image. Choose small_cnn"):
+        RunConfig(version_id=1, model="minilm").resolved("image", image_px=28)
+    # auto + linear probe on tiny images resolves to a from-scratch CNN: say so
+    with pytest.raises(ValueError, match="starts from random weights"):
+        RunConfig(version_id=1, finetune="linear_probe").resolved("image", image_px=8)
+    assert RunConfig(version_id=1, finetune="linear_probe").resolved("image", image_px=28).model == "mobilenet_v2"
+
+
+def test_learning_rate_defaults_by_model():
+    assert RunConfig(version_id=1).learning_rate("text") == 5e-5
+    assert RunConfig(version_id=1, model="small_cnn").learning_rate("image") == 3e-3
+    assert RunConfig(version_id=1, finetune="linear_probe").learning_rate("text") == 1e-2
+    assert RunConfig(version_id=1, lr=0.5).learning_rate("text") == 0.5
+
+
+# ---------------------------------------------------------------------- models
+
+
+def test_small_cnn_takes_any_size_and_channels():
+    from core.models import build
+
+    for shape in [(8, 8), (28, 28), (96, 80, 3)]:
+        built = build(RunConfig(version_id=1, model="small_cnn"), modality="image", n_classes=4, item_shape=shape)
+        x = torch.randint(0, 256, (3, 3 if len(shape) == 3 else 1, *shape[:2]), dtype=torch.uint8)
+        assert built.net(built.image.prepare(x)).shape == (3, 4)
+        assert built.image.size == shape[:2]
+
+
+@needs_asset("mobilenet-v2")
+def test_mobilenet_loads_packaged_weights_and_freezes_all_but_last_blocks():
+    from core import assets
+    from core.models import MOBILENET_FILE, build
+
+    built = build(RunConfig(version_id=1, model="mobilenet_v2", finetune="last_n", last_n_blocks=2), modality="image",
+                  n_classes=3, item_shape=(28, 28))
+    ref = torch.load(assets.asset_path("mobilenet-v2", MOBILENET_FILE), weights_only=True)
+    torch.testing.assert_close(built.net.features[0][0].weight, ref["features.0.0.weight"])
+    assert built.net.classifier[1].out_features == 3
+    trainable = {n.split(".")[1] for n, p in built.net.named_parameters() if p.requires_grad and n.startswith("features.")}
+    assert trainable == {"17", "18"}
+    assert built.net.classifier[1].weight.requires_grad
+    built.train_mode()
+    assert not built.net.features[3].training and built.net.features[18].training  # frozen BN keeps its statistics
+    x = built.image.prepare(torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8))
+    assert x.shape == (2, 3, 64, 64)  # grayscale → 3 channels, upscaled for the pretrained net
+    assert abs(float(x[:, 0].mean()) - float(x[:, 1].mean())) > 1e-3  # per-channel ImageNet mean/std
+    with torch.no_grad():
+        assert built.net.eval()(x).shape == (2, 3)
+
+
+def test_resnet18_from_a_user_pth(tmp_path):
+    from torchvision.models import resnet18
+
+    from core.models import build, pth_arch
+
+    torch.manual_seed(1)
+    src = resnet18(weights=None)
+    path = tmp_path / "mine.pth"
+    torch.save(src.state_dict(), path)
+    cfg = RunConfig(version_id=1, model=str(path), finetune="full", image_size=32).validate(modality="image")
+    built = build(cfg, modality="image", n_classes=5, item_shape=(40, 40, 3))
+    torch.testing.assert_close(built.net.conv1.weight, src.conv1.weight)
+    assert built.arch == "resnet18" and built.net.fc.out_features == 5 and built.image.size == (32, 32)
+    assert pth_arch(src.state_dict()) == "resnet18"
+    torch.save({"weight": torch.zeros(2)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="neither a torchvision ResNet-18 nor a MobileNetV2"):
+        build(RunConfig(version_id=1, model=str(tmp_path / "other.pth")), modality="image", n_classes=2, item_shape=(8, 8))
+    # random-init ResNet-18
+    plain = build(RunConfig(version_id=1, model="resnet18"), modality="image", n_classes=2, item_shape=(8, 8))
+    assert plain.image.size == (64, 64)
+
+
+@needs_asset("minilm")
+def test_text_model_from_a_local_folder_with_last_n(tmp_path):
+    from core.models import build
+
+    folder = tiny_bert_dir(tmp_path / "bert")
+    built = build(RunConfig(version_id=1, model=str(folder), finetune="last_n", last_n_blocks=1), modality="text", n_classes=3)
+    names = {n for n, p in built.net.named_parameters() if p.requires_grad}
+    assert any(".layer.1." in n for n in names) and not any(".layer.0." in n or "embeddings" in n for n in names)
+    assert any("classifier" in n for n in names)
+    enc = built.tokenizer(["a fine day", "bad"], padding=True, return_tensors="pt")
+    logits = built.net({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
+    assert logits.shape == (2, 3)
+
+
+def test_mlp_and_linear_head_on_tabular_columns():
+    from core.models import MLP, build, build_linear_head, tabular_matrix
+
+    df = pd.DataFrame({"x": [1.0, 2.0, np.nan, 4.0], "colour": ["red", "blue", "red", None]})
+    X = tabular_matrix(df)
+    assert X.dtype == np.float32 and X.shape == (4, 1 + 3) and np.isfinite(X).all()
+    built = build(RunConfig(version_id=1, model="mlp"), modality="tabular", n_classes=2, n_features=X.shape[1])
+    assert isinstance(built.net, MLP) and built.net(torch.from_numpy(X)).shape == (4, 2)
+    head = build_linear_head(X.shape[1], 2)
+    assert head.n_trainable() == X.shape[1] * 2 + 2
