@@ -5,8 +5,13 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
+
+# torch's OpenMP threads spin while waiting by default; beside Streamlit and a training worker on a
+# small machine that makes embeddings 2–3× slower (measured: benchmarks/bench_features.py)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import streamlit as st
 

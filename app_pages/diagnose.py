@@ -76,12 +76,16 @@ names = np.asarray(ds.class_names, dtype=object)
 # --------------------------------------------------------------------------- headline
 dup_table = duplicate_table(d.duplicates, ds)
 gaps = d.coverage[(d.coverage["missing_in"].map(len) > 0) | d.coverage["unseen_in_train"]] if "missing_in" in d.coverage else d.coverage.iloc[0:0]
-k1, k2, k3, k4, k5 = st.columns(5)
-k1.metric("Suspected label errors", f"{iss.n_issues:,}", f"{iss.n_issues / len(ds):.1%} of items", delta_color="off")
-k2.metric("Estimated noise rate", f"{1 - float(np.trace(iss.joint)) if iss.joint.size else float('nan'):.1%}", help="1 − trace of the estimated joint of given and true labels.")
-k3.metric("Duplicate clusters", f"{len(d.duplicates):,}", f"{int(dup_table['leak'].sum()) if len(dup_table) else 0:,} cross-split leaks", delta_color="off")
-k4.metric("Outliers", f"{len(d.outliers):,}", f"top {1 - cfg.outlier_quantile:.1%} by kNN distance", delta_color="off")
-k5.metric("Coverage gaps", f"{len(gaps):,}", "classes missing from a split", delta_color="off")
+headline = [
+    ("Suspected label errors", f"{iss.n_issues:,}", f"{iss.n_issues / len(ds):.1%} of items"),
+    ("Estimated noise rate", f"{1 - float(np.trace(iss.joint)) if iss.joint.size else float('nan'):.1%}", "1 − trace of the estimated joint of given and true labels"),
+    ("Duplicate clusters", f"{len(d.duplicates):,}", f"{int(dup_table['leak'].sum()) if len(dup_table) else 0:,} cross-split leaks"),
+    ("Outliers", f"{len(d.outliers):,}", f"top {1 - cfg.outlier_quantile:.1%} by kNN distance"),
+    ("Coverage gaps", f"{len(gaps):,}", "classes missing from a split or unseen in train"),
+]
+for col, (label, value, note) in zip(st.columns(len(headline)), headline):
+    col.metric(label, value)
+    col.caption(note)
 
 
 # --------------------------------------------------------------------------- the plan (always visible)
@@ -159,7 +163,7 @@ with t_labels:
     st.caption(f"{len(candidates):,} items to review")
     window = candidates[pager(len(candidates), 12, "sus_page")]
     gallery(
-        ds, window, per_row=4, footer=actions,
+        ds, window, per_row=3, footer=actions,
         caption=lambda i: f"{where(ds, i)} · given **{label_of(ds, i)}** → suggested **{names[iss.suggested[i]]}** · quality {iss.score[i]:.2f}",
     )
 
@@ -184,7 +188,7 @@ with t_dups:
         pick = st.selectbox("Look at cluster", dup_table["cluster"].tolist(), key="dup_pick",
                             format_func=lambda c: f"cluster {c}: {dup_table.set_index('cluster').loc[c, 'size']} items, {dup_table.set_index('cluster').loc[c, 'splits']}")
         members = np.asarray(dup_table.set_index("cluster").loc[pick, "items"][:12])
-        gallery(ds, members, per_row=6, footer=actions, caption=lambda i: f"{where(ds, i)} · {label_of(ds, i)}")
+        gallery(ds, members, per_row=3, footer=actions, caption=lambda i: f"{where(ds, i)} · {label_of(ds, i)}")
 
 # --------------------------------------------------------------------------- outliers
 with t_out:
@@ -192,7 +196,7 @@ with t_out:
     st.plotly_chart(charts.score_histogram(d.outlier_score, cut=cut, title="Distance to the nearest neighbours", x_title="mean cosine distance to k nearest"), width="stretch")
     st.caption(f"{len(d.outliers):,} items above the {cfg.outlier_quantile:.1%} quantile, most unusual first: off-domain, corrupted or rare.")
     window = d.outliers[pager(len(d.outliers), 12, "out_page")]
-    gallery(ds, window, per_row=4, footer=actions, caption=lambda i: f"{where(ds, i)} · {label_of(ds, i)} · distance {d.outlier_score[i]:.3f}")
+    gallery(ds, window, per_row=3, footer=actions, caption=lambda i: f"{where(ds, i)} · {label_of(ds, i)} · distance {d.outlier_score[i]:.3f}")
 
 # --------------------------------------------------------------------------- embedding map
 with t_map:
@@ -233,7 +237,7 @@ with t_map:
     picked = [int(p["customdata"]) for p in (event.selection.points if event and event.selection else []) if "customdata" in p]
     if picked:
         st.caption(f"{len(picked):,} items selected; the first 12:")
-        gallery(ds, np.asarray(picked[:12]), per_row=6, footer=actions, caption=lambda i: f"{where(ds, i)} · {label_of(ds, i)}")
+        gallery(ds, np.asarray(picked[:12]), per_row=3, footer=actions, caption=lambda i: f"{where(ds, i)} · {label_of(ds, i)}")
     else:
         st.caption("Lasso or box-select points to see the items and act on them.")
 

@@ -50,8 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=None, help="default: features.DEFAULT_IMAGE_SIZE")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
-    os.environ["GAPSCOPE_HOME"] = tempfile.mkdtemp(prefix="gapscope-bench-")  # cold cache, thrown away
+    with tempfile.TemporaryDirectory(prefix="gapscope-bench-") as home:
+        os.environ["GAPSCOPE_HOME"] = home  # a cold cache, thrown away afterwards
+        return _run(args)
 
+
+def _run(args: argparse.Namespace) -> int:
     import torch
 
     from core import assets, demos, features

@@ -92,7 +92,7 @@ def noise_rates(rates: np.ndarray, class_names: list[str]) -> go.Figure:
         hovertemplate="%{x}: %{y:.1%} mislabelled<extra></extra>",
     ))
     fig.update_layout(title="Estimated noise rate per class", **LAYOUT)
-    fig.update_yaxes(tickformat=".0%", title="share mislabelled")
+    fig.update_yaxes(tickformat=".1%", title="share mislabelled", rangemode="tozero")
     return fig
 
 

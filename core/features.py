@@ -20,10 +20,9 @@ tabular       ``"tabular"``      varies standardised numeric columns + one-hot c
 ============  =================  =====  ====================================================
 
 Text is sorted by token length and batched so that a batch pads to its own longest text, then
-put back in the original order: on VADER this is 2.2× (CPU time) to 3× (wall clock) faster than
-batching in the given order (see *Measured* below); the results agree to 2e-7. Images stay
-``uint8`` until the batch that uses them, so 70k Fashion-MNIST images never become a
-70k × 3 × S × S float tensor.
+put back in the original order: on VADER this is about 2× faster than batching in the given
+order (see *Measured* below); the results agree to 2e-7. Images stay ``uint8`` until the batch
+that uses them, so 70k Fashion-MNIST images never become a 70k × 3 × S × S float tensor.
 
 Cache
 -----
@@ -41,44 +40,50 @@ Image size
 Small images (Fashion-MNIST 28×28, digits 8×8) must be upscaled: MobileNetV2 downsamples 32×, so
 28 px would leave less than one cell of its last feature map. Measured on a 5,000-image Fashion-MNIST
 subset (the first 500 of each class in the 60k training file): leave-one-out kNN-5 accuracy of the
-embeddings (cosine, majority vote), and seconds per 1,000 images (batch 128, resize included) on
-the development machine below. That machine was shared with other jobs (load average 5–7 on 2
-cores), so time is CPU time over the 2 threads (what the code costs with both cores to itself);
-the wall clock was 2–4× longer.
+embeddings (cosine, majority vote); and on 2,000 of those images, CPU seconds per 1,000 images
+over the 2 threads (batch 128, resize included) — what the 2 cores need when they are not shared.
+The development machine was shared with other jobs (load average 12–15 on 2 cores) while the time
+was taken, so wall-clock time was meaningless (8× longer); CPU time was taken with
+``OMP_WAIT_POLICY=PASSIVE`` so that waiting OpenMP threads do not spin and count as work.
 
-=========  =============  =====================
-size (px)  kNN-5 acc.     s / 1k images (CPU)
-=========  =============  =====================
+=========  =============  ===================
+size (px)  kNN-5 acc.     CPU s / 1k images
+=========  =============  ===================
 raw 28×28  0.804          —
-32         0.780          2.3
-64         0.819          4.1
-96         0.834          7.8
-128        0.843          12.5
-=========  =============  =====================
+32         0.780          0.30
+64         0.819          1.28
+96         0.834          3.2
+128        0.843          7.2
+=========  =============  ===================
 
-``DEFAULT_IMAGE_SIZE`` is 64: it is the first size that beats raw pixels, at 1.8× the cost of 32
-(which is worse than raw pixels). 96 and 128 add 1.5 and 2.4 points for 1.9× and 3× the time of
-64 — on this 2-core CPU, all 70k Fashion-MNIST images take ≈ 5 min at 64 against ≈ 9 and 15 min.
-Ask for ``image_size=96`` or 128 where time is cheap (a GPU). Images larger than 64 px keep their
-side, up to ``MAX_AUTO_IMAGE_SIZE`` (128, which is also where ``core.imagefiles`` caps uploads).
+``DEFAULT_IMAGE_SIZE`` is 64: the first size whose embeddings beat raw pixels (32 is worse than raw
+pixels), at ~1.3 s per 1k images. 96 and 128 add 1.5 and 2.4 points for 2.5× and 5.6× the time
+of 64: on 2 free cores, all 70k Fashion-MNIST images take ≈ 1.5 min at 64 against ≈ 4 and 8 min
+(and several times that on a busy machine). Ask for ``image_size=96`` or 128 where time is cheap
+(a GPU). Images larger than 64 px keep their side, up to ``MAX_AUTO_IMAGE_SIZE`` (128, which is
+also where ``core.imagefiles`` caps uploads).
 
 Measured
 --------
-Development machine: 2 cores of an AMD EPYC, no GPU, torch 2.14.1 (CPU), 2 intra-op threads,
-shared with other jobs as above. ``benchmarks/bench_features.py`` prints these figures:
+Development machine: 2 cores of an AMD EPYC, no GPU, torch 2.14.1 (CPU build), 2 intra-op
+threads; shared with other jobs. ``benchmarks/bench_features.py`` prints these figures.
 
-- MiniLM, 2,000 VADER texts (25 tokens each on average), batch 64: 130 texts/s ≈ 3,200 tokens/s
-  by CPU time when sorted by length (58/s by the wall clock, contended), 60 texts/s in the given
-  order (18/s wall clock).
-- MobileNetV2, 5,000 Fashion-MNIST images at 64×64, batch 128: 229 images/s by CPU time (57/s wall
-  clock, contended). channels_last is ~2× faster than NCHW on this CPU (oneDNN), so it is used
-  everywhere.
-- A cache hit on either: 15–40 ms; the content hash that names the file takes ~0.3 s for all
-  70k Fashion-MNIST images.
+- MiniLM, 2,000 VADER texts (25 word pieces each on average), batch 64, sorted by length:
+  212 texts/s ≈ 5,300 tokens/s by CPU time (2 threads, ``OMP_WAIT_POLICY=PASSIVE``), against
+  103 texts/s in the given order (2.1×). Wall clock: 55 vs 29 texts/s at load average 2–5,
+  23 vs 12 at load 14.
+- MobileNetV2, 5,000 Fashion-MNIST images at 64×64, batch 128: ~800–900 images/s by CPU time;
+  wall clock 100 images/s at load 2–5 (OMP default), 133 at load 14 with ``PASSIVE``.
+  channels_last is ~2× faster than NCHW on this CPU (oneDNN), so images use it everywhere.
+- Cache hit: 5–45 ms for the file, plus the content hash that names it (~0.25 s for all 70k
+  Fashion-MNIST images, ~0.05 s for VADER).
+- On a busy machine torch's default OpenMP threads spin while they wait for a descheduled
+  sibling: at load 12, a MiniLM batch took 2–3× longer (wall clock) with 2 threads than with 1,
+  and ``OMP_WAIT_POLICY=PASSIVE`` (set before torch is imported) removed the penalty.
 
-``estimate_seconds`` uses those CPU-time rates, scaled linearly by the usable cores, so it is what
-an unloaded machine needs (a loaded one takes longer). No GPU was available when they were
-measured: the CUDA speed-up there is a conservative guess, not a measurement.
+``estimate_seconds`` uses the CPU-time rates (2 free cores), scaled by the usable cores and by the
+machine's load average. No GPU was available when they were measured: the CUDA speed-up there is a
+conservative guess, not a measurement.
 """
 
 from __future__ import annotations
@@ -114,7 +119,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 MAX_ONE_HOT = 50  # categorical columns with more distinct values are left out of tabular features
 MOBILENET_FILE = "mobilenet-v2/mobilenet_v2-b0353104.pth"
 
-# Throughput on the development machine (2 CPU threads), per core: used by estimate_seconds.
+# Throughput on the development machine with its 2 cores free (CPU time): used by estimate_seconds.
 CPU_CORES_MEASURED = 2
 CPU_TEXT_TOKENS_PER_S = 5_000  # MiniLM, length-sorted batches of 64, 2 cores to itself
 CPU_IMAGES_PER_S_AT_64 = 800  # MobileNetV2 at 64×64, batch 128, 2 cores to itself
