@@ -22,13 +22,7 @@ st.caption(
     "cleaning plan that is saved as a new version — never in place."
 )
 
-vid = common.current_version()
-if vid is None:
-    st.info("No dataset yet. Open one on the Data page first.")
-    st.page_link("app_pages/data.py", label="Go to Data", icon="📊")
-    st.stop()
-info = store.version(vid)
-ds = common.dataset(vid)
+vid, info, ds = common.require_dataset()
 
 if notice := st.session_state.pop("diagnose_notice", None):
     st.success(notice)

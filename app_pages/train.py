@@ -13,13 +13,7 @@ store = common.store()
 st.title("🏋️ Train")
 st.caption("Fine-tune a pretrained model in the background; metrics stream into the Runs page while you keep working.")
 
-vid = common.current_version()
-if vid is None:
-    st.info("No dataset yet. Open one on the Data page first.")
-    st.page_link("app_pages/data.py", label="Go to Data", icon="📊")
-    st.stop()
-info = store.version(vid)
-ds = common.dataset(vid)
+vid, info, ds = common.require_dataset()
 prof = common.dataset_profile(vid)
 
 image_px = int(min(ds.items.shape[1:3])) if ds.modality == "image" else None

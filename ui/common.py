@@ -107,3 +107,14 @@ def estimate_run_seconds(cfg, ds: Dataset) -> float | None:
         return estimate_seconds(cfg, ds, gpu=gpu)
     except ValueError:
         return None
+
+
+def require_dataset():
+    """(version id, VersionInfo, Dataset) of the current dataset, or a pointer to the Data page
+    and ``st.stop()`` when there is none yet — the opening of every page that needs data."""
+    vid = current_version()
+    if vid is None:
+        st.info("No dataset yet. Open one on the Data page first.")
+        st.page_link("app_pages/data.py", label="Go to Data", icon="📊")
+        st.stop()
+    return vid, store().version(vid), dataset(vid)
