@@ -700,7 +700,7 @@ def prepare(store: Store, run_id: int, cfg: RunConfig, *, progress: Any = None) 
     elif ds.modality == "text":
         built = build(cfg, modality="text", n_classes=k)
         if progress:
-            progress(0, len(data.rows), "tokenising")
+            progress(0, 0, f"tokenising {len(data.rows):,} texts")
         ids, lengths, pad = tokenise(ds.items[data.rows], built.tokenizer, cfg.max_length)
         inputs = Inputs("tokens", device, x=ids, lengths=lengths, pad_id=pad)
     else:
@@ -769,7 +769,7 @@ def _run(store: Store, run_id: int, folder: Path, watchdog: Watchdog, extra: lis
             raise StopRequested()
         if time.monotonic() - last_write[0] >= 1.0 or done >= total:
             last_write[0] = time.monotonic()
-            store.set_run_status(run_id, None, only_if=Store.LIVE_STATUSES, message=f"{what} {done:,}/{total:,}")
+            store.set_run_status(run_id, None, only_if=Store.LIVE_STATUSES, message=f"{what} {done:,}/{total:,}" if total else what)
 
     t0 = time.perf_counter()
     job, ds = prepare(store, run_id, cfg, progress=progress)
