@@ -9,7 +9,7 @@ import streamlit as st
 from core import charts
 from core.cleaning import CleaningPlan, save_cleaned, undo
 from core.data import SPLITS
-from core.diagnose import DiagnoseConfig, diagnose, duplicate_table, estimate_seconds, is_cached, tsne_2d
+from core.diagnose import DiagnoseConfig, diagnose, duplicate_table, estimate_seconds, is_cached, label_issues_from_run, tsne_2d
 from core.features import embed
 from ui import common
 from ui.items import gallery, label_of, where
@@ -63,6 +63,19 @@ def load_diagnosis(version_id: int, cfg: DiagnoseConfig):
 
 d = load_diagnosis(vid, cfg)
 iss = d.issues
+# a finished run on this version can stand in for the probe: its held-out predictions are sharper
+finished = [r for r in store.runs(status=("finished", "stopped")) if r["version_id"] == vid]
+source = st.radio(
+    "Probabilities for label issues from", ["probe"] + [r["id"] for r in finished], horizontal=True, key="dg_source",
+    format_func=lambda s: "K-fold probe on embeddings (every item)" if s == "probe" else f"run #{s} (its held-out test split)",
+) if finished else "probe"
+if source != "probe":
+    from_run = label_issues_from_run(ds, int(source), cfg)
+    if from_run is None:
+        st.warning(f"Run #{source} kept no held-out probabilities (it predates them); showing the probe's.")
+    else:
+        iss, n_judged = from_run
+        st.caption(f"Judging the {n_judged:,} test items run #{source} never trained on; other items are not flagged.")
 plan_key = f"plan_{vid}"
 plan: CleaningPlan = st.session_state.setdefault(plan_key, CleaningPlan())
 names = np.asarray(ds.class_names, dtype=object)
@@ -139,7 +152,8 @@ with t_labels:
     given = f1.multiselect("Given label", range(ds.n_classes), format_func=lambda c: str(names[c]), key="sus_classes")
     order = f2.radio("Show", ["flagged, most suspicious first", "all items, lowest label quality first"], horizontal=True, key="sus_order")
     hide_reviewed = f3.toggle("Hide reviewed", value=True, key="sus_hide")
-    candidates = d.suspects(order="score" if order.startswith("flagged") else "all")
+    # from `iss`, which is the probe's or the chosen run's (NaN quality = not judged, sorted last)
+    candidates = iss.rank if order.startswith("flagged") else np.argsort(iss.score, kind="stable")
     if given:
         candidates = candidates[np.isin(ds.labels[candidates], given)]
     if hide_reviewed:

@@ -62,12 +62,6 @@ class Diagnosis:
     seconds: dict[str, float] = field(default_factory=dict)  # wall time per stage
     backbone: str = ""
 
-    def suspects(self, *, order: str = "score") -> np.ndarray:
-        """Flagged items, most suspicious first (``rank``), or all items by rising label quality."""
-        if order == "score":
-            return self.issues.rank
-        return np.argsort(self.issues.score, kind="stable")
-
 
 def cache_path(ds: Dataset, cfg: DiagnoseConfig) -> Path:
     # the embedding key covers the items and the backbone; tabular features have none (they are
@@ -222,3 +216,38 @@ def _load(path: Path, ds: Dataset, cfg: DiagnoseConfig) -> Diagnosis:
     ]
     cov = noise.coverage(ds.labels, ds.split, ds.n_classes, min_count=cfg.min_count, class_names=ds.class_names)
     return Diagnosis(a["probs"], issues, dups, a["outlier_score"], a["outliers"], cov, a["map2d"], meta["seconds"], meta["backbone"])
+
+
+def label_issues_from_run(ds: Dataset, run_id: int, cfg: DiagnoseConfig = DiagnoseConfig()) -> tuple[noise.LabelIssues, int] | None:
+    """Label issues from a training run's held-out (test) probabilities instead of the probe.
+
+    A fine-tuned model usually separates classes better than a probe on frozen embeddings, so its
+    predictions on items it never trained on are a sharper lens for confident learning. Only those
+    items (the test split) can be judged this way; every other item comes back unflagged with
+    label quality NaN. Returns (issues over all n items, number of items judged), or None when the
+    run has no held-out probabilities.
+    """
+    from core.train import load_heldout_probs  # torch-heavy module; only when a run is chosen
+
+    held = load_heldout_probs(run_id, ds.n_classes)
+    if held is None:
+        return None
+    rows, probs = held
+    X = None
+    if ds.modality == "tabular" or features.is_cached(ds, backbone=cfg.backbone):
+        X = np.asarray(features.embed(ds, backbone=cfg.backbone), dtype=np.float32)[rows]
+    local = noise.find_label_issues(ds.labels[rows], probs, X=X, k=min(cfg.k, max(1, len(rows) - 1)))
+    n = len(ds)
+    score = np.full(n, np.nan, np.float32)
+    score[rows] = local.score
+    is_issue = np.zeros(n, bool)
+    is_issue[rows] = local.is_issue
+    suggested = ds.labels.copy()
+    suggested[rows] = local.suggested
+    full = noise.LabelIssues(
+        is_issue=is_issue, score=score, suggested=suggested, rank=rows[local.rank],
+        noise_matrix=local.noise_matrix, noise_rate_per_class=local.noise_rate_per_class, thresholds=local.thresholds,
+        confident_joint=local.confident_joint, joint=local.joint, method=f"{local.method} on run #{run_id}'s held-out test split",
+        knn_weight=local.knn_weight,
+    )
+    return full, len(rows)

@@ -125,6 +125,23 @@ def load_eval_artifacts(run_id: int, step: int | None = None, *, home: str | Pat
     return raw
 
 
+def load_heldout_probs(run_id: int, n_classes: int, *, split: str = "test", step: int | None = None,
+                       home: str | Path | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """(dataset rows, probabilities over all ``n_classes`` dataset classes) of a run's held-out
+    split at ``step`` (default: the latest evaluation); classes absent from train get 0. None
+    when the run has no such file (no evaluation yet, or a run from before they were written)."""
+    steps = eval_steps(run_id, home=home) if step is None else [step]
+    for st in reversed(steps):
+        path = run_dir(run_id, home=home) / "evals" / f"{int(st)}_{split}_probs.npz"
+        if path.exists():
+            with np.load(path) as z:
+                rows, probs, classes = z["rows"], z["probs"], z["classes"]
+            full = np.zeros((len(rows), n_classes), np.float32)
+            full[:, classes] = probs
+            return rows, full
+    return None
+
+
 def load_checkpoint(run_id: int, which: str = "best", *, home: str | Path | None = None) -> dict[str, Any]:
     """``best.pt`` or ``last.pt`` of a run, loaded with ``weights_only=True``."""
     return torch.load(run_dir(run_id, home=home) / f"{which}.pt", map_location="cpu", weights_only=True)
@@ -447,6 +464,10 @@ def write_eval(store: Store, run_id: int, data: Data, result: EvalResult, *, fol
             rows = data.rows[data.test]
             store.add_predictions(run_id, result.step, name, rows, data.labels[data.test], data.classes[rep["pred"]],
                                   rep["probs"].max(axis=1))
+            # full held-out probabilities, for diagnosing label noise with this run (core.diagnose)
+            art_path.parent.mkdir(parents=True, exist_ok=True)
+            np.savez(folder / "evals" / f"{result.step}_{name}_probs.npz", rows=rows.astype(np.int64),
+                     probs=rep["probs"].astype(np.float32), classes=data.classes.astype(np.int64))
     _write_json(art_path, art)
 
 

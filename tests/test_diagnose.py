@@ -65,3 +65,23 @@ def test_config_validation_messages():
         DiagnoseConfig(n_folds=1)
     with pytest.raises(ValueError, match="cosine similarity in"):
         DiagnoseConfig(duplicate_threshold=1.5)
+
+
+def test_label_issues_from_a_runs_heldout_predictions(home, store):
+    from core.diagnose import label_issues_from_run
+    from core.runconfig import RunConfig
+    from core.train import train_run
+
+    ds, flipped = noisy_digits()
+    vid = store.save_dataset(ds, source="upload:digits.csv")
+    run_id = store.create_run(vid, RunConfig(version_id=vid, model="mlp", epochs=8, batch_size=64).to_dict())
+    assert train_run(store, run_id) == "finished"
+    issues, judged = label_issues_from_run(ds, run_id)
+    test_rows = np.flatnonzero(ds.split == 2)
+    assert judged == len(test_rows)
+    assert not issues.is_issue[ds.split != 2].any() and np.isnan(issues.score[ds.split != 2]).all()
+    flag = issues.is_issue
+    precision = (flag & flipped).sum() / max(flag.sum(), 1)
+    recall = (flag & flipped)[test_rows].sum() / flipped[test_rows].sum()
+    assert precision >= 0.7 and recall >= 0.6, (precision, recall)  # ~70 noisy items among ~360 judged
+    assert set(issues.rank) <= set(test_rows)

@@ -63,3 +63,30 @@ def test_diagnose_act_save_and_undo(home):
     assert any(f"back to v{vid}" in s.value for s in at.success)
     # the parent's diagnosis is cached: the page shows it again at once
     assert {x.label for x in at.metric} >= {"Suspected label errors"}
+
+
+def test_label_issues_can_come_from_a_finished_run(home):
+    from core.diagnose import diagnose
+    from core.runconfig import RunConfig
+    from core.train import train_run
+
+    ds, _ = noisy_digits()
+    store = Store(home)
+    vid = store.save_dataset(ds, source="upload:digits.csv")
+    diagnose(ds)  # cached, as if the user had run it before
+    run_id = store.create_run(vid, RunConfig(version_id=vid, model="mlp", epochs=8, batch_size=64).to_dict())
+    assert train_run(store, run_id) == "finished"
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.switch_page("app_pages/diagnose.py")
+    at.run()
+    probe = int({m.label: m.value for m in at.metric}["Suspected label errors"].replace(",", ""))
+    at.radio(key="dg_source").set_value(run_id)
+    at.run()
+    assert not at.exception, at.exception
+    from_run = int({m.label: m.value for m in at.metric}["Suspected label errors"].replace(",", ""))
+    assert 0 < from_run < probe  # only the held-out test split is judged
+    assert any(f"run #{run_id}" in c.value and "test items" in c.value for c in at.caption)
+    label_tab = next(t for t in at.tabs if t.label == "Label issues")
+    shown = [b.key for b in label_tab.button if b.key and b.key.startswith(f"relabel_{vid}_")]
+    assert shown and all(ds.split[int(k.split("_")[-1])] == 2 for k in shown)
