@@ -58,7 +58,10 @@ def run_table() -> None:
 run_table()
 
 ids = [r["id"] for r in runs]
+# the run asked for (Train page link), else one that is training now, else the newest
 default = st.session_state.get("selected_run")
+if default not in ids:
+    default = next((r["id"] for r in runs if r["status"] == "running"), ids[0])
 chosen = st.selectbox(
     "Run", ids, index=ids.index(default) if default in ids else 0, key="runs_pick",
     format_func=lambda i: f"#{i} · {next(r['name'] for r in runs if r['id'] == i)} · {next(r['status'] for r in runs if r['id'] == i)}",
