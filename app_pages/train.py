@@ -21,7 +21,8 @@ models = ["auto"] + [m for m, modality in MODEL_MODALITY.items() if modality == 
 auto_model = RunConfig(version_id=vid).resolve_model(ds.modality, image_px=image_px)
 MODEL_TITLES = {
     "auto": f"auto ({auto_model})", "small_cnn": "small CNN (random init)", "mobilenet_v2": "MobileNetV2 (ImageNet)",
-    "resnet18": "ResNet-18 (random init)", "minilm": "all-MiniLM-L6-v2", "mlp": "MLP",
+    "efficientnet_lite0": "EfficientNet-Lite0 (ImageNet)", "resnet18": "ResNet-18 (random init)",
+    "minilm": "all-MiniLM-L6-v2", "mlp": "MLP",
 }
 FINETUNE_TITLES = {"linear_probe": "linear probe (frozen backbone)", "last_n": "last N blocks", "full": "full fine-tune"}
 

