@@ -114,6 +114,15 @@ def detail(run_id: int) -> None:
     else:
         c4.info("Per-class recall, the reliability diagram and the confusion matrix appear after the first evaluation.")
 
+    slice_rows = metrics[(metrics["split"] == "test") & metrics["name"].str.startswith("slice/")]
+    if len(slice_rows):
+        last = slice_rows[slice_rows["step"] == slice_rows["step"].max()]
+        parts = last["name"].str.split("/", expand=True)  # slice / column=value / metric
+        last = last.assign(column=parts[1].str.split("=", n=1).str[0], value_=parts[1].str.split("=", n=1).str[1], metric=parts[2])
+        column = st.selectbox("Slice", sorted(last["column"].unique()), key=f"slice_{run_id}")
+        table = last[last["column"] == column].pivot(index="value_", columns="metric", values="value")
+        st.plotly_chart(charts.slice_metric_bars(table[["accuracy", "hallucination_rate", "ece"]], column), width="stretch", key=f"slices_{run_id}")
+
     if latest(metrics, "accuracy", "test_ts") is not None:
         names = ["accuracy", "hallucination_rate", "ece", "nll", "brier", "forced_known_rate"]
         ts = pd.DataFrame({

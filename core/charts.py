@@ -197,3 +197,13 @@ def confusion_matrix(matrix: np.ndarray, class_names: list[str], *, normalise: b
     fig.update_xaxes(title="predicted")
     fig.update_yaxes(title="true", autorange="reversed")
     return fig
+
+
+def slice_metric_bars(values: pd.DataFrame, column: str) -> go.Figure:
+    """Grouped bars per slice value (index) for metric columns, e.g. accuracy and hallucination rate."""
+    fig = go.Figure()
+    for metric in values.columns:
+        fig.add_bar(x=values.index.astype(str), y=values[metric], name=METRIC_TITLES.get(metric, metric),
+                    hovertemplate="%{x}: %{y:.3f}<extra>" + metric + "</extra>")
+    fig.update_layout(title=f"Test metrics per {column}", barmode="group", **LAYOUT)
+    return fig

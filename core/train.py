@@ -18,6 +18,9 @@ What it writes
   for each class ``c`` present in train (``c`` is the class index in the dataset, i.e. into
   ``class_names``). Rows of a class absent from the train split are *unknown*: they count only in
   ``forced_known_rate``, ``unknown_auroc_msp`` / ``unknown_auroc_energy`` and ``n_unknown``.
+  Per slice (each meta column with 2–20 values, e.g. VADER's ``domain``):
+  ``slice/<column>=<value>/<metric>`` for ``SLICE_METRICS`` (n, accuracy, macro-F1,
+  hallucination rate, ECE, forced-known rate).
 - ``val_ts`` and ``test_ts`` — after training, with temperature scaling fitted on val: the same
   keys for the best checkpoint's logits divided by T, at the *best* evaluation's step, plus
   ``temperature``. "Before" is the ``val``/``test`` rows at that step; "after" the ``*_ts`` rows.
@@ -76,6 +79,8 @@ from core.runconfig import LOWER_IS_BETTER, RunConfig
 from core.store import Store
 
 PER_CLASS = ("precision", "recall", "f1")
+MAX_SLICE_VALUES = 20  # a meta column with more distinct values is not scored per slice
+SLICE_METRICS = ("n", "accuracy", "macro_f1", "hallucination_rate", "ece", "forced_known_rate")
 LOG_MIN_INTERVAL_S = 0.25  # train points are written at most this often, whatever log_every_steps says
 GPU_RESIDENT_BYTES = 4 << 30  # image datasets up to this size live on the GPU as uint8
 
@@ -199,6 +204,7 @@ class Data:
     classes: np.ndarray  # (K,) dataset class index of each model output
     absent: np.ndarray  # dataset classes not in train
     train_counts: np.ndarray  # (K,) train items per model class
+    slices: dict[str, np.ndarray] = field(default_factory=dict)  # meta column → (n,) value per local position
 
 
 def split_data(ds: Dataset, cfg: RunConfig) -> Data:
@@ -218,10 +224,16 @@ def split_data(ds: Dataset, cfg: RunConfig) -> Data:
     n_tr, n_va = len(tr), len(va)
     local = np.arange(len(rows))
     y = lookup[ds.labels[rows]]
+    # low-cardinality meta columns (domain, source, …) become slices scored at every evaluation
+    slices = {
+        str(col): ds.meta[col].astype(str).to_numpy()[rows]
+        for col in ds.meta.columns if 2 <= ds.meta[col].nunique(dropna=False) <= MAX_SLICE_VALUES
+    }
     return Data(
         rows=rows, train=local[:n_tr], val=local[n_tr:n_tr + n_va], test=local[n_tr + n_va:], y=y,
         labels=ds.labels[rows], classes=classes,
         absent=np.setdiff1d(np.arange(ds.n_classes), classes), train_counts=np.bincount(y[:n_tr], minlength=len(classes)),
+        slices=slices,
     )
 
 
@@ -442,8 +454,12 @@ def _report(logits: np.ndarray, idx: np.ndarray, data: Data, *, tau: float, temp
     true = data.labels[idx]
     for i, c in enumerate(data.absent):
         unknown_conf[i] = np.bincount(pred[true == c], minlength=k)
+    by_slice = {
+        col: M.metrics_by_slice(probs, y, values[idx], tau=tau, logits=z, train_counts=data.train_counts)
+        for col, values in data.slices.items()
+    }
     return {"summary": summary, "per_class": pc, "reliability": rel.to_dict(), "confusion": M.confusion(pred, y, k),
-            "unknown_confusion": unknown_conf, "probs": probs, "pred": pred}
+            "unknown_confusion": unknown_conf, "probs": probs, "pred": pred, "slices": by_slice}
 
 
 def write_eval(store: Store, run_id: int, data: Data, result: EvalResult, *, folder: Path, suffix: str = "") -> None:
@@ -458,6 +474,9 @@ def write_eval(store: Store, run_id: int, data: Data, result: EvalResult, *, fol
             values.update({f"{key}/{c}": v for c, v in zip(data.classes.tolist(), rep["per_class"][key].tolist())})
         if "temperature" in rep:
             values["temperature"] = rep["temperature"]
+        for col, per_value in rep.get("slices", {}).items():  # e.g. "slice/domain=tweets/accuracy"
+            for value, summ in per_value.items():
+                values.update({f"slice/{col}={value}/{key}": summ.get(key) for key in SLICE_METRICS})
         store.add_metrics(run_id, result.step, name, values, epoch=result.epoch)
         art[name] = _clean({"reliability": rep["reliability"], "confusion": rep["confusion"], "unknown_confusion": rep["unknown_confusion"]})
         if split == "test":

@@ -253,3 +253,32 @@ def test_length_sorted_prediction_comes_back_in_item_order(tmp_path):
     one_by_one = np.concatenate([train.predict_logits(built, inputs, idx[i:i + 1], n_classes=3, batch_size=1,
                                                       autocast=train.contextlib.nullcontext) for i in range(4)])
     np.testing.assert_allclose(together, one_by_one, atol=1e-5)
+
+
+def test_metrics_per_slice_are_stored_and_match_the_predictions(tmp_path):
+    """Each low-cardinality meta column is scored per value at every evaluation."""
+    import pandas as pd
+    from sklearn.datasets import load_digits
+
+    from core.data import Dataset, stratified_split
+    from core.runconfig import RunConfig
+    from core.store import Store
+    from core.train import train_run
+
+    store = Store(tmp_path / "slices")
+    X, y = load_digits(return_X_y=True)
+    meta = pd.DataFrame({"source": np.where(np.arange(len(y)) % 3, "scanner", "phone"), "id": np.arange(len(y)).astype(str)})
+    ds = Dataset("d", "image", (X.reshape(-1, 8, 8) * 15).astype(np.uint8), y, [str(i) for i in range(10)], stratified_split(y), meta)
+    vid = store.save_dataset(ds, source="upload:d.zip")
+    run_id = store.create_run(vid, RunConfig(version_id=vid, model="small_cnn", epochs=1, temperature_scaling=False).to_dict())
+    assert train_run(store, run_id) == "finished"
+    m = store.metrics(run_id)
+    test = m[(m["split"] == "test") & m["name"].str.startswith("slice/")]
+    last = test[test["step"] == test["step"].max()].set_index("name")["value"]
+    assert not any("slice/id=" in n for n in last.index)  # 1,797 distinct values: not a slice
+    n_phone, n_scanner = last["slice/source=phone/n"], last["slice/source=scanner/n"]
+    test_rows = np.flatnonzero(ds.split == 2)
+    assert n_phone + n_scanner == len(test_rows) and n_phone == (meta["source"].to_numpy()[test_rows] == "phone").sum()
+    preds = store.predictions(run_id, split="test")
+    phone = preds[meta["source"].to_numpy()[preds["item"]] == "phone"]
+    assert last["slice/source=phone/accuracy"] == pytest.approx((phone["pred"] == phone["label"]).mean())
