@@ -23,8 +23,9 @@ import pandas as pd
 from core import features, noise, paths
 from core.data import Dataset, content_hashes
 
-DIAGNOSIS_VERSION = 2  # bump when the pipeline changes what it computes
-PCA_DIMS = 128  # embeddings are reduced to this many principal components before probe and kNN
+DIAGNOSIS_VERSION = 3  # bump when the pipeline changes what it computes
+PCA_DIMS = 192  # principal components the probe sees (as core.noise.detect_label_issues)
+KNN_DIMS = 96  # leading components the kNN graph uses
 Progress = Callable[[str, float], None]  # (stage description, overall fraction 0..1)
 
 
@@ -103,8 +104,8 @@ def diagnose(ds: Dataset, cfg: DiagnoseConfig = DiagnoseConfig(), *, progress: P
     seconds["embedding"] = time.perf_counter() - t
 
     # The benchmarked detector (core.noise.detect_label_issues, benchmarks/RESULTS.md), step by
-    # step so that its kNN graph also serves the outliers: PCA to 128 dims → 5-fold logistic
-    # probe → exact cosine kNN → confident learning on the probe/kNN blend.
+    # step so that its kNN graph also serves the outliers: PCA to 192 dims → 5-fold logistic
+    # probe → exact cosine kNN on the leading 96 → confident learning on the probe/kNN blend.
     t = time.perf_counter()
     report("reducing embeddings", 0.71)
     Z = noise.pca_reduce(X, PCA_DIMS, seed=cfg.seed) if X.shape[1] > PCA_DIMS else X
@@ -116,7 +117,7 @@ def diagnose(ds: Dataset, cfg: DiagnoseConfig = DiagnoseConfig(), *, progress: P
 
     t = time.perf_counter()
     report("neighbours and confident learning", 0.85)
-    nb_index, nb_sims = noise.knn_graph(Z, k=cfg.k)
+    nb_index, nb_sims = noise.knn_graph(np.ascontiguousarray(Z[:, :KNN_DIMS]), k=cfg.k)
     issues = noise.find_label_issues(ds.labels, probs, neighbors=nb_index)
     seconds["label_issues"] = time.perf_counter() - t
 

@@ -268,6 +268,20 @@ def test_knn_graph_matches_sklearn_on_wide_rows():
     np.testing.assert_allclose(sims, 1 - dist[:, 1:], atol=1e-5)
 
 
+def test_knn_graph_tiled_path_matches_sklearn(monkeypatch):
+    from sklearn.neighbors import NearestNeighbors
+
+    # the upper-triangle tile path (n >= 2 tiles) with small tiles and stripes, on 1 and 2 threads
+    monkeypatch.setattr(nz, "_TILE", 700)
+    monkeypatch.setattr(nz, "_STRIPE", 128)
+    X = np.random.default_rng(3).normal(size=(3000, 12)).astype(np.float32)
+    dist, ref = NearestNeighbors(n_neighbors=8, metric="cosine", algorithm="brute").fit(X).kneighbors(X)
+    for n_jobs in (1, 2):
+        idx, sims = nz.knn_graph(X, k=7, n_jobs=n_jobs)
+        np.testing.assert_array_equal(idx, ref[:, 1:])
+        np.testing.assert_allclose(sims, 1 - dist[:, 1:], atol=1e-5)
+
+
 def test_knn_graph_threads_match_single_thread():
     X = np.random.default_rng(2).normal(size=(5000, 8)).astype(np.float32)  # several row blocks
     one = nz.knn_graph(X, k=7, n_jobs=1)
