@@ -20,7 +20,6 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
-import json
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -492,10 +491,6 @@ def describe(ds: Dataset) -> str:
     else:
         kind = f"{ds.items.shape[1]} features"
     return f"{len(ds):,} {ds.modality} items ({kind}) · {ds.n_classes} classes"
-
-
-def to_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, default=str)
 
 
 def filter_indices(ds: Dataset, *, classes: list[int] | None = None, splits: list[int] | None = None) -> np.ndarray:
