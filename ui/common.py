@@ -9,7 +9,7 @@ import streamlit as st
 
 from core import paths
 from core.data import Dataset
-from core.device import DeviceInfo, detect
+from core.device import detect
 from core.profile import Profile, profile
 from core.store import Store
 
@@ -63,11 +63,6 @@ def device_label() -> str:
         return probe.result().label
     except Exception as err:  # torch missing or broken: say so, keep the app usable
         return f"unavailable ({type(err).__name__}: {err})"
-
-
-def device() -> DeviceInfo:
-    """The detected device, waiting for the probe if needed (for pages that need it now)."""
-    return _device_probe().result()
 
 
 def current_version() -> int | None:
