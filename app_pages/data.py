@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import charts, demos
-from core.data import SPLITS, TableRoles, describe, filter_indices, guess_roles, read_table
+from core import charts
+from core.data import demos
+from core.data.dataset import SPLITS, describe, filter_indices
+from core.data.imports import UPLOAD_TYPES, import_upload, kind_of
+from core.data.tables import TableRoles, guess_roles, read_table
 from core.errors import DataError
-from core.imports import UPLOAD_TYPES, import_upload, kind_of
 from ui import common
 
 store = common.store()

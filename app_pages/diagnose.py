@@ -7,10 +7,12 @@ import pandas as pd
 import streamlit as st
 
 from core import charts
-from core.cleaning import CleaningPlan, save_cleaned, undo
-from core.data import SPLITS
-from core.diagnose import DiagnoseConfig, diagnose, duplicate_table, estimate_seconds, is_cached, label_issues_from_run, tsne_2d
-from core.features import embed
+from core.data.dataset import SPLITS
+from core.diagnose.cleaning import CleaningPlan, save_cleaned, undo
+from core.diagnose.maps import tsne_2d
+from core.diagnose.pipeline import DiagnoseConfig, diagnose, duplicate_table, estimate_seconds, is_cached, label_issues_from_run
+from core.embed.embeddings import embed
+from core.store import RunStatus
 from ui import common
 from ui.items import gallery, label_of, where
 
@@ -64,7 +66,7 @@ def load_diagnosis(version_id: int, cfg: DiagnoseConfig):
 d = load_diagnosis(vid, cfg)
 iss = d.issues
 # a finished run on this version can stand in for the probe: its held-out predictions are sharper
-finished = [r for r in store.runs(status=("finished", "stopped")) if r["version_id"] == vid]
+finished = [r for r in store.runs(status=(RunStatus.FINISHED, RunStatus.STOPPED)) if r["version_id"] == vid]
 source = st.radio(
     "Probabilities for label issues from", ["probe"] + [r["id"] for r in finished], horizontal=True, key="dg_source",
     format_func=lambda s: "K-fold probe on embeddings (every item)" if s == "probe" else f"run #{s} (its held-out test split)",

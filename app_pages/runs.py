@@ -3,19 +3,19 @@ confusion, and the hallucination gallery (the most confident wrong answers)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import streamlit as st
 
 from core import charts
-from core.train import load_eval_artifacts
+from core.metrics.results import RunResults
+from core.store import RunStatus
 from ui import common
 from ui.items import gallery, where
 
-LIVE = ("queued", "running", "stopping")
-STATUS_ICONS = {"queued": "⏳", "running": "🏃", "stopping": "✋", "stopped": "⏹️", "finished": "✅", "failed": "❌"}
-KPIS = [("accuracy", "Accuracy", False), ("macro_f1", "Macro-F1", False), ("hallucination_rate", "Hallucination rate @τ", True),
-        ("ece", "ECE", True), ("forced_known_rate", "Forced-known rate @τ", True)]
+KPIS = [
+    ("accuracy", "Accuracy", False), ("macro_f1", "Macro-F1", False), ("hallucination_rate", "Hallucination rate @τ", True),
+    ("ece", "ECE", True), ("forced_known_rate", "Forced-known rate @τ", True),
+]  # fmt: skip
 
 store = common.store()
 runner = common.runner()
@@ -26,11 +26,6 @@ if not runs:
     st.info("No runs yet. Start one on the Train page.")
     st.page_link("app_pages/train.py", label="Go to Train", icon="🏋️")
     st.stop()
-
-
-def latest(metrics: pd.DataFrame, name: str, split: str = "test") -> float | None:
-    part = metrics[(metrics["name"] == name) & (metrics["split"] == split)]
-    return None if part.empty or pd.isna(part["value"].iloc[-1]) else float(part["value"].iloc[-1])
 
 
 def version_label(version_id: int) -> str:
@@ -45,48 +40,51 @@ def run_table() -> None:
     rows = store.runs()
     table = pd.DataFrame([{
         "run": r["id"], "name": r["name"], "dataset": version_label(r["version_id"]),
-        "status": f"{STATUS_ICONS.get(r['status'], '')} {r['status']}", "progress": float(r["progress"] or 0.0),
+        "status": f"{r['status'].icon} {r['status']}", "progress": float(r["progress"] or 0.0),
         "message": r["message"], "started": pd.to_datetime(r["started_at"], unit="s") if r["started_at"] else pd.NaT,
-    } for r in rows])
+    } for r in rows])  # fmt: skip
     st.dataframe(
         table, hide_index=True, width="stretch",
-        column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
-                       "started": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss")},
-    )
+        column_config={
+            "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
+            "started": st.column_config.DatetimeColumn("started", format="YYYY-MM-DD HH:mm:ss"),
+        },
+    )  # fmt: skip
 
 
 run_table()
 
 ids = [r["id"] for r in runs]
+by_id = {r["id"]: r for r in runs}
 # the run asked for (Train page link), else one that is training now, else the newest
 default = st.session_state.get("selected_run")
 if default not in ids:
-    default = next((r["id"] for r in runs if r["status"] == "running"), ids[0])
+    default = next((r["id"] for r in runs if r["status"] == RunStatus.RUNNING), ids[0])
 chosen = st.selectbox(
     "Run", ids, index=ids.index(default) if default in ids else 0, key="runs_pick",
-    format_func=lambda i: f"#{i} · {next(r['name'] for r in runs if r['id'] == i)} · {next(r['status'] for r in runs if r['id'] == i)}",
-)
+    format_func=lambda i: f"#{i} · {by_id[i]['name']} · {by_id[i]['status']}",
+)  # fmt: skip
 st.session_state["selected_run"] = chosen
 
 
 def detail(run_id: int) -> None:
-    row = store.run(run_id)
+    res = RunResults(store, run_id)
+    row, metrics = res.row, res.metrics
     ds = common.dataset(row["version_id"])
-    metrics = store.metrics(run_id)
-    live = row["status"] in LIVE
+    status = res.status
     h1, h2 = st.columns([4, 1])
-    h1.subheader(f"{STATUS_ICONS.get(row['status'], '')} Run #{run_id} · {row['name']} — {row['status']}")
-    if live and h2.button("Stop", key=f"stop_{run_id}", type="primary", width="stretch"):
+    h1.subheader(f"{status.icon} Run #{run_id} · {row['name']} — {status}")
+    if status.active and h2.button("Stop", key=f"stop_{run_id}", type="primary", width="stretch"):
         runner.stop(run_id)
         st.rerun()
-    st.progress(min(max(float(row["progress"] or 0.0), 0.0), 1.0), text=row["message"] or row["status"])
-    if row["status"] == "failed":
+    st.progress(min(max(float(row["progress"] or 0.0), 0.0), 1.0), text=row["message"] or status)
+    if status == RunStatus.FAILED:
         st.error(f"The run failed:\n\n```\n{row['message'][-3000:]}\n```")
 
     cols = st.columns(len(KPIS))
     for col, (name, title, lower_better) in zip(cols, KPIS):
-        value = latest(metrics, name)
-        after = latest(metrics, name, "test_ts")
+        value = res.latest(name)
+        after = res.latest(name, "test_ts")
         delta = None if value is None or after is None else f"{after - value:+.3f} after temperature scaling"
         col.metric(title, "—" if value is None else f"{value:.3f}", delta, delta_color="inverse" if lower_better else "normal")
 
@@ -95,75 +93,74 @@ def detail(run_id: int) -> None:
     c1.plotly_chart(charts.metric_curves(metrics, ["loss"], splits=("train",), title="Training loss"), width="stretch", key=f"loss_{run_id}")
     c2.plotly_chart(charts.metric_curves(evals, ["accuracy", "macro_f1"], title="Accuracy and macro-F1"), width="stretch", key=f"acc_{run_id}")
     c3, c4 = st.columns(2)
-    c3.plotly_chart(charts.metric_curves(evals, ["hallucination_rate", "ece"], title="Hallucination rate and calibration error"), width="stretch", key=f"hal_{run_id}")
+    c3.plotly_chart(
+        charts.metric_curves(evals, ["hallucination_rate", "ece"], title="Hallucination rate and calibration error"),
+        width="stretch", key=f"hal_{run_id}",
+    )  # fmt: skip
 
-    art = load_eval_artifacts(run_id)
+    art = res.artifacts()
     if art:
         classes = [int(c) for c in art["classes"]]
         step = art["step"]
-        recall = {c: v for c in classes if (v := _at_step(metrics, f"recall/{c}", step)) is not None}
+        recall = {c: v for c, v in res.per_class("recall", step=step).items() if c in classes}
         absent = [int(c) for c in art.get("absent_classes", [])]
-        c4.plotly_chart(charts.per_class_bars(recall, ds.class_names, title=f"Recall per class (test, step {step})", absent=absent),
-                        width="stretch", key=f"rec_{run_id}")
+        c4.plotly_chart(
+            charts.per_class_bars(recall, ds.class_names, title=f"Recall per class (test, step {step})", absent=absent),
+            width="stretch", key=f"rec_{run_id}",
+        )  # fmt: skip
         c5, c6 = st.columns(2)
         bins = {"test": art["test"]["reliability"]}
         if "test_ts" in art:
             bins["test, temperature-scaled"] = art["test_ts"]["reliability"]
         c5.plotly_chart(charts.reliability_diagram(bins), width="stretch", key=f"rel_{run_id}")
-        c6.plotly_chart(charts.confusion_matrix(art["test"]["confusion"], [ds.class_names[c] for c in classes]), width="stretch", key=f"cm_{run_id}")
+        c6.plotly_chart(
+            charts.confusion_matrix(art["test"]["confusion"], [ds.class_names[c] for c in classes]), width="stretch", key=f"cm_{run_id}"
+        )
     else:
         c4.info("Per-class recall, the reliability diagram and the confusion matrix appear after the first evaluation.")
 
-    slice_rows = metrics[(metrics["split"] == "test") & metrics["name"].str.startswith("slice/")]
-    if len(slice_rows):
-        last = slice_rows[slice_rows["step"] == slice_rows["step"].max()]
-        parts = last["name"].str.split("/", expand=True)  # slice / column=value / metric
-        last = last.assign(column=parts[1].str.split("=", n=1).str[0], value_=parts[1].str.split("=", n=1).str[1], metric=parts[2])
-        column = st.selectbox("Slice", sorted(last["column"].unique()), key=f"slice_{run_id}")
-        table = last[last["column"] == column].pivot(index="value_", columns="metric", values="value")
-        st.plotly_chart(charts.slice_metric_bars(table[["accuracy", "hallucination_rate", "ece"]], column), width="stretch", key=f"slices_{run_id}")
+    slices = res.slices()
+    if len(slices):
+        column = st.selectbox("Slice", sorted(slices["column"].unique()), key=f"slice_{run_id}")
+        table = slices[slices["column"] == column].pivot(index="value", columns="metric", values="score")
+        st.plotly_chart(
+            charts.slice_metric_bars(table[["accuracy", "hallucination_rate", "ece"]], column), width="stretch", key=f"slices_{run_id}"
+        )
 
-    if latest(metrics, "accuracy", "test_ts") is not None:
+    if res.latest("accuracy", "test_ts") is not None:
         names = ["accuracy", "hallucination_rate", "ece", "nll", "brier", "forced_known_rate"]
         ts = pd.DataFrame({
             # None (a metric that does not apply, e.g. no unknown classes) shows as "—"
-            "before": [_at_step(metrics, n, None, split="test", best=True) for n in names],
-            "after temperature scaling": [latest(metrics, n, "test_ts") for n in names],
-        }, index=names).astype(float)
-        st.markdown(f"**Temperature scaling** (T = {latest(metrics, 'temperature', 'test_ts') or float('nan'):.2f}, fitted on val), test split:")
+            "before": [res.at(n, res.scaled_step) for n in names],
+            "after temperature scaling": [res.latest(n, "test_ts") for n in names],
+        }, index=names).astype(float)  # fmt: skip
+        temperature = res.latest("temperature", "test_ts")
+        st.markdown(f"**Temperature scaling** (T = {temperature or float('nan'):.2f}, fitted on val), test split:")
         st.dataframe(ts.style.format("{:.4f}", na_rep="—"), width="stretch")
 
     st.markdown("**Hallucination gallery** — the most confident wrong answers on the test split")
-    preds = store.predictions(run_id, split="test")
+    preds = res.predictions("test")
     if preds.empty:
         st.caption("Appears after the first evaluation.")
     else:
         wrong = preds[preds["pred"] != preds["label"]].sort_values("conf", ascending=False).head(12)
-        tau = float(row["config"].get("tau", 0.9))
-        st.caption(f"{int((preds['pred'] != preds['label']).sum()):,} wrong of {len(preds):,}; "
-                   f"{int(((preds['pred'] != preds['label']) & (preds['conf'] >= tau)).sum()):,} of them with confidence ≥ τ = {tau:.2f}.")
+        tau = res.tau
+        st.caption(
+            f"{int((preds['pred'] != preds['label']).sum()):,} wrong of {len(preds):,}; "
+            f"{int(((preds['pred'] != preds['label']) & (preds['conf'] >= tau)).sum()):,} of them with confidence ≥ τ = {tau:.2f}."
+        )
         by_item = wrong.set_index("item")
         gallery(
             ds, wrong["item"].to_numpy(), per_row=6,
             caption=lambda i: f"{where(ds, i)} · given **{ds.class_names[int(by_item.loc[i, 'label'])]}** → predicted "
-                              f"**{ds.class_names[int(by_item.loc[i, 'pred'])]}** · {by_item.loc[i, 'conf']:.1%}",
-        )
+            f"**{ds.class_names[int(by_item.loc[i, 'pred'])]}** · {by_item.loc[i, 'conf']:.1%}",
+        )  # fmt: skip
     with st.expander("Logs"):
         st.code(runner.logs(run_id, tail=80) or "(no output yet)", language=None)
     with st.expander("Config"):
         st.json(row["config"])
-    if live != (store.run(run_id)["status"] in LIVE):  # it just ended: redraw once without the timer
+    if status.active != RunStatus(store.run(run_id)["status"]).active:  # it just ended: redraw once without the timer
         st.rerun()
-
-
-def _at_step(metrics: pd.DataFrame, name: str, step: int | None, *, split: str = "test", best: bool = False) -> float | None:
-    part = metrics[(metrics["name"] == name) & (metrics["split"] == split)]
-    if best:  # the step the temperature-scaled rows were computed at (the best checkpoint)
-        ts_steps = metrics.loc[metrics["split"] == "test_ts", "step"]
-        step = int(ts_steps.iloc[0]) if len(ts_steps) else None
-    if step is not None:
-        part = part[part["step"] == step]
-    return None if part.empty or pd.isna(part["value"].iloc[-1]) else float(part["value"].iloc[-1])
 
 
 @st.fragment(run_every=2.0)
@@ -176,7 +173,7 @@ def still_detail(run_id: int) -> None:
     detail(run_id)
 
 
-if store.run(chosen)["status"] in LIVE:
+if store.run(chosen)["status"].active:
     live_detail(chosen)
 else:
     still_detail(chosen)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.data import SPLITS
-from core.runconfig import FINETUNE, MODEL_MODALITY, STOPPING_METRICS, RunConfig
+from core.data.dataset import SPLITS
+from core.models import registry
+from core.models.registry import FINETUNE_TITLES
+from core.train.config import STOPPING_METRICS, RunConfig
 from ui import common
 
 store = common.store()
@@ -17,22 +19,16 @@ vid, info, ds = common.require_dataset()
 prof = common.dataset_profile(vid)
 
 image_px = int(min(ds.items.shape[1:3])) if ds.modality == "image" else None
-models = ["auto"] + [m for m, modality in MODEL_MODALITY.items() if modality == ds.modality]
-auto_model = RunConfig(version_id=vid).resolve_model(ds.modality, image_px=image_px)
-MODEL_TITLES = {
-    "auto": f"auto ({auto_model})", "small_cnn": "small CNN (random init)", "mobilenet_v2": "MobileNetV2 (ImageNet)",
-    "efficientnet_lite0": "EfficientNet-Lite0 (ImageNet)", "resnet18": "ResNet-18 (random init)",
-    "minilm": "all-MiniLM-L6-v2", "mlp": "MLP",
-}
-FINETUNE_TITLES = {"linear_probe": "linear probe (frozen backbone)", "last_n": "last N blocks", "full": "full fine-tune"}
+models = [registry.AUTO] + [s.name for s in registry.choices(ds.modality)]
+auto_model = registry.resolve_auto(ds.modality, image_px=image_px)
+MODEL_TITLES = {registry.AUTO: f"auto ({auto_model})", **{s.name: s.title for s in registry.MODELS.values() if s.selectable}}
 
 st.markdown(f"**Dataset:** {info.label} — {len(ds):,} {ds.modality} items, {ds.n_classes} classes")
 c1, c2, c3 = st.columns(3)
 model = c1.selectbox("Model", models, format_func=lambda m: MODEL_TITLES.get(m, m), key="tr_model")
 custom = c1.text_input("…or a local model path", "", key="tr_path", help="A transformers folder (text) or a .pth state dict (image).")
 resolved_model = custom.strip() or (auto_model if model == "auto" else model)
-pretrained = RunConfig(version_id=vid, model=resolved_model).is_pretrained() if not custom.strip() else True
-modes = list(FINETUNE) if pretrained else ["full"]
+modes = list(registry.spec(resolved_model).finetune_modes) if not custom.strip() else list(registry.FINETUNE)
 finetune = c2.selectbox("Fine-tune mode", modes, index=modes.index("full"), format_func=FINETUNE_TITLES.get, key="tr_mode",
                         help="Linear probe trains only a head on cached features: fastest on a CPU.")
 last_n = c2.number_input("Trainable blocks (last N)", 1, 20, 2, key="tr_lastn", disabled=finetune != "last_n")

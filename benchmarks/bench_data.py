@@ -25,8 +25,8 @@ sys.path.insert(0, str(ROOT))
 CHILD = r"""
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
-from core import demos
-from core.profile import profile
+from core.data import demos
+from core.data.profile import profile
 from core.store import Store
 base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 t0 = time.perf_counter()
@@ -78,7 +78,7 @@ def data_page_rerun_ms(version_id: int, *, reruns: int = 15) -> list[float]:
 
 
 def main() -> None:
-    from core import demos
+    from core.data import demos
     from core.store import Store
 
     with tempfile.TemporaryDirectory() as home:

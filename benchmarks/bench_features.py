@@ -1,4 +1,4 @@
-"""Throughput of ``core.features`` on real data, on this machine.
+"""Throughput of ``core.embed`` on real data, on this machine.
 
     .venv/bin/python benchmarks/bench_features.py [--texts 2000] [--images 5000] [--image-size 64]
 
@@ -58,8 +58,10 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     import torch
 
-    from core import assets, demos, features
-    from core.device import detect
+    from core.data import assets, demos
+    from core.embed import embeddings as features
+    from core.models.text import load_encoder, text_source
+    from core.hardware import detect
 
     dev = detect(None if args.device == "auto" else args.device)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -74,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
         ds = vader.subset(np.sort(rng.choice(len(vader), size=min(args.texts, len(vader)), replace=False)))
         texts = ds.items
         features.embed_texts(texts[:64], device=args.device)  # load the model, warm up
-        tok = features._load_text_model(features._text_source("minilm"))[0]
+        tok = load_encoder(text_source("minilm"))[0]
         n_tokens = sum(len(x) for x in tok(list(texts), truncation=True, max_length=features.MAX_LENGTH)["input_ids"])
         runs = {
             "sorted by length (embed, cold cache)": lambda progress: features.embed(ds, device=args.device, progress=progress),

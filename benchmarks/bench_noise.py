@@ -74,7 +74,7 @@ def _times_file() -> Path:
 
 def _embed_timed(ds, key: str) -> tuple[np.ndarray, float, bool]:
     """(embedding, cold seconds, measured now?). Cold time from this run or a previous one."""
-    from core import features
+    from core.embed import embeddings as features
 
     store = _times_file()
     known = json.loads(store.read_text()) if store.exists() else {}
@@ -109,8 +109,8 @@ def _stratified_subset(labels: np.ndarray, per_class: int, seed: int) -> np.ndar
 
 
 def fashion_tasks(sizes: tuple[str, ...], seed: int) -> tuple[list[dict], dict]:
-    from core import demos
-    from core import noise as nz
+    from core.data import demos
+    from core import diagnose as nz
 
     ds = demos.load_fashion_mnist().dataset
     print(f"Fashion-MNIST: embedding {len(ds):,} images (MobileNetV2, 64 px) ...", flush=True)
@@ -149,7 +149,7 @@ def vader_labels(meta, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def vader_tasks(seed: int) -> tuple[list[dict], dict]:
-    from core import demos
+    from core.data import demos
 
     ds = demos.load_vader().dataset
     print(f"VADER: embedding {len(ds):,} texts (MiniLM) ...", flush=True)
@@ -200,7 +200,7 @@ CLEANLAB_BLAS_THREADS: int | None = 1
 
 
 def run_gapscope(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, dict]:
-    from core import noise as nz
+    from core import diagnose as nz
 
     res = nz.detect_label_issues(X, y, seed=seed)
     return res.is_issue, dict(res.seconds)
@@ -273,7 +273,8 @@ def table(task: dict, rows: list[dict]) -> str:
 
 def vader_seed_table(n_seeds: int) -> str:
     """F1 of both methods on VADER for several random-rater draws (one run each)."""
-    from core import demos, features
+    from core.data import demos
+    from core.embed import embeddings as features
 
     ds = demos.load_vader().dataset
     X_all = np.asarray(features.embed(ds))

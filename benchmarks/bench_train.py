@@ -60,30 +60,30 @@ def _final(store, run_id: int, split: str) -> dict[str, float]:
 
 
 def part_a(store, runner, device: str) -> None:
-    from core.demos import import_demo
-    from core.runconfig import RunConfig
+    from core.data.demos import import_demo
+    from core.train.config import RunConfig
 
     print("\n(a) Start → first metric point, through LocalRunner (a fresh worker process each)")
     vid = import_demo(store, "digits")
     cfg = RunConfig(version_id=vid, model="small_cnn", epochs=3, batch_size=64, lr=3e-3, device=device, name="bench digits")
     t0 = time.time()
     run_id = runner.submit(cfg)
-    _wait(lambda: (runner.pump(), _first_row_time(store, run_id))[1], 120)
+    _wait(lambda: (runner.tick(), _first_row_time(store, run_id))[1], 120)
     row = runner.wait(run_id, timeout_s=300)
     first, first_eval = _first_row_time(store, run_id), _first_row_time(store, run_id, "val")
     print(f"  digits 8×8, small CNN, 3 epochs: first metric {first - t0:.1f} s · first evaluation {first_eval - t0:.1f} s · "
           f"{row['status']} after {row['finished_at'] - t0:.1f} s · test accuracy {_final(store, run_id, 'test')['accuracy']:.3f}")
 
-    from core import assets
+    from core.data import assets
 
     if not assets.is_ready("vader") or not assets.is_ready("minilm"):
-        print("  VADER MiniLM: skipped (run `python -m core.assets fetch`)")
+        print("  VADER MiniLM: skipped (run `python -m core.data.assets fetch`)")
         return
     vid = import_demo(store, "vader")
     cfg = RunConfig(version_id=vid, model="minilm", epochs=1, batch_size=32, device=device, name="bench vader")
     t0 = time.time()
     run_id = runner.submit(cfg)
-    _wait(lambda: (runner.pump(), _first_row_time(store, run_id))[1], 300)
+    _wait(lambda: (runner.tick(), _first_row_time(store, run_id))[1], 300)
     first = _first_row_time(store, run_id)
     n_train = int((store.load_dataset(vid).split == 0).sum())
     t_stop = time.time()
@@ -94,9 +94,10 @@ def part_a(store, runner, device: str) -> None:
 
 
 def part_b(store, runner, device: str, image_size: int) -> None:
-    from core import assets, features
-    from core.demos import import_demo
-    from core.runconfig import RunConfig
+    from core.data import assets
+    from core.embed import embeddings as features
+    from core.data.demos import import_demo
+    from core.train.config import RunConfig
 
     print(f"\n(b) Linear probe on Fashion-MNIST, MobileNetV2 features at {image_size} px, through LocalRunner")
     if not assets.is_ready("fashion-mnist") or not assets.is_ready("mobilenet-v2"):
@@ -127,10 +128,10 @@ def part_b(store, runner, device: str, image_size: int) -> None:
 def part_c(store, device: str, n_train: int, *, trainer_first: bool = False) -> None:
     import torch
 
-    from core import assets, train
-    from core.data import Dataset
-    from core.demos import load_vader
-    from core.runconfig import RunConfig
+    from core.data import assets
+    from core.train.worker import train_run
+    from core.data.demos import load_vader
+    from core.train.config import RunConfig
 
     print(f"\n(c) MiniLM fine-tuning throughput: core.train vs transformers Trainer ({n_train:,} VADER texts, 1 epoch, "
           f"batch 32, max 128 tokens, {torch.get_num_threads()} threads, device {device})")
@@ -155,7 +156,7 @@ def part_c(store, device: str, n_train: int, *, trainer_first: bool = False) -> 
         cfg = RunConfig(version_id=vid, model="minilm", device=device, name="bench minilm ours", **hp)
         run_id = store.create_run(vid, cfg.to_dict(), name=cfg.name)
         t = time.perf_counter()
-        status = train.train_run(store, run_id)
+        status = train_run(store, run_id)
         wall = time.perf_counter() - t
         tr = _final(store, run_id, "train")
         print(f"  core.train: {tr['train_samples_per_s']:.1f} samples/s (training {tr['train_runtime_s']:.1f} s; whole run with "
@@ -183,7 +184,7 @@ def run_trainer(ds, device: str, hp: dict) -> float:
     """The same fine-tune with a transformers ``Trainer``; returns its train_samples_per_second."""
     import torch
 
-    from core import assets
+    from core.data import assets
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
     from transformers.utils import logging as hf_logging
 
@@ -232,8 +233,8 @@ def main(argv: list[str] | None = None) -> None:
     home = Path(args.home or os.environ.get("GAPSCOPE_BENCH_HOME") or Path.home() / ".cache" / "gapscope" / "bench-home").expanduser()
     os.environ["GAPSCOPE_HOME"] = str(home)
 
-    from core.device import detect
-    from core.jobs import LocalRunner
+    from core.hardware import detect
+    from core.runners.local import LocalRunner
     from core.store import Store
 
     info = detect(None if args.device == "auto" else args.device)

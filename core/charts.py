@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from core.data import SPLITS
-from core.profile import Balance
+from core.data.dataset import SPLITS
+from core.data.profile import Balance
 
 GROUP_COLOURS = {"head": "#4C78A8", "medium": "#F2A541", "tail": "#E45756"}
 SPLIT_COLOURS = {"train": "#4C78A8", "val": "#72B7B2", "test": "#B279A2"}
@@ -53,7 +53,7 @@ def split_counts(counts: pd.DataFrame) -> go.Figure:
 
 
 def slice_bars(table: pd.DataFrame, column: str, *, by: str = "class") -> go.Figure:
-    """Stacked bars of a slice table from ``core.profile.slice_counts``: items per slice value × class (or split)."""
+    """Stacked bars of a slice table from ``core.data.profile.slice_counts``: items per slice value × class (or split)."""
     part = table[by]
     fig = go.Figure()
     for col in part.columns:

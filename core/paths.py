@@ -2,7 +2,7 @@
 
 ``GAPSCOPE_HOME`` (default ``~/.gapscope``) holds the store: ``gapscope.db`` plus payload files.
 ``GAPSCOPE_ASSETS`` (default ``~/.cache/gapscope/assets``) holds the verified demo data and
-pretrained weights fetched by ``python -m core.assets fetch``; it is shared between homes so that
+pretrained weights fetched by ``python -m core.data.assets fetch``; it is shared between homes so that
 tests with a temporary home reuse one fetch.
 """
 

@@ -61,10 +61,10 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
 fi
 
 # --- 3. Demo data and pretrained weights, verified by SHA-256 -----------------------------------------
-.venv/bin/python -m core.assets fetch
+.venv/bin/python -m core.data.assets fetch
 
 # --- 4. The app starts with the demos already in its store ---------------------------------------------
 if [ "$purpose" = app ]; then
-  .venv/bin/python -m core.demos import
+  .venv/bin/python -m core.data.demos import
 fi
 say "ready"

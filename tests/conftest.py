@@ -28,6 +28,6 @@ def store(home):
 
 def needs_asset(key: str):
     """Skip (with the reason) when the setup could not fetch an asset on this machine."""
-    from core import assets
+    from core.data import assets
 
     return pytest.mark.skipif(not assets.is_ready(key), reason=f"asset {key} not fetched: {assets.how_to_get(assets.ASSETS[key])}")

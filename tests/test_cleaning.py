@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.cleaning import CleaningPlan, save_cleaned, undo
+from core.diagnose.cleaning import CleaningPlan, save_cleaned, undo
 from core.data import Dataset
 
 

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.data import (
-    TableRoles, dataset_from_idx, decode_text, encode_labels, guess_roles, load_table, read_idx, read_table,
-    stratified_split,
-)
+from core.data.idx import dataset_from_idx, read_idx
+from core.data.labels import encode_labels
+from core.data.splits import stratified_split
+from core.data.tables import TableRoles, decode_text, guess_roles, load_table, read_table
 from core.errors import DataError
 
 REVIEWS = (

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_digits
 
-from core.data import TableRoles, dataset_from_table
-from core.diagnose import DiagnoseConfig, cache_path, diagnose, duplicate_table
-from core.noise import inject_noise, make_noise_matrix
+from core.data.tables import TableRoles, dataset_from_table
+from core.diagnose.pipeline import DiagnoseConfig, cache_path, diagnose, duplicate_table
+from core.diagnose.synthetic import inject_noise, make_noise_matrix
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -68,9 +68,9 @@ def test_config_validation_messages():
 
 
 def test_label_issues_from_a_runs_heldout_predictions(home, store):
-    from core.diagnose import label_issues_from_run
-    from core.runconfig import RunConfig
-    from core.train import train_run
+    from core.diagnose.pipeline import label_issues_from_run
+    from core.train.config import RunConfig
+    from core.train.worker import train_run
 
     ds, flipped = noisy_digits()
     vid = store.save_dataset(ds, source="upload:digits.csv")

@@ -66,9 +66,9 @@ def test_diagnose_act_save_and_undo(home):
 
 
 def test_label_issues_can_come_from_a_finished_run(home):
-    from core.diagnose import diagnose
-    from core.runconfig import RunConfig
-    from core.train import train_run
+    from core.diagnose.pipeline import diagnose
+    from core.train.config import RunConfig
+    from core.train.worker import train_run
 
     ds, _ = noisy_digits()
     store = Store(home)

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from core import imagefiles
-from core.data import dataset_from_images
+from core.data import imagefiles
+from core.data.imagefiles import dataset_from_images
 from core.errors import DataError
-from core.imagefiles import ArchiveLimits, read_image_folder, read_image_zip
+from core.data.imagefiles import ArchiveLimits, read_image_folder, read_image_zip
 
 # --------------------------------------------------------------------------- fixture builders
 

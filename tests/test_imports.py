@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from core.errors import DataError
-from core.imports import import_upload, load_upload
+from core.data.imports import import_upload, load_upload
 
 CSV = b"text,label\n" + b"".join(f"an example sentence number {i} for the test,{'pos' if i % 3 else 'neg'}\n".encode() for i in range(60))
 
@@ -92,7 +92,7 @@ def test_zip_bomb_is_refused(store):
 
 
 def test_decompression_bomb_image_is_skipped_and_listed(store):
-    from core.imagefiles import ArchiveLimits, read_image_zip
+    from core.data.imagefiles import ArchiveLimits, read_image_zip
 
     entries = {f"a/{i}.png": png(i) for i in range(3)} | {f"b/{i}.png": png(100 + i) for i in range(3)}
     entries["b/giant.png"] = png(0, size=(3000, 3000))  # 9 MP of zeros: a few KB compressed

@@ -19,6 +19,7 @@ from sklearn.metrics import (
 )
 
 from core import metrics as M
+from core.metrics.scores import _bin_index
 
 # ---------------------------------------------------------------------------------------------
 # Hand fixture: K = 3 training classes, 5 known rows + 2 unknown rows (label -1).
@@ -113,10 +114,10 @@ def test_reliability_bins_hand():
 
 
 def test_bin_edges_right_closed_first_bin_includes_zero():
-    b = M._bin_index(np.array([0.0, 1 / 15, np.nextafter(1 / 15, 1), 0.6, 0.6000001, 1.0]), 15)
+    b = _bin_index(np.array([0.0, 1 / 15, np.nextafter(1 / 15, 1), 0.6, 0.6000001, 1.0]), 15)
     np.testing.assert_array_equal(b, [0, 0, 1, 8, 9, 14])
     # every edge k/15 of np.linspace belongs to bin k - 1 (and 0 to bin 0)
-    np.testing.assert_array_equal(M._bin_index(np.linspace(0, 1, 16), 15), [0] + list(range(15)))
+    np.testing.assert_array_equal(_bin_index(np.linspace(0, 1, 16), 15), [0] + list(range(15)))
 
 
 def test_classwise_ece_hand():

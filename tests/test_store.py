@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core import store as store_module
+from core.store import schema as store_module
 from core.data import Dataset
 from core.store import SCHEMA_VERSION, Store
 

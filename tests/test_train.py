@@ -1,4 +1,4 @@
-"""The training loop, run in this process (core.train.train_run) on tiny real data."""
+"""The training loop, run in this process (core.train.worker.train_run) on tiny real data."""
 
 from __future__ import annotations
 
@@ -9,11 +9,18 @@ import pandas as pd
 import pytest
 import torch
 
-from core import train
 from core.data import Dataset
-from core.demos import load_digits_8x8
+from core.data.demos import load_digits_8x8
 from core.metrics import SUMMARY_KEYS
-from core.runconfig import RunConfig
+from core.mitigate.sampler import Shuffle
+from core.store import RunFiles
+from core.train.checkpoints import load_checkpoint
+from core.train.config import RunConfig
+from core.train.evaluate import fit_temperature, predict_logits, report
+from core.train.inputs import Inputs, make_batches
+from core.train.schedule import lr_factor
+from core.train.splits import RunData
+from core.train.worker import train_run
 from tests.conftest import needs_asset
 from tests.test_models import tiny_bert_dir
 
@@ -42,7 +49,7 @@ def _digits(store, *, drop_from_train: int | None = None) -> int:
 def _run(store, **cfg) -> tuple[int, str]:
     cfg = RunConfig(**{"model": "small_cnn", "epochs": 2, "batch_size": 64, "lr": 3e-3, **cfg})
     run_id = store.create_run(cfg.version_id, cfg.to_dict())
-    return run_id, train.train_run(store, run_id)
+    return run_id, train_run(store, run_id)
 
 
 def _final(store, run_id, split="test") -> dict[str, float]:
@@ -63,7 +70,7 @@ def test_digits_run_writes_metrics_predictions_checkpoints_and_artifacts(store, 
     assert set(m.split) == {"train", "val", "test", "val_ts", "test_ts"}
     # two evaluations (one per epoch), every summary key and the per-class metrics of 10 classes
     steps = sorted(int(s) for s in m[m.split == "test"].step.unique())
-    assert len(steps) == 2 and train.eval_steps(run_id) == steps
+    assert len(steps) == 2 and RunFiles(run_id).eval_steps() == steps
     test = _final(store, run_id)
     assert set(SUMMARY_KEYS) <= set(test)
     assert {f"{k}/{c}" for k in ("precision", "recall", "f1") for c in range(10)} <= set(test)
@@ -84,16 +91,16 @@ def test_digits_run_writes_metrics_predictions_checkpoints_and_artifacts(store, 
     assert (preds.label.to_numpy() == store.load_dataset(vid).labels[preds.item.to_numpy()]).all()
     assert len(store.predictions(run_id, split="test_ts")) == n_test
     # artifacts per evaluation; the best step also has the calibrated bins
-    art = train.load_eval_artifacts(run_id, best["best_step"])
+    art = RunFiles(run_id).eval_artifacts(best["best_step"])
     assert art["classes"] == list(range(10)) and art["absent_classes"] == []
     assert art["test"]["confusion"].shape == (10, 10) and art["test"]["confusion"].sum() == n_test
     assert art["test"]["reliability"]["count"].sum() == n_test and len(art["test"]["reliability"]["mean_conf"]) == 15
     assert "test_ts" in art and "val_ts" in art
     # checkpoints are plain state dicts that load with weights_only=True
     for which in ("best", "last"):
-        ck = train.load_checkpoint(run_id, which)
+        ck = load_checkpoint(run_id, which)
         assert ck["arch"] == "small_cnn" and ck["classes"] == list(range(10)) and "features.0.0.weight" in ck["model"]
-    assert train.load_checkpoint(run_id, "last")["step"] == steps[-1]
+    assert load_checkpoint(run_id, "last")["step"] == steps[-1]
 
 
 def _final_at(store, run_id, split, step):
@@ -122,7 +129,7 @@ def test_class_absent_from_train_counts_as_unknown(store):
     assert "recall/9" not in test and "recall/8" in test
     preds = store.predictions(run_id)
     assert 9 not in set(preds.pred) and (preds.label == 9).sum() == n_nines
-    art = train.load_eval_artifacts(run_id)
+    art = RunFiles(run_id).eval_artifacts()
     assert art["classes"] == list(range(9)) and art["absent_classes"] == [9]
     assert art["test"]["unknown_confusion"].shape == (1, 9) and art["test"]["unknown_confusion"].sum() == n_nines
 
@@ -144,7 +151,7 @@ def test_early_stopping_and_eval_every_steps(store):
 def test_tabular_mlp(store):
     from sklearn.datasets import load_iris
 
-    from core.data import stratified_split
+    from core.data.splits import stratified_split
 
     iris = load_iris(as_frame=True)
     y = iris.target.to_numpy()
@@ -153,12 +160,12 @@ def test_tabular_mlp(store):
     run_id, status = _run(store, version_id=vid, model="auto", epochs=30, batch_size=16, lr=1e-2)
     assert status == "finished"
     assert _final(store, run_id)["accuracy"] >= 0.8
-    assert train.load_checkpoint(run_id)["arch"] == "mlp"
+    assert load_checkpoint(run_id)["arch"] == "mlp"
 
 
 @needs_asset("minilm")
 def test_text_linear_probe_on_cached_features(store, tmp_path, home):
-    from core.data import stratified_split
+    from core.data.splits import stratified_split
 
     texts = ["great film, loved it", "terrible, a waste of time", "wonderful and moving", "awful acting, boring",
              "brilliant work", "dull and bad", "superb cast", "horrible plot"] * 8
@@ -169,8 +176,8 @@ def test_text_linear_probe_on_cached_features(store, tmp_path, home):
     folder = tiny_bert_dir(tmp_path / "bert")
     run_id, status = _run(store, version_id=vid, model=str(folder), finetune="linear_probe", epochs=5, batch_size=8)
     assert status == "finished", store.run(run_id)["message"]
-    assert train.load_checkpoint(run_id)["arch"] == "linear"
-    assert len(list((home / "cache" / "features").glob("*.npy"))) == 1  # core.features cached them
+    assert load_checkpoint(run_id)["arch"] == "linear"
+    assert len(list((home / "cache" / "features").glob("*.npy"))) == 1  # core.embed cached them
     again, status = _run(store, version_id=vid, model=str(folder), finetune="linear_probe", epochs=5, batch_size=8)
     assert status == "finished"
     np.testing.assert_equal(_final(store, again), _final(store, run_id))
@@ -181,30 +188,31 @@ def test_stop_before_start_and_bad_config_fail_cleanly(store):
     cfg = RunConfig(version_id=vid, model="small_cnn")
     queued = store.create_run(vid, cfg.to_dict())
     assert store.request_stop(queued) == "stopped"
-    assert train.train_run(store, queued) == "stopped"
+    assert train_run(store, queued) == "stopped"
     bad = store.create_run(vid, {**cfg.to_dict(), "model": "minilm"})
-    assert train.train_run(store, bad) == "failed"
+    assert train_run(store, bad) == "failed"
     assert "reads text, but this dataset is image" in store.run(bad)["message"]
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero():
-    f = [train.lr_factor(s, 100, 10) for s in range(100)]
+    f = [lr_factor(s, 100, 10) for s in range(100)]
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0) and f[10] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(f[10:], f[11:])) and f[99] < 0.01
-    assert train.lr_factor(100, 100, 10) == pytest.approx(0.0)
+    assert lr_factor(100, 100, 10) == pytest.approx(0.0)
 
 
 def test_length_bucketed_batches_cover_every_item_once_and_pad_little():
     rng = np.random.default_rng(0)
     lengths = rng.integers(3, 128, 1000)
-    idx = np.arange(1000)
-    batches = train.epoch_batches(idx, 32, np.random.default_rng(1), lengths)
-    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))
-    padded = sum(len(b) * lengths[b].max() for b in batches)
-    shuffled = sum(len(b) * lengths[b].max() for b in train.epoch_batches(idx, 32, np.random.default_rng(1)))
+    order = Shuffle().epoch(np.arange(1000), 0, np.random.default_rng(1))  # the default sampler's draw
+    assert sorted(order.tolist()) == list(range(1000))
+    batches = make_batches(1000, 32, np.random.default_rng(1), lengths[order])
+    assert sorted(np.concatenate(batches).tolist()) == list(range(1000))  # every draw position once
+    padded = sum(len(b) * lengths[order[b]].max() for b in batches)
+    shuffled = sum(len(b) * lengths[order[b]].max() for b in make_batches(1000, 32, np.random.default_rng(1)))
     assert padded < 0.7 * shuffled
-    again = train.epoch_batches(idx, 32, np.random.default_rng(1), lengths)
-    assert all((a == b).all() for a, b in zip(batches, again))
+    again = make_batches(1000, 32, np.random.default_rng(1), lengths[order])
+    assert len(again) == len(batches) and all((a == b).all() for a, b in zip(batches, again))
 
 
 def test_temperature_fit_recovers_a_known_temperature():
@@ -213,13 +221,13 @@ def test_temperature_fit_recovers_a_known_temperature():
     p = np.exp(z - z.max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
     y = np.array([rng.choice(5, p=row) for row in p])  # labels drawn from softmax(z)
-    assert train.fit_temperature(z * 3.0, y) == pytest.approx(3.0, rel=0.1)
-    assert train.fit_temperature(z, np.full(len(z), -1)) == 1.0  # no known rows: identity
+    assert fit_temperature(z * 3.0, y) == pytest.approx(3.0, rel=0.1)
+    assert fit_temperature(z, np.full(len(z), -1)) == 1.0  # no known rows: identity
 
 
-def _toy_data(y_model: np.ndarray, labels: np.ndarray, classes: list[int], absent: list[int]) -> train.Data:
+def _toy_data(y_model: np.ndarray, labels: np.ndarray, classes: list[int], absent: list[int]) -> RunData:
     n = len(labels)
-    return train.Data(rows=np.arange(n), train=np.arange(0), val=np.arange(0), test=np.arange(n), y=y_model, labels=labels,
+    return RunData(rows=np.arange(n), train=np.arange(0), val=np.arange(0), test=np.arange(n), y=y_model, labels=labels,
                       classes=np.array(classes), absent=np.array(absent, dtype=np.int64), train_counts=np.array([50, 50]))
 
 
@@ -231,27 +239,31 @@ def test_report_matches_core_metrics_on_raw_logits():
     labels = rng.choice([0, 2, 1], size=40)  # dataset classes 0 and 2 trained, 1 absent
     y = np.where(labels == 0, 0, np.where(labels == 2, 1, -1))
     data = _toy_data(y, labels, [0, 2], [1])
-    rep = train._report(logits, np.arange(40), data, tau=0.9, temperature=2.0)
+    rep = report(logits, np.arange(40), data, tau=0.9, temperature=2.0)
     p = np.exp(logits / 2.0 - (logits / 2.0).max(1, keepdims=True))
     p /= p.sum(1, keepdims=True)
     want = M.summary(p, y, tau=0.9, logits=logits / 2.0, train_counts=[50, 50])
-    np.testing.assert_equal(rep["summary"], want)
-    assert rep["unknown_confusion"].sum() == (labels == 1).sum() and rep["confusion"].sum() == (labels != 1).sum()
+    np.testing.assert_equal(rep.summary, want)
+    assert rep.unknown_confusion.sum() == (labels == 1).sum() and rep.confusion.sum() == (labels != 1).sum()
+    assert rep.temperature == 2.0
 
 
 @needs_asset("minilm")
 def test_length_sorted_prediction_comes_back_in_item_order(tmp_path):
-    from core.models import build
+    import contextlib
+
+    from core.models.build import build
+    from core.models.preprocess import tokenise
 
     folder = tiny_bert_dir(tmp_path / "bert")
     built = build(RunConfig(version_id=1, model=str(folder)), modality="text", n_classes=3)
     texts = np.array(["a much longer text than the others, with many words in it", "short", "medium length text here", "hi"], dtype=object)
-    ids, lengths, pad = train.tokenise(texts, built.tokenizer, 64)
-    inputs = train.Inputs("tokens", torch.device("cpu"), x=ids, lengths=lengths, pad_id=pad)
+    inputs = Inputs("tokens", torch.device("cpu"), tokens=tokenise(texts, built.tokenizer, 64))
     idx = np.array([0, 1, 2, 3])
-    together = train.predict_logits(built, inputs, idx, n_classes=3, batch_size=4, autocast=train.contextlib.nullcontext)
-    one_by_one = np.concatenate([train.predict_logits(built, inputs, idx[i:i + 1], n_classes=3, batch_size=1,
-                                                      autocast=train.contextlib.nullcontext) for i in range(4)])
+    together = predict_logits(built, inputs, idx, n_classes=3, batch_size=4, autocast=contextlib.nullcontext)
+    one_by_one = np.concatenate(
+        [predict_logits(built, inputs, idx[i : i + 1], n_classes=3, batch_size=1, autocast=contextlib.nullcontext) for i in range(4)]
+    )
     np.testing.assert_allclose(together, one_by_one, atol=1e-5)
 
 
@@ -260,10 +272,8 @@ def test_metrics_per_slice_are_stored_and_match_the_predictions(tmp_path):
     import pandas as pd
     from sklearn.datasets import load_digits
 
-    from core.data import Dataset, stratified_split
-    from core.runconfig import RunConfig
+    from core.data.splits import stratified_split
     from core.store import Store
-    from core.train import train_run
 
     store = Store(tmp_path / "slices")
     X, y = load_digits(return_X_y=True)

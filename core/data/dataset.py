@@ -1,0 +1,122 @@
+"""The ``Dataset`` model every other module works on, for text, image and tabular data.
+
+- ``items``: text → ``np.ndarray[object]`` of ``str``, shape (n,); image → ``np.ndarray[uint8]``
+  of shape (n, H, W) (grayscale) or (n, H, W, 3) (RGB); tabular → ``pd.DataFrame`` (n, d) of
+  feature columns.
+- ``labels``: ``int64`` (n,), an index into ``class_names``.
+- ``split``: ``int8`` (n,), an index into ``SPLITS`` (train / val / test).
+- ``meta``: ``pd.DataFrame`` (n, m) of extra columns used as slices (domain, source, rater
+  agreement, …); may have no columns.
+
+Loaders (``core.data.tables``, ``idx``, ``imagefiles``, ``demos``) never write anything: they
+parse, validate and return a ``LoadResult`` (the dataset plus warnings and skipped items) or raise
+``DataError`` with a message that says what to change. The store writes a dataset only once it is
+whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+SPLITS = ("train", "val", "test")  # split codes 0, 1, 2
+MODALITIES = ("text", "image", "tabular")
+
+
+@dataclass
+class Dataset:
+    name: str
+    modality: str
+    items: Any
+    labels: np.ndarray
+    class_names: list[str]
+    split: np.ndarray
+    meta: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    def __post_init__(self) -> None:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
+        self.labels = np.asarray(self.labels, dtype=np.int64)
+        self.split = np.asarray(self.split, dtype=np.int8)
+        n = len(self.labels)
+        if len(self.items) != n or len(self.split) != n or (len(self.meta.columns) and len(self.meta) != n):
+            raise ValueError(
+                f"items ({len(self.items)}), labels ({n}), split ({len(self.split)}) and meta "
+                f"({len(self.meta)}) must have the same length"
+            )
+        if n and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
+            raise ValueError("labels must index class_names")
+        if len(self.meta.columns) == 0:
+            self.meta = pd.DataFrame(index=pd.RangeIndex(n))
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def split_names(self) -> np.ndarray:
+        return np.asarray(SPLITS, dtype=object)[self.split]
+
+    def subset(self, index: np.ndarray, name: str | None = None) -> "Dataset":
+        """A new Dataset with the rows ``index`` (ints or a boolean mask); class names are kept."""
+        index = np.asarray(index)
+        items = self.items.iloc[index].reset_index(drop=True) if isinstance(self.items, pd.DataFrame) else self.items[index]
+        return Dataset(
+            name=name or self.name,
+            modality=self.modality,
+            items=items,
+            labels=self.labels[index],
+            class_names=list(self.class_names),
+            split=self.split[index],
+            meta=self.meta.iloc[index].reset_index(drop=True),
+        )
+
+
+@dataclass
+class LoadResult:
+    dataset: Dataset
+    warnings: list[str] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (item, reason)
+
+
+def content_hashes(ds: Dataset) -> np.ndarray:
+    """A 64-bit content hash per item (exact duplicates share it). Text is hashed as given, stripped."""
+
+    def h(b: bytes) -> int:
+        return int.from_bytes(hashlib.blake2b(b, digest_size=8).digest(), "little", signed=True)
+
+    if ds.modality == "image":
+        flat = np.ascontiguousarray(ds.items).reshape(len(ds), -1)
+        return np.fromiter((h(row.tobytes()) for row in flat), dtype=np.int64, count=len(ds))
+    if ds.modality == "text":
+        return np.fromiter((h(str(t).strip().encode("utf-8", "surrogatepass")) for t in ds.items), dtype=np.int64, count=len(ds))
+    return pd.util.hash_pandas_object(ds.items, index=False).to_numpy().view(np.int64)
+
+
+def describe(ds: Dataset) -> str:
+    """One line: '70,000 image items (28×28 grayscale) · 10 classes'."""
+    if ds.modality == "image":
+        shape = ds.items.shape[1:]
+        kind = f"{shape[1]}×{shape[0]} {'RGB' if len(shape) == 3 else 'grayscale'}"
+    elif ds.modality == "text":
+        kind = "texts"
+    else:
+        kind = f"{ds.items.shape[1]} features"
+    return f"{len(ds):,} {ds.modality} items ({kind}) · {ds.n_classes} classes"
+
+
+def filter_indices(ds: Dataset, *, classes: list[int] | None = None, splits: list[int] | None = None) -> np.ndarray:
+    """Row indices whose label is in ``classes`` and split in ``splits`` (None = any)."""
+    mask = np.ones(len(ds), dtype=bool)
+    if classes is not None:
+        mask &= np.isin(ds.labels, classes)
+    if splits is not None:
+        mask &= np.isin(ds.split, splits)
+    return np.flatnonzero(mask)

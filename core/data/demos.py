@@ -1,0 +1,171 @@
+"""The built-in demo datasets, built from the verified assets (see ``core.data.assets``).
+
+    python -m core.data.demos import   # put every available demo into the store (idempotent)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from core.data import assets
+from core.data.dataset import Dataset, LoadResult
+from core.data.idx import dataset_from_idx
+from core.data.splits import stratified_split
+from core.errors import DataError
+from core.store import Store
+
+FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+VADER_DOMAINS = {
+    "tweets": "tweets",
+    "movieReviewSnippets": "movie reviews",
+    "amazonReviewSnippets": "product reviews",
+    "nytEditorialSnippets": "NYT editorials",
+}
+
+
+def load_fashion_mnist() -> LoadResult:
+    f = lambda name: assets.asset_path("fashion-mnist", f"fashion-mnist/{name}")  # noqa: E731
+    return dataset_from_idx(
+        f("train-images-idx3-ubyte.gz"), f("train-labels-idx1-ubyte.gz"),
+        f("t10k-images-idx3-ubyte.gz"), f("t10k-labels-idx1-ubyte.gz"),
+        name="Fashion-MNIST", class_names=FASHION_CLASSES,
+    )
+
+
+def load_mnist_5k() -> LoadResult:
+    path = assets.asset_path("mnist-5k", "mnist-5k/mnist_5k.csv.gz")
+    with gzip.open(path, "rt") as fh:
+        table = pd.read_csv(fh, header=None, dtype=np.uint8).to_numpy()
+    images, labels = table[:, :-1].reshape(-1, 28, 28), table[:, -1].astype(np.int64)  # label is the last column
+    ds = Dataset(
+        name="MNIST-5k", modality="image", items=np.ascontiguousarray(images), labels=labels,
+        class_names=[str(i) for i in range(10)], split=stratified_split(labels),
+    )
+    return LoadResult(ds)
+
+
+def load_digits_8x8() -> LoadResult:
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    # 4-bit intensities 0..16 → 0..255 so they display and train like any other grayscale image
+    images = np.round(bunch.images * (255 / 16)).astype(np.uint8)
+    labels = bunch.target.astype(np.int64)
+    ds = Dataset(
+        name="Digits 8×8", modality="image", items=images, labels=labels,
+        class_names=[str(i) for i in range(10)], split=stratified_split(labels),
+    )
+    return LoadResult(ds)
+
+
+def load_vader() -> LoadResult:
+    """VADER's four human-rated corpora: one row per text, every rater's score kept.
+
+    label = sign of the mean rating (negative < 0 = neutral < positive); meta: ``domain``,
+    ``mean_rating`` and ``rating_std`` (−4…4), ``n_raters``, ``agreement`` (share of raters whose
+    sign matches the label — real annotator disagreement, i.e. real label noise) and ``ratings``.
+    """
+    frames = []
+    for stem, domain in VADER_DOMAINS.items():
+        texts = _read_vader_file(assets.asset_path("vader", f"vader/{stem}_GroundTruth.txt"), ["id", "gt_mean", "text"])
+        ratings = _read_vader_file(assets.asset_path("vader", f"vader/{stem}_anonDataRatings.txt"), ["id", "mean_rating", "rating_std", "ratings"])
+        merged = texts.merge(ratings, on="id", how="inner", validate="one_to_one")
+        if len(merged) != len(texts):
+            raise DataError(f"VADER {stem}: {len(texts) - len(merged)} texts have no ratings; the cached files are damaged — run `python -m core.data.assets fetch`.")
+        merged.insert(0, "domain", domain)
+        frames.append(merged)
+    df = pd.concat(frames, ignore_index=True)
+    # "[0, -1, 2]" → int8 array; a plain split is ~10× faster than literal_eval on 23.7k rows
+    scores = df["ratings"].map(lambda s: np.array(s.strip().strip("[]").split(","), dtype=np.int8))
+    mean = df["mean_rating"].astype(float).to_numpy()
+    labels = np.where(mean < 0, 0, np.where(mean > 0, 2, 1)).astype(np.int64)
+    label_sign = labels - 1
+    agreement = np.array([np.mean(np.sign(s) == sign) for s, sign in zip(scores, label_sign)])
+    meta = pd.DataFrame({
+        "domain": df["domain"].astype("string"),
+        "mean_rating": mean,
+        "rating_std": df["rating_std"].astype(float).to_numpy(),
+        "n_raters": scores.map(len).astype(np.int16).to_numpy(),
+        "agreement": agreement.round(4),
+        "ratings": scores.map(lambda s: ",".join(map(str, s.tolist()))).astype("string"),
+    })
+    # stratify by label × domain so every split has every domain in proportion
+    strata = labels * 10 + pd.factorize(meta["domain"])[0]
+    ds = Dataset(
+        name="VADER sentiment", modality="text", items=df["text"].to_numpy(dtype=object), labels=labels,
+        class_names=["negative", "neutral", "positive"], split=stratified_split(strata), meta=meta,
+    )
+    return LoadResult(ds)
+
+
+def _read_vader_file(path, columns: list[str]) -> pd.DataFrame:
+    rows = []
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as fh:
+        for line in fh:
+            parts = line.rstrip("\r\n").split("\t")
+            if len(parts) >= len(columns):
+                # texts may themselves contain tabs: keep everything after the fixed fields
+                rows.append(parts[: len(columns) - 1] + ["\t".join(parts[len(columns) - 1:])])
+    return pd.DataFrame(rows, columns=columns)
+
+
+@dataclass(frozen=True)
+class Demo:
+    key: str
+    title: str
+    blurb: str
+    asset: str | None
+    load: Callable[[], LoadResult]
+
+
+DEMOS: dict[str, Demo] = {
+    d.key: d
+    for d in [
+        Demo("fashion-mnist", "Fashion-MNIST", "70,000 clothing images, 10 balanced classes — the canvas for simulating imbalance and noise.", "fashion-mnist", load_fashion_mnist),
+        Demo("vader", "VADER sentiment", "23.7k texts from tweets, reviews and editorials, each rated by 10–20+ people: real label disagreement.", "vader", load_vader),
+        Demo("mnist-5k", "MNIST-5k", "5,000 handwritten digits, 500 per class.", "mnist-5k", load_mnist_5k),
+        Demo("digits", "Digits 8×8", "1,797 tiny 8×8 digits from scikit-learn: always available, loads instantly.", None, load_digits_8x8),
+    ]
+}
+
+
+def available(key: str) -> bool:
+    demo = DEMOS[key]
+    return demo.asset is None or assets.is_ready(demo.asset)
+
+
+def import_demo(store: Store, key: str) -> int:
+    """Put demo ``key`` in the store (once) and return its newest version id."""
+    demo = DEMOS[key]
+    source = f"demo:{key}"
+    existing = store.find_dataset(source)
+    if existing is not None:
+        return store.versions(existing)[-1].id
+    if not available(key):
+        raise DataError(f"{demo.title} is not on this machine: {assets.how_to_get(assets.ASSETS[demo.asset])}, then run `python -m core.data.assets fetch`.")
+    result = demo.load()
+    return store.save_dataset(result.dataset, source=source, note="demo", warnings=result.warnings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.data.demos")
+    parser.add_argument("command", choices=["import"])
+    parser.parse_args(argv)
+    store = Store()
+    for key, demo in DEMOS.items():
+        if available(key):
+            vid = import_demo(store, key)
+            print(f"  ok       {demo.title} (version {vid})")
+        else:
+            print(f"  SKIPPED  {demo.title}: not fetched ({assets.how_to_get(assets.ASSETS[demo.asset])})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

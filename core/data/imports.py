@@ -1,0 +1,82 @@
+"""From an uploaded file to a stored dataset version, with every check on the way.
+
+Order matters: size limit → parse → validate → write. The store is touched only when the dataset
+is whole and valid, so a bad upload changes nothing already stored.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+from core import paths
+from core.data.dataset import LoadResult
+from core.data.tables import TableRoles, load_table
+from core.errors import DataError
+from core.store import Store
+
+TABLE_TYPES = ("csv", "tsv", "txt", "parquet", "jsonl", "ndjson", "json")
+ARCHIVE_TYPES = ("zip",)
+UPLOAD_TYPES = TABLE_TYPES + ARCHIVE_TYPES
+
+
+@dataclass
+class Imported:
+    version_id: int
+    result: LoadResult
+
+
+def check_size(n_bytes: int, filename: str) -> None:
+    limit = paths.max_upload_mb()
+    if n_bytes > limit * 1024 * 1024:
+        raise DataError(
+            f"'{filename}' is {n_bytes / 1024**2:,.1f} MiB, over the {limit} MiB upload limit. Upload a smaller "
+            "sample, or raise GAPSCOPE_MAX_UPLOAD_MB (and server.maxUploadSize in .streamlit/config.toml)."
+        )
+
+
+def kind_of(filename: str) -> str:
+    ext = Path(filename).suffix.lower().lstrip(".")
+    if ext in ARCHIVE_TYPES:
+        return "images"
+    if ext in TABLE_TYPES:
+        return "table"
+    raise DataError(
+        f"'{filename}': unsupported file type '.{ext}'. Upload a table (.csv, .tsv, .parquet, .jsonl) "
+        "or a .zip of images in one folder per class."
+    )
+
+
+def load_upload(
+    filename: str, data: bytes, *, roles: TableRoles | None = None, image_size: int | None = None
+) -> LoadResult:
+    """Parse and validate an upload into a Dataset without storing anything."""
+    check_size(len(data), filename)
+    name = Path(filename).stem or "upload"
+    if kind_of(filename) == "images":
+        from core.data.imagefiles import dataset_from_images, read_image_zip
+
+        if not data:
+            raise DataError(f"'{filename}' is empty (0 bytes). Upload a .zip with one folder of images per class.")
+        upload = io.BytesIO(data)
+        upload.name = filename  # messages then name the file, not "the upload"
+        return dataset_from_images(read_image_zip(upload, image_size=image_size), name=name)
+    return load_table(data, filename, roles, name=name)
+
+
+def import_upload(
+    store: Store, filename: str, data: bytes, *, roles: TableRoles | None = None, image_size: int | None = None
+) -> Imported:
+    """Parse, validate and store an upload as a new dataset; returns the new version id."""
+    result = load_upload(filename, data, roles=roles, image_size=image_size)
+    params = {"filename": filename, "bytes": len(data)}
+    if roles is not None:
+        params["roles"] = roles.__dict__
+    if image_size is not None:
+        params["image_size"] = image_size
+    vid = store.save_dataset(
+        result.dataset, source=f"upload:{filename}", params=params, note="upload",
+        warnings=result.warnings, skipped=result.skipped,
+    )
+    return Imported(vid, result)

@@ -1,0 +1,54 @@
+"""Train / val / test splits: made (stratified, seeded) or read from a user's split column."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from core.errors import DataError
+
+SPLIT_ALIASES = {
+    "train": 0, "training": 0, "tr": 0,
+    "val": 1, "valid": 1, "validation": 1, "dev": 1,
+    "test": 2, "testing": 2, "eval": 2, "te": 2,
+}  # fmt: skip
+
+
+def stratified_split(
+    labels: np.ndarray, *, val: float = 0.1, test: float = 0.1, seed: int = 0, holdout_from: np.ndarray | None = None
+) -> np.ndarray:
+    """Split codes (0 train, 1 val, 2 test) with the same class mix in every split.
+
+    Per class, ``floor(n * val)`` items go to val and ``floor(n * test)`` to test, chosen by a
+    seeded shuffle; the rest stay in train. A class with fewer than ``1 / val`` items therefore
+    stays wholly in train (the coverage table shows it), rather than losing its only examples.
+
+    Parameters
+    ----------
+    labels : (n,) int array
+    holdout_from : (n,) bool array, optional
+        Only these rows may move to val/test (e.g. the given train split when only test is given).
+    """
+    labels = np.asarray(labels)
+    out = np.zeros(len(labels), dtype=np.int8)
+    rng = np.random.default_rng(seed)
+    allowed = np.ones(len(labels), bool) if holdout_from is None else np.asarray(holdout_from, bool)
+    for c in np.unique(labels):
+        idx = np.flatnonzero((labels == c) & allowed)
+        rng.shuffle(idx)
+        n_val, n_test = int(len(idx) * val), int(len(idx) * test)
+        out[idx[:n_val]] = 1
+        out[idx[n_val : n_val + n_test]] = 2
+    return out
+
+
+def parse_split_column(values: pd.Series) -> np.ndarray:
+    """Map a user's split column (train/val/test and common aliases) to split codes."""
+    norm = values.astype(str).str.strip().str.lower()
+    unknown = sorted(set(norm.unique()) - set(SPLIT_ALIASES))
+    if unknown:
+        raise DataError(
+            f"The split column has values {unknown[:5]} that are not train/val/test. "
+            "Rename them to train, val or test, or choose no split column and let Gapscope make one."
+        )
+    return norm.map(SPLIT_ALIASES).to_numpy(np.int8)

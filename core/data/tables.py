@@ -1,0 +1,208 @@
+"""Tables (CSV, TSV, Parquet, JSON Lines) → a text or tabular ``Dataset``, with column roles guessed."""
+
+from __future__ import annotations
+
+import codecs
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from core.data.dataset import Dataset, LoadResult
+from core.data.labels import MAX_CLASSES, encode_labels
+from core.data.splits import parse_split_column, stratified_split
+from core.errors import DataError
+
+LABEL_COLUMN_NAMES = ("label", "labels", "class", "target", "y", "category", "sentiment")
+TEXT_COLUMN_NAMES = ("text", "sentence", "review", "content", "body", "message", "tweet", "document")
+SPLIT_COLUMN_NAMES = ("split", "subset", "fold_name")
+
+
+def decode_text(raw: bytes) -> tuple[str, list[str]]:
+    """Decode uploaded text: UTF-8 (with or without BOM) or UTF-16 with BOM; else Windows-1252 /
+    Latin-1, with a warning that says how to avoid the guess."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return raw.decode("utf-16"), []
+    try:
+        return raw.decode("utf-8-sig"), []
+    except UnicodeDecodeError as err:
+        position = err.start
+    for enc in ("cp1252", "latin-1"):
+        try:
+            text = raw.decode(enc)
+        except UnicodeDecodeError:
+            continue
+        return text, [
+            f"The file is not valid UTF-8 (first bad byte at offset {position}); it was read as "
+            f"{'Windows-1252' if enc == 'cp1252' else 'Latin-1'}. If accents look wrong, save the file "
+            "as UTF-8 and upload it again."
+        ]
+    raise AssertionError("latin-1 decodes every byte string")  # pragma: no cover
+
+
+def read_table(data: bytes, filename: str) -> tuple[pd.DataFrame, list[str]]:
+    """Parse CSV, TSV, Parquet or JSON Lines bytes into a DataFrame (no column roles yet)."""
+    if len(data) == 0:
+        raise DataError(f"'{filename}' is empty (0 bytes). Upload a file with a header row and data rows.")
+    ext = Path(filename).suffix.lower()
+    warnings: list[str] = []
+    try:
+        if ext == ".parquet":
+            df = pd.read_parquet(io.BytesIO(data))
+        elif ext in (".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json"):
+            text, warnings = decode_text(data)
+            if not text.strip():
+                raise DataError(f"'{filename}' holds only whitespace. Upload a file with a header row and data rows.")
+            if ext in (".jsonl", ".ndjson", ".json"):
+                df = pd.read_json(io.StringIO(text), lines=ext != ".json")
+            else:
+                sep = "\t" if ext == ".tsv" else None  # None: sniff , ; | or tab
+                df = pd.read_csv(io.StringIO(text), sep=sep, engine="python", dtype_backend="numpy_nullable")
+        else:
+            raise DataError(
+                f"'{filename}': unsupported file type '{ext or '(none)'}'. Use .csv, .tsv, .parquet or "
+                ".jsonl for tables, or a .zip of class folders for images."
+            )
+    except DataError:
+        raise
+    except Exception as err:  # pandas / pyarrow raise many kinds; the user needs one message
+        raise DataError(
+            f"Could not parse '{filename}' as {ext.lstrip('.').upper()}: {str(err).splitlines()[0][:200]}. "
+            "Check that the file is not truncated and has a header row."
+        ) from err
+    if df.shape[1] == 0 or len(df) == 0:
+        raise DataError(f"'{filename}' has no data rows. Upload a file with a header row and at least two labelled rows.")
+    df.columns = [str(c).strip() for c in df.columns]
+    if len(set(df.columns)) != len(df.columns):
+        raise DataError(f"'{filename}' has repeated column names. Give every column a distinct header.")
+    return df, warnings
+
+
+@dataclass
+class TableRoles:
+    """Which column plays which part. ``text`` is None for tabular data (features = the rest)."""
+
+    label: str
+    text: str | None = None
+    split: str | None = None
+    meta: list[str] = field(default_factory=list)
+    features: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TableGuess:
+    roles: TableRoles | None
+    label_candidates: list[str]
+    text_candidates: list[str]
+    question: str | None  # None when the guess is unambiguous; else what the user must choose
+
+
+def _is_texty(col: pd.Series) -> bool:
+    if not (pd.api.types.is_string_dtype(col) or col.dtype == object):
+        return False
+    s = col.dropna().astype(str)
+    if s.empty:
+        return False
+    return s.str.len().mean() >= 15 and s.nunique() > 0.5 * len(s)
+
+
+def guess_roles(df: pd.DataFrame) -> TableGuess:
+    """Guess the label / text / split columns; ask (``question``) when the guess is not safe."""
+    cols = list(df.columns)
+    lower = {c.lower(): c for c in cols}
+    n = len(df)
+    label_candidates = [
+        c for c in cols
+        if 2 <= df[c].nunique(dropna=True) <= min(MAX_CLASSES, max(2, n // 2)) and not _is_texty(df[c])
+    ]
+    text_candidates = [c for c in cols if _is_texty(df[c])]
+    split = next((lower[s] for s in SPLIT_COLUMN_NAMES if s in lower), None)
+    named_label = [lower[s] for s in LABEL_COLUMN_NAMES if s in lower]
+    label_candidates = named_label + [c for c in label_candidates if c not in named_label and c != split]
+    if not named_label:
+        msg = (
+            "No column is named like a label (label, class, target, y, category, sentiment). "
+            "Choose the label column below, or rename it to 'label'."
+        )
+        if not label_candidates:
+            msg = (
+                "No column can serve as the label: a label column has between 2 and "
+                f"{MAX_CLASSES:,} distinct values. Add a 'label' column and upload again."
+            )
+        return TableGuess(None, label_candidates, text_candidates, msg)
+    label = named_label[0]
+    named_text = [lower[s] for s in TEXT_COLUMN_NAMES if s in lower]
+    texts = [c for c in text_candidates if c != label]
+    if named_text:
+        text = named_text[0]
+    elif len(texts) == 1:
+        text = texts[0]
+    elif len(texts) > 1:
+        return TableGuess(
+            None, label_candidates, texts,
+            f"Several columns look like text ({', '.join(texts)}). Choose the one the model should read.",
+        )
+    else:
+        text = None
+    rest = [c for c in cols if c not in (label, text, split)]
+    if text is not None:
+        roles = TableRoles(label=label, text=text, split=split, meta=[c for c in rest if df[c].nunique() <= 50])
+    else:
+        roles = TableRoles(label=label, split=split, features=rest)
+    return TableGuess(roles, label_candidates, text_candidates, None)
+
+
+def dataset_from_table(df: pd.DataFrame, roles: TableRoles, *, name: str, seed: int = 0) -> LoadResult:
+    """Build a text or tabular Dataset from a DataFrame and the chosen column roles."""
+    for col in [roles.label, roles.text, roles.split, *roles.meta, *roles.features]:
+        if col is not None and col not in df.columns:
+            raise DataError(f"Column '{col}' is not in the file. Columns are: {', '.join(map(str, df.columns))}.")
+    if roles.text is not None and roles.text == roles.label:
+        raise DataError("The text column and the label column must differ. Pick another text or label column.")
+    warnings: list[str] = []
+    labelled = df[roles.label].notna() & (df[roles.label].astype(str).str.strip() != "")
+    if not labelled.all():
+        warnings.append(f"{int((~labelled).sum()):,} row(s) without a label were left out.")
+        df = df.loc[labelled].reset_index(drop=True)
+    labels, class_names, w = encode_labels(df[roles.label], column=roles.label)
+    warnings += w
+    if roles.split:
+        split = parse_split_column(df[roles.split])
+        if not (split == 0).any():
+            raise DataError("The split column has no 'train' rows. Mark some rows as train, or choose no split column.")
+        if not (split == 1).any():
+            split = np.where(split == 0, stratified_split(labels, val=0.1, test=0.0, seed=seed, holdout_from=split == 0), split).astype(np.int8)
+            warnings.append("No 'val' rows were given; 10% of train (per class) was set aside as val.")
+    else:
+        split = stratified_split(labels, seed=seed)
+    meta = df[roles.meta].reset_index(drop=True) if roles.meta else pd.DataFrame(index=pd.RangeIndex(len(df)))
+    if roles.text is not None:
+        text = df[roles.text]
+        n_null = int(text.isna().sum())
+        if n_null:
+            warnings.append(f"{n_null:,} row(s) have no text; they are kept as empty texts and listed in the profile.")
+        items = text.fillna("").astype(str).to_numpy(dtype=object)
+        modality = "text"
+    else:
+        feats = roles.features or [c for c in df.columns if c not in (roles.label, roles.split, *roles.meta)]
+        if not feats:
+            raise DataError("There are no feature columns besides the label. Add feature columns, or pick a text column.")
+        items = df[feats].reset_index(drop=True)
+        modality = "tabular"
+    ds = Dataset(name=name, modality=modality, items=items, labels=labels, class_names=class_names, split=split, meta=meta)
+    return LoadResult(ds, warnings)
+
+
+def load_table(data: bytes, filename: str, roles: TableRoles | None = None, *, name: str | None = None) -> LoadResult:
+    """Parse a table upload and build a Dataset; without ``roles`` the guess must be unambiguous."""
+    df, warnings = read_table(data, filename)
+    if roles is None:
+        guess = guess_roles(df)
+        if guess.roles is None:
+            raise DataError(guess.question or "Choose the label column.")
+        roles = guess.roles
+    result = dataset_from_table(df, roles, name=name or Path(filename).stem)
+    result.warnings[:0] = warnings
+    return result

@@ -1,0 +1,111 @@
+"""Cleaning plans: keep / relabel / drop decisions on items, saved as a new dataset version.
+
+A plan never edits data in place. ``save_cleaned(store, version_id, plan)`` writes a child version
+(kind "clean", with the plan in its params) and returns its id; undo archives that child and goes
+back to its parent, and nothing is deleted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from core.data.dataset import Dataset
+from core.store.database import Store
+
+
+@dataclass
+class CleaningPlan:
+    """Decisions by item index (row in the parent version). ``keep`` records a reviewed item that
+    stays as it is, so it is not shown as a suspect again in this plan."""
+
+    drop: set[int] = field(default_factory=set)
+    relabel: dict[int, int] = field(default_factory=dict)  # item → new class index
+    keep: set[int] = field(default_factory=set)
+
+    def decide(self, item: int, action: str, new_label: int | None = None) -> None:
+        """Record ``action`` ("keep", "relabel" or "drop") for ``item``; the last decision wins."""
+        item = int(item)
+        self.drop.discard(item)
+        self.relabel.pop(item, None)
+        self.keep.discard(item)
+        if action == "drop":
+            self.drop.add(item)
+        elif action == "relabel":
+            if new_label is None:
+                raise ValueError("relabel needs the new class; pick it in the suggested-label box.")
+            self.relabel[item] = int(new_label)
+        elif action == "keep":
+            self.keep.add(item)
+        else:
+            raise ValueError(f"unknown action {action!r}; use keep, relabel or drop.")
+
+    def decision(self, item: int) -> str | None:
+        item = int(item)
+        if item in self.drop:
+            return "drop"
+        if item in self.relabel:
+            return "relabel"
+        if item in self.keep:
+            return "keep"
+        return None
+
+    @property
+    def n_changes(self) -> int:
+        return len(self.drop) + len(self.relabel)
+
+    def summary(self) -> str:
+        return f"dropped {len(self.drop):,}, relabelled {len(self.relabel):,}"
+
+    def to_params(self) -> dict:
+        return {"drop": sorted(self.drop), "relabel": {str(k): v for k, v in sorted(self.relabel.items())}, "kept": len(self.keep)}
+
+    def apply(self, ds: Dataset) -> Dataset:
+        """The cleaned dataset: relabelled items get their new class, dropped items are gone.
+
+        The original row index is kept in the meta column ``source_item`` so that later
+        diagnoses, runs and reports can point back to the parent version.
+        """
+        n = len(ds)
+        bad = [i for i in (*self.drop, *self.relabel) if not 0 <= i < n]
+        if bad:
+            raise ValueError(f"items {bad[:5]} are not in this dataset version (it has {n:,} items); rebuild the plan.")
+        bad_labels = [c for c in self.relabel.values() if not 0 <= c < ds.n_classes]
+        if bad_labels:
+            raise ValueError(f"classes {bad_labels[:5]} do not exist; this dataset has {ds.n_classes} classes.")
+        labels = ds.labels.copy()
+        for item, new in self.relabel.items():
+            labels[item] = new
+        keep = np.ones(n, dtype=bool)
+        keep[list(self.drop)] = False
+        index = np.flatnonzero(keep)
+        meta = ds.meta.copy()
+        if "source_item" not in meta.columns:
+            meta["source_item"] = np.arange(n, dtype=np.int64)
+        out = Dataset(ds.name, ds.modality, ds.items, labels, list(ds.class_names), ds.split, meta)
+        return out.subset(index)
+
+
+def save_cleaned(store: Store, version_id: int, plan: CleaningPlan, *, dataset: Dataset | None = None) -> int:
+    """Apply ``plan`` to version ``version_id`` and store the result as its child; return the new id."""
+    if plan.n_changes == 0:
+        raise ValueError("The plan changes nothing yet: mark some suspects as relabel or drop first.")
+    info = store.version(version_id)
+    ds = dataset if dataset is not None else store.load_dataset(version_id)
+    cleaned = plan.apply(ds)
+    if len(np.unique(cleaned.labels)) < 2:
+        raise ValueError("After this plan fewer than two classes would remain; drop fewer items.")
+    return store.save_dataset(
+        cleaned, source=info.source, dataset_id=info.dataset_id, parent_id=version_id,
+        kind="clean", note=plan.summary(), params=plan.to_params(),
+    )
+
+
+def undo(store: Store, version_id: int) -> int:
+    """Archive a cleaned version (files and rows stay) and return its parent's id to go back to."""
+    info = store.version(version_id)
+    if info.parent_id is None:
+        raise ValueError("This version is an import, not a cleaning: there is nothing to undo.")
+    store.set_archived(version_id, True)
+    return int(info.parent_id)

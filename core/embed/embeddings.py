@@ -1,0 +1,490 @@
+"""Embeddings from pretrained backbones, cached on disk by content hash.
+
+One embedding matrix per dataset feeds the diagnosis (label noise, near-duplicates, outliers,
+2-D maps) and the linear probes. ``embed(ds)`` picks the backbone from the modality:
+
+============  =================  =====  ====================================================
+modality      backbone           d      what a row is
+============  =================  =====  ====================================================
+text          ``"minilm"``       384    all-MiniLM-L6-v2; tokens truncated to 128; **mean
+                                        pooling over the attention mask**, then L2-normalised
+                                        (unit rows: dot product = cosine similarity). Any
+                                        local transformers encoder directory works the same.
+image         ``"mobilenet_v2"`` 1280   torchvision MobileNetV2 (ImageNet weights), classifier
+                                        removed, global average pool of the last feature map
+                                        (non-negative, *not* normalised). Grayscale → 3
+                                        channels; bilinear resize to ``image_size``; ImageNet
+                                        mean/std. ``"efficientnet_lite0"`` (1280) and a
+                                        ResNet-18 / MobileNetV2 ``.pth`` (512 / 1280) work the
+                                        same way, each with its own normalisation: the trunk
+                                        a fine-tuning run would train, built by
+                                        ``core.models.build.image_backbone``.
+tabular       ``"tabular"``      varies standardised numeric columns + one-hot categoricals
+                                        (≤ 50 values); see ``tabular_features``. No torch.
+============  =================  =====  ====================================================
+
+Items are turned into inputs by ``core.models.preprocess`` — the same path training uses. Text
+is sorted by token length and batched so that a batch pads to its own longest text, then
+put back in the original order: on VADER this is about 2× faster than batching in the given
+order (see *Measured* below); the results agree to 2e-7. Images stay ``uint8`` until the batch
+that uses them, so 70k Fashion-MNIST images never become a 70k × 3 × S × S float tensor.
+
+Cache
+-----
+``GAPSCOPE_HOME/cache/features/<key>.npy``, written atomically (temporary file + ``os.replace``).
+The key is a sha256 over ``FEATURES_VERSION``, the backbone's identity (the pinned sha256 of the
+packaged weights, or for a user's own weights the sha256 of the weights file(s) and config), the
+preprocessing (max tokens, pooling, image size, mean/std, interpolation) and the dataset's
+content (``core.data.dataset.content_hashes``, which follows item order, plus the item shape). A second
+call returns a read-only memory map of the file at once. Tabular features are computed in
+milliseconds and are not cached. ``is_cached`` / ``estimate_seconds`` let a page say "instant"
+or "takes about N s" before it starts.
+
+Image size
+----------
+Small images (Fashion-MNIST 28×28, digits 8×8) must be upscaled: MobileNetV2 downsamples 32×, so
+28 px would leave less than one cell of its last feature map. Measured on a 5,000-image Fashion-MNIST
+subset (the first 500 of each class in the 60k training file): leave-one-out kNN-5 accuracy of the
+embeddings (cosine, majority vote); and on 2,000 of those images, CPU seconds per 1,000 images
+over the 2 threads (batch 128, resize included) — what the 2 cores need when they are not shared.
+The development machine was shared with other jobs (load average 12–15 on 2 cores) while the time
+was taken, so wall-clock time was meaningless (8× longer); CPU time was taken with
+``OMP_WAIT_POLICY=PASSIVE`` so that waiting OpenMP threads do not spin and count as work.
+
+=========  =============  ===================
+size (px)  kNN-5 acc.     CPU s / 1k images
+=========  =============  ===================
+raw 28×28  0.804          —
+32         0.780          0.30
+64         0.819          1.28
+96         0.834          3.2
+128        0.843          7.2
+=========  =============  ===================
+
+``DEFAULT_IMAGE_SIZE`` is 64: the first size whose embeddings beat raw pixels (32 is worse than raw
+pixels), at ~1.3 s per 1k images. 96 and 128 add 1.5 and 2.4 points for 2.5× and 5.6× the time
+of 64: on 2 free cores, all 70k Fashion-MNIST images take ≈ 1.5 min at 64 against ≈ 4 and 8 min
+(and several times that on a busy machine). Ask for ``image_size=96`` or 128 where time is cheap
+(a GPU). Images larger than 64 px keep their side, up to ``MAX_AUTO_IMAGE_SIZE`` (128, which is
+also where ``core.data.imagefiles`` caps uploads).
+
+Measured
+--------
+Development machine: 2 cores of an AMD EPYC, no GPU, torch 2.14.1 (CPU build), 2 intra-op
+threads; shared with other jobs. ``benchmarks/bench_features.py`` prints these figures.
+
+- MiniLM, 2,000 VADER texts (25 word pieces each on average), batch 64, sorted by length:
+  212 texts/s ≈ 5,300 tokens/s by CPU time (2 threads, ``OMP_WAIT_POLICY=PASSIVE``), against
+  103 texts/s in the given order (2.1×). Wall clock: 55 vs 29 texts/s at load average 2–5,
+  23 vs 12 at load 14.
+- MobileNetV2, 5,000 Fashion-MNIST images at 64×64, batch 128: ~800–900 images/s by CPU time;
+  wall clock 100 images/s at load 2–5 (OMP default), 133 at load 14 with ``PASSIVE``.
+  channels_last is ~2× faster than NCHW on this CPU (oneDNN), so images use it everywhere.
+- Cache hit: 5–45 ms for the file, plus the content hash that names it (~0.25 s for all 70k
+  Fashion-MNIST images, ~0.05 s for VADER).
+- On a busy machine torch's default OpenMP threads spin while they wait for a descheduled
+  sibling: at load 12, a MiniLM batch took 2–3× longer (wall clock) with 2 threads than with 1,
+  and ``OMP_WAIT_POLICY=PASSIVE`` (set before torch is imported) removed the penalty.
+
+``estimate_seconds`` uses the CPU-time rates (2 free cores), scaled by the usable cores and by the
+machine's load average. No GPU was available when they were measured: the CUDA speed-up there is a
+conservative guess, not a measurement.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.data import assets
+from core.data.dataset import Dataset, content_hashes
+from core.embed import cache as feature_cache
+from core.hardware import autocast, detect, limit_torch_threads, torch_device, usable_cores
+from core.models.preprocess import DEFAULT_IMAGE_SIZE as DEFAULT_IMAGE_SIZE  # re-exported: the embedding sizes
+from core.models.preprocess import MAX_AUTO_IMAGE_SIZE as MAX_AUTO_IMAGE_SIZE
+from core.models.preprocess import MAX_TOKENS, auto_image_size
+from core.models.registry import NORMALISATION, spec
+from core.models.tabular import tabular_features
+
+FEATURES_VERSION = 1  # bump when anything that changes the numbers changes (pooling, resize, …)
+
+TEXT_BACKBONES = ("minilm",)
+IMAGE_BACKBONES = ("mobilenet_v2", "efficientnet_lite0")
+TABULAR = "tabular"
+MAX_LENGTH = MAX_TOKENS  # tokens per text, after which it is truncated
+MOBILENET_FILE = "mobilenet-v2/mobilenet_v2-b0353104.pth"
+EFFICIENTNET_FILE = "efficientnet-lite0/efficientnet-lite0-57934424.pth"
+
+# Throughput on the development machine with its 2 cores free (CPU time): used by estimate_seconds.
+CPU_CORES_MEASURED = 2
+CPU_TEXT_TOKENS_PER_S = 5_000  # MiniLM, length-sorted batches of 64, 2 cores to itself
+CPU_IMAGES_PER_S_AT_64 = 800  # MobileNetV2 at 64×64, batch 128, 2 cores to itself
+IMAGE_COST_EXPONENT = 2.3  # image cost ∝ side ** this (measured: a little steeper than pixels)
+CHARS_PER_TOKEN = 4.3  # English text in MiniLM's word pieces (VADER: 4.37)
+CUDA_SPEEDUP = 40  # not measured here (no GPU): a conservative guess for text and images
+MODEL_LOAD_S = {"text": 1.5, "image": 0.5}  # reading weights + building the module
+
+Progress = Callable[[int, int], None]
+
+
+# --------------------------------------------------------------------------- public API
+
+
+def embed(
+    ds: Dataset,
+    *,
+    backbone: str = "auto",
+    device: str = "auto",
+    batch_size: int | None = None,
+    image_size: int | None = None,
+    progress: Progress | None = None,
+    cache: bool = True,
+) -> np.ndarray:
+    """Embed every item of ``ds``; rows are aligned with the dataset.
+
+    Parameters
+    ----------
+    ds : Dataset
+    backbone : str
+        ``"auto"`` (by modality: text → ``"minilm"``, image → ``"mobilenet_v2"``, tabular →
+        ``"tabular"``), one of those names, ``"efficientnet_lite0"``, a local transformers encoder
+        directory (text) or a ``.pth`` MobileNetV2 or ResNet-18 state dict (image).
+    device : str
+        ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+        On CUDA the model runs under bf16 (or fp16) autocast, images in channels_last.
+    batch_size : int, optional
+        Items per forward pass; default 64 texts / 128 images on the CPU, 512 on a GPU.
+    image_size : int, optional
+        Side in px that images are resized to; default ``default_image_size(ds.items.shape)``.
+    progress : callable, optional
+        ``progress(done, total)`` after every batch (and once on a cache hit).
+    cache : bool
+        Read and write ``GAPSCOPE_HOME/cache/features``. Cached results come back as a
+        read-only memory map: copy before modifying in place.
+
+    Returns
+    -------
+    np.ndarray
+        float32, shape (n, d).
+    """
+    name = resolve_backbone(ds, backbone)
+    if ds.modality == "tabular":
+        X, _ = tabular_features(ds.items)
+        if progress is not None:
+            progress(len(ds), len(ds))
+        return X
+    size = _image_size(ds, image_size)
+    path = cached_embedding_path(ds, backbone=name, image_size=size) if cache else None
+    if path is not None:
+        hit = feature_cache.load(path, len(ds))
+        if hit is not None:
+            if progress is not None:
+                progress(len(ds), len(ds))
+            return hit
+    if ds.modality == "text":
+        X = embed_texts(ds.items, backbone=name, device=device, batch_size=batch_size, progress=progress)
+    else:
+        X = embed_images(ds.items, backbone=name, device=device, batch_size=batch_size, image_size=size, progress=progress)
+    if path is None:
+        return X
+    feature_cache.save(path, X)
+    mapped = feature_cache.load(path, len(ds))  # hand back the file, as a cache hit would: same type both times
+    return mapped if mapped is not None else X
+
+
+def cache_key(ds: Dataset, *, backbone: str = "auto", image_size: int | None = None) -> str:
+    """The sha256 (hex) that names ``ds``'s embedding file; changes with data, backbone, size."""
+    name = resolve_backbone(ds, backbone)
+    if ds.modality == "tabular":
+        raise ValueError("tabular features are not cached (they take milliseconds); there is no cache key")
+    h = hashlib.sha256()
+    h.update(f"gapscope-features-v{FEATURES_VERSION}\n".encode())
+    h.update(_backbone_id(name).encode() + b"\n")
+    h.update(json.dumps(_preprocessing(ds, name, _image_size(ds, image_size)), sort_keys=True).encode() + b"\n")
+    shape = tuple(np.shape(ds.items)[1:]) if ds.modality == "image" else ()
+    h.update(f"{ds.modality} n={len(ds)} shape={shape}\n".encode())
+    h.update(np.ascontiguousarray(content_hashes(ds), dtype="<i8").tobytes())
+    return h.hexdigest()
+
+
+def cached_embedding_path(ds: Dataset, *, backbone: str = "auto", image_size: int | None = None) -> Path | None:
+    """Where ``embed`` keeps (or would keep) this embedding; None for tabular data (never cached)."""
+    if ds.modality == "tabular":
+        return None
+    return feature_cache.cache_dir() / f"{cache_key(ds, backbone=backbone, image_size=image_size)}.npy"
+
+
+def is_cached(ds: Dataset, *, backbone: str = "auto", image_size: int | None = None) -> bool:
+    """True when ``embed`` would return at once: a cache file exists, or the data is tabular."""
+    path = cached_embedding_path(ds, backbone=backbone, image_size=image_size)
+    return path is None or path.exists()
+
+
+def estimate_seconds(
+    ds: Dataset, backbone: str = "auto", device: str = "auto", *, image_size: int | None = None, busy: bool = True
+) -> float:
+    """Rough seconds that ``embed`` needs without the cache (model loading included).
+
+    From the throughput constants measured on the development machine (module docstring),
+    scaled linearly by the usable CPU cores, or by ``CUDA_SPEEDUP`` on a GPU. With ``busy``, a
+    CPU estimate also counts the machine's load: when other processes keep ``L`` threads
+    runnable on ``C`` cores, ours get about ``C / (L + C)`` of the speed (``os.getloadavg``; on
+    the development machine at load 12 this predicted the measured 8× slow-down).
+    """
+    resolve_backbone(ds, backbone)  # validates; every supported backbone costs about the same
+    n = len(ds)
+    if ds.modality == "tabular" or n == 0:
+        return 0.0
+    if detect(None if device == "auto" else device).kind != "cpu":
+        speed = float(CUDA_SPEEDUP)
+    else:
+        cores = max(1, usable_cores())
+        speed = cores / CPU_CORES_MEASURED
+        if busy and hasattr(os, "getloadavg"):
+            speed *= min(1.0, cores / (os.getloadavg()[0] + cores))
+    if ds.modality == "text":
+        # word pieces from the length in characters, plus [CLS] and [SEP]; truncated at MAX_LENGTH
+        chars = pd.Series(ds.items).astype(str).str.len().to_numpy()
+        tokens = float(np.minimum(chars / CHARS_PER_TOKEN + 2, MAX_LENGTH).sum())
+        return MODEL_LOAD_S["text"] + tokens / (CPU_TEXT_TOKENS_PER_S * speed)
+    size = _image_size(ds, image_size)
+    # a little steeper than the pixel count: the measured table goes 0.30 / 1.28 / 3.2 / 7.2 s per 1k
+    per_s = CPU_IMAGES_PER_S_AT_64 * speed * (64.0 / size) ** IMAGE_COST_EXPONENT
+    return MODEL_LOAD_S["image"] + n / per_s
+
+
+def default_image_size(shape: Sequence[int]) -> int:
+    """The side images of ``shape`` (n, H, W[, 3]) are resized to when ``image_size`` is None: what
+    a fine-tuning run of a pretrained net uses (``core.models.preprocess.auto_image_size``)."""
+    if len(shape) < 3:
+        return auto_image_size(0, 0, pretrained=True)[0]
+    return auto_image_size(int(shape[1]), int(shape[2]), pretrained=True)[0]
+
+
+def resolve_backbone(ds: Dataset, backbone: str = "auto") -> str:
+    """The backbone ``embed`` uses for ``ds``: a name, or an absolute path to local weights."""
+    b = str(backbone)
+    if ds.modality == "tabular":
+        if b not in ("auto", TABULAR):
+            raise ValueError(f"tabular data uses backbone 'tabular' (standardised columns), not {backbone!r}; pass backbone='auto'.")
+        return TABULAR
+    if b == "auto":
+        return TEXT_BACKBONES[0] if ds.modality == "text" else IMAGE_BACKBONES[0]
+    if ds.modality == "text":
+        if b in TEXT_BACKBONES:
+            return b
+        path = Path(b).expanduser()
+        if path.is_dir():
+            if not (path / "config.json").is_file():
+                raise ValueError(f"{path} has no config.json; point backbone at a transformers model directory.")
+            return str(path.resolve())
+        raise ValueError(
+            f"text backbone {backbone!r} is neither {', '.join(map(repr, TEXT_BACKBONES))} nor an existing local "
+            "transformers model directory (with config.json)."
+        )
+    if b in IMAGE_BACKBONES:
+        return b
+    path = Path(b).expanduser()
+    if path.is_file() and path.suffix in (".pth", ".pt"):
+        return str(path.resolve())
+    raise ValueError(
+        f"image backbone {backbone!r} is neither {', '.join(map(repr, IMAGE_BACKBONES))} nor an existing "
+        "MobileNetV2 or ResNet-18 state dict (.pth)."
+    )
+
+
+# --------------------------------------------------------------------------- text
+
+
+def embed_texts(
+    texts: Sequence[str],
+    *,
+    backbone: str = "minilm",
+    device: str = "auto",
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+    sort_by_length: bool = True,
+) -> np.ndarray:
+    """Mean-pooled, L2-normalised sentence embeddings, float32 (n, d); no cache.
+
+    Texts are tokenised once (truncated to ``MAX_LENGTH`` tokens, ``core.models.preprocess``),
+    then, with ``sort_by_length``, batched longest first so each batch pads only to its own
+    longest text; rows come back in the given order.
+    """
+    import torch
+
+    from core.models.preprocess import tokenise
+    from core.models.text import load_encoder, text_source
+
+    n = len(texts)
+    tokenizer, model = load_encoder(text_source(backbone))
+    dev = torch_device(device)
+    model = _on_device(model, dev)
+    dim = int(model.config.hidden_size)
+    if n == 0:
+        return np.zeros((0, dim), np.float32)
+    batch_size = _batch_size(batch_size, 64 if dev.type == "cpu" else 512)
+    tokens = tokenise(texts, tokenizer, MAX_LENGTH)
+    order = np.argsort(-tokens.lengths, kind="stable") if sort_by_length else np.arange(n)
+    out = np.empty((n, dim), np.float32)
+    with torch.inference_mode(), autocast(dev):
+        for start in range(0, n, batch_size):
+            rows = order[start : start + batch_size]
+            inputs = tokens.batch(rows, dev)
+            hidden = model(**inputs).last_hidden_state.float()
+            m = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)
+            out[rows] = torch.nn.functional.normalize(pooled, p=2, dim=1).cpu().numpy()
+            if progress is not None:
+                progress(min(start + batch_size, n), n)
+    return out
+
+
+# --------------------------------------------------------------------------- images
+
+
+def embed_images(
+    images: np.ndarray,
+    *,
+    backbone: str = "mobilenet_v2",
+    device: str = "auto",
+    batch_size: int | None = None,
+    image_size: int | None = None,
+    progress: Progress | None = None,
+) -> np.ndarray:
+    """Globally average-pooled features of a pretrained image net, float32 (n, d); no cache.
+
+    ``images``: uint8 (n, H, W) grayscale or (n, H, W, 3) RGB. Each batch is converted to float,
+    resized to ``image_size`` (bilinear, antialiased when shrinking) and normalised on the device
+    (``core.models.preprocess.ImageSpec``), exactly as a fine-tuning run of the same net feeds it.
+    """
+    import torch
+
+    from core.models.preprocess import to_nchw
+
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[3] != 3):
+        raise ValueError(f"images must be uint8 (n, H, W) or (n, H, W, 3); got {images.dtype} {images.shape}")
+    n = len(images)
+    size = int(image_size or default_image_size(images.shape))
+    if not 16 <= size <= 1024:
+        raise ValueError(f"image_size must be between 16 and 1024 px, got {size}")
+    net, image, d = _image_backbone(backbone, tuple(images.shape[1:]), size)
+    dev = torch_device(device)
+    net = _on_device(net, dev, channels_last=True)
+    if n == 0:
+        return np.zeros((0, d), np.float32)
+    batch_size = _batch_size(batch_size, 128 if dev.type == "cpu" else 512)
+    out = np.empty((n, d), np.float32)
+    with torch.inference_mode():
+        for start in range(0, n, batch_size):
+            x = image.prepare(to_nchw(images[start : start + batch_size]).to(dev, non_blocking=True))
+            with autocast(dev):
+                y = net(x)
+            out[start : start + len(x)] = y.float().cpu().numpy()
+            if progress is not None:
+                progress(start + len(x), n)
+    return out
+
+
+_IMAGE_NETS: dict[tuple[str, tuple[int, ...], int], Any] = {}
+
+
+def _image_backbone(backbone: str, item_shape: tuple[int, ...], size: int) -> Any:
+    """(trunk, ImageSpec in channels_last, d) for ``backbone`` at ``size``; the last two kept."""
+    from core.models.build import image_backbone
+
+    model = "mobilenet_v2" if backbone == "auto" else backbone
+    key = (model, tuple(item_shape), size)
+    if key not in _IMAGE_NETS:
+        limit_torch_threads()
+        import torch
+
+        net, image, d = image_backbone(model, item_shape, image_size=size)
+        image.channels_last = True  # ~2× faster on the CPU too (oneDNN), and on CUDA
+        _IMAGE_NETS.clear()  # one net at a time: they are tens of MB each
+        _IMAGE_NETS[key] = (net.to(memory_format=torch.channels_last), image, d)
+    return _IMAGE_NETS[key]
+
+
+# --------------------------------------------------------------------------- cache key
+
+
+def _image_size(ds: Dataset, image_size: int | None) -> int | None:
+    if ds.modality != "image":
+        return None
+    return int(image_size) if image_size is not None else default_image_size(np.shape(ds.items))
+
+
+def _preprocessing(ds: Dataset, name: str, size: int | None) -> dict[str, Any]:
+    if ds.modality == "text":
+        return {"max_length": MAX_LENGTH, "pooling": "mean-attention-mask", "normalize": "l2"}
+    # a .pth (ResNet-18 or MobileNetV2) is fed with ImageNet statistics like MobileNetV2; its file's
+    # sha256 names its weights, so the key need not open it to learn the architecture
+    norm = spec(name).normalisation if name in IMAGE_BACKBONES else "imagenet"
+    mean, std = NORMALISATION[norm]
+    prep: dict[str, Any] = {
+        "image_size": size, "resize": "bilinear-antialias-on-shrink", "mean": mean, "std": std,
+        "gray": "repeat-3", "pool": "global-avg", "layer": "features",
+    }  # fmt: skip
+    if name == "efficientnet_lite0":
+        prep["arch"] = name  # MobileNetV2's key stays what it always was: its cached files stay valid
+    return prep
+
+
+def _backbone_id(name: str) -> str:
+    """A string that changes whenever the weights (or a user model's config) change."""
+    if name == "minilm":
+        files = assets.ASSETS["minilm"].files
+        return "minilm:" + ",".join(sha for _, sha in sorted(files.values()))
+    if name == "mobilenet_v2":
+        return "mobilenet_v2:" + assets.ASSETS["mobilenet-v2"].files[MOBILENET_FILE][1]
+    if name == "efficientnet_lite0":
+        return "efficientnet_lite0:" + assets.ASSETS["efficientnet-lite0"].files[EFFICIENTNET_FILE][1]
+    path = Path(name)
+    if path.is_file():  # "mobilenet_v2-file" for any .pth: the name keys written before ResNet-18 files counted
+        return "mobilenet_v2-file:" + feature_cache.file_sha(path)
+    parts = []
+    for f in sorted(path.rglob("*")):
+        if f.is_file() and f.suffix in (".json", ".txt", ".model", ".safetensors", ".bin", ".pt", ".pth"):
+            parts.append(f"{f.relative_to(path)}={feature_cache.file_sha(f)}")
+    return "transformers-dir:" + hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------- device
+
+
+def _on_device(model: Any, dev: Any, *, channels_last: bool = False) -> Any:
+    """The model on ``dev``; the CPU copy that the loader cached is left alone for other devices."""
+    import copy
+
+    import torch
+
+    if dev.type == "cpu":
+        return model
+    key = (id(model), str(dev), channels_last)
+    moved = _DEVICE_COPIES.get(key)
+    if moved is None:
+        moved = copy.deepcopy(model).to(dev)
+        if channels_last:
+            moved = moved.to(memory_format=torch.channels_last)
+        _DEVICE_COPIES.clear()  # keep at most one accelerator copy alive
+        _DEVICE_COPIES[key] = moved
+    return moved
+
+
+_DEVICE_COPIES: dict[tuple[int, str, bool], Any] = {}
+
+
+def _batch_size(asked: int | None, default: int) -> int:
+    batch_size = int(asked or default)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive number of items, got {batch_size}")
+    return batch_size

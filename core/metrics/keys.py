@@ -1,0 +1,98 @@
+"""How metric rows are named — the one codec the training loop writes with and every reader parses with.
+
+A metric row is (run, step, split, name, value). Splits: ``train``, ``val``, ``test``, and after
+temperature scaling ``val_ts`` / ``test_ts`` (``scaled_split``). Names:
+
+- a ``core.metrics.SUMMARY_KEYS`` key (``accuracy``, ``hallucination_rate``, …), or a train
+  key (``loss``, ``lr``, ``samples_per_s``, ``eta_s``, ``train_runtime_s``,
+  ``train_samples_per_s``), or ``temperature``;
+- per class: ``<metric>/<c>`` for ``PER_CLASS`` metrics, ``c`` the class index in the dataset
+  (into ``class_names``), e.g. ``recall/3``;
+- per slice: ``slice/<column>=<value>/<metric>`` for ``SLICE_METRICS``, e.g.
+  ``slice/domain=tweets/accuracy``. ``/``, ``=`` and ``%`` inside a column name or value are
+  percent-escaped, so any value round-trips.
+
+This module is torch-free and numpy-free: pages import it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from urllib.parse import quote, unquote
+
+PER_CLASS = ("precision", "recall", "f1")
+SLICE_METRICS = ("n", "accuracy", "macro_f1", "hallucination_rate", "ece", "forced_known_rate")
+SLICE_PREFIX = "slice/"
+SCALED_SUFFIX = "_ts"  # splits scored after temperature scaling: val_ts, test_ts
+TRAIN_KEYS = ("loss", "lr", "samples_per_s", "eta_s", "train_runtime_s", "train_samples_per_s")
+
+#: Metrics for which a *lower* value is better; every other metric: higher is better.
+LOWER_IS_BETTER = frozenset({
+    "hallucination_rate", "forced_known_rate", "ece", "classwise_ece", "ece_head", "ece_medium",
+    "ece_tail", "brier", "nll", "aurc", "excess_aurc", "loss",
+})  # fmt: skip
+
+_SAFE = ""  # quote everything but letters, digits and _.-~ … then put readable characters back
+_READABLE = {"%20": " ", "%28": "(", "%29": ")", "%2C": ",", "%5B": "[", "%5D": "]", "%3A": ":", "%2B": "+", "%27": "'"}
+
+
+def _escape(text: str) -> str:
+    out = quote(str(text), safe=_SAFE)
+    for code, char in _READABLE.items():
+        out = out.replace(code, char)
+    return out
+
+
+def per_class_key(metric: str, cls: int) -> str:
+    """``recall/3``: ``metric`` of dataset class ``cls``."""
+    return f"{metric}/{int(cls)}"
+
+
+def slice_key(column: str, value: str, metric: str) -> str:
+    """``slice/domain=tweets/accuracy``: ``metric`` on the rows whose ``column`` is ``value``."""
+    return f"{SLICE_PREFIX}{_escape(column)}={_escape(value)}/{metric}"
+
+
+def scaled_split(split: str) -> str:
+    """The split name of ``split``'s scores after temperature scaling (``test`` → ``test_ts``)."""
+    return split + SCALED_SUFFIX
+
+
+@dataclass(frozen=True)
+class MetricKey:
+    """A parsed metric name. ``kind`` is "summary" (anything plain), "class" or "slice"."""
+
+    kind: str
+    metric: str
+    cls: int | None = None
+    column: str | None = None
+    value: str | None = None
+
+
+def parse_key(name: str) -> MetricKey:
+    """The inverse of ``per_class_key`` / ``slice_key``; a plain name is kind "summary"."""
+    if name.startswith(SLICE_PREFIX):
+        rest, _, metric = name[len(SLICE_PREFIX) :].rpartition("/")
+        column, sep, value = rest.partition("=")
+        if sep and metric:
+            return MetricKey("slice", metric, column=unquote(column), value=unquote(value))
+    head, sep, tail = name.partition("/")
+    if sep and head in PER_CLASS and tail.lstrip("-").isdigit():
+        return MetricKey("class", head, cls=int(tail))
+    return MetricKey("summary", name)
+
+
+def improves(metric: str, value: float, best: float | None) -> bool:
+    """Whether ``value`` of ``metric`` beats ``best`` (None: there is no best yet).
+
+    A NaN value never beats an existing best; any finite value beats a NaN best. This is the rule
+    that picks the best checkpoint, and the one readers use to name the best evaluation.
+    """
+    if best is None:
+        return True
+    if not math.isfinite(value):
+        return False
+    if not math.isfinite(best):
+        return True
+    return value < best if metric in LOWER_IS_BETTER else value > best

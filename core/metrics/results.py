@@ -1,0 +1,159 @@
+"""One run's results as pages and reports read them — from the store and the run's files, no torch.
+
+    res = RunResults(store, run_id)
+    res.latest("hallucination_rate")            # the newest test value (None if none)
+    res.best_step                               # the evaluation the best checkpoint holds
+    res.at("accuracy", res.best_step)           # a value at a given evaluation
+    res.per_class("recall", step=res.best_step) # {dataset class: value}
+    res.slices(step=res.best_step)              # one row per (column, value, metric)
+    res.artifacts(res.best_step)                # reliability bins and confusion matrices
+
+Metric names are decoded with ``core.metrics.keys``, the codec the training loop writes with.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from core.metrics.keys import improves, parse_key, scaled_split
+from core.store.artifacts import RunFiles
+from core.store.status import RunStatus
+
+if TYPE_CHECKING:
+    from core.store.database import Store
+
+DEFAULT_STOPPING_METRIC = "macro_f1"  # RunConfig's default, for configs stored without one
+
+
+class RunResults:
+    """A snapshot of run ``run_id``: its row, every metric row so far, and its files."""
+
+    def __init__(self, store: Store, run_id: int, *, metrics: pd.DataFrame | None = None) -> None:
+        self.store, self.run_id = store, int(run_id)
+        self.row: dict[str, Any] = store.run(run_id)
+        self.config: dict[str, Any] = self.row["config"]
+        self.metrics: pd.DataFrame = store.metrics(run_id) if metrics is None else metrics
+        self.files = RunFiles(run_id, home=store.home)
+
+    # ------------------------------------------------------------------ the run
+    @property
+    def status(self) -> RunStatus:
+        return RunStatus(self.row["status"])
+
+    @property
+    def tau(self) -> float:
+        return float(self.config.get("tau", 0.9))
+
+    @property
+    def stopping_metric(self) -> str:
+        return str(self.config.get("early_stopping_metric", DEFAULT_STOPPING_METRIC))
+
+    # ------------------------------------------------------------------ values
+    def split_rows(self, split: str) -> pd.DataFrame:
+        return self.metrics[self.metrics["split"] == split]
+
+    def eval_steps(self, split: str = "test") -> list[int]:
+        """Steps at which ``split`` was scored, ascending."""
+        return sorted(int(s) for s in self.split_rows(split)["step"].unique())
+
+    def latest(self, name: str, split: str = "test") -> float | None:
+        """The newest value of ``name`` on ``split`` (None when there is none, or it is undefined)."""
+        part = self.metrics[(self.metrics["name"] == name) & (self.metrics["split"] == split)]
+        return None if part.empty else _value(part["value"].iloc[-1])
+
+    def at(self, name: str, step: int | None, split: str = "test") -> float | None:
+        """The value of ``name`` on ``split`` at evaluation ``step`` (None when absent or undefined)."""
+        if step is None:
+            return None
+        m = self.metrics
+        part = m[(m["name"] == name) & (m["split"] == split) & (m["step"] == step)]
+        return None if part.empty else _value(part["value"].iloc[-1])
+
+    def values(self, split: str = "test", step: int | None = None) -> dict[str, float | None]:
+        """Every plain (summary) metric of one evaluation (default: the latest) by name."""
+        rows = self._at_step(split, step)
+        return {n: _value(v) for n, v in zip(rows["name"], rows["value"]) if "/" not in n}
+
+    # ------------------------------------------------------------------ which evaluation
+    @cached_property
+    def best_step(self) -> int | None:
+        """The step of the best evaluation: the one ``best.pt`` holds and temperature scaling used.
+
+        From ``summary.json`` once the run has ended; while it runs, by the same rule the loop
+        uses (``keys.improves`` on the val split's stopping metric); without a val split, the
+        latest evaluation.
+        """
+        summary = self.files.read_json("summary.json")
+        if summary and summary.get("best_step") is not None:
+            return int(summary["best_step"])
+        name = self.stopping_metric
+        val = self.metrics[(self.metrics["split"] == "val") & (self.metrics["name"] == name)]
+        if val.empty:
+            steps = self.eval_steps("test")
+            return steps[-1] if steps else None
+        best_step, best = None, None
+        for step, value in zip(val["step"], val["value"]):
+            v = float("nan") if value is None or pd.isna(value) else float(value)
+            if improves(name, v, best):
+                best_step, best = int(step), v
+        return best_step
+
+    @property
+    def scaled_step(self) -> int | None:
+        """The step the temperature-scaled rows (``test_ts``) were computed at, or None."""
+        steps = self.eval_steps(scaled_split("test"))
+        return steps[0] if steps else None
+
+    # ------------------------------------------------------------------ per class, per slice
+    def per_class(self, metric: str = "recall", split: str = "test", step: int | None = None) -> dict[int, float]:
+        """``{dataset class: value}`` of a per-class metric at one evaluation (default: latest);
+        classes whose value is undefined are left out."""
+        out: dict[int, float] = {}
+        rows = self._at_step(split, step)
+        for name, value in zip(rows["name"], rows["value"]):
+            key = parse_key(name)
+            v = _value(value)
+            if key.kind == "class" and key.metric == metric and key.cls is not None and v is not None:
+                out[key.cls] = v
+        return out
+
+    def slices(self, split: str = "test", step: int | None = None) -> pd.DataFrame:
+        """Per-slice metrics of one evaluation (default: latest): columns ``column``, ``value``,
+        ``metric``, ``score``; one row per slice value and metric."""
+        rows = self._at_step(split, step)
+        records = []
+        for name, value in zip(rows["name"], rows["value"]):
+            key = parse_key(name)
+            if key.kind == "slice":
+                records.append((key.column, key.value, key.metric, _value(value)))
+        return pd.DataFrame(records, columns=["column", "value", "metric", "score"])
+
+    # ------------------------------------------------------------------ files
+    def artifacts(self, step: int | None = None) -> dict[str, Any]:
+        """Reliability bins and confusion matrices (``RunFiles.eval_artifacts``); {} before the first evaluation."""
+        return self.files.eval_artifacts(step)
+
+    def summary(self) -> dict[str, Any] | None:
+        """``summary.json`` (the outcome), or None while the run has not ended."""
+        return self.files.read_json("summary.json")
+
+    def predictions(self, split: str = "test", step: int | None = None) -> pd.DataFrame:
+        return self.store.predictions(self.run_id, split=split, step=step)
+
+    # ------------------------------------------------------------------ internals
+    def _at_step(self, split: str, step: int | None) -> pd.DataFrame:
+        rows = self.split_rows(split)
+        if rows.empty:
+            return rows
+        return rows[rows["step"] == (rows["step"].max() if step is None else step)]
+
+
+def _value(v: Any) -> float | None:
+    if v is None:
+        return None
+    f = float(v)
+    return f if math.isfinite(f) else None

@@ -1,0 +1,142 @@
+"""A run's files under ``GAPSCOPE_HOME/runs/<id>/`` — their layout, writers and torch-free readers.
+
+::
+
+    runs/<id>/
+      config.json              the resolved RunConfig
+      summary.json             outcome: status, steps, best step and metric, temperature, timings
+      log.txt                  the worker's stdout and stderr (written by the runner)
+      best.pt, last.pt         checkpoints (core.train.checkpoints reads and writes them; torch)
+      evals/<step>.json        per evaluation and split: reliability bins, confusion matrices
+      evals/<step>_<split>_probs.npz   held-out probabilities (rows, probs, classes)
+
+Gapscope never deletes any of them. Every file is written atomically (``core.atomic``), so a
+reader never sees half a file while the worker writes it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import paths
+from core.atomic import atomic_write, atomic_write_json
+
+EVALS = "evals"
+
+
+def run_dir(run_id: int, *, home: str | Path | None = None) -> Path:
+    return Path(home if home is not None else paths.home()) / "runs" / str(int(run_id))
+
+
+class RunFiles:
+    """The files of run ``run_id`` (the folder need not exist yet)."""
+
+    def __init__(self, run_id: int, *, home: str | Path | None = None) -> None:
+        self.run_id = int(run_id)
+        self.folder = run_dir(run_id, home=home)
+
+    # ------------------------------------------------------------------ paths
+    @property
+    def log_path(self) -> Path:
+        return self.folder / "log.txt"
+
+    def checkpoint_path(self, which: str = "best") -> Path:
+        if which not in ("best", "last"):
+            raise ValueError(f"a run keeps the 'best' and the 'last' checkpoint, not {which!r}")
+        return self.folder / f"{which}.pt"
+
+    def _eval_path(self, step: int) -> Path:
+        return self.folder / EVALS / f"{int(step)}.json"
+
+    def _probs_path(self, step: int, split: str) -> Path:
+        return self.folder / EVALS / f"{int(step)}_{split}_probs.npz"
+
+    # ------------------------------------------------------------------ small JSON files
+    def write_json(self, name: str, obj: Any) -> None:
+        atomic_write_json(self.folder / name, obj)
+
+    def read_json(self, name: str) -> dict[str, Any] | None:
+        """``config.json`` or ``summary.json`` as a dict; None when absent."""
+        try:
+            return json.loads((self.folder / name).read_text())
+        except FileNotFoundError:
+            return None
+
+    # ------------------------------------------------------------------ evaluations
+    def eval_steps(self) -> list[int]:
+        """Steps that have an evaluation artifacts file, ascending."""
+        folder = self.folder / EVALS
+        return sorted(int(p.stem) for p in folder.glob("*.json")) if folder.exists() else []
+
+    def write_eval(self, step: int, epoch: float, classes: np.ndarray, absent: np.ndarray, parts: dict[str, dict[str, Any]]) -> None:
+        """Add ``parts`` (split name → reliability, confusion, unknown_confusion) to evaluation
+        ``step``'s file, creating it with the class lists when it is the first."""
+        path = self._eval_path(step)
+        art = json.loads(path.read_text()) if path.exists() else {
+            "step": int(step), "epoch": float(epoch), "classes": np.asarray(classes).tolist(),
+            "absent_classes": np.asarray(absent).tolist(),
+        }  # fmt: skip
+        art.update(parts)
+        atomic_write_json(path, art)
+
+    def eval_artifacts(self, step: int | None = None) -> dict[str, Any]:
+        """Reliability bins and confusion matrices of one evaluation (the latest when ``step`` is None).
+
+        Returns
+        -------
+        dict
+            ``step``, ``epoch``, ``classes`` (dataset class index of each model output, length K),
+            ``absent_classes`` (dataset classes missing from train), and per split present
+            (``val``, ``test``, and after temperature scaling ``val_ts``, ``test_ts``) a dict with
+            ``reliability`` (``lower``, ``upper``, ``count``, ``mean_conf``, ``accuracy``: arrays of
+            shape (15,), ``nan`` for empty bins), ``confusion`` (int (K, K), rows true, columns
+            predicted) and ``unknown_confusion`` (int (len(absent_classes), K)).
+            Empty dict when the run has no evaluation yet.
+        """
+        steps = self.eval_steps()
+        if not steps:
+            return {}
+        if step is None:
+            step = steps[-1]
+        path = self._eval_path(step)
+        if not path.exists():
+            raise KeyError(f"run {self.run_id} has no evaluation at step {step}; it has {steps}")
+        raw = json.loads(path.read_text())
+        k = len(raw["classes"])
+        for part in raw.values():
+            if isinstance(part, dict) and "reliability" in part:
+                part["reliability"] = {
+                    key: np.array([np.nan if v is None else v for v in values], dtype=np.int64 if key == "count" else np.float64)
+                    for key, values in part["reliability"].items()
+                }
+                for key in ("confusion", "unknown_confusion"):
+                    if key in part:
+                        part[key] = np.array(part[key], dtype=np.int64).reshape(-1, k)
+        return raw
+
+    def write_heldout_probs(self, step: int, split: str, rows: np.ndarray, probs: np.ndarray, classes: np.ndarray) -> None:
+        """Full held-out probabilities of one evaluation, for diagnosing label noise with the run."""
+
+        def write(fh: Any) -> None:
+            np.savez(fh, rows=rows.astype(np.int64), probs=probs.astype(np.float32), classes=classes.astype(np.int64))
+
+        atomic_write(self._probs_path(step, split), write)
+
+    def heldout_probs(self, n_classes: int, *, split: str = "test", step: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+        """(dataset rows, probabilities over all ``n_classes`` dataset classes) of the held-out
+        ``split`` at ``step`` (default: the latest evaluation that has them); classes absent from
+        train get 0. None when the run has no such file (no evaluation yet, or an old run)."""
+        steps = self.eval_steps() if step is None else [step]
+        for st in reversed(steps):
+            path = self._probs_path(st, split)
+            if path.exists():
+                with np.load(path) as z:
+                    rows, probs, classes = z["rows"], z["probs"], z["classes"]
+                full = np.zeros((len(rows), n_classes), np.float32)
+                full[:, classes] = probs
+                return rows, full
+        return None

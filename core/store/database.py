@@ -1,0 +1,399 @@
+"""The store: SQLite (WAL) plus payload files under ``GAPSCOPE_HOME``. The single source of truth.
+
+Layout::
+
+    GAPSCOPE_HOME/
+      gapscope.db                  datasets, dataset_versions, runs, metrics, predictions
+      versions/<version id>/       one folder per dataset version, written once, never edited
+        items.npy, items.parquet   the items (core.store.payload)
+        rows.parquet               label, split and meta columns
+      runs/<run id>/               a run's files (core.store.artifacts)
+
+Rules:
+
+- A cleaning or a simulation makes a *new* version (``parent_id`` points back); nothing is
+  edited in place, so undo is "pick the parent".
+- A version's files are written into a temporary folder and renamed into place before its row
+  is inserted, in that order; a failed import leaves no row and no folder behind.
+- The schema has a version (``PRAGMA user_version``) and ordered migrations; opening an older
+  database upgrades it in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import time
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+
+from core import paths
+from core.data.dataset import Dataset
+from core.jsonable import finite_or_none, to_jsonable
+from core.store.payload import read_payload, write_payload
+from core.store.schema import migrate
+from core.store.status import ACTIVE, WORKING, RunStatus
+
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    id: int
+    dataset_id: int
+    dataset_name: str
+    modality: str
+    source: str
+    parent_id: int | None
+    kind: str
+    note: str
+    params: dict
+    n_items: int
+    class_names: list[str]
+    folder: str
+    warnings: list[str]
+    skipped: list[tuple[str, str]]
+    created_at: float
+    archived: bool = False
+
+    @property
+    def label(self) -> str:
+        """What a picker shows: 'Fashion-MNIST · v3 (clean: dropped 120)'."""
+        tail = f" ({self.kind}: {self.note})" if self.kind != "import" and self.note else ""
+        return f"{self.dataset_name} · v{self.id}{tail}"
+
+
+class Store:
+    """SQLite + files. Cheap to create; each method opens its own short connection so that the
+    app, its worker processes and tests can share one home safely."""
+
+    def __init__(self, home: str | Path | None = None) -> None:
+        self.home = Path(home) if home is not None else paths.home()
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "versions").mkdir(exist_ok=True)
+        self.db_path = self.home / "gapscope.db"
+        with self._connect() as con:
+            con.execute("PRAGMA journal_mode=WAL")
+            migrate(con, self.db_path)
+
+    # ------------------------------------------------------------------ plumbing
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        con = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        con.row_factory = sqlite3.Row
+        con.execute("PRAGMA foreign_keys=ON")
+        con.execute("PRAGMA busy_timeout=30000")
+        try:
+            yield con
+        finally:
+            con.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._connect() as con:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+
+    @property
+    def schema_version(self) -> int:
+        with self._connect() as con:
+            return con.execute("PRAGMA user_version").fetchone()[0]
+
+    # ------------------------------------------------------------------ datasets
+    def find_dataset(self, source: str) -> int | None:
+        with self._connect() as con:
+            row = con.execute("SELECT id FROM datasets WHERE source = ?", (source,)).fetchone()
+        return None if row is None else int(row["id"])
+
+    def save_dataset(
+        self,
+        dataset: Dataset,
+        *,
+        source: str,
+        dataset_id: int | None = None,
+        parent_id: int | None = None,
+        kind: str = "import",
+        note: str = "",
+        params: dict | None = None,
+        warnings: Iterable[str] = (),
+        skipped: Iterable[tuple[str, str]] = (),
+    ) -> int:
+        """Write ``dataset`` as a new version and return its id.
+
+        With ``dataset_id=None`` a new dataset row is made too (an import); otherwise the version is
+        added to that dataset (a cleaning or simulation, with ``parent_id``).
+        """
+        folder = f"versions/{uuid.uuid4().hex}"
+        tmp = self.home / f"{folder}.tmp"
+        tmp.mkdir(parents=True)
+        try:
+            write_payload(dataset, tmp)
+            tmp.rename(self.home / folder)
+            now = time.time()
+            with self._tx() as con:
+                if dataset_id is None:
+                    dataset_id = con.execute(
+                        "INSERT INTO datasets (name, modality, source, created_at) VALUES (?, ?, ?, ?)",
+                        (dataset.name, dataset.modality, source, now),
+                    ).lastrowid
+                vid = con.execute(
+                    "INSERT INTO dataset_versions (dataset_id, parent_id, kind, note, params, n_items, class_names,"
+                    " folder, warnings, skipped, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        dataset_id, parent_id, kind, note, json.dumps(to_jsonable(params or {})), len(dataset),
+                        json.dumps(list(map(str, dataset.class_names))), folder,
+                        json.dumps(list(warnings)), json.dumps([list(s) for s in skipped]), now,
+                    ),
+                ).lastrowid
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(self.home / folder, ignore_errors=True)
+            raise
+        return int(vid)
+
+    def versions(self, dataset_id: int | None = None, *, include_archived: bool = False) -> list[VersionInfo]:
+        sql = (
+            "SELECT v.*, d.name AS dataset_name, d.modality, d.source FROM dataset_versions v "
+            "JOIN datasets d ON d.id = v.dataset_id WHERE (v.archived = 0 OR ?)"
+        )
+        args: tuple = (int(include_archived),)
+        if dataset_id is not None:
+            sql += " AND v.dataset_id = ?"
+            args += (dataset_id,)
+        with self._connect() as con:
+            rows = con.execute(sql + " ORDER BY v.id", args).fetchall()
+        return [_version_info(r) for r in rows]
+
+    def version(self, version_id: int) -> VersionInfo:
+        with self._connect() as con:
+            row = con.execute(
+                "SELECT v.*, d.name AS dataset_name, d.modality, d.source FROM dataset_versions v "
+                "JOIN datasets d ON d.id = v.dataset_id WHERE v.id = ?",
+                (version_id,),
+            ).fetchone()
+        if row is None:
+            raise KeyError(f"dataset version {version_id} does not exist")
+        return _version_info(row)
+
+    def set_archived(self, version_id: int, archived: bool = True) -> None:
+        """Hide (or show again) a version in pickers; its files and rows stay."""
+        self.version(version_id)  # KeyError if missing
+        with self._tx() as con:
+            con.execute("UPDATE dataset_versions SET archived = ? WHERE id = ?", (int(archived), version_id))
+
+    def latest_versions(self) -> list[VersionInfo]:
+        """The newest version of each dataset, newest dataset first."""
+        newest: dict[int, VersionInfo] = {}
+        for v in self.versions():
+            newest[v.dataset_id] = v
+        return sorted(newest.values(), key=lambda v: -v.dataset_id)
+
+    def load_dataset(self, version_id: int) -> Dataset:
+        info = self.version(version_id)
+        return read_payload(self.home / info.folder, name=info.dataset_name, modality=info.modality, class_names=info.class_names)
+
+    # ------------------------------------------------------------------ runs
+    def create_run(self, version_id: int, config: dict[str, Any], *, name: str = "") -> int:
+        self.version(version_id)  # KeyError if missing
+        with self._tx() as con:
+            return int(con.execute(
+                "INSERT INTO runs (version_id, name, config, created_at) VALUES (?, ?, ?, ?)",
+                (version_id, name, json.dumps(to_jsonable(config)), time.time()),
+            ).lastrowid)
+
+    _RUN_FIELDS = {"status", "progress", "message", "pid", "pid_started", "heartbeat_at",
+                   "stop_requested", "started_at", "finished_at", "name"}
+
+    def update_run(self, run_id: int, **fields: Any) -> None:
+        bad = set(fields) - self._RUN_FIELDS
+        if bad:
+            raise ValueError(f"unknown run fields {sorted(bad)}; allowed: {sorted(self._RUN_FIELDS)}")
+        if not fields:
+            return
+        sets = ", ".join(f"{k} = ?" for k in fields)
+        with self._tx() as con:
+            con.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*fields.values(), run_id))
+
+    def runs(self, *, status: Iterable[RunStatus] | None = None) -> list[dict[str, Any]]:
+        """Run rows, newest first (``status`` a ``RunStatus``, ``config`` a dict)."""
+        sql, args = "SELECT * FROM runs", ()
+        if status is not None:
+            args = tuple(RunStatus(s).value for s in status)
+            sql += f" WHERE status IN ({', '.join('?' * len(args))})"
+        with self._connect() as con:
+            rows = con.execute(sql + " ORDER BY id DESC", args).fetchall()
+        return [_run_row(r) for r in rows]
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        with self._connect() as con:
+            row = con.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"run {run_id} does not exist")
+        return _run_row(row)
+
+    def run_counts(self) -> dict[str, int]:
+        with self._connect() as con:
+            rows = con.execute("SELECT status, COUNT(*) AS n FROM runs GROUP BY status").fetchall()
+        return {r["status"]: int(r["n"]) for r in rows}
+
+    # ------------------------------------------------------------------ metrics & predictions
+    def add_metrics(self, run_id: int, step: int, split: str, values: dict[str, float], *, epoch: float | None = None) -> None:
+        now = time.time()
+        with self._tx() as con:
+            con.executemany(
+                "INSERT INTO metrics (run_id, step, epoch, split, name, value, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, step, epoch, split, k, finite_or_none(v), now) for k, v in values.items()],
+            )
+
+    def metrics(self, run_id: int, *, since_step: int = -1) -> pd.DataFrame:
+        with self._connect() as con:
+            return pd.read_sql_query(
+                "SELECT step, epoch, split, name, value, created_at FROM metrics WHERE run_id = ? AND step > ? "
+                "ORDER BY step, split, name",
+                con, params=(run_id, since_step),
+            )
+
+    def add_predictions(
+        self, run_id: int, step: int, split: str, items: np.ndarray, labels: np.ndarray, pred: np.ndarray, conf: np.ndarray
+    ) -> None:
+        rows = zip(
+            np.asarray(items, np.int64).tolist(), np.asarray(labels, np.int64).tolist(),
+            np.asarray(pred, np.int64).tolist(), np.asarray(conf, np.float64).tolist(),
+        )
+        with self._tx() as con:
+            con.executemany(
+                "INSERT OR REPLACE INTO predictions (run_id, step, split, item, label, pred, conf) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, step, split, *r) for r in rows],
+            )
+
+    def predictions(self, run_id: int, *, split: str = "test", step: int | None = None) -> pd.DataFrame:
+        with self._connect() as con:
+            if step is None:
+                row = con.execute(
+                    "SELECT MAX(step) FROM predictions WHERE run_id = ? AND split = ?", (run_id, split)
+                ).fetchone()
+                step = row[0]
+            if step is None:
+                return pd.DataFrame(columns=["item", "label", "pred", "conf"])
+            return pd.read_sql_query(
+                "SELECT item, label, pred, conf FROM predictions WHERE run_id = ? AND split = ? AND step = ? ORDER BY item",
+                con, params=(run_id, split, step),
+            )
+
+    # ------------------------------------------------------------------ run lifecycle (core.runners, core.train)
+    # See core.store.status: only the move out of an ACTIVE status is ever made, so a worker's own
+    # final word is never overwritten by a runner that noticed its exit a moment later.
+    _LIFECYCLE_FIELDS = _RUN_FIELDS | {"stop_requested_at", "exit_code", "gpu"}
+
+    def set_run_status(
+        self, run_id: int, status: RunStatus | None, *, only_if: Iterable[RunStatus] | None = None, **fields: Any
+    ) -> bool:
+        """Set ``status`` (None: keep it) and ``fields`` if the current status is in ``only_if``;
+        return whether the row changed. One transaction: a compare-and-set."""
+        bad = set(fields) - self._LIFECYCLE_FIELDS
+        if bad:
+            raise ValueError(f"unknown run fields {sorted(bad)}; allowed: {sorted(self._LIFECYCLE_FIELDS)}")
+        if status is not None:
+            fields = {"status": RunStatus(status).value, **fields}
+        if not fields:
+            return False
+        sql = f"UPDATE runs SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?"
+        args: tuple[Any, ...] = (*fields.values(), run_id)
+        if only_if is not None:
+            allowed = tuple(RunStatus(s).value for s in only_if)
+            sql += f" AND status IN ({', '.join('?' * len(allowed))})"
+            args += allowed
+        with self._tx() as con:
+            return con.execute(sql, args).rowcount > 0
+
+    def claim_next_run(self, max_running: int) -> dict[str, Any] | None:
+        """Move the oldest queued run to "running" if fewer than ``max_running`` runs hold a worker;
+        return its row (None if nothing to start). Atomic, so two app processes sharing a home
+        never start the same run twice."""
+        queued = RunStatus.QUEUED.value
+        with self._connect() as con:  # the common case, nothing queued, needs no write lock
+            if con.execute("SELECT 1 FROM runs WHERE status = ? LIMIT 1", (queued,)).fetchone() is None:
+                return None
+        working = tuple(s.value for s in WORKING)
+        with self._tx() as con:
+            sql = f"SELECT COUNT(*) FROM runs WHERE status IN ({', '.join('?' * len(working))})"
+            if con.execute(sql, working).fetchone()[0] >= max_running:
+                return None
+            row = con.execute("SELECT id FROM runs WHERE status = ? ORDER BY id LIMIT 1", (queued,)).fetchone()
+            if row is None:
+                return None
+            now = time.time()
+            con.execute(
+                "UPDATE runs SET status = ?, started_at = ?, heartbeat_at = ?, message = 'starting' WHERE id = ?",
+                (RunStatus.RUNNING.value, now, now, row["id"]),
+            )
+            run_id = int(row["id"])
+        return self.run(run_id)
+
+    def request_stop(self, run_id: int) -> RunStatus:
+        """Ask a run to stop; return its status afterwards.
+
+        A queued run becomes "stopped" at once; a running one becomes "stopping" and its worker
+        stops after the step it is in (it polls ``stop_requested``). Ended runs are left alone.
+        """
+        now = time.time()
+        with self._tx() as con:
+            row = con.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"run {run_id} does not exist")
+            status = RunStatus(row["status"])
+            if status == RunStatus.QUEUED:
+                con.execute(
+                    "UPDATE runs SET status = ?, stop_requested = 1, stop_requested_at = ?, finished_at = ?,"
+                    " message = 'stopped before it started' WHERE id = ?",
+                    (RunStatus.STOPPED.value, now, now, run_id),
+                )
+                return RunStatus.STOPPED
+            if status == RunStatus.RUNNING:
+                con.execute(
+                    "UPDATE runs SET status = ?, stop_requested = 1, stop_requested_at = ? WHERE id = ?",
+                    (RunStatus.STOPPING.value, now, run_id),
+                )
+                return RunStatus.STOPPING
+            return status
+
+    def stop_requested(self, run_id: int) -> bool:
+        with self._connect() as con:
+            row = con.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return bool(row and row["stop_requested"])
+
+    def heartbeat(self, run_id: int) -> bool:
+        """Record that the worker of ``run_id`` is alive; return whether a stop was asked for
+        (one short transaction: the worker's watchdog thread calls it every few seconds)."""
+        with self._tx() as con:
+            con.execute("UPDATE runs SET heartbeat_at = ? WHERE id = ?", (time.time(), run_id))
+            row = con.execute("SELECT stop_requested FROM runs WHERE id = ?", (run_id,)).fetchone()
+        return bool(row and row["stop_requested"])
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _run_row(r: sqlite3.Row) -> dict[str, Any]:
+    return dict(r, status=RunStatus(r["status"]), config=json.loads(r["config"]))
+
+
+def _version_info(r: sqlite3.Row) -> VersionInfo:
+    return VersionInfo(
+        id=int(r["id"]), dataset_id=int(r["dataset_id"]), dataset_name=r["dataset_name"], modality=r["modality"],
+        source=r["source"], parent_id=r["parent_id"], kind=r["kind"], note=r["note"], params=json.loads(r["params"]),
+        n_items=int(r["n_items"]), class_names=json.loads(r["class_names"]), folder=r["folder"],
+        warnings=json.loads(r["warnings"]), skipped=[tuple(s) for s in json.loads(r["skipped"])],
+        created_at=float(r["created_at"]), archived=bool(r["archived"]),
+    )

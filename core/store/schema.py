@@ -1,0 +1,118 @@
+"""The SQLite schema: ordered migrations, applied in one transaction when a store is opened.
+
+The schema version lives in ``PRAGMA user_version``. Each entry of ``MIGRATIONS`` upgrades it
+from i to i + 1. Append, never edit a shipped entry.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+
+MIGRATIONS: list[str] = [
+    # 0 → 1: the foundation
+    """
+    CREATE TABLE datasets (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL,
+        modality    TEXT NOT NULL CHECK (modality IN ('text', 'image', 'tabular')),
+        source      TEXT NOT NULL,              -- 'demo:fashion-mnist', 'upload:reviews.csv', …
+        created_at  REAL NOT NULL
+    );
+    CREATE UNIQUE INDEX datasets_demo ON datasets(source) WHERE source LIKE 'demo:%';
+    CREATE TABLE dataset_versions (
+        id           INTEGER PRIMARY KEY,
+        dataset_id   INTEGER NOT NULL REFERENCES datasets(id),
+        parent_id    INTEGER REFERENCES dataset_versions(id),
+        kind         TEXT NOT NULL,             -- import | clean | simulate
+        note         TEXT NOT NULL DEFAULT '',
+        params       TEXT NOT NULL DEFAULT '{}',  -- JSON: what made this version
+        n_items      INTEGER NOT NULL,
+        class_names  TEXT NOT NULL,             -- JSON list
+        folder       TEXT NOT NULL,             -- relative to GAPSCOPE_HOME
+        warnings     TEXT NOT NULL DEFAULT '[]',  -- JSON list of load warnings
+        skipped      TEXT NOT NULL DEFAULT '[]',  -- JSON list of [item, reason]
+        created_at   REAL NOT NULL
+    );
+    CREATE INDEX dataset_versions_dataset ON dataset_versions(dataset_id);
+    CREATE TABLE runs (
+        id            INTEGER PRIMARY KEY,
+        version_id    INTEGER NOT NULL REFERENCES dataset_versions(id),
+        name          TEXT NOT NULL DEFAULT '',
+        status        TEXT NOT NULL DEFAULT 'queued'
+                      CHECK (status IN ('queued', 'running', 'stopping', 'stopped', 'finished', 'failed')),
+        config        TEXT NOT NULL,            -- JSON of the RunConfig dataclass
+        progress      REAL NOT NULL DEFAULT 0,  -- 0..1
+        message       TEXT NOT NULL DEFAULT '',
+        pid           INTEGER,
+        pid_started   REAL,                     -- process start time, to tell a reused pid apart
+        heartbeat_at  REAL,
+        stop_requested INTEGER NOT NULL DEFAULT 0,
+        created_at    REAL NOT NULL,
+        started_at    REAL,
+        finished_at   REAL
+    );
+    CREATE TABLE metrics (
+        run_id     INTEGER NOT NULL REFERENCES runs(id),
+        step       INTEGER NOT NULL,
+        epoch      REAL,
+        split      TEXT NOT NULL,               -- train | val | test
+        name       TEXT NOT NULL,
+        value      REAL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX metrics_run ON metrics(run_id, name, step);
+    CREATE TABLE predictions (
+        run_id     INTEGER NOT NULL REFERENCES runs(id),
+        step       INTEGER NOT NULL,
+        split      TEXT NOT NULL,
+        item       INTEGER NOT NULL,            -- row index in the dataset version
+        label      INTEGER NOT NULL,
+        pred       INTEGER NOT NULL,
+        conf       REAL NOT NULL,
+        PRIMARY KEY (run_id, step, split, item)
+    ) WITHOUT ROWID;
+    """,
+    # 1 → 2: background runs (core.runners): when a stop was asked, how the worker ended, which GPU
+    """
+    ALTER TABLE runs ADD COLUMN stop_requested_at REAL;
+    ALTER TABLE runs ADD COLUMN exit_code INTEGER;
+    ALTER TABLE runs ADD COLUMN gpu INTEGER;
+    CREATE INDEX runs_status ON runs(status);
+    """,
+    # 2 → 3: undoing a cleaning archives its version (hidden from pickers; files and rows kept)
+    """
+    ALTER TABLE dataset_versions ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def split_sql(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip() and not all(
+        line.strip().startswith("--") or not line.strip() for line in s.strip().splitlines()
+    )]
+
+
+def migrate(con: sqlite3.Connection, db_path: Path) -> None:
+    """Bring the database on ``con`` to ``SCHEMA_VERSION`` (no-op when it is there already)."""
+    current = con.execute("PRAGMA user_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"{db_path} has schema version {current}, newer than this Gapscope ({SCHEMA_VERSION}). "
+            "Upgrade Gapscope, or point GAPSCOPE_HOME at another folder."
+        )
+    if current == SCHEMA_VERSION:
+        return
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        current = con.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
+        for version in range(current, SCHEMA_VERSION):
+            for statement in split_sql(MIGRATIONS[version]):
+                con.execute(statement)
+            con.execute(f"PRAGMA user_version = {version + 1}")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

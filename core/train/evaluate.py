@@ -1,0 +1,115 @@
+"""Evaluation: logits on val and test, every metric per split, class and slice, which evaluation is
+best, and temperature scaling of the best one."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core import metrics as M
+from core.metrics.keys import improves
+from core.train.events import BestEval, EvalResult, SplitReport, State
+from core.train.splits import RunData
+
+if TYPE_CHECKING:
+    from core.models.build import Built
+    from core.train.inputs import Inputs
+    from core.train.loop import Job
+
+
+def report(logits: np.ndarray, idx: np.ndarray, data: RunData, *, tau: float, temperature: float = 1.0) -> SplitReport:
+    """Every metric of the local positions ``idx``: summary, per class, reliability bins, confusion of
+    the known rows and of the unknown ones, and per slice."""
+    y = data.y[idx]
+    z = logits.astype(np.float64) / temperature  # the energy score needs these unshifted
+    probs = np.exp(z - z.max(axis=1, keepdims=True))
+    probs /= probs.sum(axis=1, keepdims=True)
+    k = len(data.classes)
+    pred = probs.argmax(axis=1)
+    unknown_conf = np.zeros((len(data.absent), k), np.int64)
+    true = data.labels[idx]
+    for i, c in enumerate(data.absent):
+        unknown_conf[i] = np.bincount(pred[true == c], minlength=k)
+    by_slice = {
+        col: M.metrics_by_slice(probs, y, values[idx], tau=tau, logits=z, train_counts=data.train_counts)
+        for col, values in data.slices.items()
+    }
+    return SplitReport(
+        summary=M.summary(probs, y, tau=tau, logits=z, train_counts=data.train_counts),
+        per_class=M.per_class(probs, y, k), reliability=M.reliability_bins(probs, y), confusion=M.confusion(pred, y, k),
+        unknown_confusion=unknown_conf, probs=probs, pred=pred, slices=by_slice,
+        temperature=temperature if temperature != 1.0 else None,
+    )  # fmt: skip
+
+
+@torch.inference_mode()
+def predict_logits(built: Built, inputs: Inputs, idx: np.ndarray, *, n_classes: int, batch_size: int, autocast: Callable[[], Any]) -> np.ndarray:
+    """Logits (len(idx), K) float32 for local positions ``idx``; text is batched by length."""
+    built.net.eval()
+    lengths = inputs.lengths
+    perm = np.arange(len(idx)) if lengths is None else np.argsort(lengths[idx], kind="stable")
+    order = idx[perm]
+    outs = []
+    for s in range(0, len(order), batch_size):
+        with autocast():
+            outs.append(built.net(inputs.batch(order[s : s + batch_size])).float())
+    logits = torch.cat(outs).cpu().numpy() if outs else np.zeros((0, n_classes), np.float32)
+    back = np.empty_like(logits)
+    back[perm] = logits  # row j was computed for idx[perm[j]]: put it back in the order of idx
+    return back
+
+
+def evaluate(job: Job, state: State, best: BestEval | None) -> EvalResult:
+    """Score val and test at the current step; ``is_best`` by the stopping metric on val
+    (``core.metrics.keys.improves``), or always without a val split."""
+    cfg, data = job.cfg, job.data
+    bs = max(64, 2 * cfg.batch_size)
+    reports, logits = {}, {}
+    for split, idx in (("val", data.val), ("test", data.test)):
+        if len(idx) == 0 and split == "val":
+            continue
+        z = predict_logits(job.built, job.inputs, idx, n_classes=len(data.classes), batch_size=bs, autocast=job.autocast)
+        logits[split] = z
+        reports[split] = report(z, idx, data, tau=cfg.tau)
+    job.built.train_mode()
+    name = cfg.early_stopping_metric
+    value = float(reports["val"].summary[name]) if "val" in reports else float("nan")
+    is_best = "val" not in reports or improves(name, value, None if best is None else best.metric)
+    if is_best:
+        state.best_metric, state.best_step = value, state.step
+    return EvalResult(state.step, state.epoch, name, value, is_best, reports, logits)
+
+
+def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
+    """T > 0 minimising the NLL of softmax(logits / T) on the known rows (LBFGS over log T)."""
+    known = y >= 0
+    if known.sum() == 0:
+        return 1.0
+    z = torch.tensor(logits[known], dtype=torch.float64)
+    t = torch.tensor(y[known], dtype=torch.int64)
+    log_t = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([log_t], lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = F.cross_entropy(z / log_t.exp(), t)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return float(np.clip(math.exp(float(log_t.detach())), 0.05, 20.0))
+
+
+def temperature_scaled(best: BestEval, data: RunData, *, tau: float) -> EvalResult:
+    """The best evaluation re-scored with T fitted on its val logits: an ``EvalResult`` at the best
+    step whose reports carry ``temperature`` (written as the ``val_ts`` / ``test_ts`` splits)."""
+    t = fit_temperature(best.logits["val"], data.y[data.val])
+    reports = {split: report(best.logits[split], idx, data, tau=tau, temperature=t) for split, idx in (("val", data.val), ("test", data.test))}
+    for rep in reports.values():
+        rep.temperature = t
+    return EvalResult(best.step, best.epoch, best.metric_name, best.metric, False, reports, {})

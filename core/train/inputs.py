@@ -1,0 +1,118 @@
+"""Model inputs of a run's rows, and how an epoch's draw is cut into batches.
+
+``Inputs`` holds every row's input once (token ids, uint8 images — on the GPU when they fit —, or
+float vectors). A batch goes through two steps: ``raw(idx)`` gathers it on the training device
+(uint8 images, token tensors, vectors), where an augmenter may change it; ``prepare`` turns it into
+what the model reads (images: ``core.models.preprocess.ImageSpec``). ``epoch(order)`` gives the
+view of one epoch's draw (``core.mitigate.sampler``), with texts re-tokenised when a text augmenter
+rewrote them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.mitigate.augment import TextAugmenter
+from core.models.preprocess import ImageSpec, Tokens, tokenise
+
+BUCKET_BATCHES = 50  # text: batches per chunk of the draw that is sorted by length
+
+
+class Inputs:
+    """Model inputs for local positions 0..n-1, built once.
+
+    - tokens: texts tokenised once up front (``tokens``), the raw texts kept for text augmentation;
+    - image: uint8 (n, C, H, W), on the GPU when it fits; converted to float per batch;
+    - vector: float32 (n, d) (tabular columns or frozen-backbone features).
+    """
+
+    def __init__(
+        self, feed: str, device: torch.device, *, x: torch.Tensor | None = None, tokens: Tokens | None = None,
+        texts: np.ndarray | None = None, tokenizer: Any = None, max_length: int = 128, image: ImageSpec | None = None,
+    ) -> None:  # fmt: skip
+        self.feed, self.device, self.x, self.tokens, self.image = feed, device, x, tokens, image
+        self.texts, self.tokenizer, self.max_length = texts, tokenizer, max_length
+
+    def __len__(self) -> int:
+        return len(self.tokens) if self.tokens is not None else len(self.x)  # type: ignore[arg-type]
+
+    @property
+    def lengths(self) -> np.ndarray | None:
+        """Token counts per row (text only): batches are bucketed by them."""
+        return self.tokens.lengths if self.tokens is not None else None
+
+    def raw(self, idx: np.ndarray) -> Any:
+        """The rows ``idx`` gathered on the training device, before the model's preprocessing."""
+        if self.tokens is not None:
+            return self.tokens.batch(idx, self.device)
+        assert self.x is not None
+        take = torch.from_numpy(np.asarray(idx, dtype=np.int64)).to(self.x.device)
+        return self.x.index_select(0, take).to(self.device, non_blocking=True)
+
+    def prepare(self, raw: Any) -> Any:
+        """A raw batch → what the model reads."""
+        return self.image.prepare(raw) if self.feed == "image" and self.image is not None else raw
+
+    def batch(self, idx: np.ndarray) -> Any:
+        return self.prepare(self.raw(idx))
+
+    def epoch(self, order: np.ndarray, *, text_augmenter: TextAugmenter | None = None, labels: np.ndarray | None = None,
+              rng: np.random.Generator | None = None) -> EpochView:  # fmt: skip
+        """The view of one epoch's draw ``order`` (local positions, repeats allowed)."""
+        if text_augmenter is None or self.texts is None:
+            return EpochView(self, np.asarray(order), None)
+        assert labels is not None and rng is not None
+        texts = text_augmenter([str(t) for t in self.texts[order]], labels[order], rng)
+        return EpochView(self, np.asarray(order), tokenise(texts, self.tokenizer, self.max_length))
+
+
+@dataclass
+class EpochView:
+    """One epoch's draw: batches are arrays of *positions* in ``order``."""
+
+    inputs: Inputs
+    order: np.ndarray  # (m,) local position of each draw position
+    tokens: Tokens | None  # the draw's own tokens when its texts were augmented
+
+    @property
+    def lengths(self) -> np.ndarray | None:
+        if self.tokens is not None:
+            return self.tokens.lengths
+        lengths = self.inputs.lengths
+        return None if lengths is None else lengths[self.order]
+
+    def raw(self, positions: np.ndarray) -> Any:
+        if self.tokens is not None:
+            return self.tokens.batch(positions, self.inputs.device)
+        return self.inputs.raw(self.order[positions])
+
+    def batches(self, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+        return make_batches(len(self.order), batch_size, rng, self.lengths)
+
+
+def make_batches(m: int, batch_size: int, rng: np.random.Generator, lengths: np.ndarray | None = None) -> list[np.ndarray]:
+    """Batches of positions 0..m-1 of a draw that is already in random order.
+
+    With ``lengths`` (text) the batches are *bucketed*: the draw is cut into chunks of
+    ``BUCKET_BATCHES`` batches, each chunk is sorted by length and cut into batches, and the batches
+    are shuffled — every batch holds texts of similar length, so it pads little, and the order
+    stays random. A last batch of a single item is dropped (batch norm cannot train on it).
+    """
+    positions = np.arange(m)
+    if lengths is None:
+        batches = [positions[i : i + batch_size] for i in range(0, m, batch_size)]
+    else:
+        chunk = batch_size * BUCKET_BATCHES
+        batches = []
+        for s in range(0, m, chunk):
+            c = positions[s : s + chunk]
+            c = c[np.argsort(lengths[c], kind="stable")]
+            batches += [c[i : i + batch_size] for i in range(0, len(c), batch_size)]
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    if len(batches) > 1 and len(batches[-1]) < 2:
+        batches = batches[:-1]
+    return [b for b in batches if len(b) >= 2] or batches

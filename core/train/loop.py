@@ -1,0 +1,112 @@
+"""The training loop: one loop for text, image and tabular models.
+
+``fit`` only trains: which items an epoch draws (sampler), how a batch is changed (augmenter) and
+scored (criterion) are the run's seams (``core.mitigate``); when to log, evaluate, checkpoint or
+stop is decided by callbacks through ``Control`` (``core.train.events``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.hardware import autocast
+from core.mitigate.seams import Seams
+from core.models.build import Built
+from core.train.config import RunConfig
+from core.train.evaluate import evaluate
+from core.train.events import BestEval, Callback, Control, Events, State
+from core.train.inputs import Inputs
+from core.train.progress import Throughput
+from core.train.schedule import make_optimizer
+from core.train.splits import RunData
+
+
+@dataclass
+class Job:
+    """Everything the loop needs, prepared by ``core.train.prepare.prepare``."""
+
+    cfg: RunConfig
+    data: RunData
+    built: Built
+    inputs: Inputs
+    device: torch.device
+    lr: float
+    seams: Seams
+
+    def autocast(self) -> Any:
+        return autocast(self.device)
+
+
+def fit(job: Job, state: State, callbacks: list[Callback]) -> tuple[Control, BestEval | None]:
+    """Train ``job`` for ``cfg.epochs``; return the control (why it stopped) and the best evaluation."""
+    cfg, data, net, seams = job.cfg, job.data, job.built.net, job.seams
+    opt, sched, params = make_optimizer(
+        net, lr=job.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio, total_steps=state.total_steps, device=job.device
+    )
+    rng = np.random.default_rng(cfg.seed)
+    y_dev = torch.from_numpy(data.y).to(job.device)
+    control, best, event = Control(), None, Events(callbacks)
+    meter = Throughput(state, eval_items=len(data.val) + len(data.test), batch_size=cfg.batch_size)
+    loss_sum = torch.zeros((), device=job.device)  # summed on the device: no host sync per step
+    event("on_train_begin", state, control)
+    job.built.train_mode()
+    for epoch in range(cfg.epochs):
+        state.epoch_index = epoch
+        event("on_epoch_begin", state, control)
+        order = seams.sampler.epoch(data.train, epoch, rng)
+        view = job.inputs.epoch(order, text_augmenter=seams.text_augmenter, labels=data.y, rng=rng)
+        batches = view.batches(cfg.batch_size, rng)
+        for b, pos in enumerate(batches):
+            x, y = seams.augmenter(view.raw(pos), y_dev[torch.from_numpy(view.order[pos]).to(job.device)])
+            x = job.inputs.prepare(x)
+            with job.autocast():
+                logits = net(x)
+            loss = seams.criterion(logits, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            sched.step()
+            loss_sum += loss.detach()
+            state.step += 1
+            state.samples += len(pos)
+            state.epoch = epoch + (b + 1) / len(batches)
+            meter.step(len(pos))
+            event("on_step_end", state, control)
+            if control.should_log:
+                logs = {"loss": float(loss_sum) / meter.steps, "lr": opt.param_groups[0]["lr"], **meter.read()}  # the one host sync
+                event("on_log", state, control, logs)
+                loss_sum.zero_()
+                meter.restart()
+                control.should_log = False
+            if control.should_evaluate and control.stop_reason != "requested":
+                best = _evaluate(job, state, control, best, event, meter)
+            if control.should_stop:
+                break
+        if control.should_stop:
+            break
+        event("on_epoch_end", state, control)
+        if control.should_evaluate:
+            best = _evaluate(job, state, control, best, event, meter)
+            if control.should_stop:
+                break
+    state.train_time_s = meter.training_seconds()
+    event("on_train_end", state, control)
+    return control, best
+
+
+def _evaluate(job: Job, state: State, control: Control, best: BestEval | None, event: Events, meter: Throughput) -> BestEval | None:
+    t = time.perf_counter()
+    result = evaluate(job, state, best)
+    event("on_evaluate", state, control, result)
+    control.should_evaluate = False
+    state.n_evals += 1
+    dt = time.perf_counter() - t
+    state.eval_time_s += dt
+    meter.evaluated(dt)
+    return BestEval.of(result) if result.is_best else best

@@ -1,0 +1,236 @@
+"""A training run as its own process, from claim to final status.
+
+    GAPSCOPE_HOME=~/.gapscope python -m core.train RUN_ID
+
+reads the run's ``RunConfig``, trains, and writes everything it learns through the run's sink
+(``core.train.sink``) while it goes. ``core.runners.local.LocalRunner`` starts it; the shell works
+just as well.
+
+What it writes
+--------------
+``metrics`` rows (names: ``core.metrics.keys``), by split:
+
+- ``train`` — ``loss`` (mean over the steps since the last point), ``lr``, ``samples_per_s`` and
+  ``eta_s``, at step 1 and every ``log_every_steps`` steps (at most ~4 points a second); at the end
+  ``train_runtime_s`` and ``train_samples_per_s`` (wall clock of the loop, evaluations and their
+  writes excluded, logging included).
+- ``val`` and ``test`` — at every evaluation (each epoch, or every ``eval_every_steps``): every
+  ``core.metrics.SUMMARY_KEYS`` key, per class (precision, recall, F1 of each class present in
+  train) and per slice (``core.data.slices``). Rows of a class absent from the train split are
+  *unknown*: they count only in ``forced_known_rate``, the unknown AUROCs and ``n_unknown``.
+- ``val_ts`` and ``test_ts`` — after training, with temperature scaling fitted on val: the same
+  keys for the best evaluation's logits divided by T, at the *best* evaluation's step, plus
+  ``temperature``. "Before" is the ``val``/``test`` rows at that step; "after" the ``*_ts`` rows.
+
+``predictions`` rows: per test item, at every evaluation (split ``test``) and after temperature
+scaling (split ``test_ts``): ``item`` = row in the dataset version, ``label`` = its class,
+``pred`` = predicted class (dataset class index), ``conf`` = top-label probability.
+
+``runs`` row: ``status`` (running → finished | stopped | failed), ``progress`` (0..1),
+``message`` (epoch, step, loss, samples/s, ETA; at the end the outcome), ``heartbeat_at``
+(every ~2 s from a watchdog thread, which also polls ``stop_requested`` every 0.5 s).
+
+Files: see ``core.store.artifacts`` (checkpoints, per-evaluation artifacts, held-out
+probabilities, ``config.json``, ``summary.json``).
+
+Determinism: on the CPU the same config and seed give the same metrics (seeded init, dropout and
+shuffling; the CPU kernels used are deterministic for a fixed thread count). On CUDA the loop runs
+bf16 autocast, channels_last convolutions and cudnn autotuning: fast, not bit-exact.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from core.data.dataset import Dataset
+from core.jsonable import to_jsonable
+from core.store.database import Store
+from core.store.status import RunStatus
+from core.train.callbacks import Cadence, Checkpointer, EarlyStopping, MetricWriter, StopOnRequest
+from core.train.config import RunConfig
+from core.train.evaluate import temperature_scaled
+from core.train.events import Callback, State
+from core.train.inputs import make_batches
+from core.train.loop import Job, fit
+from core.train.prepare import prepare
+from core.train.sink import RunSink, StoreSink, this_process
+
+
+class StopRequested(Exception):
+    """Raised from a progress callback when a stop arrives before training starts."""
+
+
+class Terminated(BaseException):
+    """SIGTERM / SIGINT arrived (the runner's fallback after a stop request's grace period)."""
+
+
+class Watchdog(threading.Thread):
+    """Heartbeat every ``beat_s`` and poll for a stop request every ``poll_s``, off the main thread,
+    so the training loop never waits on the database and long evaluations still heartbeat."""
+
+    def __init__(self, sink: RunSink, *, poll_s: float = 0.5, beat_s: float = 2.0) -> None:
+        super().__init__(daemon=True, name=f"gapscope-watchdog-{sink.run_id}")
+        self.sink, self.poll_s, self.beat_s = sink, poll_s, beat_s
+        self.stop_event = threading.Event()
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        last_beat = -math.inf
+        while True:
+            try:
+                if time.monotonic() - last_beat >= self.beat_s:
+                    requested = self.sink.heartbeat()
+                    last_beat = time.monotonic()
+                else:
+                    requested = self.sink.stop_requested()
+                if requested:
+                    self.stop_event.set()
+            except Exception as err:  # a busy database: try again next tick
+                print(f"watchdog: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+            if self._halt.wait(self.poll_s):
+                return
+
+    def close(self) -> None:
+        self._halt.set()
+        self.join(timeout=5)
+
+
+def train_run(store: Store, run_id: int, *, callbacks: list[Callback] | None = None, watchdog_poll_s: float = 0.5) -> RunStatus:
+    """Run ``run_id`` of the local store to its end in this process; return the final status."""
+    return run_with_sink(StoreSink(store, run_id), store.load_dataset, callbacks=callbacks, watchdog_poll_s=watchdog_poll_s)
+
+
+def run_with_sink(
+    sink: RunSink, load_dataset: Callable[[int], Dataset], *, callbacks: list[Callback] | None = None, watchdog_poll_s: float = 0.5
+) -> RunStatus:
+    """Claim the run, train it, and write exactly one final status: "finished", "stopped" (a stop
+    request, or SIGTERM after one) or "failed" (message = the error)."""
+    if sink.stop_requested():
+        sink.finish(RunStatus.STOPPED, "stopped before it started")
+        return RunStatus.STOPPED
+    blocked = sink.claim(*this_process())
+    if blocked is not None:
+        print(f"run {sink.run_id} is {blocked}; nothing to do", flush=True)
+        return blocked
+    sink.files.folder.mkdir(parents=True, exist_ok=True)
+    watchdog = Watchdog(sink, poll_s=watchdog_poll_s)
+    watchdog.start()
+    status, message = RunStatus.FAILED, ""
+    try:
+        status, message = _run(sink, load_dataset, watchdog, callbacks or [])
+    except StopRequested:
+        status, message = RunStatus.STOPPED, "stopped before training began"
+    except Terminated as sig:
+        status = RunStatus.STOPPED if sink.stop_requested() else RunStatus.FAILED
+        message = f"terminated by {sig}"
+    except Exception as err:
+        traceback.print_exc()
+        status, message = RunStatus.FAILED, f"{type(err).__name__}: {err}"
+    finally:
+        watchdog.close()
+        sink.finish(status, message)
+        print(f"run {sink.run_id} {status}: {message}", flush=True)
+    return status
+
+
+def plan(job: Job, run_id: int) -> State:
+    """The loop's starting state: steps per epoch of the run's sampler, steps and evaluations in all."""
+    cfg = job.cfg
+    first = job.inputs.epoch(job.seams.sampler.epoch(job.data.train, 0, np.random.default_rng(0)))
+    steps_per_epoch = len(make_batches(len(first.order), cfg.batch_size, np.random.default_rng(0), first.lengths))
+    total = steps_per_epoch * cfg.epochs
+    evals = (total // cfg.eval_every_steps + (total % cfg.eval_every_steps > 0)) if cfg.eval_every_steps else cfg.epochs
+    return State(run_id=run_id, total_steps=total, steps_per_epoch=steps_per_epoch, evals_planned=evals)
+
+
+def _run(sink: RunSink, load_dataset: Callable[[int], Dataset], watchdog: Watchdog, extra: list[Callback]) -> tuple[RunStatus, str]:
+    cfg = RunConfig.from_dict(sink.config())
+    cfg.validate()
+    last_write = [0.0]
+
+    def progress(done: int, total: int, what: str = "extracting features") -> None:
+        if watchdog.stop_event.is_set():
+            raise StopRequested()
+        if time.monotonic() - last_write[0] >= 1.0 or done >= total:
+            last_write[0] = time.monotonic()
+            sink.progress(f"{what} {done:,}/{total:,}" if total else what)
+
+    t0 = time.perf_counter()
+    ds = load_dataset(cfg.version_id)
+    job = prepare(ds, cfg, progress=progress)
+    cfg, data = job.cfg, job.data
+    sink.files.write_json("config.json", cfg.to_dict())
+    state = plan(job, sink.run_id)
+    print(
+        f"run {sink.run_id}: {cfg.display_name()} on {ds.name} ({ds.modality}) · device {job.device} · "
+        f"{len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test · {len(data.classes)} classes "
+        f"({len(data.absent)} absent from train) · {job.built.n_trainable():,} trainable parameters · "
+        f"{state.total_steps} steps · ready in {time.perf_counter() - t0:.1f}s",
+        flush=True,
+    )
+    sink.progress(f"training: {state.total_steps} steps")
+    meta = {"classes": data.classes.tolist(), "config": cfg.to_dict(), "arch": job.built.arch}
+    writer = MetricWriter(sink, data)
+    callbacks = [
+        Cadence(log_every_steps=cfg.log_every_steps, eval_every_steps=cfg.eval_every_steps), StopOnRequest(watchdog.stop_event),
+        EarlyStopping(cfg.patience), writer, Checkpointer(sink, job.built, meta), *extra,
+    ]  # fmt: skip
+    control, best = fit(job, state, callbacks)
+    sink.add_metrics(
+        state.step, "train",
+        {"train_runtime_s": state.train_time_s, "train_samples_per_s": state.samples / max(state.train_time_s, 1e-9)},
+        epoch=state.epoch,
+    )  # fmt: skip
+    summary: dict[str, Any] = {
+        "status": RunStatus.FINISHED.value, "steps": state.step, "epochs": state.epoch,
+        "best_step": None if best is None else best.step, "best_metric": None if best is None else best.metric,
+        "metric": cfg.early_stopping_metric, "train_runtime_s": state.train_time_s, "eval_time_s": state.eval_time_s,
+    }  # fmt: skip
+    if control.stop_reason == "requested":
+        summary["status"] = RunStatus.STOPPED.value
+        sink.files.write_json("summary.json", to_jsonable(summary))
+        return RunStatus.STOPPED, f"stopped at step {state.step}/{state.total_steps}"
+    message = f"done: {state.step} steps"
+    if best is not None:
+        message += f" · best val {cfg.early_stopping_metric} {best.metric:.4f} at step {best.step}"
+    if cfg.temperature_scaling and best is not None and "val" in best.logits:
+        scaled = temperature_scaled(best, data, tau=cfg.tau)
+        writer.write_eval(scaled, scaled=True)
+        t = scaled.reports["test"].temperature
+        summary["temperature"] = t
+        before = best.summaries["test"]["hallucination_rate"]
+        after = scaled.reports["test"].summary["hallucination_rate"]
+        message += f" · T={t:.2f}: test hallucination {_pct(before)} → {_pct(after)}"
+        print(f"temperature scaling: T = {t:.3f}", flush=True)
+    if control.stop_reason == "early_stopping":
+        message += " (early stopping)"
+    sink.files.write_json("summary.json", to_jsonable(summary))
+    return RunStatus.FINISHED, message
+
+
+def _pct(v: Any) -> str:
+    return "n/a" if v is None or not math.isfinite(float(v)) else f"{100 * float(v):.1f}%"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.train", description="Train one stored run (GAPSCOPE_HOME from the environment).")
+    parser.add_argument("run_id", type=int)
+    args = parser.parse_args(argv)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        raise Terminated(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    status = train_run(Store(), args.run_id)
+    return 0 if status in (RunStatus.FINISHED, RunStatus.STOPPED) else 1
