@@ -1,6 +1,6 @@
 """Gapscope: find the gaps in your training data before your model fills them with confident nonsense.
 
-    streamlit run app.py      (./gapscope.sh run sets everything up first)
+streamlit run app.py      (./gapscope.sh run sets everything up first)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `core` and `ui` import from any cwd
 
-from ui import sidebar  # noqa: E402
+from ui import sidebar
 
 st.set_page_config(page_title="Gapscope", page_icon="🔭", layout="wide")
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Gapscope's two commands:
 #   ./gapscope.sh run    set up (first time: a few minutes) and start the dashboard on http://127.0.0.1:8501
-#   ./gapscope.sh test   set up and run the whole test suite
+#   ./gapscope.sh test   set up, check lint, format and types, and run the whole test suite
 # Both are idempotent; the second time they skip what is already done.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -15,6 +15,7 @@ case "$command" in
     ;;
   test)
     scripts/setup.sh test
+    scripts/check.sh
     exec .venv/bin/python -m pytest "$@"
     ;;
   *)

@@ -57,9 +57,14 @@ with upload_tab:
                 label = c1.selectbox("Label column", label_options, index=label_options.index(default_label))
                 no_text = "(none: tabular features)"
                 text_options = [no_text] + [c for c in columns if c != label]
-                default_text = guess.roles.text if guess.roles and guess.roles.text else (
-                    guess.text_candidates[0] if guess.text_candidates else no_text)
-                text = c2.selectbox("Text column", text_options, index=text_options.index(default_text) if default_text in text_options else 0)
+                default_text = (
+                    guess.roles.text
+                    if guess.roles and guess.roles.text
+                    else (guess.text_candidates[0] if guess.text_candidates else no_text)
+                )
+                text = c2.selectbox(
+                    "Text column", text_options, index=text_options.index(default_text) if default_text in text_options else 0
+                )
                 no_split = "(make a stratified split)"
                 split_options = [no_split] + [c for c in columns if c not in (label, text)]
                 default_split = guess.roles.split if guess.roles and guess.roles.split in split_options else no_split
@@ -73,7 +78,11 @@ with upload_tab:
                     roles = TableRoles(label=label, split=None if split == no_split else split, features=others)
                 options = {"roles": roles}
             else:
-                size = st.selectbox("Image size", ["auto", 28, 32, 64, 96, 128, 224], help="auto keeps a common size, else resizes to the median (at most 128).")
+                size = st.selectbox(
+                    "Image size",
+                    ["auto", 28, 32, 64, 96, 128, 224],
+                    help="auto keeps a common size, else resizes to the median (at most 128).",
+                )
                 options = {"image_size": None if size == "auto" else int(size)}
             if st.button("Import", type="primary", key="import_upload"):
                 with st.spinner(f"Importing {up.name}…"):
@@ -109,11 +118,23 @@ if info.skipped:
 b = prof.train
 kpis = [
     ("Items", f"{prof.n_items:,}", "Rows in all splits."),
-    ("Classes", f"{ds.n_classes}" + (f" ({len(b.missing)} missing in train)" if b.missing else ""), "Classes with no training items cannot be learned."),
-    ("Imbalance ratio", "∞" if not np.isfinite(b.imbalance_ratio) else f"{b.imbalance_ratio:,.1f}×", "Largest ÷ smallest training class; above ~10× the tail starts to suffer."),
+    (
+        "Classes",
+        f"{ds.n_classes}" + (f" ({len(b.missing)} missing in train)" if b.missing else ""),
+        "Classes with no training items cannot be learned.",
+    ),
+    (
+        "Imbalance ratio",
+        "∞" if not np.isfinite(b.imbalance_ratio) else f"{b.imbalance_ratio:,.1f}×",
+        "Largest ÷ smallest training class; above ~10× the tail starts to suffer.",
+    ),
     ("Normalised entropy", f"{b.normalised_entropy:.3f}", "1 = perfectly balanced classes, 0 = everything in one class."),
     ("Gini", f"{b.gini:.3f}", "Inequality of class sizes: 0 = equal, towards 1 = concentrated in few classes."),
-    ("Effective samples", f"{b.effective_number:,.0f}", "Σ (1−βⁿ)/(1−β), β = 0.999: what the training items are worth once overlap within a class is discounted."),
+    (
+        "Effective samples",
+        f"{b.effective_number:,.0f}",
+        "Σ (1−βⁿ)/(1−β), β = 0.999: what the training items are worth once overlap within a class is discounted.",
+    ),
 ]
 for col, (label, value, explain) in zip(st.columns(len(kpis)), kpis):
     col.metric(label, value)
@@ -153,7 +174,9 @@ with t_preview:
         captions = [f"#{i} · {ds.class_names[ds.labels[i]]} · {SPLITS[ds.split[i]]}" for i in rows]
         st.image(images, caption=captions, width=96, clamp=True)
     else:
-        table = pd.DataFrame({"item": rows, "label": np.asarray(ds.class_names, dtype=object)[ds.labels[rows]], "split": ds.split_names[rows]})
+        table = pd.DataFrame(
+            {"item": rows, "label": np.asarray(ds.class_names, dtype=object)[ds.labels[rows]], "split": ds.split_names[rows]}
+        )
         if ds.modality == "text":
             table.insert(1, "text", ds.items[rows])
         else:
@@ -179,9 +202,13 @@ with t_dups:
     d = prof.duplicates
     m = st.columns(4)
     m[0].metric("Repeated items", f"{d.n_duplicate_items:,}", help="Items whose exact content appears earlier in the dataset.")
-    m[1].metric("Train–test leaks", f"{d.leaks['train–test']:,}", help="Test items whose content is also in train: they inflate test scores.")
+    m[1].metric(
+        "Train–test leaks", f"{d.leaks['train–test']:,}", help="Test items whose content is also in train: they inflate test scores."
+    )
     m[2].metric("Train–val leaks", f"{d.leaks['train–val']:,}")
-    m[3].metric("Conflicting labels", f"{d.n_conflicting_groups:,}", help="Identical items with different labels: label noise by definition.")
+    m[3].metric(
+        "Conflicting labels", f"{d.n_conflicting_groups:,}", help="Identical items with different labels: label noise by definition."
+    )
     if len(d.groups):
         groups_table = d.groups.head(200).assign(
             labels=lambda t: t["labels"].map(lambda ls: ", ".join(ds.class_names[i] for i in ls)),
@@ -201,7 +228,9 @@ with t_missing:
         st.success("No missing values in feature or metadata columns.")
     if ds.modality == "text":
         if len(prof.empty_texts):
-            st.warning(f"{len(prof.empty_texts):,} empty texts (items {', '.join(map(str, prof.empty_texts[:20]))}{' …' if len(prof.empty_texts) > 20 else ''}).")
+            st.warning(
+                f"{len(prof.empty_texts):,} empty texts (items {', '.join(map(str, prof.empty_texts[:20]))}{' …' if len(prof.empty_texts) > 20 else ''})."
+            )
         else:
             st.success("No empty texts.")
 
@@ -211,7 +240,9 @@ with t_sizes:
         st.plotly_chart(charts.length_histogram(prof.word_counts), width="stretch")
     elif ds.modality == "image":
         s = prof.image_stats
-        st.markdown(f"Stored at **{s['width']}×{s['height']}**, {'RGB' if s['channels'] == 3 else 'grayscale'}; mean intensity {s['mean_intensity']:.1f} / 255.")
+        st.markdown(
+            f"Stored at **{s['width']}×{s['height']}**, {'RGB' if s['channels'] == 3 else 'grayscale'}; mean intensity {s['mean_intensity']:.1f} / 255."
+        )
         if "orig_width" in s:
             st.markdown(
                 f"Original widths {s['orig_width']['min']}–{s['orig_width']['max']} (median {s['orig_width']['median']:.0f}), "

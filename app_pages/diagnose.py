@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import streamlit as st
 
 from core import charts
@@ -41,7 +40,9 @@ if info.kind == "clean" and info.parent_id is not None:
 with st.expander("Settings"):
     s1, s2, s3, s4 = st.columns(4)
     k = s1.number_input("Neighbours (k)", 2, 50, 10, key="dg_k", help="For kNN label agreement and outlier distance.")
-    folds = s2.number_input("Folds", 2, 10, 5, key="dg_folds", help="Of the out-of-fold probe that predicts each item without having seen it.")
+    folds = s2.number_input(
+        "Folds", 2, 10, 5, key="dg_folds", help="Of the out-of-fold probe that predicts each item without having seen it."
+    )
     threshold = s3.slider("Near-duplicate cosine ≥", 0.90, 1.0, 0.98, 0.005, key="dg_dup")
     quantile = s4.slider("Outliers: top share", 0.001, 0.05, 0.01, 0.001, format="%.3f", key="dg_out")
 cfg = DiagnoseConfig(k=int(k), n_folds=int(folds), duplicate_threshold=float(threshold), outlier_quantile=1 - float(quantile))
@@ -67,10 +68,17 @@ d = load_diagnosis(vid, cfg)
 iss = d.issues
 # a finished run on this version can stand in for the probe: its held-out predictions are sharper
 finished = [r for r in store.runs(status=(RunStatus.FINISHED, RunStatus.STOPPED)) if r["version_id"] == vid]
-source = st.radio(
-    "Probabilities for label issues from", ["probe"] + [r["id"] for r in finished], horizontal=True, key="dg_source",
-    format_func=lambda s: "K-fold probe on embeddings (every item)" if s == "probe" else f"run #{s} (its held-out test split)",
-) if finished else "probe"
+source = (
+    st.radio(
+        "Probabilities for label issues from",
+        ["probe"] + [r["id"] for r in finished],
+        horizontal=True,
+        key="dg_source",
+        format_func=lambda s: "K-fold probe on embeddings (every item)" if s == "probe" else f"run #{s} (its held-out test split)",
+    )
+    if finished
+    else "probe"
+)
 if source != "probe":
     from_run = label_issues_from_run(ds, int(source), cfg)
     if from_run is None:
@@ -84,10 +92,18 @@ names = np.asarray(ds.class_names, dtype=object)
 
 # --------------------------------------------------------------------------- headline
 dup_table = duplicate_table(d.duplicates, ds)
-gaps = d.coverage[(d.coverage["missing_in"].map(len) > 0) | d.coverage["unseen_in_train"]] if "missing_in" in d.coverage else d.coverage.iloc[0:0]
+gaps = (
+    d.coverage[(d.coverage["missing_in"].map(len) > 0) | d.coverage["unseen_in_train"]]
+    if "missing_in" in d.coverage
+    else d.coverage.iloc[0:0]
+)
 headline = [
     ("Suspected label errors", f"{iss.n_issues:,}", f"{iss.n_issues / len(ds):.1%} of items"),
-    ("Estimated noise rate", f"{1 - float(np.trace(iss.joint)) if iss.joint.size else float('nan'):.1%}", "1 − trace of the estimated joint of given and true labels"),
+    (
+        "Estimated noise rate",
+        f"{1 - float(np.trace(iss.joint)) if iss.joint.size else float('nan'):.1%}",
+        "1 − trace of the estimated joint of given and true labels",
+    ),
     ("Duplicate clusters", f"{len(d.duplicates):,}", f"{int(dup_table['leak'].sum()) if len(dup_table) else 0:,} cross-split leaks"),
     ("Outliers", f"{len(d.outliers):,}", f"top {1 - cfg.outlier_quantile:.1%} by kNN distance"),
     ("Coverage gaps", f"{len(gaps):,}", "classes missing from a split or unseen in train"),
@@ -106,7 +122,9 @@ def plan_bar() -> None:
             new_vid = save_cleaned(store, vid, plan, dataset=ds)
             st.session_state.pop(plan_key, None)
             common.set_current_version(new_vid)
-            st.session_state["diagnose_notice"] = f"Saved v{new_vid} ({plan.summary()}). Its parent v{vid} is unchanged; Undo goes back to it."
+            st.session_state["diagnose_notice"] = (
+                f"Saved v{new_vid} ({plan.summary()}). Its parent v{vid} is unchanged; Undo goes back to it."
+            )
             st.rerun()
         if p3.button("Clear plan", disabled=plan.n_changes + len(plan.keep) == 0, key="clear_plan", width="stretch"):
             st.session_state[plan_key] = CleaningPlan()
@@ -124,13 +142,38 @@ def actions(item: int) -> None:
     """keep / relabel / drop under one item; the relabel target defaults to the suggestion."""
     current = plan.decision(item)
     target = st.selectbox(
-        "Label", range(ds.n_classes), index=int(iss.suggested[item]), format_func=lambda c: str(names[c]),
-        key=f"target_{vid}_{item}", label_visibility="collapsed",
+        "Label",
+        range(ds.n_classes),
+        index=int(iss.suggested[item]),
+        format_func=lambda c: str(names[c]),
+        key=f"target_{vid}_{item}",
+        label_visibility="collapsed",
     )
     b1, b2, b3 = st.columns(3)
-    b1.button("Keep", key=f"keep_{vid}_{item}", on_click=decide, args=(item, "keep"), type="primary" if current == "keep" else "secondary", width="stretch")
-    b2.button("Relabel", key=f"relabel_{vid}_{item}", on_click=decide, args=(item, "relabel", int(target)), type="primary" if current == "relabel" else "secondary", width="stretch")
-    b3.button("Drop", key=f"drop_{vid}_{item}", on_click=decide, args=(item, "drop"), type="primary" if current == "drop" else "secondary", width="stretch")
+    b1.button(
+        "Keep",
+        key=f"keep_{vid}_{item}",
+        on_click=decide,
+        args=(item, "keep"),
+        type="primary" if current == "keep" else "secondary",
+        width="stretch",
+    )
+    b2.button(
+        "Relabel",
+        key=f"relabel_{vid}_{item}",
+        on_click=decide,
+        args=(item, "relabel", int(target)),
+        type="primary" if current == "relabel" else "secondary",
+        width="stretch",
+    )
+    b3.button(
+        "Drop",
+        key=f"drop_{vid}_{item}",
+        on_click=decide,
+        args=(item, "drop"),
+        type="primary" if current == "drop" else "secondary",
+        width="stretch",
+    )
 
 
 def pager(n: int, per_page: int, key: str) -> slice:
@@ -147,7 +190,8 @@ with t_labels:
     c1.plotly_chart(charts.noise_matrix(iss.noise_matrix, ds.class_names), width="stretch")
     c2.plotly_chart(charts.noise_rates(iss.noise_rate_per_class, ds.class_names), width="stretch")
     st.caption(
-        f"Flagging rule: {iss.method}" + (f", probe weight {iss.knn_weight:.2f} against kNN votes" if iss.knn_weight is not None else "")
+        f"Flagging rule: {iss.method}"
+        + (f", probe weight {iss.knn_weight:.2f} against kNN votes" if iss.knn_weight is not None else "")
         + ". Label quality is in [0, 1]: low means the data disagrees with the given label."
     )
     f1, f2, f3 = st.columns([2, 2, 1])
@@ -173,8 +217,13 @@ with t_labels:
     st.caption(f"{len(candidates):,} items to review")
     window = candidates[pager(len(candidates), 12, "sus_page")]
     gallery(
-        ds, window, per_row=3, footer=actions,
-        caption=lambda i: f"{where(ds, i)} · given **{label_of(ds, i)}** → suggested **{names[iss.suggested[i]]}** · quality {iss.score[i]:.2f}",
+        ds,
+        window,
+        per_row=3,
+        footer=actions,
+        caption=lambda i: (
+            f"{where(ds, i)} · given **{label_of(ds, i)}** → suggested **{names[iss.suggested[i]]}** · quality {iss.score[i]:.2f}"
+        ),
     )
 
 # --------------------------------------------------------------------------- duplicates
@@ -195,18 +244,33 @@ with t_dups:
             st.rerun()
         shown = dup_table.drop(columns=["items"]).head(500)
         st.dataframe(shown, hide_index=True, width="stretch")
-        pick = st.selectbox("Look at cluster", dup_table["cluster"].tolist(), key="dup_pick",
-                            format_func=lambda c: f"cluster {c}: {dup_table.set_index('cluster').loc[c, 'size']} items, {dup_table.set_index('cluster').loc[c, 'splits']}")
+        pick = st.selectbox(
+            "Look at cluster",
+            dup_table["cluster"].tolist(),
+            key="dup_pick",
+            format_func=lambda c: (
+                f"cluster {c}: {dup_table.set_index('cluster').loc[c, 'size']} items, {dup_table.set_index('cluster').loc[c, 'splits']}"
+            ),
+        )
         members = np.asarray(dup_table.set_index("cluster").loc[pick, "items"][:12])
         gallery(ds, members, per_row=3, footer=actions, caption=lambda i: f"{where(ds, i)} · {label_of(ds, i)}")
 
 # --------------------------------------------------------------------------- outliers
 with t_out:
     cut = float(np.quantile(d.outlier_score, cfg.outlier_quantile)) if len(ds) else None
-    st.plotly_chart(charts.score_histogram(d.outlier_score, cut=cut, title="Distance to the nearest neighbours", x_title="mean cosine distance to k nearest"), width="stretch")
-    st.caption(f"{len(d.outliers):,} items above the {cfg.outlier_quantile:.1%} quantile, most unusual first: off-domain, corrupted or rare.")
+    st.plotly_chart(
+        charts.score_histogram(
+            d.outlier_score, cut=cut, title="Distance to the nearest neighbours", x_title="mean cosine distance to k nearest"
+        ),
+        width="stretch",
+    )
+    st.caption(
+        f"{len(d.outliers):,} items above the {cfg.outlier_quantile:.1%} quantile, most unusual first: off-domain, corrupted or rare."
+    )
     window = d.outliers[pager(len(d.outliers), 12, "out_page")]
-    gallery(ds, window, per_row=3, footer=actions, caption=lambda i: f"{where(ds, i)} · {label_of(ds, i)} · distance {d.outlier_score[i]:.3f}")
+    gallery(
+        ds, window, per_row=3, footer=actions, caption=lambda i: f"{where(ds, i)} · {label_of(ds, i)} · distance {d.outlier_score[i]:.3f}"
+    )
 
 # --------------------------------------------------------------------------- embedding map
 with t_map:
@@ -242,7 +306,10 @@ with t_map:
         hover = [f"#{i} {label_of(ds, i)} (quality {iss.score[i]:.2f})" for i in index]
     event = st.plotly_chart(
         charts.embedding_map(xy, colour, colour_name=colour_by, hover=hover, index=index, continuous=continuous),
-        width="stretch", on_select="rerun", selection_mode=("lasso", "box", "points"), key="map_chart",
+        width="stretch",
+        on_select="rerun",
+        selection_mode=("lasso", "box", "points"),
+        key="map_chart",
     )
     picked = [int(p["customdata"]) for p in (event.selection.points if event and event.selection else []) if "customdata" in p]
     if picked:
@@ -266,6 +333,5 @@ with t_cov:
     st.dataframe(cov, hide_index=True, width="stretch")
 
 st.caption(
-    "Stage times: " + ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in d.seconds.items())
-    + f" · backbone {d.backbone or 'auto'}"
+    "Stage times: " + ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in d.seconds.items()) + f" · backbone {d.backbone or 'auto'}"
 )

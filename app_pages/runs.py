@@ -90,8 +90,12 @@ def detail(run_id: int) -> None:
 
     evals = metrics[metrics["split"].isin(["val", "test"])]
     c1, c2 = st.columns(2)
-    c1.plotly_chart(charts.metric_curves(metrics, ["loss"], splits=("train",), title="Training loss"), width="stretch", key=f"loss_{run_id}")
-    c2.plotly_chart(charts.metric_curves(evals, ["accuracy", "macro_f1"], title="Accuracy and macro-F1"), width="stretch", key=f"acc_{run_id}")
+    c1.plotly_chart(
+        charts.metric_curves(metrics, ["loss"], splits=("train",), title="Training loss"), width="stretch", key=f"loss_{run_id}"
+    )
+    c2.plotly_chart(
+        charts.metric_curves(evals, ["accuracy", "macro_f1"], title="Accuracy and macro-F1"), width="stretch", key=f"acc_{run_id}"
+    )
     c3, c4 = st.columns(2)
     c3.plotly_chart(
         charts.metric_curves(evals, ["hallucination_rate", "ece"], title="Hallucination rate and calibration error"),

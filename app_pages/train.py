@@ -29,8 +29,14 @@ model = c1.selectbox("Model", models, format_func=lambda m: MODEL_TITLES.get(m, 
 custom = c1.text_input("…or a local model path", "", key="tr_path", help="A transformers folder (text) or a .pth state dict (image).")
 resolved_model = custom.strip() or (auto_model if model == "auto" else model)
 modes = list(registry.spec(resolved_model).finetune_modes) if not custom.strip() else list(registry.FINETUNE)
-finetune = c2.selectbox("Fine-tune mode", modes, index=modes.index("full"), format_func=FINETUNE_TITLES.get, key="tr_mode",
-                        help="Linear probe trains only a head on cached features: fastest on a CPU.")
+finetune = c2.selectbox(
+    "Fine-tune mode",
+    modes,
+    index=modes.index("full"),
+    format_func=FINETUNE_TITLES.get,
+    key="tr_mode",
+    help="Linear probe trains only a head on cached features: fastest on a CPU.",
+)
 last_n = c2.number_input("Trainable blocks (last N)", 1, 20, 2, key="tr_lastn", disabled=finetune != "last_n")
 device = c3.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="tr_device", help=f"auto picks {common.device_label()}.")
 c4, c5, c6, c7 = st.columns(4)
@@ -49,9 +55,21 @@ with st.expander("More settings"):
     temperature = st.toggle("Temperature scaling on val after training", value=True, key="tr_ts")
 
 cfg = RunConfig(
-    version_id=vid, model=resolved_model, finetune=finetune, last_n_blocks=int(last_n), epochs=int(epochs), lr=float(lr),
-    batch_size=int(batch), tau=float(tau), seed=int(seed), device=device, eval_every_steps=int(eval_every),
-    max_train_items=int(max_items), early_stopping_metric=stop_metric, patience=int(patience), temperature_scaling=temperature,
+    version_id=vid,
+    model=resolved_model,
+    finetune=finetune,
+    last_n_blocks=int(last_n),
+    epochs=int(epochs),
+    lr=float(lr),
+    batch_size=int(batch),
+    tau=float(tau),
+    seed=int(seed),
+    device=device,
+    eval_every_steps=int(eval_every),
+    max_train_items=int(max_items),
+    early_stopping_metric=stop_metric,
+    patience=int(patience),
+    temperature_scaling=temperature,
 )
 try:
     cfg.validate(modality=ds.modality)
@@ -71,11 +89,17 @@ with st.container(border=True):
         f"- {cfg.epochs} epoch(s) × {int(np.ceil(n_used / cfg.batch_size)):,} steps = **{steps:,} steps**, AdamW at peak lr {cfg.lr:g} "
         f"with warm-up and cosine decay; evaluated on val and test {'each epoch' if not cfg.eval_every_steps else f'every {cfg.eval_every_steps} steps'}.\n"
         f"- Hallucination rate counts wrong answers with confidence ≥ {cfg.tau:.2f}"
-        + (f"; {len(absent)} class(es) absent from train ({', '.join(map(str, absent[:5]))}) are scored as unknown (forced-known rate)." if absent else ".")
+        + (
+            f"; {len(absent)} class(es) absent from train ({', '.join(map(str, absent[:5]))}) are scored as unknown (forced-known rate)."
+            if absent
+            else "."
+        )
     )
     estimate = common.estimate_run_seconds(cfg, ds)
     if estimate is not None:
-        st.markdown(f"- Estimated time on {common.device_label()}: **about {estimate / 60:,.1f} min** (from measured throughput; the first run also loads the model).")
+        st.markdown(
+            f"- Estimated time on {common.device_label()}: **about {estimate / 60:,.1f} min** (from measured throughput; the first run also loads the model)."
+        )
 
 if problem:
     st.error(problem, icon="🚫")

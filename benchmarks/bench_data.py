@@ -58,7 +58,9 @@ st.session_state["_server_ms"] = (time.perf_counter() - t) * 1000
 
 def load_and_profile(key: str, *, from_store: bool, home: str) -> dict:
     code = CHILD.format(root=str(ROOT), key=key, from_store=from_store)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "GAPSCOPE_HOME": home}, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "GAPSCOPE_HOME": home}, check=True
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

@@ -60,8 +60,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from core.data import assets, demos
     from core.embed import embeddings as features
-    from core.models.text import load_encoder, text_source
     from core.hardware import detect
+    from core.models.text import load_encoder, text_source
 
     dev = detect(None if args.device == "auto" else args.device)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
@@ -80,15 +80,21 @@ def _run(args: argparse.Namespace) -> int:
         n_tokens = sum(len(x) for x in tok(list(texts), truncation=True, max_length=features.MAX_LENGTH)["input_ids"])
         runs = {
             "sorted by length (embed, cold cache)": lambda progress: features.embed(ds, device=args.device, progress=progress),
-            "given order (embed_texts, no sort)  ": lambda progress: features.embed_texts(texts, device=args.device, sort_by_length=False, progress=progress),
+            "given order (embed_texts, no sort)  ": lambda progress: features.embed_texts(
+                texts, device=args.device, sort_by_length=False, progress=progress
+            ),
         }
         for label, fn in runs.items():
             X, rate, best = _timed(fn, len(texts))
-            print(f"MiniLM   {len(texts):,} VADER texts, {label}: {rate:6.1f} texts/s ({rate * n_tokens / len(texts):,.0f} tokens/s; by CPU time {best:.0f} texts/s)")
+            print(
+                f"MiniLM   {len(texts):,} VADER texts, {label}: {rate:6.1f} texts/s ({rate * n_tokens / len(texts):,.0f} tokens/s; by CPU time {best:.0f} texts/s)"
+            )
         t = time.perf_counter()
         X2 = features.embed(ds, device=args.device)
         hit = time.perf_counter() - t
-        print(f"MiniLM   cache hit {hit * 1e3:.1f} ms; estimate_seconds said {features.estimate_seconds(ds, device=args.device):.1f} s cold")
+        print(
+            f"MiniLM   cache hit {hit * 1e3:.1f} ms; estimate_seconds said {features.estimate_seconds(ds, device=args.device):.1f} s cold"
+        )
         print(f"MiniLM   sorted vs given order: max |difference| {np.abs(np.asarray(X2) - X).max():.2e}")
     else:
         print("MiniLM   skipped: VADER or MiniLM not fetched (python -m core.assets fetch)")
@@ -99,12 +105,16 @@ def _run(args: argparse.Namespace) -> int:
         size = args.image_size or features.default_image_size(ds.items.shape)
         features.embed_images(ds.items[:32], image_size=size, device=args.device)  # load, warm up
         X, rate, best = _timed(lambda progress: features.embed(ds, image_size=size, device=args.device, progress=progress), len(ds))
-        print(f"MobileNetV2 {len(ds):,} Fashion-MNIST at {size}×{size} (embed, cold cache): {rate:6.1f} images/s ({1000 / rate:.1f} s per 1k; by CPU time {best:.0f} images/s)")
+        print(
+            f"MobileNetV2 {len(ds):,} Fashion-MNIST at {size}×{size} (embed, cold cache): {rate:6.1f} images/s ({1000 / rate:.1f} s per 1k; by CPU time {best:.0f} images/s)"
+        )
         t = time.perf_counter()
         X2 = features.embed(ds, image_size=size, device=args.device)
         hit = time.perf_counter() - t
         assert np.array_equal(X, X2)
-        print(f"MobileNetV2 cache hit {hit * 1e3:.1f} ms; estimate_seconds said {features.estimate_seconds(ds, device=args.device, image_size=size):.1f} s cold")
+        print(
+            f"MobileNetV2 cache hit {hit * 1e3:.1f} ms; estimate_seconds said {features.estimate_seconds(ds, device=args.device, image_size=size):.1f} s cold"
+        )
         t = time.perf_counter()
         features.is_cached(fashion)
         print(f"content hash + cache lookup for all {len(fashion):,} Fashion-MNIST images: {(time.perf_counter() - t) * 1e3:.0f} ms")

@@ -1,6 +1,6 @@
 """How long the full metric summary takes on a Fashion-MNIST-sized test set (70,000 × 10).
 
-    .venv/bin/python benchmarks/bench_metrics.py
+.venv/bin/python benchmarks/bench_metrics.py
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core import metrics as M  # noqa: E402
+from core import metrics as M
 
 
 def main() -> None:

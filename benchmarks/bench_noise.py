@@ -64,7 +64,6 @@ sys.path.insert(0, str(ROOT))
 
 from core import paths  # noqa: E402
 
-
 # --------------------------------------------------------------------------- embeddings
 
 
@@ -109,8 +108,8 @@ def _stratified_subset(labels: np.ndarray, per_class: int, seed: int) -> np.ndar
 
 
 def fashion_tasks(sizes: tuple[str, ...], seed: int) -> tuple[list[dict], dict]:
-    from core.data import demos
     from core import diagnose as nz
+    from core.data import demos
 
     ds = demos.load_fashion_mnist().dataset
     print(f"Fashion-MNIST: embedding {len(ds):,} images (MobileNetV2, 64 px) ...", flush=True)
@@ -157,8 +156,7 @@ def vader_tasks(seed: int) -> tuple[list[dict], dict]:
     emb = {"dataset": "VADER", "n": len(ds), "cold_s": cold, "measured_now": now}
     keep, given, truth = vader_labels(ds.meta, seed)
     X = np.ascontiguousarray(X_all[keep])
-    return [{"name": f"VADER one random rater ({len(keep):,} texts)", "X": X, "y": given, "noisy": given != truth,
-             "embedding": emb}], emb
+    return [{"name": f"VADER one random rater ({len(keep):,} texts)", "X": X, "y": given, "noisy": given != truth, "embedding": emb}], emb
 
 
 # --------------------------------------------------------------------------- methods
@@ -167,6 +165,7 @@ def vader_tasks(seed: int) -> tuple[list[dict], dict]:
 def run_cleanlab(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, dict]:
     """cleanlab's recipe: 5-fold OOF probabilities of a logistic regression, then find_label_issues."""
     import warnings
+    from contextlib import nullcontext
 
     from cleanlab.count import estimate_cv_predicted_probabilities
     from cleanlab.filter import find_label_issues
@@ -174,9 +173,6 @@ def run_cleanlab(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, d
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
-
-    from contextlib import nullcontext
-
     from threadpoolctl import threadpool_limits
 
     limit = nullcontext() if CLEANLAB_BLAS_THREADS is None else threadpool_limits(CLEANLAB_BLAS_THREADS, user_api="blas")
@@ -242,32 +238,48 @@ def evaluate(task: dict, repeats: int, seed: int, reference: bool = True) -> lis
             secs = time.perf_counter() - t
             if rep == 0:
                 p, r, f = prf(flags, task["noisy"])
-                rows.append({"method": name, "precision": p, "recall": r, "f1": f, "times": [secs],
-                             "stages": [stages], "n_flagged": int(flags.sum())})
+                rows.append(
+                    {
+                        "method": name,
+                        "precision": p,
+                        "recall": r,
+                        "f1": f,
+                        "times": [secs],
+                        "stages": [stages],
+                        "n_flagged": int(flags.sum()),
+                    }
+                )
             else:
                 row = next(x for x in rows if x["method"] == name)
                 row["times"].append(secs)
                 row["stages"].append(stages)
-            print(f"    {name:9s} run {rep + 1}/{repeats}: {secs:7.2f} s  " +
-                  " ".join(f"{k}={v:.2f}" for k, v in stages.items()), flush=True)
+            print(
+                f"    {name:9s} run {rep + 1}/{repeats}: {secs:7.2f} s  " + " ".join(f"{k}={v:.2f}" for k, v in stages.items()), flush=True
+            )
     return rows
 
 
 def table(task: dict, rows: list[dict]) -> str:
     emb = task["embedding"]
     n, noisy = len(task["y"]), int(task["noisy"].sum())
-    lines = [f"### {task['name']}", "",
-             f"n = {n:,}, d = {task['X'].shape[1]}, actually mislabelled = {noisy:,} ({noisy / n:.1%}). "
-             f"Embedding: {emb['dataset']} ({emb['n']:,} items) {emb['cold_s']:.0f} s cold, once, not included below.", "",
-             "| method | precision | recall | F1 | flagged | detection s (median) | runs | stages (median s) |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"### {task['name']}",
+        "",
+        f"n = {n:,}, d = {task['X'].shape[1]}, actually mislabelled = {noisy:,} ({noisy / n:.1%}). "
+        f"Embedding: {emb['dataset']} ({emb['n']:,} items) {emb['cold_s']:.0f} s cold, once, not included below.",
+        "",
+        "| method | precision | recall | F1 | flagged | detection s (median) | runs | stages (median s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for r in sorted(rows, key=lambda r: list(LABELS).index(r["method"])):
         med = statistics.median(r["times"])
         keys = r["stages"][0].keys()
         stages = ", ".join(f"{k} {statistics.median(s[k] for s in r['stages']):.2f}" for k in keys)
         label = LABELS[r["method"]]
-        lines.append(f"| {label} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['n_flagged']:,} | "
-                     f"{med:.1f} | {len(r['times'])} ({', '.join(f'{t:.1f}' for t in r['times'])}) | {stages} |")
+        lines.append(
+            f"| {label} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | {r['n_flagged']:,} | "
+            f"{med:.1f} | {len(r['times'])} ({', '.join(f'{t:.1f}' for t in r['times'])}) | {stages} |"
+        )
     return "\n".join(lines)
 
 
@@ -278,8 +290,12 @@ def vader_seed_table(n_seeds: int) -> str:
 
     ds = demos.load_vader().dataset
     X_all = np.asarray(features.embed(ds))
-    lines = ["### VADER, other random-rater draws (robustness; F1 only, one run each)", "",
-             "| rater seed | mislabelled | cleanlab F1 | Gapscope F1 | difference |", "|---|---|---|---|---|"]
+    lines = [
+        "### VADER, other random-rater draws (robustness; F1 only, one run each)",
+        "",
+        "| rater seed | mislabelled | cleanlab F1 | Gapscope F1 | difference |",
+        "|---|---|---|---|---|",
+    ]
     diffs = []
     for s in range(n_seeds):
         keep, given, truth = vader_labels(ds.meta, s)
@@ -294,18 +310,18 @@ def vader_seed_table(n_seeds: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench_noise.py")
-    ap.add_argument("--tasks", default="fashion10k,fashion60k,vader",
-                    help="comma-separated subset of fashion10k, fashion60k, vader")
+    ap.add_argument("--tasks", default="fashion10k,fashion60k,vader", help="comma-separated subset of fashion10k, fashion60k, vader")
     ap.add_argument("--repeats", type=int, default=3, help="runs per method on 10k and VADER (median reported)")
     ap.add_argument("--repeats-60k", type=int, default=3, help="runs per method on 60k")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--embed-only", action="store_true", help="only compute (and cache) the embeddings")
-    ap.add_argument("--vader-seeds", type=int, default=5,
-                    help="extra VADER draws (rater seeds 0..N-1) scored once each, for robustness (0: none)")
-    ap.add_argument("--cleanlab-blas-threads", default="1",
-                    help="BLAS threads for cleanlab's probe: a number, or 'default' (library default)")
-    ap.add_argument("--no-reference", action="store_true",
-                    help="skip the one reference run of cleanlab with library-default threads")
+    ap.add_argument(
+        "--vader-seeds", type=int, default=5, help="extra VADER draws (rater seeds 0..N-1) scored once each, for robustness (0: none)"
+    )
+    ap.add_argument(
+        "--cleanlab-blas-threads", default="1", help="BLAS threads for cleanlab's probe: a number, or 'default' (library default)"
+    )
+    ap.add_argument("--no-reference", action="store_true", help="skip the one reference run of cleanlab with library-default threads")
     ap.add_argument("--json", type=Path, help="also write the raw results here")
     args = ap.parse_args(argv)
     global CLEANLAB_BLAS_THREADS
@@ -323,8 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     import cleanlab
     import sklearn
 
-    print(f"cleanlab {cleanlab.__version__}, scikit-learn {sklearn.__version__}, numpy {np.__version__}, "
-          f"{os.cpu_count()} CPUs", flush=True)
+    print(f"cleanlab {cleanlab.__version__}, scikit-learn {sklearn.__version__}, numpy {np.__version__}, {os.cpu_count()} CPUs", flush=True)
     out, raw = [], []
     for task in tasks:
         print(f"{task['name']}: n={len(task['y']):,}", flush=True)

@@ -32,7 +32,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # before torch is imported, as for the workers
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
+import numpy as np
 
 
 def _first_row_time(store, run_id: int, split: str | None = None) -> float | None:
@@ -71,8 +71,10 @@ def part_a(store, runner, device: str) -> None:
     _wait(lambda: (runner.tick(), _first_row_time(store, run_id))[1], 120)
     row = runner.wait(run_id, timeout_s=300)
     first, first_eval = _first_row_time(store, run_id), _first_row_time(store, run_id, "val")
-    print(f"  digits 8×8, small CNN, 3 epochs: first metric {first - t0:.1f} s · first evaluation {first_eval - t0:.1f} s · "
-          f"{row['status']} after {row['finished_at'] - t0:.1f} s · test accuracy {_final(store, run_id, 'test')['accuracy']:.3f}")
+    print(
+        f"  digits 8×8, small CNN, 3 epochs: first metric {first - t0:.1f} s · first evaluation {first_eval - t0:.1f} s · "
+        f"{row['status']} after {row['finished_at'] - t0:.1f} s · test accuracy {_final(store, run_id, 'test')['accuracy']:.3f}"
+    )
 
     from core.data import assets
 
@@ -89,14 +91,16 @@ def part_a(store, runner, device: str) -> None:
     t_stop = time.time()
     status = runner.stop(run_id, wait_s=120)
     stopped = time.time() - t_stop
-    print(f"  VADER ({n_train:,} train texts), MiniLM full fine-tune: first metric {first - t0:.1f} s "
-          f"(tokenising every text once included) · stop → '{status}' in {stopped:.1f} s")
+    print(
+        f"  VADER ({n_train:,} train texts), MiniLM full fine-tune: first metric {first - t0:.1f} s "
+        f"(tokenising every text once included) · stop → '{status}' in {stopped:.1f} s"
+    )
 
 
 def part_b(store, runner, device: str, image_size: int) -> None:
     from core.data import assets
-    from core.embed import embeddings as features
     from core.data.demos import import_demo
+    from core.embed import embeddings as features
     from core.train.config import RunConfig
 
     print(f"\n(b) Linear probe on Fashion-MNIST, MobileNetV2 features at {image_size} px, through LocalRunner")
@@ -111,30 +115,42 @@ def part_b(store, runner, device: str, image_size: int) -> None:
         t = time.perf_counter()
         features.embed(ds, backbone="mobilenet_v2", image_size=image_size, device=device)
         print(f"  features: extracted for {len(ds):,} images in {time.perf_counter() - t:.1f} s (once; cached for every later run)")
-    cfg = RunConfig(version_id=vid, model="mobilenet_v2", finetune="linear_probe", image_size=image_size, epochs=10,
-                    batch_size=256, device=device, name="bench fashion probe")
+    cfg = RunConfig(
+        version_id=vid,
+        model="mobilenet_v2",
+        finetune="linear_probe",
+        image_size=image_size,
+        epochs=10,
+        batch_size=256,
+        device=device,
+        name="bench fashion probe",
+    )
     t0 = time.time()
     run_id = runner.submit(cfg)
     row = runner.wait(run_id, timeout_s=600)
     first = _first_row_time(store, run_id)
     test, ts = _final(store, run_id, "test"), _final(store, run_id, "test_ts")
     n_train = int((ds.split == 0).sum())
-    print(f"  {n_train:,} train / {int((ds.split == 2).sum()):,} test, 10 epochs: {row['status']} end to end in "
-          f"{row['finished_at'] - t0:.1f} s (first metric {first - t0:.1f} s) · test accuracy {test['accuracy']:.3f} · "
-          f"hallucination@0.9 {test['hallucination_rate']:.3f} → {ts.get('hallucination_rate', float('nan')):.3f} "
-          f"after T={ts.get('temperature', float('nan')):.2f}")
+    print(
+        f"  {n_train:,} train / {int((ds.split == 2).sum()):,} test, 10 epochs: {row['status']} end to end in "
+        f"{row['finished_at'] - t0:.1f} s (first metric {first - t0:.1f} s) · test accuracy {test['accuracy']:.3f} · "
+        f"hallucination@0.9 {test['hallucination_rate']:.3f} → {ts.get('hallucination_rate', float('nan')):.3f} "
+        f"after T={ts.get('temperature', float('nan')):.2f}"
+    )
 
 
 def part_c(store, device: str, n_train: int, *, trainer_first: bool = False) -> None:
     import torch
 
     from core.data import assets
-    from core.train.worker import train_run
     from core.data.demos import load_vader
     from core.train.config import RunConfig
+    from core.train.worker import train_run
 
-    print(f"\n(c) MiniLM fine-tuning throughput: core.train vs transformers Trainer ({n_train:,} VADER texts, 1 epoch, "
-          f"batch 32, max 128 tokens, {torch.get_num_threads()} threads, device {device})")
+    print(
+        f"\n(c) MiniLM fine-tuning throughput: core.train vs transformers Trainer ({n_train:,} VADER texts, 1 epoch, "
+        f"batch 32, max 128 tokens, {torch.get_num_threads()} threads, device {device})"
+    )
     if not assets.is_ready("vader") or not assets.is_ready("minilm"):
         print("  skipped: VADER or MiniLM not fetched")
         return
@@ -143,8 +159,9 @@ def part_c(store, device: str, n_train: int, *, trainer_first: bool = False) -> 
     if vid_existing is None:
         full = load_vader().dataset
         rng = np.random.default_rng(0)
-        rows = np.concatenate([rng.choice(np.flatnonzero(full.split == s), n, replace=False)
-                               for s, n in ((0, n_train), (1, 500), (2, 500))])
+        rows = np.concatenate(
+            [rng.choice(np.flatnonzero(full.split == s), n, replace=False) for s, n in ((0, n_train), (1, 500), (2, 500))]
+        )
         sub = full.subset(rows, name=f"VADER {n_train}")
         vid = store.save_dataset(sub, source=source, note="benchmark subset")
     else:
@@ -159,9 +176,11 @@ def part_c(store, device: str, n_train: int, *, trainer_first: bool = False) -> 
         status = train_run(store, run_id)
         wall = time.perf_counter() - t
         tr = _final(store, run_id, "train")
-        print(f"  core.train: {tr['train_samples_per_s']:.1f} samples/s (training {tr['train_runtime_s']:.1f} s; whole run with "
-              f"load, tokenising, an evaluation of 500 val + 500 test texts and temperature scaling {wall:.1f} s; {status}; "
-              f"test accuracy {_final(store, run_id, 'test')['accuracy']:.3f})")
+        print(
+            f"  core.train: {tr['train_samples_per_s']:.1f} samples/s (training {tr['train_runtime_s']:.1f} s; whole run with "
+            f"load, tokenising, an evaluation of 500 val + 500 test texts and temperature scaling {wall:.1f} s; {status}; "
+            f"test accuracy {_final(store, run_id, 'test')['accuracy']:.3f})"
+        )
         return tr["train_samples_per_s"]
 
     try:
@@ -176,17 +195,19 @@ def part_c(store, device: str, n_train: int, *, trainer_first: bool = False) -> 
     else:
         ours = run_ours()
         theirs = run_trainer(ds, device, hp)
-    print(f"  speed-up: {ours / theirs:.2f}× (target ≥ 1.2×). Why: length-bucketed batches pad to their own longest "
-          "text; tokens are cut to that length on the device; no per-step host syncs")
+    print(
+        f"  speed-up: {ours / theirs:.2f}× (target ≥ 1.2×). Why: length-bucketed batches pad to their own longest "
+        "text; tokens are cut to that length on the device; no per-step host syncs"
+    )
 
 
 def run_trainer(ds, device: str, hp: dict) -> float:
     """The same fine-tune with a transformers ``Trainer``; returns its train_samples_per_second."""
     import torch
-
-    from core.data import assets
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer, TrainingArguments
     from transformers.utils import logging as hf_logging
+
+    from core.data import assets
 
     hf_logging.set_verbosity_error()
     src = str(assets.asset_path("minilm"))
@@ -207,17 +228,31 @@ def run_trainer(ds, device: str, hp: dict) -> float:
     steps = int(np.ceil(len(labels) / hp["batch_size"]))
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
-            output_dir=out, per_device_train_batch_size=hp["batch_size"], num_train_epochs=hp["epochs"],
-            learning_rate=hp["lr"], weight_decay=hp["weight_decay"], warmup_steps=int(round(hp["warmup_ratio"] * steps)),
-            lr_scheduler_type="cosine", max_grad_norm=1.0, seed=hp["seed"], report_to="none", save_strategy="no",
-            eval_strategy="no", logging_steps=10, disable_tqdm=True, use_cpu=device == "cpu",
-            bf16=device != "cpu" and torch.cuda.is_available(), dataloader_num_workers=0,
+            output_dir=out,
+            per_device_train_batch_size=hp["batch_size"],
+            num_train_epochs=hp["epochs"],
+            learning_rate=hp["lr"],
+            weight_decay=hp["weight_decay"],
+            warmup_steps=round(hp["warmup_ratio"] * steps),
+            lr_scheduler_type="cosine",
+            max_grad_norm=1.0,
+            seed=hp["seed"],
+            report_to="none",
+            save_strategy="no",
+            eval_strategy="no",
+            logging_steps=10,
+            disable_tqdm=True,
+            use_cpu=device == "cpu",
+            bf16=device != "cpu" and torch.cuda.is_available(),
+            dataloader_num_workers=0,
         )
         trainer = Trainer(model=model, args=args, train_dataset=Encoded(), data_collator=DataCollatorWithPadding(tok))
         result = trainer.train()
     theirs = result.metrics["train_samples_per_second"]
-    print(f"  transformers Trainer: {theirs:.1f} samples/s (train_runtime {result.metrics['train_runtime']:.1f} s, "
-          f"mean loss {result.training_loss:.3f})")
+    print(
+        f"  transformers Trainer: {theirs:.1f} samples/s (train_runtime {result.metrics['train_runtime']:.1f} s, "
+        f"mean loss {result.training_loss:.3f})"
+    )
     return theirs
 
 

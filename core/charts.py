@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -12,8 +14,9 @@ from core.data.profile import Balance
 GROUP_COLOURS = {"head": "#4C78A8", "medium": "#F2A541", "tail": "#E45756"}
 SPLIT_COLOURS = {"train": "#4C78A8", "val": "#72B7B2", "test": "#B279A2"}
 # legends sit under the plot so they never cover the title
-LAYOUT = dict(margin=dict(l=10, r=10, t=40, b=10), height=380, template="plotly_white",
-              legend=dict(orientation="h", yanchor="top", y=-0.15, x=0))
+LAYOUT = dict(
+    margin=dict(l=10, r=10, t=40, b=10), height=380, template="plotly_white", legend=dict(orientation="h", yanchor="top", y=-0.15, x=0)
+)
 
 
 def class_distribution(
@@ -29,7 +32,10 @@ def class_distribution(
         mask = groups == group
         if mask.any():
             fig.add_bar(
-                x=[n for n, m in zip(names, mask) if m], y=counts[mask], name=group, marker_color=colour,
+                x=[n for n, m in zip(names, mask) if m],
+                y=counts[mask],
+                name=group,
+                marker_color=colour,
                 hovertemplate="%{x}: %{y:,} items<extra>" + group + "</extra>",
             )
     head, tail = balance.thresholds
@@ -46,8 +52,13 @@ def split_counts(counts: pd.DataFrame) -> go.Figure:
     """Grouped bars: items per class in train / val / test."""
     fig = go.Figure()
     for split in SPLITS:
-        fig.add_bar(x=counts.index.astype(str), y=counts[split], name=split, marker_color=SPLIT_COLOURS[split],
-                    hovertemplate="%{x}: %{y:,}<extra>" + split + "</extra>")
+        fig.add_bar(
+            x=counts.index.astype(str),
+            y=counts[split],
+            name=split,
+            marker_color=SPLIT_COLOURS[split],
+            hovertemplate="%{x}: %{y:,}<extra>" + split + "</extra>",
+        )
     fig.update_layout(title="Items per class and split", barmode="group", **LAYOUT)
     return fig
 
@@ -74,10 +85,20 @@ def noise_matrix(matrix: np.ndarray, class_names: list[str]) -> go.Figure:
     """Heatmap of the estimated P(given label | true label); off-diagonal mass is label noise."""
     names = [str(c) for c in class_names]
     text = np.vectorize(lambda v: f"{v:.2f}" if v >= 0.005 else "")(matrix)
-    fig = go.Figure(go.Heatmap(
-        z=matrix, x=names, y=names, colorscale="Blues", zmin=0, zmax=1, text=text, texttemplate="%{text}",
-        hovertemplate="true %{x} → given %{y}: %{z:.3f}<extra></extra>", colorbar=dict(title="P"),
-    ))
+    fig = go.Figure(
+        go.Heatmap(
+            z=matrix,
+            x=names,
+            y=names,
+            colorscale="Blues",
+            zmin=0,
+            zmax=1,
+            text=text,
+            texttemplate="%{text}",
+            hovertemplate="true %{x} → given %{y}: %{z:.3f}<extra></extra>",
+            colorbar=dict(title="P"),
+        )
+    )
     fig.update_layout(title="Estimated noise matrix P(given | true)", **{**LAYOUT, "height": max(360, 28 * len(names) + 120)})
     fig.update_xaxes(title="true label", side="bottom")
     fig.update_yaxes(title="given label", autorange="reversed")
@@ -87,35 +108,58 @@ def noise_matrix(matrix: np.ndarray, class_names: list[str]) -> go.Figure:
 def noise_rates(rates: np.ndarray, class_names: list[str]) -> go.Figure:
     """Bars of the estimated share of each true class that carries a wrong label."""
     order = np.argsort(-rates, kind="stable")
-    fig = go.Figure(go.Bar(
-        x=[str(class_names[i]) for i in order], y=rates[order], marker_color="#E45756",
-        hovertemplate="%{x}: %{y:.1%} mislabelled<extra></extra>",
-    ))
+    fig = go.Figure(
+        go.Bar(
+            x=[str(class_names[i]) for i in order],
+            y=rates[order],
+            marker_color="#E45756",
+            hovertemplate="%{x}: %{y:.1%} mislabelled<extra></extra>",
+        )
+    )
     fig.update_layout(title="Estimated noise rate per class", **LAYOUT)
     fig.update_yaxes(tickformat=".1%", title="share mislabelled", rangemode="tozero")
     return fig
 
 
 def embedding_map(
-    xy: np.ndarray, colour: np.ndarray, *, colour_name: str, hover: list[str], index: np.ndarray, continuous: bool = False,
+    xy: np.ndarray,
+    colour: np.ndarray,
+    *,
+    colour_name: str,
+    hover: list[str],
+    index: np.ndarray,
+    continuous: bool = False,
 ) -> go.Figure:
     """2-D map of the items; ``index`` goes into customdata so a selection maps back to items."""
     if continuous:
-        fig = go.Figure(go.Scattergl(
-            x=xy[:, 0], y=xy[:, 1], mode="markers", customdata=index, text=hover,
-            marker=dict(size=5, color=colour, colorscale="RdYlGn", reversescale=False, colorbar=dict(title=colour_name), opacity=0.8),
-            hovertemplate="%{text}<extra></extra>",
-        ))
+        fig = go.Figure(
+            go.Scattergl(
+                x=xy[:, 0],
+                y=xy[:, 1],
+                mode="markers",
+                customdata=index,
+                text=hover,
+                marker=dict(size=5, color=colour, colorscale="RdYlGn", reversescale=False, colorbar=dict(title=colour_name), opacity=0.8),
+                hovertemplate="%{text}<extra></extra>",
+            )
+        )
     else:
         fig = go.Figure()
         colour = np.asarray(colour, dtype=object)
         for value in pd.unique(colour):
             m = colour == value
-            fig.add_trace(go.Scattergl(
-                x=xy[m, 0], y=xy[m, 1], mode="markers", name=str(value), customdata=index[m],
-                text=[h for h, keep in zip(hover, m) if keep], marker=dict(size=5, opacity=0.8),
-                hovertemplate="%{text}<extra></extra>",
-            ))
+            fig.add_trace(
+                go.Scattergl(
+                    x=xy[m, 0],
+                    y=xy[m, 1],
+                    mode="markers",
+                    name=str(value),
+                    customdata=index[m],
+                    text=[h for h, keep in zip(hover, m) if keep],
+                    marker=dict(size=5, opacity=0.8),
+                    hovertemplate="%{text}<extra></extra>",
+                )
+            )
     fig.update_layout(title=f"Embedding map, coloured by {colour_name}", dragmode="lasso", **{**LAYOUT, "height": 560})
     fig.update_xaxes(showticklabels=False, title=None)
     fig.update_yaxes(showticklabels=False, title=None)
@@ -135,8 +179,14 @@ def score_histogram(scores: np.ndarray, *, cut: float | None = None, title: str,
 # ---------------------------------------------------------------------- runs
 
 METRIC_TITLES = {
-    "loss": "train loss", "accuracy": "accuracy", "macro_f1": "macro-F1", "hallucination_rate": "hallucination rate @τ",
-    "ece": "ECE", "forced_known_rate": "forced-known rate @τ", "worst_class_recall": "worst-class recall", "nll": "NLL",
+    "loss": "train loss",
+    "accuracy": "accuracy",
+    "macro_f1": "macro-F1",
+    "hallucination_rate": "hallucination rate @τ",
+    "ece": "ECE",
+    "forced_known_rate": "forced-known rate @τ",
+    "worst_class_recall": "worst-class recall",
+    "nll": "NLL",
 }
 
 
@@ -148,21 +198,29 @@ def metric_curves(metrics: pd.DataFrame, names: list[str], *, splits: tuple[str,
         for split in splits:
             part = metrics[(metrics["name"] == name) & (metrics["split"] == split)].sort_values("step")
             if len(part):
-                fig.add_scatter(x=part["step"], y=part["value"], mode="lines+markers", name=f"{METRIC_TITLES.get(name, name)} · {split}",
-                                hovertemplate="step %{x}: %{y:.4f}<extra>" + f"{name} · {split}" + "</extra>")
+                fig.add_scatter(
+                    x=part["step"],
+                    y=part["value"],
+                    mode="lines+markers",
+                    name=f"{METRIC_TITLES.get(name, name)} · {split}",
+                    hovertemplate="step %{x}: %{y:.4f}<extra>" + f"{name} · {split}" + "</extra>",
+                )
     fig.update_layout(title=title, **LAYOUT)
     fig.update_xaxes(title="step")
     return fig
 
 
-def per_class_bars(values: dict[int, float], class_names: list[str], *, title: str, absent: list[int] = ()) -> go.Figure:
+def per_class_bars(values: dict[int, float], class_names: list[str], *, title: str, absent: Sequence[int] = ()) -> go.Figure:
     """Bars of a per-class metric (e.g. recall), lowest first; classes absent from train in grey."""
     items = sorted(values.items(), key=lambda kv: (np.nan_to_num(kv[1], nan=-1.0), kv[0]))
-    fig = go.Figure(go.Bar(
-        x=[str(class_names[c]) for c, _ in items], y=[v for _, v in items],
-        marker_color=["#BBBBBB" if c in absent else "#4C78A8" for c, _ in items],
-        hovertemplate="%{x}: %{y:.3f}<extra></extra>",
-    ))
+    fig = go.Figure(
+        go.Bar(
+            x=[str(class_names[c]) for c, _ in items],
+            y=[v for _, v in items],
+            marker_color=["#BBBBBB" if c in absent else "#4C78A8" for c, _ in items],
+            hovertemplate="%{x}: %{y:.3f}<extra></extra>",
+        )
+    )
     fig.update_layout(title=title, **LAYOUT)
     fig.update_yaxes(range=[0, 1])
     return fig
@@ -176,8 +234,12 @@ def reliability_diagram(bins: dict[str, dict[str, np.ndarray]], *, title: str = 
     for name, b in bins.items():
         mask = np.asarray(b["count"]) > 0
         fig.add_scatter(
-            x=np.asarray(b["mean_conf"])[mask], y=np.asarray(b["accuracy"])[mask], mode="lines+markers", name=name,
-            customdata=np.asarray(b["count"])[mask], hovertemplate="confidence %{x:.2f} → accuracy %{y:.2f} (%{customdata:,} items)<extra></extra>",
+            x=np.asarray(b["mean_conf"])[mask],
+            y=np.asarray(b["accuracy"])[mask],
+            mode="lines+markers",
+            name=name,
+            customdata=np.asarray(b["count"])[mask],
+            hovertemplate="confidence %{x:.2f} → accuracy %{y:.2f} (%{customdata:,} items)<extra></extra>",
         )
     fig.update_layout(title=title, **LAYOUT)
     fig.update_xaxes(title="confidence", range=[0, 1])
@@ -185,14 +247,24 @@ def reliability_diagram(bins: dict[str, dict[str, np.ndarray]], *, title: str = 
     return fig
 
 
-def confusion_matrix(matrix: np.ndarray, class_names: list[str], *, normalise: bool = True, title: str = "Confusion matrix (test)") -> go.Figure:
+def confusion_matrix(
+    matrix: np.ndarray, class_names: list[str], *, normalise: bool = True, title: str = "Confusion matrix (test)"
+) -> go.Figure:
     m = np.asarray(matrix, dtype=float)
     z = m / np.maximum(m.sum(axis=1, keepdims=True), 1) if normalise else m
     names = [str(c) for c in class_names]
-    fig = go.Figure(go.Heatmap(
-        z=z, x=names, y=names, colorscale="Blues", zmin=0, zmax=1 if normalise else None, customdata=m,
-        hovertemplate="true %{y} → predicted %{x}: %{customdata:,.0f}<extra></extra>",
-    ))
+    fig = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=names,
+            y=names,
+            colorscale="Blues",
+            zmin=0,
+            zmax=1 if normalise else None,
+            customdata=m,
+            hovertemplate="true %{y} → predicted %{x}: %{customdata:,.0f}<extra></extra>",
+        )
+    )
     fig.update_layout(title=title, **{**LAYOUT, "height": max(360, 26 * len(names) + 120)})
     fig.update_xaxes(title="predicted")
     fig.update_yaxes(title="true", autorange="reversed")
@@ -203,7 +275,11 @@ def slice_metric_bars(values: pd.DataFrame, column: str) -> go.Figure:
     """Grouped bars per slice value (index) for metric columns, e.g. accuracy and hallucination rate."""
     fig = go.Figure()
     for metric in values.columns:
-        fig.add_bar(x=values.index.astype(str), y=values[metric], name=METRIC_TITLES.get(metric, metric),
-                    hovertemplate="%{x}: %{y:.3f}<extra>" + metric + "</extra>")
+        fig.add_bar(
+            x=values.index.astype(str),
+            y=values[metric],
+            name=METRIC_TITLES.get(metric, metric),
+            hovertemplate="%{x}: %{y:.3f}<extra>" + metric + "</extra>",
+        )
     fig.update_layout(title=f"Test metrics per {column}", barmode="group", **LAYOUT)
     return fig

@@ -17,9 +17,7 @@ def home() -> Path:
 
 
 def assets_dir() -> Path:
-    return Path(
-        os.environ.get("GAPSCOPE_ASSETS", Path.home() / ".cache" / "gapscope" / "assets")
-    ).expanduser()
+    return Path(os.environ.get("GAPSCOPE_ASSETS", Path.home() / ".cache" / "gapscope" / "assets")).expanduser()
 
 
 def max_upload_mb() -> int:

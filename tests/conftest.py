@@ -26,6 +26,20 @@ def store(home):
     return Store(home)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Skip tests marked ``gpu`` (with the reason) on a machine without a CUDA GPU."""
+    gpu_tests = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_tests:
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; this machine has none")
+    for item in gpu_tests:
+        item.add_marker(skip)
+
+
 def needs_asset(key: str):
     """Skip (with the reason) when the setup could not fetch an asset on this machine."""
     from core.data import assets

@@ -104,7 +104,11 @@ def test_upload_without_label_column_asks_and_imports(home):
 @pytest.mark.parametrize(
     "name, data, message",
     [
-        ("same.csv", b"text,label\n" + b"".join(f"text number {i} is long,spam\n".encode() for i in range(20)), "Every row has the same label"),
+        (
+            "same.csv",
+            b"text,label\n" + b"".join(f"text number {i} is long,spam\n".encode() for i in range(20)),
+            "Every row has the same label",
+        ),
         ("empty.csv", b"", "is empty (0 bytes)"),
         ("evil.zip", None, "unsafe"),
     ],

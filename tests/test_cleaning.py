@@ -6,13 +6,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.diagnose.cleaning import CleaningPlan, save_cleaned, undo
 from core.data import Dataset
+from core.diagnose.cleaning import CleaningPlan, save_cleaned, undo
 
 
 def _ds() -> Dataset:
-    return Dataset("t", "text", np.array(list("abcdef"), dtype=object), [0, 1, 0, 1, 0, 1], ["x", "y"], [0, 0, 0, 1, 2, 2],
-                   pd.DataFrame({"domain": list("ppqqpq")}))
+    return Dataset(
+        "t",
+        "text",
+        np.array(list("abcdef"), dtype=object),
+        [0, 1, 0, 1, 0, 1],
+        ["x", "y"],
+        [0, 0, 0, 1, 2, 2],
+        pd.DataFrame({"domain": list("ppqqpq")}),
+    )
 
 
 def test_plan_last_decision_wins_and_applies_exactly():

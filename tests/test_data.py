@@ -59,7 +59,9 @@ def test_tabular_dataset_with_split_column_and_natural_class_order():
 
 
 def test_split_aliases_and_unknown_split_values():
-    rows = "text,label,split\n" + "".join(f"some sufficiently long text {i},{i % 2},{s}\n" for i, s in enumerate(["training", "validation", "testing", "dev"] * 5))
+    rows = "text,label,split\n" + "".join(
+        f"some sufficiently long text {i},{i % 2},{s}\n" for i, s in enumerate(["training", "validation", "testing", "dev"] * 5)
+    )
     ds = load_table(rows.encode(), "s.csv").dataset
     assert np.bincount(ds.split).tolist() == [5, 10, 5]
     bad = rows.replace("dev", "holdout")
@@ -117,12 +119,14 @@ def test_no_label_column_asks_which_one():
 
 def test_no_usable_label_column_at_all():
     data = b"text\n" + b"".join(f"unique text number {i} with words\n".encode() for i in range(20))
-    with pytest.raises(DataError, match="No column can serve as the label.*Add a 'label' column"):
+    with pytest.raises(DataError, match=r"No column can serve as the label.*Add a 'label' column"):
         load_table(data, "t.csv")
 
 
 def test_ambiguous_text_columns_ask_which_one():
-    data = b"headline,summary,label\n" + b"".join(f"headline number {i} is long,summary number {i} is long too,{i % 2}\n".encode() for i in range(30))
+    data = b"headline,summary,label\n" + b"".join(
+        f"headline number {i} is long,summary number {i} is long too,{i % 2}\n".encode() for i in range(30)
+    )
     guess = guess_roles(read_table(data, "a.csv")[0])
     assert guess.roles is None and set(guess.text_candidates) == {"headline", "summary"}
     assert "Several columns look like text (headline, summary)" in guess.question

@@ -32,7 +32,10 @@ def test_vader_keeps_every_rater_and_domain():
     assert len(ds) == 23_703 and ds.class_names == ["negative", "neutral", "positive"]
     assert np.bincount(ds.labels).tolist() == [10_849, 383, 12_471]
     assert ds.meta["domain"].value_counts().to_dict() == {
-        "movie reviews": 10_605, "NYT editorials": 5_190, "tweets": 4_200, "product reviews": 3_708,
+        "movie reviews": 10_605,
+        "NYT editorials": 5_190,
+        "tweets": 4_200,
+        "product reviews": 3_708,
     }
     first = ds.meta.iloc[0]
     ratings = np.array(first["ratings"].split(","), dtype=int)

@@ -53,8 +53,14 @@ def noisy(request, digits):
     y, flipped = nz.inject_noise(y_true, M, seed=0)
     probs = nz.out_of_fold_probs(X, y, seed=0)
     return {
-        "name": request.param, "rate": rate, "M": M, "X": X, "y_true": y_true, "y": y,
-        "flipped": flipped, "probs": probs,
+        "name": request.param,
+        "rate": rate,
+        "M": M,
+        "X": X,
+        "y_true": y_true,
+        "y": y,
+        "flipped": flipped,
+        "probs": probs,
         "cl": nz.find_label_issues(y, probs),
         "auto": nz.find_label_issues(y, probs, X=X),
     }
@@ -145,8 +151,10 @@ def test_knn_blend_beats_plain_confident_learning(noisy):
 
 def test_other_rules_run_and_nest(noisy):
     y, probs = noisy["y"], noisy["probs"]
-    masks = {m: nz.find_label_issues(y, probs, method=m).is_issue
-             for m in ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")}
+    masks = {
+        m: nz.find_label_issues(y, probs, method=m).is_issue
+        for m in ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning", "predicted_neq_given")
+    }
     assert np.array_equal(masks["both"], masks["prune_by_noise_rate"] & masks["prune_by_class"])
     # every rule only flags items whose given label is not the prediction
     assert not (masks["confident_learning"] & ~masks["predicted_neq_given"]).any()
@@ -185,14 +193,16 @@ def test_tail_classes_do_not_crash_oof(digits):
 
 
 LAB6 = np.array([0, 0, 1, 1, 2, 2])
-PROBS6 = np.array([
-    [0.8, 0.1, 0.1],
-    [0.2, 0.7, 0.1],  # labelled 0, looks like 1
-    [0.1, 0.8, 0.1],
-    [0.1, 0.6, 0.3],  # below every threshold
-    [0.1, 0.2, 0.7],
-    [0.6, 0.1, 0.3],  # labelled 2, looks like 0
-])
+PROBS6 = np.array(
+    [
+        [0.8, 0.1, 0.1],
+        [0.2, 0.7, 0.1],  # labelled 0, looks like 1
+        [0.1, 0.8, 0.1],
+        [0.1, 0.6, 0.3],  # below every threshold
+        [0.1, 0.2, 0.7],
+        [0.6, 0.1, 0.3],  # labelled 2, looks like 0
+    ]
+)
 
 
 def test_confident_joint_hand_example():
@@ -236,7 +246,7 @@ def test_validation_messages_say_what_to_change():
         nz.find_label_issues(LAB6, PROBS6 * 2)
     with pytest.raises(ValueError, match="one column per class"):
         nz.find_label_issues(np.array([0, 1, 5, 1, 2, 2]), PROBS6)
-    with pytest.raises(ValueError, match="same length|one row per item"):
+    with pytest.raises(ValueError, match=r"same length|one row per item"):
         nz.find_label_issues(LAB6[:5], PROBS6)
     with pytest.raises(ValueError, match="method must be one of"):
         nz.find_label_issues(LAB6, PROBS6, method="fancy")
@@ -328,18 +338,21 @@ def test_detect_label_issues_is_the_pipeline(digits):
 
 
 def test_near_duplicates_fixture():
-    X = np.array([
-        [1, 0, 0, 0],       # 0  hash a, train
-        [0, 0, 0, 1],       # 1  hash a, train  -> exact duplicate of 0 (same content, other embedding)
-        [0, 1, 0, 0],       # 2  train
-        [0, 0.99, 0.1, 0],  # 3  test, cosine 0.995 to 2 -> near duplicate, train/test leak
-        [0, 0.9, 0.43, 0],  # 4  cosine 0.90 to 2 and 0.94 to 3 -> not a duplicate
-        [0, 0, 1, 0],       # 5  no hash
-        [0, 0, 0, 0],       # 6  zero vector, no hash
-        [0, 0, 0, 3],       # 7  val, cosine 1 to item 1 -> joins the exact cluster
-        [1, 1, 0, 0],       # 8  hash g
-        [1, -1, 0, 0],      # 9  hash g, orthogonal embedding -> exact only
-    ], np.float32)
+    X = np.array(
+        [
+            [1, 0, 0, 0],  # 0  hash a, train
+            [0, 0, 0, 1],  # 1  hash a, train  -> exact duplicate of 0 (same content, other embedding)
+            [0, 1, 0, 0],  # 2  train
+            [0, 0.99, 0.1, 0],  # 3  test, cosine 0.995 to 2 -> near duplicate, train/test leak
+            [0, 0.9, 0.43, 0],  # 4  cosine 0.90 to 2 and 0.94 to 3 -> not a duplicate
+            [0, 0, 1, 0],  # 5  no hash
+            [0, 0, 0, 0],  # 6  zero vector, no hash
+            [0, 0, 0, 3],  # 7  val, cosine 1 to item 1 -> joins the exact cluster
+            [1, 1, 0, 0],  # 8  hash g
+            [1, -1, 0, 0],  # 9  hash g, orthogonal embedding -> exact only
+        ],
+        np.float32,
+    )
     hashes = ["a", "a", "b", "c", "d", None, None, "f", "g", "g"]
     split = np.array([0, 0, 0, 2, 0, 1, 1, 1, 0, 0])
     clusters = nz.near_duplicates(X, threshold=0.98, hashes=hashes, split=split)
@@ -387,19 +400,21 @@ def test_coverage_table_exact():
     labels = np.array([0] * 6 + [0] * 2 + [1] * 1 + [1] * 3 + [2] * 5 + [2] * 5 + [2] * 5)
     split = np.array([0] * 6 + [1] * 2 + [1] * 1 + [2] * 3 + [0] * 5 + [1] * 5 + [2] * 5)
     df = nz.coverage(labels, split, 4, min_count=5, class_names=["cat", "dog", "eel", "fox"])
-    expected = pd.DataFrame({
-        "class": [0, 1, 2, 3],
-        "name": ["cat", "dog", "eel", "fox"],
-        "train": [6, 0, 5, 0],
-        "val": [2, 1, 5, 0],
-        "test": [0, 3, 5, 0],
-        "total": [8, 4, 15, 0],
-        "missing_in": [("test",), ("train",), (), ("train", "val", "test")],
-        "below_min_train": [False, True, False, True],
-        "below_min_val": [True, True, False, True],
-        "below_min_test": [True, True, False, True],
-        "unseen_in_train": [False, True, False, False],
-    })
+    expected = pd.DataFrame(
+        {
+            "class": [0, 1, 2, 3],
+            "name": ["cat", "dog", "eel", "fox"],
+            "train": [6, 0, 5, 0],
+            "val": [2, 1, 5, 0],
+            "test": [0, 3, 5, 0],
+            "total": [8, 4, 15, 0],
+            "missing_in": [("test",), ("train",), (), ("train", "val", "test")],
+            "below_min_train": [False, True, False, True],
+            "below_min_val": [True, True, False, True],
+            "below_min_test": [True, True, False, True],
+            "unseen_in_train": [False, True, False, False],
+        }
+    )
     pd.testing.assert_frame_equal(df, expected, check_dtype=False)
 
 

@@ -15,50 +15,93 @@ PARAPHRASE_A = "The movie was wonderful and I loved every minute of it."
 PARAPHRASE_B = "I really enjoyed this film, it was great from start to finish."
 UNRELATED = "Quarterly tax forms must be filed with the county office by Tuesday."
 TEXTS = [
-    PARAPHRASE_A, PARAPHRASE_B, UNRELATED,
-    "ugh", "LOVE it!!! :)", "worst. service. ever.", "meh", "Not bad at all.",
+    PARAPHRASE_A,
+    PARAPHRASE_B,
+    UNRELATED,
+    "ugh",
+    "LOVE it!!! :)",
+    "worst. service. ever.",
+    "meh",
+    "Not bad at all.",
     "This phone is garbage, the battery died after two days and support never answered my emails.",
-    "Great sound quality for the price.", "I want my money back", "so happy right now :D",
+    "Great sound quality for the price.",
+    "I want my money back",
+    "so happy right now :D",
     "The plot drags in the middle, but the ending is surprisingly moving.",
-    "Terrible acting, terrible script, terrible everything.", "It's fine I guess.",
+    "Terrible acting, terrible script, terrible everything.",
+    "It's fine I guess.",
     "Best purchase I've made all year — highly recommend to anyone who cooks a lot.",
     "The senator's proposal is a reckless gamble with taxpayers' money.",
-    "A bold, well-argued case for reforming the city's schools.", "lol what",
-    "Shipping took forever and the box arrived crushed.", "Absolutely stunning cinematography.",
-    "I can't believe how rude the staff was to my mother.", "Five stars, would buy again.",
-    "The editorial board is wrong, again, about the economy.", "Cute but flimsy.",
-    "My kids play with it every day; it has held up well.", "Boring.", "What a game last night!!!",
+    "A bold, well-argued case for reforming the city's schools.",
+    "lol what",
+    "Shipping took forever and the box arrived crushed.",
+    "Absolutely stunning cinematography.",
+    "I can't believe how rude the staff was to my mother.",
+    "Five stars, would buy again.",
+    "The editorial board is wrong, again, about the economy.",
+    "Cute but flimsy.",
+    "My kids play with it every day; it has held up well.",
+    "Boring.",
+    "What a game last night!!!",
     "The sequel somehow manages to be worse than the original, which I did not think was possible.",
-    "Works as described.", "Do not buy this blender; the motor burned out within a week of light use.",
-    "hate mondays", "The cast has real chemistry and the jokes mostly land.", "Overpriced and underwhelming.",
-    "Thank you all for the birthday wishes!", "The new policy will help small farmers in the region.",
-    "I'm not sure how I feel about this one.", "Easily the funniest movie of the summer.",
-    "The charger stopped working and the company refuses to replace it.", "nice",
-    "A tedious, self-indulgent mess that overstays its welcome by an hour.", "Solid build, fast delivery.",
-    "Feeling blessed and grateful today", "The mayor's budget ignores the city's crumbling bridges.",
-    "Meh soundtrack, great visuals.", "This is the third time my order has been wrong.",
-    "An instant classic.", "I'd give zero stars if I could.", "Decent value, nothing special.",
-    "Congratulations to the team on a well-deserved win!", "The instructions were confusing and parts were missing.",
-    "Heartfelt and beautifully acted.", "Traffic is a nightmare this morning", "Love love love this scarf",
-    "The court's ruling is a victory for free speech.", "Sound cuts out constantly.", "sooo tired",
-    "Funny, smart, and surprisingly tender.", "The hotel room smelled like smoke and the sheets were stained.",
-    "Could have been better.", "A triumph of style over substance.", "Really comfortable shoes.",
-    "", "   padded with spaces   ",
+    "Works as described.",
+    "Do not buy this blender; the motor burned out within a week of light use.",
+    "hate mondays",
+    "The cast has real chemistry and the jokes mostly land.",
+    "Overpriced and underwhelming.",
+    "Thank you all for the birthday wishes!",
+    "The new policy will help small farmers in the region.",
+    "I'm not sure how I feel about this one.",
+    "Easily the funniest movie of the summer.",
+    "The charger stopped working and the company refuses to replace it.",
+    "nice",
+    "A tedious, self-indulgent mess that overstays its welcome by an hour.",
+    "Solid build, fast delivery.",
+    "Feeling blessed and grateful today",
+    "The mayor's budget ignores the city's crumbling bridges.",
+    "Meh soundtrack, great visuals.",
+    "This is the third time my order has been wrong.",
+    "An instant classic.",
+    "I'd give zero stars if I could.",
+    "Decent value, nothing special.",
+    "Congratulations to the team on a well-deserved win!",
+    "The instructions were confusing and parts were missing.",
+    "Heartfelt and beautifully acted.",
+    "Traffic is a nightmare this morning",
+    "Love love love this scarf",
+    "The court's ruling is a victory for free speech.",
+    "Sound cuts out constantly.",
+    "sooo tired",
+    "Funny, smart, and surprisingly tender.",
+    "The hotel room smelled like smoke and the sheets were stained.",
+    "Could have been better.",
+    "A triumph of style over substance.",
+    "Really comfortable shoes.",
+    "",
+    "   padded with spaces   ",
 ]
 
 
 def _text_ds(texts=TEXTS) -> Dataset:
     n = len(texts)
     return Dataset(
-        name="t", modality="text", items=np.asarray(texts, dtype=object), labels=np.arange(n) % 3,
-        class_names=["negative", "neutral", "positive"], split=np.zeros(n, np.int8),
+        name="t",
+        modality="text",
+        items=np.asarray(texts, dtype=object),
+        labels=np.arange(n) % 3,
+        class_names=["negative", "neutral", "positive"],
+        split=np.zeros(n, np.int8),
     )
 
 
 def _image_ds(items: np.ndarray, labels=None) -> Dataset:
     labels = np.zeros(len(items), np.int64) if labels is None else labels
     return Dataset(
-        name="i", modality="image", items=items, labels=labels, class_names=[str(i) for i in range(10)],
+        name="i",
+        modality="image",
+        items=items,
+        labels=labels,
+        class_names=[str(i) for i in range(10)],
         split=np.zeros(len(items), np.int8),
     )
 
@@ -137,7 +180,7 @@ def test_backbone_must_fit_the_modality(tmp_path):
         features.embed(_text_ds(TEXTS[:3]), backbone="mobilenet_v2")
     with pytest.raises(ValueError, match="image backbone"):
         features.embed(_image_ds(np.zeros((2, 8, 8), np.uint8)), backbone="minilm")
-    with pytest.raises(ValueError, match="config.json"):
+    with pytest.raises(ValueError, match=r"config.json"):
         features.embed(_text_ds(TEXTS[:3]), backbone=str(tmp_path))
 
 
@@ -180,21 +223,26 @@ def test_images_must_be_uint8():
 
 
 def test_tabular_features_exact():
-    df = pd.DataFrame({
-        "x": [0.0, 2.0, np.nan, 4.0],  # median of 0, 2, 4 is 2 → [0, 2, 2, 4]: mean 2, std √2
-        "city": ["b", "a", None, "b"],
-        "k": pd.array([7, 7, 7, 7], dtype="Int64"),  # constant → all 0
-        "id": [f"row-{i}" for i in range(4)],  # 4 values: still ≤ 50, so one-hot too
-    })
+    df = pd.DataFrame(
+        {
+            "x": [0.0, 2.0, np.nan, 4.0],  # median of 0, 2, 4 is 2 → [0, 2, 2, 4]: mean 2, std √2
+            "city": ["b", "a", None, "b"],
+            "k": pd.array([7, 7, 7, 7], dtype="Int64"),  # constant → all 0
+            "id": [f"row-{i}" for i in range(4)],  # 4 values: still ≤ 50, so one-hot too
+        }
+    )
     X, names = features.tabular_features(df)
     r2 = np.sqrt(2)
-    expected = np.array([
-        # x      k    city=a city=b city=missing id=row-0..3
-        [-r2, 0.0, 0, 1, 0, 1, 0, 0, 0],
-        [0.0, 0.0, 1, 0, 0, 0, 1, 0, 0],
-        [0.0, 0.0, 0, 0, 1, 0, 0, 1, 0],
-        [r2, 0.0, 0, 1, 0, 0, 0, 0, 1],
-    ], dtype=np.float32)
+    expected = np.array(
+        [
+            # x      k    city=a city=b city=missing id=row-0..3
+            [-r2, 0.0, 0, 1, 0, 1, 0, 0, 0],
+            [0.0, 0.0, 1, 0, 0, 0, 1, 0, 0],
+            [0.0, 0.0, 0, 0, 1, 0, 0, 1, 0],
+            [r2, 0.0, 0, 1, 0, 0, 0, 0, 1],
+        ],
+        dtype=np.float32,
+    )
     assert names == ["x", "k", "city=a", "city=b", "city=missing", "id=row-0", "id=row-1", "id=row-2", "id=row-3"]
     assert X.dtype == np.float32
     np.testing.assert_allclose(X, expected, atol=1e-6)
@@ -247,7 +295,7 @@ def test_cache_key_follows_data_backbone_and_image_size(tmp_path):
     assert dkey != tkey
     (model_dir / "config.json").write_text('{"model_type": "bert", "hidden_size": 8}')
     assert features.cache_key(text, backbone=str(model_dir)) not in (tkey, dkey)  # the folder's files count
-    assert features.cache_key(_text_ds(TEXTS[:4] + ["something else"])) != tkey
+    assert features.cache_key(_text_ds([*TEXTS[:4], "something else"])) != tkey
 
 
 def test_damaged_cache_file_is_recomputed(monkeypatch):

@@ -18,9 +18,8 @@ import pytest
 from PIL import Image, ImageFile
 
 from core.data import imagefiles
-from core.data.imagefiles import dataset_from_images
+from core.data.imagefiles import ArchiveLimits, dataset_from_images, read_image_folder, read_image_zip
 from core.errors import DataError
-from core.data.imagefiles import ArchiveLimits, read_image_folder, read_image_zip
 
 # --------------------------------------------------------------------------- fixture builders
 
@@ -80,6 +79,7 @@ def reasons(result) -> dict[str, str]:
 @pytest.fixture(autouse=True)
 def never_extract(monkeypatch, tmp_path):
     """Fail if anything extracts to disk, and run from an empty folder we can check afterwards."""
+
     def refuse(*args, **kwargs):
         raise AssertionError("imagefiles must never extract to disk")
 
@@ -96,11 +96,13 @@ def never_extract(monkeypatch, tmp_path):
 
 
 def test_class_folders_gray_same_size_keep_pixels_and_order():
-    data = make_zip([
-        ("dogs/b.png", gray_png(200)),
-        ("cats/a.png", gray_png(10)),
-        ("cats/persian/c.png", gray_png(30)),  # sub-folders belong to their top class folder
-    ])
+    data = make_zip(
+        [
+            ("dogs/b.png", gray_png(200)),
+            ("cats/a.png", gray_png(10)),
+            ("cats/persian/c.png", gray_png(30)),  # sub-folders belong to their top class folder
+        ]
+    )
     res = read_image_zip(data)
     assert res.images.dtype == np.uint8 and res.images.shape == (3, 6, 8)
     assert res.paths == ["cats/a.png", "cats/persian/c.png", "dogs/b.png"]
@@ -115,20 +117,21 @@ def test_mixed_formats_and_sizes_become_rgb_squares_of_median_side():
     half = Image.new("RGBA", (8, 8), (255, 0, 0, 0))  # left half fully transparent red
     half.paste((0, 0, 255, 255), (4, 0, 8, 8))  # right half opaque blue
     palette = Image.new("RGB", (12, 4), (0, 200, 0)).convert("P")
-    data = make_zip([
-        ("a/rgb.png", encode(Image.new("RGB", (10, 10), (250, 10, 10)))),
-        ("a/photo.JPG", encode(Image.new("RGB", (20, 10), (10, 250, 10)), "JPEG", quality=95)),
-        ("b/gray.bmp", encode(Image.new("L", (6, 6), 77), "BMP")),
-        ("b/alpha.webp", encode(half, "WEBP", lossless=True)),
-        ("b/pal.png", encode(palette)),
-    ])
+    data = make_zip(
+        [
+            ("a/rgb.png", encode(Image.new("RGB", (10, 10), (250, 10, 10)))),
+            ("a/photo.JPG", encode(Image.new("RGB", (20, 10), (10, 250, 10)), "JPEG", quality=95)),
+            ("b/gray.bmp", encode(Image.new("L", (6, 6), 77), "BMP")),
+            ("b/alpha.webp", encode(half, "WEBP", lossless=True)),
+            ("b/pal.png", encode(palette)),
+        ]
+    )
     res = read_image_zip(data)
     # max sides 10, 20, 6, 8, 12 → median 10
     assert res.images.shape == (5, 10, 10, 3) and res.images.dtype == np.uint8
     by_path = dict(zip(res.paths, res.images))
     sizes = dict(zip(res.paths, res.orig_sizes.tolist()))
-    assert sizes == {"a/photo.JPG": [20, 10], "a/rgb.png": [10, 10], "b/alpha.webp": [8, 8],
-                     "b/gray.bmp": [6, 6], "b/pal.png": [12, 4]}
+    assert sizes == {"a/photo.JPG": [20, 10], "a/rgb.png": [10, 10], "b/alpha.webp": [8, 8], "b/gray.bmp": [6, 6], "b/pal.png": [12, 4]}
     assert by_path["a/rgb.png"][0, 0].tolist() == [250, 10, 10]
     assert np.abs(by_path["a/photo.JPG"][5, 5].astype(int) - [10, 250, 10]).max() <= 6
     assert by_path["b/gray.bmp"][3, 3].tolist() == [77, 77, 77]  # gray → RGB replicated
@@ -150,8 +153,7 @@ def test_image_size_resizes_everything_and_keeps_orig_sizes():
 
 
 def test_auto_size_is_capped_at_128():
-    data = make_zip([("x/a.png", gray_png(0, (300, 200))), ("y/b.png", gray_png(0, (200, 300))),
-                     ("y/c.png", gray_png(0, (10, 10)))])
+    data = make_zip([("x/a.png", gray_png(0, (300, 200))), ("y/b.png", gray_png(0, (200, 300))), ("y/c.png", gray_png(0, (10, 10)))])
     assert read_image_zip(data).images.shape == (3, 128, 128)
 
 
@@ -168,19 +170,26 @@ def test_16bit_and_la_grayscale_stay_gray_and_scale_to_uint8():
 
 
 def test_wrapper_and_split_folders_case_insensitive():
-    data = make_zip([
-        ("pets/", b""),
-        ("pets/Train/", b""),
-        ("pets/Train/cats/1.png", gray_png(1)),
-        ("pets/Train/dogs/2.png", gray_png(2)),
-        ("pets/VALID/cats/3.png", gray_png(3)),
-        ("pets/test/dogs/4.png", gray_png(4)),
-        ("pets/test/5.png", gray_png(5)),  # in a split but no class folder
-        ("pets/dev/birds/6.png", gray_png(6)),
-    ])
+    data = make_zip(
+        [
+            ("pets/", b""),
+            ("pets/Train/", b""),
+            ("pets/Train/cats/1.png", gray_png(1)),
+            ("pets/Train/dogs/2.png", gray_png(2)),
+            ("pets/VALID/cats/3.png", gray_png(3)),
+            ("pets/test/dogs/4.png", gray_png(4)),
+            ("pets/test/5.png", gray_png(5)),  # in a split but no class folder
+            ("pets/dev/birds/6.png", gray_png(6)),
+        ]
+    )
     res = read_image_zip(data)
-    assert res.paths == ["pets/Train/cats/1.png", "pets/Train/dogs/2.png", "pets/VALID/cats/3.png",
-                         "pets/dev/birds/6.png", "pets/test/dogs/4.png"]
+    assert res.paths == [
+        "pets/Train/cats/1.png",
+        "pets/Train/dogs/2.png",
+        "pets/VALID/cats/3.png",
+        "pets/dev/birds/6.png",
+        "pets/test/dogs/4.png",
+    ]
     assert res.labels == ["cats", "dogs", "cats", "birds", "dogs"]
     assert res.splits == ["train", "train", "valid", "dev", "test"]
     assert reasons(res) == {"pets/test/5.png": "in split folder 'test' but not in a class folder inside it (test/<class>/)"}
@@ -190,24 +199,24 @@ def test_single_wrapper_without_splits():
     data = make_zip([("pets/cats/1.png", gray_png()), ("pets/dogs/2.png", gray_png()), ("pets/x.png", gray_png())])
     res = read_image_zip(data)
     assert res.labels == ["cats", "dogs"] and res.splits is None
-    assert reasons(res) == {
-        "pets/x.png": "not inside a class folder; put each image in a folder named after its class"
-    }
+    assert reasons(res) == {"pets/x.png": "not inside a class folder; put each image in a folder named after its class"}
 
 
 def test_junk_is_ignored_and_non_images_and_root_files_are_listed():
-    data = make_zip([
-        ("cats/1.png", gray_png()),
-        ("dogs/2.png", gray_png()),
-        ("__MACOSX/cats/._1.png", b"\x00\x05\x16\x07junk"),
-        ("cats/.DS_Store", b"junk"),
-        (".hidden/cats/9.png", b"junk"),
-        ("dogs/Thumbs.db", b"junk"),
-        ("empty_dir/", b""),
-        ("dogs/notes.txt", b"hello"),
-        ("README", b"hello"),
-        ("loose.png", gray_png()),
-    ])
+    data = make_zip(
+        [
+            ("cats/1.png", gray_png()),
+            ("dogs/2.png", gray_png()),
+            ("__MACOSX/cats/._1.png", b"\x00\x05\x16\x07junk"),
+            ("cats/.DS_Store", b"junk"),
+            (".hidden/cats/9.png", b"junk"),
+            ("dogs/Thumbs.db", b"junk"),
+            ("empty_dir/", b""),
+            ("dogs/notes.txt", b"hello"),
+            ("README", b"hello"),
+            ("loose.png", gray_png()),
+        ]
+    )
     res = read_image_zip(data)
     assert res.labels == ["cats", "dogs"]
     assert reasons(res) == {
@@ -249,15 +258,18 @@ def test_dataset_from_images_builds_splits_and_classes():
 # --------------------------------------------------------------------------- archive-level rejection
 
 
-@pytest.mark.parametrize("bad, why", [
-    ("../evil.png", "goes up with '..'"),
-    ("cats/../../evil.png", "goes up with '..'"),
-    ("/abs.png", "absolute path"),
-    ("C:\\x.png", "drive letter"),
-    ("\\\\server\\share\\x.png", "network path"),
-    ("cats\\..\\..\\x.png", "goes up with '..'"),
-    ("cats/.../x.png", "goes up with '..'"),
-])
+@pytest.mark.parametrize(
+    "bad, why",
+    [
+        ("../evil.png", "goes up with '..'"),
+        ("cats/../../evil.png", "goes up with '..'"),
+        ("/abs.png", "absolute path"),
+        ("C:\\x.png", "drive letter"),
+        ("\\\\server\\share\\x.png", "network path"),
+        ("cats\\..\\..\\x.png", "goes up with '..'"),
+        ("cats/.../x.png", "goes up with '..'"),
+    ],
+)
 def test_unsafe_paths_reject_whole_archive(bad, why):
     data = make_zip([("cats/1.png", gray_png()), ("dogs/2.png", gray_png()), (zipfile.ZipInfo(bad), gray_png())])
     with pytest.raises(DataError) as err:
@@ -359,7 +371,7 @@ def test_not_a_zip_or_damaged(payload, tmp_path):
 def test_missing_file_and_folder(tmp_path):
     with pytest.raises(DataError, match=r"Cannot open 'nope\.zip'"):
         read_image_zip(tmp_path / "nope.zip")
-    with pytest.raises(DataError, match="is not a folder. Choose the folder that holds one sub-folder per class"):
+    with pytest.raises(DataError, match=r"is not a folder. Choose the folder that holds one sub-folder per class"):
         read_image_folder(tmp_path / "nope")
 
 
@@ -400,24 +412,24 @@ def test_decoded_array_budget():
 
 def test_pixel_bombs_are_skipped_from_the_header():
     small = gray_png(0, (16, 16))
-    data = make_zip([
-        ("a/ok.png", small),
-        ("b/ok.png", small),
-        ("a/big.png", patch_png_size(small, 7000, 7000)),  # 49 MP: over our limit, under Pillow's
-        ("b/huge.png", patch_png_size(small, 30000, 30000)),  # 900 MP: Pillow's own bomb error
-    ])
+    data = make_zip(
+        [
+            ("a/ok.png", small),
+            ("b/ok.png", small),
+            ("a/big.png", patch_png_size(small, 7000, 7000)),  # 49 MP: over our limit, under Pillow's
+            ("b/huge.png", patch_png_size(small, 30000, 30000)),  # 900 MP: Pillow's own bomb error
+        ]
+    )
     res = read_image_zip(data)
     assert res.paths == ["a/ok.png", "b/ok.png"] and res.images.shape == (2, 16, 16)
     assert reasons(res) == {
         "a/big.png": "image too large: 7000×7000 pixels exceeds the 40,000,000-pixel limit",
-        "b/huge.png": "image too large: 900,000,000 pixels exceeds the 40,000,000-pixel limit "
-                      "(a possible decompression bomb)",
+        "b/huge.png": "image too large: 900,000,000 pixels exceeds the 40,000,000-pixel limit (a possible decompression bomb)",
     }
 
 
 def test_real_image_over_a_small_pixel_limit():
-    data = make_zip([("a/1.png", gray_png(0, (5, 5))), ("b/2.png", gray_png(0, (5, 5))),
-                     ("b/3.png", gray_png(0, (20, 20)))])
+    data = make_zip([("a/1.png", gray_png(0, (5, 5))), ("b/2.png", gray_png(0, (5, 5))), ("b/3.png", gray_png(0, (20, 20)))])
     res = read_image_zip(data, limits=ArchiveLimits(max_image_pixels=100))
     assert res.paths == ["a/1.png", "b/2.png"] and res.images.shape == (2, 5, 5)
     assert reasons(res) == {"b/3.png": "image too large: 20×20 pixels exceeds the 100-pixel limit"}
@@ -426,14 +438,16 @@ def test_real_image_over_a_small_pixel_limit():
 def test_corrupt_and_truncated_images_are_skipped_rest_loads():
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False
     good = noise_png((16, 16), mode="L")
-    data = make_zip([
-        ("a/good.png", good),
-        ("b/good.png", noise_png((16, 16), mode="L", seed=1)),
-        ("a/half.png", good[: len(good) // 2]),
-        ("a/random.jpg", np.random.default_rng(0).bytes(500)),
-        ("b/empty.png", b""),
-        ("b/gif.png", encode(Image.new("P", (4, 4)), "GIF")),
-    ])
+    data = make_zip(
+        [
+            ("a/good.png", good),
+            ("b/good.png", noise_png((16, 16), mode="L", seed=1)),
+            ("a/half.png", good[: len(good) // 2]),
+            ("a/random.jpg", np.random.default_rng(0).bytes(500)),
+            ("b/empty.png", b""),
+            ("b/gif.png", encode(Image.new("P", (4, 4)), "GIF")),
+        ]
+    )
     res = read_image_zip(data)
     assert res.paths == ["a/good.png", "b/good.png"] and res.images.shape == (2, 16, 16)
     r = reasons(res)

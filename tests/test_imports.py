@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from core.errors import DataError
 from core.data.imports import import_upload, load_upload
+from core.errors import DataError
 
 CSV = b"text,label\n" + b"".join(f"an example sentence number {i} for the test,{'pos' if i % 3 else 'neg'}\n".encode() for i in range(60))
 
@@ -60,8 +60,16 @@ def test_image_zip_upload_with_a_corrupt_file(store):
     [
         ("empty.csv", b"", "is empty (0 bytes)"),
         ("empty.zip", b"", "is empty (0 bytes)"),
-        ("one.csv", b"text,label\n" + b"".join(f"text {i} is long enough,same\n".encode() for i in range(9)), "Every row has the same label"),
-        ("nolabel.csv", b"body\n" + b"".join(f"unique text number {i} here\n".encode() for i in range(9)), "No column can serve as the label"),
+        (
+            "one.csv",
+            b"text,label\n" + b"".join(f"text {i} is long enough,same\n".encode() for i in range(9)),
+            "Every row has the same label",
+        ),
+        (
+            "nolabel.csv",
+            b"body\n" + b"".join(f"unique text number {i} here\n".encode() for i in range(9)),
+            "No column can serve as the label",
+        ),
         ("sheet.xlsx", b"PK\x03\x04junk", "unsupported file type '.xlsx'"),
         ("evil.zip", image_zip({"../escape.png": png(1), "cats/a.png": png(2)}), "unsafe"),
         ("notzip.zip", b"this is not a zip file", "not a valid ZIP"),

@@ -33,15 +33,17 @@ from core.metrics.scores import _bin_index
 #  5   .92 .04 .04          -1     0    .92      -     (unknown)
 #  6   .40 .30 .30          -1     0    .40      -     (unknown)
 # ---------------------------------------------------------------------------------------------
-P = np.array([
-    [0.95, 0.03, 0.02],
-    [0.10, 0.90, 0.00],
-    [0.20, 0.20, 0.60],
-    [0.50, 0.40, 0.10],
-    [0.04, 0.04, 0.92],
-    [0.92, 0.04, 0.04],
-    [0.40, 0.30, 0.30],
-])
+P = np.array(
+    [
+        [0.95, 0.03, 0.02],
+        [0.10, 0.90, 0.00],
+        [0.20, 0.20, 0.60],
+        [0.50, 0.40, 0.10],
+        [0.04, 0.04, 0.92],
+        [0.92, 0.04, 0.04],
+        [0.40, 0.30, 0.30],
+    ]
+)
 Y = np.array([0, 0, 2, 1, 2, -1, -1])
 UNK = Y == -1
 TRAIN_COUNTS = np.array([500, 50, 5])  # class 0 head, class 1 medium, class 2 tail
@@ -56,6 +58,7 @@ def _random_case(seed: int, n: int = 400, k: int = 6, scale: float = 2.0):
 
 
 # ------------------------------------------------------------------ hand-computed values
+
 
 def test_hallucination_rate_hand():
     # wrong with conf >= 0.9 among the 5 known rows: only row 1 (conf exactly 0.9) -> 1/5
@@ -85,8 +88,7 @@ def test_unknown_auroc_msp_hand_with_tie():
     # .40 vs known: lower than all 5                                                -> 5
     # AUROC = 6.5 / (2 * 5) = 0.65
     assert M.unknown_detection_auroc(P, UNK) == pytest.approx(0.65)
-    assert M.unknown_detection_auroc(P, UNK, method="msp") == pytest.approx(
-        roc_auc_score(UNK, -P.max(axis=1)))
+    assert M.unknown_detection_auroc(P, UNK, method="msp") == pytest.approx(roc_auc_score(UNK, -P.max(axis=1)))
 
 
 def test_ece_hand():
@@ -117,12 +119,11 @@ def test_bin_edges_right_closed_first_bin_includes_zero():
     b = _bin_index(np.array([0.0, 1 / 15, np.nextafter(1 / 15, 1), 0.6, 0.6000001, 1.0]), 15)
     np.testing.assert_array_equal(b, [0, 0, 1, 8, 9, 14])
     # every edge k/15 of np.linspace belongs to bin k - 1 (and 0 to bin 0)
-    np.testing.assert_array_equal(_bin_index(np.linspace(0, 1, 16), 15), [0] + list(range(15)))
+    np.testing.assert_array_equal(_bin_index(np.linspace(0, 1, 16), 15), [0, *list(range(15))])
 
 
 def test_classwise_ece_hand():
-    probs = np.array([[0.62, 0.28, 0.10],
-                      [0.22, 0.30, 0.48]])
+    probs = np.array([[0.62, 0.28, 0.10], [0.22, 0.30, 0.48]])
     labels = np.array([0, 1])
     # class 0: p .62 (y=1, bin 9), .22 (y=0, bin 3)   -> (.38 + .22) / 2 = .30
     # class 1: p .28 (y=0), .30 (y=1), both bin 4       -> |1/2 - .29| * 2/2 = .21
@@ -210,10 +211,22 @@ def test_summary_hand_and_consistent_with_functions():
     s = M.summary(P, Y, train_counts=TRAIN_COUNTS)
     assert tuple(s) == M.SUMMARY_KEYS
     expected = {
-        "n_known": 5, "n_unknown": 2, "accuracy": 0.6, "macro_f1": 0.5, "balanced_accuracy": 0.5,
-        "worst_class_recall": 0.0, "hallucination_rate": 0.2, "forced_known_rate": 0.5,
-        "unknown_auroc_msp": 0.65, "ece": 0.354, "ece_head": 0.475, "ece_medium": 0.5,
-        "ece_tail": 0.24, "brier": 0.49868, "aurc": 59 / 300, "excess_aurc": 1 / 15,
+        "n_known": 5,
+        "n_unknown": 2,
+        "accuracy": 0.6,
+        "macro_f1": 0.5,
+        "balanced_accuracy": 0.5,
+        "worst_class_recall": 0.0,
+        "hallucination_rate": 0.2,
+        "forced_known_rate": 0.5,
+        "unknown_auroc_msp": 0.65,
+        "ece": 0.354,
+        "ece_head": 0.475,
+        "ece_medium": 0.5,
+        "ece_tail": 0.24,
+        "brier": 0.49868,
+        "aurc": 59 / 300,
+        "excess_aurc": 1 / 15,
     }
     for key, value in expected.items():
         assert s[key] == pytest.approx(value), key
@@ -228,6 +241,7 @@ def test_summary_hand_and_consistent_with_functions():
 
 
 # ------------------------------------------------------------------ AUROC / energy
+
 
 def test_auroc_hand_and_ties():
     # pos {.35, .8} vs neg {.1, .4}: .35 > .1, .35 < .4, .8 > both -> 3 of 4 pairs
@@ -256,8 +270,7 @@ def test_energy_score_and_auroc():
     np.testing.assert_allclose(e, -logsumexp(logits, axis=1))
     assert e[1] == pytest.approx(-math.log(3))  # flat logits: highest energy
     assert np.isfinite(e).all()  # stable with huge logits
-    np.testing.assert_allclose(M.energy_score(logits, temperature=2.0),
-                               -2.0 * logsumexp(logits / 2.0, axis=1))
+    np.testing.assert_allclose(M.energy_score(logits, temperature=2.0), -2.0 * logsumexp(logits / 2.0, axis=1))
     # unknown row 1 has the highest energy -> perfect separation
     probs = softmax(logits, axis=1)
     unk = np.array([False, True, False])
@@ -282,6 +295,7 @@ def test_unknown_auroc_random_vs_sklearn():
 
 # ------------------------------------------------------------------ sklearn agreement
 
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_classification_metrics_match_sklearn(seed):
     rng, _, probs, labels = _random_case(seed, n=300, k=7)
@@ -296,8 +310,7 @@ def test_classification_metrics_match_sklearn(seed):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # sklearn warns about classes without true samples
         assert s["accuracy"] == pytest.approx(accuracy_score(labels, pred))
-        assert s["macro_f1"] == pytest.approx(
-            f1_score(labels, pred, labels=range(k), average="macro", zero_division=0))
+        assert s["macro_f1"] == pytest.approx(f1_score(labels, pred, labels=range(k), average="macro", zero_division=0))
         assert s["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(labels, pred))
         prec, rec, f1, sup = precision_recall_fscore_support(labels, pred, labels=range(k), zero_division=0)
     pc = M.per_class(probs, labels, k)
@@ -343,8 +356,7 @@ def test_ece_and_classwise_match_loop_reference(n_bins):
     _, _, probs, labels = _random_case(11, n=500, k=5)
     probs[:7] = np.eye(5)[[0, 1, 2, 3, 4, 0, 1]]  # p = 0 and p = 1 exactly
     conf, pred = probs.max(axis=1), probs.argmax(axis=1)
-    assert M.ece(probs, labels, n_bins=n_bins) == pytest.approx(
-        _reference_ece(conf, (pred == labels).astype(float), n_bins))
+    assert M.ece(probs, labels, n_bins=n_bins) == pytest.approx(_reference_ece(conf, (pred == labels).astype(float), n_bins))
     mean, per = M.classwise_ece(probs, labels, n_bins=n_bins)
     ref = [_reference_ece(probs[:, c], (labels == c).astype(float), n_bins) for c in range(5)]
     np.testing.assert_allclose(per, ref)
@@ -352,6 +364,7 @@ def test_ece_and_classwise_match_loop_reference(n_bins):
 
 
 # ------------------------------------------------------------------ edge cases
+
 
 def test_all_correct():
     probs = np.array([[0.7, 0.2, 0.1], [0.05, 0.95, 0.0], [0.1, 0.1, 0.8]])
@@ -368,8 +381,20 @@ def test_all_unknown():
     labels = np.full(len(P), -1)
     s = M.summary(P, labels)
     assert s["n_known"] == 0 and s["n_unknown"] == len(P)
-    for key in ("accuracy", "macro_f1", "balanced_accuracy", "worst_class_recall", "hallucination_rate",
-                "ece", "classwise_ece", "brier", "nll", "aurc", "excess_aurc", "unknown_auroc_msp"):
+    for key in (
+        "accuracy",
+        "macro_f1",
+        "balanced_accuracy",
+        "worst_class_recall",
+        "hallucination_rate",
+        "ece",
+        "classwise_ece",
+        "brier",
+        "nll",
+        "aurc",
+        "excess_aurc",
+        "unknown_auroc_msp",
+    ):
         assert np.isnan(s[key]), key
     # confs .95 .90 .60 .50 .92 .92 .40 -> 4 of 7 at >= .9
     assert s["forced_known_rate"] == pytest.approx(4 / 7)
@@ -398,28 +423,32 @@ def test_per_class_accepts_pred_or_probs():
 
 # ------------------------------------------------------------------ validation
 
-@pytest.mark.parametrize("call, message", [
-    (lambda: M.ece(P * 2, Y), "sum to 1|\\[0, 1\\]"),
-    (lambda: M.ece(P[:, :2] / 1.0, Y), "sum to 1"),
-    (lambda: M.ece(np.log(P + 1e-3) * 5, Y), "logits"),
-    (lambda: M.ece(P[0], Y[:1]), "2-D"),
-    (lambda: M.ece(P, Y[:-1]), "6 entries but probs has 7 rows"),
-    (lambda: M.ece(P, np.array([0, 0, 3, 1, 2, -1, -1])), "-1"),
-    (lambda: M.ece(P, np.array([0, 0, 2, 1, 2, -2, -1])), "\\[0, 3\\)"),
-    (lambda: M.ece(P, Y + 0.5), "whole-number"),
-    (lambda: M.ece(np.where(P == 0, np.nan, P), Y), "NaN"),
-    (lambda: M.ece(P, Y, n_bins=0), "n_bins"),
-    (lambda: M.ece(P, Y, unknown_mask=UNK.astype(int)), "boolean"),
-    (lambda: M.hallucination_rate(P, Y, tau=1.5), "tau"),
-    (lambda: M.forced_known_rate(P, Y), "boolean"),
-    (lambda: M.unknown_detection_auroc(P, UNK, method="energy"), "logits="),
-    (lambda: M.unknown_detection_auroc(P, UNK, method="odin"), "msp"),
-    (lambda: M.summary(P, Y, logits=np.zeros((7, 2))), "same shape"),
-    (lambda: M.summary(P, Y, train_counts=[1, 2]), "one count per class"),
-    (lambda: M.confusion([0, 5], [0, 1], 3), "\\[0, 3\\)"),
-    (lambda: M.metrics_by_slice(P, Y, ["a"] * 6), "slices"),
-    (lambda: M.metrics_by_slice(P, Y, ["a"] * 7, taus=0.9), "unknown option"),
-])
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: M.ece(P * 2, Y), "sum to 1|\\[0, 1\\]"),
+        (lambda: M.ece(P[:, :2] / 1.0, Y), "sum to 1"),
+        (lambda: M.ece(np.log(P + 1e-3) * 5, Y), "logits"),
+        (lambda: M.ece(P[0], Y[:1]), "2-D"),
+        (lambda: M.ece(P, Y[:-1]), "6 entries but probs has 7 rows"),
+        (lambda: M.ece(P, np.array([0, 0, 3, 1, 2, -1, -1])), "-1"),
+        (lambda: M.ece(P, np.array([0, 0, 2, 1, 2, -2, -1])), "\\[0, 3\\)"),
+        (lambda: M.ece(P, Y + 0.5), "whole-number"),
+        (lambda: M.ece(np.where(P == 0, np.nan, P), Y), "NaN"),
+        (lambda: M.ece(P, Y, n_bins=0), "n_bins"),
+        (lambda: M.ece(P, Y, unknown_mask=UNK.astype(int)), "boolean"),
+        (lambda: M.hallucination_rate(P, Y, tau=1.5), "tau"),
+        (lambda: M.forced_known_rate(P, Y), "boolean"),
+        (lambda: M.unknown_detection_auroc(P, UNK, method="energy"), "logits="),
+        (lambda: M.unknown_detection_auroc(P, UNK, method="odin"), "msp"),
+        (lambda: M.summary(P, Y, logits=np.zeros((7, 2))), "same shape"),
+        (lambda: M.summary(P, Y, train_counts=[1, 2]), "one count per class"),
+        (lambda: M.confusion([0, 5], [0, 1], 3), "\\[0, 3\\)"),
+        (lambda: M.metrics_by_slice(P, Y, ["a"] * 6), "slices"),
+        (lambda: M.metrics_by_slice(P, Y, ["a"] * 7, taus=0.9), "unknown option"),
+    ],
+)
 def test_invalid_inputs_raise_actionable_errors(call, message):
     with pytest.raises(ValueError, match=message):
         call()
@@ -432,6 +461,7 @@ def test_sum_tolerance_accepts_float32_softmax():
 
 
 # ------------------------------------------------------------------ slices
+
 
 def test_metrics_by_slice_matches_subset_summaries():
     rng, logits, probs, labels = _random_case(6, n=300)

@@ -25,8 +25,9 @@ def tiny_bert_dir(folder, *, layers: int = 2):
 
     src = assets.asset_path("minilm")
     torch.manual_seed(0)
-    cfg = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
-                     intermediate_size=64, max_position_embeddings=128)
+    cfg = BertConfig(
+        vocab_size=30522, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128
+    )
     BertModel(cfg).save_pretrained(folder)
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         shutil.copy(src / name, folder / name)
@@ -52,10 +53,30 @@ def test_configs_stored_before_mitigations_existed_still_load():
     from core.mitigate.config import Mitigations
 
     # a config as the previous Gapscope stored it: no "mitigations" key
-    old = {"version_id": 4, "model": "small_cnn", "finetune": "full", "last_n_blocks": 2, "epochs": 3, "lr": None,
-           "batch_size": 32, "weight_decay": 0.01, "warmup_ratio": 0.06, "tau": 0.9, "seed": 0, "device": "auto",
-           "eval_every_steps": 0, "log_every_steps": 10, "early_stopping_metric": "macro_f1", "patience": 0,
-           "max_length": 128, "image_size": 0, "temperature_scaling": True, "max_train_items": 0, "name": "", "extra": {}}
+    old = {
+        "version_id": 4,
+        "model": "small_cnn",
+        "finetune": "full",
+        "last_n_blocks": 2,
+        "epochs": 3,
+        "lr": None,
+        "batch_size": 32,
+        "weight_decay": 0.01,
+        "warmup_ratio": 0.06,
+        "tau": 0.9,
+        "seed": 0,
+        "device": "auto",
+        "eval_every_steps": 0,
+        "log_every_steps": 10,
+        "early_stopping_metric": "macro_f1",
+        "patience": 0,
+        "max_length": 128,
+        "image_size": 0,
+        "temperature_scaling": True,
+        "max_train_items": 0,
+        "name": "",
+        "extra": {},
+    }
     cfg = RunConfig.from_dict(old).validate()
     assert cfg.mitigations == Mitigations() and cfg.extra == {} and cfg.epochs == 3
     assert cfg.to_dict()["mitigations"] == {"sampler": "shuffle", "loss": "cross_entropy", "augment": []}
@@ -80,8 +101,16 @@ def test_unknown_mitigations_say_what_is_available(mitigations, words):
 
 
 @pytest.mark.parametrize(
-    "module", ["core.train.config", "core.train.estimates", "core.models.registry", "core.metrics.results", "core.store",
-               "core.diagnose.pipeline", "core.embed.embeddings"],
+    "module",
+    [
+        "core.train.config",
+        "core.train.estimates",
+        "core.models.registry",
+        "core.metrics.results",
+        "core.store",
+        "core.diagnose.pipeline",
+        "core.embed.embeddings",
+    ],
 )
 def test_modules_pages_import_do_not_import_torch(module):
     import subprocess
@@ -122,10 +151,10 @@ def test_invalid_values_say_what_to_change(change, words):
 
 
 def test_model_paths_are_checked(tmp_path):
-    with pytest.raises(ValueError, match="no config.json"):
+    with pytest.raises(ValueError, match=r"no config.json"):
         RunConfig(version_id=1, model=str(tmp_path)).validate()
     (tmp_path / "notes.txt").write_text("x")
-    with pytest.raises(ValueError, match="not a .pth"):
+    with pytest.raises(ValueError, match=r"not a .pth"):
         RunConfig(version_id=1, model=str(tmp_path / "notes.txt")).validate()
     (tmp_path / "config.json").write_text("{}")
     cfg = RunConfig(version_id=1, model=str(tmp_path), finetune="last_n").validate()
@@ -144,7 +173,7 @@ def test_auto_model_follows_the_modality_and_image_size():
 
 
 def test_model_must_fit_the_data():
-    with pytest.raises(ValueError, match="reads text, but this dataset is image. Choose small_cnn"):
+    with pytest.raises(ValueError, match=r"reads text, but this dataset is image. Choose small_cnn"):
         RunConfig(version_id=1, model="minilm").resolved("image", image_px=28)
     # auto + linear probe on tiny images resolves to a from-scratch CNN: say so
     with pytest.raises(ValueError, match="starts from random weights"):
@@ -199,8 +228,12 @@ def test_mobilenet_loads_packaged_weights_and_freezes_all_but_last_blocks():
     from core.models.build import build
     from core.models.vision import MOBILENET_FILE
 
-    built = build(RunConfig(version_id=1, model="mobilenet_v2", finetune="last_n", last_n_blocks=2), modality="image",
-                  n_classes=3, item_shape=(28, 28))
+    built = build(
+        RunConfig(version_id=1, model="mobilenet_v2", finetune="last_n", last_n_blocks=2),
+        modality="image",
+        n_classes=3,
+        item_shape=(28, 28),
+    )
     ref = torch.load(assets.asset_path("mobilenet-v2", MOBILENET_FILE), weights_only=True)
     torch.testing.assert_close(built.net.features[0][0].weight, ref["features.0.0.weight"])
     assert built.net.classifier[1].out_features == 3
@@ -300,7 +333,11 @@ def test_efficientnet_lite0_last_n_grayscale_input_and_lite_scaling():
     # 18 blocks (stem, 16 MBConv, head conv): the last two and the new head train
     trainable = {n for n, p in built.net.named_parameters() if p.requires_grad}
     assert {n.split(".")[0] + ("." + n.split(".")[1] if n.startswith("_blocks.") else "") for n in trainable} == {
-        "_blocks.15", "_conv_head", "_bn1", "_fc"}
+        "_blocks.15",
+        "_conv_head",
+        "_bn1",
+        "_fc",
+    }
     built.train_mode()
     assert not built.net._bn0.training and not built.net._blocks[14].training  # frozen BN keeps its statistics
     assert built.net._blocks[15].training and built.net._bn1.training

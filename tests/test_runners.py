@@ -15,11 +15,11 @@ from core.data.demos import load_digits_8x8
 from core.runners.base import Runner
 from core.runners.local import LocalRunner
 from core.runners.processes import process_start_time, same_process
-from core.train.config import RunConfig
 from core.store import Store
+from core.train.config import RunConfig
 from tests.conftest import needs_asset
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.slow]
 
 
 @pytest.fixture
@@ -39,8 +39,7 @@ def runner(store):
 
 
 def _cfg(version_id: int, **kw) -> RunConfig:
-    return RunConfig(**{"version_id": version_id, "model": "small_cnn", "epochs": 2, "batch_size": 64, "lr": 3e-3,
-                        "device": "cpu", **kw})
+    return RunConfig(**{"version_id": version_id, "model": "small_cnn", "epochs": 2, "batch_size": 64, "lr": 3e-3, "device": "cpu", **kw})
 
 
 def _long(version_id: int) -> RunConfig:
@@ -164,8 +163,9 @@ def test_a_restarted_app_recovers_lost_runs_and_sees_every_run(store, digits, ho
     # 3. a run still alive when the app restarts: adopted, not failed
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True)
     alive = store.create_run(digits, _cfg(digits).to_dict())
-    store.set_run_status(alive, "running", pid=sleeper.pid, pid_started=process_start_time(sleeper.pid),
-                         started_at=time.time(), heartbeat_at=time.time())
+    store.set_run_status(
+        alive, "running", pid=sleeper.pid, pid_started=process_start_time(sleeper.pid), started_at=time.time(), heartbeat_at=time.time()
+    )
     # 4. a run that was waiting in the queue
     waiting = store.create_run(digits, _cfg(digits, epochs=1).to_dict())
 
@@ -210,8 +210,7 @@ def test_text_run_with_a_tiny_local_bert_through_the_runner(store, runner, tmp_p
 
 def _small_texts():
     """~300 VADER rows (100 per class), or hand-written texts when VADER is not fetched."""
-    from core.data import assets
-    from core.data import Dataset
+    from core.data import Dataset, assets
     from core.data.splits import stratified_split
 
     if assets.is_ready("vader"):

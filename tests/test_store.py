@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.store import schema as store_module
 from core.data import Dataset
 from core.store import SCHEMA_VERSION, Store
+from core.store import schema as store_module
 
 
 def _image_ds(n=12) -> Dataset:
@@ -20,7 +20,9 @@ def _image_ds(n=12) -> Dataset:
 
 def _text_ds() -> Dataset:
     meta = pd.DataFrame({"domain": ["x", "y", "x", "y"], "agreement": [1.0, 0.5, 0.75, np.nan]})
-    return Dataset("txt", "text", np.array(["héllo", "", "a\tb", "ünïcode ✓"], dtype=object), [0, 1, 1, 0], ["neg", "pos"], [0, 0, 1, 2], meta)
+    return Dataset(
+        "txt", "text", np.array(["héllo", "", "a\tb", "ünïcode ✓"], dtype=object), [0, 1, 1, 0], ["neg", "pos"], [0, 0, 1, 2], meta
+    )
 
 
 def _tab_ds() -> Dataset:
@@ -60,7 +62,9 @@ def test_versions_are_new_rows_and_folders_never_edits(store, home):
     ds = _image_ds()
     v1 = store.save_dataset(ds, source="upload:img")
     cleaned = ds.subset(np.arange(6))
-    v2 = store.save_dataset(cleaned, source="upload:img", dataset_id=store.version(v1).dataset_id, parent_id=v1, kind="clean", note="dropped 6")
+    v2 = store.save_dataset(
+        cleaned, source="upload:img", dataset_id=store.version(v1).dataset_id, parent_id=v1, kind="clean", note="dropped 6"
+    )
     assert [v.id for v in store.versions()] == [v1, v2]
     assert store.version(v2).parent_id == v1 and store.version(v2).label.endswith("(clean: dropped 6)")
     assert len(store.load_dataset(v1)) == 12 and len(store.load_dataset(v2)) == 6  # the parent is intact
@@ -117,7 +121,7 @@ def test_migrations_upgrade_an_older_database_and_keep_its_data(home, monkeypatc
     s = Store(home)
     vid = s.save_dataset(_tab_ds(), source="upload:t")
     extra = "ALTER TABLE runs ADD COLUMN tags TEXT NOT NULL DEFAULT ''"
-    monkeypatch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS + [extra])
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, extra])
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     upgraded = Store(home)
     assert upgraded.schema_version == SCHEMA_VERSION + 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -167,8 +168,16 @@ def test_tabular_mlp(store):
 def test_text_linear_probe_on_cached_features(store, tmp_path, home):
     from core.data.splits import stratified_split
 
-    texts = ["great film, loved it", "terrible, a waste of time", "wonderful and moving", "awful acting, boring",
-             "brilliant work", "dull and bad", "superb cast", "horrible plot"] * 8
+    texts = [
+        "great film, loved it",
+        "terrible, a waste of time",
+        "wonderful and moving",
+        "awful acting, boring",
+        "brilliant work",
+        "dull and bad",
+        "superb cast",
+        "horrible plot",
+    ] * 8
     labels = np.arange(len(texts)) % 2 ^ 1  # 1 = positive
     split = stratified_split(labels, val=0.25, test=0.25, seed=0)
     ds = Dataset("reviews", "text", np.array(texts, dtype=object), labels, ["negative", "positive"], split)
@@ -197,7 +206,7 @@ def test_stop_before_start_and_bad_config_fail_cleanly(store):
 def test_lr_schedule_warms_up_then_decays_to_zero():
     f = [lr_factor(s, 100, 10) for s in range(100)]
     assert f[0] == pytest.approx(0.1) and f[9] == pytest.approx(1.0) and f[10] == pytest.approx(1.0)
-    assert all(a >= b for a, b in zip(f[10:], f[11:])) and f[99] < 0.01
+    assert all(a >= b for a, b in itertools.pairwise(f[10:])) and f[99] < 0.01
     assert lr_factor(100, 100, 10) == pytest.approx(0.0)
 
 
@@ -227,8 +236,17 @@ def test_temperature_fit_recovers_a_known_temperature():
 
 def _toy_data(y_model: np.ndarray, labels: np.ndarray, classes: list[int], absent: list[int]) -> RunData:
     n = len(labels)
-    return RunData(rows=np.arange(n), train=np.arange(0), val=np.arange(0), test=np.arange(n), y=y_model, labels=labels,
-                      classes=np.array(classes), absent=np.array(absent, dtype=np.int64), train_counts=np.array([50, 50]))
+    return RunData(
+        rows=np.arange(n),
+        train=np.arange(0),
+        val=np.arange(0),
+        test=np.arange(n),
+        y=y_model,
+        labels=labels,
+        classes=np.array(classes),
+        absent=np.array(absent, dtype=np.int64),
+        train_counts=np.array([50, 50]),
+    )
 
 
 def test_report_matches_core_metrics_on_raw_logits():
@@ -269,7 +287,6 @@ def test_length_sorted_prediction_comes_back_in_item_order(tmp_path):
 
 def test_metrics_per_slice_are_stored_and_match_the_predictions(tmp_path):
     """Each low-cardinality meta column is scored per value at every evaluation."""
-    import pandas as pd
     from sklearn.datasets import load_digits
 
     from core.data.splits import stratified_split

@@ -11,7 +11,7 @@ from core.data import demos
 from core.store import Store
 from tests.conftest import APP
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 
 def wait_for(predicate, timeout=120.0, poll=0.3):
@@ -59,7 +59,7 @@ def test_train_page_starts_a_run_and_runs_page_shows_it(home):
 
 def test_runs_page_updates_while_a_run_goes_and_stops_it(home):
     store = Store(home)
-    vid = demos.import_demo(store, "digits")
+    demos.import_demo(store, "digits")
     at = open_page("app_pages/train.py")
     at.number_input(key="tr_epochs").set_value(200)
     at.number_input(key="tr_eval").set_value(5)

@@ -21,7 +21,10 @@ def render() -> None:
             if st.session_state.get("sidebar_dataset") != current:
                 st.session_state["sidebar_dataset"] = current
             st.selectbox(
-                "Dataset", ids, format_func=labels.get, key="sidebar_dataset",
+                "Dataset",
+                ids,
+                format_func=labels.get,
+                key="sidebar_dataset",
                 on_change=lambda: common.set_current_version(st.session_state["sidebar_dataset"]),
                 help="Every import, cleaning or simulation is a version; nothing is edited in place.",
             )

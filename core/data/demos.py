@@ -1,14 +1,14 @@
 """The built-in demo datasets, built from the verified assets (see ``core.data.assets``).
 
-    python -m core.data.demos import   # put every available demo into the store (idempotent)
+python -m core.data.demos import   # put every available demo into the store (idempotent)
 """
 
 from __future__ import annotations
 
 import argparse
 import gzip
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -30,11 +30,14 @@ VADER_DOMAINS = {
 
 
 def load_fashion_mnist() -> LoadResult:
-    f = lambda name: assets.asset_path("fashion-mnist", f"fashion-mnist/{name}")  # noqa: E731
+    f = lambda name: assets.asset_path("fashion-mnist", f"fashion-mnist/{name}")
     return dataset_from_idx(
-        f("train-images-idx3-ubyte.gz"), f("train-labels-idx1-ubyte.gz"),
-        f("t10k-images-idx3-ubyte.gz"), f("t10k-labels-idx1-ubyte.gz"),
-        name="Fashion-MNIST", class_names=FASHION_CLASSES,
+        f("train-images-idx3-ubyte.gz"),
+        f("train-labels-idx1-ubyte.gz"),
+        f("t10k-images-idx3-ubyte.gz"),
+        f("t10k-labels-idx1-ubyte.gz"),
+        name="Fashion-MNIST",
+        class_names=FASHION_CLASSES,
     )
 
 
@@ -44,8 +47,12 @@ def load_mnist_5k() -> LoadResult:
         table = pd.read_csv(fh, header=None, dtype=np.uint8).to_numpy()
     images, labels = table[:, :-1].reshape(-1, 28, 28), table[:, -1].astype(np.int64)  # label is the last column
     ds = Dataset(
-        name="MNIST-5k", modality="image", items=np.ascontiguousarray(images), labels=labels,
-        class_names=[str(i) for i in range(10)], split=stratified_split(labels),
+        name="MNIST-5k",
+        modality="image",
+        items=np.ascontiguousarray(images),
+        labels=labels,
+        class_names=[str(i) for i in range(10)],
+        split=stratified_split(labels),
     )
     return LoadResult(ds)
 
@@ -58,8 +65,12 @@ def load_digits_8x8() -> LoadResult:
     images = np.round(bunch.images * (255 / 16)).astype(np.uint8)
     labels = bunch.target.astype(np.int64)
     ds = Dataset(
-        name="Digits 8×8", modality="image", items=images, labels=labels,
-        class_names=[str(i) for i in range(10)], split=stratified_split(labels),
+        name="Digits 8×8",
+        modality="image",
+        items=images,
+        labels=labels,
+        class_names=[str(i) for i in range(10)],
+        split=stratified_split(labels),
     )
     return LoadResult(ds)
 
@@ -74,10 +85,14 @@ def load_vader() -> LoadResult:
     frames = []
     for stem, domain in VADER_DOMAINS.items():
         texts = _read_vader_file(assets.asset_path("vader", f"vader/{stem}_GroundTruth.txt"), ["id", "gt_mean", "text"])
-        ratings = _read_vader_file(assets.asset_path("vader", f"vader/{stem}_anonDataRatings.txt"), ["id", "mean_rating", "rating_std", "ratings"])
+        ratings = _read_vader_file(
+            assets.asset_path("vader", f"vader/{stem}_anonDataRatings.txt"), ["id", "mean_rating", "rating_std", "ratings"]
+        )
         merged = texts.merge(ratings, on="id", how="inner", validate="one_to_one")
         if len(merged) != len(texts):
-            raise DataError(f"VADER {stem}: {len(texts) - len(merged)} texts have no ratings; the cached files are damaged — run `python -m core.data.assets fetch`.")
+            raise DataError(
+                f"VADER {stem}: {len(texts) - len(merged)} texts have no ratings; the cached files are damaged — run `python -m core.data.assets fetch`."
+            )
         merged.insert(0, "domain", domain)
         frames.append(merged)
     df = pd.concat(frames, ignore_index=True)
@@ -87,19 +102,26 @@ def load_vader() -> LoadResult:
     labels = np.where(mean < 0, 0, np.where(mean > 0, 2, 1)).astype(np.int64)
     label_sign = labels - 1
     agreement = np.array([np.mean(np.sign(s) == sign) for s, sign in zip(scores, label_sign)])
-    meta = pd.DataFrame({
-        "domain": df["domain"].astype("string"),
-        "mean_rating": mean,
-        "rating_std": df["rating_std"].astype(float).to_numpy(),
-        "n_raters": scores.map(len).astype(np.int16).to_numpy(),
-        "agreement": agreement.round(4),
-        "ratings": scores.map(lambda s: ",".join(map(str, s.tolist()))).astype("string"),
-    })
+    meta = pd.DataFrame(
+        {
+            "domain": df["domain"].astype("string"),
+            "mean_rating": mean,
+            "rating_std": df["rating_std"].astype(float).to_numpy(),
+            "n_raters": scores.map(len).astype(np.int16).to_numpy(),
+            "agreement": agreement.round(4),
+            "ratings": scores.map(lambda s: ",".join(map(str, s.tolist()))).astype("string"),
+        }
+    )
     # stratify by label × domain so every split has every domain in proportion
     strata = labels * 10 + pd.factorize(meta["domain"])[0]
     ds = Dataset(
-        name="VADER sentiment", modality="text", items=df["text"].to_numpy(dtype=object), labels=labels,
-        class_names=["negative", "neutral", "positive"], split=stratified_split(strata), meta=meta,
+        name="VADER sentiment",
+        modality="text",
+        items=df["text"].to_numpy(dtype=object),
+        labels=labels,
+        class_names=["negative", "neutral", "positive"],
+        split=stratified_split(strata),
+        meta=meta,
     )
     return LoadResult(ds)
 
@@ -111,7 +133,7 @@ def _read_vader_file(path, columns: list[str]) -> pd.DataFrame:
             parts = line.rstrip("\r\n").split("\t")
             if len(parts) >= len(columns):
                 # texts may themselves contain tabs: keep everything after the fixed fields
-                rows.append(parts[: len(columns) - 1] + ["\t".join(parts[len(columns) - 1:])])
+                rows.append([*parts[: len(columns) - 1], "\t".join(parts[len(columns) - 1 :])])
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -127,8 +149,20 @@ class Demo:
 DEMOS: dict[str, Demo] = {
     d.key: d
     for d in [
-        Demo("fashion-mnist", "Fashion-MNIST", "70,000 clothing images, 10 balanced classes — the canvas for simulating imbalance and noise.", "fashion-mnist", load_fashion_mnist),
-        Demo("vader", "VADER sentiment", "23.7k texts from tweets, reviews and editorials, each rated by 10–20+ people: real label disagreement.", "vader", load_vader),
+        Demo(
+            "fashion-mnist",
+            "Fashion-MNIST",
+            "70,000 clothing images, 10 balanced classes — the canvas for simulating imbalance and noise.",
+            "fashion-mnist",
+            load_fashion_mnist,
+        ),
+        Demo(
+            "vader",
+            "VADER sentiment",
+            "23.7k texts from tweets, reviews and editorials, each rated by 10–20+ people: real label disagreement.",
+            "vader",
+            load_vader,
+        ),
         Demo("mnist-5k", "MNIST-5k", "5,000 handwritten digits, 500 per class.", "mnist-5k", load_mnist_5k),
         Demo("digits", "Digits 8×8", "1,797 tiny 8×8 digits from scikit-learn: always available, loads instantly.", None, load_digits_8x8),
     ]
@@ -148,7 +182,9 @@ def import_demo(store: Store, key: str) -> int:
     if existing is not None:
         return store.versions(existing)[-1].id
     if not available(key):
-        raise DataError(f"{demo.title} is not on this machine: {assets.how_to_get(assets.ASSETS[demo.asset])}, then run `python -m core.data.assets fetch`.")
+        raise DataError(
+            f"{demo.title} is not on this machine: {assets.how_to_get(assets.ASSETS[str(demo.asset)])}, then run `python -m core.data.assets fetch`."
+        )
     result = demo.load()
     return store.save_dataset(result.dataset, source=source, note="demo", warnings=result.warnings)
 
@@ -163,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
             vid = import_demo(store, key)
             print(f"  ok       {demo.title} (version {vid})")
         else:
-            print(f"  SKIPPED  {demo.title}: not fetched ({assets.how_to_get(assets.ASSETS[demo.asset])})")
+            print(f"  SKIPPED  {demo.title}: not fetched ({assets.how_to_get(assets.ASSETS[str(demo.asset)])})")
     return 0
 
 

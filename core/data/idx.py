@@ -13,8 +13,7 @@ from core.data.dataset import Dataset, LoadResult
 from core.data.splits import stratified_split
 from core.errors import DataError
 
-
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
 def read_idx(source: str | Path | bytes | BinaryIO) -> np.ndarray:
@@ -45,8 +44,14 @@ def read_idx(source: str | Path | bytes | BinaryIO) -> np.ndarray:
 
 
 def dataset_from_idx(
-    train_images: Any, train_labels: Any, test_images: Any = None, test_labels: Any = None,
-    *, name: str, class_names: list[str] | None = None, seed: int = 0,
+    train_images: Any,
+    train_labels: Any,
+    test_images: Any = None,
+    test_labels: Any = None,
+    *,
+    name: str,
+    class_names: list[str] | None = None,
+    seed: int = 0,
 ) -> LoadResult:
     """Build an image Dataset from IDX files; val is carved (stratified, 1/12 of train) from train."""
     xs, ys, splits = [], [], []
@@ -55,9 +60,7 @@ def dataset_from_idx(
             continue
         x, y = read_idx(images), read_idx(labels)
         if x.ndim != 3 or y.ndim != 1 or len(x) != len(y):
-            raise DataError(
-                f"IDX images must be (n, height, width) and labels (n,) of the same n; got {x.shape} and {y.shape}."
-            )
+            raise DataError(f"IDX images must be (n, height, width) and labels (n,) of the same n; got {x.shape} and {y.shape}.")
         xs.append(x)
         ys.append(y.astype(np.int64))
         splits.append(np.full(len(y), code, np.int8))

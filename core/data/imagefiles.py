@@ -105,6 +105,9 @@ class ArchiveLimits:
     max_array_bytes: int = 4 * 1024**3
 
 
+DEFAULT_LIMITS = ArchiveLimits()
+
+
 @dataclass
 class ImageFolderResult:
     """Images read from class folders, aligned row by row.
@@ -140,10 +143,10 @@ class _Skip(Exception):
 
 @dataclass(frozen=True)
 class _Entry:
-    name: str               # shown to the user and returned in ``paths``
+    name: str  # shown to the user and returned in ``paths``
     parts: tuple[str, ...]  # normalised path components, file name last
-    ref: object             # what the reader needs: a ZipInfo or a Path
-    size: int               # declared (zip) or on-disk (folder) size in bytes
+    ref: zipfile.ZipInfo | Path  # what the reader needs
+    size: int  # declared (zip) or on-disk (folder) size in bytes
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ def read_image_zip(
     data: bytes | BinaryIO | str | Path,
     *,
     image_size: int | None = None,
-    limits: ArchiveLimits = ArchiveLimits(),
+    limits: ArchiveLimits = DEFAULT_LIMITS,
 ) -> ImageFolderResult:
     """Read a ZIP of class folders into arrays, without extracting anything to disk.
 
@@ -208,7 +211,7 @@ def read_image_folder(
     root: str | Path,
     *,
     image_size: int | None = None,
-    limits: ArchiveLimits = ArchiveLimits(),
+    limits: ArchiveLimits = DEFAULT_LIMITS,
 ) -> ImageFolderResult:
     """Read a folder of class folders into arrays; same layouts and result as ``read_image_zip``.
 
@@ -262,6 +265,7 @@ def _display_name(data: object) -> str:
 def _open_zip(data: bytes | BinaryIO | str | Path, label: str, limits: ArchiveLimits) -> Iterator[zipfile.ZipFile]:
     """Open the archive (never extracting), after counting its entries cheaply."""
     with ExitStack() as stack:
+        fp: BinaryIO
         if isinstance(data, (str, Path)):
             try:
                 fp = stack.enter_context(open(data, "rb"))
@@ -338,9 +342,7 @@ def _locate_central_directory(fp: BinaryIO) -> tuple[int, int, int] | None:
 
 def _too_many_entries(label: str, count: int | None, limit: int) -> DataError:
     holds = f"holds {count:,} entries" if count is not None else "holds more entries than that"
-    return DataError(
-        f"{_cap(label)} {holds}; the limit is {limit:,} files per archive. {_SPLIT_HINT}. {_BOMB_HINT}"
-    )
+    return DataError(f"{_cap(label)} {holds}; the limit is {limit:,} files per archive. {_SPLIT_HINT}. {_BOMB_HINT}")
 
 
 def _unsafe_reason(name: str) -> str | None:
@@ -406,10 +408,7 @@ def _zip_entries(infos: list[zipfile.ZipInfo]) -> tuple[list[_Entry], list[tuple
             reason = "encrypted (password-protected); zip the folder again without a password"
         if reason is None and info.compress_type not in READABLE_METHODS:
             method = METHOD_NAMES.get(info.compress_type, f"method {info.compress_type}")
-            reason = (
-                f"compressed with {method}, which Gapscope does not read; zip again with standard "
-                "(deflate) compression"
-            )
+            reason = f"compressed with {method}, which Gapscope does not read; zip again with standard (deflate) compression"
         if reason:
             skipped.append((info.filename, reason))
         else:
@@ -420,6 +419,7 @@ def _zip_entries(infos: list[zipfile.ZipInfo]) -> tuple[list[_Entry], list[tuple
 def _read_zip_member(zf: zipfile.ZipFile, entry: _Entry) -> bytes:
     """The member's bytes, reading at most its declared size + 1 so a lying header cannot bloat memory."""
     info = entry.ref
+    assert isinstance(info, zipfile.ZipInfo)
     try:
         with zf.open(info) as member:
             data = member.read(info.file_size + 1)
@@ -485,6 +485,7 @@ def _walk_folder(root: Path, label: str, limits: ArchiveLimits) -> tuple[list[_E
 def _read_file(entry: _Entry) -> bytes:
     """The file's bytes, reading at most its size at listing time + 1."""
     try:
+        assert isinstance(entry.ref, Path)
         with open(entry.ref, "rb") as f:
             data = f.read(entry.size + 1)
     except OSError as err:
@@ -499,10 +500,7 @@ def _read_file(entry: _Entry) -> bytes:
 
 def _is_junk(parts: tuple[str, ...]) -> bool:
     """Files that zip tools and file browsers add; ignored without a mention."""
-    return (
-        any(p.startswith(".") or p.lower() == "__macosx" for p in parts)
-        or parts[-1].lower() in JUNK_FILES
-    )
+    return any(p.startswith(".") or p.lower() == "__macosx" for p in parts) or parts[-1].lower() in JUNK_FILES
 
 
 def _extension_problem(filename: str) -> str | None:
@@ -540,7 +538,8 @@ def _assign_classes(
     depth = len(prefix)
     rels = [d[depth:] if d[:depth] == prefix else () for d in dirs]
     has_splits = any(len(r) >= 2 and r[0].lower() in SPLIT_FOLDERS for r in rels)
-    placed, skipped = [], []
+    placed: list[tuple[_Entry, str, str | None]] = []
+    skipped: list[tuple[str, str]] = []
     for entry, rel in zip(entries, rels):
         if not rel:
             skipped.append((entry.name, "not inside a class folder; put each image in a folder named after its class"))
@@ -570,9 +569,7 @@ def _probe(data: bytes, limits: ArchiveLimits) -> tuple[int, int, bool]:
     except Exception as err:  # Pillow raises many types on malformed input; each means "unusable"
         raise _Skip(_corrupt_reason(err)) from err
     if width * height > limits.max_image_pixels:
-        raise _Skip(
-            f"image too large: {width}×{height} pixels exceeds the {limits.max_image_pixels:,}-pixel limit"
-        )
+        raise _Skip(f"image too large: {width}×{height} pixels exceeds the {limits.max_image_pixels:,}-pixel limit")
     return width, height, mode in GRAY_MODES
 
 
@@ -621,7 +618,7 @@ def _target_size(probes: list[_Probe], image_size: int | None) -> tuple[int, int
     sizes = {(p.width, p.height) for p in probes}
     if len(sizes) == 1:
         return next(iter(sizes))
-    side = int(round(float(np.median([max(p.width, p.height) for p in probes]))))
+    side = round(float(np.median([max(p.width, p.height) for p in probes])))
     side = max(1, min(AUTO_SIZE_CAP, side))
     return side, side
 
@@ -762,11 +759,13 @@ def dataset_from_images(result: ImageFolderResult, *, name: str, seed: int = 0) 
             split = np.where(split == 0, stratified_split(labels, val=0.1, test=0.0, seed=seed, holdout_from=split == 0), split)
     else:
         split = stratified_split(labels, seed=seed)
-    meta = pd.DataFrame({
-        "file": list(result.paths),
-        "orig_width": np.asarray(result.orig_sizes)[:, 0],
-        "orig_height": np.asarray(result.orig_sizes)[:, 1],
-    })
+    meta = pd.DataFrame(
+        {
+            "file": list(result.paths),
+            "orig_width": np.asarray(result.orig_sizes)[:, 0],
+            "orig_height": np.asarray(result.orig_sizes)[:, 1],
+        }
+    )
     if result.skipped:
         warnings.append(f"{len(result.skipped):,} file(s) were skipped; they are listed below.")
     ds = Dataset(name=name, modality="image", items=result.images, labels=labels, class_names=class_names, split=split, meta=meta)

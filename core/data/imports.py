@@ -48,9 +48,7 @@ def kind_of(filename: str) -> str:
     )
 
 
-def load_upload(
-    filename: str, data: bytes, *, roles: TableRoles | None = None, image_size: int | None = None
-) -> LoadResult:
+def load_upload(filename: str, data: bytes, *, roles: TableRoles | None = None, image_size: int | None = None) -> LoadResult:
     """Parse and validate an upload into a Dataset without storing anything."""
     check_size(len(data), filename)
     name = Path(filename).stem or "upload"
@@ -65,9 +63,7 @@ def load_upload(
     return load_table(data, filename, roles, name=name)
 
 
-def import_upload(
-    store: Store, filename: str, data: bytes, *, roles: TableRoles | None = None, image_size: int | None = None
-) -> Imported:
+def import_upload(store: Store, filename: str, data: bytes, *, roles: TableRoles | None = None, image_size: int | None = None) -> Imported:
     """Parse, validate and store an upload as a new dataset; returns the new version id."""
     result = load_upload(filename, data, roles=roles, image_size=image_size)
     params = {"filename": filename, "bytes": len(data)}
@@ -76,7 +72,11 @@ def import_upload(
     if image_size is not None:
         params["image_size"] = image_size
     vid = store.save_dataset(
-        result.dataset, source=f"upload:{filename}", params=params, note="upload",
-        warnings=result.warnings, skipped=result.skipped,
+        result.dataset,
+        source=f"upload:{filename}",
+        params=params,
+        note="upload",
+        warnings=result.warnings,
+        skipped=result.skipped,
     )
     return Imported(vid, result)

@@ -7,6 +7,7 @@ against hand-computed values. Pure functions, no I/O.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -42,8 +43,8 @@ def group_thresholds(max_count: int) -> tuple[int, int]:
     head rather than all tail.
     """
     scale = min(1.0, max(max_count, 1) / REFERENCE_MAX)
-    tail = max(2, int(round(TAIL_BELOW * scale)))
-    head = max(tail, int(round(HEAD_ABOVE * scale)))
+    tail = max(2, round(TAIL_BELOW * scale))
+    head = max(tail, round(HEAD_ABOVE * scale))
     return head, tail
 
 
@@ -65,7 +66,7 @@ def balance(counts: np.ndarray, *, thresholds: tuple[int, int] | None = None) ->
         normalised_entropy=entropy / np.log(k) if k > 1 else 0.0,
         gini=gini,
         effective_classes=float(np.exp(entropy)),
-        effective_number=float(((1 - CUI_BETA ** counts) / (1 - CUI_BETA)).sum()),
+        effective_number=float(((1 - CUI_BETA**counts) / (1 - CUI_BETA)).sum()),
         missing=[int(c) for c in np.flatnonzero(counts == 0)],
         groups=groups,
         thresholds=(head, tail),
@@ -112,12 +113,14 @@ def duplicates(ds: Dataset, hashes: np.ndarray | None = None) -> Duplicates:
         empty = pd.DataFrame(columns=["items", "size", "splits", "labels", "leak", "conflict"])
         return Duplicates(empty, 0, {f"{a}–{b}": 0 for a, b in _PAIRS}, 0)
     g = dup.groupby("h", sort=False)
-    groups = pd.DataFrame({
-        "items": g["item"].agg(list),
-        "size": g.size(),
-        "splits": g["split"].agg(lambda s: sorted({SPLITS[i] for i in s})),
-        "labels": g["label"].agg(lambda s: sorted(set(int(v) for v in s))),
-    }).reset_index(drop=True)
+    groups = pd.DataFrame(
+        {
+            "items": g["item"].agg(list),
+            "size": g.size(),
+            "splits": g["split"].agg(lambda s: sorted({SPLITS[i] for i in s})),
+            "labels": g["label"].agg(lambda s: sorted(set(int(v) for v in s))),
+        }
+    ).reset_index(drop=True)
     groups["leak"] = groups["splits"].map(len) > 1
     groups["conflict"] = groups["labels"].map(len) > 1
     groups = groups.sort_values(["leak", "conflict", "size"], ascending=False, ignore_index=True)
@@ -161,16 +164,22 @@ def text_lengths(texts: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, np.ndarra
     empty = np.flatnonzero(words == 0)
 
     def stats(x: np.ndarray) -> dict:
-        return {"min": int(x.min()), "mean": float(x.mean()), "median": float(np.median(x)),
-                "p95": float(np.percentile(x, 95)), "max": int(x.max())}
+        return {
+            "min": int(x.min()),
+            "mean": float(x.mean()),
+            "median": float(np.median(x)),
+            "p95": float(np.percentile(x, 95)),
+            "max": int(x.max()),
+        }
 
     return pd.DataFrame([stats(chars), stats(words)], index=["characters", "words"]), empty, words
 
 
-def image_stats(ds: Dataset) -> dict:
+def image_stats(ds: Dataset) -> dict[str, Any]:
     x = ds.items
-    stats = {
-        "height": int(x.shape[1]), "width": int(x.shape[2]),
+    stats: dict[str, Any] = {
+        "height": int(x.shape[1]),
+        "width": int(x.shape[2]),
         "channels": 3 if x.ndim == 4 else 1,
         # a strided sample keeps this O(1000) items on 70k-image datasets
         "mean_intensity": float(np.asarray(x[:: max(1, len(x) // 1000)]).mean()),
@@ -204,7 +213,7 @@ def profile(ds: Dataset) -> Profile:
     train = balance(counts["train"].to_numpy())
     # one set of thresholds (from train) so overall groups read the same way
     overall = balance(counts["all"].to_numpy())
-    lengths, empty, words = (text_lengths(ds.items) if ds.modality == "text" else (None, np.array([], dtype=np.int64), None))
+    lengths, empty, words = text_lengths(ds.items) if ds.modality == "text" else (None, np.array([], dtype=np.int64), None)
     return Profile(
         n_items=len(ds),
         modality=ds.modality,

@@ -113,10 +113,7 @@ def guess_roles(df: pd.DataFrame) -> TableGuess:
     cols = list(df.columns)
     lower = {c.lower(): c for c in cols}
     n = len(df)
-    label_candidates = [
-        c for c in cols
-        if 2 <= df[c].nunique(dropna=True) <= min(MAX_CLASSES, max(2, n // 2)) and not _is_texty(df[c])
-    ]
+    label_candidates = [c for c in cols if 2 <= df[c].nunique(dropna=True) <= min(MAX_CLASSES, max(2, n // 2)) and not _is_texty(df[c])]
     text_candidates = [c for c in cols if _is_texty(df[c])]
     split = next((lower[s] for s in SPLIT_COLUMN_NAMES if s in lower), None)
     named_label = [lower[s] for s in LABEL_COLUMN_NAMES if s in lower]
@@ -141,7 +138,9 @@ def guess_roles(df: pd.DataFrame) -> TableGuess:
         text = texts[0]
     elif len(texts) > 1:
         return TableGuess(
-            None, label_candidates, texts,
+            None,
+            label_candidates,
+            texts,
             f"Several columns look like text ({', '.join(texts)}). Choose the one the model should read.",
         )
     else:
@@ -173,7 +172,9 @@ def dataset_from_table(df: pd.DataFrame, roles: TableRoles, *, name: str, seed: 
         if not (split == 0).any():
             raise DataError("The split column has no 'train' rows. Mark some rows as train, or choose no split column.")
         if not (split == 1).any():
-            split = np.where(split == 0, stratified_split(labels, val=0.1, test=0.0, seed=seed, holdout_from=split == 0), split).astype(np.int8)
+            split = np.where(split == 0, stratified_split(labels, val=0.1, test=0.0, seed=seed, holdout_from=split == 0), split).astype(
+                np.int8
+            )
             warnings.append("No 'val' rows were given; 10% of train (per class) was set aside as val.")
     else:
         split = stratified_split(labels, seed=seed)

@@ -65,9 +65,7 @@ def as_probs(probs: Any, n: int) -> np.ndarray:
     if not np.all(np.isfinite(P)) or (P.size and P.min() < 0):
         raise DataError("probs must be finite and non-negative; pass predicted probabilities, not logits.")
     if P.size and np.abs(P.sum(axis=1) - 1.0).max() > 1e-3:
-        raise DataError(
-            "Each row of probs must sum to 1; pass softmax/predict_proba outputs (e.g. from out_of_fold_probs)."
-        )
+        raise DataError("Each row of probs must sum to 1; pass softmax/predict_proba outputs (e.g. from out_of_fold_probs).")
     return P
 
 

@@ -97,8 +97,13 @@ def save_cleaned(store: Store, version_id: int, plan: CleaningPlan, *, dataset: 
     if len(np.unique(cleaned.labels)) < 2:
         raise ValueError("After this plan fewer than two classes would remain; drop fewer items.")
     return store.save_dataset(
-        cleaned, source=info.source, dataset_id=info.dataset_id, parent_id=version_id,
-        kind="clean", note=plan.summary(), params=plan.to_params(),
+        cleaned,
+        source=info.source,
+        dataset_id=info.dataset_id,
+        parent_id=version_id,
+        kind="clean",
+        note=plan.summary(),
+        params=plan.to_params(),
     )
 
 

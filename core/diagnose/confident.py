@@ -61,9 +61,7 @@ def _confident_assignment(P: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     return guess
 
 
-def confident_joint(
-    labels: Any, probs: Any, *, thresholds: Any = None, calibrate: bool = True
-) -> np.ndarray:
+def confident_joint(labels: Any, probs: Any, *, thresholds: Any = None, calibrate: bool = True) -> np.ndarray:
     """The confident joint ``C[i, j]``: items labelled i that confidently belong to class j.
 
     An item confidently belongs to j when ``p_j >= t_j``; when several classes pass their

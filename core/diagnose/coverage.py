@@ -59,9 +59,7 @@ def coverage(
     for s, nm in enumerate(SPLITS):
         df[nm] = table[s]
     df["total"] = table.sum(axis=0)
-    df["missing_in"] = [
-        tuple(SPLITS[s] for s in range(3) if present[s] and table[s, c] == 0) for c in range(K)
-    ]
+    df["missing_in"] = [tuple(SPLITS[s] for s in range(3) if present[s] and table[s, c] == 0) for c in range(K)]
     for s, nm in enumerate(SPLITS):
         df[f"below_min_{nm}"] = present[s] & (table[s] < min_count)
     df["unseen_in_train"] = (table[0] == 0) & (table[1:].sum(axis=0) > 0)

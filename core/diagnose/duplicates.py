@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,7 +56,7 @@ def near_duplicates(
     X: Any,
     *,
     threshold: float | None = 0.98,
-    hashes: Sequence[Any] | None = None,
+    hashes: Sequence[Any] | np.ndarray | None = None,
     split: Any = None,
 ) -> list[DuplicateCluster]:
     """Clusters of exact and near-duplicate items, flagged when they leak across splits.
@@ -136,7 +137,7 @@ def near_duplicates(
     cs = comp[order]
     bounds = np.flatnonzero(np.r_[True, cs[1:] != cs[:-1], True])
     clusters: list[DuplicateCluster] = []
-    for a, b in zip(bounds[:-1], bounds[1:]):
+    for a, b in itertools.pairwise(bounds):
         if b - a < 2:
             continue
         idx = np.sort(order[a:b])

@@ -44,17 +44,17 @@ def _top_k_columns(S: np.ndarray, k: int, block: int | None = None) -> np.ndarra
     block = _group_size(n, k) if block is None else block
     g = n // block
     if block < 2 or g < 4 * k:
-        return np.argpartition(S, n - k, axis=1)[:, n - k:]
+        return np.argpartition(S, n - k, axis=1)[:, n - k :]
     M = S[:, :g].copy()
     for b in range(1, block):
-        np.maximum(M, S[:, b * g:(b + 1) * g], out=M)
-    top = np.argpartition(M, g - k, axis=1)[:, g - k:]  # (r, k) group ids
+        np.maximum(M, S[:, b * g : (b + 1) * g], out=M)
+    top = np.argpartition(M, g - k, axis=1)[:, g - k :]  # (r, k) group ids
     cand = (top[:, :, None] + g * np.arange(block)).reshape(r, -1)
     if n > g * block:  # leftover columns are candidates for every row
         cand = np.concatenate([cand, np.broadcast_to(np.arange(g * block, n), (r, n - g * block))], axis=1)
     Sc = np.take_along_axis(S, cand, axis=1)
     m = Sc.shape[1]
-    return np.take_along_axis(cand, np.argpartition(Sc, m - k, axis=1)[:, m - k:], axis=1)
+    return np.take_along_axis(cand, np.argpartition(Sc, m - k, axis=1)[:, m - k :], axis=1)
 
 
 _TILE = 4096  # target rows/columns per tile of the symmetric kNN (64 MiB of float32 similarities)
@@ -113,7 +113,6 @@ def _knn_tiles(A: np.ndarray, k: int, workers: int) -> tuple[np.ndarray, np.ndar
     bounds = np.linspace(0, n, nt + 1).round().astype(np.int64)  # balanced: no tiny last tile
     cand_s = np.full((n, nt * k), -np.inf, np.float32)
     cand_i = np.zeros((n, nt * k), np.int64)
-    side = int(np.diff(bounds).max())
     local = threading.local()
 
     def buffer(size: int) -> np.ndarray:
@@ -128,11 +127,11 @@ def _knn_tiles(A: np.ndarray, k: int, workers: int) -> tuple[np.ndarray, np.ndar
         S = np.matmul(A[i0:i1], A[i0:i1].T, out=buffer(h * h).reshape(h, h))
         np.fill_diagonal(S, -np.inf)  # exclude self
         pos, vals = _tile_top_k(S, k, axis=1)
-        cand_i[i0:i1, a * k:(a + 1) * k] = pos + i0
-        cand_s[i0:i1, a * k:(a + 1) * k] = vals
+        cand_i[i0:i1, a * k : (a + 1) * k] = pos + i0
+        cand_s[i0:i1, a * k : (a + 1) * k] = vals
 
     _run_threads(diagonal, range(nt), workers)
-    tau = np.concatenate([cand_s[bounds[a]:bounds[a + 1], a * k:(a + 1) * k].min(axis=1) for a in range(nt)])
+    tau = np.concatenate([cand_s[bounds[a] : bounds[a + 1], a * k : (a + 1) * k].min(axis=1) for a in range(nt)])
 
     def keep_best(lines: np.ndarray, partner: np.ndarray, vals: np.ndarray, n_lines: int, line0: int, slot: int) -> None:
         """Write the (up to) k best (partner, value) of each line into its slot."""
@@ -144,8 +143,8 @@ def _knn_tiles(A: np.ndarray, k: int, workers: int) -> tuple[np.ndarray, np.ndar
         j = np.arange(k)
         valid = j[None, :] < counts[:, None]
         sel = order[np.where(valid, starts[:, None] + j, 0)]
-        cand_i[line0:line0 + n_lines, slot * k:(slot + 1) * k] = np.where(valid, partner[sel], 0)
-        cand_s[line0:line0 + n_lines, slot * k:(slot + 1) * k] = np.where(valid, vals[sel], -np.inf)
+        cand_i[line0 : line0 + n_lines, slot * k : (slot + 1) * k] = np.where(valid, partner[sel], 0)
+        cand_s[line0 : line0 + n_lines, slot * k : (slot + 1) * k] = np.where(valid, vals[sel], -np.inf)
 
     def off_diagonal(pair: tuple[int, int]) -> None:
         a, b = pair
@@ -171,7 +170,7 @@ def _knn_tiles(A: np.ndarray, k: int, workers: int) -> tuple[np.ndarray, np.ndar
         keep_best(np.concatenate(cols_l), np.concatenate(cols_p), np.concatenate(cols_v), m, j0, a)
 
     _run_threads(off_diagonal, [(a, b) for a in range(nt) for b in range(a + 1, nt)], workers)
-    sel = np.argpartition(cand_s, nt * k - k, axis=1)[:, nt * k - k:]
+    sel = np.argpartition(cand_s, nt * k - k, axis=1)[:, nt * k - k :]
     return np.take_along_axis(cand_i, sel, axis=1), np.take_along_axis(cand_s, sel, axis=1)
 
 

@@ -254,6 +254,7 @@ def find_label_issues(
     if method == "auto":
         rule = "blend_prune_by_noise_rate" if have_knn else "prune_by_noise_rate"
     if rule == "blend_prune_by_noise_rate":
+        assert votes is not None  # have_knn: guarded above
         B = w * P + (1.0 - w) * votes
         mask_, est = flag_issues(y, B, "prune_by_noise_rate", min_examples_per_class)
     else:

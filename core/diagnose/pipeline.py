@@ -73,9 +73,7 @@ class Diagnosis:
 def cache_path(ds: Dataset, cfg: DiagnoseConfig) -> Path:
     # the embedding key covers the items and the backbone; tabular features have none (they are
     # recomputed in milliseconds), so the items' content hashes stand in for it
-    content = (
-        content_hashes(ds).tobytes() if ds.modality == "tabular" else embeddings.cache_key(ds, backbone=cfg.backbone).encode()
-    )
+    content = content_hashes(ds).tobytes() if ds.modality == "tabular" else embeddings.cache_key(ds, backbone=cfg.backbone).encode()
     key = hashlib.sha256(
         json.dumps({"v": DIAGNOSIS_VERSION, "cfg": cfg.__dict__, "labels": ds.labels.tolist(), "split": ds.split.tolist()}).encode()
         + content
@@ -141,9 +139,7 @@ def diagnose(ds: Dataset, cfg: DiagnoseConfig = DiagnoseConfig(), *, progress: P
     map2d = Z[:, :2].astype(np.float32) if Z.shape[1] >= 2 else pca_2d(X)  # PCA components come sorted
     seconds["coverage_map"] = time.perf_counter() - t
 
-    result = Diagnosis(
-        probs.astype(np.float32), issues, dups, outlier_score.astype(np.float32), out_idx, cov, map2d, seconds, cfg.backbone
-    )
+    result = Diagnosis(probs.astype(np.float32), issues, dups, outlier_score.astype(np.float32), out_idx, cov, map2d, seconds, cfg.backbone)
     if path is not None:
         _save(path, result)
     report("done", 1.0)
@@ -155,11 +151,18 @@ def duplicate_table(dups: list[DuplicateCluster], ds: Dataset) -> pd.DataFrame:
     rows = []
     for i, c in enumerate(dups):
         labels = sorted({ds.class_names[j] for j in ds.labels[c.indices]})
-        rows.append({
-            "cluster": i, "size": len(c), "kind": c.kind, "splits": ", ".join(c.splits),
-            "labels": ", ".join(labels), "leak": c.cross_split, "conflict": len(labels) > 1,
-            "items": [int(j) for j in c.indices],
-        })
+        rows.append(
+            {
+                "cluster": i,
+                "size": len(c),
+                "kind": c.kind,
+                "splits": ", ".join(c.splits),
+                "labels": ", ".join(labels),
+                "leak": c.cross_split,
+                "conflict": len(labels) > 1,
+                "items": [int(j) for j in c.indices],
+            }
+        )
     table = pd.DataFrame(rows, columns=["cluster", "size", "kind", "splits", "labels", "leak", "conflict", "items"])
     return table.sort_values(["leak", "conflict", "size"], ascending=False, ignore_index=True)
 
@@ -173,21 +176,37 @@ def _save(path: Path, d: Diagnosis) -> None:
     dup_idx = np.concatenate([c.indices for c in d.duplicates]) if d.duplicates else np.zeros(0, np.int64)
     dup_len = np.array([len(c) for c in d.duplicates], np.int64)
     meta = {
-        "method": iss.method, "knn_weight": iss.knn_weight, "seconds": d.seconds, "backbone": d.backbone,
-        "dup_kind": [c.kind for c in d.duplicates], "dup_splits": [list(c.splits) for c in d.duplicates],
+        "method": iss.method,
+        "knn_weight": iss.knn_weight,
+        "seconds": d.seconds,
+        "backbone": d.backbone,
+        "dup_kind": [c.kind for c in d.duplicates],
+        "dup_splits": [list(c.splits) for c in d.duplicates],
         "dup_cross": [bool(c.cross_split) for c in d.duplicates],
     }
     arrays = dict(
-        probs=d.probs, is_issue=iss.is_issue, score=iss.score, suggested=iss.suggested, rank=iss.rank,
-        noise_matrix=iss.noise_matrix, noise_rate_per_class=iss.noise_rate_per_class, thresholds=iss.thresholds,
-        confident_joint=iss.confident_joint, joint=iss.joint, outlier_score=d.outlier_score, outliers=d.outliers,
-        map2d=d.map2d, dup_idx=dup_idx, dup_len=dup_len, meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
+        probs=d.probs,
+        is_issue=iss.is_issue,
+        score=iss.score,
+        suggested=iss.suggested,
+        rank=iss.rank,
+        noise_matrix=iss.noise_matrix,
+        noise_rate_per_class=iss.noise_rate_per_class,
+        thresholds=iss.thresholds,
+        confident_joint=iss.confident_joint,
+        joint=iss.joint,
+        outlier_score=d.outlier_score,
+        outliers=d.outliers,
+        map2d=d.map2d,
+        dup_idx=dup_idx,
+        dup_len=dup_len,
+        meta=np.frombuffer(json.dumps(meta).encode(), np.uint8),
     )
     if iss.self_confidence is not None:
         arrays["self_confidence"] = iss.self_confidence
     if iss.knn_agreement is not None:
         arrays["knn_agreement"] = iss.knn_agreement
-    atomic_write(path, lambda fh: np.savez(fh, **arrays))
+    atomic_write(path, lambda fh: np.savez(fh, **arrays))  # type: ignore[arg-type]  # numpy's stub: **kwds typed as the allow_pickle flag
 
 
 def _load(path: Path, ds: Dataset, cfg: DiagnoseConfig) -> Diagnosis:
@@ -195,14 +214,23 @@ def _load(path: Path, ds: Dataset, cfg: DiagnoseConfig) -> Diagnosis:
         a = {k: z[k] for k in z.files}
     meta = json.loads(a.pop("meta").tobytes().decode())
     issues = LabelIssues(
-        is_issue=a["is_issue"], score=a["score"], suggested=a["suggested"], rank=a["rank"],
-        noise_matrix=a["noise_matrix"], noise_rate_per_class=a["noise_rate_per_class"], thresholds=a["thresholds"],
-        confident_joint=a["confident_joint"], joint=a["joint"], method=meta["method"], knn_weight=meta["knn_weight"],
-        self_confidence=a.get("self_confidence"), knn_agreement=a.get("knn_agreement"),
+        is_issue=a["is_issue"],
+        score=a["score"],
+        suggested=a["suggested"],
+        rank=a["rank"],
+        noise_matrix=a["noise_matrix"],
+        noise_rate_per_class=a["noise_rate_per_class"],
+        thresholds=a["thresholds"],
+        confident_joint=a["confident_joint"],
+        joint=a["joint"],
+        method=meta["method"],
+        knn_weight=meta["knn_weight"],
+        self_confidence=a.get("self_confidence"),
+        knn_agreement=a.get("knn_agreement"),
     )
     bounds = np.r_[0, np.cumsum(a["dup_len"])]
     dups = [
-        DuplicateCluster(a["dup_idx"][bounds[i]:bounds[i + 1]], kind, tuple(splits), cross)
+        DuplicateCluster(a["dup_idx"][bounds[i] : bounds[i + 1]], kind, tuple(splits), cross)
         for i, (kind, splits, cross) in enumerate(zip(meta["dup_kind"], meta["dup_splits"], meta["dup_cross"]))
     ]
     cov = coverage(ds.labels, ds.split, ds.n_classes, min_count=cfg.min_count, class_names=ds.class_names)
@@ -234,9 +262,16 @@ def label_issues_from_run(ds: Dataset, run_id: int, cfg: DiagnoseConfig = Diagno
     suggested = ds.labels.copy()
     suggested[rows] = local.suggested
     full = LabelIssues(
-        is_issue=is_issue, score=score, suggested=suggested, rank=rows[local.rank],
-        noise_matrix=local.noise_matrix, noise_rate_per_class=local.noise_rate_per_class, thresholds=local.thresholds,
-        confident_joint=local.confident_joint, joint=local.joint, method=f"{local.method} on run #{run_id}'s held-out test split",
+        is_issue=is_issue,
+        score=score,
+        suggested=suggested,
+        rank=rows[local.rank],
+        noise_matrix=local.noise_matrix,
+        noise_rate_per_class=local.noise_rate_per_class,
+        thresholds=local.thresholds,
+        confident_joint=local.confident_joint,
+        joint=local.joint,
+        method=f"{local.method} on run #{run_id}'s held-out test split",
         knn_weight=local.knn_weight,
     )
     return full, len(rows)

@@ -254,7 +254,7 @@ def estimate_seconds(
         chars = pd.Series(ds.items).astype(str).str.len().to_numpy()
         tokens = float(np.minimum(chars / CHARS_PER_TOKEN + 2, MAX_LENGTH).sum())
         return MODEL_LOAD_S["text"] + tokens / (CPU_TEXT_TOKENS_PER_S * speed)
-    size = _image_size(ds, image_size)
+    size = _image_size(ds, image_size) or DEFAULT_IMAGE_SIZE
     # a little steeper than the pixel count: the measured table goes 0.30 / 1.28 / 3.2 / 7.2 s per 1k
     per_s = CPU_IMAGES_PER_S_AT_64 * speed * (64.0 / size) ** IMAGE_COST_EXPONENT
     return MODEL_LOAD_S["image"] + n / per_s

@@ -48,15 +48,38 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
 from core.errors import DataError
 
 __all__ = [
-    "UNKNOWN_LABEL", "DEFAULT_TAU", "DEFAULT_N_BINS", "NLL_CLIP", "SUM_TOLERANCE", "GROUPS",
-    "SUMMARY_KEYS", "ReliabilityBins",
-    "hallucination_rate", "forced_known_rate", "auroc", "energy_score", "unknown_detection_auroc",
-    "ece", "reliability_bins", "classwise_ece", "group_of_classes", "ece_by_group",
-    "brier", "nll", "risk_coverage", "aurc", "excess_aurc",
-    "accuracy", "confusion", "per_class", "summary", "metrics_by_slice",
+    "DEFAULT_N_BINS",
+    "DEFAULT_TAU",
+    "GROUPS",
+    "NLL_CLIP",
+    "SUMMARY_KEYS",
+    "SUM_TOLERANCE",
+    "UNKNOWN_LABEL",
+    "ReliabilityBins",
+    "accuracy",
+    "aurc",
+    "auroc",
+    "brier",
+    "classwise_ece",
+    "confusion",
+    "ece",
+    "ece_by_group",
+    "energy_score",
+    "excess_aurc",
+    "forced_known_rate",
+    "group_of_classes",
+    "hallucination_rate",
+    "metrics_by_slice",
+    "nll",
+    "per_class",
+    "reliability_bins",
+    "risk_coverage",
+    "summary",
+    "unknown_detection_auroc",
 ]
 
 UNKNOWN_LABEL = -1
@@ -68,11 +91,25 @@ GROUPS = ("head", "medium", "tail")
 
 #: Keys of ``summary``'s dict, in order. Every key is always present (``nan`` where undefined).
 SUMMARY_KEYS = (
-    "n_known", "n_unknown",
-    "accuracy", "macro_f1", "balanced_accuracy", "worst_class_recall",
-    "hallucination_rate", "forced_known_rate", "unknown_auroc_msp", "unknown_auroc_energy",
-    "ece", "classwise_ece", "ece_head", "ece_medium", "ece_tail",
-    "brier", "nll", "aurc", "excess_aurc",
+    "n_known",
+    "n_unknown",
+    "accuracy",
+    "macro_f1",
+    "balanced_accuracy",
+    "worst_class_recall",
+    "hallucination_rate",
+    "forced_known_rate",
+    "unknown_auroc_msp",
+    "unknown_auroc_energy",
+    "ece",
+    "classwise_ece",
+    "ece_head",
+    "ece_medium",
+    "ece_tail",
+    "brier",
+    "nll",
+    "aurc",
+    "excess_aurc",
 )
 
 _NAN = float("nan")
@@ -81,6 +118,7 @@ _NAN = float("nan")
 # --------------------------------------------------------------------------------------------
 # Validation
 # --------------------------------------------------------------------------------------------
+
 
 def _as_probs(probs: Any, *, name: str = "probs") -> np.ndarray:
     try:
@@ -91,10 +129,7 @@ def _as_probs(probs: Any, *, name: str = "probs") -> np.ndarray:
             f"as numbers ({exc}). Pass the softmax output as a 2-D float array."
         ) from None
     if p.ndim != 2:
-        raise DataError(
-            f"{name} must be 2-D with shape (n_items, n_classes); got shape {p.shape}. "
-            "For a single item use probs[None, :]."
-        )
+        raise DataError(f"{name} must be 2-D with shape (n_items, n_classes); got shape {p.shape}. For a single item use probs[None, :].")
     if p.shape[1] < 1:
         raise DataError(f"{name} has no class columns (shape {p.shape}); pass one column per training class.")
     if p.size == 0:
@@ -103,8 +138,7 @@ def _as_probs(probs: Any, *, name: str = "probs") -> np.ndarray:
     if not finite.all():
         row = int(np.flatnonzero(~finite.all(axis=1))[0])
         raise DataError(
-            f"{name} contains NaN or inf (first at row {row}). Remove those rows or fix the "
-            "model output before computing metrics."
+            f"{name} contains NaN or inf (first at row {row}). Remove those rows or fix the model output before computing metrics."
         )
     lo, hi = float(p.min()), float(p.max())
     if lo < -SUM_TOLERANCE or hi > 1.0 + SUM_TOLERANCE:
@@ -130,29 +164,25 @@ def _as_int_vector(values: Any, n: int, *, name: str) -> np.ndarray:
         raise DataError(f"{name} must be 1-D with one entry per item; got shape {a.shape}.")
     if a.shape[0] != n:
         raise DataError(
-            f"{name} has {a.shape[0]} entries but probs has {n} rows; pass one {name[:-1] or name} "
-            "per row of probs, in the same order."
+            f"{name} has {a.shape[0]} entries but probs has {n} rows; pass one {name[:-1] or name} per row of probs, in the same order."
         )
     if a.dtype == bool or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
         raise DataError(
             f"{name} must hold integer class indices; got dtype {a.dtype}. Encode classes as "
             "0..K-1 (and -1 for classes absent from training)."
         )
-    if np.issubdtype(a.dtype, np.floating):
-        if a.size and (not np.isfinite(a).all() or (a != np.round(a)).any()):
-            raise DataError(
-                f"{name} must hold whole-number class indices; found non-integer or NaN values. "
-                "Encode classes as 0..K-1 and mark unknown classes with -1."
-            )
+    if np.issubdtype(a.dtype, np.floating) and a.size and (not np.isfinite(a).all() or (a != np.round(a)).any()):
+        raise DataError(
+            f"{name} must hold whole-number class indices; found non-integer or NaN values. "
+            "Encode classes as 0..K-1 and mark unknown classes with -1."
+        )
     return a.astype(np.int64, copy=False)
 
 
 def _as_mask(mask: Any, n: int, *, name: str = "unknown_mask") -> np.ndarray:
     m = np.asarray(mask)
     if m.ndim != 1 or m.shape[0] != n:
-        raise DataError(
-            f"{name} must be a 1-D boolean array with one entry per row of probs ({n}); got shape {m.shape}."
-        )
+        raise DataError(f"{name} must be a 1-D boolean array with one entry per row of probs ({n}); got shape {m.shape}.")
     if m.dtype != bool:
         raise DataError(
             f"{name} must be boolean (True = input from a class absent from training); got dtype "
@@ -228,9 +258,7 @@ def _pred_from(probs_or_pred: Any, n_classes: int, *, name: str = "probs_or_pred
     if a.ndim == 2:
         p = _as_probs(a, name=name)
         if p.shape[1] != n_classes:
-            raise DataError(
-                f"{name} has {p.shape[1]} columns but n_classes={n_classes}; pass one column per class."
-            )
+            raise DataError(f"{name} has {p.shape[1]} columns but n_classes={n_classes}; pass one column per class.")
         return p.argmax(axis=1)
     pred = _as_int_vector(a, a.shape[0] if a.ndim == 1 else -1, name="predictions")
     if pred.size and (pred.min() < 0 or pred.max() >= n_classes):
@@ -250,6 +278,7 @@ def _check_n_classes(n_classes: Any) -> int:
 # --------------------------------------------------------------------------------------------
 # Core computations on validated arrays
 # --------------------------------------------------------------------------------------------
+
 
 def _bin_index(x: np.ndarray, n_bins: int) -> np.ndarray:
     """Bin of each value in [0, 1]: ``b`` with ``b < x * n_bins <= b + 1``, clipped to [0, n_bins - 1].
@@ -393,6 +422,7 @@ def _conf_pred(p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # Hallucination / unknown classes
 # --------------------------------------------------------------------------------------------
 
+
 def hallucination_rate(probs, labels, *, tau: float = DEFAULT_TAU, unknown_mask=None) -> float:
     """Share of known-class inputs answered wrongly with confidence >= ``tau``.
 
@@ -481,8 +511,7 @@ def energy_score(logits, *, temperature: float = 1.0) -> np.ndarray:
     return _energy(z, t)
 
 
-def unknown_detection_auroc(probs, unknown_mask, *, method: str = "msp", logits=None,
-                            temperature: float = 1.0) -> float:
+def unknown_detection_auroc(probs, unknown_mask, *, method: str = "msp", logits=None, temperature: float = 1.0) -> float:
     """AUROC of separating unknown-class inputs (positives) from known ones.
 
     Parameters
@@ -518,6 +547,7 @@ def unknown_detection_auroc(probs, unknown_mask, *, method: str = "msp", logits=
 # --------------------------------------------------------------------------------------------
 # Calibration
 # --------------------------------------------------------------------------------------------
+
 
 def ece(probs, labels, *, n_bins: int = DEFAULT_N_BINS, unknown_mask=None) -> float:
     """Expected calibration error of the top-label confidence over known-class rows.
@@ -574,8 +604,7 @@ class ReliabilityBins:
 
     def to_dict(self) -> dict[str, np.ndarray]:
         """Columns as a dict (e.g. for ``pandas.DataFrame``)."""
-        return {"lower": self.lower, "upper": self.upper, "count": self.count,
-                "mean_conf": self.mean_conf, "accuracy": self.accuracy}
+        return {"lower": self.lower, "upper": self.upper, "count": self.count, "mean_conf": self.mean_conf, "accuracy": self.accuracy}
 
 
 def reliability_bins(probs, labels, *, n_bins: int = DEFAULT_N_BINS, unknown_mask=None) -> ReliabilityBins:
@@ -652,8 +681,7 @@ def group_of_classes(train_counts, *, head: int = 100, tail: int = 20) -> np.nda
     c = np.asarray(train_counts)
     if c.ndim != 1:
         raise DataError(f"train_counts must be 1-D (one count per class); got shape {c.shape}.")
-    if c.size and (not np.issubdtype(c.dtype, np.number) or c.dtype == bool
-                   or not np.isfinite(c).all() or (c < 0).any()):
+    if c.size and (not np.issubdtype(c.dtype, np.number) or c.dtype == bool or not np.isfinite(c).all() or (c < 0).any()):
         raise DataError("train_counts must be non-negative numbers of training items per class.")
     if tail > head:
         raise DataError(f"tail ({tail}) must not exceed head ({head}); e.g. head=100, tail=20.")
@@ -667,8 +695,7 @@ def _groups_array(groups_per_class: Any, k: int) -> np.ndarray:
     g = np.asarray(groups_per_class)
     if g.ndim != 1 or g.shape[0] != k:
         raise DataError(
-            f"groups_per_class must have one entry per class ({k}); got shape {g.shape}. "
-            "Build it with group_of_classes(train_counts)."
+            f"groups_per_class must have one entry per class ({k}); got shape {g.shape}. Build it with group_of_classes(train_counts)."
         )
     return g.astype(str)
 
@@ -677,8 +704,9 @@ def _group_names(g: np.ndarray) -> list[str]:
     return list(GROUPS) + sorted(set(g.tolist()) - set(GROUPS))
 
 
-def _ece_by_group_from(conf_bin: np.ndarray, conf: np.ndarray, hit: np.ndarray, y: np.ndarray,
-                       g: np.ndarray, n_bins: int) -> dict[str, float]:
+def _ece_by_group_from(
+    conf_bin: np.ndarray, conf: np.ndarray, hit: np.ndarray, y: np.ndarray, g: np.ndarray, n_bins: int
+) -> dict[str, float]:
     names = _group_names(g)
     code = {name: i for i, name in enumerate(names)}
     item_group = np.array([code[v] for v in g.tolist()], dtype=np.intp)[y]
@@ -730,6 +758,7 @@ def nll(probs, labels, *, unknown_mask=None) -> float:
 # Selective prediction
 # --------------------------------------------------------------------------------------------
 
+
 def risk_coverage(probs, labels, *, unknown_mask=None) -> tuple[np.ndarray, np.ndarray]:
     """Risk-coverage curve of the known rows, accepting the most confident first.
 
@@ -770,6 +799,7 @@ def excess_aurc(probs, labels, *, unknown_mask=None) -> float:
 # --------------------------------------------------------------------------------------------
 # Classification
 # --------------------------------------------------------------------------------------------
+
 
 def accuracy(probs, labels, *, unknown_mask=None) -> float:
     """Share of known rows whose argmax equals the label; ``nan`` with no known rows."""
@@ -831,8 +861,17 @@ def per_class(probs_or_pred, labels, n_classes: int, *, unknown_mask=None) -> di
 # Summary
 # --------------------------------------------------------------------------------------------
 
-def _summary_validated(p: np.ndarray, y: np.ndarray, unknown: np.ndarray, logits: np.ndarray | None,
-                       groups: np.ndarray | None, tau: float, n_bins: int, temperature: float) -> dict[str, float]:
+
+def _summary_validated(
+    p: np.ndarray,
+    y: np.ndarray,
+    unknown: np.ndarray,
+    logits: np.ndarray | None,
+    groups: np.ndarray | None,
+    tau: float,
+    n_bins: int,
+    temperature: float,
+) -> dict[str, float]:
     out = dict.fromkeys(SUMMARY_KEYS, _NAN)
     k = p.shape[1]
     conf_all, pred_all = _conf_pred(p)
@@ -891,18 +930,25 @@ def _prepare(probs, labels, *, tau, unknown_mask, logits, train_counts, groups, 
     elif train_counts is not None:
         tc = np.asarray(train_counts)
         if tc.ndim != 1 or tc.shape[0] != p.shape[1]:
-            raise DataError(
-                f"train_counts must have one count per class ({p.shape[1]}, the columns of probs); "
-                f"got shape {tc.shape}."
-            )
+            raise DataError(f"train_counts must have one count per class ({p.shape[1]}, the columns of probs); got shape {tc.shape}.")
         g = group_of_classes(tc, head=head, tail=tail)
-    return p, y, unknown, z, g, dict(tau=_check_tau(tau), n_bins=_check_n_bins(n_bins),
-                                     temperature=_check_temperature(temperature))
+    return p, y, unknown, z, g, dict(tau=_check_tau(tau), n_bins=_check_n_bins(n_bins), temperature=_check_temperature(temperature))
 
 
-def summary(probs, labels, *, tau: float = DEFAULT_TAU, unknown_mask=None, logits=None,
-            train_counts=None, groups=None, head: int = 100, tail: int = 20,
-            n_bins: int = DEFAULT_N_BINS, temperature: float = 1.0) -> dict[str, float]:
+def summary(
+    probs,
+    labels,
+    *,
+    tau: float = DEFAULT_TAU,
+    unknown_mask=None,
+    logits=None,
+    train_counts=None,
+    groups=None,
+    head: int = 100,
+    tail: int = 20,
+    n_bins: int = DEFAULT_N_BINS,
+    temperature: float = 1.0,
+) -> dict[str, float]:
     """Every scalar metric in one flat dict with the stable keys ``SUMMARY_KEYS``.
 
     Parameters
@@ -940,8 +986,18 @@ def summary(probs, labels, *, tau: float = DEFAULT_TAU, unknown_mask=None, logit
         ``aurc``, ``excess_aurc``; ``nan`` where undefined.
     """
     p, y, unknown, z, g, opts = _prepare(
-        probs, labels, tau=tau, unknown_mask=unknown_mask, logits=logits, train_counts=train_counts,
-        groups=groups, head=head, tail=tail, n_bins=n_bins, temperature=temperature)
+        probs,
+        labels,
+        tau=tau,
+        unknown_mask=unknown_mask,
+        logits=logits,
+        train_counts=train_counts,
+        groups=groups,
+        head=head,
+        tail=tail,
+        n_bins=n_bins,
+        temperature=temperature,
+    )
     return _summary_validated(p, y, unknown, z, g, **opts)
 
 
@@ -971,8 +1027,17 @@ def metrics_by_slice(probs, labels, slices, *, min_items: int = 1, **kw) -> dict
     unexpected = sorted(set(kw) - allowed)
     if unexpected:
         raise DataError(f"metrics_by_slice got unknown option(s) {unexpected}; allowed: {sorted(allowed)}.")
-    opts_in = dict(tau=DEFAULT_TAU, unknown_mask=None, logits=None, train_counts=None, groups=None,
-                   head=100, tail=20, n_bins=DEFAULT_N_BINS, temperature=1.0)
+    opts_in = dict(
+        tau=DEFAULT_TAU,
+        unknown_mask=None,
+        logits=None,
+        train_counts=None,
+        groups=None,
+        head=100,
+        tail=20,
+        n_bins=DEFAULT_N_BINS,
+        temperature=1.0,
+    )
     opts_in.update(kw)
     p, y, unknown, z, g, opts = _prepare(probs, labels, **opts_in)
     n = p.shape[0]

@@ -26,10 +26,15 @@ class SmallCNN(nn.Module):
             c, px = 32, (px + 1) // 2
         self.features = nn.Sequential(
             *stem,
-            block(c, 32), block(32, 32), nn.MaxPool2d(2, ceil_mode=True),
-            block(32, 64), block(64, 64), nn.MaxPool2d(2, ceil_mode=True),
+            block(c, 32),
+            block(32, 32),
+            nn.MaxPool2d(2, ceil_mode=True),
+            block(32, 64),
+            block(64, 64),
+            nn.MaxPool2d(2, ceil_mode=True),
             block(64, 128),
-            nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
         )
         self.head = nn.Sequential(nn.Dropout(0.2), nn.Linear(128, n_classes))
 

@@ -141,7 +141,7 @@ def build_efficientnet_lite0(cfg: RunConfig, *, n_classes: int, item_shape: tupl
 def strip_head(built: Built) -> int:
     """Replace a built image net's classification head by the identity, so that in eval mode it
     returns the globally pooled features; return their width."""
-    net = built.net
+    net: Any = built.net  # torchvision / efficientnet modules, told apart by arch
     if built.arch == "mobilenet_v2":
         d = int(net.last_channel)
         net.classifier = nn.Identity()  # (dropout + linear): the pooled 1280-d vector remains

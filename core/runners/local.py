@@ -31,6 +31,7 @@ deleted by any of this.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -84,9 +85,17 @@ class LocalRunner:
         Log lines copied into ``message`` when a worker dies.
     """
 
-    def __init__(self, store: Store | None = None, *, max_parallel: int | None = None, grace_s: float = 10.0,
-                 stale_after_s: float = 60.0, start_timeout_s: float = 60.0, log_lines: int = 20,
-                 python: str | None = None) -> None:
+    def __init__(
+        self,
+        store: Store | None = None,
+        *,
+        max_parallel: int | None = None,
+        grace_s: float = 10.0,
+        stale_after_s: float = 60.0,
+        start_timeout_s: float = 60.0,
+        log_lines: int = 20,
+        python: str | None = None,
+    ) -> None:
         self.store = store if store is not None else Store()
         self.n_gpus = _gpu_count() if max_parallel is None else None
         self.max_parallel = max_parallel if max_parallel is not None else max(1, self.n_gpus or 0)
@@ -137,7 +146,7 @@ class LocalRunner:
         started. Cheap (a few small queries): call it often."""
         with self._lock:
             self._reap()
-            started = []
+            started: list[int] = []
             while True:
                 row = self.store.claim_next_run(self.max_parallel)
                 if row is None:
@@ -202,16 +211,23 @@ class LocalRunner:
                 fh.write(f"--- run {run_id}: {self.python} -m core.train {run_id} ({time.strftime('%Y-%m-%d %H:%M:%S')})\n".encode())
                 fh.flush()
                 proc = subprocess.Popen(
-                    [self.python, "-m", "core.train", str(run_id)], cwd=REPO_ROOT, env=env,
-                    stdin=subprocess.DEVNULL, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True,
+                    [self.python, "-m", "core.train", str(run_id)],
+                    cwd=REPO_ROOT,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
                 )
         except OSError as err:
-            self.store.set_run_status(run_id, RunStatus.FAILED, only_if=WORKING, finished_at=time.time(),
-                                      message=f"could not start the worker: {err}")
+            self.store.set_run_status(
+                run_id, RunStatus.FAILED, only_if=WORKING, finished_at=time.time(), message=f"could not start the worker: {err}"
+            )
             return
         self._procs[run_id] = proc
-        self.store.set_run_status(run_id, None, only_if=WORKING, pid=proc.pid, pid_started=process_start_time(proc.pid),
-                                  heartbeat_at=time.time(), gpu=gpu)
+        self.store.set_run_status(
+            run_id, None, only_if=WORKING, pid=proc.pid, pid_started=process_start_time(proc.pid), heartbeat_at=time.time(), gpu=gpu
+        )
 
     def _pick_gpu(self, row: dict[str, Any]) -> int | None:
         if not self.n_gpus:
@@ -233,17 +249,18 @@ class LocalRunner:
                 self.store.set_run_status(run_id, None, exit_code=proc.returncode)
         for row in live_rows:
             run_id, pid = int(row["id"]), row["pid"]
-            proc = self._procs.get(run_id)
-            if proc is not None:
-                rc = proc.poll()
+            running = self._procs.get(run_id)
+            alive: bool | None
+            if running is not None:
+                rc = running.poll()
                 alive = rc is None
             else:
                 rc = None
                 alive = same_process(pid, row["pid_started"]) if pid else None
             if alive is None:  # claimed, no pid recorded yet
-                if now - (row["started_at"] or now) > self.start_timeout_s:
-                    if self._end(row, RunStatus.FAILED, f"the worker never started (no pid after {self.start_timeout_s:.0f} s)"):
-                        marked.append(run_id)
+                never = f"the worker never started (no pid after {self.start_timeout_s:.0f} s)"
+                if now - (row["started_at"] or now) > self.start_timeout_s and self._end(row, RunStatus.FAILED, never):
+                    marked.append(run_id)
                 continue
             if not alive:
                 self._procs.pop(run_id, None)
@@ -255,11 +272,9 @@ class LocalRunner:
             beat = row["heartbeat_at"]
             if beat is not None and now - beat > self.stale_after_s:
                 self._signal(row, signal.SIGKILL)
-                if proc is not None:
-                    try:
-                        proc.wait(timeout=5)
-                    except subprocess.TimeoutExpired:  # pragma: no cover
-                        pass
+                if running is not None:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        running.wait(timeout=5)
                     self._procs.pop(run_id, None)
                 if self._end(row, RunStatus.FAILED, f"no heartbeat for {now - beat:.0f} s: the worker hung and was killed"):
                     marked.append(run_id)
@@ -284,8 +299,9 @@ class LocalRunner:
         run_id = int(row["id"])
         tail = self.logs(run_id, self.log_lines)
         message = why + (f". Last log lines:\n{tail}" if tail else "")
-        return self.store.set_run_status(run_id, status, only_if=WORKING, message=message[-4000:], finished_at=time.time(),
-                                         exit_code=exit_code)
+        return self.store.set_run_status(
+            run_id, status, only_if=WORKING, message=message[-4000:], finished_at=time.time(), exit_code=exit_code
+        )
 
     def _escalate(self, row: dict[str, Any], now: float) -> None:
         asked = row.get("stop_requested_at") or now

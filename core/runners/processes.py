@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-
 _BOOT_TIME: float | None = None
 
 
@@ -33,7 +32,7 @@ def process_start_time(pid: int | None) -> float | None:
     except OSError:
         raw = None
     if raw is not None:
-        fields = raw[raw.rindex(")") + 2:].split()  # the command name may hold spaces and parentheses
+        fields = raw[raw.rindex(")") + 2 :].split()  # the command name may hold spaces and parentheses
         if fields[0] in ("Z", "X"):
             return None
         return round(_boot_time() + int(fields[19]) / os.sysconf("SC_CLK_TCK"), 2)

@@ -26,10 +26,11 @@ import shutil
 import sqlite3
 import time
 import uuid
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -39,8 +40,7 @@ from core.data.dataset import Dataset
 from core.jsonable import finite_or_none, to_jsonable
 from core.store.payload import read_payload, write_payload
 from core.store.schema import migrate
-from core.store.status import ACTIVE, WORKING, RunStatus
-
+from core.store.status import WORKING, RunStatus
 
 
 @dataclass(frozen=True)
@@ -151,15 +151,24 @@ class Store:
                     "INSERT INTO dataset_versions (dataset_id, parent_id, kind, note, params, n_items, class_names,"
                     " folder, warnings, skipped, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
-                        dataset_id, parent_id, kind, note, json.dumps(to_jsonable(params or {})), len(dataset),
-                        json.dumps(list(map(str, dataset.class_names))), folder,
-                        json.dumps(list(warnings)), json.dumps([list(s) for s in skipped]), now,
+                        dataset_id,
+                        parent_id,
+                        kind,
+                        note,
+                        json.dumps(to_jsonable(params or {})),
+                        len(dataset),
+                        json.dumps(list(map(str, dataset.class_names))),
+                        folder,
+                        json.dumps(list(warnings)),
+                        json.dumps([list(s) for s in skipped]),
+                        now,
                     ),
                 ).lastrowid
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(self.home / folder, ignore_errors=True)
             raise
+        assert vid is not None  # an INSERT always has a row id
         return int(vid)
 
     def versions(self, dataset_id: int | None = None, *, include_archived: bool = False) -> list[VersionInfo]:
@@ -207,13 +216,16 @@ class Store:
     def create_run(self, version_id: int, config: dict[str, Any], *, name: str = "") -> int:
         self.version(version_id)  # KeyError if missing
         with self._tx() as con:
-            return int(con.execute(
+            run_id = con.execute(
                 "INSERT INTO runs (version_id, name, config, created_at) VALUES (?, ?, ?, ?)",
                 (version_id, name, json.dumps(to_jsonable(config)), time.time()),
-            ).lastrowid)
+            ).lastrowid
+        assert run_id is not None  # an INSERT always has a row id
+        return int(run_id)
 
-    _RUN_FIELDS = {"status", "progress", "message", "pid", "pid_started", "heartbeat_at",
-                   "stop_requested", "started_at", "finished_at", "name"}
+    _RUN_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"status", "progress", "message", "pid", "pid_started", "heartbeat_at", "stop_requested", "started_at", "finished_at", "name"}
+    )
 
     def update_run(self, run_id: int, **fields: Any) -> None:
         bad = set(fields) - self._RUN_FIELDS
@@ -227,7 +239,7 @@ class Store:
 
     def runs(self, *, status: Iterable[RunStatus] | None = None) -> list[dict[str, Any]]:
         """Run rows, newest first (``status`` a ``RunStatus``, ``config`` a dict)."""
-        sql, args = "SELECT * FROM runs", ()
+        sql, args = "SELECT * FROM runs", tuple[str, ...]()
         if status is not None:
             args = tuple(RunStatus(s).value for s in status)
             sql += f" WHERE status IN ({', '.join('?' * len(args))})"
@@ -248,7 +260,7 @@ class Store:
         return {r["status"]: int(r["n"]) for r in rows}
 
     # ------------------------------------------------------------------ metrics & predictions
-    def add_metrics(self, run_id: int, step: int, split: str, values: dict[str, float], *, epoch: float | None = None) -> None:
+    def add_metrics(self, run_id: int, step: int, split: str, values: Mapping[str, float | None], *, epoch: float | None = None) -> None:
         now = time.time()
         with self._tx() as con:
             con.executemany(
@@ -259,17 +271,19 @@ class Store:
     def metrics(self, run_id: int, *, since_step: int = -1) -> pd.DataFrame:
         with self._connect() as con:
             return pd.read_sql_query(
-                "SELECT step, epoch, split, name, value, created_at FROM metrics WHERE run_id = ? AND step > ? "
-                "ORDER BY step, split, name",
-                con, params=(run_id, since_step),
+                "SELECT step, epoch, split, name, value, created_at FROM metrics WHERE run_id = ? AND step > ? ORDER BY step, split, name",
+                con,
+                params=(run_id, since_step),
             )
 
     def add_predictions(
         self, run_id: int, step: int, split: str, items: np.ndarray, labels: np.ndarray, pred: np.ndarray, conf: np.ndarray
     ) -> None:
         rows = zip(
-            np.asarray(items, np.int64).tolist(), np.asarray(labels, np.int64).tolist(),
-            np.asarray(pred, np.int64).tolist(), np.asarray(conf, np.float64).tolist(),
+            np.asarray(items, np.int64).tolist(),
+            np.asarray(labels, np.int64).tolist(),
+            np.asarray(pred, np.int64).tolist(),
+            np.asarray(conf, np.float64).tolist(),
         )
         with self._tx() as con:
             con.executemany(
@@ -280,25 +294,22 @@ class Store:
     def predictions(self, run_id: int, *, split: str = "test", step: int | None = None) -> pd.DataFrame:
         with self._connect() as con:
             if step is None:
-                row = con.execute(
-                    "SELECT MAX(step) FROM predictions WHERE run_id = ? AND split = ?", (run_id, split)
-                ).fetchone()
+                row = con.execute("SELECT MAX(step) FROM predictions WHERE run_id = ? AND split = ?", (run_id, split)).fetchone()
                 step = row[0]
             if step is None:
                 return pd.DataFrame(columns=["item", "label", "pred", "conf"])
             return pd.read_sql_query(
                 "SELECT item, label, pred, conf FROM predictions WHERE run_id = ? AND split = ? AND step = ? ORDER BY item",
-                con, params=(run_id, split, step),
+                con,
+                params=(run_id, split, step),
             )
 
     # ------------------------------------------------------------------ run lifecycle (core.runners, core.train)
     # See core.store.status: only the move out of an ACTIVE status is ever made, so a worker's own
     # final word is never overwritten by a runner that noticed its exit a moment later.
-    _LIFECYCLE_FIELDS = _RUN_FIELDS | {"stop_requested_at", "exit_code", "gpu"}
+    _LIFECYCLE_FIELDS: ClassVar[frozenset[str]] = _RUN_FIELDS | {"stop_requested_at", "exit_code", "gpu"}
 
-    def set_run_status(
-        self, run_id: int, status: RunStatus | None, *, only_if: Iterable[RunStatus] | None = None, **fields: Any
-    ) -> bool:
+    def set_run_status(self, run_id: int, status: RunStatus | None, *, only_if: Iterable[RunStatus] | None = None, **fields: Any) -> bool:
         """Set ``status`` (None: keep it) and ``fields`` if the current status is in ``only_if``;
         return whether the row changed. One transaction: a compare-and-set."""
         bad = set(fields) - self._LIFECYCLE_FIELDS
@@ -391,9 +402,20 @@ def _run_row(r: sqlite3.Row) -> dict[str, Any]:
 
 def _version_info(r: sqlite3.Row) -> VersionInfo:
     return VersionInfo(
-        id=int(r["id"]), dataset_id=int(r["dataset_id"]), dataset_name=r["dataset_name"], modality=r["modality"],
-        source=r["source"], parent_id=r["parent_id"], kind=r["kind"], note=r["note"], params=json.loads(r["params"]),
-        n_items=int(r["n_items"]), class_names=json.loads(r["class_names"]), folder=r["folder"],
-        warnings=json.loads(r["warnings"]), skipped=[tuple(s) for s in json.loads(r["skipped"])],
-        created_at=float(r["created_at"]), archived=bool(r["archived"]),
+        id=int(r["id"]),
+        dataset_id=int(r["dataset_id"]),
+        dataset_name=r["dataset_name"],
+        modality=r["modality"],
+        source=r["source"],
+        parent_id=r["parent_id"],
+        kind=r["kind"],
+        note=r["note"],
+        params=json.loads(r["params"]),
+        n_items=int(r["n_items"]),
+        class_names=json.loads(r["class_names"]),
+        folder=r["folder"],
+        warnings=json.loads(r["warnings"]),
+        skipped=[tuple(s) for s in json.loads(r["skipped"])],
+        created_at=float(r["created_at"]),
+        archived=bool(r["archived"]),
     )

@@ -9,7 +9,6 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-
 MIGRATIONS: list[str] = [
     # 0 → 1: the foundation
     """
@@ -90,9 +89,11 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 
 def split_sql(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip() and not all(
-        line.strip().startswith("--") or not line.strip() for line in s.strip().splitlines()
-    )]
+    return [
+        s.strip()
+        for s in script.split(";")
+        if s.strip() and not all(line.strip().startswith("--") or not line.strip() for line in s.strip().splitlines())
+    ]
 
 
 def migrate(con: sqlite3.Connection, db_path: Path) -> None:

@@ -76,7 +76,9 @@ class Checkpointer(Callback):
         self.sink, self.built, self.meta = sink, built, meta
 
     def save(self, which: str, state: State, metric: float) -> None:
-        save_checkpoint(self.sink.files.checkpoint_path(which), self.built.net, step=state.step, epoch=state.epoch, metric=metric, **self.meta)
+        save_checkpoint(
+            self.sink.files.checkpoint_path(which), self.built.net, step=state.step, epoch=state.epoch, metric=metric, **self.meta
+        )
 
     def on_evaluate(self, state: State, control: Control, result: EvalResult) -> None:
         if result.is_best:
@@ -120,7 +122,7 @@ class MetricWriter(Callback):
         parts = {}
         for split, rep in result.reports.items():
             name = scaled_split(split) if scaled else split
-            values = dict(rep.summary)
+            values: dict[str, float | None] = dict(rep.summary)
             for metric in PER_CLASS:
                 values.update({per_class_key(metric, c): v for c, v in zip(data.classes.tolist(), rep.per_class[metric].tolist())})
             if rep.temperature is not None:

@@ -142,7 +142,9 @@ class RunConfig:
                     "Pick a built-in model, or give the path of a local transformers folder or a .pth file."
                 )
             if p.is_dir() and not (p / "config.json").exists():
-                raise ValueError(f"{p} has no config.json, so it is not a transformers model folder. Point model at the folder that holds config.json.")
+                raise ValueError(
+                    f"{p} has no config.json, so it is not a transformers model folder. Point model at the folder that holds config.json."
+                )
             if p.is_file() and p.suffix.lower() not in (".pth", ".pt"):
                 raise ValueError(f"{p} is a file but not a .pth/.pt state dict. Give a .pth file, or a transformers folder.")
         if self.finetune not in FINETUNE:
@@ -162,7 +164,9 @@ class RunConfig:
         need_float("warmup_ratio", 0.0, 1.0)
         need_float("tau", 0.0, 1.0)
         need_int("seed", 0)
-        if not isinstance(self.device, str) or not (self.device in DEVICES or (self.device.startswith("cuda:") and self.device[5:].isdigit())):
+        if not isinstance(self.device, str) or not (
+            self.device in DEVICES or (self.device.startswith("cuda:") and self.device[5:].isdigit())
+        ):
             raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps; got {self.device!r}.")
         need_int("eval_every_steps", 0)
         need_int("log_every_steps", 1)

@@ -48,7 +48,9 @@ def report(logits: np.ndarray, idx: np.ndarray, data: RunData, *, tau: float, te
 
 
 @torch.inference_mode()
-def predict_logits(built: Built, inputs: Inputs, idx: np.ndarray, *, n_classes: int, batch_size: int, autocast: Callable[[], Any]) -> np.ndarray:
+def predict_logits(
+    built: Built, inputs: Inputs, idx: np.ndarray, *, n_classes: int, batch_size: int, autocast: Callable[[], Any]
+) -> np.ndarray:
     """Logits (len(idx), K) float32 for local positions ``idx``; text is batched by length."""
     built.net.eval()
     lengths = inputs.lengths
@@ -109,7 +111,9 @@ def temperature_scaled(best: BestEval, data: RunData, *, tau: float) -> EvalResu
     """The best evaluation re-scored with T fitted on its val logits: an ``EvalResult`` at the best
     step whose reports carry ``temperature`` (written as the ``val_ts`` / ``test_ts`` splits)."""
     t = fit_temperature(best.logits["val"], data.y[data.val])
-    reports = {split: report(best.logits[split], idx, data, tau=tau, temperature=t) for split, idx in (("val", data.val), ("test", data.test))}
+    reports = {
+        split: report(best.logits[split], idx, data, tau=tau, temperature=t) for split, idx in (("val", data.val), ("test", data.test))
+    }
     for rep in reports.values():
         rep.temperature = t
     return EvalResult(best.step, best.epoch, best.metric_name, best.metric, False, reports, {})

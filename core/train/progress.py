@@ -51,5 +51,5 @@ def fmt_seconds(s: float) -> str:
     """'45s', '3m05s', '1h02m'; '?' when unknown."""
     if not math.isfinite(s):
         return "?"
-    s = int(round(s))
+    s = round(s)
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"

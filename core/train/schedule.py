@@ -28,6 +28,6 @@ def make_optimizer(
     ]
     cuda = device.type == "cuda"
     opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, fused=True if cuda else None, foreach=None if cuda else True)
-    warmup = int(round(warmup_ratio * total_steps))
+    warmup = round(warmup_ratio * total_steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total_steps, warmup))
     return opt, sched, params

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from typing import Protocol
 
 import numpy as np
@@ -42,7 +43,7 @@ class RunSink(Protocol):
         """Update the run's message (and progress, 0..1) while it is active."""
         ...
 
-    def add_metrics(self, step: int, split: str, values: dict[str, float], *, epoch: float | None = None) -> None: ...
+    def add_metrics(self, step: int, split: str, values: Mapping[str, float | None], *, epoch: float | None = None) -> None: ...
 
     def add_predictions(self, step: int, split: str, items: np.ndarray, labels: np.ndarray, pred: np.ndarray, conf: np.ndarray) -> None: ...
 
@@ -81,7 +82,7 @@ class StoreSink:
             fields["progress"] = progress
         self.store.set_run_status(self.run_id, None, only_if=ACTIVE, **fields)
 
-    def add_metrics(self, step: int, split: str, values: dict[str, float], *, epoch: float | None = None) -> None:
+    def add_metrics(self, step: int, split: str, values: Mapping[str, float | None], *, epoch: float | None = None) -> None:
         self.store.add_metrics(self.run_id, step, split, values, epoch=epoch)
 
     def add_predictions(self, step: int, split: str, items: np.ndarray, labels: np.ndarray, pred: np.ndarray, conf: np.ndarray) -> None:

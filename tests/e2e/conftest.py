@@ -17,11 +17,15 @@ from tests.conftest import ROOT
 
 CHROMIUM = "/usr/bin/chromium"
 LAUNCH_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic", "--no-first-run",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
 ]
-
-pytestmark = pytest.mark.e2e
 
 
 def _free_port() -> int:
@@ -34,11 +38,27 @@ def _free_port() -> int:
 def server(home):
     """Start the app on a free loopback port with this test's GAPSCOPE_HOME; stop it afterwards."""
     port = _free_port()
-    log = open(home.parent / "streamlit.log", "wb")
+    log = open(home.parent / "streamlit.log", "wb")  # noqa: SIM115 - held while the server runs, closed after it
     proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env={**os.environ, "GAPSCOPE_HOME": str(home)}, stdout=log, stderr=subprocess.STDOUT,
+        [
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(ROOT / "app.py"),
+            "--server.address",
+            "127.0.0.1",
+            "--server.port",
+            str(port),
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "GAPSCOPE_HOME": str(home)},
+        stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"

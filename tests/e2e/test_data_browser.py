@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(240)]
 
 CSV = "text,label\n" + "".join(f"a browser test sentence number {i},{'yes' if i % 4 else 'no'}\n" for i in range(40))
 

@@ -8,7 +8,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(300)]
 
 # points of the "Training loss" chart (Streamlit wraps titles in <b>; during a redraw the old and
 # the new chart may both be in the page, so take the larger; points are counted as drawn markers)
