@@ -97,7 +97,7 @@ def _run(args: argparse.Namespace) -> int:
         )
         print(f"MiniLM   sorted vs given order: max |difference| {np.abs(np.asarray(X2) - X).max():.2e}")
     else:
-        print("MiniLM   skipped: VADER or MiniLM not fetched (python -m core.assets fetch)")
+        print("MiniLM   skipped: VADER or MiniLM not fetched (python -m core.data.assets fetch)")
 
     if assets.is_ready("fashion-mnist") and assets.is_ready("mobilenet-v2"):
         fashion = demos.load_fashion_mnist().dataset
@@ -119,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
         features.is_cached(fashion)
         print(f"content hash + cache lookup for all {len(fashion):,} Fashion-MNIST images: {(time.perf_counter() - t) * 1e3:.0f} ms")
     else:
-        print("MobileNetV2 skipped: Fashion-MNIST or MobileNetV2 weights not fetched (python -m core.assets fetch)")
+        print("MobileNetV2 skipped: Fashion-MNIST or MobileNetV2 weights not fetched (python -m core.data.assets fetch)")
     if hasattr(os, "getloadavg"):
         print(f"load average {os.getloadavg()[0]:.1f} at the end (on a busy machine, trust 'by CPU time' over texts/s)")
     return 0

@@ -1,4 +1,4 @@
-"""Label-noise detection: Gapscope (core.noise) against cleanlab, side by side.
+"""Label-noise detection: Gapscope (core.diagnose) against cleanlab, side by side.
 
     .venv/bin/python benchmarks/bench_noise.py                # full run (all four tasks)
     .venv/bin/python benchmarks/bench_noise.py --embed-only   # only warm the embedding cache
@@ -6,7 +6,7 @@
 Issue "Diagnose": precision, recall, F1 and wall time of label-noise detection on
 
 - Fashion-MNIST, 10k items (seeded stratified subset of the 60k non-test images) and 60k items
-  (train + val), each with 20% symmetric and 30% pair-flip noise (``core.noise.make_noise_matrix``
+  (train + val), each with 20% symmetric and 30% pair-flip noise (``core.diagnose.synthetic.make_noise_matrix``
   + ``inject_noise``, seeded);
 - VADER, each text labelled by one randomly chosen rater, scored against the sign of the mean of
   all raters (rule below);
@@ -17,7 +17,7 @@ at least cleanlab's on every task, and detection time at most cleanlab's.
 
 Timing definitions
 ------------------
-- embedding: ``core.features.embed`` (MobileNetV2 at 64 px for Fashion-MNIST, MiniLM for
+- embedding: ``core.embed.embeddings.embed`` (MobileNetV2 at 64 px for Fashion-MNIST, MiniLM for
   VADER), measured once per dataset on a cold cache and reported apart. The whole dataset is
   embedded (70k Fashion images, 23.7k VADER texts, the same cache files the app uses) and the
   tasks take rows of it. The cold time is kept in ``GAPSCOPE_HOME/cache/bench_noise.json`` so
@@ -26,7 +26,7 @@ Timing definitions
   ``LogisticRegression(solver="lbfgs")``, CleanLearning's default classifier, on the full
   embeddings, fitted per fold by ``cleanlab.count.estimate_cv_predicted_probabilities`` with its
   ``StratifiedKFold``) + ``cleanlab.filter.find_label_issues(labels, pred_probs)`` (defaults).
-- Gapscope detection: ``core.noise.detect_label_issues(X, labels)`` — its own out-of-fold
+- Gapscope detection: ``core.diagnose.label_issues.detect_label_issues(X, labels)`` — its own out-of-fold
   probabilities, the kNN graph and confident learning, from embeddings to flags.
 
 Each detection is repeated (``--repeats`` / ``--repeats-60k``, default 3), the two methods

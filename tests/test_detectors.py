@@ -1,4 +1,4 @@
-"""Tests for core.noise: label noise (confident learning + kNN), duplicates, outliers, coverage.
+"""Tests for the detectors in core.diagnose: label noise (confident learning + kNN), duplicates, outliers, coverage.
 
 Noise-recovery floors were set a little below the values measured with the seeds used here
 (digits, PCA-30 of standardised pixels, 5-fold logistic probe, ``inject_noise`` seed 0):

@@ -1,4 +1,4 @@
-"""Tests for core.imagefiles: layouts, decoding, and every safety check (each asserts its message).
+"""Tests for core.data.imagefiles: layouts, decoding, and every safety check (each asserts its message).
 
 Every fixture is built here from scratch with Pillow and zipfile; nothing touches the network.
 """

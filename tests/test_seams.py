@@ -24,15 +24,7 @@ from core.train.prepare import prepare
 from core.train.worker import plan, run_with_sink
 from tests.conftest import needs_asset
 
-pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("one_torch_thread")]
 
 
 @pytest.fixture(scope="module")

@@ -25,17 +25,7 @@ from core.train.worker import train_run
 from tests.conftest import needs_asset
 from tests.test_models import tiny_bert_dir
 
-pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models run fastest on one thread, and a shared 2-core machine makes spinning OpenMP
-    # threads crawl; restore the setting for the rest of the session.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("one_torch_thread")]
 
 
 def _digits(store, *, drop_from_train: int | None = None) -> int:
