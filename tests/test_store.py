@@ -81,11 +81,11 @@ def test_failed_save_leaves_no_row_and_no_folder(store, home):
 
 
 def test_demo_sources_are_unique(store):
-    store.save_dataset(_tab_ds(), source="demo:tab")
+    vid = store.save_dataset(_tab_ds(), source="demo:tab")
     with pytest.raises(sqlite3.IntegrityError):
         store.save_dataset(_tab_ds(), source="demo:tab")
     assert len(store.versions()) == 1
-    assert store.find_dataset("demo:tab") is not None and store.find_dataset("demo:nope") is None
+    assert store.find_dataset("demo:tab") == store.version(vid).dataset_id and store.find_dataset("demo:nope") is None
 
 
 def test_runs_metrics_and_predictions(store):
