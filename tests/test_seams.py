@@ -102,6 +102,10 @@ class RecordingCriterion:
     def __init__(self, class_counts: np.ndarray) -> None:
         self.class_counts = class_counts
         self.targets: list[torch.Tensor] = []
+        self.epochs: list[int] = []
+
+    def begin_epoch(self, epoch, epochs):
+        self.epochs.append(epoch)
 
     def __call__(self, logits, target):
         self.targets.append(target.detach().clone())

@@ -4,15 +4,28 @@
   the model's normalisation: uint8 (B, C, H, W) images, float (B, d) vectors, or token tensors.
   Targets are class indices (B,) and may come back as class probabilities (B, K).
 - ``TextAugmenter``: (texts of the epoch's draw, their labels, rng) → new texts, tokenised by the
-  loop afterwards. Only evaluation never sees augmentation.
+  loop afterwards. Evaluation never sees augmentation.
+
+Images use ``torchvision.transforms.v2`` on the device the batch is on. Per-item operations draw
+their own random parameters for every item (a v2 transform called on a whole batch would draw
+once for all of it); MixUp and CutMix then work on the whole batch and make soft targets. With
+``classes`` set, only those classes' items are changed (MixUp/CutMix still mix the whole batch).
+Randomness comes from torch's generator, which the run seeds, so a run is reproducible.
+
+The text operations are the "easy data augmentation" ones (Wei & Zou 2019) that need no
+dictionary: swap, delete, insert (a word of the same text) and character noise; ``rate`` is the
+share of words touched.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import numpy as np
 import torch
+
+from core.mitigate.config import BATCH_AUGMENTATIONS, Augmentation
 
 
 class Augmenter(Protocol):
@@ -30,8 +43,152 @@ class NoAugment:
         return x, y
 
 
-def make_augmenters(names: list[str], modality: str) -> tuple[Augmenter, TextAugmenter | None]:
-    """(batch augmenter, text augmenter or None) for the augmentations ``names`` (in order)."""
-    if names:
-        raise ValueError(f"no augmentations named {names}")
-    return NoAugment(), None
+# ---------------------------------------------------------------------- images
+
+
+def image_transform(name: str, strength: float, size: tuple[int, int], channels: int) -> Any:
+    """The torchvision v2 transform of one per-item augmentation, for uint8 (C, H, W) images."""
+    from torchvision.transforms import v2
+
+    s = float(strength)
+    half = 0.5  # every per-item operation is applied to about half of the items
+    if name == "flip":
+        return v2.RandomHorizontalFlip(p=half)
+    if name == "rotate":
+        return v2.RandomApply([v2.RandomRotation(30.0 * s)], p=half)
+    if name == "resized_crop":
+        return v2.RandomApply([v2.RandomResizedCrop(size, scale=(1.0 - 0.6 * s, 1.0), antialias=True)], p=half)
+    if name == "translate":
+        return v2.RandomApply([v2.RandomAffine(degrees=0.0, translate=(0.2 * s, 0.2 * s))], p=half)
+    if name == "color_jitter":
+        rgb = channels == 3
+        jitter = v2.ColorJitter(brightness=0.5 * s, contrast=0.5 * s, saturation=0.5 * s if rgb else None, hue=0.1 * s if rgb else None)
+        return v2.RandomApply([jitter], p=half)
+    if name == "blur":
+        return v2.RandomApply([v2.GaussianBlur(3, sigma=(0.1, max(0.1, 2.0 * s)))], p=half)
+    if name == "noise":
+        noisy = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.GaussianNoise(sigma=0.1 * s), v2.ToDtype(torch.uint8, scale=True)])
+        return v2.RandomApply([noisy], p=half)
+    if name == "randaugment":
+        return v2.RandAugment(num_ops=2, magnitude=round(30 * s), num_magnitude_bins=31)
+    if name == "trivialaugment":
+        return v2.TrivialAugmentWide()
+    if name == "erasing":
+        return v2.RandomErasing(p=half, scale=(0.02, max(0.02, 0.33 * s)), value=0)
+    raise ValueError(f"no image augmentation named {name!r}")
+
+
+class ImageAugmenter:
+    """Per-item torchvision v2 operations on uint8 images, then MixUp / CutMix on the batch."""
+
+    def __init__(self, names: Sequence[str], *, strength: float, size: tuple[int, int], channels: int, n_classes: int,
+                 classes: Sequence[int] = ()) -> None:  # fmt: skip
+        from torchvision.transforms import v2
+
+        per_item = [n for n in names if n not in BATCH_AUGMENTATIONS]
+        self.per_item = v2.Compose([image_transform(n, strength, size, channels) for n in per_item]) if per_item else None
+        alpha = max(float(strength), 1e-3)
+        batch = [v2.MixUp(alpha=alpha, num_classes=n_classes) if n == "mixup" else v2.CutMix(alpha=alpha, num_classes=n_classes)
+                 for n in names if n in BATCH_AUGMENTATIONS]  # fmt: skip
+        self.batch = v2.RandomChoice(batch) if len(batch) > 1 else (batch[0] if batch else None)
+        self.classes = torch.as_tensor(list(classes), dtype=torch.int64)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.per_item is not None:
+            chosen = torch.arange(len(x)) if not len(self.classes) else torch.nonzero(torch.isin(y.cpu(), self.classes)).ravel()
+            if len(chosen):
+                x = x.clone()
+                for i in chosen.tolist():
+                    x[i] = self.per_item(x[i])
+        if self.batch is not None and len(x) > 1:
+            x, y = self.batch(x.float(), y)  # float 0..255: the model's normalisation follows
+        return x, y
+
+
+# ---------------------------------------------------------------------- texts
+
+
+def _swap(words: list[str], k: int, rng: np.random.Generator) -> list[str]:
+    words = list(words)
+    for _ in range(k):
+        if len(words) < 2:
+            break
+        i, j = rng.choice(len(words), 2, replace=False)
+        words[i], words[j] = words[j], words[i]
+    return words
+
+
+def _delete(words: list[str], k: int, rng: np.random.Generator) -> list[str]:
+    if len(words) < 2:
+        return list(words)
+    drop = set(rng.choice(len(words), min(k, len(words) - 1), replace=False).tolist())
+    return [w for i, w in enumerate(words) if i not in drop]
+
+
+def _insert(words: list[str], k: int, rng: np.random.Generator) -> list[str]:
+    words = list(words)
+    for _ in range(k):
+        if not words:
+            break
+        words.insert(int(rng.integers(len(words) + 1)), words[int(rng.integers(len(words)))])
+    return words
+
+
+def _char_noise(words: list[str], k: int, rng: np.random.Generator) -> list[str]:
+    words = list(words)
+    for _ in range(k):
+        long = [i for i, w in enumerate(words) if len(w) >= 3]
+        if not long:
+            break
+        i = long[int(rng.integers(len(long)))]
+        w, j = words[i], int(rng.integers(1, len(words[i]) - 1))
+        op = int(rng.integers(3))
+        words[i] = w[:j] + w[j + 1] + w[j] + w[j + 2 :] if op == 0 else (w[:j] + w[j + 1 :] if op == 1 else w[:j] + w[j] + w[j:])
+    return words
+
+
+TEXT_OPS: dict[str, Callable[[list[str], int, np.random.Generator], list[str]]] = {
+    "swap": _swap, "delete": _delete, "insert": _insert, "char_noise": _char_noise,
+}  # fmt: skip
+
+
+class TextOps:
+    """Word-level operations on whitespace-split texts; ``rate`` of the words touched per operation."""
+
+    def __init__(self, names: Sequence[str], *, strength: float, classes: Sequence[int] = ()) -> None:
+        self.ops = [TEXT_OPS[n] for n in names]
+        self.rate = 0.1 + 0.3 * float(strength)
+        self.classes = np.asarray(list(classes), dtype=np.int64)
+
+    def __call__(self, texts: list[str], labels: np.ndarray, rng: np.random.Generator) -> list[str]:
+        out = []
+        for text, label in zip(texts, np.asarray(labels)):
+            if len(self.classes) and label not in self.classes:
+                out.append(text)
+                continue
+            words = str(text).split()
+            k = max(1, round(self.rate * len(words)))
+            for op in self.ops:
+                words = op(words, k, rng)
+            out.append(" ".join(words))
+        return out
+
+
+def make_augmenters(
+    settings: Augmentation, *, modality: str, n_classes: int, class_names: Sequence[str], image_shape: tuple[int, ...] = ()
+) -> tuple[Augmenter, TextAugmenter | None]:
+    """(batch augmenter, text augmenter or None) for ``settings`` on a run of ``modality``.
+
+    ``class_names`` are the model classes' names (``settings.classes`` is keyed by name);
+    ``image_shape`` is an image item's (H, W) or (H, W, 3).
+    """
+    index = {name: i for i, name in enumerate(class_names)}
+    classes = [index[c] for c in settings.classes if c in index]
+    augmenter: Augmenter = NoAugment()
+    if settings.image and modality == "image":
+        h, w = image_shape[:2]
+        channels = 3 if len(image_shape) == 3 else 1
+        augmenter = ImageAugmenter(settings.image, strength=settings.strength, size=(int(h), int(w)), channels=channels,
+                                   n_classes=n_classes, classes=classes)  # fmt: skip
+    text = TextOps(settings.text, strength=settings.strength, classes=classes) if settings.text and modality == "text" else None
+    return augmenter, text

@@ -1,29 +1,132 @@
 """``Mitigations``: the typed, validated mitigation settings stored with every run (torch-free).
 
-Each field names an entry of a registry (``SAMPLERS``, ``LOSSES``, ``AUGMENTATIONS``); the
-defaults are the no-op seams, so a config without mitigations trains exactly as before. Old
-stored configs, which have no ``mitigations`` key, load with the defaults.
+Three sections, each with defaults that change nothing, so a config without mitigations trains
+exactly as before (old stored configs, which have no ``mitigations`` key, load with the defaults):
+
+- ``resample`` — which train items each epoch draws (``SAMPLERS``);
+- ``loss`` — the training criterion and its class weighting (``LOSSES``, ``CLASS_WEIGHTS``);
+- ``augment`` — augmentations of training batches (``IMAGE_AUGMENTATIONS``, ``TEXT_AUGMENTATIONS``).
+
+Each registry maps a name to one line of help (the Train page shows it). Pages import this module:
+it must not import torch.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-#: name → one line of help. Each name has an implementation in core.mitigate.{sampler,criterion,augment}.
-SAMPLERS: dict[str, str] = {"shuffle": "every train item once per epoch, in a random order"}
-LOSSES: dict[str, str] = {"cross_entropy": "plain cross-entropy"}
-AUGMENTATIONS: dict[str, str] = {}
+#: name → help. "weighted" samplers draw with replacement by class weight and suit any fine-tune
+#: mode; "index" samplers are imbalanced-learn's, on item indices; "feature" samplers are
+#: imbalanced-learn's on feature vectors (linear probe and tabular runs only: they make new points).
+SAMPLERS: dict[str, str] = {
+    "none": "every train item once per epoch, in a random order",
+    "class_balanced": "draw every class equally often (with replacement)",
+    "sqrt": "draw classes in proportion to the square root of their size",
+    "random_over": "repeat items of small classes up to the target counts (imbalanced-learn RandomOverSampler)",
+    "random_under": "leave out items of large classes down to the target counts (RandomUnderSampler)",
+    "smote": "new points between neighbours of small classes (SMOTE)",
+    "borderline_smote": "SMOTE near the class borders (BorderlineSMOTE)",
+    "adasyn": "SMOTE where a class is hardest to learn (ADASYN)",
+    "svm_smote": "SMOTE guided by an SVM's support vectors (SVMSMOTE)",
+    "near_miss": "keep the large-class items nearest the small classes (NearMiss)",
+    "tomek": "drop large-class items in Tomek links (TomekLinks)",
+    "enn": "drop items whose neighbours disagree with them (EditedNearestNeighbours)",
+    "smote_enn": "SMOTE, then clean with ENN (SMOTEENN)",
+    "smote_tomek": "SMOTE, then drop Tomek links (SMOTETomek)",
+}
+WEIGHTED_SAMPLERS = ("class_balanced", "sqrt")
+INDEX_SAMPLERS = ("random_over", "random_under")
+FEATURE_SAMPLERS = ("smote", "borderline_smote", "adasyn", "svm_smote", "near_miss", "tomek", "enn", "smote_enn", "smote_tomek")
+OVER_SAMPLERS = ("random_over", "smote", "borderline_smote", "adasyn", "svm_smote")  # target counts ≥ current
+UNDER_SAMPLERS = ("random_under", "near_miss")  # target counts ≤ current
+NEIGHBOUR_SAMPLERS = ("smote", "borderline_smote", "adasyn", "svm_smote", "smote_enn", "smote_tomek", "near_miss", "enn")
+
+LOSSES: dict[str, str] = {
+    "cross_entropy": "plain cross-entropy",
+    "focal": "focal loss: down-weights easy items by (1 − p)^γ",
+    "logit_adjusted": "logit-adjusted loss: adds τ·log(class prior) to the logits while training",
+    "balanced_softmax": "balanced softmax: adds log(class count) to the logits while training",
+    "ldam": "LDAM: larger margins for smaller classes (best with deferred re-weighting)",
+}
+CLASS_WEIGHTS: dict[str, str] = {
+    "none": "every item counts the same",
+    "inverse": "weight ∝ 1 / class count",
+    "effective_number": "weight ∝ 1 / effective number (1 − β^n) / (1 − β) (Cui et al. 2019)",
+}
+IMAGE_AUGMENTATIONS: dict[str, str] = {
+    "flip": "mirror left–right (half of the items)",
+    "rotate": "rotate by up to ±30° × strength",
+    "resized_crop": "crop a random part (down to 1 − 0.6 × strength of the area) and resize it back",
+    "translate": "shift by up to 20 % × strength of the size",
+    "color_jitter": "vary brightness and contrast (and saturation and hue on RGB) by up to 50 % × strength",
+    "blur": "Gaussian blur, σ up to 2 × strength",
+    "noise": "Gaussian pixel noise, σ = 10 % × strength",
+    "randaugment": "RandAugment: two random operations at magnitude 30 × strength",
+    "trivialaugment": "TrivialAugment: one random operation at a random magnitude",
+    "erasing": "erase a random rectangle of up to 33 % × strength of the image",
+    "mixup": "blend pairs of images and their labels, λ ~ Beta(α, α) with α = strength (whole batch)",
+    "cutmix": "paste a patch of one image into another, labels by area, α = strength (whole batch)",
+}
+# per-item augmentations (each item its own random draw), then the batch-level ones
+BATCH_AUGMENTATIONS = ("mixup", "cutmix")
+TEXT_AUGMENTATIONS: dict[str, str] = {
+    "swap": "swap random pairs of words",
+    "delete": "drop random words (never all of them)",
+    "insert": "repeat random words of the text at random places",
+    "char_noise": "typos: swap, drop or double random letters",
+}
+
+
+@dataclass
+class Resampling:
+    """Which train items each epoch draws."""
+
+    method: str = "none"  # a SAMPLERS key
+    k_neighbors: int = 5  # neighbours for the SMOTE family, NearMiss and ENN
+    # class name → items of that class per epoch after resampling; empty: the over-samplers raise
+    # every class to the largest, the under-samplers lower every class to the smallest
+    targets: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class LossSettings:
+    """The training criterion. Class weights and the logit shifts use the train split's class counts."""
+
+    name: str = "cross_entropy"  # a LOSSES key
+    class_weights: str = "none"  # a CLASS_WEIGHTS key
+    beta: float = 0.999  # effective-number β, in [0, 1)
+    gamma: float = 2.0  # focal γ ≥ 0 (0 is cross-entropy)
+    label_smoothing: float = 0.0  # share of each target spread over all classes, in [0, 1)
+    tau: float = 1.0  # logit adjustment's τ ≥ 0
+    max_margin: float = 0.5  # LDAM: the smallest class's margin (margins ∝ n^-1/4)
+    scale: float = 1.0  # LDAM: logits are multiplied by this (30 in the paper, with a cosine classifier)
+    reweight_from: float = 0.0  # deferred re-weighting: share of the epochs before class weights apply, in [0, 1)
+
+
+@dataclass
+class Augmentation:
+    """Augmentations of training batches; evaluation never sees them."""
+
+    image: list[str] = field(default_factory=list)  # IMAGE_AUGMENTATIONS, applied in this order
+    text: list[str] = field(default_factory=list)  # TEXT_AUGMENTATIONS, applied in this order
+    strength: float = 0.5  # 0..1: how far each augmentation goes (angle, shift, jitter, …)
+    classes: list[str] = field(default_factory=list)  # augment only these classes (empty: all)
+    multiplier: int = 1  # the augmented classes are drawn this many times per epoch, each copy augmented anew
+
+
+SECTIONS: dict[str, type] = {"resample": Resampling, "loss": LossSettings, "augment": Augmentation}
 
 
 @dataclass
 class Mitigations:
     """What a run does about incomplete data. The defaults change nothing."""
 
-    sampler: str = "shuffle"  # which train items each epoch draws (SAMPLERS)
-    loss: str = "cross_entropy"  # the training criterion (LOSSES)
-    augment: list[str] = field(default_factory=list)  # augmentations, applied in order (AUGMENTATIONS)
+    resample: Resampling = field(default_factory=Resampling)
+    loss: LossSettings = field(default_factory=LossSettings)
+    augment: Augmentation = field(default_factory=Augmentation)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -33,29 +136,85 @@ class Mitigations:
         """(settings, unknown keys): keys this Gapscope does not know (a newer one wrote them) are
         returned apart, so the caller can keep them rather than lose them."""
         data = dict(data or {})
-        names = {f.name for f in dataclasses.fields(cls)}
-        known = {k: v for k, v in data.items() if k in names}
-        if "augment" in known and known["augment"] is not None:
-            known["augment"] = list(known["augment"])
-        return cls(**known), {k: v for k, v in data.items() if k not in names}
+        sections: dict[str, Any] = {}
+        unknown: dict[str, Any] = {}
+        for key, value in data.items():
+            kind = SECTIONS.get(key)
+            if kind is None or not isinstance(value, dict):
+                unknown[key] = value
+                continue
+            names = {f.name for f in dataclasses.fields(kind)}
+            sections[key] = kind(**{k: v for k, v in value.items() if k in names})
+            rest = {k: v for k, v in value.items() if k not in names}
+            if rest:
+                unknown[key] = rest
+        return cls(**sections), unknown
 
     @property
     def active(self) -> list[str]:
-        """The settings that differ from the defaults, as short words (for run names and tables)."""
-        default = Mitigations()
-        out = [f"{name}={getattr(self, name)}" for name in ("sampler", "loss") if getattr(self, name) != getattr(default, name)]
-        return out + [f"augment={a}" for a in self.augment]
+        """The settings that differ from the defaults, in a few words (run names, tables)."""
+        out = []
+        if self.resample.method != "none":
+            out.append(f"resample={self.resample.method}")
+        if self.loss.name != "cross_entropy":
+            out.append(f"loss={self.loss.name}")
+        if self.loss.class_weights != "none":
+            out.append(f"weights={self.loss.class_weights}")
+        if self.loss.label_smoothing:
+            out.append(f"smoothing={self.loss.label_smoothing:g}")
+        augs = self.augment.image + self.augment.text
+        if augs:
+            out.append("augment=" + "+".join(augs))
+        return out
 
     def validate(self) -> Mitigations:
-        """Raise ``ValueError`` saying what to change when a setting names nothing known; return self."""
-        for name, registry in (("sampler", SAMPLERS), ("loss", LOSSES)):
-            value = getattr(self, name)
-            if value not in registry:
-                raise ValueError(f"mitigations.{name} must be one of {', '.join(registry)}; got {value!r}.")
-        if not isinstance(self.augment, list) or not all(isinstance(a, str) for a in self.augment):
-            raise ValueError(f"mitigations.augment must be a list of augmentation names; got {self.augment!r}.")
-        unknown = [a for a in self.augment if a not in AUGMENTATIONS]
-        if unknown:
-            choices = ", ".join(AUGMENTATIONS) or "none yet"
-            raise ValueError(f"unknown augmentation(s) {unknown}; available: {choices}.")
+        """Raise ``ValueError`` saying what to change when a setting cannot work; return self.
+
+        Settings that depend on the data (target counts, k against the smallest class, a text
+        augmentation on images) are checked by ``core.mitigate.checks`` once the dataset is known.
+        """
+        r, loss, a = self.resample, self.loss, self.augment
+        _choice("mitigations.resample.method", r.method, SAMPLERS)
+        _whole("mitigations.resample.k_neighbors", r.k_neighbors, 1, 100)
+        if not isinstance(r.targets, dict) or not all(isinstance(k, str) for k in r.targets):
+            raise ValueError(f"mitigations.resample.targets must map class names to counts; got {r.targets!r}.")
+        for name, count in r.targets.items():
+            _whole(f"mitigations.resample.targets[{name!r}]", count, 1, 10_000_000)
+        _choice("mitigations.loss.name", loss.name, LOSSES)
+        _choice("mitigations.loss.class_weights", loss.class_weights, CLASS_WEIGHTS)
+        _number("mitigations.loss.beta", loss.beta, 0.0, 1.0, hi_open=True)
+        _number("mitigations.loss.gamma", loss.gamma, 0.0, 10.0)
+        _number("mitigations.loss.label_smoothing", loss.label_smoothing, 0.0, 1.0, hi_open=True)
+        _number("mitigations.loss.tau", loss.tau, 0.0, 10.0)
+        _number("mitigations.loss.max_margin", loss.max_margin, 0.0, 10.0)
+        _number("mitigations.loss.scale", loss.scale, 0.0, 100.0, lo_open=True)
+        _number("mitigations.loss.reweight_from", loss.reweight_from, 0.0, 1.0, hi_open=True)
+        for kind, names, registry in (("image", a.image, IMAGE_AUGMENTATIONS), ("text", a.text, TEXT_AUGMENTATIONS)):
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise ValueError(f"mitigations.augment.{kind} must be a list of augmentation names; got {names!r}.")
+            unknown = [n for n in names if n not in registry]
+            if unknown:
+                raise ValueError(f"unknown {kind} augmentation(s) {unknown}; available: {', '.join(registry) or 'none yet'}.")
+        _number("mitigations.augment.strength", a.strength, 0.0, 1.0)
+        if not isinstance(a.classes, list) or not all(isinstance(c, str) for c in a.classes):
+            raise ValueError(f"mitigations.augment.classes must be a list of class names; got {a.classes!r}.")
+        _whole("mitigations.augment.multiplier", a.multiplier, 1, 100)
         return self
+
+
+def _choice(name: str, value: Any, registry: dict[str, str]) -> None:
+    if value not in registry:
+        raise ValueError(f"{name} must be one of {', '.join(registry)}; got {value!r}.")
+
+
+def _whole(name: str, value: Any, lo: int, hi: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise ValueError(f"{name} must be a whole number between {lo} and {hi:,}; got {value!r}.")
+
+
+def _number(name: str, value: Any, lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > lo if lo_open else value >= lo) and (value < hi if hi_open else value <= hi)
+    if not ok:
+        left, right = "(" if lo_open else "[", ")" if hi_open else "]"
+        raise ValueError(f"{name} must be a number in {left}{lo:g}, {hi:g}{right}; got {value!r}.")

@@ -1,31 +1,125 @@
-"""Criteria: the training loss from logits and targets, which may use the train split's class counts."""
+"""Criteria: the training loss from logits and targets, using the train split's class counts.
+
+Every criterion takes targets as class indices (B,) or as class probabilities (B, K) — an
+augmenter such as MixUp makes the latter — and returns the batch's mean loss in float32, whatever
+the autocast dtype. ``begin_epoch`` lets a criterion change with training progress (deferred
+re-weighting switches class weights on late).
+
+=================  ==========================================================================
+loss               per item, with logits z, target y, class counts n_c, priors π_c = n_c / n
+=================  ==========================================================================
+cross_entropy      −log softmax(z)_y
+focal              −(1 − p_y)^γ log p_y  (Lin et al. 2017)
+logit_adjusted     cross-entropy of z + τ·log π  (Menon et al. 2021)
+balanced_softmax   cross-entropy of z + log n  (Ren et al. 2020)
+ldam               cross-entropy of s·(z − m_y·e_y), m_c ∝ n_c^−1/4, max m = max_margin (Cao et al. 2019)
+=================  ==========================================================================
+
+Class weights w (``inverse`` ∝ 1/n_c, ``effective_number`` ∝ (1 − β)/(1 − β^n_c), Cui et al.
+2019; both scaled to sum to K) multiply each item's loss by w_y; with index targets the batch
+mean is weighted (Σ w_y·ℓ / Σ w_y, as ``torch.nn.functional.cross_entropy``). Label smoothing
+mixes ε/K into every class of the target. At evaluation the plain logits are used: the shifts and
+margins only shape training, which is what makes the learned logits balanced.
+"""
 
 from __future__ import annotations
 
+import math
 from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.mitigate.config import LossSettings
+
+
+def class_weights(counts: np.ndarray, scheme: str, *, beta: float = 0.999) -> np.ndarray:
+    """Per-class weights (K,) summing to K; a class with no item gets weight 0."""
+    n = np.asarray(counts, dtype=np.float64)
+    present = n > 0
+    if scheme == "none":
+        return np.where(present, 1.0, 0.0) * len(n) / max(int(present.sum()), 1)
+    if scheme == "inverse":
+        raw = np.where(present, 1.0 / np.maximum(n, 1.0), 0.0)
+    elif scheme == "effective_number":
+        effective = (1.0 - np.power(beta, n)) / (1.0 - beta)
+        raw = np.where(present, 1.0 / np.maximum(effective, 1e-12), 0.0)
+    else:
+        raise ValueError(f"unknown class weighting {scheme!r}")
+    return raw / raw.sum() * len(n)
+
+
+def ldam_margins(counts: np.ndarray, max_margin: float) -> np.ndarray:
+    """m_c ∝ n_c^(−1/4), the smallest class getting ``max_margin`` (Cao et al. 2019)."""
+    n = np.maximum(np.asarray(counts, dtype=np.float64), 1.0)
+    m = 1.0 / np.sqrt(np.sqrt(n))
+    return m * (max_margin / m.max())
+
 
 class Criterion(Protocol):
+    def begin_epoch(self, epoch: int, epochs: int) -> None:
+        """Called by the loop as each epoch starts (0-based)."""
+        ...
+
     def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Mean loss of a batch. ``target`` is class indices (B,) or class probabilities (B, K)
-        (an augmenter such as MixUp makes soft targets)."""
+        """Mean loss of a batch; ``target`` is class indices (B,) or class probabilities (B, K)."""
         ...
 
 
-class CrossEntropy:
-    """Plain cross-entropy, in float32 whatever the autocast dtype (the default)."""
+class ClassAwareLoss:
+    """The cross-entropy family of the table above: a logit transform, class weights (deferred or
+    not), label smoothing; focal's modulating factor."""
+
+    def __init__(self, settings: LossSettings, class_counts: np.ndarray) -> None:
+        self.settings = settings
+        self.counts = np.asarray(class_counts, dtype=np.float64)
+        self.k = len(self.counts)
+        self._weights = (
+            None
+            if settings.class_weights == "none"
+            else torch.tensor(class_weights(self.counts, settings.class_weights, beta=settings.beta), dtype=torch.float32)
+        )
+        self.weight: torch.Tensor | None = self._weights if settings.reweight_from == 0 else None
+        log_prior = np.log(np.maximum(self.counts, 1.0) / max(self.counts.sum(), 1.0))
+        shift = {
+            "logit_adjusted": settings.tau * log_prior,
+            "balanced_softmax": np.log(np.maximum(self.counts, 1.0)),
+        }.get(settings.name)
+        self.shift = None if shift is None else torch.tensor(shift, dtype=torch.float32)
+        self.margins = (
+            torch.tensor(ldam_margins(self.counts, settings.max_margin), dtype=torch.float32) if settings.name == "ldam" else None
+        )
+
+    def begin_epoch(self, epoch: int, epochs: int) -> None:
+        """Deferred re-weighting: class weights apply from epoch ``reweight_from · epochs`` on."""
+        start = math.floor(self.settings.reweight_from * epochs)
+        self.weight = self._weights if epoch >= start else None
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(logits.float(), target)
+        z = logits.float()
+        soft = target.dtype.is_floating_point
+        q = target.float() if soft else F.one_hot(target, self.k).float()  # (B, K) target distribution
+        if self.shift is not None:
+            z = z + self.shift.to(z.device)
+        if self.margins is not None:
+            z = self.settings.scale * (z - q * self.margins.to(z.device))
+        weight = None if self.weight is None else self.weight.to(z.device)
+        eps = self.settings.label_smoothing
+        if self.settings.name != "focal":
+            return F.cross_entropy(z, target, weight=weight, label_smoothing=eps)
+        if eps:
+            q = q * (1.0 - eps) + eps / self.k
+        logp = F.log_softmax(z, dim=1)
+        per_class = -q * (1.0 - logp.exp()).pow(self.settings.gamma) * logp  # (B, K)
+        if weight is None:
+            return per_class.sum(dim=1).mean()
+        item = (per_class * weight).sum(dim=1)
+        if soft:
+            return item.mean()
+        return item.sum() / weight[target].sum()  # weighted mean, as F.cross_entropy's
 
 
-def make_criterion(name: str, class_counts: np.ndarray) -> Criterion:
-    """The criterion called ``name`` (``core.mitigate.config.LOSSES``); ``class_counts`` (K,) are
-    the train items per model class, for losses that re-weight."""
-    if name == "cross_entropy":
-        return CrossEntropy()
-    raise ValueError(f"no loss named {name!r}")
+def make_criterion(settings: LossSettings, class_counts: np.ndarray) -> Criterion:
+    """The criterion ``settings`` describe; ``class_counts`` (K,) are the train items per model class."""
+    return ClassAwareLoss(settings, class_counts)

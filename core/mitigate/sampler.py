@@ -1,13 +1,27 @@
-"""Samplers: which train items an epoch draws (positions into the run's rows, repeats allowed).
+"""Samplers: which train items an epoch draws (positions into the run's rows; repeats allowed).
 
 A sampler's draw is the *epoch order*; the loop cuts it into batches (text: bucketed by length).
+
+- ``Shuffle`` — every train item once, in a random order (the default).
+- ``Weighted`` — ``class_balanced`` (every class equally often) or ``sqrt`` (classes in proportion
+  to the square root of their size): as many draws as train items, with replacement.
+- ``Imblearn`` — imbalanced-learn's ``RandomOverSampler`` / ``RandomUnderSampler`` on item indices,
+  re-drawn every epoch, with target counts per class.
+- ``Multiply`` — wraps another sampler and draws chosen classes ``m`` times per epoch (for targeted
+  augmentation: every copy is augmented anew).
+
+The feature-space samplers (SMOTE and friends) make new points instead of choosing items:
+``core.mitigate.resample``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
+
+from core.mitigate.config import INDEX_SAMPLERS, WEIGHTED_SAMPLERS, Resampling
 
 
 class Sampler(Protocol):
@@ -23,8 +37,61 @@ class Shuffle:
         return rng.permutation(train)
 
 
-def make_sampler(name: str, train_labels: np.ndarray) -> Sampler:
-    """The sampler called ``name`` (``core.mitigate.config.SAMPLERS``) for a train split with these labels."""
-    if name == "shuffle":
-        return Shuffle()
-    raise ValueError(f"no sampler named {name!r}")
+class Weighted:
+    """Draws ``len(train)`` items with replacement, each class with probability ∝ count^power
+    (power 0: class-balanced; 0.5: square root; 1 would be the data's own mix)."""
+
+    def __init__(self, y: np.ndarray, power: float) -> None:
+        self.y, self.power = y, power
+
+    def class_probabilities(self, train: np.ndarray) -> np.ndarray:
+        counts = np.bincount(self.y[train], minlength=int(self.y[train].max()) + 1).astype(np.float64)
+        p = np.where(counts > 0, np.power(np.maximum(counts, 1.0), self.power), 0.0)
+        return p / p.sum()
+
+    def epoch(self, train: np.ndarray, epoch: int, rng: np.random.Generator) -> np.ndarray:
+        counts = np.bincount(self.y[train]).astype(np.float64)
+        per_item = self.class_probabilities(train)[self.y[train]] / counts[self.y[train]]
+        return rng.choice(train, size=len(train), replace=True, p=per_item / per_item.sum())
+
+
+class Imblearn:
+    """imbalanced-learn's ``RandomOverSampler`` or ``RandomUnderSampler`` on item indices."""
+
+    def __init__(self, y: np.ndarray, method: str, targets: dict[int, int]) -> None:
+        self.y, self.method, self.targets = y, method, targets
+
+    def epoch(self, train: np.ndarray, epoch: int, rng: np.random.Generator) -> np.ndarray:
+        from imblearn.over_sampling import RandomOverSampler
+        from imblearn.under_sampling import RandomUnderSampler
+
+        kind = RandomOverSampler if self.method == "random_over" else RandomUnderSampler
+        strategy = self.targets or ("not majority" if self.method == "random_over" else "not minority")
+        sampler = kind(sampling_strategy=strategy, random_state=int(rng.integers(2**31 - 1)))
+        drawn, _ = sampler.fit_resample(np.asarray(train).reshape(-1, 1), self.y[train])
+        return rng.permutation(np.asarray(drawn).ravel())
+
+
+class Multiply:
+    """Another sampler's draw plus ``copies − 1`` more draws of every item of ``classes``."""
+
+    def __init__(self, base: Sampler, y: np.ndarray, classes: Sequence[int], copies: int) -> None:
+        self.base, self.y, self.classes, self.copies = base, y, np.asarray(classes, dtype=np.int64), copies
+
+    def epoch(self, train: np.ndarray, epoch: int, rng: np.random.Generator) -> np.ndarray:
+        order = self.base.epoch(train, epoch, rng)
+        chosen = order[np.isin(self.y[order], self.classes)]
+        return rng.permutation(np.concatenate([order, *([chosen] * (self.copies - 1))]))
+
+
+def make_sampler(settings: Resampling, y: np.ndarray, class_names: Sequence[str]) -> Sampler:
+    """The sampler ``settings`` asks for. ``y`` is the model class of every local position;
+    ``class_names`` the names of the model classes (``targets`` are keyed by name). Feature-space
+    methods resample before training (``core.mitigate.resample``) and shuffle here."""
+    method = settings.method
+    if method in WEIGHTED_SAMPLERS:
+        return Weighted(y, 0.0 if method == "class_balanced" else 0.5)
+    if method in INDEX_SAMPLERS:
+        index = {name: i for i, name in enumerate(class_names)}
+        return Imblearn(y, method, {index[name]: int(n) for name, n in settings.targets.items() if name in index})
+    return Shuffle()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,7 +10,7 @@ import numpy as np
 from core.mitigate.augment import Augmenter, TextAugmenter, make_augmenters
 from core.mitigate.config import Mitigations
 from core.mitigate.criterion import Criterion, make_criterion
-from core.mitigate.sampler import Sampler, make_sampler
+from core.mitigate.sampler import Multiply, Sampler, make_sampler
 
 
 @dataclass
@@ -20,16 +21,22 @@ class Seams:
     text_augmenter: TextAugmenter | None = None
 
 
-def seams(mitigations: Mitigations, *, modality: str, train_labels: np.ndarray, class_counts: np.ndarray) -> Seams:
+def seams(
+    mitigations: Mitigations, *, modality: str, y: np.ndarray, class_counts: np.ndarray, class_names: Sequence[str],
+    image_shape: tuple[int, ...] = (),
+) -> Seams:  # fmt: skip
     """The sampler, criterion and augmenters ``mitigations`` asks for.
 
-    ``train_labels`` are the model classes (0..K-1) of the train positions; ``class_counts`` (K,)
-    their counts.
+    ``y`` is the model class (0..K-1) of every local position of the run; ``class_counts`` (K,)
+    the train items per model class; ``class_names`` the names of the model classes.
     """
-    augmenter, text_augmenter = make_augmenters(mitigations.augment, modality)
-    return Seams(
-        sampler=make_sampler(mitigations.sampler, train_labels),
-        criterion=make_criterion(mitigations.loss, class_counts),
-        augmenter=augmenter,
-        text_augmenter=text_augmenter,
-    )
+    aug = mitigations.augment
+    augmenter, text_augmenter = make_augmenters(aug, modality=modality, n_classes=len(class_counts), class_names=class_names,
+                                                image_shape=image_shape)  # fmt: skip
+    sampler = make_sampler(mitigations.resample, y, class_names)
+    if aug.multiplier > 1 and (aug.image or aug.text):
+        index = {name: i for i, name in enumerate(class_names)}
+        targeted = [index[c] for c in aug.classes if c in index] or list(range(len(class_names)))
+        sampler = Multiply(sampler, y, targeted, aug.multiplier)
+    return Seams(sampler=sampler, criterion=make_criterion(mitigations.loss, class_counts), augmenter=augmenter,
+                 text_augmenter=text_augmenter)  # fmt: skip

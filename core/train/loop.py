@@ -57,6 +57,7 @@ def fit(job: Job, state: State, callbacks: list[Callback]) -> tuple[Control, Bes
     job.built.train_mode()
     for epoch in range(cfg.epochs):
         state.epoch_index = epoch
+        seams.criterion.begin_epoch(epoch, cfg.epochs)
         event("on_epoch_begin", state, control)
         order = seams.sampler.epoch(data.train, epoch, rng)
         view = job.inputs.epoch(order, text_augmenter=seams.text_augmenter, labels=data.y, rng=rng)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import numpy as np
@@ -9,6 +10,9 @@ import torch
 
 from core.data.dataset import Dataset
 from core.hardware import limit_torch_threads, torch_device
+from core.mitigate.checks import check
+from core.mitigate.config import FEATURE_SAMPLERS
+from core.mitigate.resample import resample_features
 from core.mitigate.seams import seams
 from core.models.build import build, build_linear_head
 from core.models.preprocess import to_nchw, tokenise
@@ -16,7 +20,7 @@ from core.models.tabular import tabular_matrix
 from core.train.config import RunConfig
 from core.train.inputs import Inputs
 from core.train.loop import Job
-from core.train.splits import split_data
+from core.train.splits import RunData, split_data
 
 GPU_RESIDENT_BYTES = 4 << 30  # image datasets up to this size live on the GPU as uint8
 Progress = Callable[..., None]  # progress(done, total[, what])
@@ -79,5 +83,47 @@ def prepare(ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) ->
             x = x.to(device) if x.numel() <= GPU_RESIDENT_BYTES else x.pin_memory()
         inputs = Inputs("image", device, x=x, image=built.image)
     built.net.to(device)
-    run_seams = seams(cfg.mitigations, modality=ds.modality, train_labels=data.y[data.train], class_counts=data.train_counts)
+    names = [ds.class_names[c] for c in data.classes]
+    problems = check(
+        cfg.mitigations, modality=ds.modality, finetune=cfg.finetune, train_counts=dict(zip(names, data.train_counts.tolist()))
+    )
+    if problems:
+        raise ValueError(problems[0])
+    if cfg.mitigations.resample.method in FEATURE_SAMPLERS:
+        data = resample_train_features(data, inputs, cfg, names)
+    counts = np.bincount(data.y[data.train], minlength=k)  # what the model trains on (feature resampling changes it)
+    image_shape = tuple(np.shape(ds.items)[1:]) if ds.modality == "image" else ()
+    run_seams = seams(cfg.mitigations, modality=ds.modality, y=data.y, class_counts=counts, class_names=names, image_shape=image_shape)
     return Job(cfg, data, built, inputs, device, cfg.learning_rate(ds.modality), run_seams)
+
+
+def resample_train_features(data: RunData, inputs: Inputs, cfg: RunConfig, class_names: list[str]) -> RunData:
+    """Feature-space resampling (SMOTE and friends) of the train vectors, once, before training.
+
+    Kept originals keep their positions; synthetic points are appended to ``inputs`` as new local
+    positions (dataset row -1) that only the train split uses, so evaluation is untouched.
+    """
+    assert inputs.x is not None
+    settings = cfg.mitigations.resample
+    index = {name: i for i, name in enumerate(class_names)}
+    X = inputs.x.index_select(0, torch.from_numpy(data.train).to(inputs.x.device)).cpu().numpy()
+    X_res, y_res, origin = resample_features(
+        X, data.y[data.train], settings.method, k_neighbors=settings.k_neighbors,
+        targets={index[c]: n for c, n in settings.targets.items() if c in index}, seed=cfg.seed,
+    )  # fmt: skip
+    synthetic = origin < 0
+    n, m = len(data.y), int(synthetic.sum())
+    inputs.x = torch.cat([inputs.x, torch.from_numpy(X_res[synthetic]).to(inputs.x.device)])
+    new = np.arange(n, n + m)
+    print(
+        f"{settings.method}: {len(X):,} train vectors → {len(X_res):,} ({m:,} synthetic, {len(X) - int((~synthetic).sum()):,} removed)",
+        flush=True,
+    )
+    return dataclasses.replace(
+        data,
+        rows=np.r_[data.rows, np.full(m, -1, np.int64)],
+        train=np.r_[data.train[origin[~synthetic]], new],
+        y=np.r_[data.y, y_res[synthetic]],
+        labels=np.r_[data.labels, data.classes[y_res[synthetic]]],
+        slices={col: np.r_[values, np.full(m, "(synthetic)", dtype=object)] for col, values in data.slices.items()},
+    )

@@ -1,0 +1,40 @@
+"""Presets: a named starting point for the mitigation knobs (the Train page fills them in; every
+knob stays editable afterwards). Torch-free.
+
+- ``baseline`` — nothing: the reference every mitigated run is compared with.
+- ``long_tail`` — balanced softmax (Ren et al. 2020): the loss shifts logits by log(class count)
+  while training, so rare classes are not drowned by frequent ones; images also get flips and
+  crops.
+- ``noisy_labels`` — label smoothing 0.1: a wrong label pulls the model less far towards
+  certainty (Lukasik et al. 2020); images also get flips.
+- ``missing_class`` — label smoothing and MixUp on images: softer, better-calibrated confidence,
+  so inputs of a class the model never saw get less confident answers (then temperature scaling).
+"""
+
+from __future__ import annotations
+
+from core.mitigate.config import Augmentation, LossSettings, Mitigations
+
+PRESETS: dict[str, str] = {
+    "baseline": "no mitigation: the reference to compare against",
+    "long_tail": "long-tail fix: balanced softmax (images: + flips and crops)",
+    "noisy_labels": "noisy-label fix: label smoothing 0.1 (images: + flips)",
+    "missing_class": "missing-class guard: label smoothing 0.1 (images: + MixUp) for softer confidence",
+}
+
+
+def preset(name: str, *, modality: str) -> Mitigations:
+    """The mitigations of preset ``name`` for data of ``modality``."""
+    images = modality == "image"
+    if name == "baseline":
+        return Mitigations()
+    if name == "long_tail":
+        return Mitigations(
+            loss=LossSettings(name="balanced_softmax"),
+            augment=Augmentation(image=["flip", "resized_crop"] if images else [], strength=0.5),
+        )
+    if name == "noisy_labels":
+        return Mitigations(loss=LossSettings(label_smoothing=0.1), augment=Augmentation(image=["flip"] if images else []))
+    if name == "missing_class":
+        return Mitigations(loss=LossSettings(label_smoothing=0.1), augment=Augmentation(image=["mixup"] if images else [], strength=0.4))
+    raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")

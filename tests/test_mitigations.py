@@ -1,0 +1,278 @@
+"""Mitigations: losses against hand-computed values, samplers' per-class counts, feature-space
+resampling, augmentations (shapes, dtypes, labels, seeds), data-aware checks, and the effect of
+balanced softmax on a long-tailed run."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from core.mitigate.augment import ImageAugmenter, TextOps, make_augmenters
+from core.mitigate.checks import check
+from core.mitigate.config import IMAGE_AUGMENTATIONS, TEXT_AUGMENTATIONS, Augmentation, LossSettings, Mitigations, Resampling
+from core.mitigate.criterion import class_weights, ldam_margins, make_criterion
+from core.mitigate.resample import resample_features
+from core.mitigate.sampler import Imblearn, Multiply, Shuffle, Weighted, make_sampler
+
+pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("one_torch_thread")]
+
+# two items, three classes with 10, 5 and 1 train items
+Z = np.array([[2.0, 0.0, -1.0], [0.5, 1.5, 0.0]])
+Y = np.array([0, 2])
+COUNTS = np.array([10.0, 5.0, 1.0])
+
+
+def _nll(z: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """−log softmax(z)[y] per row, written out."""
+    return np.array([math.log(sum(math.exp(v) for v in row)) - row[t] for row, t in zip(z, y)])
+
+
+def _loss(**kw) -> float:
+    crit = make_criterion(LossSettings(**kw), COUNTS)
+    crit.begin_epoch(0, 1)
+    return float(crit(torch.tensor(Z, dtype=torch.float32), torch.tensor(Y)))
+
+
+def test_cross_entropy_and_class_weights():
+    assert _loss() == pytest.approx(_nll(Z, Y).mean(), rel=1e-6)
+    inv = np.array([1 / 10, 1 / 5, 1.0]) / 1.3 * 3  # ∝ 1/n, summing to K = 3
+    np.testing.assert_allclose(class_weights(COUNTS, "inverse"), inv)
+    want = (inv[0] * _nll(Z, Y)[0] + inv[2] * _nll(Z, Y)[1]) / (inv[0] + inv[2])  # weighted mean
+    assert _loss(class_weights="inverse") == pytest.approx(want, rel=1e-6)
+    effective = (1 - 0.9**COUNTS) / (1 - 0.9)  # 6.513, 4.095, 1
+    raw = 1 / effective
+    np.testing.assert_allclose(class_weights(COUNTS, "effective_number", beta=0.9), raw / raw.sum() * 3)
+    assert class_weights(np.array([4.0, 0.0]), "inverse").tolist() == [2.0, 0.0]  # an empty class weighs nothing
+
+
+def test_focal_label_smoothing_and_the_logit_shifts():
+    p = np.exp(-_nll(Z, Y))  # p of the true class
+    assert _loss(name="focal", gamma=2.0) == pytest.approx(np.mean(-((1 - p) ** 2) * np.log(p)), rel=1e-6)
+    assert _loss(name="focal", gamma=0.0) == pytest.approx(_loss(), rel=1e-6)  # γ = 0 is cross-entropy
+    logp = Z - np.log(np.exp(Z).sum(1, keepdims=True))
+    q = np.eye(3)[Y] * 0.9 + 0.1 / 3
+    assert _loss(label_smoothing=0.1) == pytest.approx(np.mean(-(q * logp).sum(1)), rel=1e-6)
+    prior = COUNTS / COUNTS.sum()
+    assert _loss(name="logit_adjusted", tau=0.5) == pytest.approx(_nll(Z + 0.5 * np.log(prior), Y).mean(), rel=1e-6)
+    assert _loss(name="balanced_softmax") == pytest.approx(_nll(Z + np.log(COUNTS), Y).mean(), rel=1e-6)
+
+
+def test_ldam_margins_and_deferred_reweighting():
+    m = ldam_margins(COUNTS, 0.5)
+    np.testing.assert_allclose(m, 0.5 * COUNTS**-0.25)  # the smallest class (n = 1) gets the largest margin
+    shifted = Z - np.eye(3)[Y] * m  # the true logit lowered by its class's margin
+    assert _loss(name="ldam", max_margin=0.5) == pytest.approx(_nll(shifted, Y).mean(), rel=1e-6)
+    assert _loss(name="ldam", max_margin=0.5, scale=2.0) == pytest.approx(_nll(2 * shifted, Y).mean(), rel=1e-6)
+    crit = make_criterion(LossSettings(class_weights="inverse", reweight_from=0.5), COUNTS)
+    z, y = torch.tensor(Z, dtype=torch.float32), torch.tensor(Y)
+    seen = []
+    for epoch in range(4):
+        crit.begin_epoch(epoch, 4)
+        seen.append(float(crit(z, y)))
+    assert seen[0] == seen[1] == pytest.approx(_loss()) and seen[2] == seen[3] == pytest.approx(_loss(class_weights="inverse"))
+
+
+def test_soft_targets_from_mixup_are_accepted():
+    soft = torch.tensor([[0.7, 0.0, 0.3], [0.0, 0.4, 0.6]])
+    logp = Z - np.log(np.exp(Z).sum(1, keepdims=True))
+    want = np.mean(-(soft.numpy() * logp).sum(1))
+    for name in ("cross_entropy", "focal"):
+        crit = make_criterion(LossSettings(name=name, gamma=0.0), COUNTS)
+        assert float(crit(torch.tensor(Z, dtype=torch.float32), soft)) == pytest.approx(want, rel=1e-5)
+
+
+# ---------------------------------------------------------------------- samplers
+
+LABELS = np.repeat(np.arange(3), [200, 50, 10])  # a long tail: 200, 50, 10
+TRAIN = np.arange(len(LABELS))
+
+
+def test_weighted_samplers_draw_classes_in_the_asked_proportions():
+    rng = np.random.default_rng(0)
+    balanced = np.concatenate([Weighted(LABELS, 0.0).epoch(TRAIN, e, rng) for e in range(40)])
+    share = np.bincount(LABELS[balanced]) / len(balanced)
+    assert len(balanced) == 40 * len(TRAIN)
+    np.testing.assert_allclose(share, [1 / 3] * 3, atol=0.01)
+    sqrt = np.concatenate([Weighted(LABELS, 0.5).epoch(TRAIN, e, rng) for e in range(40)])
+    want = np.sqrt([200, 50, 10]) / np.sqrt([200, 50, 10]).sum()
+    np.testing.assert_allclose(np.bincount(LABELS[sqrt]) / len(sqrt), want, atol=0.01)
+    assert make_sampler(Resampling("class_balanced"), LABELS, ["a", "b", "c"]).__class__ is Weighted
+    assert make_sampler(Resampling(), LABELS, ["a", "b", "c"]).__class__ is Shuffle
+
+
+def test_imblearn_index_samplers_give_exact_target_counts_and_redraw_each_epoch():
+    rng = np.random.default_rng(0)
+    over = make_sampler(Resampling("random_over", targets={"b": 120, "c": 60}), LABELS, ["a", "b", "c"])
+    assert isinstance(over, Imblearn)
+    first, second = over.epoch(TRAIN, 0, rng), over.epoch(TRAIN, 1, rng)
+    assert np.bincount(LABELS[first]).tolist() == [200, 120, 60] == np.bincount(LABELS[second]).tolist()
+    assert set(first[LABELS[first] == 2]) == set(TRAIN[LABELS == 2])  # only repeats of real items
+    assert not np.array_equal(first, second)
+    under = make_sampler(Resampling("random_under"), LABELS, ["a", "b", "c"]).epoch(TRAIN, 0, rng)
+    assert np.bincount(LABELS[under]).tolist() == [10, 10, 10]  # default: down to the smallest class
+    default_over = make_sampler(Resampling("random_over"), LABELS, ["a", "b", "c"]).epoch(TRAIN, 0, rng)
+    assert np.bincount(LABELS[default_over]).tolist() == [200, 200, 200]
+
+
+def test_multiply_draws_targeted_classes_m_times():
+    order = Multiply(Shuffle(), LABELS, [2], 4).epoch(TRAIN, 0, np.random.default_rng(0))
+    assert np.bincount(LABELS[order]).tolist() == [200, 50, 40]
+    assert (np.bincount(order[LABELS[order] == 2])[TRAIN[LABELS == 2]] == 4).all()
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (100, 4)), rng.normal(1.5, 1, (20, 4))]).astype(np.float32)  # overlapping: borders exist
+    return X, np.repeat([0, 1], [100, 20])
+
+
+@pytest.mark.parametrize(
+    ("method", "targets", "want"),
+    [
+        ("smote", {1: 50}, [100, 50]), ("smote", {}, [100, 100]), ("borderline_smote", {1: 60}, [100, 60]),
+        ("adasyn", {}, None), ("svm_smote", {1: 40}, [100, 40]), ("near_miss", {0: 30}, [30, 20]),
+        ("tomek", {}, None), ("enn", {}, None), ("smote_enn", {}, None), ("smote_tomek", {}, None),
+    ],
+)  # fmt: skip
+def test_feature_space_resampling_counts_and_origins(blobs, method, targets, want):
+    X, y = blobs
+    X_res, y_res, origin = resample_features(X, y, method, k_neighbors=5, targets=targets, seed=0)
+    counts = np.bincount(y_res, minlength=2).tolist()
+    if want is not None:
+        assert counts == want
+    kept = origin >= 0
+    np.testing.assert_array_equal(X_res[kept], X[origin[kept]])  # kept rows are the input's rows
+    np.testing.assert_array_equal(y_res[kept], y[origin[kept]])
+    assert X_res.dtype == np.float32 and len(X_res) == len(y_res) == len(origin)
+    if method in ("smote", "borderline_smote", "svm_smote"):
+        assert (~kept).sum() == counts[1] - 20 and (y_res[~kept] == 1).all()  # new points of the small class only
+    if method in ("tomek", "enn", "near_miss"):
+        assert kept.all()  # cleaning only removes
+
+
+# ---------------------------------------------------------------------- augmentations
+
+
+@pytest.mark.parametrize("name", list(IMAGE_AUGMENTATIONS))
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 20, 24)])
+def test_image_augmentations_keep_shape_and_labels_and_follow_the_seed(name, shape):
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (8, *shape), dtype=torch.uint8, generator=g)
+    y = torch.arange(8) % 4
+    aug = ImageAugmenter([name], strength=0.8, size=shape[1:], channels=shape[0], n_classes=4)
+    torch.manual_seed(0)
+    out, target = aug(x, y)
+    torch.manual_seed(0)
+    again, target_again = aug(x, y)
+    assert out.shape == x.shape and torch.equal(out, again) and torch.equal(target, target_again)
+    if name in ("mixup", "cutmix"):
+        assert out.dtype == torch.float32 and target.shape == (8, 4)
+        torch.testing.assert_close(target.sum(1), torch.ones(8))
+    else:
+        assert out.dtype == torch.uint8 and torch.equal(target, y)
+    assert not torch.equal(out.float(), x.float())  # it did change the batch
+
+
+def test_targeted_image_augmentation_leaves_other_classes_alone():
+    x = torch.randint(0, 256, (12, 1, 16, 16), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    y = torch.arange(12) % 3
+    torch.manual_seed(0)
+    out, _ = ImageAugmenter(["rotate", "noise", "erasing"], strength=1.0, size=(16, 16), channels=1, n_classes=3, classes=[2])(x, y)
+    assert torch.equal(out[y != 2], x[y != 2]) and not torch.equal(out[y == 2], x[y == 2])
+
+
+def test_text_operations_keep_labels_follow_the_seed_and_target_classes():
+    texts = ["the film was really very good indeed", "awful", "a plain and simple story about a dog"] * 4
+    labels = np.array([0, 1, 2] * 4)
+    ops = TextOps(list(TEXT_AUGMENTATIONS), strength=1.0, classes=[0, 2])
+    a = ops(texts, labels, np.random.default_rng(0))
+    b = ops(texts, labels, np.random.default_rng(0))
+    assert a == b and len(a) == len(texts)
+    assert a[1::3] == texts[1::3]  # class 1 is not targeted
+    assert all(x != t for x, t in zip(a, texts) if len(t.split()) > 1 and t != "awful")
+    for name in TEXT_AUGMENTATIONS:
+        out = TextOps([name], strength=0.5)(["one", "two words"], np.array([0, 0]), np.random.default_rng(1))
+        assert all(s.strip() for s in out)  # never an empty text
+
+
+def test_make_augmenters_picks_by_modality():
+    aug = Augmentation(image=["flip"], text=["swap"], classes=["b"])
+    image, text = make_augmenters(aug, modality="image", n_classes=2, class_names=["a", "b"], image_shape=(8, 8))
+    assert isinstance(image, ImageAugmenter) and text is None and image.classes.tolist() == [1]
+    _, text = make_augmenters(aug, modality="text", n_classes=2, class_names=["a", "b"])
+    assert isinstance(text, TextOps)
+
+
+# ---------------------------------------------------------------------- checks against the data
+
+
+COUNTS_BY_NAME = {"shirt": 500, "sandal": 40, "bag": 3}
+
+
+@pytest.mark.parametrize(
+    ("mitigations", "modality", "finetune", "words"),
+    [
+        (Mitigations(resample=Resampling("smote")), "image", "full", "smote resamples feature vectors, so it needs a linear probe"),
+        (Mitigations(resample=Resampling("smote", k_neighbors=5)), "image", "linear_probe", "class bag has only 3 train item(s). Set k below 3"),
+        (Mitigations(resample=Resampling("random_over", targets={"shirt": 100})), "image", "full", "can only add items: class shirt has 500"),
+        (Mitigations(resample=Resampling("random_under", targets={"bag": 10})), "image", "full", "can only remove items: class bag has 3"),
+        (Mitigations(resample=Resampling("random_over", targets={"hat": 10})), "image", "full", "no train items: hat"),
+        (Mitigations(resample=Resampling("class_balanced", targets={"bag": 10})), "image", "full", "target counts apply to the over- and under-samplers"),
+        (Mitigations(augment=Augmentation(text=["swap"])), "image", "full", "text augmentations (swap) need text data"),
+        (Mitigations(augment=Augmentation(image=["flip"])), "text", "full", "image augmentations (flip) need images"),
+        (Mitigations(augment=Augmentation(image=["flip"])), "image", "linear_probe", "augmentations cannot reach it"),
+        (Mitigations(augment=Augmentation(image=["flip"], classes=["hat"])), "image", "full", "augmentation targets classes without train items: hat"),
+        (Mitigations(augment=Augmentation(image=["flip"], multiplier=100)), "image", "full", None),
+        (Mitigations(resample=Resampling("random_over", targets={"bag": 9_000_000})), "image", "full", "would draw 9,000,540 items per epoch"),
+    ],
+)  # fmt: skip
+def test_settings_that_cannot_work_say_why_before_the_run(mitigations, modality, finetune, words):
+    problems = check(mitigations.validate(), modality=modality, finetune=finetune, train_counts=COUNTS_BY_NAME)
+    if words is None:
+        assert problems == []  # 100 × 543 items is large but allowed
+    else:
+        assert any(words in p for p in problems), problems
+
+
+# ---------------------------------------------------------------------- the effect on a long tail
+
+
+def _long_tailed_digits(ratio: float = 20.0):
+    """scikit-learn digits with the train split thinned to an exponential tail: class c keeps
+    ratio^(−c/9) of its train items (class 0 all, class 9 1/ratio); val and test stay balanced."""
+    from core.data import Dataset
+    from core.data.demos import load_digits_8x8
+
+    ds = load_digits_8x8().dataset
+    rng = np.random.default_rng(0)
+    keep = np.ones(len(ds), bool)
+    for c in range(10):
+        train = np.flatnonzero((ds.labels == c) & (ds.split == 0))
+        n = max(2, round(len(train) * ratio ** (-c / 9)))
+        keep[rng.choice(train, len(train) - n, replace=False)] = False
+    return Dataset("digits-LT", "image", ds.items[keep], ds.labels[keep], ds.class_names, ds.split[keep])
+
+
+def test_balanced_softmax_raises_tail_recall_on_a_long_tail(store):
+    from core.train.config import RunConfig
+    from core.train.worker import train_run
+
+    ds = _long_tailed_digits()
+    counts = np.bincount(ds.labels[ds.split == 0], minlength=10)
+    assert counts[0] / counts[9] >= 18  # imbalance ratio ~20
+    vid = store.save_dataset(ds, source="upload:digits-lt")
+    recall = {}
+    for name in ("cross_entropy", "balanced_softmax"):
+        cfg = RunConfig(version_id=vid, model="small_cnn", epochs=6, batch_size=32, lr=3e-3, seed=0, device="cpu",
+                        temperature_scaling=False, mitigations=Mitigations(loss=LossSettings(name=name)))  # fmt: skip
+        run_id = store.create_run(vid, cfg.to_dict())
+        assert train_run(store, run_id) == "finished", store.run(run_id)["message"]
+        m = store.metrics(run_id)
+        last = m[(m.split == "test") & (m.step == m[m.split == "test"].step.max())].set_index("name")["value"]
+        recall[name] = np.mean([last[f"recall/{c}"] for c in (7, 8, 9)])  # the three rarest classes
+        assert store.run(run_id)["config"]["mitigations"]["loss"]["name"] == name  # stored with the run
+    assert recall["balanced_softmax"] > recall["cross_entropy"], recall
