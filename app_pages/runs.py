@@ -9,6 +9,7 @@ import streamlit as st
 from core import charts
 from core.metrics.results import RunResults
 from core.store import RunStatus
+from core.train.config import RunConfig
 from ui import common
 from ui.items import gallery, where
 
@@ -80,6 +81,10 @@ def detail(run_id: int) -> None:
     st.progress(min(max(float(row["progress"] or 0.0), 0.0), 1.0), text=row["message"] or status)
     if status == RunStatus.FAILED:
         st.error(f"The run failed:\n\n```\n{row['message'][-3000:]}\n```")
+    cfg = RunConfig.from_dict(row["config"])
+    st.caption(
+        f"**{cfg.display_name()}** · seed {cfg.seed} · τ {cfg.tau:g} · mitigations: {', '.join(cfg.mitigations.active) or 'none (baseline)'}"
+    )
 
     cols = st.columns(len(KPIS))
     for col, (name, title, lower_better) in zip(cols, KPIS):

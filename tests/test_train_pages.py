@@ -91,3 +91,98 @@ def test_train_page_rejects_a_bad_model_path(home):
     at.run()
     assert any("neither a built-in" in e.value and "existing path" in e.value for e in at.error)
     assert at.button(key="start_run").disabled
+
+
+def _stop_all(store: Store) -> None:
+    for row in store.runs():
+        store.request_stop(row["id"])
+
+
+def test_every_group_of_mitigation_knobs_lands_in_the_stored_config(home):
+    store = Store(home)
+    demos.import_demo(store, "digits")
+    at = open_page("app_pages/train.py")
+    assert at.radio(key="tr_preset").value == "baseline" and at.selectbox(key="tr_loss_name").value == "cross_entropy"
+    at.radio(key="tr_preset").set_value("long_tail")
+    at.run()
+    assert at.selectbox(key="tr_loss_name").value == "balanced_softmax"
+    assert at.multiselect(key="tr_aug_image").value == ["flip", "resized_crop"]
+    # now every group by hand: the preset becomes "custom"
+    at.selectbox(key="tr_rs_method").set_value("class_balanced")
+    at.run()
+    assert at.radio(key="tr_preset").value == "custom"
+    at.selectbox(key="tr_loss_name").set_value("focal")
+    at.selectbox(key="tr_loss_weights").set_value("effective_number")
+    at.run()
+    at.slider(key="tr_loss_gamma").set_value(1.5)
+    at.slider(key="tr_loss_smoothing").set_value(0.05)
+    at.slider(key="tr_loss_drw").set_value(0.5)
+    at.number_input(key="tr_loss_beta").set_value(0.99)
+    at.multiselect(key="tr_aug_image").set_value(["rotate", "noise"])
+    at.slider(key="tr_aug_strength").set_value(0.3)
+    at.multiselect(key="tr_aug_classes").set_value(["9"])
+    at.number_input(key="tr_aug_multiplier").set_value(2)
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("resample=class_balanced, loss=focal, weights=effective_number, smoothing=0.05, augment=rotate+noise" in m.value
+               for m in at.markdown)  # fmt: skip
+    at.button(key="start_run").click()
+    at.run()
+    stored = store.runs()[0]["config"]["mitigations"]
+    _stop_all(store)
+    assert stored == {
+        "resample": {"method": "class_balanced", "k_neighbors": 5, "targets": {}},
+        "loss": {"name": "focal", "class_weights": "effective_number", "beta": 0.99, "gamma": 1.5, "label_smoothing": 0.05,
+                 "tau": 1.0, "max_margin": 0.5, "scale": 1.0, "reweight_from": 0.5},
+        "augment": {"image": ["rotate", "noise"], "text": [], "strength": 0.3, "classes": ["9"], "multiplier": 2},
+    }  # fmt: skip
+
+
+def test_settings_survive_leaving_the_page_and_the_learning_rate_follows_the_mode(home):
+    demos.import_demo(Store(home), "digits")
+    at = open_page("app_pages/train.py")
+    at.selectbox(key="tr_model").set_value("mobilenet_v2")
+    at.run()
+    assert at.number_input(key="tr_lr").value == pytest.approx(1e-3)
+    at.selectbox(key="tr_mode").set_value("linear_probe")
+    at.run()
+    assert at.number_input(key="tr_lr").value == pytest.approx(1e-2)  # followed the mode
+    at.number_input(key="tr_lr").set_value(5e-4)
+    at.number_input(key="tr_epochs").set_value(7)
+    at.selectbox(key="tr_loss_name").set_value("logit_adjusted")
+    at.run()
+    at.selectbox(key="tr_mode").set_value("full")
+    at.run()
+    assert at.number_input(key="tr_lr").value == pytest.approx(5e-4)  # the user's own value stays
+    at.switch_page("app_pages/data.py")
+    at.run()
+    at.switch_page("app_pages/train.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="tr_model").value == "mobilenet_v2" and at.selectbox(key="tr_mode").value == "full"
+    assert at.number_input(key="tr_epochs").value == 7 and at.number_input(key="tr_lr").value == pytest.approx(5e-4)
+    assert at.selectbox(key="tr_loss_name").value == "logit_adjusted" and at.radio(key="tr_preset").value == "custom"
+
+
+def test_settings_that_cannot_work_are_refused_before_the_run(home):
+    store = Store(home)
+    demos.import_demo(store, "digits")
+    at = open_page("app_pages/train.py")
+    at.selectbox(key="tr_rs_method").set_value("random_over")
+    at.run()
+    at.session_state["tr_rs_targets"] = {"3": 5}  # fewer than class 3's train items: an over-sampler cannot do that
+    at.run()
+    assert any("random_over can only add items: class 3 has" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="start_run").disabled and at.button(key="start_pair").disabled
+    at.session_state["tr_rs_targets"] = {"3": 400}
+    at.run()
+    assert not at.error and not at.button(key="start_run").disabled
+    # the side-by-side pair: same seed, one without mitigations
+    at.button(key="start_pair").click()
+    at.run()
+    runs = sorted(store.runs(), key=lambda r: r["id"])
+    _stop_all(store)
+    assert len(runs) == 2 and runs[0]["name"].endswith("· baseline")
+    assert runs[0]["config"]["seed"] == runs[1]["config"]["seed"] == 0
+    assert runs[0]["config"]["mitigations"]["resample"]["method"] == "none"
+    assert runs[1]["config"]["mitigations"]["resample"] == {"method": "random_over", "k_neighbors": 5, "targets": {"3": 400}}

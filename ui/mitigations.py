@@ -1,0 +1,181 @@
+"""The Train page's mitigation knobs: presets, resampling, loss, augmentation — each with one line
+of help — read back as a ``Mitigations``. Widget keys start with ``tr_`` so they survive leaving
+the page (``ui.state``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pandas as pd
+import streamlit as st
+
+from core.mitigate.config import (
+    CLASS_WEIGHTS,
+    FEATURE_SAMPLERS,
+    IMAGE_AUGMENTATIONS,
+    LOSSES,
+    NEIGHBOUR_SAMPLERS,
+    OVER_SAMPLERS,
+    SAMPLERS,
+    TEXT_AUGMENTATIONS,
+    UNDER_SAMPLERS,
+    Augmentation,
+    LossSettings,
+    Mitigations,
+    Resampling,
+)
+from core.mitigate.presets import PRESETS, preset
+from ui.state import default
+
+CUSTOM = "custom"
+TARGETS = "tr_rs_targets"  # class name → target count, kept as plain session state (not a widget)
+
+
+def _widget_values(m: Mitigations) -> dict[str, object]:
+    """The widget keys and values that show ``m``."""
+    r, loss, a = m.resample, m.loss, m.augment
+    return {
+        "tr_rs_method": r.method, "tr_rs_k": r.k_neighbors,
+        "tr_loss_name": loss.name, "tr_loss_weights": loss.class_weights, "tr_loss_beta": loss.beta, "tr_loss_gamma": loss.gamma,
+        "tr_loss_smoothing": loss.label_smoothing, "tr_loss_tau": loss.tau, "tr_loss_margin": loss.max_margin,
+        "tr_loss_scale": loss.scale, "tr_loss_drw": loss.reweight_from,
+        "tr_aug_image": list(a.image), "tr_aug_text": list(a.text), "tr_aug_strength": a.strength,
+        "tr_aug_classes": list(a.classes), "tr_aug_multiplier": a.multiplier,
+    }  # fmt: skip
+
+
+def _apply_preset(modality: str) -> None:
+    name = st.session_state["tr_preset"]
+    if name == CUSTOM:
+        return
+    m = preset(name, modality=modality)
+    for key, value in _widget_values(m).items():
+        st.session_state[key] = value
+    st.session_state[TARGETS] = dict(m.resample.targets)
+
+
+def _mark_custom() -> None:
+    st.session_state["tr_preset"] = CUSTOM
+
+
+def knobs(*, modality: str, finetune: str, class_names: Sequence[str], train_counts: dict[str, int], tail: Sequence[str]) -> Mitigations:
+    """Draw the knobs; return the settings they show. ``train_counts`` maps each class present in
+    train to its items; ``tail`` names the tail classes (for the augmentation shortcut)."""
+    base = Mitigations()
+    for key, value in _widget_values(base).items():
+        default(key, value)
+    default("tr_preset", "baseline", allowed=[*PRESETS, CUSTOM])
+    st.session_state.setdefault(TARGETS, {})
+    vectors = finetune == "linear_probe" or modality == "tabular"
+    methods = [m for m in SAMPLERS if vectors or m not in FEATURE_SAMPLERS]
+    default("tr_rs_method", "none", allowed=methods)
+    augment_names = IMAGE_AUGMENTATIONS if modality == "image" else TEXT_AUGMENTATIONS if modality == "text" else {}
+    aug_key = "tr_aug_image" if modality == "image" else "tr_aug_text"
+    default("tr_aug_classes", [], allowed=None)
+    st.session_state["tr_aug_classes"] = [c for c in st.session_state["tr_aug_classes"] if c in train_counts]
+
+    st.radio(
+        "Preset", [*PRESETS, CUSTOM], key="tr_preset", horizontal=True, on_change=_apply_preset, args=(modality,),
+        format_func=lambda p: {"baseline": "baseline", "long_tail": "long-tail fix", "noisy_labels": "noisy-label fix",
+                               "missing_class": "missing-class guard", CUSTOM: "custom"}[p],
+        help=" · ".join(PRESETS.values()) + ". Any change below makes it custom.",
+    )  # fmt: skip
+    t_resample, t_loss, t_aug = st.tabs(["Resampling", "Loss", "Augmentation"])
+    with t_resample:
+        method = st.selectbox(
+            "Sampler", methods, key="tr_rs_method", on_change=_mark_custom, format_func=lambda m: f"{m} — {SAMPLERS[m]}",
+            help="Which train items each epoch draws. The SMOTE family makes new feature vectors, so it is offered for linear probes and tables.",
+        )  # fmt: skip
+        if method in NEIGHBOUR_SAMPLERS:
+            st.number_input(
+                "k neighbours",
+                1,
+                100,
+                key="tr_rs_k",
+                on_change=_mark_custom,
+                help="Neighbours within a class; must be below the smallest class's size.",
+            )
+        if method in (*OVER_SAMPLERS, *UNDER_SAMPLERS):
+            st.caption(
+                "Target items per class (empty: over-samplers raise every class to the largest, under-samplers lower it to the smallest)."
+            )
+            table = pd.DataFrame(
+                {"class": list(train_counts), "train items": list(train_counts.values()),
+                 "target": [st.session_state[TARGETS].get(c) for c in train_counts]}
+            )  # fmt: skip
+            edited = st.data_editor(
+                table, key="rs_targets_editor", hide_index=True, disabled=["class", "train items"], width="stretch",
+                column_config={"target": st.column_config.NumberColumn("target", min_value=1, step=1, help="leave empty to keep the default")},
+            )  # fmt: skip
+            targets = {str(c): int(t) for c, t in zip(edited["class"], edited["target"]) if pd.notna(t)}
+            if targets != st.session_state[TARGETS]:
+                st.session_state[TARGETS] = targets
+                _mark_custom()
+    with t_loss:
+        l1, l2 = st.columns(2)
+        name = l1.selectbox("Loss", list(LOSSES), key="tr_loss_name", on_change=_mark_custom, format_func=lambda n: f"{n} — {LOSSES[n]}")
+        weights = l2.selectbox("Class weights", list(CLASS_WEIGHTS), key="tr_loss_weights", on_change=_mark_custom,
+                               format_func=lambda w: f"{w} — {CLASS_WEIGHTS[w]}")  # fmt: skip
+        l3, l4, l5 = st.columns(3)
+        l3.slider("Label smoothing ε", 0.0, 0.3, step=0.01, key="tr_loss_smoothing", on_change=_mark_custom,
+                  help="Share of each target spread over every class: softer, better-calibrated confidence.")  # fmt: skip
+        if weights != "none":
+            l4.slider("Re-weight from (share of epochs)", 0.0, 0.9, step=0.1, key="tr_loss_drw", on_change=_mark_custom,
+                      help="Deferred re-weighting: class weights apply only after this share of the epochs (LDAM-DRW uses 0.8).")  # fmt: skip
+        if weights == "effective_number":
+            l5.number_input("β", 0.0, 0.99999, step=0.0001, format="%.5f", key="tr_loss_beta", on_change=_mark_custom,
+                            help="Effective number (1 − βⁿ)/(1 − β): 0.999 to 0.9999 in the paper.")  # fmt: skip
+        if name == "focal":
+            l4.slider("Focal γ", 0.0, 5.0, step=0.5, key="tr_loss_gamma", on_change=_mark_custom, help="0 is cross-entropy; 2 is usual.")
+        if name == "logit_adjusted":
+            l4.slider(
+                "τ",
+                0.0,
+                3.0,
+                step=0.1,
+                key="tr_loss_tau",
+                on_change=_mark_custom,
+                help="How strongly the class prior shifts the logits; 1 is usual.",
+            )
+        if name == "ldam":
+            l4.slider("Largest margin", 0.1, 2.0, step=0.1, key="tr_loss_margin", on_change=_mark_custom, help="The rarest class's margin.")
+            l5.number_input("Logit scale s", 0.1, 100.0, step=0.5, key="tr_loss_scale", on_change=_mark_custom,
+                            help="30 in the paper (with a cosine classifier); 1 for an ordinary head.")  # fmt: skip
+    with t_aug:
+        if not augment_names:
+            st.caption("No augmentations for tabular data.")
+        elif finetune == "linear_probe":
+            st.caption("A linear probe trains on features computed once: augmentations cannot reach it. Fine-tune to use them.")
+        else:
+            default(aug_key, [], allowed=None)
+            st.session_state[aug_key] = [n for n in st.session_state[aug_key] if n in augment_names]
+            st.multiselect(
+                "Augmentations (applied in this order)", list(augment_names), key=aug_key, on_change=_mark_custom,
+                help=" · ".join(f"{n}: {h}" for n, h in augment_names.items()),
+            )  # fmt: skip
+            a1, a2, a3 = st.columns([2, 3, 1])
+            a1.slider(
+                "Strength", 0.0, 1.0, step=0.05, key="tr_aug_strength", on_change=_mark_custom, help="How far each augmentation goes."
+            )
+            a2.multiselect("Only these classes (empty: all)", list(train_counts), key="tr_aug_classes", on_change=_mark_custom,
+                           help=f"Tail classes: {', '.join(tail) or 'none'}.")  # fmt: skip
+            a3.number_input("× per epoch", 1, 100, key="tr_aug_multiplier", on_change=_mark_custom,
+                            help="The augmented classes are drawn this many times per epoch, each copy augmented anew.")  # fmt: skip
+            if tail and a2.button("Target the tail classes", key="aug_tail"):
+                st.session_state["tr_aug_classes"] = list(tail)
+                _mark_custom()
+                st.rerun()
+    s = st.session_state
+    return Mitigations(
+        resample=Resampling(method=s["tr_rs_method"], k_neighbors=int(s["tr_rs_k"]), targets=dict(s[TARGETS]) if s["tr_rs_method"] in (*OVER_SAMPLERS, *UNDER_SAMPLERS) else {}),
+        loss=LossSettings(
+            name=s["tr_loss_name"], class_weights=s["tr_loss_weights"], beta=float(s["tr_loss_beta"]), gamma=float(s["tr_loss_gamma"]),
+            label_smoothing=float(s["tr_loss_smoothing"]), tau=float(s["tr_loss_tau"]), max_margin=float(s["tr_loss_margin"]),
+            scale=float(s["tr_loss_scale"]), reweight_from=float(s["tr_loss_drw"]) if s["tr_loss_weights"] != "none" else 0.0,
+        ),
+        augment=Augmentation(
+            image=list(s["tr_aug_image"]) if modality == "image" and finetune != "linear_probe" else [],
+            text=list(s["tr_aug_text"]) if modality == "text" and finetune != "linear_probe" else [],
+            strength=float(s["tr_aug_strength"]), classes=list(s["tr_aug_classes"]), multiplier=int(s["tr_aug_multiplier"]),
+        ),
+    )  # fmt: skip

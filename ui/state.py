@@ -1,0 +1,28 @@
+"""Page settings that survive leaving the page.
+
+Streamlit forgets a widget's value when a run does not draw the widget (the user went to another
+page). ``keep_settings`` — called by ``app.py`` on every run, before any page — turns the values of
+widgets whose key starts with one of ``PERSISTENT`` into plain session state, which Streamlit keeps.
+Widgets then take their starting value from ``default`` instead of a ``value=`` argument, so a value
+set through session state and a widget default never disagree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+PERSISTENT = ("tr_",)  # the Train page's settings
+
+
+def keep_settings() -> None:
+    for key in list(st.session_state.keys()):
+        if isinstance(key, str) and key.startswith(PERSISTENT):
+            st.session_state[key] = st.session_state[key]
+
+
+def default(key: str, value: Any, *, allowed: list[Any] | None = None) -> None:
+    """Give widget ``key`` its starting ``value``, unless the user set one that is still allowed."""
+    if key not in st.session_state or (allowed is not None and st.session_state[key] not in allowed):
+        st.session_state[key] = value
