@@ -283,3 +283,43 @@ def slice_metric_bars(values: pd.DataFrame, column: str) -> go.Figure:
         )
     fig.update_layout(title=f"Test metrics per {column}", barmode="group", **LAYOUT)
     return fig
+
+
+def counts_before_after(
+    before: dict[str, float], after: dict[str, float], *, title: str = "Items per class: train split → one epoch"
+) -> go.Figure:
+    """Grouped bars of items per class before and after resampling, classes by size (log scale)."""
+    order = sorted(before, key=lambda c: -before[c])
+    fig = go.Figure()
+    fig.add_bar(x=order, y=[before[c] for c in order], name="train split", marker_color="#9AA5B1",
+                hovertemplate="%{x}: %{y:,.0f}<extra>train split</extra>")  # fmt: skip
+    fig.add_bar(x=order, y=[after.get(c, 0) for c in order], name="after resampling", marker_color="#4C78A8",
+                hovertemplate="%{x}: %{y:,.0f}<extra>after resampling</extra>")  # fmt: skip
+    fig.update_layout(title=title, barmode="group", **LAYOUT)
+    fig.update_yaxes(type="log", title="items")
+    return fig
+
+
+def resampled_map(xy: np.ndarray, labels: np.ndarray, synthetic: np.ndarray, removed_xy: np.ndarray) -> go.Figure:
+    """2-D map of real items (dots) and the points a sampler made (crosses) or removed (grey rings)."""
+    fig = go.Figure()
+    classes = sorted(set(labels.tolist()), key=str)
+    palette = ["#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2", "#FF9DA6", "#9D755D", "#BAB0AC", "#EECA3B"]
+    for i, c in enumerate(classes):
+        colour = palette[i % len(palette)]
+        for made, symbol, size in ((False, "circle", 5), (True, "x", 7)):
+            keep = (labels == c) & (synthetic == made)
+            if keep.any():
+                fig.add_trace(go.Scattergl(
+                    x=xy[keep, 0], y=xy[keep, 1], mode="markers", name=f"{c}{' · new' if made else ''}", legendgroup=str(c),
+                    marker=dict(color=colour, symbol=symbol, size=size, opacity=0.9 if made else 0.5),
+                    hovertemplate=f"{c}{' (synthetic)' if made else ''}<extra></extra>",
+                ))  # fmt: skip
+    if len(removed_xy):
+        fig.add_trace(go.Scattergl(x=removed_xy[:, 0], y=removed_xy[:, 1], mode="markers", name="removed",
+                                   marker=dict(color="rgba(0,0,0,0)", line=dict(color="#555", width=1), size=7),
+                                   hovertemplate="removed<extra></extra>"))  # fmt: skip
+    fig.update_layout(title="Resampling on the embedding map (PCA of the real items)", **LAYOUT)
+    fig.update_xaxes(title="PC 1")
+    fig.update_yaxes(title="PC 2")
+    return fig

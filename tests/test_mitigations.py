@@ -276,3 +276,42 @@ def test_balanced_softmax_raises_tail_recall_on_a_long_tail(store):
         recall[name] = np.mean([last[f"recall/{c}"] for c in (7, 8, 9)])  # the three rarest classes
         assert store.run(run_id)["config"]["mitigations"]["loss"]["name"] == name  # stored with the run
     assert recall["balanced_softmax"] > recall["cross_entropy"], recall
+
+
+# ---------------------------------------------------------------------- previews
+
+
+def test_epoch_counts_per_sampler():
+    from core.mitigate.preview import epoch_counts
+
+    counts = {"a": 200, "b": 50, "c": 10}
+    assert epoch_counts(Mitigations(), counts) == {"a": 200, "b": 50, "c": 10}
+    assert epoch_counts(Mitigations(resample=Resampling("class_balanced")), counts) == {"a": 260 / 3, "b": 260 / 3, "c": 260 / 3}
+    sqrt = epoch_counts(Mitigations(resample=Resampling("sqrt")), counts)
+    assert sqrt["a"] / sqrt["c"] == pytest.approx(math.sqrt(20)) and sum(sqrt.values()) == pytest.approx(260)
+    assert epoch_counts(Mitigations(resample=Resampling("random_over", targets={"c": 40})), counts) == {"a": 200, "b": 50, "c": 40}
+    assert epoch_counts(Mitigations(resample=Resampling("random_under")), counts) == {"a": 10, "b": 10, "c": 10}
+    targeted = Mitigations(augment=Augmentation(image=["flip"], classes=["c"], multiplier=3))
+    assert epoch_counts(targeted, counts) == {"a": 200, "b": 50, "c": 30}
+    assert epoch_counts(Mitigations(resample=Resampling("tomek")), counts) is None  # only the data can tell
+
+
+def test_resampling_preview_on_embeddings(blobs):
+    from core.mitigate.preview import resample_on_embeddings
+
+    X, y = blobs
+    result = resample_on_embeddings(X, y, ["big", "small"], Mitigations(resample=Resampling("smote", targets={"small": 70})))
+    assert result.before == {"big": 100, "small": 20} and result.after == {"big": 100, "small": 70}
+    assert result.xy.shape == (170, 2) and int(result.synthetic.sum()) == 50 and (result.labels[result.synthetic] == "small").all()
+    cleaned = resample_on_embeddings(X, y, ["big", "small"], Mitigations(resample=Resampling("enn", k_neighbors=3)))
+    assert len(cleaned.removed_xy) == 120 - sum(cleaned.after.values()) > 0 and not cleaned.synthetic.any()
+
+
+def test_text_preview_marks_what_changed():
+    from core.mitigate.preview import augment_texts, highlight_changes
+
+    assert highlight_changes("a b c", "a c x") == "a <del>b</del> c <ins>x</ins>"
+    assert highlight_changes("<b>", "<i>") == "<del>&lt;b&gt;</del> <ins>&lt;i&gt;</ins>"  # texts are escaped
+    out = augment_texts(["the quick brown fox jumps"], np.array([0]), Augmentation(text=["delete"], strength=1.0), seed=3)
+    assert out == augment_texts(["the quick brown fox jumps"], np.array([0]), Augmentation(text=["delete"], strength=1.0), seed=3)
+    assert len(out[0].split()) < 5

@@ -186,3 +186,36 @@ def test_settings_that_cannot_work_are_refused_before_the_run(home):
     assert runs[0]["config"]["seed"] == runs[1]["config"]["seed"] == 0
     assert runs[0]["config"]["mitigations"]["resample"]["method"] == "none"
     assert runs[1]["config"]["mitigations"]["resample"] == {"method": "random_over", "k_neighbors": 5, "targets": {"3": 400}}
+
+
+def test_previews_show_what_resampling_and_augmentation_do(home):
+    store = Store(home)
+    demos.import_demo(store, "digits")
+    at = open_page("app_pages/train.py")
+    # weighted sampler: the expected per-epoch counts beside the train split's
+    at.selectbox(key="tr_rs_method").set_value("class_balanced")
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.get("plotly_chart")) == 1  # per-class counts: train split → one epoch
+    # augmentation: originals and augmented copies, re-drawn by the button
+    at.multiselect(key="tr_aug_image").set_value(["rotate", "erasing"])
+    at.run()
+    assert not at.exception, at.exception
+    first = [img.proto.imgs[0].url for img in at.image]
+    assert len(first) == 2 and first[0] != first[1]  # the originals' strip and the augmented strip
+    at.button(key="aug_reroll").click()
+    at.run()
+    assert [img.proto.imgs[0].url for img in at.image] != first
+    # SMOTE on a linear probe: run on the train embeddings, drawn on a map with the new points
+    at.selectbox(key="tr_model").set_value("mobilenet_v2")
+    at.run()
+    at.selectbox(key="tr_mode").set_value("linear_probe")
+    at.run()
+    at.selectbox(key="tr_rs_method").set_value("smote")
+    at.session_state["tr_rs_targets"] = {"0": 300}
+    at.run()
+    at.button(key="rs_preview").click()
+    at.run()
+    assert not at.exception, at.exception
+    caption = next(c.value for c in at.caption if c.value.startswith("smote on "))
+    assert "smote on 1,445 train embeddings → 1,601 items" in caption, caption  # class 0: 144 → 300

@@ -42,3 +42,19 @@ def label_of(ds: Dataset, i: int) -> str:
 
 def where(ds: Dataset, i: int) -> str:
     return f"#{i} · {SPLITS[ds.split[i]]}"
+
+
+def image_strip(images: np.ndarray, *, side: int = 96, gap: int = 4) -> np.ndarray:
+    """uint8 images (n, H, W[, 3]) side by side in one RGB image, each scaled to ``side`` px high
+    (nearest neighbour, so small images stay crisp), with white gaps."""
+    from PIL import Image
+
+    tiles = []
+    for img in images:
+        pil = Image.fromarray(np.asarray(img)).convert("RGB")
+        width = max(1, round(pil.width * side / pil.height))
+        tiles.append(np.asarray(pil.resize((width, side), Image.Resampling.NEAREST)))
+    parts = []
+    for tile in tiles:
+        parts += [tile, np.full((side, gap, 3), 255, np.uint8)]
+    return np.concatenate(parts[:-1], axis=1) if parts else np.zeros((side, 1, 3), np.uint8)

@@ -4,11 +4,18 @@ the page (``ui.state``)."""
 
 from __future__ import annotations
 
+import html
+import json
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
+from core import charts
+from core.data.dataset import Dataset
+from core.embed import embeddings
+from core.mitigate.checks import check
 from core.mitigate.config import (
     CLASS_WEIGHTS,
     FEATURE_SAMPLERS,
@@ -25,6 +32,8 @@ from core.mitigate.config import (
     Resampling,
 )
 from core.mitigate.presets import PRESETS, preset
+from core.mitigate.preview import augment_images, augment_texts, epoch_counts, highlight_changes, mixes, resample_on_embeddings
+from ui.items import image_strip
 from ui.state import default
 
 CUSTOM = "custom"
@@ -58,9 +67,11 @@ def _mark_custom() -> None:
     st.session_state["tr_preset"] = CUSTOM
 
 
-def knobs(*, modality: str, finetune: str, class_names: Sequence[str], train_counts: dict[str, int], tail: Sequence[str]) -> Mitigations:
-    """Draw the knobs; return the settings they show. ``train_counts`` maps each class present in
-    train to its items; ``tail`` names the tail classes (for the augmentation shortcut)."""
+def knobs(ds: Dataset, *, model: str, finetune: str, train_counts: dict[str, int], tail: Sequence[str], seed: int) -> Mitigations:
+    """Draw the knobs and their previews; return the settings they show. ``model`` is the resolved
+    model (its embeddings preview the feature-space samplers); ``train_counts`` maps each class
+    present in train to its items; ``tail`` names the tail classes (for the augmentation shortcut)."""
+    modality = ds.modality
     base = Mitigations()
     for key, value in _widget_values(base).items():
         default(key, value)
@@ -166,7 +177,7 @@ def knobs(*, modality: str, finetune: str, class_names: Sequence[str], train_cou
                 _mark_custom()
                 st.rerun()
     s = st.session_state
-    return Mitigations(
+    m = Mitigations(
         resample=Resampling(method=s["tr_rs_method"], k_neighbors=int(s["tr_rs_k"]), targets=dict(s[TARGETS]) if s["tr_rs_method"] in (*OVER_SAMPLERS, *UNDER_SAMPLERS) else {}),
         loss=LossSettings(
             name=s["tr_loss_name"], class_weights=s["tr_loss_weights"], beta=float(s["tr_loss_beta"]), gamma=float(s["tr_loss_gamma"]),
@@ -179,3 +190,75 @@ def knobs(*, modality: str, finetune: str, class_names: Sequence[str], train_cou
             strength=float(s["tr_aug_strength"]), classes=list(s["tr_aug_classes"]), multiplier=int(s["tr_aug_multiplier"]),
         ),
     )  # fmt: skip
+    with t_resample:
+        _resample_preview(ds, m, model=model, finetune=finetune, train_counts=train_counts, seed=seed)
+    with t_aug:
+        if (m.augment.image or m.augment.text) and finetune != "linear_probe":
+            _augment_preview(ds, m, seed=seed)
+    return m
+
+
+def _resample_preview(ds: Dataset, m: Mitigations, *, model: str, finetune: str, train_counts: dict[str, int], seed: int) -> None:
+    counts = epoch_counts(m, train_counts)
+    if counts is not None and counts != {c: float(n) for c, n in train_counts.items()}:
+        st.plotly_chart(charts.counts_before_after(train_counts, counts), width="stretch", key="rs_counts")
+    if m.resample.method not in FEATURE_SAMPLERS or check(m, modality=ds.modality, finetune=finetune, train_counts=train_counts):
+        return
+    key = json.dumps([m.resample.method, m.resample.k_neighbors, m.resample.targets, model, seed], sort_keys=True)
+    cached = ds.modality == "tabular" or embeddings.is_cached(ds, backbone=model)
+    label = "Preview on the embedding map" + (
+        "" if cached else f" (embeds the data first: about {embeddings.estimate_seconds(ds, model):,.0f} s)"
+    )
+    if st.button(label, key="rs_preview"):
+        with st.spinner(f"Running {m.resample.method} on the train embeddings…"):
+            train = np.flatnonzero(ds.split == 0)
+            X = np.asarray(embeddings.embed(ds, backbone=model), dtype=np.float32)[train]
+            st.session_state["rs_preview_result"] = (
+                key,
+                resample_on_embeddings(X, ds.labels[train], list(map(str, ds.class_names)), m, seed=seed),
+            )
+    shown = st.session_state.get("rs_preview_result")
+    if shown is not None and shown[0] == key:
+        result = shown[1]
+        made = int(result.synthetic.sum())
+        st.caption(
+            f"{m.resample.method} on {sum(result.before.values()):,} train embeddings → {sum(result.after.values()):,} items "
+            f"in {result.seconds:.1f} s; crosses are new points, grey rings removed items (at most 4,000 of each drawn; "
+            f"{made:,} new shown). The run does the same on its standardised features."
+        )
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(charts.counts_before_after(result.before, result.after, title="Items per class: train split → resampled"),
+                        width="stretch", key="rs_after")  # fmt: skip
+        c2.plotly_chart(charts.resampled_map(result.xy, result.labels, result.synthetic, result.removed_xy), width="stretch", key="rs_map")
+
+
+def _augment_preview(ds: Dataset, m: Mitigations, *, seed: int) -> None:
+    a = m.augment
+    st.session_state.setdefault("aug_preview_seed", seed)
+    p1, p2 = st.columns([4, 1])
+    p1.markdown("**Preview** — train items (top) and augmented copies (bottom)" if ds.modality == "image" else "**Preview**")
+    if p2.button("Re-roll", key="aug_reroll", help="Draw other items and other augmentations."):
+        st.session_state["aug_preview_seed"] += 1
+    draw = int(st.session_state["aug_preview_seed"])
+    names = list(map(str, ds.class_names))
+    wanted = [names.index(c) for c in a.classes if c in names]
+    pool = np.flatnonzero((ds.split == 0) & (np.isin(ds.labels, wanted) if wanted else True))
+    rng = np.random.default_rng(draw)
+    picked = np.sort(rng.choice(pool, min(8 if ds.modality == "image" else 5, len(pool)), replace=False))
+    if ds.modality == "image":
+        images = np.asarray(ds.items[picked])
+        out = augment_images(images, ds.labels[picked], a, n_classes=ds.n_classes, seed=draw)
+        st.image(image_strip(images), caption=" · ".join(names[c] for c in ds.labels[picked]))
+        st.image(image_strip(out), caption="augmented" + (" (MixUp/CutMix blend items of this row)" if mixes(a) else ""))
+    else:
+        texts = [str(t) for t in ds.items[picked]]
+        out = augment_texts(texts, ds.labels[picked], a, seed=draw)
+        rows = "".join(
+            f"<tr><td>{html.escape(names[c])}</td><td>{html.escape(t)}</td><td>{highlight_changes(t, o)}</td></tr>"
+            for c, t, o in zip(ds.labels[picked], texts, out)
+        )
+        st.markdown(
+            "<style>.aug ins{background:#d4f5dd;text-decoration:none}.aug del{background:#fbd9d9}</style>"
+            f"<table class='aug'><tr><th>class</th><th>original</th><th>augmented (new, <del>gone</del>)</th></tr>{rows}</table>",
+            unsafe_allow_html=True,
+        )
