@@ -3,6 +3,7 @@ confusion, and the hallucination gallery (the most confident wrong answers)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
@@ -147,6 +148,8 @@ def detail(run_id: int) -> None:
         st.markdown(f"**Temperature scaling** (T = {temperature or float('nan'):.2f}, fitted on val), test split:")
         st.dataframe(ts.style.format("{:.4f}", na_rep="—"), width="stretch")
 
+    decision_section(res, cfg)
+
     st.markdown("**Hallucination gallery** — the most confident wrong answers on the test split")
     preds = res.predictions("test")
     if preds.empty:
@@ -170,6 +173,43 @@ def detail(run_id: int) -> None:
         st.json(row["config"])
     if status.active != RunStatus(store.run(run_id)["status"]).active:  # it just ended: redraw once without the timer
         st.rerun()
+
+
+def decision_section(res: RunResults, cfg: RunConfig) -> None:
+    """Threshold moving's before/after, and the risk–coverage curve with the abstention point."""
+    step = res.best_step
+    preds = res.predictions("test", step=step) if step is not None else None
+    if preds is None or preds.empty or res.status.active:
+        return
+    st.markdown("**Decisions** — answering only when confident enough, and per-class thresholds")
+    known = preds[preds["label"].isin(set(int(c) for c in res.artifacts(step).get("classes", [])))]
+    order = known["conf"].to_numpy().argsort()[::-1]
+    wrong = (known["pred"].to_numpy() != known["label"].to_numpy())[order]
+    coverage = np.arange(1, len(order) + 1) / max(len(order), 1)
+    risk = np.cumsum(wrong) / np.arange(1, len(order) + 1)
+    chosen = cfg.mitigations.decision.abstain_below
+    threshold = st.slider(
+        "Abstain below confidence", 0.0, 0.99, float(chosen or 0.5), 0.01, key=f"abstain_{res.run_id}",
+        help="Answers with a lower top-label confidence are withheld: fewer answers, fewer errors. The run's own setting is the starting point.",
+    )  # fmt: skip
+    answered = known["conf"].to_numpy() >= threshold
+    point_cov = float(answered.mean()) if len(answered) else float("nan")
+    point_risk = float(wrong[: int(answered.sum())].mean()) if answered.any() else float("nan")
+    d1, d2 = st.columns([3, 2])
+    d1.plotly_chart(charts.risk_coverage(coverage, risk, point=(point_cov, point_risk), label=f"≥ {threshold:.2f}"),
+                    width="stretch", key=f"rc_{res.run_id}")  # fmt: skip
+    d2.metric("Answered", f"{point_cov:.1%}", help="Share of the known test items answered at this threshold.")
+    d2.metric("Error among the answered", f"{point_risk:.1%}" if answered.any() else "—",
+              delta=f"{point_risk - float(wrong.mean()):+.1%} vs answering all" if answered.any() else None, delta_color="inverse")  # fmt: skip
+    if res.variant_step("tm") is not None:
+        names = ["macro_f1", "balanced_accuracy", "worst_class_recall", "accuracy", "hallucination_rate", "ece"]
+        base = "test_ts" if res.variant_step("ts") is not None else "test"
+        table = pd.DataFrame(
+            {"before": [res.latest(n, base) if base == "test_ts" else res.at(n, step) for n in names],
+             "after threshold moving": [res.latest(n, "test_tm") for n in names]}, index=names,
+        ).astype(float)  # fmt: skip
+        d2.markdown("**Threshold moving** (per-class offsets fitted on val), test split:")
+        d2.dataframe(table.style.format("{:.4f}", na_rep="—"), width="stretch")
 
 
 @st.fragment(run_every=2.0)

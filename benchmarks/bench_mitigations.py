@@ -112,7 +112,7 @@ def mitigations_for(model: str):
             Mitigations(
                 loss=LossSettings(name="ldam", max_margin=0.5, scale=1.0, class_weights="effective_number", beta=0.999, reweight_from=0.75)
             ),
-        ),  # fmt: skip
+        ),
     ]
     if model == "probe":
         return [*common, ("SMOTE (k=5)", Mitigations(resample=Resampling("smote", k_neighbors=5)))]
@@ -233,7 +233,7 @@ def part_smote(store, vids) -> None:
     print(f"\n## SMOTE on {len(X):,} × {X.shape[1]} MobileNetV2 embeddings (classes 5–9 raised by 50 %, k = 5)", flush=True)
     for name, Z in (("all 1280 dimensions", X), ("128 leading principal components", pca_reduce(X, 128))):
         t = time.perf_counter()
-        X_res, _, origin = resample_features(Z, y, "smote", k_neighbors=5, targets=targets, seed=0)
+        _, _, origin = resample_features(Z, y, "smote", k_neighbors=5, targets=targets, seed=0)
         print(f"  {name}: {time.perf_counter() - t:.1f} s → {int((origin < 0).sum()):,} new points", flush=True)
 
 

@@ -323,3 +323,17 @@ def resampled_map(xy: np.ndarray, labels: np.ndarray, synthetic: np.ndarray, rem
     fig.update_xaxes(title="PC 1")
     fig.update_yaxes(title="PC 2")
     return fig
+
+
+def risk_coverage(coverage: np.ndarray, risk: np.ndarray, *, point: tuple[float, float] | None = None, label: str = "") -> go.Figure:
+    """Error rate of the most confident answers as more are given; ``point`` marks an operating point."""
+    fig = go.Figure(go.Scatter(x=coverage, y=risk, mode="lines", name="risk", line=dict(color="#4C78A8"),
+                               hovertemplate="answer %{x:.0%}: error %{y:.1%}<extra></extra>"))  # fmt: skip
+    if point is not None:
+        fig.add_trace(go.Scatter(x=[point[0]], y=[point[1]], mode="markers+text", marker=dict(size=12, color="#E45756"),
+                                 text=[label], textposition="top left", name="operating point",
+                                 hovertemplate="answered %{x:.1%}, error %{y:.1%}<extra></extra>"))  # fmt: skip
+    fig.update_layout(title="Risk–coverage: error of the answers given, most confident first", **LAYOUT)
+    fig.update_xaxes(title="coverage (share answered)", tickformat=".0%", range=[0, 1])
+    fig.update_yaxes(title="risk (error rate)", tickformat=".0%", rangemode="tozero")
+    return fig

@@ -315,3 +315,56 @@ def test_text_preview_marks_what_changed():
     out = augment_texts(["the quick brown fox jumps"], np.array([0]), Augmentation(text=["delete"], strength=1.0), seed=3)
     assert out == augment_texts(["the quick brown fox jumps"], np.array([0]), Augmentation(text=["delete"], strength=1.0), seed=3)
     assert len(out[0].split()) < 5
+
+
+# ---------------------------------------------------------------------- decisions
+
+
+def test_selective_answers_only_above_the_threshold():
+    from core import metrics as M
+
+    probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.55, 0.45]])
+    labels = np.array([0, 1, 1, -1])  # the last row's class was absent from training: not counted
+    assert M.selective(probs, labels, 0.65) == {"coverage": 2 / 3, "risk": 0.0}
+    assert M.selective(probs, labels, 0.0) == {"coverage": 1.0, "risk": 1 / 3}
+    assert M.selective(probs, labels, 0.95)["coverage"] == 0.0 and math.isnan(M.selective(probs, labels, 0.95)["risk"])
+
+
+def test_threshold_moving_finds_offsets_that_favour_an_under_predicted_class():
+    from core.train.evaluate import _macro_f1, fit_class_offsets
+
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 100)
+    logits = rng.normal(size=(300, 3)) + 2.0 * np.eye(3)[y]
+    logits[:, 2] -= 2.5  # class 2 is hardly ever predicted
+    before = _macro_f1(logits.argmax(1), y, 3)
+    b = fit_class_offsets(logits, y)
+    after = _macro_f1((logits + b).argmax(1), y, 3)
+    assert after > before + 0.1 and b[2] - b[:2].mean() >= 1.5  # the offsets lift class 2
+    assert (fit_class_offsets(logits, np.full(300, -1)) == 0).all()  # no known rows: no change
+
+
+def test_a_run_reports_threshold_moving_and_abstention(store):
+    from core.metrics.results import RunResults
+    from core.mitigate.config import Decision
+    from core.train.config import RunConfig
+    from core.train.worker import train_run
+
+    vid = store.save_dataset(_long_tailed_digits(), source="upload:digits-lt")
+    cfg = RunConfig(version_id=vid, model="small_cnn", epochs=3, batch_size=32, lr=3e-3, seed=0, device="cpu",
+                    mitigations=Mitigations(decision=Decision(threshold_moving=True, abstain_below=0.8)))  # fmt: skip
+    run_id = store.create_run(vid, cfg.to_dict())
+    assert train_run(store, run_id) == "finished", store.run(run_id)["message"]
+    res = RunResults(store, run_id)
+    step = res.best_step
+    assert res.variant_step("tm") == res.variant_step("ts") == step
+    # fitted on val from zero offsets: val macro-F1 can only rise (over the temperature-scaled one)
+    assert res.at("macro_f1", step, "val_tm") >= res.at("macro_f1", step, "val_ts")
+    assert set(res.per_class("offset", "test_tm", step)) == set(range(10))
+    assert "threshold moving: test macro-F1" in store.run(run_id)["message"]
+    # abstention: the stored coverage and risk are what the stored predictions give
+    preds = res.predictions("test", step=step)
+    answered = preds[preds.conf >= 0.8]
+    assert res.at("abstain_coverage", step) == pytest.approx(len(answered) / len(preds))
+    assert res.at("abstain_risk", step) == pytest.approx((answered.pred != answered.label).mean())
+    assert len(res.predictions("test_tm", step=step)) == len(preds)

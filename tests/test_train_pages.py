@@ -52,7 +52,12 @@ def test_train_page_starts_a_run_and_runs_page_shows_it(home):
     assert not at.exception, at.exception
     kpis = {m.label: m.value for m in at.metric}
     assert float(kpis["Accuracy"]) > 0.8 and kpis["Forced-known rate @τ"] == "—"
-    assert len(at.get("plotly_chart")) == 6  # loss, accuracy, hallucination, recall, reliability, confusion
+    assert len(at.get("plotly_chart")) == 7  # loss, accuracy, hallucination, recall, reliability, confusion, risk–coverage
+    # the risk–coverage operating point follows the abstention slider
+    answered = float(kpis["Answered"].rstrip("%"))
+    at.slider(key=f"abstain_{runs[0]['id']}").set_value(0.99)
+    at.run()
+    assert float({m.label: m.value for m in at.metric}["Answered"].rstrip("%")) <= answered
     assert any("wrong of 176" in c.value for c in at.caption)  # the hallucination gallery
     assert any("Temperature scaling" in m.value for m in at.markdown)
 
@@ -122,9 +127,11 @@ def test_every_group_of_mitigation_knobs_lands_in_the_stored_config(home):
     at.slider(key="tr_aug_strength").set_value(0.3)
     at.multiselect(key="tr_aug_classes").set_value(["9"])
     at.number_input(key="tr_aug_multiplier").set_value(2)
+    at.toggle(key="tr_dec_tm").set_value(True)
+    at.slider(key="tr_dec_abstain").set_value(0.75)
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert any("resample=class_balanced, loss=focal, weights=effective_number, smoothing=0.05, augment=rotate+noise" in m.value
+    assert any("resample=class_balanced, loss=focal, weights=effective_number, smoothing=0.05, augment=rotate+noise, threshold moving, abstain<0.75" in m.value
                for m in at.markdown)  # fmt: skip
     at.button(key="start_run").click()
     at.run()
@@ -135,6 +142,7 @@ def test_every_group_of_mitigation_knobs_lands_in_the_stored_config(home):
         "loss": {"name": "focal", "class_weights": "effective_number", "beta": 0.99, "gamma": 1.5, "label_smoothing": 0.05,
                  "tau": 1.0, "max_margin": 0.5, "scale": 1.0, "reweight_from": 0.5},
         "augment": {"image": ["rotate", "noise"], "text": [], "strength": 0.3, "classes": ["9"], "multiplier": 2},
+        "decision": {"threshold_moving": True, "abstain_below": 0.75},
     }  # fmt: skip
 
 

@@ -27,6 +27,7 @@ from core.mitigate.config import (
     TEXT_AUGMENTATIONS,
     UNDER_SAMPLERS,
     Augmentation,
+    Decision,
     LossSettings,
     Mitigations,
     Resampling,
@@ -50,6 +51,7 @@ def _widget_values(m: Mitigations) -> dict[str, object]:
         "tr_loss_scale": loss.scale, "tr_loss_drw": loss.reweight_from,
         "tr_aug_image": list(a.image), "tr_aug_text": list(a.text), "tr_aug_strength": a.strength,
         "tr_aug_classes": list(a.classes), "tr_aug_multiplier": a.multiplier,
+        "tr_dec_tm": m.decision.threshold_moving, "tr_dec_abstain": m.decision.abstain_below,
     }  # fmt: skip
 
 
@@ -91,7 +93,7 @@ def knobs(ds: Dataset, *, model: str, finetune: str, train_counts: dict[str, int
                                "missing_class": "missing-class guard", CUSTOM: "custom"}[p],
         help=" · ".join(PRESETS.values()) + ". Any change below makes it custom.",
     )  # fmt: skip
-    t_resample, t_loss, t_aug = st.tabs(["Resampling", "Loss", "Augmentation"])
+    t_resample, t_loss, t_aug, t_decision = st.tabs(["Resampling", "Loss", "Augmentation", "Decision"])
     with t_resample:
         method = st.selectbox(
             "Sampler", methods, key="tr_rs_method", on_change=_mark_custom, format_func=lambda m: f"{m} — {SAMPLERS[m]}",
@@ -176,6 +178,13 @@ def knobs(ds: Dataset, *, model: str, finetune: str, train_counts: dict[str, int
                 st.session_state["tr_aug_classes"] = list(tail)
                 _mark_custom()
                 st.rerun()
+    with t_decision:
+        st.toggle("Threshold moving", key="tr_dec_tm", on_change=_mark_custom,
+                  help="After training, per-class offsets are fitted on val for the best macro-F1 and reported beside the plain answers: "
+                  "rare classes get predicted more often.")  # fmt: skip
+        st.slider("Abstain below confidence (0 = always answer)", 0.0, 0.99, step=0.01, key="tr_dec_abstain", on_change=_mark_custom,
+                  help="Each evaluation also reports the share answered and their error rate when answers below this confidence are withheld; "
+                  "the Runs page draws the risk–coverage curve with this point.")  # fmt: skip
     s = st.session_state
     m = Mitigations(
         resample=Resampling(method=s["tr_rs_method"], k_neighbors=int(s["tr_rs_k"]), targets=dict(s[TARGETS]) if s["tr_rs_method"] in (*OVER_SAMPLERS, *UNDER_SAMPLERS) else {}),
@@ -189,6 +198,7 @@ def knobs(ds: Dataset, *, model: str, finetune: str, train_counts: dict[str, int
             text=list(s["tr_aug_text"]) if modality == "text" and finetune != "linear_probe" else [],
             strength=float(s["tr_aug_strength"]), classes=list(s["tr_aug_classes"]), multiplier=int(s["tr_aug_multiplier"]),
         ),
+        decision=Decision(threshold_moving=bool(s["tr_dec_tm"]), abstain_below=float(s["tr_dec_abstain"])),
     )  # fmt: skip
     with t_resample:
         _resample_preview(ds, m, model=model, finetune=finetune, train_counts=train_counts, seed=seed)

@@ -22,9 +22,14 @@ from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 PER_CLASS = ("precision", "recall", "f1")
+CLASS_KEYS = (*PER_CLASS, "offset")  # offset: threshold moving's logit offset of the class
 SLICE_METRICS = ("n", "accuracy", "macro_f1", "hallucination_rate", "ece", "forced_known_rate")
 SLICE_PREFIX = "slice/"
-SCALED_SUFFIX = "_ts"  # splits scored after temperature scaling: val_ts, test_ts
+#: Variants of an evaluation scored after training, as split suffixes: "test_ts" is the test split
+#: after temperature scaling, "test_tm" after threshold moving (on top of temperature scaling).
+VARIANTS = {"ts": "after temperature scaling", "tm": "after threshold moving"}
+SCALED_SUFFIX = "_ts"
+ABSTAIN_KEYS = ("abstain_coverage", "abstain_risk")  # at the run's abstention threshold, known rows
 TRAIN_KEYS = ("loss", "lr", "samples_per_s", "eta_s", "train_runtime_s", "train_samples_per_s")
 
 #: Metrics for which a *lower* value is better; every other metric: higher is better.
@@ -54,9 +59,16 @@ def slice_key(column: str, value: str, metric: str) -> str:
     return f"{SLICE_PREFIX}{_escape(column)}={_escape(value)}/{metric}"
 
 
+def variant_split(split: str, variant: str) -> str:
+    """The split name of ``split``'s scores in a ``VARIANTS`` variant (``test``, ``tm`` → ``test_tm``)."""
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; one of {', '.join(VARIANTS)}")
+    return f"{split}_{variant}"
+
+
 def scaled_split(split: str) -> str:
     """The split name of ``split``'s scores after temperature scaling (``test`` → ``test_ts``)."""
-    return split + SCALED_SUFFIX
+    return variant_split(split, "ts")
 
 
 @dataclass(frozen=True)
@@ -78,7 +90,7 @@ def parse_key(name: str) -> MetricKey:
         if sep and metric:
             return MetricKey("slice", metric, column=unquote(column), value=unquote(value))
     head, sep, tail = name.partition("/")
-    if sep and head in PER_CLASS and tail.lstrip("-").isdigit():
+    if sep and head in CLASS_KEYS and tail.lstrip("-").isdigit():
         return MetricKey("class", head, cls=int(tail))
     return MetricKey("summary", name)
 

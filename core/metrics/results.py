@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from core.metrics.keys import improves, parse_key, scaled_split
+from core.metrics.keys import improves, parse_key, variant_split
 from core.store.artifacts import RunFiles
 from core.store.status import RunStatus
 
@@ -105,7 +105,11 @@ class RunResults:
     @property
     def scaled_step(self) -> int | None:
         """The step the temperature-scaled rows (``test_ts``) were computed at, or None."""
-        steps = self.eval_steps(scaled_split("test"))
+        return self.variant_step("ts")
+
+    def variant_step(self, variant: str) -> int | None:
+        """The step a ``keys.VARIANTS`` variant (``ts``, ``tm``) was scored at, or None."""
+        steps = self.eval_steps(variant_split("test", variant))
         return steps[0] if steps else None
 
     # ------------------------------------------------------------------ per class, per slice

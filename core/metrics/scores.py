@@ -78,6 +78,7 @@ __all__ = [
     "per_class",
     "reliability_bins",
     "risk_coverage",
+    "selective",
     "summary",
     "unknown_detection_auroc",
 ]
@@ -779,6 +780,28 @@ def risk_coverage(probs, labels, *, unknown_mask=None) -> tuple[np.ndarray, np.n
     p, y = _known(probs, labels, unknown_mask)
     m = p.shape[0]
     return np.arange(1, m + 1) / max(m, 1), _risk_from(p.max(axis=1), p.argmax(axis=1) != y)
+
+
+def selective(probs, labels, threshold: float, *, unknown_mask=None) -> dict[str, float]:
+    """Answering only at confidence ≥ ``threshold``, on the known rows: the share answered
+    (``coverage``) and the error rate among the answered (``risk``, ``nan`` when none is).
+
+    Parameters
+    ----------
+    probs : array_like, shape (n, K)
+    labels : array_like of int, shape (n,)
+    threshold : float
+        In [0, 1]; 0 answers everything (coverage 1, risk = 1 − accuracy).
+    unknown_mask : array_like of bool, shape (n,), optional
+    """
+    t = _check_tau(threshold)
+    p, y = _known(probs, labels, unknown_mask)
+    if p.shape[0] == 0:
+        return {"coverage": _NAN, "risk": _NAN}
+    conf, pred = _conf_pred(p)
+    answered = conf >= t
+    n = int(answered.sum())
+    return {"coverage": n / p.shape[0], "risk": float((pred[answered] != y[answered]).mean()) if n else _NAN}
 
 
 def aurc(probs, labels, *, unknown_mask=None) -> float:

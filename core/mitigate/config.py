@@ -1,11 +1,13 @@
 """``Mitigations``: the typed, validated mitigation settings stored with every run (torch-free).
 
-Three sections, each with defaults that change nothing, so a config without mitigations trains
-exactly as before (old stored configs, which have no ``mitigations`` key, load with the defaults):
+Sections, each with defaults that change nothing, so a config without mitigations trains exactly
+as before (old stored configs, which have no ``mitigations`` key, load with the defaults):
 
 - ``resample`` — which train items each epoch draws (``SAMPLERS``);
 - ``loss`` — the training criterion and its class weighting (``LOSSES``, ``CLASS_WEIGHTS``);
-- ``augment`` — augmentations of training batches (``IMAGE_AUGMENTATIONS``, ``TEXT_AUGMENTATIONS``).
+- ``augment`` — augmentations of training batches (``IMAGE_AUGMENTATIONS``, ``TEXT_AUGMENTATIONS``);
+- ``decision`` — how answers are made from the trained model's probabilities: per-class
+  thresholds moved on val, and abstaining below a confidence.
 
 Each registry maps a name to one line of help (the Train page shows it). Pages import this module:
 it must not import torch.
@@ -117,7 +119,16 @@ class Augmentation:
     multiplier: int = 1  # the augmented classes are drawn this many times per epoch, each copy augmented anew
 
 
-SECTIONS: dict[str, type] = {"resample": Resampling, "loss": LossSettings, "augment": Augmentation}
+@dataclass
+class Decision:
+    """How the trained model answers. Both are fitted or applied after training and reported beside
+    the plain answers; the model itself does not change."""
+
+    threshold_moving: bool = False  # per-class logit offsets fitted on val for the best macro-F1 (after temperature scaling)
+    abstain_below: float = 0.0  # answer only at confidence ≥ this (risk–coverage operating point); 0 = always answer
+
+
+SECTIONS: dict[str, type] = {"resample": Resampling, "loss": LossSettings, "augment": Augmentation, "decision": Decision}
 
 
 @dataclass
@@ -127,6 +138,7 @@ class Mitigations:
     resample: Resampling = field(default_factory=Resampling)
     loss: LossSettings = field(default_factory=LossSettings)
     augment: Augmentation = field(default_factory=Augmentation)
+    decision: Decision = field(default_factory=Decision)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -165,6 +177,10 @@ class Mitigations:
         augs = self.augment.image + self.augment.text
         if augs:
             out.append("augment=" + "+".join(augs))
+        if self.decision.threshold_moving:
+            out.append("threshold moving")
+        if self.decision.abstain_below:
+            out.append(f"abstain<{self.decision.abstain_below:g}")
         return out
 
     def validate(self) -> Mitigations:
@@ -199,6 +215,9 @@ class Mitigations:
         if not isinstance(a.classes, list) or not all(isinstance(c, str) for c in a.classes):
             raise ValueError(f"mitigations.augment.classes must be a list of class names; got {a.classes!r}.")
         _whole("mitigations.augment.multiplier", a.multiplier, 1, 100)
+        if not isinstance(self.decision.threshold_moving, bool):
+            raise ValueError(f"mitigations.decision.threshold_moving must be true or false; got {self.decision.threshold_moving!r}.")
+        _number("mitigations.decision.abstain_below", self.decision.abstain_below, 0.0, 1.0, hi_open=True)
         return self
 
 

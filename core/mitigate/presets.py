@@ -8,18 +8,19 @@ knob stays editable afterwards). Torch-free.
 - ``noisy_labels`` — label smoothing 0.1: a wrong label pulls the model less far towards
   certainty (Lukasik et al. 2020); images also get flips.
 - ``missing_class`` — label smoothing and MixUp on images: softer, better-calibrated confidence,
-  so inputs of a class the model never saw get less confident answers (then temperature scaling).
+  so inputs of a class the model never saw get less confident answers (then temperature scaling);
+  answers below 0.7 confidence are withheld (the risk–coverage point is reported).
 """
 
 from __future__ import annotations
 
-from core.mitigate.config import Augmentation, LossSettings, Mitigations
+from core.mitigate.config import Augmentation, Decision, LossSettings, Mitigations
 
 PRESETS: dict[str, str] = {
     "baseline": "no mitigation: the reference to compare against",
     "long_tail": "long-tail fix: balanced softmax (images: + flips and crops)",
     "noisy_labels": "noisy-label fix: label smoothing 0.1 (images: + flips)",
-    "missing_class": "missing-class guard: label smoothing 0.1 (images: + MixUp) for softer confidence",
+    "missing_class": "missing-class guard: label smoothing 0.1 (images: + MixUp) for softer confidence; abstain below 0.7",
 }
 
 
@@ -36,5 +37,9 @@ def preset(name: str, *, modality: str) -> Mitigations:
     if name == "noisy_labels":
         return Mitigations(loss=LossSettings(label_smoothing=0.1), augment=Augmentation(image=["flip"] if images else []))
     if name == "missing_class":
-        return Mitigations(loss=LossSettings(label_smoothing=0.1), augment=Augmentation(image=["mixup"] if images else [], strength=0.4))
+        return Mitigations(
+            loss=LossSettings(label_smoothing=0.1),
+            augment=Augmentation(image=["mixup"] if images else [], strength=0.4),
+            decision=Decision(abstain_below=0.7),
+        )
     raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")

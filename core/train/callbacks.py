@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from core.jsonable import to_jsonable
-from core.metrics.keys import PER_CLASS, SLICE_METRICS, per_class_key, scaled_split, slice_key
+from core.metrics.keys import PER_CLASS, SLICE_METRICS, per_class_key, slice_key, variant_split
 from core.train.checkpoints import save_checkpoint
 from core.train.events import Callback, Control, EvalResult, State
 from core.train.progress import fmt_seconds
@@ -91,7 +91,8 @@ class Checkpointer(Callback):
 class MetricWriter(Callback):
     """Writes train points, evaluations and progress through the run's sink, and a line to the log.
 
-    ``write_eval`` is also how the temperature-scaled evaluation is written (``scaled=True``).
+    ``write_eval`` is also how the evaluations re-scored after training are written, as a
+    ``core.metrics.keys.VARIANTS`` variant ("ts": temperature scaling, "tm": threshold moving).
     """
 
     def __init__(self, sink: RunSink, data: RunData) -> None:
@@ -116,17 +117,19 @@ class MetricWriter(Callback):
             flush=True,
         )
 
-    def write_eval(self, result: EvalResult, *, scaled: bool = False) -> None:
+    def write_eval(self, result: EvalResult, *, variant: str | None = None) -> None:
         """Metric rows, test predictions, held-out probabilities and the artifacts file of one evaluation."""
         data, files = self.data, self.sink.files
         parts = {}
         for split, rep in result.reports.items():
-            name = scaled_split(split) if scaled else split
+            name = variant_split(split, variant) if variant else split
             values: dict[str, float | None] = dict(rep.summary)
             for metric in PER_CLASS:
                 values.update({per_class_key(metric, c): v for c, v in zip(data.classes.tolist(), rep.per_class[metric].tolist())})
             if rep.temperature is not None:
                 values["temperature"] = rep.temperature
+            if rep.offsets is not None:
+                values.update({per_class_key("offset", c): float(b) for c, b in zip(data.classes.tolist(), rep.offsets.tolist())})
             for col, per_value in rep.slices.items():
                 for value, summ in per_value.items():
                     values.update({slice_key(col, value, metric): summ.get(metric) for metric in SLICE_METRICS})

@@ -22,11 +22,18 @@ if TYPE_CHECKING:
     from core.train.loop import Job
 
 
-def report(logits: np.ndarray, idx: np.ndarray, data: RunData, *, tau: float, temperature: float = 1.0) -> SplitReport:
+def report(
+    logits: np.ndarray, idx: np.ndarray, data: RunData, *, tau: float, temperature: float = 1.0,
+    offsets: np.ndarray | None = None, abstain: float = 0.0,
+) -> SplitReport:  # fmt: skip
     """Every metric of the local positions ``idx``: summary, per class, reliability bins, confusion of
-    the known rows and of the unknown ones, and per slice."""
+    the known rows and of the unknown ones, and per slice. The logits are divided by ``temperature``
+    and shifted by per-class ``offsets`` (threshold moving) first; with ``abstain`` > 0 the summary
+    also has the coverage and risk of answering only at confidence ≥ ``abstain``."""
     y = data.y[idx]
     z = logits.astype(np.float64) / temperature  # the energy score needs these unshifted
+    if offsets is not None:
+        z = z + offsets[None, :]
     probs = np.exp(z - z.max(axis=1, keepdims=True))
     probs /= probs.sum(axis=1, keepdims=True)
     k = len(data.classes)
@@ -39,11 +46,15 @@ def report(logits: np.ndarray, idx: np.ndarray, data: RunData, *, tau: float, te
         col: M.metrics_by_slice(probs, y, values[idx], tau=tau, logits=z, train_counts=data.train_counts)
         for col, values in data.slices.items()
     }
+    summary = M.summary(probs, y, tau=tau, logits=z, train_counts=data.train_counts)
+    if abstain > 0:
+        chosen = M.selective(probs, y, abstain)
+        summary.update(abstain_coverage=chosen["coverage"], abstain_risk=chosen["risk"])
     return SplitReport(
-        summary=M.summary(probs, y, tau=tau, logits=z, train_counts=data.train_counts),
+        summary=summary,
         per_class=M.per_class(probs, y, k), reliability=M.reliability_bins(probs, y), confusion=M.confusion(pred, y, k),
         unknown_confusion=unknown_conf, probs=probs, pred=pred, slices=by_slice,
-        temperature=temperature if temperature != 1.0 else None,
+        temperature=temperature if temperature != 1.0 else None, offsets=offsets,
     )  # fmt: skip
 
 
@@ -77,7 +88,7 @@ def evaluate(job: Job, state: State, best: BestEval | None) -> EvalResult:
             continue
         z = predict_logits(job.built, job.inputs, idx, n_classes=len(data.classes), batch_size=bs, autocast=job.autocast)
         logits[split] = z
-        reports[split] = report(z, idx, data, tau=cfg.tau)
+        reports[split] = report(z, idx, data, tau=cfg.tau, abstain=cfg.mitigations.decision.abstain_below)
     job.built.train_mode()
     name = cfg.early_stopping_metric
     value = float(reports["val"].summary[name]) if "val" in reports else float("nan")
@@ -107,13 +118,55 @@ def fit_temperature(logits: np.ndarray, y: np.ndarray) -> float:
     return float(np.clip(math.exp(float(log_t.detach())), 0.05, 20.0))
 
 
-def temperature_scaled(best: BestEval, data: RunData, *, tau: float) -> EvalResult:
+def temperature_scaled(best: BestEval, data: RunData, *, tau: float, abstain: float = 0.0) -> EvalResult:
     """The best evaluation re-scored with T fitted on its val logits: an ``EvalResult`` at the best
     step whose reports carry ``temperature`` (written as the ``val_ts`` / ``test_ts`` splits)."""
     t = fit_temperature(best.logits["val"], data.y[data.val])
     reports = {
-        split: report(best.logits[split], idx, data, tau=tau, temperature=t) for split, idx in (("val", data.val), ("test", data.test))
+        split: report(best.logits[split], idx, data, tau=tau, temperature=t, abstain=abstain)
+        for split, idx in (("val", data.val), ("test", data.test))
     }
     for rep in reports.values():
         rep.temperature = t
+    return EvalResult(best.step, best.epoch, best.metric_name, best.metric, False, reports, {})
+
+
+def _macro_f1(pred: np.ndarray, y: np.ndarray, k: int) -> float:
+    cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
+    tp = np.diag(cm).astype(np.float64)
+    denom = cm.sum(0) + cm.sum(1)
+    return float(np.mean(np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)))
+
+
+def fit_class_offsets(logits: np.ndarray, y: np.ndarray, *, grid: np.ndarray | None = None, rounds: int = 2) -> np.ndarray:
+    """Per-class offsets b (K,) added to the logits that maximise macro-F1 on the known rows
+    (threshold moving: argmax of z + b). Coordinate ascent over ``grid`` (default −3…3 in steps of
+    0.25), ``rounds`` passes over the classes, starting from 0; ties keep the smaller change."""
+    grid = np.linspace(-3.0, 3.0, 25) if grid is None else grid
+    known = y >= 0
+    z, t = np.asarray(logits, dtype=np.float64)[known], y[known]
+    k = z.shape[1]
+    b = np.zeros(k)
+    if len(t) == 0:
+        return b
+    best = _macro_f1((z + b).argmax(1), t, k)
+    for _ in range(rounds):
+        for c in range(k):
+            for v in sorted(grid, key=abs):
+                trial = b.copy()
+                trial[c] = v
+                score = _macro_f1((z + trial).argmax(1), t, k)
+                if score > best + 1e-12:
+                    best, b = score, trial
+    return b
+
+
+def threshold_moved(best: BestEval, data: RunData, *, tau: float, temperature: float = 1.0, abstain: float = 0.0) -> EvalResult:
+    """The best evaluation with per-class offsets fitted on val (after temperature ``temperature``):
+    an ``EvalResult`` at the best step written as the ``val_tm`` / ``test_tm`` splits."""
+    offsets = fit_class_offsets(best.logits["val"] / temperature, data.y[data.val])
+    reports = {
+        split: report(best.logits[split], idx, data, tau=tau, temperature=temperature, offsets=offsets, abstain=abstain)
+        for split, idx in (("val", data.val), ("test", data.test))
+    }
     return EvalResult(best.step, best.epoch, best.metric_name, best.metric, False, reports, {})

@@ -67,6 +67,7 @@ class SplitReport:
     pred: np.ndarray  # (m,) model class
     slices: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # column → value → summary
     temperature: float | None = None  # set when the logits were divided by a fitted T
+    offsets: np.ndarray | None = None  # (K,) per-class logit offsets of threshold moving
 
 
 @dataclass

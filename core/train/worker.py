@@ -58,7 +58,7 @@ from core.store.database import Store
 from core.store.status import RunStatus
 from core.train.callbacks import Cadence, Checkpointer, EarlyStopping, MetricWriter, StopOnRequest
 from core.train.config import RunConfig
-from core.train.evaluate import temperature_scaled
+from core.train.evaluate import temperature_scaled, threshold_moved
 from core.train.events import Callback, State
 from core.train.inputs import make_batches
 from core.train.loop import Job, fit
@@ -203,15 +203,24 @@ def _run(sink: RunSink, load_dataset: Callable[[int], Dataset], watchdog: Watchd
     message = f"done: {state.step} steps"
     if best is not None:
         message += f" · best val {cfg.early_stopping_metric} {best.metric:.4f} at step {best.step}"
+    decision = cfg.mitigations.decision
+    t = 1.0
     if cfg.temperature_scaling and best is not None and "val" in best.logits:
-        scaled = temperature_scaled(best, data, tau=cfg.tau)
-        writer.write_eval(scaled, scaled=True)
-        t = scaled.reports["test"].temperature
+        scaled = temperature_scaled(best, data, tau=cfg.tau, abstain=decision.abstain_below)
+        writer.write_eval(scaled, variant="ts")
+        t = scaled.reports["test"].temperature or 1.0
         summary["temperature"] = t
         before = best.summaries["test"]["hallucination_rate"]
         after = scaled.reports["test"].summary["hallucination_rate"]
         message += f" · T={t:.2f}: test hallucination {_pct(before)} → {_pct(after)}"
         print(f"temperature scaling: T = {t:.3f}", flush=True)
+    if decision.threshold_moving and best is not None and "val" in best.logits:
+        moved = threshold_moved(best, data, tau=cfg.tau, temperature=t, abstain=decision.abstain_below)
+        writer.write_eval(moved, variant="tm")
+        f1 = moved.reports["test"].summary["macro_f1"]
+        message += f" · threshold moving: test macro-F1 {best.summaries['test']['macro_f1']:.3f} → {f1:.3f}"
+        offsets = moved.reports["test"].offsets
+        print(f"threshold moving: offsets {[] if offsets is None else np.round(offsets, 2).tolist()}", flush=True)
     if control.stop_reason == "early_stopping":
         message += " (early stopping)"
     sink.files.write_json("summary.json", to_jsonable(summary))
