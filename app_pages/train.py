@@ -83,7 +83,15 @@ present = [int(c) for c in np.flatnonzero(prof.train.counts > 0)]
 train_counts = {str(ds.class_names[c]): int(prof.train.counts[c]) for c in present}
 tail = [str(ds.class_names[c]) for c in present if prof.train.groups[c] == "tail"]
 with st.expander("Mitigations — resampling, loss, augmentation", expanded=True):
-    mitigation = mitigations.knobs(ds, model=resolved_model, finetune=finetune, train_counts=train_counts, tail=tail, seed=int(seed))
+    mitigation = mitigations.knobs(
+        ds,
+        model=resolved_model,
+        finetune=finetune,
+        train_counts=train_counts,
+        tail=tail,
+        seed=int(seed),
+        plan=st.session_state.get(f"plan_{vid}"),
+    )
 
 cfg = RunConfig(
     version_id=vid, model=resolved_model, finetune=finetune, last_n_blocks=int(last_n), epochs=int(epochs), lr=float(lr),

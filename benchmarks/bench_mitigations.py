@@ -20,10 +20,12 @@ Models, both through ``core.train.worker.train_run`` with the run's seams:
 - **probe** — a linear probe on MobileNetV2 features at 64 px (cached by ``core.embed``; the
   SMOTE family applies here).
 
-Columns: test macro-F1, mean recall of the tail classes (the profile's tail group of the long-tail
-split), hallucination rate at τ = 0.9 and ECE, at the best checkpoint (before temperature
-scaling). Every run uses seed 0. Also timed: SMOTE on 60,000 × 1280 real embeddings, against the
-same on their 128 leading principal components.
+Columns: test macro-F1, mean recall of the three rarest classes (sandal, bag, ankle boot: 153,
+92 and 55 train items), hallucination rate at τ = 0.9 and ECE, at the best checkpoint (before
+temperature scaling). Every run uses seed 0. A run whose config was already trained in the
+benchmark's home is read back instead of trained again, so a rerun only adds what is new. Also
+timed: SMOTE on 60,000 × 1280 real embeddings, against the same on their 128 leading principal
+components.
 """
 
 from __future__ import annotations
@@ -134,12 +136,18 @@ def run(store, vid: int, model: str, m, *, epochs: int, seed: int = 0) -> dict[s
     else:
         cfg = RunConfig(version_id=vid, model="mobilenet_v2", finetune="linear_probe", image_size=64, epochs=max(epochs, 10),
                         batch_size=256, seed=seed, device="cpu", mitigations=m)  # fmt: skip
-    run_id = store.create_run(vid, cfg.to_dict(), name=f"bench {model}")
-    t = time.perf_counter()
-    status = train_run(store, run_id)
-    seconds = time.perf_counter() - t
-    if status != "finished":
-        raise RuntimeError(f"run {run_id} {status}: {store.run(run_id)['message']}")
+    # the same settings, whatever later versions added with their defaults
+    done = [r for r in store.runs(status=("finished",)) if RunConfig.from_dict(r["config"]).to_dict() == cfg.to_dict()]
+    if done:
+        run_id = done[-1]["id"]
+        seconds = float(done[-1]["finished_at"] - done[-1]["started_at"])
+    else:
+        run_id = store.create_run(vid, cfg.to_dict(), name=f"bench {model}")
+        t = time.perf_counter()
+        status = train_run(store, run_id)
+        seconds = time.perf_counter() - t
+        if status != "finished":
+            raise RuntimeError(f"run {run_id} {status}: {store.run(run_id)['message']}")
     from core.metrics.results import RunResults
 
     res = RunResults(store, run_id)
@@ -150,11 +158,11 @@ def run(store, vid: int, model: str, m, *, epochs: int, seed: int = 0) -> dict[s
     return values
 
 
-def tail_classes(store, vid: int) -> list[int]:
-    from core.data.profile import profile
-
-    groups = profile(store.load_dataset(vid)).train.groups
-    return [int(c) for c in np.flatnonzero(groups == "tail")]
+def tail_classes(store, vid: int, n: int = 3) -> list[int]:
+    """The ``n`` classes with the fewest train items."""
+    ds = store.load_dataset(vid)
+    counts = np.bincount(ds.labels[ds.split == 0], minlength=ds.n_classes)
+    return sorted(int(c) for c in np.argsort(counts, kind="stable")[:n])
 
 
 def table(rows: list[tuple[str, dict]], tail: list[int], reference: tuple[float, float] | None) -> str:

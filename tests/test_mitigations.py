@@ -368,3 +368,57 @@ def test_a_run_reports_threshold_moving_and_abstention(store):
     assert res.at("abstain_coverage", step) == pytest.approx(len(answered) / len(preds))
     assert res.at("abstain_risk", step) == pytest.approx((answered.pred != answered.label).mean())
     assert len(res.predictions("test_tm", step=step)) == len(preds)
+
+
+# ---------------------------------------------------------------------- in-run cleaning
+
+
+def _noisy_digits(rate: float = 0.3):
+    from core.data import Dataset
+    from core.data.demos import load_digits_8x8
+    from core.diagnose.synthetic import inject_noise, make_noise_matrix
+
+    ds = load_digits_8x8().dataset
+    labels = ds.labels.copy()
+    train = ds.split == 0
+    labels[train], flipped = inject_noise(labels[train], make_noise_matrix(10, kind="symmetric", rate=rate), seed=0)
+    return Dataset("digits-noisy", "image", ds.items, labels, ds.class_names, ds.split), np.flatnonzero(train)[flipped]
+
+
+def test_cleaning_decisions_by_plan_detector_and_threshold():
+    from core.mitigate.clean import decisions
+    from core.mitigate.config import Cleaning
+
+    ds, flipped = _noisy_digits()
+    drop, relabel = decisions(Cleaning(action="drop", source="plan", plan_drop=[3, 1], plan_relabel={"7": 2}), ds)
+    assert drop.tolist() == [1, 3] and relabel == {7: 2}
+    with pytest.raises(ValueError, match="names items \\[99999\\]"):
+        decisions(Cleaning(action="drop", source="plan", plan_drop=[99999]), ds)
+    assert decisions(Cleaning(action="none"), ds)[0].size == 0
+    drop, _ = decisions(Cleaning(action="drop", source="detector"), ds)
+    caught = np.isin(flipped, drop).mean()
+    assert caught > 0.6 and len(drop) < 2 * len(flipped)  # the detector finds most flipped labels
+    _, relabel = decisions(Cleaning(action="relabel", source="threshold", threshold=0.3), ds)
+    assert relabel and all(ds.labels[r] != c for r, c in relabel.items())
+
+
+def test_in_run_cleaning_trains_on_fewer_noisy_labels_and_leaves_val_and_test_alone(store, capsys):
+    from core.metrics.results import RunResults
+    from core.mitigate.config import Cleaning
+    from core.train.config import RunConfig
+    from core.train.worker import train_run
+
+    ds, _ = _noisy_digits()
+    vid = store.save_dataset(ds, source="upload:digits-noisy")
+    f1 = {}
+    for action in ("none", "drop"):
+        cfg = RunConfig(version_id=vid, model="small_cnn", epochs=4, batch_size=32, lr=3e-3, seed=0, device="cpu",
+                        temperature_scaling=False, mitigations=Mitigations(clean=Cleaning(action=action)))  # fmt: skip
+        run_id = store.create_run(vid, cfg.to_dict())
+        assert train_run(store, run_id) == "finished", store.run(run_id)["message"]
+        res = RunResults(store, run_id)
+        f1[action] = res.at("macro_f1", res.best_step)
+        n_test = len(res.predictions("test"))
+        assert n_test == int((ds.split == 2).sum())  # test is scored in full either way
+    assert "in-run cleaning: " in capsys.readouterr().out  # "… train items left out, 0 relabelled"
+    assert f1["drop"] > f1["none"], f1

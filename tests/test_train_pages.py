@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -142,6 +143,7 @@ def test_every_group_of_mitigation_knobs_lands_in_the_stored_config(home):
         "loss": {"name": "focal", "class_weights": "effective_number", "beta": 0.99, "gamma": 1.5, "label_smoothing": 0.05,
                  "tau": 1.0, "max_margin": 0.5, "scale": 1.0, "reweight_from": 0.5},
         "augment": {"image": ["rotate", "noise"], "text": [], "strength": 0.3, "classes": ["9"], "multiplier": 2},
+        "clean": {"action": "none", "source": "detector", "threshold": 0.2, "plan_drop": [], "plan_relabel": {}},
         "decision": {"threshold_moving": True, "abstain_below": 0.75},
     }  # fmt: skip
 
@@ -227,3 +229,32 @@ def test_previews_show_what_resampling_and_augmentation_do(home):
     assert not at.exception, at.exception
     caption = next(c.value for c in at.caption if c.value.startswith("smote on "))
     assert "smote on 1,445 train embeddings → 1,601 items" in caption, caption  # class 0: 144 → 300
+
+
+def test_in_run_cleaning_takes_the_diagnose_pages_plan(home):
+    from core.diagnose.cleaning import CleaningPlan
+
+    store = Store(home)
+    vid = demos.import_demo(store, "digits")
+    at = open_page("app_pages/train.py")
+    at.selectbox(key="tr_clean_action").set_value("drop")
+    at.run()
+    at.selectbox(key="tr_clean_source").set_value("plan")
+    at.run()
+    assert any("in-run cleaning by plan, but the Diagnose page has no plan" in e.value for e in at.error)
+    plan = CleaningPlan()
+    ds = store.load_dataset(vid)
+    train = np.flatnonzero(ds.split == 0)
+    for i in train[:3]:
+        plan.decide(int(i), "drop")
+    plan.decide(int(train[3]), "relabel", 5)
+    at.session_state[f"plan_{vid}"] = plan
+    at.run()
+    assert not at.error, [e.value for e in at.error]
+    assert any("The plan leaves out **3** train items and relabels **1**" in m.value for m in at.markdown)
+    at.button(key="start_run").click()
+    at.run()
+    clean = store.runs()[0]["config"]["mitigations"]["clean"]
+    _stop_all(store)
+    assert clean == {"action": "drop", "source": "plan", "threshold": 0.2, "plan_drop": sorted(int(i) for i in train[:3]),
+                     "plan_relabel": {str(int(train[3])): 5}}  # fmt: skip

@@ -14,10 +14,15 @@ import streamlit as st
 
 from core import charts
 from core.data.dataset import Dataset
+from core.diagnose.cleaning import CleaningPlan
+from core.diagnose.pipeline import DiagnoseConfig, diagnose, is_cached
+from core.diagnose.pipeline import estimate_seconds as diagnosis_seconds
 from core.embed import embeddings
 from core.mitigate.checks import check
 from core.mitigate.config import (
     CLASS_WEIGHTS,
+    CLEAN_ACTIONS,
+    CLEAN_SOURCES,
     FEATURE_SAMPLERS,
     IMAGE_AUGMENTATIONS,
     LOSSES,
@@ -27,6 +32,7 @@ from core.mitigate.config import (
     TEXT_AUGMENTATIONS,
     UNDER_SAMPLERS,
     Augmentation,
+    Cleaning,
     Decision,
     LossSettings,
     Mitigations,
@@ -52,6 +58,7 @@ def _widget_values(m: Mitigations) -> dict[str, object]:
         "tr_aug_image": list(a.image), "tr_aug_text": list(a.text), "tr_aug_strength": a.strength,
         "tr_aug_classes": list(a.classes), "tr_aug_multiplier": a.multiplier,
         "tr_dec_tm": m.decision.threshold_moving, "tr_dec_abstain": m.decision.abstain_below,
+        "tr_clean_action": m.clean.action, "tr_clean_source": m.clean.source, "tr_clean_threshold": m.clean.threshold,
     }  # fmt: skip
 
 
@@ -69,7 +76,10 @@ def _mark_custom() -> None:
     st.session_state["tr_preset"] = CUSTOM
 
 
-def knobs(ds: Dataset, *, model: str, finetune: str, train_counts: dict[str, int], tail: Sequence[str], seed: int) -> Mitigations:
+def knobs(
+    ds: Dataset, *, model: str, finetune: str, train_counts: dict[str, int], tail: Sequence[str], seed: int,
+    plan: CleaningPlan | None = None,
+) -> Mitigations:  # fmt: skip
     """Draw the knobs and their previews; return the settings they show. ``model`` is the resolved
     model (its embeddings preview the feature-space samplers); ``train_counts`` maps each class
     present in train to its items; ``tail`` names the tail classes (for the augmentation shortcut)."""
@@ -93,7 +103,7 @@ def knobs(ds: Dataset, *, model: str, finetune: str, train_counts: dict[str, int
                                "missing_class": "missing-class guard", CUSTOM: "custom"}[p],
         help=" · ".join(PRESETS.values()) + ". Any change below makes it custom.",
     )  # fmt: skip
-    t_resample, t_loss, t_aug, t_decision = st.tabs(["Resampling", "Loss", "Augmentation", "Decision"])
+    t_resample, t_loss, t_aug, t_clean, t_decision = st.tabs(["Resampling", "Loss", "Augmentation", "Cleaning", "Decision"])
     with t_resample:
         method = st.selectbox(
             "Sampler", methods, key="tr_rs_method", on_change=_mark_custom, format_func=lambda m: f"{m} — {SAMPLERS[m]}",
@@ -178,6 +188,20 @@ def knobs(ds: Dataset, *, model: str, finetune: str, train_counts: dict[str, int
                 st.session_state["tr_aug_classes"] = list(tail)
                 _mark_custom()
                 st.rerun()
+    with t_clean:
+        k1, k2 = st.columns(2)
+        action = k1.selectbox("In-run cleaning", list(CLEAN_ACTIONS), key="tr_clean_action", on_change=_mark_custom,
+                              format_func=lambda a: f"{a} — {CLEAN_ACTIONS[a]}")  # fmt: skip
+        source = k2.selectbox("Which items", list(CLEAN_SOURCES), key="tr_clean_source", on_change=_mark_custom,
+                              format_func=lambda s: f"{s} — {CLEAN_SOURCES[s]}", disabled=action == "none")  # fmt: skip
+        if action != "none" and source == "threshold":
+            st.slider("Label quality below", 0.0, 1.0, step=0.05, key="tr_clean_threshold", on_change=_mark_custom,
+                      help="The detector's score: the blend of the probe's and the neighbours' belief in the given label.")  # fmt: skip
+        if action != "none":
+            _cleaning_preview(ds, action, source, plan)
+        st.caption(
+            "Only train items change, for this run only; val and test keep their labels. Save a plan as a new version on the Diagnose page to keep it."
+        )
     with t_decision:
         st.toggle("Threshold moving", key="tr_dec_tm", on_change=_mark_custom,
                   help="After training, per-class offsets are fitted on val for the best macro-F1 and reported beside the plain answers: "
@@ -186,6 +210,7 @@ def knobs(ds: Dataset, *, model: str, finetune: str, train_counts: dict[str, int
                   help="Each evaluation also reports the share answered and their error rate when answers below this confidence are withheld; "
                   "the Runs page draws the risk–coverage curve with this point.")  # fmt: skip
     s = st.session_state
+    use_plan = s["tr_clean_source"] == "plan" and s["tr_clean_action"] != "none"
     m = Mitigations(
         resample=Resampling(method=s["tr_rs_method"], k_neighbors=int(s["tr_rs_k"]), targets=dict(s[TARGETS]) if s["tr_rs_method"] in (*OVER_SAMPLERS, *UNDER_SAMPLERS) else {}),
         loss=LossSettings(
@@ -197,6 +222,11 @@ def knobs(ds: Dataset, *, model: str, finetune: str, train_counts: dict[str, int
             image=list(s["tr_aug_image"]) if modality == "image" and finetune != "linear_probe" else [],
             text=list(s["tr_aug_text"]) if modality == "text" and finetune != "linear_probe" else [],
             strength=float(s["tr_aug_strength"]), classes=list(s["tr_aug_classes"]), multiplier=int(s["tr_aug_multiplier"]),
+        ),
+        clean=Cleaning(
+            action=s["tr_clean_action"], source=s["tr_clean_source"], threshold=float(s["tr_clean_threshold"]),
+            plan_drop=sorted(plan.drop) if use_plan and plan is not None else [],
+            plan_relabel={str(k): int(v) for k, v in sorted(plan.relabel.items())} if use_plan and plan is not None else {},
         ),
         decision=Decision(threshold_moving=bool(s["tr_dec_tm"]), abstain_below=float(s["tr_dec_abstain"])),
     )  # fmt: skip
@@ -272,3 +302,31 @@ def _augment_preview(ds: Dataset, m: Mitigations, *, seed: int) -> None:
             f"<table class='aug'><tr><th>class</th><th>original</th><th>augmented (new, <del>gone</del>)</th></tr>{rows}</table>",
             unsafe_allow_html=True,
         )
+
+
+def _cleaning_preview(ds: Dataset, action: str, source: str, plan: CleaningPlan | None) -> None:
+    """How many train items the cleaning would touch, when that is known without training."""
+    train = ds.split == 0
+    if source == "plan":
+        if plan is None or plan.n_changes == 0:
+            st.info("The Diagnose page has no plan for this version yet: mark suspects there (relabel or drop), then come back.")
+            return
+        drops = sum(1 for i in plan.drop if train[i])
+        relabels = sum(1 for i in plan.relabel if train[i])
+        st.markdown(
+            f"The plan leaves out **{drops:,}** train items and relabels **{relabels:,}** ({plan.summary()} in all splits; only train counts)."
+        )
+        return
+    if not is_cached(ds, DiagnoseConfig()):
+        st.info(
+            f"This version has not been diagnosed yet: the run does that first (about {diagnosis_seconds(ds):,.0f} s, once; the Diagnose page shows the result)."
+        )
+        return
+    issues = diagnose(ds, DiagnoseConfig()).issues
+    flagged = issues.is_issue if source == "detector" else np.asarray(issues.score) < float(st.session_state["tr_clean_threshold"])
+    chosen = flagged & train
+    if action == "relabel":
+        changed = chosen & (issues.suggested != ds.labels)
+        st.markdown(f"**{int(changed.sum()):,}** of {int(train.sum()):,} train items would be trained with the detector's suggested label.")
+    else:
+        st.markdown(f"**{int(chosen.sum()):,}** of {int(train.sum()):,} train items would be left out.")

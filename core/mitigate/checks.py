@@ -58,6 +58,11 @@ def check(m: Mitigations, *, modality: str, finetune: str, train_counts: Mapping
                 f"{r.method} looks for k = {r.k_neighbors} neighbours within a class, but class {smallest_name} has only "
                 f"{smallest} train item(s). Set k below {smallest}, or collect more examples of {smallest_name}."
             )
+    c = m.clean
+    if c.action != "none" and c.source == "plan" and not c.plan_drop and not c.plan_relabel:
+        problems.append(
+            "in-run cleaning by plan, but the Diagnose page has no plan for this version yet: mark suspects there, or clean by the detector."
+        )
     if a.text and modality != "text":
         problems.append(f"text augmentations ({', '.join(a.text)}) need text data; this dataset is {modality}. Remove them.")
     if a.image and modality != "image":

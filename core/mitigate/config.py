@@ -6,6 +6,8 @@ as before (old stored configs, which have no ``mitigations`` key, load with the 
 - ``resample`` — which train items each epoch draws (``SAMPLERS``);
 - ``loss`` — the training criterion and its class weighting (``LOSSES``, ``CLASS_WEIGHTS``);
 - ``augment`` — augmentations of training batches (``IMAGE_AUGMENTATIONS``, ``TEXT_AUGMENTATIONS``);
+- ``clean`` — train items dropped or relabelled for this run only (no new version): the Diagnose
+  detector's suspects, items below a label-quality threshold, or the Diagnose page's plan;
 - ``decision`` — how answers are made from the trained model's probabilities: per-class
   thresholds moved on val, and abstaining below a confidence.
 
@@ -119,6 +121,30 @@ class Augmentation:
     multiplier: int = 1  # the augmented classes are drawn this many times per epoch, each copy augmented anew
 
 
+CLEAN_ACTIONS: dict[str, str] = {
+    "none": "train on every item as labelled",
+    "drop": "leave the chosen train items out of this run",
+    "relabel": "train the chosen items with the detector's suggested label (items whose suggestion has no train class are left out)",
+}
+CLEAN_SOURCES: dict[str, str] = {
+    "detector": "the Diagnose detector's suspected label errors",
+    "threshold": "items whose label quality (0–1, from the detector) is below the threshold",
+    "plan": "the Diagnose page's cleaning plan for this version (its drop and relabel decisions)",
+}
+
+
+@dataclass
+class Cleaning:
+    """Train items dropped or relabelled for this run only; val and test are never changed."""
+
+    action: str = "none"  # a CLEAN_ACTIONS key
+    source: str = "detector"  # a CLEAN_SOURCES key
+    threshold: float = 0.2  # with source "threshold": label quality below this
+    # with source "plan": the plan's decisions by item (row of the dataset version)
+    plan_drop: list[int] = field(default_factory=list)
+    plan_relabel: dict[str, int] = field(default_factory=dict)  # item (as text: JSON keys) → class index
+
+
 @dataclass
 class Decision:
     """How the trained model answers. Both are fitted or applied after training and reported beside
@@ -128,7 +154,9 @@ class Decision:
     abstain_below: float = 0.0  # answer only at confidence ≥ this (risk–coverage operating point); 0 = always answer
 
 
-SECTIONS: dict[str, type] = {"resample": Resampling, "loss": LossSettings, "augment": Augmentation, "decision": Decision}
+SECTIONS: dict[str, type] = {
+    "resample": Resampling, "loss": LossSettings, "augment": Augmentation, "clean": Cleaning, "decision": Decision,
+}  # fmt: skip
 
 
 @dataclass
@@ -138,6 +166,7 @@ class Mitigations:
     resample: Resampling = field(default_factory=Resampling)
     loss: LossSettings = field(default_factory=LossSettings)
     augment: Augmentation = field(default_factory=Augmentation)
+    clean: Cleaning = field(default_factory=Cleaning)
     decision: Decision = field(default_factory=Decision)
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,6 +206,9 @@ class Mitigations:
         augs = self.augment.image + self.augment.text
         if augs:
             out.append("augment=" + "+".join(augs))
+        if self.clean.action != "none":
+            what = f"quality<{self.clean.threshold:g}" if self.clean.source == "threshold" else self.clean.source
+            out.append(f"clean={self.clean.action} {what}")
         if self.decision.threshold_moving:
             out.append("threshold moving")
         if self.decision.abstain_below:
@@ -215,6 +247,16 @@ class Mitigations:
         if not isinstance(a.classes, list) or not all(isinstance(c, str) for c in a.classes):
             raise ValueError(f"mitigations.augment.classes must be a list of class names; got {a.classes!r}.")
         _whole("mitigations.augment.multiplier", a.multiplier, 1, 100)
+        c = self.clean
+        _choice("mitigations.clean.action", c.action, CLEAN_ACTIONS)
+        _choice("mitigations.clean.source", c.source, CLEAN_SOURCES)
+        _number("mitigations.clean.threshold", c.threshold, 0.0, 1.0)
+        if not isinstance(c.plan_drop, list) or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in c.plan_drop):
+            raise ValueError("mitigations.clean.plan_drop must be a list of item numbers (≥ 0).")
+        if not isinstance(c.plan_relabel, dict) or not all(
+            str(k).isdigit() and isinstance(v, int) and v >= 0 for k, v in c.plan_relabel.items()
+        ):
+            raise ValueError("mitigations.clean.plan_relabel must map item numbers to class indices.")
         if not isinstance(self.decision.threshold_moving, bool):
             raise ValueError(f"mitigations.decision.threshold_moving must be true or false; got {self.decision.threshold_moving!r}.")
         _number("mitigations.decision.abstain_below", self.decision.abstain_below, 0.0, 1.0, hi_open=True)

@@ -11,6 +11,7 @@ import torch
 from core.data.dataset import Dataset
 from core.hardware import limit_torch_threads, torch_device
 from core.mitigate.checks import check
+from core.mitigate.clean import decisions
 from core.mitigate.config import FEATURE_SAMPLERS
 from core.mitigate.resample import resample_features
 from core.mitigate.seams import seams
@@ -43,6 +44,8 @@ def prepare(ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) ->
     image_px = min(np.shape(ds.items)[1:3]) if ds.modality == "image" else None
     cfg = cfg.resolved(ds.modality, image_px=image_px)
     data = split_data(ds, cfg)
+    if cfg.mitigations.clean.action != "none":
+        data = clean_train(data, ds, cfg, progress=progress)
     device = torch_device(cfg.device)
     torch.manual_seed(cfg.seed)  # before any weight is initialised
     if device.type == "cpu":
@@ -95,6 +98,42 @@ def prepare(ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) ->
     image_shape = tuple(np.shape(ds.items)[1:]) if ds.modality == "image" else ()
     run_seams = seams(cfg.mitigations, modality=ds.modality, y=data.y, class_counts=counts, class_names=names, image_shape=image_shape)
     return Job(cfg, data, built, inputs, device, cfg.learning_rate(ds.modality), run_seams)
+
+
+def clean_train(data: RunData, ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) -> RunData:
+    """The run's data with train items dropped or relabelled by ``cfg.mitigations.clean``
+    (``core.mitigate.clean``); val and test are left as they are. A relabelled item whose new class
+    has no train item is left out (the model has no output for it)."""
+
+    def diagnosing(stage: str, fraction: float) -> None:
+        if progress is not None:
+            progress(round(100 * fraction), 100, f"diagnosing for in-run cleaning: {stage}")
+
+    drop, relabel = decisions(cfg.mitigations.clean, ds, progress=diagnosing)
+    train_rows = data.rows[data.train]
+    lookup = np.full(ds.n_classes, -1, np.int64)
+    lookup[data.classes] = np.arange(len(data.classes))
+    y, labels = data.y.copy(), data.labels.copy()
+    keep = ~np.isin(train_rows, drop)
+    moved = 0
+    for j, row in enumerate(train_rows):
+        new = relabel.get(int(row))
+        if new is None or not keep[j]:
+            continue
+        if lookup[new] < 0:
+            keep[j] = False
+            continue
+        pos = data.train[j]
+        y[pos], labels[pos] = lookup[new], new
+        moved += 1
+    train = data.train[keep]
+    counts = np.bincount(y[train], minlength=len(data.classes))
+    if (counts == 0).sum() > len(data.classes) - 2:
+        raise ValueError(
+            "in-run cleaning would leave fewer than two classes to train on; clean less (a lower threshold, or fewer decisions)."
+        )
+    print(f"in-run cleaning: {int((~keep).sum()):,} train items left out, {moved:,} relabelled (of {len(train_rows):,})", flush=True)
+    return dataclasses.replace(data, train=train, y=y, labels=labels, train_counts=counts)
 
 
 def resample_train_features(data: RunData, inputs: Inputs, cfg: RunConfig, class_names: list[str]) -> RunData:
