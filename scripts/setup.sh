@@ -9,8 +9,8 @@ purpose="${1:-app}"
 
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 
-# --- 1. Debian packages: Fashion-MNIST (data) and Chromium (browser tests). Optional. -----------------
-debs=(dataset-fashion-mnist)
+# --- 1. Debian packages: Fashion-MNIST (data), Apertium (back-translation), Chromium (browser tests). Optional.
+debs=(dataset-fashion-mnist apertium apertium-eng-spa)
 [ "$purpose" = test ] && debs+=(chromium)
 missing=()
 for deb in "${debs[@]}"; do
@@ -25,7 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     as_root=none
   fi
   if [ "${as_root[*]:-}" = none ]; then
-    say "skipping Debian packages ${missing[*]} (needs root and apt-get): Fashion-MNIST and the browser tests will be skipped."
+    say "skipping Debian packages ${missing[*]} (needs root and apt-get): Fashion-MNIST, back-translation and the browser tests will be skipped."
   else
     say "installing Debian packages: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive

@@ -16,6 +16,7 @@ from core.mitigate.config import IMAGE_AUGMENTATIONS, TEXT_AUGMENTATIONS, Augmen
 from core.mitigate.criterion import class_weights, ldam_margins, make_criterion
 from core.mitigate.resample import resample_features
 from core.mitigate.sampler import Imblearn, Multiply, Shuffle, Weighted, make_sampler
+from tests.conftest import needs_asset
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("one_torch_thread")]
 
@@ -185,16 +186,20 @@ def test_targeted_image_augmentation_leaves_other_classes_alone():
     assert torch.equal(out[y != 2], x[y != 2]) and not torch.equal(out[y == 2], x[y == 2])
 
 
+WORD_OPS = ("swap", "delete", "insert", "char_noise")  # the ones that need no dictionary or translator
+
+
 def test_text_operations_keep_labels_follow_the_seed_and_target_classes():
+    assert set(WORD_OPS) | {"synonym", "back_translate"} == set(TEXT_AUGMENTATIONS)
     texts = ["the film was really very good indeed", "awful", "a plain and simple story about a dog"] * 4
     labels = np.array([0, 1, 2] * 4)
-    ops = TextOps(list(TEXT_AUGMENTATIONS), strength=1.0, classes=[0, 2])
+    ops = TextOps(list(WORD_OPS), strength=1.0, classes=[0, 2])
     a = ops(texts, labels, np.random.default_rng(0))
     b = ops(texts, labels, np.random.default_rng(0))
     assert a == b and len(a) == len(texts)
     assert a[1::3] == texts[1::3]  # class 1 is not targeted
     assert all(x != t for x, t in zip(a, texts) if len(t.split()) > 1 and t != "awful")
-    for name in TEXT_AUGMENTATIONS:
+    for name in WORD_OPS:
         out = TextOps([name], strength=0.5)(["one", "two words"], np.array([0, 0]), np.random.default_rng(1))
         assert all(s.strip() for s in out)  # never an empty text
 
@@ -422,3 +427,28 @@ def test_in_run_cleaning_trains_on_fewer_noisy_labels_and_leaves_val_and_test_al
         assert n_test == int((ds.split == 2).sum())  # test is scored in full either way
     assert "in-run cleaning: " in capsys.readouterr().out  # "… train items left out, 0 relabelled"
     assert f1["drop"] > f1["none"], f1
+
+
+@needs_asset("wordnet")
+def test_synonym_replacement_uses_wordnet_and_keeps_function_words():
+    from core.mitigate.language import synonyms
+
+    assert "film" in synonyms("movie") and synonyms("the") == () and synonyms("42") == ()
+    ops = TextOps(["synonym"], strength=1.0)
+    text = ["The movie was terrible."]
+    out = ops(text, np.array([0]), np.random.default_rng(0))
+    assert out == ops(text, np.array([0]), np.random.default_rng(0)) and out != text
+    assert out[0].startswith("The ") and out[0].endswith(".") and " was " in out[0]  # function words and punctuation stay
+
+
+@pytest.mark.skipif(not __import__("core.mitigate.language", fromlist=["x"]).apertium_ready(), reason="Apertium eng-spa is not installed")
+def test_back_translation_goes_through_spanish_and_keeps_one_text_per_input():
+    from core.mitigate.language import back_translate
+
+    texts = ["The movie was wonderful and I loved every minute of it.", "Worst service ever.", "one\ntwo"]
+    out = back_translate(texts)
+    assert len(out) == 3 and out[0] != texts[0] and all(o.strip() for o in out) and "\n" not in out[2]
+    ops = TextOps(["back_translate"], strength=0.5)
+    many = ["This is a very good phone with a great screen."] * 20
+    changed = ops(many, np.zeros(20, int), np.random.default_rng(0))
+    assert 0 < sum(c != t for c, t in zip(changed, many)) < 20  # about half of the texts

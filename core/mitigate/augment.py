@@ -12,9 +12,10 @@ once for all of it); MixUp and CutMix then work on the whole batch and make soft
 ``classes`` set, only those classes' items are changed (MixUp/CutMix still mix the whole batch).
 Randomness comes from torch's generator, which the run seeds, so a run is reproducible.
 
-The text operations are the "easy data augmentation" ones (Wei & Zou 2019) that need no
-dictionary: swap, delete, insert (a word of the same text) and character noise; ``rate`` is the
-share of words touched.
+The text operations are the "easy data augmentation" ones (Wei & Zou 2019) — synonym
+replacement from WordNet, swap, delete, insert (a word of the same text) — plus character noise;
+``rate`` is the share of words touched. Back-translation (English → Spanish → English with
+Apertium, ``core.mitigate.language``) rewrites half of the chosen texts first, in one batch.
 """
 
 from __future__ import annotations
@@ -147,30 +148,53 @@ def _char_noise(words: list[str], k: int, rng: np.random.Generator) -> list[str]
     return words
 
 
+def _synonym(words: list[str], k: int, rng: np.random.Generator) -> list[str]:
+    from core.mitigate.language import synonyms
+
+    words = list(words)
+    # strip punctuation around a word to look it up; keep it around the replacement
+    spots = [i for i, w in enumerate(words) if synonyms(w.strip(".,;:!?\"'()"))]
+    for i in rng.permutation(spots)[:k].tolist():
+        w = words[i]
+        core_word = w.strip(".,;:!?\"'()")
+        options = synonyms(core_word)
+        new = options[int(rng.integers(len(options)))]
+        if core_word[:1].isupper():
+            new = new[:1].upper() + new[1:]
+        words[i] = w.replace(core_word, new, 1)
+    return words
+
+
 TEXT_OPS: dict[str, Callable[[list[str], int, np.random.Generator], list[str]]] = {
-    "swap": _swap, "delete": _delete, "insert": _insert, "char_noise": _char_noise,
+    "synonym": _synonym, "swap": _swap, "delete": _delete, "insert": _insert, "char_noise": _char_noise,
 }  # fmt: skip
+WHOLE_TEXT_OPS = ("back_translate",)
 
 
 class TextOps:
     """Word-level operations on whitespace-split texts; ``rate`` of the words touched per operation."""
 
     def __init__(self, names: Sequence[str], *, strength: float, classes: Sequence[int] = ()) -> None:
-        self.ops = [TEXT_OPS[n] for n in names]
+        self.ops = [TEXT_OPS[n] for n in names if n not in WHOLE_TEXT_OPS]
+        self.back_translate = "back_translate" in names
         self.rate = 0.1 + 0.3 * float(strength)
         self.classes = np.asarray(list(classes), dtype=np.int64)
 
     def __call__(self, texts: list[str], labels: np.ndarray, rng: np.random.Generator) -> list[str]:
-        out = []
-        for text, label in zip(texts, np.asarray(labels)):
-            if len(self.classes) and label not in self.classes:
-                out.append(text)
-                continue
-            words = str(text).split()
+        out = [str(t) for t in texts]
+        chosen = [i for i, label in enumerate(np.asarray(labels)) if not len(self.classes) or label in self.classes]
+        if self.back_translate and chosen:
+            from core.mitigate.language import back_translate
+
+            half = [i for i in chosen if rng.random() < 0.5]
+            for i, text in zip(half, back_translate([out[i] for i in half])):
+                out[i] = text
+        for i in chosen:
+            words = out[i].split()
             k = max(1, round(self.rate * len(words)))
             for op in self.ops:
                 words = op(words, k, rng)
-            out.append(" ".join(words))
+            out[i] = " ".join(words)
         return out
 
 

@@ -63,6 +63,18 @@ def check(m: Mitigations, *, modality: str, finetune: str, train_counts: Mapping
         problems.append(
             "in-run cleaning by plan, but the Diagnose page has no plan for this version yet: mark suspects there, or clean by the detector."
         )
+    if "synonym" in a.text and modality == "text":
+        from core.mitigate.language import wordnet_ready
+
+        if not wordnet_ready():
+            problems.append(
+                "synonym replacement needs the WordNet asset, which is not fetched here: run `python -m core.data.assets fetch`."
+            )
+    if "back_translate" in a.text and modality == "text":
+        from core.mitigate.language import apertium_ready
+
+        if not apertium_ready():
+            problems.append("back-translation needs Apertium with English ↔ Spanish (as root: apt-get install apertium apertium-eng-spa).")
     if a.text and modality != "text":
         problems.append(f"text augmentations ({', '.join(a.text)}) need text data; this dataset is {modality}. Remove them.")
     if a.image and modality != "image":

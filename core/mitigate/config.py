@@ -77,6 +77,8 @@ IMAGE_AUGMENTATIONS: dict[str, str] = {
 # per-item augmentations (each item its own random draw), then the batch-level ones
 BATCH_AUGMENTATIONS = ("mixup", "cutmix")
 TEXT_AUGMENTATIONS: dict[str, str] = {
+    "synonym": "replace random words by a WordNet synonym (needs the WordNet asset)",
+    "back_translate": "translate to Spanish and back with Apertium, half of the texts (needs apertium-eng-spa)",
     "swap": "swap random pairs of words",
     "delete": "drop random words (never all of them)",
     "insert": "repeat random words of the text at random places",
