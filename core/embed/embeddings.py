@@ -402,6 +402,9 @@ def _image_backbone(backbone: str, item_shape: tuple[int, ...], size: int) -> An
     from core.models.build import image_backbone
 
     model = "mobilenet_v2" if backbone == "auto" else backbone
+    packaged = {"mobilenet_v2": "mobilenet-v2", "efficientnet_lite0": "efficientnet-lite0"}.get(model)
+    if packaged is not None:
+        assets.asset_path(packaged)  # AssetError with the fetch hint when the weights are gone, cached net or not
     key = (model, tuple(item_shape), size)
     if key not in _IMAGE_NETS:
         limit_torch_threads()
