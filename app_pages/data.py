@@ -117,7 +117,12 @@ if info.skipped:
 
 b = prof.train
 kpis = [
-    ("Items", f"{prof.n_items:,}", "Rows in all splits."),
+    (
+        "Items",
+        f"{prof.n_items:,}" + (f" ({prof.n_unlabelled:,} unlabelled)" if prof.n_unlabelled else ""),
+        "Rows in all splits."
+        + (" Unlabelled rows form a pool in train that pseudo-labelling and label spreading can use." if prof.n_unlabelled else ""),
+    ),
     (
         "Classes",
         f"{ds.n_classes}" + (f" ({len(b.missing)} missing in train)" if b.missing else ""),
@@ -171,12 +176,10 @@ with t_preview:
     st.caption(f"{len(idx):,} items match · page {page} of {n_pages:,}")
     if ds.modality == "image":
         images = [np.asarray(ds.items[i]) for i in rows]
-        captions = [f"#{i} · {ds.class_names[ds.labels[i]]} · {SPLITS[ds.split[i]]}" for i in rows]
+        captions = [f"#{i} · {ds.label_name(i)} · {SPLITS[ds.split[i]]}" for i in rows]
         st.image(images, caption=captions, width=96, clamp=True)
     else:
-        table = pd.DataFrame(
-            {"item": rows, "label": np.asarray(ds.class_names, dtype=object)[ds.labels[rows]], "split": ds.split_names[rows]}
-        )
+        table = pd.DataFrame({"item": rows, "label": ds.label_names(rows), "split": ds.split_names[rows]})
         if ds.modality == "text":
             table.insert(1, "text", ds.items[rows])
         else:

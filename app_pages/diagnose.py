@@ -291,7 +291,7 @@ with t_map:
 
         xy = tsne_cached(vid, cfg.backbone, index)
     if colour_by == "label":
-        colour, continuous = names[ds.labels[index]], False
+        colour, continuous = ds.label_names(index), False
     elif colour_by == "label quality":
         colour, continuous = iss.score[index], True
     elif colour_by == "flagged":

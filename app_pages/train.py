@@ -105,7 +105,9 @@ try:
 except ValueError as err:
     problems.append(str(err))
 else:
-    problems += check(mitigation, modality=ds.modality, finetune=finetune, train_counts=train_counts)
+    problems += check(
+        mitigation, modality=ds.modality, finetune=finetune, train_counts=train_counts, n_unlabelled=ds.n_unlabelled, epochs=int(epochs)
+    )
 
 n_train = int((ds.split == 0).sum())
 n_used = min(n_train, cfg.max_train_items) if cfg.max_train_items else n_train

@@ -144,10 +144,17 @@ def test_label_column_with_more_than_1000_values():
         load_table(data, "many.csv", TableRoles(label="label", text="text"))
 
 
-def test_rows_without_label_are_dropped_with_a_warning():
-    data = b"text,label\nfirst long text here,a\nsecond long text here,\nthird long text here,b\nfourth long text,a\n"
-    res = load_table(data, "m.csv", TableRoles(label="label", text="text"))
-    assert len(res.dataset) == 3 and any("1 row(s) without a label were left out" in w for w in res.warnings)
+def test_rows_without_label_form_the_unlabelled_pool_in_train():
+    data = b"text,label,split\nfirst long text here,a,train\nsecond long text here,,test\nthird long text here,b,train\nfourth long text,a,val\n"
+    res = load_table(data, "m.csv", TableRoles(label="label", text="text", split="split"))
+    ds = res.dataset
+    assert len(ds) == 4 and ds.labels.tolist() == [0, -1, 1, 0] and ds.n_unlabelled == 1
+    assert ds.split.tolist() == [0, 0, 0, 1]  # the unlabelled row was marked test: it joins train's pool
+    assert ds.label_name(1) == "(unlabelled)" and ds.label_names().tolist() == ["a", "(unlabelled)", "b", "a"]
+    assert any("1 row(s) have no label: they are kept as the unlabelled pool" in w for w in res.warnings)
+    assert any("1 unlabelled row(s) marked val or test were put in the train split's pool" in w for w in res.warnings)
+    with pytest.raises(DataError, match="no labelled rows"):
+        load_table(b"text,label\nfirst long text here,\nsecond long text here,\n", "m.csv", TableRoles(label="label", text="text"))
 
 
 def test_unsupported_type_and_broken_parquet():

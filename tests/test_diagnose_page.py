@@ -90,3 +90,26 @@ def test_label_issues_can_come_from_a_finished_run(home):
     label_tab = next(t for t in at.tabs if t.label == "Label issues")
     shown = [b.key for b in label_tab.button if b.key and b.key.startswith(f"relabel_{vid}_")]
     assert shown and all(ds.split[int(k.split("_")[-1])] == 2 for k in shown)
+
+
+def test_a_dataset_with_an_unlabelled_pool_diagnoses_its_labelled_items(home):
+    from tests.test_mitigations import _digits_with_pool
+
+    ds, hidden, _ = _digits_with_pool(0.3)
+    Store(home).save_dataset(ds, source="upload:digits-pool")
+    at = AppTest.from_file(APP, default_timeout=300)
+    at.run()
+    at.switch_page("app_pages/data.py")
+    at.run()
+    assert {m.label: m.value for m in at.metric}["Items"] == f"1,797 ({len(hidden):,} unlabelled)"
+    at.switch_page("app_pages/diagnose.py")
+    at.run()
+    at.button(key="run_diagnosis").click()
+    at.run()
+    assert not at.exception, at.exception
+    suspects = int({x.label: x.value for x in at.metric}["Suspected label errors"].replace(",", ""))
+    assert 0 <= suspects < int(ds.labelled.sum())
+    for colour in ("label", "label quality", "flagged", "split"):
+        at.radio(key="map_colour").set_value(colour)
+        at.run()
+        assert not at.exception, (colour, at.exception)

@@ -452,3 +452,86 @@ def test_back_translation_goes_through_spanish_and_keeps_one_text_per_input():
     many = ["This is a very good phone with a great screen."] * 20
     changed = ops(many, np.zeros(20, int), np.random.default_rng(0))
     assert 0 < sum(c != t for c, t in zip(changed, many)) < 20  # about half of the texts
+
+
+# ---------------------------------------------------------------------- the unlabelled pool
+
+
+def _digits_with_pool(share: float = 0.7):
+    """Digits with ``share`` of the train items' labels removed (the unlabelled pool)."""
+    from core.data import Dataset
+    from core.data.demos import load_digits_8x8
+
+    ds = load_digits_8x8().dataset
+    rng = np.random.default_rng(0)
+    train = np.flatnonzero(ds.split == 0)
+    hidden = np.sort(rng.choice(train, round(share * len(train)), replace=False))
+    labels = ds.labels.copy()
+    labels[hidden] = -1
+    return Dataset("digits-pool", "image", ds.items, labels, ds.class_names, ds.split), hidden, ds.labels[hidden]
+
+
+def test_the_pool_is_left_out_of_profile_diagnosis_and_the_train_split():
+    from core.data.profile import profile
+    from core.diagnose.pipeline import diagnose
+    from core.train.config import RunConfig
+    from core.train.splits import split_data
+
+    ds, hidden, _ = _digits_with_pool()
+    prof = profile(ds)
+    assert prof.n_unlabelled == len(hidden) and int(prof.counts["train"].sum()) == int(((ds.split == 0) & ds.labelled).sum())
+    d = diagnose(ds, cache=False)
+    assert not d.issues.is_issue[hidden].any() and np.isnan(d.issues.score[hidden]).all() and (d.issues.suggested[hidden] == -1).all()
+    assert d.issues.n_issues == int(d.issues.is_issue[ds.labelled].sum()) > 0 and d.map2d.shape == (len(ds), 2)
+    assert int(d.coverage["train"].sum()) == int(prof.counts["train"].sum())
+    data = split_data(ds, RunConfig(version_id=1))
+    assert len(data.pool) == len(hidden) and set(data.rows[data.pool]) == set(hidden) and (data.y[data.pool] == -1).all()
+    assert not np.isin(data.rows[data.train], hidden).any() and (data.y[data.train] >= 0).all()
+
+
+def test_label_spreading_labels_pool_points_by_their_neighbours(blobs):
+    from core.mitigate.semi import spread_labels
+
+    X, y = blobs
+    far = np.vstack([np.random.default_rng(1).normal(0, 0.5, (30, 4)), np.random.default_rng(2).normal(6, 0.5, (30, 4))]).astype(np.float32)
+    truth = np.repeat([0, 1], 30)
+    separated = np.vstack([X[:100], X[100:] + 4.5]).astype(np.float32)  # push class 1 away from class 0
+    chosen, labels, conf = spread_labels(separated, y, far, k=5, threshold=0.8)
+    assert len(conf) == 60 and len(chosen) >= 50
+    assert (labels == truth[chosen]).mean() >= 0.95
+
+
+def test_pseudo_labelling_and_label_spreading_grow_the_train_split(store, capsys):
+    from core.metrics.results import RunResults
+    from core.mitigate.config import SemiSupervision
+    from core.train.config import RunConfig
+    from core.train.worker import train_run
+
+    ds, hidden, truth = _digits_with_pool()
+    vid = store.save_dataset(ds, source="upload:digits-pool")
+    base = dict(version_id=vid, model="small_cnn", epochs=4, batch_size=32, lr=3e-3, seed=0, device="cpu", temperature_scaling=False)
+    runs = {}
+    for method in ("pseudo_label", "label_spreading"):
+        cfg = RunConfig(**base, mitigations=Mitigations(semi=SemiSupervision(method=method, threshold=0.9, rounds=2)))
+        runs[method] = store.create_run(vid, cfg.to_dict())
+        assert train_run(store, runs[method]) == "finished", store.run(runs[method])["message"]
+    out = capsys.readouterr().out
+    assert out.count("pseudo-labelling after epoch") == 2 and "label spreading: " in out
+    res = RunResults(store, runs["pseudo_label"])
+    added = res.split_rows("train")
+    counts = added[added.name == "pseudo_labelled"].value.tolist()
+    assert len(counts) == 2 and 0 < counts[-1] <= len(hidden)
+    # more train items than the labelled ones: the loop ran more steps than planned from them
+    n_labelled = int(((ds.split == 0) & ds.labelled).sum())
+    planned = 4 * -(-n_labelled // 32)
+    assert res.eval_steps("test")[-1] > planned
+
+
+def test_the_pool_settings_are_checked_against_the_data():
+    from core.mitigate.config import SemiSupervision
+
+    m = Mitigations(semi=SemiSupervision(method="pseudo_label", rounds=3))
+    problems = check(m, modality="image", finetune="full", train_counts={"a": 10, "b": 10}, n_unlabelled=0, epochs=2)
+    assert any("pseudo-label needs an unlabelled pool, and this dataset has none" in p for p in problems)
+    assert any("pseudo-labelling 3 time(s) needs at least 4 epochs" in p for p in problems)
+    assert check(m, modality="image", finetune="full", train_counts={"a": 10, "b": 10}, n_unlabelled=50, epochs=4) == []

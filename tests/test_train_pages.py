@@ -144,6 +144,7 @@ def test_every_group_of_mitigation_knobs_lands_in_the_stored_config(home):
                  "tau": 1.0, "max_margin": 0.5, "scale": 1.0, "reweight_from": 0.5},
         "augment": {"image": ["rotate", "noise"], "text": [], "strength": 0.3, "classes": ["9"], "multiplier": 2},
         "clean": {"action": "none", "source": "detector", "threshold": 0.2, "plan_drop": [], "plan_relabel": {}},
+        "semi": {"method": "none", "threshold": 0.9, "rounds": 1, "k_neighbors": 7},
         "decision": {"threshold_moving": True, "abstain_below": 0.75},
     }  # fmt: skip
 
@@ -258,3 +259,24 @@ def test_in_run_cleaning_takes_the_diagnose_pages_plan(home):
     _stop_all(store)
     assert clean == {"action": "drop", "source": "plan", "threshold": 0.2, "plan_drop": sorted(int(i) for i in train[:3]),
                      "plan_relabel": {str(int(train[3])): 5}}  # fmt: skip
+
+
+def test_the_unlabelled_pool_tab_counts_the_pool_and_stores_the_method(home):
+    from tests.test_mitigations import _digits_with_pool
+
+    store = Store(home)
+    ds, hidden, _ = _digits_with_pool()
+    store.save_dataset(ds, source="upload:digits-pool")
+    at = open_page("app_pages/train.py")
+    assert any(f"This dataset has **{len(hidden):,}** unlabelled items" in c.value for c in at.caption)
+    at.selectbox(key="tr_semi_method").set_value("pseudo_label")
+    at.run()
+    at.number_input(key="tr_semi_rounds").set_value(2)
+    at.slider(key="tr_semi_threshold").set_value(0.95)
+    at.run()
+    assert not at.error, [e.value for e in at.error]
+    at.button(key="start_run").click()
+    at.run()
+    semi = store.runs()[0]["config"]["mitigations"]["semi"]
+    _stop_all(store)
+    assert semi == {"method": "pseudo_label", "threshold": 0.95, "rounds": 2, "k_neighbors": 7}

@@ -37,7 +37,7 @@ def gallery(
 
 
 def label_of(ds: Dataset, i: int) -> str:
-    return str(ds.class_names[ds.labels[i]])
+    return ds.label_name(i)
 
 
 def where(ds: Dataset, i: int) -> str:

@@ -29,6 +29,7 @@ from core.mitigate.config import (
     NEIGHBOUR_SAMPLERS,
     OVER_SAMPLERS,
     SAMPLERS,
+    SEMI_METHODS,
     TEXT_AUGMENTATIONS,
     UNDER_SAMPLERS,
     Augmentation,
@@ -37,6 +38,7 @@ from core.mitigate.config import (
     LossSettings,
     Mitigations,
     Resampling,
+    SemiSupervision,
 )
 from core.mitigate.presets import PRESETS, preset
 from core.mitigate.preview import augment_images, augment_texts, epoch_counts, highlight_changes, mixes, resample_on_embeddings
@@ -59,6 +61,8 @@ def _widget_values(m: Mitigations) -> dict[str, object]:
         "tr_aug_classes": list(a.classes), "tr_aug_multiplier": a.multiplier,
         "tr_dec_tm": m.decision.threshold_moving, "tr_dec_abstain": m.decision.abstain_below,
         "tr_clean_action": m.clean.action, "tr_clean_source": m.clean.source, "tr_clean_threshold": m.clean.threshold,
+        "tr_semi_method": m.semi.method, "tr_semi_threshold": m.semi.threshold, "tr_semi_rounds": m.semi.rounds,
+        "tr_semi_k": m.semi.k_neighbors,
     }  # fmt: skip
 
 
@@ -110,7 +114,9 @@ def knobs(
                                "missing_class": "missing-class guard", CUSTOM: "custom"}[p],
         help=" · ".join(PRESETS.values()) + ". Any change below makes it custom.",
     )  # fmt: skip
-    t_resample, t_loss, t_aug, t_clean, t_decision = st.tabs(["Resampling", "Loss", "Augmentation", "Cleaning", "Decision"])
+    t_resample, t_loss, t_aug, t_clean, t_semi, t_decision = st.tabs(
+        ["Resampling", "Loss", "Augmentation", "Cleaning", "Unlabelled pool", "Decision"]
+    )
     with t_resample:
         method = st.selectbox(
             "Sampler", methods, key="tr_rs_method", on_change=_mark_custom, format_func=lambda m: f"{m} — {SAMPLERS[m]}",
@@ -213,6 +219,25 @@ def knobs(
         st.caption(
             "Only train items change, for this run only; val and test keep their labels. Save a plan as a new version on the Diagnose page to keep it."
         )
+    with t_semi:
+        pool = ds.n_unlabelled
+        st.caption(
+            f"This dataset has **{pool:,}** unlabelled items (rows uploaded with an empty label)."
+            if pool else "This dataset has no unlabelled items: upload rows with an empty label to make a pool."
+        )  # fmt: skip
+        method = st.selectbox("Use the pool", list(SEMI_METHODS), key="tr_semi_method", on_change=_mark_custom,
+                              format_func=lambda m: f"{m} — {SEMI_METHODS[m]}")  # fmt: skip
+        if method != "none":
+            q1, q2 = st.columns(2)
+            q1.slider("Confidence to join train", 0.5, 1.0, step=0.01, key="tr_semi_threshold", on_change=_mark_custom,
+                      help="A pool item trains with its new label only when that label is at least this sure.")  # fmt: skip
+            if method == "pseudo_label":
+                q2.number_input("Rounds", 1, 20, key="tr_semi_rounds", on_change=_mark_custom,
+                                help="Times the model labels the pool, at evenly spaced epoch ends; each round replaces the last.")  # fmt: skip
+            else:
+                q2.number_input(
+                    "k neighbours", 1, 100, key="tr_semi_k", on_change=_mark_custom, help="Neighbours in the graph labels spread over."
+                )
     with t_decision:
         st.toggle("Threshold moving", key="tr_dec_tm", on_change=_mark_custom,
                   help="After training, per-class offsets are fitted on val for the best macro-F1 and reported beside the plain answers: "
@@ -238,6 +263,9 @@ def knobs(
             action=s["tr_clean_action"], source=s["tr_clean_source"], threshold=float(s["tr_clean_threshold"]),
             plan_drop=sorted(plan.drop) if use_plan and plan is not None else [],
             plan_relabel={str(k): int(v) for k, v in sorted(plan.relabel.items())} if use_plan and plan is not None else {},
+        ),
+        semi=SemiSupervision(
+            method=s["tr_semi_method"], threshold=float(s["tr_semi_threshold"]), rounds=int(s["tr_semi_rounds"]), k_neighbors=int(s["tr_semi_k"])
         ),
         decision=Decision(threshold_moving=bool(s["tr_dec_tm"]), abstain_below=float(s["tr_dec_abstain"])),
     )  # fmt: skip

@@ -3,7 +3,9 @@
 - ``items``: text → ``np.ndarray[object]`` of ``str``, shape (n,); image → ``np.ndarray[uint8]``
   of shape (n, H, W) (grayscale) or (n, H, W, 3) (RGB); tabular → ``pd.DataFrame`` (n, d) of
   feature columns.
-- ``labels``: ``int64`` (n,), an index into ``class_names``.
+- ``labels``: ``int64`` (n,), an index into ``class_names``, or ``UNLABELLED`` (-1) for an item of
+  the *unlabelled pool* (always in the train split): rows uploaded with an empty label, which only
+  pseudo-labelling and label spreading use; everything that needs a label skips them.
 - ``split``: ``int8`` (n,), an index into ``SPLITS`` (train / val / test).
 - ``meta``: ``pd.DataFrame`` (n, m) of extra columns used as slices (domain, source, rater
   agreement, …); may have no columns.
@@ -25,6 +27,7 @@ import pandas as pd
 
 SPLITS = ("train", "val", "test")  # split codes 0, 1, 2
 MODALITIES = ("text", "image", "tabular")
+UNLABELLED = -1  # the label of an item of the unlabelled pool
 
 
 @dataclass
@@ -47,8 +50,10 @@ class Dataset:
             raise ValueError(
                 f"items ({len(self.items)}), labels ({n}), split ({len(self.split)}) and meta ({len(self.meta)}) must have the same length"
             )
-        if n and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
-            raise ValueError("labels must index class_names")
+        if n and (self.labels.min() < UNLABELLED or self.labels.max() >= len(self.class_names)):
+            raise ValueError("labels must index class_names (or be -1: unlabelled)")
+        if n and ((self.labels == UNLABELLED) & (self.split != 0)).any():
+            raise ValueError("unlabelled items belong to the train split (the pool); val and test items need labels")
         if len(self.meta.columns) == 0:
             self.meta = pd.DataFrame(index=pd.RangeIndex(n))
 
@@ -58,6 +63,26 @@ class Dataset:
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def labelled(self) -> np.ndarray:
+        """(n,) bool: the item has a label (is not in the unlabelled pool)."""
+        return self.labels != UNLABELLED
+
+    @property
+    def n_unlabelled(self) -> int:
+        return int((self.labels == UNLABELLED).sum())
+
+    def label_name(self, i: int) -> str:
+        """The class name of item ``i``, or "(unlabelled)"."""
+        c = int(self.labels[i])
+        return "(unlabelled)" if c == UNLABELLED else str(self.class_names[c])
+
+    def label_names(self, index: np.ndarray | None = None) -> np.ndarray:
+        """Class names (object array) of the items ``index`` (default all); "(unlabelled)" for the pool."""
+        labels = self.labels if index is None else self.labels[index]
+        names = np.asarray([*map(str, self.class_names), "(unlabelled)"], dtype=object)
+        return names[np.where(labels == UNLABELLED, len(self.class_names), labels)]
 
     @property
     def split_names(self) -> np.ndarray:

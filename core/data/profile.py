@@ -103,6 +103,7 @@ class Profile:
     word_counts: np.ndarray | None  # (n,) words per text (text data), for the length histogram
     image_stats: dict | None  # height, width, channels, mean_intensity, original size ranges
     slices: dict[str, pd.DataFrame] = field(default_factory=dict)  # column → (slice value × split/class counts)
+    n_unlabelled: int = 0  # items of the unlabelled pool (left out of every count above)
 
 
 def duplicates(ds: Dataset, hashes: np.ndarray | None = None) -> Duplicates:
@@ -118,7 +119,7 @@ def duplicates(ds: Dataset, hashes: np.ndarray | None = None) -> Duplicates:
             "items": g["item"].agg(list),
             "size": g.size(),
             "splits": g["split"].agg(lambda s: sorted({SPLITS[i] for i in s})),
-            "labels": g["label"].agg(lambda s: sorted(set(int(v) for v in s))),
+            "labels": g["label"].agg(lambda s: sorted(set(int(v) for v in s if v >= 0))),  # the pool has no label to conflict
         }
     ).reset_index(drop=True)
     groups["leak"] = groups["splits"].map(len) > 1
@@ -137,7 +138,8 @@ _PAIRS = (("train", "test"), ("train", "val"), ("val", "test"))
 def class_counts(ds: Dataset) -> pd.DataFrame:
     k = ds.n_classes
     table = np.zeros((k, len(SPLITS)), dtype=np.int64)
-    np.add.at(table, (ds.labels, ds.split), 1)
+    labelled = ds.labelled
+    np.add.at(table, (ds.labels[labelled], ds.split[labelled]), 1)
     counts = pd.DataFrame(table, index=pd.Index(ds.class_names, name="class"), columns=list(SPLITS))
     counts["all"] = counts.sum(axis=1)
     return counts
@@ -197,11 +199,11 @@ def slice_counts(ds: Dataset) -> dict[str, pd.DataFrame]:
     (``core.data.slices``: the same slices training scores)."""
     out = {}
     split_names = ds.split_names
-    class_of = np.asarray(ds.class_names, dtype=object)[ds.labels]
+    class_of = ds.label_names()
     for col, key in slice_columns(ds.meta).items():
         frame = pd.DataFrame({"slice": key, "split": split_names, "class": class_of})
         by_split = pd.crosstab(frame["slice"], frame["split"]).reindex(columns=list(SPLITS), fill_value=0)
-        by_class = pd.crosstab(frame["slice"], frame["class"]).reindex(columns=ds.class_names, fill_value=0)
+        by_class = pd.crosstab(frame["slice"], frame["class"]).reindex(columns=list(map(str, ds.class_names)), fill_value=0)
         table = pd.concat([by_split, by_class], axis=1, keys=["split", "class"])
         table[("all", "all")] = by_split.sum(axis=1)
         out[col] = table
@@ -228,4 +230,5 @@ def profile(ds: Dataset) -> Profile:
         word_counts=words,
         image_stats=image_stats(ds) if ds.modality == "image" else None,
         slices=slice_counts(ds),
+        n_unlabelled=ds.n_unlabelled,
     )

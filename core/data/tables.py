@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.data.dataset import Dataset, LoadResult
+from core.data.dataset import UNLABELLED, Dataset, LoadResult
 from core.data.labels import MAX_CLASSES, encode_labels
 from core.data.splits import parse_split_column, stratified_split
 from core.errors import DataError
@@ -161,23 +161,38 @@ def dataset_from_table(df: pd.DataFrame, roles: TableRoles, *, name: str, seed: 
     if roles.text is not None and roles.text == roles.label:
         raise DataError("The text column and the label column must differ. Pick another text or label column.")
     warnings: list[str] = []
-    labelled = df[roles.label].notna() & (df[roles.label].astype(str).str.strip() != "")
-    if not labelled.all():
-        warnings.append(f"{int((~labelled).sum()):,} row(s) without a label were left out.")
-        df = df.loc[labelled].reset_index(drop=True)
-    labels, class_names, w = encode_labels(df[roles.label], column=roles.label)
+    has_label = (df[roles.label].notna() & (df[roles.label].astype(str).str.strip() != "")).to_numpy()
+    if not has_label.any():
+        raise DataError(
+            f"No row has a label in column '{roles.label}': the dataset has no labelled rows. Fill in labels (empty labels "
+            "make an unlabelled pool, which needs labelled rows beside it), or pick the column that holds the classes."
+        )
+    codes, class_names, w = encode_labels(df.loc[has_label, roles.label], column=roles.label)
     warnings += w
+    labels = np.full(len(df), UNLABELLED, np.int64)
+    labels[has_label] = codes
+    n_pool = int((~has_label).sum())
+    if n_pool:
+        warnings.append(
+            f"{n_pool:,} row(s) have no label: they are kept as the unlabelled pool, in train, for pseudo-labelling "
+            "and label spreading; everything that needs a label leaves them out."
+        )
     if roles.split:
         split = parse_split_column(df[roles.split])
+        moved = int(((split != 0) & ~has_label).sum())
+        if moved:
+            warnings.append(f"{moved:,} unlabelled row(s) marked val or test were put in the train split's pool: evaluation needs labels.")
+        split = np.where(has_label, split, 0).astype(np.int8)
         if not (split == 0).any():
             raise DataError("The split column has no 'train' rows. Mark some rows as train, or choose no split column.")
         if not (split == 1).any():
-            split = np.where(split == 0, stratified_split(labels, val=0.1, test=0.0, seed=seed, holdout_from=split == 0), split).astype(
+            holdout = (split == 0) & has_label
+            split = np.where(split == 0, stratified_split(labels, val=0.1, test=0.0, seed=seed, holdout_from=holdout), split).astype(
                 np.int8
             )
             warnings.append("No 'val' rows were given; 10% of train (per class) was set aside as val.")
     else:
-        split = stratified_split(labels, seed=seed)
+        split = stratified_split(labels, seed=seed, holdout_from=has_label)
     meta = df[roles.meta].reset_index(drop=True) if roles.meta else pd.DataFrame(index=pd.RangeIndex(len(df)))
     if roles.text is not None:
         text = df[roles.text]

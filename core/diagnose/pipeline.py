@@ -10,6 +10,7 @@ restart — is instant.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -110,15 +111,20 @@ def diagnose(ds: Dataset, cfg: DiagnoseConfig = DiagnoseConfig(), *, progress: P
     seconds["embedding"] = time.perf_counter() - t
 
     # the benchmarked detector, as it is (benchmarks/RESULTS.md); it hands back the PCA components
-    # and the kNN graph it built, which the outliers and the map reuse
+    # and the kNN graph it built, which the outliers and the map reuse. Items of the unlabelled
+    # pool have no label to judge: the detector sees the labelled items only.
+    labelled = np.flatnonzero(ds.labelled)
+    pooled = len(labelled) < len(ds)
     issues = detect_label_issues(
-        X, ds.labels, n_folds=cfg.n_folds, k=cfg.k, seed=cfg.seed, n_classes=ds.n_classes,
+        X[labelled] if pooled else X, ds.labels[labelled], n_folds=cfg.n_folds, k=cfg.k, seed=cfg.seed, n_classes=ds.n_classes,
         progress=lambda stage, frac: report(stage, 0.71 + 0.22 * frac),
     )  # fmt: skip
     seconds.update(issues.seconds)
     assert issues.probs is not None and issues.components is not None and issues.neighbor_sims is not None
     probs, Z, nb_sims = issues.probs, issues.components, issues.neighbor_sims
     issues.probs = issues.components = issues.neighbors = issues.neighbor_sims = None  # kept apart / not cached
+    if pooled:
+        issues, probs = _over_all_items(issues, probs, labelled, len(ds))
 
     t = time.perf_counter()
     report("duplicates and outliers", 0.93)
@@ -127,16 +133,17 @@ def diagnose(ds: Dataset, cfg: DiagnoseConfig = DiagnoseConfig(), *, progress: P
     dup_X = X if X.shape[0] * X.shape[1] <= 20_000 * 384 else Z
     dups = near_duplicates(dup_X, threshold=cfg.duplicate_threshold, hashes=content_hashes(ds), split=ds.split)
     # the detector's graph gives outliers: mean cosine distance to the k nearest neighbours
-    outlier_score = (1.0 - nb_sims.astype(np.float64).mean(axis=1)) if nb_sims.size else np.zeros(len(ds))
-    cut = np.quantile(outlier_score, cfg.outlier_quantile) if len(ds) else 0.0
+    outlier_score = np.full(len(ds), np.nan)
+    outlier_score[labelled] = (1.0 - nb_sims.astype(np.float64).mean(axis=1)) if nb_sims.size else 0.0
+    cut = np.nanquantile(outlier_score, cfg.outlier_quantile) if len(labelled) else 0.0
     out_idx = np.flatnonzero(outlier_score > cut)
     out_idx = out_idx[np.argsort(-outlier_score[out_idx], kind="stable")]
     seconds["duplicates_outliers"] = time.perf_counter() - t
 
     t = time.perf_counter()
     report("coverage and 2-D map", 0.97)
-    cov = coverage(ds.labels, ds.split, ds.n_classes, min_count=cfg.min_count, class_names=ds.class_names)
-    map2d = Z[:, :2].astype(np.float32) if Z.shape[1] >= 2 else pca_2d(X)  # PCA components come sorted
+    cov = coverage(ds.labels[labelled], ds.split[labelled], ds.n_classes, min_count=cfg.min_count, class_names=ds.class_names)
+    map2d = Z[:, :2].astype(np.float32) if Z.shape[1] >= 2 and not pooled else pca_2d(X)  # PCA components come sorted
     seconds["coverage_map"] = time.perf_counter() - t
 
     result = Diagnosis(probs.astype(np.float32), issues, dups, outlier_score.astype(np.float32), out_idx, cov, map2d, seconds, cfg.backbone)
@@ -146,11 +153,32 @@ def diagnose(ds: Dataset, cfg: DiagnoseConfig = DiagnoseConfig(), *, progress: P
     return result
 
 
+def _over_all_items(issues: LabelIssues, probs: np.ndarray, labelled: np.ndarray, n: int) -> tuple[LabelIssues, np.ndarray]:
+    """Label issues of the labelled items spread over all ``n`` items: a pool item is never
+    flagged, its label quality is NaN and its suggestion -1."""
+    full_probs = np.zeros((n, probs.shape[1]), probs.dtype)
+    full_probs[labelled] = probs
+    score = np.full(n, np.nan)
+    score[labelled] = issues.score
+    suggested = np.full(n, -1, np.int64)
+    suggested[labelled] = issues.suggested
+    flags = np.zeros(n, bool)
+    flags[labelled] = issues.is_issue
+    spread = dataclasses.replace(issues, is_issue=flags, score=score, suggested=suggested, rank=labelled[issues.rank])
+    if issues.self_confidence is not None:
+        spread.self_confidence = np.full(n, np.nan)
+        spread.self_confidence[labelled] = issues.self_confidence
+    if issues.knn_agreement is not None:
+        spread.knn_agreement = np.full(n, np.nan)
+        spread.knn_agreement[labelled] = issues.knn_agreement
+    return spread, full_probs
+
+
 def duplicate_table(dups: list[DuplicateCluster], ds: Dataset) -> pd.DataFrame:
     """One row per cluster: size, kind, splits, labels, leak, conflicting labels — leaks first."""
     rows = []
     for i, c in enumerate(dups):
-        labels = sorted({ds.class_names[j] for j in ds.labels[c.indices]})
+        labels = sorted({str(ds.class_names[j]) for j in ds.labels[c.indices] if j >= 0})
         rows.append(
             {
                 "cluster": i,
@@ -233,7 +261,7 @@ def _load(path: Path, ds: Dataset, cfg: DiagnoseConfig) -> Diagnosis:
         DuplicateCluster(a["dup_idx"][bounds[i] : bounds[i + 1]], kind, tuple(splits), cross)
         for i, (kind, splits, cross) in enumerate(zip(meta["dup_kind"], meta["dup_splits"], meta["dup_cross"]))
     ]
-    cov = coverage(ds.labels, ds.split, ds.n_classes, min_count=cfg.min_count, class_names=ds.class_names)
+    cov = coverage(ds.labels[ds.labelled], ds.split[ds.labelled], ds.n_classes, min_count=cfg.min_count, class_names=ds.class_names)
     return Diagnosis(a["probs"], issues, dups, a["outlier_score"], a["outliers"], cov, a["map2d"], meta["seconds"], meta["backbone"])
 
 

@@ -22,9 +22,12 @@ from core.mitigate.config import (
 MAX_EPOCH_ITEMS = 5_000_000  # draws per epoch; more is a setting mistake, not a plan
 
 
-def check(m: Mitigations, *, modality: str, finetune: str, train_counts: Mapping[str, int]) -> list[str]:
+def check(
+    m: Mitigations, *, modality: str, finetune: str, train_counts: Mapping[str, int], n_unlabelled: int = 0, epochs: int = 1
+) -> list[str]:
     """Problems (each says what to change) of ``m`` on a train split with ``train_counts``
-    (class name → items, classes absent from train left out); empty when it can run."""
+    (class name → items, classes absent from train left out) and an unlabelled pool of
+    ``n_unlabelled`` items, trained for ``epochs``; empty when it can run."""
     problems: list[str] = []
     r, a = m.resample, m.augment
     counts = {name: int(n) for name, n in train_counts.items() if n > 0}
@@ -75,6 +78,16 @@ def check(m: Mitigations, *, modality: str, finetune: str, train_counts: Mapping
 
         if not apertium_ready():
             problems.append("back-translation needs Apertium with English ↔ Spanish (as root: apt-get install apertium apertium-eng-spa).")
+    s = m.semi
+    if s.method != "none" and n_unlabelled == 0:
+        problems.append(
+            f"{s.method.replace('_', '-')} needs an unlabelled pool, and this dataset has none: upload rows with an empty "
+            "label beside the labelled ones, or turn it off."
+        )
+    if s.method == "pseudo_label" and epochs < s.rounds + 1:
+        problems.append(
+            f"pseudo-labelling {s.rounds} time(s) needs at least {s.rounds + 1} epochs (the model trains before each round); raise the epochs."
+        )
     if a.text and modality != "text":
         problems.append(f"text augmentations ({', '.join(a.text)}) need text data; this dataset is {modality}. Remove them.")
     if a.image and modality != "image":

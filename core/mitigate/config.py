@@ -8,6 +8,8 @@ as before (old stored configs, which have no ``mitigations`` key, load with the 
 - ``augment`` — augmentations of training batches (``IMAGE_AUGMENTATIONS``, ``TEXT_AUGMENTATIONS``);
 - ``clean`` — train items dropped or relabelled for this run only (no new version): the Diagnose
   detector's suspects, items below a label-quality threshold, or the Diagnose page's plan;
+- ``semi`` — the unlabelled pool put to use: pseudo-labels from the model, or labels spread over
+  the embedding's neighbour graph;
 - ``decision`` — how answers are made from the trained model's probabilities: per-class
   thresholds moved on val, and abstaining below a confidence.
 
@@ -147,6 +149,23 @@ class Cleaning:
     plan_relabel: dict[str, int] = field(default_factory=dict)  # item (as text: JSON keys) → class index
 
 
+SEMI_METHODS: dict[str, str] = {
+    "none": "the unlabelled pool is not used",
+    "pseudo_label": "self-training: during training the model labels the pool items it is sure of (≥ threshold), which then train too",
+    "label_spreading": "before training, labels spread from the labelled train items to the pool over the embeddings' neighbour graph",
+}
+
+
+@dataclass
+class SemiSupervision:
+    """Labels for the unlabelled pool (rows uploaded with an empty label)."""
+
+    method: str = "none"  # a SEMI_METHODS key
+    threshold: float = 0.9  # confidence a pool item needs to join train, in (0, 1]
+    rounds: int = 1  # pseudo-labelling: times the pool is labelled, at evenly spaced epoch ends
+    k_neighbors: int = 7  # label spreading: neighbours in the graph
+
+
 @dataclass
 class Decision:
     """How the trained model answers. Both are fitted or applied after training and reported beside
@@ -157,7 +176,8 @@ class Decision:
 
 
 SECTIONS: dict[str, type] = {
-    "resample": Resampling, "loss": LossSettings, "augment": Augmentation, "clean": Cleaning, "decision": Decision,
+    "resample": Resampling, "loss": LossSettings, "augment": Augmentation, "clean": Cleaning, "semi": SemiSupervision,
+    "decision": Decision,
 }  # fmt: skip
 
 
@@ -169,6 +189,7 @@ class Mitigations:
     loss: LossSettings = field(default_factory=LossSettings)
     augment: Augmentation = field(default_factory=Augmentation)
     clean: Cleaning = field(default_factory=Cleaning)
+    semi: SemiSupervision = field(default_factory=SemiSupervision)
     decision: Decision = field(default_factory=Decision)
 
     def to_dict(self) -> dict[str, Any]:
@@ -211,6 +232,8 @@ class Mitigations:
         if self.clean.action != "none":
             what = f"quality<{self.clean.threshold:g}" if self.clean.source == "threshold" else self.clean.source
             out.append(f"clean={self.clean.action} {what}")
+        if self.semi.method != "none":
+            out.append(f"{self.semi.method}≥{self.semi.threshold:g}")
         if self.decision.threshold_moving:
             out.append("threshold moving")
         if self.decision.abstain_below:
@@ -259,6 +282,10 @@ class Mitigations:
             str(k).isdigit() and isinstance(v, int) and v >= 0 for k, v in c.plan_relabel.items()
         ):
             raise ValueError("mitigations.clean.plan_relabel must map item numbers to class indices.")
+        _choice("mitigations.semi.method", self.semi.method, SEMI_METHODS)
+        _number("mitigations.semi.threshold", self.semi.threshold, 0.0, 1.0, lo_open=True)
+        _whole("mitigations.semi.rounds", self.semi.rounds, 1, 20)
+        _whole("mitigations.semi.k_neighbors", self.semi.k_neighbors, 1, 100)
         if not isinstance(self.decision.threshold_moving, bool):
             raise ValueError(f"mitigations.decision.threshold_moving must be true or false; got {self.decision.threshold_moving!r}.")
         _number("mitigations.decision.abstain_below", self.decision.abstain_below, 0.0, 1.0, hi_open=True)

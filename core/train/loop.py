@@ -46,10 +46,14 @@ def fit(job: Job, state: State, callbacks: list[Callback]) -> tuple[Control, Bes
     """Train ``job`` for ``cfg.epochs``; return the control (why it stopped) and the best evaluation."""
     cfg, data, net, seams = job.cfg, job.data, job.built.net, job.seams
     opt, sched, params = make_optimizer(
-        net, lr=job.lr, weight_decay=cfg.weight_decay, warmup_ratio=cfg.warmup_ratio, total_steps=state.total_steps, device=job.device
+        net,
+        lr=job.lr,
+        weight_decay=cfg.weight_decay,
+        warmup_ratio=cfg.warmup_ratio,
+        total_steps=lambda: state.total_steps,
+        device=job.device,
     )
     rng = np.random.default_rng(cfg.seed)
-    y_dev = torch.from_numpy(data.y).to(job.device)
     control, best, event = Control(), None, Events(callbacks)
     meter = Throughput(state, eval_items=len(data.val) + len(data.test), batch_size=cfg.batch_size)
     loss_sum = torch.zeros((), device=job.device)  # summed on the device: no host sync per step
@@ -59,6 +63,7 @@ def fit(job: Job, state: State, callbacks: list[Callback]) -> tuple[Control, Bes
         state.epoch_index = epoch
         seams.criterion.begin_epoch(epoch, cfg.epochs)
         event("on_epoch_begin", state, control)
+        y_dev = torch.from_numpy(data.y).to(job.device)  # per epoch: pseudo-labelling may have changed it
         order = seams.sampler.epoch(data.train, epoch, rng)
         view = job.inputs.epoch(order, text_augmenter=seams.text_augmenter, labels=data.y, rng=rng)
         batches = view.batches(cfg.batch_size, rng)

@@ -15,6 +15,7 @@ from core.mitigate.clean import decisions
 from core.mitigate.config import FEATURE_SAMPLERS
 from core.mitigate.resample import resample_features
 from core.mitigate.seams import seams
+from core.mitigate.semi import spread_labels
 from core.models.build import build, build_linear_head
 from core.models.preprocess import to_nchw, tokenise
 from core.models.tabular import tabular_matrix
@@ -88,16 +89,35 @@ def prepare(ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) ->
     built.net.to(device)
     names = [ds.class_names[c] for c in data.classes]
     problems = check(
-        cfg.mitigations, modality=ds.modality, finetune=cfg.finetune, train_counts=dict(zip(names, data.train_counts.tolist()))
-    )
+        cfg.mitigations, modality=ds.modality, finetune=cfg.finetune, train_counts=dict(zip(names, data.train_counts.tolist())),
+        n_unlabelled=len(data.pool), epochs=cfg.epochs,
+    )  # fmt: skip
     if problems:
         raise ValueError(problems[0])
+    if cfg.mitigations.semi.method == "label_spreading":
+        data = spread_to_pool(data, ds, cfg, progress=progress)
     if cfg.mitigations.resample.method in FEATURE_SAMPLERS:
         data = resample_train_features(data, inputs, cfg, names)
     counts = np.bincount(data.y[data.train], minlength=k)  # what the model trains on (feature resampling changes it)
     image_shape = tuple(np.shape(ds.items)[1:]) if ds.modality == "image" else ()
     run_seams = seams(cfg.mitigations, modality=ds.modality, y=data.y, class_counts=counts, class_names=names, image_shape=image_shape)
     return Job(cfg, data, built, inputs, device, cfg.learning_rate(ds.modality), run_seams)
+
+
+def spread_to_pool(data: RunData, ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) -> RunData:
+    """Label spreading (``core.mitigate.semi``) on the dataset's embeddings: pool items whose spread
+    label is confident enough join train with it, for this run."""
+    from core.embed.embeddings import embed
+
+    semi = cfg.mitigations.semi
+    X = np.asarray(embed(ds, progress=progress), dtype=np.float32)
+    chosen, labels, _ = spread_labels(
+        X[data.rows[data.train]], data.y[data.train], X[data.rows[data.pool]], k=semi.k_neighbors, threshold=semi.threshold, seed=cfg.seed
+    )
+    y = data.y.copy()
+    y[data.pool[chosen]] = labels
+    print(f"label spreading: {len(chosen):,} of {len(data.pool):,} pool items join train (confidence ≥ {semi.threshold:g})", flush=True)
+    return dataclasses.replace(data, train=np.r_[data.train, data.pool[chosen]], y=y)
 
 
 def clean_train(data: RunData, ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) -> RunData:

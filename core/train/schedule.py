@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -17,10 +18,12 @@ def lr_factor(step: int, total: int, warmup: int) -> float:
 
 
 def make_optimizer(
-    net: nn.Module, *, lr: float, weight_decay: float, warmup_ratio: float, total_steps: int, device: torch.device
+    net: nn.Module, *, lr: float, weight_decay: float, warmup_ratio: float, total_steps: Callable[[], int], device: torch.device
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR, list[nn.Parameter]]:
     """(AdamW, its schedule, the trainable parameters). Biases and norms get no weight decay; on
-    CUDA the fused kernel, elsewhere the foreach one."""
+    CUDA the fused kernel, elsewhere the foreach one. ``total_steps`` is read at every step, so the
+    cosine decay follows a run whose train split grows (pseudo-labelling); the warm-up length is
+    fixed at the start."""
     params = [p for p in net.parameters() if p.requires_grad]
     groups = [
         {"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
@@ -28,6 +31,6 @@ def make_optimizer(
     ]
     cuda = device.type == "cuda"
     opt = torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, fused=True if cuda else None, foreach=None if cuda else True)
-    warmup = round(warmup_ratio * total_steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total_steps, warmup))
+    warmup = round(warmup_ratio * total_steps())
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total_steps(), warmup))
     return opt, sched, params

@@ -29,10 +29,12 @@ class RunData:
     absent: np.ndarray  # dataset classes not in train
     train_counts: np.ndarray  # (K,) train items per model class
     slices: dict[str, np.ndarray] = field(default_factory=dict)  # meta column → (n,) value per local position
+    pool: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # local positions of the unlabelled pool (y = -1)
 
 
 def split_data(ds: Dataset, cfg: RunConfig) -> RunData:
-    tr = np.flatnonzero(ds.split == 0)
+    tr = np.flatnonzero((ds.split == 0) & ds.labelled)
+    pool = np.flatnonzero(~ds.labelled)  # the unlabelled pool: pseudo-labelling and label spreading draw from it
     if cfg.max_train_items and len(tr) > cfg.max_train_items:
         rng = np.random.default_rng(cfg.seed)
         tr = np.sort(rng.choice(tr, cfg.max_train_items, replace=False))
@@ -46,14 +48,15 @@ def split_data(ds: Dataset, cfg: RunConfig) -> RunData:
         )
     lookup = np.full(ds.n_classes, -1, np.int64)
     lookup[classes] = np.arange(len(classes))
-    rows = np.concatenate([tr, va, te])
-    n_tr, n_va = len(tr), len(va)
+    rows = np.concatenate([tr, va, te, pool])
+    n_tr, n_va, n_te = len(tr), len(va), len(te)
     local = np.arange(len(rows))
-    y = lookup[ds.labels[rows]]
+    labels = ds.labels[rows]
+    y = np.where(labels >= 0, lookup[np.maximum(labels, 0)], -1)
     # meta columns that are slices (core.data.slices: domain, source, …) are scored at every evaluation
     slices = {col: values[rows] for col, values in slice_columns(ds.meta).items()}
     return RunData(
-        rows=rows, train=local[:n_tr], val=local[n_tr : n_tr + n_va], test=local[n_tr + n_va :], y=y,
-        labels=ds.labels[rows], classes=classes, absent=np.setdiff1d(np.arange(ds.n_classes), classes),
-        train_counts=np.bincount(y[:n_tr], minlength=len(classes)), slices=slices,
+        rows=rows, train=local[:n_tr], val=local[n_tr : n_tr + n_va], test=local[n_tr + n_va : n_tr + n_va + n_te], y=y,
+        labels=labels, classes=classes, absent=np.setdiff1d(np.arange(ds.n_classes), classes),
+        train_counts=np.bincount(y[:n_tr], minlength=len(classes)), slices=slices, pool=local[n_tr + n_va + n_te :],
     )  # fmt: skip

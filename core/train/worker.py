@@ -63,6 +63,7 @@ from core.train.events import Callback, State
 from core.train.inputs import make_batches
 from core.train.loop import Job, fit
 from core.train.prepare import prepare
+from core.train.semi import PseudoLabeller
 from core.train.sink import RunSink, StoreSink, this_process
 
 
@@ -185,6 +186,9 @@ def _run(sink: RunSink, load_dataset: Callable[[int], Dataset], watchdog: Watchd
         Cadence(log_every_steps=cfg.log_every_steps, eval_every_steps=cfg.eval_every_steps), StopOnRequest(watchdog.stop_event),
         EarlyStopping(cfg.patience), writer, Checkpointer(sink, job.built, meta), *extra,
     ]  # fmt: skip
+    semi = cfg.mitigations.semi
+    if semi.method == "pseudo_label":
+        callbacks.insert(1, PseudoLabeller(job, threshold=semi.threshold, rounds=semi.rounds, sink=sink))
     control, best = fit(job, state, callbacks)
     sink.add_metrics(
         state.step, "train",
