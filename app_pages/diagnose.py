@@ -60,11 +60,11 @@ if not is_cached(ds, cfg):
 
 
 @st.cache_resource(show_spinner="Loading the diagnosis…", max_entries=4)
-def load_diagnosis(version_id: int, cfg: DiagnoseConfig):
+def load_diagnosis(home: str, version_id: int, cfg: DiagnoseConfig):  # keyed by home: version ids repeat across homes
     return diagnose(common.dataset(version_id), cfg)
 
 
-d = load_diagnosis(vid, cfg)
+d = load_diagnosis(str(store.home), vid, cfg)
 iss = d.issues
 # a finished run on this version can stand in for the probe: its held-out predictions are sharper
 finished = [r for r in store.runs(status=(RunStatus.FINISHED, RunStatus.STOPPED)) if r["version_id"] == vid]

@@ -507,7 +507,7 @@ def test_pseudo_labelling_and_label_spreading_grow_the_train_split(store, capsys
     from core.train.config import RunConfig
     from core.train.worker import train_run
 
-    ds, hidden, truth = _digits_with_pool()
+    ds, hidden, _ = _digits_with_pool()
     vid = store.save_dataset(ds, source="upload:digits-pool")
     base = dict(version_id=vid, model="small_cnn", epochs=4, batch_size=32, lr=3e-3, seed=0, device="cpu", temperature_scaling=False)
     runs = {}
