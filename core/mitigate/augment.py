@@ -127,11 +127,18 @@ def _delete(words: list[str], k: int, rng: np.random.Generator) -> list[str]:
 
 
 def _insert(words: list[str], k: int, rng: np.random.Generator) -> list[str]:
+    """EDA's random insertion: a synonym of a random word of the text, at a random place (the
+    word itself when WordNet is not fetched or knows no synonym)."""
+    from core.mitigate.language import synonyms, wordnet_ready
+
+    lookup = wordnet_ready()
     words = list(words)
     for _ in range(k):
         if not words:
             break
-        words.insert(int(rng.integers(len(words) + 1)), words[int(rng.integers(len(words)))])
+        word = words[int(rng.integers(len(words)))]
+        options = synonyms(word.strip(".,;:!?\"'()")) if lookup else ()
+        words.insert(int(rng.integers(len(words) + 1)), options[int(rng.integers(len(options)))] if options else word)
     return words
 
 

@@ -83,7 +83,7 @@ TEXT_AUGMENTATIONS: dict[str, str] = {
     "back_translate": "translate to Spanish and back with Apertium, half of the texts (needs apertium-eng-spa)",
     "swap": "swap random pairs of words",
     "delete": "drop random words (never all of them)",
-    "insert": "repeat random words of the text at random places",
+    "insert": "insert synonyms of random words of the text at random places (the words themselves without WordNet)",
     "char_noise": "typos: swap, drop or double random letters",
 }
 
