@@ -121,6 +121,10 @@ def test_bad_mitigation_values_say_what_to_change(mitigations, words):
         "core.store",
         "core.diagnose.pipeline",
         "core.embed.embeddings",
+        "core.mitigate.config",
+        "core.mitigate.presets",
+        "core.mitigate.checks",
+        "core.mitigate.preview",
     ],
 )
 def test_modules_pages_import_do_not_import_torch(module):
