@@ -50,7 +50,7 @@ def images(n: int) -> torch.Tensor:
         from core.data.idx import read_idx
 
         x = read_idx(assets.asset_path("fashion-mnist", "fashion-mnist/train-images-idx3-ubyte.gz"))[:n]
-    except Exception:  # noqa: BLE001 - any missing asset: fall back to scikit-learn's digits
+    except Exception:  # any missing asset: fall back to scikit-learn's digits
         from sklearn.datasets import load_digits
 
         d = load_digits().images.astype(np.float32) * (255.0 / 16.0)
@@ -133,7 +133,9 @@ def main() -> int:
     print(f"Augmentation throughput · {name} · batch {BATCH} · {args.batches} batches · DataLoader workers {workers}")
     base = images(args.batches * BATCH)
     y = torch.from_numpy(np.arange(len(base)) % 10)
-    print("| images | recipe | on the device | DataLoader, {w} workers | DataLoader, main process | one draw per batch | device ÷ workers |".format(w=workers))
+    print(
+        f"| images | recipe | on the device | DataLoader, {workers} workers | DataLoader, main process | one draw per batch | device ÷ workers |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|")
     for size, channels in ((28, 1), (224, 3)):
         x = at_size(base, size, channels)
