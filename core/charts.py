@@ -335,5 +335,7 @@ def risk_coverage(coverage: np.ndarray, risk: np.ndarray, *, point: tuple[float,
                                  hovertemplate="answered %{x:.1%}, error %{y:.1%}<extra></extra>"))  # fmt: skip
     fig.update_layout(title="Risk–coverage: error of the answers given, most confident first", **LAYOUT)
     fig.update_xaxes(title="coverage (share answered)", tickformat=".0%", range=[0, 1])
-    fig.update_yaxes(title="risk (error rate)", tickformat=".0%", rangemode="tozero")
+    top = float(np.nanmax(risk)) if len(risk) else 0.0
+    # whole percents repeat on a small range ("1%, 1%, 0%"): decimals until the ticks differ
+    fig.update_yaxes(title="risk (error rate)", tickformat=".0%" if top >= 0.1 else ".1%" if top >= 0.01 else ".2%", rangemode="tozero")
     return fig

@@ -84,3 +84,16 @@ def test_run_status_values_are_what_the_schema_allows(tmp_path):
     assert set(WORKING) < set(ACTIVE) and RunStatus.QUEUED not in WORKING
     assert RunStatus.STOPPING.active and not RunStatus.FAILED.active and RunStatus.RUNNING.has_worker
     assert RunStatus("finished") == "finished" and RunStatus.FINISHED.icon == "✅"
+
+
+def test_risk_coverage_axis_shows_decimals_when_the_risks_are_small():
+    import numpy as np
+
+    from core import charts
+
+    coverage = np.linspace(0.1, 1.0, 10)
+    small = charts.risk_coverage(coverage, np.linspace(0.0, 0.012, 10), point=(0.8, 0.0), label="≥ 0.70")
+    large = charts.risk_coverage(coverage, np.linspace(0.0, 0.4, 10))
+    assert small.layout.yaxis.tickformat == ".1%"
+    assert large.layout.yaxis.tickformat == ".0%"
+    assert [t.name for t in small.data] == ["risk", "operating point"]
