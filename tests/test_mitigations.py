@@ -349,6 +349,20 @@ def test_threshold_moving_finds_offsets_that_favour_an_under_predicted_class():
     assert (fit_class_offsets(logits, np.full(300, -1)) == 0).all()  # no known rows: no change
 
 
+def test_threshold_moving_keeps_no_offsets_that_only_fit_a_small_val_split():
+    from core.train.evaluate import _macro_f1, fit_class_offsets
+
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(10), 18)  # a val split of 180 items, no class favoured
+    logits = rng.normal(size=(180, 10)) + 2.5 * np.eye(10)[y]
+    y_test = np.repeat(np.arange(10), 2000)
+    test = rng.normal(size=(20000, 10)) + 2.5 * np.eye(10)[y_test]
+    fitted = fit_class_offsets(logits, y, cross_check=False)
+    assert np.any(fitted) and _macro_f1((logits + fitted).argmax(1), y, 10) > _macro_f1(logits.argmax(1), y, 10)
+    assert _macro_f1((test + fitted).argmax(1), y_test, 10) < _macro_f1(test.argmax(1), y_test, 10)  # it does not carry over
+    assert not np.any(fit_class_offsets(logits, y))  # the half-and-half check keeps them out
+
+
 def test_a_run_reports_threshold_moving_and_abstention(store):
     from core.metrics.results import RunResults
     from core.mitigate.config import Decision

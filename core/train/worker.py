@@ -222,8 +222,11 @@ def _run(sink: RunSink, load_dataset: Callable[[int], Dataset], watchdog: Watchd
         moved = threshold_moved(best, data, tau=cfg.tau, temperature=t, abstain=decision.abstain_below)
         writer.write_eval(moved, variant="tm")
         f1 = moved.reports["test"].summary["macro_f1"]
-        message += f" · threshold moving: test macro-F1 {best.summaries['test']['macro_f1']:.3f} → {f1:.3f}"
         offsets = moved.reports["test"].offsets
+        if offsets is not None and not np.any(offsets):
+            message += " · threshold moving: no offsets (fitted on half of val, they did not help the other half)"
+        else:
+            message += f" · threshold moving: test macro-F1 {best.summaries['test']['macro_f1']:.3f} → {f1:.3f}"
         print(f"threshold moving: offsets {[] if offsets is None else np.round(offsets, 2).tolist()}", flush=True)
     if control.stop_reason == "early_stopping":
         message += " (early stopping)"
