@@ -13,6 +13,7 @@ from core.store import RunStatus
 from core.train.config import RunConfig
 from ui import common
 from ui.items import gallery, where
+from ui.words import temperature_words
 
 KPIS = [
     ("accuracy", "Accuracy", False), ("macro_f1", "Macro-F1", False), ("hallucination_rate", "Hallucination rate @τ", True),
@@ -40,6 +41,11 @@ def version_label(version_id: int) -> str:
 @st.fragment(run_every=2.0)
 def run_table() -> None:
     rows = store.runs()
+    seen = {r["id"]: str(r["status"]) for r in rows}
+    if st.session_state.get("runs_seen_status", seen) != seen:  # a run started or ended since the page was drawn:
+        st.session_state["runs_seen_status"] = seen  # redraw the picker's labels and the sidebar's counts too
+        st.rerun(scope="app")
+    st.session_state["runs_seen_status"] = seen
     table = pd.DataFrame([{
         "run": r["id"], "name": r["name"], "dataset": version_label(r["version_id"]),
         "status": f"{r['status'].icon} {r['status']}", "progress": float(r["progress"] or 0.0),
@@ -64,7 +70,8 @@ if default not in ids:
     default = next((r["id"] for r in runs if r["status"] == RunStatus.RUNNING), ids[0])
 chosen = st.selectbox(
     "Run", ids, index=ids.index(default) if default in ids else 0, key="runs_pick",
-    format_func=lambda i: f"#{i} · {by_id[i]['name']} · {by_id[i]['status']}",
+    # no status in the label: the browser keeps an option's text while the run moves on (the heading says it)
+    format_func=lambda i: f"#{i} · {by_id[i]['name']}",
 )  # fmt: skip
 st.session_state["selected_run"] = chosen
 
@@ -87,10 +94,23 @@ def detail(run_id: int) -> None:
         f"**{cfg.display_name()}** · seed {cfg.seed} · τ {cfg.tau:g} · mitigations: {', '.join(cfg.mitigations.active) or 'none (baseline)'}"
     )
 
+    step = res.best_step  # the one evaluation every number below is read at
+    scaled = res.scaled_step == step and step is not None
+    when = "the latest evaluation"
+    if step is not None:
+        epoch = res.metrics.loc[res.metrics["step"] == step, "epoch"].dropna()
+        when = f"step {step}" + (f" (epoch {float(epoch.iloc[0]):.2f})" if len(epoch) else "")
+        if res.split_rows("val").empty:
+            which = "the latest evaluation (this version has no val split to choose by)"
+        else:
+            which = f"the best{' so far' if status.active else ''} evaluation by val {res.stopping_metric}, the checkpoint the run keeps"
+        st.markdown(
+            f"**Test results at {when}** — {which}; the cards, per-class recall, reliability, confusion, decisions and the gallery all read this one."
+        )
     cols = st.columns(len(KPIS))
     for col, (name, title, lower_better) in zip(cols, KPIS):
-        value = res.latest(name)
-        after = res.latest(name, "test_ts")
+        value = res.at(name, step)
+        after = res.at(name, step, "test_ts") if scaled else None
         delta = None if value is None or after is None else f"{after - value:+.3f} after temperature scaling"
         col.metric(title, "—" if value is None else f"{value:.3f}", delta, delta_color="inverse" if lower_better else "normal")
 
@@ -108,16 +128,18 @@ def detail(run_id: int) -> None:
         width="stretch", key=f"hal_{run_id}",
     )  # fmt: skip
 
-    art = res.artifacts()
+    art = res.artifacts(step) if step is not None else {}
     if art:
         classes = [int(c) for c in art["classes"]]
-        step = art["step"]
         recall = {c: v for c, v in res.per_class("recall", step=step).items() if c in classes}
         absent = [int(c) for c in art.get("absent_classes", [])]
-        c4.plotly_chart(
-            charts.per_class_bars(recall, ds.class_names, title=f"Recall per class (test, step {step})", absent=absent),
-            width="stretch", key=f"rec_{run_id}",
-        )  # fmt: skip
+        if recall:
+            c4.plotly_chart(
+                charts.per_class_bars(recall, ds.class_names, title=f"Recall per class (test, step {step})", absent=absent),
+                width="stretch", key=f"rec_{run_id}",
+            )  # fmt: skip
+        else:
+            c4.info("No class of the test split has items the model can name: recall per class is undefined.")
         c5, c6 = st.columns(2)
         bins = {"test": art["test"]["reliability"]}
         if "test_ts" in art:
@@ -129,7 +151,7 @@ def detail(run_id: int) -> None:
     else:
         c4.info("Per-class recall, the reliability diagram and the confusion matrix appear after the first evaluation.")
 
-    slices = res.slices()
+    slices = res.slices(step=step) if step is not None else res.slices()
     if len(slices):
         column = st.selectbox("Slice", sorted(slices["column"].unique()), key=f"slice_{run_id}")
         table = slices[slices["column"] == column].pivot(index="value", columns="metric", values="score")
@@ -137,28 +159,30 @@ def detail(run_id: int) -> None:
             charts.slice_metric_bars(table[["accuracy", "hallucination_rate", "ece"]], column), width="stretch", key=f"slices_{run_id}"
         )
 
-    if res.latest("accuracy", "test_ts") is not None:
+    if scaled:
         names = ["accuracy", "hallucination_rate", "ece", "nll", "brier", "forced_known_rate"]
         ts = pd.DataFrame({
             # None (a metric that does not apply, e.g. no unknown classes) shows as "—"
-            "before": [res.at(n, res.scaled_step) for n in names],
-            "after temperature scaling": [res.latest(n, "test_ts") for n in names],
+            "before": [res.at(n, step) for n in names],
+            "after temperature scaling": [res.at(n, step, "test_ts") for n in names],
         }, index=names).astype(float)  # fmt: skip
-        temperature = res.latest("temperature", "test_ts")
+        temperature = res.at("temperature", step, "test_ts")
         st.markdown(f"**Temperature scaling** (T = {temperature or float('nan'):.2f}, fitted on val), test split:")
         st.dataframe(ts.style.format("{:.4f}", na_rep="—"), width="stretch")
+        if words := temperature_words(temperature, ts):
+            st.info(words)
 
     decision_section(res, cfg)
 
     st.markdown("**Hallucination gallery** — the most confident wrong answers on the test split")
-    preds = res.predictions("test")
+    preds = res.predictions("test", step=step) if step is not None else res.predictions("test").iloc[:0]
     if preds.empty:
         st.caption("Appears after the first evaluation.")
     else:
         wrong = preds[preds["pred"] != preds["label"]].sort_values("conf", ascending=False).head(12)
         tau = res.tau
         st.caption(
-            f"{int((preds['pred'] != preds['label']).sum()):,} wrong of {len(preds):,}; "
+            f"At {when}: {int((preds['pred'] != preds['label']).sum()):,} wrong of {len(preds):,}; "
             f"{int(((preds['pred'] != preds['label']) & (preds['conf'] >= tau)).sum()):,} of them with confidence ≥ τ = {tau:.2f}."
         )
         by_item = wrong.set_index("item")

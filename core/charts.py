@@ -222,6 +222,7 @@ def per_class_bars(values: dict[int, float], class_names: list[str], *, title: s
         )
     )
     fig.update_layout(title=title, **LAYOUT)
+    fig.update_xaxes(type="category")  # class names like "0".."9" stay names, and no numeric axis when empty
     fig.update_yaxes(range=[0, 1])
     return fig
 

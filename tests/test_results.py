@@ -88,3 +88,19 @@ def test_reader_prefers_the_workers_summary_and_handles_no_val_split(store):
         store, [(1, "val", {"ece": 0.2}), (2, "val", {"ece": 0.1}), (3, "val", {"ece": 0.3})], config={"early_stopping_metric": "ece"}
     )
     assert RunResults(store, lower).best_step == 2  # lower is better for ECE
+
+
+def test_temperature_scaling_that_sharpens_is_explained_in_words():
+    import pandas as pd
+
+    from ui.words import temperature_words
+
+    def table(h_before, h_after):
+        return pd.DataFrame({"before": [h_before, 0.20], "after temperature scaling": [h_after, 0.03]}, index=["hallucination_rate", "ece"])
+
+    sharpened = temperature_words(0.43, table(0.010, 0.025))
+    assert "T = 0.43 < 1" in sharpened and "1.0% to 2.5%" in sharpened and "0.200 → 0.030" in sharpened
+    softened = temperature_words(1.6, table(0.05, 0.02))
+    assert "over-confident" in softened and "5.0% → 2.0%" in softened
+    assert temperature_words(0.9, table(0.02, 0.01)) == ""  # nothing surprising: nothing said
+    assert temperature_words(None, table(0.02, 0.03)) == ""

@@ -225,3 +225,33 @@ def test_a_worker_writes_only_through_its_sink(digits, tmp_path, home):
     files = sink.files
     assert files.checkpoint_path("best").exists() and files.read_json("summary.json")["status"] == "finished"
     assert files.eval_artifacts()["test"]["confusion"].sum() == n_test
+
+
+class OrderSink(MemorySink):
+    """Records the order an evaluation reaches the sink, and what its files held at each metric write."""
+
+    def __init__(self, *args) -> None:
+        super().__init__(*args)
+        self.events: list[tuple] = []
+
+    def add_metrics(self, step, split, values, *, epoch=None):
+        has_artifacts = split != "train" and step in self.files.eval_steps() and split in self.files.eval_artifacts(step)
+        self.events.append(("metrics", step, split, has_artifacts))
+        super().add_metrics(step, split, values, epoch=epoch)
+
+    def add_predictions(self, step, split, items, labels, pred, conf):
+        self.events.append(("predictions", step, split, None))
+        super().add_predictions(step, split, items, labels, pred, conf)
+
+
+def test_an_evaluation_is_complete_once_its_val_rows_are_written(digits, tmp_path):
+    # readers take the best step from the val rows: its test rows, predictions and artifacts must be there
+    sink = OrderSink(8, _cfg(version_id=3, epochs=2).to_dict(), tmp_path / "remote")
+    assert run_with_sink(sink, lambda version_id: digits) == RunStatus.FINISHED
+    steps = sorted({step for kind, step, split, _ in sink.events if split == "val"})
+    assert len(steps) >= 2
+    for step in steps:
+        mine = [(kind, split, art) for kind, s, split, art in sink.events if s == step and split in ("val", "test")]
+        assert mine[-1][:2] == ("metrics", "val")  # the val rows close the evaluation
+        assert ("predictions", "test", None) in mine and ("metrics", "test", True) in mine
+        assert all(art for kind, split, art in mine if kind == "metrics")  # the artifacts file came first

@@ -111,6 +111,31 @@ def test_runs_metrics_and_predictions(store):
         store.create_run(999, {})
 
 
+def test_a_runs_row_and_metrics_are_read_at_one_moment(store, home, monkeypatch):
+    from core.store import database
+
+    vid = store.save_dataset(_tab_ds(), source="upload:t")
+    run = store.create_run(vid, {}, name="r")
+    store.update_run(run, status="running", message="step 10")
+    store.add_metrics(run, 10, "val", {"accuracy": 0.5})
+    writer = Store(home)  # another connection: a worker writing while the page reads
+    real = database.pd.read_sql_query
+
+    def write_in_between(*args, **kwargs):
+        writer.add_metrics(run, 20, "val", {"accuracy": 0.75})
+        writer.update_run(run, status="finished", message="done")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(database.pd, "read_sql_query", write_in_between)
+    row, metrics = store.run_with_metrics(run)
+    assert row["status"] == "running" and metrics["step"].tolist() == [10]  # the row's moment, not a later one
+    monkeypatch.setattr(database.pd, "read_sql_query", real)
+    row, metrics = store.run_with_metrics(run)
+    assert row["status"] == "finished" and metrics["step"].tolist() == [10, 20]
+    with pytest.raises(KeyError):
+        store.run_with_metrics(999)
+
+
 def test_two_store_objects_share_state(home):
     a, b = Store(home), Store(home)
     vid = a.save_dataset(_tab_ds(), source="upload:t")

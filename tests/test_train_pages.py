@@ -53,6 +53,17 @@ def test_train_page_starts_a_run_and_runs_page_shows_it(home):
     assert not at.exception, at.exception
     kpis = {m.label: m.value for m in at.metric}
     assert float(kpis["Accuracy"]) > 0.8 and kpis["Forced-known rate @τ"] == "—"
+    # one evaluation, named, everywhere: the cards, their deltas and the gallery read the best step
+    from core.metrics.results import RunResults
+
+    res = RunResults(store, runs[0]["id"])
+    step = res.best_step
+    assert any(f"Test results at step {step}" in m.value for m in at.markdown)
+    for label, name in (("Accuracy", "accuracy"), ("Macro-F1", "macro_f1"), ("ECE", "ece")):
+        assert kpis[label] == f"{res.at(name, step):.3f}"
+    ece_delta = next(m for m in at.metric if m.label == "ECE").delta
+    assert ece_delta == f"{res.at('ece', step, 'test_ts') - res.at('ece', step):+.3f} after temperature scaling"
+    assert any(c.value.startswith(f"At step {step}") for c in at.caption)
     assert len(at.get("plotly_chart")) == 7  # loss, accuracy, hallucination, recall, reliability, confusion, risk–coverage
     # the risk–coverage operating point follows the abstention slider
     answered = float(kpis["Answered"].rstrip("%"))

@@ -34,9 +34,11 @@ class RunResults:
 
     def __init__(self, store: Store, run_id: int, *, metrics: pd.DataFrame | None = None) -> None:
         self.store, self.run_id = store, int(run_id)
-        self.row: dict[str, Any] = store.run(run_id)
+        if metrics is None:
+            self.row, self.metrics = store.run_with_metrics(run_id)  # one moment: status and metrics agree
+        else:
+            self.row, self.metrics = store.run(run_id), metrics
         self.config: dict[str, Any] = self.row["config"]
-        self.metrics: pd.DataFrame = store.metrics(run_id) if metrics is None else metrics
         self.files = RunFiles(run_id, home=store.home)
 
     # ------------------------------------------------------------------ the run

@@ -259,6 +259,20 @@ class Store:
             rows = con.execute("SELECT status, COUNT(*) AS n FROM runs GROUP BY status").fetchall()
         return {r["status"]: int(r["n"]) for r in rows}
 
+    def run_with_metrics(self, run_id: int) -> tuple[dict[str, Any], pd.DataFrame]:
+        """A run's row and every metric row of it, read in one transaction: the same moment of the
+        run (a status line never behind or ahead of the charts drawn beside it)."""
+        with self._connect() as con:
+            con.execute("BEGIN")  # deferred: a WAL read snapshot from the first SELECT on
+            try:
+                row = con.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+                metrics = pd.read_sql_query(_METRICS_SQL, con, params=(run_id, -1))
+            finally:
+                con.execute("COMMIT")
+        if row is None:
+            raise KeyError(f"run {run_id} does not exist")
+        return _run_row(row), metrics
+
     # ------------------------------------------------------------------ metrics & predictions
     def add_metrics(self, run_id: int, step: int, split: str, values: Mapping[str, float | None], *, epoch: float | None = None) -> None:
         now = time.time()
@@ -270,11 +284,7 @@ class Store:
 
     def metrics(self, run_id: int, *, since_step: int = -1) -> pd.DataFrame:
         with self._connect() as con:
-            return pd.read_sql_query(
-                "SELECT step, epoch, split, name, value, created_at FROM metrics WHERE run_id = ? AND step > ? ORDER BY step, split, name",
-                con,
-                params=(run_id, since_step),
-            )
+            return pd.read_sql_query(_METRICS_SQL, con, params=(run_id, since_step))
 
     def add_predictions(
         self, run_id: int, step: int, split: str, items: np.ndarray, labels: np.ndarray, pred: np.ndarray, conf: np.ndarray
@@ -394,6 +404,9 @@ class Store:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+_METRICS_SQL = "SELECT step, epoch, split, name, value, created_at FROM metrics WHERE run_id = ? AND step > ? ORDER BY step, split, name"
 
 
 def _run_row(r: sqlite3.Row) -> dict[str, Any]:

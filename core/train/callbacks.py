@@ -118,9 +118,13 @@ class MetricWriter(Callback):
         )
 
     def write_eval(self, result: EvalResult, *, variant: str | None = None) -> None:
-        """Metric rows, test predictions, held-out probabilities and the artifacts file of one evaluation."""
+        """Metric rows, test predictions, held-out probabilities and the artifacts file of one evaluation.
+
+        The metric rows go last, the val split's last of all: a reader that sees an evaluation's
+        val rows (which decide the best step) finds its test rows, predictions and artifacts too.
+        """
         data, files = self.data, self.sink.files
-        parts = {}
+        parts, rows_by_split = {}, {}
         for split, rep in result.reports.items():
             name = variant_split(split, variant) if variant else split
             values: dict[str, float | None] = dict(rep.summary)
@@ -133,7 +137,7 @@ class MetricWriter(Callback):
             for col, per_value in rep.slices.items():
                 for value, summ in per_value.items():
                     values.update({slice_key(col, value, metric): summ.get(metric) for metric in SLICE_METRICS})
-            self.sink.add_metrics(result.step, name, values, epoch=result.epoch)
+            rows_by_split[split] = (name, values)
             parts[name] = to_jsonable(
                 {"reliability": rep.reliability.to_dict(), "confusion": rep.confusion, "unknown_confusion": rep.unknown_confusion}
             )
@@ -143,3 +147,6 @@ class MetricWriter(Callback):
                 # full held-out probabilities, for diagnosing label noise with this run (core.diagnose)
                 files.write_heldout_probs(result.step, name, rows, rep.probs.astype(np.float32), data.classes)
         files.write_eval(result.step, result.epoch, data.classes, data.absent, parts)
+        for split in sorted(rows_by_split, key=lambda s: s == "val"):
+            name, values = rows_by_split[split]
+            self.sink.add_metrics(result.step, name, values, epoch=result.epoch)

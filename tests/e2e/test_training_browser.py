@@ -3,7 +3,7 @@ with no further input, stop the run."""
 
 from __future__ import annotations
 
-import time
+import re
 
 import pytest
 from playwright.sync_api import expect
@@ -39,10 +39,14 @@ def test_start_watch_live_and_stop(server, page):
     expect(page.get_by_role("heading", name="Run #1", exact=False)).to_be_visible()
     page.wait_for_function(f"({LOSS_POINTS})() >= 2", timeout=90_000)
     before = page.evaluate(LOSS_POINTS)
-    time.sleep(6)  # no input: the fragment's timer must bring new points
+    # no input: the fragment's timer must bring new points
     page.wait_for_function(f"({LOSS_POINTS})() > {before}", timeout=60_000)
     after = page.evaluate(LOSS_POINTS)
     assert after > before
 
+    expect(page.get_by_test_id("stSidebar")).to_contain_text("1 running")
     page.get_by_role("button", name="Stop").click()
     expect(page.get_by_role("heading", name="Run #1", exact=False)).to_contain_text("stopped", timeout=90_000)
+    # the rest of the page follows without a reload: the sidebar's counts
+    expect(page.get_by_test_id("stSidebar")).to_contain_text("0 running", timeout=30_000)
+    expect(page.get_by_role("combobox", name="Run")).to_have_value(re.compile(r"^#1 · small_cnn · full$"))  # no status to go stale
