@@ -6,7 +6,9 @@ at each evaluation), so both show the same slices with the same values:
 - a column with 2 to ``MAX_SLICE_VALUES`` distinct values is a slice as it is;
 - a numeric column with more values is cut into quartiles (an interval per row), unless it is
   an integer column whose values are all distinct — an identifier such as ``source_item``;
-- any other column (file names, free text) is not a slice; neither is a column with one value.
+- any other column (file names, free text) is not a slice; neither is a column with one value;
+- bookkeeping is never a slice: ``source_item`` (the parent version's row) and the simulator's
+  ground truth (``sim_*``, which says which labels it corrupted).
 
 A missing value is its own slice value, ``"(missing)"``.
 """
@@ -18,6 +20,8 @@ import pandas as pd
 
 MAX_SLICE_VALUES = 50
 MISSING = "(missing)"
+BOOKKEEPING = frozenset({"source_item"})
+TRUTH_PREFIX = "sim_"
 
 
 def slice_values(column: pd.Series) -> np.ndarray | None:
@@ -40,6 +44,8 @@ def slice_columns(meta: pd.DataFrame) -> dict[str, np.ndarray]:
     """``{column: slice value per row}`` for every meta column that is a slice, in column order."""
     out: dict[str, np.ndarray] = {}
     for col in meta.columns:
+        if str(col) in BOOKKEEPING or str(col).startswith(TRUTH_PREFIX):
+            continue
         values = slice_values(meta[col])
         if values is not None:
             out[str(col)] = values
