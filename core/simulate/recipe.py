@@ -113,4 +113,3 @@ class Recipe:
 
     def with_severity(self, **changes: Any) -> Recipe:
         return dataclasses.replace(self, **changes)
-
