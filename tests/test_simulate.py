@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -139,3 +141,61 @@ def test_a_simulated_version_is_stored_with_its_recipe_and_its_truth_is_no_slice
     assert np.array_equal(back.labels, direct.labels)
     assert back.meta["sim_noisy"].sum() == direct.meta["sim_noisy"].sum() > 0
     assert list(slice_columns(back.meta)) == ["domain"]  # source_item and sim_* are bookkeeping
+
+
+def test_sweep_recipes_follow_the_knob():
+    from core.simulate.sweep import recipe_at
+
+    base = Recipe(noise_rate=0.1, seed=5)
+    names = ["a", "b", "c", "d", "e"]
+    assert recipe_at(base, "long_tail", 50, names) == Recipe(imbalance="long_tail", ratio=50, noise_rate=0.1, seed=5)
+    assert recipe_at(base, "long_tail", 1, names).active == ["10% symmetric noise"]  # severity 1: the base alone
+    assert recipe_at(base, "noise", 0.3, names).noise_rate == 0.3
+    assert recipe_at(base, "drop", 2, names).drop_classes == ("d", "e")
+    assert recipe_at(base, "duplicates", 0.5, names).duplicate_share == 0.5
+    with pytest.raises(ValueError, match="unknown sweep knob"):
+        recipe_at(base, "colour", 1, names)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_a_sweep_simulates_each_severity_once_and_runs_baseline_and_mitigated(store):
+    import time
+
+    from core.data.demos import load_digits_8x8
+    from core.runners.local import LocalRunner
+    from core.simulate.sweep import fast_config, start_sweep, sweep_results
+
+    parent = store.save_dataset(load_digits_8x8().dataset, source="demo:digits")
+    runner = LocalRunner(store, max_parallel=1)
+    try:
+        config = dataclasses.replace(fast_config("image", epochs=2), device="cpu")
+        seen = []
+        sweep_id = start_sweep(store, runner, parent, knob="noise", severities=[0.0, 0.4], base=Recipe(seed=1), config=config,
+                               preset="noisy_labels", progress=lambda done, total, text: seen.append((done, total)))  # fmt: skip
+        assert seen == [(1, 2), (2, 2)]
+        sweep = store.sweeps()[0]
+        assert sweep["id"] == sweep_id and sweep["params"]["knob"] == "noise" and len(sweep["runs"]) == 4
+        versions = {r["severity"]: r["version_id"] for r in sweep["runs"]}
+        assert store.version(versions[0.4]).kind == "simulate" and "40% symmetric noise" in store.version(versions[0.4]).note
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline:
+            runner.tick()
+            table = sweep_results(store, sweep)
+            if table["ended"].all():
+                break
+            time.sleep(0.2)
+        assert table["status"].tolist() == ["finished"] * 4, table[["status", "message"]]
+        assert sorted(table["arm"].unique()) == ["baseline", "mitigated"]
+        assert table[["hallucination_rate", "ece", "macro_f1"]].notna().all().all()
+        clean, noisy = (table[(table["arm"] == "baseline") & (table["severity"] == s)]["macro_f1"].iloc[0] for s in (0.0, 0.4))
+        assert noisy < clean  # 40 % of the train labels wrong costs macro-F1
+        mitigated = store.run(int(table[table["arm"] == "mitigated"]["run_id"].iloc[0]))
+        assert mitigated["config"]["mitigations"]["loss"]["label_smoothing"] == 0.1
+        # the same severity again: its version is reused, not simulated twice
+        start_sweep(store, runner, parent, knob="noise", severities=[0.4], base=Recipe(seed=1), config=config)
+        assert store.sweeps()[0]["runs"][0]["version_id"] == versions[0.4]
+        for row in store.runs(status=("queued", "running")):
+            runner.stop(row["id"])
+    finally:
+        runner.close()

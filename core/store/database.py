@@ -273,6 +273,35 @@ class Store:
             raise KeyError(f"run {run_id} does not exist")
         return _run_row(row), metrics
 
+    # ------------------------------------------------------------------ sweeps (core.simulate.sweep)
+    def create_sweep(self, version_id: int, params: dict[str, Any], *, name: str = "") -> int:
+        with self._tx() as con:
+            cur = con.execute(
+                "INSERT INTO sweeps (version_id, name, params, created_at) VALUES (?, ?, ?, ?)",
+                (version_id, name, json.dumps(params), time.time()),
+            )
+        return int(cur.lastrowid or 0)
+
+    def add_sweep_run(self, sweep_id: int, severity: float, arm: str, version_id: int, run_id: int) -> None:
+        with self._tx() as con:
+            con.execute(
+                "INSERT INTO sweep_runs (sweep_id, severity, arm, version_id, run_id) VALUES (?, ?, ?, ?, ?)",
+                (sweep_id, float(severity), arm, version_id, run_id),
+            )
+
+    def sweeps(self) -> list[dict[str, Any]]:
+        """Every sweep, newest first: id, version_id, name, params (dict), created_at, runs (list of
+        dicts: severity, arm, version_id, run_id, ordered by severity)."""
+        with self._connect() as con:
+            rows = con.execute("SELECT * FROM sweeps ORDER BY id DESC").fetchall()
+            runs = con.execute("SELECT * FROM sweep_runs ORDER BY sweep_id, severity, arm").fetchall()
+        by_sweep: dict[int, list[dict[str, Any]]] = {}
+        for r in runs:
+            by_sweep.setdefault(int(r["sweep_id"]), []).append(
+                {"severity": float(r["severity"]), "arm": r["arm"], "version_id": int(r["version_id"]), "run_id": int(r["run_id"])}
+            )
+        return [{**dict(r), "params": json.loads(r["params"]), "runs": by_sweep.get(int(r["id"]), [])} for r in rows]
+
     # ------------------------------------------------------------------ metrics & predictions
     def add_metrics(self, run_id: int, step: int, split: str, values: Mapping[str, float | None], *, epoch: float | None = None) -> None:
         now = time.time()

@@ -84,6 +84,24 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE dataset_versions ADD COLUMN archived INTEGER NOT NULL DEFAULT 0;
     """,
+    # 3 → 4: severity sweeps (core.simulate.sweep): one simulated version and run per severity and arm
+    """
+    CREATE TABLE sweeps (
+        id          INTEGER PRIMARY KEY,
+        version_id  INTEGER NOT NULL REFERENCES dataset_versions(id),  -- the clean parent
+        name        TEXT NOT NULL DEFAULT '',
+        params      TEXT NOT NULL DEFAULT '{}',   -- JSON: knob, severities, base recipe, run config, preset
+        created_at  REAL NOT NULL
+    );
+    CREATE TABLE sweep_runs (
+        sweep_id    INTEGER NOT NULL REFERENCES sweeps(id),
+        severity    REAL NOT NULL,
+        arm         TEXT NOT NULL,                -- baseline | mitigated
+        version_id  INTEGER NOT NULL REFERENCES dataset_versions(id),
+        run_id      INTEGER NOT NULL REFERENCES runs(id),
+        PRIMARY KEY (sweep_id, severity, arm)
+    ) WITHOUT ROWID;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
