@@ -26,6 +26,7 @@ pages = [
     st.Page(str(HERE / "app_pages" / "home.py"), title="Home", icon="🏠", default=True),
     st.Page(str(HERE / "app_pages" / "data.py"), title="Data", icon="📊"),
     st.Page(str(HERE / "app_pages" / "diagnose.py"), title="Diagnose", icon="🩺"),
+    st.Page(str(HERE / "app_pages" / "simulate.py"), title="Simulate", icon="🧪"),
     st.Page(str(HERE / "app_pages" / "train.py"), title="Train", icon="🏋️"),
     st.Page(str(HERE / "app_pages" / "runs.py"), title="Runs", icon="📈"),
 ]

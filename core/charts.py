@@ -287,15 +287,17 @@ def slice_metric_bars(values: pd.DataFrame, column: str) -> go.Figure:
 
 
 def counts_before_after(
-    before: dict[str, float], after: dict[str, float], *, title: str = "Items per class: train split → one epoch"
-) -> go.Figure:
-    """Grouped bars of items per class before and after resampling, classes by size (log scale)."""
+    before: dict[str, float], after: dict[str, float], *, title: str = "Items per class: train split → one epoch",
+    names: tuple[str, str] = ("train split", "after resampling"),
+) -> go.Figure:  # fmt: skip
+    """Grouped bars of items per class before and after (resampling, a simulation), classes by size (log scale)."""
     order = sorted(before, key=lambda c: -before[c])
     fig = go.Figure()
-    fig.add_bar(x=order, y=[before[c] for c in order], name="train split", marker_color="#9AA5B1",
-                hovertemplate="%{x}: %{y:,.0f}<extra>train split</extra>")  # fmt: skip
-    fig.add_bar(x=order, y=[after.get(c, 0) for c in order], name="after resampling", marker_color="#4C78A8",
-                hovertemplate="%{x}: %{y:,.0f}<extra>after resampling</extra>")  # fmt: skip
+    fig.add_bar(x=order, y=[before[c] for c in order], name=names[0], marker_color="#9AA5B1",
+                hovertemplate="%{x}: %{y:,.0f}<extra>" + names[0] + "</extra>")  # fmt: skip
+    fig.add_bar(x=order, y=[after.get(c, 0) for c in order], name=names[1], marker_color="#4C78A8",
+                hovertemplate="%{x}: %{y:,.0f}<extra>" + names[1] + "</extra>")  # fmt: skip
+    fig.update_xaxes(type="category")
     fig.update_layout(title=title, barmode="group", **LAYOUT)
     fig.update_yaxes(type="log", title="items")
     return fig
@@ -339,4 +341,20 @@ def risk_coverage(coverage: np.ndarray, risk: np.ndarray, *, point: tuple[float,
     top = float(np.nanmax(risk)) if len(risk) else 0.0
     # whole percents repeat on a small range ("1%, 1%, 0%"): decimals until the ticks differ
     fig.update_yaxes(title="risk (error rate)", tickformat=".0%" if top >= 0.1 else ".1%" if top >= 0.01 else ".2%", rangemode="tozero")
+    return fig
+
+
+def sweep_lines(table: pd.DataFrame, metric: str, *, x_title: str, title: str) -> go.Figure:
+    """``metric`` against severity, one line per arm (baseline, mitigated); ``table`` as from
+    ``core.simulate.sweep.sweep_results``. Points not measured yet are left out."""
+    fig = go.Figure()
+    colours = {"baseline": "#E45756", "mitigated": "#4C78A8"}
+    for arm, part in table.groupby("arm", sort=True):
+        part = part.sort_values("severity")
+        done = part[part[metric].notna()]
+        fig.add_scatter(x=done["severity"], y=done[metric], mode="lines+markers", name=str(arm),
+                        line=dict(color=colours.get(str(arm))), hovertemplate="%{x:g}: %{y:.3f}<extra>" + str(arm) + "</extra>")  # fmt: skip
+    fig.update_layout(title=title, **LAYOUT)
+    fig.update_xaxes(title=x_title, type="category" if table["severity"].nunique() <= 6 else "linear")
+    fig.update_yaxes(rangemode="tozero")
     return fig

@@ -199,3 +199,16 @@ def test_a_sweep_simulates_each_severity_once_and_runs_baseline_and_mitigated(st
             runner.stop(row["id"])
     finally:
         runner.close()
+
+
+def test_grading_the_detector_against_the_truth():
+    from core.simulate.grade import grade
+
+    flagged = np.array([1, 1, 0, 0, 1, 0], bool)
+    truth = np.array([1, 0, 1, 0, 1, 1], bool)
+    g = grade(flagged, truth)
+    assert (g.corrupted, g.flagged, g.caught) == (4, 3, 2) and g.precision == 2 / 3 and g.recall == 0.5
+    assert g.f1 == pytest.approx(2 * (2 / 3) * 0.5 / (2 / 3 + 0.5))
+    only_first = grade(flagged, truth, among=np.array([1, 1, 1, 0, 0, 0], bool))
+    assert (only_first.caught, only_first.precision, only_first.recall) == (1, 0.5, 0.5)
+    assert np.isnan(grade(np.zeros(3, bool), np.zeros(3, bool)).f1)
