@@ -15,6 +15,7 @@ st.subheader("The flow")
 steps = [
     ("📊 Data", "Open a demo or upload your own: class balance, duplicates, leaks, slices.", "app_pages/data.py"),
     ("🩺 Diagnose", "Find suspected label errors, near-duplicates, outliers and coverage gaps.", "app_pages/diagnose.py"),
+    ("🧪 Simulate", "Make clean data incomplete on purpose and sweep the severity: watch hallucination grow.", "app_pages/simulate.py"),
     ("🏋️ Train", "Pick a pretrained model and mitigations; training runs in the background.", "app_pages/train.py"),
     ("📈 Runs", "Watch loss, hallucination rate and calibration stream in live.", "app_pages/runs.py"),
     ("⚖️ Compare", "Put runs side by side and export a report for stakeholders.", None),

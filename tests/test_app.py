@@ -40,7 +40,7 @@ def test_home_page_explains_and_links_the_flow():
     text = " ".join(m.value for m in at.markdown)
     assert "hallucinate" in text and "Hallucination rate @τ" in text
     steps = [m.value for m in at.markdown if m.value.startswith("**") and len(m.value) < 20]
-    assert steps == ["**📊 Data**", "**🩺 Diagnose**", "**🏋️ Train**", "**📈 Runs**", "**⚖️ Compare**"]
+    assert steps == ["**📊 Data**", "**🩺 Diagnose**", "**🧪 Simulate**", "**🏋️ Train**", "**📈 Runs**", "**⚖️ Compare**"]
     captions = " ".join(c.value for c in at.sidebar.caption)
     assert "**Device:** CPU" in captions or "**Device:** NVIDIA" in captions
     assert "**Runner:** idle · 0 running · 0 queued · 0 runs stored" in captions
