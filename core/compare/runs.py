@@ -1,0 +1,93 @@
+"""Two to six runs side by side: their metrics at each run's best evaluation, the change against the
+first (the reference), whether they can be compared at all, and the settings that differ."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from core.metrics.keys import LOWER_IS_BETTER
+from core.metrics.results import RunResults
+
+if TYPE_CHECKING:
+    from core.store.database import Store
+
+METRICS = [
+    "accuracy", "macro_f1", "balanced_accuracy", "worst_class_recall", "hallucination_rate", "forced_known_rate",
+    "ece", "classwise_ece", "nll", "brier", "unknown_auroc_msp",
+]  # fmt: skip
+MAX_RUNS = 6
+
+
+def label(res: RunResults) -> str:
+    return f"#{res.run_id} · {res.row['name'] or res.config.get('model', '')}"
+
+
+def metric_table(results: list[RunResults], metrics: list[str] = METRICS, split: str = "test") -> pd.DataFrame:
+    """Rows ``metrics``, one column per run (``label``): the value at the run's best evaluation (NaN
+    where undefined, e.g. the forced-known rate without unknown classes). Metrics no run has are left out."""
+    table = pd.DataFrame(
+        {label(r): [np.nan if (v := r.at(m, r.best_step, split)) is None else v for m in metrics] for r in results}, index=metrics
+    )
+    return table.dropna(how="all")
+
+
+def deltas(table: pd.DataFrame) -> pd.DataFrame:
+    """Each run's column minus the first (the reference); the first column is all 0."""
+    return table.sub(table.iloc[:, 0], axis=0)
+
+
+def verdict(metric: str, delta: float, *, tolerance: float = 1e-9) -> str:
+    """ "better", "worse" or "same" for a change ``delta`` of ``metric`` (``LOWER_IS_BETTER`` decides the sign)."""
+    if not np.isfinite(delta) or abs(delta) <= tolerance:
+        return "same"
+    return "better" if (delta < 0) == (metric in LOWER_IS_BETTER) else "worse"
+
+
+def compatibility(store: Store, results: list[RunResults]) -> list[str]:
+    """What cannot be compared between these runs, in sentences (empty: everything can)."""
+    notes = []
+    versions = [store.version(int(r.row["version_id"])) for r in results]
+    if len({v.dataset_id for v in versions}) > 1:
+        notes.append(
+            "These runs trained on different datasets: their metrics are side by side, but no test item is shared, "
+            "so there is no example-level diff."
+        )
+    elif len({tuple(v.class_names) for v in versions}) > 1:
+        notes.append("These runs have different class sets: per-class bars and confusion matrices are not comparable.")
+    tau = {r.tau for r in results}
+    if len(tau) > 1:
+        notes.append(
+            f"The runs count hallucinations at different τ ({', '.join(f'{t:g}' for t in sorted(tau))}): compare those rates with care."
+        )
+    unfinished = [label(r) for r in results if r.status.active]
+    if unfinished:
+        notes.append(f"Still training: {', '.join(unfinished)} — their numbers are the best so far.")
+    return notes
+
+
+def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def config_differences(results: list[RunResults], *, ignore: tuple[str, ...] = ("name",)) -> pd.DataFrame:
+    """Settings (dotted keys, e.g. ``mitigations.loss.name``) whose values differ between the runs;
+    one column per run. The version a run trained on is a setting too."""
+    flat = [{"dataset version": store_label(r), **_flatten(r.config)} for r in results]
+    keys = [k for k in dict.fromkeys(k for f in flat for k in f) if k not in ignore]
+    rows = {k: [f.get(k, "—") for f in flat] for k in keys}
+    differ = {k: [str(v) for v in vals] for k, vals in rows.items() if len({repr(v) for v in vals}) > 1}
+    return pd.DataFrame(differ, index=[label(r) for r in results]).T
+
+
+def store_label(res: RunResults) -> str:
+    return res.store.version(int(res.row["version_id"])).label
