@@ -29,6 +29,7 @@ pages = [
     st.Page(str(HERE / "app_pages" / "simulate.py"), title="Simulate", icon="🧪"),
     st.Page(str(HERE / "app_pages" / "train.py"), title="Train", icon="🏋️"),
     st.Page(str(HERE / "app_pages" / "runs.py"), title="Runs", icon="📈"),
+    st.Page(str(HERE / "app_pages" / "compare.py"), title="Compare", icon="⚖️"),
 ]
 
 

@@ -18,7 +18,7 @@ steps = [
     ("🧪 Simulate", "Make clean data incomplete on purpose and sweep the severity: watch hallucination grow.", "app_pages/simulate.py"),
     ("🏋️ Train", "Pick a pretrained model and mitigations; training runs in the background.", "app_pages/train.py"),
     ("📈 Runs", "Watch loss, hallucination rate and calibration stream in live.", "app_pages/runs.py"),
-    ("⚖️ Compare", "Put runs side by side and export a report for stakeholders.", None),
+    ("⚖️ Compare", "Put runs side by side and export a report for stakeholders.", "app_pages/compare.py"),
 ]
 cols = st.columns(len(steps))
 for col, (title, text, page) in zip(cols, steps):

@@ -12,6 +12,7 @@ from core.metrics.results import RunResults
 from core.store import RunStatus
 from core.train.config import RunConfig
 from ui import common
+from ui.export import export_block
 from ui.items import gallery, where
 from ui.words import temperature_words
 
@@ -191,6 +192,9 @@ def detail(run_id: int) -> None:
             caption=lambda i: f"{where(ds, i)} · given **{ds.class_names[int(by_item.loc[i, 'label'])]}** → predicted "
             f"**{ds.class_names[int(by_item.loc[i, 'pred'])]}** · {by_item.loc[i, 'conf']:.1%}",
         )  # fmt: skip
+    if not status.active:
+        with st.expander("Report and exports"):
+            export_block(store, [run_id], key=f"run_{run_id}", title=f"Gapscope: run #{run_id} · {row['name']}")
     with st.expander("Logs"):
         st.code(runner.logs(run_id, tail=80) or "(no output yet)", language=None)
     with st.expander("Config"):

@@ -358,3 +358,41 @@ def sweep_lines(table: pd.DataFrame, metric: str, *, x_title: str, title: str) -
     fig.update_xaxes(title=x_title, type="category" if table["severity"].nunique() <= 6 else "linear")
     fig.update_yaxes(rangemode="tozero")
     return fig
+
+
+def confusion_difference(a: np.ndarray, b: np.ndarray, class_names: list[str], *, title: str) -> go.Figure:
+    """Row-normalised confusion of run b minus run a: red where b puts more of a true class,
+    blue where less (on the diagonal, blue is recall lost)."""
+    norm = lambda m: np.asarray(m, float) / np.maximum(np.asarray(m, float).sum(axis=1, keepdims=True), 1)
+    z = norm(b) - norm(a)
+    names = [str(c) for c in class_names]
+    top = float(np.abs(z).max()) or 1.0
+    fig = go.Figure(go.Heatmap(z=z, x=names, y=names, colorscale="RdBu", reversescale=True, zmid=0, zmin=-top, zmax=top,
+                               hovertemplate="true %{y} → predicted %{x}: %{z:+.1%}<extra></extra>"))  # fmt: skip
+    fig.update_layout(title=title, **{**LAYOUT, "height": max(360, 26 * len(names) + 120)})
+    fig.update_xaxes(title="predicted", type="category")
+    fig.update_yaxes(title="true", autorange="reversed", type="category")
+    return fig
+
+
+def grouped_bars(values: dict[str, dict[str, float]], *, title: str, y_title: str = "") -> go.Figure:
+    """Bars per category (x), one colour per series: ``{series: {category: value}}``."""
+    fig = go.Figure()
+    for series, per in values.items():
+        fig.add_bar(x=list(per), y=list(per.values()), name=series, hovertemplate="%{x}: %{y:.3f}<extra>" + series + "</extra>")
+    fig.update_layout(title=title, barmode="group", **LAYOUT)
+    fig.update_xaxes(type="category")
+    fig.update_yaxes(title=y_title)
+    return fig
+
+
+def runs_curves(curves: dict[str, pd.DataFrame], *, title: str, x: str = "epoch") -> go.Figure:
+    """One line per run: ``{run label: frame with columns x and value}``."""
+    fig = go.Figure()
+    for name, part in curves.items():
+        fig.add_scatter(
+            x=part[x], y=part["value"], mode="lines+markers", name=name, hovertemplate=f"{x} %{{x:.2f}}: %{{y:.4f}}<extra>{name}</extra>"
+        )
+    fig.update_layout(title=title, **LAYOUT)
+    fig.update_xaxes(title=x)
+    return fig

@@ -72,6 +72,11 @@ def test_train_page_starts_a_run_and_runs_page_shows_it(home):
     assert float({m.label: m.value for m in at.metric}["Answered"].rstrip("%")) <= answered
     assert any("wrong of 176" in c.value for c in at.caption)  # the hallucination gallery
     assert any("Temperature scaling" in m.value for m in at.markdown)
+    # a single run's report and exports
+    at.button(key=f"export_run_{runs[0]['id']}_prepare").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.get("download_button")) == 4
 
 
 def test_runs_page_updates_while_a_run_goes_and_stops_it(home):

@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-PERSISTENT = ("tr_", "sm_")  # the Train and Simulate pages' settings
+PERSISTENT = ("tr_", "sm_", "cmp_")  # the Train, Simulate and Compare pages' settings
 
 
 def keep_settings() -> None:
