@@ -24,14 +24,14 @@ COLOURS = {"better": "background-color: #d4f5dd", "worse": "background-color: #f
 
 store = common.store()
 st.title("⚖️ Compare")
-runs = [r for r in store.runs() if r["status"] != "queued"]
+runs = store.runs()
 if len(runs) < 2:
-    st.info("Compare needs two runs that have started. Start a baseline and a mitigated run on the Train page (one button does both).")
+    st.info("Compare needs two runs. Start a baseline and a mitigated run on the Train page (one button does both).")
     st.page_link("app_pages/train.py", label="Go to Train", icon="🏋️")
     st.stop()
 by_id = {r["id"]: r for r in runs}
 ids = list(by_id)
-# the newest two by default: typically the baseline + mitigated pair just started, baseline first
+# the newest two by default, oldest first (the Train page's pair button puts its pair here itself)
 default("cmp_runs", sorted(ids[:2]), allowed=None)
 st.session_state["cmp_runs"] = [r for r in st.session_state["cmp_runs"] if r in by_id]
 chosen = st.multiselect(
@@ -44,6 +44,20 @@ if len(chosen) < 2:
 
 results = [RunResults(store, r) for r in chosen]
 labels = [label(r) for r in results]
+
+
+@st.fragment(run_every=3.0)
+def watch(run_ids: list[int]) -> None:
+    """Redraw the page when a compared run moves on (starts, ends); the page itself stays still."""
+    now = [str(store.run(i)["status"]) for i in run_ids]
+    if st.session_state.get("compare_seen", now) != now:
+        st.session_state["compare_seen"] = now
+        st.rerun(scope="app")
+    st.session_state["compare_seen"] = now
+
+
+if any(r.status.active for r in results):
+    watch(list(chosen))
 for note in compatibility(store, results):
     st.warning(note, icon="⚠️")
 
@@ -162,4 +176,4 @@ else:
 st.subheader("Report")
 export_block(store, list(chosen), key="compare", title="Gapscope: " + " vs ".join(labels))
 if any(r.status.active for r in results):
-    st.caption("Some runs are still training; the numbers above are their best so far. Reload to update.")
+    st.caption("Some runs are still training; the numbers above are their best so far. The page redraws when they end.")

@@ -146,6 +146,7 @@ if b2.button("Run baseline and mitigated side by side", disabled=bool(problems) 
     base = runner.submit(dataclasses.replace(baseline, name=f"{baseline.display_name()} · baseline"))
     mitigated = runner.submit(cfg)
     st.session_state["selected_run"] = mitigated
+    st.session_state["cmp_runs"] = [base, mitigated]  # the Compare page opens on this pair
     st.session_state["train_notice"] = [base, mitigated]
     st.rerun()
 
