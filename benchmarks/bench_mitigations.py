@@ -219,7 +219,7 @@ def part_noise(store, vids, epochs: int, models: list[str]) -> None:
             ("label smoothing 0.1", Mitigations(loss=LossSettings(label_smoothing=0.1))),
             ("label smoothing 0.3", Mitigations(loss=LossSettings(label_smoothing=0.3))),
             ("focal loss γ=2", Mitigations(loss=LossSettings(name="focal", gamma=2.0))),
-            ("noisy-label preset", preset("noisy_labels", modality="image")),
+            ("noisy-label preset", preset("noisy_labels", modality="image", finetune="linear_probe" if model == "probe" else "full")),
         ]
         results = []
         for name, m in rows:

@@ -549,3 +549,16 @@ def test_the_pool_settings_are_checked_against_the_data():
     assert any("pseudo-label needs an unlabelled pool, and this dataset has none" in p for p in problems)
     assert any("pseudo-labelling 3 time(s) needs at least 4 epochs" in p for p in problems)
     assert check(m, modality="image", finetune="full", train_counts={"a": 10, "b": 10}, n_unlabelled=50, epochs=4) == []
+
+
+@pytest.mark.parametrize("modality", ["image", "text", "tabular"])
+@pytest.mark.parametrize("finetune", ["full", "last_n", "linear_probe"])
+def test_every_preset_can_run_where_it_is_offered(modality, finetune):
+    from core.mitigate.checks import check
+    from core.mitigate.presets import PRESETS, preset
+
+    for name in PRESETS:
+        m = preset(name, modality=modality, finetune=finetune)
+        assert check(m, modality=modality, finetune=finetune, train_counts={"a": 100, "b": 10}, epochs=3) == [], (name, modality, finetune)
+    assert preset("long_tail", modality="image", finetune="full").augment.image == ["flip"]
+    assert preset("long_tail", modality="image", finetune="linear_probe").augment.image == []

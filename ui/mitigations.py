@@ -66,11 +66,11 @@ def _widget_values(m: Mitigations) -> dict[str, object]:
     }  # fmt: skip
 
 
-def _apply_preset(modality: str) -> None:
+def _apply_preset(modality: str, finetune: str) -> None:
     name = st.session_state["tr_preset"]
     if name == CUSTOM:
         return
-    m = preset(name, modality=modality)
+    m = preset(name, modality=modality, finetune=finetune)
     for key, value in _widget_values(m).items():
         st.session_state[key] = value
     st.session_state[TARGETS] = dict(m.resample.targets)
@@ -109,7 +109,7 @@ def knobs(
     st.session_state["tr_aug_classes"] = [c for c in st.session_state["tr_aug_classes"] if c in train_counts]
 
     st.radio(
-        "Preset", [*PRESETS, CUSTOM], key="tr_preset", horizontal=True, on_change=_apply_preset, args=(modality,),
+        "Preset", [*PRESETS, CUSTOM], key="tr_preset", horizontal=True, on_change=_apply_preset, args=(modality, finetune),
         format_func=lambda p: {"baseline": "baseline", "long_tail": "long-tail fix", "noisy_labels": "noisy-label fix",
                                "missing_class": "missing-class guard", CUSTOM: "custom"}[p],
         help=" · ".join(PRESETS.values()) + ". Any change below makes it custom.",

@@ -25,9 +25,10 @@ PRESETS: dict[str, str] = {
 }
 
 
-def preset(name: str, *, modality: str) -> Mitigations:
-    """The mitigations of preset ``name`` for data of ``modality``."""
-    images = modality == "image"
+def preset(name: str, *, modality: str, finetune: str = "full") -> Mitigations:
+    """The mitigations of preset ``name`` for data of ``modality`` trained with ``finetune``
+    (a linear probe trains on features computed once: no image augmentation reaches it)."""
+    images = modality == "image" and finetune != "linear_probe"
     if name == "baseline":
         return Mitigations()
     if name == "long_tail":

@@ -85,7 +85,7 @@ def start_sweep(store: Store, runner: Runner, parent: int, *, knob: str, severit
     info = store.version(parent)
     arms = {"baseline": Mitigations()}
     if preset and preset != "baseline":
-        arms["mitigated"] = make_preset(preset, modality=info.modality)
+        arms["mitigated"] = make_preset(preset, modality=info.modality, finetune=config.finetune)
     recipes = [recipe_at(base, knob, s, info.class_names) for s in severities]
     params = {"knob": knob, "severities": [float(s) for s in severities], "base": base.to_dict(), "preset": preset or "",
               "config": dataclasses.replace(config, version_id=parent).to_dict()}  # fmt: skip
