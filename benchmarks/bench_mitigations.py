@@ -20,7 +20,7 @@ Models, both through ``core.train.worker.train_run`` with the run's seams:
 - **probe** — a linear probe on MobileNetV2 features at 64 px (cached by ``core.embed``; the
   SMOTE family applies here).
 
-Columns: test macro-F1, mean recall of the three rarest classes (sandal, bag, ankle boot: 153,
+Columns: test macro-F1, mean recall of the three rarest classes (sneaker, bag, ankle boot: 153,
 92 and 55 train items), hallucination rate at τ = 0.9 and ECE, at the best checkpoint (before
 temperature scaling). Every run uses seed 0. A run whose config was already trained in the
 benchmark's home is read back instead of trained again, so a rerun only adds what is new. Also
