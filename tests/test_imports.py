@@ -107,3 +107,34 @@ def test_decompression_bomb_image_is_skipped_and_listed(store):
     res = read_image_zip(image_zip(entries), limits=ArchiveLimits(max_image_pixels=1_000_000))
     assert len(res.labels) == 6
     assert res.skipped[0][0] == "b/giant.png" and "exceeds the 1,000,000-pixel limit" in res.skipped[0][1]
+
+
+def test_the_uploads_that_ended_in_a_traceback_now_load_or_say_what_to_change(store):
+    import pandas as pd
+
+    from core.data.idx import read_idx
+
+    # a text column holding numbers with a blank cell
+    ds = load_upload("a.csv", b"text,label\n1,a\n,b\n3,a\n4,b\n").dataset
+    assert ds.items.tolist() == ["1", "", "3", "4"]
+    # a blank split cell beside an unknown value
+    with pytest.raises(DataError, match=r"values \['\(blank\)', 'weird'\] that are not train/val/test"):
+        load_upload("a.csv", b"text,label,split\nhi,a,train\nho,b,\nhu,a,weird\nha,b,test\n")
+    # label and Label: the exact name is the label, the other is kept and stored
+    vid = import_upload(store, "a.csv", b"text,Label,label\nhi,a,x\nho,b,y\nhu,a,x\nha,b,y\n").version_id
+    back = store.load_dataset(vid)
+    assert back.class_names == ["x", "y"] and back.meta["Label"].tolist() == ["a", "b", "a", "b"]
+    # nested JSON values become JSON text, with a warning
+    result = load_upload("a.jsonl", b'{"text": {"a": 1}, "label": [1]}\n{"text": "b", "label": [2]}\n{"text": "c", "label": [1]}\n')
+    assert result.dataset.items.tolist()[0] == '{"a": 1}' and result.dataset.class_names == ["[1]", "[2]"]
+    assert any("nested values" in w for w in result.warnings)
+    # a Parquet binary column with invalid UTF-8
+    buf = io.BytesIO()
+    pd.DataFrame({"text": [b"\xff\xfe", b"ok", b"a", b"b"], "label": ["a", "b", "a", "b"]}).to_parquet(buf)
+    result = load_upload("a.parquet", buf.getvalue())
+    assert result.dataset.items.tolist()[0] == "\ufffd\ufffd" and any("not valid UTF-8" in w for w in result.warnings)
+    # malformed IDX headers
+    with pytest.raises(DataError, match="claims 255 dimensions"):
+        read_idx(b"\x00\x00\x08\xff" + b"\x00" * 2000)
+    with pytest.raises(DataError, match="is empty"):
+        read_idx(b"\x00\x00\x08\x01\x00\x00\x00\x00")

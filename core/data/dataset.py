@@ -27,6 +27,7 @@ import pandas as pd
 
 SPLITS = ("train", "val", "test")  # split codes 0, 1, 2
 MODALITIES = ("text", "image", "tabular")
+RESERVED_COLUMNS = ("label", "split")  # a stored version's own row columns: no meta column may use them
 UNLABELLED = -1  # the label of an item of the unlabelled pool
 
 

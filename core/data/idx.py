@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -13,6 +14,7 @@ from core.data.dataset import Dataset, LoadResult
 from core.data.splits import stratified_split
 from core.errors import DataError
 
+MAX_IDX_RANK = 4  # items × rows × columns (× channels)
 _IDX_DTYPES: dict[int, Any] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
@@ -35,12 +37,17 @@ def read_idx(source: str | Path | bytes | BinaryIO) -> np.ndarray:
     header = 4 + 4 * ndim
     if ndim == 0 or len(raw) < header:
         raise DataError("The IDX header is truncated. Download or copy the file again.")
+    if ndim > MAX_IDX_RANK:
+        raise DataError(f"The IDX header claims {ndim} dimensions; image and label files have 1 to {MAX_IDX_RANK}. The file is damaged.")
     shape = struct.unpack(f">{ndim}I", raw[4:header])
+    if 0 in shape:
+        raise DataError(f"The IDX file is empty (shape {shape}). Upload a file with at least one item.")
     dtype = np.dtype(_IDX_DTYPES[raw[2]])
-    need = int(np.prod(shape)) * dtype.itemsize
+    count = math.prod(shape)  # Python ints: a damaged header cannot overflow
+    need = count * dtype.itemsize
     if len(raw) - header < need:
         raise DataError(f"The IDX file is truncated: it needs {need:,} data bytes, has {len(raw) - header:,}. Copy it again.")
-    return np.frombuffer(raw, dtype=dtype, count=int(np.prod(shape)), offset=header).reshape(shape)
+    return np.frombuffer(raw, dtype=dtype, count=count, offset=header).reshape(shape)
 
 
 def dataset_from_idx(

@@ -44,8 +44,9 @@ def stratified_split(
 
 def parse_split_column(values: pd.Series) -> np.ndarray:
     """Map a user's split column (train/val/test and common aliases) to split codes."""
-    norm = values.astype(str).str.strip().str.lower()
+    norm = values.astype("string").str.strip().str.lower().fillna("")
     unknown = sorted(set(norm.unique()) - set(SPLIT_ALIASES))
+    unknown = ["(blank)" if u == "" else u for u in unknown]
     if unknown:
         raise DataError(
             f"The split column has values {unknown[:5]} that are not train/val/test. "

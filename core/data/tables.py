@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import codecs
 import io
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from core.data.dataset import UNLABELLED, Dataset, LoadResult
+from core.data.dataset import RESERVED_COLUMNS, UNLABELLED, Dataset, LoadResult
 from core.data.labels import MAX_CLASSES, encode_labels
 from core.data.splits import parse_split_column, stratified_split
 from core.errors import DataError
@@ -77,7 +78,46 @@ def read_table(data: bytes, filename: str) -> tuple[pd.DataFrame, list[str]]:
     df.columns = [str(c).strip() for c in df.columns]
     if len(set(df.columns)) != len(df.columns):
         raise DataError(f"'{filename}' has repeated column names. Give every column a distinct header.")
-    return df, warnings
+    return _plain_cells(df, warnings), warnings
+
+
+def _plain_cells(df: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
+    """Every cell made storable and comparable: nested values (JSON objects and arrays, Parquet
+    lists) become JSON text, raw bytes become text, and a column mixing kinds of value (numbers and
+    words, booleans and words) becomes text; each changed column is named in a warning."""
+    for col in df.columns:
+        if df[col].dtype != object:
+            continue
+        values = df[col].to_numpy(dtype=object)
+        missing = pd.isna(df[col]).to_numpy()
+        nested = np.array([isinstance(v, (dict, list, tuple, set, np.ndarray)) for v in values], dtype=bool)
+        raw = np.array([isinstance(v, (bytes, bytearray)) for v in values], dtype=bool)
+        out = values.copy()
+        for i in np.flatnonzero(nested):
+            v = out[i]
+            out[i] = json.dumps(v.tolist() if isinstance(v, np.ndarray) else sorted(v, key=str) if isinstance(v, set) else v, default=str)
+        bad_bytes = 0
+        for i in np.flatnonzero(raw):
+            try:
+                out[i] = bytes(out[i]).decode("utf-8")
+            except UnicodeDecodeError:
+                out[i] = bytes(out[i]).decode("utf-8", errors="replace")
+                bad_bytes += 1
+        kinds = {type(v) for v, m in zip(out, missing) if not m}
+        mixed = len(kinds) > 1
+        if mixed:
+            out = np.array([None if m else str(v) for v, m in zip(out, missing)], dtype=object)
+        if nested.any() or raw.any() or mixed:
+            df[col] = pd.array(out, dtype="string") if mixed or kinds <= {str} else out
+        if nested.any():
+            warnings.append(
+                f"Column '{col}' holds nested values (objects or lists) in {int(nested.sum()):,} row(s); they were kept as JSON text."
+            )
+        if bad_bytes:
+            warnings.append(f"Column '{col}' has {bad_bytes:,} value(s) that are not valid UTF-8; bad bytes were replaced by �.")
+        if mixed and not nested.any():
+            warnings.append(f"Column '{col}' mixes kinds of value ({', '.join(sorted(k.__name__ for k in kinds))}); it was read as text.")
+    return df
 
 
 @dataclass
@@ -111,7 +151,9 @@ def _is_texty(col: pd.Series) -> bool:
 def guess_roles(df: pd.DataFrame) -> TableGuess:
     """Guess the label / text / split columns; ask (``question``) when the guess is not safe."""
     cols = list(df.columns)
-    lower = {c.lower(): c for c in cols}
+    lower: dict[str, str] = {}
+    for c in cols:  # an exact lower-case name wins over another spelling ("label" over "Label")
+        lower[c.lower()] = c if c == c.lower() else lower.get(c.lower(), c)
     n = len(df)
     label_candidates = [c for c in cols if 2 <= df[c].nunique(dropna=True) <= min(MAX_CLASSES, max(2, n // 2)) and not _is_texty(df[c])]
     text_candidates = [c for c in cols if _is_texty(df[c])]
@@ -194,12 +236,18 @@ def dataset_from_table(df: pd.DataFrame, roles: TableRoles, *, name: str, seed: 
     else:
         split = stratified_split(labels, seed=seed, holdout_from=has_label)
     meta = df[roles.meta].reset_index(drop=True) if roles.meta else pd.DataFrame(index=pd.RangeIndex(len(df)))
+    clashes = [c for c in meta.columns if c in RESERVED_COLUMNS]
+    if clashes:
+        meta = meta.rename(columns={c: f"{c} (column)" for c in clashes})
+        warnings.append(
+            f"Column(s) {', '.join(map(repr, clashes))} kept as '<name> (column)': Gapscope stores the label and split under those names."
+        )
     if roles.text is not None:
         text = df[roles.text]
         n_null = int(text.isna().sum())
         if n_null:
             warnings.append(f"{n_null:,} row(s) have no text; they are kept as empty texts and listed in the profile.")
-        items = text.fillna("").astype(str).to_numpy(dtype=object)
+        items = text.astype("string").fillna("").to_numpy(dtype=object)
         modality = "text"
     else:
         feats = roles.features or [c for c in df.columns if c not in (roles.label, roles.split, *roles.meta)]

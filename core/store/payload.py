@@ -15,9 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from core.data.dataset import Dataset
-
-RESERVED_COLUMNS = ("label", "split")  # rows.parquet's own columns; meta columns may not use them
+from core.data.dataset import RESERVED_COLUMNS, Dataset
 
 
 def write_payload(ds: Dataset, folder: Path) -> None:
