@@ -124,7 +124,7 @@ def mitigations_for(model: str):
         ("random over-sampler (imblearn)", Mitigations(resample=Resampling("random_over"))),
         ("flips + crops", Mitigations(augment=tail_aug)),
         ("flips", Mitigations(augment=Augmentation(image=["flip"], strength=0.5))),
-        ("long-tail preset (balanced softmax + flips)", preset("long_tail", modality="image")),
+        ("long-tail preset (balanced softmax)", preset("long_tail", modality="image")),
     ]
 
 

@@ -560,5 +560,5 @@ def test_every_preset_can_run_where_it_is_offered(modality, finetune):
     for name in PRESETS:
         m = preset(name, modality=modality, finetune=finetune)
         assert check(m, modality=modality, finetune=finetune, train_counts={"a": 100, "b": 10}, epochs=3) == [], (name, modality, finetune)
-    assert preset("long_tail", modality="image", finetune="full").augment.image == ["flip"]
-    assert preset("long_tail", modality="image", finetune="linear_probe").augment.image == []
+    assert preset("missing_class", modality="image", finetune="full").augment.image == ["mixup"]
+    assert preset("missing_class", modality="image", finetune="linear_probe").augment.image == []
