@@ -174,7 +174,7 @@ def table(rows: list[tuple[str, dict]], tail: list[int], reference: tuple[float,
         recovered = "—"
         if reference is not None and name != rows[0][0]:
             balanced, _ = reference
-            recovered = f"{100 * (v['macro_f1'] - base) / max(balanced - base, 1e-9):.0f}%"
+            recovered = f"{100 * (v['macro_f1'] - base) / max(balanced - base, 1e-9):.1f}%"
         lines.append(
             f"| {name} | {v['macro_f1']:.3f} | {tail_recall:.3f} | {v['hallucination_rate']:.3f} | {v['ece']:.3f} | {recovered} | {v['seconds']:.0f} |"
         )
