@@ -126,7 +126,7 @@ else:
         names = [str(va.class_names[c]) for c in art_a["classes"]]
         st.plotly_chart(
             charts.confusion_difference(art_a["test"]["confusion"], art_b["test"]["confusion"], names,
-                                        title=f"Confusion of {label(b)} minus {label(a)} (rows normalised)"),
+                                        title=f"Confusion: {label(b)} against {label(a)} (red worse, blue better)"),
             width="stretch", key="cmp_confdiff",
         )  # fmt: skip
     diff = example_diff(keyed_predictions(a, ds_a), keyed_predictions(b, ds_b))

@@ -361,14 +361,18 @@ def sweep_lines(table: pd.DataFrame, metric: str, *, x_title: str, title: str) -
 
 
 def confusion_difference(a: np.ndarray, b: np.ndarray, class_names: list[str], *, title: str) -> go.Figure:
-    """Row-normalised confusion of run b minus run a: red where b puts more of a true class,
-    blue where less (on the diagonal, blue is recall lost)."""
+    """How run b's row-normalised confusion differs from run a's, coloured by what it means: red
+    is worse (recall lost on the diagonal, more confusion off it), blue is better; the hover shows
+    the raw change of each cell."""
     norm = lambda m: np.asarray(m, float) / np.maximum(np.asarray(m, float).sum(axis=1, keepdims=True), 1)
-    z = norm(b) - norm(a)
+    change = norm(b) - norm(a)
+    worse = change.copy()
+    np.fill_diagonal(worse, -np.diag(change))  # on the diagonal more is better
     names = [str(c) for c in class_names]
-    top = float(np.abs(z).max()) or 1.0
-    fig = go.Figure(go.Heatmap(z=z, x=names, y=names, colorscale="RdBu", reversescale=True, zmid=0, zmin=-top, zmax=top,
-                               hovertemplate="true %{y} → predicted %{x}: %{z:+.1%}<extra></extra>"))  # fmt: skip
+    top = float(np.abs(worse).max()) or 1.0
+    fig = go.Figure(go.Heatmap(z=worse, x=names, y=names, customdata=change, colorscale="RdBu", reversescale=True, zmid=0,
+                               zmin=-top, zmax=top, colorbar=dict(title="worse ↑"),
+                               hovertemplate="true %{y} → predicted %{x}: %{customdata:+.1%}<extra></extra>"))  # fmt: skip
     fig.update_layout(title=title, **{**LAYOUT, "height": max(360, 26 * len(names) + 120)})
     fig.update_xaxes(title="predicted", type="category")
     fig.update_yaxes(title="true", autorange="reversed", type="category")

@@ -88,3 +88,14 @@ def test_items_are_matched_across_a_simulated_version_and_its_parent(store):
     diff = example_diff(runs[parent], runs[child])
     assert len(diff) == 10 and (diff["outcome"] == "both right").all()  # the same ten test items, found by source_item
     assert (c_ds.meta["source_item"].to_numpy()[diff["item_b"]] == diff["item_a"].to_numpy()).all()
+
+
+def test_the_confusion_difference_colours_lost_recall_and_new_confusion_as_worse():
+    from core import charts
+
+    a = np.array([[8, 2], [0, 10]])
+    b = np.array([[10, 0], [3, 7]])  # class 0 recall up, class 1 recall down and confused with 0
+    fig = charts.confusion_difference(a, b, ["cat", "dog"], title="t")
+    z, raw = np.array(fig.data[0].z), np.array(fig.data[0].customdata)
+    assert np.allclose(raw, [[0.2, -0.2], [0.3, -0.3]])
+    assert np.allclose(z, [[-0.2, -0.2], [0.3, 0.3]])  # better (negative) for cat, worse (positive) for dog

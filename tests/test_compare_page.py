@@ -41,7 +41,7 @@ def test_compare_shows_deltas_diffs_galleries_and_exports(home):
     m = {x.label: x.value for x in at.metric}
     assert sum(int(m[k].replace(",", "")) for k in ("Errors fixed", "Errors introduced", "Still wrong", "Right in both")) == 176
     specs = [c.proto.spec for c in at.get("plotly_chart")]
-    assert any("Recall per class" in s for s in specs) and any("minus" in s for s in specs)
+    assert any("Recall per class" in s for s in specs) and any("red worse, blue better" in s for s in specs)
     assert sum('"name":"perfect"' in s for s in specs) == 2  # a reliability diagram per run
     at.radio(key="cmp_outcome").set_value("still wrong")
     at.run()
