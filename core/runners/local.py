@@ -44,7 +44,8 @@ from typing import TYPE_CHECKING, Any
 from core.runners.processes import process_start_time, same_process, tail_lines
 from core.store.artifacts import RunFiles
 from core.store.database import Store
-from core.store.status import ACTIVE, WORKING, RunStatus
+from core.store.space import DiskFull
+from core.store.status import ACTIVE, STALE_AFTER_S, WORKING, RunStatus
 from core.train.config import RunConfig
 
 if TYPE_CHECKING:
@@ -91,7 +92,7 @@ class LocalRunner:
         *,
         max_parallel: int | None = None,
         grace_s: float = 10.0,
-        stale_after_s: float = 60.0,
+        stale_after_s: float = STALE_AFTER_S,
         start_timeout_s: float = 60.0,
         log_lines: int = 20,
         python: str | None = None,
@@ -299,9 +300,14 @@ class LocalRunner:
         run_id = int(row["id"])
         tail = self.logs(run_id, self.log_lines)
         message = why + (f". Last log lines:\n{tail}" if tail else "")
-        return self.store.set_run_status(
-            run_id, status, only_if=WORKING, message=message[-4000:], finished_at=time.time(), exit_code=exit_code
-        )
+        while True:
+            try:
+                return self.store.set_run_status(
+                    run_id, status, only_if=WORKING, message=message[-4000:], finished_at=time.time(), exit_code=exit_code
+                )
+            except DiskFull:  # a run must not stay "running": this write may use a piece of the reserve
+                if not self.store.free_reserve():
+                    raise
 
     def _escalate(self, row: dict[str, Any], now: float) -> None:
         asked = row.get("stop_requested_at") or now

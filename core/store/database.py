@@ -21,7 +21,10 @@ Rules:
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 import shutil
 import sqlite3
 import time
@@ -31,16 +34,37 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
+from urllib.parse import quote
 
 import numpy as np
 import pandas as pd
 
 from core import paths
 from core.data.dataset import Dataset
+from core.errors import DataError
 from core.jsonable import finite_or_none, to_jsonable
 from core.store.payload import read_payload, write_payload
-from core.store.schema import migrate
-from core.store.status import WORKING, RunStatus
+from core.store.schema import SCHEMA_VERSION, migrate
+from core.store.space import (
+    DiskFull,
+    StoreReadOnly,
+    check_space,
+    disk_full_message,
+    ensure_reserve,
+    is_disk_full,
+    is_locked,
+    release_reserve,
+    writable,
+)
+from core.store.status import STALE_AFTER_S, WORKING, RunStatus
+
+
+class StoreBusy(DataError):
+    """Another process held the store's write lock for longer than the busy timeout."""
+
+
+class _Connection(sqlite3.Connection):
+    immutable = False  # opened read-only without SQLite's shared memory (read-only home, full disk)
 
 
 @dataclass(frozen=True)
@@ -73,22 +97,82 @@ class Store:
     """SQLite + files. Cheap to create; each method opens its own short connection so that the
     app, its worker processes and tests can share one home safely."""
 
-    def __init__(self, home: str | Path | None = None) -> None:
+    def __init__(self, home: str | Path | None = None, *, busy_timeout_s: float | None = None) -> None:
         self.home = Path(home) if home is not None else paths.home()
-        self.home.mkdir(parents=True, exist_ok=True)
-        (self.home / "versions").mkdir(exist_ok=True)
         self.db_path = self.home / "gapscope.db"
+        if busy_timeout_s is None:
+            busy_timeout_s = float(os.environ.get("GAPSCOPE_BUSY_TIMEOUT_S", "30"))
+        self.busy_timeout_s = busy_timeout_s
+        #: None, or why the home cannot be written (then every read works and every write raises
+        #: ``StoreReadOnly`` saying so).
+        self.read_only: str | None = None
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            if not self.home.is_dir():
+                raise StoreReadOnly(
+                    f"Gapscope cannot create its home {self.home}: {err.strerror or err}. Point GAPSCOPE_HOME at a folder you can write."
+                ) from err
+        self.read_only = writable(self.home)
+        if self.read_only is not None:
+            if not self.db_path.exists():
+                raise StoreReadOnly(
+                    f"{self.home} cannot be written ({self.read_only}) and holds no Gapscope store yet. "
+                    "Point GAPSCOPE_HOME at a folder you can write."
+                )
+            with self._connect() as con:
+                version = con.execute("PRAGMA user_version").fetchone()[0]
+            if version != SCHEMA_VERSION:
+                raise StoreReadOnly(
+                    f"The store in {self.home} has schema version {version} and this Gapscope reads {SCHEMA_VERSION}; "
+                    f"upgrading it needs write access, which that folder does not give ({self.read_only})."
+                )
+            return
+        with contextlib.suppress(OSError):  # a full disk: the folder comes with the first import
+            (self.home / "versions").mkdir(exist_ok=True)
+        ensure_reserve(self.home)
         with self._connect() as con:
-            con.execute("PRAGMA journal_mode=WAL")
+            if con.immutable:  # the disk is full: browse what is there
+                return
+            if con.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                con.execute("PRAGMA journal_mode=WAL")
             migrate(con, self.db_path)
 
     # ------------------------------------------------------------------ plumbing
-    @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+    def _open(self, *, immutable: bool = False) -> _Connection:
+        if immutable or self.read_only is not None:
+            # no shared-memory file needed (the folder cannot take one): a plain read of the file
+            uri = f"file:{quote(str(self.db_path))}?mode=ro&immutable=1"
+            con = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout_s, isolation_level=None, factory=_Connection)
+            con.immutable = True
+        else:
+            con = sqlite3.connect(self.db_path, timeout=self.busy_timeout_s, isolation_level=None, factory=_Connection)
         con.row_factory = sqlite3.Row
-        con.execute("PRAGMA foreign_keys=ON")
-        con.execute("PRAGMA busy_timeout=30000")
+        try:
+            con.execute("PRAGMA foreign_keys=ON")
+            con.execute(f"PRAGMA busy_timeout={int(self.busy_timeout_s * 1000)}")
+            if not con.immutable:
+                con.execute(f"PRAGMA journal_size_limit={4 * 2**20}")  # the WAL shrinks back after checkpoints
+                con.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # opens SQLite's shared memory (32 KiB) now
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    @contextmanager
+    def _connect(self) -> Iterator[_Connection]:
+        try:
+            con = self._open()
+        except sqlite3.OperationalError as err:
+            if not is_disk_full(err, self.home):
+                raise
+            # the disk is full: give back the reserve (SQLite needs 32 KiB to read) and try again;
+            # failing that, read the database file as it stands
+            retry: _Connection | None = None
+            if release_reserve(self.home):
+                with contextlib.suppress(sqlite3.OperationalError):
+                    retry = self._open()
+            con = retry if retry is not None else self._open(immutable=True)
         try:
             yield con
         finally:
@@ -96,14 +180,36 @@ class Store:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+        if self.read_only is not None:
+            raise StoreReadOnly(
+                f"{self.home} cannot be written ({self.read_only}), so nothing can be saved; browsing works. "
+                "Make the folder writable, or point GAPSCOPE_HOME at one you can write, and restart Gapscope."
+            )
+        try:
+            with self._connect() as con:
+                if con.immutable:
+                    raise DiskFull(disk_full_message(self.home, "save this"))
+                con.execute("BEGIN IMMEDIATE")
+                try:
+                    yield con
+                except BaseException:
+                    with contextlib.suppress(sqlite3.Error):  # SQLite may have rolled back already
+                        con.execute("ROLLBACK")
+                    raise
+                con.execute("COMMIT")
+        except sqlite3.OperationalError as err:
+            if is_disk_full(err, self.home):
+                raise DiskFull(disk_full_message(self.home, "save this")) from err
+            if is_locked(err):
+                raise StoreBusy(
+                    f"Another process held the store's write lock for more than {self.busy_timeout_s:.0f} s, so this "
+                    "was not saved (nothing stored was changed). Try again in a moment."
+                ) from err
+            raise
+
+    def free_reserve(self) -> bool:
+        """Give the disk reserve back (see ``core.store.space``); a worker's last resort to end cleanly."""
+        return release_reserve(self.home)
 
     @property
     def schema_version(self) -> int:
@@ -134,10 +240,13 @@ class Store:
         With ``dataset_id=None`` a new dataset row is made too (an import); otherwise the version is
         added to that dataset (a cleaning or simulation, with ``parent_id``).
         """
+        if self.read_only is not None:
+            raise StoreReadOnly(f"{self.home} cannot be written ({self.read_only}), so this dataset cannot be saved; browsing works.")
+        check_space(self.home, payload_bytes(dataset), f"save {dataset.name!r}")
         folder = f"versions/{uuid.uuid4().hex}"
         tmp = self.home / f"{folder}.tmp"
-        tmp.mkdir(parents=True)
         try:
+            tmp.mkdir(parents=True)
             write_payload(dataset, tmp)
             tmp.rename(self.home / folder)
             now = time.time()
@@ -164,9 +273,11 @@ class Store:
                         now,
                     ),
                 ).lastrowid
-        except BaseException:
+        except BaseException as err:
             shutil.rmtree(tmp, ignore_errors=True)
             shutil.rmtree(self.home / folder, ignore_errors=True)
+            if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+                raise DiskFull(disk_full_message(self.home, f"save {dataset.name!r}")) from err
             raise
         assert vid is not None  # an INSERT always has a row id
         return int(vid)
@@ -439,7 +550,24 @@ _METRICS_SQL = "SELECT step, epoch, split, name, value, created_at FROM metrics 
 
 
 def _run_row(r: sqlite3.Row) -> dict[str, Any]:
-    return dict(r, status=RunStatus(r["status"]), config=json.loads(r["config"]))
+    """A run row as a dict; ``lost`` is True for a run a worker should hold whose heartbeat is older
+    than ``STALE_AFTER_S`` (its worker died with no runner watching): every reader can tell."""
+    status = RunStatus(r["status"])
+    beat = r["heartbeat_at"] or r["started_at"]
+    lost = status in WORKING and beat is not None and time.time() - float(beat) > STALE_AFTER_S
+    return dict(r, status=status, config=json.loads(r["config"]), lost=lost)
+
+
+def payload_bytes(dataset: Dataset) -> int:
+    """About how many bytes ``write_payload`` puts on disk for ``dataset`` (items plus rows)."""
+    items = dataset.items
+    if isinstance(items, np.ndarray) and items.dtype != object:
+        size = int(items.nbytes)
+    elif isinstance(items, pd.DataFrame):
+        size = int(items.memory_usage(deep=True).sum())
+    else:
+        size = sum(len(str(x)) for x in items)
+    return size + 64 * len(dataset) + 2**20
 
 
 def _version_info(r: sqlite3.Row) -> VersionInfo:

@@ -36,6 +36,10 @@ class RunStatus(StrEnum):
         return ICONS[self]
 
 
+#: A run a worker holds whose heartbeat is older than this is shown as lost by every reader (its worker
+#: died with no runner watching); a runner marks it failed (``core.runners.local``). Workers beat every ~2 s.
+STALE_AFTER_S = 60.0
+
 #: Not ended: the statuses a run can still leave. Pages redraw these live.
 ACTIVE: tuple[RunStatus, ...] = (RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.STOPPING)
 #: Held by a worker process; runners watch these for a dead or hung worker.

@@ -7,15 +7,18 @@ without opening SQLite itself; nothing else in the worker changes.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import time
-from collections.abc import Mapping
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from typing import Protocol, TypeVar
 
 import numpy as np
 
-from core.store.artifacts import RunFiles
-from core.store.database import Store
+from core.store.artifacts import Ledger, RunFiles
+from core.store.database import Store, StoreBusy
+from core.store.space import DiskFull
 from core.store.status import ACTIVE, RunStatus
 
 
@@ -52,22 +55,60 @@ class RunSink(Protocol):
         ...
 
 
-class StoreSink:
-    """A ``RunSink`` on the local store (``core.store``)."""
+T = TypeVar("T")
 
-    def __init__(self, store: Store, run_id: int) -> None:
+
+class StoreSink:
+    """A ``RunSink`` on the local store (``core.store``).
+
+    Writes wait out a foreign write lock (``StoreBusy``) for up to ``lock_patience_s``
+    (``GAPSCOPE_LOCK_PATIENCE_S``, default 600 s) instead of failing the run. The final status is
+    written even on a full disk: it gives back the store's reserve a piece at a time
+    (``core.store.space``) until the write fits. Metric and prediction rows are counted in the
+    run's ledger (``core.store.artifacts.Ledger``).
+    """
+
+    def __init__(self, store: Store, run_id: int, *, lock_patience_s: float | None = None) -> None:
         self.store, self.run_id = store, int(run_id)
         self.files = RunFiles(run_id, home=store.home)
+        if lock_patience_s is None:
+            lock_patience_s = float(os.environ.get("GAPSCOPE_LOCK_PATIENCE_S", "600"))
+        self.lock_patience_s = lock_patience_s
+        self._ledger: Ledger | None = None
+
+    def _retry(self, write: Callable[[], T], *, essential: bool = False) -> T:
+        deadline = time.monotonic() + self.lock_patience_s
+        pause = 0.2
+        while True:
+            try:
+                return write()
+            except StoreBusy as err:
+                if time.monotonic() + pause > deadline:
+                    raise
+                print(f"run {self.run_id}: {err} Retrying.", file=sys.stderr, flush=True)
+            except DiskFull:
+                if not (essential and self.store.free_reserve()):
+                    raise
+                print(
+                    f"run {self.run_id}: the disk is full; used a piece of the reserve to write the run's status",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                continue
+            time.sleep(pause)
+            pause = min(2 * pause, 5.0)
 
     def config(self) -> dict[str, object]:
         return dict(self.store.run(self.run_id)["config"])
 
     def claim(self, pid: int, pid_started: float | None) -> RunStatus | None:
         row = self.store.run(self.run_id)
-        ok = self.store.set_run_status(
+        ok = self._retry(lambda: self.store.set_run_status(
             self.run_id, RunStatus.RUNNING, only_if=(RunStatus.QUEUED, RunStatus.RUNNING), pid=pid, pid_started=pid_started,
             heartbeat_at=time.time(), started_at=row["started_at"] or time.time(), message="loading data",
-        )  # fmt: skip
+        ))  # fmt: skip
+        if ok:
+            self._ledger = Ledger(self.files)
         return None if ok else RunStatus(self.store.run(self.run_id)["status"])
 
     def stop_requested(self) -> bool:
@@ -80,18 +121,34 @@ class StoreSink:
         fields: dict[str, object] = {"message": message}
         if progress is not None:
             fields["progress"] = progress
-        self.store.set_run_status(self.run_id, None, only_if=ACTIVE, **fields)
+        with contextlib.suppress(StoreBusy):  # a progress line can wait for the next one
+            self.store.set_run_status(self.run_id, None, only_if=ACTIVE, **fields)
+
+    def _counted(self, kind: str, n: int, write: Callable[[], None]) -> None:
+        ledger = self._ledger
+        if ledger is not None:
+            ledger.begin(kind, n)
+        self._retry(write)  # on an error the pending count stays: the write's outcome is unknown
+        if ledger is not None:
+            ledger.commit(kind)
 
     def add_metrics(self, step: int, split: str, values: Mapping[str, float | None], *, epoch: float | None = None) -> None:
-        self.store.add_metrics(self.run_id, step, split, values, epoch=epoch)
+        self._counted("metrics", len(values), lambda: self.store.add_metrics(self.run_id, step, split, values, epoch=epoch))
 
     def add_predictions(self, step: int, split: str, items: np.ndarray, labels: np.ndarray, pred: np.ndarray, conf: np.ndarray) -> None:
-        self.store.add_predictions(self.run_id, step, split, items, labels, pred, conf)
+        self._counted("predictions", len(items), lambda: self.store.add_predictions(self.run_id, step, split, items, labels, pred, conf))
 
     def finish(self, status: RunStatus, message: str) -> None:
         now = time.time()
         extra = {"progress": 1.0} if status == RunStatus.FINISHED else {}
-        self.store.set_run_status(self.run_id, status, only_if=ACTIVE, message=message[:2000], finished_at=now, heartbeat_at=now, **extra)
+        self._retry(
+            lambda: self.store.set_run_status(
+                self.run_id, status, only_if=ACTIVE, message=message[:2000], finished_at=now, heartbeat_at=now, **extra
+            ),
+            essential=True,
+        )
+        if self._ledger is not None:
+            self._ledger.close()
 
 
 def this_process() -> tuple[int, float | None]:
