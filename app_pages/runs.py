@@ -10,6 +10,7 @@ import streamlit as st
 from core import charts
 from core.metrics.results import RunResults
 from core.store import RunStatus
+from core.store.status import status_label
 from core.train.config import RunConfig
 from ui import common
 from ui.export import export_block
@@ -49,7 +50,7 @@ def run_table() -> None:
     st.session_state["runs_seen_status"] = seen
     table = pd.DataFrame([{
         "run": r["id"], "name": r["name"], "dataset": version_label(r["version_id"]),
-        "status": f"{r['status'].icon} {r['status']}", "progress": float(r["progress"] or 0.0),
+        "status": status_label(r), "progress": float(r["progress"] or 0.0),
         "message": r["message"], "started": pd.to_datetime(r["started_at"], unit="s") if r["started_at"] else pd.NaT,
     } for r in rows])  # fmt: skip
     st.dataframe(
@@ -83,7 +84,12 @@ def detail(run_id: int) -> None:
     ds = common.dataset(row["version_id"])
     status = res.status
     h1, h2 = st.columns([4, 1])
-    h1.subheader(f"{status.icon} Run #{run_id} · {row['name']} — {status}")
+    h1.subheader(f"Run #{run_id} · {row['name']} — {status_label(row)}")
+    if row.get("lost"):
+        st.warning(
+            "No heartbeat from this run's worker for over a minute: it died or hangs, and no Gapscope app was watching. "
+            "Every row it stored is kept; the app's runner marks it failed on its next check."
+        )
     if status.active and h2.button("Stop", key=f"stop_{run_id}", type="primary", width="stretch"):
         runner.stop(run_id)
         st.rerun()

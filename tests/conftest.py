@@ -16,6 +16,8 @@ APP = str(ROOT / "app.py")
 def home(tmp_path, monkeypatch) -> Path:
     path = tmp_path / "home"
     monkeypatch.setenv("GAPSCOPE_HOME", str(path))
+    # no 8 MiB disk reserve in each of hundreds of test homes; tests/test_faults.py sets one
+    monkeypatch.setenv("GAPSCOPE_RESERVE_MB", "0")
     return path
 
 

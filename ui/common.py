@@ -88,8 +88,9 @@ def _runner(home: str) -> Runner:
     from core.runners.local import LocalRunner
 
     runner = LocalRunner(_store(home))
-    runner.recover()  # runs left "running" by a killed app or worker → failed, rows kept
-    runner.start_ticking()  # the queue moves and dead workers are noticed without reruns
+    if runner.store.read_only is None:  # a read-only home is for browsing: nothing to start or mark
+        runner.recover()  # runs left "running" by a killed app or worker → failed, rows kept
+        runner.start_ticking()  # the queue moves and dead workers are noticed without reruns
     return runner
 
 

@@ -40,6 +40,30 @@ def render() -> None:
         state = "busy" if running else "idle"
         st.caption(f"**Runner:** {state} · {running} running · {queued} queued · {sum(counts.values())} runs stored")
         st.caption(f"Home: `{store.home}`")
+        _storage_warning(store)
+
+
+def _storage_warning(store) -> None:
+    """Say so when the home cannot take writes: read-only, or its disk (nearly) full."""
+    from core.store.space import free_bytes, human, reserve_bytes
+
+    if store.read_only is not None:
+        st.warning(
+            f"**Read-only:** `{store.home}` cannot be written ({store.read_only}). Browsing works; importing, "
+            "cleaning and training need a writable GAPSCOPE_HOME.",
+            icon="🔒",
+        )
+        return
+    try:
+        free = free_bytes(store.home)
+    except OSError:
+        return
+    if free < 2 * reserve_bytes():
+        st.error(
+            f"**Disk almost full:** {human(free)} free under `{store.home}`. Stored runs and datasets stay readable; "
+            "new imports and runs will be refused until space is freed.",
+            icon="💾",
+        )
 
 
 @st.fragment(run_every=1.5)

@@ -141,6 +141,15 @@ def is_disk_full(err: BaseException, home: Path | None = None) -> bool:
     return False
 
 
+def disk_low(home: Path) -> bool:
+    """Less than a reserve free: an error met now (say torch's "unexpected pos" while writing a
+    checkpoint) most likely came from the full disk."""
+    try:
+        return free_bytes(home) < max(reserve_bytes(), CHUNK)
+    except OSError:
+        return False
+
+
 def is_locked(err: BaseException) -> bool:
     """SQLite gave up waiting for another connection's lock (after its busy timeout)."""
     return isinstance(err, sqlite3.OperationalError) and ("locked" in str(err).lower() or "busy" in str(err).lower())

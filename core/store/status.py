@@ -51,3 +51,17 @@ ICONS = {
     RunStatus.QUEUED: "⏳", RunStatus.RUNNING: "🏃", RunStatus.STOPPING: "✋",
     RunStatus.STOPPED: "⏹️", RunStatus.FINISHED: "✅", RunStatus.FAILED: "❌",
 }  # fmt: skip
+
+
+def status_label(row: dict) -> str:
+    """What a page shows for a run row: '🏃 running', or '👻 lost (no heartbeat for 3 min)' for a run
+    whose worker died while no runner watched (``row["lost"]``, see ``core.store.database``)."""
+    import time
+
+    status = RunStatus(row["status"])
+    if not row.get("lost"):
+        return f"{status.icon} {status}"
+    beat = row.get("heartbeat_at") or row.get("started_at") or time.time()
+    gone = time.time() - float(beat)
+    ago = f"{gone / 60:.0f} min" if gone >= 120 else f"{gone:.0f} s"
+    return f"👻 lost (no heartbeat for {ago}; it was {status})"

@@ -41,6 +41,7 @@ bf16 autocast, channels_last convolutions and cudnn autotuning: fast, not bit-ex
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import signal
 import sys
@@ -55,6 +56,7 @@ import numpy as np
 from core.data.dataset import Dataset
 from core.jsonable import to_jsonable
 from core.store.database import Store
+from core.store.space import disk_full_message, disk_low, is_disk_full
 from core.store.status import RunStatus
 from core.train.callbacks import Cadence, Checkpointer, EarlyStopping, MetricWriter, StopOnRequest
 from core.train.config import RunConfig
@@ -135,12 +137,17 @@ def run_with_sink(
         status = RunStatus.STOPPED if sink.stop_requested() else RunStatus.FAILED
         message = f"terminated by {sig}"
     except Exception as err:
-        traceback.print_exc()
+        with contextlib.suppress(OSError):  # the log itself may be on the full disk
+            traceback.print_exc()
         status, message = RunStatus.FAILED, f"{type(err).__name__}: {err}"
+        home = sink.files.folder.parent.parent
+        if is_disk_full(err, home) or disk_low(home):
+            message = f"{disk_full_message(home, f'go on with run {sink.run_id}')} ({message})"
     finally:
         watchdog.close()
         sink.finish(status, message)
-        print(f"run {sink.run_id} {status}: {message}", flush=True)
+        with contextlib.suppress(OSError):
+            print(f"run {sink.run_id} {status}: {message}", flush=True)
     return status
 
 
