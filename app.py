@@ -17,7 +17,7 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `core` and `ui` import from any cwd
 
-from ui import sidebar, state
+from ui import access, sidebar, state
 
 st.set_page_config(page_title="Gapscope", page_icon="🔭", layout="wide")
 
@@ -33,6 +33,7 @@ pages = [
 ]
 
 
+access.gate()  # a login when one is configured; a loud warning when exposed without one
 state.keep_settings()  # page settings survive a visit to another page
 page = st.navigation(pages)
 sidebar.render()
