@@ -17,9 +17,10 @@ from tests.conftest import ROOT, needs_asset
 pytestmark = pytest.mark.timeout(120)
 
 
-def tiny_bert_dir(folder, *, layers: int = 2):
-    """A 2-layer BERT saved as a transformers folder, with the MiniLM tokenizer files."""
-    from transformers import BertConfig, BertModel
+def tiny_bert_dir(folder, *, layers: int = 2, head: int | None = None):
+    """A 2-layer BERT saved as a transformers folder, with the MiniLM tokenizer files; with
+    ``head``, saved with a classification head of that many outputs (a fine-tuned checkpoint)."""
+    from transformers import BertConfig, BertForSequenceClassification, BertModel
 
     from core.data import assets
 
@@ -28,7 +29,11 @@ def tiny_bert_dir(folder, *, layers: int = 2):
     cfg = BertConfig(
         vocab_size=30522, hidden_size=32, num_hidden_layers=layers, num_attention_heads=2, intermediate_size=64, max_position_embeddings=128
     )
-    BertModel(cfg).save_pretrained(folder)
+    if head is None:
+        BertModel(cfg).save_pretrained(folder)
+    else:
+        cfg.num_labels = head
+        BertForSequenceClassification(cfg).save_pretrained(folder)
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         shutil.copy(src / name, folder / name)
     return folder
@@ -299,6 +304,27 @@ def test_text_model_from_a_local_folder_with_last_n(tmp_path):
     enc = built.tokenizer(["a fine day", "bad"], padding=True, return_tensors="pt")
     logits = built.net({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]})
     assert logits.shape == (2, 3)
+
+
+@needs_asset("minilm")
+def test_a_local_folder_whose_head_has_another_size_loads_its_backbone_with_a_new_head(tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from core.models.build import build
+
+    folder = tiny_bert_dir(tmp_path / "sentiment", head=2)  # a 2-label checkpoint on a 3-class dataset
+    saved = load_file(folder / "model.safetensors")
+    built = build(RunConfig(version_id=1, model=str(folder)), modality="text", n_classes=3)
+    assert "started a new 3-class head" in capsys.readouterr().out
+    state = built.net.model.state_dict()
+    assert state["classifier.weight"].shape == (3, 32)
+    key = "bert.encoder.layer.1.output.dense.weight"
+    assert torch.equal(state[key], saved[key])  # the backbone is the folder's, not a fresh one
+    enc = built.tokenizer(["a fine day"], return_tensors="pt")
+    assert built.net({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}).shape == (1, 3)
+    same = build(RunConfig(version_id=1, model=str(folder)), modality="text", n_classes=2)
+    assert "is kept" in capsys.readouterr().out
+    assert torch.equal(same.net.model.state_dict()["classifier.weight"], saved["classifier.weight"])
 
 
 def test_mlp_and_linear_head_on_tabular_columns():

@@ -74,6 +74,21 @@ def load_encoder(source: str) -> tuple[Any, nn.Module]:
     return load_tokenizer(source), model.eval()
 
 
+def existing_head(source: str) -> int | None:
+    """The number of outputs of the classification head a local folder was saved with; None when
+    it holds a bare encoder (no ``*ForSequenceClassification`` architecture)."""
+    from transformers import AutoConfig
+
+    with _quiet_transformers():
+        try:
+            config = AutoConfig.from_pretrained(source, local_files_only=True)
+        except (OSError, ValueError):
+            return None
+    if not any(str(a).endswith("ForSequenceClassification") for a in (getattr(config, "architectures", None) or [])):
+        return None
+    return int(config.num_labels)
+
+
 class TextClassifier(nn.Module):
     """A transformers ``AutoModelForSequenceClassification`` called with a dict of token tensors."""
 
@@ -104,9 +119,20 @@ def build_text(cfg: RunConfig, *, n_classes: int, **_: Any) -> Built:
 
     source = text_source(cfg.model)
     tokenizer = load_tokenizer(source)
+    head = existing_head(source)
+    if head is not None and head != n_classes:
+        print(
+            f"{source} has a classification head with {head} outputs and this dataset has {n_classes} classes: "
+            f"loaded its backbone and started a new {n_classes}-class head",
+            flush=True,
+        )
+    elif head is not None:
+        print(f"{source} has a {head}-class head; it is kept (its label order may differ from the dataset's)", flush=True)
     with _quiet_transformers():  # "newly initialised classifier weights" is the point here
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(source, num_labels=n_classes, local_files_only=True)
+            model = AutoModelForSequenceClassification.from_pretrained(
+                source, num_labels=n_classes, local_files_only=True, ignore_mismatched_sizes=head is not None and head != n_classes
+            )
         except OSError as err:
             raise _load_error(source, err) from err
     frozen: list[nn.Module] = []
