@@ -511,3 +511,33 @@ def test_folder_limits(tmp_path):
 
 def test_core_module_does_not_import_streamlit():
     assert "streamlit" not in Path(imagefiles.__file__).read_text()
+
+
+# --------------------------------------------------------------------------- decoded-pixel budget
+
+
+def test_a_small_zip_of_huge_blank_pngs_is_refused_from_the_headers_before_any_decoding(monkeypatch):
+    blank = encode(Image.new("RGB", (6000, 6000), (200, 30, 40)))  # ~120 KB that decode to 108 MB each
+    data = make_zip([(f"{c}/{i}.png", blank) for c in ("a", "b") for i in range(10)])
+    decoded = []
+    monkeypatch.setattr(imagefiles, "_decode", lambda *a, **k: decoded.append(1))
+    with pytest.raises(DataError, match=r"720 million pixels .* resize them first"):
+        read_image_zip(data)
+    assert decoded == []  # refused on the headers: no pixel was decoded
+
+
+def test_the_pixel_budget_grows_with_the_archive_and_counts_jpegs_at_their_draft_scale():
+    from core.data.imagefiles import _decoded_pixels, _Entry, _Probe
+
+    entry = _Entry("a/1.jpg", ("a", "1.jpg"), Path("a/1.jpg"), 3_000_000)
+    photo = _Probe(entry, "a", None, 4000, 3000, False, True)
+    assert _decoded_pixels(photo, (512, 384)) == 1000 * 750  # drawn at 1/4 scale
+    assert _decoded_pixels(photo, (4000, 3000)) == 4000 * 3000
+    png = _Probe(entry, "a", None, 4000, 3000, False, False)
+    assert _decoded_pixels(png, (512, 384)) == 4000 * 3000  # PNG has no reduced decoding
+    # noisy (incompressible) images of one shared size above 512 px: accepted, scaled down
+    data = make_zip([(f"{c}/{i}.png", noise_png((1200, 900), seed=i)) for c in ("a", "b") for i in range(3)])
+    res = read_image_zip(data)
+    assert res.images.shape == (6, 384, 512, 3) and res.orig_sizes.tolist() == [[1200, 900]] * 6
+    with pytest.raises(DataError, match="million pixels"):
+        read_image_zip(data, limits=ArchiveLimits(min_pixel_budget=1_000_000, max_pixels_per_byte=0.1))

@@ -24,7 +24,12 @@ Safety, because uploads come from strangers:
   ``zipfile``, before any size check could run) are refused;
 - image decompression bombs: width×height is checked from the header (``Image.open`` is lazy)
   before pixels are decoded; Pillow's own ``DecompressionBombError`` is reported the same way;
-- the decoded array must fit a memory budget (``ArchiveLimits.max_array_bytes``).
+- a decoded-pixel budget across the archive: the pixels every image will be decoded at (JPEGs at
+  the reduced scale their decoder draws at) may not exceed ``max_pixels_per_byte`` per stored byte
+  of the archive (at least ``min_pixel_budget``, at most ``max_decoded_pixels``); a small archive
+  that decodes to hundreds of millions of pixels is refused after reading headers only;
+- images that all share one size larger than ``KEEP_SIZE_CAP`` on a side are scaled down to it;
+- the decoded array must fit a memory budget (``ArchiveLimits.max_array_bytes``, 1 GiB).
 
 Global Pillow state is left alone: ``ImageFile.LOAD_TRUNCATED_IMAGES`` keeps its value (False by
 default, so truncated images fail and are skipped) and ``Image.MAX_IMAGE_PIXELS`` is not changed.
@@ -66,6 +71,7 @@ SPLIT_FOLDERS = frozenset({"train", "val", "valid", "validation", "dev", "test"}
 GRAY_MODES = frozenset({"1", "L", "LA", "La", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
 JUNK_FILES = frozenset({"thumbs.db", "ehthumbs.db", "desktop.ini"})
 AUTO_SIZE_CAP = 128  # side of the square that mixed-size images are resized to, at most
+KEEP_SIZE_CAP = 512  # images of one shared size keep it up to this longest side; larger ones are scaled down
 # A member smaller than this is exempt from the ratio check: it cannot hurt on its own (the total
 # limit covers many of them), and blank BMPs of a few hundred KiB legitimately deflate ~1000×.
 RATIO_CHECK_MIN_BYTES = 1 << 20
@@ -96,13 +102,24 @@ class ArchiveLimits:
     max_array_bytes : int
         Most bytes of the decoded ``images`` array (n×H×W×channels); ask for a smaller
         ``image_size`` above it.
+    max_pixels_per_byte : float
+        Most pixels decoded (all images together; JPEGs at their reduced decoding scale) per byte
+        the images take in the archive or folder. Photographs and scans decode to well under 10;
+        a solid 6000×6000 PNG of 120 KB decodes to 300.
+    min_pixel_budget : int
+        Pixels any archive may decode, whatever its size.
+    max_decoded_pixels : int
+        Pixels no archive may exceed, whatever its size.
     """
 
     max_entries: int = 200_000
     max_total_bytes: int = 2 * 1024**3
     max_ratio: float = 200.0
     max_image_pixels: int = 40_000_000
-    max_array_bytes: int = 4 * 1024**3
+    max_array_bytes: int = 1024**3
+    max_pixels_per_byte: float = 50.0
+    min_pixel_budget: int = 100_000_000
+    max_decoded_pixels: int = 2_000_000_000
 
 
 DEFAULT_LIMITS = ArchiveLimits()
@@ -157,6 +174,7 @@ class _Probe:
     width: int
     height: int
     gray: bool
+    jpeg: bool
 
 
 # --------------------------------------------------------------------------- public API
@@ -556,12 +574,12 @@ def _assign_classes(
 # --------------------------------------------------------------------------- decoding
 
 
-def _probe(data: bytes, limits: ArchiveLimits) -> tuple[int, int, bool]:
-    """Width, height and grayscale-ness from the header only; raises ``_Skip``."""
+def _probe(data: bytes, limits: ArchiveLimits) -> tuple[int, int, bool, bool]:
+    """Width, height, grayscale-ness and JPEG-ness from the header only; raises ``_Skip``."""
     try:
         with Image.open(io.BytesIO(data), formats=PILLOW_FORMATS) as img:
             width, height = img.size
-            mode = img.mode
+            mode, jpeg = img.mode, img.format == "JPEG"
     except Image.DecompressionBombError as err:
         raise _Skip(_pillow_bomb_reason(err, limits)) from err
     except MemoryError:
@@ -570,7 +588,31 @@ def _probe(data: bytes, limits: ArchiveLimits) -> tuple[int, int, bool]:
         raise _Skip(_corrupt_reason(err)) from err
     if width * height > limits.max_image_pixels:
         raise _Skip(f"image too large: {width}×{height} pixels exceeds the {limits.max_image_pixels:,}-pixel limit")
-    return width, height, mode in GRAY_MODES
+    return width, height, mode in GRAY_MODES, jpeg
+
+
+def _decoded_pixels(probe: _Probe, size: tuple[int, int]) -> int:
+    """Pixels ``_decode`` will decode for ``probe`` at output ``size``: all of them, except for a
+    JPEG larger than ``size``, which the decoder draws at 1/2, 1/4 or 1/8 scale (``Image.draft``)."""
+    scale = 1
+    if probe.jpeg:
+        while scale < 8 and probe.width // (2 * scale) >= size[0] and probe.height // (2 * scale) >= size[1]:
+            scale *= 2
+    return -(-probe.width // scale) * -(-probe.height // scale)
+
+
+def _check_pixel_budget(probes: list[_Probe], size: tuple[int, int], label: str, limits: ArchiveLimits) -> None:
+    stored = sum(p.entry.size for p in probes)
+    budget = int(min(limits.max_decoded_pixels, max(limits.min_pixel_budget, limits.max_pixels_per_byte * stored)))
+    pixels = sum(_decoded_pixels(p, size) for p in probes)
+    if pixels > budget:
+        raise DataError(
+            f"The {len(probes):,} images in {label} would decode to {pixels / 1e6:,.0f} million pixels from "
+            f"{stored / 2**20:,.1f} MiB of files ({pixels / max(stored, 1):,.0f} pixels per stored byte); the limit for "
+            f"this upload is {budget / 1e6:,.0f} million. Images that compress that well are usually blank or crafted "
+            "to exhaust memory. If they are real, resize them first (e.g. to 1024 px on the long side) and upload again, "
+            "or split the archive."
+        )
 
 
 def _decode(data: bytes, *, gray: bool, size: tuple[int, int]) -> np.ndarray:
@@ -617,7 +659,11 @@ def _target_size(probes: list[_Probe], image_size: int | None) -> tuple[int, int
         return image_size, image_size
     sizes = {(p.width, p.height) for p in probes}
     if len(sizes) == 1:
-        return next(iter(sizes))
+        width, height = next(iter(sizes))
+        shrink = max(width, height) / KEEP_SIZE_CAP
+        if shrink <= 1:
+            return width, height
+        return max(1, round(width / shrink)), max(1, round(height / shrink))
     side = round(float(np.median([max(p.width, p.height) for p in probes])))
     side = max(1, min(AUTO_SIZE_CAP, side))
     return side, side
@@ -640,16 +686,17 @@ def _build(
     probes = []
     for entry, cls, split in placed:
         try:
-            width, height, gray = _probe(read(entry), limits)
+            width, height, gray, jpeg = _probe(read(entry), limits)
         except _Skip as why:
             skipped.append((entry.name, str(why)))
             continue
-        probes.append(_Probe(entry, cls, split, width, height, gray))
+        probes.append(_Probe(entry, cls, split, width, height, gray, jpeg))
     if not probes:
         raise _no_images(label, skipped)
 
     all_gray = all(p.gray for p in probes)
     width, height = _target_size(probes, image_size)
+    _check_pixel_budget(probes, (width, height), label, limits)
     shape = (len(probes), height, width) if all_gray else (len(probes), height, width, 3)
     need = int(np.prod(shape, dtype=np.int64))
     if need > limits.max_array_bytes:

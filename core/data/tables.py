@@ -85,8 +85,8 @@ def _plain_cells(df: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
     """Every cell made storable and comparable: nested values (JSON objects and arrays, Parquet
     lists) become JSON text, raw bytes become text, and a column mixing kinds of value (numbers and
     words, booleans and words) becomes text; each changed column is named in a warning."""
-    for col in df.columns:
-        if df[col].dtype != object:
+    for col, dtype in zip(list(df.columns), list(df.dtypes)):
+        if dtype != np.dtype(object):
             continue
         values = df[col].to_numpy(dtype=object)
         missing = pd.isna(df[col]).to_numpy()
@@ -139,13 +139,38 @@ class TableGuess:
     question: str | None  # None when the guess is unambiguous; else what the user must choose
 
 
-def _is_texty(col: pd.Series) -> bool:
-    if not (pd.api.types.is_string_dtype(col) or col.dtype == object):
-        return False
-    s = col.dropna().astype(str)
-    if s.empty:
-        return False
-    return s.str.len().mean() >= 15 and s.nunique() > 0.5 * len(s)
+def _column_stats(df: pd.DataFrame) -> pd.DataFrame:
+    """Per column: ``nunique`` (distinct non-missing values) and ``texty`` (free text: strings 15
+    characters long on average, mostly distinct).
+
+    One pass over the cells, not a chain of pandas calls per column: a table thousands of columns
+    wide (each call costs ~0.1 ms however short the column) is guessed in time linear in its cells.
+    """
+    nunique = np.zeros(len(df.columns), np.int64)
+    texty = np.zeros(len(df.columns), bool)
+    dtypes = list(df.dtypes)
+    numeric = [j for j, dt in enumerate(dtypes) if pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_bool_dtype(dt)]
+    if numeric:
+        block = df.iloc[:, numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+        ordered = np.sort(block, axis=0)  # NaN last
+        finite = ~np.isnan(ordered)
+        changes = (np.diff(ordered, axis=0) != 0) & finite[1:]
+        nunique[numeric] = np.where(finite.any(axis=0), 1 + changes.sum(axis=0), 0)
+    is_numeric = set(numeric)
+    others = [j for j in range(len(dtypes)) if j not in is_numeric]
+    cells = df.iloc[:, others].to_numpy(dtype=object) if others else np.empty((len(df), 0), object)
+    for k, j in enumerate(others):
+        values = [v for v in cells[:, k].tolist() if not (v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and v != v))]
+        if not values:
+            continue
+        try:
+            nunique[j] = len(set(values))
+        except TypeError:  # unhashable cells (lists): count their text
+            nunique[j] = len(set(map(str, values)))
+        if pd.api.types.is_string_dtype(dtypes[j]) or dtypes[j] == np.dtype(object):
+            as_text = [v if isinstance(v, str) else str(v) for v in values]
+            texty[j] = sum(map(len, as_text)) / len(as_text) >= 15 and len(set(as_text)) > 0.5 * len(as_text)
+    return pd.DataFrame({"nunique": nunique, "texty": texty}, index=df.columns)
 
 
 def guess_roles(df: pd.DataFrame) -> TableGuess:
@@ -155,8 +180,10 @@ def guess_roles(df: pd.DataFrame) -> TableGuess:
     for c in cols:  # an exact lower-case name wins over another spelling ("label" over "Label")
         lower[c.lower()] = c if c == c.lower() else lower.get(c.lower(), c)
     n = len(df)
-    label_candidates = [c for c in cols if 2 <= df[c].nunique(dropna=True) <= min(MAX_CLASSES, max(2, n // 2)) and not _is_texty(df[c])]
-    text_candidates = [c for c in cols if _is_texty(df[c])]
+    stats = _column_stats(df)
+    distinct, texty = dict(zip(cols, stats["nunique"].tolist())), dict(zip(cols, stats["texty"].tolist()))
+    label_candidates = [c for c in cols if 2 <= distinct[c] <= min(MAX_CLASSES, max(2, n // 2)) and not texty[c]]
+    text_candidates = [c for c in cols if texty[c]]
     split = next((lower[s] for s in SPLIT_COLUMN_NAMES if s in lower), None)
     named_label = [lower[s] for s in LABEL_COLUMN_NAMES if s in lower]
     label_candidates = named_label + [c for c in label_candidates if c not in named_label and c != split]
@@ -189,7 +216,7 @@ def guess_roles(df: pd.DataFrame) -> TableGuess:
         text = None
     rest = [c for c in cols if c not in (label, text, split)]
     if text is not None:
-        roles = TableRoles(label=label, text=text, split=split, meta=[c for c in rest if df[c].nunique() <= 50])
+        roles = TableRoles(label=label, text=text, split=split, meta=[c for c in rest if distinct[c] <= 50])
     else:
         roles = TableRoles(label=label, split=split, features=rest)
     return TableGuess(roles, label_candidates, text_candidates, None)
