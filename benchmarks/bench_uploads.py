@@ -48,7 +48,9 @@ def main() -> int:
             load_upload("wide.csv", data)
             dt = time.perf_counter() - t
             per_mb.append(dt / (len(data) / 2**20))
-            print(f"  {'words' if words else 'numbers'} {columns:>6,} columns  {len(data) / 2**20:5.2f} MiB  {dt:6.2f} s  {per_mb[-1]:5.2f} s/MiB")
+            print(
+                f"  {'words' if words else 'numbers'} {columns:>6,} columns  {len(data) / 2**20:5.2f} MiB  {dt:6.2f} s  {per_mb[-1]:5.2f} s/MiB"
+            )
         print(f"  s/MiB at 16× the width ÷ s/MiB at 1×: {per_mb[-1] / per_mb[0]:.2f} (1 = linear)")
 
     blank = io.BytesIO()
@@ -73,7 +75,9 @@ def main() -> int:
         img.load()
     decode_s = time.perf_counter() - t
     print(f"\nZIP of 20 blank 6000×6000 PNGs ({len(zbuf.getvalue()) / 2**20:.2f} MiB): {outcome}")
-    print(f"  {refuse_s:.2f} s, peak memory grew {grown:.0f} MiB; decoding all 20 would take ≈ {20 * decode_s:.1f} s ({decode_s:.2f} s each)")
+    print(
+        f"  {refuse_s:.2f} s, peak memory grew {grown:.0f} MiB; decoding all 20 would take ≈ {20 * decode_s:.1f} s ({decode_s:.2f} s each)"
+    )
     return 0
 
 
