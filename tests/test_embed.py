@@ -167,6 +167,33 @@ def test_embed_text_dataset_is_cached_and_second_call_skips_the_model(text_embed
         features.embed(ds, device="cpu", cache=False)
 
 
+@needs_asset("minilm")
+def test_a_cleaned_or_grown_version_embeds_only_the_items_never_embedded(text_embedding, home):
+    from core.diagnose.cleaning import CleaningPlan
+    from core.diagnose.pipeline import DiagnoseConfig, estimate_seconds
+
+    ds = _text_ds(TEXTS[:24])
+    X = features.embed(ds, device="cpu", batch_size=8)
+    plan = CleaningPlan()
+    plan.decide(3, "drop")
+    plan.decide(5, "relabel", 0)
+    cleaned = plan.apply(ds)  # other labels, one item fewer, the same texts: another version, another file
+    assert features.cache_key(cleaned) != features.cache_key(ds)
+    assert features.is_cached(cleaned) and features.uncached_items(cleaned) == 0
+    assert estimate_seconds(cleaned, DiagnoseConfig()) < 3.0  # detection only: nothing to embed
+    calls = []
+    Xc = features.embed(cleaned, device="cpu", progress=lambda done, total: calls.append((done, total)))
+    np.testing.assert_array_equal(Xc, np.delete(np.asarray(X), 3, axis=0))
+    assert calls == [(23, 23)]  # no batch went through the model
+    grown = _text_ds(TEXTS[:30])  # six texts it has never seen
+    assert features.uncached_items(grown) == 6
+    calls.clear()
+    Xg = features.embed(grown, device="cpu", batch_size=8, progress=lambda done, total: calls.append((done, total)))
+    assert calls[-1] == (6, 6)
+    np.testing.assert_allclose(Xg, text_embedding[:30], atol=2e-5)
+    assert features.uncached_items(_text_ds(TEXTS[:30][::-1])) == 0  # any order of known items
+
+
 def test_missing_asset_raises_asset_error_with_the_fetch_hint(monkeypatch, tmp_path):
     monkeypatch.setenv("GAPSCOPE_ASSETS", str(tmp_path / "no-assets"))
     with pytest.raises(assets.AssetError, match="python -m core\\.data\\.assets fetch"):

@@ -87,9 +87,9 @@ def is_cached(ds: Dataset, cfg: DiagnoseConfig = DiagnoseConfig()) -> bool:
 
 
 def estimate_seconds(ds: Dataset, cfg: DiagnoseConfig = DiagnoseConfig()) -> float:
-    """Rough wall time on this machine: embeddings (0 when cached) + detection."""
-    cached = ds.modality == "tabular" or embeddings.is_cached(ds, backbone=cfg.backbone)
-    embed = 0.0 if cached else embeddings.estimate_seconds(ds, cfg.backbone)
+    """Rough wall time on this machine: embeddings of the items not embedded before + detection."""
+    missing = embeddings.uncached_items(ds, backbone=cfg.backbone)
+    embed = 0.0 if missing == 0 else embeddings.estimate_seconds(ds.subset(np.arange(missing)), cfg.backbone)
     return embed + 2.0 + len(ds) * 4e-4
 
 

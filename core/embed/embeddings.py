@@ -181,22 +181,65 @@ def embed(
             progress(len(ds), len(ds))
         return X
     size = _image_size(ds, image_size)
-    path = cached_embedding_path(ds, backbone=name, image_size=size) if cache else None
-    if path is not None:
-        hit = feature_cache.load(path, len(ds))
-        if hit is not None:
-            if progress is not None:
-                progress(len(ds), len(ds))
-            return hit
-    if ds.modality == "text":
-        X = embed_texts(ds.items, backbone=name, device=device, batch_size=batch_size, progress=progress)
-    else:
-        X = embed_images(ds.items, backbone=name, device=device, batch_size=batch_size, image_size=size, progress=progress)
-    if path is None:
-        return X
+    if not cache:
+        return _embed_items(ds.items, ds.modality, name, device, batch_size, size, progress)
+    hashes = content_hashes(ds)
+    path = feature_cache.cache_dir() / f"{_key(ds, name, size, hashes)}.npy"
+    hit = feature_cache.load(path, len(ds))
+    if hit is not None:
+        if progress is not None:
+            progress(len(ds), len(ds))
+        return hit
+    # items embedded before (in another version: a cleaning, a simulation, a re-import) are reused
+    items = feature_cache.ItemStore(_item_store_dir(ds, name, size))
+    found, known = items.lookup(hashes)
+    missing = np.flatnonzero(~found)
+    fresh = None
+    if len(missing):
+        subset = ds.items[missing] if isinstance(ds.items, np.ndarray) else np.asarray(ds.items, dtype=object)[missing]
+        fresh = _embed_items(subset, ds.modality, name, device, batch_size, size, progress)
+    elif progress is not None:
+        progress(len(ds), len(ds))
+    dim = (fresh if fresh is not None else known).shape[1]  # type: ignore[union-attr]
+    X = np.empty((len(ds), dim), np.float32)
+    if known is not None:
+        X[found] = known
+    if fresh is not None:
+        X[missing] = fresh
+        items.add(hashes[missing], fresh)
     feature_cache.save(path, X)
     mapped = feature_cache.load(path, len(ds))  # hand back the file, as a cache hit would: same type both times
     return mapped if mapped is not None else X
+
+
+def _embed_items(
+    items: Any, modality: str, name: str, device: str, batch_size: int | None, size: int | None, progress: Progress | None
+) -> np.ndarray:
+    if modality == "text":
+        return embed_texts(items, backbone=name, device=device, batch_size=batch_size, progress=progress)
+    return embed_images(items, backbone=name, device=device, batch_size=batch_size, image_size=size, progress=progress)
+
+
+def _model_key(ds: Dataset, name: str, size: int | None) -> hashlib._Hash:
+    """The hash state of everything but the items: version, backbone weights, preprocessing, shape."""
+    h = hashlib.sha256()
+    h.update(f"gapscope-features-v{FEATURES_VERSION}\n".encode())
+    h.update(_backbone_id(name).encode() + b"\n")
+    h.update(json.dumps(_preprocessing(ds, name, size), sort_keys=True).encode() + b"\n")
+    shape = tuple(np.shape(ds.items)[1:]) if ds.modality == "image" else ()
+    h.update(f"{ds.modality} shape={shape}\n".encode())
+    return h
+
+
+def _key(ds: Dataset, name: str, size: int | None, hashes: np.ndarray) -> str:
+    h = _model_key(ds, name, size)
+    h.update(f"n={len(ds)}\n".encode())
+    h.update(np.ascontiguousarray(hashes, dtype="<i8").tobytes())
+    return h.hexdigest()
+
+
+def _item_store_dir(ds: Dataset, name: str, size: int | None) -> Path:
+    return feature_cache.cache_dir() / f"items-{_model_key(ds, name, size).hexdigest()[:32]}"
 
 
 def cache_key(ds: Dataset, *, backbone: str = "auto", image_size: int | None = None) -> str:
@@ -204,14 +247,19 @@ def cache_key(ds: Dataset, *, backbone: str = "auto", image_size: int | None = N
     name = resolve_backbone(ds, backbone)
     if ds.modality == "tabular":
         raise ValueError("tabular features are not cached (they take milliseconds); there is no cache key")
-    h = hashlib.sha256()
-    h.update(f"gapscope-features-v{FEATURES_VERSION}\n".encode())
-    h.update(_backbone_id(name).encode() + b"\n")
-    h.update(json.dumps(_preprocessing(ds, name, _image_size(ds, image_size)), sort_keys=True).encode() + b"\n")
-    shape = tuple(np.shape(ds.items)[1:]) if ds.modality == "image" else ()
-    h.update(f"{ds.modality} n={len(ds)} shape={shape}\n".encode())
-    h.update(np.ascontiguousarray(content_hashes(ds), dtype="<i8").tobytes())
-    return h.hexdigest()
+    size = _image_size(ds, image_size)
+    return _key(ds, name, size, content_hashes(ds))
+
+
+def uncached_items(ds: Dataset, *, backbone: str = "auto", image_size: int | None = None) -> int:
+    """How many items of ``ds`` ``embed`` would have to run through the backbone (0: instant)."""
+    if ds.modality == "tabular":
+        return 0
+    name, size = resolve_backbone(ds, backbone), _image_size(ds, image_size)
+    hashes = content_hashes(ds)
+    if (feature_cache.cache_dir() / f"{_key(ds, name, size, hashes)}.npy").exists():
+        return 0
+    return len(ds) - feature_cache.ItemStore(_item_store_dir(ds, name, size)).count(hashes)
 
 
 def cached_embedding_path(ds: Dataset, *, backbone: str = "auto", image_size: int | None = None) -> Path | None:
@@ -222,9 +270,9 @@ def cached_embedding_path(ds: Dataset, *, backbone: str = "auto", image_size: in
 
 
 def is_cached(ds: Dataset, *, backbone: str = "auto", image_size: int | None = None) -> bool:
-    """True when ``embed`` would return at once: a cache file exists, or the data is tabular."""
-    path = cached_embedding_path(ds, backbone=backbone, image_size=image_size)
-    return path is None or path.exists()
+    """True when ``embed`` would return without running the backbone: every item was embedded
+    before (in this version or another), or the data is tabular."""
+    return uncached_items(ds, backbone=backbone, image_size=image_size) == 0
 
 
 def estimate_seconds(
