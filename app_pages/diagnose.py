@@ -7,7 +7,7 @@ import streamlit as st
 
 from core import charts
 from core.data.dataset import SPLITS
-from core.diagnose.cleaning import CleaningPlan, save_cleaned, undo
+from core.diagnose.cleaning import CleaningPlan, save_cleaned, starting_plan, undo
 from core.diagnose.maps import tsne_2d
 from core.diagnose.pipeline import DiagnoseConfig, diagnose, duplicate_table, estimate_seconds, is_cached, label_issues_from_run
 from core.embed.embeddings import embed
@@ -87,7 +87,10 @@ if source != "probe":
         iss, n_judged = from_run
         st.caption(f"Judging the {n_judged:,} test items run #{source} never trained on; other items are not flagged.")
 plan_key = f"plan_{vid}"
-plan: CleaningPlan = st.session_state.setdefault(plan_key, CleaningPlan())
+if plan_key not in st.session_state:  # items reviewed in the versions this one comes from stay reviewed
+    st.session_state[plan_key] = starting_plan(store, vid, ds)
+plan: CleaningPlan = st.session_state[plan_key]
+inherited = len(starting_plan(store, vid, ds).keep) if info.parent_id is not None else 0
 names = np.asarray(ds.class_names, dtype=object)
 
 # --------------------------------------------------------------------------- headline
@@ -117,7 +120,10 @@ for col, (label, value, note) in zip(st.columns(len(headline)), headline):
 def plan_bar() -> None:
     with st.container(border=True):
         p1, p2, p3 = st.columns([3, 1, 1])
-        p1.markdown(f"**Cleaning plan** for v{vid}: {plan.summary()}, {len(plan.keep):,} reviewed and kept.")
+        p1.markdown(
+            f"**Cleaning plan** for v{vid}: {plan.summary()}, {len(plan.keep):,} reviewed and kept"
+            + (f" ({inherited:,} reviewed in the versions v{vid} comes from)." if inherited else ".")
+        )
         if p2.button("Save as new version", type="primary", disabled=plan.n_changes == 0, key="save_plan", width="stretch"):
             new_vid = save_cleaned(store, vid, plan, dataset=ds)
             st.session_state.pop(plan_key, None)
@@ -126,8 +132,8 @@ def plan_bar() -> None:
                 f"Saved v{new_vid} ({plan.summary()}). Its parent v{vid} is unchanged; Undo goes back to it."
             )
             st.rerun()
-        if p3.button("Clear plan", disabled=plan.n_changes + len(plan.keep) == 0, key="clear_plan", width="stretch"):
-            st.session_state[plan_key] = CleaningPlan()
+        if p3.button("Clear plan", disabled=plan.n_changes + len(plan.keep) == inherited, key="clear_plan", width="stretch"):
+            st.session_state[plan_key] = starting_plan(store, vid, ds)
             st.rerun()
 
 
@@ -139,12 +145,18 @@ def decide(item: int, action: str, new_label: int | None = None) -> None:
 
 
 def actions(item: int) -> None:
-    """keep / relabel / drop under one item; the relabel target defaults to the suggestion."""
+    """keep / relabel / drop under one item. The relabel target is the detector's suggestion for a
+    suspected label error, and the given label otherwise (an outlier or a duplicate has no reason
+    to change class: pick one)."""
     current = plan.decision(item)
+    flagged = bool(iss.is_issue[item])
     target = st.selectbox(
         "Label",
         range(ds.n_classes),
-        index=int(iss.suggested[item]),
+        index=int(iss.suggested[item] if flagged else max(int(ds.labels[item]), 0)),
+        help="Suggested by the label-error detector."
+        if flagged
+        else "Not a suspected label error: the given label. Pick another to relabel.",
         format_func=lambda c: str(names[c]),
         key=f"target_{vid}_{item}",
         label_visibility="collapsed",
@@ -269,7 +281,14 @@ with t_out:
     )
     window = d.outliers[pager(len(d.outliers), 12, "out_page")]
     gallery(
-        ds, window, per_row=3, footer=actions, caption=lambda i: f"{where(ds, i)} · {label_of(ds, i)} · distance {d.outlier_score[i]:.3f}"
+        ds,
+        window,
+        per_row=3,
+        footer=actions,
+        caption=lambda i: (
+            f"{where(ds, i)} · {label_of(ds, i)} · distance {d.outlier_score[i]:.3f}"
+            + (f" · also a suspected label error → **{names[iss.suggested[i]]}**" if iss.is_issue[i] else "")
+        ),
     )
 
 # --------------------------------------------------------------------------- embedding map
@@ -300,10 +319,11 @@ with t_map:
         colour, continuous = np.asarray(SPLITS, dtype=object)[ds.split[index]], False
     else:
         colour, continuous = ds.meta[colour_by].astype(str).to_numpy()[index], False
+    ids = ds.item_ids()
     if ds.modality == "text":
-        hover = [f"#{i} {label_of(ds, i)}: {str(ds.items[i])[:80]}" for i in index]
+        hover = [f"#{ids[i]} {label_of(ds, i)}: {str(ds.items[i])[:80]}" for i in index]
     else:
-        hover = [f"#{i} {label_of(ds, i)} (quality {iss.score[i]:.2f})" for i in index]
+        hover = [f"#{ids[i]} {label_of(ds, i)} (quality {iss.score[i]:.2f})" for i in index]
     event = st.plotly_chart(
         charts.embedding_map(xy, colour, colour_name=colour_by, hover=hover, index=index, continuous=continuous),
         width="stretch",

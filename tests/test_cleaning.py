@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from core.data import Dataset
-from core.diagnose.cleaning import CleaningPlan, save_cleaned, undo
+from core.diagnose.cleaning import CleaningPlan, reviewed_before, save_cleaned, starting_plan, undo
 
 
 def _ds() -> Dataset:
@@ -59,7 +59,7 @@ def test_save_cleaned_is_a_child_version_and_undo_archives_it(store):
     child = save_cleaned(store, vid, plan)
     info = store.version(child)
     assert info.parent_id == vid and info.kind == "clean" and info.note == "dropped 1, relabelled 1"
-    assert info.params == {"drop": [0], "relabel": {"1": 0}, "kept": 0}
+    assert info.params == {"drop": [0], "relabel": {"1": 0}, "kept": 0, "reviewed_ids": [1]}
     assert store.load_dataset(child).labels.tolist() == [0, 0, 1, 0, 1]
     assert store.load_dataset(vid).labels.tolist() == [0, 1, 0, 1, 0, 1]  # the parent is untouched
     assert undo(store, child) == vid
@@ -78,3 +78,26 @@ def test_a_plan_that_leaves_one_class_is_refused(store):
     with pytest.raises(ValueError, match="fewer than two classes"):
         save_cleaned(store, vid, plan)
     assert len(store.versions()) == 1
+
+
+def test_keep_decisions_and_item_numbers_survive_a_saved_cleaning(store):
+    vid = store.save_dataset(_ds(), source="upload:t.csv")
+    plan = CleaningPlan()
+    plan.decide(0, "drop")
+    plan.decide(2, "keep")  # reviewed: the label is right after all
+    plan.decide(4, "relabel", 1)
+    child = save_cleaned(store, vid, plan)
+    ds = store.load_dataset(child)
+    assert ds.item_ids().tolist() == [1, 2, 3, 4, 5]  # the numbers of the import, not rows shifted by one
+    kept_c, relabelled_e = 1, 3  # their rows in the child
+    assert reviewed_before(store, child, ds) == {kept_c, relabelled_e}
+    assert starting_plan(store, child, ds).decision(kept_c) == "keep"
+    # a second cleaning on the child: reviews from both generations carry on to the grandchild
+    again = starting_plan(store, child, ds)
+    again.decide(0, "keep")  # item #1
+    again.decide(4, "drop")  # item #5
+    grandchild = save_cleaned(store, child, again)
+    gds = store.load_dataset(grandchild)
+    assert gds.item_ids().tolist() == [1, 2, 3, 4]
+    assert {int(gds.item_ids()[r]) for r in reviewed_before(store, grandchild, gds)} == {1, 2, 4}
+    assert reviewed_before(store, vid, store.load_dataset(vid)) == set()  # the parent is not changed

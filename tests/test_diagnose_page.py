@@ -40,6 +40,11 @@ def test_diagnose_act_save_and_undo(home):
     at.button(key=f"drop_{vid}_{second}").click()
     at.run()
     assert any("dropped 1, relabelled 1" in md.value for md in at.markdown)
+    keep = [b for b in at.button if b.key and b.key.startswith(f"keep_{vid}_")]
+    kept = next(int(b.key.split("_")[-1]) for b in keep if int(b.key.split("_")[-1]) not in (first, second))
+    at.button(key=f"keep_{vid}_{kept}").click()
+    at.run()
+    assert any("1 reviewed and kept" in md.value for md in at.markdown)
 
     at.button(key="save_plan").click()
     at.run()
@@ -54,6 +59,14 @@ def test_diagnose_act_save_and_undo(home):
     assert cleaned.labels[row] == suggested  # the selectbox holds the class index
     assert any(f"Saved v{child.id}" in s.value for s in at.success)
     assert any("cleaned version" in i.value for i in at.info)
+    # the child: its items keep their numbers, and what was reviewed (kept, relabelled) stays reviewed
+    at.button(key="run_diagnosis").click()  # its embeddings are the parent's, by item content
+    at.run()
+    assert not at.exception, at.exception
+    assert any("2 reviewed in the versions" in md.value for md in at.markdown)
+    kept_row = int(np.flatnonzero(cleaned.item_ids() == kept)[0])
+    assert at.session_state[f"plan_{child.id}"].decision(kept_row) == "keep"
+    assert not any(b.key == f"keep_{child.id}_{kept_row}" for b in at.button)  # hidden as reviewed
 
     at.button(key="undo_clean").click()
     at.run()

@@ -41,7 +41,8 @@ def label_of(ds: Dataset, i: int) -> str:
 
 
 def where(ds: Dataset, i: int) -> str:
-    return f"#{i} · {SPLITS[ds.split[i]]}"
+    """'#123 · train': the item's number in its import (``Dataset.item_ids``) and its split."""
+    return f"#{int(ds.item_ids()[i])} · {SPLITS[ds.split[i]]}"
 
 
 def image_strip(images: np.ndarray, *, side: int = 96, gap: int = 4) -> np.ndarray:

@@ -25,7 +25,7 @@ def keyed_predictions(res: RunResults, ds: Dataset) -> pd.DataFrame:
     versions (``source_item``, else the row), with the row in this version kept as ``item``."""
     preds = res.predictions("test", step=res.best_step)
     rows = preds["item"].to_numpy(dtype=np.int64)
-    key = ds.meta["source_item"].to_numpy(dtype=np.int64)[rows] if "source_item" in ds.meta.columns else rows
+    key = ds.item_ids()[rows]
     return preds.assign(key=key).set_index("key")
 
 

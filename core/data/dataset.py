@@ -89,6 +89,14 @@ class Dataset:
     def split_names(self) -> np.ndarray:
         return np.asarray(SPLITS, dtype=object)[self.split]
 
+    def item_ids(self) -> np.ndarray:
+        """Each item's identity across versions: its row in the imported version (the meta column
+        ``source_item`` that cleanings and simulations write), else its row here. Item numbers on
+        pages are these, so an item keeps its number in every version derived from its import."""
+        if "source_item" in self.meta.columns:
+            return self.meta["source_item"].to_numpy(dtype=np.int64)
+        return np.arange(len(self), dtype=np.int64)
+
     def subset(self, index: np.ndarray, name: str | None = None) -> Dataset:
         """A new Dataset with the rows ``index`` (ints or a boolean mask); class names are kept."""
         index = np.asarray(index)

@@ -58,8 +58,15 @@ class CleaningPlan:
     def summary(self) -> str:
         return f"dropped {len(self.drop):,}, relabelled {len(self.relabel):,}"
 
-    def to_params(self) -> dict:
-        return {"drop": sorted(self.drop), "relabel": {str(k): v for k, v in sorted(self.relabel.items())}, "kept": len(self.keep)}
+    def to_params(self, ds: Dataset | None = None) -> dict:
+        """What a saved version records of its plan; with ``ds``, also the identities
+        (``Dataset.item_ids``) of every item reviewed — kept or relabelled — so that later
+        versions do not ask about them again (``reviewed_before``)."""
+        params: dict = {"drop": sorted(self.drop), "relabel": {str(k): v for k, v in sorted(self.relabel.items())}, "kept": len(self.keep)}
+        if ds is not None:
+            ids = ds.item_ids()
+            params["reviewed_ids"] = sorted({int(ids[i]) for i in (*self.keep, *self.relabel) if 0 <= i < len(ds)})
+        return params
 
     def apply(self, ds: Dataset) -> Dataset:
         """The cleaned dataset: relabelled items get their new class, dropped items are gone.
@@ -103,8 +110,27 @@ def save_cleaned(store: Store, version_id: int, plan: CleaningPlan, *, dataset: 
         parent_id=version_id,
         kind="clean",
         note=plan.summary(),
-        params=plan.to_params(),
+        params=plan.to_params(ds),
     )
+
+
+def reviewed_before(store: Store, version_id: int, ds: Dataset) -> set[int]:
+    """Rows of ``ds`` (version ``version_id``) whose items were reviewed — kept or relabelled — in
+    a cleaning plan saved on this version's line of ancestors."""
+    ids: set[int] = set()
+    parent: int | None = version_id
+    while parent is not None:
+        info = store.version(parent)
+        ids.update(int(i) for i in info.params.get("reviewed_ids", ()))
+        parent = info.parent_id
+    if not ids:
+        return set()
+    return {int(r) for r in np.flatnonzero(np.isin(ds.item_ids(), list(ids)))}
+
+
+def starting_plan(store: Store, version_id: int, ds: Dataset) -> CleaningPlan:
+    """A new plan for ``version_id`` that already marks as kept what earlier versions reviewed."""
+    return CleaningPlan(keep=reviewed_before(store, version_id, ds))
 
 
 def undo(store: Store, version_id: int) -> int:
