@@ -9,6 +9,7 @@ import streamlit as st
 from core import charts
 from core.data import demos
 from core.data.dataset import SPLITS, describe, filter_indices
+from core.data.imagefiles import preview_image_zip
 from core.data.imports import UPLOAD_TYPES, import_upload, kind_of
 from core.data.tables import TableRoles, guess_roles, read_table
 from core.errors import DataError
@@ -78,6 +79,27 @@ with upload_tab:
                     roles = TableRoles(label=label, split=None if split == no_split else split, features=others)
                 options = {"roles": roles}
             else:
+                preview = preview_image_zip(up)  # names only, no pixels: instant, and refuses unsafe archives
+                counts = preview.counts.assign(split=preview.counts["split"].fillna("—"))
+                n_classes = counts["class"].nunique()
+                st.bar_chart(
+                    counts,
+                    x="class",
+                    y="images",
+                    color="split" if preview.has_splits else None,
+                    horizontal=True,
+                    sort="-images",
+                    height=min(800, 120 + 24 * n_classes),
+                )
+                st.caption(
+                    f"{preview.n_images:,} image{'s' if preview.n_images != 1 else ''} in {n_classes:,} "
+                    f"class{'es' if n_classes != 1 else ''} ("
+                    + ("train/val/test folders found" if preview.has_splits else "no split folders: a stratified split will be made")
+                    + "). Images that turn out corrupt or too large are skipped at import."
+                )
+                if preview.skipped:
+                    with st.expander(f"{len(preview.skipped):,} file(s) will be skipped"):
+                        st.dataframe(pd.DataFrame(preview.skipped, columns=["file", "reason"]), width="stretch", hide_index=True)
                 size = st.selectbox(
                     "Image size",
                     ["auto", 28, 32, 64, 96, 128, 224],

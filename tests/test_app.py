@@ -155,6 +155,26 @@ def test_upload_image_zip(home):
     assert info.skipped[0][0] == "shapes/square/notes.txt"
 
 
+def test_image_zip_upload_shows_a_preview_before_import(home):
+    png = io.BytesIO()
+    Image.new("L", (8, 8), 100).save(png, format="PNG")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for split, cls, n in (("train", "cat", 3), ("train", "dog", 2), ("test", "cat", 1), ("test", "dog", 1)):
+            for i in range(n):
+                zf.writestr(f"{split}/{cls}/{i}.png", png.getvalue())
+        zf.writestr("train/dog/readme.md", b"notes")
+    at = open_data_page()
+    at.file_uploader(key="upload").set_value(("pets.zip", buf.getvalue(), "application/zip"))
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert any("7 images in 2 classes (train/val/test folders found)" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert any("1 file(s) will be skipped" in e.label for e in at.expander)
+    assert at.button(key="import_upload")  # the import is still one click away, nothing stored yet
+    assert Store(home).versions() == []
+
+
 @needs_asset("vader")
 def test_vader_demo_with_slices_and_duplicates():
     at = open_data_page()

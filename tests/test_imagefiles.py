@@ -18,7 +18,7 @@ import pytest
 from PIL import Image, ImageFile
 
 from core.data import imagefiles
-from core.data.imagefiles import ArchiveLimits, dataset_from_images, read_image_folder, read_image_zip
+from core.data.imagefiles import ArchiveLimits, dataset_from_images, preview_image_zip, read_image_folder, read_image_zip
 from core.errors import DataError
 
 # --------------------------------------------------------------------------- fixture builders
@@ -541,3 +541,76 @@ def test_the_pixel_budget_grows_with_the_archive_and_counts_jpegs_at_their_draft
     assert res.images.shape == (6, 384, 512, 3) and res.orig_sizes.tolist() == [[1200, 900]] * 6
     with pytest.raises(DataError, match="million pixels"):
         read_image_zip(data, limits=ArchiveLimits(min_pixel_budget=1_000_000, max_pixels_per_byte=0.1))
+
+
+# --------------------------------------------------------------------------- preview before import
+
+
+def test_preview_counts_classes_per_split_and_lists_what_would_be_skipped():
+    data = make_zip(
+        [
+            ("pets/Train/cats/1.png", gray_png(1)),
+            ("pets/Train/cats/2.png", gray_png(2)),
+            ("pets/Train/dogs/3.png", gray_png(3)),
+            ("pets/VALID/cats/4.png", gray_png(4)),
+            ("pets/test/dogs/5.png", gray_png(5)),
+            ("pets/test/6.png", gray_png(6)),  # in a split but no class folder
+            ("pets/Train/dogs/notes.txt", b"hello"),
+            ("__MACOSX/pets/._1.png", b"junk"),  # junk: ignored, not listed
+            ("pets/Train/.DS_Store", b"junk"),
+        ]
+    )
+    pre = preview_image_zip(data)
+    assert pre.has_splits and pre.n_images == 5
+    assert list(pre.counts.columns) == ["class", "split", "images"]
+    assert pre.counts.values.tolist() == [["cats", "train", 2], ["cats", "valid", 1], ["dogs", "train", 1], ["dogs", "test", 1]]
+    assert dict(pre.skipped) == {
+        "pets/Train/dogs/notes.txt": "not an image (.txt)",
+        "pets/test/6.png": "in split folder 'test' but not in a class folder inside it (test/<class>/)",
+    }
+    # the same classes, splits and skips as the import (whose images here all decode)
+    res = read_image_zip(data)
+    assert sorted(zip(res.labels, res.splits or [])) == sorted((c, s) for c, s, n in pre.counts.values.tolist() for _ in range(n))
+    assert res.skipped == pre.skipped
+
+
+def test_preview_without_split_folders():
+    data = make_zip([("a/1.png", gray_png()), ("a/2.png", gray_png()), ("b/3.png", gray_png()), ("loose.png", gray_png())])
+    pre = preview_image_zip(data)
+    assert not pre.has_splits and pre.n_images == 3
+    assert pre.counts.values.tolist() == [["a", None, 2], ["b", None, 1]]
+    assert dict(pre.skipped) == {"loose.png": "not inside a class folder; put each image in a folder named after its class"}
+
+
+def test_preview_reads_no_member(monkeypatch):
+    corrupt = b"\x89PNG\r\n\x1a\nnot really"  # counted here; found only at import
+    data = make_zip([("a/1.png", gray_png()), ("b/2.png", corrupt)])
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the preview must not read any member")
+
+    monkeypatch.setattr(imagefiles, "_read_zip_member", refuse)
+    monkeypatch.setattr(zipfile.ZipFile, "open", refuse)
+    monkeypatch.setattr(zipfile.ZipFile, "read", refuse)
+    pre = preview_image_zip(data)
+    assert pre.n_images == 2 and pre.skipped == []
+
+
+@pytest.mark.parametrize("bad", ["cats/../../evil.png", "/abs.png"])
+def test_preview_refuses_unsafe_archives_like_the_import(bad):
+    data = make_zip([("cats/1.png", gray_png()), ("dogs/2.png", gray_png()), (zipfile.ZipInfo(bad), gray_png())])
+    with pytest.raises(DataError, match="contains unsafe paths: ") as err:
+        preview_image_zip(data)
+    with pytest.raises(DataError) as same:
+        read_image_zip(data)
+    assert str(err.value) == str(same.value)
+
+
+def test_preview_refuses_limits_non_zips_and_archives_without_images():
+    data = make_zip([(f"c{i % 2}/{i}.png", gray_png()) for i in range(5)])
+    with pytest.raises(DataError, match="holds 5 entries; the limit is 3 files per archive"):
+        preview_image_zip(data, limits=ArchiveLimits(max_entries=3))
+    with pytest.raises(DataError, match="is not a valid ZIP archive"):
+        preview_image_zip(b"not a zip at all")
+    with pytest.raises(DataError, match=r"No readable images were found .* Skipped: notes\.txt: not an image"):
+        preview_image_zip(make_zip([("notes.txt", b"hello")]))

@@ -48,6 +48,7 @@ import stat
 import struct
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
@@ -152,6 +153,31 @@ class ImageFolderResult:
     paths: list[str]
     orig_sizes: np.ndarray
     skipped: list[tuple[str, str]]
+
+
+@dataclass
+class ZipPreview:
+    """What importing an image ZIP would take, from its file names alone (see ``preview_image_zip``).
+
+    Attributes
+    ----------
+    counts : pd.DataFrame
+        One row per class and split, columns ``class`` (folder name), ``split`` (lower-cased split
+        folder name, or None for images outside split folders and for layouts without any) and
+        ``images`` (how many image files it holds); sorted by class, then split.
+    skipped : list of (str, str)
+        (entry name, reason) for every file that would be left out for its name or place alone,
+        junk excepted.
+    n_images : int
+        Image files that would be read, all classes and splits together.
+    has_splits : bool
+        Whether the layout has split folders (train/, val/, test/, …) above the class folders.
+    """
+
+    counts: pd.DataFrame
+    skipped: list[tuple[str, str]]
+    n_images: int
+    has_splits: bool
 
 
 class _Skip(Exception):
@@ -266,6 +292,45 @@ def read_image_folder(
             f"limit. {_SPLIT_HINT}, or point to a smaller folder."
         )
     return _build(entries, skipped, _read_file, label, image_size, limits)
+
+
+def preview_image_zip(data: bytes | BinaryIO | str | Path, *, limits: ArchiveLimits = DEFAULT_LIMITS) -> ZipPreview:
+    """Classes, splits and image counts of a ZIP of class folders, from its central directory only.
+
+    The archive is opened and checked exactly as ``read_image_zip`` does (same limits, same
+    rejection of unsafe paths, links and bomb-like sizes) and its entries are placed in classes by
+    the same layout rules, but no member is read or decompressed, so this is instant even for a
+    large archive. What only the pixels can tell is found at import: a corrupt or truncated image,
+    one with too many pixels, a damaged member, or an archive over the decoded-pixel or memory
+    budget; such images are counted here and skipped (or the import refused) later.
+
+    Parameters
+    ----------
+    data : bytes, binary file object, str or Path
+        As in ``read_image_zip``; a file object is not closed.
+    limits : ArchiveLimits
+        Safety bounds; see the class.
+
+    Returns
+    -------
+    ZipPreview
+
+    Raises
+    ------
+    DataError
+        As ``read_image_zip`` would before reading any member: the file is not a ZIP, contains
+        unsafe paths or links, exceeds an entry or size limit, or holds no image in a class folder.
+    """
+    label = _display_name(data)
+    with _open_zip(data, label, limits) as zf:
+        infos = zf.infolist()
+        _check_zip_entries(infos, label, limits)
+        entries, skipped = _zip_entries(infos)
+    placed, has_splits, layout_skipped = _assign_classes(entries) if entries else ([], False, [])
+    skipped = sorted(skipped + layout_skipped)
+    if not placed:
+        raise _no_images(label, skipped)
+    return ZipPreview(counts=_count_placed(placed), skipped=skipped, n_images=len(placed), has_splits=has_splits)
 
 
 # --------------------------------------------------------------------------- ZIP: opening and checks
@@ -569,6 +634,16 @@ def _assign_classes(
         else:
             placed.append((entry, rel[0], None))
     return placed, has_splits, skipped
+
+
+def _count_placed(placed: list[tuple[_Entry, str, str | None]]) -> pd.DataFrame:
+    """Images per (class, split) as a frame: classes by name, splits train → validation → test, None last."""
+    order = {s: i for i, s in enumerate(("train", "val", "valid", "validation", "dev", "test"))}
+    counts = Counter((cls, split) for _, cls, split in placed)
+    keys = sorted(counts, key=lambda k: (k[0], order.get(k[1] or "", len(order))))
+    return pd.DataFrame(
+        {"class": [k[0] for k in keys], "split": [k[1] for k in keys], "images": np.array([counts[k] for k in keys], dtype=np.int64)}
+    )
 
 
 # --------------------------------------------------------------------------- decoding
