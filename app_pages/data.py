@@ -10,10 +10,11 @@ from core import charts
 from core.data import demos
 from core.data.dataset import SPLITS, describe, filter_indices
 from core.data.imagefiles import preview_image_zip
-from core.data.imports import UPLOAD_TYPES, import_upload, kind_of
+from core.data.imports import UPLOAD_TYPES, check_archive, check_size, import_upload, kind_of
 from core.data.tables import TableRoles, guess_roles, read_table
 from core.errors import DataError
 from ui import common
+from ui import diagnosis as diagnosis_ui
 
 store = common.store()
 st.title("📊 Data")
@@ -44,6 +45,7 @@ with upload_tab:
     if up is not None:
         data = up.getvalue()
         try:
+            check_size(len(data), up.name)  # the app's own limit, whatever server.maxUploadSize says
             kind = kind_of(up.name)
             if kind == "table":
                 df, read_warnings = read_table(data, up.name)
@@ -79,6 +81,7 @@ with upload_tab:
                     roles = TableRoles(label=label, split=None if split == no_split else split, features=others)
                 options = {"roles": roles}
             else:
+                check_archive(data, up.name)
                 preview = preview_image_zip(up)  # names only, no pixels: instant, and refuses unsafe archives
                 counts = preview.counts.assign(split=preview.counts["split"].fillna("—"))
                 n_classes = counts["class"].nunique()
@@ -103,7 +106,7 @@ with upload_tab:
                 size = st.selectbox(
                     "Image size",
                     ["auto", 28, 32, 64, 96, 128, 224],
-                    help="auto keeps a common size, else resizes to the median (at most 128).",
+                    help="auto keeps a size all images share (scaled down to 512 px on the long side when larger), else resizes to the median side (at most 128).",
                 )
                 options = {"image_size": None if size == "auto" else int(size)}
             if st.button("Import", type="primary", key="import_upload"):
@@ -181,6 +184,26 @@ st.caption(
     f"({'the long-tail literature’s 100 / 20' if (head, tail) == (100, 20) else 'scaled from 100 / 20 because the largest class is small'}). "
     f"{groups.get('head', 0)} head · {groups.get('medium', 0)} medium · {groups.get('tail', 0)} tail classes."
 )
+
+# --------------------------------------------------------------------------- label noise (the latest diagnosis)
+st.subheader("Label noise")
+dg_cfg = diagnosis_ui.config()
+noise = diagnosis_ui.latest(vid, dg_cfg)
+running = diagnosis_ui.job(vid, dg_cfg)
+if running is not None and running.is_alive():
+    diagnosis_ui.progress_line(vid, dg_cfg)
+if noise is not None:
+    diagnosis_ui.noise_summary(ds, noise)
+elif running is None or not running.is_alive():
+    n1, n2 = st.columns([3, 1])
+    n1.caption(
+        "Not diagnosed yet. The diagnosis estimates how many labels are wrong and where (noise per class, which classes "
+        "get confused); on a large version the first estimate, from a sample, comes within seconds."
+    )
+    if n2.button("Diagnose in the background", key="data_diagnose", width="stretch"):
+        diagnosis_ui.start(vid, dg_cfg)
+        st.rerun()
+st.page_link("app_pages/diagnose.py", label="Review suspects on the Diagnose page", icon="🩺")
 
 # --------------------------------------------------------------------------- details
 tab_names = ["Preview", "Splits", "Slices", "Duplicates & leaks", "Missing values", "Text lengths" if ds.modality == "text" else "Sizes"]

@@ -10,9 +10,11 @@ from core.data.dataset import SPLITS
 from core.diagnose.cleaning import CleaningPlan, save_cleaned, starting_plan, undo
 from core.diagnose.maps import tsne_2d
 from core.diagnose.pipeline import DiagnoseConfig, diagnose, duplicate_table, estimate_seconds, is_cached, label_issues_from_run
+from core.diagnose.progressive import SAMPLE_FROM, SAMPLE_SIZE
 from core.embed.embeddings import embed
 from core.store import RunStatus
 from ui import common
+from ui import diagnosis as diagnosis_ui
 from ui.items import gallery, label_of, where
 
 store = common.store()
@@ -39,23 +41,46 @@ if info.kind == "clean" and info.parent_id is not None:
 
 with st.expander("Settings"):
     s1, s2, s3, s4 = st.columns(4)
-    k = s1.number_input("Neighbours (k)", 2, 50, 10, key="dg_k", help="For kNN label agreement and outlier distance.")
-    folds = s2.number_input(
-        "Folds", 2, 10, 5, key="dg_folds", help="Of the out-of-fold probe that predicts each item without having seen it."
-    )
-    threshold = s3.slider("Near-duplicate cosine ≥", 0.90, 1.0, 0.98, 0.005, key="dg_dup")
-    quantile = s4.slider("Outliers: top share", 0.001, 0.05, 0.01, 0.001, format="%.3f", key="dg_out")
-cfg = DiagnoseConfig(k=int(k), n_folds=int(folds), duplicate_threshold=float(threshold), outlier_quantile=1 - float(quantile))
+    s1.number_input("Neighbours (k)", 2, 50, 10, key="dg_k", help="For kNN label agreement and outlier distance.")
+    s2.number_input("Folds", 2, 10, 5, key="dg_folds", help="Of the out-of-fold probe that predicts each item without having seen it.")
+    s3.slider("Near-duplicate cosine ≥", 0.90, 1.0, 0.98, 0.005, key="dg_dup")
+    s4.slider("Outliers: top share", 0.001, 0.05, 0.01, 0.001, format="%.3f", key="dg_out")
+cfg = diagnosis_ui.config()  # from the widgets above, as the Data page reads them
 
 if not is_cached(ds, cfg):
-    st.info(
-        f"**{info.label}** has not been diagnosed with these settings yet. It takes about "
-        f"{estimate_seconds(ds, cfg):,.0f} s on this machine (embeddings are cached, so the next look is instant)."
-    )
-    if st.button("Run diagnosis", type="primary", key="run_diagnosis"):
-        bar = st.progress(0.0, text="Starting…")
-        diagnose(ds, cfg, progress=lambda stage, frac: bar.progress(min(max(frac, 0.0), 1.0), text=stage.capitalize() + "…"))
-        st.rerun()
+    running = diagnosis_ui.job(vid, cfg)
+    if len(ds) < SAMPLE_FROM:  # small: diagnose here and now, with a progress bar
+        st.info(
+            f"**{info.label}** has not been diagnosed with these settings yet. It takes about "
+            f"{estimate_seconds(ds, cfg):,.0f} s on this machine (embeddings are cached by item, so the next look is instant)."
+        )
+        if st.button("Run diagnosis", type="primary", key="run_diagnosis"):
+            bar = st.progress(0.0, text="Starting…")
+            diagnose(ds, cfg, progress=lambda stage, frac: bar.progress(min(max(frac, 0.0), 1.0), text=stage.capitalize() + "…"))
+            st.rerun()
+        st.stop()
+    # large: in the background, a stratified sample first so the label-noise picture comes in seconds
+    if running is None or not running.is_alive():
+        if running is not None and running.error:
+            st.error(f"The diagnosis failed: {running.error}")
+        st.info(
+            f"**{info.label}** has not been diagnosed with these settings yet: about {estimate_seconds(ds, cfg):,.0f} s on this "
+            f"machine. It runs in the background — first on a stratified sample of {SAMPLE_SIZE:,} items, whose label-noise "
+            "estimate appears here (and on the Data page) within seconds, then on every item. You can leave this page meanwhile."
+        )
+        if st.button("Run diagnosis", type="primary", key="run_diagnosis"):
+            diagnosis_ui.start(vid, cfg)
+            st.rerun()
+        if (early := diagnosis_ui.latest(vid, cfg)) is not None:
+            diagnosis_ui.noise_summary(ds, early)
+        st.stop()
+    diagnosis_ui.progress_line(vid, cfg)
+    early = diagnosis_ui.latest(vid, cfg)
+    if early is None:
+        st.caption("The first estimate, from a sample, appears here in a moment.")
+    else:
+        diagnosis_ui.noise_summary(ds, early)
+        st.caption("Reviewing items, duplicates, outliers and the map open when every item is diagnosed.")
     st.stop()
 
 

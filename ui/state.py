@@ -13,7 +13,7 @@ from typing import Any
 
 import streamlit as st
 
-PERSISTENT = ("tr_", "sm_", "cmp_")  # the Train, Simulate and Compare pages' settings
+PERSISTENT = ("tr_", "sm_", "cmp_", "dg_")  # the Train, Simulate, Compare and Diagnose pages' settings
 
 
 def keep_settings() -> None:

@@ -36,6 +36,13 @@ def check_size(n_bytes: int, filename: str) -> None:
         )
 
 
+def check_archive(data: bytes, filename: str) -> None:
+    """An image archive must have bytes and fit the upload limit."""
+    check_size(len(data), filename)
+    if not data:
+        raise DataError(f"'{filename}' is empty (0 bytes). Upload a .zip with one folder of images per class.")
+
+
 def kind_of(filename: str) -> str:
     ext = Path(filename).suffix.lower().lstrip(".")
     if ext in ARCHIVE_TYPES:
@@ -55,8 +62,7 @@ def load_upload(filename: str, data: bytes, *, roles: TableRoles | None = None, 
     if kind_of(filename) == "images":
         from core.data.imagefiles import dataset_from_images, read_image_zip
 
-        if not data:
-            raise DataError(f"'{filename}' is empty (0 bytes). Upload a .zip with one folder of images per class.")
+        check_archive(data, filename)
         upload = io.BytesIO(data)
         upload.name = filename  # messages then name the file, not "the upload"
         return dataset_from_images(read_image_zip(upload, image_size=image_size), name=name)

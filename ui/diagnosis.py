@@ -1,0 +1,101 @@
+"""Diagnoses running in the app's background, and the label-noise summary the Data and Diagnose pages share."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core import charts, paths
+from core.data.dataset import Dataset
+from core.diagnose.pipeline import DiagnoseConfig
+from core.diagnose.progressive import DiagnosisJob, Locations, Result, load, locations
+from ui import common
+
+
+@st.cache_resource(show_spinner=False)
+def _jobs() -> dict[tuple[str, int, DiagnoseConfig], DiagnosisJob]:
+    return {}  # one per (home, version, settings), shared by every session of this app process
+
+
+def config() -> DiagnoseConfig:
+    """The settings chosen in the Diagnose page's expander (defaults before it was opened)."""
+    ss = st.session_state
+    default = DiagnoseConfig()
+    return DiagnoseConfig(
+        k=int(ss.get("dg_k", default.k)),
+        n_folds=int(ss.get("dg_folds", default.n_folds)),
+        duplicate_threshold=float(ss.get("dg_dup", default.duplicate_threshold)),
+        outlier_quantile=1 - float(ss.get("dg_out", 1 - default.outlier_quantile)),
+    )
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _locations(home: str, version_id: int, cfg: DiagnoseConfig) -> Locations:
+    return locations(common.dataset(version_id), cfg)  # hashes the items once per version
+
+
+@st.cache_resource(show_spinner="Loading the diagnosis…", max_entries=8)
+def _load(home: str, version_id: int, cfg: DiagnoseConfig, scope: str) -> Result:
+    return load(common.dataset(version_id), cfg, _locations(home, version_id, cfg), scope)
+
+
+def latest(version_id: int, cfg: DiagnoseConfig) -> Result | None:
+    """The best diagnosis of the version on disk (full, else the sample's), or None."""
+    home = str(paths.home())
+    scope = _locations(home, version_id, cfg).available()
+    return None if scope is None else _load(home, version_id, cfg, scope)
+
+
+def job(version_id: int, cfg: DiagnoseConfig) -> DiagnosisJob | None:
+    return _jobs().get((str(paths.home()), version_id, cfg))
+
+
+def start(version_id: int, cfg: DiagnoseConfig) -> DiagnosisJob:
+    """Start (or return the running) background diagnosis of ``version_id``."""
+    key = (str(paths.home()), version_id, cfg)
+    jobs = _jobs()
+    running = jobs.get(key)
+    if running is not None and running.is_alive():
+        return running
+    jobs[key] = DiagnosisJob(common.dataset(version_id), cfg)
+    jobs[key].start()
+    return jobs[key]
+
+
+def progress_line(version_id: int, cfg: DiagnoseConfig) -> None:
+    """A live progress bar of the background diagnosis; reruns the whole page when a pass ends."""
+
+    @st.fragment(run_every=1.5)
+    def live() -> None:
+        running = job(version_id, cfg)
+        if running is None:
+            return
+        stage, frac, scope = running.status()
+        seen = st.session_state.setdefault("diag_seen_scope", {})
+        if seen.get(version_id) not in (None, scope):
+            seen[version_id] = scope
+            st.rerun(scope="app")
+        seen[version_id] = scope
+        if scope in ("done", "failed"):
+            return
+        what = "a stratified sample, for a first estimate" if scope == "sample" else "every item"
+        st.progress(min(max(frac, 0.0), 1.0), text=f"Diagnosing {what}: {stage}…")
+
+    live()
+
+
+def noise_summary(ds: Dataset, result: Result) -> None:
+    """Estimated noise rate, per-class noise rates and the noise matrix of ``result``."""
+    iss = result.diagnosis.issues
+    rate = 1 - float(np.trace(iss.joint)) if iss.joint.size else float("nan")
+    scope = (
+        f"a stratified sample of {result.n_items:,} of {len(ds):,} items (seeded); the full diagnosis refines it"
+        if result.scope == "sample"
+        else f"all {len(ds):,} items"
+    )
+    c0, c1, c2 = st.columns([1, 2, 2])
+    c0.metric("Estimated label noise", f"{rate:.1%}")
+    c0.metric("Suspected label errors", f"{iss.n_issues:,}", help=f"Among {result.n_items:,} items judged.")
+    c0.caption(f"From {scope}.")
+    c1.plotly_chart(charts.noise_rates(iss.noise_rate_per_class, ds.class_names), width="stretch")
+    c2.plotly_chart(charts.noise_matrix(iss.noise_matrix, ds.class_names), width="stretch")
