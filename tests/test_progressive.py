@@ -55,7 +55,7 @@ def test_the_sample_estimate_comes_first_and_is_close_to_the_full_one(home):
     assert not job.is_alive() and job.error is None and job.status()[2] == "done"
     final = latest(ds, cfg)
     assert final is not None and final.scope == "full" and final.n_items == len(ds)
-    rate = lambda d: 1 - float(np.trace(d.issues.joint))  # noqa: E731
+    rate = lambda d: 1 - float(np.trace(d.issues.joint))
     assert abs(rate(first) - flipped.mean()) < 0.03  # 20 % of the labels were changed
     assert abs(rate(first) - rate(final.diagnosis)) < 0.03
 
@@ -73,7 +73,7 @@ def test_a_failing_diagnosis_says_why_and_ends(home):
 def test_pages_show_the_sample_estimate_then_the_full_diagnosis(home):
     ds, _ = blobs()
     store = Store(home)
-    vid = store.save_dataset(ds, source="upload:blobs.csv")
+    store.save_dataset(ds, source="upload:blobs.csv")
     diagnose(sample_of(ds), DiagnoseConfig())  # the first pass has ended
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
