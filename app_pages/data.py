@@ -30,7 +30,7 @@ with demo_tab:
             st.caption(demo.blurb)
             if demos.available(demo.key):
                 if st.button("Open", key=f"demo_{demo.key}", width="stretch"):
-                    with st.spinner(f"Importing {demo.title}…"):
+                    with st.spinner(f"Importing {demo.title}…"), common.saving():
                         common.set_current_version(demos.import_demo(store, demo.key))
                     st.rerun()
             else:
@@ -200,7 +200,11 @@ elif running is None or not running.is_alive():
         "Not diagnosed yet. The diagnosis estimates how many labels are wrong and where (noise per class, which classes "
         "get confused); on a large version the first estimate, from a sample, comes within seconds."
     )
-    if n2.button("Diagnose in the background", key="data_diagnose", width="stretch"):
+    read_only = store.read_only is not None
+    if n2.button(
+        "Diagnose in the background", key="data_diagnose", width="stretch", disabled=read_only,
+        help="The home is read-only: a diagnosis could not be kept." if read_only else None,
+    ):  # fmt: skip
         diagnosis_ui.start(vid, dg_cfg)
         st.rerun()
 st.page_link("app_pages/diagnose.py", label="Review suspects on the Diagnose page", icon="🩺")

@@ -34,7 +34,8 @@ if info.kind == "clean" and info.parent_id is not None:
     c1, c2 = st.columns([4, 1])
     c1.info(f"You are looking at a cleaned version ({info.note}) of v{info.parent_id}.")
     if c2.button("Undo this cleaning", key="undo_clean", width="stretch"):
-        parent = undo(store, vid)
+        with common.saving():
+            parent = undo(store, vid)
         common.set_current_version(parent)
         st.session_state["diagnose_notice"] = f"Undone: v{vid} is archived; back to v{parent}."
         st.rerun()
@@ -150,7 +151,8 @@ def plan_bar() -> None:
             + (f" ({inherited:,} reviewed in the versions v{vid} comes from)." if inherited else ".")
         )
         if p2.button("Save as new version", type="primary", disabled=plan.n_changes == 0, key="save_plan", width="stretch"):
-            new_vid = save_cleaned(store, vid, plan, dataset=ds)
+            with common.saving():
+                new_vid = save_cleaned(store, vid, plan, dataset=ds)
             st.session_state.pop(plan_key, None)
             common.set_current_version(new_vid)
             st.session_state["diagnose_notice"] = (

@@ -126,7 +126,7 @@ elif plan is not None and recipe is not None:
     p2.metric("Duplicated items", f"{int((plan.duplicate_of >= 0).sum()):,}")
     st.caption(recipe.summary() + ". Val and test are unchanged.")
     if st.button("Create this version", type="primary", disabled=not recipe.active, key="simulate_create"):
-        with st.spinner("Writing the version…"):
+        with st.spinner("Writing the version…"), common.saving():
             new = save_simulated(store, source, recipe, dataset=ds)
         common.set_current_version(new)
         st.session_state["sm_notice"] = new

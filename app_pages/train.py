@@ -136,15 +136,17 @@ for problem in problems:
 b1, b2 = st.columns([1, 2])
 runner = common.runner()
 if b1.button("Start training", type="primary", disabled=bool(problems), key="start_run"):
-    run_id = runner.submit(cfg)
+    with common.saving():
+        run_id = runner.submit(cfg)
     st.session_state["selected_run"] = run_id
     st.session_state["train_notice"] = [run_id]
     st.rerun()
 pair_help = "Two runs with the same seed: one without mitigations, one with these. Compare them on the Runs page."
 if b2.button("Run baseline and mitigated side by side", disabled=bool(problems) or not mitigation.active, key="start_pair", help=pair_help):
     baseline = dataclasses.replace(cfg, mitigations=Mitigations())
-    base = runner.submit(dataclasses.replace(baseline, name=f"{baseline.display_name()} · baseline"))
-    mitigated = runner.submit(cfg)
+    with common.saving():
+        base = runner.submit(dataclasses.replace(baseline, name=f"{baseline.display_name()} · baseline"))
+        mitigated = runner.submit(cfg)
     st.session_state["selected_run"] = mitigated
     st.session_state["cmp_runs"] = [base, mitigated]  # the Compare page opens on this pair
     st.session_state["train_notice"] = [base, mitigated]

@@ -269,3 +269,40 @@ def test_any_reader_sees_a_run_with_a_stale_heartbeat_as_lost(store, digits):
     assert status_label(row).startswith("👻 lost (no heartbeat for") and "it was running" in status_label(row)
     store.set_run_status(run_id, "failed", message="worker gone")
     assert Store(store.home).run(run_id)["lost"] is False  # ended runs are never lost
+
+
+def test_the_app_browses_a_read_only_home_and_says_why_it_cannot_save(tmp_path, monkeypatch):
+    from streamlit.testing.v1 import AppTest
+
+    from tests.conftest import APP
+
+    home = tmp_path / "ro-app"
+    with contextlib.ExitStack() as stack:
+        if os.geteuid() == 0:
+            stack.enter_context(_tmpfs(home, size_mb=32))
+        monkeypatch.setenv("GAPSCOPE_HOME", str(home))
+        store = Store(home)
+        vid = store.save_dataset(load_digits_8x8().dataset, source="upload:digits.zip")
+        run_id = store.create_run(vid, _cfg(vid).to_dict())
+        store.add_metrics(run_id, 10, "test", {"accuracy": 0.9})
+        store.set_run_status(run_id, "finished", message="done")
+        if os.geteuid() == 0:
+            _remount_ro(home)
+        else:
+            home.chmod(0o555)
+            stack.callback(home.chmod, 0o755)
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.run()
+        at.switch_page("app_pages/data.py")
+        at.run()
+        assert not at.exception, at.exception
+        assert any("Read-only" in w.value for w in at.sidebar.warning)
+        assert any(h.value.startswith("Digits") for h in at.header)  # the stored version is shown
+        at.button(key="demo_digits").click()  # importing needs a write: refused with the reason
+        at.run()
+        assert not at.exception, at.exception
+        assert any("cannot be written" in e.value for e in at.error)
+        at.switch_page("app_pages/runs.py")
+        at.run()
+        assert not at.exception, at.exception
+        assert any(f"Run #{run_id}" in s.value for s in at.subheader)

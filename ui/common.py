@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import streamlit as st
@@ -11,6 +13,7 @@ import streamlit as st
 from core import paths
 from core.data.dataset import Dataset
 from core.data.profile import Profile, profile
+from core.errors import DataError
 from core.hardware import detect
 from core.store import Store
 
@@ -108,6 +111,17 @@ def estimate_run_seconds(cfg: RunConfig, ds: Dataset) -> float | None:
         return estimate_seconds(cfg, ds, gpu=gpu)
     except ValueError:
         return None
+
+
+@contextmanager
+def saving() -> Iterator[None]:
+    """Around a write a button starts: a ``DataError`` (read-only home, full disk, a store held
+    busy, bad input) is shown as it is and the page stops there; nothing stored is lost."""
+    try:
+        yield
+    except DataError as err:
+        st.error(str(err), icon="💾")
+        st.stop()
 
 
 def require_dataset():

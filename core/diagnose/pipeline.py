@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -148,7 +149,10 @@ def diagnose(ds: Dataset, cfg: DiagnoseConfig = DiagnoseConfig(), *, progress: P
 
     result = Diagnosis(probs.astype(np.float32), issues, dups, outlier_score.astype(np.float32), out_idx, cov, map2d, seconds, cfg.backbone)
     if path is not None:
-        _save(path, result)
+        try:  # a cache: a full disk costs the next look its speed, never this result
+            _save(path, result)
+        except OSError as err:
+            print(f"gapscope: diagnosis not cached ({err})", file=sys.stderr)
     report("done", 1.0)
     return result
 

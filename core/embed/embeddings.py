@@ -96,6 +96,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -206,8 +207,13 @@ def embed(
         X[found] = known
     if fresh is not None:
         X[missing] = fresh
-        items.add(hashes[missing], fresh)
-    feature_cache.save(path, X)
+    try:  # a cache: a full disk costs the next look its speed, never this result
+        if fresh is not None:
+            items.add(hashes[missing], fresh)
+        feature_cache.save(path, X)
+    except OSError as err:
+        print(f"gapscope: embeddings not cached ({err})", file=sys.stderr)
+        return X
     mapped = feature_cache.load(path, len(ds))  # hand back the file, as a cache hit would: same type both times
     return mapped if mapped is not None else X
 
