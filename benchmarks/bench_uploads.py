@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.data.imagefiles import read_image_zip
 from core.data.imports import load_upload
+from core.data.tables import _column_stats, read_table
 from core.errors import DataError
 
 
@@ -52,6 +53,20 @@ def main() -> int:
                 f"  {'words' if words else 'numbers'} {columns:>6,} columns  {len(data) / 2**20:5.2f} MiB  {dt:6.2f} s  {per_mb[-1]:5.2f} s/MiB"
             )
         print(f"  s/MiB at 16× the width ÷ s/MiB at 1×: {per_mb[-1] / per_mb[0]:.2f} (1 = linear)")
+
+    print("\nrole guessing's column statistics on the 20,000-column words table: one pass vs pandas calls per column")
+    df, _ = read_table(wide_csv(20000, 10, words=True), "wide.csv")
+    t = time.perf_counter()
+    _column_stats(df)
+    one_pass = time.perf_counter() - t
+    t = time.perf_counter()
+    for c in df.columns:  # what guess_roles did before: nunique, then dropna/astype/str.len/nunique, per column
+        col = df[c]
+        col.nunique(dropna=True)
+        s = col.dropna().astype(str)
+        _ = not s.empty and s.str.len().mean() >= 15 and s.nunique() > 0.5 * len(s)
+    per_column = time.perf_counter() - t
+    print(f"  one pass {one_pass:.2f} s · per-column pandas {per_column:.2f} s · {per_column / one_pass:.1f}× faster")
 
     blank = io.BytesIO()
     Image.new("RGB", (6000, 6000), (200, 30, 40)).save(blank, "PNG")
