@@ -17,7 +17,7 @@ import streamlit as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `core` and `ui` import from any cwd
 
-from ui import access, sidebar, state
+from ui import access, common, sidebar, state
 
 st.set_page_config(page_title="Gapscope", page_icon="🔭", layout="wide")
 
@@ -37,4 +37,5 @@ access.gate()  # a login when one is configured; a loud warning when exposed wit
 state.keep_settings()  # page settings survive a visit to another page
 page = st.navigation(pages)
 sidebar.render()
+common.show_save_error()  # a write a button asked for and the store refused (read-only home, full disk)
 page.run()

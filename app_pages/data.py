@@ -41,7 +41,9 @@ with upload_tab:
         "Tables: .csv .tsv .parquet .jsonl with a label column (text or tabular features). "
         "Images: a .zip with one folder per class (optionally inside train/ val/ test/ folders)."
     )
-    up = st.file_uploader("Upload a dataset", type=list(UPLOAD_TYPES), key="upload")
+    # a new key after each import empties the box, so a second click cannot import the same file twice
+    n_imports = st.session_state.get("uploads_done", 0)
+    up = st.file_uploader("Upload a dataset", type=list(UPLOAD_TYPES), key="upload" if n_imports == 0 else f"upload_{n_imports}")
     if up is not None:
         data = up.getvalue()
         try:
@@ -92,12 +94,16 @@ with upload_tab:
                     color="split" if preview.has_splits else None,
                     horizontal=True,
                     sort="-images",
-                    height=min(800, 120 + 24 * n_classes),
+                    height=min(800, max(220, 120 + 28 * n_classes)),
                 )
                 st.caption(
                     f"{preview.n_images:,} image{'s' if preview.n_images != 1 else ''} in {n_classes:,} "
                     f"class{'es' if n_classes != 1 else ''} ("
-                    + ("train/val/test folders found" if preview.has_splits else "no split folders: a stratified split will be made")
+                    + (
+                        f"split folders found: {', '.join(sorted({str(x) for x in preview.counts['split'].dropna()}))}"
+                        if preview.has_splits
+                        else "no split folders: a stratified split will be made"
+                    )
                     + "). Images that turn out corrupt or too large are skipped at import."
                 )
                 if preview.skipped:
@@ -113,6 +119,7 @@ with upload_tab:
                 with st.spinner(f"Importing {up.name}…"):
                     imported = import_upload(store, up.name, data, **options)
                 common.set_current_version(imported.version_id)
+                st.session_state["uploads_done"] = n_imports + 1
                 st.session_state["import_notice"] = f"Imported '{up.name}' as version {imported.version_id}."
                 st.rerun()
         except DataError as err:
@@ -193,7 +200,7 @@ running = diagnosis_ui.job(vid, dg_cfg)
 if running is not None and running.is_alive():
     diagnosis_ui.progress_line(vid, dg_cfg)
 if noise is not None:
-    diagnosis_ui.noise_summary(ds, noise)
+    diagnosis_ui.noise_summary(ds, noise, matrix_open=False)
 elif running is None or not running.is_alive():
     n1, n2 = st.columns([3, 1])
     n1.caption(

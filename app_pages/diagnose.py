@@ -40,16 +40,25 @@ if info.kind == "clean" and info.parent_id is not None:
         st.session_state["diagnose_notice"] = f"Undone: v{vid} is archived; back to v{parent}."
         st.rerun()
 
+for key, default in (("dg_k", 10), ("dg_folds", 5), ("dg_dup", 0.98), ("dg_out", 0.01)):
+    st.session_state.setdefault(key, default)  # the widgets below take their value from here (kept across pages)
 with st.expander("Settings"):
     s1, s2, s3, s4 = st.columns(4)
-    s1.number_input("Neighbours (k)", 2, 50, 10, key="dg_k", help="For kNN label agreement and outlier distance.")
-    s2.number_input("Folds", 2, 10, 5, key="dg_folds", help="Of the out-of-fold probe that predicts each item without having seen it.")
-    s3.slider("Near-duplicate cosine ≥", 0.90, 1.0, 0.98, 0.005, key="dg_dup")
-    s4.slider("Outliers: top share", 0.001, 0.05, 0.01, 0.001, format="%.3f", key="dg_out")
+    s1.number_input("Neighbours (k)", 2, 50, key="dg_k", help="For kNN label agreement and outlier distance.")
+    s2.number_input("Folds", 2, 10, key="dg_folds", help="Of the out-of-fold probe that predicts each item without having seen it.")
+    s3.slider("Near-duplicate cosine ≥", 0.90, 1.0, step=0.005, key="dg_dup")
+    s4.slider("Outliers: top share", 0.001, 0.05, step=0.001, format="%.3f", key="dg_out")
 cfg = diagnosis_ui.config()  # from the widgets above, as the Data page reads them
 
 if not is_cached(ds, cfg):
     running = diagnosis_ui.job(vid, cfg)
+    if store.read_only is not None:
+        st.warning(
+            f"**{info.label}** has not been diagnosed with these settings, and this home is read-only "
+            f"({store.read_only}): a diagnosis could not be kept. Make GAPSCOPE_HOME writable (or point it at a "
+            "writable copy) to diagnose."
+        )
+        st.stop()
     if len(ds) < SAMPLE_FROM:  # small: diagnose here and now, with a progress bar
         st.info(
             f"**{info.label}** has not been diagnosed with these settings yet. It takes about "
@@ -129,7 +138,7 @@ gaps = (
 headline = [
     ("Suspected label errors", f"{iss.n_issues:,}", f"{iss.n_issues / len(ds):.1%} of items"),
     (
-        "Estimated noise rate",
+        "Estimated label noise",
         f"{1 - float(np.trace(iss.joint)) if iss.joint.size else float('nan'):.1%}",
         "1 − trace of the estimated joint of given and true labels",
     ),

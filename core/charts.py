@@ -39,8 +39,14 @@ def class_distribution(
                 hovertemplate="%{x}: %{y:,} items<extra>" + group + "</extra>",
             )
     head, tail = balance.thresholds
-    for y, text in ((head, f"head > {head}"), (tail, f"tail < {tail}")):
-        fig.add_hline(y=y, line_dash="dot", line_color="#888", annotation_text=text, annotation_position="top right")
+    # labelled only where the two labels cannot collide (a log axis, or lines far apart); the
+    # caption under the chart names the thresholds either way
+    apart = log or (head - tail) > 0.08 * max(float(counts.max(initial=1)), 1.0)
+    for y, text, where in ((head, f"head > {head}", "top right"), (tail, f"tail < {tail}", "bottom right")):
+        fig.add_hline(
+            y=y, line_dash="dot", line_color="#888", annotation_text=text if apart else None, annotation_position=where,
+            annotation_font_color="#555", annotation_bgcolor="rgba(255,255,255,0.8)",
+        )  # fmt: skip
     fig.update_layout(title=title, barmode="overlay", xaxis=dict(categoryorder="array", categoryarray=names, title=None), **LAYOUT)
     fig.update_yaxes(type="log" if log else "linear", title="items")
     if len(names) > 30:

@@ -169,10 +169,15 @@ def test_image_zip_upload_shows_a_preview_before_import(home):
     at.run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
-    assert any("7 images in 2 classes (train/val/test folders found)" in c.value for c in at.caption), [c.value for c in at.caption]
+    assert any("7 images in 2 classes (split folders found: test, train)" in c.value for c in at.caption), [c.value for c in at.caption]
     assert any("1 file(s) will be skipped" in e.label for e in at.expander)
     assert at.button(key="import_upload")  # the import is still one click away, nothing stored yet
     assert Store(home).versions() == []
+    at.button(key="import_upload").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert len(Store(home).versions()) == 1
+    assert not any(b.key == "import_upload" for b in at.button)  # the box is empty again: no second import of it
 
 
 @needs_asset("vader")

@@ -301,7 +301,12 @@ def test_the_app_browses_a_read_only_home_and_says_why_it_cannot_save(tmp_path, 
         at.button(key="demo_digits").click()  # importing needs a write: refused with the reason
         at.run()
         assert not at.exception, at.exception
-        assert any("cannot be written" in e.value for e in at.error)
+        assert any("cannot be written" in e.value and "GAPSCOPE_HOME" in e.value for e in at.error)
+        assert any(h.value.startswith("Digits") for h in at.header)  # the page is whole below the error
+        at.switch_page("app_pages/diagnose.py")
+        at.run()
+        assert not at.exception, at.exception
+        assert any("read-only" in w.value for w in at.warning) and not any(b.key == "run_diagnosis" for b in at.button)
         at.switch_page("app_pages/runs.py")
         at.run()
         assert not at.exception, at.exception

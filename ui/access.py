@@ -34,7 +34,7 @@ def gate() -> None:
     else:
         address = st.get_option("server.address")
         if not is_loopback(address):
-            st.error("⚠️ " + EXPOSED_WARNING.format(address=address or "every address"), icon="🚨")
+            st.error(EXPOSED_WARNING.format(address=address or "every address"), icon="🚨")
 
 
 def _password(pol: AccessPolicy) -> None:

@@ -113,15 +113,24 @@ def estimate_run_seconds(cfg: RunConfig, ds: Dataset) -> float | None:
         return None
 
 
+SAVE_ERROR = "save_error"  # session key: a refused write, shown at the top of the next run
+
+
 @contextmanager
 def saving() -> Iterator[None]:
     """Around a write a button starts: a ``DataError`` (read-only home, full disk, a store held
-    busy, bad input) is shown as it is and the page stops there; nothing stored is lost."""
+    busy, bad input) is shown as it is, full width at the top of the page (``show_save_error``);
+    nothing stored is lost and the rest of the page stays as it was."""
     try:
         yield
     except DataError as err:
-        st.error(str(err), icon="💾")
-        st.stop()
+        st.session_state[SAVE_ERROR] = str(err)
+        st.rerun()
+
+
+def show_save_error() -> None:
+    if message := st.session_state.pop(SAVE_ERROR, None):
+        st.error(message, icon="🚫")
 
 
 def require_dataset():

@@ -84,18 +84,21 @@ def progress_line(version_id: int, cfg: DiagnoseConfig) -> None:
     live()
 
 
-def noise_summary(ds: Dataset, result: Result) -> None:
-    """Estimated noise rate, per-class noise rates and the noise matrix of ``result``."""
+def noise_summary(ds: Dataset, result: Result, *, matrix_open: bool = True) -> None:
+    """Estimated noise rate, per-class noise rates and (in an expander) the noise matrix of ``result``."""
     iss = result.diagnosis.issues
     rate = 1 - float(np.trace(iss.joint)) if iss.joint.size else float("nan")
     scope = (
-        f"a stratified sample of {result.n_items:,} of {len(ds):,} items (seeded); the full diagnosis refines it"
+        f"a stratified sample of {result.n_items:,} of {len(ds):,} items (seeded). A first look: with fewer items to "
+        "learn from, the detector is less sure of itself and this estimate tends to run high; the diagnosis of every "
+        "item replaces it"
         if result.scope == "sample"
         else f"all {len(ds):,} items"
     )
-    c0, c1, c2 = st.columns([1, 2, 2])
-    c0.metric("Estimated label noise", f"{rate:.1%}")
+    c0, c1 = st.columns([1, 3])
+    c0.metric("Estimated label noise", f"{rate:.1%}", help="1 − trace of the estimated joint of given and true labels.")
     c0.metric("Suspected label errors", f"{iss.n_issues:,}", help=f"Among {result.n_items:,} items judged.")
     c0.caption(f"From {scope}.")
     c1.plotly_chart(charts.noise_rates(iss.noise_rate_per_class, ds.class_names), width="stretch")
-    c2.plotly_chart(charts.noise_matrix(iss.noise_matrix, ds.class_names), width="stretch")
+    with st.expander("Which classes are confused for which (estimated noise matrix)", expanded=matrix_open):
+        st.plotly_chart(charts.noise_matrix(iss.noise_matrix, ds.class_names), width="stretch")

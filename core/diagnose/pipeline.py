@@ -106,7 +106,7 @@ def diagnose(ds: Dataset, cfg: DiagnoseConfig = DiagnoseConfig(), *, progress: P
     report("embedding items", 0.0)
 
     def embed_progress(done: int, total: int) -> None:
-        report(f"embedding items ({done:,}/{total:,})", 0.7 * done / max(total, 1))
+        report(f"embedding items ({done:,} of the {total:,} not embedded before)", 0.7 * done / max(total, 1))
 
     X = np.ascontiguousarray(embeddings.embed(ds, backbone=cfg.backbone, progress=embed_progress), dtype=np.float32)
     seconds["embedding"] = time.perf_counter() - t

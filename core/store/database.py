@@ -241,7 +241,10 @@ class Store:
         added to that dataset (a cleaning or simulation, with ``parent_id``).
         """
         if self.read_only is not None:
-            raise StoreReadOnly(f"{self.home} cannot be written ({self.read_only}), so this dataset cannot be saved; browsing works.")
+            raise StoreReadOnly(
+                f"{self.home} cannot be written ({self.read_only}), so this dataset cannot be saved; browsing works. "
+                "Make the folder writable, or point GAPSCOPE_HOME at one you can write, and restart Gapscope."
+            )
         check_space(self.home, payload_bytes(dataset), f"save {dataset.name!r}")
         folder = f"versions/{uuid.uuid4().hex}"
         tmp = self.home / f"{folder}.tmp"
