@@ -33,9 +33,11 @@ pages = [
 ]
 
 
+# the page is chosen from the URL before the login, so signing in on /runs lands on Runs; the
+# page list stays hidden until then
+page = st.navigation(pages, position="sidebar" if access.allowed() else "hidden")
 access.gate()  # a login when one is configured; a loud warning when exposed without one
 state.keep_settings()  # page settings survive a visit to another page
-page = st.navigation(pages)
 sidebar.render()
 common.show_save_error()  # a write a button asked for and the store refused (read-only home, full disk)
 page.run()

@@ -24,6 +24,17 @@ def _secrets() -> dict[str, Any]:
         return {}
 
 
+def allowed() -> bool:
+    """Whether this session may see the pages now (draws nothing)."""
+    pol = policy(_secrets())
+    if pol.mode == "password":
+        return bool(st.session_state.get(_SIGNED_IN) == pol.password_hash)
+    if pol.mode == "oidc":
+        email = st.user.get("email") if st.user.is_logged_in else None
+        return bool(st.user.is_logged_in) and pol.admits(str(email) if email else None)
+    return True
+
+
 def gate() -> None:
     """Stop the page unless this session may use the app; warn loudly when an open app is exposed."""
     pol = policy(_secrets())
