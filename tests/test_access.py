@@ -109,3 +109,18 @@ def test_an_open_app_on_a_public_address_shows_a_loud_warning(monkeypatch):
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
     assert not any("no login" in e.value for e in at.error)
+
+
+@pytest.mark.slow
+def test_with_an_identity_provider_configured_the_pages_wait_for_a_sign_in(monkeypatch):
+    monkeypatch.delenv("GAPSCOPE_PASSWORD_HASH", raising=False)
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.secrets["auth"] = {
+        "redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "a long random secret",
+        "lab": {"client_id": "gapscope", "client_secret": "s", "server_metadata_url": "https://id.lab.example/.well-known/openid-configuration"},
+    }  # fmt: skip
+    at.secrets["gapscope"] = {"allowed_emails": ["@lab.example"]}
+    at.run()
+    assert not at.exception, at.exception
+    assert [b.label for b in at.button] == ["Sign in with Lab"]
+    assert [t.value for t in at.title] == ["🔭 Gapscope"]  # no page drew
