@@ -204,15 +204,19 @@ class LocalRunner:
         # machine with the app (and other workers); spinning threads on a busy 2-core machine made
         # steps of small models up to 20× slower in our measurements.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        gpu = self._pick_gpu(row)
+        processes = int(row["config"].get("processes", 1) or 1)
+        gpu = self._pick_gpu(row) if processes == 1 else None  # several processes: one per visible GPU
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = str(gpu)
+        command = [self.python, "-m", "core.train", str(run_id)]
+        if processes > 1:  # torchrun starts the processes and leads their group (core.train.distributed)
+            command = [self.python, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={processes}", *command[1:]]
         try:
             with open(log, "ab") as fh:
-                fh.write(f"--- run {run_id}: {self.python} -m core.train {run_id} ({time.strftime('%Y-%m-%d %H:%M:%S')})\n".encode())
+                fh.write(f"--- run {run_id}: {' '.join(command)} ({time.strftime('%Y-%m-%d %H:%M:%S')})\n".encode())
                 fh.flush()
                 proc = subprocess.Popen(
-                    [self.python, "-m", "core.train", str(run_id)],
+                    command,
                     cwd=REPO_ROOT,
                     env=env,
                     stdin=subprocess.DEVNULL,

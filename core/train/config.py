@@ -52,6 +52,7 @@ class RunConfig:
     image_size: int = 0  # image: side in pixels the model sees; 0 = native (small_cnn) or ≥ 64 (pretrained)
     temperature_scaling: bool = True  # after training: fit T on val (LBFGS on NLL), report before/after
     max_train_items: int = 0  # cap on train items (seeded random subset) for quick demos; 0 = all
+    processes: int = 1  # processes of this run under torchrun (one per GPU, or gloo on the CPU); 1 = one process
     name: str = ""  # shown in the run list; empty = "<model> · <finetune>"
     mitigations: Mitigations = field(default_factory=Mitigations)  # sampler, loss, augmentations
     extra: dict[str, Any] = field(default_factory=dict)  # keys a newer Gapscope wrote that this one does not know
@@ -180,6 +181,11 @@ class RunConfig:
         if not isinstance(self.temperature_scaling, bool):
             raise ValueError(f"temperature_scaling must be true or false; got {self.temperature_scaling!r}.")
         need_int("max_train_items", 0)
+        need_int("processes", 1, 64)
+        if self.processes > 1 and self.mitigations.semi.method == "pseudo_label":
+            raise ValueError("pseudo-labelling runs in one process; set processes to 1 or choose another unlabelled-pool method.")
+        if self.processes > 1 and self.device == "mps":
+            raise ValueError("several processes need CUDA GPUs or the CPU; set device to auto, cuda or cpu, or processes to 1.")
         if not isinstance(self.name, str):
             raise ValueError(f"name must be text; got {self.name!r}.")
         if not isinstance(self.mitigations, Mitigations):

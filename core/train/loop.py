@@ -18,6 +18,7 @@ from core.hardware import autocast
 from core.mitigate.seams import Seams
 from core.models.build import Built
 from core.train.config import RunConfig
+from core.train.distributed import SINGLE, Dist, agree, shard, wrap
 from core.train.evaluate import evaluate
 from core.train.events import BestEval, Callback, Control, Events, State
 from core.train.inputs import Inputs
@@ -37,6 +38,7 @@ class Job:
     device: torch.device
     lr: float
     seams: Seams
+    dist: Dist = SINGLE  # this process's share of a torchrun run (core.train.distributed)
 
     def autocast(self) -> Any:
         return autocast(self.device)
@@ -44,7 +46,8 @@ class Job:
 
 def fit(job: Job, state: State, callbacks: list[Callback]) -> tuple[Control, BestEval | None]:
     """Train ``job`` for ``cfg.epochs``; return the control (why it stopped) and the best evaluation."""
-    cfg, data, net, seams = job.cfg, job.data, job.built.net, job.seams
+    cfg, data, net, seams, dist = job.cfg, job.data, job.built.net, job.seams, job.dist
+    model = wrap(net, dist, job.device)  # trains through DDP when distributed; ``net`` keeps the weights
     opt, sched, params = make_optimizer(
         net,
         lr=job.lr,
@@ -67,11 +70,12 @@ def fit(job: Job, state: State, callbacks: list[Callback]) -> tuple[Control, Bes
         order = seams.sampler.epoch(data.train, epoch, rng)
         view = job.inputs.epoch(order, text_augmenter=seams.text_augmenter, labels=data.y, rng=rng)
         batches = view.batches(cfg.batch_size, rng)
-        for b, pos in enumerate(batches):
+        for b, batch in enumerate(batches):
+            pos = shard(batch, dist)  # this process's share; the whole batch without torchrun
             x, y = seams.augmenter(view.raw(pos), y_dev[torch.from_numpy(view.order[pos]).to(job.device)])
             x = job.inputs.prepare(x)
             with job.autocast():
-                logits = net(x)
+                logits = model(x)
             loss = seams.criterion(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -80,10 +84,12 @@ def fit(job: Job, state: State, callbacks: list[Callback]) -> tuple[Control, Bes
             sched.step()
             loss_sum += loss.detach()
             state.step += 1
-            state.samples += len(pos)
+            state.samples += len(batch)
             state.epoch = epoch + (b + 1) / len(batches)
-            meter.step(len(pos))
+            meter.step(len(batch))
             event("on_step_end", state, control)
+            if dist.active and agree(control.should_stop, dist, job.device) and not control.should_stop:
+                control.stop("requested")  # another process saw the stop request: all stop at this step
             if control.should_log:
                 logs = {"loss": float(loss_sum) / meter.steps, "lr": opt.param_groups[0]["lr"], **meter.read()}  # the one host sync
                 event("on_log", state, control, logs)
@@ -110,6 +116,8 @@ def _evaluate(job: Job, state: State, control: Control, best: BestEval | None, e
     t = time.perf_counter()
     result = evaluate(job, state, best)
     event("on_evaluate", state, control, result)
+    if job.dist.active and agree(control.should_stop, job.dist, job.device) and not control.should_stop:
+        control.stop("early_stopping")  # the processes' evaluations may differ in the last bit: stop together
     control.should_evaluate = False
     state.n_evals += 1
     dt = time.perf_counter() - t

@@ -12,6 +12,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 import numpy as np
@@ -151,8 +152,49 @@ class StoreSink:
             self._ledger.close()
 
 
+class QuietSink:
+    """The ``RunSink`` of a torchrun process other than rank 0: it reads the run's config and stop
+    flag from the store and writes nothing (rank 0 writes for the run); files go to ``scratch``."""
+
+    def __init__(self, store: Store, run_id: int, scratch: str | Path) -> None:
+        self.store, self.run_id = store, int(run_id)
+        self.files = RunFiles(run_id, home=scratch)
+
+    def config(self) -> dict[str, object]:
+        return dict(self.store.run(self.run_id)["config"])
+
+    def claim(self, pid: int, pid_started: float | None) -> RunStatus | None:
+        return None
+
+    def stop_requested(self) -> bool:
+        return self.store.stop_requested(self.run_id)
+
+    def heartbeat(self) -> bool:
+        return self.store.stop_requested(self.run_id)
+
+    def progress(self, message: str, *, progress: float | None = None) -> None:
+        pass
+
+    def add_metrics(self, step: int, split: str, values: Mapping[str, float | None], *, epoch: float | None = None) -> None:
+        pass
+
+    def add_predictions(self, step: int, split: str, items: np.ndarray, labels: np.ndarray, pred: np.ndarray, conf: np.ndarray) -> None:
+        pass
+
+    def finish(self, status: RunStatus, message: str) -> None:
+        pass
+
+
 def this_process() -> tuple[int, float | None]:
     """(pid, start time) of this process, as runners record it to tell a reused pid apart."""
     from core.runners.processes import process_start_time
 
     return os.getpid(), process_start_time(os.getpid())
+
+
+def launcher_process() -> tuple[int, float | None]:
+    """(pid, start time) of the process that started this one: ``torchrun`` for a distributed run,
+    the leader of the process group the runner signals."""
+    from core.runners.processes import process_start_time
+
+    return os.getppid(), process_start_time(os.getppid())

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import math
 import signal
 import sys
@@ -58,6 +59,7 @@ from core.jsonable import to_jsonable
 from core.store.database import Store
 from core.store.space import disk_full_message, disk_low, is_disk_full
 from core.store.status import RunStatus
+from core.train import distributed
 from core.train.callbacks import Cadence, Checkpointer, EarlyStopping, MetricWriter, StopOnRequest
 from core.train.config import RunConfig
 from core.train.evaluate import temperature_scaled, threshold_moved
@@ -66,7 +68,7 @@ from core.train.inputs import make_batches
 from core.train.loop import Job, fit
 from core.train.prepare import prepare
 from core.train.semi import PseudoLabeller
-from core.train.sink import RunSink, StoreSink, this_process
+from core.train.sink import QuietSink, RunSink, StoreSink, launcher_process, this_process
 
 
 class StopRequested(Exception):
@@ -109,19 +111,32 @@ class Watchdog(threading.Thread):
 
 
 def train_run(store: Store, run_id: int, *, callbacks: list[Callback] | None = None, watchdog_poll_s: float = 0.5) -> RunStatus:
-    """Run ``run_id`` of the local store to its end in this process; return the final status."""
-    return run_with_sink(StoreSink(store, run_id), store.load_dataset, callbacks=callbacks, watchdog_poll_s=watchdog_poll_s)
+    """Run ``run_id`` of the local store to its end in this process (this rank's share of it under
+    torchrun: rank 0 writes, the others write nothing); return the final status."""
+    dist = distributed.from_env()
+    if dist.is_main:
+        return run_with_sink(StoreSink(store, run_id), store.load_dataset, callbacks=callbacks, watchdog_poll_s=watchdog_poll_s, dist=dist)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix=f"gapscope-run{run_id}-rank{dist.rank}-") as scratch:
+        quiet = QuietSink(store, run_id, scratch)
+        return run_with_sink(quiet, store.load_dataset, callbacks=callbacks, watchdog_poll_s=watchdog_poll_s, dist=dist)
 
 
 def run_with_sink(
-    sink: RunSink, load_dataset: Callable[[int], Dataset], *, callbacks: list[Callback] | None = None, watchdog_poll_s: float = 0.5
+    sink: RunSink,
+    load_dataset: Callable[[int], Dataset],
+    *,
+    callbacks: list[Callback] | None = None,
+    watchdog_poll_s: float = 0.5,
+    dist: distributed.Dist = distributed.SINGLE,
 ) -> RunStatus:
     """Claim the run, train it, and write exactly one final status: "finished", "stopped" (a stop
     request, or SIGTERM after one) or "failed" (message = the error)."""
     if sink.stop_requested():
         sink.finish(RunStatus.STOPPED, "stopped before it started")
         return RunStatus.STOPPED
-    blocked = sink.claim(*this_process())
+    blocked = sink.claim(*(launcher_process() if dist.active else this_process()))  # torchrun leads the process group
     if blocked is not None:
         print(f"run {sink.run_id} is {blocked}; nothing to do", flush=True)
         return blocked
@@ -130,7 +145,7 @@ def run_with_sink(
     watchdog.start()
     status, message = RunStatus.FAILED, ""
     try:
-        status, message = _run(sink, load_dataset, watchdog, callbacks or [])
+        status, message = _run(sink, load_dataset, watchdog, callbacks or [], dist)
     except StopRequested:
         status, message = RunStatus.STOPPED, "stopped before training began"
     except Terminated as sig:
@@ -145,6 +160,7 @@ def run_with_sink(
             message = f"{disk_full_message(home, f'go on with run {sink.run_id}')} ({message})"
     finally:
         watchdog.close()
+        distributed.close(dist)
         sink.finish(status, message)
         with contextlib.suppress(OSError):
             print(f"run {sink.run_id} {status}: {message}", flush=True)
@@ -161,9 +177,16 @@ def plan(job: Job, run_id: int) -> State:
     return State(run_id=run_id, total_steps=total, steps_per_epoch=steps_per_epoch, evals_planned=evals)
 
 
-def _run(sink: RunSink, load_dataset: Callable[[int], Dataset], watchdog: Watchdog, extra: list[Callback]) -> tuple[RunStatus, str]:
+def _run(
+    sink: RunSink, load_dataset: Callable[[int], Dataset], watchdog: Watchdog, extra: list[Callback], dist: distributed.Dist
+) -> tuple[RunStatus, str]:
     cfg = RunConfig.from_dict(sink.config())
     cfg.validate()
+    if dist.active and cfg.device in ("auto", "cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            cfg = dataclasses.replace(cfg, device=f"cuda:{dist.local_rank}")  # one GPU per process
     last_write = [0.0]
 
     def progress(done: int, total: int, what: str = "extracting features") -> None:
@@ -176,6 +199,13 @@ def _run(sink: RunSink, load_dataset: Callable[[int], Dataset], watchdog: Watchd
     t0 = time.perf_counter()
     ds = load_dataset(cfg.version_id)
     job = prepare(ds, cfg, progress=progress)
+    if dist.active:
+        distributed.init(dist, job.device)
+        job.dist = dist
+        if job.device.type == "cpu":  # the processes share the cores
+            import torch
+
+            torch.set_num_threads(max(1, torch.get_num_threads() // dist.world))
     cfg, data = job.cfg, job.data
     sink.files.write_json("config.json", cfg.to_dict())
     state = plan(job, sink.run_id)
@@ -197,6 +227,8 @@ def _run(sink: RunSink, load_dataset: Callable[[int], Dataset], watchdog: Watchd
     if semi.method == "pseudo_label":
         callbacks.insert(1, PseudoLabeller(job, threshold=semi.threshold, rounds=semi.rounds, sink=sink))
     control, best = fit(job, state, callbacks)
+    if not dist.is_main:  # rank 0 writes the run's results and status
+        return RunStatus.FINISHED, f"rank {dist.rank} of {dist.world} done at step {state.step}"
     sink.add_metrics(
         state.step, "train",
         {"train_runtime_s": state.train_time_s, "train_samples_per_s": state.samples / max(state.train_time_s, 1e-9)},
