@@ -78,6 +78,11 @@ with st.expander("More settings"):
     stop_metric = a3.selectbox("Best checkpoint / early stopping on (val)", STOPPING_METRICS, key="tr_metric")
     patience = a4.number_input("Patience (0 = never stop early)", 0, 100, key="tr_patience")
     temperature = st.toggle("Temperature scaling on val after training", key="tr_ts")
+    gpus = common.gpu_count()
+    processes = 1
+    if gpus > 1:  # one process per GPU under torchrun (core.train.distributed)
+        default("tr_gpus", 1)
+        processes = int(st.number_input(f"GPUs for this run (of {gpus}; one process each)", 1, gpus, key="tr_gpus"))
 
 present = [int(c) for c in np.flatnonzero(prof.train.counts > 0)]
 train_counts = {str(ds.class_names[c]): int(prof.train.counts[c]) for c in present}
@@ -97,7 +102,7 @@ cfg = RunConfig(
     version_id=vid, model=resolved_model, finetune=finetune, last_n_blocks=int(last_n), epochs=int(epochs), lr=float(lr),
     batch_size=int(batch), tau=float(tau), seed=int(seed), device=device, eval_every_steps=int(eval_every),
     max_train_items=int(max_items), early_stopping_metric=stop_metric, patience=int(patience), temperature_scaling=temperature,
-    mitigations=mitigation,
+    mitigations=mitigation, processes=processes,
 )  # fmt: skip
 problems: list[str] = []
 try:

@@ -29,6 +29,7 @@ class DeviceInfo:
     name: str  # "NVIDIA H100 80GB HBM3" or "CPU"
     memory_gb: float | None  # GPU memory; None on the CPU
     cpu_cores: int
+    gpus: int = 0  # CUDA GPUs visible (a run can use several: RunConfig.processes)
 
     @property
     def label(self) -> str:
@@ -49,7 +50,7 @@ def detect(override: str | None = None) -> DeviceInfo:
             raise ValueError("device 'cuda' was asked for but no CUDA GPU is visible; choose 'auto' or 'cpu'.")
         index = int(want.split(":")[1]) if ":" in want else 0
         props = torch.cuda.get_device_properties(index)
-        return DeviceInfo("cuda", props.name, props.total_memory / 1024**3, cores)
+        return DeviceInfo("cuda", props.name, props.total_memory / 1024**3, cores, torch.cuda.device_count())
     mps = getattr(torch.backends, "mps", None)
     if want == "mps" or (want == "auto" and mps is not None and mps.is_available()):
         if mps is None or not mps.is_available():

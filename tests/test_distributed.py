@@ -59,6 +59,7 @@ def test_a_two_process_run_trains_and_rank_0_alone_writes(store, home):
     assert row["status"] == "finished", row["message"] + runner.logs(run_id, 60)
     log = runner.logs(run_id, 200)
     assert "torch.distributed.run --standalone --nproc_per_node=2" in log and "rank 1 of 2 done" in log
+
     # rank 0 wrote every evaluation once: the same rows as the one-process run of this config (train
     # points follow the clock as well as the step, so only their first and last are compared)
     def evals(rid: int) -> dict:

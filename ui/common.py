@@ -73,6 +73,14 @@ def device_label() -> str:
         return f"unavailable ({type(err).__name__}: {err})"
 
 
+def gpu_count() -> int:
+    """CUDA GPUs visible to this app (0 while the device probe runs, or without CUDA)."""
+    probe = _device_probe()
+    if not probe.done() or probe.exception():
+        return 0
+    return int(probe.result().gpus)
+
+
 def current_version() -> int | None:
     """The version chosen in this tab, else the newest version in the store."""
     vid = st.session_state.get(CURRENT)
