@@ -24,6 +24,7 @@ from core.store import RunFiles, Store
 from core.store.space import DiskFull, StoreReadOnly
 from core.store.status import ACTIVE, WORKING
 from core.train.config import RunConfig
+from tests.test_runners import _wait_for
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
@@ -34,16 +35,6 @@ def _cfg(version_id: int, **kw) -> RunConfig:
 
 def _long(version_id: int) -> RunConfig:
     return _cfg(version_id, epochs=1000, eval_every_steps=10)  # minutes unless stopped; rows at once
-
-
-def _wait_for(predicate, *, timeout: float = 120.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def _rows(home: Path, run_id: int) -> tuple[int, int]:
@@ -173,21 +164,28 @@ def _remount_ro(folder: Path) -> None:
     subprocess.run(["mount", "-o", "remount,ro", str(folder)], check=True)
 
 
+def _stored_then_read_only(home: Path, stack: contextlib.ExitStack, *, source: str) -> tuple[int, int]:
+    """A home holding digits and a finished run with two metric rows, then made read-only (a
+    remount as root, ``chmod`` otherwise); returns (version id, run id)."""
+    store = Store(home)
+    vid = store.save_dataset(load_digits_8x8().dataset, source=source)
+    run_id = store.create_run(vid, _cfg(vid).to_dict())
+    store.add_metrics(run_id, 10, "val", {"accuracy": 0.9, "macro_f1": 0.88})
+    store.set_run_status(run_id, "finished", message="done")
+    if os.geteuid() == 0:
+        _remount_ro(home)
+    else:
+        home.chmod(0o555)
+        stack.callback(home.chmod, 0o755)
+    return vid, run_id
+
+
 def test_a_read_only_home_opens_for_browsing_and_refuses_writes_with_the_reason(tmp_path):
     home = tmp_path / "ro"
     with contextlib.ExitStack() as stack:
         if os.geteuid() == 0:
             stack.enter_context(_tmpfs(home, size_mb=32))
-        store = Store(home)
-        vid = store.save_dataset(load_digits_8x8().dataset, source="demo:digits")
-        run_id = store.create_run(vid, _cfg(vid).to_dict())
-        store.add_metrics(run_id, 10, "val", {"accuracy": 0.9, "macro_f1": 0.88})
-        store.set_run_status(run_id, "finished", message="done")
-        if os.geteuid() == 0:
-            _remount_ro(home)
-        else:
-            home.chmod(0o555)
-            stack.callback(home.chmod, 0o755)
+        vid, run_id = _stored_then_read_only(home, stack, source="demo:digits")
         browse = Store(home)
         assert browse.read_only  # says why: "Read-only file system" or "Permission denied"
         assert [r["id"] for r in browse.runs()] == [run_id] and browse.run(run_id)["status"] == "finished"
@@ -281,16 +279,7 @@ def test_the_app_browses_a_read_only_home_and_says_why_it_cannot_save(tmp_path, 
         if os.geteuid() == 0:
             stack.enter_context(_tmpfs(home, size_mb=32))
         monkeypatch.setenv("GAPSCOPE_HOME", str(home))
-        store = Store(home)
-        vid = store.save_dataset(load_digits_8x8().dataset, source="upload:digits.zip")
-        run_id = store.create_run(vid, _cfg(vid).to_dict())
-        store.add_metrics(run_id, 10, "test", {"accuracy": 0.9})
-        store.set_run_status(run_id, "finished", message="done")
-        if os.geteuid() == 0:
-            _remount_ro(home)
-        else:
-            home.chmod(0o555)
-            stack.callback(home.chmod, 0o755)
+        _, run_id = _stored_then_read_only(home, stack, source="upload:digits.zip")
         at = AppTest.from_file(APP, default_timeout=120)
         at.run()
         at.switch_page("app_pages/data.py")
