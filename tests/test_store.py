@@ -163,3 +163,22 @@ def test_a_newer_database_is_refused_with_advice(home):
     con.close()
     with pytest.raises(RuntimeError, match="newer than this Gapscope"):
         Store(home)
+
+
+def test_a_run_of_several_processes_holds_as_many_slots(store):
+    vid = store.save_dataset(_image_ds(), source="upload:x.zip")
+    wide = store.create_run(vid, {"version_id": vid, "processes": 2})
+    narrow = store.create_run(vid, {"version_id": vid})
+    assert store.claim_next_run(3)["id"] == wide  # 2 of 3 slots
+    assert store.claim_next_run(3)["id"] == narrow  # the third
+    store.set_run_status(wide, "finished")
+    store.set_run_status(narrow, "finished")
+    one = store.create_run(vid, {"version_id": vid})
+    big = store.create_run(vid, {"version_id": vid, "processes": 4})
+    assert store.claim_next_run(2)["id"] == one
+    assert store.claim_next_run(2) is None  # 4 slots do not fit beside the running one
+    store.set_run_status(one, "finished")
+    assert store.claim_next_run(2)["id"] == big  # larger than the machine: it starts alone
+    after = store.create_run(vid, {"version_id": vid})
+    assert store.claim_next_run(2) is None  # the big run holds every slot of a 2-slot machine
+    assert store.claim_next_run(8)["id"] == after  # and 4 of 8

@@ -482,20 +482,20 @@ class Store:
             return con.execute(sql, args).rowcount > 0
 
     def claim_next_run(self, max_running: int) -> dict[str, Any] | None:
-        """Move the oldest queued run to "running" if fewer than ``max_running`` runs hold a worker;
-        return its row (None if nothing to start). Atomic, so two app processes sharing a home
-        never start the same run twice."""
+        """Move the oldest queued run to "running" if the slots it needs are free; return its row
+        (None if nothing to start). A run holds one slot per process (``processes`` in its config:
+        one GPU each); ``max_running`` slots in all, though a run larger than that may start alone.
+        Atomic, so two app processes sharing a home never start the same run twice."""
         queued = RunStatus.QUEUED.value
         with self._connect() as con:  # the common case, nothing queued, needs no write lock
             if con.execute("SELECT 1 FROM runs WHERE status = ? LIMIT 1", (queued,)).fetchone() is None:
                 return None
         working = tuple(s.value for s in WORKING)
         with self._tx() as con:
-            sql = f"SELECT COUNT(*) FROM runs WHERE status IN ({', '.join('?' * len(working))})"
-            if con.execute(sql, working).fetchone()[0] >= max_running:
-                return None
-            row = con.execute("SELECT id FROM runs WHERE status = ? ORDER BY id LIMIT 1", (queued,)).fetchone()
-            if row is None:
+            sql = f"SELECT COALESCE(SUM({_SLOTS}), 0) FROM runs WHERE status IN ({', '.join('?' * len(working))})"
+            used = int(con.execute(sql, working).fetchone()[0])
+            row = con.execute(f"SELECT id, {_SLOTS} AS slots FROM runs WHERE status = ? ORDER BY id LIMIT 1", (queued,)).fetchone()
+            if row is None or (used > 0 and used + int(row["slots"]) > max_running) or used >= max_running:
                 return None
             now = time.time()
             con.execute(
@@ -548,6 +548,8 @@ class Store:
 
 # ---------------------------------------------------------------------- helpers
 
+
+_SLOTS = "MAX(1, COALESCE(json_extract(config, '$.processes'), 1))"  # slots (GPUs) a run holds
 
 _METRICS_SQL = "SELECT step, epoch, split, name, value, created_at FROM metrics WHERE run_id = ? AND step > ? ORDER BY step, split, name"
 
