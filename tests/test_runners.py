@@ -153,7 +153,10 @@ def test_a_restarted_app_recovers_lost_runs_and_sees_every_run(store, digits, ho
     app = LocalRunner(store, max_parallel=1)
     lost = app.submit(_long(digits))
     _wait_for(lambda: (store.metrics(lost).split == "train").any(), what="the first train point")
-    os.kill(store.run(lost)["pid"], signal.SIGKILL)
+    pid = store.run(lost)["pid"]
+    os.kill(pid, signal.SIGKILL)
+    # a signal is delivered when the process next runs: on a loaded machine it can take a moment to die
+    _wait_for(lambda: process_start_time(pid) is None, timeout=60, what="the killed worker to be gone")
     n_rows = len(store.metrics(lost))
     del app
     # 2. a run whose pid now belongs to another process (this one: same pid, other start time)
