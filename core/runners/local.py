@@ -44,7 +44,6 @@ from typing import TYPE_CHECKING, Any
 from core.runners.processes import process_start_time, same_process, tail_lines
 from core.store.artifacts import RunFiles
 from core.store.database import Store
-from core.store.space import DiskFull
 from core.store.status import ACTIVE, STALE_AFTER_S, WORKING, RunStatus
 from core.train.config import RunConfig
 
@@ -304,14 +303,11 @@ class LocalRunner:
         run_id = int(row["id"])
         tail = self.logs(run_id, self.log_lines)
         message = why + (f". Last log lines:\n{tail}" if tail else "")
-        while True:
-            try:
-                return self.store.set_run_status(
-                    run_id, status, only_if=WORKING, message=message[-4000:], finished_at=time.time(), exit_code=exit_code
-                )
-            except DiskFull:  # a run must not stay "running": this write may use a piece of the reserve
-                if not self.store.free_reserve():
-                    raise
+        return self.store.even_if_full(  # a run must not stay "running", not even on a full disk
+            lambda: self.store.set_run_status(
+                run_id, status, only_if=WORKING, message=message[-4000:], finished_at=time.time(), exit_code=exit_code
+            )
+        )
 
     def _escalate(self, row: dict[str, Any], now: float) -> None:
         asked = row.get("stop_requested_at") or now

@@ -29,11 +29,11 @@ import shutil
 import sqlite3
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 import numpy as np
@@ -57,6 +57,8 @@ from core.store.space import (
     writable,
 )
 from core.store.status import STALE_AFTER_S, WORKING, RunStatus
+
+T = TypeVar("T")
 
 
 class StoreBusy(DataError):
@@ -178,13 +180,16 @@ class Store:
         finally:
             con.close()
 
-    @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _refuse_if_read_only(self, what: str) -> None:
         if self.read_only is not None:
             raise StoreReadOnly(
-                f"{self.home} cannot be written ({self.read_only}), so nothing can be saved; browsing works. "
+                f"{self.home} cannot be written ({self.read_only}), so {what}; browsing works. "
                 "Make the folder writable, or point GAPSCOPE_HOME at one you can write, and restart Gapscope."
             )
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        self._refuse_if_read_only("nothing can be saved")
         try:
             with self._connect() as con:
                 if con.immutable:
@@ -207,9 +212,15 @@ class Store:
                 ) from err
             raise
 
-    def free_reserve(self) -> bool:
-        """Give the disk reserve back (see ``core.store.space``); a worker's last resort to end cleanly."""
-        return release_reserve(self.home)
+    def even_if_full(self, write: Callable[[], T]) -> T:
+        """Run ``write``; on a full disk give back the reserve a piece at a time (``core.store.space``)
+        until it fits — for the writes that must happen: a run's final status."""
+        while True:
+            try:
+                return write()
+            except DiskFull:
+                if not release_reserve(self.home):
+                    raise
 
     @property
     def schema_version(self) -> int:
@@ -240,11 +251,7 @@ class Store:
         With ``dataset_id=None`` a new dataset row is made too (an import); otherwise the version is
         added to that dataset (a cleaning or simulation, with ``parent_id``).
         """
-        if self.read_only is not None:
-            raise StoreReadOnly(
-                f"{self.home} cannot be written ({self.read_only}), so this dataset cannot be saved; browsing works. "
-                "Make the folder writable, or point GAPSCOPE_HOME at one you can write, and restart Gapscope."
-            )
+        self._refuse_if_read_only("this dataset cannot be saved")
         check_space(self.home, payload_bytes(dataset), f"save {dataset.name!r}")
         folder = f"versions/{uuid.uuid4().hex}"
         tmp = self.home / f"{folder}.tmp"
@@ -495,7 +502,7 @@ class Store:
             sql = f"SELECT COALESCE(SUM({_SLOTS}), 0) FROM runs WHERE status IN ({', '.join('?' * len(working))})"
             used = int(con.execute(sql, working).fetchone()[0])
             row = con.execute(f"SELECT id, {_SLOTS} AS slots FROM runs WHERE status = ? ORDER BY id LIMIT 1", (queued,)).fetchone()
-            if row is None or (used > 0 and used + int(row["slots"]) > max_running) or used >= max_running:
+            if row is None or (used > 0 and used + int(row["slots"]) > max_running):
                 return None
             now = time.time()
             con.execute(

@@ -19,7 +19,6 @@ import numpy as np
 
 from core.store.artifacts import Ledger, RunFiles
 from core.store.database import Store, StoreBusy
-from core.store.space import DiskFull
 from core.store.status import ACTIVE, RunStatus
 
 
@@ -82,20 +81,11 @@ class StoreSink:
         pause = 0.2
         while True:
             try:
-                return write()
+                return self.store.even_if_full(write) if essential else write()
             except StoreBusy as err:
                 if time.monotonic() + pause > deadline:
                     raise
                 print(f"run {self.run_id}: {err} Retrying.", file=sys.stderr, flush=True)
-            except DiskFull:
-                if not (essential and self.store.free_reserve()):
-                    raise
-                print(
-                    f"run {self.run_id}: the disk is full; used a piece of the reserve to write the run's status",
-                    file=sys.stderr,
-                    flush=True,
-                )
-                continue
             time.sleep(pause)
             pause = min(2 * pause, 5.0)
 
