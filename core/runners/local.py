@@ -62,6 +62,11 @@ def _gpu_count() -> int:
         return 0
 
 
+def is_local(row: dict[str, Any]) -> bool:
+    """Whether this machine's runner holds the run (``runs.runner`` NULL or "local"; "ray" is a cluster's)."""
+    return (row.get("runner") or "local") == "local"
+
+
 # ---------------------------------------------------------------------- the local runner
 
 
@@ -148,7 +153,7 @@ class LocalRunner:
             self._reap()
             started: list[int] = []
             while True:
-                row = self.store.claim_next_run(self.max_parallel)
+                row = self.store.claim_next_run(self.max_parallel, runner="local")
                 if row is None:
                     return started
                 self._start(row)
@@ -239,13 +244,13 @@ class LocalRunner:
         device = str(row["config"].get("device", "auto"))
         if device not in ("auto", "cuda"):
             return None  # cpu, mps, or an explicit cuda:N that the worker honours itself
-        busy = {r.get("gpu") for r in self.store.runs(status=WORKING) if r["id"] != row["id"]}
+        busy = {r.get("gpu") for r in self.store.runs(status=WORKING) if r["id"] != row["id"] and is_local(r)}
         return next((i for i in range(self.n_gpus) if i not in busy), 0)
 
     def _reap(self) -> list[int]:
         marked = []
         now = time.time()
-        live_rows = self.store.runs(status=WORKING)
+        live_rows = [r for r in self.store.runs(status=WORKING) if is_local(r)]  # a cluster's runs are its runner's
         live_ids = {int(r["id"]) for r in live_rows}
         for run_id, proc in list(self._procs.items()):  # workers that ended with their own final status
             if run_id not in live_ids and proc.poll() is not None:

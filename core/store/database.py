@@ -488,10 +488,12 @@ class Store:
         with self._tx() as con:
             return con.execute(sql, args).rowcount > 0
 
-    def claim_next_run(self, max_running: int) -> dict[str, Any] | None:
+    def claim_next_run(self, max_running: int, *, runner: str = "local") -> dict[str, Any] | None:
         """Move the oldest queued run to "running" if the slots it needs are free; return its row
         (None if nothing to start). A run holds one slot per process (``processes`` in its config:
         one GPU each); ``max_running`` slots in all, though a run larger than that may start alone.
+        ``runner`` names who claims it (``runs.runner``: "local", or "ray" for a cluster) and only
+        the slots of that runner's runs count: a cluster's slots are not this machine's.
         Atomic, so two app processes sharing a home never start the same run twice."""
         queued = RunStatus.QUEUED.value
         with self._connect() as con:  # the common case, nothing queued, needs no write lock
@@ -499,15 +501,15 @@ class Store:
                 return None
         working = tuple(s.value for s in WORKING)
         with self._tx() as con:
-            sql = f"SELECT COALESCE(SUM({_SLOTS}), 0) FROM runs WHERE status IN ({', '.join('?' * len(working))})"
-            used = int(con.execute(sql, working).fetchone()[0])
+            sql = f"SELECT COALESCE(SUM({_SLOTS}), 0) FROM runs WHERE status IN ({', '.join('?' * len(working))}) AND {_RUNNER} = ?"
+            used = int(con.execute(sql, (*working, runner)).fetchone()[0])
             row = con.execute(f"SELECT id, {_SLOTS} AS slots FROM runs WHERE status = ? ORDER BY id LIMIT 1", (queued,)).fetchone()
             if row is None or (used > 0 and used + int(row["slots"]) > max_running):
                 return None
             now = time.time()
             con.execute(
-                "UPDATE runs SET status = ?, started_at = ?, heartbeat_at = ?, message = 'starting' WHERE id = ?",
-                (RunStatus.RUNNING.value, now, now, row["id"]),
+                "UPDATE runs SET status = ?, started_at = ?, heartbeat_at = ?, message = 'starting', runner = ? WHERE id = ?",
+                (RunStatus.RUNNING.value, now, now, runner, row["id"]),
             )
             run_id = int(row["id"])
         return self.run(run_id)
@@ -557,6 +559,7 @@ class Store:
 
 
 _SLOTS = "MAX(1, COALESCE(json_extract(config, '$.processes'), 1))"  # slots (GPUs) a run holds
+_RUNNER = "COALESCE(runner, 'local')"  # who holds a run (NULL: claimed before runs.runner existed)
 
 _METRICS_SQL = "SELECT step, epoch, split, name, value, created_at FROM metrics WHERE run_id = ? AND step > ? ORDER BY step, split, name"
 

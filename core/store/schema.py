@@ -102,6 +102,10 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (sweep_id, severity, arm)
     ) WITHOUT ROWID;
     """,
+    # 4 → 5: which runner holds a run: NULL or 'local' (core.runners.local), 'ray' (core.runners.cluster)
+    """
+    ALTER TABLE runs ADD COLUMN runner TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
