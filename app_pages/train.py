@@ -13,6 +13,7 @@ from core.mitigate.config import Mitigations
 from core.models import registry
 from core.models.registry import FINETUNE_TITLES
 from core.train.config import STOPPING_METRICS, RunConfig
+from core.train.speed import auto_batch, feed_of, scaled_lr
 from ui import common, mitigations
 from ui.state import default
 
@@ -34,7 +35,7 @@ default("tr_path", "")
 default("tr_lastn", 2)
 default("tr_device", "auto")
 default("tr_epochs", 3)
-default("tr_batch", 32 if ds.modality == "text" else 64)
+default("tr_batch", 0 if common.gpu_count() else (32 if ds.modality == "text" else 64))  # 0 = auto (core.train.speed)
 default("tr_seed", 0)
 default("tr_tau", 0.9)
 default("tr_eval", 0)
@@ -58,7 +59,10 @@ last_n = c2.number_input("Trainable blocks (last N)", 1, 20, key="tr_lastn", dis
 device = c3.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="tr_device", help=f"auto picks {common.device_label()}.")
 c4, c5, c6, c7 = st.columns(4)
 epochs = c4.number_input("Epochs", 1, 200, key="tr_epochs")
-batch = c5.number_input("Batch size", 1, 4096, key="tr_batch")
+batch = c5.number_input(
+    "Batch size", 0, 4096, key="tr_batch",
+    help="0 = auto: 32 on a CPU; on a GPU a larger batch (up to 1,024 small images) with the learning rate scaled by √(batch / 32).",
+)  # fmt: skip
 # the learning rate follows the model and fine-tune mode (a linear probe wants ~200× MiniLM's) until
 # the user types their own
 auto_lr = RunConfig(version_id=vid, model=resolved_model, finetune=finetune).learning_rate(ds.modality)
@@ -116,14 +120,20 @@ else:
 
 n_train = int((ds.split == 0).sum())
 n_used = min(n_train, cfg.max_train_items) if cfg.max_train_items else n_train
-steps = int(np.ceil(n_used / cfg.batch_size)) * cfg.epochs
+gpu_run = common.gpu_count() > 0 and device in ("auto", "cuda")
+batch_used = cfg.batch_size or auto_batch(
+    feed=feed_of(ds.modality, finetune), device_type="cuda" if gpu_run else "cpu", n_train=n_used, image_side=image_px
+)
+lr_used = cfg.lr if cfg.batch_size or cfg.lr is None else scaled_lr(cfg.lr, batch_used)
+steps = int(np.ceil(n_used / batch_used)) * cfg.epochs
 absent = [ds.class_names[c] for c in prof.train.missing]
 with st.container(border=True):
     st.markdown("**What will happen**")
     lines = [
         f"- **{FINETUNE_TITLES[finetune]}** of **{MODEL_TITLES.get(resolved_model, resolved_model)}** on {n_used:,} training items "
         f"({', '.join(f'{int((ds.split == i).sum()):,} {s}' for i, s in enumerate(SPLITS))}).",
-        f"- {cfg.epochs} epoch(s) × {int(np.ceil(n_used / cfg.batch_size)):,} steps = **{steps:,} steps**, AdamW at peak lr {cfg.lr:g} "
+        f"- {cfg.epochs} epoch(s) × {int(np.ceil(n_used / batch_used)):,} steps of {batch_used:,}{' (auto)' if not cfg.batch_size else ''} "
+        f"= **{steps:,} steps**, AdamW at peak lr {lr_used:g} "
         f"with warm-up and cosine decay; evaluated on val and test {'each epoch' if not cfg.eval_every_steps else f'every {cfg.eval_every_steps} steps'}.",
         f"- Mitigations: **{', '.join(mitigation.active) or 'none (baseline)'}**.",
         f"- Hallucination rate counts wrong answers with confidence ≥ {cfg.tau:.2f}"

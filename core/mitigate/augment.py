@@ -80,10 +80,16 @@ def image_transform(name: str, strength: float, size: tuple[int, int], channels:
 
 
 class ImageAugmenter:
-    """Per-item torchvision v2 operations on uint8 images, then MixUp / CutMix on the batch."""
+    """Per-item torchvision v2 operations on uint8 images, then MixUp / CutMix on the batch.
+
+    ``group`` > 1 (the GPU fast path, ``core.train.speed``): the per-item operations draw their
+    parameters once per group of that many items and run on the group as one batched call — a
+    handful of kernel launches per batch instead of one call per item. Each item still gets a fresh
+    draw every epoch; items of a group share it.
+    """
 
     def __init__(self, names: Sequence[str], *, strength: float, size: tuple[int, int], channels: int, n_classes: int,
-                 classes: Sequence[int] = ()) -> None:  # fmt: skip
+                 classes: Sequence[int] = (), group: int = 1) -> None:  # fmt: skip
         from torchvision.transforms import v2
 
         per_item = [n for n in names if n not in BATCH_AUGMENTATIONS]
@@ -93,14 +99,22 @@ class ImageAugmenter:
                  for n in names if n in BATCH_AUGMENTATIONS]  # fmt: skip
         self.batch = v2.RandomChoice(batch) if len(batch) > 1 else (batch[0] if batch else None)
         self.classes = torch.as_tensor(list(classes), dtype=torch.int64)
+        self.group = max(1, int(group))
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.per_item is not None:
-            chosen = torch.arange(len(x)) if not len(self.classes) else torch.nonzero(torch.isin(y.cpu(), self.classes)).ravel()
+            if not len(self.classes):
+                chosen = torch.arange(len(x), device=x.device)
+            else:
+                chosen = torch.nonzero(torch.isin(y, self.classes.to(y.device))).ravel()
             if len(chosen):
                 x = x.clone()
-                for i in chosen.tolist():
-                    x[i] = self.per_item(x[i])
+                if self.group == 1:
+                    for i in chosen.tolist():
+                        x[i] = self.per_item(x[i])
+                else:
+                    for part in chosen.split(self.group):
+                        x[part] = self.per_item(x[part])
         if self.batch is not None and len(x) > 1:
             x, y = self.batch(x.float(), y)  # float 0..255: the model's normalisation follows
         return x, y
@@ -206,12 +220,19 @@ class TextOps:
 
 
 def make_augmenters(
-    settings: Augmentation, *, modality: str, n_classes: int, class_names: Sequence[str], image_shape: tuple[int, ...] = ()
+    settings: Augmentation,
+    *,
+    modality: str,
+    n_classes: int,
+    class_names: Sequence[str],
+    image_shape: tuple[int, ...] = (),
+    group: int = 1,
 ) -> tuple[Augmenter, TextAugmenter | None]:
     """(batch augmenter, text augmenter or None) for ``settings`` on a run of ``modality``.
 
     ``class_names`` are the model classes' names (``settings.classes`` is keyed by name);
-    ``image_shape`` is an image item's (H, W) or (H, W, 3).
+    ``image_shape`` is an image item's (H, W) or (H, W, 3); ``group``: items per draw of
+    augmentation parameters (``ImageAugmenter``).
     """
     index = {name: i for i, name in enumerate(class_names)}
     classes = [index[c] for c in settings.classes if c in index]
@@ -220,6 +241,6 @@ def make_augmenters(
         h, w = image_shape[:2]
         channels = 3 if len(image_shape) == 3 else 1
         augmenter = ImageAugmenter(settings.image, strength=settings.strength, size=(int(h), int(w)), channels=channels,
-                                   n_classes=n_classes, classes=classes)  # fmt: skip
+                                   n_classes=n_classes, classes=classes, group=group)  # fmt: skip
     text = TextOps(settings.text, strength=settings.strength, classes=classes) if settings.text and modality == "text" else None
     return augmenter, text

@@ -23,7 +23,7 @@ class Seams:
 
 def seams(
     mitigations: Mitigations, *, modality: str, y: np.ndarray, class_counts: np.ndarray, class_names: Sequence[str],
-    image_shape: tuple[int, ...] = (),
+    image_shape: tuple[int, ...] = (), aug_group: int = 1,
 ) -> Seams:  # fmt: skip
     """The sampler, criterion and augmenters ``mitigations`` asks for.
 
@@ -32,7 +32,7 @@ def seams(
     """
     aug = mitigations.augment
     augmenter, text_augmenter = make_augmenters(aug, modality=modality, n_classes=len(class_counts), class_names=class_names,
-                                                image_shape=image_shape)  # fmt: skip
+                                                image_shape=image_shape, group=aug_group)  # fmt: skip
     sampler = make_sampler(mitigations.resample, y, class_names)
     if aug.multiplier > 1 and (aug.image or aug.text):
         index = {name: i for i, name in enumerate(class_names)}

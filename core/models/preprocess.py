@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -95,23 +96,51 @@ class Tokens:
     lengths: np.ndarray  # int64 (n,)
     pad_id: int
     token_types: bool  # the model takes token_type_ids (all zeros: one segment)
+    lengths_t: torch.Tensor | None = None  # the lengths on the ids' device (``to``)
 
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def batch(self, rows: np.ndarray, device: torch.device) -> dict[str, torch.Tensor]:
-        """The model inputs of ``rows``, cut to the batch's own longest text, on ``device``."""
+    def batch(
+        self, rows: np.ndarray, device: torch.device, *, on_device: torch.Tensor | None = None, multiple: int = 1
+    ) -> dict[str, torch.Tensor]:
+        """The model inputs of ``rows``, cut to the batch's own longest text (rounded up to a
+        ``multiple`` of tokens), on ``device``. ``on_device``: the same rows as a tensor on the
+        device the ids live on, so no index is copied for this batch."""
         import torch
 
         width = int(self.lengths[rows].max())
-        take = torch.from_numpy(np.asarray(rows, dtype=np.int64))
-        ids = self.ids[take, :width].to(device, non_blocking=True)
-        lens = torch.from_numpy(self.lengths[rows]).to(device, non_blocking=True)
+        if multiple > 1:
+            width = min(-(-width // multiple) * multiple, int(self.ids.shape[1]))
+        if on_device is not None and on_device.device == self.ids.device:
+            take = on_device
+        else:
+            take = torch.from_numpy(np.asarray(rows, dtype=np.int64)).to(self.ids.device)
+        ids = self.ids.index_select(0, take)[:, :width].to(device, non_blocking=True)
+        if self.lengths_t is not None and self.lengths_t.device == self.ids.device:
+            lens = self.lengths_t.index_select(0, take).to(device, non_blocking=True)
+        else:
+            lens = torch.from_numpy(self.lengths[rows]).to(device, non_blocking=True)
         mask = (torch.arange(width, device=device)[None, :] < lens[:, None]).long()
         out = {"input_ids": ids, "attention_mask": mask}
         if self.token_types:
             out["token_type_ids"] = torch.zeros_like(ids)
         return out
+
+    def padded(self, multiple: int) -> Tokens:
+        """The same tokens with the id matrix widened to a multiple of ``multiple`` columns."""
+        import torch.nn.functional as F
+
+        extra = -int(self.ids.shape[1]) % multiple if multiple > 1 else 0
+        if not extra:
+            return self
+        return dataclasses.replace(self, ids=F.pad(self.ids, (0, extra), value=self.pad_id))
+
+    def to(self, device: torch.device) -> Tokens:
+        """The same tokens with ids and lengths on ``device`` (batches are then gathered there)."""
+        import torch
+
+        return dataclasses.replace(self, ids=self.ids.to(device), lengths_t=torch.from_numpy(self.lengths).to(device))
 
 
 def tokenise(texts: Sequence[Any], tokenizer: Any, max_length: int) -> Tokens:

@@ -129,10 +129,14 @@ def build_text(cfg: RunConfig, *, n_classes: int, **_: Any) -> Built:
     elif head is not None:
         print(f"{source} has a {head}-class head; it is kept (its label order may differ from the dataset's)", flush=True)
     with _quiet_transformers():  # "newly initialised classifier weights" is the point here
+        kwargs = {"num_labels": n_classes, "local_files_only": True, "ignore_mismatched_sizes": head is not None and head != n_classes}
         try:
-            model = AutoModelForSequenceClassification.from_pretrained(
-                source, num_labels=n_classes, local_files_only=True, ignore_mismatched_sizes=head is not None and head != n_classes
-            )
+            try:  # PyTorch's fused attention (scaled_dot_product_attention) where the architecture has it
+                model = AutoModelForSequenceClassification.from_pretrained(source, attn_implementation="sdpa", **kwargs)
+            except ValueError as err:
+                if "sdpa" not in str(err).lower() and "attention" not in str(err).lower():
+                    raise
+                model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
         except OSError as err:
             raise _load_error(source, err) from err
     frozen: list[nn.Module] = []

@@ -38,7 +38,7 @@ class RunConfig:
     last_n_blocks: int = 2  # with finetune="last_n": trainable blocks at the top of the backbone
     epochs: int = 3  # passes over the train split
     lr: float | None = None  # peak learning rate; None = the model's default (registry.default_lr)
-    batch_size: int = 32  # items per step
+    batch_size: int = 0  # items per step; 0 = auto: 32 on a CPU, larger on a GPU with the lr scaled (core.train.speed)
     weight_decay: float = 0.01  # AdamW decoupled weight decay (not applied to biases and norms)
     warmup_ratio: float = 0.06  # share of all steps with a linear warm-up; cosine decay after it
     tau: float = 0.9  # confidence threshold of the hallucination / forced-known rates, in [0, 1]
@@ -52,6 +52,8 @@ class RunConfig:
     image_size: int = 0  # image: side in pixels the model sees; 0 = native (small_cnn) or ≥ 64 (pretrained)
     temperature_scaling: bool = True  # after training: fit T on val (LBFGS on NLL), report before/after
     max_train_items: int = 0  # cap on train items (seeded random subset) for quick demos; 0 = all
+    fast_path: str = "auto"  # auto (on a GPU) | on | off: fixed batch shapes, tokens padded to 16, grouped augmentation
+    compile: str = "auto"  # torch.compile the net: auto (a GPU and a long image run) | on | off
     processes: int = 1  # processes of this run under torchrun (one per GPU, or gloo on the CPU); 1 = one process
     name: str = ""  # shown in the run list; empty = "<model> · <finetune>"
     mitigations: Mitigations = field(default_factory=Mitigations)  # sampler, loss, augmentations
@@ -160,7 +162,7 @@ class RunConfig:
         need_int("epochs", 1, 10_000)
         if self.lr is not None:
             need_float("lr", 0.0, 10.0, lo_open=True)
-        need_int("batch_size", 1, 65_536)
+        need_int("batch_size", 0, 65_536)
         need_float("weight_decay", 0.0, 10.0)
         need_float("warmup_ratio", 0.0, 1.0)
         need_float("tau", 0.0, 1.0)
@@ -181,6 +183,9 @@ class RunConfig:
         if not isinstance(self.temperature_scaling, bool):
             raise ValueError(f"temperature_scaling must be true or false; got {self.temperature_scaling!r}.")
         need_int("max_train_items", 0)
+        for name in ("fast_path", "compile"):
+            if getattr(self, name) not in ("auto", "on", "off"):
+                raise ValueError(f"{name} must be auto, on or off; got {getattr(self, name)!r}.")
         need_int("processes", 1, 64)
         if self.processes > 1 and self.mitigations.semi.method == "pseudo_label":
             raise ValueError("pseudo-labelling runs in one process; set processes to 1 or choose another unlabelled-pool method.")

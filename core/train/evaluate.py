@@ -60,33 +60,46 @@ def report(
 
 @torch.inference_mode()
 def predict_logits(
-    built: Built, inputs: Inputs, idx: np.ndarray, *, n_classes: int, batch_size: int, autocast: Callable[[], Any]
+    built: Built, inputs: Inputs, idx: np.ndarray, *, n_classes: int, batch_size: int, autocast: Callable[[], Any], pad: bool = False
 ) -> np.ndarray:
-    """Logits (len(idx), K) float32 for local positions ``idx``; text is batched by length."""
+    """Logits (len(idx), K) float32 for local positions ``idx``; text is batched by length. With
+    ``pad`` every batch has ``batch_size`` rows (the last one repeats its last row; the extra logits
+    are dropped), so the net meets one batch shape. The indices go to the device once."""
     built.net.eval()
     lengths = inputs.lengths
     perm = np.arange(len(idx)) if lengths is None else np.argsort(lengths[idx], kind="stable")
     order = idx[perm]
+    n = len(order)
+    if pad and n % batch_size:
+        order = np.r_[order, np.repeat(order[-1:], batch_size - n % batch_size)]
+    on_device = torch.from_numpy(np.asarray(order, dtype=np.int64)).to(inputs.device, non_blocking=True)
     outs = []
     for s in range(0, len(order), batch_size):
         with autocast():
-            outs.append(built.net(inputs.batch(order[s : s + batch_size])).float())
-    logits = torch.cat(outs).cpu().numpy() if outs else np.zeros((0, n_classes), np.float32)
+            outs.append(built.net(inputs.batch(order[s : s + batch_size], on_device[s : s + batch_size])).float())
+    logits = torch.cat(outs)[:n].cpu().numpy() if outs else np.zeros((0, n_classes), np.float32)
     back = np.empty_like(logits)
     back[perm] = logits  # row j was computed for idx[perm[j]]: put it back in the order of idx
     return back
+
+
+def predict(job: Job, idx: np.ndarray) -> np.ndarray:
+    """``predict_logits`` with the run's evaluation batch: twice the train batch (at least 64), or
+    on the fast path the train batch itself, padded, so evaluation adds no new batch shape."""
+    fixed = job.speed.fixed_shapes
+    bs = job.cfg.batch_size if fixed else max(64, 2 * job.cfg.batch_size)
+    return predict_logits(job.built, job.inputs, idx, n_classes=len(job.data.classes), batch_size=bs, autocast=job.autocast, pad=fixed)
 
 
 def evaluate(job: Job, state: State, best: BestEval | None) -> EvalResult:
     """Score val and test at the current step; ``is_best`` by the stopping metric on val
     (``core.metrics.keys.improves``), or always without a val split."""
     cfg, data = job.cfg, job.data
-    bs = max(64, 2 * cfg.batch_size)
     reports, logits = {}, {}
     for split, idx in (("val", data.val), ("test", data.test)):
         if len(idx) == 0 and split == "val":
             continue
-        z = predict_logits(job.built, job.inputs, idx, n_classes=len(data.classes), batch_size=bs, autocast=job.autocast)
+        z = predict(job, idx)
         logits[split] = z
         reports[split] = report(z, idx, data, tau=cfg.tau, abstain=cfg.mitigations.decision.abstain_below)
     job.built.train_mode()

@@ -24,6 +24,7 @@ from core.train.events import BestEval, Callback, Control, Events, State
 from core.train.inputs import Inputs
 from core.train.progress import Throughput
 from core.train.schedule import make_optimizer
+from core.train.speed import OFF, Speed
 from core.train.splits import RunData
 
 
@@ -39,6 +40,7 @@ class Job:
     lr: float
     seams: Seams
     dist: Dist = SINGLE  # this process's share of a torchrun run (core.train.distributed)
+    speed: Speed = OFF  # the GPU fast path (core.train.speed)
 
     def autocast(self) -> Any:
         return autocast(self.device)
@@ -48,6 +50,8 @@ def fit(job: Job, state: State, callbacks: list[Callback]) -> tuple[Control, Bes
     """Train ``job`` for ``cfg.epochs``; return the control (why it stopped) and the best evaluation."""
     cfg, data, net, seams, dist = job.cfg, job.data, job.built.net, job.seams, job.dist
     model = wrap(net, dist, job.device)  # trains through DDP when distributed; ``net`` keeps the weights
+    if job.speed.compile:  # compiled at the first step (the worker says so), cached under GAPSCOPE_HOME
+        model = torch.compile(model, dynamic=False)  # type: ignore[assignment]
     opt, sched, params = make_optimizer(
         net,
         lr=job.lr,
@@ -69,10 +73,11 @@ def fit(job: Job, state: State, callbacks: list[Callback]) -> tuple[Control, Bes
         y_dev = torch.from_numpy(data.y).to(job.device)  # per epoch: pseudo-labelling may have changed it
         order = seams.sampler.epoch(data.train, epoch, rng)
         view = job.inputs.epoch(order, text_augmenter=seams.text_augmenter, labels=data.y, rng=rng)
-        batches = view.batches(cfg.batch_size, rng)
-        for b, batch in enumerate(batches):
-            pos = shard(batch, dist)  # this process's share; the whole batch without torchrun
-            x, y = seams.augmenter(view.raw(pos), y_dev[torch.from_numpy(view.order[pos]).to(job.device)])
+        batches = view.batches(cfg.batch_size, rng, drop_last=job.speed.fixed_shapes)
+        shares = [shard(batch, dist) for batch in batches]  # this process's share; the whole batch without torchrun
+        on_device = view.to_device(shares)  # one index copy per epoch, none per step
+        for b, (batch, pos, where) in enumerate(zip(batches, shares, on_device)):
+            x, y = seams.augmenter(view.raw(pos, where), y_dev.index_select(0, where.rows))
             x = job.inputs.prepare(x)
             with job.autocast():
                 logits = model(x)

@@ -22,6 +22,8 @@ from core.models.tabular import tabular_matrix
 from core.train.config import RunConfig
 from core.train.inputs import Inputs
 from core.train.loop import Job
+from core.train.speed import REFERENCE_BATCH, Speed, auto_batch, scaled_lr
+from core.train.speed import plan as plan_speed
 from core.train.splits import RunData, split_data
 
 GPU_RESIDENT_BYTES = 4 << 30  # image datasets up to this size live on the GPU as uint8
@@ -55,7 +57,6 @@ def prepare(ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) ->
         # nothing here but ~3 s of start-up (it imports the compiler stack), so it stays off.
         limit_torch_threads()
     else:
-        torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     k = len(data.classes)
@@ -87,6 +88,7 @@ def prepare(ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) ->
             x = x.to(device) if x.numel() <= GPU_RESIDENT_BYTES else x.pin_memory()
         inputs = Inputs("image", device, x=x, image=built.image)
     built.net.to(device)
+    cfg, speed = fast_path(cfg, ds.modality, data, inputs, built.image.size[0] if built.image is not None else None)
     names = [ds.class_names[c] for c in data.classes]
     problems = check(
         cfg.mitigations, modality=ds.modality, finetune=cfg.finetune, train_counts=dict(zip(names, data.train_counts.tolist())),
@@ -100,8 +102,39 @@ def prepare(ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) ->
         data = resample_train_features(data, inputs, cfg, names)
     counts = np.bincount(data.y[data.train], minlength=k)  # what the model trains on (feature resampling changes it)
     image_shape = tuple(np.shape(ds.items)[1:]) if ds.modality == "image" else ()
-    run_seams = seams(cfg.mitigations, modality=ds.modality, y=data.y, class_counts=counts, class_names=names, image_shape=image_shape)
-    return Job(cfg, data, built, inputs, device, cfg.learning_rate(ds.modality), run_seams)
+    run_seams = seams(
+        cfg.mitigations, modality=ds.modality, y=data.y, class_counts=counts, class_names=names, image_shape=image_shape,
+        aug_group=speed.aug_group,
+    )  # fmt: skip
+    return Job(cfg, data, built, inputs, device, cfg.learning_rate(ds.modality), run_seams, speed=speed)
+
+
+def fast_path(cfg: RunConfig, modality: str, data: RunData, inputs: Inputs, image_side: int | None) -> tuple[RunConfig, Speed]:
+    """The run's batch (``batch_size=0``: ``core.train.speed.auto_batch``, the lr scaled with it)
+    and its fast path on this device; token widths padded and cuDNN autotuning set to match."""
+    device = inputs.device
+    if not cfg.batch_size:
+        batch = auto_batch(feed=inputs.feed, device_type=device.type, n_train=len(data.train), image_side=image_side)
+        if batch == REFERENCE_BATCH:
+            cfg = dataclasses.replace(cfg, batch_size=batch)
+        else:
+            base = cfg.learning_rate(modality)
+            cfg = dataclasses.replace(cfg, batch_size=batch, lr=scaled_lr(base, batch))
+            print(
+                f"batch {batch} (auto, on {device}); learning rate {base:g} at batch {REFERENCE_BATCH} → {cfg.lr:g} (√ scaling)", flush=True
+            )
+    steps = -(-len(data.train) // cfg.batch_size) * cfg.epochs
+    speed = plan_speed(fast_path=cfg.fast_path, compile_mode=cfg.compile, device_type=device.type, feed=inputs.feed, steps=steps)
+    inputs.pad_tokens_to = speed.pad_tokens_to
+    if inputs.tokens is not None:
+        inputs.tokens = inputs.tokens.padded(speed.pad_tokens_to)
+        if device.type == "cuda" and inputs.tokens.ids.numel() * 8 <= GPU_RESIDENT_BYTES:
+            inputs.tokens = inputs.tokens.to(device)  # indexed on the device: no copy per step
+    if device.type == "cuda":
+        # Without fixed shapes every new shape would be tuned again; the old behaviour is kept there.
+        torch.backends.cudnn.benchmark = speed.autotune if speed.fixed_shapes else True
+    print(speed.describe(), flush=True)
+    return cfg, speed
 
 
 def spread_to_pool(data: RunData, ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) -> RunData:

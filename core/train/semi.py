@@ -12,7 +12,6 @@ from __future__ import annotations
 import numpy as np
 
 from core.train.events import Callback, Control, State
-from core.train.inputs import make_batches
 from core.train.loop import Job
 from core.train.sink import RunSink
 
@@ -33,11 +32,10 @@ class PseudoLabeller(Callback):
     def on_epoch_end(self, state: State, control: Control) -> None:
         if state.epoch_index not in self.after or not len(self.job.data.pool):
             return
-        from core.train.evaluate import predict_logits
+        from core.train.evaluate import predict
 
         job, data = self.job, self.job.data
-        logits = predict_logits(job.built, job.inputs, data.pool, n_classes=len(data.classes), batch_size=max(64, 2 * job.cfg.batch_size),
-                                autocast=job.autocast)  # fmt: skip
+        logits = predict(job, data.pool)
         job.built.train_mode()
         z = logits - logits.max(axis=1, keepdims=True)
         probs = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
@@ -47,7 +45,7 @@ class PseudoLabeller(Callback):
         data.train = np.r_[self.labelled_train, data.pool[sure]]  # in place: the loop draws from it next epoch
         left = job.cfg.epochs - state.epoch_index - 1
         first = job.inputs.epoch(data.train)
-        per_epoch = len(make_batches(len(first.order), job.cfg.batch_size, np.random.default_rng(0), first.lengths))
+        per_epoch = len(first.batches(job.cfg.batch_size, np.random.default_rng(0), drop_last=job.speed.fixed_shapes))
         state.total_steps = state.step + left * per_epoch
         state.steps_per_epoch = per_epoch
         self.history.append((state.step, int(sure.sum())))

@@ -64,11 +64,11 @@ from core.train.callbacks import Cadence, Checkpointer, EarlyStopping, MetricWri
 from core.train.config import RunConfig
 from core.train.evaluate import temperature_scaled, threshold_moved
 from core.train.events import Callback, State
-from core.train.inputs import make_batches
 from core.train.loop import Job, fit
 from core.train.prepare import prepare
 from core.train.semi import PseudoLabeller
 from core.train.sink import QuietSink, RunSink, StoreSink, launcher_process, this_process
+from core.train.speed import compile_cache
 
 
 class StopRequested(Exception):
@@ -171,7 +171,7 @@ def plan(job: Job, run_id: int) -> State:
     """The loop's starting state: steps per epoch of the run's sampler, steps and evaluations in all."""
     cfg = job.cfg
     first = job.inputs.epoch(job.seams.sampler.epoch(job.data.train, 0, np.random.default_rng(0)))
-    steps_per_epoch = len(make_batches(len(first.order), cfg.batch_size, np.random.default_rng(0), first.lengths))
+    steps_per_epoch = len(first.batches(cfg.batch_size, np.random.default_rng(0), drop_last=job.speed.fixed_shapes))
     total = steps_per_epoch * cfg.epochs
     evals = (total // cfg.eval_every_steps + (total % cfg.eval_every_steps > 0)) if cfg.eval_every_steps else cfg.epochs
     return State(run_id=run_id, total_steps=total, steps_per_epoch=steps_per_epoch, evals_planned=evals)
@@ -216,7 +216,11 @@ def _run(
         f"{state.total_steps} steps · ready in {time.perf_counter() - t0:.1f}s",
         flush=True,
     )
-    sink.progress(f"training: {state.total_steps} steps")
+    if job.speed.compile:
+        compile_cache(sink.files.folder.parent.parent)
+        sink.progress(f"training: {state.total_steps} steps · compiling the model at the first step (kept for later runs of this shape)")
+    else:
+        sink.progress(f"training: {state.total_steps} steps")
     meta = {"classes": data.classes.tolist(), "config": cfg.to_dict(), "arch": job.built.arch}
     writer = MetricWriter(sink, data)
     callbacks = [

@@ -1,0 +1,211 @@
+"""The Ray runner (core.runners.cluster) against a Ray head this module starts on 127.0.0.1: real
+tasks, a real relay actor, the app's real store. Skipped, with the reason, where Ray cannot start."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import time
+
+import pytest
+
+from core.data.demos import load_digits_8x8
+from core.runners.base import Runner
+from core.runners.local import LocalRunner
+from core.store import RunFiles, RunStatus, Store
+from core.train.config import RunConfig
+from tests.test_runners import _wait_for
+
+pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """A Ray head in this process, bound to 127.0.0.1 with 2 CPUs, the code shipped as a working_dir
+    the way the app ships it. ``ray.shutdown()`` ends it (never ``ray stop``: that ends every Ray
+    on the machine)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    mp.delenv("RAY_ADDRESS", raising=False)
+    # Ray's single-machine mode: the node keeps 127.0.0.1 instead of the machine's routable address
+    # (read when ray is imported, and by the processes it starts)
+    mp.setenv("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+    try:
+        import ray
+    except ImportError as err:
+        mp.undo()
+        pytest.skip(f"Ray cannot start here: {err} (pip install '.[ray]')")
+    from core.runners.cluster import NAMESPACE, code_runtime_env
+
+    temp = tempfile.mkdtemp(prefix="gs-ray-", dir="/tmp")  # short: Ray's socket paths live under it
+    try:
+        ray.init(
+            address="local", _node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=2, num_gpus=0,
+            object_store_memory=200 * 2**20, namespace=NAMESPACE, runtime_env=code_runtime_env(), _temp_dir=temp,
+            log_to_driver=False,
+        )  # fmt: skip
+    except Exception as err:
+        with contextlib.suppress(Exception):
+            ray.shutdown()
+        mp.undo()
+        shutil.rmtree(temp, ignore_errors=True)
+        pytest.skip(f"Ray cannot start here: {type(err).__name__}: {err}")
+    yield ray
+    ray.shutdown()
+    mp.undo()
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture
+def digits(store) -> int:
+    return store.save_dataset(load_digits_8x8().dataset, source="demo:digits")
+
+
+@pytest.fixture
+def make_runner(ray_head, store, tmp_path):
+    from core.runners.cluster import RayRunner
+
+    made = []
+
+    def make(**kw):
+        # the workers' home on the "node": a folder of its own, never the app's store
+        runner = RayRunner(store, scratch_home=str(tmp_path / "node"), **kw)
+        made.append(runner)
+        return runner
+
+    yield make
+    for runner in made:  # no task left running into the next test
+        for row in runner.store.runs(status=("running", "stopping")):
+            runner._cancel(int(row["id"]), RunStatus.FAILED)
+        runner.close()
+
+
+def _cfg(version_id: int, **kw) -> RunConfig:
+    return RunConfig(
+        **{"version_id": version_id, "model": "small_cnn", "epochs": 1, "batch_size": 64, "lr": 3e-3, "device": "cpu", "seed": 3, **kw}
+    )
+
+
+def _long(version_id: int) -> RunConfig:
+    return _cfg(version_id, epochs=1000, eval_every_steps=10)
+
+
+def _shape(store, run_id) -> dict[str, tuple[set[str], int]]:
+    """Per split: the metric names and the number of metric rows (timings vary, names and counts do not)."""
+    m = store.metrics(run_id)
+    return {split: (set(g.name), len(g)) for split, g in m.groupby("split")}
+
+
+def _raising_task(relay, home, run_id, config, dataset, scratch_home):
+    raise RuntimeError(f"boom on the node (run {run_id})")
+
+
+def test_ray_runner_implements_every_runner_method_with_its_signature():
+    import inspect
+
+    from core.runners.cluster import RayRunner
+
+    wanted = {name: fn for name, fn in inspect.getmembers(Runner, inspect.isfunction) if not name.startswith("_")}
+    for name, proto in wanted.items():
+        impl, spec = inspect.signature(getattr(RayRunner, name)), inspect.signature(proto)
+        assert list(impl.parameters) == list(spec.parameters), name
+        assert impl.return_annotation == spec.return_annotation, name
+
+
+def test_a_run_on_ray_stores_what_a_local_run_stores_without_opening_sqlite(store, digits, home, make_runner, tmp_path):
+    local = LocalRunner(store, max_parallel=1)
+    here = local.wait(local.submit(_cfg(digits)), timeout_s=300)
+    assert here["status"] == "finished", here["message"]
+    ray_runner = make_runner()
+    run_id = ray_runner.submit(_cfg(digits))
+    row = store.run(run_id)
+    assert row["runner"] == "ray" and row["status"] == "running"
+    # the app that launched it goes away; a new one reattaches to the relay and carries on
+    ray_runner.close()
+    again = make_runner()
+    assert again.recover() == []
+    row = again.wait(run_id, timeout_s=400)
+    assert row["status"] == "finished", row["message"] + "\n" + again.logs(run_id, 80)
+    assert row["message"].startswith("done:")
+    # the same rows as the local run: metric names and counts per split, predictions
+    assert _shape(store, run_id) == _shape(store, here["id"])
+    assert len(store.predictions(run_id)) == len(store.predictions(here["id"])) > 0
+    assert len(store.predictions(run_id, split="test_ts")) == len(store.predictions(here["id"], split="test_ts"))
+    # the files came back to the run's folder; the ledger (written by the app's StoreSink) counts every row
+    files = RunFiles(run_id, home=home)
+    for name in ("config.json", "summary.json", "log.txt", "best.pt", "last.pt", "node.json"):
+        assert (files.folder / name).is_file(), name
+    assert files.read_json("summary.json")["status"] == "finished" and files.eval_steps() == RunFiles(here["id"], home=home).eval_steps()
+    assert files.ledger()["metrics"] == len(store.metrics(run_id))
+    log = again.logs(run_id, 200)
+    assert "on Ray node 127.0.0.1" in log and "eval step" in log
+    # the worker never opened SQLite (an audit hook in the task saw every sqlite3.connect), and its
+    # home on the node is not the store
+    node = files.read_json("node.json")
+    assert node["sqlite_opened"] == [] and node["status"] == "finished"
+    assert node["home"] == str(tmp_path / "node") and not (tmp_path / "node" / "gapscope.db").exists()
+    assert not (tmp_path / "node" / "runs" / str(run_id)).exists()  # the scratch folder is cleaned up
+
+
+def test_two_runs_fan_out_and_both_stop(store, digits, make_runner):
+    runner = make_runner(grace_s=30.0)
+    assert runner.capacity() == 2  # the test head's 2 CPUs
+    a, b = runner.submit(_long(digits)), runner.submit(_long(digits))
+
+    def both_training() -> bool:
+        runner.tick()
+        rows = [store.run(a), store.run(b)]
+        # each worker has claimed its run (its pid is recorded) and stored an evaluation, and both
+        # are still running: at the same moment, neither waited for the other
+        return all(r["status"] == "running" and r["pid"] and (store.metrics(r["id"]).split == "val").any() for r in rows)
+
+    _wait_for(both_training, timeout=400, what="both runs training at once")
+    # a cooperative stop: the worker sees the relay's flag and ends the run itself
+    assert runner.stop(a, wait_s=200) == "stopped"
+    assert store.run(a)["message"].startswith("stopped at step"), store.run(a)["message"]
+    # a stop that is not honoured in time: the task is cancelled by force
+    runner.grace_s = 0.0
+    assert runner.stop(b, wait_s=200) == "stopped"
+    assert store.run(b)["status"] == "stopped"
+    assert len(store.metrics(b)) > 0  # rows written before the stop are kept
+
+
+def test_a_task_that_raises_fails_the_run_with_the_error(store, digits, make_runner):
+    runner = make_runner(task=_raising_task)
+    run_id = runner.submit(_cfg(digits))
+    row = runner.wait(run_id, timeout_s=300)
+    assert row["status"] == "failed"
+    assert "RuntimeError: boom on the node" in row["message"], row["message"]
+
+
+def test_the_local_runner_leaves_the_clusters_runs_alone(store, digits):
+    # no Ray needed: a run claimed by the Ray runner, with no pid and an old start, is not the local runner's to fail
+    run_id = store.create_run(digits, _cfg(digits).to_dict())
+    assert store.claim_next_run(1, runner="ray")["id"] == run_id
+    store.set_run_status(run_id, None, started_at=time.time() - 3600)
+    local = LocalRunner(store, max_parallel=1, start_timeout_s=1.0)
+    assert local.recover() == [] and store.run(run_id)["status"] == "running"
+    # and the cluster's slots are not this machine's: a local run starts beside it
+    other = store.create_run(digits, _cfg(digits).to_dict())
+    assert store.claim_next_run(1)["id"] == other and store.run(other)["runner"] == "local"
+
+
+def test_files_from_a_node_stay_inside_the_runs_folder(tmp_path):
+    from core.runners.cluster import write_run_file
+
+    folder = tmp_path / "runs" / "1"
+    assert write_run_file(folder, "evals/3.json", b"{}").read_bytes() == b"{}"
+    for bad in ("../2/best.pt", "/etc/passwd", "evals/../../x", ""):
+        with pytest.raises(ValueError, match="outside the run's folder"):
+            write_run_file(folder, bad, b"x")
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["3.json"]
+
+
+def test_a_store_opened_by_an_older_gapscope_gains_the_runner_column(home):
+    import sqlite3
+
+    Store(home)
+    con = sqlite3.connect(home / "gapscope.db")
+    assert "runner" in [r[1] for r in con.execute("PRAGMA table_info(runs)")]
+    con.close()
