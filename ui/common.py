@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -94,20 +95,46 @@ def set_current_version(version_id: int) -> None:
     st.session_state[CURRENT] = version_id
 
 
-@st.cache_resource(show_spinner=False)
-def _runner(home: str) -> Runner:
-    from core.runners.local import LocalRunner
+@st.cache_resource(show_spinner="Connecting to the runner…")
+def _runner(home: str, ray_address: str) -> Runner:
+    runner: Runner
+    if ray_address:  # GAPSCOPE_RAY_ADDRESS: every run a task on that Ray cluster
+        from core.runners.cluster import RayRunner
 
-    runner = LocalRunner(_store(home))
-    if runner.store.read_only is None:  # a read-only home is for browsing: nothing to start or mark
+        runner = RayRunner(_store(home), address=ray_address)
+    else:
+        from core.runners.local import LocalRunner
+
+        runner = LocalRunner(_store(home))
+    if _store(home).read_only is None:  # a read-only home is for browsing: nothing to start or mark
         runner.recover()  # runs left "running" by a killed app or worker → failed, rows kept
         runner.start_ticking()  # the queue moves and dead workers are noticed without reruns
     return runner
 
 
+def ray_address() -> str:
+    """``GAPSCOPE_RAY_ADDRESS`` (a Ray cluster to run on), or "" to run on this machine."""
+    return os.environ.get("GAPSCOPE_RAY_ADDRESS", "").strip()
+
+
 def runner() -> Runner:
-    """The app's one runner (per home): recovers lost runs once, then keeps the queue moving."""
-    return _runner(str(paths.home()))
+    """The app's one runner (per home): this machine's (``LocalRunner``), or a Ray cluster's
+    (``RayRunner``) when ``GAPSCOPE_RAY_ADDRESS`` is set. Recovers lost runs once, then keeps the
+    queue moving."""
+    return _runner(str(paths.home()), ray_address())
+
+
+def runner_label() -> str:
+    """Where runs train, for the sidebar: 'this machine' or the Ray cluster and its resources."""
+    address = ray_address()
+    if not address:
+        return "this machine"
+    try:
+        r = runner()
+        describe = getattr(r, "describe", None)
+        return describe() if describe is not None else f"Ray cluster at {address}"
+    except Exception as err:  # unreachable, or Ray missing: say so, keep the page usable
+        return f"Ray cluster at {address}: not connected ({err})"
 
 
 def estimate_run_seconds(cfg: RunConfig, ds: Dataset) -> float | None:

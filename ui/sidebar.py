@@ -39,6 +39,7 @@ def render() -> None:
         running, queued = counts.get("running", 0), counts.get("queued", 0)
         state = "busy" if running else "idle"
         st.caption(f"**Runner:** {state} · {running} running · {queued} queued · {sum(counts.values())} runs stored")
+        st.caption(f"**Runs train on:** {common.runner_label()}")
         st.caption(f"Home: `{store.home}`")
         _storage_warning(store)
 

@@ -147,7 +147,9 @@ class Relay:
     def _box(self, home: str, run_id: int) -> _Mailbox:
         return self.runs.setdefault((home, int(run_id)), _Mailbox())
 
-    def launch(self, home: str, run_id: int, config: dict, dataset: list, resources: dict, node_home: str | None, task: Any) -> None:
+    def launch(self, home: str, run_id: int, config: dict, dataset: list, options: dict, node_home: str | None, task: Any) -> None:
+        """Start ``run_id``'s task (``options``: its resources, and the launching app's runtime_env,
+        so a relay started by an older app still runs this app's code)."""
         import ray
 
         box = self._box(home, run_id)
@@ -155,9 +157,7 @@ class Relay:
         if fn not in self._remote:
             self._remote[fn] = ray.remote(max_retries=0, max_calls=1)(fn)  # a run never reruns; one worker each
         me = ray.get_runtime_context().current_actor
-        box.ref = (
-            self._remote[fn].options(name=f"gapscope-run-{run_id}", **resources).remote(me, home, run_id, config, dataset[0], node_home)
-        )
+        box.ref = self._remote[fn].options(name=f"gapscope-run-{run_id}", **options).remote(me, home, run_id, config, dataset[0], node_home)
 
     def post(self, home: str, run_id: int, seq: int, kind: str, args: tuple) -> None:
         box = self._box(home, run_id)
@@ -498,6 +498,10 @@ class RayRunner:
         self.grace_s, self.stale_after_s, self.start_timeout_s = grace_s, stale_after_s, start_timeout_s
         self._capacity, self.scratch_home, self.task, self.log_lines = capacity, scratch_home, task, log_lines
         self.home = home_key(self.store)
+        try:  # the job's runtime_env as Ray resolved it (working_dir → a gcs:// package)
+            self._runtime_env: dict[str, Any] = dict(ray.get_runtime_context().runtime_env or {})
+        except Exception:  # not known here (e.g. an older Ray Client): the tasks inherit the relay's
+            self._runtime_env = {}
         self.relay = (
             ray.remote(Relay)
             .options(name=RELAY_NAME, namespace=NAMESPACE, lifetime="detached", get_if_exists=True, num_cpus=0, max_restarts=0)
@@ -618,11 +622,16 @@ class RayRunner:
     def _own(self) -> dict[int, dict[str, Any]]:
         return {int(r["id"]): r for r in self.store.runs(status=WORKING) if r.get("runner") == RUNNER}
 
-    def _task_resources(self, config: dict[str, Any]) -> dict[str, float]:
+    def _task_options(self, config: dict[str, Any]) -> dict[str, Any]:
+        """A run's task: one GPU per process when it may use CUDA and the cluster has GPUs, else one
+        CPU; this app's runtime_env (its code, shipped with the job)."""
         device = str(config.get("device", "auto"))
+        options: dict[str, Any] = {"num_cpus": 1}
         if self.resources().get("GPU") and (device == "auto" or device.startswith("cuda")):
-            return {"num_gpus": max(1, int(config.get("processes", 1) or 1))}
-        return {"num_cpus": 1}
+            options = {"num_gpus": max(1, int(config.get("processes", 1) or 1))}
+        if self._runtime_env:
+            options["runtime_env"] = self._runtime_env
+        return options
 
     def _launch(self, row: dict[str, Any]) -> None:
         ray = import_ray()
@@ -633,7 +642,7 @@ class RayRunner:
                 self._datasets[vid] = ray.put(self.store.load_dataset(vid))  # nodes need no access to this home
             ray.get(
                 self.relay.launch.remote(
-                    self.home, run_id, config, [self._datasets[vid]], self._task_resources(config), self.scratch_home, self.task
+                    self.home, run_id, config, [self._datasets[vid]], self._task_options(config), self.scratch_home, self.task
                 ),
                 timeout=120,
             )
