@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -143,11 +144,13 @@ def gapscope_run(ds, cfg_kw: dict) -> dict:
         value = lambda name: float(train[train.name == name].value.iloc[-1])
         speeds = train[train.name == "samples_per_s"].sort_values("step")
         steady = speeds[speeds.step > 0.1 * speeds.step.max()].value
-        first = float(train.created_at.min()) - float(row["started_at"])
+        test = m[(m.split == "test") & (m.name == "accuracy")].sort_values("step")
+        used = json.loads((home / "runs" / str(run_id) / "config.json").read_text())  # batch and lr as resolved
         return {
             "train_s": value("train_runtime_s"), "items_per_s": value("train_samples_per_s"),
-            "steady": float(steady.median()) if len(steady) else float("nan"), "first_step_s": first,
-            "wall_s": wall, "util": util, "steps": int(m.step.max()),
+            "steady": float(steady.median()) if len(steady) else float("nan"), "first_step_s": value("first_step_s"),
+            "wall_s": wall, "util": util, "steps": int(m.step.max()), "accuracy": float(test.value.iloc[-1]),
+            "batch": int(used["batch_size"]), "lr": used["lr"],
         }  # fmt: skip
     finally:
         shutil.rmtree(home, ignore_errors=True)
@@ -156,7 +159,19 @@ def gapscope_run(ds, cfg_kw: dict) -> dict:
 # ---------------------------------------------------------------------- the tutorial image loop
 
 
-def tutorial_images(x: np.ndarray, y: np.ndarray, *, model_name: str, size: int, epochs: int, batch: int, lr: float, workers: int) -> dict:
+def tutorial_images(
+    x: np.ndarray,
+    y: np.ndarray,
+    xt: np.ndarray,
+    yt: np.ndarray,
+    *,
+    model_name: str,
+    size: int,
+    epochs: int,
+    batch: int,
+    lr: float,
+    workers: int,
+) -> dict:
     """The loop a torchvision tutorial writes: a Dataset of PIL images with transforms, a shuffling
     DataLoader with worker processes and pinned memory, fp32, AdamW."""
     from PIL import Image
@@ -170,14 +185,17 @@ def tutorial_images(x: np.ndarray, y: np.ndarray, *, model_name: str, size: int,
     tf = transforms.Compose([*steps, transforms.ToTensor(), transforms.Normalize(mean, std)])
 
     class Images(torch.utils.data.Dataset):
+        def __init__(self, images: np.ndarray, labels: np.ndarray) -> None:
+            self.images, self.labels = images, labels
+
         def __len__(self) -> int:
-            return len(x)
+            return len(self.images)
 
         def __getitem__(self, i: int):
-            return tf(Image.fromarray(x[i])), int(y[i])
+            return tf(Image.fromarray(self.images[i])), int(self.labels[i])
 
     loader = torch.utils.data.DataLoader(
-        Images(), batch_size=batch, shuffle=True, num_workers=workers, pin_memory=dev.type == "cuda", persistent_workers=workers > 0
+        Images(x, y), batch_size=batch, shuffle=True, num_workers=workers, pin_memory=dev.type == "cuda", persistent_workers=workers > 0
     )
     model = image_model(model_name).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
@@ -203,7 +221,16 @@ def tutorial_images(x: np.ndarray, y: np.ndarray, *, model_name: str, size: int,
     if dev.type == "cuda":
         torch.cuda.synchronize()
     wall = time.perf_counter() - t0
-    return {"train_s": wall, "items_per_s": seen / wall, "first_step_s": first or 0.0, "util": sampler.stop(), "flops_per_item": flops}
+    util = sampler.stop()
+    model.eval()
+    right = 0
+    with torch.inference_mode():
+        for xb, yb in torch.utils.data.DataLoader(Images(xt, yt), batch_size=batch, num_workers=0):
+            right += int((model(xb.to(dev)).argmax(1).cpu() == yb).sum())
+    return {
+        "train_s": wall, "items_per_s": seen / wall, "first_step_s": first or 0.0, "util": util, "flops_per_item": flops,
+        "accuracy": right / len(yt), "batch": batch, "lr": lr,
+    }  # fmt: skip
 
 
 def image_model(name: str) -> torch.nn.Module:
@@ -288,12 +315,17 @@ def line(name: str, r: dict, flops: float | None, peak: float | None) -> str:
     mfu = "n/a" if not (flops and peak) else f"{100 * flops * r['items_per_s'] / peak:.1f}%"
     steady = f" · steady {r['steady']:,.0f}/s" if "steady" in r and np.isfinite(r["steady"]) else ""
     first = f" · first step after {r['first_step_s']:.1f} s" if np.isfinite(r.get("first_step_s", float("nan"))) else ""
+    if "batch" in r:
+        first += f" · batch {r['batch']}, lr {r['lr']:.2g}" if r.get("lr") else f" · batch {r['batch']}, lr default"
+    if "accuracy" in r:
+        first += f" · test accuracy {r['accuracy']:.3f}"
     return f"  {name:<22} {r['train_s']:7.1f} s  {r['items_per_s']:9,.0f} items/s end to end{steady}{first} · GPU {r['util']} · MFU {mfu}"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check that every scenario runs (e.g. on a CPU)")
+    parser.add_argument("--same-batch", action="store_true", help="images: Gapscope at the tutorial's batch and lr, not its own")
     parser.add_argument("--only", nargs="*", choices=["mobilenet_v2", "small_cnn", "bert"], help="scenarios to run (default: all)")
     args = parser.parse_args()
     cuda = torch.cuda.is_available()
@@ -323,15 +355,15 @@ def main() -> int:
                 {
                     "model": name,
                     "epochs": epochs,
-                    "batch_size": batch,
-                    "lr": lr,
+                    "batch_size": batch if args.same_batch else 0,  # 0: Gapscope's own choice on this device
+                    "lr": lr if args.same_batch else None,
                     "device": device,
                     "image_size": size if size != 28 else 0,
                     "log_every_steps": 5,
                 },
             )
-            theirs = tutorial_images(x, y, model_name=name, size=size, epochs=epochs, batch=batch, lr=lr, workers=workers)
-            print(f"{name} · {len(x):,} train images at {size} px · {epochs} epoch(s) · batch {batch}")
+            theirs = tutorial_images(x, y, xt, yt, model_name=name, size=size, epochs=epochs, batch=batch, lr=lr, workers=workers)
+            print(f"{name} · {len(x):,} train images at {size} px · {epochs} epoch(s)")
             print(line("Gapscope", ours, theirs["flops_per_item"], peak))
             print(line("tutorial DataLoader", theirs, theirs["flops_per_item"], peak))
             print(f"  Gapscope ÷ tutorial, end to end: {ours['items_per_s'] / theirs['items_per_s']:.2f}×\n")

@@ -67,7 +67,8 @@ def test_digits_run_writes_metrics_predictions_checkpoints_and_artifacts(store, 
     assert {f"{k}/{c}" for k in ("precision", "recall", "f1") for c in range(10)} <= set(test)
     assert test["accuracy"] > 0.8 and test["n_unknown"] == 0
     train_rows = m[m.split == "train"]
-    assert {"loss", "lr", "samples_per_s", "eta_s", "train_runtime_s", "train_samples_per_s"} <= set(train_rows.name)
+    assert {"loss", "lr", "samples_per_s", "eta_s", "train_runtime_s", "train_samples_per_s", "first_step_s"} <= set(train_rows.name)
+    assert set(train_rows[train_rows.name == "first_step_s"].step) == {1}
     assert train_rows[train_rows.name == "loss"].step.min() == 1  # the first point comes at step 1
     # temperature scaling: before = test at the best step, after = test_ts at the same step
     ts = _final(store, run_id, "test_ts")

@@ -5,7 +5,8 @@ temperature scaling ``val_ts`` / ``test_ts`` (``scaled_split``). Names:
 
 - a ``core.metrics.SUMMARY_KEYS`` key (``accuracy``, ``hallucination_rate``, …), or a train
   key (``loss``, ``lr``, ``samples_per_s``, ``eta_s``, ``train_runtime_s``,
-  ``train_samples_per_s``), or ``temperature``;
+  ``train_samples_per_s``, ``first_step_s``: seconds from the model on its device to the end of the
+  first step, compiling and tuning included), or ``temperature``;
 - per class: ``<metric>/<c>`` for ``PER_CLASS`` metrics, ``c`` the class index in the dataset
   (into ``class_names``), e.g. ``recall/3``;
 - per slice: ``slice/<column>=<value>/<metric>`` for ``SLICE_METRICS``, e.g.
@@ -30,7 +31,7 @@ SLICE_PREFIX = "slice/"
 VARIANTS = {"ts": "after temperature scaling", "tm": "after threshold moving"}
 SCALED_SUFFIX = "_ts"
 ABSTAIN_KEYS = ("abstain_coverage", "abstain_risk")  # at the run's abstention threshold, known rows
-TRAIN_KEYS = ("loss", "lr", "samples_per_s", "eta_s", "train_runtime_s", "train_samples_per_s")
+TRAIN_KEYS = ("loss", "lr", "samples_per_s", "eta_s", "train_runtime_s", "train_samples_per_s", "first_step_s")
 
 #: Metrics for which a *lower* value is better; every other metric: higher is better.
 LOWER_IS_BETTER = frozenset({

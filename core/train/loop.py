@@ -66,6 +66,7 @@ def fit(job: Job, state: State, callbacks: list[Callback]) -> tuple[Control, Bes
     loss_sum = torch.zeros((), device=job.device)  # summed on the device: no host sync per step
     event("on_train_begin", state, control)
     job.built.train_mode()
+    began = time.perf_counter()
     for epoch in range(cfg.epochs):
         state.epoch_index = epoch
         seams.criterion.begin_epoch(epoch, cfg.epochs)
@@ -97,6 +98,8 @@ def fit(job: Job, state: State, callbacks: list[Callback]) -> tuple[Control, Bes
                 control.stop("requested")  # another process saw the stop request: all stop at this step
             if control.should_log:
                 logs = {"loss": float(loss_sum) / meter.steps, "lr": opt.param_groups[0]["lr"], **meter.read()}  # the one host sync
+                if state.step == 1:  # the first step's warm-up: tuning, compiling, lazy kernel loading
+                    logs["first_step_s"] = time.perf_counter() - began
                 event("on_log", state, control, logs)
                 loss_sum.zero_()
                 meter.restart()
