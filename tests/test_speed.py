@@ -77,7 +77,7 @@ def _train_recording_shapes(store, cfg: RunConfig) -> tuple[list[tuple[bool, tup
 
     job.built.net.register_forward_pre_hook(record)
     state = plan(job, run_id=0)
-    control, best = fit(job, state, [Cadence(log_every_steps=10**6, eval_every_steps=0)])
+    _control, best = fit(job, state, [Cadence(log_every_steps=10**6, eval_every_steps=0)])
     assert best is not None and state.step == state.total_steps
     return seen, job
 
@@ -129,7 +129,7 @@ def test_an_epoch_copies_its_indices_once_and_they_match_the_draw(store):
 def test_text_widths_are_multiples_of_16_and_every_train_batch_is_full(store, tmp_path):
     from core.data.splits import stratified_split
 
-    words = "good bad film plot acting music story scene cast ending".split()
+    words = ["good", "bad", "film", "plot", "acting", "music", "story", "scene", "cast", "ending"]
     rng = np.random.default_rng(0)
     texts = [" ".join(rng.choice(words, size=int(rng.integers(1, 40)))) for _ in range(240)]
     labels = np.array([int("good" in t) for t in texts])
@@ -138,7 +138,7 @@ def test_text_widths_are_multiples_of_16_and_every_train_batch_is_full(store, tm
     vid = store.save_dataset(ds, source="upload:reviews.csv")
     folder = tiny_bert_dir(tmp_path / "bert")
     cfg = RunConfig(version_id=vid, model=str(folder), epochs=2, batch_size=16, device="cpu", fast_path="on", max_length=64)
-    seen, job = _train_recording_shapes(store, cfg)
+    seen, _ = _train_recording_shapes(store, cfg)
     widths = {w for _, (_, w) in seen}
     assert widths and all(w % 16 == 0 for w in widths) and max(widths) <= 64, widths
     assert len(widths) > 1  # bucketed by length: short batches stay short
