@@ -216,7 +216,7 @@ def tutorial_images(
             opt.step()
             seen += len(xb)
             if first is None:
-                float(loss)  # the first step, done
+                float(loss.detach())  # the first step, done
                 first = time.perf_counter() - t0
     if dev.type == "cuda":
         torch.cuda.synchronize()
