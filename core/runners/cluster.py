@@ -494,7 +494,10 @@ class RayRunner:
                     ignore_reinit_error=True, log_to_driver=False,
                 )  # fmt: skip
             except Exception as err:
-                raise DataError(f"Could not connect to the Ray cluster at {self.address}: {type(err).__name__}: {err}") from err
+                raise DataError(
+                    f"Could not connect to the Ray cluster at {self.address}: {type(err).__name__}: {err}. A cluster with token "
+                    "authentication (Ray's default) also needs RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN or ~/.ray/auth_token."
+                ) from err
         self.grace_s, self.stale_after_s, self.start_timeout_s = grace_s, stale_after_s, start_timeout_s
         self._capacity, self.scratch_home, self.task, self.log_lines = capacity, scratch_home, task, log_lines
         self.home = home_key(self.store)

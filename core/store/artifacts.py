@@ -6,6 +6,7 @@
       config.json              the resolved RunConfig
       summary.json             outcome: status, steps, best step and metric, temperature, timings
       log.txt                  the worker's stdout and stderr (written by the runner)
+      node.json                a run on a Ray cluster: its node, pid, home there, SQLite files it opened (none)
       written.txt              the worker's ledger: rows it has stored, and a write in flight (``Ledger``)
       best.pt, last.pt         checkpoints (core.train.checkpoints reads and writes them; torch)
       evals/<step>.json        per evaluation and split: reliability bins, confusion matrices
