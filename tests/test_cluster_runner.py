@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -15,6 +17,7 @@ from core.runners.base import Runner
 from core.runners.local import LocalRunner
 from core.store import RunFiles, RunStatus, Store
 from core.train.config import RunConfig
+from tests.conftest import ROOT
 from tests.test_runners import _wait_for
 
 pytestmark = [pytest.mark.timeout(600), pytest.mark.slow]
@@ -180,6 +183,21 @@ def test_a_task_that_raises_fails_the_run_with_the_error(store, digits, make_run
     assert "RuntimeError: boom on the node" in row["message"], row["message"]
 
 
+def test_a_run_without_heartbeats_is_cancelled_and_failed(store, digits, make_runner, ray_head):
+    # every heartbeat counts as too old: the runner treats the task as lost, cancels it and fails the run
+    runner = make_runner(stale_after_s=0.0)
+    run_id = runner.submit(_long(digits))
+    row = runner.wait(run_id, timeout_s=300)
+    assert row["status"] == "failed" and "no heartbeat for" in row["message"], row["message"]
+
+    # the cancelled task ends, and the relay lets the run go
+    def relay_let_go() -> bool:
+        runner.tick()
+        return run_id not in ray_head.get(runner.relay.drain.remote(runner.home, {}))["runs"]
+
+    _wait_for(relay_let_go, timeout=120, what="the relay to let the run go")
+
+
 def test_the_local_runner_leaves_the_clusters_runs_alone(store, digits):
     # no Ray needed: a run claimed by the Ray runner, with no pid and an old start, is not the local runner's to fail
     run_id = store.create_run(digits, _cfg(digits).to_dict())
@@ -190,6 +208,27 @@ def test_the_local_runner_leaves_the_clusters_runs_alone(store, digits):
     # and the cluster's slots are not this machine's: a local run starts beside it
     other = store.create_run(digits, _cfg(digits).to_dict())
     assert store.claim_next_run(1)["id"] == other and store.run(other)["runner"] == "local"
+
+
+def test_a_ray_task_notes_every_sqlite_file_and_cannot_open_a_store(tmp_path):
+    # what makes node.json's "sqlite_opened" trustworthy; in a process of its own (an audit hook stays for good)
+    script = f"""
+import sqlite3
+from core.runners.cluster import guard_sqlite
+from core.store import Store
+opened = guard_sqlite()
+sqlite3.connect(":memory:").close()
+try:
+    Store({str(tmp_path / "home")!r})
+except PermissionError as err:
+    print("refused:", err)
+print(opened)
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "refused: a worker on a Ray node must not open a Gapscope store" in out.stdout
+    assert f"[':memory:', '{tmp_path / 'home' / 'gapscope.db'}']" in out.stdout
+    assert not (tmp_path / "home" / "gapscope.db").exists()
 
 
 def test_files_from_a_node_stay_inside_the_runs_folder(tmp_path):

@@ -355,6 +355,22 @@ def _output_to(path: Path) -> Iterator[None]:
             os.close(f)
 
 
+def guard_sqlite() -> list[str]:
+    """From now on in this process, note every SQLite database opened (the list returned) and
+    refuse a Gapscope store (``gapscope.db``) with ``PermissionError``. An audit hook: it cannot be
+    removed, so only a process that ends with its task (a Ray worker with ``max_calls=1``) calls it."""
+    opened: list[str] = []
+
+    def audit(event: str, args: tuple) -> None:
+        if event == "sqlite3.connect":
+            opened.append(str(args[0]))
+            if Path(str(args[0])).name == "gapscope.db":
+                raise PermissionError(f"a worker on a Ray node must not open a Gapscope store ({args[0]}): it reports through the relay")
+
+    sys.addaudithook(audit)
+    return opened
+
+
 def _node_ip() -> str:
     """The address this worker's node joined the cluster with."""
     import ray
@@ -372,15 +388,7 @@ def train_task(relay: Any, home: str, run_id: int, config: dict[str, Any], datas
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see core.runners.local: no spinning threads
     here = Path(scratch_home) if scratch_home else node_home()
     os.environ["GAPSCOPE_HOME"] = str(here)  # caches land on the node; the app's store is not here
-    opened: list[str] = []
-
-    def audit(event: str, args: tuple) -> None:
-        if event == "sqlite3.connect":
-            opened.append(str(args[0]))
-            if Path(str(args[0])).name == "gapscope.db":
-                raise PermissionError(f"a worker on a Ray node must not open a Gapscope store ({args[0]}): it reports through the relay")
-
-    sys.addaudithook(audit)  # for the life of this worker process (max_calls=1: it ends with the task)
+    opened = guard_sqlite()  # for the life of this worker process (max_calls=1: it ends with the task)
     sink = RelaySink(relay, home, run_id, config, scratch=here)
     folder = sink.files.folder
     shutil.rmtree(folder, ignore_errors=True)  # leftovers of an earlier run with this id on this node
