@@ -149,7 +149,8 @@ def test_a_run_on_ray_stores_what_a_local_run_stores_without_opening_sqlite(stor
     node = files.read_json("node.json")
     assert node["sqlite_opened"] == [] and node["status"] == "finished"
     assert node["home"] == str(tmp_path / "node") and not (tmp_path / "node" / "gapscope.db").exists()
-    assert not (tmp_path / "node" / "runs" / str(run_id)).exists()  # the scratch folder is cleaned up
+    scratch = tmp_path / "node" / "runs" / str(run_id)
+    _wait_for(lambda: not scratch.exists(), timeout=120, what="the task to clean its scratch folder up")
 
 
 def test_two_runs_fan_out_and_both_stop(store, digits, make_runner):

@@ -244,6 +244,9 @@ class RelaySink:
         self._sent: dict[str, tuple[int, int, int]] = {}
         self._log_sent = 0
         self._last: Any = None
+        #: Written as ``node.json`` (with the final status) just before the final status is sent,
+        #: so a run that has ended has it: where it ran, the SQLite files its process opened.
+        self.node: dict[str, Any] | None = None
 
     def _send(self, kind: str, *args: Any) -> Any:
         with self._lock:
@@ -287,6 +290,9 @@ class RelaySink:
     def finish(self, status: RunStatus, message: str) -> None:
         import ray
 
+        if self.node is not None:
+            with contextlib.suppress(OSError):
+                self.files.write_json("node.json", {**self.node, "status": RunStatus(status).value})
         self.send_files()
         ray.get(self._send("finish", RunStatus(status).value, message))  # everything before it is delivered first
 
@@ -393,7 +399,8 @@ def train_task(relay: Any, home: str, run_id: int, config: dict[str, Any], datas
     folder = sink.files.folder
     shutil.rmtree(folder, ignore_errors=True)  # leftovers of an earlier run with this id on this node
     folder.mkdir(parents=True)
-    node = {"node_ip": _node_ip(), "hostname": socket.gethostname(), "pid": os.getpid(), "home": str(here)}
+    node = {"node_ip": _node_ip(), "hostname": socket.gethostname(), "pid": os.getpid(), "home": str(here), "sqlite_opened": opened}
+    sink.node = node
     try:
         with _output_to(sink.files.log_path):
             print(
@@ -410,11 +417,10 @@ def train_task(relay: Any, home: str, run_id: int, config: dict[str, Any], datas
                 return dataset
 
             status = run_with_sink(sink, load_dataset)
-        sink.files.write_json("node.json", {**node, "status": str(status), "sqlite_opened": opened})
-        sink.flush()
+        sink.flush()  # the log's last lines, after the final status
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return {**node, "status": str(status), "sqlite_opened": opened}
+    return {**node, "status": str(status)}
 
 
 # ---------------------------------------------------------------------- files from the node
