@@ -9,7 +9,7 @@ import streamlit as st
 
 from core import charts
 from core.metrics.results import RunResults
-from core.store import RunStatus
+from core.store import RunFiles, RunStatus
 from core.store.status import status_label
 from core.train.config import RunConfig
 from ui import common
@@ -97,8 +97,13 @@ def detail(run_id: int) -> None:
     if status == RunStatus.FAILED:
         st.error(f"The run failed:\n\n```\n{row['message'][-3000:]}\n```")
     cfg = RunConfig.from_dict(row["config"])
+    used = RunFiles(run_id, home=store.home).read_json("config.json") or {}  # as the worker resolved it (auto batch, lr)
+    batch = used.get("batch_size") or cfg.batch_size
+    lr_used = used.get("lr") or cfg.lr
     st.caption(
-        f"**{cfg.display_name()}** · seed {cfg.seed} · τ {cfg.tau:g} · mitigations: {', '.join(cfg.mitigations.active) or 'none (baseline)'}"
+        f"**{cfg.display_name()}** · seed {cfg.seed} · τ {cfg.tau:g} · batch {f'{batch:,}' if batch else 'auto'}"
+        f"{' (auto)' if batch and not cfg.batch_size else ''}{f' · lr {lr_used:.2g}' if lr_used else ''} · "
+        f"mitigations: {', '.join(cfg.mitigations.active) or 'none (baseline)'}"
     )
 
     step = res.best_step  # the one evaluation every number below is read at
