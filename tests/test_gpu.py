@@ -24,3 +24,22 @@ def test_a_run_trains_and_evaluates_on_the_gpu(store):
     test = m[(m.split == "test") & (m.step == m[m.split == "test"].step.max())].set_index("name")["value"]
     assert test["accuracy"] > 0.8  # bf16 autocast trains as well as fp32 on this task
     assert RunFiles(run_id, home=store.home).read_json("config.json")["device"] == "cuda"
+
+
+# The fast path on a real GPU: the checks a lent GPU machine runs without pytest
+# (benchmarks/gpu_check.py), run here under pytest wherever CUDA and the test extras meet.
+def _gpu_checks():
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.CHECKS
+
+
+@pytest.mark.parametrize("check", _gpu_checks(), ids=lambda c: c.__name__)
+def test_the_fast_path_on_the_gpu(check, store):
+    assert check(store)  # each check asserts its own rule and returns its figures

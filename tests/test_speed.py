@@ -14,6 +14,7 @@ import torch
 from core.data import Dataset
 from core.data.demos import load_digits_8x8
 from core.mitigate.augment import ImageAugmenter
+from core.store import RunFiles
 from core.train import speed
 from core.train.callbacks import Cadence
 from core.train.config import RunConfig
@@ -173,3 +174,29 @@ def test_a_compiled_run_finishes_and_keeps_its_kernels_under_the_home(store, hom
     assert len(test) == 1 and math.isfinite(test.value.iloc[0]) and test.value.iloc[0] > 0.3
     cache = home / "cache" / "inductor"
     assert cache.is_dir() and any(p.is_file() for p in cache.rglob("*"))
+
+
+def test_a_fast_path_run_with_augmentation_and_resampling_finishes_like_the_cpu_path(store, home):
+    """The whole worker on the fast path (forced on the CPU) with per-item and batch augmentations on
+    the tail classes and a weighted sampler: every evaluation scores every test item once."""
+    from core.mitigate.config import Augmentation, Mitigations, Resampling
+
+    vid = _digits(store)
+    mitigations = Mitigations(
+        resample=Resampling(method="class_balanced"),
+        augment=Augmentation(image=["flip", "rotate", "mixup"], strength=0.5, classes=["7", "8", "9"], multiplier=2),
+    )
+    cfg = RunConfig(
+        version_id=vid, model="small_cnn", epochs=2, batch_size=64, lr=3e-3, device="cpu", fast_path="on", mitigations=mitigations
+    )
+    run_id = store.create_run(vid, cfg.to_dict())
+    assert train_run(store, run_id) == "finished", store.run(run_id)["message"]
+    n_test = int((store.load_dataset(vid).split == 2).sum())
+    metrics = store.metrics(run_id)
+    steps = sorted(int(s) for s in metrics[metrics.split == "test"].step.unique())
+    assert len(steps) == 2
+    for step in steps:
+        at = store.predictions(run_id, step=step)
+        assert len(at) == at["item"].nunique() == n_test  # padding added no rows, lost none
+    used = RunFiles(run_id, home=home).read_json("config.json")
+    assert used is not None and used["fast_path"] == "on" and used["batch_size"] == 64

@@ -216,11 +216,13 @@ def _run(
         f"{state.total_steps} steps · ready in {time.perf_counter() - t0:.1f}s",
         flush=True,
     )
+    first = ""
     if job.speed.compile:
         compile_cache(sink.files.folder.parent.parent)
-        sink.progress(f"training: {state.total_steps} steps · compiling the model at the first step (kept for later runs of this shape)")
-    else:
-        sink.progress(f"training: {state.total_steps} steps")
+        first = " · compiling the model at the first step (kept for later runs of this shape)"
+    elif job.speed.autotune:
+        first = " · the first step tunes cuDNN for this batch shape"
+    sink.progress(f"training: {state.total_steps} steps{first}")
     meta = {"classes": data.classes.tolist(), "config": cfg.to_dict(), "arch": job.built.arch}
     writer = MetricWriter(sink, data)
     callbacks = [

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Copy what a lent GPU machine needs for benchmarks/gpu_check.py and benchmarks/bench_gpu.py into
+# .gpu-carry/assets (ignored by git; about 55 MB, under the 64 MiB such a machine carries):
+# Fashion-MNIST, VADER, MobileNetV2's weights and MiniLM's tokenizer (not its 88 MB of weights: the
+# benchmark's BERT has random weights). On the GPU machine, from the repository root:
+#   GAPSCOPE_ASSETS=.gpu-carry/assets python benchmarks/gpu_check.py
+#   GAPSCOPE_ASSETS=.gpu-carry/assets python benchmarks/bench_gpu.py
+set -euo pipefail
+cd "$(dirname "$0")/.."
+src="${GAPSCOPE_ASSETS:-$HOME/.cache/gapscope/assets}"
+for need in fashion-mnist vader mobilenet-v2 minilm/tokenizer.json; do
+  if [ ! -e "$src/$need" ]; then
+    echo "$src/$need is missing: run scripts/setup.sh test (as root, for Fashion-MNIST) first." >&2
+    exit 1
+  fi
+done
+dest=.gpu-carry/assets
+rm -rf .gpu-carry
+mkdir -p "$dest/minilm"
+cp -rL "$src/fashion-mnist" "$src/vader" "$src/mobilenet-v2" "$dest/"
+for f in tokenizer.json tokenizer_config.json special_tokens_map.json vocab.txt; do
+  if [ -e "$src/minilm/$f" ]; then cp -L "$src/minilm/$f" "$dest/minilm/"; fi
+done
+du -sh .gpu-carry
