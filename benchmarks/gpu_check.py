@@ -78,7 +78,6 @@ def _shapes(store, cfg) -> tuple[list[tuple[bool, tuple[int, ...]]], object]:
 def check_image_run_auto_batch(store) -> str:
     """A digits run at batch 0 through the worker: the batch and lr it chose, first step, accuracy."""
     from core.store import RunFiles
-    from core.train.config import RunConfig
     from core.train.worker import train_run
 
     vid = _digits(store)
@@ -98,7 +97,6 @@ def check_image_run_auto_batch(store) -> str:
 
 def check_one_image_shape(store) -> str:
     """On the fast path the net meets one batch shape in training and evaluation."""
-    from core.train.config import RunConfig
 
     vid = _digits(store)
     seen, job = _shapes(store, _cfg(version_id=vid, model="small_cnn", epochs=2, batch_size=64, lr=3e-3))
@@ -114,7 +112,6 @@ def check_text_on_the_gpu(store) -> str:
     from core.data import Dataset
     from core.data.splits import stratified_split
     from core.paths import assets_dir
-    from core.train.config import RunConfig
 
     folder = Path(tempfile.mkdtemp(prefix="gpu-check-bert-"))
     torch.manual_seed(0)
@@ -168,7 +165,6 @@ def _sync() -> None:
 
 def check_compiled_run(store) -> str:
     """``compile=on``: the run finishes; its first step includes the compile."""
-    from core.train.config import RunConfig
     from core.train.worker import train_run
 
     vid = _digits(store)
