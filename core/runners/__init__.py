@@ -1,2 +1,3 @@
-"""Who runs training: the ``Runner`` protocol (``base``), the local subprocess runner (``local``)
-and the process helpers it uses (``processes``). torchrun and Ray runners plug in beside them."""
+"""Who runs training: the ``Runner`` protocol (``base``), what every runner shares on the store's
+queue (``queue``), the local subprocess runner (``local``) and its process helpers (``processes``),
+and the Ray runner (``cluster``)."""

@@ -62,11 +62,10 @@ import numpy as np
 
 from core.atomic import atomic_write_bytes
 from core.errors import DataError
-from core.runners.processes import tail_lines
+from core.runners.queue import QueueRunner
 from core.store.artifacts import RunFiles
 from core.store.database import Store
 from core.store.status import ACTIVE, STALE_AFTER_S, WORKING, RunStatus
-from core.train.config import RunConfig
 from core.train.sink import StoreSink
 
 if TYPE_CHECKING:
@@ -454,7 +453,7 @@ def _inside(folder: Path, rel: str) -> Path:
 # ---------------------------------------------------------------------- the runner (this app)
 
 
-class RayRunner:
+class RayRunner(QueueRunner):
     """Runs each run as a Ray task on a cluster; the app's store stays the one source of truth.
 
     Parameters
@@ -482,6 +481,9 @@ class RayRunner:
         The function each Ray task runs (default ``train_task``; tests pass another).
     """
 
+    poll_s = 0.2
+    thread_name = "gapscope-ray-runner"
+
     def __init__(
         self,
         store: Store | None = None,
@@ -497,7 +499,7 @@ class RayRunner:
         log_lines: int = 20,
     ) -> None:
         ray = import_ray()
-        self.store = store if store is not None else Store()
+        super().__init__(store if store is not None else Store())
         self.address = address if address is not None else os.environ.get(ADDRESS_ENV, "").strip() or None
         if not ray.is_initialized():
             if self.address is None:
@@ -529,37 +531,8 @@ class RayRunner:
         self._stops_sent: set[int] = set()
         self._datasets: dict[int, Any] = {}  # version id → ObjectRef while a run of it is active
         self._resources: tuple[float, dict[str, float]] | None = None
-        self._lock = threading.RLock()
-        self._ticker: threading.Thread | None = None
-        self._ticker_stop = threading.Event()
 
-    # ------------------------------------------------------------------ Runner protocol
-    def submit(self, config: RunConfig) -> int:
-        """Validate ``config``, queue a run for it and launch it if the cluster has room; return its id."""
-        config.validate()
-        run_id = self.store.create_run(config.version_id, config.to_dict(), name=config.display_name())
-        self.tick()
-        return run_id
-
-    def status(self, run_id: int) -> dict[str, Any]:
-        self.tick()
-        return self.store.run(run_id)
-
-    def stop(self, run_id: int, *, wait_s: float = 0.0) -> RunStatus:
-        """Ask ``run_id`` to stop; a queued run stops at once, a running one after its current step
-        (its task is cancelled after ``grace_s`` if it does not). With ``wait_s`` > 0, tick until
-        it has ended or ``wait_s`` has passed."""
-        status = self.store.request_stop(run_id)
-        self.tick()
-        deadline = time.monotonic() + wait_s
-        while wait_s > 0 and self.store.run(run_id)["status"] in WORKING and time.monotonic() < deadline:
-            time.sleep(0.2)
-            self.tick()
-        return RunStatus(self.store.run(run_id)["status"]) if wait_s > 0 else status
-
-    def logs(self, run_id: int, tail: int = 50) -> str:
-        return tail_lines(RunFiles(run_id, home=self.store.home).log_path, tail)
-
+    # ------------------------------------------------------------------ Runner protocol (the rest: QueueRunner)
     def recover(self) -> list[int]:
         """At app start-up: reattach to the relay (by name) and apply what it holds; runs it does
         not know, or whose heartbeat is stale, are marked failed (rows kept). Returns their ids."""
@@ -577,39 +550,6 @@ class RayRunner:
                 self._launch(row)
                 started.append(int(row["id"]))
             return started
-
-    def close(self) -> None:
-        """Stop the background thread (tasks keep running; a later runner drains them)."""
-        self._ticker_stop.set()
-        if self._ticker is not None:
-            self._ticker.join(timeout=10)
-
-    # ------------------------------------------------------------------ like LocalRunner
-    def wait(self, run_id: int, *, timeout_s: float = 600.0, poll_s: float = 0.2) -> dict[str, Any]:
-        """Tick until ``run_id`` is no longer queued or live (or ``timeout_s``); return its row."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            self.tick()
-            row = self.store.run(run_id)
-            if row["status"] not in ACTIVE or time.monotonic() > deadline:
-                return row
-            time.sleep(poll_s)
-
-    def start_ticking(self, interval_s: float = 2.0) -> None:
-        """Tick every ``interval_s`` from a daemon thread. Idempotent."""
-        if self._ticker is not None and self._ticker.is_alive():
-            return
-        self._ticker_stop.clear()
-
-        def loop() -> None:
-            while not self._ticker_stop.wait(interval_s):
-                try:
-                    self.tick()
-                except Exception as err:  # keep ticking; the cluster may be back next time
-                    print(f"gapscope ray runner: {type(err).__name__}: {err}", file=sys.stderr)
-
-        self._ticker = threading.Thread(target=loop, name="gapscope-ray-runner", daemon=True)
-        self._ticker.start()
 
     def resources(self) -> dict[str, float]:
         """The cluster's resources (``ray.cluster_resources()``, refreshed every 10 s)."""

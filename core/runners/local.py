@@ -39,16 +39,15 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.runners.processes import process_start_time, same_process, tail_lines
+from core.runners.processes import process_start_time, same_process
+from core.runners.queue import QueueRunner
 from core.store.artifacts import RunFiles
 from core.store.database import Store
-from core.store.status import ACTIVE, STALE_AFTER_S, WORKING, RunStatus
-from core.train.config import RunConfig
+from core.store.status import STALE_AFTER_S, WORKING, RunStatus
 
 if TYPE_CHECKING:
     from core.runners.base import Runner
@@ -73,7 +72,7 @@ def is_local(row: dict[str, Any]) -> bool:
 # ---------------------------------------------------------------------- the local runner
 
 
-class LocalRunner:
+class LocalRunner(QueueRunner):
     """Runs each run as a subprocess of this machine, at most ``max_parallel`` at a time.
 
     Parameters
@@ -104,7 +103,7 @@ class LocalRunner:
         log_lines: int = 20,
         python: str | None = None,
     ) -> None:
-        self.store = store if store is not None else Store()
+        super().__init__(store if store is not None else Store())
         self.n_gpus = _gpu_count() if max_parallel is None else None
         self.max_parallel = max_parallel if max_parallel is not None else max(1, self.n_gpus or 0)
         if self.max_parallel < 1:
@@ -113,37 +112,6 @@ class LocalRunner:
         self.log_lines = log_lines
         self.python = python or sys.executable
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
-        self._lock = threading.RLock()
-        self._ticker: threading.Thread | None = None
-        self._ticker_stop = threading.Event()
-
-    # ------------------------------------------------------------------ Runner protocol
-    def submit(self, config: RunConfig) -> int:
-        """Validate ``config``, queue a run for it and start it if a slot is free; return its id."""
-        config.validate()
-        run_id = self.store.create_run(config.version_id, config.to_dict(), name=config.display_name())
-        self.tick()
-        return run_id
-
-    def status(self, run_id: int) -> dict[str, Any]:
-        """The run's row (after a ``tick``): status, progress, message, pid, timings, config."""
-        self.tick()
-        return self.store.run(run_id)
-
-    def stop(self, run_id: int, *, wait_s: float = 0.0) -> RunStatus:
-        """Ask ``run_id`` to stop; return its status. A queued run is stopped at once; a running one
-        stops after its current step (signals follow after ``grace_s`` if it does not). With
-        ``wait_s`` > 0, tick until it has ended or ``wait_s`` has passed."""
-        status = self.store.request_stop(run_id)
-        self.tick()
-        deadline = time.monotonic() + wait_s
-        while wait_s > 0 and self.store.run(run_id)["status"] in WORKING and time.monotonic() < deadline:
-            time.sleep(0.1)
-            self.tick()
-        return RunStatus(self.store.run(run_id)["status"]) if wait_s > 0 else status
-
-    def logs(self, run_id: int, tail: int = 50) -> str:
-        return tail_lines(self.log_path(run_id), tail)
 
     # ------------------------------------------------------------------ upkeep
     def log_path(self, run_id: int) -> Path:
@@ -167,39 +135,6 @@ class LocalRunner:
         by another process) as failed, keeping all their rows. Returns the ids it marked."""
         with self._lock:
             return self._reap()
-
-    def wait(self, run_id: int, *, timeout_s: float = 600.0, poll_s: float = 0.1) -> dict[str, Any]:
-        """Tick until ``run_id`` is no longer queued or live (or ``timeout_s``); return its row."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            self.tick()
-            row = self.store.run(run_id)
-            if row["status"] not in ACTIVE or time.monotonic() > deadline:
-                return row
-            time.sleep(poll_s)
-
-    def start_ticking(self, interval_s: float = 2.0) -> None:
-        """Tick every ``interval_s`` from a daemon thread (an app process that wants the queue to
-        move without reruns). Idempotent."""
-        if self._ticker is not None and self._ticker.is_alive():
-            return
-        self._ticker_stop.clear()
-
-        def loop() -> None:
-            while not self._ticker_stop.wait(interval_s):
-                try:
-                    self.tick()
-                except Exception as err:  # keep ticking; the next tick may succeed
-                    print(f"gapscope runner: {type(err).__name__}: {err}", file=sys.stderr)
-
-        self._ticker = threading.Thread(target=loop, name="gapscope-runner", daemon=True)
-        self._ticker.start()
-
-    def close(self) -> None:
-        """Stop the background thread (workers keep running; a later runner adopts them)."""
-        self._ticker_stop.set()
-        if self._ticker is not None:
-            self._ticker.join(timeout=5)
 
     # ------------------------------------------------------------------ internals
     def _start(self, row: dict[str, Any]) -> None:

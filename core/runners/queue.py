@@ -1,0 +1,94 @@
+"""What every runner does the same way on the store's queue: submit, status, stop, logs, wait, and
+ticking from a background thread. A runner adds how it starts and watches runs (``tick``,
+``recover``): ``core.runners.local.LocalRunner`` with subprocesses, ``core.runners.cluster.RayRunner``
+with Ray tasks."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from typing import Any
+
+from core.runners.processes import tail_lines
+from core.store.artifacts import RunFiles
+from core.store.database import Store
+from core.store.status import ACTIVE, WORKING, RunStatus
+from core.train.config import RunConfig
+
+
+class QueueRunner:
+    """The store-queue half of a ``core.runners.base.Runner``; subclasses define ``tick``."""
+
+    poll_s = 0.1  # seconds between ticks while ``stop`` or ``wait`` waits
+    thread_name = "gapscope-runner"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._lock = threading.RLock()
+        self._ticker: threading.Thread | None = None
+        self._ticker_stop = threading.Event()
+
+    def tick(self) -> list[int]:  # pragma: no cover - every runner defines it
+        raise NotImplementedError
+
+    def submit(self, config: RunConfig) -> int:
+        """Validate ``config``, queue a run for it and start it if there is room; return its id."""
+        config.validate()
+        run_id = self.store.create_run(config.version_id, config.to_dict(), name=config.display_name())
+        self.tick()
+        return run_id
+
+    def status(self, run_id: int) -> dict[str, Any]:
+        """The run's row (after a ``tick``): status, progress, message, timings, config."""
+        self.tick()
+        return self.store.run(run_id)
+
+    def stop(self, run_id: int, *, wait_s: float = 0.0) -> RunStatus:
+        """Ask ``run_id`` to stop; return its status. A queued run is stopped at once; a running one
+        stops after its current step (the runner enforces it after its grace period if it does
+        not). With ``wait_s`` > 0, tick until it has ended or ``wait_s`` has passed."""
+        status = self.store.request_stop(run_id)
+        self.tick()
+        deadline = time.monotonic() + wait_s
+        while wait_s > 0 and self.store.run(run_id)["status"] in WORKING and time.monotonic() < deadline:
+            time.sleep(self.poll_s)
+            self.tick()
+        return RunStatus(self.store.run(run_id)["status"]) if wait_s > 0 else status
+
+    def logs(self, run_id: int, tail: int = 50) -> str:
+        """The last ``tail`` lines of the run's log."""
+        return tail_lines(RunFiles(run_id, home=self.store.home).log_path, tail)
+
+    def wait(self, run_id: int, *, timeout_s: float = 600.0, poll_s: float | None = None) -> dict[str, Any]:
+        """Tick until ``run_id`` is no longer queued or live (or ``timeout_s``); return its row."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            self.tick()
+            row = self.store.run(run_id)
+            if row["status"] not in ACTIVE or time.monotonic() > deadline:
+                return row
+            time.sleep(self.poll_s if poll_s is None else poll_s)
+
+    def start_ticking(self, interval_s: float = 2.0) -> None:
+        """Tick every ``interval_s`` from a daemon thread (an app process that wants the queue to
+        move without reruns). Idempotent."""
+        if self._ticker is not None and self._ticker.is_alive():
+            return
+        self._ticker_stop.clear()
+
+        def loop() -> None:
+            while not self._ticker_stop.wait(interval_s):
+                try:
+                    self.tick()
+                except Exception as err:  # keep ticking; the next tick may succeed
+                    print(f"{self.thread_name}: {type(err).__name__}: {err}", file=sys.stderr)
+
+        self._ticker = threading.Thread(target=loop, name=self.thread_name, daemon=True)
+        self._ticker.start()
+
+    def close(self) -> None:
+        """Stop the background thread (runs keep going; a later runner adopts them)."""
+        self._ticker_stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=10)
