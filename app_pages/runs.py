@@ -9,6 +9,7 @@ import streamlit as st
 
 from core import charts
 from core.metrics.results import RunResults
+from core.runners.processes import tail_lines
 from core.store import RunFiles, RunStatus
 from core.store.status import status_label
 from core.train.config import RunConfig
@@ -23,8 +24,8 @@ KPIS = [
 ]  # fmt: skip
 
 store = common.store()
-runner = common.runner()
 st.title("📈 Runs")
+runner = common.runner_or_none()  # None: the cluster is unreachable (said above); stored runs still show
 
 runs = store.runs()
 if not runs:
@@ -90,7 +91,7 @@ def detail(run_id: int) -> None:
             "No heartbeat from this run's worker for over a minute: it died or hangs, and no Gapscope app was watching. "
             "Every row it stored is kept; the app's runner marks it failed on its next check."
         )
-    if status.active and h2.button("Stop", key=f"stop_{run_id}", type="primary", width="stretch"):
+    if status.active and runner is not None and h2.button("Stop", key=f"stop_{run_id}", type="primary", width="stretch"):
         runner.stop(run_id)
         st.rerun()
     st.progress(min(max(float(row["progress"] or 0.0), 0.0), 1.0), text=row["message"] or status)
@@ -207,7 +208,8 @@ def detail(run_id: int) -> None:
         with st.expander("Report and exports"):
             export_block(store, [run_id], key=f"run_{run_id}", title=f"Gapscope: run #{run_id} · {row['name']}")
     with st.expander("Logs"):
-        st.code(runner.logs(run_id, tail=80) or "(no output yet)", language=None)
+        log = runner.logs(run_id, tail=80) if runner is not None else tail_lines(RunFiles(run_id, home=store.home).log_path, 80)
+        st.code(log or "(no output yet)", language=None)
     with st.expander("Config"):
         st.json(row["config"])
     if status.active != RunStatus(store.run(run_id)["status"]).active:  # it just ended: redraw once without the timer

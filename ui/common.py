@@ -120,8 +120,22 @@ def ray_address() -> str:
 def runner() -> Runner:
     """The app's one runner (per home): this machine's (``LocalRunner``), or a Ray cluster's
     (``RayRunner``) when ``GAPSCOPE_RAY_ADDRESS`` is set. Recovers lost runs once, then keeps the
-    queue moving."""
-    return _runner(str(paths.home()), ray_address())
+    queue moving. A cluster that cannot be reached stops the page with the reason."""
+    found = runner_or_none()
+    if found is None:
+        st.stop()
+    assert found is not None
+    return found
+
+
+def runner_or_none() -> Runner | None:
+    """``runner()``, or None after showing why it cannot be had (an unreachable Ray cluster): for
+    pages that still show stored results without one."""
+    try:
+        return _runner(str(paths.home()), ray_address())
+    except DataError as err:
+        st.error(str(err), icon="🚫")
+        return None
 
 
 def runner_label() -> str:
@@ -130,7 +144,7 @@ def runner_label() -> str:
     if not address:
         return "this machine"
     try:
-        r = runner()
+        r = _runner(str(paths.home()), address)
         describe = getattr(r, "describe", None)
         return describe() if describe is not None else f"Ray cluster at {address}"
     except Exception as err:  # unreachable, or Ray missing: say so, keep the page usable

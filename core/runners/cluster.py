@@ -85,6 +85,24 @@ CODE_EXCLUDES = [
 ]  # fmt: skip
 
 
+def check_reachable(address: str, *, timeout_s: float = 3.0) -> None:
+    """A ``DataError`` unless ``host:port`` of ``address`` (``ray://host:port`` or ``host:port``)
+    accepts a TCP connection within ``timeout_s``: ``ray.init`` would otherwise retry for minutes
+    and hold every page that needs the runner. ``auto`` and ``local`` are not checked."""
+    target = address.removeprefix("ray://")
+    if address in ("auto", "local") or ":" not in target:
+        return
+    host, _, port = target.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as err:
+        raise DataError(
+            f"Cannot reach the Ray cluster at {address} ({err}). Start the cluster, correct {ADDRESS_ENV}, "
+            "or unset it to train on this machine."
+        ) from err
+
+
 def import_ray() -> Any:
     """``import ray``, or a ``DataError`` saying how to get it."""
     try:
@@ -504,6 +522,7 @@ class RayRunner(QueueRunner):
         if not ray.is_initialized():
             if self.address is None:
                 raise DataError(f"No Ray cluster to connect to: set {ADDRESS_ENV} (ray://head:10001, auto, or host:6379).")
+            check_reachable(self.address)
             try:
                 ray.init(
                     address=self.address, namespace=NAMESPACE, runtime_env=code_runtime_env() if ship_code else None,
