@@ -17,6 +17,8 @@ loop            ``fit``: the loop itself
 prepare         data, device, model, inputs and seams before the first step
 checkpoints     ``best.pt`` / ``last.pt``
 sink            where a worker writes (``RunSink``; ``StoreSink`` for the local store)
+speed           the GPU fast path: auto batch and lr, fixed shapes, when to tune or compile
+distributed     several processes of one run under torchrun (DDP)
 worker          a run from claim to final status; the process entry point
 ==============  =====================================================================
 
