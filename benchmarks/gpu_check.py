@@ -114,26 +114,31 @@ def check_text_on_the_gpu(store) -> str:
     from core.paths import assets_dir
 
     folder = Path(tempfile.mkdtemp(prefix="gpu-check-bert-"))
-    torch.manual_seed(0)
-    BertForSequenceClassification(
-        BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128, num_labels=2)
-    ).save_pretrained(folder)
-    src = next(p.parent for p in assets_dir().rglob("tokenizer.json"))
-    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
-        if (src / name).exists():
-            shutil.copy(src / name, folder / name)
-    rng = np.random.default_rng(0)
-    words = ["good", "bad", "film", "plot", "acting", "music", "story", "scene", "cast", "ending"]
-    texts = [" ".join(rng.choice(words, size=int(rng.integers(1, 60)))) for _ in range(640)]
-    labels = np.array([int("good" in t) for t in texts])
-    ds = Dataset("words", "text", np.array(texts, dtype=object), labels, ["no", "yes"], stratified_split(labels, val=0.2, test=0.2, seed=0))
-    vid = store.save_dataset(ds, source="gpu-check")
-    seen, job = _shapes(store, _cfg(version_id=vid, model=str(folder), epochs=2, batch_size=32))
-    widths = {w for _, (_, w) in seen}
-    rows = {b for _, (b, _) in seen}
-    assert job.inputs.tokens.ids.device.type == DEVICE, job.inputs.tokens.ids.device  # type: ignore[attr-defined]
-    assert all(w % 16 == 0 for w in widths) and rows == {32}, (widths, rows)
-    return f"widths {sorted(widths)}, batch rows {sorted(rows)}, ids on {job.inputs.tokens.ids.device}"  # type: ignore[attr-defined]
+    try:
+        torch.manual_seed(0)
+        BertForSequenceClassification(
+            BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128, num_labels=2)
+        ).save_pretrained(folder)
+        src = next(p.parent for p in assets_dir().rglob("tokenizer.json"))
+        for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+            if (src / name).exists():
+                shutil.copy(src / name, folder / name)
+        rng = np.random.default_rng(0)
+        words = ["good", "bad", "film", "plot", "acting", "music", "story", "scene", "cast", "ending"]
+        texts = [" ".join(rng.choice(words, size=int(rng.integers(1, 60)))) for _ in range(640)]
+        labels = np.array([int("good" in t) for t in texts])
+        ds = Dataset(
+            "words", "text", np.array(texts, dtype=object), labels, ["no", "yes"], stratified_split(labels, val=0.2, test=0.2, seed=0)
+        )
+        vid = store.save_dataset(ds, source="gpu-check")
+        seen, job = _shapes(store, _cfg(version_id=vid, model=str(folder), epochs=2, batch_size=32))
+        widths = {w for _, (_, w) in seen}
+        rows = {b for _, (b, _) in seen}
+        assert job.inputs.tokens.ids.device.type == DEVICE, job.inputs.tokens.ids.device  # type: ignore[attr-defined]
+        assert all(w % 16 == 0 for w in widths) and rows == {32}, (widths, rows)
+        return f"widths {sorted(widths)}, batch rows {sorted(rows)}, ids on {job.inputs.tokens.ids.device}"  # type: ignore[attr-defined]
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def check_grouped_augmentation(store) -> str:
