@@ -200,3 +200,20 @@ def test_a_fast_path_run_with_augmentation_and_resampling_finishes_like_the_cpu_
         assert len(at) == at["item"].nunique() == n_test  # padding added no rows, lost none
     used = RunFiles(run_id, home=home).read_json("config.json")
     assert used is not None and used["fast_path"] == "on" and used["batch_size"] == 64
+
+
+def test_normalisation_constants_are_made_once_per_device_not_per_batch():
+    """``ImageSpec.prepare`` runs every step: its mean and std are built on the device once (on a
+    GPU each new tensor would be a host→device copy per step), and the result is unchanged."""
+    from core.models.preprocess import ImageSpec
+
+    spec = ImageSpec.for_model("imagenet", (16, 16))
+    x = torch.randint(0, 255, (4, 1, 8, 8), dtype=torch.uint8)
+    first = spec.prepare(x)
+    made = spec._norm[(x.device, torch.float32)]
+    again = spec.prepare(x)
+    assert spec._norm[(x.device, torch.float32)] is made and len(spec._norm) == 1
+    torch.testing.assert_close(first, again)
+    expected = torch.nn.functional.interpolate(x.float() / 255, size=(16, 16), mode="bilinear", align_corners=False)
+    expected = (expected.expand(-1, 3, -1, -1) - torch.tensor(spec.mean).view(1, -1, 1, 1)) / torch.tensor(spec.std).view(1, -1, 1, 1)
+    torch.testing.assert_close(first, expected)

@@ -106,7 +106,8 @@ class ImageAugmenter:
             if not len(self.classes):
                 chosen = torch.arange(len(x), device=x.device)
             else:
-                chosen = torch.nonzero(torch.isin(y, self.classes.to(y.device))).ravel()
+                self.classes = self.classes.to(y.device)  # moved once, not per batch
+                chosen = torch.nonzero(torch.isin(y, self.classes)).ravel()
             if len(chosen):
                 x = x.clone()
                 if self.group == 1:

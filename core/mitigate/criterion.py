@@ -101,10 +101,14 @@ class ClassAwareLoss:
         soft = target.dtype.is_floating_point
         q = target.float() if soft else F.one_hot(target, self.k).float()  # (B, K) target distribution
         if self.shift is not None:
-            z = z + self.shift.to(z.device)
+            self.shift = self.shift.to(z.device)  # moved once: no copy per step after the first
+            z = z + self.shift
         if self.margins is not None:
-            z = self.settings.scale * (z - q * self.margins.to(z.device))
-        weight = None if self.weight is None else self.weight.to(z.device)
+            self.margins = self.margins.to(z.device)
+            z = self.settings.scale * (z - q * self.margins)
+        if self.weight is not None:
+            self.weight = self.weight.to(z.device)
+        weight = self.weight
         eps = self.settings.label_smoothing
         if self.settings.name != "focal":
             return F.cross_entropy(z, target, weight=weight, label_smoothing=eps)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,6 +49,7 @@ class ImageSpec:
     mean: tuple[float, ...]  # per channel, as fractions of 255
     std: tuple[float, ...]
     channels_last: bool = False  # set on CUDA (and for CPU inference): faster convolutions
+    _norm: dict[Any, tuple[torch.Tensor, torch.Tensor]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def for_model(cls, normalisation: str, size: tuple[int, int], channels: int = 3) -> ImageSpec:
@@ -70,8 +71,13 @@ class ImageSpec:
             x = x.expand(-1, 3, -1, -1)
         elif x.shape[1] == 3 and self.channels == 1:
             x = x.mean(dim=1, keepdim=True)
-        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1)
+        key = (x.device, x.dtype)
+        if key not in self._norm:  # made on the device once, not copied there for every batch
+            self._norm[key] = (
+                torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, -1, 1, 1),
+                torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, -1, 1, 1),
+            )
+        mean, std = self._norm[key]
         x = (x - mean) / std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
