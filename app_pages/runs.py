@@ -9,8 +9,7 @@ import streamlit as st
 
 from core import charts
 from core.metrics.results import RunResults
-from core.runners.processes import tail_lines
-from core.store import RunFiles, RunStatus
+from core.store import RunStatus
 from core.store.status import status_label
 from core.train.config import RunConfig
 from ui import common
@@ -98,9 +97,8 @@ def detail(run_id: int) -> None:
     if status == RunStatus.FAILED:
         st.error(f"The run failed:\n\n```\n{row['message'][-3000:]}\n```")
     cfg = RunConfig.from_dict(row["config"])
-    used = RunFiles(run_id, home=store.home).read_json("config.json") or {}  # as the worker resolved it (auto batch, lr)
-    batch = used.get("batch_size") or cfg.batch_size
-    lr_used = used.get("lr") or cfg.lr
+    used = res.resolved_config()  # the automatic batch and the lr scaled with it, once the worker has begun
+    batch, lr_used = used.get("batch_size"), used.get("lr")
     st.caption(
         f"**{cfg.display_name()}** · seed {cfg.seed} · τ {cfg.tau:g} · batch {f'{batch:,}' if batch else 'auto'}"
         f"{' (auto)' if batch and not cfg.batch_size else ''}{f' · lr {lr_used:.2g}' if lr_used else ''} · "
@@ -208,8 +206,7 @@ def detail(run_id: int) -> None:
         with st.expander("Report and exports"):
             export_block(store, [run_id], key=f"run_{run_id}", title=f"Gapscope: run #{run_id} · {row['name']}")
     with st.expander("Logs"):
-        log = runner.logs(run_id, tail=80) if runner is not None else tail_lines(RunFiles(run_id, home=store.home).log_path, 80)
-        st.code(log or "(no output yet)", language=None)
+        st.code(res.log(tail=80) or "(no output yet)", language=None)
     with st.expander("Config"):
         st.json(row["config"])
     if status.active != RunStatus(store.run(run_id)["status"]).active:  # it just ended: redraw once without the timer

@@ -147,6 +147,15 @@ class RunResults:
         """``summary.json`` (the outcome), or None while the run has not ended."""
         return self.files.read_json("summary.json")
 
+    def resolved_config(self) -> dict[str, Any]:
+        """The run's config as its worker resolved it (``config.json``: the automatic batch and the
+        lr scaled with it, the model "auto" chose); the stored config until the worker has written it."""
+        return {**self.config, **(self.files.read_json("config.json") or {})}
+
+    def log(self, tail: int = 80) -> str:
+        """The last ``tail`` lines of the run's log."""
+        return self.files.log_tail(tail)
+
     def predictions(self, split: str = "test", step: int | None = None) -> pd.DataFrame:
         return self.store.predictions(self.run_id, split=split, step=step)
 

@@ -1,4 +1,4 @@
-"""Processes on this machine: when one started (to tell a reused pid apart), and a log's tail."""
+"""Processes on this machine: when one started, to tell a reused pid apart."""
 
 from __future__ import annotations
 
@@ -61,17 +61,3 @@ def same_process(pid: int | None, started: float | None) -> bool:
     if started is None or now != now:  # unknown start time: trust the pid
         return True
     return abs(now - float(started)) < 1.0
-
-
-def tail_lines(path: Path, n: int) -> str:
-    """The last ``n`` lines of a text file ("" if absent); reads at most the last 256 KiB."""
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, os.SEEK_END)
-            size = fh.tell()
-            fh.seek(max(0, size - (256 << 10)))
-            data = fh.read()
-    except OSError:
-        return ""
-    lines = data.decode("utf-8", errors="replace").splitlines()
-    return "\n".join(lines[-n:]) if n > 0 else ""

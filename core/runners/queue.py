@@ -10,7 +10,6 @@ import threading
 import time
 from typing import Any
 
-from core.runners.processes import tail_lines
 from core.store.artifacts import RunFiles
 from core.store.database import Store
 from core.store.status import ACTIVE, WORKING, RunStatus
@@ -58,7 +57,7 @@ class QueueRunner:
 
     def logs(self, run_id: int, tail: int = 50) -> str:
         """The last ``tail`` lines of the run's log."""
-        return tail_lines(RunFiles(run_id, home=self.store.home).log_path, tail)
+        return RunFiles(run_id, home=self.store.home).log_tail(tail)
 
     def wait(self, run_id: int, *, timeout_s: float = 600.0, poll_s: float | None = None) -> dict[str, Any]:
         """Tick until ``run_id`` is no longer queued or live (or ``timeout_s``); return its row."""

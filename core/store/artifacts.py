@@ -84,6 +84,18 @@ class RunFiles:
         except FileNotFoundError:
             return None
 
+    def log_tail(self, n: int = 50) -> str:
+        """The last ``n`` lines of the run's log ("" if absent); reads at most its last 256 KiB."""
+        try:
+            with open(self.log_path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, fh.tell() - (256 << 10)))
+                data = fh.read()
+        except OSError:
+            return ""
+        lines = data.decode("utf-8", errors="replace").splitlines()
+        return "\n".join(lines[-n:]) if n > 0 else ""
+
     # ------------------------------------------------------------------ evaluations
     def eval_steps(self) -> list[int]:
         """Steps that have an evaluation artifacts file, ascending."""
