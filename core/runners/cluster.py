@@ -265,11 +265,15 @@ class RelaySink:
         #: so a run that has ended has it: where it ran, the SQLite files its process opened.
         self.node: dict[str, Any] | None = None
 
-    def _send(self, kind: str, *args: Any) -> Any:
+    def _numbered(self, method: Any, *args: Any) -> Any:
+        """Call relay ``method`` with the next sequence number (numbers go out in call order)."""
         with self._lock:
             seq, self._seq = self._seq, self._seq + 1
-            self._last = self.relay.post.remote(self.home, self.run_id, seq, kind, args)
+            self._last = method.remote(self.home, self.run_id, seq, *args)
             return self._last
+
+    def _send(self, kind: str, *args: Any) -> Any:
+        return self._numbered(self.relay.post, kind, args)
 
     def config(self) -> dict[str, object]:
         return dict(self._config)
@@ -277,10 +281,7 @@ class RelaySink:
     def claim(self, pid: int, pid_started: float | None) -> RunStatus | None:
         import ray
 
-        with self._lock:
-            seq, self._seq = self._seq, self._seq + 1
-            ref = self.relay.claim.remote(self.home, self.run_id, seq, (pid, pid_started))
-        ended = ray.get(ref)
+        ended = ray.get(self._numbered(self.relay.claim, (pid, pid_started)))
         return None if ended is None else RunStatus(ended)
 
     def stop_requested(self) -> bool:
@@ -732,14 +733,6 @@ class RayRunner(QueueRunner):
     def _cancel(self, run_id: int, status: RunStatus) -> None:
         with contextlib.suppress(Exception):
             import_ray().get(self.relay.cancel.remote(self.home, run_id, status.value), timeout=60)
-
-    def _end(self, row: dict[str, Any], status: RunStatus, why: str) -> bool:
-        run_id = int(row["id"])
-        tail = self.logs(run_id, self.log_lines)
-        message = why + (f". Last log lines:\n{tail}" if tail else "")
-        return self.store.even_if_full(
-            lambda: self.store.set_run_status(run_id, status, only_if=WORKING, message=message[-4000:], finished_at=time.time())
-        )
 
 
 if TYPE_CHECKING:

@@ -242,16 +242,6 @@ class LocalRunner(QueueRunner):
             why = f"the worker exited with code {rc} without a final status"
         return RunStatus.FAILED, why
 
-    def _end(self, row: dict[str, Any], status: RunStatus, why: str, *, exit_code: int | None = None) -> bool:
-        run_id = int(row["id"])
-        tail = self.logs(run_id, self.log_lines)
-        message = why + (f". Last log lines:\n{tail}" if tail else "")
-        return self.store.even_if_full(  # a run must not stay "running", not even on a full disk
-            lambda: self.store.set_run_status(
-                run_id, status, only_if=WORKING, message=message[-4000:], finished_at=time.time(), exit_code=exit_code
-            )
-        )
-
     def _escalate(self, row: dict[str, Any], now: float) -> None:
         asked = row.get("stop_requested_at") or now
         if now - asked > 2 * self.grace_s:

@@ -21,6 +21,7 @@ class QueueRunner:
 
     poll_s = 0.1  # seconds between ticks while ``stop`` or ``wait`` waits
     thread_name = "gapscope-runner"
+    log_lines = 20  # log lines copied into ``message`` when a runner ends a run itself
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -91,3 +92,15 @@ class QueueRunner:
         self._ticker_stop.set()
         if self._ticker is not None:
             self._ticker.join(timeout=10)
+
+    def _end(self, row: dict[str, Any], status: RunStatus, why: str, *, exit_code: int | None = None) -> bool:
+        """End a run whose worker cannot say so itself (gone, hung, cancelled): ``status`` with
+        ``why`` and the log's last lines, even on a full disk. False if the run had ended already."""
+        run_id = int(row["id"])
+        tail = self.logs(run_id, self.log_lines)
+        message = why + (f". Last log lines:\n{tail}" if tail else "")
+        return self.store.even_if_full(  # a run must not stay "running", not even on a full disk
+            lambda: self.store.set_run_status(
+                run_id, status, only_if=WORKING, message=message[-4000:], finished_at=time.time(), exit_code=exit_code
+            )
+        )
