@@ -13,7 +13,7 @@ from core.mitigate.config import Mitigations
 from core.models import registry
 from core.models.registry import FINETUNE_TITLES
 from core.train.config import STOPPING_METRICS, RunConfig
-from core.train.speed import auto_batch, feed_of, scaled_lr
+from core.train.speed import planned_batch, scaled_lr
 from ui import common, mitigations
 from ui.state import default
 
@@ -121,9 +121,7 @@ else:
 n_train = int((ds.split == 0).sum())
 n_used = min(n_train, cfg.max_train_items) if cfg.max_train_items else n_train
 gpu_run = common.gpu_count() > 0 and device in ("auto", "cuda")
-batch_used = cfg.batch_size or auto_batch(
-    feed=feed_of(ds.modality, finetune), device_type="cuda" if gpu_run else "cpu", n_train=n_used, image_side=image_px
-)
+batch_used = planned_batch(cfg.batch_size, modality=ds.modality, finetune=finetune, gpu=gpu_run, n_train=n_used, image_side=image_px)
 lr_used = cfg.lr if cfg.batch_size or cfg.lr is None else scaled_lr(cfg.lr, batch_used)
 steps = int(np.ceil(n_used / batch_used)) * cfg.epochs
 absent = [ds.class_names[c] for c in prof.train.missing]

@@ -12,7 +12,7 @@ import numpy as np
 from core.data.dataset import Dataset
 from core.models import registry
 from core.train.config import RunConfig
-from core.train.speed import auto_batch, feed_of
+from core.train.speed import planned_batch
 
 GPU_SPEEDUP = 25.0
 STARTUP_S = 8.0  # process start, imports, model load
@@ -33,9 +33,7 @@ def estimate_seconds(cfg: RunConfig, ds: Dataset, *, gpu: bool = False) -> float
     image_px = int(min(ds.items.shape[1:3])) if ds.modality == "image" else None
     model = cfg.resolve_model(ds.modality, image_px=image_px)
     rate = samples_per_second(model, cfg.finetune, gpu=gpu)
-    batch = cfg.batch_size or auto_batch(
-        feed=feed_of(ds.modality, cfg.finetune), device_type="cuda" if gpu else "cpu", n_train=n_train, image_side=image_px
-    )
+    batch = planned_batch(cfg.batch_size, modality=ds.modality, finetune=cfg.finetune, gpu=gpu, n_train=n_train, image_side=image_px)
     steps_per_epoch = int(np.ceil(n_train / batch))
     evals = cfg.epochs if not cfg.eval_every_steps else max(1, steps_per_epoch * cfg.epochs // cfg.eval_every_steps)
     if cfg.finetune == "linear_probe":  # one feature pass over everything (cached afterwards), then a cheap head

@@ -72,6 +72,13 @@ def auto_batch(*, feed: str, device_type: str, n_train: int, image_side: int | N
     return max(REFERENCE_BATCH, min(want, _pow2_floor(n_train / MIN_STEPS_PER_EPOCH)))
 
 
+def planned_batch(batch_size: int, *, modality: str, finetune: str, gpu: bool, n_train: int, image_side: int | None = None) -> int:
+    """The batch a run of ``batch_size`` (0: auto) will train with, said before it starts (the
+    Train page, the time estimate)."""
+    device_type = "cuda" if gpu else "cpu"
+    return batch_size or auto_batch(feed=feed_of(modality, finetune), device_type=device_type, n_train=n_train, image_side=image_side)
+
+
 def scaled_lr(lr: float, batch: int) -> float:
     """``lr`` (meant for batch ``REFERENCE_BATCH``) for ``batch``: the square-root rule."""
     return float(lr) * math.sqrt(batch / REFERENCE_BATCH)
