@@ -18,11 +18,9 @@ def test_an_unreachable_cluster_is_said_at_once_and_stored_runs_still_show(store
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install '.[ray]')")
     if ray.is_initialized():  # pragma: no cover - connected already: RayRunner would not try the address
         pytest.skip("Ray is already initialised in this process")
-    from streamlit.testing.v1 import AppTest
-
     from core.errors import DataError
     from core.runners.cluster import RayRunner
-    from tests.conftest import APP
+    from tests.test_train_pages import open_page
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -33,11 +31,7 @@ def test_an_unreachable_cluster_is_said_at_once_and_stored_runs_still_show(store
     vid = store.save_dataset(load_digits_8x8().dataset, source="demo:digits")
     run_id = store.create_run(vid, RunConfig(version_id=vid, model="small_cnn").to_dict(), name="kept")
     monkeypatch.setenv("GAPSCOPE_RAY_ADDRESS", address)
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.switch_page("app_pages/runs.py")
-    at.run()
-    assert not at.exception, at.exception
+    at = open_page("app_pages/runs.py")  # asserts that nothing raised
     assert any("Cannot reach the Ray cluster" in e.value for e in at.error)
     assert any(f"#{run_id} · kept" in o for s in at.selectbox for o in s.options)  # the stored run is still there
     assert any("not connected" in c.value for c in at.sidebar.caption)
