@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
@@ -117,6 +118,24 @@ def ray_address() -> str:
     return os.environ.get("GAPSCOPE_RAY_ADDRESS", "").strip()
 
 
+_UNREACHABLE: dict[tuple[str, str], tuple[float, DataError]] = {}  # (home, address) → when it failed, and why
+RETRY_S = 30.0  # an unreachable cluster is tried again after this long, not on every rerun
+
+
+def _connect() -> Runner:
+    """``_runner`` for this home and address; a failed connection is remembered for ``RETRY_S``
+    (the sidebar and the page both ask, and each try may wait seconds on an address that is down)."""
+    key = (str(paths.home()), ray_address())
+    failed = _UNREACHABLE.get(key)
+    if failed is not None and time.monotonic() - failed[0] < RETRY_S:
+        raise failed[1]
+    try:
+        return _runner(*key)
+    except DataError as err:
+        _UNREACHABLE[key] = (time.monotonic(), err)
+        raise
+
+
 def runner() -> Runner:
     """The app's one runner (per home): this machine's (``LocalRunner``), or a Ray cluster's
     (``RayRunner``) when ``GAPSCOPE_RAY_ADDRESS`` is set. Recovers lost runs once, then keeps the
@@ -132,7 +151,7 @@ def runner_or_none() -> Runner | None:
     """``runner()``, or None after showing why it cannot be had (an unreachable Ray cluster): for
     pages that still show stored results without one."""
     try:
-        return _runner(str(paths.home()), ray_address())
+        return _connect()
     except DataError as err:
         st.error(str(err), icon="🚫")
         return None
@@ -144,7 +163,7 @@ def runner_label() -> str:
     if not address:
         return "this machine"
     try:
-        r = _runner(str(paths.home()), address)
+        r = _connect()
         describe = getattr(r, "describe", None)
         return describe() if describe is not None else f"Ray cluster at {address}"
     except Exception as err:  # unreachable, or Ray missing: say so, keep the page usable
