@@ -11,7 +11,6 @@ from core import charts
 from core.metrics.results import RunResults
 from core.store import RunStatus
 from core.store.status import status_label
-from core.train.config import RunConfig
 from ui import common
 from ui.export import export_block
 from ui.items import gallery, where
@@ -96,13 +95,12 @@ def detail(run_id: int) -> None:
     st.progress(min(max(float(row["progress"] or 0.0), 0.0), 1.0), text=row["message"] or status)
     if status == RunStatus.FAILED:
         st.error(f"The run failed:\n\n```\n{row['message'][-3000:]}\n```")
-    cfg = RunConfig.from_dict(row["config"])
     used = res.resolved_config()  # the automatic batch and the lr scaled with it, once the worker has begun
     batch, lr_used = used.get("batch_size"), used.get("lr")
     st.caption(
-        f"**{cfg.display_name()}** · seed {cfg.seed} · τ {cfg.tau:g} · batch {f'{batch:,}' if batch else 'auto'}"
-        f"{' (auto)' if batch and not cfg.batch_size else ''}{f' · lr {lr_used:.2g}' if lr_used else ''} · "
-        f"mitigations: {', '.join(cfg.mitigations.active) or 'none (baseline)'}"
+        f"**{row['name'] or used.get('model')}** · seed {used.get('seed', 0)} · τ {res.tau:g} · batch {f'{batch:,}' if batch else 'auto'}"
+        f"{' (auto)' if batch and not res.config.get('batch_size') else ''}{f' · lr {lr_used:.2g}' if lr_used else ''} · "
+        f"mitigations: {', '.join(res.mitigations.active) or 'none (baseline)'}"
     )
 
     step = res.best_step  # the one evaluation every number below is read at
@@ -183,7 +181,7 @@ def detail(run_id: int) -> None:
         if words := temperature_words(temperature, ts):
             st.info(words)
 
-    decision_section(res, cfg)
+    decision_section(res)
 
     st.markdown("**Hallucination gallery** — the most confident wrong answers on the test split")
     preds = res.predictions("test", step=step) if step is not None else res.predictions("test").iloc[:0]
@@ -213,7 +211,7 @@ def detail(run_id: int) -> None:
         st.rerun()
 
 
-def decision_section(res: RunResults, cfg: RunConfig) -> None:
+def decision_section(res: RunResults) -> None:
     """Threshold moving's before/after, and the risk–coverage curve with the abstention point."""
     step = res.best_step
     preds = res.predictions("test", step=step) if step is not None else None
@@ -225,7 +223,7 @@ def decision_section(res: RunResults, cfg: RunConfig) -> None:
     wrong = (known["pred"].to_numpy() != known["label"].to_numpy())[order]
     coverage = np.arange(1, len(order) + 1) / max(len(order), 1)
     risk = np.cumsum(wrong) / np.arange(1, len(order) + 1)
-    chosen = cfg.mitigations.decision.abstain_below
+    chosen = res.mitigations.decision.abstain_below
     threshold = st.slider(
         "Abstain below confidence", 0.0, 0.99, float(chosen or 0.5), 0.01, key=f"abstain_{res.run_id}",
         help="Answers with a lower top-label confidence are withheld: fewer answers, fewer errors. The run's own setting is the starting point.",

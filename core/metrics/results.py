@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from core.metrics.keys import improves, parse_key, variant_split
+from core.mitigate.config import Mitigations
 from core.store.artifacts import RunFiles
 from core.store.status import RunStatus
 
@@ -49,6 +50,11 @@ class RunResults:
     @property
     def tau(self) -> float:
         return float(self.config.get("tau", 0.9))
+
+    @cached_property
+    def mitigations(self) -> Mitigations:
+        """The run's mitigation settings (defaults for a run stored before they existed)."""
+        return Mitigations.from_dict(self.config.get("mitigations"))[0]
 
     @property
     def stopping_metric(self) -> str:
