@@ -12,6 +12,7 @@ extras. The CPU tests of the same rules are in ``tests/test_speed.py``.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import sys
@@ -49,10 +50,16 @@ def _store():
     return Store(home)
 
 
-def _digits(store) -> int:
-    from core.data.demos import load_digits_8x8
+def _fashion(store, n: int = 4000) -> int:
+    """``n`` Fashion-MNIST images (28 px, 10 classes) in train / val / test: from the carried assets,
+    where the digits demo needs scikit-learn, which GPU machines lack."""
+    from core.data.demos import load_fashion_mnist
+    from core.data.splits import stratified_split
 
-    return store.save_dataset(load_digits_8x8().dataset, source="demo:digits")
+    ds = load_fashion_mnist().dataset
+    part = ds.subset(np.random.default_rng(0).permutation(len(ds))[:n], name=f"Fashion-MNIST {n}")
+    part.split = stratified_split(part.labels, val=0.15, test=0.15, seed=0)
+    return store.save_dataset(part, source="gpu-check")
 
 
 def _shapes(store, cfg) -> tuple[list[tuple[bool, tuple[int, ...]]], object]:
@@ -76,11 +83,11 @@ def _shapes(store, cfg) -> tuple[list[tuple[bool, tuple[int, ...]]], object]:
 
 
 def check_image_run_auto_batch(store) -> str:
-    """A digits run at batch 0 through the worker: the batch and lr it chose, first step, accuracy."""
+    """A Fashion-MNIST run at batch 0 through the worker: the batch and lr it chose, first step, accuracy."""
     from core.store import RunFiles
     from core.train.worker import train_run
 
-    vid = _digits(store)
+    vid = _fashion(store)
     cfg = _cfg(version_id=vid, model="small_cnn", epochs=3, batch_size=0, lr=3e-3)
     run_id = store.create_run(vid, cfg.to_dict())
     status = train_run(store, run_id)
@@ -91,17 +98,17 @@ def check_image_run_auto_batch(store) -> str:
     m = store.metrics(run_id)
     test = m[(m.split == "test") & (m.step == m[m.split == "test"].step.max())].set_index("name")["value"]
     first = float(m[(m.split == "train") & (m.name == "first_step_s")].value.iloc[0])
-    assert test["accuracy"] > 0.8, test["accuracy"]
+    assert test["accuracy"] > 0.7, test["accuracy"]  # a small CNN, 2,800 images, 3 epochs: about 0.8
     return f"batch {used['batch_size']}, lr {used['lr']:.2g}, first step {first:.2f} s, test accuracy {test['accuracy']:.3f}"
 
 
 def check_one_image_shape(store) -> str:
     """On the fast path the net meets one batch shape in training and evaluation."""
 
-    vid = _digits(store)
+    vid = _fashion(store, 1000)
     seen, job = _shapes(store, _cfg(version_id=vid, model="small_cnn", epochs=2, batch_size=64, lr=3e-3))
     shapes = {s for _, s in seen}
-    assert job.speed.fixed_shapes and shapes == {(64, 1, 8, 8)}, (job.speed, shapes)  # type: ignore[attr-defined]
+    assert job.speed.fixed_shapes and shapes == {(64, 1, 28, 28)}, (job.speed, shapes)  # type: ignore[attr-defined]
     return f"{len(seen)} forwards, shapes {sorted(shapes)}"
 
 
@@ -172,7 +179,7 @@ def check_compiled_run(store) -> str:
     """``compile=on``: the run finishes; its first step includes the compile."""
     from core.train.worker import train_run
 
-    vid = _digits(store)
+    vid = _fashion(store, 1000)
     cfg = _cfg(version_id=vid, model="small_cnn", epochs=2, batch_size=128, lr=3e-3, compile="on")
     run_id = store.create_run(vid, cfg.to_dict())
     assert train_run(store, run_id) == "finished", store.run(run_id)["message"]
@@ -190,14 +197,18 @@ CHECKS: list[Callable[..., str]] = [
 
 def main() -> int:
     global DEVICE
-    if "--cpu" in sys.argv[1:]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cpu", action="store_true", help="a dry run on the CPU, the fast path forced on")
+    parser.add_argument("--skip", nargs="*", default=[], choices=[c.__name__ for c in CHECKS], help="checks not to run")
+    args = parser.parse_args()
+    if args.cpu:
         DEVICE = "cpu"
     elif not torch.cuda.is_available():
         print("no CUDA GPU visible: nothing to check (--cpu runs a dry run; tests/test_speed.py checks the same rules on a CPU)")
         return 0
     print(f"device: {torch.cuda.get_device_name(0) if _on_gpu() else 'CPU (dry run, fast path forced on)'} · torch {torch.__version__}")
     failures = 0
-    for check in CHECKS:
+    for check in (c for c in CHECKS if c.__name__ not in args.skip):
         store = _store()
         t = time.perf_counter()
         try:

@@ -159,12 +159,26 @@ def test_grouped_augmentation_shares_one_draw_per_group():
     assert per_item.group == 1  # the CPU path: one draw per item, as before
 
 
+def test_the_compile_cache_is_the_homes_unless_the_user_chose_one(tmp_path, monkeypatch):
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())  # torch's own default, set by torch
+    assert speed.compile_cache(tmp_path / "home") == tmp_path / "home" / "cache" / "inductor"
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))  # the user's choice is kept
+    assert speed.compile_cache(tmp_path / "home") == tmp_path / "mine"
+    assert (tmp_path / "mine").is_dir()
+
+
 # ---------------------------------------------------------------------- the worker
 
 
 @pytest.mark.slow
 def test_a_compiled_run_finishes_and_keeps_its_kernels_under_the_home(store, home, monkeypatch):
-    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)  # restored after the test
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    # what torch leaves once anything asked it for the cache (importing transformers does, with
+    # some versions): its own default, which the run replaces with the home's folder
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())  # restored after the test
     vid = _digits(store)
     cfg = RunConfig(version_id=vid, model="small_cnn", epochs=1, batch_size=64, lr=3e-3, device="cpu", fast_path="on", compile="on")
     run_id = store.create_run(vid, cfg.to_dict())

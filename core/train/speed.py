@@ -137,8 +137,22 @@ def plan(*, fast_path: str, compile_mode: str, device_type: str, feed: str, step
 
 
 def compile_cache(home: Path) -> Path:
-    """Where compiled kernels are kept between runs (``TORCHINDUCTOR_CACHE_DIR``, unless set)."""
-    folder = Path(os.environ.get("TORCHINDUCTOR_CACHE_DIR") or home / "cache" / "inductor")
+    """Where compiled kernels are kept between runs: ``home/cache/inductor``, unless the user set
+    ``TORCHINDUCTOR_CACHE_DIR``. Torch itself sets that variable to its default, a folder under the
+    temp dir, the first time anything asks for the cache (with torch 2.11 and transformers 5.17,
+    importing transformers does); its own default therefore counts as not set."""
+    given = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    if given and given == _torch_default_cache():
+        given = None
+    folder = Path(given or home / "cache" / "inductor")
     folder.mkdir(parents=True, exist_ok=True)
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
     return folder
+
+
+def _torch_default_cache() -> str | None:
+    try:
+        from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+    except ImportError:  # a torch without it: nothing of torch's own to tell apart
+        return None
+    return str(default_cache_dir())
