@@ -178,6 +178,29 @@ def test_two_runs_fan_out_and_both_stop(store, digits, make_runner):
     assert len(store.metrics(b)) > 0  # rows written before the stop are kept
 
 
+def test_events_sent_again_after_an_app_restart_are_stored_once(store, digits, make_runner):
+    """The app applied a batch of events and died before its next drain acknowledged them: the relay
+    sends them again, and they must not double the run's metric rows or its ledger."""
+    runner = make_runner()
+    run_id = runner.submit(_long(digits))
+
+    def evaluated_twice() -> bool:
+        runner.tick()
+        return store.metrics(run_id).query("split == 'val'").step.nunique() >= 2
+
+    _wait_for(evaluated_twice, timeout=400, what="two evaluations applied")
+    before = len(store.metrics(run_id))
+    runner._acks = {}  # forget what was applied: the next drain is sent it all again
+    runner.tick()
+    m = store.metrics(run_id)
+    assert len(m) >= before
+    assert not m.duplicated(["step", "split", "name"]).any(), m[m.duplicated(["step", "split", "name"], keep=False)]
+    assert runner.stop(run_id, wait_s=200) == "stopped"
+    m = store.metrics(run_id)
+    assert not m.duplicated(["step", "split", "name"]).any()
+    assert RunFiles(run_id, home=store.home).ledger()["metrics"] == len(m)
+
+
 def test_a_task_that_raises_fails_the_run_with_the_error(store, digits, make_runner):
     runner = make_runner(task=_raising_task)
     run_id = runner.submit(_cfg(digits))

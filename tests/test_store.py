@@ -111,6 +111,20 @@ def test_runs_metrics_and_predictions(store):
         store.create_run(999, {})
 
 
+def test_a_relayed_metrics_write_sent_twice_is_stored_once(store):
+    # core.runners.cluster: after an app restart the relay sends again what was applied but not acknowledged
+    run = store.create_run(store.save_dataset(_tab_ds(), source="upload:t"), {})
+    assert store.add_metrics(run, 10, "val", {"accuracy": 0.5}, seq=3) is True
+    assert store.add_metrics(run, 20, "val", {"accuracy": 0.6}, seq=7) is True
+    for seq, step in ((3, 10), (7, 20), (5, 15)):  # sent again, or an older number: nothing stored
+        assert store.add_metrics(run, step, "val", {"accuracy": 0.9}, seq=seq) is False
+    assert store.add_metrics(run, 30, "val", {"accuracy": 0.7}, seq=8) is True
+    assert store.metrics(run)[["step", "value"]].values.tolist() == [[10, 0.5], [20, 0.6], [30, 0.7]]
+    other = store.create_run(store.runs()[0]["version_id"], {})
+    assert store.add_metrics(other, 10, "val", {"accuracy": 0.1}, seq=3) is True  # numbers are per run
+    assert store.add_metrics(other, 11, "val", {"accuracy": 0.2}) is True  # a local write has no number
+
+
 def test_a_runs_row_and_metrics_are_read_at_one_moment(store, home, monkeypatch):
     from core.store import database
 

@@ -30,9 +30,11 @@ How a run travels
   ``gapscope.db`` it tries to open anyway, and ``node.json`` records every SQLite file it opened.
 - The relay launches the tasks, so it owns them: a run outlives the app that started it, and a
   restarted app finds the relay by name and goes on draining (``recover``).
-- Delivery is at least once: the app acknowledges the events it applied with its next drain, so an
-  app killed between the two applies a few again (predictions are replaced; metric rows could be
-  doubled) rather than lose them.
+- Delivery is at least once, storage exactly once: the app acknowledges the events it applied
+  with its next drain, so an app killed between the two is sent a few again rather than lose them.
+  Applying one again changes nothing: predictions, files and log chunks are replaced in place, and
+  metric rows carry the event's number into the store with them (``runs.relay_seq``), which skips
+  a number it holds already.
 - Capacity is the cluster's: one run per GPU (or per CPU on a cluster without GPUs), so a severity
   sweep or a side-by-side pair runs at once instead of one after the other.
 
@@ -713,7 +715,7 @@ class RayRunner(QueueRunner):
                 elif kind == "progress":
                     sink.progress(args[0], progress=args[1])
                 elif kind == "metrics":
-                    sink.add_metrics(args[0], args[1], args[2], epoch=args[3])
+                    sink.add_metrics(args[0], args[1], args[2], epoch=args[3], seq=seq)  # stored once, even if sent twice
                 elif kind == "predictions":
                     sink.add_predictions(*args)
                 elif kind == "finish":

@@ -424,13 +424,28 @@ class Store:
         return [{**dict(r), "params": json.loads(r["params"]), "runs": by_sweep.get(int(r["id"]), [])} for r in rows]
 
     # ------------------------------------------------------------------ metrics & predictions
-    def add_metrics(self, run_id: int, step: int, split: str, values: Mapping[str, float | None], *, epoch: float | None = None) -> None:
+    def add_metrics(
+        self, run_id: int, step: int, split: str, values: Mapping[str, float | None], *, epoch: float | None = None, seq: int | None = None
+    ) -> bool:
+        """Store one point's ``values``; return whether they were stored.
+
+        ``seq``: the relay's sequence number of this write (a run on a Ray cluster). It is recorded
+        with the rows in one transaction, and a write whose number is not above the last recorded
+        one is skipped: applying a relayed event twice stores its rows once.
+        """
         now = time.time()
         with self._tx() as con:
+            if seq is not None:
+                newer = con.execute(
+                    "UPDATE runs SET relay_seq = ? WHERE id = ? AND COALESCE(relay_seq, -1) < ?", (int(seq), run_id, int(seq))
+                )
+                if newer.rowcount == 0:
+                    return False
             con.executemany(
                 "INSERT INTO metrics (run_id, step, epoch, split, name, value, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(run_id, step, epoch, split, k, finite_or_none(v), now) for k, v in values.items()],
             )
+        return True
 
     def metrics(self, run_id: int, *, since_step: int = -1) -> pd.DataFrame:
         with self._connect() as con:

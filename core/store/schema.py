@@ -106,6 +106,11 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN runner TEXT;
     """,
+    # 5 → 6: the sequence number of the last relayed metrics event a run's rows hold (core.runners.cluster):
+    # an event the relay sends again after the app restarted is not applied twice
+    """
+    ALTER TABLE runs ADD COLUMN relay_seq INTEGER;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -115,16 +115,22 @@ class StoreSink:
         with contextlib.suppress(StoreBusy):  # a progress line can wait for the next one
             self.store.set_run_status(self.run_id, None, only_if=ACTIVE, **fields)
 
-    def _counted(self, kind: str, n: int, write: Callable[[], None]) -> None:
+    def _counted(self, kind: str, n: int, write: Callable[[], object]) -> None:
         ledger = self._ledger
         if ledger is not None:
             ledger.begin(kind, n)
-        self._retry(write)  # on an error the pending count stays: the write's outcome is unknown
-        if ledger is not None:
+        stored = self._retry(write)  # on an error the pending count stays: the write's outcome is unknown
+        if ledger is not None and stored is False:  # a write sent again: its rows were stored already
+            ledger.begin(kind, 0)
+        elif ledger is not None:
             ledger.commit(kind)
 
-    def add_metrics(self, step: int, split: str, values: Mapping[str, float | None], *, epoch: float | None = None) -> None:
-        self._counted("metrics", len(values), lambda: self.store.add_metrics(self.run_id, step, split, values, epoch=epoch))
+    def add_metrics(
+        self, step: int, split: str, values: Mapping[str, float | None], *, epoch: float | None = None, seq: int | None = None
+    ) -> None:
+        """``seq``: the relay's number of this write (``core.runners.cluster``), so a write sent
+        twice is stored once (``Store.add_metrics``)."""
+        self._counted("metrics", len(values), lambda: self.store.add_metrics(self.run_id, step, split, values, epoch=epoch, seq=seq))
 
     def add_predictions(self, step: int, split: str, items: np.ndarray, labels: np.ndarray, pred: np.ndarray, conf: np.ndarray) -> None:
         self._counted("predictions", len(items), lambda: self.store.add_predictions(self.run_id, step, split, items, labels, pred, conf))
