@@ -3,8 +3,7 @@
 # .gpu-carry/assets (ignored by git; about 55 MB, under the 64 MiB such a machine carries):
 # Fashion-MNIST, VADER, MobileNetV2's weights and MiniLM's tokenizer (not its 88 MB of weights: the
 # benchmark's BERT has random weights). On the GPU machine, from the repository root:
-#   GAPSCOPE_ASSETS=.gpu-carry/assets python benchmarks/gpu_check.py
-#   GAPSCOPE_ASSETS=.gpu-carry/assets python benchmarks/bench_gpu.py
+#   bash scripts/gpu_session.sh     # gpu_check.py, bench_gpu.py and gpu_profile.py, logs in $OUT
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src="${GAPSCOPE_ASSETS:-$HOME/.cache/gapscope/assets}"

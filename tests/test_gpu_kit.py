@@ -70,3 +70,15 @@ def test_gpu_check_runs_with_only_what_a_gpu_machine_has(tmp_path):
     out = done.stdout + done.stderr
     assert done.returncode == 0, out[-4000:]
     assert out.count("PASS ") == 4 and "FAIL" not in out, out[-4000:]
+
+
+@needs_asset("vader")
+def test_gpu_profile_times_each_phase_with_only_what_a_gpu_machine_has(tmp_path):
+    done = run_without("benchmarks/gpu_profile.py", "--quick", "--only", "bert", "--out", str(tmp_path))
+    out = done.stdout + done.stderr
+    assert done.returncode == 0, out[-4000:]
+    summary = next(line for line in done.stdout.splitlines() if "bert: first step" in line)
+    for phase in ("data", "forward", "backward", "optimiser", "steady step"):
+        assert phase in summary, summary
+    table = (tmp_path / "profile_bert.txt").read_text()
+    assert "top operators by self_cpu_time_total" in table and "aten::" in table
