@@ -35,7 +35,7 @@ default("tr_path", "")
 default("tr_lastn", 2)
 default("tr_device", "auto")
 default("tr_epochs", 3)
-default("tr_batch", 0 if common.gpu_count() else (32 if ds.modality == "text" else 64))  # 0 = auto (core.train.speed)
+default("tr_batch", 0 if common.run_gpus() else (32 if ds.modality == "text" else 64))  # 0 = auto (core.train.speed)
 default("tr_seed", 0)
 default("tr_tau", 0.9)
 default("tr_eval", 0)
@@ -82,9 +82,9 @@ with st.expander("More settings"):
     stop_metric = a3.selectbox("Best checkpoint / early stopping on (val)", STOPPING_METRICS, key="tr_metric")
     patience = a4.number_input("Patience (0 = never stop early)", 0, 100, key="tr_patience")
     temperature = st.toggle("Temperature scaling on val after training", key="tr_ts")
-    gpus = common.gpu_count()
+    gpus = common.run_gpus()
     processes = 1
-    if gpus > 1:  # one process per GPU under torchrun (core.train.distributed)
+    if gpus > 1:  # one process per GPU: torchrun here (core.train.distributed), child ranks on a Ray node (core.runners.ranks)
         default("tr_gpus", 1)
         processes = int(st.number_input(f"GPUs for this run (of {gpus}; one process each)", 1, gpus, key="tr_gpus"))
 
@@ -120,7 +120,7 @@ else:
 
 n_train = int((ds.split == 0).sum())
 n_used = min(n_train, cfg.max_train_items) if cfg.max_train_items else n_train
-gpu_run = common.gpu_count() > 0 and device in ("auto", "cuda")
+gpu_run = common.run_gpus() > 0 and device in ("auto", "cuda")
 batch_used = planned_batch(cfg.batch_size, modality=ds.modality, finetune=finetune, gpu=gpu_run, n_train=n_used, image_side=image_px)
 lr_used = cfg.lr if cfg.batch_size or cfg.lr is None else scaled_lr(cfg.lr, batch_used)
 steps = int(np.ceil(n_used / batch_used)) * cfg.epochs

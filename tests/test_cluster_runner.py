@@ -90,8 +90,8 @@ def _cfg(version_id: int, **kw) -> RunConfig:
     )
 
 
-def _long(version_id: int) -> RunConfig:
-    return _cfg(version_id, epochs=1000, eval_every_steps=10)
+def _long(version_id: int, **kw) -> RunConfig:
+    return _cfg(version_id, epochs=1000, eval_every_steps=10, **kw)
 
 
 def _shape(store, run_id) -> dict[str, tuple[set[str], int | None]]:
@@ -158,6 +158,7 @@ def test_a_run_on_ray_stores_what_a_local_run_stores_without_opening_sqlite(stor
 def test_two_runs_fan_out_and_both_stop(store, digits, make_runner):
     runner = make_runner(grace_s=30.0)
     assert runner.capacity() == 2  # the test head's 2 CPUs
+    assert runner.node_gpus() == 0  # and no GPU: the Train page offers no "GPUs for this run"
     a, b = runner.submit(_long(digits)), runner.submit(_long(digits))
 
     def both_training() -> bool:
@@ -199,6 +200,80 @@ def test_events_sent_again_after_an_app_restart_are_stored_once(store, digits, m
     m = store.metrics(run_id)
     assert not m.duplicated(["step", "split", "name"]).any()
     assert RunFiles(run_id, home=store.home).ledger()["metrics"] == len(m)
+
+
+def _evals(store, run_id: int) -> dict:
+    m = store.metrics(run_id)
+    return m[m.split != "train"].groupby(["split", "step"]).size().to_dict()
+
+
+def _rank_pids(runner, run_id: int) -> list[int]:
+    """The child ranks' pids, as the task's log names them."""
+    import re
+
+    found = re.search(r"ranks 1–\d+ are pids \[([\d, ]+)\]", runner.logs(run_id, 400))
+    return [int(p) for p in found.group(1).split(",")] if found else []
+
+
+def _gone(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    with open(f"/proc/{pid}/stat") as fh:  # a zombie waiting to be reaped has ended too
+        return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_a_run_of_two_processes_trains_on_ray_and_rank_0_alone_reports(store, digits, make_runner):
+    local = LocalRunner(store, max_parallel=1)
+    single = local.wait(local.submit(_cfg(digits, epochs=2)), timeout_s=300)
+    assert single["status"] == "finished", single["message"]
+    runner = make_runner()
+    run_id = runner.submit(_cfg(digits, epochs=2, processes=2))
+    row = runner.wait(run_id, timeout_s=400)
+    assert row["status"] == "finished", row["message"] + "\n" + runner.logs(run_id, 400)
+
+    def log_complete() -> bool:  # the log's last lines come after the final status
+        runner.tick()
+        return "ended with exit codes" in runner.logs(run_id, 400)
+
+    _wait_for(log_complete, timeout=120, what="the end of the run's log")
+    log = runner.logs(run_id, 400)
+    assert "2 processes: this one is rank 0" in log and "rank 1 (exit code 0): run 2 finished: rank 1 of 2 done" in log
+    assert "ended with exit codes [0]" in log and log.count("eval step 46:") == 1  # rank 0's lines only
+    # rank 0 wrote every evaluation once: the rows of a one-process run of the same config
+    assert _evals(store, run_id) == _evals(store, single["id"])
+    assert len(store.predictions(run_id)) == len(store.predictions(single["id"]))
+    assert RunFiles(run_id, home=store.home).ledger()["metrics"] == len(store.metrics(run_id))
+    m = store.metrics(run_id)
+    assert float(m[(m.split == "test") & (m.name == "accuracy")].sort_values("step").value.iloc[-1]) > 0.9
+
+
+def test_a_rank_that_dies_fails_the_run_and_a_cancelled_run_leaves_no_rank(store, digits, make_runner):
+    import os
+    import signal
+
+    runner = make_runner(grace_s=0.0)
+    run_id = runner.submit(_long(digits, processes=2))
+
+    def training() -> bool:
+        runner.tick()
+        return bool(_rank_pids(runner, run_id)) and (store.metrics(run_id).split == "val").any()
+
+    _wait_for(training, timeout=400, what="a two-process run training")
+    (child,) = _rank_pids(runner, run_id)
+    os.kill(child, signal.SIGKILL)
+    row = runner.wait(run_id, timeout_s=200)
+    assert row["status"] == "failed", row["message"]
+    assert f"rank 1 of 2 (pid {child}) ended with exit code -9" in row["message"], row["message"]
+    # a run cancelled by force (no grace): its task ends, and its child rank with it
+    other = runner.submit(_long(digits, processes=2))
+    _wait_for(lambda: runner.tick() is not None and bool(_rank_pids(runner, other)), timeout=400, what="the second run's ranks")
+    (child,) = _rank_pids(runner, other)
+    assert runner.stop(other, wait_s=200) == "stopped"
+    _wait_for(lambda: _gone(child), timeout=120, what="the cancelled task's child rank to end")
 
 
 def test_a_task_that_raises_fails_the_run_with_the_error(store, digits, make_runner):

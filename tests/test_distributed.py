@@ -107,3 +107,31 @@ def test_a_stop_ends_every_process_of_a_two_process_run(store, home):
             raise AssertionError(f"processes of the run were left running:\n{left}")
         time.sleep(0.2)
     assert not same_process(leader, row["pid_started"])
+
+
+@pytest.mark.slow
+def test_ranks_of_a_ray_task_a_dead_rank_is_noticed_named_and_its_lines_kept(tmp_path, monkeypatch):
+    """core.runners.ranks without Ray: rank 1 started as a child of this process (rank 0, which
+    never joins, so rank 1 waits for it) is killed; the watcher must notice it, and a failure's
+    message must name it."""
+    from core.data.demos import load_digits_8x8
+    from core.runners.ranks import Ranks
+    from tests.test_runners import _wait_for
+
+    for name in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK"):
+        monkeypatch.setenv(name, "")  # Ranks sets them for this process (rank 0); restored after the test
+    ds = load_digits_8x8().dataset
+    ranks = Ranks(7, _cfg(1).to_dict(), ds, tmp_path / "ranks", 2)
+    assert ranks.dist == Dist(0, 2, 0) and os.environ["WORLD_SIZE"] == "2" and os.environ["RANK"] == "0"
+    seen: list[str] = []
+    ranks.watch(seen.append, poll_s=0.05)
+    (child,) = ranks.children
+    assert child.poll() is None  # waiting for rank 0 to join
+    assert ranks.dead(within_s=0) is None and ranks.explain("boom") == "boom"  # alive: nothing to blame on it
+    os.kill(child.pid, signal.SIGKILL)
+    _wait_for(lambda: bool(seen), timeout=30, what="the watcher to notice")
+    assert seen == ["rank 0 was still training"]
+    assert ranks.explain("gloo: Connection reset by peer") == (
+        f"rank 1 of 2 (pid {child.pid}) ended with exit code -9 (gloo: Connection reset by peer)"
+    )
+    assert ranks.close(timeout_s=5) == [-9]

@@ -83,6 +83,18 @@ def gpu_count() -> int:
     return int(probe.result().gpus)
 
 
+def run_gpus() -> int:
+    """GPUs one run can have where runs train: this machine's (``gpu_count``), or with a Ray
+    cluster its largest node's (0 while unknown or unreachable)."""
+    if not ray_address():
+        return gpu_count()
+    try:
+        node_gpus = getattr(_connect(), "node_gpus", None)
+        return int(node_gpus()) if node_gpus is not None else 0
+    except Exception:  # unreachable, or Ray missing: the page says so where it needs the runner
+        return 0
+
+
 def current_version() -> int | None:
     """The version chosen in this tab, else the newest version in the store."""
     vid = st.session_state.get(CURRENT)
@@ -173,10 +185,8 @@ def runner_label() -> str:
 def estimate_run_seconds(cfg: RunConfig, ds: Dataset) -> float | None:
     from core.train.estimates import estimate_seconds
 
-    probe = _device_probe()
-    gpu = probe.done() and not probe.exception() and probe.result().kind == "cuda"
     try:
-        return estimate_seconds(cfg, ds, gpu=gpu)
+        return estimate_seconds(cfg, ds, gpu=run_gpus() > 0)
     except ValueError:
         return None
 

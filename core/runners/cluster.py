@@ -266,6 +266,9 @@ class RelaySink:
         #: Written as ``node.json`` (with the final status) just before the final status is sent,
         #: so a run that has ended has it: where it ran, the SQLite files its process opened.
         self.node: dict[str, Any] | None = None
+        #: Rewrites a failure's message before it is sent: a run of several processes names the
+        #: child rank that died (``core.runners.ranks``) before the error rank 0 saw of it.
+        self.explain: Callable[[str], str] | None = None
 
     def _numbered(self, method: Any, *args: Any) -> Any:
         """Call relay ``method`` with the next sequence number (numbers go out in call order)."""
@@ -313,6 +316,8 @@ class RelaySink:
         if self.node is not None:
             with contextlib.suppress(OSError):
                 self.files.write_json("node.json", {**self.node, "status": RunStatus(status).value})
+        if self.explain is not None and status == RunStatus.FAILED:
+            message = self.explain(message)
         self.send_files()
         ray.get(self._send("finish", RunStatus(status).value, message))  # everything before it is delivered first
 
@@ -427,8 +432,7 @@ def train_task(relay: Any, home: str, run_id: int, config: dict[str, Any], datas
                 f"--- run {run_id} on Ray node {node['node_ip']} ({node['hostname']}, pid {os.getpid()}, {time.strftime('%Y-%m-%d %H:%M:%S')})"
             )
             print(f"    GPUs: {ray.get_gpu_ids() or 'none'} · scratch {folder}", flush=True)
-            if int(config.get("processes", 1) or 1) > 1:
-                print("    several processes per run are a local (torchrun) feature: on Ray this run trains in one process", flush=True)
+            from core.train.distributed import SINGLE
             from core.train.worker import run_with_sink
 
             def load_dataset(version_id: int) -> Any:
@@ -436,11 +440,38 @@ def train_task(relay: Any, home: str, run_id: int, config: dict[str, Any], datas
                     raise ValueError(f"this task carries version {config['version_id']}, not {version_id}")
                 return dataset
 
-            status = run_with_sink(sink, load_dataset)
+            ranks = None
+            world = int(config.get("processes", 1) or 1)
+            if world > 1:  # ranks 1..world-1 as processes of this task; this one is rank 0 (core.runners.ranks)
+                from core.runners.ranks import Ranks
+
+                ranks = Ranks(run_id, config, dataset, here / "ranks" / str(run_id), world)
+                print(
+                    f"    {world} processes: this one is rank 0; ranks 1–{world - 1} are pids {[c.pid for c in ranks.children]}", flush=True
+                )
+                ranks.watch(lambda why: _fail_now(sink, why))
+                sink.explain = ranks.explain
+            try:
+                status = run_with_sink(sink, load_dataset, dist=ranks.dist if ranks else SINGLE)
+            finally:
+                if ranks is not None:
+                    codes = ranks.close()
+                    print(f"    ranks 1–{world - 1} ended with exit codes {codes}", flush=True)
         sink.flush()  # the log's last lines, after the final status
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+        shutil.rmtree(here / "ranks" / str(run_id), ignore_errors=True)
     return {**node, "status": str(status)}
+
+
+def _fail_now(sink: RelaySink, why: str) -> None:
+    """A child rank failed while this process (rank 0) may wait for it in a collective forever:
+    send the final status and end the task (its child ranks die with it)."""
+    with contextlib.suppress(Exception):
+        print(f"run {sink.run_id} failed: {why}", flush=True)
+        sink.finish(RunStatus.FAILED, why)
+        sink.flush()
+    os._exit(1)
 
 
 # ---------------------------------------------------------------------- files from the node
@@ -553,6 +584,7 @@ class RayRunner(QueueRunner):
         self._stops_sent: set[int] = set()
         self._datasets: dict[int, Any] = {}  # version id → ObjectRef while a run of it is active
         self._resources: tuple[float, dict[str, float]] | None = None
+        self._node_gpus: tuple[float, int] | None = None
 
     # ------------------------------------------------------------------ Runner protocol (the rest: QueueRunner)
     def recover(self) -> list[int]:
@@ -580,6 +612,15 @@ class RayRunner(QueueRunner):
             self._resources = (now, dict(import_ray().cluster_resources()))
         return self._resources[1]
 
+    def node_gpus(self) -> int:
+        """GPUs of the cluster's largest node (refreshed every 10 s): the most one run can have,
+        since a run's processes share a node (``core.runners.ranks``)."""
+        now = time.monotonic()
+        if self._node_gpus is None or now - self._node_gpus[0] > 10.0:
+            alive = [n for n in import_ray().nodes() if n.get("Alive")]
+            self._node_gpus = (now, max((int(n.get("Resources", {}).get("GPU", 0)) for n in alive), default=0))
+        return self._node_gpus[1]
+
     def capacity(self) -> int:
         """Runs at once: as given, else one per GPU of the cluster, or per CPU without GPUs."""
         if self._capacity is not None:
@@ -605,9 +646,10 @@ class RayRunner(QueueRunner):
         """A run's task: one GPU per process when it may use CUDA and the cluster has GPUs, else one
         CPU; this app's runtime_env (its code, shipped with the job)."""
         device = str(config.get("device", "auto"))
-        options: dict[str, Any] = {"num_cpus": 1}
+        processes = max(1, int(config.get("processes", 1) or 1))  # core.runners.ranks: one process per GPU, or per CPU
+        options: dict[str, Any] = {"num_cpus": processes}
         if self.resources().get("GPU") and (device == "auto" or device.startswith("cuda")):
-            options = {"num_gpus": max(1, int(config.get("processes", 1) or 1))}
+            options = {"num_gpus": processes}
         if self._runtime_env:
             options["runtime_env"] = self._runtime_env
         return options
