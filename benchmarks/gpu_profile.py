@@ -8,9 +8,10 @@ through ``core.train``'s loop with hooks that synchronise the device at each pha
 slows the run a little: figures from here are for finding the time, not for quoting speed):
 
 - per step: data (gather, augment, preprocess) → forward → loss, backward and clipping →
-  optimiser → the rest (callbacks), for the first three steps and the median of ten steady ones;
-- over the steady steps, PyTorch's profiler: the share of wall time the device was busy, and the
-  top operators by self device time and by self CPU time (tables in ``DIR``).
+  optimiser → the rest (callbacks), for the first three steps and the median of the steps from
+  the fourth to the profiled window;
+- over ten steps after those, PyTorch's profiler: the share of wall time the device was busy, and
+  the top operators by self device time and by self CPU time (tables in ``DIR``).
 
 One line per scenario goes to stdout, so a GPU lease's short output tail holds them. Needs only
 torch, torchvision, transformers, numpy, pandas and pyarrow, like ``bench_gpu.py``.
@@ -101,7 +102,8 @@ class PhaseClock(Callback):
 
     def report(self) -> str:
         first = self.steps[:3]
-        steady = self.steps[self.steady_from : self.steady_from + self.steady_n] or self.steps[3:]
+        # steps 4 … steady_from: past the warm-up, before the profiler's overhead
+        steady = self.steps[3 : self.steady_from] or self.steps[3:]
         med = {p: float(np.median([s[p] for s in steady])) for p in PHASES} if steady else {}
         line = f"{self.name}: first step {sum(first[0].values()):.2f} s ({_phases(first[0])})" if first else f"{self.name}: no step"
         if len(first) > 1:
