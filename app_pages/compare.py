@@ -96,7 +96,7 @@ for res, name in zip(results, labels):
 c1.plotly_chart(charts.grouped_bars(recall, title="Recall per class (test)", y_title="recall"), width="stretch", key="cmp_recall")
 c2.plotly_chart(charts.grouped_bars(ece, title="ECE per class group (test)", y_title="ECE"), width="stretch", key="cmp_ece")
 
-st.markdown("**Reliability** — bars below the diagonal are over-confidence")
+st.markdown("**Reliability** — points below the diagonal are over-confidence; a point's size is its bin's item count")
 cols = st.columns(min(len(results), 3))
 for i, (res, name) in enumerate(zip(results, labels)):
     art = res.artifacts(res.best_step) if res.best_step is not None else {}

@@ -254,7 +254,8 @@ with t_labels:
         candidates = np.array([i for i in candidates if plan.decision(int(i)) is None], dtype=np.int64)
     flagged_open = [int(i) for i in iss.rank if plan.decision(int(i)) is None]
     b1, b2, _ = st.columns([1, 1, 2])
-    if b1.button(f"Relabel all {len(flagged_open):,} open suspects to their suggestion", disabled=not flagged_open, key="bulk_relabel"):
+    if b1.button(f"Relabel all {len(flagged_open):,} open suspects", disabled=not flagged_open, key="bulk_relabel",
+                 help="Each one gets the class the detector suggests for it."):  # fmt: skip
         for i in flagged_open:
             plan.decide(i, "relabel", int(iss.suggested[i]))
         st.rerun()

@@ -120,22 +120,30 @@ def detail(run_id: int) -> None:
     for col, (name, title, lower_better) in zip(cols, KPIS):
         value = res.at(name, step)
         after = res.at(name, step, "test_ts") if scaled else None
-        delta = None if value is None or after is None else f"{after - value:+.3f} after temperature scaling"
-        col.metric(title, "—" if value is None else f"{value:.3f}", delta, delta_color="inverse" if lower_better else "normal")
+        delta = None if value is None or after is None else f"{after - value:+.3f} after TS"
+        unchanged = delta is not None and round(after - value, 3) == 0  # type: ignore[operator]
+        col.metric(
+            title, "—" if value is None else f"{value:.3f}", delta, delta_color="off" if unchanged else "inverse" if lower_better else "normal",
+            help="The change after temperature scaling (TS, fitted on val) is under the value." if delta else None,
+        )  # fmt: skip
 
     evals = metrics[metrics["split"].isin(["val", "test"])]
     c1, c2 = st.columns(2)
     c1.plotly_chart(
         charts.metric_curves(metrics, ["loss"], splits=("train",), title="Training loss"), width="stretch", key=f"loss_{run_id}"
     )
-    c2.plotly_chart(
-        charts.metric_curves(evals, ["accuracy", "macro_f1"], title="Accuracy and macro-F1"), width="stretch", key=f"acc_{run_id}"
-    )
     c3, c4 = st.columns(2)
-    c3.plotly_chart(
-        charts.metric_curves(evals, ["hallucination_rate", "ece"], title="Hallucination rate and calibration error"),
-        width="stretch", key=f"hal_{run_id}",
-    )  # fmt: skip
+    if evals.empty:  # no axes without points
+        c2.info("Accuracy and macro-F1 (val and test) appear after the first evaluation.")
+        c3.info("The hallucination rate and the calibration error (ECE) appear after the first evaluation.")
+    else:
+        c2.plotly_chart(
+            charts.metric_curves(evals, ["accuracy", "macro_f1"], title="Accuracy and macro-F1"), width="stretch", key=f"acc_{run_id}"
+        )
+        c3.plotly_chart(
+            charts.metric_curves(evals, ["hallucination_rate", "ece"], title="Hallucination rate and calibration error"),
+            width="stretch", key=f"hal_{run_id}",
+        )  # fmt: skip
 
     art = res.artifacts(step) if step is not None else {}
     if art:
@@ -177,7 +185,8 @@ def detail(run_id: int) -> None:
         }, index=names).astype(float)  # fmt: skip
         temperature = res.at("temperature", step, "test_ts")
         st.markdown(f"**Temperature scaling** (T = {temperature or float('nan'):.2f}, fitted on val), test split:")
-        st.dataframe(ts.style.format("{:.4f}", na_rep="—"), width="stretch")
+        # as text: st.dataframe shows a missing number as "None", whatever a Styler's na_rep says
+        st.dataframe(ts.map(lambda v: "—" if pd.isna(v) else f"{v:.4f}"), width="stretch")
         if words := temperature_words(temperature, ts):
             st.info(words)
 
@@ -235,8 +244,10 @@ def decision_section(res: RunResults) -> None:
     d1.plotly_chart(charts.risk_coverage(coverage, risk, point=(point_cov, point_risk), label=f"≥ {threshold:.2f}"),
                     width="stretch", key=f"rc_{res.run_id}")  # fmt: skip
     d2.metric("Answered", f"{point_cov:.1%}", help="Share of the known test items answered at this threshold.")
+    change = point_risk - float(wrong.mean()) if answered.any() else None
     d2.metric("Error among the answered", f"{point_risk:.1%}" if answered.any() else "—",
-              delta=f"{point_risk - float(wrong.mean()):+.1%} vs answering all" if answered.any() else None, delta_color="inverse")  # fmt: skip
+              delta=None if change is None else f"{change:+.1%} vs answering all",
+              delta_color="off" if change is not None and round(change, 3) == 0 else "inverse")  # fmt: skip
     if res.variant_step("tm") is not None:
         names = ["macro_f1", "balanced_accuracy", "worst_class_recall", "accuracy", "hallucination_rate", "ece"]
         base = "test_ts" if res.variant_step("ts") is not None else "test"

@@ -64,8 +64,10 @@ c1, c2, c3 = st.columns(3)
 with c1:
     st.markdown("**Imbalance**")
     imbalance = st.radio("Profile", list(IMBALANCES), key="sm_imbalance", format_func=IMBALANCES.get, horizontal=True)
-    st.select_slider("Imbalance ratio (largest ÷ smallest class)", RATIOS, key="sm_ratio", disabled=imbalance == "none",
-                     help="Long tail: class k of K keeps ratio^(−k/(K−1)) of its train items. Step: the rare classes keep 1/ratio.")  # fmt: skip
+    st.select_slider("Imbalance ratio to add (most kept ÷ least kept)", RATIOS, key="sm_ratio", disabled=imbalance == "none",
+                     help="Long tail: class k of K keeps ratio^(−k/(K−1)) of its train items. Step: the rare classes keep 1/ratio. "
+                          "On a balanced dataset the result's largest ÷ smallest class is this ratio; on an imbalanced one it "
+                          "multiplies the imbalance already there. The preview shows the result.")  # fmt: skip
     if imbalance == "step":
         st.slider("Share of classes that become rare", 0.1, 0.9, step=0.1, key="sm_minority")
     st.multiselect("Drop these classes from train", names, key="sm_drop",

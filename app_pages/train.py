@@ -15,7 +15,8 @@ from core.models.registry import FINETUNE_TITLES
 from core.train.config import STOPPING_METRICS, RunConfig
 from core.train.speed import planned_batch, scaled_lr
 from ui import common, mitigations
-from ui.state import default
+from ui.state import default, follow_default
+from ui.widgets import lr_step
 
 store = common.store()
 st.title("🏋️ Train")
@@ -35,7 +36,7 @@ default("tr_path", "")
 default("tr_lastn", 2)
 default("tr_device", "auto")
 default("tr_epochs", 3)
-default("tr_batch", 0 if common.run_gpus() else (32 if ds.modality == "text" else 64))  # 0 = auto (core.train.speed)
+follow_default("tr_batch", 0 if common.run_gpus() else (32 if ds.modality == "text" else 64))  # 0 = auto (core.train.speed)
 default("tr_seed", 0)
 default("tr_tau", 0.9)
 default("tr_eval", 0)
@@ -66,12 +67,11 @@ batch = c5.number_input(
 # the learning rate follows the model and fine-tune mode (a linear probe wants ~200× MiniLM's) until
 # the user types their own
 auto_lr = RunConfig(version_id=vid, model=resolved_model, finetune=finetune).learning_rate(ds.modality)
-if "tr_lr" not in st.session_state or st.session_state["tr_lr"] == st.session_state.get("tr_lr_auto"):
-    st.session_state["tr_lr"] = float(auto_lr)
-st.session_state["tr_lr_auto"] = float(auto_lr)
+follow_default("tr_lr", float(auto_lr))
 lr = c6.number_input(
-    "Learning rate", 1e-6, 1.0, format="%.0e", key="tr_lr",
-    help=f"The default for this model and mode is {auto_lr:g}; it follows the mode until you change it.",
+    "Learning rate", 1e-6, 1.0, format="%g", key="tr_lr", step=lr_step(float(st.session_state["tr_lr"])),
+    help=f"The default for this model and mode is {auto_lr:g}; it follows the mode until you change it. "
+    "− and + move by one unit of the current value's leading digit (3e-3 → 2e-3 or 4e-3).",
 )  # fmt: skip
 seed = c7.number_input("Seed", 0, 2**31 - 1, key="tr_seed")
 tau = st.slider("τ — confidence above which a wrong answer counts as a hallucination", 0.5, 0.99, step=0.01, key="tr_tau")

@@ -19,6 +19,21 @@ LAYOUT = dict(
 )
 
 
+def log_ticks(values: Sequence[float] | np.ndarray) -> dict[str, list]:
+    """Tick values and labels 1, 2, 5, 10, 20, 50, … spanning ``values`` (the positive ones), for a
+    log axis: Plotly's own labels a decade's minor ticks "2", "3" … where 20, 30 … is meant."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not len(v):
+        return {}
+    lo, hi = float(v.min()), float(v.max())
+    ticks = [m * 10**e for e in range(int(np.floor(np.log10(lo))), int(np.floor(np.log10(hi))) + 2) for m in (1, 2, 5)]
+    low = max((t for t in ticks if t <= lo), default=ticks[0])
+    high = min((t for t in ticks if t >= hi), default=ticks[-1])
+    shown = [t for t in ticks if low <= t <= high]
+    return {"tickvals": shown, "ticktext": [f"{t:,.0f}" if t >= 1 else f"{t:g}" for t in shown]}
+
+
 def class_distribution(
     class_names: list[str], balance: Balance, *, sort: bool = True, log: bool = False, title: str = "Items per class"
 ) -> go.Figure:
@@ -43,12 +58,13 @@ def class_distribution(
     # caption under the chart names the thresholds either way
     apart = log or (head - tail) > 0.08 * max(float(counts.max(initial=1)), 1.0)
     for y, text, where in ((head, f"head > {head}", "top right"), (tail, f"tail < {tail}", "bottom right")):
-        fig.add_hline(
-            y=y, line_dash="dot", line_color="#888", annotation_text=text if apart else None, annotation_position=where,
-            annotation_font_color="#555", annotation_bgcolor="rgba(255,255,255,0.8)",
-        )  # fmt: skip
+        # no annotation arguments at all when unlabelled: with a position but no text Plotly writes "new text"
+        label = dict(
+            annotation_text=text, annotation_position=where, annotation_font_color="#555", annotation_bgcolor="rgba(255,255,255,0.8)"
+        )
+        fig.add_hline(y=y, line_dash="dot", line_color="#888", **(label if apart else {}))
     fig.update_layout(title=title, barmode="overlay", xaxis=dict(categoryorder="array", categoryarray=names, title=None), **LAYOUT)
-    fig.update_yaxes(type="log" if log else "linear", title="items")
+    fig.update_yaxes(type="log" if log else "linear", title="items", **(log_ticks(counts) if log else {}))
     if len(names) > 30:
         fig.update_xaxes(showticklabels=False)
     return fig
@@ -235,17 +251,22 @@ def per_class_bars(values: dict[int, float], class_names: list[str], *, title: s
 
 def reliability_diagram(bins: dict[str, dict[str, np.ndarray]], *, title: str = "Reliability diagram") -> go.Figure:
     """Accuracy against confidence per bin, for one or more named curves (e.g. before/after
-    temperature scaling); the diagonal is perfect calibration, bars below it are over-confidence."""
+    temperature scaling); the diagonal is perfect calibration, points below it are over-confidence.
+    A point's area follows its bin's item count, so a bin of two items does not look like a trend."""
     fig = go.Figure()
     fig.add_scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(dash="dot", color="#888"), name="perfect", hoverinfo="skip")
+    largest = max((int(np.max(b["count"], initial=0)) for b in bins.values()), default=0)
     for name, b in bins.items():
-        mask = np.asarray(b["count"]) > 0
+        count = np.asarray(b["count"])
+        mask = count > 0
         fig.add_scatter(
             x=np.asarray(b["mean_conf"])[mask],
             y=np.asarray(b["accuracy"])[mask],
             mode="lines+markers",
             name=name,
-            customdata=np.asarray(b["count"])[mask],
+            line=dict(width=1.5),
+            marker=dict(size=4 + 14 * np.sqrt(count[mask] / max(largest, 1))),
+            customdata=count[mask],
             hovertemplate="confidence %{x:.2f} → accuracy %{y:.2f} (%{customdata:,} items)<extra></extra>",
         )
     fig.update_layout(title=title, **LAYOUT)
@@ -305,7 +326,7 @@ def counts_before_after(
                 hovertemplate="%{x}: %{y:,.0f}<extra>" + names[1] + "</extra>")  # fmt: skip
     fig.update_xaxes(type="category")
     fig.update_layout(title=title, barmode="group", **LAYOUT)
-    fig.update_yaxes(type="log", title="items")
+    fig.update_yaxes(type="log", title="items", **log_ticks([*before.values(), *after.values()]))
     return fig
 
 

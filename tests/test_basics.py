@@ -97,3 +97,28 @@ def test_risk_coverage_axis_shows_decimals_when_the_risks_are_small():
     assert small.layout.yaxis.tickformat == ".1%"
     assert large.layout.yaxis.tickformat == ".0%"
     assert [t.name for t in small.data] == ["risk", "operating point"]
+
+
+def test_class_chart_threshold_lines_are_labelled_or_bare_never_placeholder_text():
+    import numpy as np
+
+    from core import charts
+    from core.data.profile import balance
+
+    names = [f"c{i}" for i in range(6)]
+    apart = charts.class_distribution(names, balance(np.array([900, 700, 300, 40, 8, 2]), thresholds=(500, 20)))
+    assert sorted(a.text for a in apart.layout.annotations) == ["head > 500", "tail < 20"]
+    # thresholds close together on a linear axis (VADER's): the lines stay, with no annotation at
+    # all (a position without text makes Plotly write "new text")
+    close = charts.class_distribution(names, balance(np.array([9000, 8000, 7000, 6000, 5000, 4000]), thresholds=(5000, 4500)))
+    assert len(close.layout.shapes) == 2 and len(close.layout.annotations) == 0
+
+
+def test_log_axes_label_whole_counts_not_a_decades_digits():
+    from core import charts
+
+    assert charts.log_ticks([14, 180]) == {"tickvals": [10, 20, 50, 100, 200], "ticktext": ["10", "20", "50", "100", "200"]}
+    assert charts.log_ticks([3, 6000])["ticktext"] == ["2", "5", "10", "20", "50", "100", "200", "500", "1,000", "2,000", "5,000", "10,000"]
+    assert charts.log_ticks([0, float("nan")]) == {}  # nothing positive: Plotly's own ticks
+    fig = charts.counts_before_after({"a": 180.0, "b": 90.0}, {"a": 180.0, "b": 14.0})
+    assert list(fig.layout.yaxis.tickvals) == [10, 20, 50, 100, 200]

@@ -10,7 +10,8 @@ from streamlit.testing.v1 import AppTest
 
 from core.data import demos
 from core.store import Store
-from tests.conftest import APP
+from tests.conftest import APP, needs_asset
+from ui.widgets import lr_step
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
@@ -62,7 +63,7 @@ def test_train_page_starts_a_run_and_runs_page_shows_it(home):
     for label, name in (("Accuracy", "accuracy"), ("Macro-F1", "macro_f1"), ("ECE", "ece")):
         assert kpis[label] == f"{res.at(name, step):.3f}"
     ece_delta = next(m for m in at.metric if m.label == "ECE").delta
-    assert ece_delta == f"{res.at('ece', step, 'test_ts') - res.at('ece', step):+.3f} after temperature scaling"
+    assert ece_delta == f"{res.at('ece', step, 'test_ts') - res.at('ece', step):+.3f} after TS"
     assert any(c.value.startswith(f"At step {step}") for c in at.caption)
     assert len(at.get("plotly_chart")) == 7  # loss, accuracy, hallucination, recall, reliability, confusion, risk–coverage
     # the risk–coverage operating point follows the abstention slider
@@ -189,6 +190,38 @@ def test_settings_survive_leaving_the_page_and_the_learning_rate_follows_the_mod
     assert at.selectbox(key="tr_model").value == "mobilenet_v2" and at.selectbox(key="tr_mode").value == "full"
     assert at.number_input(key="tr_epochs").value == 7 and at.number_input(key="tr_lr").value == pytest.approx(5e-4)
     assert at.selectbox(key="tr_loss_name").value == "logit_adjusted" and at.radio(key="tr_preset").value == "custom"
+
+
+@needs_asset("vader")
+def test_the_batch_follows_the_dataset_until_changed_and_the_lr_steps_by_its_leading_digit(home):
+    store = Store(home)
+    digits, vader = demos.import_demo(store, "digits"), demos.import_demo(store, "vader")
+    at = open_page("app_pages/train.py")
+    at.session_state["current_version"] = digits
+    at.run()
+    assert at.number_input(key="tr_batch").value == 64  # images on a CPU
+    at.session_state["current_version"] = vader
+    at.run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="tr_batch").value == 32  # texts: followed the dataset
+    at.number_input(key="tr_batch").set_value(48)
+    at.session_state["current_version"] = digits
+    at.run()
+    assert at.number_input(key="tr_batch").value == 48  # the user's own value stays
+    # − and + move the learning rate by one unit of its leading digit, not by a fixed 0.01
+    lr = at.number_input(key="tr_lr")
+    start = lr.value
+    lr.increment().run()
+    up = at.number_input(key="tr_lr").value
+    assert up == pytest.approx(start + lr_step(start)) and up < 2 * start
+    at.number_input(key="tr_lr").set_value(1e-2).run()
+    at.number_input(key="tr_lr").decrement().run()
+    assert at.number_input(key="tr_lr").value == pytest.approx(9e-3)
+
+
+def test_lr_step_is_one_unit_of_the_leading_digit():
+    assert [lr_step(v) for v in (3e-3, 1e-2, 5e-5, 2e-2, 0.9, 1e-6)] == pytest.approx([1e-3, 1e-3, 1e-5, 1e-2, 0.1, 1e-6])
+    assert lr_step(0.0) == 1e-6
 
 
 def test_settings_that_cannot_work_are_refused_before_the_run(home):

@@ -26,3 +26,13 @@ def default(key: str, value: Any, *, allowed: list[Any] | None = None) -> None:
     """Give widget ``key`` its starting ``value``, unless the user set one that is still allowed."""
     if key not in st.session_state or (allowed is not None and st.session_state[key] not in allowed):
         st.session_state[key] = value
+
+
+def follow_default(key: str, value: Any) -> None:
+    """Like ``default``, but the value follows a default that changes (another dataset, model or
+    mode) for as long as the user has not changed it: the last default given is kept beside it,
+    under ``key + "_auto"``."""
+    auto = f"{key}_auto"
+    if key not in st.session_state or st.session_state[key] == st.session_state.get(auto):
+        st.session_state[key] = value
+    st.session_state[auto] = value

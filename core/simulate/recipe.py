@@ -35,7 +35,7 @@ NOISE_KINDS = {"symmetric": "to any other class", "pairflip": "to the next class
 @dataclass(frozen=True)
 class Recipe:
     imbalance: str = "none"
-    ratio: float = 1.0  # largest class ÷ smallest, after the recipe (≥ 1)
+    ratio: float = 1.0  # share kept by the first class ÷ by the last (≥ 1): the result's largest ÷ smallest on balanced data
     minority_share: float = 0.5  # step: share of the classes that become rare
     order: tuple[str, ...] = ()  # class names from most to least frequent (default: class order)
     drop_classes: tuple[str, ...] = ()
