@@ -333,15 +333,17 @@ with t_map:
     m1, m2 = st.columns([2, 1])
     colour_options = ["label", "label quality", "flagged", "split"] + [c for c in ds.meta.columns if ds.meta[c].nunique() <= 20]
     colour_by = m1.radio("Colour by", colour_options, horizontal=True, key="map_colour")
-    method = m2.radio("Projection", ["PCA (all items)", "t-SNE (2,000 sampled)"], horizontal=True, key="map_method")
+    limits = {"PCA": 20_000, "t-SNE": 2_000}  # items drawn at most (a seeded sample above)
+    shown = {m: f"all {len(ds):,} items" if len(ds) <= n else f"{n:,} sampled" for m, n in limits.items()}
+    method = m2.radio("Projection", list(limits), horizontal=True, key="map_method", format_func=lambda m: f"{m} ({shown[m]})")
     rng = np.random.default_rng(0)
-    if method.startswith("PCA"):
-        index = np.arange(len(ds)) if len(ds) <= 20_000 else np.sort(rng.choice(len(ds), 20_000, replace=False))
+    n_max = limits[method]
+    index = np.arange(len(ds)) if len(ds) <= n_max else np.sort(rng.choice(len(ds), n_max, replace=False))
+    if method == "PCA":
         xy = d.map2d[index]
     else:
-        index = np.arange(len(ds)) if len(ds) <= 2_000 else np.sort(rng.choice(len(ds), 2_000, replace=False))
 
-        @st.cache_data(show_spinner="Running t-SNE on 2,000 items…", max_entries=4)
+        @st.cache_data(show_spinner=f"Running t-SNE on {len(index):,} items…", max_entries=4)
         def tsne_cached(version_id: int, key: str, index: np.ndarray) -> np.ndarray:
             return tsne_2d(np.asarray(embed(common.dataset(version_id), backbone=cfg.backbone)), index)
 

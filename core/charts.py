@@ -228,6 +228,7 @@ def metric_curves(metrics: pd.DataFrame, names: list[str], *, splits: tuple[str,
                     hovertemplate="step %{x}: %{y:.4f}<extra>" + f"{name} · {split}" + "</extra>",
                 )
     fig.update_layout(title=title, **LAYOUT)
+    fig.update_layout(legend_y=-0.25)  # under the axis title, not on it
     fig.update_xaxes(title="step")
     return fig
 

@@ -30,6 +30,9 @@ def test_diagnose_act_save_and_undo(home):
     assert int(m["Suspected label errors"].replace(",", "")) > 100
     assert int(m["Duplicate clusters"]) >= 1 and m["Coverage gaps"] == "1"  # the leaked copy; class 9 absent from test
     assert len(at.get("plotly_chart")) >= 3  # noise matrix, noise rates, outlier histogram (+ map)
+    # the map's projections say how many items they draw: all of these, or a sample
+    projection = at.radio(key="map_method")
+    assert projection.options == [f"PCA (all {len(ds):,} items)", f"t-SNE (all {len(ds):,} items)"]  # 1,798: under both limits
 
     relabel = [b for b in at.button if b.key and b.key.startswith(f"relabel_{vid}_")]
     drop = [b for b in at.button if b.key and b.key.startswith(f"drop_{vid}_")]
