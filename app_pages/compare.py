@@ -73,7 +73,10 @@ else:
     for col in table.columns[1:]:
         shown[f"Δ {col}"] = d[col]
         styles[f"Δ {col}"] = [COLOURS[verdict(m, d.loc[m, col])] for m in table.index]
-    st.dataframe(shown.style.format("{:.4f}", na_rep="—").apply(lambda _: styles[shown.columns], axis=None), width="stretch")
+    shown.index = styles.index = [charts.metric_title(m) for m in table.index]
+    # numbers as text: st.dataframe shows a missing one as "None", whatever a Styler's na_rep says
+    text = shown.map(lambda v: "—" if pd.isna(v) else f"{v:.4f}")
+    st.dataframe(text.style.apply(lambda _: styles[shown.columns], axis=None), width="stretch")
     st.caption("Δ against the first run: green is better, red is worse (lower is better for hallucination, forced-known, ECE, NLL, Brier).")
 
 # ---------------------------------------------------------------------- curves and bars

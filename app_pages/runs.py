@@ -186,7 +186,7 @@ def detail(run_id: int) -> None:
         temperature = res.at("temperature", step, "test_ts")
         st.markdown(f"**Temperature scaling** (T = {temperature or float('nan'):.2f}, fitted on val), test split:")
         # as text: st.dataframe shows a missing number as "None", whatever a Styler's na_rep says
-        st.dataframe(ts.map(lambda v: "—" if pd.isna(v) else f"{v:.4f}"), width="stretch")
+        st.dataframe(ts.map(lambda v: "—" if pd.isna(v) else f"{v:.4f}").rename(index=charts.metric_title), width="stretch")
         if words := temperature_words(temperature, ts):
             st.info(words)
 

@@ -209,7 +209,15 @@ METRIC_TITLES = {
     "forced_known_rate": "forced-known rate @τ",
     "worst_class_recall": "worst-class recall",
     "nll": "NLL",
+    "balanced_accuracy": "balanced accuracy",
+    "classwise_ece": "classwise ECE",
+    "brier": "Brier score",
 }
+
+
+def metric_title(name: str) -> str:
+    """A metric's name as people read it ("macro_f1" → "macro-F1"); unknown names as they are."""
+    return METRIC_TITLES.get(name, name)
 
 
 def metric_curves(metrics: pd.DataFrame, names: list[str], *, splits: tuple[str, ...] = ("val", "test"), title: str) -> go.Figure:
