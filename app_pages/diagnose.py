@@ -8,6 +8,7 @@ import streamlit as st
 from core import charts
 from core.data.dataset import SPLITS
 from core.diagnose.cleaning import CleaningPlan, save_cleaned, starting_plan, undo
+from core.diagnose.confident import ISSUE_METHOD_TITLES
 from core.diagnose.maps import tsne_2d
 from core.diagnose.pipeline import DiagnoseConfig, diagnose, duplicate_table, estimate_seconds, is_cached, label_issues_from_run
 from core.diagnose.progressive import SAMPLE_FROM, SAMPLE_SIZE
@@ -238,7 +239,7 @@ with t_labels:
     c1.plotly_chart(charts.noise_matrix(iss.noise_matrix, ds.class_names), width="stretch")
     c2.plotly_chart(charts.noise_rates(iss.noise_rate_per_class, ds.class_names), width="stretch")
     st.caption(
-        f"Flagging rule: {iss.method}"
+        f"Flagging rule: {ISSUE_METHOD_TITLES.get(iss.method, iss.method)} (`{iss.method}`)"
         + (f", probe weight {iss.knn_weight:.2f} against kNN votes" if iss.knn_weight is not None else "")
         + ". Label quality is in [0, 1]: low means the data disagrees with the given label."
     )
@@ -392,5 +393,7 @@ with t_cov:
     st.dataframe(cov, hide_index=True, width="stretch")
 
 st.caption(
-    "Stage times: " + ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in d.seconds.items()) + f" · backbone {d.backbone or 'auto'}"
+    "Stage times: "
+    + ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in d.seconds.items())
+    + f" · backbone {d.backbone or 'chosen automatically'}"
 )

@@ -424,3 +424,9 @@ def test_coverage_ignores_absent_splits():
     assert not df["below_min_val"].any()  # there is no val split at all
     with pytest.raises(ValueError, match="split codes"):
         nz.coverage(np.array([0]), np.array([3]), 1)
+
+
+def test_every_flagging_rule_has_a_title_the_page_can_show():
+    from core.diagnose.confident import ISSUE_METHOD_TITLES, ISSUE_METHODS
+
+    assert set(ISSUE_METHOD_TITLES) == set(ISSUE_METHODS) - {"auto"}  # "auto" resolves to one of them before it is shown

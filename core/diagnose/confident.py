@@ -26,6 +26,15 @@ ISSUE_METHODS = (
     "predicted_neq_given",
     "blend_prune_by_noise_rate",
 )
+#: What each rule flags, as the Diagnose page says it.
+ISSUE_METHOD_TITLES = {
+    "prune_by_noise_rate": "confident learning, the items least likely to be their label, as many per class as its estimated noise",
+    "prune_by_class": "confident learning, per class the items of lowest self-confidence",
+    "both": "confident learning, flagged by both the noise-rate and the per-class rule",
+    "confident_learning": "confident learning, items confidently assigned to another class",
+    "predicted_neq_given": "every item whose predicted class is not its label",
+    "blend_prune_by_noise_rate": "probe and nearest-neighbour votes blended, then pruned by the estimated noise rate",
+}
 
 
 def confident_thresholds(labels: Any, probs: Any) -> np.ndarray:
