@@ -53,6 +53,8 @@ with upload_tab:
                 df, read_warnings = read_table(data, up.name)
                 guess = guess_roles(df)
                 st.dataframe(df.head(5), width="stretch")
+                if not guess.label_candidates:  # nothing to choose from: say so, offer no import
+                    raise DataError(guess.question or "No column can serve as the label.")
                 if guess.question:
                     st.info(guess.question)
                 columns = list(df.columns)
@@ -102,7 +104,8 @@ with upload_tab:
                     + (
                         f"split folders found: {', '.join(sorted({str(x) for x in preview.counts['split'].dropna()}))}"
                         if preview.has_splits
-                        else "no split folders: a stratified split will be made"
+                        else "no split folders: a stratified split will be made, 10% val and 10% test per class; "
+                        "a class of fewer than 10 images stays wholly in train"
                     )
                     + "). Images that turn out corrupt or too large are skipped at import."
                 )

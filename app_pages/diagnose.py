@@ -12,7 +12,7 @@ from core.diagnose.confident import ISSUE_METHOD_TITLES
 from core.diagnose.maps import tsne_2d
 from core.diagnose.pipeline import DiagnoseConfig, diagnose, duplicate_table, estimate_seconds, is_cached, label_issues_from_run
 from core.diagnose.progressive import SAMPLE_FROM, SAMPLE_SIZE
-from core.embed.embeddings import embed
+from core.embed.embeddings import embed, resolve_backbone
 from core.store import RunStatus
 from ui import common
 from ui import diagnosis as diagnosis_ui
@@ -395,5 +395,6 @@ with t_cov:
 st.caption(
     "Stage times: "
     + ", ".join(f"{k.replace('_', ' ')} {v:.1f} s" for k, v in d.seconds.items())
-    + f" · backbone {d.backbone or 'chosen automatically'}"
+    + f" · backbone {resolve_backbone(ds, d.backbone or 'auto')}"
+    + (" (chosen automatically)" if d.backbone in ("", "auto") else "")
 )

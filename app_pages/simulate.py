@@ -210,12 +210,21 @@ def sweep_view(sweep: dict) -> None:
     )
     cols = st.columns(2)
     for i, metric in enumerate(METRICS):
-        cols[i % 2].plotly_chart(charts.sweep_lines(table, metric, x_title=KNOBS[sweep["params"]["knob"]][0], title=TITLES[metric]),
-                                 width="stretch", key=f"sweep_{sweep['id']}_{metric}")  # fmt: skip
+        if table[metric].notna().any():
+            cols[i % 2].plotly_chart(charts.sweep_lines(table, metric, x_title=KNOBS[sweep["params"]["knob"]][0], title=TITLES[metric]),
+                                     width="stretch", key=f"sweep_{sweep['id']}_{metric}")  # fmt: skip
+        elif done < len(table):
+            cols[i % 2].info(f"**{TITLES[metric]}** appears as the runs are evaluated.")
+        else:
+            cols[i % 2].info(f"**{TITLES[metric]}**: no run has a value. It applies only where the test split has classes missing "
+                             "from train (dropped classes)." if metric == "forced_known_rate" else f"**{TITLES[metric]}**: no run has a value.")  # fmt: skip
     for _, row in failed.iterrows():
         st.error(f"Run #{row['run_id']} ({row['arm']}, severity {row['severity']:g}) failed: {str(row['message'])[-400:]}")
     with st.expander("Runs of this sweep"):
-        st.dataframe(table.drop(columns=["ended", "failed"]), hide_index=True, width="stretch")
+        shown = table.drop(columns=["ended", "failed"])
+        shown[list(METRICS)] = shown[list(METRICS)].map(lambda v: "—" if pd.isna(v) else f"{v:.4f}")  # st.dataframe would say "None"
+        names = {"run_id": "run", "version_id": "version", **{m: charts.metric_title(m) for m in METRICS}}
+        st.dataframe(shown.rename(columns=names), hide_index=True, width="stretch")
 
 
 if sweeps:

@@ -219,6 +219,22 @@ def test_the_batch_follows_the_dataset_until_changed_and_the_lr_steps_by_its_lea
     assert at.number_input(key="tr_lr").value == pytest.approx(9e-3)
 
 
+def test_a_version_without_test_items_cannot_start_a_run(home):
+    # 3 classes × 6 images, split by Gapscope: a class of fewer than 10 items stays wholly in train
+    from core.data import Dataset
+    from core.data.splits import stratified_split
+
+    labels = np.repeat(np.arange(3), 6)
+    images = np.random.default_rng(0).integers(0, 255, (18, 8, 8), dtype=np.uint8)
+    ds = Dataset("tiny", "image", images, labels, ["a", "b", "c"], stratified_split(labels))
+    assert not (ds.split == 2).any()
+    store = Store(home)
+    store.save_dataset(ds, source="upload:tiny.zip")
+    at = open_page("app_pages/train.py")
+    assert any("no test items" in e.value for e in at.error), [e.value for e in at.error]
+    assert at.button(key="start_run").disabled
+
+
 def test_lr_step_is_one_unit_of_the_leading_digit():
     assert [lr_step(v) for v in (3e-3, 1e-2, 5e-5, 2e-2, 0.9, 1e-6)] == pytest.approx([1e-3, 1e-3, 1e-5, 1e-2, 0.1, 1e-6])
     assert lr_step(0.0) == 1e-6

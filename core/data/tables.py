@@ -194,8 +194,9 @@ def guess_roles(df: pd.DataFrame) -> TableGuess:
         )
         if not label_candidates:
             msg = (
-                "No column can serve as the label: a label column has between 2 and "
-                f"{MAX_CLASSES:,} distinct values. Add a 'label' column and upload again."
+                "No column can serve as the label: a label column is not free text and has between 2 and "
+                f"{min(MAX_CLASSES, max(2, n // 2)):,} distinct values (at most {MAX_CLASSES:,}, and at most half the rows, "
+                "so that classes have several items). Add a 'label' column and upload again."
             )
         return TableGuess(None, label_candidates, text_candidates, msg)
     label = named_label[0]
