@@ -8,13 +8,13 @@ import numpy as np
 import streamlit as st
 
 from core.data.dataset import SPLITS
+from core.data.splits import scoring_problem
 from core.mitigate.checks import check
 from core.mitigate.config import Mitigations
 from core.models import registry
 from core.models.registry import FINETUNE_TITLES
 from core.train.config import STOPPING_METRICS, RunConfig
 from core.train.speed import planned_batch, scaled_lr
-from core.train.splits import scoring_problem
 from ui import common, mitigations
 from ui.state import default, follow_default
 from ui.widgets import lr_step
@@ -109,7 +109,7 @@ cfg = RunConfig(
     max_train_items=int(max_items), early_stopping_metric=stop_metric, patience=int(patience), temperature_scaling=temperature,
     mitigations=mitigation, processes=processes,
 )  # fmt: skip
-problems: list[str] = [p for p in [scoring_problem(ds)] if p]
+problems: list[str] = [p for p in [scoring_problem(ds.split)] if p]
 try:
     cfg.validate(modality=ds.modality)
 except ValueError as err:

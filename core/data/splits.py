@@ -53,3 +53,15 @@ def parse_split_column(values: pd.Series) -> np.ndarray:
             "Rename them to train, val or test, or choose no split column and let Gapscope make one."
         )
     return norm.map(SPLIT_ALIASES).to_numpy(np.int8)
+
+
+def scoring_problem(split: np.ndarray) -> str | None:
+    """Why a run of a version with these split codes could not be scored (no test items), or None.
+    ``stratified_split`` leaves a class of fewer than ``1 / test`` items wholly in train."""
+    if int((np.asarray(split) == 2).sum()):
+        return None
+    return (
+        "This version has no test items, so a run could not be scored: every metric would be empty. When Gapscope makes "
+        "the split, a class of fewer than 10 items stays wholly in train. Add items, or upload with train/ val/ test "
+        "folders (a split column for a table)."
+    )

@@ -11,17 +11,6 @@ from core.data.slices import slice_columns
 from core.train.config import RunConfig
 
 
-def scoring_problem(ds: Dataset) -> str | None:
-    """Why a run of ``ds`` could not be scored (no test items), or None."""
-    if int((ds.split == 2).sum()):
-        return None
-    return (
-        "This version has no test items, so a run could not be scored: every metric would be empty. When Gapscope makes "
-        "the split, a class of fewer than 10 items stays wholly in train. Add items, or upload with train/ val/ test "
-        "folders (a split column for a table)."
-    )
-
-
 @dataclass
 class RunData:
     """The rows a run uses, in *local* positions 0..n-1 (``rows`` maps them to the dataset).
