@@ -421,8 +421,9 @@ def train_task(relay: Any, home: str, run_id: int, config: dict[str, Any], datas
     os.environ["GAPSCOPE_HOME"] = str(here)  # caches land on the node; the app's store is not here
     opened = guard_sqlite()  # for the life of this worker process (max_calls=1: it ends with the task)
     sink = RelaySink(relay, home, run_id, config, scratch=here)
-    folder = sink.files.folder
-    shutil.rmtree(folder, ignore_errors=True)  # leftovers of an earlier run with this id on this node
+    folder, ranks_dir = sink.files.folder, here / "ranks" / str(run_id)  # the run's files; its child ranks' (core.runners.ranks)
+    for leftover in (folder, ranks_dir):  # of an earlier task of this run id on this node (one killed, say)
+        shutil.rmtree(leftover, ignore_errors=True)
     folder.mkdir(parents=True)
     node = {"node_ip": _node_ip(), "hostname": socket.gethostname(), "pid": os.getpid(), "home": str(here), "sqlite_opened": opened}
     sink.node = node
@@ -445,7 +446,7 @@ def train_task(relay: Any, home: str, run_id: int, config: dict[str, Any], datas
             if world > 1:  # ranks 1..world-1 as processes of this task; this one is rank 0 (core.runners.ranks)
                 from core.runners.ranks import Ranks
 
-                ranks = Ranks(run_id, config, dataset, here / "ranks" / str(run_id), world)
+                ranks = Ranks(run_id, config, dataset, ranks_dir, world)
                 print(
                     f"    {world} processes: this one is rank 0; ranks 1–{world - 1} are pids {[c.pid for c in ranks.children]}", flush=True
                 )
@@ -460,7 +461,7 @@ def train_task(relay: Any, home: str, run_id: int, config: dict[str, Any], datas
         sink.flush()  # the log's last lines, after the final status
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-        shutil.rmtree(here / "ranks" / str(run_id), ignore_errors=True)
+        shutil.rmtree(ranks_dir, ignore_errors=True)
     return {**node, "status": str(status)}
 
 

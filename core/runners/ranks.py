@@ -10,7 +10,7 @@ starts ranks 1..N-1 as child processes of the task, on the same node, joined wit
 
 - The children read the run's config and dataset from the task's scratch folder (``rank.json``
   and the dataset's files as ``core.store.payload`` writes them: arrays and Parquet, no pickle)
-  and write through a ``NodeQuietSink``: nothing reaches the app from them.
+  and write through a ``QuietSink`` that never stops on its own: nothing reaches the app from them.
 - A stop reaches them the way it reaches torchrun's ranks: rank 0 sees the relay's flag, and all
   ranks agree to stop at the same step (``core.train.distributed.agree``).
 - They die with the task: each asks the kernel for SIGKILL when its parent ends (Linux), so a
@@ -35,10 +35,11 @@ from pathlib import Path
 from typing import Any
 
 from core.data.dataset import Dataset
-from core.store.artifacts import RunFiles
+from core.store.artifacts import tail_of
 from core.store.payload import read_payload, write_payload
 from core.store.status import RunStatus
 from core.train.distributed import Dist
+from core.train.sink import QuietSink
 
 
 def _free_port() -> int:
@@ -74,21 +75,18 @@ class Ranks:
 
     def tail(self, rank: int, lines: int = 20) -> str:
         """The last ``lines`` lines rank ``rank`` printed."""
-        try:
-            text = self.log_path(rank).read_bytes()[-65536:].decode("utf-8", "replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return tail_of(self.log_path(rank), lines)
 
-    def dead(self, *, within_s: float = 2.0) -> str | None:
-        """Which child rank ended with an error, waiting up to ``within_s`` for one to (rank 0's
-        collective may fail a moment before the dying rank's exit is seen); None if none did."""
+    def dead(self, *, within_s: float = 2.0) -> tuple[int, str] | None:
+        """The first child rank that ended with an error, and a sentence saying so, waiting up to
+        ``within_s`` for one (rank 0's collective may fail a moment before the dying rank's exit
+        is seen); None if none did."""
         deadline = time.monotonic() + within_s
         while True:
             for rank, child in enumerate(self.children, start=1):
                 code = child.poll()
                 if code not in (None, 0):
-                    return f"rank {rank} of {self.world} (pid {child.pid}) ended with exit code {code}"
+                    return rank, f"rank {rank} of {self.world} (pid {child.pid}) ended with exit code {code}"
             if time.monotonic() >= deadline:
                 return None
             time.sleep(0.1)
@@ -99,10 +97,11 @@ class Ranks:
         dead = self.dead()
         if dead is None:
             return message
+        rank, said = dead
         if not self._told:
             self._told = True
-            print(f"--- {dead}; its last lines:\n{self.tail(int(dead.split()[1]))}", flush=True)
-        return f"{dead} ({message})"
+            print(f"--- {said}; its last lines:\n{self.tail(rank)}", flush=True)
+        return f"{said} ({message})"
 
     def watch(self, on_failure: Callable[[str], None], *, poll_s: float = 0.5) -> threading.Thread:
         """A thread that calls ``on_failure(message)`` once if a child ends with an error before
@@ -134,40 +133,6 @@ class Ranks:
         return [child.returncode for child in self.children]
 
 
-class NodeQuietSink:
-    """The ``RunSink`` of ranks 1..N-1 on a Ray node: the config from the task's scratch folder,
-    never a stop of its own (rank 0's is agreed on at every step), nothing written anywhere but
-    its own scratch folder."""
-
-    def __init__(self, run_id: int, config: dict[str, Any], scratch: Path) -> None:
-        self.run_id, self._config = int(run_id), dict(config)
-        self.files = RunFiles(run_id, home=scratch)
-
-    def config(self) -> dict[str, object]:
-        return dict(self._config)
-
-    def claim(self, pid: int, pid_started: float | None) -> RunStatus | None:
-        return None
-
-    def stop_requested(self) -> bool:
-        return False
-
-    def heartbeat(self) -> bool:
-        return False
-
-    def progress(self, message: str, *, progress: float | None = None) -> None:
-        pass
-
-    def add_metrics(self, step: int, split: str, values: Any, *, epoch: float | None = None) -> None:
-        pass
-
-    def add_predictions(self, step: int, split: str, items: Any, labels: Any, pred: Any, conf: Any) -> None:
-        pass
-
-    def finish(self, status: RunStatus, message: str) -> None:
-        pass
-
-
 def _die_with(parent: int) -> None:
     """Ask Linux to SIGKILL this process when its parent ends; end now if it has already."""
     if sys.platform.startswith("linux"):
@@ -189,6 +154,7 @@ def rank_main(scratch: str, parent: int) -> None:
     spec = json.loads((folder / "rank.json").read_text())
     dataset = read_payload(folder / "dataset", name=spec["name"], modality=spec["modality"], class_names=spec["class_names"])
     dist = distributed.from_env()
-    sink = NodeQuietSink(spec["run_id"], spec["config"], folder / f"rank{dist.rank}")
+    # no stop of its own: rank 0's is agreed on at every step (core.train.distributed.agree)
+    sink = QuietSink(spec["run_id"], folder / f"rank{dist.rank}", config=lambda: dict(spec["config"]), stop_requested=lambda: False)
     status = run_with_sink(sink, lambda version_id: dataset, dist=dist)
     sys.exit(0 if status in (RunStatus.FINISHED, RunStatus.STOPPED) else 1)

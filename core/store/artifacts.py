@@ -36,6 +36,19 @@ def run_dir(run_id: int, *, home: str | Path | None = None) -> Path:
     return Path(home if home is not None else paths.home()) / "runs" / str(int(run_id))
 
 
+def tail_of(path: Path, n: int = 50) -> str:
+    """The last ``n`` lines of the text file ``path`` ("" if absent); reads at most its last 256 KiB."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - (256 << 10)))
+            data = fh.read()
+    except OSError:
+        return ""
+    lines = data.decode("utf-8", errors="replace").splitlines()
+    return "\n".join(lines[-n:]) if n > 0 else ""
+
+
 class RunFiles:
     """The files of run ``run_id`` (the folder need not exist yet)."""
 
@@ -85,16 +98,8 @@ class RunFiles:
             return None
 
     def log_tail(self, n: int = 50) -> str:
-        """The last ``n`` lines of the run's log ("" if absent); reads at most its last 256 KiB."""
-        try:
-            with open(self.log_path, "rb") as fh:
-                fh.seek(0, os.SEEK_END)
-                fh.seek(max(0, fh.tell() - (256 << 10)))
-                data = fh.read()
-        except OSError:
-            return ""
-        lines = data.decode("utf-8", errors="replace").splitlines()
-        return "\n".join(lines[-n:]) if n > 0 else ""
+        """The last ``n`` lines of the run's log ("" if absent)."""
+        return tail_of(self.log_path, n)
 
     # ------------------------------------------------------------------ evaluations
     def eval_steps(self) -> list[int]:

@@ -149,24 +149,33 @@ class StoreSink:
 
 
 class QuietSink:
-    """The ``RunSink`` of a torchrun process other than rank 0: it reads the run's config and stop
-    flag from the store and writes nothing (rank 0 writes for the run); files go to ``scratch``."""
+    """The ``RunSink`` of a run's process other than rank 0 (under torchrun, or a child rank on a
+    Ray node: ``core.runners.ranks``): it reads the run's config and its stop flag through the
+    callables it is given and writes nothing (rank 0 writes for the run); files go to ``scratch``."""
 
-    def __init__(self, store: Store, run_id: int, scratch: str | Path) -> None:
-        self.store, self.run_id = store, int(run_id)
+    def __init__(
+        self, run_id: int, scratch: str | Path, *, config: Callable[[], dict[str, object]], stop_requested: Callable[[], bool]
+    ) -> None:
+        self.run_id = int(run_id)
         self.files = RunFiles(run_id, home=scratch)
+        self._config, self._stop = config, stop_requested
+
+    @classmethod
+    def on_store(cls, store: Store, run_id: int, scratch: str | Path) -> QuietSink:
+        """Config and stop flag from the local store (a torchrun process)."""
+        return cls(run_id, scratch, config=lambda: dict(store.run(run_id)["config"]), stop_requested=lambda: store.stop_requested(run_id))
 
     def config(self) -> dict[str, object]:
-        return dict(self.store.run(self.run_id)["config"])
+        return self._config()
 
     def claim(self, pid: int, pid_started: float | None) -> RunStatus | None:
         return None
 
     def stop_requested(self) -> bool:
-        return self.store.stop_requested(self.run_id)
+        return self._stop()
 
     def heartbeat(self) -> bool:
-        return self.store.stop_requested(self.run_id)
+        return self._stop()
 
     def progress(self, message: str, *, progress: float | None = None) -> None:
         pass

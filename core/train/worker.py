@@ -119,7 +119,7 @@ def train_run(store: Store, run_id: int, *, callbacks: list[Callback] | None = N
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix=f"gapscope-run{run_id}-rank{dist.rank}-") as scratch:
-        quiet = QuietSink(store, run_id, scratch)
+        quiet = QuietSink.on_store(store, run_id, scratch)
         return run_with_sink(quiet, store.load_dataset, callbacks=callbacks, watchdog_poll_s=watchdog_poll_s, dist=dist)
 
 
