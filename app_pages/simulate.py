@@ -23,6 +23,8 @@ from ui import common
 from ui.state import default
 
 RATIOS = [1, 2, 5, 10, 20, 50, 100, 200]
+#: why a finished sweep can leave a metric without a value
+EMPTY_BECAUSE = {"forced_known_rate": "It applies only where the test split has classes missing from train (dropped classes)."}
 TITLES = {"hallucination_rate": "Hallucination rate @τ", "forced_known_rate": "Forced-known rate @τ", "ece": "ECE", "macro_f1": "Macro-F1"}
 
 store = common.store()
@@ -216,8 +218,7 @@ def sweep_view(sweep: dict) -> None:
         elif done < len(table):
             cols[i % 2].info(f"**{TITLES[metric]}** appears as the runs are evaluated.")
         else:
-            cols[i % 2].info(f"**{TITLES[metric]}**: no run has a value. It applies only where the test split has classes missing "
-                             "from train (dropped classes)." if metric == "forced_known_rate" else f"**{TITLES[metric]}**: no run has a value.")  # fmt: skip
+            cols[i % 2].info(f"**{TITLES[metric]}**: no run has a value. {EMPTY_BECAUSE.get(metric, '')}")
     for _, row in failed.iterrows():
         st.error(f"Run #{row['run_id']} ({row['arm']}, severity {row['severity']:g}) failed: {str(row['message'])[-400:]}")
     with st.expander("Runs of this sweep"):

@@ -81,7 +81,7 @@ class PhaseClock(Callback):
             if self.device.type == "cuda":
                 activities.append(torch.profiler.ProfilerActivity.CUDA)
             self.prof = torch.profiler.profile(activities=activities)
-            self.prof.__enter__()
+            self.prof.start()
             self.window_s = -_sync(self.device)
         elif self.prof is not None and state.step == self.steady_from + self.steady_n:
             self._end_window()
@@ -94,7 +94,7 @@ class PhaseClock(Callback):
     def _end_window(self) -> None:
         if self.prof is not None and self.window_s < 0:
             self.window_s += _sync(self.device)
-            self.prof.__exit__(None, None, None)
+            self.prof.stop()
 
     def close(self) -> None:
         for hook in self._hooks:
