@@ -11,7 +11,7 @@ shift || true
 case "$command" in
   run)
     scripts/setup.sh app
-    .venv/bin/python -m core.access check "${GAPSCOPE_ADDRESS:-127.0.0.1}"
+    .venv/bin/python -m core.auth check "${GAPSCOPE_ADDRESS:-127.0.0.1}"
     exec .venv/bin/streamlit run app.py --server.address "${GAPSCOPE_ADDRESS:-127.0.0.1}" --server.port "${GAPSCOPE_PORT:-8501}" "$@"
     ;;
   test)

@@ -10,7 +10,7 @@ import streamlit as st
 from core.data.dataset import SPLITS
 from core.data.splits import scoring_problem
 from core.mitigate.checks import check
-from core.mitigate.config import Mitigations
+from core.mitigate.settings import Mitigations
 from core.models import registry
 from core.models.registry import FINETUNE_TITLES
 from core.train.config import STOPPING_METRICS, RunConfig

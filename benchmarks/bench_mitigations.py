@@ -97,7 +97,7 @@ def datasets(store) -> dict[str, int]:
 
 def mitigations_for(model: str):
     """(name, Mitigations) of the long-tail table for ``model`` ("cnn" or "probe")."""
-    from core.mitigate.config import Augmentation, LossSettings, Mitigations, Resampling
+    from core.mitigate.settings import Augmentation, LossSettings, Mitigations, Resampling
     from core.mitigate.presets import preset
 
     common = [
@@ -182,7 +182,7 @@ def table(rows: list[tuple[str, dict]], tail: list[int], reference: tuple[float,
 
 
 def part_long_tail(store, vids, epochs: int, models: list[str]) -> None:
-    from core.mitigate.config import Mitigations
+    from core.mitigate.settings import Mitigations
 
     tail = tail_classes(store, vids["long_tail"])
     print(f"\n## Long tail (imbalance ratio {RATIO:.0f}); tail classes {tail}", flush=True)
@@ -209,7 +209,7 @@ def part_long_tail(store, vids, epochs: int, models: list[str]) -> None:
 
 
 def part_noise(store, vids, epochs: int, models: list[str]) -> None:
-    from core.mitigate.config import LossSettings, Mitigations
+    from core.mitigate.settings import LossSettings, Mitigations
     from core.mitigate.presets import preset
 
     print(f"\n## {NOISE:.0%} symmetric label noise ({NOISY_ITEMS:,} train items)", flush=True)

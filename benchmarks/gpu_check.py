@@ -151,7 +151,7 @@ def check_text_on_the_gpu(store) -> str:
 def check_grouped_augmentation(store) -> str:
     """Every image augmentation, in groups of 16, on a CUDA batch; the time against one call per item."""
     from core.mitigate.augment import ImageAugmenter
-    from core.mitigate.config import IMAGE_AUGMENTATIONS
+    from core.mitigate.settings import IMAGE_AUGMENTATIONS
 
     names = [n for n in IMAGE_AUGMENTATIONS if n not in ("mixup", "cutmix")]
     n = 1024 if _on_gpu() else 128

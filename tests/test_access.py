@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core.access import AccessPolicy, RateLimiter, hash_password, is_loopback, main, policy, verify_password
+from core.auth import AccessPolicy, RateLimiter, hash_password, is_loopback, main, policy, verify_password
 from tests.conftest import APP
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from core.data.demos import load_digits_8x8
-from core.mitigate.config import LossSettings, Mitigations
+from core.mitigate.settings import LossSettings, Mitigations
 from core.store import Store
 from core.train.config import RunConfig
 from core.train.worker import train_run

@@ -36,7 +36,7 @@ def test_each_process_takes_its_share_of_every_batch_and_none_is_left_empty(monk
 
 
 def test_processes_is_validated():
-    from core.mitigate.config import Mitigations, SemiSupervision
+    from core.mitigate.settings import Mitigations, SemiSupervision
 
     RunConfig(version_id=1, processes=2).validate()
     with pytest.raises(ValueError, match="processes must be a whole number between 1 and 64"):

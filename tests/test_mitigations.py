@@ -12,7 +12,7 @@ import torch
 
 from core.mitigate.augment import ImageAugmenter, TextOps, make_augmenters
 from core.mitigate.checks import check
-from core.mitigate.config import IMAGE_AUGMENTATIONS, TEXT_AUGMENTATIONS, Augmentation, LossSettings, Mitigations, Resampling
+from core.mitigate.settings import IMAGE_AUGMENTATIONS, TEXT_AUGMENTATIONS, Augmentation, LossSettings, Mitigations, Resampling
 from core.mitigate.criterion import class_weights, ldam_margins, make_criterion
 from core.mitigate.resample import resample_features
 from core.mitigate.sampler import Imblearn, Multiply, Shuffle, Weighted, make_sampler
@@ -365,7 +365,7 @@ def test_threshold_moving_keeps_no_offsets_that_only_fit_a_small_val_split():
 
 def test_a_run_reports_threshold_moving_and_abstention(store):
     from core.metrics.results import RunResults
-    from core.mitigate.config import Decision
+    from core.mitigate.settings import Decision
     from core.train.config import RunConfig
     from core.train.worker import train_run
 
@@ -405,8 +405,8 @@ def _noisy_digits(rate: float = 0.3):
 
 
 def test_cleaning_decisions_by_plan_detector_and_threshold():
-    from core.mitigate.clean import decisions
-    from core.mitigate.config import Cleaning
+    from core.mitigate.in_run_cleaning import decisions
+    from core.mitigate.settings import Cleaning
 
     ds, flipped = _noisy_digits()
     drop, relabel = decisions(Cleaning(action="drop", source="plan", plan_drop=[3, 1], plan_relabel={"7": 2}), ds)
@@ -423,7 +423,7 @@ def test_cleaning_decisions_by_plan_detector_and_threshold():
 
 def test_in_run_cleaning_trains_on_fewer_noisy_labels_and_leaves_val_and_test_alone(store, capsys):
     from core.metrics.results import RunResults
-    from core.mitigate.config import Cleaning
+    from core.mitigate.settings import Cleaning
     from core.train.config import RunConfig
     from core.train.worker import train_run
 
@@ -489,7 +489,7 @@ def test_the_pool_is_left_out_of_profile_diagnosis_and_the_train_split():
     from core.data.profile import profile
     from core.diagnose.pipeline import diagnose
     from core.train.config import RunConfig
-    from core.train.splits import split_data
+    from core.train.run_data import split_data
 
     ds, hidden, _ = _digits_with_pool()
     prof = profile(ds)
@@ -504,7 +504,7 @@ def test_the_pool_is_left_out_of_profile_diagnosis_and_the_train_split():
 
 
 def test_label_spreading_labels_pool_points_by_their_neighbours(blobs):
-    from core.mitigate.semi import spread_labels
+    from core.mitigate.label_spreading import spread_labels
 
     X, y = blobs
     far = np.vstack([np.random.default_rng(1).normal(0, 0.5, (30, 4)), np.random.default_rng(2).normal(6, 0.5, (30, 4))]).astype(np.float32)
@@ -517,7 +517,7 @@ def test_label_spreading_labels_pool_points_by_their_neighbours(blobs):
 
 def test_pseudo_labelling_and_label_spreading_grow_the_train_split(store, capsys):
     from core.metrics.results import RunResults
-    from core.mitigate.config import SemiSupervision
+    from core.mitigate.settings import SemiSupervision
     from core.train.config import RunConfig
     from core.train.worker import train_run
 
@@ -542,7 +542,7 @@ def test_pseudo_labelling_and_label_spreading_grow_the_train_split(store, capsys
 
 
 def test_the_pool_settings_are_checked_against_the_data():
-    from core.mitigate.config import SemiSupervision
+    from core.mitigate.settings import SemiSupervision
 
     m = Mitigations(semi=SemiSupervision(method="pseudo_label", rounds=3))
     problems = check(m, modality="image", finetune="full", train_counts={"a": 10, "b": 10}, n_unlabelled=0, epochs=2)

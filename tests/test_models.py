@@ -55,7 +55,7 @@ def test_defaults_validate_and_round_trip_through_json():
 
 
 def test_configs_stored_before_mitigations_existed_still_load():
-    from core.mitigate.config import Mitigations
+    from core.mitigate.settings import Mitigations
 
     # a config as the previous Gapscope stored it: no "mitigations" key
     old = {
@@ -126,7 +126,7 @@ def test_bad_mitigation_values_say_what_to_change(mitigations, words):
         "core.store",
         "core.diagnose.pipeline",
         "core.embed.embeddings",
-        "core.mitigate.config",
+        "core.mitigate.settings",
         "core.mitigate.presets",
         "core.mitigate.checks",
         "core.mitigate.preview",

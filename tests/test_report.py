@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from core.data.demos import load_digits_8x8
-from core.mitigate.config import LossSettings, Mitigations
+from core.mitigate.settings import LossSettings, Mitigations
 from core.report.exports import configs_json, metrics_csv, metrics_parquet
 from core.report.html import SECTIONS, build_report
 from core.train.config import RunConfig

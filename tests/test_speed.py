@@ -193,7 +193,7 @@ def test_a_compiled_run_finishes_and_keeps_its_kernels_under_the_home(store, hom
 def test_a_fast_path_run_with_augmentation_and_resampling_finishes_like_the_cpu_path(store, home):
     """The whole worker on the fast path (forced on the CPU) with per-item and batch augmentations on
     the tail classes and a weighted sampler: every evaluation scores every test item once."""
-    from core.mitigate.config import Augmentation, Mitigations, Resampling
+    from core.mitigate.settings import Augmentation, Mitigations, Resampling
 
     vid = _digits(store)
     mitigations = Mitigations(

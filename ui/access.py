@@ -1,4 +1,4 @@
-"""The login gate in front of every page (``core.access`` says what protects the app and how)."""
+"""The login gate in front of every page (``core.auth`` says what protects the app and how)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import streamlit as st
 
-from core.access import EXPOSED_WARNING, AccessPolicy, RateLimiter, is_loopback, policy, verify_password
+from core.auth import EXPOSED_WARNING, AccessPolicy, RateLimiter, is_loopback, policy, verify_password
 
 _SIGNED_IN = "_gs_signed_in"  # session key: the hash this session's password matched
 

@@ -19,7 +19,7 @@ from core.diagnose.pipeline import DiagnoseConfig, diagnose, is_cached
 from core.diagnose.pipeline import estimate_seconds as diagnosis_seconds
 from core.embed import embeddings
 from core.mitigate.checks import check
-from core.mitigate.config import (
+from core.mitigate.settings import (
     CLASS_WEIGHTS,
     CLEAN_ACTIONS,
     CLEAN_SOURCES,

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from core.metrics.keys import improves, parse_key, variant_split
-from core.mitigate.config import Mitigations
+from core.mitigate.settings import Mitigations
 from core.store.artifacts import RunFiles
 from core.store.status import RunStatus
 

@@ -1,6 +1,6 @@
 """What the training loop does about incomplete data — the seams every mitigation plugs into.
 
-``Mitigations`` (``config``) is the typed part of a run's config that says what to use; each
+``Mitigations`` (``settings``) is the typed part of a run's config that says what to use; each
 seam has a no-op default, so a run without mitigations trains exactly as before:
 
 - a **sampler** (``sampler``) decides which train items an epoch draws, with repeats;
@@ -9,5 +9,5 @@ seam has a no-op default, so a run without mitigations trains exactly as before:
   augmentation happens before tokenising (``TextAugmenter``).
 
 ``seams.seams(mitigations, ...)`` builds the three for a run (``core.train.prepare`` calls it).
-This package file imports nothing: ``config`` is read by pages, which must not load torch.
+This package file imports nothing: ``settings`` is read by pages, which must not load torch.
 """

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from core.mitigate.config import BATCH_AUGMENTATIONS, Augmentation
+from core.mitigate.settings import BATCH_AUGMENTATIONS, Augmentation
 
 
 class Augmenter(Protocol):

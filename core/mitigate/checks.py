@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from core.mitigate.config import (
+from core.mitigate.settings import (
     FEATURE_SAMPLERS,
     NEIGHBOUR_SAMPLERS,
     OVER_SAMPLERS,

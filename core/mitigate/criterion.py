@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from core.mitigate.config import LossSettings
+from core.mitigate.settings import LossSettings
 
 
 def class_weights(counts: np.ndarray, scheme: str, *, beta: float = 0.999) -> np.ndarray:

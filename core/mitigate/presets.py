@@ -19,7 +19,7 @@ made with the preview, not a default. On the same benchmark label smoothing 0.3 
 
 from __future__ import annotations
 
-from core.mitigate.config import Augmentation, Decision, LossSettings, Mitigations
+from core.mitigate.settings import Augmentation, Decision, LossSettings, Mitigations
 
 PRESETS: dict[str, str] = {
     "baseline": "no mitigation: the reference to compare against",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.mitigate.config import (
+from core.mitigate.settings import (
     BATCH_AUGMENTATIONS,
     FEATURE_SAMPLERS,
     OVER_SAMPLERS,

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core.mitigate.config import FEATURE_SAMPLERS, OVER_SAMPLERS, UNDER_SAMPLERS
+from core.mitigate.settings import FEATURE_SAMPLERS, OVER_SAMPLERS, UNDER_SAMPLERS
 
 
 def imblearn_sampler(method: str, *, k_neighbors: int, targets: dict[int, int], seed: int) -> Any:

@@ -21,7 +21,7 @@ from typing import Protocol
 
 import numpy as np
 
-from core.mitigate.config import INDEX_SAMPLERS, WEIGHTED_SAMPLERS, Resampling
+from core.mitigate.settings import INDEX_SAMPLERS, WEIGHTED_SAMPLERS, Resampling
 
 
 class Sampler(Protocol):

@@ -6,12 +6,13 @@ module          idea
 ==============  =====================================================================
 config          ``RunConfig`` (torch-free; stored with every run)
 estimates       run-time estimate shown before a run starts (torch-free)
-splits          the rows a run uses: train / val / test, compact labels, slices
+run_data        the rows a run uses: train / val / test, compact labels, slices
 inputs          model inputs built once; an epoch's draw cut into batches
 schedule        AdamW with warm-up and cosine decay
 events          loop state, ``Control``, callback events, evaluation records
 progress        throughput and ETA
 callbacks       cadence, stop requests, early stopping, checkpoints, the metric writer
+pseudo_labels   self-training: the model labels the unlabelled pool at chosen epoch ends
 evaluate        scoring val and test; the best evaluation; temperature scaling
 loop            ``fit``: the loop itself
 prepare         data, device, model, inputs and seams before the first step

@@ -14,7 +14,7 @@ from core.metrics.keys import PER_CLASS, SLICE_METRICS, per_class_key, slice_key
 from core.train.checkpoints import save_checkpoint
 from core.train.events import Callback, Control, EvalResult, State
 from core.train.progress import fmt_seconds
-from core.train.splits import RunData
+from core.train.run_data import RunData
 
 if TYPE_CHECKING:
     from core.models.build import Built

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.hardware import DEVICES
-from core.mitigate.config import Mitigations
+from core.mitigate.settings import Mitigations
 from core.models import registry
 from core.models.registry import AUTO, FINETUNE
 

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from core import metrics as M
 from core.metrics.keys import improves
 from core.train.events import BestEval, EvalResult, SplitReport, State
-from core.train.splits import RunData
+from core.train.run_data import RunData
 
 if TYPE_CHECKING:
     from core.models.build import Built

@@ -25,7 +25,7 @@ from core.train.inputs import Inputs
 from core.train.progress import Throughput
 from core.train.schedule import make_optimizer
 from core.train.speed import OFF, Speed
-from core.train.splits import RunData
+from core.train.run_data import RunData
 
 
 @dataclass

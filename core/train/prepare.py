@@ -11,11 +11,11 @@ import torch
 from core.data.dataset import Dataset
 from core.hardware import limit_torch_threads, torch_device
 from core.mitigate.checks import check
-from core.mitigate.clean import decisions
-from core.mitigate.config import FEATURE_SAMPLERS
+from core.mitigate.in_run_cleaning import decisions
+from core.mitigate.settings import FEATURE_SAMPLERS
 from core.mitigate.resample import resample_features
 from core.mitigate.seams import seams
-from core.mitigate.semi import spread_labels
+from core.mitigate.label_spreading import spread_labels
 from core.models.build import build, build_linear_head
 from core.models.preprocess import to_nchw, tokenise
 from core.models.tabular import tabular_matrix
@@ -24,7 +24,7 @@ from core.train.inputs import Inputs
 from core.train.loop import Job
 from core.train.speed import REFERENCE_BATCH, Speed, auto_batch, scaled_lr
 from core.train.speed import plan as plan_speed
-from core.train.splits import RunData, split_data
+from core.train.run_data import RunData, split_data
 
 GPU_RESIDENT_BYTES = 4 << 30  # image datasets up to this size live on the GPU as uint8
 Progress = Callable[..., None]  # progress(done, total[, what])
@@ -138,7 +138,7 @@ def fast_path(cfg: RunConfig, modality: str, data: RunData, inputs: Inputs, imag
 
 
 def spread_to_pool(data: RunData, ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) -> RunData:
-    """Label spreading (``core.mitigate.semi``) on the dataset's embeddings: pool items whose spread
+    """Label spreading (``core.mitigate.label_spreading``) on the dataset's embeddings: pool items whose spread
     label is confident enough join train with it, for this run."""
     from core.embed.embeddings import embed
 
@@ -155,7 +155,7 @@ def spread_to_pool(data: RunData, ds: Dataset, cfg: RunConfig, *, progress: Prog
 
 def clean_train(data: RunData, ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) -> RunData:
     """The run's data with train items dropped or relabelled by ``cfg.mitigations.clean``
-    (``core.mitigate.clean``); val and test are left as they are. A relabelled item whose new class
+    (``core.mitigate.in_run_cleaning``); val and test are left as they are. A relabelled item whose new class
     has no train item is left out (the model has no output for it)."""
 
     def diagnosing(stage: str, fraction: float) -> None:

@@ -66,7 +66,7 @@ from core.train.evaluate import temperature_scaled, threshold_moved
 from core.train.events import Callback, State
 from core.train.loop import Job, fit
 from core.train.prepare import prepare
-from core.train.semi import PseudoLabeller
+from core.train.pseudo_labels import PseudoLabeller
 from core.train.sink import QuietSink, RunSink, StoreSink, launcher_process, this_process
 from core.train.speed import compile_cache
 

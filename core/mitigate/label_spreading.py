@@ -3,7 +3,7 @@
 ``spread_labels`` runs scikit-learn's ``LabelSpreading`` (Zhou et al. 2004) with a kNN kernel on the
 embeddings (reduced to their leading principal components: the graph's cost is in the dimension)
 and keeps the pool items whose spread label distribution is confident enough. Torch-free.
-Pseudo-labelling, which needs the model, is ``core.train.semi``.
+Pseudo-labelling, which needs the model, is ``core.train.pseudo_labels``.
 """
 
 from __future__ import annotations

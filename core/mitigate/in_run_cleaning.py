@@ -21,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 
 from core.data.dataset import Dataset
-from core.mitigate.config import Cleaning
+from core.mitigate.settings import Cleaning
 
 
 def decisions(

@@ -7,7 +7,7 @@ Gapscope binds to 127.0.0.1 unless told otherwise; then only this machine reache
   in ``.streamlit/secrets.toml`` as Streamlit's ``st.login`` reads it (``redirect_uri``,
   ``cookie_secret``, ``client_id``, ``client_secret``, ``server_metadata_url``); optionally
   ``[gapscope] allowed_emails = ["a@x.org", "@x.org"]`` to admit only those people or domains.
-- **A shared password** for a team without one: ``python -m core.access hash`` prints a salted
+- **A shared password** for a team without one: ``python -m core.auth hash`` prints a salted
   scrypt hash; put it in ``GAPSCOPE_PASSWORD_HASH`` or in ``.streamlit/secrets.toml`` as
   ``[gapscope] password_hash = "…"``. The password itself is stored nowhere. Wrong guesses are
   rate-limited per client address: after 5, each further try waits 2, 4, 8… s, up to 15 min.
@@ -131,7 +131,7 @@ def is_loopback(address: str | None) -> bool:
 
 EXPOSED_WARNING = (
     "Gapscope is listening on {address}, beyond this machine, with no login: anyone who can reach it can read "
-    "every dataset and start runs. Set a shared password (python -m core.access hash → GAPSCOPE_PASSWORD_HASH) or an "
+    "every dataset and start runs. Set a shared password (python -m core.auth hash → GAPSCOPE_PASSWORD_HASH) or an "
     "identity provider ([auth] in .streamlit/secrets.toml), or bind to 127.0.0.1."
 )
 
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\n  WARNING: " + EXPOSED_WARNING.format(address=args[1] or "every address") + "\n", file=sys.stderr)
         return 0
     if args[:1] != ["hash"]:
-        print("usage: python -m core.access hash | check ADDRESS", file=sys.stderr)
+        print("usage: python -m core.auth hash | check ADDRESS", file=sys.stderr)
         return 2
     first = getpass.getpass("Password: ")
     if first != getpass.getpass("Again: "):
