@@ -97,8 +97,8 @@ def datasets(store) -> dict[str, int]:
 
 def mitigations_for(model: str):
     """(name, Mitigations) of the long-tail table for ``model`` ("cnn" or "probe")."""
-    from core.mitigate.settings import Augmentation, LossSettings, Mitigations, Resampling
     from core.mitigate.presets import preset
+    from core.mitigate.settings import Augmentation, LossSettings, Mitigations, Resampling
 
     common = [
         ("baseline (cross-entropy)", Mitigations()),
@@ -209,8 +209,8 @@ def part_long_tail(store, vids, epochs: int, models: list[str]) -> None:
 
 
 def part_noise(store, vids, epochs: int, models: list[str]) -> None:
-    from core.mitigate.settings import LossSettings, Mitigations
     from core.mitigate.presets import preset
+    from core.mitigate.settings import LossSettings, Mitigations
 
     print(f"\n## {NOISE:.0%} symmetric label noise ({NOISY_ITEMS:,} train items)", flush=True)
     for model in models:

@@ -12,10 +12,10 @@ import torch
 
 from core.mitigate.augment import ImageAugmenter, TextOps, make_augmenters
 from core.mitigate.checks import check
-from core.mitigate.settings import IMAGE_AUGMENTATIONS, TEXT_AUGMENTATIONS, Augmentation, LossSettings, Mitigations, Resampling
 from core.mitigate.criterion import class_weights, ldam_margins, make_criterion
 from core.mitigate.resample import resample_features
 from core.mitigate.sampler import Imblearn, Multiply, Shuffle, Weighted, make_sampler
+from core.mitigate.settings import IMAGE_AUGMENTATIONS, TEXT_AUGMENTATIONS, Augmentation, LossSettings, Mitigations, Resampling
 from tests.conftest import needs_asset
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.usefixtures("one_torch_thread")]

@@ -19,8 +19,8 @@ from core.train.checkpoints import load_checkpoint
 from core.train.config import RunConfig
 from core.train.evaluate import fit_temperature, predict_logits, report
 from core.train.inputs import Inputs, make_batches
-from core.train.schedule import lr_factor
 from core.train.run_data import RunData
+from core.train.schedule import lr_factor
 from core.train.worker import train_run
 from tests.conftest import needs_asset
 from tests.test_models import tiny_bert_dir

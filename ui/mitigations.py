@@ -19,6 +19,8 @@ from core.diagnose.pipeline import DiagnoseConfig, diagnose, is_cached
 from core.diagnose.pipeline import estimate_seconds as diagnosis_seconds
 from core.embed import embeddings
 from core.mitigate.checks import check
+from core.mitigate.presets import PRESETS, preset
+from core.mitigate.preview import augment_images, augment_texts, epoch_counts, highlight_changes, mixes, resample_on_embeddings
 from core.mitigate.settings import (
     CLASS_WEIGHTS,
     CLEAN_ACTIONS,
@@ -40,8 +42,6 @@ from core.mitigate.settings import (
     Resampling,
     SemiSupervision,
 )
-from core.mitigate.presets import PRESETS, preset
-from core.mitigate.preview import augment_images, augment_texts, epoch_counts, highlight_changes, mixes, resample_on_embeddings
 from ui.items import image_strip
 from ui.state import default
 

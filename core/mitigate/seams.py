@@ -8,9 +8,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.mitigate.augment import Augmenter, TextAugmenter, make_augmenters
-from core.mitigate.settings import Mitigations
 from core.mitigate.criterion import Criterion, make_criterion
 from core.mitigate.sampler import Multiply, Sampler, make_sampler
+from core.mitigate.settings import Mitigations
 
 
 @dataclass

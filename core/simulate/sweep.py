@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from core.metrics.results import RunResults
-from core.mitigate.settings import Mitigations
 from core.mitigate.presets import preset as make_preset
+from core.mitigate.settings import Mitigations
 from core.simulate.recipe import Recipe
 from core.simulate.versions import save_simulated
 from core.store.status import RunStatus

@@ -23,9 +23,9 @@ from core.train.evaluate import evaluate
 from core.train.events import BestEval, Callback, Control, Events, State
 from core.train.inputs import Inputs
 from core.train.progress import Throughput
+from core.train.run_data import RunData
 from core.train.schedule import make_optimizer
 from core.train.speed import OFF, Speed
-from core.train.run_data import RunData
 
 
 @dataclass

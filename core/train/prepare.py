@@ -12,19 +12,19 @@ from core.data.dataset import Dataset
 from core.hardware import limit_torch_threads, torch_device
 from core.mitigate.checks import check
 from core.mitigate.in_run_cleaning import decisions
-from core.mitigate.settings import FEATURE_SAMPLERS
+from core.mitigate.label_spreading import spread_labels
 from core.mitigate.resample import resample_features
 from core.mitigate.seams import seams
-from core.mitigate.label_spreading import spread_labels
+from core.mitigate.settings import FEATURE_SAMPLERS
 from core.models.build import build, build_linear_head
 from core.models.preprocess import to_nchw, tokenise
 from core.models.tabular import tabular_matrix
 from core.train.config import RunConfig
 from core.train.inputs import Inputs
 from core.train.loop import Job
+from core.train.run_data import RunData, split_data
 from core.train.speed import REFERENCE_BATCH, Speed, auto_batch, scaled_lr
 from core.train.speed import plan as plan_speed
-from core.train.run_data import RunData, split_data
 
 GPU_RESIDENT_BYTES = 4 << 30  # image datasets up to this size live on the GPU as uint8
 Progress = Callable[..., None]  # progress(done, total[, what])
