@@ -19,7 +19,7 @@ from sklearn.metrics import (
 )
 
 from core import metrics as M
-from core.metrics.scores import _bin_index
+from core.metrics.calibration import _bin_index
 
 # ---------------------------------------------------------------------------------------------
 # Hand fixture: K = 3 training classes, 5 known rows + 2 unknown rows (label -1).
@@ -491,3 +491,129 @@ def test_metrics_by_slice_keys_and_mixed_values():
     assert out["10"]["forced_known_rate"] == 1.0 and out["10"]["n_unknown"] == 1
     mixed = M.metrics_by_slice(P, Y, np.array(["a", None, "a", None, "b", "b", "a"], dtype=object))
     assert set(mixed) == {"a", "b", "None"} and mixed["None"]["n"] == 2
+
+
+# ------------------------------------------------------------------ one implementation per number
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_macro_f1_balanced_accuracy_worst_recall_match_sklearn(seed):
+    rng, _, probs, _ = _random_case(seed, n=300, k=7)
+    labels = rng.integers(0, 5, 300)  # classes 5 and 6 have no support
+    labels[:20] = -1  # unknown rows are left out
+    pred = probs.argmax(axis=1)
+    known = labels >= 0
+    yk, pk = labels[known], pred[known]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        f1 = f1_score(yk, pk, labels=range(7), average="macro", zero_division=0)
+        bal = balanced_accuracy_score(yk, pk)
+        rec = precision_recall_fscore_support(yk, pk, labels=range(5), zero_division=0)[1]
+    for given in (probs, pred):  # probabilities or predicted classes
+        assert M.macro_f1(given, labels, 7) == pytest.approx(f1)
+        assert M.balanced_accuracy(given, labels, 7) == pytest.approx(bal)
+        assert M.worst_class_recall(given, labels, 7) == pytest.approx(rec.min())
+
+
+def test_macro_f1_balanced_accuracy_worst_recall_hand():
+    # the no-support fixture above: true 0 0 1 1, pred 0 1 1 1, K = 3
+    pred, labels = np.array([0, 1, 1, 1]), np.array([0, 0, 1, 1])
+    assert M.macro_f1(pred, labels, 3) == pytest.approx((2 / 3 + 0.8) / 3)
+    assert M.balanced_accuracy(pred, labels, 3) == pytest.approx(0.75)
+    assert M.worst_class_recall(pred, labels, 3) == pytest.approx(0.5)
+    for fn in (M.macro_f1, M.balanced_accuracy, M.worst_class_recall):  # no known rows: nan, no warning
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert np.isnan(fn(pred, np.full(4, -1), 3))
+
+
+def test_summary_is_the_single_functions_exactly():
+    rng, logits, probs, labels = _random_case(9, n=600, k=6)
+    unk = rng.random(600) < 0.1
+    labels[unk] = -1
+    counts = np.array([500, 300, 60, 30, 10, 2])
+    s = M.summary(probs, labels, logits=logits, train_counts=counts, tau=0.7, temperature=1.3, n_bins=10)
+    by_group = M.ece_by_group(probs, labels, M.group_of_classes(counts), n_bins=10)
+    single = {
+        "n_known": float((~unk).sum()),
+        "n_unknown": float(unk.sum()),
+        "accuracy": M.accuracy(probs, labels),
+        "macro_f1": M.macro_f1(probs, labels, 6),
+        "balanced_accuracy": M.balanced_accuracy(probs, labels, 6),
+        "worst_class_recall": M.worst_class_recall(probs, labels, 6),
+        "hallucination_rate": M.hallucination_rate(probs, labels, tau=0.7),
+        "forced_known_rate": M.forced_known_rate(probs, unk, tau=0.7),
+        "unknown_auroc_msp": M.unknown_detection_auroc(probs, unk),
+        "unknown_auroc_energy": M.unknown_detection_auroc(probs, unk, method="energy", logits=logits, temperature=1.3),
+        "ece": M.ece(probs, labels, n_bins=10),
+        "classwise_ece": M.classwise_ece(probs, labels, n_bins=10)[0],
+        "ece_head": by_group["head"],
+        "ece_medium": by_group["medium"],
+        "ece_tail": by_group["tail"],
+        "brier": M.brier(probs, labels),
+        "nll": M.nll(probs, labels),
+        "aurc": M.aurc(probs, labels),
+        "excess_aurc": M.excess_aurc(probs, labels),
+    }
+    assert set(single) == set(M.SUMMARY_KEYS)
+    for key in M.SUMMARY_KEYS:
+        assert s[key] == single[key], key  # the same computation, not just close
+
+
+# ------------------------------------------------------------------ risk-coverage from stored predictions
+
+
+def test_risk_coverage_from_conf_hand_with_ties():
+    # conf .9 (wrong), .9 (right), .8 (right): the tie's expected error 1/2 at k = 1 and 2, then 1/3
+    for conf, correct in (([0.9, 0.9, 0.8], [False, True, True]), ([0.8, 0.9, 0.9], [True, True, False])):
+        cov, risk = M.risk_coverage_from_conf(np.array(conf), np.array(correct))
+        np.testing.assert_allclose(cov, [1 / 3, 2 / 3, 1.0])
+        np.testing.assert_allclose(risk, [0.5, 0.5, 1 / 3])
+    cov, risk = M.risk_coverage_from_conf(np.zeros(0), np.zeros(0, dtype=bool))
+    assert cov.size == 0 and risk.size == 0
+
+
+def test_risk_coverage_from_conf_is_risk_coverage_of_the_known_rows():
+    cov, risk = M.risk_coverage(P, Y)
+    known = Y >= 0
+    cov2, risk2 = M.risk_coverage_from_conf(P[known].max(axis=1), P[known].argmax(axis=1) == Y[known])
+    np.testing.assert_array_equal(cov, cov2)
+    np.testing.assert_array_equal(risk, risk2)
+    # without ties it is the plain running error rate, most confident first
+    rng = np.random.default_rng(2)
+    conf, correct = rng.random(200), rng.random(200) < 0.7
+    order = np.argsort(-conf)
+    _, risk3 = M.risk_coverage_from_conf(conf, correct)
+    np.testing.assert_allclose(risk3, np.cumsum(~correct[order]) / np.arange(1, 201))
+
+
+def test_selective_from_conf_hand_and_as_selective():
+    conf = np.array([0.9, 0.6, 0.7, 0.55])
+    correct = np.array([True, False, True, False])
+    # >= .6 answers .9 (right), .6 (wrong, on the threshold), .7 (right): coverage 3/4, risk 1/3
+    assert M.selective_from_conf(conf, correct, 0.6) == {"coverage": 0.75, "risk": pytest.approx(1 / 3)}
+    assert M.selective_from_conf(conf, correct, 0.0) == {"coverage": 1.0, "risk": 0.5}
+    none = M.selective_from_conf(conf, correct, 0.95)
+    assert none["coverage"] == 0.0 and np.isnan(none["risk"])
+    empty = M.selective_from_conf(np.zeros(0), np.zeros(0, dtype=bool), 0.5)
+    assert np.isnan(empty["coverage"]) and np.isnan(empty["risk"])
+    known = Y >= 0
+    for t in (0.0, 0.5, 0.9, 0.93):
+        got = M.selective_from_conf(P[known].max(axis=1), P[known].argmax(axis=1) == Y[known], t)
+        np.testing.assert_equal(got, M.selective(P, Y, t))
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: M.risk_coverage_from_conf(np.ones((2, 2)), [True, False]), "1-D"),
+        (lambda: M.risk_coverage_from_conf([0.5, 1.5], [True, False]), "\\[0, 1\\]"),
+        (lambda: M.risk_coverage_from_conf([0.5, np.nan], [True, False]), "NaN"),
+        (lambda: M.risk_coverage_from_conf([0.5, 0.6], [1, 0]), "boolean"),
+        (lambda: M.risk_coverage_from_conf([0.5, 0.6], [True]), "one entry per item"),
+        (lambda: M.selective_from_conf([0.5], [True], 2.0), "tau"),
+    ],
+)
+def test_risk_coverage_from_conf_rejects_bad_inputs(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -144,13 +144,6 @@ def temperature_scaled(best: BestEval, data: RunData, *, tau: float, abstain: fl
     return EvalResult(best.step, best.epoch, best.metric_name, best.metric, False, reports, {})
 
 
-def _macro_f1(pred: np.ndarray, y: np.ndarray, k: int) -> float:
-    cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
-    tp = np.diag(cm).astype(np.float64)
-    denom = cm.sum(0) + cm.sum(1)
-    return float(np.mean(np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)))
-
-
 def fit_class_offsets(
     logits: np.ndarray, y: np.ndarray, *, grid: np.ndarray | None = None, rounds: int = 2, cross_check: bool = True
 ) -> np.ndarray:
@@ -177,7 +170,7 @@ def fit_class_offsets(
             if not check.any() or not fit.any():
                 return np.zeros(k)
             b = _ascend(z[fit], t[fit], k, grid, rounds)
-            gain += _macro_f1((z[check] + b).argmax(1), t[check], k) - _macro_f1(z[check].argmax(1), t[check], k)
+            gain += M.macro_f1((z[check] + b).argmax(1), t[check], k) - M.macro_f1(z[check].argmax(1), t[check], k)
         if gain <= 0:
             return np.zeros(k)
     return _ascend(z, t, k, grid, rounds)
@@ -185,13 +178,13 @@ def fit_class_offsets(
 
 def _ascend(z: np.ndarray, t: np.ndarray, k: int, grid: np.ndarray, rounds: int) -> np.ndarray:
     b = np.zeros(k)
-    best = _macro_f1((z + b).argmax(1), t, k)
+    best = M.macro_f1((z + b).argmax(1), t, k)
     for _ in range(rounds):
         for c in range(k):
             for v in sorted(grid, key=abs):
                 trial = b.copy()
                 trial[c] = v
-                score = _macro_f1((z + trial).argmax(1), t, k)
+                score = M.macro_f1((z + trial).argmax(1), t, k)
                 if score > best + 1e-12:
                     best, b = score, trial
     return b

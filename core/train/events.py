@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
-    from core.metrics.scores import ReliabilityBins
+    from core.metrics.calibration import ReliabilityBins
 
 
 @dataclass
