@@ -336,7 +336,8 @@ def test_selective_answers_only_above_the_threshold():
 
 
 def test_threshold_moving_finds_offsets_that_favour_an_under_predicted_class():
-    from core.train.evaluate import _macro_f1, fit_class_offsets
+    from core.metrics import macro_f1 as _macro_f1
+    from core.train.evaluate import fit_class_offsets
 
     rng = np.random.default_rng(0)
     y = np.repeat([0, 1, 2], 100)
@@ -350,7 +351,8 @@ def test_threshold_moving_finds_offsets_that_favour_an_under_predicted_class():
 
 
 def test_threshold_moving_keeps_no_offsets_that_only_fit_a_small_val_split():
-    from core.train.evaluate import _macro_f1, fit_class_offsets
+    from core.metrics import macro_f1 as _macro_f1
+    from core.train.evaluate import fit_class_offsets
 
     rng = np.random.default_rng(0)
     y = np.repeat(np.arange(10), 18)  # a val split of 180 items, no class favoured
