@@ -29,14 +29,14 @@ if len(runs) < 2:
     st.info("Compare needs two runs. Start a baseline and a mitigated run on the Train page (one button does both).")
     st.page_link("app_pages/train.py", label="Go to Train", icon="🏋️")
     st.stop()
-by_id = {r["id"]: r for r in runs}
+by_id = {r.id: r for r in runs}
 ids = list(by_id)
 # the newest two by default, oldest first (the Train page's pair button puts its pair here itself)
 default("cmp_runs", sorted(ids[:2]), allowed=None)
 st.session_state["cmp_runs"] = [r for r in st.session_state["cmp_runs"] if r in by_id]
 chosen = st.multiselect(
     f"Runs (2–{MAX_RUNS}; the first is the reference)", ids, key="cmp_runs", max_selections=MAX_RUNS,
-    format_func=lambda i: f"#{i} · {by_id[i]['name']} · {common.store().version(by_id[i]['version_id']).label}",
+    format_func=lambda i: f"#{i} · {by_id[i].name} · {common.store().version(by_id[i].version_id).label}",
 )  # fmt: skip
 if len(chosen) < 2:
     st.info("Pick at least two runs.")
@@ -49,7 +49,7 @@ labels = [label(r) for r in results]
 @st.fragment(run_every=3.0)
 def watch(run_ids: list[int]) -> None:
     """Redraw the page when a compared run moves on (starts, ends); the page itself stays still."""
-    now = [str(store.run(i)["status"]) for i in run_ids]
+    now = [str(store.run(i).status) for i in run_ids]
     if st.session_state.get("compare_seen", now) != now:
         st.session_state["compare_seen"] = now
         st.rerun(scope="app")
@@ -93,7 +93,7 @@ st.plotly_chart(charts.runs_curves(curves, title=curve), width="stretch", key="c
 c1, c2 = st.columns(2)
 recall, ece = {}, {}
 for res, name in zip(results, labels):
-    names = store.version(int(res.row["version_id"])).class_names
+    names = store.version(int(res.row.version_id)).class_names
     recall[name] = {str(names[c]): v for c, v in res.per_class("recall", step=res.best_step).items()}
     ece[name] = {g: v for g in ("head", "medium", "tail") if (v := res.at(f"ece_{g}", res.best_step)) is not None}
 c1.plotly_chart(charts.grouped_bars(recall, title="Recall per class (test)", y_title="recall"), width="stretch", key="cmp_recall")
@@ -116,7 +116,7 @@ st.subheader("What changed, item by item")
 default("cmp_other", chosen[1], allowed=chosen[1:])
 other = st.selectbox("Against the reference", chosen[1:], key="cmp_other", format_func=lambda i: label(results[chosen.index(i)]))
 a, b = results[0], results[chosen.index(other)]
-va, vb = store.version(int(a.row["version_id"])), store.version(int(b.row["version_id"]))
+va, vb = store.version(int(a.row.version_id)), store.version(int(b.row.version_id))
 art_a = a.artifacts(a.best_step) if a.best_step is not None else {}
 art_b = b.artifacts(b.best_step) if b.best_step is not None else {}
 if va.dataset_id != vb.dataset_id or va.class_names != vb.class_names:
@@ -161,7 +161,7 @@ for tab, res in zip(st.tabs(labels), results):
         if preds.empty:
             st.caption("No evaluation yet.")
             continue
-        ds = common.dataset(int(res.row["version_id"]))
+        ds = common.dataset(int(res.row.version_id))
         wrong = preds[preds["pred"] != preds["label"]].sort_values("conf", ascending=False).head(12)
         st.caption(f"{int((wrong['conf'] >= res.tau).sum()) if len(wrong) else 0} of these are at or above τ = {res.tau:.2f}.")
         by = wrong.set_index("item")

@@ -103,11 +103,11 @@ def load_diagnosis(home: str, version_id: int, cfg: DiagnoseConfig):  # keyed by
 d = load_diagnosis(str(store.home), vid, cfg)
 iss = d.issues
 # a finished run on this version can stand in for the probe: its held-out predictions are sharper
-finished = [r for r in store.runs(status=(RunStatus.FINISHED, RunStatus.STOPPED)) if r["version_id"] == vid]
+finished = [r for r in store.runs(status=(RunStatus.FINISHED, RunStatus.STOPPED)) if r.version_id == vid]
 source = (
     st.radio(
         "Probabilities for label issues from",
-        ["probe"] + [r["id"] for r in finished],
+        ["probe"] + [r.id for r in finished],
         horizontal=True,
         key="dg_source",
         format_func=lambda s: "K-fold probe on embeddings (every item)" if s == "probe" else f"run #{s} (its held-out test split)",

@@ -10,7 +10,6 @@ import streamlit as st
 from core import charts
 from core.metrics.results import RunResults
 from core.store import RunStatus
-from core.store.status import status_label
 from ui import common
 from ui.export import export_block
 from ui.items import gallery, where
@@ -42,15 +41,15 @@ def version_label(version_id: int) -> str:
 @st.fragment(run_every=2.0)
 def run_table() -> None:
     rows = store.runs()
-    seen = {r["id"]: str(r["status"]) for r in rows}
+    seen = {r.id: str(r.status) for r in rows}
     if st.session_state.get("runs_seen_status", seen) != seen:  # a run started or ended since the page was drawn:
         st.session_state["runs_seen_status"] = seen  # redraw the picker's labels and the sidebar's counts too
         st.rerun(scope="app")
     st.session_state["runs_seen_status"] = seen
     table = pd.DataFrame([{
-        "run": r["id"], "name": r["name"], "dataset": version_label(r["version_id"]),
-        "status": status_label(r), "progress": float(r["progress"] or 0.0),
-        "message": r["message"], "started": pd.to_datetime(r["started_at"], unit="s") if r["started_at"] else pd.NaT,
+        "run": r.id, "name": r.name, "dataset": version_label(r.version_id),
+        "status": r.label, "progress": float(r.progress or 0.0),
+        "message": r.message, "started": pd.to_datetime(r.started_at, unit="s") if r.started_at else pd.NaT,
     } for r in rows])  # fmt: skip
     st.dataframe(
         table, hide_index=True, width="stretch",
@@ -63,16 +62,16 @@ def run_table() -> None:
 
 run_table()
 
-ids = [r["id"] for r in runs]
-by_id = {r["id"]: r for r in runs}
+ids = [r.id for r in runs]
+by_id = {r.id: r for r in runs}
 # the run asked for (Train page link), else one that is training now, else the newest
 default = st.session_state.get("selected_run")
 if default not in ids:
-    default = next((r["id"] for r in runs if r["status"] == RunStatus.RUNNING), ids[0])
+    default = next((r.id for r in runs if r.status == RunStatus.RUNNING), ids[0])
 chosen = st.selectbox(
     "Run", ids, index=ids.index(default) if default in ids else 0, key="runs_pick",
     # no status in the label: the browser keeps an option's text while the run moves on (the heading says it)
-    format_func=lambda i: f"#{i} · {by_id[i]['name']}",
+    format_func=lambda i: f"#{i} · {by_id[i].name}",
 )  # fmt: skip
 st.session_state["selected_run"] = chosen
 
@@ -80,11 +79,11 @@ st.session_state["selected_run"] = chosen
 def detail(run_id: int) -> None:
     res = RunResults(store, run_id)
     row, metrics = res.row, res.metrics
-    ds = common.dataset(row["version_id"])
+    ds = common.dataset(row.version_id)
     status = res.status
     h1, h2 = st.columns([4, 1])
-    h1.subheader(f"Run #{run_id} · {row['name']} — {status_label(row)}")
-    if row.get("lost"):
+    h1.subheader(f"Run #{run_id} · {row.name} — {row.label}")
+    if row.lost:
         st.warning(
             "No heartbeat from this run's worker for over a minute: it died or hangs, and no Gapscope app was watching. "
             "Every row it stored is kept; the app's runner marks it failed on its next check."
@@ -92,13 +91,13 @@ def detail(run_id: int) -> None:
     if status.active and runner is not None and h2.button("Stop", key=f"stop_{run_id}", type="primary", width="stretch"):
         runner.stop(run_id)
         st.rerun()
-    st.progress(min(max(float(row["progress"] or 0.0), 0.0), 1.0), text=row["message"] or status)
+    st.progress(min(max(float(row.progress or 0.0), 0.0), 1.0), text=row.message or status)
     if status == RunStatus.FAILED:
-        st.error(f"The run failed:\n\n```\n{row['message'][-3000:]}\n```")
+        st.error(f"The run failed:\n\n```\n{row.message[-3000:]}\n```")
     used = res.resolved_config()  # the automatic batch and the lr scaled with it, once the worker has begun
     batch, lr_used = used.get("batch_size"), used.get("lr")
     st.caption(
-        f"**{row['name'] or used.get('model')}** · seed {used.get('seed', 0)} · τ {res.tau:g} · batch {f'{batch:,}' if batch else 'auto'}"
+        f"**{row.name or used.get('model')}** · seed {used.get('seed', 0)} · τ {res.tau:g} · batch {f'{batch:,}' if batch else 'auto'}"
         f"{' (auto)' if batch and not res.config.get('batch_size') else ''}{f' · lr {lr_used:.2g}' if lr_used else ''} · "
         f"mitigations: {', '.join(res.mitigations.active) or 'none (baseline)'}"
     )
@@ -211,12 +210,12 @@ def detail(run_id: int) -> None:
         )  # fmt: skip
     if not status.active:
         with st.expander("Report and exports"):
-            export_block(store, [run_id], key=f"run_{run_id}", title=f"Gapscope: run #{run_id} · {row['name']}")
+            export_block(store, [run_id], key=f"run_{run_id}", title=f"Gapscope: run #{run_id} · {row.name}")
     with st.expander("Logs"):
         st.code(res.log(tail=80) or "(no output yet)", language=None)
     with st.expander("Config"):
-        st.json(row["config"])
-    if status.active != RunStatus(store.run(run_id)["status"]).active:  # it just ended: redraw once without the timer
+        st.json(row.config)
+    if status.active != RunStatus(store.run(run_id).status).active:  # it just ended: redraw once without the timer
         st.rerun()
 
 
@@ -269,7 +268,7 @@ def still_detail(run_id: int) -> None:
     detail(run_id)
 
 
-if store.run(chosen)["status"].active:
+if store.run(chosen).status.active:
     live_detail(chosen)
 else:
     still_detail(chosen)

@@ -167,7 +167,7 @@ if b2.button("Run baseline and mitigated side by side", disabled=bool(problems) 
     st.rerun()
 
 if (run_ids := st.session_state.pop("train_notice", None)) is not None:
-    states = ", ".join(f"#{r} is {store.run(r)['status']}" for r in run_ids)
+    states = ", ".join(f"#{r} is {store.run(r).status}" for r in run_ids)
     st.success(
         f"Run {states}. Follow {'it' if len(run_ids) == 1 else 'them'} live on the Runs page — runs keep going while you use other pages."
     )

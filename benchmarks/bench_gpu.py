@@ -142,7 +142,7 @@ def gapscope_run(ds, cfg_kw: dict) -> dict:
         util = sampler.stop()
         row, m = store.run(run_id), store.metrics(run_id)
         if status != "finished":
-            raise RuntimeError(f"the Gapscope run ended {status}: {row['message']}")
+            raise RuntimeError(f"the Gapscope run ended {status}: {row.message}")
         train = m[m.split == "train"]
         value = lambda name: float(train[train.name == name].value.iloc[-1])
         speeds = train[train.name == "samples_per_s"].sort_values("step")

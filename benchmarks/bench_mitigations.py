@@ -138,17 +138,17 @@ def run(store, vid: int, model: str, m, *, epochs: int, seed: int = 0) -> dict[s
         cfg = RunConfig(version_id=vid, model="mobilenet_v2", finetune="linear_probe", image_size=64, epochs=max(epochs, 10),
                         batch_size=256, seed=seed, device="cpu", mitigations=m)  # fmt: skip
     # the same settings, whatever later versions added with their defaults
-    done = [r for r in store.runs(status=("finished",)) if RunConfig.from_dict(r["config"]).to_dict() == cfg.to_dict()]
+    done = [r for r in store.runs(status=("finished",)) if RunConfig.from_dict(r.config).to_dict() == cfg.to_dict()]
     if done:
-        run_id = done[-1]["id"]
-        seconds = float(done[-1]["finished_at"] - done[-1]["started_at"])
+        run_id = done[-1].id
+        seconds = float(done[-1].finished_at - done[-1].started_at)
     else:
         run_id = store.create_run(vid, cfg.to_dict(), name=f"bench {model}")
         t = time.perf_counter()
         status = train_run(store, run_id)
         seconds = time.perf_counter() - t
         if status != "finished":
-            raise RuntimeError(f"run {run_id} {status}: {store.run(run_id)['message']}")
+            raise RuntimeError(f"run {run_id} {status}: {store.run(run_id).message}")
     from core.metrics.results import RunResults
 
     res = RunResults(store, run_id)

@@ -73,7 +73,7 @@ def part_a(store, runner, device: str) -> None:
     first, first_eval = _first_row_time(store, run_id), _first_row_time(store, run_id, "val")
     print(
         f"  digits 8×8, small CNN, 3 epochs: first metric {first - t0:.1f} s · first evaluation {first_eval - t0:.1f} s · "
-        f"{row['status']} after {row['finished_at'] - t0:.1f} s · test accuracy {_final(store, run_id, 'test')['accuracy']:.3f}"
+        f"{row.status} after {row.finished_at - t0:.1f} s · test accuracy {_final(store, run_id, 'test')['accuracy']:.3f}"
     )
 
     from core.data import assets
@@ -132,8 +132,8 @@ def part_b(store, runner, device: str, image_size: int) -> None:
     test, ts = _final(store, run_id, "test"), _final(store, run_id, "test_ts")
     n_train = int((ds.split == 0).sum())
     print(
-        f"  {n_train:,} train / {int((ds.split == 2).sum()):,} test, 10 epochs: {row['status']} end to end in "
-        f"{row['finished_at'] - t0:.1f} s (first metric {first - t0:.1f} s) · test accuracy {test['accuracy']:.3f} · "
+        f"  {n_train:,} train / {int((ds.split == 2).sum()):,} test, 10 epochs: {row.status} end to end in "
+        f"{row.finished_at - t0:.1f} s (first metric {first - t0:.1f} s) · test accuracy {test['accuracy']:.3f} · "
         f"hallucination@0.9 {test['hallucination_rate']:.3f} → {ts.get('hallucination_rate', float('nan')):.3f} "
         f"after T={ts.get('temperature', float('nan')):.2f}"
     )

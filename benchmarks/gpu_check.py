@@ -91,7 +91,7 @@ def check_image_run_auto_batch(store) -> str:
     cfg = _cfg(version_id=vid, model="small_cnn", epochs=3, batch_size=0, lr=3e-3)
     run_id = store.create_run(vid, cfg.to_dict())
     status = train_run(store, run_id)
-    assert status == "finished", store.run(run_id)["message"]
+    assert status == "finished", store.run(run_id).message
     used = RunFiles(run_id, home=store.home).read_json("config.json") or {}
     if _on_gpu():
         assert used["batch_size"] > 32 and used["lr"] > 3e-3, used  # a GPU: a larger batch, the lr scaled with it
@@ -182,7 +182,7 @@ def check_compiled_run(store) -> str:
     vid = _fashion(store, 1000)
     cfg = _cfg(version_id=vid, model="small_cnn", epochs=2, batch_size=128, lr=3e-3, compile="on")
     run_id = store.create_run(vid, cfg.to_dict())
-    assert train_run(store, run_id) == "finished", store.run(run_id)["message"]
+    assert train_run(store, run_id) == "finished", store.run(run_id).message
     m = store.metrics(run_id)
     first = float(m[(m.split == "train") & (m.name == "first_step_s")].value.iloc[0])
     # the worker's folder (GAPSCOPE_HOME/cache/inductor), unless this process had one set already

@@ -80,7 +80,7 @@ def make_runner(ray_head, store, tmp_path):
     yield make
     for runner in made:  # no task left running into the next test
         for row in runner.store.runs(status=("running", "stopping")):
-            runner._cancel(int(row["id"]), RunStatus.FAILED)
+            runner._cancel(int(row.id), RunStatus.FAILED)
         runner.close()
 
 
@@ -120,27 +120,27 @@ def test_ray_runner_implements_every_runner_method_with_its_signature():
 def test_a_run_on_ray_stores_what_a_local_run_stores_without_opening_sqlite(store, digits, home, make_runner, tmp_path, ray_head):
     local = LocalRunner(store, max_parallel=1)
     here = local.wait(local.submit(_cfg(digits)), timeout_s=300)
-    assert here["status"] == "finished", here["message"]
+    assert here.status == "finished", here.message
     ray_runner = make_runner()
     run_id = ray_runner.submit(_cfg(digits))
     row = store.run(run_id)
-    assert row["runner"] == "ray" and row["status"] == "running"
+    assert row.runner == "ray" and row.status == "running"
     # the app that launched it goes away; a new one reattaches to the relay and carries on
     ray_runner.close()
     again = make_runner()
     assert again.recover() == []
     row = again.wait(run_id, timeout_s=400)
-    assert row["status"] == "finished", row["message"] + "\n" + again.logs(run_id, 80)
-    assert row["message"].startswith("done:")
+    assert row.status == "finished", row.message + "\n" + again.logs(run_id, 80)
+    assert row.message.startswith("done:")
     # the same rows as the local run: metric names and counts per split, predictions
-    assert _shape(store, run_id) == _shape(store, here["id"])
-    assert len(store.predictions(run_id)) == len(store.predictions(here["id"])) > 0
-    assert len(store.predictions(run_id, split="test_ts")) == len(store.predictions(here["id"], split="test_ts"))
+    assert _shape(store, run_id) == _shape(store, here.id)
+    assert len(store.predictions(run_id)) == len(store.predictions(here.id)) > 0
+    assert len(store.predictions(run_id, split="test_ts")) == len(store.predictions(here.id, split="test_ts"))
     # the files came back to the run's folder; the ledger (written by the app's StoreSink) counts every row
     files = RunFiles(run_id, home=home)
     for name in ("config.json", "summary.json", "log.txt", "best.pt", "last.pt", "node.json"):
         assert (files.folder / name).is_file(), name
-    assert files.read_json("summary.json")["status"] == "finished" and files.eval_steps() == RunFiles(here["id"], home=home).eval_steps()
+    assert files.read_json("summary.json")["status"] == "finished" and files.eval_steps() == RunFiles(here.id, home=home).eval_steps()
     assert files.ledger()["metrics"] == len(store.metrics(run_id))
     log = again.logs(run_id, 200)
     node = files.read_json("node.json")
@@ -166,16 +166,16 @@ def test_two_runs_fan_out_and_both_stop(store, digits, make_runner):
         rows = [store.run(a), store.run(b)]
         # each worker has claimed its run (its pid is recorded) and stored an evaluation, and both
         # are still running: at the same moment, neither waited for the other
-        return all(r["status"] == "running" and r["pid"] and (store.metrics(r["id"]).split == "val").any() for r in rows)
+        return all(r.status == "running" and r.pid and (store.metrics(r.id).split == "val").any() for r in rows)
 
     _wait_for(both_training, timeout=400, what="both runs training at once")
     # a cooperative stop: the worker sees the relay's flag and ends the run itself
     assert runner.stop(a, wait_s=200) == "stopped"
-    assert store.run(a)["message"].startswith("stopped at step"), store.run(a)["message"]
+    assert store.run(a).message.startswith("stopped at step"), store.run(a).message
     # a stop that is not honoured in time: the task is cancelled by force
     runner.grace_s = 0.0
     assert runner.stop(b, wait_s=200) == "stopped"
-    assert store.run(b)["status"] == "stopped"
+    assert store.run(b).status == "stopped"
     assert len(store.metrics(b)) > 0  # rows written before the stop are kept
 
 
@@ -229,11 +229,11 @@ def _gone(pid: int) -> bool:
 def test_a_run_of_two_processes_trains_on_ray_and_rank_0_alone_reports(store, digits, make_runner):
     local = LocalRunner(store, max_parallel=1)
     single = local.wait(local.submit(_cfg(digits, epochs=2)), timeout_s=300)
-    assert single["status"] == "finished", single["message"]
+    assert single.status == "finished", single.message
     runner = make_runner()
     run_id = runner.submit(_cfg(digits, epochs=2, processes=2))
     row = runner.wait(run_id, timeout_s=400)
-    assert row["status"] == "finished", row["message"] + "\n" + runner.logs(run_id, 400)
+    assert row.status == "finished", row.message + "\n" + runner.logs(run_id, 400)
 
     def log_complete() -> bool:  # the log's last lines come after the final status
         runner.tick()
@@ -244,8 +244,8 @@ def test_a_run_of_two_processes_trains_on_ray_and_rank_0_alone_reports(store, di
     assert "2 processes: this one is rank 0" in log and "rank 1 (exit code 0): run 2 finished: rank 1 of 2 done" in log
     assert "ended with exit codes [0]" in log and log.count("eval step 46:") == 1  # rank 0's lines only
     # rank 0 wrote every evaluation once: the rows of a one-process run of the same config
-    assert _evals(store, run_id) == _evals(store, single["id"])
-    assert len(store.predictions(run_id)) == len(store.predictions(single["id"]))
+    assert _evals(store, run_id) == _evals(store, single.id)
+    assert len(store.predictions(run_id)) == len(store.predictions(single.id))
     assert RunFiles(run_id, home=store.home).ledger()["metrics"] == len(store.metrics(run_id))
     m = store.metrics(run_id)
     assert float(m[(m.split == "test") & (m.name == "accuracy")].sort_values("step").value.iloc[-1]) > 0.9
@@ -266,8 +266,8 @@ def test_a_rank_that_dies_fails_the_run_and_a_cancelled_run_leaves_no_rank(store
     (child,) = _rank_pids(runner, run_id)
     os.kill(child, signal.SIGKILL)
     row = runner.wait(run_id, timeout_s=200)
-    assert row["status"] == "failed", row["message"]
-    assert f"rank 1 of 2 (pid {child}) ended with exit code -9" in row["message"], row["message"]
+    assert row.status == "failed", row.message
+    assert f"rank 1 of 2 (pid {child}) ended with exit code -9" in row.message, row.message
     # a run cancelled by force (no grace): its task ends, and its child rank with it
     other = runner.submit(_long(digits, processes=2))
     _wait_for(lambda: runner.tick() is not None and bool(_rank_pids(runner, other)), timeout=400, what="the second run's ranks")
@@ -280,8 +280,8 @@ def test_a_task_that_raises_fails_the_run_with_the_error(store, digits, make_run
     runner = make_runner(task=_raising_task)
     run_id = runner.submit(_cfg(digits))
     row = runner.wait(run_id, timeout_s=300)
-    assert row["status"] == "failed"
-    assert "RuntimeError: boom on the node" in row["message"], row["message"]
+    assert row.status == "failed"
+    assert "RuntimeError: boom on the node" in row.message, row.message
 
 
 def test_a_run_without_heartbeats_is_cancelled_and_failed(store, digits, make_runner, ray_head):
@@ -289,7 +289,7 @@ def test_a_run_without_heartbeats_is_cancelled_and_failed(store, digits, make_ru
     runner = make_runner(stale_after_s=0.0)
     run_id = runner.submit(_long(digits))
     row = runner.wait(run_id, timeout_s=300)
-    assert row["status"] == "failed" and "no heartbeat for" in row["message"], row["message"]
+    assert row.status == "failed" and "no heartbeat for" in row.message, row.message
 
     # the cancelled task ends, and the relay lets the run go
     def relay_let_go() -> bool:
@@ -305,10 +305,10 @@ def test_the_local_runner_leaves_the_clusters_runs_alone(store, digits):
     assert store.claim_next_run(1, runner="ray")["id"] == run_id
     store.set_run_status(run_id, None, started_at=time.time() - 3600)
     local = LocalRunner(store, max_parallel=1, start_timeout_s=1.0)
-    assert local.recover() == [] and store.run(run_id)["status"] == "running"
+    assert local.recover() == [] and store.run(run_id).status == "running"
     # and the cluster's slots are not this machine's: a local run starts beside it
     other = store.create_run(digits, _cfg(digits).to_dict())
-    assert store.claim_next_run(1)["id"] == other and store.run(other)["runner"] == "local"
+    assert store.claim_next_run(1)["id"] == other and store.run(other).runner == "local"
 
 
 def test_a_ray_task_notes_every_sqlite_file_and_cannot_open_a_store(tmp_path):

@@ -27,7 +27,7 @@ def _run(store, vid, config, *, val_f1, test):
     for step, f1 in val_f1.items():
         store.add_metrics(run, step, "val", {"macro_f1": f1})
         store.add_metrics(run, step, "test", {k: v + step / 1000 for k, v in test.items()})
-    store.update_run(run, status="finished")
+    store.set_run_status(run, "finished")
     return run
 
 
@@ -56,7 +56,7 @@ def test_compatibility_names_what_cannot_be_compared(store):
     two = store.save_dataset(_ds(), source="upload:two")
     a = _run(store, one, {"tau": 0.9}, val_f1={1: 0.5}, test={"accuracy": 0.5})
     b = _run(store, two, {"tau": 0.8}, val_f1={1: 0.5}, test={"accuracy": 0.5})
-    store.update_run(b, status="running")
+    store.set_run_status(b, "running")
     notes = " ".join(compatibility(store, [RunResults(store, a), RunResults(store, b)]))
     assert "different datasets" in notes and "different τ (0.8, 0.9)" in notes and "Still training" in notes
 

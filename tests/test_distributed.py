@@ -56,7 +56,7 @@ def test_a_two_process_run_trains_and_rank_0_alone_writes(store, home):
     single = runner.wait(runner.submit(_cfg(vid)), timeout_s=240)
     run_id = runner.submit(_cfg(vid, processes=2))
     row = runner.wait(run_id, timeout_s=240)
-    assert row["status"] == "finished", row["message"] + runner.logs(run_id, 60)
+    assert row.status == "finished", row.message + runner.logs(run_id, 60)
     log = runner.logs(run_id, 200)
     assert "torch.distributed.run --standalone --nproc_per_node=2" in log and "rank 1 of 2 done" in log
 
@@ -76,7 +76,7 @@ def test_a_two_process_run_trains_and_rank_0_alone_writes(store, home):
     assert RunFiles(run_id, home=home).checkpoint_path("best").exists()
     ledger = RunFiles(run_id, home=home).ledger()
     assert ledger is not None and ledger["metrics"] == len(store.metrics(run_id))  # one writer
-    assert Store(home).run(run_id)["exit_code"] in (0, None)
+    assert Store(home).run(run_id).exit_code in (0, None)
 
 
 @pytest.mark.slow
@@ -88,10 +88,10 @@ def test_a_stop_ends_every_process_of_a_two_process_run(store, home):
     while not (store.metrics(run_id).split == "val").any():
         assert time.monotonic() < deadline, runner.logs(run_id, 60)
         time.sleep(0.2)
-    leader = store.run(run_id)["pid"]
+    leader = store.run(run_id).pid
     assert runner.stop(run_id, wait_s=120) == "stopped", runner.logs(run_id, 60)
     row = store.run(run_id)
-    assert row["message"].startswith("stopped at step"), row["message"]  # the processes agreed, no signal needed
+    assert row.message.startswith("stopped at step"), row.message  # the processes agreed, no signal needed
     deadline = time.monotonic() + 60
     while True:  # the whole group (torchrun and both ranks) is gone, and reaped
         runner.tick()
@@ -106,7 +106,7 @@ def test_a_stop_ends_every_process_of_a_two_process_run(store, home):
             os.killpg(leader, signal.SIGKILL)
             raise AssertionError(f"processes of the run were left running:\n{left}")
         time.sleep(0.2)
-    assert not same_process(leader, row["pid_started"])
+    assert not same_process(leader, row.pid_started)
 
 
 @pytest.mark.slow

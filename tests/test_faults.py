@@ -53,7 +53,7 @@ def assert_accounted(home: Path, run_id: int, store: Store | None = None) -> dic
     assert metrics in (ledger["metrics"], ledger["metrics"] + ledger["pending_metrics"]), (metrics, ledger)
     assert preds in (ledger["predictions"], ledger["predictions"] + ledger["pending_predictions"]), (preds, ledger)
     assert ledger["metrics"] > 0
-    status = Store(home).run(run_id)["status"]
+    status = Store(home).run(run_id).status
     assert status not in ACTIVE, f"run {run_id} left {status}"
     return ledger
 
@@ -69,8 +69,8 @@ def reaper(store):
     yield
     with contextlib.suppress(Exception):
         for row in Store(store.home).runs(status=WORKING):
-            if row["pid"] and same_process(row["pid"], row["pid_started"]):
-                os.killpg(row["pid"], signal.SIGKILL)
+            if row.pid and same_process(row.pid, row.pid_started):
+                os.killpg(row.pid, signal.SIGKILL)
 
 
 # ---------------------------------------------------------------------- workers killed, app restarted
@@ -80,9 +80,9 @@ def test_kill_9_of_a_worker_loses_no_reported_row(store, digits, home, reaper):
     runner = LocalRunner(store, max_parallel=1)
     run_id = runner.submit(_long(digits))
     _wait_for(lambda: (RunFiles(run_id, home=home).ledger() or {}).get("predictions", 0) > 0, what="the first evaluation")
-    os.kill(store.run(run_id)["pid"], signal.SIGKILL)
+    os.kill(store.run(run_id).pid, signal.SIGKILL)
     row = runner.wait(run_id, timeout_s=60)
-    assert row["status"] == "failed" and "SIGKILL" in row["message"]
+    assert row.status == "failed" and "SIGKILL" in row.message
     assert_accounted(home, run_id)
 
 
@@ -94,7 +94,7 @@ def test_an_app_restart_mid_run_adopts_the_live_worker_and_loses_nothing(store, 
     del first  # the app dies; its worker lives on
     second = LocalRunner(Store(home), max_parallel=1, grace_s=2.0)
     assert second.recover() == []  # the worker is alive: adopted, not failed
-    assert Store(home).run(run_id)["status"] == "running"
+    assert Store(home).run(run_id).status == "running"
     n = _rows(home, run_id)[0]
     _wait_for(lambda: _rows(home, run_id)[0] > n, what="rows written after the restart")
     assert second.stop(run_id, wait_s=90) == "stopped"
@@ -104,9 +104,9 @@ def test_an_app_restart_mid_run_adopts_the_live_worker_and_loses_nothing(store, 
 def test_four_concurrent_runs_all_finish_with_every_row(store, digits, home, reaper):
     runner = LocalRunner(store, max_parallel=4)
     ids = [runner.submit(_cfg(digits, seed=s, epochs=1)) for s in range(4)]
-    assert sum(store.run(i)["status"] == "running" for i in ids) == 4
+    assert sum(store.run(i).status == "running" for i in ids) == 4
     rows = [runner.wait(i, timeout_s=240) for i in ids]
-    assert [r["status"] for r in rows] == ["finished"] * 4, [r["message"] for r in rows]
+    assert [r.status for r in rows] == ["finished"] * 4, [r.message for r in rows]
     for i in ids:
         assert_accounted(home, i)
 
@@ -126,7 +126,7 @@ def test_a_foreign_lock_longer_than_the_busy_timeout_is_waited_out(store, digits
         foreign.execute("COMMIT")
     n = _rows(home, run_id)[0]
     _wait_for(lambda: _rows(home, run_id)[0] > n, what="rows after the lock was released")
-    assert Store(home).run(run_id)["status"] == "running"  # the lock did not fail the run
+    assert Store(home).run(run_id).status == "running"  # the lock did not fail the run
     assert runner.stop(run_id, wait_s=90) == "stopped"
     assert_accounted(home, run_id)
 
@@ -188,7 +188,7 @@ def test_a_read_only_home_opens_for_browsing_and_refuses_writes_with_the_reason(
         vid, run_id = _stored_then_read_only(home, stack, source="demo:digits")
         browse = Store(home)
         assert browse.read_only  # says why: "Read-only file system" or "Permission denied"
-        assert [r["id"] for r in browse.runs()] == [run_id] and browse.run(run_id)["status"] == "finished"
+        assert [r.id for r in browse.runs()] == [run_id] and browse.run(run_id).status == "finished"
         assert len(browse.metrics(run_id)) == 2 and len(browse.load_dataset(vid)) == 1797
         for write in (
             lambda: browse.create_run(vid, _cfg(vid).to_dict()),
@@ -223,17 +223,17 @@ def test_a_full_disk_fails_the_run_cleanly_keeps_every_row_readable_and_recovers
         assert (home / "reserve").is_dir()
         vid = store.save_dataset(load_digits_8x8().dataset, source="demo:digits")
         runner = LocalRunner(store, max_parallel=1)
-        run_id = runner.submit(_long(vid))
+        run_id = runner.submit(_cfg(vid, epochs=20, eval_every_steps=10))  # fits the disk when it starts (~15 MiB)
         try:
             _wait_for(lambda: (RunFiles(run_id, home=home).ledger() or {}).get("predictions", 0) > 0, what="the first evaluation")
             filler = _fill(disk)
             row = runner.wait(run_id, timeout_s=120)
-            assert row["status"] == "failed", row["message"]
-            assert "full" in row["message"] or "No space left" in row["message"], row["message"]
+            assert row.status == "failed", row.message
+            assert "full" in row.message or "No space left" in row.message, row.message
             ledger = assert_accounted(home, run_id)
             # the store still reads, from a new process's point of view too
             again = Store(home)
-            assert again.run(run_id)["status"] == "failed" and len(again.metrics(run_id)) >= ledger["metrics"]
+            assert again.run(run_id).status == "failed" and len(again.metrics(run_id)) >= ledger["metrics"]
             assert len(again.load_dataset(vid)) == 1797
             # imports are refused before they start, with what to do
             with pytest.raises(DiskFull, match="disk"):
@@ -246,8 +246,8 @@ def test_a_full_disk_fails_the_run_cleanly_keeps_every_row_readable_and_recovers
         finally:
             with contextlib.suppress(Exception):
                 row = Store(home).run(run_id)
-                if row["pid"] and same_process(row["pid"], row["pid_started"]):
-                    os.killpg(row["pid"], signal.SIGKILL)
+                if row.pid and same_process(row.pid, row.pid_started):
+                    os.killpg(row.pid, signal.SIGKILL)
             runner.close()
 
 
@@ -255,18 +255,18 @@ def test_a_full_disk_fails_the_run_cleanly_keeps_every_row_readable_and_recovers
 
 
 def test_any_reader_sees_a_run_with_a_stale_heartbeat_as_lost(store, digits):
-    from core.store.status import STALE_AFTER_S, status_label
+    from core.store.status import STALE_AFTER_S
 
     run_id = store.create_run(digits, _cfg(digits).to_dict())
     now = time.time()
     store.set_run_status(run_id, "running", pid=2**22 + 1, started_at=now - 600, heartbeat_at=now - 5)
-    assert Store(store.home).run(run_id)["lost"] is False
+    assert Store(store.home).run(run_id).lost is False
     store.set_run_status(run_id, None, heartbeat_at=now - STALE_AFTER_S - 30)
     row = Store(store.home).run(run_id)
-    assert row["lost"] is True and row["status"] == "running"
-    assert status_label(row).startswith("👻 lost (no heartbeat for") and "it was running" in status_label(row)
+    assert row.lost is True and row.stored_status == "running" and row.status == "lost"
+    assert row.label.startswith("👻 lost (no heartbeat for") and "it was running" in row.label
     store.set_run_status(run_id, "failed", message="worker gone")
-    assert Store(store.home).run(run_id)["lost"] is False  # ended runs are never lost
+    assert Store(store.home).run(run_id).lost is False  # ended runs are never lost
 
 
 def test_the_app_browses_a_read_only_home_and_says_why_it_cannot_save(tmp_path, monkeypatch):

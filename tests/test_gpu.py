@@ -19,7 +19,7 @@ def test_a_run_trains_and_evaluates_on_the_gpu(store):
     vid = store.save_dataset(load_digits_8x8().dataset, source="demo:digits")
     cfg = RunConfig(version_id=vid, model="small_cnn", epochs=2, batch_size=64, lr=3e-3, device="cuda")
     run_id = store.create_run(vid, cfg.to_dict())
-    assert train_run(store, run_id) == "finished", store.run(run_id)["message"]
+    assert train_run(store, run_id) == "finished", store.run(run_id).message
     m = store.metrics(run_id)
     test = m[(m.split == "test") & (m.step == m[m.split == "test"].step.max())].set_index("name")["value"]
     assert test["accuracy"] > 0.8  # bf16 autocast trains as well as fp32 on this task

@@ -275,11 +275,11 @@ def test_balanced_softmax_raises_tail_recall_on_a_long_tail(store):
         cfg = RunConfig(version_id=vid, model="small_cnn", epochs=6, batch_size=32, lr=3e-3, seed=0, device="cpu",
                         temperature_scaling=False, mitigations=Mitigations(loss=LossSettings(name=name)))  # fmt: skip
         run_id = store.create_run(vid, cfg.to_dict())
-        assert train_run(store, run_id) == "finished", store.run(run_id)["message"]
+        assert train_run(store, run_id) == "finished", store.run(run_id).message
         m = store.metrics(run_id)
         last = m[(m.split == "test") & (m.step == m[m.split == "test"].step.max())].set_index("name")["value"]
         recall[name] = np.mean([last[f"recall/{c}"] for c in (7, 8, 9)])  # the three rarest classes
-        assert store.run(run_id)["config"]["mitigations"]["loss"]["name"] == name  # stored with the run
+        assert store.run(run_id).config["mitigations"]["loss"]["name"] == name  # stored with the run
     assert recall["balanced_softmax"] > recall["cross_entropy"], recall
 
 
@@ -375,14 +375,14 @@ def test_a_run_reports_threshold_moving_and_abstention(store):
     cfg = RunConfig(version_id=vid, model="small_cnn", epochs=3, batch_size=32, lr=3e-3, seed=0, device="cpu",
                     mitigations=Mitigations(decision=Decision(threshold_moving=True, abstain_below=0.8)))  # fmt: skip
     run_id = store.create_run(vid, cfg.to_dict())
-    assert train_run(store, run_id) == "finished", store.run(run_id)["message"]
+    assert train_run(store, run_id) == "finished", store.run(run_id).message
     res = RunResults(store, run_id)
     step = res.best_step
     assert res.variant_step("tm") == res.variant_step("ts") == step
     # fitted on val from zero offsets: val macro-F1 can only rise (over the temperature-scaled one)
     assert res.at("macro_f1", step, "val_tm") >= res.at("macro_f1", step, "val_ts")
     assert set(res.per_class("offset", "test_tm", step)) == set(range(10))
-    assert "threshold moving: test macro-F1" in store.run(run_id)["message"]
+    assert "threshold moving: test macro-F1" in store.run(run_id).message
     # abstention: the stored coverage and risk are what the stored predictions give
     preds = res.predictions("test", step=step)
     answered = preds[preds.conf >= 0.8]
@@ -436,7 +436,7 @@ def test_in_run_cleaning_trains_on_fewer_noisy_labels_and_leaves_val_and_test_al
         cfg = RunConfig(version_id=vid, model="small_cnn", epochs=4, batch_size=32, lr=3e-3, seed=0, device="cpu",
                         temperature_scaling=False, mitigations=Mitigations(clean=Cleaning(action=action)))  # fmt: skip
         run_id = store.create_run(vid, cfg.to_dict())
-        assert train_run(store, run_id) == "finished", store.run(run_id)["message"]
+        assert train_run(store, run_id) == "finished", store.run(run_id).message
         res = RunResults(store, run_id)
         f1[action] = res.at("macro_f1", res.best_step)
         n_test = len(res.predictions("test"))
@@ -530,7 +530,7 @@ def test_pseudo_labelling_and_label_spreading_grow_the_train_split(store, capsys
     for method in ("pseudo_label", "label_spreading"):
         cfg = RunConfig(**base, mitigations=Mitigations(semi=SemiSupervision(method=method, threshold=0.9, rounds=2)))
         runs[method] = store.create_run(vid, cfg.to_dict())
-        assert train_run(store, runs[method]) == "finished", store.run(runs[method])["message"]
+        assert train_run(store, runs[method]) == "finished", store.run(runs[method]).message
     out = capsys.readouterr().out
     assert out.count("pseudo-labelling after epoch") == 2 and "label spreading: " in out
     res = RunResults(store, runs["pseudo_label"])

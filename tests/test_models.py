@@ -436,7 +436,7 @@ def test_efficientnet_lite0_linear_probe_run_end_to_end(store):
     vid = store.save_dataset(ds, source="upload:digits")
     cfg = RunConfig(version_id=vid, model="efficientnet_lite0", finetune="linear_probe", epochs=1, batch_size=64, device="cpu")
     run_id = store.create_run(vid, cfg.to_dict())
-    assert train_run(store, run_id) == "finished", store.run(run_id)["message"]
+    assert train_run(store, run_id) == "finished", store.run(run_id).message
     m = store.metrics(run_id)
     test = m[m.split == "test"]
     assert len(test) and {"accuracy", "macro_f1", "hallucination_rate", "ece"} <= set(test.name)

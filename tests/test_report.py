@@ -51,7 +51,7 @@ def two_runs(tmp_path_factory):
     for name, m in (("baseline", Mitigations()), ("smoothed", Mitigations(loss=LossSettings(label_smoothing=0.1)))):
         cfg = RunConfig(version_id=vid, model="small_cnn", epochs=2, batch_size=64, lr=3e-3, seed=0, device="cpu", mitigations=m)
         run = store.create_run(vid, cfg.to_dict(), name=name)
-        assert train_run(store, run) == "finished", store.run(run)["message"]
+        assert train_run(store, run) == "finished", store.run(run).message
         ids.append(run)
     return store, ids
 

@@ -33,8 +33,8 @@ def runner(store):
     yield r
     # never leave a worker behind, whatever the test did (only the ones this home started)
     for row in Store(store.home).runs(status=("running", "stopping")):
-        if row["pid"] and same_process(row["pid"], row["pid_started"]):
-            os.killpg(row["pid"], signal.SIGKILL)
+        if row.pid and same_process(row.pid, row.pid_started):
+            os.killpg(row.pid, signal.SIGKILL)
     r.close()
 
 
@@ -83,15 +83,15 @@ def test_local_runner_implements_every_runner_method_with_its_signature():
 def test_queued_runs_start_in_turn_finish_and_same_seed_gives_same_metrics(store, runner, digits, home):
     cfg = _cfg(digits, seed=3, epochs=1)
     a, b = runner.submit(cfg), runner.submit(cfg)
-    assert store.run(a)["status"] == "running" and store.run(b)["status"] == "queued"  # max_parallel = 1
+    assert store.run(a).status == "running" and store.run(b).status == "queued"  # max_parallel = 1
     ra = runner.wait(a, timeout_s=120)
     rb = runner.wait(b, timeout_s=120)
-    assert ra["status"] == rb["status"] == "finished", (ra["message"], runner.logs(a), runner.logs(b))
-    assert rb["started_at"] >= ra["finished_at"] - 1.0  # b waited for a's slot (a's tick may lag a little)
-    assert ra["pid"] != rb["pid"] and ra["pid_started"] > 0
+    assert ra.status == rb.status == "finished", (ra.message, runner.logs(a), runner.logs(b))
+    assert rb.started_at >= ra.finished_at - 1.0  # b waited for a's slot (a's tick may lag a little)
+    assert ra.pid != rb.pid and ra.pid_started > 0
     # the workers' exits are reaped (no zombies) and their exit codes kept
-    _wait_for(lambda: (runner.tick(), store.run(b)["exit_code"] is not None)[1], timeout=30, what="b's exit")
-    assert store.run(a)["exit_code"] == store.run(b)["exit_code"] == 0
+    _wait_for(lambda: (runner.tick(), store.run(b).exit_code is not None)[1], timeout=30, what="b's exit")
+    assert store.run(a).exit_code == store.run(b).exit_code == 0
     np.testing.assert_equal(_test_metrics(store, a), _test_metrics(store, b))  # seeded: identical on the CPU
     assert _test_metrics(store, a)["accuracy"] > 0.8
     log = runner.logs(a, tail=200)
@@ -106,19 +106,19 @@ def test_metrics_stream_while_running_and_stop_keeps_them(store, runner, digits,
     assert runner.stop(queued) == "stopped"  # a queued run stops at once and never starts
     _wait_for(lambda: _has_val_rows(store, run_id), what="the first evaluation")
     row = runner.status(run_id)
-    assert row["status"] == "running" and 0 < row["progress"] < 1 and "samples/s" in row["message"]
-    assert row["started_at"] <= row["heartbeat_at"] <= time.time()  # the watchdog beats
+    assert row.status == "running" and 0 < row.progress < 1 and "samples/s" in row.message
+    assert row.started_at <= row.heartbeat_at <= time.time()  # the watchdog beats
     before = store.metrics(run_id)
     assert {"loss", "samples_per_s", "eta_s"} <= set(before[before.split == "train"].name)
     assert runner.stop(run_id, wait_s=60) == "stopped"
     row = store.run(run_id)
-    assert row["message"].startswith("stopped at step") and row["stop_requested"] == 1
+    assert row.message.startswith("stopped at step") and row.stop_requested == 1
     after = store.metrics(run_id)
     assert len(after) >= len(before)  # nothing deleted
     assert (home / "runs" / str(run_id) / "last.pt").exists()
     assert runner.stop(run_id) == "stopped"  # stopping twice is harmless
     runner.tick()
-    assert store.run(queued)["pid"] is None and store.run(queued)["message"] == "stopped before it started"
+    assert store.run(queued).pid is None and store.run(queued).message == "stopped before it started"
 
 
 def test_stop_escalates_to_sigterm_after_the_grace_period(store, digits):
@@ -130,7 +130,7 @@ def test_stop_escalates_to_sigterm_after_the_grace_period(store, digits):
     assert runner.stop(run_id, wait_s=60) == "stopped"
     assert time.monotonic() - t0 < 30
     row = store.run(run_id)
-    assert row["exit_code"] in (None, -signal.SIGTERM, -signal.SIGKILL, 0)
+    assert row.exit_code in (None, -signal.SIGTERM, -signal.SIGKILL, 0)
 
 
 def test_kill_9_marks_the_run_failed_with_its_last_log_lines(store, runner, digits):
@@ -140,11 +140,11 @@ def test_kill_9_marks_the_run_failed_with_its_last_log_lines(store, runner, digi
     _wait_for(lambda: "eval step" in runner.logs(run_id, tail=200), what="the first evaluation in the log")
     assert _has_val_rows(store, run_id)
     n_rows = len(store.metrics(run_id))
-    os.kill(store.run(run_id)["pid"], signal.SIGKILL)
+    os.kill(store.run(run_id).pid, signal.SIGKILL)
     row = runner.wait(run_id, timeout_s=30)
-    assert row["status"] == "failed" and row["exit_code"] == -signal.SIGKILL
-    assert "killed by SIGKILL" in row["message"] and "Last log lines:" in row["message"]
-    assert "eval step" in row["message"]  # the log's own lines
+    assert row.status == "failed" and row.exit_code == -signal.SIGKILL
+    assert "killed by SIGKILL" in row.message and "Last log lines:" in row.message
+    assert "eval step" in row.message  # the log's own lines
     assert len(store.metrics(run_id)) >= n_rows and len(store.predictions(run_id)) > 0
 
 
@@ -153,7 +153,7 @@ def test_a_restarted_app_recovers_lost_runs_and_sees_every_run(store, digits, ho
     app = LocalRunner(store, max_parallel=1)
     lost = app.submit(_long(digits))
     _wait_for(lambda: (store.metrics(lost).split == "train").any(), what="the first train point")
-    pid = store.run(lost)["pid"]
+    pid = store.run(lost).pid
     os.kill(pid, signal.SIGKILL)
     # a signal is delivered when the process next runs: on a loaded machine it can take a moment to die
     _wait_for(lambda: process_start_time(pid) is None, timeout=60, what="the killed worker to be gone")
@@ -175,14 +175,14 @@ def test_a_restarted_app_recovers_lost_runs_and_sees_every_run(store, digits, ho
     restarted = LocalRunner(Store(home), max_parallel=1, grace_s=0.2)
     assert sorted(restarted.recover()) == sorted([lost, reused])
     fresh = Store(home)
-    assert {r["id"] for r in fresh.runs()} == {lost, reused, alive, waiting}
-    assert fresh.run(lost)["status"] == "failed" and "is gone" in fresh.run(lost)["message"]
-    assert "Last log lines:" in fresh.run(lost)["message"]
+    assert {r.id for r in fresh.runs()} == {lost, reused, alive, waiting}
+    assert fresh.run(lost).status == "failed" and "is gone" in fresh.run(lost).message
+    assert "Last log lines:" in fresh.run(lost).message
     assert len(fresh.metrics(lost)) == n_rows  # every row the worker wrote is kept
-    assert fresh.run(reused)["status"] == "failed"
-    assert fresh.run(alive)["status"] == "running" and fresh.run(waiting)["status"] == "queued"
+    assert fresh.run(reused).status == "failed"
+    assert fresh.run(alive).status == "running" and fresh.run(waiting).status == "queued"
     restarted.tick()
-    assert fresh.run(waiting)["status"] == "queued"  # the adopted run holds the only slot
+    assert fresh.run(waiting).status == "queued"  # the adopted run holds the only slot
     os.killpg(sleeper.pid, signal.SIGKILL)
     sleeper.wait()
     assert restarted.recover() == [alive]
@@ -200,7 +200,7 @@ def test_text_run_with_a_tiny_local_bert_through_the_runner(store, runner, tmp_p
     cfg = RunConfig(version_id=vid, model=str(folder), epochs=1, batch_size=16, lr=1e-3, max_length=64, device="cpu")
     run_id = runner.submit(cfg)
     row = runner.wait(run_id, timeout_s=150)
-    assert row["status"] == "finished", row["message"] + "\n" + runner.logs(run_id)
+    assert row.status == "finished", row.message + "\n" + runner.logs(run_id)
     test = _test_metrics(store, run_id)
     assert test["n_known"] == int((ds.split == 2).sum()) and {"recall/0", "recall/1", "recall/2"} <= set(test)
     m = store.metrics(run_id)

@@ -191,12 +191,12 @@ def test_a_sweep_simulates_each_severity_once_and_runs_baseline_and_mitigated(st
         clean, noisy = (table[(table["arm"] == "baseline") & (table["severity"] == s)]["macro_f1"].iloc[0] for s in (0.0, 0.4))
         assert noisy < clean  # 40 % of the train labels wrong costs macro-F1
         mitigated = store.run(int(table[table["arm"] == "mitigated"]["run_id"].iloc[0]))
-        assert mitigated["config"]["mitigations"]["loss"]["label_smoothing"] == 0.3  # the noisy-label preset
+        assert mitigated.config["mitigations"]["loss"]["label_smoothing"] == 0.3  # the noisy-label preset
         # the same severity again: its version is reused, not simulated twice
         start_sweep(store, runner, parent, knob="noise", severities=[0.4], base=Recipe(seed=1), config=config)
         assert store.sweeps()[0]["runs"][0]["version_id"] == versions[0.4]
         for row in store.runs(status=("queued", "running")):
-            runner.stop(row["id"])
+            runner.stop(row.id)
     finally:
         runner.close()
 

@@ -73,7 +73,7 @@ def test_a_sweep_runs_through_the_app_and_draws_its_metrics(home):
     assert not at.exception, at.exception
     sweep = store.sweeps()[0]
     assert [r["severity"] for r in sweep["runs"]] == [0.0, 0.4] and {r["arm"] for r in sweep["runs"]} == {"baseline"}
-    assert wait_for(lambda: all(store.run(r["run_id"])["status"] == "finished" for r in sweep["runs"]), timeout=240)
+    assert wait_for(lambda: all(store.run(r["run_id"]).status == "finished" for r in sweep["runs"]), timeout=240)
     at.run()
     assert not at.exception, at.exception
     titles = [c.proto.spec for c in at.get("plotly_chart")]

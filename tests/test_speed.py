@@ -182,7 +182,7 @@ def test_a_compiled_run_finishes_and_keeps_its_kernels_under_the_home(store, hom
     vid = _digits(store)
     cfg = RunConfig(version_id=vid, model="small_cnn", epochs=1, batch_size=64, lr=3e-3, device="cpu", fast_path="on", compile="on")
     run_id = store.create_run(vid, cfg.to_dict())
-    assert train_run(store, run_id) == "finished", store.run(run_id)["message"]
+    assert train_run(store, run_id) == "finished", store.run(run_id).message
     metrics = store.metrics(run_id)
     test = metrics[(metrics.split == "test") & (metrics.name == "accuracy")]
     assert len(test) == 1 and math.isfinite(test.value.iloc[0]) and test.value.iloc[0] > 0.3
@@ -204,7 +204,7 @@ def test_a_fast_path_run_with_augmentation_and_resampling_finishes_like_the_cpu_
         version_id=vid, model="small_cnn", epochs=2, batch_size=64, lr=3e-3, device="cpu", fast_path="on", mitigations=mitigations
     )
     run_id = store.create_run(vid, cfg.to_dict())
-    assert train_run(store, run_id) == "finished", store.run(run_id)["message"]
+    assert train_run(store, run_id) == "finished", store.run(run_id).message
     n_test = int((store.load_dataset(vid).split == 2).sum())
     metrics = store.metrics(run_id)
     steps = sorted(int(s) for s in metrics[metrics.split == "test"].step.unique())

@@ -91,11 +91,11 @@ def test_demo_sources_are_unique(store):
 def test_runs_metrics_and_predictions(store):
     vid = store.save_dataset(_tab_ds(), source="upload:t")
     run = store.create_run(vid, {"epochs": 2, "lr": 1e-3}, name="first")
-    assert store.run(run)["status"] == "queued" and store.run(run)["config"] == {"epochs": 2, "lr": 1e-3}
-    store.update_run(run, status="running", pid=123, progress=0.5)
+    assert store.run(run).status == "queued" and store.run(run).config == {"epochs": 2, "lr": 1e-3}
+    store.set_run_status(run, "running", pid=123, progress=0.5)
     assert store.run_counts() == {"running": 1}
     with pytest.raises(ValueError, match="unknown run fields"):
-        store.update_run(run, colour="red")
+        store.set_run_status(run, None, colour="red")
     store.add_metrics(run, 10, "val", {"accuracy": 0.5, "ece": float("nan")}, epoch=1.0)
     store.add_metrics(run, 20, "val", {"accuracy": 0.75})
     m = store.metrics(run)
@@ -130,22 +130,22 @@ def test_a_runs_row_and_metrics_are_read_at_one_moment(store, home, monkeypatch)
 
     vid = store.save_dataset(_tab_ds(), source="upload:t")
     run = store.create_run(vid, {}, name="r")
-    store.update_run(run, status="running", message="step 10")
+    store.set_run_status(run, "running", message="step 10")
     store.add_metrics(run, 10, "val", {"accuracy": 0.5})
     writer = Store(home)  # another connection: a worker writing while the page reads
     real = database.pd.read_sql_query
 
     def write_in_between(*args, **kwargs):
         writer.add_metrics(run, 20, "val", {"accuracy": 0.75})
-        writer.update_run(run, status="finished", message="done")
+        writer.set_run_status(run, "finished", message="done")
         return real(*args, **kwargs)
 
     monkeypatch.setattr(database.pd, "read_sql_query", write_in_between)
     row, metrics = store.run_with_metrics(run)
-    assert row["status"] == "running" and metrics["step"].tolist() == [10]  # the row's moment, not a later one
+    assert row.status == "running" and metrics["step"].tolist() == [10]  # the row's moment, not a later one
     monkeypatch.setattr(database.pd, "read_sql_query", real)
     row, metrics = store.run_with_metrics(run)
-    assert row["status"] == "finished" and metrics["step"].tolist() == [10, 20]
+    assert row.status == "finished" and metrics["step"].tolist() == [10, 20]
     with pytest.raises(KeyError):
         store.run_with_metrics(999)
 

@@ -55,8 +55,8 @@ def test_digits_run_writes_metrics_predictions_checkpoints_and_artifacts(store, 
     run_id, status = _run(store, version_id=vid)
     assert status == "finished"
     row = store.run(run_id)
-    assert row["status"] == "finished" and row["progress"] == 1.0 and row["finished_at"] and row["pid"]
-    assert "best val macro_f1" in row["message"]
+    assert row.status == "finished" and row.progress == 1.0 and row.finished_at and row.pid
+    assert "best val macro_f1" in row.message
     m = store.metrics(run_id)
     assert set(m.split) == {"train", "val", "test", "val_ts", "test_ts"}
     # two evaluations (one per epoch), every summary key and the per-class metrics of 10 classes
@@ -137,7 +137,7 @@ def test_early_stopping_and_eval_every_steps(store):
     # evaluation that is not a new best, long before the 20 epochs
     run_id, status = _run(store, version_id=vid, epochs=20, lr=1e-9, eval_every_steps=5, patience=1, temperature_scaling=False)
     assert status == "finished"
-    assert "early stopping" in store.run(run_id)["message"]
+    assert "early stopping" in store.run(run_id).message
     m = store.metrics(run_id)
     val = m[(m.split == "val") & (m.name == "macro_f1")].sort_values("step")
     assert val.step.tolist() == list(range(5, 5 * len(val) + 1, 5)) and len(val) < 20 * 23 // 5
@@ -180,7 +180,7 @@ def test_text_linear_probe_on_cached_features(store, tmp_path, home):
     vid = store.save_dataset(ds, source="upload:reviews.csv")
     folder = tiny_bert_dir(tmp_path / "bert")
     run_id, status = _run(store, version_id=vid, model=str(folder), finetune="linear_probe", epochs=5, batch_size=8)
-    assert status == "finished", store.run(run_id)["message"]
+    assert status == "finished", store.run(run_id).message
     assert load_checkpoint(run_id)["arch"] == "linear"
     assert len(list((home / "cache" / "features").glob("*.npy"))) == 1  # core.embed cached them
     again, status = _run(store, version_id=vid, model=str(folder), finetune="linear_probe", epochs=5, batch_size=8)
@@ -196,7 +196,7 @@ def test_stop_before_start_and_bad_config_fail_cleanly(store):
     assert train_run(store, queued) == "stopped"
     bad = store.create_run(vid, {**cfg.to_dict(), "model": "minilm"})
     assert train_run(store, bad) == "failed"
-    assert "reads text, but this dataset is image" in store.run(bad)["message"]
+    assert "reads text, but this dataset is image" in store.run(bad).message
 
 
 def test_lr_schedule_warms_up_then_decays_to_zero():

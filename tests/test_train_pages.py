@@ -45,10 +45,10 @@ def test_train_page_starts_a_run_and_runs_page_shows_it(home):
     at.run()
     assert not at.exception, at.exception
     runs = store.runs()
-    assert len(runs) == 1 and runs[0]["version_id"] == vid and runs[0]["config"]["model"] == "small_cnn"
-    assert any(f"Run #{runs[0]['id']}" in s.value for s in at.success)
+    assert len(runs) == 1 and runs[0].version_id == vid and runs[0].config["model"] == "small_cnn"
+    assert any(f"Run #{runs[0].id}" in s.value for s in at.success)
     # the app's runner pumps the queue in the background: the run finishes with no further input
-    assert wait_for(lambda: store.run(runs[0]["id"])["status"] == "finished"), store.run(runs[0]["id"])
+    assert wait_for(lambda: store.run(runs[0].id).status == "finished"), store.run(runs[0].id)
     at.switch_page("app_pages/runs.py")
     at.run()
     assert not at.exception, at.exception
@@ -57,7 +57,7 @@ def test_train_page_starts_a_run_and_runs_page_shows_it(home):
     # one evaluation, named, everywhere: the cards, their deltas and the gallery read the best step
     from core.metrics.results import RunResults
 
-    res = RunResults(store, runs[0]["id"])
+    res = RunResults(store, runs[0].id)
     step = res.best_step
     assert any(f"Test results at step {step}" in m.value for m in at.markdown)
     for label, name in (("Accuracy", "accuracy"), ("Macro-F1", "macro_f1"), ("ECE", "ece")):
@@ -68,13 +68,13 @@ def test_train_page_starts_a_run_and_runs_page_shows_it(home):
     assert len(at.get("plotly_chart")) == 7  # loss, accuracy, hallucination, recall, reliability, confusion, risk–coverage
     # the risk–coverage operating point follows the abstention slider
     answered = float(kpis["Answered"].rstrip("%"))
-    at.slider(key=f"abstain_{runs[0]['id']}").set_value(0.99)
+    at.slider(key=f"abstain_{runs[0].id}").set_value(0.99)
     at.run()
     assert float({m.label: m.value for m in at.metric}["Answered"].rstrip("%")) <= answered
     assert any("wrong of 176" in c.value for c in at.caption)  # the hallucination gallery
     assert any("Temperature scaling" in m.value for m in at.markdown)
     # a single run's report and exports
-    at.button(key=f"export_run_{runs[0]['id']}_prepare").click()
+    at.button(key=f"export_run_{runs[0].id}_prepare").click()
     at.run()
     assert not at.exception, at.exception
     assert len(at.get("download_button")) == 4
@@ -89,7 +89,7 @@ def test_runs_page_updates_while_a_run_goes_and_stops_it(home):
     at.run()
     at.button(key="start_run").click()
     at.run()
-    run_id = store.runs()[0]["id"]
+    run_id = store.runs()[0].id
     assert wait_for(lambda: len(store.metrics(run_id)) > 0)
     at.switch_page("app_pages/runs.py")
     at.run()
@@ -100,7 +100,7 @@ def test_runs_page_updates_while_a_run_goes_and_stops_it(home):
     assert any("running" in s.value for s in at.subheader)
     at.button(key=f"stop_{run_id}").click()
     at.run()
-    assert wait_for(lambda: store.run(run_id)["status"] == "stopped", timeout=60), store.run(run_id)
+    assert wait_for(lambda: store.run(run_id).status == "stopped", timeout=60), store.run(run_id)
     rows = len(store.metrics(run_id))
     assert rows > first  # nothing written before the stop is lost
     at.run()
@@ -118,7 +118,7 @@ def test_train_page_rejects_a_bad_model_path(home):
 
 def _stop_all(store: Store) -> None:
     for row in store.runs():
-        store.request_stop(row["id"])
+        store.request_stop(row.id)
 
 
 def test_every_group_of_mitigation_knobs_lands_in_the_stored_config(home):
@@ -153,7 +153,7 @@ def test_every_group_of_mitigation_knobs_lands_in_the_stored_config(home):
                for m in at.markdown)  # fmt: skip
     at.button(key="start_run").click()
     at.run()
-    stored = store.runs()[0]["config"]["mitigations"]
+    stored = store.runs()[0].config["mitigations"]
     _stop_all(store)
     assert stored == {
         "resample": {"method": "class_balanced", "k_neighbors": 5, "targets": {}},
@@ -256,12 +256,12 @@ def test_settings_that_cannot_work_are_refused_before_the_run(home):
     # the side-by-side pair: same seed, one without mitigations
     at.button(key="start_pair").click()
     at.run()
-    runs = sorted(store.runs(), key=lambda r: r["id"])
+    runs = sorted(store.runs(), key=lambda r: r.id)
     _stop_all(store)
-    assert len(runs) == 2 and runs[0]["name"].endswith("· baseline")
-    assert runs[0]["config"]["seed"] == runs[1]["config"]["seed"] == 0
-    assert runs[0]["config"]["mitigations"]["resample"]["method"] == "none"
-    assert runs[1]["config"]["mitigations"]["resample"] == {"method": "random_over", "k_neighbors": 5, "targets": {"3": 400}}
+    assert len(runs) == 2 and runs[0].name.endswith("· baseline")
+    assert runs[0].config["seed"] == runs[1].config["seed"] == 0
+    assert runs[0].config["mitigations"]["resample"]["method"] == "none"
+    assert runs[1].config["mitigations"]["resample"] == {"method": "random_over", "k_neighbors": 5, "targets": {"3": 400}}
 
 
 def test_previews_show_what_resampling_and_augmentation_do(home):
@@ -320,7 +320,7 @@ def test_in_run_cleaning_takes_the_diagnose_pages_plan(home):
     assert any("The plan leaves out **3** train items and relabels **1**" in m.value for m in at.markdown)
     at.button(key="start_run").click()
     at.run()
-    clean = store.runs()[0]["config"]["mitigations"]["clean"]
+    clean = store.runs()[0].config["mitigations"]["clean"]
     _stop_all(store)
     assert clean == {"action": "drop", "source": "plan", "threshold": 0.2, "plan_drop": sorted(int(i) for i in train[:3]),
                      "plan_relabel": {str(int(train[3])): 5}}  # fmt: skip
@@ -342,6 +342,6 @@ def test_the_unlabelled_pool_tab_counts_the_pool_and_stores_the_method(home):
     assert not at.error, [e.value for e in at.error]
     at.button(key="start_run").click()
     at.run()
-    semi = store.runs()[0]["config"]["mitigations"]["semi"]
+    semi = store.runs()[0].config["mitigations"]["semi"]
     _stop_all(store)
     assert semi == {"method": "pseudo_label", "threshold": 0.95, "rounds": 2, "k_neighbors": 7}

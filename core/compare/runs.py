@@ -10,6 +10,7 @@ import pandas as pd
 
 from core.metrics.keys import LOWER_IS_BETTER
 from core.metrics.results import RunResults
+from core.store.status import RunStatus
 
 if TYPE_CHECKING:
     from core.store.database import Store
@@ -22,7 +23,7 @@ MAX_RUNS = 6
 
 
 def label(res: RunResults) -> str:
-    return f"#{res.run_id} · {res.row['name'] or res.config.get('model', '')}"
+    return f"#{res.run_id} · {res.row.name or res.config.get('model', '')}"
 
 
 def metric_table(results: list[RunResults], metrics: list[str] = METRICS, split: str = "test") -> pd.DataFrame:
@@ -49,7 +50,7 @@ def verdict(metric: str, delta: float, *, tolerance: float = 1e-9) -> str:
 def compatibility(store: Store, results: list[RunResults]) -> list[str]:
     """What cannot be compared between these runs, in sentences (empty: everything can)."""
     notes = []
-    versions = [store.version(int(r.row["version_id"])) for r in results]
+    versions = [store.version(int(r.row.version_id)) for r in results]
     if len({v.dataset_id for v in versions}) > 1:
         notes.append(
             "These runs trained on different datasets: their metrics are side by side, but no test item is shared, "
@@ -65,6 +66,12 @@ def compatibility(store: Store, results: list[RunResults]) -> list[str]:
     unfinished = [label(r) for r in results if r.status.active]
     if unfinished:
         notes.append(f"Still training: {', '.join(unfinished)} — their numbers are the best so far.")
+    lost = [label(r) for r in results if r.status == RunStatus.LOST]
+    if lost:
+        notes.append(
+            f"Lost: {', '.join(lost)} — the worker stopped sending a heartbeat and no runner is watching; "
+            "its numbers are the last it stored."
+        )
     return notes
 
 
@@ -90,4 +97,4 @@ def config_differences(results: list[RunResults], *, ignore: tuple[str, ...] = (
 
 
 def store_label(res: RunResults) -> str:
-    return res.store.version(int(res.row["version_id"])).label
+    return res.store.version(int(res.row.version_id)).label

@@ -39,13 +39,13 @@ class RunResults:
             self.row, self.metrics = store.run_with_metrics(run_id)  # one moment: status and metrics agree
         else:
             self.row, self.metrics = store.run(run_id), metrics
-        self.config: dict[str, Any] = self.row["config"]
+        self.config: dict[str, Any] = self.row.config
         self.files = RunFiles(run_id, home=store.home)
 
     # ------------------------------------------------------------------ the run
     @property
     def status(self) -> RunStatus:
-        return RunStatus(self.row["status"])
+        return self.row.status  # "lost" too: every reader shows the same status
 
     @property
     def tau(self) -> float:

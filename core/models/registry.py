@@ -58,6 +58,9 @@ class ModelSpec:
     # finetune mode ("*": any mode); run-time estimates only, never decisions
     samples_per_s: dict[str, float] = field(default_factory=dict)
     selectable: bool = True  # offered by name in the Train page's picker (local paths are typed)
+    # MiB of one checkpoint's state dict (float32, 10 classes; tests/test_models.py builds each and
+    # checks): what a run needs on disk per checkpoint. 0: read from the local file or folder.
+    weights_mb: float = 0.0
 
     @property
     def finetune_modes(self) -> tuple[str, ...]:
@@ -72,30 +75,33 @@ MODELS: dict[str, ModelSpec] = {
     for s in (
         ModelSpec(
             "small_cnn", "small CNN (random init)", "image", False, "core.models.vision:build_small_cnn",
-            normalisation="centred", lr=3e-3, samples_per_s={"*": 2500.0},
+            normalisation="centred", lr=3e-3, samples_per_s={"*": 2500.0}, weights_mb=0.6,
         ),
         ModelSpec(
             "mobilenet_v2", "MobileNetV2 (ImageNet)", "image", True, "core.models.vision:build_torchvision",
             normalisation="imagenet", lr=1e-3,
             # linear_probe: dominated by the one-time feature pass, which is cached afterwards
-            samples_per_s={"full": 45.0, "last_n": 90.0, "linear_probe": 150.0},
+            samples_per_s={"full": 45.0, "last_n": 90.0, "linear_probe": 150.0}, weights_mb=8.7,
         ),
         ModelSpec(
             "efficientnet_lite0", "EfficientNet-Lite0 (ImageNet)", "image", True, "core.models.vision:build_efficientnet_lite0",
             normalisation="lite", lr=1e-3,
             # at 64 px, timed beside MobileNetV2 on a shared 2-core CPU and scaled by the ratio to its
             # figures: full ≈ 0.6×, last_n ≈ 1×, feature pass ≈ 0.8×
-            samples_per_s={"full": 28.0, "last_n": 90.0, "linear_probe": 120.0},
+            samples_per_s={"full": 28.0, "last_n": 90.0, "linear_probe": 120.0}, weights_mb=13.1,
         ),
         ModelSpec(
             "resnet18", "ResNet-18 (random init)", "image", False, "core.models.vision:build_torchvision",
-            normalisation="imagenet", lr=3e-3, samples_per_s={"*": 60.0},
+            normalisation="imagenet", lr=3e-3, samples_per_s={"*": 60.0}, weights_mb=42.7,
         ),
         ModelSpec(
             "minilm", "all-MiniLM-L6-v2", "text", True, "core.models.text:build_text",
-            lr=5e-5, samples_per_s={"full": 40.0, "last_n": 80.0, "linear_probe": 150.0},
+            lr=5e-5, samples_per_s={"full": 40.0, "last_n": 80.0, "linear_probe": 150.0}, weights_mb=86.7,
         ),
-        ModelSpec("mlp", "MLP", "tabular", False, "core.models.tabular:build_mlp", lr=3e-3, samples_per_s={"*": 20000.0}),
+        ModelSpec(
+            "mlp", "MLP", "tabular", False, "core.models.tabular:build_mlp", lr=3e-3, samples_per_s={"*": 20000.0},
+            weights_mb=2.0,  # 0.33 MiB at 200 columns; 2 MiB holds about 1,900
+        ),
         # local paths: a transformers folder (text) or a .pth state dict (image); sized like MiniLM / ResNet-18
         ModelSpec(
             "hf_dir", "local transformers model", "text", True, "core.models.text:build_text",
@@ -144,6 +150,19 @@ def choices(modality: str) -> list[ModelSpec]:
 def display_name(model: str) -> str:
     """A short name: the built-in name, or a local path's file or folder name."""
     return Path(model).name if model_kind(model) in ("hf_dir", "pth") else model
+
+
+def weights_bytes(model: str) -> int:
+    """About how many bytes one checkpoint of ``model`` takes: the registry's figure, or the size of
+    a local weights file or folder (a resolved name or path, not "auto")."""
+    figure = spec(model).weights_mb
+    if figure:
+        return int(figure * 2**20)
+    path = Path(model).expanduser()
+    if path.is_file():
+        return path.stat().st_size
+    weights = [p for p in path.glob("*") if p.suffix in (".safetensors", ".bin", ".pt", ".pth")] if path.is_dir() else []
+    return sum(p.stat().st_size for p in weights) or int(MODELS["minilm"].weights_mb * 2**20)
 
 
 def default_lr(model: str, finetune: str) -> float:

@@ -17,7 +17,7 @@ def metrics_frame(store: Store, run_ids: list[int]) -> pd.DataFrame:
     frames = []
     for run_id in run_ids:
         row, metrics = store.run_with_metrics(run_id)
-        frames.append(metrics.drop(columns=["created_at"]).assign(run_id=run_id, run=row["name"]))
+        frames.append(metrics.drop(columns=["created_at"]).assign(run_id=run_id, run=row.name))
     cols = ["run_id", "run", "step", "epoch", "split", "name", "value"]
     return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
 
@@ -37,5 +37,5 @@ def configs_json(store: Store, run_ids: list[int]) -> bytes:
     out = {}
     for run_id in run_ids:
         row = store.run(run_id)
-        out[str(run_id)] = {"name": row["name"], "status": str(row["status"]), "version_id": row["version_id"], "config": row["config"]}
+        out[str(run_id)] = {"name": row.name, "status": str(row.status), "version_id": row.version_id, "config": row.config}
     return json.dumps(out, indent=2).encode()

@@ -113,7 +113,7 @@ def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope rep
                  + "<p class='muted'>Hallucination rate: the share of test items answered wrongly with confidence ≥ τ. "
                  "Calibration error (ECE): how far the model's confidence is from its accuracy.</p></section>")  # fmt: skip
 
-    versions = list(dict.fromkeys(int(r.row["version_id"]) for r in results))
+    versions = list(dict.fromkeys(int(r.row.version_id) for r in results))
     data_parts, diag_parts = [], []
     for vid in versions:
         info, ds = store.version(vid), store.load_dataset(vid)
@@ -195,7 +195,7 @@ def _run_figures(store: Store, results: list[RunResults]) -> str:
     recall = go.Figure()
     bins: dict[str, dict] = {}
     for r in results:
-        ds_names = store.version(int(r.row["version_id"])).class_names
+        ds_names = store.version(int(r.row.version_id)).class_names
         per = r.per_class("recall", step=r.best_step)
         recall.add_bar(x=[str(ds_names[c]) for c in per], y=list(per.values()), name=label(r))
         art = r.artifacts(r.best_step) if r.best_step is not None else {}

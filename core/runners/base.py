@@ -8,8 +8,9 @@ and continues the same queue.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
+from core.store.rows import RunRow
 from core.store.status import RunStatus
 from core.train.config import RunConfig
 
@@ -19,7 +20,7 @@ class Runner(Protocol):
         """Validate ``config``, queue a run for it (start it if a slot is free); return its id."""
         ...
 
-    def status(self, run_id: int) -> dict[str, Any]:
+    def status(self, run_id: int) -> RunRow:
         """The run's row after a ``tick``: status, progress, message, timings, config."""
         ...
 

@@ -67,6 +67,7 @@ from core.errors import DataError
 from core.runners.queue import QueueRunner
 from core.store.artifacts import RunFiles
 from core.store.database import Store
+from core.store.rows import RunRow
 from core.store.status import ACTIVE, STALE_AFTER_S, WORKING, RunStatus
 from core.train.sink import StoreSink
 
@@ -603,7 +604,7 @@ class RayRunner(QueueRunner):
             capacity = self.capacity()
             while (row := self.store.claim_next_run(capacity, runner=RUNNER)) is not None:
                 self._launch(row)
-                started.append(int(row["id"]))
+                started.append(int(row.id))
             return started
 
     def resources(self) -> dict[str, float]:
@@ -640,8 +641,8 @@ class RayRunner(QueueRunner):
         return " · ".join([*parts, f"{self.capacity()} runs at once"])
 
     # ------------------------------------------------------------------ internals
-    def _own(self) -> dict[int, dict[str, Any]]:
-        return {int(r["id"]): r for r in self.store.runs(status=WORKING) if r.get("runner") == RUNNER}
+    def _own(self) -> dict[int, RunRow]:
+        return {int(r.id): r for r in self.store.runs(status=WORKING) if r.runner == RUNNER}
 
     def _task_options(self, config: dict[str, Any]) -> dict[str, Any]:
         """A run's task: one GPU per process when it may use CUDA and the cluster has GPUs, else one
@@ -655,9 +656,9 @@ class RayRunner(QueueRunner):
             options["runtime_env"] = self._runtime_env
         return options
 
-    def _launch(self, row: dict[str, Any]) -> None:
+    def _launch(self, row: RunRow) -> None:
         ray = import_ray()
-        run_id, config = int(row["id"]), dict(row["config"])
+        run_id, config = int(row.id), dict(row.config)
         try:
             vid = int(config["version_id"])
             if vid not in self._datasets:
@@ -702,17 +703,17 @@ class RayRunner(QueueRunner):
                 if self._end(row, RunStatus.FAILED, why):
                     marked.append(run_id)
                 continue
-            if row["stop_requested"] and run_id not in self._stops_sent:
+            if row.stop_requested and run_id not in self._stops_sent:
                 ray.get(self.relay.request_stop.remote(self.home, run_id), timeout=60)
                 self._stops_sent.add(run_id)
-            if row["status"] == RunStatus.STOPPING and now - (row.get("stop_requested_at") or now) > self.grace_s:
+            if row.stored_status == RunStatus.STOPPING and now - (row.stop_requested_at or now) > self.grace_s:
                 self._cancel(run_id, RunStatus.STOPPED)
                 if self._end(row, RunStatus.STOPPED, f"stopped (the Ray task was cancelled {self.grace_s:.0f} s after the stop request)"):
                     marked.append(run_id)
                 continue
             beat = None if mail["beat"] is None else float(mail["beat"]) + offset
             if beat is None:  # launched, not begun: no node had room yet, or its environment is being set up
-                waited = now - (row["started_at"] or now)
+                waited = now - (row.started_at or now)
                 if waited > self.start_timeout_s:
                     self._cancel(run_id, RunStatus.FAILED)
                     why = f"the Ray task did not start within {self.start_timeout_s:.0f} s (does a node have the resources it asks for?)"
@@ -737,9 +738,7 @@ class RayRunner(QueueRunner):
                 self._sinks.pop(run_id, None)
                 self._stops_sent.discard(run_id)
         active_versions = {
-            int(r["config"]["version_id"])
-            for r in self.store.runs(status=ACTIVE)
-            if r["status"] == RunStatus.QUEUED or r.get("runner") == RUNNER
+            int(r.config["version_id"]) for r in self.store.runs(status=ACTIVE) if r.stored_status == RunStatus.QUEUED or r.runner == RUNNER
         }
         for vid in set(self._datasets) - active_versions:
             del self._datasets[vid]

@@ -41,12 +41,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.runners.processes import process_start_time, same_process
 from core.runners.queue import QueueRunner
 from core.store.artifacts import RunFiles
 from core.store.database import Store
+from core.store.rows import RunRow
 from core.store.status import STALE_AFTER_S, WORKING, RunStatus
 
 if TYPE_CHECKING:
@@ -64,9 +65,9 @@ def _gpu_count() -> int:
         return 0
 
 
-def is_local(row: dict[str, Any]) -> bool:
+def is_local(row: RunRow) -> bool:
     """Whether this machine's runner holds the run (``runs.runner`` NULL or "local"; "ray" is a cluster's)."""
-    return (row.get("runner") or "local") == "local"
+    return row.runner == "local"
 
 
 # ---------------------------------------------------------------------- the local runner
@@ -128,7 +129,7 @@ class LocalRunner(QueueRunner):
                 if row is None:
                     return started
                 self._start(row)
-                started.append(int(row["id"]))
+                started.append(int(row.id))
 
     def recover(self) -> list[int]:
         """At app start-up: mark runs left running by a killed app or worker (pid gone, or reused
@@ -137,8 +138,8 @@ class LocalRunner(QueueRunner):
             return self._reap()
 
     # ------------------------------------------------------------------ internals
-    def _start(self, row: dict[str, Any]) -> None:
-        run_id = int(row["id"])
+    def _start(self, row: RunRow) -> None:
+        run_id = int(row.id)
         log = self.log_path(run_id)
         log.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "GAPSCOPE_HOME": str(self.store.home), "PYTHONUNBUFFERED": "1"}
@@ -146,7 +147,7 @@ class LocalRunner(QueueRunner):
         # machine with the app (and other workers); spinning threads on a busy 2-core machine made
         # steps of small models up to 20× slower in our measurements.
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-        processes = int(row["config"].get("processes", 1) or 1)
+        processes = int(row.config.get("processes", 1) or 1)
         gpu = self._pick_gpu(row) if processes == 1 else None  # several processes: one per visible GPU
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = str(gpu)
@@ -176,26 +177,26 @@ class LocalRunner(QueueRunner):
             run_id, None, only_if=WORKING, pid=proc.pid, pid_started=process_start_time(proc.pid), heartbeat_at=time.time(), gpu=gpu
         )
 
-    def _pick_gpu(self, row: dict[str, Any]) -> int | None:
+    def _pick_gpu(self, row: RunRow) -> int | None:
         if not self.n_gpus:
             return None
-        device = str(row["config"].get("device", "auto"))
+        device = str(row.config.get("device", "auto"))
         if device not in ("auto", "cuda"):
             return None  # cpu, mps, or an explicit cuda:N that the worker honours itself
-        busy = {r.get("gpu") for r in self.store.runs(status=WORKING) if r["id"] != row["id"] and is_local(r)}
+        busy = {r.gpu for r in self.store.runs(status=WORKING) if r.id != row.id and is_local(r)}
         return next((i for i in range(self.n_gpus) if i not in busy), 0)
 
     def _reap(self) -> list[int]:
         marked = []
         now = time.time()
         live_rows = [r for r in self.store.runs(status=WORKING) if is_local(r)]  # a cluster's runs are its runner's
-        live_ids = {int(r["id"]) for r in live_rows}
+        live_ids = {int(r.id) for r in live_rows}
         for run_id, proc in list(self._procs.items()):  # workers that ended with their own final status
             if run_id not in live_ids and proc.poll() is not None:
                 self._procs.pop(run_id)  # reaped: no zombie left behind
                 self.store.set_run_status(run_id, None, exit_code=proc.returncode)
         for row in live_rows:
-            run_id, pid = int(row["id"]), row["pid"]
+            run_id, pid = int(row.id), row.pid
             running = self._procs.get(run_id)
             alive: bool | None
             if running is not None:
@@ -203,10 +204,10 @@ class LocalRunner(QueueRunner):
                 alive = rc is None
             else:
                 rc = None
-                alive = same_process(pid, row["pid_started"]) if pid else None
+                alive = same_process(pid, row.pid_started) if pid else None
             if alive is None:  # claimed, no pid recorded yet
                 never = f"the worker never started (no pid after {self.start_timeout_s:.0f} s)"
-                if now - (row["started_at"] or now) > self.start_timeout_s and self._end(row, RunStatus.FAILED, never):
+                if now - (row.started_at or now) > self.start_timeout_s and self._end(row, RunStatus.FAILED, never):
                     marked.append(run_id)
                 continue
             if not alive:
@@ -214,9 +215,9 @@ class LocalRunner(QueueRunner):
                 if self._end(row, *self._verdict(row, rc), exit_code=rc):
                     marked.append(run_id)
                 continue
-            if row["status"] == RunStatus.STOPPING:
+            if row.stored_status == RunStatus.STOPPING:
                 self._escalate(row, now)
-            beat = row["heartbeat_at"]
+            beat = row.heartbeat_at
             if beat is not None and now - beat > self.stale_after_s:
                 self._signal(row, signal.SIGKILL)
                 if running is not None:
@@ -227,11 +228,11 @@ class LocalRunner(QueueRunner):
                     marked.append(run_id)
         return marked
 
-    def _verdict(self, row: dict[str, Any], rc: int | None) -> tuple[RunStatus, str]:
-        if row["status"] == RunStatus.STOPPING or row["stop_requested"]:
+    def _verdict(self, row: RunRow, rc: int | None) -> tuple[RunStatus, str]:
+        if row.stored_status == RunStatus.STOPPING or row.stop_requested:
             return RunStatus.STOPPED, "stopped (the worker was ended by a signal after the stop request)"
         if rc is None:
-            why = f"the worker (pid {row['pid']}) is gone — the app or the machine restarted, or it was killed"
+            why = f"the worker (pid {row.pid}) is gone — the app or the machine restarted, or it was killed"
         elif rc < 0:
             try:
                 name = signal.Signals(-rc).name
@@ -242,17 +243,17 @@ class LocalRunner(QueueRunner):
             why = f"the worker exited with code {rc} without a final status"
         return RunStatus.FAILED, why
 
-    def _escalate(self, row: dict[str, Any], now: float) -> None:
-        asked = row.get("stop_requested_at") or now
+    def _escalate(self, row: RunRow, now: float) -> None:
+        asked = row.stop_requested_at or now
         if now - asked > 2 * self.grace_s:
             self._signal(row, signal.SIGKILL)
         elif now - asked > self.grace_s:
             self._signal(row, signal.SIGTERM)
 
-    def _signal(self, row: dict[str, Any], sig: int) -> None:
+    def _signal(self, row: RunRow, sig: int) -> None:
         """Send ``sig`` to the worker's process group, only if the pid is still that worker."""
-        pid = row["pid"]
-        if not pid or not same_process(pid, row["pid_started"]):
+        pid = row.pid
+        if not pid or not same_process(pid, row.pid_started):
             return
         try:
             os.killpg(pid, sig)  # start_new_session=True: the worker leads its own group

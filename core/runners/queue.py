@@ -8,12 +8,14 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from typing import Any
 
 from core.store.artifacts import RunFiles
 from core.store.database import Store
+from core.store.rows import RunRow
+from core.store.space import check_space
 from core.store.status import ACTIVE, WORKING, RunStatus
 from core.train.config import RunConfig
+from core.train.estimates import disk_bytes
 
 
 class QueueRunner:
@@ -33,13 +35,19 @@ class QueueRunner:
         raise NotImplementedError
 
     def submit(self, config: RunConfig) -> int:
-        """Validate ``config``, queue a run for it and start it if there is room; return its id."""
+        """Validate ``config``, queue a run for it and start it if there is room; return its id.
+        A run whose checkpoints and results cannot fit on the home's disk is refused (``DiskFull``,
+        saying how much it needs) before anything is stored."""
         config.validate()
+        info = self.store.version(config.version_id)
+        sizes = self.store.split_sizes(config.version_id)
+        need = disk_bytes(config, modality=info.modality, n_train=sizes.get(0, 0), n_test=sizes.get(2, 0), n_classes=len(info.class_names))
+        check_space(self.store.home, need, f"start a run on {info.label} (its checkpoints and results)")
         run_id = self.store.create_run(config.version_id, config.to_dict(), name=config.display_name())
         self.tick()
         return run_id
 
-    def status(self, run_id: int) -> dict[str, Any]:
+    def status(self, run_id: int) -> RunRow:
         """The run's row (after a ``tick``): status, progress, message, timings, config."""
         self.tick()
         return self.store.run(run_id)
@@ -51,22 +59,22 @@ class QueueRunner:
         status = self.store.request_stop(run_id)
         self.tick()
         deadline = time.monotonic() + wait_s
-        while wait_s > 0 and self.store.run(run_id)["status"] in WORKING and time.monotonic() < deadline:
+        while wait_s > 0 and self.store.run(run_id).stored_status in WORKING and time.monotonic() < deadline:
             time.sleep(self.poll_s)
             self.tick()
-        return RunStatus(self.store.run(run_id)["status"]) if wait_s > 0 else status
+        return self.store.run(run_id).stored_status if wait_s > 0 else status
 
     def logs(self, run_id: int, tail: int = 50) -> str:
         """The last ``tail`` lines of the run's log."""
         return RunFiles(run_id, home=self.store.home).log_tail(tail)
 
-    def wait(self, run_id: int, *, timeout_s: float = 600.0, poll_s: float | None = None) -> dict[str, Any]:
+    def wait(self, run_id: int, *, timeout_s: float = 600.0, poll_s: float | None = None) -> RunRow:
         """Tick until ``run_id`` is no longer queued or live (or ``timeout_s``); return its row."""
         deadline = time.monotonic() + timeout_s
         while True:
             self.tick()
             row = self.store.run(run_id)
-            if row["status"] not in ACTIVE or time.monotonic() > deadline:
+            if row.stored_status not in ACTIVE or time.monotonic() > deadline:
                 return row
             time.sleep(self.poll_s if poll_s is None else poll_s)
 
@@ -93,10 +101,10 @@ class QueueRunner:
         if self._ticker is not None:
             self._ticker.join(timeout=10)
 
-    def _end(self, row: dict[str, Any], status: RunStatus, why: str, *, exit_code: int | None = None) -> bool:
+    def _end(self, row: RunRow, status: RunStatus, why: str, *, exit_code: int | None = None) -> bool:
         """End a run whose worker cannot say so itself (gone, hung, cancelled): ``status`` with
         ``why`` and the log's last lines, even on a full disk. False if the run had ended already."""
-        run_id = int(row["id"])
+        run_id = int(row.id)
         tail = self.logs(run_id, self.log_lines)
         message = why + (f". Last log lines:\n{tail}" if tail else "")
         return self.store.even_if_full(  # a run must not stay "running", not even on a full disk

@@ -112,5 +112,5 @@ def sweep_results(store: Store, sweep: dict[str, Any]) -> pd.DataFrame:
         values = {m: res.at(m, step) for m in METRICS}
         rows.append({"severity": r["severity"], "arm": r["arm"], "run_id": r["run_id"], "version_id": r["version_id"],
                      "status": str(res.status), "ended": not res.status.active, "failed": res.status == RunStatus.FAILED,
-                     "message": res.row["message"], **{m: float("nan") if v is None else v for m, v in values.items()}})  # fmt: skip
+                     "message": res.row.message, **{m: float("nan") if v is None else v for m, v in values.items()}})  # fmt: skip
     return pd.DataFrame(rows, columns=["severity", "arm", "run_id", "version_id", "status", "ended", "failed", "message", *METRICS])

@@ -44,6 +44,7 @@ from core.data.dataset import Dataset
 from core.errors import DataError
 from core.jsonable import finite_or_none, to_jsonable
 from core.store.payload import read_payload, write_payload
+from core.store.rows import RunRow
 from core.store.schema import SCHEMA_VERSION, migrate
 from core.store.space import (
     DiskFull,
@@ -56,7 +57,7 @@ from core.store.space import (
     release_reserve,
     writable,
 )
-from core.store.status import STALE_AFTER_S, WORKING, RunStatus
+from core.store.status import WORKING, RunStatus
 
 T = TypeVar("T")
 
@@ -329,6 +330,12 @@ class Store:
             newest[v.dataset_id] = v
         return sorted(newest.values(), key=lambda v: -v.dataset_id)
 
+    def split_sizes(self, version_id: int) -> dict[int, int]:
+        """Items per split code (0 train, 1 val, 2 test) of a version, from its rows file alone."""
+        info = self.version(version_id)
+        split = pd.read_parquet(self.home / info.folder / "rows.parquet", columns=["split"])["split"]
+        return {int(k): int(v) for k, v in split.value_counts().items()}
+
     def load_dataset(self, version_id: int) -> Dataset:
         info = self.version(version_id)
         return read_payload(self.home / info.folder, name=info.dataset_name, modality=info.modality, class_names=info.class_names)
@@ -344,43 +351,29 @@ class Store:
         assert run_id is not None  # an INSERT always has a row id
         return int(run_id)
 
-    _RUN_FIELDS: ClassVar[frozenset[str]] = frozenset(
-        {"status", "progress", "message", "pid", "pid_started", "heartbeat_at", "stop_requested", "started_at", "finished_at", "name"}
-    )
-
-    def update_run(self, run_id: int, **fields: Any) -> None:
-        bad = set(fields) - self._RUN_FIELDS
-        if bad:
-            raise ValueError(f"unknown run fields {sorted(bad)}; allowed: {sorted(self._RUN_FIELDS)}")
-        if not fields:
-            return
-        sets = ", ".join(f"{k} = ?" for k in fields)
-        with self._tx() as con:
-            con.execute(f"UPDATE runs SET {sets} WHERE id = ?", (*fields.values(), run_id))
-
-    def runs(self, *, status: Iterable[RunStatus] | None = None) -> list[dict[str, Any]]:
-        """Run rows, newest first (``status`` a ``RunStatus``, ``config`` a dict)."""
+    def runs(self, *, status: Iterable[RunStatus] | None = None) -> list[RunRow]:
+        """Run rows, newest first; ``status`` filters on the stored status."""
         sql, args = "SELECT * FROM runs", tuple[str, ...]()
         if status is not None:
             args = tuple(RunStatus(s).value for s in status)
             sql += f" WHERE status IN ({', '.join('?' * len(args))})"
         with self._connect() as con:
             rows = con.execute(sql + " ORDER BY id DESC", args).fetchall()
-        return [_run_row(r) for r in rows]
+        return [RunRow.from_sql(r) for r in rows]
 
-    def run(self, run_id: int) -> dict[str, Any]:
+    def run(self, run_id: int) -> RunRow:
         with self._connect() as con:
             row = con.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         if row is None:
             raise KeyError(f"run {run_id} does not exist")
-        return _run_row(row)
+        return RunRow.from_sql(row)
 
     def run_counts(self) -> dict[str, int]:
         with self._connect() as con:
             rows = con.execute("SELECT status, COUNT(*) AS n FROM runs GROUP BY status").fetchall()
         return {r["status"]: int(r["n"]) for r in rows}
 
-    def run_with_metrics(self, run_id: int) -> tuple[dict[str, Any], pd.DataFrame]:
+    def run_with_metrics(self, run_id: int) -> tuple[RunRow, pd.DataFrame]:
         """A run's row and every metric row of it, read in one transaction: the same moment of the
         run (a status line never behind or ahead of the charts drawn beside it)."""
         with self._connect() as con:
@@ -392,7 +385,7 @@ class Store:
                 con.execute("COMMIT")
         if row is None:
             raise KeyError(f"run {run_id} does not exist")
-        return _run_row(row), metrics
+        return RunRow.from_sql(row), metrics
 
     # ------------------------------------------------------------------ sweeps (core.simulate.sweep)
     def create_sweep(self, version_id: int, params: dict[str, Any], *, name: str = "") -> int:
@@ -482,7 +475,10 @@ class Store:
     # ------------------------------------------------------------------ run lifecycle (core.runners, core.train)
     # See core.store.status: only the move out of an ACTIVE status is ever made, so a worker's own
     # final word is never overwritten by a runner that noticed its exit a moment later.
-    _LIFECYCLE_FIELDS: ClassVar[frozenset[str]] = _RUN_FIELDS | {"stop_requested_at", "exit_code", "gpu"}
+    _LIFECYCLE_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"progress", "message", "pid", "pid_started", "heartbeat_at", "stop_requested", "started_at", "finished_at", "name"}
+        | {"stop_requested_at", "exit_code", "gpu"}
+    )
 
     def set_run_status(self, run_id: int, status: RunStatus | None, *, only_if: Iterable[RunStatus] | None = None, **fields: Any) -> bool:
         """Set ``status`` (None: keep it) and ``fields`` if the current status is in ``only_if``;
@@ -491,6 +487,8 @@ class Store:
         if bad:
             raise ValueError(f"unknown run fields {sorted(bad)}; allowed: {sorted(self._LIFECYCLE_FIELDS)}")
         if status is not None:
+            if RunStatus(status) == RunStatus.LOST:
+                raise ValueError("'lost' is what readers see for a run whose heartbeat stopped; it is never stored")
             fields = {"status": RunStatus(status).value, **fields}
         if not fields:
             return False
@@ -503,7 +501,7 @@ class Store:
         with self._tx() as con:
             return con.execute(sql, args).rowcount > 0
 
-    def claim_next_run(self, max_running: int, *, runner: str = "local") -> dict[str, Any] | None:
+    def claim_next_run(self, max_running: int, *, runner: str = "local") -> RunRow | None:
         """Move the oldest queued run to "running" if the slots it needs are free; return its row
         (None if nothing to start). A run holds one slot per process (``processes`` in its config:
         one GPU each); ``max_running`` slots in all, though a run larger than that may start alone.
@@ -577,15 +575,6 @@ _SLOTS = "MAX(1, COALESCE(json_extract(config, '$.processes'), 1))"  # slots (GP
 _RUNNER = "COALESCE(runner, 'local')"  # who holds a run (NULL: claimed before runs.runner existed)
 
 _METRICS_SQL = "SELECT step, epoch, split, name, value, created_at FROM metrics WHERE run_id = ? AND step > ? ORDER BY step, split, name"
-
-
-def _run_row(r: sqlite3.Row) -> dict[str, Any]:
-    """A run row as a dict; ``lost`` is True for a run a worker should hold whose heartbeat is older
-    than ``STALE_AFTER_S`` (its worker died with no runner watching): every reader can tell."""
-    status = RunStatus(r["status"])
-    beat = r["heartbeat_at"] or r["started_at"]
-    lost = status in WORKING and beat is not None and time.time() - float(beat) > STALE_AFTER_S
-    return dict(r, status=status, config=json.loads(r["config"]), lost=lost)
 
 
 def payload_bytes(dataset: Dataset) -> int:

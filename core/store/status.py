@@ -1,7 +1,8 @@
 """The status of a run, and which statuses mean what.
 
 Moves: ``queued`` → ``running`` → ``finished`` | ``failed`` | ``stopping`` → ``stopped``; a queued
-run can also go straight to ``stopped``. Only the move *out of* an ``ACTIVE`` status is ever
+run can also go straight to ``stopped``. ``lost`` is never stored: a reader sees it for a run a
+worker should hold whose heartbeat stopped (``core.store.rows.RunRow.status``). Only the move *out of* an ``ACTIVE`` status is ever
 written (a compare-and-set in ``Store.set_run_status``), so a worker's own final word is never
 overwritten by a runner that noticed its exit a moment later, nor the other way round.
 """
@@ -20,6 +21,7 @@ class RunStatus(StrEnum):
     STOPPED = "stopped"  # ended by a stop request (rows written before it are kept)
     FINISHED = "finished"  # trained to the end (or stopped early by early stopping)
     FAILED = "failed"  # an error, or its worker died; ``message`` says why
+    LOST = "lost"  # never stored: what readers see for a running run whose heartbeat stopped (``core.store.rows``)
 
     @property
     def active(self) -> bool:
@@ -49,19 +51,5 @@ ENDED: tuple[RunStatus, ...] = (RunStatus.STOPPED, RunStatus.FINISHED, RunStatus
 
 ICONS = {
     RunStatus.QUEUED: "⏳", RunStatus.RUNNING: "🏃", RunStatus.STOPPING: "✋",
-    RunStatus.STOPPED: "⏹️", RunStatus.FINISHED: "✅", RunStatus.FAILED: "❌",
+    RunStatus.STOPPED: "⏹️", RunStatus.FINISHED: "✅", RunStatus.FAILED: "❌", RunStatus.LOST: "👻",
 }  # fmt: skip
-
-
-def status_label(row: dict) -> str:
-    """What a page shows for a run row: '🏃 running', or '👻 lost (no heartbeat for 3 min)' for a run
-    whose worker died while no runner watched (``row["lost"]``, see ``core.store.database``)."""
-    import time
-
-    status = RunStatus(row["status"])
-    if not row.get("lost"):
-        return f"{status.icon} {status}"
-    beat = row.get("heartbeat_at") or row.get("started_at") or time.time()
-    gone = time.time() - float(beat)
-    ago = f"{gone / 60:.0f} min" if gone >= 120 else f"{gone:.0f} s"
-    return f"👻 lost (no heartbeat for {ago}; it was {status})"

@@ -5,7 +5,7 @@ Pages import this module, so it must stay light: no torch, no transformers.
     cfg = RunConfig(version_id=3, model="auto", epochs=5)
     cfg.validate()                       # ValueError that says what to change
     store.create_run(cfg.version_id, cfg.to_dict(), name=cfg.display_name())
-    RunConfig.from_dict(store.run(run_id)["config"])
+    RunConfig.from_dict(store.run(run_id).config)
 """
 
 from __future__ import annotations

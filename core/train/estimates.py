@@ -1,4 +1,5 @@
-"""Rough run-time estimates shown before a run starts (Train page) — never used for decisions.
+"""Rough estimates made before a run starts: its time (shown on the Train page, never used for
+decisions) and the disk it needs (a run that cannot fit is refused at submit).
 
 Throughputs are the registry's training samples per second, measured on the development machine
 (2-core CPU; ``benchmarks/bench_train.py``), scaled by a fixed factor on a GPU. Evaluation passes
@@ -24,6 +25,13 @@ def samples_per_second(model: str, finetune: str, *, gpu: bool) -> float:
     return rate * (GPU_SPEEDUP if gpu else 1.0)
 
 
+def evaluations(cfg: RunConfig, n_train: int, batch: int) -> int:
+    """How many evaluations a run of ``cfg`` makes: one per epoch, or one every ``eval_every_steps``."""
+    if not cfg.eval_every_steps:
+        return cfg.epochs
+    return max(1, int(np.ceil(n_train / max(1, batch))) * cfg.epochs // cfg.eval_every_steps)
+
+
 def estimate_seconds(cfg: RunConfig, ds: Dataset, *, gpu: bool = False) -> float:
     """Seconds for ``cfg`` on ``ds``: start-up + epochs × train items / rate + evaluations."""
     n_train = int((ds.split == 0).sum())
@@ -34,8 +42,31 @@ def estimate_seconds(cfg: RunConfig, ds: Dataset, *, gpu: bool = False) -> float
     model = cfg.resolve_model(ds.modality, image_px=image_px)
     rate = samples_per_second(model, cfg.finetune, gpu=gpu)
     batch = planned_batch(cfg.batch_size, modality=ds.modality, finetune=cfg.finetune, gpu=gpu, n_train=n_train, image_side=image_px)
-    steps_per_epoch = int(np.ceil(n_train / batch))
-    evals = cfg.epochs if not cfg.eval_every_steps else max(1, steps_per_epoch * cfg.epochs // cfg.eval_every_steps)
+    evals = evaluations(cfg, n_train, batch)
     if cfg.finetune == "linear_probe":  # one feature pass over everything (cached afterwards), then a cheap head
         return STARTUP_S + (n_train + n_eval) / rate + cfg.epochs * n_train / 50_000
     return STARTUP_S + cfg.epochs * n_train / rate + evals * n_eval / (3 * rate)
+
+
+#: What a run writes besides its checkpoints and predictions: the log, evaluation artifacts, summary (bytes).
+RUN_FILES_BYTES = 4 * 2**20
+#: One prediction row in SQLite (run, step, split, item, label, pred, conf) with its index share.
+PREDICTION_ROW_BYTES = 64
+
+
+def disk_bytes(cfg: RunConfig, *, modality: str, n_train: int, n_test: int, n_classes: int) -> int:
+    """About how many bytes a run of ``cfg`` needs on disk: three checkpoints (``best.pt``,
+    ``last.pt`` and the temporary file an atomic write makes) and, at each evaluation (and the
+    temperature-scaled and threshold-moved ones), a prediction row and the held-out probabilities
+    of every test item, plus the run's other files. "auto" counts as the larger of its choices."""
+    if cfg.model == registry.AUTO:
+        models = {registry.resolve_auto(modality, image_px=px) for px in (0, 28)}
+    else:
+        models = {cfg.model}
+    weights = max(registry.weights_bytes(m) for m in models)
+    if cfg.max_train_items:
+        n_train = min(n_train, cfg.max_train_items)
+    batch = planned_batch(cfg.batch_size, modality=modality, finetune=cfg.finetune, gpu=False, n_train=n_train, image_side=None)
+    evals = evaluations(cfg, n_train, batch) + 2
+    per_item = PREDICTION_ROW_BYTES + 4 * n_classes
+    return 3 * weights + evals * n_test * per_item + RUN_FILES_BYTES

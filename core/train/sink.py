@@ -90,17 +90,17 @@ class StoreSink:
             pause = min(2 * pause, 5.0)
 
     def config(self) -> dict[str, object]:
-        return dict(self.store.run(self.run_id)["config"])
+        return dict(self.store.run(self.run_id).config)
 
     def claim(self, pid: int, pid_started: float | None) -> RunStatus | None:
         row = self.store.run(self.run_id)
         ok = self._retry(lambda: self.store.set_run_status(
             self.run_id, RunStatus.RUNNING, only_if=(RunStatus.QUEUED, RunStatus.RUNNING), pid=pid, pid_started=pid_started,
-            heartbeat_at=time.time(), started_at=row["started_at"] or time.time(), message="loading data",
+            heartbeat_at=time.time(), started_at=row.started_at or time.time(), message="loading data",
         ))  # fmt: skip
         if ok:
             self._ledger = Ledger(self.files)
-        return None if ok else RunStatus(self.store.run(self.run_id)["status"])
+        return None if ok else self.store.run(self.run_id).stored_status
 
     def stop_requested(self) -> bool:
         return self.store.stop_requested(self.run_id)
@@ -163,7 +163,7 @@ class QuietSink:
     @classmethod
     def on_store(cls, store: Store, run_id: int, scratch: str | Path) -> QuietSink:
         """Config and stop flag from the local store (a torchrun process)."""
-        return cls(run_id, scratch, config=lambda: dict(store.run(run_id)["config"]), stop_requested=lambda: store.stop_requested(run_id))
+        return cls(run_id, scratch, config=lambda: dict(store.run(run_id).config), stop_requested=lambda: store.stop_requested(run_id))
 
     def config(self) -> dict[str, object]:
         return self._config()
