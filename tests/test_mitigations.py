@@ -406,6 +406,7 @@ def _noisy_digits(rate: float = 0.3):
     return Dataset("digits-noisy", "image", ds.items, labels, ds.class_names, ds.split), np.flatnonzero(train)[flipped]
 
 
+@pytest.mark.usefixtures("shared_embeddings")
 def test_cleaning_decisions_by_plan_detector_and_threshold():
     from core.mitigate.in_run_cleaning import decisions
     from core.mitigate.settings import Cleaning
@@ -423,6 +424,7 @@ def test_cleaning_decisions_by_plan_detector_and_threshold():
     assert relabel and all(ds.labels[r] != c for r, c in relabel.items())
 
 
+@pytest.mark.usefixtures("shared_embeddings")
 def test_in_run_cleaning_trains_on_fewer_noisy_labels_and_leaves_val_and_test_alone(store, capsys):
     from core.metrics.results import RunResults
     from core.mitigate.settings import Cleaning
@@ -487,6 +489,7 @@ def _digits_with_pool(share: float = 0.7):
     return Dataset("digits-pool", "image", ds.items, labels, ds.class_names, ds.split), hidden, ds.labels[hidden]
 
 
+@pytest.mark.usefixtures("shared_embeddings")
 def test_the_pool_is_left_out_of_profile_diagnosis_and_the_train_split():
     from core.data.profile import profile
     from core.diagnose.pipeline import diagnose
@@ -517,6 +520,7 @@ def test_label_spreading_labels_pool_points_by_their_neighbours(blobs):
     assert (labels == truth[chosen]).mean() >= 0.95
 
 
+@pytest.mark.usefixtures("shared_embeddings")
 def test_pseudo_labelling_and_label_spreading_grow_the_train_split(store, capsys):
     from core.metrics.results import RunResults
     from core.mitigate.settings import SemiSupervision
