@@ -302,13 +302,13 @@ def test_a_run_without_heartbeats_is_cancelled_and_failed(store, digits, make_ru
 def test_the_local_runner_leaves_the_clusters_runs_alone(store, digits):
     # no Ray needed: a run claimed by the Ray runner, with no pid and an old start, is not the local runner's to fail
     run_id = store.create_run(digits, _cfg(digits).to_dict())
-    assert store.claim_next_run(1, runner="ray")["id"] == run_id
+    assert store.claim_next_run(1, runner="ray").id == run_id
     store.set_run_status(run_id, None, started_at=time.time() - 3600)
     local = LocalRunner(store, max_parallel=1, start_timeout_s=1.0)
     assert local.recover() == [] and store.run(run_id).status == "running"
     # and the cluster's slots are not this machine's: a local run starts beside it
     other = store.create_run(digits, _cfg(digits).to_dict())
-    assert store.claim_next_run(1)["id"] == other and store.run(other).runner == "local"
+    assert store.claim_next_run(1).id == other and store.run(other).runner == "local"
 
 
 def test_a_ray_task_notes_every_sqlite_file_and_cannot_open_a_store(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 
 import numpy as np
@@ -30,8 +31,13 @@ def _tab_ds() -> Dataset:
     return Dataset("tab", "tabular", items, [1, 0, 1], ["no", "yes"], [0, 2, 1])
 
 
+def _schema_version(home) -> int:
+    with contextlib.closing(sqlite3.connect(home / "gapscope.db")) as con:
+        return con.execute("PRAGMA user_version").fetchone()[0]
+
+
 def test_new_store_is_wal_with_current_schema(store, home):
-    assert store.schema_version == SCHEMA_VERSION >= 1
+    assert _schema_version(home) == SCHEMA_VERSION >= 1
     con = sqlite3.connect(home / "gapscope.db")
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -69,7 +75,6 @@ def test_versions_are_new_rows_and_folders_never_edits(store, home):
     assert store.version(v2).parent_id == v1 and store.version(v2).label.endswith("(clean: dropped 6)")
     assert len(store.load_dataset(v1)) == 12 and len(store.load_dataset(v2)) == 6  # the parent is intact
     assert store.version(v1).folder != store.version(v2).folder
-    assert [v.id for v in store.latest_versions()] == [v2]
 
 
 def test_failed_save_leaves_no_row_and_no_folder(store, home):
@@ -120,7 +125,7 @@ def test_a_relayed_metrics_write_sent_twice_is_stored_once(store):
         assert store.add_metrics(run, step, "val", {"accuracy": 0.9}, seq=seq) is False
     assert store.add_metrics(run, 30, "val", {"accuracy": 0.7}, seq=8) is True
     assert store.metrics(run)[["step", "value"]].values.tolist() == [[10, 0.5], [20, 0.6], [30, 0.7]]
-    other = store.create_run(store.runs()[0]["version_id"], {})
+    other = store.create_run(store.runs()[0].version_id, {})
     assert store.add_metrics(other, 10, "val", {"accuracy": 0.1}, seq=3) is True  # numbers are per run
     assert store.add_metrics(other, 11, "val", {"accuracy": 0.2}) is True  # a local write has no number
 
@@ -163,7 +168,7 @@ def test_migrations_upgrade_an_older_database_and_keep_its_data(home, monkeypatc
     monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, extra])
     monkeypatch.setattr(store_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
     upgraded = Store(home)
-    assert upgraded.schema_version == SCHEMA_VERSION + 1
+    assert _schema_version(home) == SCHEMA_VERSION + 1 and upgraded.home == home
     assert len(upgraded.load_dataset(vid)) == 3
     con = sqlite3.connect(home / "gapscope.db")
     assert "tags" in [r[1] for r in con.execute("PRAGMA table_info(runs)")]
@@ -183,16 +188,16 @@ def test_a_run_of_several_processes_holds_as_many_slots(store):
     vid = store.save_dataset(_image_ds(), source="upload:x.zip")
     wide = store.create_run(vid, {"version_id": vid, "processes": 2})
     narrow = store.create_run(vid, {"version_id": vid})
-    assert store.claim_next_run(3)["id"] == wide  # 2 of 3 slots
-    assert store.claim_next_run(3)["id"] == narrow  # the third
+    assert store.claim_next_run(3).id == wide  # 2 of 3 slots
+    assert store.claim_next_run(3).id == narrow  # the third
     store.set_run_status(wide, "finished")
     store.set_run_status(narrow, "finished")
     one = store.create_run(vid, {"version_id": vid})
     big = store.create_run(vid, {"version_id": vid, "processes": 4})
-    assert store.claim_next_run(2)["id"] == one
+    assert store.claim_next_run(2).id == one
     assert store.claim_next_run(2) is None  # 4 slots do not fit beside the running one
     store.set_run_status(one, "finished")
-    assert store.claim_next_run(2)["id"] == big  # larger than the machine: it starts alone
+    assert store.claim_next_run(2).id == big  # larger than the machine: it starts alone
     after = store.create_run(vid, {"version_id": vid})
     assert store.claim_next_run(2) is None  # the big run holds every slot of a 2-slot machine
-    assert store.claim_next_run(8)["id"] == after  # and 4 of 8
+    assert store.claim_next_run(8).id == after  # and 4 of 8

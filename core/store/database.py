@@ -223,11 +223,6 @@ class Store:
                 if not release_reserve(self.home):
                     raise
 
-    @property
-    def schema_version(self) -> int:
-        with self._connect() as con:
-            return con.execute("PRAGMA user_version").fetchone()[0]
-
     # ------------------------------------------------------------------ datasets
     def find_dataset(self, source: str) -> int | None:
         with self._connect() as con:
@@ -322,13 +317,6 @@ class Store:
         self.version(version_id)  # KeyError if missing
         with self._tx() as con:
             con.execute("UPDATE dataset_versions SET archived = ? WHERE id = ?", (int(archived), version_id))
-
-    def latest_versions(self) -> list[VersionInfo]:
-        """The newest version of each dataset, newest dataset first."""
-        newest: dict[int, VersionInfo] = {}
-        for v in self.versions():
-            newest[v.dataset_id] = v
-        return sorted(newest.values(), key=lambda v: -v.dataset_id)
 
     def split_sizes(self, version_id: int) -> dict[int, int]:
         """Items per split code (0 train, 1 val, 2 test) of a version, from its rows file alone."""
