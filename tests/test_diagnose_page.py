@@ -108,6 +108,7 @@ def test_label_issues_can_come_from_a_finished_run(home):
     assert shown and all(ds.split[int(k.split("_")[-1])] == 2 for k in shown)
 
 
+@pytest.mark.usefixtures("shared_embeddings")
 def test_a_dataset_with_an_unlabelled_pool_diagnoses_its_labelled_items(home):
     from tests.test_mitigations import _digits_with_pool
 
