@@ -21,6 +21,28 @@ def home(tmp_path, monkeypatch) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def embedding_cache(tmp_path_factory) -> Path:
+    """One embedding cache for the whole test run (see ``shared_embeddings``)."""
+    return tmp_path_factory.mktemp("embeddings")
+
+
+@pytest.fixture
+def shared_embeddings(embedding_cache, monkeypatch) -> Path:
+    """Embeddings from the run's one cache: a demo is embedded once per run, not once per test.
+
+    Safe because the cache is keyed by content: a file is named by the backbone's identity, the
+    preprocessing and every item's content hash, so a hit is the vectors that embedding would
+    compute. The test's own home (store, diagnoses, runs) stays its own. Only for tests that need
+    the embeddings and do not look at how they were made (cold, warm, which items, how long);
+    ``tests/test_embed.py`` tests the cache itself with a cache of its own.
+    """
+    from core.embed import cache
+
+    monkeypatch.setattr(cache, "cache_dir", lambda: embedding_cache)
+    return embedding_cache
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """Tiny models run fastest on one thread, and a shared 2-core machine makes spinning OpenMP
