@@ -230,6 +230,7 @@ def test_a_full_disk_fails_the_run_cleanly_keeps_every_row_readable_and_recovers
             row = runner.wait(run_id, timeout_s=120)
             assert row.status == "failed", row.message
             assert "full" in row.message or "No space left" in row.message, row.message
+            assert "Traceback" not in RunFiles(run_id, home=home).log_tail(400)  # the log says why, not where in torch
             ledger = assert_accounted(home, run_id)
             # the store still reads, from a new process's point of view too
             again = Store(home)

@@ -152,12 +152,13 @@ def run_with_sink(
         status = RunStatus.STOPPED if sink.stop_requested() else RunStatus.FAILED
         message = f"terminated by {sig}"
     except Exception as err:
-        with contextlib.suppress(OSError):  # the log itself may be on the full disk
-            traceback.print_exc()
         status, message = RunStatus.FAILED, f"{type(err).__name__}: {err}"
         home = sink.files.folder.parent.parent
-        if is_disk_full(err, home) or disk_low(home):
+        if is_disk_full(err, home) or disk_low(home):  # the reason, not a traceback from inside torch.save
             message = f"{disk_full_message(home, f'go on with run {sink.run_id}')} ({message})"
+        else:
+            with contextlib.suppress(OSError):  # the log itself may be on the full disk
+                traceback.print_exc()
     finally:
         watchdog.close()
         distributed.close(dist)
