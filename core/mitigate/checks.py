@@ -16,7 +16,11 @@ from core.mitigate.settings import (
     NEIGHBOUR_SAMPLERS,
     OVER_SAMPLERS,
     UNDER_SAMPLERS,
+    Augmentation,
+    Cleaning,
     Mitigations,
+    Resampling,
+    SemiSupervision,
 )
 
 MAX_EPOCH_ITEMS = 5_000_000  # draws per epoch; more is a setting mistake, not a plan
@@ -28,10 +32,20 @@ def check(
     """Problems (each says what to change) of ``m`` on a train split with ``train_counts``
     (class name → items, classes absent from train left out) and an unlabelled pool of
     ``n_unlabelled`` items, trained for ``epochs``; empty when it can run."""
-    problems: list[str] = []
-    r, a = m.resample, m.augment
     counts = {name: int(n) for name, n in train_counts.items() if n > 0}
     vectors = finetune == "linear_probe" or modality == "tabular"
+    return [
+        *_resampling(m.resample, counts, vectors=vectors),
+        *_cleaning(m.clean),
+        *_language(m.augment, modality),
+        *_pool(m.semi, n_unlabelled, epochs),
+        *_augmentation(m.augment, counts, modality, finetune),
+        *_epoch_size(m, counts),
+    ]
+
+
+def _resampling(r: Resampling, counts: dict[str, int], *, vectors: bool) -> list[str]:
+    problems: list[str] = []
     if r.method in FEATURE_SAMPLERS and not vectors:
         problems.append(
             f"{r.method} resamples feature vectors, so it needs a linear probe (or tabular data); for fine-tuning "
@@ -61,11 +75,20 @@ def check(
                 f"{r.method} looks for k = {r.k_neighbors} neighbours within a class, but class {smallest_name} has only "
                 f"{smallest} train item(s). Set k below {smallest}, or collect more examples of {smallest_name}."
             )
-    c = m.clean
+    return problems
+
+
+def _cleaning(c: Cleaning) -> list[str]:
     if c.action != "none" and c.source == "plan" and not c.plan_drop and not c.plan_relabel:
-        problems.append(
+        return [
             "in-run cleaning by plan, but the Diagnose page has no plan for this version yet: mark suspects there, or clean by the detector."
-        )
+        ]
+    return []
+
+
+def _language(a: Augmentation, modality: str) -> list[str]:
+    """What the text augmentations need installed."""
+    problems: list[str] = []
     if "synonym" in a.text and modality == "text":
         from core.mitigate.language import wordnet_ready
 
@@ -78,7 +101,11 @@ def check(
 
         if not apertium_ready():
             problems.append("back-translation needs Apertium with English ↔ Spanish (as root: apt-get install apertium apertium-eng-spa).")
-    s = m.semi
+    return problems
+
+
+def _pool(s: SemiSupervision, n_unlabelled: int, epochs: int) -> list[str]:
+    problems: list[str] = []
     if s.method != "none" and n_unlabelled == 0:
         problems.append(
             f"{s.method.replace('_', '-')} needs an unlabelled pool, and this dataset has none: upload rows with an empty "
@@ -88,6 +115,11 @@ def check(
         problems.append(
             f"pseudo-labelling {s.rounds} time(s) needs at least {s.rounds + 1} epochs (the model trains before each round); raise the epochs."
         )
+    return problems
+
+
+def _augmentation(a: Augmentation, counts: dict[str, int], modality: str, finetune: str) -> list[str]:
+    problems: list[str] = []
     if a.text and modality != "text":
         problems.append(f"text augmentations ({', '.join(a.text)}) need text data; this dataset is {modality}. Remove them.")
     if a.image and modality != "image":
@@ -99,11 +131,17 @@ def check(
     missing = sorted(set(a.classes) - set(counts))
     if missing:
         problems.append(f"augmentation targets classes without train items: {', '.join(missing)}. Pick from {', '.join(counts)}.")
+    return problems
+
+
+def _epoch_size(m: Mitigations, counts: dict[str, int]) -> list[str]:
+    """An epoch that would draw millions of items: a setting mistake, not a plan."""
+    r, a = m.resample, m.augment
     per_epoch = sum(counts.values()) + (a.multiplier - 1) * sum(counts[c] for c in (a.classes or counts) if c in counts)
     if r.targets and r.method in OVER_SAMPLERS:
         per_epoch += sum(max(0, n - counts.get(c, 0)) for c, n in r.targets.items())
     if per_epoch > MAX_EPOCH_ITEMS:
-        problems.append(
+        return [
             f"these settings would draw {per_epoch:,} items per epoch (limit {MAX_EPOCH_ITEMS:,}). Lower the multiplier or the target counts."
-        )
-    return problems
+        ]
+    return []

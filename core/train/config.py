@@ -117,39 +117,22 @@ class RunConfig:
         With ``modality`` the model is also checked against the dataset ("minilm" cannot read
         images) — pass the dataset's modality once it is known.
         """
+        self._validate_model()
+        self._validate_training()
+        self._validate_running()
+        if modality is not None:
+            self._validate_for(modality)
+        return self
 
-        def need_int(name: str, lo: int, hi: int | None = None) -> None:
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
-                rng = f"≥ {lo}" if hi is None else f"between {lo} and {hi}"
-                raise ValueError(f"{name} must be a whole number {rng}; got {v!r}. Set {name} to e.g. {max(lo, 1)}.")
-
-        def need_float(name: str, lo: float, hi: float, *, lo_open: bool = False) -> None:
-            v = getattr(self, name)
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-            ok = ok and (v > lo if lo_open else v >= lo) and v <= hi
-            if not ok:
-                bracket = "(" if lo_open else "["
-                raise ValueError(f"{name} must be a number in {bracket}{lo}, {hi}]; got {v!r}.")
-
+    def _validate_model(self) -> None:
+        """The version, the model and the fine-tune mode."""
         builtins = ", ".join([AUTO, *(s.name for s in registry.MODELS.values() if s.selectable)])
         if isinstance(self.version_id, bool) or not isinstance(self.version_id, int) or self.version_id < 1:
             raise ValueError(f"version_id must be the id of a stored dataset version (≥ 1); got {self.version_id!r}. Pick a dataset first.")
         if not isinstance(self.model, str) or not self.model:
             raise ValueError(f"model must be one of {builtins} or a local path; got {self.model!r}.")
         if self.model != AUTO and self.model not in registry.MODELS:
-            p = Path(self.model).expanduser()
-            if not p.exists():
-                raise ValueError(
-                    f"model {self.model!r} is neither a built-in ({builtins}) nor an existing path. "
-                    "Pick a built-in model, or give the path of a local transformers folder or a .pth file."
-                )
-            if p.is_dir() and not (p / "config.json").exists():
-                raise ValueError(
-                    f"{p} has no config.json, so it is not a transformers model folder. Point model at the folder that holds config.json."
-                )
-            if p.is_file() and p.suffix.lower() not in (".pth", ".pt"):
-                raise ValueError(f"{p} is a file but not a .pth/.pt state dict. Give a .pth file, or a transformers folder.")
+            _check_model_path(Path(self.model).expanduser(), self.model, builtins)
         if self.finetune not in FINETUNE:
             raise ValueError(f"finetune must be one of {', '.join(FINETUNE)}; got {self.finetune!r}.")
         if self.finetune != "full" and self.model != AUTO and not self.is_pretrained():
@@ -158,35 +141,41 @@ class RunConfig:
                 f"finetune={self.finetune!r} freezes a pretrained backbone, but {self.model} starts from random "
                 f"weights. Use finetune='full', or a pretrained model ({pretrained}, a .pth or a transformers folder)."
             )
-        need_int("last_n_blocks", 1, 1000)
-        need_int("epochs", 1, 10_000)
+
+    def _validate_training(self) -> None:
+        """The numbers of the loop: blocks, epochs, optimiser, cadence, stopping, input sizes."""
+        _need_int(self, "last_n_blocks", 1, 1000)
+        _need_int(self, "epochs", 1, 10_000)
         if self.lr is not None:
-            need_float("lr", 0.0, 10.0, lo_open=True)
-        need_int("batch_size", 0, 65_536)
-        need_float("weight_decay", 0.0, 10.0)
-        need_float("warmup_ratio", 0.0, 1.0)
-        need_float("tau", 0.0, 1.0)
-        need_int("seed", 0)
+            _need_float(self, "lr", 0.0, 10.0, lo_open=True)
+        _need_int(self, "batch_size", 0, 65_536)
+        _need_float(self, "weight_decay", 0.0, 10.0)
+        _need_float(self, "warmup_ratio", 0.0, 1.0)
+        _need_float(self, "tau", 0.0, 1.0)
+        _need_int(self, "seed", 0)
         if not isinstance(self.device, str) or not (
             self.device in DEVICES or (self.device.startswith("cuda:") and self.device[5:].isdigit())
         ):
             raise ValueError(f"device must be auto, cpu, cuda, cuda:N or mps; got {self.device!r}.")
-        need_int("eval_every_steps", 0)
-        need_int("log_every_steps", 1)
+        _need_int(self, "eval_every_steps", 0)
+        _need_int(self, "log_every_steps", 1)
         if self.early_stopping_metric not in STOPPING_METRICS:
             raise ValueError(f"early_stopping_metric must be one of {', '.join(STOPPING_METRICS)}; got {self.early_stopping_metric!r}.")
-        need_int("patience", 0)
-        need_int("max_length", 8, 8192)
-        need_int("image_size", 0, 1024)
+        _need_int(self, "patience", 0)
+        _need_int(self, "max_length", 8, 8192)
+        _need_int(self, "image_size", 0, 1024)
         if 0 < self.image_size < 8:
             raise ValueError(f"image_size must be 0 (automatic) or at least 8 pixels; got {self.image_size}.")
         if not isinstance(self.temperature_scaling, bool):
             raise ValueError(f"temperature_scaling must be true or false; got {self.temperature_scaling!r}.")
-        need_int("max_train_items", 0)
+        _need_int(self, "max_train_items", 0)
+
+    def _validate_running(self) -> None:
+        """How the run executes (fast path, compile, processes), its name and its mitigations."""
         for name in ("fast_path", "compile"):
             if getattr(self, name) not in ("auto", "on", "off"):
                 raise ValueError(f"{name} must be auto, on or off; got {getattr(self, name)!r}.")
-        need_int("processes", 1, 64)
+        _need_int(self, "processes", 1, 64)
         if self.processes > 1 and self.mitigations.semi.method == "pseudo_label":
             raise ValueError("pseudo-labelling runs in one process; set processes to 1 or choose another unlabelled-pool method.")
         if self.processes > 1 and self.device == "mps":
@@ -196,14 +185,46 @@ class RunConfig:
         if not isinstance(self.mitigations, Mitigations):
             raise ValueError("mitigations must be a Mitigations; build configs with RunConfig.from_dict.")
         self.mitigations.validate()
-        if modality is not None:
-            want = self.model_modality()
-            if want is not None and want != modality:
-                names = [s.name for s in registry.choices(modality)]
-                suggestion = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
-                if modality == "text":
-                    suggestion += " (or a transformers folder)"
-                raise ValueError(f"model {self.model!r} reads {want}, but this dataset is {modality}. Choose {suggestion}, or 'auto'.")
-            if modality == "tabular" and self.finetune != "full":
-                raise ValueError("tabular data trains an MLP from scratch; set finetune='full'.")
-        return self
+
+    def _validate_for(self, modality: str) -> None:
+        """The model against the dataset's modality."""
+        want = self.model_modality()
+        if want is not None and want != modality:
+            names = [s.name for s in registry.choices(modality)]
+            suggestion = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
+            if modality == "text":
+                suggestion += " (or a transformers folder)"
+            raise ValueError(f"model {self.model!r} reads {want}, but this dataset is {modality}. Choose {suggestion}, or 'auto'.")
+        if modality == "tabular" and self.finetune != "full":
+            raise ValueError("tabular data trains an MLP from scratch; set finetune='full'.")
+
+
+def _check_model_path(p: Path, given: str, builtins: str) -> None:
+    """A model that is not a built-in must be a transformers folder or a .pth / .pt file."""
+    if not p.exists():
+        raise ValueError(
+            f"model {given!r} is neither a built-in ({builtins}) nor an existing path. "
+            "Pick a built-in model, or give the path of a local transformers folder or a .pth file."
+        )
+    if p.is_dir() and not (p / "config.json").exists():
+        raise ValueError(
+            f"{p} has no config.json, so it is not a transformers model folder. Point model at the folder that holds config.json."
+        )
+    if p.is_file() and p.suffix.lower() not in (".pth", ".pt"):
+        raise ValueError(f"{p} is a file but not a .pth/.pt state dict. Give a .pth file, or a transformers folder.")
+
+
+def _need_int(cfg: RunConfig, name: str, lo: int, hi: int | None = None) -> None:
+    v = getattr(cfg, name)
+    if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
+        rng = f"≥ {lo}" if hi is None else f"between {lo} and {hi}"
+        raise ValueError(f"{name} must be a whole number {rng}; got {v!r}. Set {name} to e.g. {max(lo, 1)}.")
+
+
+def _need_float(cfg: RunConfig, name: str, lo: float, hi: float, *, lo_open: bool = False) -> None:
+    v = getattr(cfg, name)
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    ok = ok and (v > lo if lo_open else v >= lo) and v <= hi
+    if not ok:
+        bracket = "(" if lo_open else "["
+        raise ValueError(f"{name} must be a number in {bracket}{lo}, {hi}]; got {v!r}.")
