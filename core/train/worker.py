@@ -63,7 +63,7 @@ from core.train import distributed
 from core.train.callbacks import Cadence, Checkpointer, EarlyStopping, MetricWriter, StopOnRequest
 from core.train.config import RunConfig
 from core.train.evaluate import temperature_scaled, threshold_moved
-from core.train.events import Callback, State
+from core.train.events import BestEval, Callback, State
 from core.train.loop import Job, fit
 from core.train.prepare import prepare
 from core.train.pseudo_labels import PseudoLabeller
@@ -181,13 +181,7 @@ def plan(job: Job, run_id: int) -> State:
 def _run(
     sink: RunSink, load_dataset: Callable[[int], Dataset], watchdog: Watchdog, extra: list[Callback], dist: distributed.Dist
 ) -> tuple[RunStatus, str]:
-    cfg = RunConfig.from_dict(sink.config())
-    cfg.validate()
-    if dist.active and cfg.device in ("auto", "cuda"):
-        import torch
-
-        if torch.cuda.is_available():
-            cfg = dataclasses.replace(cfg, device=f"cuda:{dist.local_rank}")  # one GPU per process
+    cfg = _config(sink, dist)
     last_write = [0.0]
 
     def progress(done: int, total: int, what: str = "extracting features") -> None:
@@ -201,20 +195,75 @@ def _run(
     ds = load_dataset(cfg.version_id)
     job = prepare(ds, cfg, progress=progress)
     if dist.active:
-        distributed.init(dist, job.device)
-        job.dist = dist
-        if job.device.type == "cpu":  # the processes share the cores
-            import torch
-
-            torch.set_num_threads(max(1, torch.get_num_threads() // dist.world))
+        _join(job, dist)
     cfg, data = job.cfg, job.data
     sink.files.write_json("config.json", cfg.to_dict())
     state = plan(job, sink.run_id)
+    _announce(sink, job, ds, state, ready_s=time.perf_counter() - t0)
+    writer = MetricWriter(sink, data)
+    control, best = fit(job, state, _callbacks(job, sink, watchdog, writer, extra))
+    if not dist.is_main:  # rank 0 writes the run's results and status
+        return RunStatus.FINISHED, f"rank {dist.rank} of {dist.world} done at step {state.step}"
+    sink.add_metrics(
+        state.step,
+        "train",
+        {"train_runtime_s": state.train_time_s, "train_samples_per_s": state.samples / max(state.train_time_s, 1e-9)},
+        epoch=state.epoch,
+    )
+    summary: dict[str, Any] = {
+        "status": RunStatus.FINISHED.value,
+        "steps": state.step,
+        "epochs": state.epoch,
+        "best_step": None if best is None else best.step,
+        "best_metric": None if best is None else best.metric,
+        "metric": cfg.early_stopping_metric,
+        "train_runtime_s": state.train_time_s,
+        "eval_time_s": state.eval_time_s,
+    }
+    if control.stop_reason == "requested":
+        summary["status"] = RunStatus.STOPPED.value
+        sink.files.write_json("summary.json", to_jsonable(summary))
+        return RunStatus.STOPPED, f"stopped at step {state.step}/{state.total_steps}"
+    message = f"done: {state.step} steps"
+    if best is not None:
+        message += f" · best val {cfg.early_stopping_metric} {best.metric:.4f} at step {best.step}"
+        message += _after_training(job, best, writer, summary)
+    if control.stop_reason == "early_stopping":
+        message += " (early stopping)"
+    sink.files.write_json("summary.json", to_jsonable(summary))
+    return RunStatus.FINISHED, message
+
+
+def _config(sink: RunSink, dist: distributed.Dist) -> RunConfig:
+    """The run's validated config; under torchrun on GPUs, each process on its own GPU."""
+    cfg = RunConfig.from_dict(sink.config())
+    cfg.validate()
+    if dist.active and cfg.device in ("auto", "cuda"):
+        import torch
+
+        if torch.cuda.is_available():
+            cfg = dataclasses.replace(cfg, device=f"cuda:{dist.local_rank}")  # one GPU per process
+    return cfg
+
+
+def _join(job: Job, dist: distributed.Dist) -> None:
+    """Join the run's other processes; on the CPU they share the cores."""
+    distributed.init(dist, job.device)
+    job.dist = dist
+    if job.device.type == "cpu":
+        import torch
+
+        torch.set_num_threads(max(1, torch.get_num_threads() // dist.world))
+
+
+def _announce(sink: RunSink, job: Job, ds: Dataset, state: State, *, ready_s: float) -> None:
+    """What is about to train, in the log and in the run's status line."""
+    cfg, data = job.cfg, job.data
     print(
         f"run {sink.run_id}: {cfg.display_name()} on {ds.name} ({ds.modality}) · device {job.device} · "
         f"{len(data.train):,} train / {len(data.val):,} val / {len(data.test):,} test · {len(data.classes)} classes "
         f"({len(data.absent)} absent from train) · {job.built.n_trainable():,} trainable parameters · "
-        f"{state.total_steps} steps · ready in {time.perf_counter() - t0:.1f}s",
+        f"{state.total_steps} steps · ready in {ready_s:.1f}s",
         flush=True,
     )
     first = ""
@@ -224,38 +273,35 @@ def _run(
     elif job.speed.autotune:
         first = " · the first step tunes cuDNN for this batch shape"
     sink.progress(f"training: {state.total_steps} steps{first}")
-    meta = {"classes": data.classes.tolist(), "config": cfg.to_dict(), "arch": job.built.arch}
-    writer = MetricWriter(sink, data)
+
+
+def _callbacks(job: Job, sink: RunSink, watchdog: Watchdog, writer: MetricWriter, extra: list[Callback]) -> list[Callback]:
+    cfg = job.cfg
+    meta = {"classes": job.data.classes.tolist(), "config": cfg.to_dict(), "arch": job.built.arch}
     callbacks = [
-        Cadence(log_every_steps=cfg.log_every_steps, eval_every_steps=cfg.eval_every_steps), StopOnRequest(watchdog.stop_event),
-        EarlyStopping(cfg.patience), writer, Checkpointer(sink, job.built, meta), *extra,
-    ]  # fmt: skip
+        Cadence(log_every_steps=cfg.log_every_steps, eval_every_steps=cfg.eval_every_steps),
+        StopOnRequest(watchdog.stop_event),
+        EarlyStopping(cfg.patience),
+        writer,
+        Checkpointer(sink, job.built, meta),
+        *extra,
+    ]
     semi = cfg.mitigations.semi
     if semi.method == "pseudo_label":
         callbacks.insert(1, PseudoLabeller(job, threshold=semi.threshold, rounds=semi.rounds, sink=sink))
-    control, best = fit(job, state, callbacks)
-    if not dist.is_main:  # rank 0 writes the run's results and status
-        return RunStatus.FINISHED, f"rank {dist.rank} of {dist.world} done at step {state.step}"
-    sink.add_metrics(
-        state.step, "train",
-        {"train_runtime_s": state.train_time_s, "train_samples_per_s": state.samples / max(state.train_time_s, 1e-9)},
-        epoch=state.epoch,
-    )  # fmt: skip
-    summary: dict[str, Any] = {
-        "status": RunStatus.FINISHED.value, "steps": state.step, "epochs": state.epoch,
-        "best_step": None if best is None else best.step, "best_metric": None if best is None else best.metric,
-        "metric": cfg.early_stopping_metric, "train_runtime_s": state.train_time_s, "eval_time_s": state.eval_time_s,
-    }  # fmt: skip
-    if control.stop_reason == "requested":
-        summary["status"] = RunStatus.STOPPED.value
-        sink.files.write_json("summary.json", to_jsonable(summary))
-        return RunStatus.STOPPED, f"stopped at step {state.step}/{state.total_steps}"
-    message = f"done: {state.step} steps"
-    if best is not None:
-        message += f" · best val {cfg.early_stopping_metric} {best.metric:.4f} at step {best.step}"
+    return callbacks
+
+
+def _after_training(job: Job, best: BestEval, writer: MetricWriter, summary: dict[str, Any]) -> str:
+    """Temperature scaling and threshold moving of the best evaluation (when the run asks for
+    them and has a val split); what they did, for the run's final message."""
+    cfg, data = job.cfg, job.data
+    if "val" not in best.logits:
+        return ""
     decision = cfg.mitigations.decision
+    message = ""
     t = 1.0
-    if cfg.temperature_scaling and best is not None and "val" in best.logits:
+    if cfg.temperature_scaling:
         scaled = temperature_scaled(best, data, tau=cfg.tau, abstain=decision.abstain_below)
         writer.write_eval(scaled, variant="ts")
         t = scaled.reports["test"].temperature or 1.0
@@ -264,7 +310,7 @@ def _run(
         after = scaled.reports["test"].summary["hallucination_rate"]
         message += f" · T={t:.2f}: test hallucination {_pct(before)} → {_pct(after)}"
         print(f"temperature scaling: T = {t:.3f}", flush=True)
-    if decision.threshold_moving and best is not None and "val" in best.logits:
+    if decision.threshold_moving:
         moved = threshold_moved(best, data, tau=cfg.tau, temperature=t, abstain=decision.abstain_below)
         writer.write_eval(moved, variant="tm")
         f1 = moved.reports["test"].summary["macro_f1"]
@@ -274,10 +320,7 @@ def _run(
         else:
             message += f" · threshold moving: test macro-F1 {best.summaries['test']['macro_f1']:.3f} → {f1:.3f}"
         print(f"threshold moving: offsets {[] if offsets is None else np.round(offsets, 2).tolist()}", flush=True)
-    if control.stop_reason == "early_stopping":
-        message += " (early stopping)"
-    sink.files.write_json("summary.json", to_jsonable(summary))
-    return RunStatus.FINISHED, message
+    return message
 
 
 def _pct(v: Any) -> str:
