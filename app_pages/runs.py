@@ -76,7 +76,7 @@ chosen = st.selectbox(
 st.session_state["selected_run"] = chosen
 
 
-def detail(run_id: int) -> None:
+def detail(run_id: int) -> None:  # noqa: C901 - being split
     res = RunResults(store, run_id)
     row, metrics = res.row, res.metrics
     ds = common.dataset(row.version_id)

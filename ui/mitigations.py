@@ -80,7 +80,7 @@ def _mark_custom() -> None:
     st.session_state["tr_preset"] = CUSTOM
 
 
-def knobs(
+def knobs(  # noqa: C901 - being split
     ds: Dataset, *, model: str, finetune: str, train_counts: dict[str, int], tail: Sequence[str], seed: int,
     plan: CleaningPlan | None = None,
 ) -> Mitigations:  # fmt: skip

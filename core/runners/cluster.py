@@ -674,7 +674,7 @@ class RayRunner(QueueRunner):
             return
         self.store.set_run_status(run_id, None, only_if=WORKING, message="waiting for the cluster", heartbeat_at=time.time())
 
-    def _drain(self) -> list[int]:
+    def _drain(self) -> list[int]:  # noqa: C901 - being split
         ray = import_ray()
         marked: list[int] = []
         reply = ray.get(self.relay.drain.remote(self.home, self._acks), timeout=120)
