@@ -15,6 +15,7 @@ import pytest
 from core.data.demos import load_digits_8x8
 from core.runners.base import Runner
 from core.runners.local import LocalRunner
+from core.runners.processes import process_start_time
 from core.store import RunFiles, RunStatus, Store
 from core.train.config import RunConfig
 from tests.conftest import ROOT
@@ -216,14 +217,7 @@ def _rank_pids(runner, run_id: int) -> list[int]:
 
 
 def _gone(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    with open(f"/proc/{pid}/stat") as fh:  # a zombie waiting to be reaped has ended too
-        return fh.read().rsplit(")", 1)[1].split()[0] == "Z"
+    return process_start_time(pid) is None  # a zombie waiting to be reaped has ended too
 
 
 def test_a_run_of_two_processes_trains_on_ray_and_rank_0_alone_reports(store, digits, make_runner):

@@ -13,7 +13,7 @@ Life of a local run
 ``queued`` → ``running`` (claimed; the worker is started with ``start_new_session=True`` so it and
 its children form one process group, cwd = the repository root, ``GAPSCOPE_HOME`` in its
 environment, stdout and stderr appended to ``GAPSCOPE_HOME/runs/<id>/log.txt``; its pid and its
-start time from ``/proc/<pid>/stat`` are recorded) → the worker writes ``finished``, ``stopped``
+start time (``core.runners.processes``) are recorded) → the worker writes ``finished``, ``stopped``
 or ``failed`` itself. When it cannot (killed, crashed, lost), a runner writes it instead:
 
 - exit without a final status (e.g. ``kill -9``, out of memory) → ``failed``, with the exit
