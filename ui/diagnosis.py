@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from core import charts, paths
 from core.data.dataset import Dataset
-from core.diagnose.pipeline import DiagnoseConfig
+from core.diagnose.pipeline import DiagnoseConfig, Diagnosis, diagnose
 from core.diagnose.progressive import DiagnosisJob, Locations, Result, load, locations
+from core.diagnose.review import noise_rate, scope_words
 from ui import common
 
 
@@ -84,21 +84,25 @@ def progress_line(version_id: int, cfg: DiagnoseConfig) -> None:
     live()
 
 
+def diagnose_here(ds: Dataset, cfg: DiagnoseConfig) -> Diagnosis:
+    """Diagnose ``ds`` in this run, behind a progress bar that goes when it is done."""
+    bar = st.progress(0.0, text="Starting…")
+
+    def show(stage: str, frac: float) -> None:
+        bar.progress(min(max(frac, 0.0), 1.0), text=stage.capitalize() + "…")
+
+    result = diagnose(ds, cfg, progress=show)
+    bar.empty()
+    return result
+
+
 def noise_summary(ds: Dataset, result: Result, *, matrix_open: bool = True) -> None:
     """Estimated noise rate, per-class noise rates and (in an expander) the noise matrix of ``result``."""
     iss = result.diagnosis.issues
-    rate = 1 - float(np.trace(iss.joint)) if iss.joint.size else float("nan")
-    scope = (
-        f"a stratified sample of {result.n_items:,} of {len(ds):,} items (seeded). A first look: with fewer items to "
-        "learn from, the detector is less sure of itself and this estimate tends to run high; the diagnosis of every "
-        "item replaces it"
-        if result.scope == "sample"
-        else f"all {len(ds):,} items"
-    )
     c0, c1 = st.columns([1, 3])
-    c0.metric("Estimated label noise", f"{rate:.1%}", help="1 − trace of the estimated joint of given and true labels.")
+    c0.metric("Estimated label noise", f"{noise_rate(iss):.1%}", help="1 − trace of the estimated joint of given and true labels.")
     c0.metric("Suspected label errors", f"{iss.n_issues:,}", help=f"Among {result.n_items:,} items judged.")
-    c0.caption(f"From {scope}.")
+    c0.caption(f"From {scope_words(result.scope, result.n_items, len(ds))}.")
     c1.plotly_chart(charts.noise_rates(iss.noise_rate_per_class, ds.class_names), width="stretch")
     with st.expander("Which classes are confused for which (estimated noise matrix)", expanded=matrix_open):
         st.plotly_chart(charts.noise_matrix(iss.noise_matrix, ds.class_names), width="stretch")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import streamlit as st
 
-from core.data.dataset import SPLITS, Dataset
+from core.data.dataset import Dataset, item_ref
 
 
 def show_item(ds: Dataset, i: int, *, caption: str | None = None, width: int = 110) -> None:
@@ -42,7 +42,7 @@ def label_of(ds: Dataset, i: int) -> str:
 
 def where(ds: Dataset, i: int) -> str:
     """'#123 · train': the item's number in its import (``Dataset.item_ids``) and its split."""
-    return f"#{int(ds.item_ids()[i])} · {SPLITS[ds.split[i]]}"
+    return item_ref(ds, i)
 
 
 def image_strip(images: np.ndarray, *, side: int = 96, gap: int = 4) -> np.ndarray:

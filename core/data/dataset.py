@@ -153,3 +153,8 @@ def filter_indices(ds: Dataset, *, classes: list[int] | None = None, splits: lis
     if splits is not None:
         mask &= np.isin(ds.split, splits)
     return np.flatnonzero(mask)
+
+
+def item_ref(ds: Dataset, i: int) -> str:
+    """'#123 · train': the item's number in its import (``Dataset.item_ids``) and its split."""
+    return f"#{int(ds.item_ids()[i])} · {SPLITS[ds.split[i]]}"
