@@ -96,8 +96,9 @@ def rate_device(augmenter, x: torch.Tensor, y: torch.Tensor, batches: int, devic
 
 def rate_loader(transform, x: torch.Tensor, y: torch.Tensor, batches: int, device: torch.device, workers: int) -> float:
     data = PerItem(x[: batches * BATCH], y[: batches * BATCH], transform)
-    loader = torch.utils.data.DataLoader(data, batch_size=BATCH, num_workers=workers, pin_memory=device.type == "cuda",
-                                         persistent_workers=False)  # fmt: skip
+    loader = torch.utils.data.DataLoader(
+        data, batch_size=BATCH, num_workers=workers, pin_memory=device.type == "cuda", persistent_workers=False
+    )
     t = time.perf_counter()
     for xb, _ in loader:
         xb.to(device, non_blocking=True)
@@ -147,8 +148,11 @@ def main() -> int:
             in_workers = rate_loader(per_item, x, y, args.batches, device, workers)
             in_main = rate_loader(per_item, x, y, args.batches, device, 0)
             whole = rate_whole_batch(per_item, x, args.batches, device)
-            print(f"| {channels}×{size}×{size} | {recipe} | {on_device:,.0f}/s | {in_workers:,.0f}/s | {in_main:,.0f}/s | "
-                  f"{whole:,.0f}/s | {on_device / in_workers:.2f}× |", flush=True)  # fmt: skip
+            print(
+                f"| {channels}×{size}×{size} | {recipe} | {on_device:,.0f}/s | {in_workers:,.0f}/s | {in_main:,.0f}/s | "
+                f"{whole:,.0f}/s | {on_device / in_workers:.2f}× |",
+                flush=True,
+            )
     return 0
 
 

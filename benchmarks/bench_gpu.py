@@ -66,8 +66,10 @@ class GpuSampler(threading.Thread):
         index = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0] or "0"
         self.proc = subprocess.Popen(
             ["nvidia-smi", "-i", index, "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-lms", "200"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             with contextlib.suppress(ValueError):
@@ -150,11 +152,17 @@ def gapscope_run(ds, cfg_kw: dict) -> dict:
         test = m[(m.split == "test") & (m.name == "accuracy")].sort_values("step")
         used = json.loads((home / "runs" / str(run_id) / "config.json").read_text())  # batch and lr as resolved
         return {
-            "train_s": value("train_runtime_s"), "items_per_s": value("train_samples_per_s"),
-            "steady": float(steady.median()) if len(steady) else float("nan"), "first_step_s": value("first_step_s"),
-            "wall_s": wall, "util": util, "steps": int(m.step.max()), "accuracy": float(test.value.iloc[-1]),
-            "batch": int(used["batch_size"]), "lr": used["lr"],
-        }  # fmt: skip
+            "train_s": value("train_runtime_s"),
+            "items_per_s": value("train_samples_per_s"),
+            "steady": float(steady.median()) if len(steady) else float("nan"),
+            "first_step_s": value("first_step_s"),
+            "wall_s": wall,
+            "util": util,
+            "steps": int(m.step.max()),
+            "accuracy": float(test.value.iloc[-1]),
+            "batch": int(used["batch_size"]),
+            "lr": used["lr"],
+        }
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -231,9 +239,15 @@ def tutorial_images(
         for xb, yb in torch.utils.data.DataLoader(Images(xt, yt), batch_size=batch, num_workers=0):
             right += int((model(xb.to(dev)).argmax(1).cpu() == yb).sum())
     return {
-        "train_s": wall, "items_per_s": seen / wall, "first_step_s": first or 0.0, "util": util, "flops_per_item": flops,
-        "accuracy": right / len(yt), "batch": batch, "lr": lr,
-    }  # fmt: skip
+        "train_s": wall,
+        "items_per_s": seen / wall,
+        "first_step_s": first or 0.0,
+        "util": util,
+        "flops_per_item": flops,
+        "accuracy": right / len(yt),
+        "batch": batch,
+        "lr": lr,
+    }
 
 
 def image_model(name: str) -> torch.nn.Module:
@@ -284,10 +298,22 @@ def trainer_text(folder: Path, texts: list[str], labels: np.ndarray, *, batch: i
     cuda = torch.cuda.is_available()
     out = tempfile.mkdtemp(prefix="bench-trainer-")
     args = TrainingArguments(
-        output_dir=out, per_device_train_batch_size=batch, learning_rate=lr, num_train_epochs=1, weight_decay=0.01,
-        warmup_steps=round(0.06 * -(-len(rows) // batch)), lr_scheduler_type="cosine", max_grad_norm=1.0, bf16=cuda, logging_steps=50, save_strategy="no",
-        report_to=[], disable_tqdm=True, use_cpu=not cuda, dataloader_num_workers=0,
-    )  # fmt: skip
+        output_dir=out,
+        per_device_train_batch_size=batch,
+        learning_rate=lr,
+        num_train_epochs=1,
+        weight_decay=0.01,
+        warmup_steps=round(0.06 * -(-len(rows) // batch)),
+        lr_scheduler_type="cosine",
+        max_grad_norm=1.0,
+        bf16=cuda,
+        logging_steps=50,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        use_cpu=not cuda,
+        dataloader_num_workers=0,
+    )
     trainer = Trainer(model=model, args=args, train_dataset=rows, data_collator=DataCollatorWithPadding(tok))
     sampler = GpuSampler()
     sampler.start()

@@ -135,8 +135,17 @@ def run(store, vid: int, model: str, m, *, epochs: int, seed: int = 0) -> dict[s
     if model == "cnn":
         cfg = RunConfig(version_id=vid, model="small_cnn", epochs=epochs, batch_size=128, lr=3e-3, seed=seed, device="cpu", mitigations=m)
     else:
-        cfg = RunConfig(version_id=vid, model="mobilenet_v2", finetune="linear_probe", image_size=64, epochs=max(epochs, 10),
-                        batch_size=256, seed=seed, device="cpu", mitigations=m)  # fmt: skip
+        cfg = RunConfig(
+            version_id=vid,
+            model="mobilenet_v2",
+            finetune="linear_probe",
+            image_size=64,
+            epochs=max(epochs, 10),
+            batch_size=256,
+            seed=seed,
+            device="cpu",
+            mitigations=m,
+        )
     # the same settings, whatever later versions added with their defaults
     done = [r for r in store.runs(status=("finished",)) if RunConfig.from_dict(r.config).to_dict() == cfg.to_dict()]
     if done:

@@ -191,8 +191,12 @@ def check_compiled_run(store) -> str:
 
 
 CHECKS: list[Callable[..., str]] = [
-    check_image_run_auto_batch, check_one_image_shape, check_text_on_the_gpu, check_grouped_augmentation, check_compiled_run,
-]  # fmt: skip
+    check_image_run_auto_batch,
+    check_one_image_shape,
+    check_text_on_the_gpu,
+    check_grouped_augmentation,
+    check_compiled_run,
+]
 
 
 def main() -> int:

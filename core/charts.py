@@ -323,16 +323,29 @@ def slice_metric_bars(values: pd.DataFrame, column: str) -> go.Figure:
 
 
 def counts_before_after(
-    before: dict[str, float], after: dict[str, float], *, title: str = "Items per class: train split → one epoch",
+    before: dict[str, float],
+    after: dict[str, float],
+    *,
+    title: str = "Items per class: train split → one epoch",
     names: tuple[str, str] = ("train split", "after resampling"),
-) -> go.Figure:  # fmt: skip
+) -> go.Figure:
     """Grouped bars of items per class before and after (resampling, a simulation), classes by size (log scale)."""
     order = sorted(before, key=lambda c: -before[c])
     fig = go.Figure()
-    fig.add_bar(x=order, y=[before[c] for c in order], name=names[0], marker_color="#9AA5B1",
-                hovertemplate="%{x}: %{y:,.0f}<extra>" + names[0] + "</extra>")  # fmt: skip
-    fig.add_bar(x=order, y=[after.get(c, 0) for c in order], name=names[1], marker_color="#4C78A8",
-                hovertemplate="%{x}: %{y:,.0f}<extra>" + names[1] + "</extra>")  # fmt: skip
+    fig.add_bar(
+        x=order,
+        y=[before[c] for c in order],
+        name=names[0],
+        marker_color="#9AA5B1",
+        hovertemplate="%{x}: %{y:,.0f}<extra>" + names[0] + "</extra>",
+    )
+    fig.add_bar(
+        x=order,
+        y=[after.get(c, 0) for c in order],
+        name=names[1],
+        marker_color="#4C78A8",
+        hovertemplate="%{x}: %{y:,.0f}<extra>" + names[1] + "</extra>",
+    )
     fig.update_xaxes(type="category")
     fig.update_layout(title=title, barmode="group", **LAYOUT)
     fig.update_yaxes(type="log", title="items", **log_ticks([*before.values(), *after.values()]))
@@ -349,15 +362,28 @@ def resampled_map(xy: np.ndarray, labels: np.ndarray, synthetic: np.ndarray, rem
         for made, symbol, size in ((False, "circle", 5), (True, "x", 7)):
             keep = (labels == c) & (synthetic == made)
             if keep.any():
-                fig.add_trace(go.Scattergl(
-                    x=xy[keep, 0], y=xy[keep, 1], mode="markers", name=f"{c}{' · new' if made else ''}", legendgroup=str(c),
-                    marker=dict(color=colour, symbol=symbol, size=size, opacity=0.9 if made else 0.5),
-                    hovertemplate=f"{c}{' (synthetic)' if made else ''}<extra></extra>",
-                ))  # fmt: skip
+                fig.add_trace(
+                    go.Scattergl(
+                        x=xy[keep, 0],
+                        y=xy[keep, 1],
+                        mode="markers",
+                        name=f"{c}{' · new' if made else ''}",
+                        legendgroup=str(c),
+                        marker=dict(color=colour, symbol=symbol, size=size, opacity=0.9 if made else 0.5),
+                        hovertemplate=f"{c}{' (synthetic)' if made else ''}<extra></extra>",
+                    )
+                )
     if len(removed_xy):
-        fig.add_trace(go.Scattergl(x=removed_xy[:, 0], y=removed_xy[:, 1], mode="markers", name="removed",
-                                   marker=dict(color="rgba(0,0,0,0)", line=dict(color="#555", width=1), size=7),
-                                   hovertemplate="removed<extra></extra>"))  # fmt: skip
+        fig.add_trace(
+            go.Scattergl(
+                x=removed_xy[:, 0],
+                y=removed_xy[:, 1],
+                mode="markers",
+                name="removed",
+                marker=dict(color="rgba(0,0,0,0)", line=dict(color="#555", width=1), size=7),
+                hovertemplate="removed<extra></extra>",
+            )
+        )
     fig.update_layout(title="Resampling on the embedding map (PCA of the real items)", **LAYOUT)
     fig.update_xaxes(title="PC 1")
     fig.update_yaxes(title="PC 2")
@@ -366,12 +392,29 @@ def resampled_map(xy: np.ndarray, labels: np.ndarray, synthetic: np.ndarray, rem
 
 def risk_coverage(coverage: np.ndarray, risk: np.ndarray, *, point: tuple[float, float] | None = None, label: str = "") -> go.Figure:
     """Error rate of the most confident answers as more are given; ``point`` marks an operating point."""
-    fig = go.Figure(go.Scatter(x=coverage, y=risk, mode="lines", name="risk", line=dict(color="#4C78A8"),
-                               hovertemplate="answer %{x:.0%}: error %{y:.1%}<extra></extra>"))  # fmt: skip
+    fig = go.Figure(
+        go.Scatter(
+            x=coverage,
+            y=risk,
+            mode="lines",
+            name="risk",
+            line=dict(color="#4C78A8"),
+            hovertemplate="answer %{x:.0%}: error %{y:.1%}<extra></extra>",
+        )
+    )
     if point is not None:
-        fig.add_trace(go.Scatter(x=[point[0]], y=[point[1]], mode="markers+text", marker=dict(size=12, color="#E45756"),
-                                 text=[label], textposition="top left", name="operating point",
-                                 hovertemplate="answered %{x:.1%}, error %{y:.1%}<extra></extra>"))  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=[point[0]],
+                y=[point[1]],
+                mode="markers+text",
+                marker=dict(size=12, color="#E45756"),
+                text=[label],
+                textposition="top left",
+                name="operating point",
+                hovertemplate="answered %{x:.1%}, error %{y:.1%}<extra></extra>",
+            )
+        )
     fig.update_layout(title="Risk–coverage: error of the answers given, most confident first", **LAYOUT)
     fig.update_xaxes(title="coverage (share answered)", tickformat=".0%", range=[0, 1])
     top = float(np.nanmax(risk)) if len(risk) else 0.0
@@ -388,8 +431,14 @@ def sweep_lines(table: pd.DataFrame, metric: str, *, x_title: str, title: str) -
     for arm, part in table.groupby("arm", sort=True):
         part = part.sort_values("severity")
         done = part[part[metric].notna()]
-        fig.add_scatter(x=done["severity"], y=done[metric], mode="lines+markers", name=str(arm),
-                        line=dict(color=colours.get(str(arm))), hovertemplate="%{x:g}: %{y:.3f}<extra>" + str(arm) + "</extra>")  # fmt: skip
+        fig.add_scatter(
+            x=done["severity"],
+            y=done[metric],
+            mode="lines+markers",
+            name=str(arm),
+            line=dict(color=colours.get(str(arm))),
+            hovertemplate="%{x:g}: %{y:.3f}<extra>" + str(arm) + "</extra>",
+        )
     fig.update_layout(title=title, **LAYOUT)
     fig.update_xaxes(title=x_title, type="category" if table["severity"].nunique() <= 6 else "linear")
     fig.update_yaxes(rangemode="tozero")
@@ -406,9 +455,21 @@ def confusion_difference(a: np.ndarray, b: np.ndarray, class_names: list[str], *
     np.fill_diagonal(worse, -np.diag(change))  # on the diagonal more is better
     names = [str(c) for c in class_names]
     top = float(np.abs(worse).max()) or 1.0
-    fig = go.Figure(go.Heatmap(z=worse, x=names, y=names, customdata=change, colorscale="RdBu", reversescale=True, zmid=0,
-                               zmin=-top, zmax=top, colorbar=dict(title="worse ↑"),
-                               hovertemplate="true %{y} → predicted %{x}: %{customdata:+.1%}<extra></extra>"))  # fmt: skip
+    fig = go.Figure(
+        go.Heatmap(
+            z=worse,
+            x=names,
+            y=names,
+            customdata=change,
+            colorscale="RdBu",
+            reversescale=True,
+            zmid=0,
+            zmin=-top,
+            zmax=top,
+            colorbar=dict(title="worse ↑"),
+            hovertemplate="true %{y} → predicted %{x}: %{customdata:+.1%}<extra></extra>",
+        )
+    )
     fig.update_layout(title=title, **{**LAYOUT, "height": max(360, 26 * len(names) + 120)})
     fig.update_xaxes(title="predicted", type="category")
     fig.update_yaxes(title="true", autorange="reversed", type="category")

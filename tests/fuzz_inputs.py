@@ -17,9 +17,36 @@ import pandas as pd
 
 NAMES = ["text", "label", "Label", "LABEL", "split", "Split", "class", "y", "domain", "x1", "x2", "", "label ", "review", "Unnamed: 0"]
 CELLS: list[object] = [
-    0, 1, 2, 3.5, -1, float("nan"), None, "", " ", "train", "val", "test", "weird", "a", "b", "c", "ça va", "日本語のテキスト",
-    "🙂🙃", "x" * 300, "1,2", '"quoted"', "line\nbreak", True, False, {"k": 1}, [1, 2], b"\xff\xfe", b"ok",
-]  # fmt: skip
+    0,
+    1,
+    2,
+    3.5,
+    -1,
+    float("nan"),
+    None,
+    "",
+    " ",
+    "train",
+    "val",
+    "test",
+    "weird",
+    "a",
+    "b",
+    "c",
+    "ça va",
+    "日本語のテキスト",
+    "🙂🙃",
+    "x" * 300,
+    "1,2",
+    '"quoted"',
+    "line\nbreak",
+    True,
+    False,
+    {"k": 1},
+    [1, 2],
+    b"\xff\xfe",
+    b"ok",
+]
 FORMATS = [".csv", ".tsv", ".jsonl", ".parquet"]
 
 

@@ -116,9 +116,14 @@ def test_with_an_identity_provider_configured_the_pages_wait_for_a_sign_in(monke
     monkeypatch.delenv("GAPSCOPE_PASSWORD_HASH", raising=False)
     at = AppTest.from_file(APP, default_timeout=120)
     at.secrets["auth"] = {
-        "redirect_uri": "http://localhost:8501/oauth2callback", "cookie_secret": "a long random secret",
-        "lab": {"client_id": "gapscope", "client_secret": "s", "server_metadata_url": "https://id.lab.example/.well-known/openid-configuration"},
-    }  # fmt: skip
+        "redirect_uri": "http://localhost:8501/oauth2callback",
+        "cookie_secret": "a long random secret",
+        "lab": {
+            "client_id": "gapscope",
+            "client_secret": "s",
+            "server_metadata_url": "https://id.lab.example/.well-known/openid-configuration",
+        },
+    }
     at.secrets["gapscope"] = {"allowed_emails": ["@lab.example"]}
     at.run()
     assert not at.exception, at.exception

@@ -20,9 +20,14 @@ from core.store import ACTIVE, ENDED, WORKING, RunStatus
 
 def test_to_jsonable_converts_numpy_and_nulls_every_non_finite_number():
     obj = {
-        "a": np.array([1.5, np.nan, np.inf]), "b": np.int64(3), "c": (np.float32(0.25), None), "d": Path("/x/y"),
-        "e": np.bool_(True), 7: "seven", "f": -math.inf,
-    }  # fmt: skip
+        "a": np.array([1.5, np.nan, np.inf]),
+        "b": np.int64(3),
+        "c": (np.float32(0.25), None),
+        "d": Path("/x/y"),
+        "e": np.bool_(True),
+        7: "seven",
+        "f": -math.inf,
+    }
     assert to_jsonable(obj) == {"a": [1.5, None, None], "b": 3, "c": [0.25, None], "d": "/x/y", "e": True, "7": "seven", "f": None}
     json.dumps(to_jsonable(obj), allow_nan=False)  # strict JSON
     with pytest.raises(TypeError, match="cannot write object to JSON"):
@@ -54,14 +59,16 @@ def test_usable_cores_is_the_affinity_mask():
 
 def test_one_slice_rule():
     n = 200
-    meta = pd.DataFrame({
-        "domain": np.where(np.arange(n) % 4 == 0, "news", "web"),  # 2 values: a slice as it is
-        "single": ["same"] * n,  # 1 value: not a slice
-        "id": np.arange(n),  # an integer identifier: not a slice
-        "score": np.linspace(0, 1, n),  # many floats: quartiles
-        "file": [f"img_{i}.png" for i in range(n)],  # many strings: not a slice
-        "missing": [None if i % 2 else "a" for i in range(n)],  # a missing value is a slice value
-    })  # fmt: skip
+    meta = pd.DataFrame(
+        {
+            "domain": np.where(np.arange(n) % 4 == 0, "news", "web"),  # 2 values: a slice as it is
+            "single": ["same"] * n,  # 1 value: not a slice
+            "id": np.arange(n),  # an integer identifier: not a slice
+            "score": np.linspace(0, 1, n),  # many floats: quartiles
+            "file": [f"img_{i}.png" for i in range(n)],  # many strings: not a slice
+            "missing": [None if i % 2 else "a" for i in range(n)],  # a missing value is a slice value
+        }
+    )
     cols = slice_columns(meta)
     assert list(cols) == ["domain", "score", "missing"]
     assert sorted(set(cols["domain"])) == ["news", "web"]

@@ -45,10 +45,17 @@ def ray_head():
     temp = tempfile.mkdtemp(prefix="gs-ray-", dir="/tmp")  # short: Ray's socket paths live under it
     try:
         ray.init(
-            address="local", _node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=2, num_gpus=0,
-            object_store_memory=200 * 2**20, namespace=NAMESPACE, runtime_env=code_runtime_env(), _temp_dir=temp,
+            address="local",
+            _node_ip_address="127.0.0.1",
+            include_dashboard=False,
+            num_cpus=2,
+            num_gpus=0,
+            object_store_memory=200 * 2**20,
+            namespace=NAMESPACE,
+            runtime_env=code_runtime_env(),
+            _temp_dir=temp,
             log_to_driver=False,
-        )  # fmt: skip
+        )
     except Exception as err:
         with contextlib.suppress(Exception):
             ray.shutdown()

@@ -33,10 +33,20 @@ def _run(store, vid, config, *, val_f1, test):
 
 def test_metric_table_reads_each_runs_best_step_and_verdicts_follow_the_direction(store):
     vid = store.save_dataset(_ds(), source="upload:toy")
-    a = _run(store, vid, {"model": "small_cnn", "tau": 0.9}, val_f1={10: 0.5, 20: 0.7, 30: 0.6},
-             test={"accuracy": 0.8, "hallucination_rate": 0.10})  # fmt: skip
-    b = _run(store, vid, {"model": "small_cnn", "tau": 0.9, "mitigations": {"loss": {"name": "focal"}}},
-             val_f1={10: 0.9}, test={"accuracy": 0.85, "hallucination_rate": 0.05})  # fmt: skip
+    a = _run(
+        store,
+        vid,
+        {"model": "small_cnn", "tau": 0.9},
+        val_f1={10: 0.5, 20: 0.7, 30: 0.6},
+        test={"accuracy": 0.8, "hallucination_rate": 0.10},
+    )
+    b = _run(
+        store,
+        vid,
+        {"model": "small_cnn", "tau": 0.9, "mitigations": {"loss": {"name": "focal"}}},
+        val_f1={10: 0.9},
+        test={"accuracy": 0.85, "hallucination_rate": 0.05},
+    )
     results = [RunResults(store, a), RunResults(store, b)]
     table = metric_table(results)
     assert list(table.index) == ["accuracy", "hallucination_rate"]  # metrics no run has are left out

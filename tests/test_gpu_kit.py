@@ -22,8 +22,20 @@ from tests.conftest import ROOT, needs_asset
 pytestmark = [pytest.mark.slow, needs_asset("fashion-mnist"), needs_asset("minilm")]
 
 #: in this project's environment; not among the packages the GPU kit may count on
-ABSENT = ("streamlit", "plotly", "sklearn", "scipy", "imblearn", "nltk", "ray", "pytest", "playwright", "cleanlab",
-          "authlib", "efficientnet_lite_pytorch")  # fmt: skip
+ABSENT = (
+    "streamlit",
+    "plotly",
+    "sklearn",
+    "scipy",
+    "imblearn",
+    "nltk",
+    "ray",
+    "pytest",
+    "playwright",
+    "cleanlab",
+    "authlib",
+    "efficientnet_lite_pytorch",
+)
 
 WITHOUT = f"""
 import importlib.machinery, runpy, sys

@@ -134,11 +134,18 @@ def blobs():
 @pytest.mark.parametrize(
     ("method", "targets", "want"),
     [
-        ("smote", {1: 50}, [100, 50]), ("smote", {}, [100, 100]), ("borderline_smote", {1: 60}, [100, 60]),
-        ("adasyn", {}, None), ("svm_smote", {1: 40}, [100, 40]), ("near_miss", {0: 30}, [30, 20]),
-        ("tomek", {}, None), ("enn", {}, None), ("smote_enn", {}, None), ("smote_tomek", {}, None),
+        ("smote", {1: 50}, [100, 50]),
+        ("smote", {}, [100, 100]),
+        ("borderline_smote", {1: 60}, [100, 60]),
+        ("adasyn", {}, None),
+        ("svm_smote", {1: 40}, [100, 40]),
+        ("near_miss", {0: 30}, [30, 20]),
+        ("tomek", {}, None),
+        ("enn", {}, None),
+        ("smote_enn", {}, None),
+        ("smote_tomek", {}, None),
     ],
-)  # fmt: skip
+)
 def test_feature_space_resampling_counts_and_origins(blobs, method, targets, want):
     X, y = blobs
     X_res, y_res, origin = resample_features(X, y, method, k_neighbors=5, targets=targets, seed=0)
@@ -222,19 +229,44 @@ COUNTS_BY_NAME = {"shirt": 500, "sandal": 40, "bag": 3}
     ("mitigations", "modality", "finetune", "words"),
     [
         (Mitigations(resample=Resampling("smote")), "image", "full", "smote resamples feature vectors, so it needs a linear probe"),
-        (Mitigations(resample=Resampling("smote", k_neighbors=5)), "image", "linear_probe", "class bag has only 3 train item(s). Set k below 3"),
-        (Mitigations(resample=Resampling("random_over", targets={"shirt": 100})), "image", "full", "can only add items: class shirt has 500"),
+        (
+            Mitigations(resample=Resampling("smote", k_neighbors=5)),
+            "image",
+            "linear_probe",
+            "class bag has only 3 train item(s). Set k below 3",
+        ),
+        (
+            Mitigations(resample=Resampling("random_over", targets={"shirt": 100})),
+            "image",
+            "full",
+            "can only add items: class shirt has 500",
+        ),
         (Mitigations(resample=Resampling("random_under", targets={"bag": 10})), "image", "full", "can only remove items: class bag has 3"),
         (Mitigations(resample=Resampling("random_over", targets={"hat": 10})), "image", "full", "no train items: hat"),
-        (Mitigations(resample=Resampling("class_balanced", targets={"bag": 10})), "image", "full", "target counts apply to the over- and under-samplers"),
+        (
+            Mitigations(resample=Resampling("class_balanced", targets={"bag": 10})),
+            "image",
+            "full",
+            "target counts apply to the over- and under-samplers",
+        ),
         (Mitigations(augment=Augmentation(text=["swap"])), "image", "full", "text augmentations (swap) need text data"),
         (Mitigations(augment=Augmentation(image=["flip"])), "text", "full", "image augmentations (flip) need images"),
         (Mitigations(augment=Augmentation(image=["flip"])), "image", "linear_probe", "augmentations cannot reach it"),
-        (Mitigations(augment=Augmentation(image=["flip"], classes=["hat"])), "image", "full", "augmentation targets classes without train items: hat"),
+        (
+            Mitigations(augment=Augmentation(image=["flip"], classes=["hat"])),
+            "image",
+            "full",
+            "augmentation targets classes without train items: hat",
+        ),
         (Mitigations(augment=Augmentation(image=["flip"], multiplier=100)), "image", "full", None),
-        (Mitigations(resample=Resampling("random_over", targets={"bag": 9_000_000})), "image", "full", "would draw 9,000,540 items per epoch"),
+        (
+            Mitigations(resample=Resampling("random_over", targets={"bag": 9_000_000})),
+            "image",
+            "full",
+            "would draw 9,000,540 items per epoch",
+        ),
     ],
-)  # fmt: skip
+)
 def test_settings_that_cannot_work_say_why_before_the_run(mitigations, modality, finetune, words):
     problems = check(mitigations.validate(), modality=modality, finetune=finetune, train_counts=COUNTS_BY_NAME)
     if words is None:
@@ -272,8 +304,17 @@ def test_balanced_softmax_raises_tail_recall_on_a_long_tail(store):
     vid = store.save_dataset(ds, source="upload:digits-lt")
     recall = {}
     for name in ("cross_entropy", "balanced_softmax"):
-        cfg = RunConfig(version_id=vid, model="small_cnn", epochs=6, batch_size=32, lr=3e-3, seed=0, device="cpu",
-                        temperature_scaling=False, mitigations=Mitigations(loss=LossSettings(name=name)))  # fmt: skip
+        cfg = RunConfig(
+            version_id=vid,
+            model="small_cnn",
+            epochs=6,
+            batch_size=32,
+            lr=3e-3,
+            seed=0,
+            device="cpu",
+            temperature_scaling=False,
+            mitigations=Mitigations(loss=LossSettings(name=name)),
+        )
         run_id = store.create_run(vid, cfg.to_dict())
         assert train_run(store, run_id) == "finished", store.run(run_id).message
         m = store.metrics(run_id)
@@ -372,8 +413,16 @@ def test_a_run_reports_threshold_moving_and_abstention(store):
     from core.train.worker import train_run
 
     vid = store.save_dataset(_long_tailed_digits(), source="upload:digits-lt")
-    cfg = RunConfig(version_id=vid, model="small_cnn", epochs=3, batch_size=32, lr=3e-3, seed=0, device="cpu",
-                    mitigations=Mitigations(decision=Decision(threshold_moving=True, abstain_below=0.8)))  # fmt: skip
+    cfg = RunConfig(
+        version_id=vid,
+        model="small_cnn",
+        epochs=3,
+        batch_size=32,
+        lr=3e-3,
+        seed=0,
+        device="cpu",
+        mitigations=Mitigations(decision=Decision(threshold_moving=True, abstain_below=0.8)),
+    )
     run_id = store.create_run(vid, cfg.to_dict())
     assert train_run(store, run_id) == "finished", store.run(run_id).message
     res = RunResults(store, run_id)
@@ -435,8 +484,17 @@ def test_in_run_cleaning_trains_on_fewer_noisy_labels_and_leaves_val_and_test_al
     vid = store.save_dataset(ds, source="upload:digits-noisy")
     f1 = {}
     for action in ("none", "drop"):
-        cfg = RunConfig(version_id=vid, model="small_cnn", epochs=4, batch_size=32, lr=3e-3, seed=0, device="cpu",
-                        temperature_scaling=False, mitigations=Mitigations(clean=Cleaning(action=action)))  # fmt: skip
+        cfg = RunConfig(
+            version_id=vid,
+            model="small_cnn",
+            epochs=4,
+            batch_size=32,
+            lr=3e-3,
+            seed=0,
+            device="cpu",
+            temperature_scaling=False,
+            mitigations=Mitigations(clean=Cleaning(action=action)),
+        )
         run_id = store.create_run(vid, cfg.to_dict())
         assert train_run(store, run_id) == "finished", store.run(run_id).message
         res = RunResults(store, run_id)

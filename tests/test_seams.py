@@ -67,9 +67,17 @@ def test_events_come_in_order_and_the_best_evaluation_is_typed(digits):
     per_epoch = state.steps_per_epoch
     assert state.total_steps == 2 * per_epoch == state.step and state.n_evals == 2
     assert rec.events == [
-        "train_begin", "epoch_begin 0", "log 1", "epoch_end 0", f"evaluate {per_epoch}",
-        "epoch_begin 1", f"log {2 * per_epoch}", "epoch_end 1", f"evaluate {2 * per_epoch}", "train_end",
-    ]  # fmt: skip
+        "train_begin",
+        "epoch_begin 0",
+        "log 1",
+        "epoch_end 0",
+        f"evaluate {per_epoch}",
+        "epoch_begin 1",
+        f"log {2 * per_epoch}",
+        "epoch_end 1",
+        f"evaluate {2 * per_epoch}",
+        "train_end",
+    ]
     assert isinstance(best, BestEval) and best.step in (per_epoch, 2 * per_epoch) and best.metric_name == "macro_f1"
     assert set(best.logits) == {"val", "test"} and best.logits["test"].shape == (len(job.data.test), 10)
     assert not control.should_stop and not control.should_log and not control.should_evaluate

@@ -171,8 +171,17 @@ def test_a_sweep_simulates_each_severity_once_and_runs_baseline_and_mitigated(st
     try:
         config = dataclasses.replace(fast_config("image", epochs=2), device="cpu")
         seen = []
-        sweep_id = start_sweep(store, runner, parent, knob="noise", severities=[0.0, 0.4], base=Recipe(seed=1), config=config,
-                               preset="noisy_labels", progress=lambda done, total, text: seen.append((done, total)))  # fmt: skip
+        sweep_id = start_sweep(
+            store,
+            runner,
+            parent,
+            knob="noise",
+            severities=[0.0, 0.4],
+            base=Recipe(seed=1),
+            config=config,
+            preset="noisy_labels",
+            progress=lambda done, total, text: seen.append((done, total)),
+        )
         assert seen == [(1, 2), (2, 2)]
         sweep = store.sweeps()[0]
         assert sweep["id"] == sweep_id and sweep["params"]["knob"] == "noise" and len(sweep["runs"]) == 4

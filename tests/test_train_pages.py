@@ -149,21 +149,33 @@ def test_every_group_of_mitigation_knobs_lands_in_the_stored_config(home):
     at.slider(key="tr_dec_abstain").set_value(0.75)
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    assert any("resample=class_balanced, loss=focal, weights=effective_number, smoothing=0.05, augment=rotate+noise, threshold moving, abstain<0.75" in m.value
-               for m in at.markdown)  # fmt: skip
+    assert any(
+        "resample=class_balanced, loss=focal, weights=effective_number, smoothing=0.05, augment=rotate+noise, threshold moving, abstain<0.75"
+        in m.value
+        for m in at.markdown
+    )
     at.button(key="start_run").click()
     at.run()
     stored = store.runs()[0].config["mitigations"]
     _stop_all(store)
     assert stored == {
         "resample": {"method": "class_balanced", "k_neighbors": 5, "targets": {}},
-        "loss": {"name": "focal", "class_weights": "effective_number", "beta": 0.99, "gamma": 1.5, "label_smoothing": 0.05,
-                 "tau": 1.0, "max_margin": 0.5, "scale": 1.0, "reweight_from": 0.5},
+        "loss": {
+            "name": "focal",
+            "class_weights": "effective_number",
+            "beta": 0.99,
+            "gamma": 1.5,
+            "label_smoothing": 0.05,
+            "tau": 1.0,
+            "max_margin": 0.5,
+            "scale": 1.0,
+            "reweight_from": 0.5,
+        },
         "augment": {"image": ["rotate", "noise"], "text": [], "strength": 0.3, "classes": ["9"], "multiplier": 2},
         "clean": {"action": "none", "source": "detector", "threshold": 0.2, "plan_drop": [], "plan_relabel": {}},
         "semi": {"method": "none", "threshold": 0.9, "rounds": 1, "k_neighbors": 7},
         "decision": {"threshold_moving": True, "abstain_below": 0.75},
-    }  # fmt: skip
+    }
 
 
 def test_settings_survive_leaving_the_page_and_the_learning_rate_follows_the_mode(home):
@@ -322,8 +334,13 @@ def test_in_run_cleaning_takes_the_diagnose_pages_plan(home):
     at.run()
     clean = store.runs()[0].config["mitigations"]["clean"]
     _stop_all(store)
-    assert clean == {"action": "drop", "source": "plan", "threshold": 0.2, "plan_drop": sorted(int(i) for i in train[:3]),
-                     "plan_relabel": {str(int(train[3])): 5}}  # fmt: skip
+    assert clean == {
+        "action": "drop",
+        "source": "plan",
+        "threshold": 0.2,
+        "plan_drop": sorted(int(i) for i in train[:3]),
+        "plan_relabel": {str(int(train[3])): 5},
+    }
 
 
 def test_the_unlabelled_pool_tab_counts_the_pool_and_stores_the_method(home):

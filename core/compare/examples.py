@@ -38,10 +38,19 @@ def example_diff(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
     right_a = both["pred_a"] == both["label_a"]
     right_b = both["pred_b"] == both["label_b"]
     outcome = np.select([~right_a & right_b, right_a & ~right_b, ~right_a & ~right_b], OUTCOMES[:3], OUTCOMES[3])
-    return pd.DataFrame({
-        "label": both["label_b"], "pred_a": both["pred_a"], "conf_a": both["conf_a"], "pred_b": both["pred_b"],
-        "conf_b": both["conf_b"], "item_a": both["item_a"], "item_b": both["item_b"], "outcome": outcome,
-    }, index=both.index)  # fmt: skip
+    return pd.DataFrame(
+        {
+            "label": both["label_b"],
+            "pred_a": both["pred_a"],
+            "conf_a": both["conf_a"],
+            "pred_b": both["pred_b"],
+            "conf_b": both["conf_b"],
+            "item_a": both["item_a"],
+            "item_b": both["item_b"],
+            "outcome": outcome,
+        },
+        index=both.index,
+    )
 
 
 def outcome_counts(diff: pd.DataFrame) -> dict[str, int]:

@@ -16,9 +16,18 @@ if TYPE_CHECKING:
     from core.store.database import Store
 
 METRICS = [
-    "accuracy", "macro_f1", "balanced_accuracy", "worst_class_recall", "hallucination_rate", "forced_known_rate",
-    "ece", "classwise_ece", "nll", "brier", "unknown_auroc_msp",
-]  # fmt: skip
+    "accuracy",
+    "macro_f1",
+    "balanced_accuracy",
+    "worst_class_recall",
+    "hallucination_rate",
+    "forced_known_rate",
+    "ece",
+    "classwise_ece",
+    "nll",
+    "brier",
+    "unknown_auroc_msp",
+]
 MAX_RUNS = 6
 
 

@@ -43,8 +43,24 @@ from core.diagnose.probe import out_of_fold_probs, pca_reduce
 from core.diagnose.synthetic import inject_noise, make_noise_matrix
 
 __all__ = [
-    "ISSUE_METHODS", "DuplicateCluster", "LabelIssues", "combined_label_quality", "confident_joint",
-    "confident_thresholds", "coverage", "detect_label_issues", "estimate_noise", "find_label_issues", "inject_noise",
-    "knn_graph", "knn_label_agreement", "label_quality_scores", "make_noise_matrix", "near_duplicates",
-    "out_of_fold_probs", "outlier_scores", "outliers", "pca_reduce",
-]  # fmt: skip
+    "ISSUE_METHODS",
+    "DuplicateCluster",
+    "LabelIssues",
+    "combined_label_quality",
+    "confident_joint",
+    "confident_thresholds",
+    "coverage",
+    "detect_label_issues",
+    "estimate_noise",
+    "find_label_issues",
+    "inject_noise",
+    "knn_graph",
+    "knn_label_agreement",
+    "label_quality_scores",
+    "make_noise_matrix",
+    "near_duplicates",
+    "out_of_fold_probs",
+    "outlier_scores",
+    "outliers",
+    "pca_reduce",
+]

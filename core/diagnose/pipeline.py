@@ -117,9 +117,14 @@ def diagnose(ds: Dataset, cfg: DiagnoseConfig = DiagnoseConfig(), *, progress: P
     labelled = np.flatnonzero(ds.labelled)
     pooled = len(labelled) < len(ds)
     issues = detect_label_issues(
-        X[labelled] if pooled else X, ds.labels[labelled], n_folds=cfg.n_folds, k=cfg.k, seed=cfg.seed, n_classes=ds.n_classes,
+        X[labelled] if pooled else X,
+        ds.labels[labelled],
+        n_folds=cfg.n_folds,
+        k=cfg.k,
+        seed=cfg.seed,
+        n_classes=ds.n_classes,
         progress=lambda stage, frac: report(stage, 0.71 + 0.22 * frac),
-    )  # fmt: skip
+    )
     seconds.update(issues.seconds)
     assert issues.probs is not None and issues.components is not None and issues.neighbor_sims is not None
     probs, Z, nb_sims = issues.probs, issues.components, issues.neighbor_sims

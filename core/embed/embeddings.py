@@ -488,9 +488,14 @@ def _preprocessing(ds: Dataset, name: str, size: int | None) -> dict[str, Any]:
     norm = spec(name).normalisation if name in IMAGE_BACKBONES else "imagenet"
     mean, std = NORMALISATION[norm]
     prep: dict[str, Any] = {
-        "image_size": size, "resize": "bilinear-antialias-on-shrink", "mean": mean, "std": std,
-        "gray": "repeat-3", "pool": "global-avg", "layer": "features",
-    }  # fmt: skip
+        "image_size": size,
+        "resize": "bilinear-antialias-on-shrink",
+        "mean": mean,
+        "std": std,
+        "gray": "repeat-3",
+        "pool": "global-avg",
+        "layer": "features",
+    }
     if name == "efficientnet_lite0":
         prep["arch"] = name  # MobileNetV2's key stays what it always was: its cached files stay valid
     return prep

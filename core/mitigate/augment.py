@@ -88,15 +88,27 @@ class ImageAugmenter:
     draw every epoch; items of a group share it.
     """
 
-    def __init__(self, names: Sequence[str], *, strength: float, size: tuple[int, int], channels: int, n_classes: int,
-                 classes: Sequence[int] = (), group: int = 1) -> None:  # fmt: skip
+    def __init__(
+        self,
+        names: Sequence[str],
+        *,
+        strength: float,
+        size: tuple[int, int],
+        channels: int,
+        n_classes: int,
+        classes: Sequence[int] = (),
+        group: int = 1,
+    ) -> None:
         from torchvision.transforms import v2
 
         per_item = [n for n in names if n not in BATCH_AUGMENTATIONS]
         self.per_item = v2.Compose([image_transform(n, strength, size, channels) for n in per_item]) if per_item else None
         alpha = max(float(strength), 1e-3)
-        batch = [v2.MixUp(alpha=alpha, num_classes=n_classes) if n == "mixup" else v2.CutMix(alpha=alpha, num_classes=n_classes)
-                 for n in names if n in BATCH_AUGMENTATIONS]  # fmt: skip
+        batch = [
+            v2.MixUp(alpha=alpha, num_classes=n_classes) if n == "mixup" else v2.CutMix(alpha=alpha, num_classes=n_classes)
+            for n in names
+            if n in BATCH_AUGMENTATIONS
+        ]
         self.batch = v2.RandomChoice(batch) if len(batch) > 1 else (batch[0] if batch else None)
         self.classes = torch.as_tensor(list(classes), dtype=torch.int64)
         self.group = max(1, int(group))
@@ -188,8 +200,12 @@ def _synonym(words: list[str], k: int, rng: np.random.Generator) -> list[str]:
 
 
 TEXT_OPS: dict[str, Callable[[list[str], int, np.random.Generator], list[str]]] = {
-    "synonym": _synonym, "swap": _swap, "delete": _delete, "insert": _insert, "char_noise": _char_noise,
-}  # fmt: skip
+    "synonym": _synonym,
+    "swap": _swap,
+    "delete": _delete,
+    "insert": _insert,
+    "char_noise": _char_noise,
+}
 WHOLE_TEXT_OPS = ("back_translate",)
 
 
@@ -241,7 +257,14 @@ def make_augmenters(
     if settings.image and modality == "image":
         h, w = image_shape[:2]
         channels = 3 if len(image_shape) == 3 else 1
-        augmenter = ImageAugmenter(settings.image, strength=settings.strength, size=(int(h), int(w)), channels=channels,
-                                   n_classes=n_classes, classes=classes, group=group)  # fmt: skip
+        augmenter = ImageAugmenter(
+            settings.image,
+            strength=settings.strength,
+            size=(int(h), int(w)),
+            channels=channels,
+            n_classes=n_classes,
+            classes=classes,
+            group=group,
+        )
     text = TextOps(settings.text, strength=settings.strength, classes=classes) if settings.text and modality == "text" else None
     return augmenter, text

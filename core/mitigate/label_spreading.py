@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 
 
-def spread_labels(X_train: np.ndarray, y_train: np.ndarray, X_pool: np.ndarray, *, k: int = 7, threshold: float = 0.9,
-                  components: int = 64, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+def spread_labels(
+    X_train: np.ndarray, y_train: np.ndarray, X_pool: np.ndarray, *, k: int = 7, threshold: float = 0.9, components: int = 64, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(chosen pool rows, their labels, every pool row's confidence).
 
     ``y_train`` are class indices; a pool row is chosen when the largest entry of its spread label

@@ -104,9 +104,12 @@ def resample_on_embeddings(
     return ResampledMap(
         before={class_names[c]: int((labels == c).sum()) for c in present},
         after={class_names[c]: int((y_res == c).sum()) for c in present},
-        xy=pca.transform(X_res[shown]).astype(np.float32), labels=names[y_res[shown]], synthetic=synthetic[shown],
-        removed_xy=removed_xy, seconds=seconds,
-    )  # fmt: skip
+        xy=pca.transform(X_res[shown]).astype(np.float32),
+        labels=names[y_res[shown]],
+        synthetic=synthetic[shown],
+        removed_xy=removed_xy,
+        seconds=seconds,
+    )
 
 
 def augment_images(images: np.ndarray, labels: np.ndarray, settings: Augmentation, *, n_classes: int, seed: int = 0) -> np.ndarray:
@@ -119,8 +122,13 @@ def augment_images(images: np.ndarray, labels: np.ndarray, settings: Augmentatio
     from core.models.preprocess import to_nchw
 
     shape = images.shape[1:]
-    augmenter = ImageAugmenter(settings.image, strength=settings.strength, size=(int(shape[0]), int(shape[1])),
-                               channels=3 if len(shape) == 3 else 1, n_classes=n_classes)  # fmt: skip
+    augmenter = ImageAugmenter(
+        settings.image,
+        strength=settings.strength,
+        size=(int(shape[0]), int(shape[1])),
+        channels=3 if len(shape) == 3 else 1,
+        n_classes=n_classes,
+    )
     x = to_nchw(images)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -40,9 +40,10 @@ def imblearn_sampler(method: str, *, k_neighbors: int, targets: dict[int, int], 
         return under_sampling.EditedNearestNeighbours(n_neighbors=k_neighbors)
     if method == "smote_enn":
         return combine.SMOTEENN(
-            smote=over_sampling.SMOTE(k_neighbors=k_neighbors, random_state=seed), random_state=seed,
+            smote=over_sampling.SMOTE(k_neighbors=k_neighbors, random_state=seed),
+            random_state=seed,
             enn=under_sampling.EditedNearestNeighbours(n_neighbors=k_neighbors),
-        )  # fmt: skip
+        )
     if method == "smote_tomek":
         return combine.SMOTETomek(smote=over_sampling.SMOTE(k_neighbors=k_neighbors, random_state=seed), random_state=seed)
     raise ValueError(f"{method!r} is not a feature-space sampler; choose one of {', '.join(FEATURE_SAMPLERS)}")

@@ -22,21 +22,29 @@ class Seams:
 
 
 def seams(
-    mitigations: Mitigations, *, modality: str, y: np.ndarray, class_counts: np.ndarray, class_names: Sequence[str],
-    image_shape: tuple[int, ...] = (), aug_group: int = 1,
-) -> Seams:  # fmt: skip
+    mitigations: Mitigations,
+    *,
+    modality: str,
+    y: np.ndarray,
+    class_counts: np.ndarray,
+    class_names: Sequence[str],
+    image_shape: tuple[int, ...] = (),
+    aug_group: int = 1,
+) -> Seams:
     """The sampler, criterion and augmenters ``mitigations`` asks for.
 
     ``y`` is the model class (0..K-1) of every local position of the run; ``class_counts`` (K,)
     the train items per model class; ``class_names`` the names of the model classes.
     """
     aug = mitigations.augment
-    augmenter, text_augmenter = make_augmenters(aug, modality=modality, n_classes=len(class_counts), class_names=class_names,
-                                                image_shape=image_shape, group=aug_group)  # fmt: skip
+    augmenter, text_augmenter = make_augmenters(
+        aug, modality=modality, n_classes=len(class_counts), class_names=class_names, image_shape=image_shape, group=aug_group
+    )
     sampler = make_sampler(mitigations.resample, y, class_names)
     if aug.multiplier > 1 and (aug.image or aug.text):
         index = {name: i for i, name in enumerate(class_names)}
         targeted = [index[c] for c in aug.classes if c in index] or list(range(len(class_names)))
         sampler = Multiply(sampler, y, targeted, aug.multiplier)
-    return Seams(sampler=sampler, criterion=make_criterion(mitigations.loss, class_counts), augmenter=augmenter,
-                 text_augmenter=text_augmenter)  # fmt: skip
+    return Seams(
+        sampler=sampler, criterion=make_criterion(mitigations.loss, class_counts), augmenter=augmenter, text_augmenter=text_augmenter
+    )

@@ -176,9 +176,13 @@ class Decision:
 
 
 SECTIONS: dict[str, type] = {
-    "resample": Resampling, "loss": LossSettings, "augment": Augmentation, "clean": Cleaning, "semi": SemiSupervision,
+    "resample": Resampling,
+    "loss": LossSettings,
+    "augment": Augmentation,
+    "clean": Cleaning,
+    "semi": SemiSupervision,
     "decision": Decision,
-}  # fmt: skip
+}
 
 
 @dataclass

@@ -154,9 +154,13 @@ def tokenise(texts: Sequence[Any], tokenizer: Any, max_length: int) -> Tokens:
     import torch
 
     enc = tokenizer(
-        ["" if t is None else str(t) for t in texts], truncation=True, max_length=max_length,
-        padding=False, return_attention_mask=False, return_token_type_ids=False,
-    )["input_ids"]  # fmt: skip
+        ["" if t is None else str(t) for t in texts],
+        truncation=True,
+        max_length=max_length,
+        padding=False,
+        return_attention_mask=False,
+        return_token_type_ids=False,
+    )["input_ids"]
     lengths = np.fromiter((len(e) for e in enc), dtype=np.int64, count=len(enc))
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     mat = np.full((len(enc), max(1, int(lengths.max(initial=1)))), pad, dtype=np.int64)

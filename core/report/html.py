@@ -30,10 +30,18 @@ if TYPE_CHECKING:
 
 SECTIONS = ("summary", "dataset", "diagnosis", "mitigations", "comparison")
 TITLES = {
-    "accuracy": "accuracy", "macro_f1": "macro-F1", "balanced_accuracy": "balanced accuracy", "worst_class_recall": "worst-class recall",
-    "hallucination_rate": "hallucination rate", "forced_known_rate": "forced-known rate", "ece": "calibration error (ECE)",
-    "classwise_ece": "classwise ECE", "nll": "log loss", "brier": "Brier score", "unknown_auroc_msp": "unknown-class AUROC",
-}  # fmt: skip
+    "accuracy": "accuracy",
+    "macro_f1": "macro-F1",
+    "balanced_accuracy": "balanced accuracy",
+    "worst_class_recall": "worst-class recall",
+    "hallucination_rate": "hallucination rate",
+    "forced_known_rate": "forced-known rate",
+    "ece": "calibration error (ECE)",
+    "classwise_ece": "classwise ECE",
+    "nll": "log loss",
+    "brier": "Brier score",
+    "unknown_auroc_msp": "unknown-class AUROC",
+}
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2rem auto;padding:0 1rem;color:#222}
 h1{margin-bottom:.2rem} .muted{color:#666} table{border-collapse:collapse;margin:.5rem 0 1rem}
@@ -102,16 +110,21 @@ def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope rep
     """The report on runs ``run_ids`` (the first is the reference), as one HTML document."""
     results = [RunResults(store, r) for r in run_ids]
     table = metric_table(results)
-    parts = [f"<h1>{html.escape(title)}</h1>",
-             f"<p class='muted'>Generated {time.strftime('%Y-%m-%d %H:%M')} by Gapscope · {len(results)} run(s) · test split, "
-             "each run at its best evaluation (the checkpoint it keeps).</p>"]  # fmt: skip
+    parts = [
+        f"<h1>{html.escape(title)}</h1>",
+        f"<p class='muted'>Generated {time.strftime('%Y-%m-%d %H:%M')} by Gapscope · {len(results)} run(s) · test split, "
+        "each run at its best evaluation (the checkpoint it keeps).</p>",
+    ]
     notes = compatibility(store, results)
 
     sentences = summary_sentences(results, table)
-    parts.append("<section id='summary'><h2>Summary</h2>" + "".join(f"<p>{html.escape(s)}</p>" for s in sentences)
-                 + "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
-                 + "<p class='muted'>Hallucination rate: the share of test items answered wrongly with confidence ≥ τ. "
-                 "Calibration error (ECE): how far the model's confidence is from its accuracy.</p></section>")  # fmt: skip
+    parts.append(
+        "<section id='summary'><h2>Summary</h2>"
+        + "".join(f"<p>{html.escape(s)}</p>" for s in sentences)
+        + "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
+        + "<p class='muted'>Hallucination rate: the share of test items answered wrongly with confidence ≥ τ. "
+        "Calibration error (ECE): how far the model's confidence is from its accuracy.</p></section>"
+    )
 
     versions = list(dict.fromkeys(int(r.row.version_id) for r in results))
     data_parts, diag_parts = [], []
@@ -127,8 +140,13 @@ def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope rep
         for r in results
     )
     diff = config_differences(results) if len(results) > 1 else pd.DataFrame()
-    parts.append("<section id='mitigations'><h2>Mitigation settings</h2><ul>" + mit + "</ul>"
-                 + ("<h3>Settings that differ</h3>" + _table(diff) if not diff.empty else "") + "</section>")  # fmt: skip
+    parts.append(
+        "<section id='mitigations'><h2>Mitigation settings</h2><ul>"
+        + mit
+        + "</ul>"
+        + ("<h3>Settings that differ</h3>" + _table(diff) if not diff.empty else "")
+        + "</section>"
+    )
 
     comp = ["<section id='comparison'><h2>Run comparison</h2>"]
     if not table.empty:
@@ -176,8 +194,10 @@ def _diagnosis_section(name: str, ds: Dataset) -> str:
         return f"<h3>{html.escape(name)}</h3><p class='muted'>Not diagnosed yet (the Diagnose page does it once per version).</p>"
     d = diagnose(ds, DiagnoseConfig())
     n_issues = int(d.issues.is_issue.sum())
-    text = (f"{n_issues:,} items look mislabelled ({n_issues / max(len(ds), 1):.1%}); {len(d.duplicates):,} groups of near-duplicates; "
-            f"{len(d.outliers):,} outliers.")  # fmt: skip
+    text = (
+        f"{n_issues:,} items look mislabelled ({n_issues / max(len(ds), 1):.1%}); {len(d.duplicates):,} groups of near-duplicates; "
+        f"{len(d.outliers):,} outliers."
+    )
     return f"<h3>{html.escape(name)}</h3><p>{html.escape(text)}</p>"
 
 
@@ -187,8 +207,9 @@ def _run_figures(store: Store, results: list[RunResults]) -> str:
         for split, metric in (("val", "macro_f1"), ("test", "hallucination_rate")):
             part = r.metrics[(r.metrics["name"] == metric) & (r.metrics["split"] == split)].sort_values("step")
             if len(part):
-                curves.add_scatter(x=part["epoch"].fillna(part["step"]), y=part["value"], mode="lines+markers",
-                                   name=f"{label(r)} · {metric} ({split})")  # fmt: skip
+                curves.add_scatter(
+                    x=part["epoch"].fillna(part["step"]), y=part["value"], mode="lines+markers", name=f"{label(r)} · {metric} ({split})"
+                )
     curves.update_layout(title="Training curves: val macro-F1 and test hallucination rate", **charts.LAYOUT)
     curves.update_xaxes(title="epoch")
     out = [_fig(curves)]

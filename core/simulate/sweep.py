@@ -73,8 +73,18 @@ def find_or_save(store: Store, parent: int, recipe: Recipe) -> int:
     return save_simulated(store, parent, recipe)
 
 
-def start_sweep(store: Store, runner: Runner, parent: int, *, knob: str, severities: list[float], base: Recipe,
-                config: RunConfig, preset: str | None = None, progress: Any = None) -> int:  # fmt: skip
+def start_sweep(
+    store: Store,
+    runner: Runner,
+    parent: int,
+    *,
+    knob: str,
+    severities: list[float],
+    base: Recipe,
+    config: RunConfig,
+    preset: str | None = None,
+    progress: Any = None,
+) -> int:
     """Simulate each severity, queue its run (and a mitigated twin with ``preset``); return the sweep id.
 
     ``progress(done, total, text)`` is called after each version (the page's progress bar)."""
@@ -87,8 +97,13 @@ def start_sweep(store: Store, runner: Runner, parent: int, *, knob: str, severit
     if preset and preset != "baseline":
         arms["mitigated"] = make_preset(preset, modality=info.modality, finetune=config.finetune)
     recipes = [recipe_at(base, knob, s, info.class_names) for s in severities]
-    params = {"knob": knob, "severities": [float(s) for s in severities], "base": base.to_dict(), "preset": preset or "",
-              "config": dataclasses.replace(config, version_id=parent).to_dict()}  # fmt: skip
+    params = {
+        "knob": knob,
+        "severities": [float(s) for s in severities],
+        "base": base.to_dict(),
+        "preset": preset or "",
+        "config": dataclasses.replace(config, version_id=parent).to_dict(),
+    }
     sweep_id = store.create_sweep(parent, params, name=f"{KNOBS[knob][0]} sweep of {info.label}")
     for i, (severity, recipe) in enumerate(zip(severities, recipes)):
         vid = find_or_save(store, parent, recipe)
@@ -110,7 +125,17 @@ def sweep_results(store: Store, sweep: dict[str, Any]) -> pd.DataFrame:
         res = RunResults(store, r["run_id"])
         step = res.best_step
         values = {m: res.at(m, step) for m in METRICS}
-        rows.append({"severity": r["severity"], "arm": r["arm"], "run_id": r["run_id"], "version_id": r["version_id"],
-                     "status": str(res.status), "ended": not res.status.active, "failed": res.status == RunStatus.FAILED,
-                     "message": res.row.message, **{m: float("nan") if v is None else v for m, v in values.items()}})  # fmt: skip
+        rows.append(
+            {
+                "severity": r["severity"],
+                "arm": r["arm"],
+                "run_id": r["run_id"],
+                "version_id": r["version_id"],
+                "status": str(res.status),
+                "ended": not res.status.active,
+                "failed": res.status == RunStatus.FAILED,
+                "message": res.row.message,
+                **{m: float("nan") if v is None else v for m, v in values.items()},
+            }
+        )
     return pd.DataFrame(rows, columns=["severity", "arm", "run_id", "version_id", "status", "ended", "failed", "message", *METRICS])

@@ -19,9 +19,14 @@ def save_simulated(store: Store, version_id: int, recipe: Recipe, *, dataset: Da
     ds = dataset if dataset is not None else store.load_dataset(version_id)
     out = simulate(ds, recipe)
     return store.save_dataset(
-        out, source=info.source, dataset_id=info.dataset_id, parent_id=version_id, kind="simulate",
-        note=recipe.summary(), params={"recipe": recipe.to_dict()},
-    )  # fmt: skip
+        out,
+        source=info.source,
+        dataset_id=info.dataset_id,
+        parent_id=version_id,
+        kind="simulate",
+        note=recipe.summary(),
+        params={"recipe": recipe.to_dict()},
+    )
 
 
 def recipe_of(store: Store, version_id: int) -> Recipe | None:

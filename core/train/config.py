@@ -23,9 +23,16 @@ from core.models.registry import AUTO, FINETUNE
 
 #: Keys usable for early stopping / choosing the best checkpoint (evaluated on the val split).
 STOPPING_METRICS = (
-    "macro_f1", "accuracy", "balanced_accuracy", "worst_class_recall", "nll", "brier", "ece",
-    "hallucination_rate", "aurc",
-)  # fmt: skip
+    "macro_f1",
+    "accuracy",
+    "balanced_accuracy",
+    "worst_class_recall",
+    "nll",
+    "brier",
+    "ece",
+    "hallucination_rate",
+    "aurc",
+)
 
 
 @dataclass

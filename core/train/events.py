@@ -95,9 +95,13 @@ class BestEval:
     @classmethod
     def of(cls, result: EvalResult) -> BestEval:
         return cls(
-            result.step, result.epoch, result.metric_name, result.metric, result.logits,
+            result.step,
+            result.epoch,
+            result.metric_name,
+            result.metric,
+            result.logits,
             {split: rep.summary for split, rep in result.reports.items()},
-        )  # fmt: skip
+        )
 
 
 class Callback:

@@ -31,9 +31,17 @@ class Inputs:
     """
 
     def __init__(
-        self, feed: str, device: torch.device, *, x: torch.Tensor | None = None, tokens: Tokens | None = None,
-        texts: np.ndarray | None = None, tokenizer: Any = None, max_length: int = 128, image: ImageSpec | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        feed: str,
+        device: torch.device,
+        *,
+        x: torch.Tensor | None = None,
+        tokens: Tokens | None = None,
+        texts: np.ndarray | None = None,
+        tokenizer: Any = None,
+        max_length: int = 128,
+        image: ImageSpec | None = None,
+    ) -> None:
         self.feed, self.device, self.x, self.tokens, self.image = feed, device, x, tokens, image
         self.texts, self.tokenizer, self.max_length = texts, tokenizer, max_length
         self.pad_tokens_to = 1  # token widths are multiples of this (core.train.speed)
@@ -65,8 +73,14 @@ class Inputs:
     def batch(self, idx: np.ndarray, on_device: torch.Tensor | None = None) -> Any:
         return self.prepare(self.raw(idx, on_device))
 
-    def epoch(self, order: np.ndarray, *, text_augmenter: TextAugmenter | None = None, labels: np.ndarray | None = None,
-              rng: np.random.Generator | None = None) -> EpochView:  # fmt: skip
+    def epoch(
+        self,
+        order: np.ndarray,
+        *,
+        text_augmenter: TextAugmenter | None = None,
+        labels: np.ndarray | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> EpochView:
         """The view of one epoch's draw ``order`` (local positions, repeats allowed)."""
         if text_augmenter is None or self.texts is None:
             return EpochView(self, np.asarray(order), None)

@@ -91,9 +91,13 @@ def prepare(ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) ->
     cfg, speed = fast_path(cfg, ds.modality, data, inputs, built.image.size[0] if built.image is not None else None)
     names = [ds.class_names[c] for c in data.classes]
     problems = check(
-        cfg.mitigations, modality=ds.modality, finetune=cfg.finetune, train_counts=dict(zip(names, data.train_counts.tolist())),
-        n_unlabelled=len(data.pool), epochs=cfg.epochs,
-    )  # fmt: skip
+        cfg.mitigations,
+        modality=ds.modality,
+        finetune=cfg.finetune,
+        train_counts=dict(zip(names, data.train_counts.tolist())),
+        n_unlabelled=len(data.pool),
+        epochs=cfg.epochs,
+    )
     if problems:
         raise ValueError(problems[0])
     if cfg.mitigations.semi.method == "label_spreading":
@@ -103,9 +107,14 @@ def prepare(ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) ->
     counts = np.bincount(data.y[data.train], minlength=k)  # what the model trains on (feature resampling changes it)
     image_shape = tuple(np.shape(ds.items)[1:]) if ds.modality == "image" else ()
     run_seams = seams(
-        cfg.mitigations, modality=ds.modality, y=data.y, class_counts=counts, class_names=names, image_shape=image_shape,
+        cfg.mitigations,
+        modality=ds.modality,
+        y=data.y,
+        class_counts=counts,
+        class_names=names,
+        image_shape=image_shape,
         aug_group=speed.aug_group,
-    )  # fmt: skip
+    )
     return Job(cfg, data, built, inputs, device, cfg.learning_rate(ds.modality), run_seams, speed=speed)
 
 
@@ -200,9 +209,13 @@ def resample_train_features(data: RunData, inputs: Inputs, cfg: RunConfig, class
     index = {name: i for i, name in enumerate(class_names)}
     X = inputs.x.index_select(0, torch.from_numpy(data.train).to(inputs.x.device)).cpu().numpy()
     X_res, y_res, origin = resample_features(
-        X, data.y[data.train], settings.method, k_neighbors=settings.k_neighbors,
-        targets={index[c]: n for c, n in settings.targets.items() if c in index}, seed=cfg.seed,
-    )  # fmt: skip
+        X,
+        data.y[data.train],
+        settings.method,
+        k_neighbors=settings.k_neighbors,
+        targets={index[c]: n for c, n in settings.targets.items() if c in index},
+        seed=cfg.seed,
+    )
     synthetic = origin < 0
     n, m = len(data.y), int(synthetic.sum())
     inputs.x = torch.cat([inputs.x, torch.from_numpy(X_res[synthetic]).to(inputs.x.device)])

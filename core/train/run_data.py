@@ -56,7 +56,15 @@ def split_data(ds: Dataset, cfg: RunConfig) -> RunData:
     # meta columns that are slices (core.data.slices: domain, source, …) are scored at every evaluation
     slices = {col: values[rows] for col, values in slice_columns(ds.meta).items()}
     return RunData(
-        rows=rows, train=local[:n_tr], val=local[n_tr : n_tr + n_va], test=local[n_tr + n_va : n_tr + n_va + n_te], y=y,
-        labels=labels, classes=classes, absent=np.setdiff1d(np.arange(ds.n_classes), classes),
-        train_counts=np.bincount(y[:n_tr], minlength=len(classes)), slices=slices, pool=local[n_tr + n_va + n_te :],
-    )  # fmt: skip
+        rows=rows,
+        train=local[:n_tr],
+        val=local[n_tr : n_tr + n_va],
+        test=local[n_tr + n_va : n_tr + n_va + n_te],
+        y=y,
+        labels=labels,
+        classes=classes,
+        absent=np.setdiff1d(np.arange(ds.n_classes), classes),
+        train_counts=np.bincount(y[:n_tr], minlength=len(classes)),
+        slices=slices,
+        pool=local[n_tr + n_va + n_te :],
+    )

@@ -94,10 +94,18 @@ class StoreSink:
 
     def claim(self, pid: int, pid_started: float | None) -> RunStatus | None:
         row = self.store.run(self.run_id)
-        ok = self._retry(lambda: self.store.set_run_status(
-            self.run_id, RunStatus.RUNNING, only_if=(RunStatus.QUEUED, RunStatus.RUNNING), pid=pid, pid_started=pid_started,
-            heartbeat_at=time.time(), started_at=row.started_at or time.time(), message="loading data",
-        ))  # fmt: skip
+        ok = self._retry(
+            lambda: self.store.set_run_status(
+                self.run_id,
+                RunStatus.RUNNING,
+                only_if=(RunStatus.QUEUED, RunStatus.RUNNING),
+                pid=pid,
+                pid_started=pid_started,
+                heartbeat_at=time.time(),
+                started_at=row.started_at or time.time(),
+                message="loading data",
+            )
+        )
         if ok:
             self._ledger = Ledger(self.files)
         return None if ok else self.store.run(self.run_id).stored_status
