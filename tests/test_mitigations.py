@@ -229,44 +229,19 @@ COUNTS_BY_NAME = {"shirt": 500, "sandal": 40, "bag": 3}
     ("mitigations", "modality", "finetune", "words"),
     [
         (Mitigations(resample=Resampling("smote")), "image", "full", "smote resamples feature vectors, so it needs a linear probe"),
-        (
-            Mitigations(resample=Resampling("smote", k_neighbors=5)),
-            "image",
-            "linear_probe",
-            "class bag has only 3 train item(s). Set k below 3",
-        ),
-        (
-            Mitigations(resample=Resampling("random_over", targets={"shirt": 100})),
-            "image",
-            "full",
-            "can only add items: class shirt has 500",
-        ),
+        (Mitigations(resample=Resampling("smote", k_neighbors=5)), "image", "linear_probe", "class bag has only 3 train item(s). Set k below 3"),
+        (Mitigations(resample=Resampling("random_over", targets={"shirt": 100})), "image", "full", "can only add items: class shirt has 500"),
         (Mitigations(resample=Resampling("random_under", targets={"bag": 10})), "image", "full", "can only remove items: class bag has 3"),
         (Mitigations(resample=Resampling("random_over", targets={"hat": 10})), "image", "full", "no train items: hat"),
-        (
-            Mitigations(resample=Resampling("class_balanced", targets={"bag": 10})),
-            "image",
-            "full",
-            "target counts apply to the over- and under-samplers",
-        ),
+        (Mitigations(resample=Resampling("class_balanced", targets={"bag": 10})), "image", "full", "target counts apply to the over- and under-samplers"),
         (Mitigations(augment=Augmentation(text=["swap"])), "image", "full", "text augmentations (swap) need text data"),
         (Mitigations(augment=Augmentation(image=["flip"])), "text", "full", "image augmentations (flip) need images"),
         (Mitigations(augment=Augmentation(image=["flip"])), "image", "linear_probe", "augmentations cannot reach it"),
-        (
-            Mitigations(augment=Augmentation(image=["flip"], classes=["hat"])),
-            "image",
-            "full",
-            "augmentation targets classes without train items: hat",
-        ),
+        (Mitigations(augment=Augmentation(image=["flip"], classes=["hat"])), "image", "full", "augmentation targets classes without train items: hat"),
         (Mitigations(augment=Augmentation(image=["flip"], multiplier=100)), "image", "full", None),
-        (
-            Mitigations(resample=Resampling("random_over", targets={"bag": 9_000_000})),
-            "image",
-            "full",
-            "would draw 9,000,540 items per epoch",
-        ),
+        (Mitigations(resample=Resampling("random_over", targets={"bag": 9_000_000})), "image", "full", "would draw 9,000,540 items per epoch"),
     ],
-)
+)  # fmt: skip
 def test_settings_that_cannot_work_say_why_before_the_run(mitigations, modality, finetune, words):
     problems = check(mitigations.validate(), modality=modality, finetune=finetune, train_counts=COUNTS_BY_NAME)
     if words is None:
