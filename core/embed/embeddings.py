@@ -23,72 +23,32 @@ tabular       ``"tabular"``      varies standardised numeric columns + one-hot c
                                         (≤ 50 values); see ``tabular_features``. No torch.
 ============  =================  =====  ====================================================
 
-Items are turned into inputs by ``core.models.preprocess`` — the same path training uses. Text
-is sorted by token length and batched so that a batch pads to its own longest text, then
-put back in the original order: on VADER this is about 2× faster than batching in the given
-order (see *Measured* below); the results agree to 2e-7. Images stay ``uint8`` until the batch
-that uses them, so 70k Fashion-MNIST images never become a 70k × 3 × S × S float tensor.
+Items are turned into inputs by ``core.models.preprocess`` — the same path training uses. Texts
+are embedded in batches sorted by token length (each pads to its own longest text) and put back
+in the given order; images stay ``uint8`` until the batch that uses them, so 70k Fashion-MNIST
+images never become one 70k × 3 × S × S float tensor.
+
+    X = embed(ds)                     # (n, d) float32, rows aligned with ds; cached
+    is_cached(ds), estimate_seconds(ds)   # "instant" or "about N s", before starting
 
 Cache
 -----
-``GAPSCOPE_HOME/cache/features/<key>.npy``, written atomically (temporary file + ``os.replace``).
-The key is a sha256 over ``FEATURES_VERSION``, the backbone's identity (the pinned sha256 of the
-packaged weights, or for a user's own weights the sha256 of the weights file(s) and config), the
-preprocessing (max tokens, pooling, image size, mean/std, interpolation) and the dataset's
-content (``core.data.dataset.content_hashes``, which follows item order, plus the item shape). A second
-call returns a read-only memory map of the file at once. Tabular features are computed in
-milliseconds and are not cached. ``is_cached`` / ``estimate_seconds`` let a page say "instant"
-or "takes about N s" before it starts.
+``GAPSCOPE_HOME/cache/features/<key>.npy``, written atomically, read back as a read-only memory
+map (``core.embed.cache``). The key is a sha256 over ``FEATURES_VERSION``, the backbone's identity
+(the pinned sha256 of the packaged weights, or of a user's own weights and config), the
+preprocessing (max tokens, pooling, image size, mean/std, interpolation) and the dataset's content
+(``core.data.dataset.content_hashes``, in item order, plus the item shape). Items embedded for
+another version are reused by content hash (``cache.ItemStore``). Tabular features take
+milliseconds and are not cached.
 
 Image size
 ----------
-Small images (Fashion-MNIST 28×28, digits 8×8) must be upscaled: MobileNetV2 downsamples 32×, so
-28 px would leave less than one cell of its last feature map. Measured on a 5,000-image Fashion-MNIST
-subset (the first 500 of each class in the 60k training file): leave-one-out kNN-5 accuracy of the
-embeddings (cosine, majority vote); and on 2,000 of those images, CPU seconds per 1,000 images
-over the 2 threads (batch 128, resize included) — what the 2 cores need when they are not shared.
-The development machine was shared with other jobs (load average 12–15 on 2 cores) while the time
-was taken, so wall-clock time was meaningless (8× longer); CPU time was taken with
-``OMP_WAIT_POLICY=PASSIVE`` so that waiting OpenMP threads do not spin and count as work.
-
-=========  =============  ===================
-size (px)  kNN-5 acc.     CPU s / 1k images
-=========  =============  ===================
-raw 28×28  0.804          —
-32         0.780          0.30
-64         0.819          1.28
-96         0.834          3.2
-128        0.843          7.2
-=========  =============  ===================
-
-``DEFAULT_IMAGE_SIZE`` is 64: the first size whose embeddings beat raw pixels (32 is worse than raw
-pixels), at ~1.3 s per 1k images. 96 and 128 add 1.5 and 2.4 points for 2.5× and 5.6× the time
-of 64: on 2 free cores, all 70k Fashion-MNIST images take ≈ 1.5 min at 64 against ≈ 4 and 8 min
-(and several times that on a busy machine). Ask for ``image_size=96`` or 128 where time is cheap
-(a GPU). Images larger than 64 px keep their side, up to ``MAX_AUTO_IMAGE_SIZE`` (128, which is
-also where ``core.data.imagefiles`` caps uploads).
-
-Measured
---------
-Development machine: 2 cores of an AMD EPYC, no GPU, torch 2.14.1 (CPU build), 2 intra-op
-threads; shared with other jobs. ``benchmarks/bench_features.py`` prints these figures.
-
-- MiniLM, 2,000 VADER texts (25 word pieces each on average), batch 64, sorted by length:
-  212 texts/s ≈ 5,300 tokens/s by CPU time (2 threads, ``OMP_WAIT_POLICY=PASSIVE``), against
-  103 texts/s in the given order (2.1×). Wall clock: 55 vs 29 texts/s at load average 2–5,
-  23 vs 12 at load 14.
-- MobileNetV2, 5,000 Fashion-MNIST images at 64×64, batch 128: ~800–900 images/s by CPU time;
-  wall clock 100 images/s at load 2–5 (OMP default), 133 at load 14 with ``PASSIVE``.
-  channels_last is ~2× faster than NCHW on this CPU (oneDNN), so images use it everywhere.
-- Cache hit: 5–45 ms for the file, plus the content hash that names it (~0.25 s for all 70k
-  Fashion-MNIST images, ~0.05 s for VADER).
-- On a busy machine torch's default OpenMP threads spin while they wait for a descheduled
-  sibling: at load 12, a MiniLM batch took 2–3× longer (wall clock) with 2 threads than with 1,
-  and ``OMP_WAIT_POLICY=PASSIVE`` (set before torch is imported) removed the penalty.
-
-``estimate_seconds`` uses the CPU-time rates (2 free cores), scaled by the usable cores and by the
-machine's load average. No GPU was available when they were measured: the CUDA speed-up there is a
-conservative guess, not a measurement.
+Small images must be upscaled: MobileNetV2 downsamples 32×, so 28 px would leave less than one
+cell of its last feature map. ``DEFAULT_IMAGE_SIZE`` is 64, the first size whose embeddings beat
+raw pixels in kNN accuracy on Fashion-MNIST; 96 and 128 gain a little for several times the time,
+so ask for them where time is cheap (a GPU). Images larger than 64 px keep their side, up to
+``MAX_AUTO_IMAGE_SIZE`` (128). The measurements behind these choices, and the throughputs that
+``estimate_seconds`` uses, are in ``benchmarks/RESULTS.md`` (section *Embeddings*).
 """
 
 from __future__ import annotations
@@ -123,13 +83,13 @@ MAX_LENGTH = MAX_TOKENS  # tokens per text, after which it is truncated
 MOBILENET_FILE = "mobilenet-v2/mobilenet_v2-b0353104.pth"
 EFFICIENTNET_FILE = "efficientnet-lite0/efficientnet-lite0-57934424.pth"
 
-# Throughput on the development machine with its 2 cores free (CPU time): used by estimate_seconds.
+# CPU throughput with 2 free cores (CPU time; benchmarks/RESULTS.md, Embeddings): used by estimate_seconds.
 CPU_CORES_MEASURED = 2
 CPU_TEXT_TOKENS_PER_S = 5_000  # MiniLM, length-sorted batches of 64, 2 cores to itself
 CPU_IMAGES_PER_S_AT_64 = 800  # MobileNetV2 at 64×64, batch 128, 2 cores to itself
 IMAGE_COST_EXPONENT = 2.3  # image cost ∝ side ** this (measured: a little steeper than pixels)
 CHARS_PER_TOKEN = 4.3  # English text in MiniLM's word pieces (VADER: 4.37)
-CUDA_SPEEDUP = 40  # not measured here (no GPU): a conservative guess for text and images
+CUDA_SPEEDUP = 40  # not yet measured on a GPU: a conservative guess for text and images
 MODEL_LOAD_S = {"text": 1.5, "image": 0.5}  # reading weights + building the module
 
 Progress = Callable[[int, int], None]
@@ -286,11 +246,11 @@ def estimate_seconds(
 ) -> float:
     """Rough seconds that ``embed`` needs without the cache (model loading included).
 
-    From the throughput constants measured on the development machine (module docstring),
+    From the throughput constants measured on a 2-core CPU (``benchmarks/RESULTS.md``, *Embeddings*),
     scaled linearly by the usable CPU cores, or by ``CUDA_SPEEDUP`` on a GPU. With ``busy``, a
     CPU estimate also counts the machine's load: when other processes keep ``L`` threads
-    runnable on ``C`` cores, ours get about ``C / (L + C)`` of the speed (``os.getloadavg``; on
-    the development machine at load 12 this predicted the measured 8× slow-down).
+    runnable on ``C`` cores, ours get about ``C / (L + C)`` of the speed (``os.getloadavg``; at load
+    12 on 2 cores this predicted the measured 8× slow-down).
     """
     resolve_backbone(ds, backbone)  # validates; every supported backbone costs about the same
     n = len(ds)
