@@ -1,9 +1,11 @@
 """The GPU fast path checked on a real CUDA device, with nothing but torch, torchvision, transformers,
-numpy, pandas and pyarrow installed (no pytest): what a lent GPU machine offers.
+numpy, pandas and pyarrow installed (no pytest), as on a bare GPU machine.
 
-    scripts/gpu_carry.sh                                            # here: the assets a GPU machine needs
-    GAPSCOPE_ASSETS=.gpu-carry/assets python benchmarks/gpu_check.py   # there: about a minute
-    GAPSCOPE_ASSETS=.gpu-carry/assets python benchmarks/bench_gpu.py   # then the measurements
+    bash scripts/gpu_assets.sh                                          # with the setup: the assets, into .gpu-assets
+    GAPSCOPE_ASSETS=.gpu-assets/assets python benchmarks/gpu_check.py   # on the GPU machine: about a minute
+    GAPSCOPE_ASSETS=.gpu-assets/assets python benchmarks/bench_gpu.py   # then the measurements
+
+``scripts/gpu_bench.sh`` runs this, ``bench_gpu.py`` and ``gpu_profile.py`` in one call.
 
 Each check prints PASS or FAIL with its figures; the exit code is the number of failures.
 ``tests/test_gpu.py`` runs the same checks under pytest on a machine with a GPU and the test

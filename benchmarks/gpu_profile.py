@@ -1,6 +1,6 @@
 """Where a Gapscope run's time goes, step by step: the first steps and the steady state.
 
-    GAPSCOPE_ASSETS=.gpu-carry/assets python benchmarks/gpu_profile.py [--out DIR] [--quick]
+    GAPSCOPE_ASSETS=.gpu-assets/assets python benchmarks/gpu_profile.py [--out DIR] [--quick]
 
 ``bench_gpu.py`` says how fast a run is; this says why. For its MobileNetV2 (Fashion-MNIST at
 64 px) and BERT 6×384 (VADER) scenarios, at Gapscope's own settings on this device, it trains
@@ -13,7 +13,7 @@ slows the run a little: figures from here are for finding the time, not for quot
 - over ten steps after those, PyTorch's profiler: the share of wall time the device was busy, and
   the top operators by self device time and by self CPU time (tables in ``DIR``).
 
-One line per scenario goes to stdout, so a GPU lease's short output tail holds them. Needs only
+One line per scenario goes to stdout, so the tail of a remote command's output holds them. Needs only
 torch, torchvision, transformers, numpy, pandas and pyarrow, like ``bench_gpu.py``.
 """
 

@@ -1,12 +1,12 @@
-"""What a lent GPU machine runs, run here with only the packages it is sure to have.
+"""The GPU benchmarks, run here with only the packages a GPU machine can be counted on to have.
 
-The GPU issue asks that ``benchmarks/bench_gpu.py`` runs from a copy of the project with only torch,
-torchvision, transformers, numpy, pandas and pyarrow installed (and accelerate, for ``Trainer``);
-``benchmarks/gpu_check.py`` is held to the same. Some GPU images have more (the lent H200's also
-has scikit-learn, SciPy and pytest), none has Streamlit, Plotly, imbalanced-learn or NLTK, and a
-GPU lease is minutes long: a missing import must show up here, not there. This runs the check's
-CPU dry run in a Python where the other packages cannot be imported (as if not installed:
-``importlib.util.find_spec`` says None).
+``benchmarks/gpu_check.py``, ``bench_gpu.py`` and ``gpu_profile.py`` (which ``scripts/gpu_bench.sh``
+runs in one call) run from a copy of the project on a GPU machine with only torch, torchvision,
+transformers, numpy, pandas and pyarrow installed (and accelerate, for ``Trainer``). GPU images
+often have more (scikit-learn, SciPy, pytest) but seldom Streamlit, Plotly, imbalanced-learn or
+NLTK, and time on a GPU machine is dear: a missing import must show up here, on the CPU. This runs
+the check's and the profiler's CPU dry runs in a Python where the other packages cannot be
+imported (as if not installed: ``importlib.util.find_spec`` says None).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ ABSENT = (
     "cleanlab",
     "authlib",
     "efficientnet_lite_pytorch",
+    "psutil",  # runs record process start times with it; without it a live pid is trusted
 )
 
 WITHOUT = f"""

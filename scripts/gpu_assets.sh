@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Copy what a lent GPU machine needs for benchmarks/gpu_check.py and benchmarks/bench_gpu.py into
-# .gpu-carry/assets (ignored by git; about 55 MB, under the 64 MiB such a machine carries):
-# Fashion-MNIST, VADER, MobileNetV2's weights and MiniLM's tokenizer (not its 88 MB of weights: the
-# benchmark's BERT has random weights). On the GPU machine, from the repository root:
-#   bash scripts/gpu_session.sh     # gpu_check.py, bench_gpu.py and gpu_profile.py, logs in $OUT
+# Copy the assets the GPU benchmarks read into .gpu-assets/assets (ignored by git; about 50 MB), for
+# a GPU machine without Gapscope's setup: Fashion-MNIST, VADER, MobileNetV2's weights and MiniLM's
+# tokenizer (not its 88 MB of weights: the benchmark's BERT has random weights). Copy the checkout
+# with .gpu-assets to the GPU machine; there, from the repository root:
+#   bash scripts/gpu_bench.sh     # gpu_check.py, bench_gpu.py and gpu_profile.py, logs in $OUT
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src="${GAPSCOPE_ASSETS:-$HOME/.cache/gapscope/assets}"
@@ -13,11 +13,11 @@ for need in fashion-mnist vader mobilenet-v2 minilm/tokenizer.json; do
     exit 1
   fi
 done
-dest=.gpu-carry/assets
-rm -rf .gpu-carry
+dest=.gpu-assets/assets
+rm -rf .gpu-assets
 mkdir -p "$dest/minilm"
 cp -rL "$src/fashion-mnist" "$src/vader" "$src/mobilenet-v2" "$dest/"
 for f in tokenizer.json tokenizer_config.json special_tokens_map.json vocab.txt; do
   if [ -e "$src/minilm/$f" ]; then cp -L "$src/minilm/$f" "$dest/minilm/"; fi
 done
-du -sh .gpu-carry
+du -sh .gpu-assets
