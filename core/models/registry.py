@@ -54,7 +54,7 @@ class ModelSpec:
     builder: str  # "module:function" in core.models, imported only when a model is built
     normalisation: str = ""  # images: a NORMALISATION key ("centred" = per-channel, any channel count)
     lr: float = 3e-3  # default peak learning rate for finetune full / last_n
-    # CPU training samples/s on the development machine (2 cores; benchmarks/bench_train.py), by
+    # CPU training samples/s measured on a 2-core CPU (benchmarks/bench_train.py), by
     # finetune mode ("*": any mode); run-time estimates only, never decisions
     samples_per_s: dict[str, float] = field(default_factory=dict)
     selectable: bool = True  # offered by name in the Train page's picker (local paths are typed)

@@ -1,8 +1,8 @@
 """Rough estimates made before a run starts: its time (shown on the Train page, never used for
 decisions) and the disk it needs (a run that cannot fit is refused at submit).
 
-Throughputs are the registry's training samples per second, measured on the development machine
-(2-core CPU; ``benchmarks/bench_train.py``), scaled by a fixed factor on a GPU. Evaluation passes
+Throughputs are the registry's training samples per second, measured on a 2-core CPU
+(``benchmarks/bench_train.py``), scaled by a fixed factor on a GPU. Evaluation passes
 are counted at three times the training speed (no backward pass). Torch-free.
 """
 
