@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_data.py
 
-Targets (issue "Foundation"): load and profile Fashion-MNIST (70k images) and VADER (23.7k texts)
+Targets: load and profile Fashion-MNIST (70k images) and VADER (23.7k texts)
 in ≤ 5 s and ≤ 1 GB each after the one-time fetch; a Data page rerun with Fashion-MNIST loaded in
 ≤ 300 ms of server time. Each load runs in a fresh process so that its peak memory (ru_maxrss) is
 its own; "added" is the peak minus the process's footprint after imports.

@@ -1,4 +1,4 @@
-"""Throughput of ``core.embed`` on real data, on this machine.
+"""Throughput of ``core.embed`` on real data, on the machine it runs on.
 
     .venv/bin/python benchmarks/bench_features.py [--texts 2000] [--images 5000] [--image-size 64]
 
@@ -11,7 +11,7 @@ Nothing here is asserted; tests never look at wall-clock time.
 On a machine where other processes keep the cores busy, run it as
 ``OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bench_features.py``: otherwise torch's
 OpenMP threads spin while they wait for each other, which inflates the CPU time (and, on a busy
-machine, the wall-clock time: 2–3× on the development machine at load average 6–12).
+machine, the wall-clock time: 2–3× on a 2-core machine at load average 6–12).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_noise.py                # full run (all four tasks)
     .venv/bin/python benchmarks/bench_noise.py --embed-only   # only warm the embedding cache
 
-Issue "Diagnose": precision, recall, F1 and wall time of label-noise detection on
+Precision, recall, F1 and wall time of label-noise detection on
 
 - Fashion-MNIST, 10k items (seeded stratified subset of the 60k non-test images) and 60k items
   (train + val), each with 20% symmetric and 30% pair-flip noise (``core.diagnose.synthetic.make_noise_matrix``
@@ -32,7 +32,7 @@ Timing definitions
 Each detection is repeated (``--repeats`` / ``--repeats-60k``, default 3), the two methods
 interleaved so background load hits both alike, and the median wall time reported; the flags are
 deterministic, so precision/recall/F1 come from the first run. cleanlab's probe runs with a
-single-threaded BLAS, its fastest setting on this machine (see ``CLEANLAB_BLAS_THREADS``); one
+single-threaded BLAS, its fastest setting on a 2-core CPU (see ``CLEANLAB_BLAS_THREADS``); one
 extra run with the libraries' default threading is shown for reference (``--no-reference`` skips
 it).
 
@@ -188,7 +188,7 @@ def run_cleanlab(X: np.ndarray, y: np.ndarray, seed: int) -> tuple[np.ndarray, d
     return np.asarray(flags, bool), {"probe": t1 - t0, "find_label_issues": t2 - t1}
 
 
-# cleanlab's probe is fastest here with a single-threaded BLAS (measured on this machine: Fashion
+# cleanlab's probe is fastest here with a single-threaded BLAS (measured on a 2-core CPU: Fashion
 # 10k 9.3 s vs 27.9 s with the library defaults, VADER 1.4 s vs 2.9 s — OpenBLAS threads and
 # scikit-learn's OpenMP loss oversubscribe 2 cores), so that is how it is timed; --cleanlab-blas-threads
 # default restores the defaults.
