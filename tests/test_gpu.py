@@ -26,7 +26,7 @@ def test_a_run_trains_and_evaluates_on_the_gpu(store):
     assert RunFiles(run_id, home=store.home).read_json("config.json")["device"] == "cuda"
 
 
-# The fast path on a real GPU: the checks a lent GPU machine runs without pytest
+# The fast path on a real GPU: the checks benchmarks/gpu_check.py runs on a GPU machine without pytest
 # (benchmarks/gpu_check.py), run here under pytest wherever CUDA and the test extras meet.
 def _gpu_checks():
     import importlib.util
