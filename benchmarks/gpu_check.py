@@ -53,8 +53,8 @@ def _store():
 
 
 def _fashion(store, n: int = 4000) -> int:
-    """``n`` Fashion-MNIST images (28 px, 10 classes) in train / val / test, from the assets (``scripts/gpu_assets.sh`` copies them)
-    (the digits demo needs scikit-learn, which this script may not count on)."""
+    """``n`` Fashion-MNIST images (28 px, 10 classes) in train / val / test, from the assets
+    ``scripts/gpu_assets.sh`` copies (the digits demo needs scikit-learn, which this script may not count on)."""
     from core.data.demos import load_fashion_mnist
     from core.data.splits import stratified_split
 
