@@ -1,0 +1,114 @@
+"""Opening a dataset on the Data page: the demo cards and the upload box (a table's column roles, an
+image ZIP's classes and splits, then Import)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from core.data import demos
+from core.data import upload_preview as up
+from core.data.imagefiles import preview_image_zip
+from core.data.imports import UPLOAD_TYPES, check_archive, check_size, import_upload, kind_of
+from core.data.overview import skipped_table
+from core.data.tables import TableRoles, guess_roles, read_table
+from core.errors import DataError
+from core.store import Store
+from ui import common
+
+NOTICE = "import_notice"  # session key: what the last import did, said on the next run
+IMAGE_SIZES: list[Any] = ["auto", 28, 32, 64, 96, 128, 224]
+
+
+def demo_cards(store: Store) -> None:
+    """One card per demo: open it, or how to get it onto this machine."""
+    for col, demo in zip(st.columns(len(demos.DEMOS)), demos.DEMOS.values()):
+        with col.container(border=True):
+            st.markdown(f"**{demo.title}**")
+            st.caption(demo.blurb)
+            if not demos.available(demo.key):
+                st.caption(f"Not on this machine — {demos.assets.how_to_get(demos.assets.ASSETS[str(demo.asset)])}.")
+            elif st.button("Open", key=f"demo_{demo.key}", width="stretch"):
+                with st.spinner(f"Importing {demo.title}…"), common.saving():
+                    common.set_current_version(demos.import_demo(store, demo.key))
+                st.rerun()
+
+
+def upload_box(store: Store) -> None:
+    """The upload, what it holds, and Import; a ``DataError`` is shown as it is and stores nothing."""
+    st.caption(
+        "Tables: .csv .tsv .parquet .jsonl with a label column (text or tabular features). "
+        "Images: a .zip with one folder per class (optionally inside train/ val/ test/ folders)."
+    )
+    # a new key after each import empties the box, so a second click cannot import the same file twice
+    n_imports = st.session_state.get("uploads_done", 0)
+    upload = st.file_uploader("Upload a dataset", type=list(UPLOAD_TYPES), key="upload" if n_imports == 0 else f"upload_{n_imports}")
+    if upload is None:
+        return
+    data = upload.getvalue()
+    try:
+        check_size(len(data), upload.name)  # the app's own limit, whatever server.maxUploadSize says
+        roles, image_size = None, None
+        if kind_of(upload.name) == "table":
+            roles = _table_roles(data, upload.name)
+        else:
+            image_size = _image_options(data, upload.name)
+        if st.button("Import", type="primary", key="import_upload"):
+            with st.spinner(f"Importing {upload.name}…"):
+                imported = import_upload(store, upload.name, data, roles=roles, image_size=image_size)
+            common.set_current_version(imported.version_id)
+            st.session_state["uploads_done"] = n_imports + 1
+            st.session_state[NOTICE] = f"Imported '{upload.name}' as version {imported.version_id}."
+            st.rerun()
+    except DataError as err:
+        st.error(str(err), icon="🚫")
+
+
+def _table_roles(data: bytes, name: str) -> TableRoles:
+    """The table's first rows and a choice of label, text, split and slice columns (the guess first)."""
+    df, _ = read_table(data, name)
+    guess = guess_roles(df)
+    st.dataframe(df.head(5), width="stretch")
+    if not guess.label_candidates:  # nothing to choose from: say so, offer no import
+        raise DataError(guess.question or "No column can serve as the label.")
+    if guess.question:
+        st.info(guess.question)
+    columns = [str(c) for c in df.columns]
+    c1, c2, c3 = st.columns(3)
+    label_options, label_default = up.label_choice(guess, columns)
+    label = str(c1.selectbox("Label column", label_options, index=label_default))
+    text_options, text_default = up.text_choice(guess, columns, label)
+    text = str(c2.selectbox("Text column", text_options, index=text_default))
+    split_options, split_default = up.split_choice(guess, columns, label, text)
+    split = str(c3.selectbox("Split column", split_options, index=split_default))
+    others = up.other_columns(columns, label, text, split)
+    meta = st.multiselect("Slice columns (metadata)", others, default=up.default_slices(df, others)) if text != up.NO_TEXT else []
+    return up.table_roles(label, text, split, others, meta)
+
+
+def _image_options(data: bytes, name: str) -> int | None:
+    """The archive's images per class and split (from its names, no pixels), and the image size."""
+    check_archive(data, name)
+    preview = preview_image_zip(data)  # names only: instant, and refuses unsafe archives
+    counts = up.zip_counts(preview)
+    n_classes = counts["class"].nunique()
+    st.bar_chart(
+        counts,
+        x="class",
+        y="images",
+        color="split" if preview.has_splits else None,
+        horizontal=True,
+        sort="-images",
+        height=min(800, max(220, 120 + 28 * n_classes)),  # a bar a class, within bounds
+    )
+    st.caption(up.zip_words(preview))
+    if preview.skipped:
+        with st.expander(f"{len(preview.skipped):,} file(s) will be skipped"):
+            st.dataframe(skipped_table(preview.skipped), width="stretch", hide_index=True)
+    size = st.selectbox(
+        "Image size",
+        IMAGE_SIZES,
+        help="auto keeps a size all images share (scaled down to 512 px on the long side when larger), else resizes to the median side (at most 128).",
+    )
+    return None if size == "auto" else int(size)
