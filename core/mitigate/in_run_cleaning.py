@@ -2,6 +2,7 @@
 making a new dataset version (the Diagnose page's "Save as new version" does that).
 
     drop, relabel = decisions(settings, ds)      # dataset rows; relabel: row → class index
+    dropped, relabelled = train_changes(settings, ds)   # how many train items change (the Train page)
 
 - source ``detector``: the Diagnose detector's suspects (``core.diagnose.pipeline.diagnose``,
   cached by content, so a diagnosed version costs nothing more);
@@ -52,3 +53,11 @@ def decisions(
         return rows.astype(np.int64), {}
     changed = rows[issues.suggested[rows] != ds.labels[rows]]
     return np.zeros(0, np.int64), {int(r): int(issues.suggested[r]) for r in changed}
+
+
+def train_changes(settings: Cleaning, ds: Dataset) -> tuple[int, int]:
+    """(train items left out, train items trained with another label) under ``settings``: what the
+    Train page says before the run. Sources other than "plan" diagnose the version (cached)."""
+    drop, relabel = decisions(settings, ds)
+    train = ds.split == 0
+    return int(train[drop].sum()), sum(1 for r in relabel if train[r])

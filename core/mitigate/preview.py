@@ -5,8 +5,10 @@
   depend on the data and come from ``resample_on_embeddings``).
 - ``resample_on_embeddings`` — the feature-space samplers run on the train items' embeddings,
   with a 2-D PCA map (fitted on the real items) that places the synthetic points among them.
-- ``augment_images`` / ``augment_texts`` — a few train items beside their augmented copies,
-  re-drawn under another seed on request. Torch is imported only when images are augmented.
+- ``augment_images`` / ``augment_texts`` — a few train items (``preview_items``) beside their
+  augmented copies, re-drawn under another seed on request. Torch is imported only when images
+  are augmented.
+- ``train_classes`` — the train split's classes as the knobs name them: counts, tail, absent.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import difflib
 import html
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -25,6 +28,29 @@ from core.mitigate.settings import (
     Augmentation,
     Mitigations,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from core.data.dataset import Dataset
+    from core.data.profile import Balance
+
+
+@dataclass(frozen=True)
+class TrainClasses:
+    counts: dict[str, int]  # class name → train items, classes with items only
+    tail: list[str]  # of those, the tail group's
+    absent: list[str]  # classes with no train item (scored as unknown)
+
+
+def train_classes(train: Balance, class_names: Sequence) -> TrainClasses:
+    """The train split's classes by name, from its profile (``Profile.train``)."""
+    present = [int(c) for c in np.flatnonzero(train.counts > 0)]
+    return TrainClasses(
+        counts={str(class_names[c]): int(train.counts[c]) for c in present},
+        tail=[str(class_names[c]) for c in present if train.groups[c] == "tail"],
+        absent=[str(class_names[c]) for c in train.missing],
+    )
 
 
 def epoch_counts(m: Mitigations, train_counts: dict[str, int]) -> dict[str, float] | None:
@@ -136,6 +162,16 @@ def augment_images(images: np.ndarray, labels: np.ndarray, settings: Augmentatio
     out = out.float().round().clamp(0, 255).to(torch.uint8)
     arr = out.numpy()
     return arr[:, 0] if len(shape) == 2 else np.transpose(arr, (0, 2, 3, 1))
+
+
+def preview_items(ds: Dataset, classes: Sequence[str], *, seed: int, n: int) -> np.ndarray:
+    """Up to ``n`` train rows, sorted, drawn with ``seed`` from the classes named in ``classes``
+    (all classes when it names none of the dataset's)."""
+    names = list(map(str, ds.class_names))
+    wanted = [names.index(c) for c in classes if c in names]
+    pool = np.flatnonzero((ds.split == 0) & (np.isin(ds.labels, wanted) if wanted else True))
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(pool, min(n, len(pool)), replace=False))
 
 
 def mixes(settings: Augmentation) -> bool:

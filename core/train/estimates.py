@@ -1,5 +1,10 @@
-"""Rough estimates made before a run starts: its time (shown on the Train page, never used for
-decisions) and the disk it needs (a run that cannot fit is refused at submit).
+"""Rough estimates made before a run starts: its step plan and time (shown on the Train page, never
+used for decisions) and the disk it needs (a run that cannot fit is refused at submit).
+
+``step_plan`` says what the worker will do (``core.train.worker.plan``): the batch (``speed``'s
+automatic one when the config says 0), the learning rate scaled with it, steps per epoch as the
+worker's batches come out (a one-item last batch dropped; on the GPU fast path every short one),
+steps and evaluations in all.
 
 Throughputs are the registry's training samples per second, measured on a 2-core CPU
 (``benchmarks/bench_train.py``), scaled by a fixed factor on a GPU. Evaluation passes
@@ -8,12 +13,12 @@ are counted at three times the training speed (no backward pass). Torch-free.
 
 from __future__ import annotations
 
-import numpy as np
+from dataclasses import dataclass
 
-from core.data.dataset import Dataset
+from core.data.dataset import SPLITS, Dataset
 from core.models import registry
 from core.train.config import RunConfig
-from core.train.speed import planned_batch
+from core.train.speed import planned_batch, scaled_lr
 
 GPU_SPEEDUP = 25.0
 STARTUP_S = 8.0  # process start, imports, model load
@@ -25,11 +30,72 @@ def samples_per_second(model: str, finetune: str, *, gpu: bool) -> float:
     return rate * (GPU_SPEEDUP if gpu else 1.0)
 
 
-def evaluations(cfg: RunConfig, n_train: int, batch: int) -> int:
-    """How many evaluations a run of ``cfg`` makes: one per epoch, or one every ``eval_every_steps``."""
+def steps_per_epoch(n_items: int, batch: int, *, drop_last: bool = False) -> int:
+    """How many batches an epoch of ``n_items`` draws cuts into (``core.train.inputs.make_batches``):
+    a last batch of a single item is dropped (unless it is the only one), and with ``drop_last``
+    (fixed shapes) every batch shorter than ``batch``, unless none is full."""
+    if n_items <= 0:
+        return 0
+    batch = max(1, int(batch))
+    k = -(-n_items // batch)
+    last = n_items - (k - 1) * batch
+    if k > 1 and last < 2:
+        k, last = k - 1, batch
+    full = k if last == batch else k - 1
+    return full if drop_last and full else k
+
+
+def evaluations(cfg: RunConfig, n_train: int, batch: int, *, drop_last: bool = False) -> int:
+    """How many evaluations a run of ``cfg`` makes (``core.train.callbacks.Cadence``): one per
+    epoch, or one every ``eval_every_steps`` steps and one at the last step."""
     if not cfg.eval_every_steps:
         return cfg.epochs
-    return max(1, int(np.ceil(n_train / max(1, batch))) * cfg.epochs // cfg.eval_every_steps)
+    total = steps_per_epoch(n_train, batch, drop_last=drop_last) * cfg.epochs
+    return max(1, -(-total // cfg.eval_every_steps))
+
+
+def runs_on_gpu(device: str, gpus: int) -> bool:
+    """Whether a run asking for ``device`` trains on a GPU where ``gpus`` are visible."""
+    return gpus > 0 and device in ("auto", "cuda")
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    """What a run will do, said before it starts (the Train page)."""
+
+    n_train: int  # train items of the version
+    n_used: int  # of which the run trains on (``max_train_items``)
+    splits: dict[str, int]  # items per split (train, val, test)
+    batch: int  # the batch it trains with
+    auto_batch: bool  # chosen by ``core.train.speed`` (the config said 0)
+    lr: float  # the peak learning rate (scaled with an automatic batch)
+    steps_per_epoch: int
+    steps: int  # in all
+    evaluations: int
+
+
+def step_plan(cfg: RunConfig, ds: Dataset, *, gpu: bool) -> StepPlan:
+    """The step plan of ``cfg`` on ``ds``: on a GPU (``gpu``) with the fast path (``fast_path``
+    auto or on) the last, short batch of each epoch is dropped."""
+    splits = {name: int((ds.split == i).sum()) for i, name in enumerate(SPLITS)}
+    n_train = splits[SPLITS[0]]
+    n_used = min(n_train, cfg.max_train_items) if cfg.max_train_items else n_train
+    image_px = int(min(ds.items.shape[1:3])) if ds.modality == "image" else None
+    batch = planned_batch(cfg.batch_size, modality=ds.modality, finetune=cfg.finetune, gpu=gpu, n_train=n_used, image_side=image_px)
+    lr = cfg.learning_rate(ds.modality, image_px=image_px)
+    drop_last = cfg.fast_path == "on" or (cfg.fast_path == "auto" and gpu)
+    per_epoch = steps_per_epoch(n_used, batch, drop_last=drop_last)
+    return StepPlan(
+        n_train=n_train,
+        n_used=n_used,
+        splits=splits,
+        batch=batch,
+        auto_batch=not cfg.batch_size,
+        lr=lr if cfg.batch_size else scaled_lr(lr, batch),
+        steps_per_epoch=per_epoch,
+        steps=per_epoch * cfg.epochs,
+        evaluations=evaluations(cfg, n_used, batch, drop_last=drop_last),
+    )
 
 
 def estimate_seconds(cfg: RunConfig, ds: Dataset, *, gpu: bool = False) -> float:

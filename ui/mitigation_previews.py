@@ -1,0 +1,119 @@
+"""What a mitigation setting does to the data, drawn under its knobs on the Train page: the counts
+an epoch draws (and a feature-space sampler's map), augmented copies beside their originals, and
+how many train items in-run cleaning changes."""
+
+from __future__ import annotations
+
+import html
+import json
+
+import numpy as np
+import streamlit as st
+
+from core import charts
+from core.data.dataset import Dataset
+from core.diagnose.cleaning import CleaningPlan
+from core.diagnose.pipeline import DiagnoseConfig, is_cached
+from core.diagnose.pipeline import estimate_seconds as diagnosis_seconds
+from core.embed import embeddings
+from core.mitigate.checks import check
+from core.mitigate.in_run_cleaning import train_changes
+from core.mitigate.preview import (
+    augment_images,
+    augment_texts,
+    epoch_counts,
+    highlight_changes,
+    mixes,
+    preview_items,
+    resample_on_embeddings,
+)
+from core.mitigate.settings import FEATURE_SAMPLERS, Mitigations
+from ui.items import image_strip
+
+
+def resample_preview(ds: Dataset, m: Mitigations, *, model: str, finetune: str, train_counts: dict[str, int], seed: int) -> None:
+    counts = epoch_counts(m, train_counts)
+    if counts is not None and counts != {c: float(n) for c, n in train_counts.items()}:
+        before = {c: float(n) for c, n in train_counts.items()}
+        st.plotly_chart(charts.counts_before_after(before, counts), width="stretch", key="rs_counts")
+    if m.resample.method not in FEATURE_SAMPLERS or check(m, modality=ds.modality, finetune=finetune, train_counts=train_counts):
+        return
+    key = json.dumps([m.resample.method, m.resample.k_neighbors, m.resample.targets, model, seed], sort_keys=True)
+    cached = ds.modality == "tabular" or embeddings.is_cached(ds, backbone=model)
+    label = "Preview on the embedding map" + (
+        "" if cached else f" (embeds the data first: about {embeddings.estimate_seconds(ds, model):,.0f} s)"
+    )
+    if st.button(label, key="rs_preview"):
+        with st.spinner(f"Running {m.resample.method} on the train embeddings…"):
+            train = np.flatnonzero(ds.split == 0)
+            X = np.asarray(embeddings.embed(ds, backbone=model), dtype=np.float32)[train]
+            st.session_state["rs_preview_result"] = (
+                key,
+                resample_on_embeddings(X, ds.labels[train], list(map(str, ds.class_names)), m, seed=seed),
+            )
+    shown = st.session_state.get("rs_preview_result")
+    if shown is not None and shown[0] == key:
+        result = shown[1]
+        made = int(result.synthetic.sum())
+        st.caption(
+            f"{m.resample.method} on {sum(result.before.values()):,} train embeddings → {sum(result.after.values()):,} items "
+            f"in {result.seconds:.1f} s; crosses are new points, grey rings removed items (at most 4,000 of each drawn; "
+            f"{made:,} new shown). The run does the same on its standardised features."
+        )
+        c1, c2 = st.columns(2)
+        c1.plotly_chart(charts.counts_before_after(result.before, result.after, title="Items per class: train split → resampled"),
+                        width="stretch", key="rs_after")  # fmt: skip
+        c2.plotly_chart(charts.resampled_map(result.xy, result.labels, result.synthetic, result.removed_xy), width="stretch", key="rs_map")
+
+
+def augment_preview(ds: Dataset, m: Mitigations, *, seed: int) -> None:
+    a = m.augment
+    st.session_state.setdefault("aug_preview_seed", seed)
+    p1, p2 = st.columns([4, 1])
+    p1.markdown("**Preview** — train items (top) and augmented copies (bottom)" if ds.modality == "image" else "**Preview**")
+    if p2.button("Re-roll", key="aug_reroll", help="Draw other items and other augmentations."):
+        st.session_state["aug_preview_seed"] += 1
+    draw = int(st.session_state["aug_preview_seed"])
+    names = list(map(str, ds.class_names))
+    picked = preview_items(ds, a.classes, seed=draw, n=8 if ds.modality == "image" else 5)
+    if ds.modality == "image":
+        images = np.asarray(ds.items[picked])
+        out = augment_images(images, ds.labels[picked], a, n_classes=ds.n_classes, seed=draw)
+        st.image(image_strip(images), caption=" · ".join(names[c] for c in ds.labels[picked]))
+        st.image(image_strip(out), caption="augmented" + (" (MixUp/CutMix blend items of this row)" if mixes(a) else ""))
+        return
+    texts = [str(t) for t in ds.items[picked]]
+    rows = "".join(
+        f"<tr><td>{html.escape(names[c])}</td><td>{html.escape(t)}</td><td>{highlight_changes(t, o)}</td></tr>"
+        for c, t, o in zip(ds.labels[picked], texts, augment_texts(texts, ds.labels[picked], a, seed=draw))
+    )
+    st.markdown(
+        "<style>.aug ins{background:#d4f5dd;text-decoration:none}.aug del{background:#fbd9d9}</style>"
+        f"<table class='aug'><tr><th>class</th><th>original</th><th>augmented (new, <del>gone</del>)</th></tr>{rows}</table>",
+        unsafe_allow_html=True,
+    )
+
+
+def cleaning_preview(ds: Dataset, m: Mitigations, plan: CleaningPlan | None) -> None:
+    """How many train items the cleaning would touch, when that is known without training."""
+    c = m.clean
+    if c.source == "plan":
+        if plan is None or plan.n_changes == 0:
+            st.info("The Diagnose page has no plan for this version yet: mark suspects there (relabel or drop), then come back.")
+            return
+        drops, relabels = train_changes(c, ds)
+        st.markdown(
+            f"The plan leaves out **{drops:,}** train items and relabels **{relabels:,}** ({plan.summary()} in all splits; only train counts)."
+        )
+        return
+    if not is_cached(ds, DiagnoseConfig()):
+        st.info(
+            f"This version has not been diagnosed yet: the run does that first (about {diagnosis_seconds(ds):,.0f} s, once; the Diagnose page shows the result)."
+        )
+        return
+    drops, relabels = train_changes(c, ds)
+    n_train = int((ds.split == 0).sum())
+    if c.action == "relabel":
+        st.markdown(f"**{relabels:,}** of {n_train:,} train items would be trained with the detector's suggested label.")
+    else:
+        st.markdown(f"**{drops:,}** of {n_train:,} train items would be left out.")

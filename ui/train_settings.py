@@ -1,0 +1,102 @@
+"""The Train page's run settings: model, fine-tune mode, device, epochs, batch, learning rate, seed,
+τ and the settings under *More settings*, read as a ``RunConfig`` (mitigations left at their
+defaults: ``ui.mitigations.knobs`` draws those). A value the user chose is kept while it still fits
+the dataset (``ui.state``)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.data.dataset import Dataset
+from core.models import registry
+from core.models.registry import FINETUNE_TITLES
+from core.train.config import STOPPING_METRICS, RunConfig
+from ui import common
+from ui.state import default, follow_default
+from ui.widgets import lr_step
+
+BATCH_HELP = "0 = auto: 32 on a CPU; on a GPU a larger batch (up to 1,024 small images) with the learning rate scaled by √(batch / 32)."
+
+
+def image_px(ds: Dataset) -> int | None:
+    return int(min(ds.items.shape[1:3])) if ds.modality == "image" else None
+
+
+def model_title(name: str, ds: Dataset) -> str:
+    """How the model picker names ``name`` ("auto (small_cnn)", "small CNN (random init)", a path as it is)."""
+    if name == registry.AUTO:
+        return f"auto ({registry.resolve_auto(ds.modality, image_px=image_px(ds))})"
+    spec = registry.MODELS.get(name)
+    return spec.title if spec is not None and spec.selectable else name
+
+
+def _defaults(ds: Dataset, models: list[str]) -> None:
+    default("tr_model", registry.AUTO, allowed=models)
+    default("tr_path", "")
+    default("tr_lastn", 2)
+    default("tr_device", "auto")
+    default("tr_epochs", 3)
+    follow_default("tr_batch", 0 if common.run_gpus() else (32 if ds.modality == "text" else 64))  # 0 = auto (core.train.speed)
+    default("tr_seed", 0)
+    default("tr_tau", 0.9)
+    default("tr_eval", 0)
+    default("tr_max", 0)
+    default("tr_metric", "macro_f1", allowed=list(STOPPING_METRICS))
+    default("tr_patience", 0)
+    default("tr_ts", True)
+
+
+def run_settings(ds: Dataset, vid: int) -> RunConfig:
+    """Draw the run's settings; return them as a ``RunConfig`` with the model resolved ("auto" →
+    the registry's choice for this dataset, or the local path typed)."""
+    models = [registry.AUTO] + [s.name for s in registry.choices(ds.modality)]
+    _defaults(ds, models)
+    c1, c2, c3 = st.columns(3)
+    model = str(c1.selectbox("Model", models, format_func=lambda m: model_title(m, ds), key="tr_model"))
+    custom = c1.text_input(
+        "…or a local model path", key="tr_path", help="A transformers folder (text) or a .pth state dict (image)."
+    ).strip()
+    resolved = custom or (registry.resolve_auto(ds.modality, image_px=image_px(ds)) if model == registry.AUTO else model)
+    modes = list(registry.spec(resolved).finetune_modes) if not custom else list(registry.FINETUNE)
+    default("tr_mode", "full", allowed=modes)
+    finetune = str(c2.selectbox("Fine-tune mode", modes, format_func=FINETUNE_TITLES.__getitem__, key="tr_mode",
+                                help="Linear probe trains only a head on cached features: fastest on a CPU."))  # fmt: skip
+    last_n = c2.number_input("Trainable blocks (last N)", 1, 20, key="tr_lastn", disabled=finetune != "last_n")
+    device = c3.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="tr_device", help=f"auto picks {common.device_label()}.")
+    c4, c5, c6, c7 = st.columns(4)
+    epochs = c4.number_input("Epochs", 1, 200, key="tr_epochs")
+    batch = c5.number_input("Batch size", 0, 4096, key="tr_batch", help=BATCH_HELP)
+    # the learning rate follows the model and fine-tune mode (a linear probe wants ~200× MiniLM's) until the user types their own
+    auto_lr = RunConfig(version_id=vid, model=resolved, finetune=finetune).learning_rate(ds.modality)
+    follow_default("tr_lr", float(auto_lr))
+    lr = c6.number_input(
+        "Learning rate", 1e-6, 1.0, format="%g", key="tr_lr", step=lr_step(float(st.session_state["tr_lr"])),
+        help=f"The default for this model and mode is {auto_lr:g}; it follows the mode until you change it. "
+        "− and + move by one unit of the current value's leading digit (3e-3 → 2e-3 or 4e-3).",
+    )  # fmt: skip
+    seed = c7.number_input("Seed", 0, 2**31 - 1, key="tr_seed")
+    tau = st.slider("τ — confidence above which a wrong answer counts as a hallucination", 0.5, 0.99, step=0.01, key="tr_tau")
+    with st.expander("More settings"):
+        a1, a2, a3, a4 = st.columns(4)
+        eval_every = a1.number_input("Evaluate every N steps (0 = each epoch)", 0, 100_000, key="tr_eval")
+        max_items = a2.number_input("Use at most N train items (0 = all)", 0, 10_000_000, key="tr_max")
+        stop_metric = a3.selectbox("Best checkpoint / early stopping on (val)", STOPPING_METRICS, key="tr_metric")
+        patience = a4.number_input("Patience (0 = never stop early)", 0, 100, key="tr_patience")
+        temperature = st.toggle("Temperature scaling on val after training", key="tr_ts")
+        processes = _processes()
+    return RunConfig(
+        version_id=vid, model=resolved, finetune=finetune, last_n_blocks=int(last_n), epochs=int(epochs), lr=float(lr),
+        batch_size=int(batch), tau=float(tau), seed=int(seed), device=str(device), eval_every_steps=int(eval_every),
+        max_train_items=int(max_items), early_stopping_metric=str(stop_metric), patience=int(patience),
+        temperature_scaling=bool(temperature), processes=processes,
+    )  # fmt: skip
+
+
+def _processes() -> int:
+    """GPUs (one process each) for the run, where a run can have more than one: torchrun here
+    (``core.train.distributed``), child ranks on a Ray node (``core.runners.ranks``)."""
+    gpus = common.run_gpus()
+    if gpus <= 1:
+        return 1
+    default("tr_gpus", 1)
+    return int(st.number_input(f"GPUs for this run (of {gpus}; one process each)", 1, gpus, key="tr_gpus"))
