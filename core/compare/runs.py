@@ -1,8 +1,10 @@
 """Two to six runs side by side: their metrics at each run's best evaluation, the change against the
-first (the reference), whether they can be compared at all, and the settings that differ."""
+first (the reference) and its verdict, curves, recall per class and ECE per class group, whether
+they can be compared at all, and the settings that differ; and the table of every stored run."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,6 +16,7 @@ from core.store.status import RunStatus
 
 if TYPE_CHECKING:
     from core.store.database import Store
+    from core.store.rows import RunRow
 
 METRICS = [
     "accuracy",
@@ -54,6 +57,73 @@ def verdict(metric: str, delta: float, *, tolerance: float = 1e-9) -> str:
     if not np.isfinite(delta) or abs(delta) <= tolerance:
         return "same"
     return "better" if (delta < 0) == (metric in LOWER_IS_BETTER) else "worse"
+
+
+def delta_table(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``metric_table`` with a "Δ <run>" column after the runs for every run but the reference, and
+    beside it a frame of the same shape: "better", "worse" or "same" in the Δ columns ("" elsewhere)."""
+    d = deltas(table)
+    shown = table.copy()
+    verdicts = pd.DataFrame("", index=table.index, columns=table.columns)
+    for col in table.columns[1:]:
+        shown[f"Δ {col}"] = d[col]
+        verdicts[f"Δ {col}"] = [verdict(m, d.loc[m, col]) for m in table.index]
+    return shown, verdicts[shown.columns]
+
+
+def curves(results: Sequence[RunResults], split: str, metric: str) -> dict[str, pd.DataFrame]:
+    """``label → rows`` of ``metric`` on ``split`` by step, with ``epoch`` filled in by the step
+    where it is missing; runs without such rows are left out."""
+    out = {}
+    for res in results:
+        m = res.metrics
+        part = m[(m["split"] == split) & (m["name"] == metric)].sort_values("step")
+        if len(part):
+            out[label(res)] = part.assign(epoch=part["epoch"].fillna(part["step"]))
+    return out
+
+
+def recall_by_class(results: Sequence[RunResults]) -> dict[str, dict[str, float]]:
+    """``label → {class name: test recall}`` at each run's best evaluation."""
+    out = {}
+    for res in results:
+        names = res.store.version(int(res.row.version_id)).class_names
+        out[label(res)] = {str(names[c]): v for c, v in res.per_class("recall", step=res.best_step).items()}
+    return out
+
+
+def ece_by_group(results: Sequence[RunResults], groups: Sequence[str] = ("head", "medium", "tail")) -> dict[str, dict[str, float]]:
+    """``label → {class group: test ECE}`` at each run's best evaluation (groups without a value left out)."""
+    return {label(res): {g: v for g in groups if (v := res.at(f"ece_{g}", res.best_step)) is not None} for res in results}
+
+
+def run_list(rows: Sequence[RunRow], version_labels: Mapping[int, str]) -> pd.DataFrame:
+    """Every run as the Runs page lists it: run, name, dataset (its version's label, else "v<id>"),
+    status (``RunRow.label``), progress (0..1), message, started (a timestamp, NaT before the start)."""
+    return pd.DataFrame(
+        [
+            {
+                "run": r.id,
+                "name": r.name,
+                "dataset": version_labels.get(r.version_id, f"v{r.version_id}"),
+                "status": r.label,
+                "progress": float(r.progress or 0.0),
+                "message": r.message,
+                "started": pd.to_datetime(r.started_at, unit="s") if r.started_at else pd.NaT,
+            }
+            for r in rows
+        ],
+        columns=["run", "name", "dataset", "status", "progress", "message", "started"],
+    )
+
+
+def default_run(rows: Sequence[RunRow], asked: int | None = None) -> int:
+    """The run the Runs page opens on: ``asked`` (a link from the Train page) when it is stored,
+    else one that is training now, else the first of ``rows`` (the newest)."""
+    ids = [r.id for r in rows]
+    if asked in ids:
+        return int(asked)
+    return next((r.id for r in rows if r.status == RunStatus.RUNNING), ids[0])
 
 
 def compatibility(store: Store, results: list[RunResults]) -> list[str]:

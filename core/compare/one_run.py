@@ -1,0 +1,155 @@
+"""One run at its best evaluation, as the Runs page shows it: each number beside its change after
+temperature scaling, the before/after tables of temperature scaling and threshold moving, the
+risk–coverage curve with an abstention point, the test items per class and slice, and the most
+confident wrong answers (also each run's gallery on the Compare page).
+
+Every value is read at ``RunResults.best_step`` (the checkpoint the run keeps); ``None`` or NaN
+where a metric does not apply or the run has not been evaluated yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from core import metrics as M
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from core.metrics.results import RunResults
+
+TS_METRICS = ["accuracy", "hallucination_rate", "ece", "nll", "brier", "forced_known_rate"]
+TM_METRICS = ["macro_f1", "balanced_accuracy", "worst_class_recall", "accuracy", "hallucination_rate", "ece"]
+SLICE_METRICS = ["accuracy", "hallucination_rate", "ece"]
+GALLERY = 12  # wrong answers a gallery shows
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A test metric at the best evaluation, and its change after temperature scaling."""
+
+    value: float | None
+    change: float | None  # temperature-scaled − plain; None without temperature-scaled rows
+
+
+def readings(res: RunResults, names: Iterable[str]) -> dict[str, Reading]:
+    """``name → Reading`` at the run's best evaluation."""
+    step = res.best_step
+    scaled = step is not None and res.scaled_step == step
+    out = {}
+    for name in names:
+        value = res.at(name, step)
+        after = res.at(name, step, "test_ts") if scaled else None
+        out[name] = Reading(value, None if value is None or after is None else after - value)
+    return out
+
+
+def best_epoch(res: RunResults) -> float | None:
+    """The epoch (fractional with evaluations inside epochs) of the best evaluation, when stored."""
+    step = res.best_step
+    if step is None:
+        return None
+    epoch = res.metrics.loc[res.metrics["step"] == step, "epoch"].dropna()
+    return float(epoch.iloc[0]) if len(epoch) else None
+
+
+def temperature_table(res: RunResults, names: Sequence[str] = TS_METRICS) -> pd.DataFrame | None:
+    """Rows ``names``; columns "before" and "after temperature scaling" (test split, best
+    evaluation; NaN where a metric does not apply). None when the run has no scaled rows there."""
+    step = res.best_step
+    if step is None or res.scaled_step != step:
+        return None
+    return pd.DataFrame(
+        {"before": [res.at(n, step) for n in names], "after temperature scaling": [res.at(n, step, "test_ts") for n in names]},
+        index=list(names),
+    ).astype(float)
+
+
+def threshold_table(res: RunResults, names: Sequence[str] = TM_METRICS) -> pd.DataFrame | None:
+    """Rows ``names``; columns "before" (temperature-scaled when the run scaled) and "after
+    threshold moving", test split. None when the run did not move thresholds."""
+    if res.variant_step("tm") is None:
+        return None
+    scaled = res.variant_step("ts") is not None
+    before = [res.latest(n, "test_ts") if scaled else res.at(n, res.best_step) for n in names]
+    return pd.DataFrame({"before": before, "after threshold moving": [res.latest(n, "test_tm") for n in names]}, index=list(names)).astype(
+        float
+    )
+
+
+def class_recall(res: RunResults, classes: Iterable[int]) -> dict[int, float]:
+    """Recall per class at the best evaluation, of the classes the evaluation scored (``classes``)."""
+    wanted = set(int(c) for c in classes)
+    return {c: v for c, v in res.per_class("recall", step=res.best_step).items() if c in wanted}
+
+
+def slice_columns(res: RunResults) -> list[str]:
+    """The slice columns the best evaluation (else the latest) scored, sorted."""
+    return sorted(_slices(res)["column"].unique())
+
+
+def slice_table(res: RunResults, column: str, metrics: Sequence[str] = SLICE_METRICS) -> pd.DataFrame:
+    """One row per value of slice ``column``, one column per metric in ``metrics``."""
+    rows = _slices(res)
+    table = rows[rows["column"] == column].pivot(index="value", columns="metric", values="score")
+    return table.reindex(columns=list(metrics))
+
+
+def _slices(res: RunResults) -> pd.DataFrame:
+    step = res.best_step
+    return res.slices(step=step) if step is not None else res.slices()
+
+
+# ------------------------------------------------------------------ answers
+
+
+def best_predictions(res: RunResults) -> pd.DataFrame:
+    """The test predictions of the best evaluation (columns item, label, pred, conf); empty before one."""
+    step = res.best_step
+    return res.predictions("test", step=step) if step is not None else res.predictions("test").iloc[:0]
+
+
+def confident_errors(preds: pd.DataFrame, n: int = GALLERY) -> pd.DataFrame:
+    """The ``n`` most confident wrong answers, most confident first."""
+    return preds[preds["pred"] != preds["label"]].sort_values("conf", ascending=False).head(n)
+
+
+@dataclass(frozen=True)
+class ErrorCount:
+    total: int  # answers
+    wrong: int
+    confident: int  # wrong with confidence ≥ τ
+
+
+def error_count(preds: pd.DataFrame, tau: float) -> ErrorCount:
+    wrong = preds["pred"] != preds["label"]
+    return ErrorCount(len(preds), int(wrong.sum()), int((wrong & (preds["conf"] >= tau)).sum()))
+
+
+@dataclass(frozen=True)
+class Decisions:
+    """Answering only above a confidence, on the test items of known classes."""
+
+    coverage: np.ndarray  # the risk–coverage curve (``core.metrics.risk_coverage_from_conf``: ties by expectation)
+    risk: np.ndarray
+    answered: float  # share answered at the threshold (NaN without items)
+    error: float  # error rate among the answered (NaN when none is)
+    change: float | None  # ``error`` − the error rate answering all; None when none is answered
+
+
+def decisions(preds: pd.DataFrame, classes: Iterable[int], threshold: float) -> Decisions:
+    """Risk–coverage of the predictions whose label is one of ``classes`` (the classes the model
+    was trained on), and the operating point at ``threshold``."""
+    known = preds[preds["label"].isin(set(int(c) for c in classes))]
+    conf = known["conf"].to_numpy(dtype=np.float64)
+    correct = known["pred"].to_numpy() == known["label"].to_numpy()
+    coverage, risk = M.risk_coverage_from_conf(conf, correct)
+    point = M.selective_from_conf(conf, correct, threshold)
+    everything = M.selective_from_conf(conf, correct, 0.0)
+    answered_any = bool((conf >= threshold).any())
+    change = point["risk"] - everything["risk"] if answered_any else None
+    return Decisions(coverage, risk, point["coverage"], point["risk"], change)

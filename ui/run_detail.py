@@ -1,0 +1,232 @@
+"""One run on the Runs page, every number read at its best evaluation (``core.compare.one_run``):
+the heading and stop button, the metric cards, curves, per-class recall, reliability, confusion,
+slices, temperature scaling, decisions, the hallucination gallery, exports, logs and config. A run
+that trains redraws every 2 s."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import streamlit as st
+
+from core import charts
+from core.compare.one_run import (
+    best_epoch,
+    best_predictions,
+    class_recall,
+    confident_errors,
+    decisions,
+    error_count,
+    readings,
+    slice_columns,
+    slice_table,
+    temperature_table,
+    threshold_table,
+)
+from core.data.dataset import Dataset
+from core.metrics.results import RunResults
+from core.store import RunStatus
+from ui import common
+from ui.export import export_block
+from ui.items import gallery, where
+from ui.words import temperature_words
+
+if TYPE_CHECKING:
+    from core.runners.base import Runner
+
+KPIS = [
+    ("accuracy", "Accuracy", False), ("macro_f1", "Macro-F1", False), ("hallucination_rate", "Hallucination rate @τ", True),
+    ("ece", "ECE", True), ("forced_known_rate", "Forced-known rate @τ", True),
+]  # fmt: skip
+
+
+def show(run_id: int, runner: Runner | None) -> None:
+    """The run's detail: live (redrawn every 2 s) while it trains, still once it has ended."""
+    if common.store().run(run_id).status.active:
+        _live(run_id, runner)
+    else:
+        _still(run_id, runner)
+
+
+@st.fragment(run_every=2.0)
+def _live(run_id: int, runner: Runner | None) -> None:
+    detail(run_id, runner)
+
+
+@st.fragment
+def _still(run_id: int, runner: Runner | None) -> None:
+    detail(run_id, runner)
+
+
+def detail(run_id: int, runner: Runner | None) -> None:
+    store = common.store()
+    res = RunResults(store, run_id)
+    ds = common.dataset(res.row.version_id)
+    _heading(res, runner)
+    when = _evaluation(res)
+    _cards(res)
+    _charts(res, ds)
+    _slices(res)
+    _temperature(res)
+    _decisions(res)
+    _gallery(res, ds, when)
+    if not res.status.active:
+        with st.expander("Report and exports"):
+            export_block(store, [run_id], key=f"run_{run_id}", title=f"Gapscope: run #{run_id} · {res.row.name}")
+    with st.expander("Logs"):
+        st.code(res.log(tail=80) or "(no output yet)", language=None)
+    with st.expander("Config"):
+        st.json(res.row.config)
+    if res.status.active != store.run(run_id).status.active:  # it just ended: redraw once without the timer
+        st.rerun()
+
+
+def _heading(res: RunResults, runner: Runner | None) -> None:
+    row, status = res.row, res.status
+    h1, h2 = st.columns([4, 1])
+    h1.subheader(f"Run #{res.run_id} · {row.name} — {row.label}")
+    if row.lost:
+        st.warning(
+            "No heartbeat from this run's worker for over a minute: it died or hangs, and no Gapscope app was watching. "
+            "Every row it stored is kept; the app's runner marks it failed on its next check."
+        )
+    if status.active and runner is not None and h2.button("Stop", key=f"stop_{res.run_id}", type="primary", width="stretch"):
+        runner.stop(res.run_id)
+        st.rerun()
+    st.progress(min(max(float(row.progress or 0.0), 0.0), 1.0), text=row.message or str(status))
+    if status == RunStatus.FAILED:
+        st.error(f"The run failed:\n\n```\n{row.message[-3000:]}\n```")
+    used = res.resolved_config()  # the automatic batch and the lr scaled with it, once the worker has begun
+    batch, lr_used = used.get("batch_size"), used.get("lr")
+    st.caption(
+        f"**{row.name or used.get('model')}** · seed {used.get('seed', 0)} · τ {res.tau:g} · batch {f'{batch:,}' if batch else 'auto'}"
+        f"{' (auto)' if batch and not res.config.get('batch_size') else ''}{f' · lr {lr_used:.2g}' if lr_used else ''} · "
+        f"mitigations: {', '.join(res.mitigations.active) or 'none (baseline)'}"
+    )
+
+
+def _evaluation(res: RunResults) -> str:
+    """Say which evaluation every number below is read at; return it in words ("step 40 (epoch 2.00)")."""
+    step = res.best_step
+    if step is None:
+        return "the latest evaluation"
+    epoch = best_epoch(res)
+    when = f"step {step}" + (f" (epoch {epoch:.2f})" if epoch is not None else "")
+    if res.split_rows("val").empty:
+        which = "the latest evaluation (this version has no val split to choose by)"
+    else:
+        which = f"the best{' so far' if res.status.active else ''} evaluation by val {res.stopping_metric}, the checkpoint the run keeps"
+    st.markdown(
+        f"**Test results at {when}** — {which}; the cards, per-class recall, reliability, confusion, decisions and the gallery all read this one."
+    )
+    return when
+
+
+def _cards(res: RunResults) -> None:
+    values = readings(res, [name for name, _, _ in KPIS])
+    for col, (name, title, lower_better) in zip(st.columns(len(KPIS)), KPIS):
+        r = values[name]
+        delta = None if r.change is None else f"{r.change:+.3f} after TS"
+        unchanged = r.change is not None and round(r.change, 3) == 0
+        col.metric(
+            title, "—" if r.value is None else f"{r.value:.3f}", delta, delta_color="off" if unchanged else "inverse" if lower_better else "normal",
+            help="The change after temperature scaling (TS, fitted on val) is under the value." if delta else None,
+        )  # fmt: skip
+
+
+def _charts(res: RunResults, ds: Dataset) -> None:
+    """Loss, accuracy and macro-F1, hallucination rate and ECE; recall per class, reliability, confusion."""
+    metrics, key = res.metrics, res.run_id
+    evals = metrics[metrics["split"].isin(["val", "test"])]
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(charts.metric_curves(metrics, ["loss"], splits=("train",), title="Training loss"), width="stretch", key=f"loss_{key}")
+    c3, c4 = st.columns(2)
+    if evals.empty:  # no axes without points
+        c2.info("Accuracy and macro-F1 (val and test) appear after the first evaluation.")
+        c3.info("The hallucination rate and the calibration error (ECE) appear after the first evaluation.")
+    else:
+        c2.plotly_chart(
+            charts.metric_curves(evals, ["accuracy", "macro_f1"], title="Accuracy and macro-F1"), width="stretch", key=f"acc_{key}"
+        )
+        c3.plotly_chart(charts.metric_curves(evals, ["hallucination_rate", "ece"], title="Hallucination rate and calibration error"),
+                        width="stretch", key=f"hal_{key}")  # fmt: skip
+    step = res.best_step
+    art = res.artifacts(step) if step is not None else {}
+    if not art:
+        c4.info("Per-class recall, the reliability diagram and the confusion matrix appear after the first evaluation.")
+        return
+    classes = [int(c) for c in art["classes"]]
+    if recall := class_recall(res, classes):
+        absent = [int(c) for c in art.get("absent_classes", [])]
+        c4.plotly_chart(charts.per_class_bars(recall, ds.class_names, title=f"Recall per class (test, step {step})", absent=absent),
+                        width="stretch", key=f"rec_{key}")  # fmt: skip
+    else:
+        c4.info("No class of the test split has items the model can name: recall per class is undefined.")
+    c5, c6 = st.columns(2)
+    bins = {"test": art["test"]["reliability"]}
+    if "test_ts" in art:
+        bins["test, temperature-scaled"] = art["test_ts"]["reliability"]
+    c5.plotly_chart(charts.reliability_diagram(bins), width="stretch", key=f"rel_{key}")
+    c6.plotly_chart(
+        charts.confusion_matrix(art["test"]["confusion"], [ds.class_names[c] for c in classes]), width="stretch", key=f"cm_{key}"
+    )
+
+
+def _slices(res: RunResults) -> None:
+    if columns := slice_columns(res):
+        column = st.selectbox("Slice", columns, key=f"slice_{res.run_id}")
+        st.plotly_chart(charts.slice_metric_bars(slice_table(res, column), column), width="stretch", key=f"slices_{res.run_id}")
+
+
+def _temperature(res: RunResults) -> None:
+    table = temperature_table(res)
+    if table is None:
+        return
+    temperature = res.at("temperature", res.best_step, "test_ts")
+    st.markdown(f"**Temperature scaling** (T = {temperature or float('nan'):.2f}, fitted on val), test split:")
+    # as text: st.dataframe shows a missing number as "None", whatever a Styler's na_rep says
+    st.dataframe(table.map(lambda v: "—" if pd.isna(v) else f"{v:.4f}").rename(index=charts.metric_title), width="stretch")
+    if words := temperature_words(temperature, table):
+        st.info(words)
+
+
+def _decisions(res: RunResults) -> None:
+    """Threshold moving's before/after, and the risk–coverage curve with the abstention point."""
+    preds = best_predictions(res)
+    if preds.empty or res.status.active:
+        return
+    st.markdown("**Decisions** — answering only when confident enough, and per-class thresholds")
+    chosen = res.mitigations.decision.abstain_below
+    threshold = st.slider(
+        "Abstain below confidence", 0.0, 0.99, float(chosen or 0.5), 0.01, key=f"abstain_{res.run_id}",
+        help="Answers with a lower top-label confidence are withheld: fewer answers, fewer errors. The run's own setting is the starting point.",
+    )  # fmt: skip
+    d = decisions(preds, res.artifacts(res.best_step).get("classes", []), threshold)
+    d1, d2 = st.columns([3, 2])
+    d1.plotly_chart(charts.risk_coverage(d.coverage, d.risk, point=(d.answered, d.error), label=f"≥ {threshold:.2f}"),
+                    width="stretch", key=f"rc_{res.run_id}")  # fmt: skip
+    d2.metric("Answered", f"{d.answered:.1%}", help="Share of the known test items answered at this threshold.")
+    d2.metric("Error among the answered", "—" if d.change is None else f"{d.error:.1%}",
+              delta=None if d.change is None else f"{d.change:+.1%} vs answering all",
+              delta_color="off" if d.change is not None and round(d.change, 3) == 0 else "inverse")  # fmt: skip
+    if (table := threshold_table(res)) is not None:
+        d2.markdown("**Threshold moving** (per-class offsets fitted on val), test split:")
+        d2.dataframe(table.style.format("{:.4f}", na_rep="—"), width="stretch")
+
+
+def _gallery(res: RunResults, ds: Dataset, when: str) -> None:
+    st.markdown("**Hallucination gallery** — the most confident wrong answers on the test split")
+    preds = best_predictions(res)
+    if preds.empty:
+        st.caption("Appears after the first evaluation.")
+        return
+    n = error_count(preds, res.tau)
+    st.caption(f"At {when}: {n.wrong:,} wrong of {n.total:,}; {n.confident:,} of them with confidence ≥ τ = {res.tau:.2f}.")
+    wrong = confident_errors(preds)
+    by_item = wrong.set_index("item")
+    gallery(
+        ds, wrong["item"].to_numpy(), per_row=6,
+        caption=lambda i: f"{where(ds, i)} · given **{ds.class_names[int(by_item.loc[i, 'label'])]}** → predicted "
+        f"**{ds.class_names[int(by_item.loc[i, 'pred'])]}** · {by_item.loc[i, 'conf']:.1%}",
+    )  # fmt: skip
