@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.data.dataset import Dataset
+from core.simulate.corrupt import TRAIN
+
 
 @dataclass(frozen=True)
 class Grade:
@@ -32,3 +35,14 @@ def grade(flagged: np.ndarray, corrupted: np.ndarray, among: np.ndarray | None =
     caught = int((f & c).sum())
     n_f, n_c = int(f.sum()), int(c.sum())
     return Grade(n_c, n_f, caught, caught / n_f if n_f else float("nan"), caught / n_c if n_c else float("nan"))
+
+
+def has_noise_truth(ds: Dataset) -> bool:
+    """The version was simulated with label noise: it knows which labels are wrong (``sim_noisy``)."""
+    return "sim_noisy" in ds.meta.columns and bool(ds.meta["sim_noisy"].any())
+
+
+def grade_detector(ds: Dataset, flagged: np.ndarray) -> Grade:
+    """The detector's ``flagged`` items of a simulated version against its truth, over the labelled
+    train items (where the simulator works)."""
+    return grade(flagged, ds.meta["sim_noisy"].to_numpy(dtype=bool), among=(ds.split == TRAIN) & ds.labelled)

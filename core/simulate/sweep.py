@@ -139,3 +139,70 @@ def sweep_results(store: Store, sweep: dict[str, Any]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows, columns=["severity", "arm", "run_id", "version_id", "status", "ended", "failed", "message", *METRICS])
+
+
+# ---------------------------------------------------------------------- what the Simulate page shows of sweeps
+
+TITLES = {"hallucination_rate": "Hallucination rate @τ", "forced_known_rate": "Forced-known rate @τ", "ece": "ECE", "macro_f1": "Macro-F1"}
+#: why a finished sweep can leave a metric without a value
+EMPTY_BECAUSE = {"forced_known_rate": "It applies only where the test split has classes missing from train (dropped classes)."}
+MIN_SEVERITIES, MAX_SEVERITIES = 2, 6
+
+
+def default_severities(knob: str) -> str:
+    """The knob's default severities as the page's text box holds them: '1, 10, 30, 100'."""
+    return ", ".join(f"{v:g}" for v in KNOBS[knob][1])
+
+
+def parse_severities(raw: str) -> tuple[list[float], str | None]:
+    """(severities, None) from comma- or semicolon-separated numbers, or what is wrong with them."""
+    try:
+        severities = [float(v) for v in raw.replace(";", ",").split(",") if v.strip()]
+    except ValueError:
+        return [], "Severities are numbers separated by commas, e.g. 0, 0.1, 0.2, 0.3."
+    if not MIN_SEVERITIES <= len(severities) <= MAX_SEVERITIES:
+        return severities, f"Give {MIN_SEVERITIES} to {MAX_SEVERITIES} severities."
+    return severities, None
+
+
+def n_runs(severities: list[float], *, mitigated: bool) -> int:
+    """Runs a sweep starts: one per severity, two with a mitigated twin."""
+    return len(severities) * (2 if mitigated else 1)
+
+
+def sweeps_of(store: Store, dataset_id: int) -> list[dict[str, Any]]:
+    """The sweeps of any version of dataset ``dataset_id`` (archived ones included), newest first."""
+    family = {v.id for v in store.versions(dataset_id, include_archived=True)}
+    return [sw for sw in store.sweeps() if sw["version_id"] in family]
+
+
+def progress(table: pd.DataFrame) -> tuple[int, float, str]:
+    """(runs finished, the share finished, '3 of 4 runs finished, 1 failed') of a ``sweep_results`` table."""
+    done, failed = int((table["ended"] & ~table["failed"]).sum()), int(table["failed"].sum())
+    return done, done / max(len(table), 1), f"{done} of {len(table)} runs finished" + (f", {failed} failed" if failed else "")
+
+
+def metric_note(table: pd.DataFrame, metric: str, done: int) -> str | None:
+    """None when ``metric`` has a value to draw; else why not: the runs are not evaluated yet, or no
+    run has a value (and, where known, why)."""
+    if table[metric].notna().any():
+        return None
+    if done < len(table):
+        return f"**{TITLES[metric]}** appears as the runs are evaluated."
+    return f"**{TITLES[metric]}**: no run has a value. {EMPTY_BECAUSE.get(metric, '')}"
+
+
+def failures(table: pd.DataFrame) -> list[str]:
+    """One line per failed run: its number, arm, severity and the end of its message."""
+    return [
+        f"Run #{row['run_id']} ({row['arm']}, severity {row['severity']:g}) failed: {str(row['message'])[-400:]}"
+        for _, row in table[table["failed"]].iterrows()
+    ]
+
+
+def runs_table(table: pd.DataFrame, titles: dict[str, str]) -> pd.DataFrame:
+    """A ``sweep_results`` table as shown: metrics to 4 decimals ('—' where missing), columns named
+    as people read them (``titles``: metric → title)."""
+    shown = table.drop(columns=["ended", "failed"])
+    shown[list(METRICS)] = shown[list(METRICS)].map(lambda v: "—" if pd.isna(v) else f"{v:.4f}")
+    return shown.rename(columns={"run_id": "run", "version_id": "version", **titles})

@@ -33,3 +33,11 @@ def recipe_of(store: Store, version_id: int) -> Recipe | None:
     """The recipe a simulated version was made with, or None for any other version."""
     info = store.version(version_id)
     return Recipe.from_dict(info.params["recipe"]) if info.kind == "simulate" and "recipe" in info.params else None
+
+
+def recipe_source(store: Store, version_id: int) -> tuple[int, Recipe | None]:
+    """(the version recipes start from, the recipe ``version_id`` was made with): a simulated
+    version's clean parent and its recipe, else ``version_id`` itself and None."""
+    truth = recipe_of(store, version_id)
+    parent = store.version(version_id).parent_id
+    return (int(parent) if truth is not None and parent is not None else version_id), truth
