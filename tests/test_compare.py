@@ -3,12 +3,28 @@ on hand-made predictions (matched across a simulated version and its parent)."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
+import pytest
 
-from core.compare.examples import example_diff, keyed_predictions, outcome_counts
-from core.compare.runs import compatibility, config_differences, deltas, metric_table, verdict
+from core.compare.examples import example_diff, keyed_predictions, outcome_counts, shares_items, top_outcome
+from core.compare.runs import (
+    compatibility,
+    config_differences,
+    curves,
+    default_run,
+    delta_table,
+    deltas,
+    ece_by_group,
+    metric_table,
+    recall_by_class,
+    run_list,
+    verdict,
+)
 from core.data.dataset import Dataset
+from core.metrics.keys import per_class_key
 from core.metrics.results import RunResults
 from core.simulate.recipe import Recipe
 from core.simulate.versions import save_simulated
@@ -109,3 +125,62 @@ def test_the_confusion_difference_colours_lost_recall_and_new_confusion_as_worse
     z, raw = np.array(fig.data[0].z), np.array(fig.data[0].customdata)
     assert np.allclose(raw, [[0.2, -0.2], [0.3, -0.3]])
     assert np.allclose(z, [[-0.2, -0.2], [0.3, 0.3]])  # better (negative) for cat, worse (positive) for dog
+
+
+def test_delta_table_puts_each_change_and_its_verdict_beside_the_runs():
+    table = pd.DataFrame({"#1 · a": [0.8, 0.10, np.nan], "#2 · b": [0.9, 0.05, 0.2], "#3 · c": [0.8, 0.20, 0.1]},
+                         index=["accuracy", "hallucination_rate", "ece"])  # fmt: skip
+    shown, verdicts = delta_table(table)
+    assert list(shown.columns) == ["#1 · a", "#2 · b", "#3 · c", "Δ #2 · b", "Δ #3 · c"]
+    assert shown["Δ #2 · b"].tolist()[:2] == pytest.approx([0.1, -0.05]) and np.isnan(shown.loc["ece", "Δ #2 · b"])
+    assert list(verdicts.columns) == list(shown.columns) and list(verdicts.index) == list(table.index)
+    assert verdicts["Δ #2 · b"].tolist() == ["better", "better", "same"]  # no reference ECE: no verdict
+    assert verdicts["Δ #3 · c"].tolist() == ["same", "worse", "same"]
+    assert (verdicts[["#1 · a", "#2 · b", "#3 · c"]] == "").all().all()
+
+
+def test_curves_recall_and_ece_per_run(store):
+    vid = store.save_dataset(_ds(), source="upload:toy")
+    a = store.create_run(vid, {}, name="a")
+    store.add_metrics(a, 20, "val", {"macro_f1": 0.7}, epoch=2.0)
+    store.add_metrics(a, 10, "val", {"macro_f1": 0.5})  # no epoch stored: the step stands in
+    store.add_metrics(a, 20, "test", {per_class_key("recall", 1): 0.25, per_class_key("recall", 0): 0.75, "ece_tail": 0.3, "ece_head": 0.1})
+    b = store.create_run(vid, {}, name="b")
+    store.add_metrics(b, 5, "train", {"loss": 1.0})
+    results = [RunResults(store, a), RunResults(store, b)]
+    lines = curves(results, "val", "macro_f1")
+    assert list(lines) == ["#1 · a"] and lines["#1 · a"]["step"].tolist() == [10, 20]
+    assert lines["#1 · a"]["epoch"].tolist() == [10.0, 2.0] and lines["#1 · a"]["value"].tolist() == [0.5, 0.7]
+    assert recall_by_class(results) == {"#1 · a": {"cat": 0.75, "dog": 0.25}, "#2 · b": {}}
+    assert ece_by_group(results) == {"#1 · a": {"head": 0.1, "tail": 0.3}, "#2 · b": {}}
+
+
+def test_run_list_and_the_run_the_runs_page_opens_on(store):
+    vid = store.save_dataset(_ds(), source="upload:toy")
+    a = store.create_run(vid, {}, name="first")
+    b = store.create_run(vid, {}, name="second")
+    store.set_run_status(a, "running", started_at=1_700_000_000.0, heartbeat_at=time.time(), progress=0.25, message="step 3")
+    rows = store.runs()
+    table = run_list(rows, {vid: "Toy v1"})
+    assert list(table.columns) == ["run", "name", "dataset", "status", "progress", "message", "started"]
+    first = table.set_index("run").loc[a]
+    assert (first["name"], first["dataset"], first["status"], first["progress"], first["message"]) == (
+        "first", "Toy v1", rows[[r.id for r in rows].index(a)].label, 0.25, "step 3"
+    )  # fmt: skip
+    assert first["started"] == pd.Timestamp("2023-11-14 22:13:20") and pd.isna(table.set_index("run").loc[b, "started"])
+    assert run_list(rows, {})["dataset"].tolist() == [f"v{vid}", f"v{vid}"]
+    assert run_list([], {}).empty
+    assert default_run(rows, b) == b and default_run(rows, 999) == a and default_run(rows) == a  # asked for, else running
+    store.set_run_status(a, "finished")
+    assert default_run(store.runs()) == store.runs()[0].id  # else the newest
+
+
+def test_top_outcome_and_whether_two_runs_share_their_items(store):
+    diff = pd.DataFrame({"outcome": ["fixed", "fixed", "introduced", "fixed"], "conf_b": [0.5, 0.9, 0.99, 0.7]}, index=[1, 2, 3, 4])
+    assert top_outcome(diff, "fixed").index.tolist() == [2, 4, 1] and top_outcome(diff, "fixed", n=1).index.tolist() == [2]
+    assert top_outcome(diff, "still wrong").empty
+    one = store.save_dataset(_ds(), source="upload:one")
+    two = store.save_dataset(_ds(), source="upload:two")
+    child = save_simulated(store, one, Recipe(noise_rate=0.5, seed=0))
+    a, b, c = (RunResults(store, store.create_run(v, {}, name="")) for v in (one, two, child))
+    assert shares_items(store, a, c) and not shares_items(store, a, b)

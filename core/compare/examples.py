@@ -16,6 +16,7 @@ from core.metrics.results import RunResults
 
 if TYPE_CHECKING:
     from core.data.dataset import Dataset
+    from core.store.database import Store
 
 OUTCOMES = ("fixed", "introduced", "still wrong", "both right")
 
@@ -56,3 +57,14 @@ def example_diff(a: pd.DataFrame, b: pd.DataFrame) -> pd.DataFrame:
 def outcome_counts(diff: pd.DataFrame) -> dict[str, int]:
     counts = diff["outcome"].value_counts()
     return {o: int(counts.get(o, 0)) for o in OUTCOMES}
+
+
+def top_outcome(diff: pd.DataFrame, outcome: str, n: int = 12) -> pd.DataFrame:
+    """The ``n`` items of ``outcome`` the second run answered most confidently, most confident first."""
+    return diff[diff["outcome"] == outcome].sort_values("conf_b", ascending=False).head(n)
+
+
+def shares_items(store: Store, a: RunResults, b: RunResults) -> bool:
+    """Whether two runs' test items can be matched: versions of one dataset with the same classes."""
+    va, vb = store.version(int(a.row.version_id)), store.version(int(b.row.version_id))
+    return va.dataset_id == vb.dataset_id and list(va.class_names) == list(vb.class_names)

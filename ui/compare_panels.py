@@ -1,0 +1,155 @@
+"""The Compare page's panels, each run at its best evaluation: metrics with deltas, curves, recall
+per class and ECE per class group, reliability, the change item by item against the reference,
+each run's hallucination gallery and the settings that differ. The numbers come from
+``core.compare``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import pandas as pd
+import streamlit as st
+
+from core import charts
+from core.compare.examples import OUTCOMES, example_diff, keyed_predictions, outcome_counts, shares_items, top_outcome
+from core.compare.one_run import best_predictions, confident_errors, error_count
+from core.compare.runs import config_differences, curves, delta_table, ece_by_group, label, metric_table, recall_by_class
+from core.data.dataset import Dataset
+from core.metrics.results import RunResults
+from ui import common
+from ui.items import gallery, where
+from ui.state import default
+
+CURVES = {
+    "val macro-F1": ("val", "macro_f1"), "test hallucination rate @τ": ("test", "hallucination_rate"),
+    "test ECE": ("test", "ece"), "train loss": ("train", "loss"),
+}  # fmt: skip
+COLOURS = {"better": "background-color: #d4f5dd", "worse": "background-color: #fbd9d9", "same": "", "": ""}
+
+
+@st.fragment(run_every=3.0)
+def watch(run_ids: list[int]) -> None:
+    """Redraw the page when a compared run moves on (starts, ends); the page itself stays still."""
+    now = [str(common.store().run(i).status) for i in run_ids]
+    if st.session_state.get("compare_seen", now) != now:
+        st.session_state["compare_seen"] = now
+        st.rerun(scope="app")
+    st.session_state["compare_seen"] = now
+
+
+def metrics_panel(results: Sequence[RunResults]) -> None:
+    st.subheader("Metrics (test split, each run at its best evaluation)")
+    table = metric_table(list(results))
+    if table.empty:
+        st.info("No run has been evaluated yet.")
+        return
+    shown, verdicts = delta_table(table)
+    styles = verdicts.map(COLOURS.__getitem__)
+    shown.index = styles.index = [charts.metric_title(m) for m in table.index]
+    # numbers as text: st.dataframe shows a missing one as "None", whatever a Styler's na_rep says
+    text = shown.map(lambda v: "—" if pd.isna(v) else f"{v:.4f}")
+    st.dataframe(text.style.apply(lambda _: styles, axis=None), width="stretch")
+    st.caption("Δ against the first run: green is better, red is worse (lower is better for hallucination, forced-known, ECE, NLL, Brier).")
+
+
+def curves_panel(results: Sequence[RunResults]) -> None:
+    """One metric's curve per run; recall per class and ECE per class group; each run's reliability."""
+    default("cmp_curve", "val macro-F1", allowed=list(CURVES))
+    curve = st.selectbox("Curve", list(CURVES), key="cmp_curve")
+    split, metric = CURVES[curve]
+    st.plotly_chart(charts.runs_curves(curves(results, split, metric), title=curve), width="stretch", key="cmp_curves")
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(charts.grouped_bars(recall_by_class(results), title="Recall per class (test)", y_title="recall"), width="stretch",
+                    key="cmp_recall")  # fmt: skip
+    c2.plotly_chart(
+        charts.grouped_bars(ece_by_group(results), title="ECE per class group (test)", y_title="ECE"), width="stretch", key="cmp_ece"
+    )
+    st.markdown("**Reliability** — points below the diagonal are over-confidence; a point's size is its bin's item count")
+    cols = st.columns(min(len(results), 3))
+    for i, res in enumerate(results):
+        art = res.artifacts(res.best_step) if res.best_step is not None else {}
+        with cols[i % len(cols)]:
+            if art:
+                st.plotly_chart(charts.reliability_diagram({"test": art["test"]["reliability"]}, title=label(res)), width="stretch",
+                                key=f"cmp_rel_{i}")  # fmt: skip
+            else:
+                st.caption(f"{label(res)}: no evaluation yet.")
+
+
+def item_diff_panel(results: Sequence[RunResults]) -> None:
+    """One run against the reference (the first): the change in confusion, the errors fixed and
+    introduced, and the items of one outcome."""
+    st.subheader("What changed, item by item")
+    by_id = {r.run_id: r for r in results}
+    others = [r.run_id for r in results[1:]]
+    default("cmp_other", others[0], allowed=others)
+    other = st.selectbox("Against the reference", others, key="cmp_other", format_func=lambda i: label(by_id[i]))
+    a, b = results[0], by_id[other]
+    art_a = a.artifacts(a.best_step) if a.best_step is not None else {}
+    art_b = b.artifacts(b.best_step) if b.best_step is not None else {}
+    if not shares_items(common.store(), a, b):
+        st.info("These two runs do not share their test items and classes: there is no item-by-item diff.")
+        return
+    if not art_a or not art_b:
+        st.info("Both runs need an evaluation first.")
+        return
+    ds_a, ds_b = common.dataset(a.row.version_id), common.dataset(b.row.version_id)
+    if art_a["classes"] == art_b["classes"]:
+        names = [str(ds_a.class_names[c]) for c in art_a["classes"]]
+        st.plotly_chart(
+            charts.confusion_difference(art_a["test"]["confusion"], art_b["test"]["confusion"], names,
+                                        title=f"Confusion: {label(b)} against {label(a)} (red worse, blue better)"),
+            width="stretch", key="cmp_confdiff",
+        )  # fmt: skip
+    diff = example_diff(keyed_predictions(a, ds_a), keyed_predictions(b, ds_b))
+    counts = outcome_counts(diff)
+    for col, (title, outcome) in zip(st.columns(4), [("Errors fixed", "fixed"), ("Errors introduced", "introduced"),
+                                                     ("Still wrong", "still wrong"), ("Right in both", "both right")]):  # fmt: skip
+        col.metric(title, f"{counts[outcome]:,}")
+    default("cmp_outcome", "fixed", allowed=list(OUTCOMES[:3]))
+    outcome = st.radio("Show", list(OUTCOMES[:3]), key="cmp_outcome", horizontal=True)
+    picked = top_outcome(diff, str(outcome))
+    if picked.empty:
+        st.caption("None.")
+        return
+    by_item = picked.set_index("item_b")
+    name_a, name_b = f"#{a.run_id}", f"#{b.run_id}"
+    gallery(
+        ds_b, picked["item_b"].to_numpy(), per_row=6,
+        caption=lambda i: f"{where(ds_b, i)} · **{ds_b.class_names[int(by_item.loc[i, 'label'])]}** · "
+        f"{name_a}: {ds_b.class_names[int(by_item.loc[i, 'pred_a'])]} ({by_item.loc[i, 'conf_a']:.0%}) → "
+        f"{name_b}: {ds_b.class_names[int(by_item.loc[i, 'pred_b'])]} ({by_item.loc[i, 'conf_b']:.0%})",
+    )  # fmt: skip
+
+
+def galleries_panel(results: Sequence[RunResults]) -> None:
+    st.subheader("Hallucination galleries — each run's most confident wrong answers")
+    for tab, res in zip(st.tabs([label(r) for r in results]), results):
+        with tab:
+            preds = best_predictions(res)
+            if preds.empty:
+                st.caption("No evaluation yet.")
+                continue
+            ds = common.dataset(res.row.version_id)
+            wrong = confident_errors(preds)
+            st.caption(f"{error_count(wrong, res.tau).confident} of these are at or above τ = {res.tau:.2f}.")
+            gallery(ds, wrong["item"].to_numpy(), per_row=6, caption=_wrong_caption(ds, wrong.set_index("item")))
+
+
+def _wrong_caption(ds: Dataset, by_item: pd.DataFrame) -> Callable[[int], str]:
+    """'#12 · test · shirt → **coat** · 97%' for a wrong answer of ``by_item`` (indexed by item)."""
+
+    def caption(i: int) -> str:
+        given, pred = ds.class_names[int(by_item.loc[i, "label"])], ds.class_names[int(by_item.loc[i, "pred"])]
+        return f"{where(ds, i)} · {given} → **{pred}** · {by_item.loc[i, 'conf']:.0%}"
+
+    return caption
+
+
+def settings_panel(results: Sequence[RunResults]) -> None:
+    st.subheader("Settings that differ")
+    differ = config_differences(list(results))
+    if differ.empty:
+        st.caption("None: the runs share every setting (and the dataset version).")
+    else:
+        st.dataframe(differ, width="stretch")
