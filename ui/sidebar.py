@@ -23,7 +23,7 @@ def render() -> None:
             st.selectbox(
                 "Dataset",
                 ids,
-                format_func=labels.get,
+                format_func=lambda i: labels.get(i, f"v{i}"),
                 key="sidebar_dataset",
                 on_change=lambda: common.set_current_version(st.session_state["sidebar_dataset"]),
                 help="Every import, cleaning or simulation is a version; nothing is edited in place.",
