@@ -7,7 +7,7 @@
       summary.json             outcome: status, steps, best step and metric, temperature, timings
       log.txt                  the worker's stdout and stderr (written by the runner)
       node.json                a run on a Ray cluster: its node, pid, home there, SQLite files it opened (none)
-      written.txt              the worker's ledger: rows it has stored, and a write in flight (``Ledger``)
+      written.txt              the run's ledger: its rows in the store, and a write in flight (``Ledger``)
       best.pt, last.pt         checkpoints (core.train.checkpoints reads and writes them; torch)
       evals/<step>.json        per evaluation and split: reliability bins, confusion matrices
       evals/<step>_<split>_probs.npz   held-out probabilities (rows, probs, classes)
@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -130,17 +131,18 @@ class RunFiles:
             ``reliability`` (``lower``, ``upper``, ``count``, ``mean_conf``, ``accuracy``: arrays of
             shape (15,), ``nan`` for empty bins), ``confusion`` (int (K, K), rows true, columns
             predicted) and ``unknown_confusion`` (int (len(absent_classes), K)).
-            Empty dict when the run has no evaluation yet.
+            Empty dict when the run has no evaluation yet, or none at ``step`` yet: the metric
+            rows of an evaluation may be stored before its file arrives (a run on a Ray cluster
+            sends its rows at once and its files with the next heartbeat).
         """
         steps = self.eval_steps()
         if not steps:
             return {}
-        if step is None:
-            step = steps[-1]
-        path = self._eval_path(step)
-        if not path.exists():
-            raise KeyError(f"run {self.run_id} has no evaluation at step {step}; it has {steps}")
-        raw = json.loads(path.read_text())
+        path = self._eval_path(steps[-1] if step is None else step)
+        try:
+            raw = json.loads(path.read_text())
+        except FileNotFoundError:
+            return {}
         k = len(raw["classes"])
         for part in raw.values():
             if isinstance(part, dict) and "reliability" in part:
@@ -178,19 +180,27 @@ class RunFiles:
 
 
 class Ledger:
-    """The worker's count of the rows it has stored, rewritten in place after every write.
+    """The count of a run's rows its writer has stored, rewritten in place after every write.
 
     One fixed-width line, overwritten at offset 0: it takes its disk blocks once, when the run
     starts, so it can still be updated on a disk that has filled up since. Before a write it notes
     the rows in flight, after the commit it adds them: a reader (the fault-injection tests) can
     tell rows stored by the worker from rows lost, even after a ``kill -9`` between the two.
+
+    It counts the run's rows, not one process's writes: a ledger opened on a run that has one
+    already goes on from its counts (a writer that restarted — the app applying a Ray run's
+    reports, say — keeps counting rather than starting again at 0). ``counts`` sets some of them
+    from the store itself; a write of that kind left pending is then settled.
     """
 
     KEYS = ("metrics", "predictions", "pending_metrics", "pending_predictions")
 
-    def __init__(self, files: RunFiles) -> None:
+    def __init__(self, files: RunFiles, *, counts: Mapping[str, int] | None = None) -> None:
         files.folder.mkdir(parents=True, exist_ok=True)
-        self.counts = dict.fromkeys(self.KEYS, 0)
+        held = files.ledger() or {}
+        self.counts = {k: int(held.get(k, 0)) for k in self.KEYS}
+        for kind, n in (counts or {}).items():
+            self.counts[kind], self.counts[f"pending_{kind}"] = int(n), 0
         self._fd = os.open(files.ledger_path, os.O_RDWR | os.O_CREAT, 0o644)
         self._put()
 
@@ -204,10 +214,14 @@ class Ledger:
         self._put()
 
     def _put(self) -> None:
+        if self._fd < 0:
+            return  # closed: its number may belong to another file by now
         line = " ".join(f"{k} {v:>12d}" for k, v in self.counts.items()) + "\n"
         with contextlib.suppress(OSError):  # never fail a run over its ledger
             os.pwrite(self._fd, line.encode(), 0)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
