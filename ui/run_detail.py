@@ -138,18 +138,17 @@ def _cards(res: RunResults) -> None:
 def _charts(res: RunResults, ds: Dataset) -> None:
     """Loss, accuracy and macro-F1, hallucination rate and ECE; recall per class, reliability, confusion."""
     metrics, key = res.metrics, res.run_id
-    evals = metrics[metrics["split"].isin(["val", "test"])]
     c1, c2 = st.columns(2)
     c1.plotly_chart(charts.metric_curves(metrics, ["loss"], splits=("train",), title="Training loss"), width="stretch", key=f"loss_{key}")
     c3, c4 = st.columns(2)
-    if evals.empty:  # no axes without points
+    if not res.eval_steps("val") and not res.eval_steps("test"):  # no axes without points
         c2.info("Accuracy and macro-F1 (val and test) appear after the first evaluation.")
         c3.info("The hallucination rate and the calibration error (ECE) appear after the first evaluation.")
     else:
         c2.plotly_chart(
-            charts.metric_curves(evals, ["accuracy", "macro_f1"], title="Accuracy and macro-F1"), width="stretch", key=f"acc_{key}"
+            charts.metric_curves(metrics, ["accuracy", "macro_f1"], title="Accuracy and macro-F1"), width="stretch", key=f"acc_{key}"
         )
-        c3.plotly_chart(charts.metric_curves(evals, ["hallucination_rate", "ece"], title="Hallucination rate and calibration error"),
+        c3.plotly_chart(charts.metric_curves(metrics, ["hallucination_rate", "ece"], title="Hallucination rate and calibration error"),
                         width="stretch", key=f"hal_{key}")  # fmt: skip
     step = res.best_step
     art = res.artifacts(step) if step is not None else {}
