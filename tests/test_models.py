@@ -130,6 +130,8 @@ def test_bad_mitigation_values_say_what_to_change(mitigations, words):
         "core.mitigate.presets",
         "core.mitigate.checks",
         "core.mitigate.preview",
+        "core.mitigate.fields",
+        "core.compare.one_run",
     ],
 )
 def test_modules_pages_import_do_not_import_torch(module):
