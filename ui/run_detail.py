@@ -193,7 +193,8 @@ def _temperature(res: RunResults) -> None:
 def _decisions(res: RunResults) -> None:
     """Threshold moving's before/after, and the risk–coverage curve with the abstention point."""
     preds = best_predictions(res)
-    if preds.empty or res.status.active:
+    classes = res.artifacts(res.best_step).get("classes", []) if not preds.empty else []
+    if not classes or res.status.active:  # no evaluation yet, or its files not yet arrived
         return
     st.markdown("**Decisions** — answering only when confident enough, and per-class thresholds")
     chosen = res.mitigations.decision.abstain_below
@@ -201,7 +202,7 @@ def _decisions(res: RunResults) -> None:
         "Abstain below confidence", 0.0, 0.99, float(chosen or 0.5), 0.01, key=f"abstain_{res.run_id}",
         help="Answers with a lower top-label confidence are withheld: fewer answers, fewer errors. The run's own setting is the starting point.",
     )  # fmt: skip
-    d = decisions(preds, res.artifacts(res.best_step).get("classes", []), threshold)
+    d = decisions(preds, classes, threshold)
     d1, d2 = st.columns([3, 2])
     d1.plotly_chart(charts.risk_coverage(d.coverage, d.risk, point=(d.answered, d.error), label=f"≥ {threshold:.2f}"),
                     width="stretch", key=f"rc_{res.run_id}")  # fmt: skip
