@@ -1,9 +1,12 @@
-"""The Ray runner (core.runners.cluster) against a Ray head this module starts on 127.0.0.1: real
-tasks, a real relay actor, the app's real store. Skipped, with the reason, where Ray cannot start."""
+"""The Ray runner (core.runners.ray) against a Ray head this module starts on 127.0.0.1: real
+tasks, a real relay actor, the app's real store, the queue keeper as its own process. Skipped, with
+the reason, where Ray cannot start. Every wait is on a condition (the store, the relay, a folder),
+never on a clock."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import sys
@@ -40,7 +43,7 @@ def ray_head():
     except ImportError as err:
         mp.undo()
         pytest.skip(f"Ray cannot start here: {err} (pip install '.[ray]')")
-    from core.runners.cluster import NAMESPACE, code_runtime_env
+    from core.runners.ray import NAMESPACE, code_runtime_env
 
     temp = tempfile.mkdtemp(prefix="gs-ray-", dir="/tmp")  # short: Ray's socket paths live under it
     try:
@@ -75,7 +78,7 @@ def digits(store) -> int:
 
 @pytest.fixture
 def make_runner(ray_head, store, tmp_path):
-    from core.runners.cluster import RayRunner
+    from core.runners.ray import RayRunner
 
     made = []
 
@@ -88,7 +91,7 @@ def make_runner(ray_head, store, tmp_path):
     yield make
     for runner in made:  # no task left running into the next test
         for row in runner.store.runs(status=("running", "stopping")):
-            runner._cancel(int(row.id), RunStatus.FAILED)
+            runner.relay.cancel(int(row.id), RunStatus.FAILED)
         runner.close()
 
 
@@ -116,7 +119,7 @@ def _raising_task(relay, home, run_id, config, dataset, scratch_home):
 def test_ray_runner_implements_every_runner_method_with_its_signature():
     import inspect
 
-    from core.runners.cluster import RayRunner
+    from core.runners.ray import RayRunner
 
     wanted = {name: fn for name, fn in inspect.getmembers(Runner, inspect.isfunction) if not name.startswith("_")}
     for name, proto in wanted.items():
@@ -163,8 +166,22 @@ def test_a_run_on_ray_stores_what_a_local_run_stores_without_opening_sqlite(stor
     _wait_for(lambda: not scratch.exists(), timeout=120, what="the task to clean its scratch folder up")
 
 
-def test_two_runs_fan_out_and_both_stop(store, digits, make_runner):
-    runner = make_runner(grace_s=30.0)
+def _held(runner, run_id: int) -> dict:
+    """What the relay holds for ``run_id`` (nothing applied, nothing acknowledged); {} once it let go."""
+    return runner.relay.drain(limit=0)["runs"].get(run_id, {})
+
+
+def _prediction_rows(store, run_id: int) -> int:
+    m = store.metrics(run_id)
+    return sum(
+        len(store.predictions(run_id, split=split, step=int(step)))
+        for split in ("test", "test_ts")
+        for step in set(m[m.split == split].step)
+    )
+
+
+def test_a_stop_reaches_a_worker_past_the_events_the_app_has_not_applied(store, digits, make_runner):
+    runner = make_runner(grace_s=600.0)  # never cancelled here: each worker must end its run itself
     assert runner.capacity() == 2  # the test head's 2 CPUs
     assert runner.node_gpus() == 0  # and no GPU: the Train page offers no "GPUs for this run"
     a, b = runner.submit(_long(digits)), runner.submit(_long(digits))
@@ -177,19 +194,68 @@ def test_two_runs_fan_out_and_both_stop(store, digits, make_runner):
         return all(r.status == "running" and r.pid and (store.metrics(r.id).split == "val").any() for r in rows)
 
     _wait_for(both_training, timeout=400, what="both runs training at once")
-    # a cooperative stop: the worker sees the relay's flag and ends the run itself
-    assert runner.stop(a, wait_s=200) == "stopped"
-    assert store.run(a).message.startswith("stopped at step"), store.run(a).message
-    # a stop that is not honoured in time: the task is cancelled by force
-    runner.grace_s = 0.0
-    assert runner.stop(b, wait_s=200) == "stopped"
-    assert store.run(b).status == "stopped"
-    assert len(store.metrics(b)) > 0  # rows written before the stop are kept
+    # the app stops applying: what both workers send piles up at the relay
+    _wait_for(lambda: all(_held(runner, r).get("held", 0) >= 20 for r in (a, b)), timeout=300, what="a backlog of events at the relay")
+    assert runner.stop(a) == "stopping"  # sets the relay's flag at once; nothing is applied
+    _wait_for(lambda: _held(runner, a).get("done"), timeout=300, what="run a's worker to end its task with its events unapplied")
+    assert store.run(a).stored_status == "stopping" and store.run(b).stored_status == "running"
+    row = runner.wait(a, timeout_s=300)  # now the backlog is applied, the worker's final word last
+    assert row.status == "stopped" and row.message.startswith("stopped at step"), row.message
+    m = store.metrics(a)
+    assert len(m) > 0 and (m.created_at <= row.finished_at).all()  # nothing stored after it read "stopped"
+    assert store.run(b).status == "running"  # the other run goes on
+    assert runner.stop(b, wait_s=300) == "stopped"
+    assert store.run(b).message.startswith("stopped at step"), store.run(b).message
+
+
+def _deaf_task(relay, home, run_id, config, dataset, scratch_home):
+    """A worker that reports without end and never looks at its stop flag."""
+    from core.runners.ray.sink import RelaySink
+
+    sink = RelaySink(relay, home, run_id, config, scratch=scratch_home)
+    sink.files.folder.mkdir(parents=True, exist_ok=True)
+    sink.files.write_json("config.json", config)
+    sink.announce([sink.files.folder])
+    sink.claim(os.getpid(), None)
+    step = 0
+    while True:
+        step += 1
+        sink.add_metrics(step, "train", {"loss": 1.0 / step})
+        if step % 10 == 0:
+            sink.heartbeat()  # sends its files; what it answers (stop!) is ignored
+        time.sleep(0.02)
+
+
+def test_a_stop_not_honoured_cancels_the_task_stores_nothing_after_and_clears_its_scratch(store, digits, make_runner, tmp_path):
+    runner = make_runner(grace_s=0.0, task=_deaf_task)
+    run_id = runner.submit(_cfg(digits))
+    scratch = tmp_path / "node" / "runs" / str(run_id)
+
+    def reporting() -> bool:
+        runner.tick()
+        return len(store.metrics(run_id)) >= 20
+
+    _wait_for(reporting, timeout=300, what="the task's first reports")
+    assert scratch.is_dir()
+    assert runner.stop(run_id, wait_s=200) == "stopped"
+    row = store.run(run_id)
+    assert "the Ray task was cancelled 0 s after the stop request" in row.message, row.message
+
+    def let_go() -> bool:
+        runner.tick()
+        return not _held(runner, run_id)
+
+    _wait_for(let_go, timeout=200, what="the relay to let the cancelled run go")
+    m = store.metrics(run_id)
+    assert (m.created_at <= row.finished_at).all()  # its backlog after the stop was dropped, not stored
+    assert (RunFiles(run_id, home=store.home).folder / "config.json").is_file()  # files still land
+    _wait_for(lambda: not scratch.exists(), timeout=200, what="the cancelled task's scratch folder to be cleared on its node")
 
 
 def test_events_sent_again_after_an_app_restart_are_stored_once(store, digits, make_runner):
-    """The app applied a batch of events and died before its next drain acknowledged them: the relay
-    sends them again, and they must not double the run's metric rows or its ledger."""
+    """The app applied a batch of events and went away before its next drain acknowledged them: the
+    relay sends them to the next app again, and they must not double the run's rows or its ledger,
+    which goes on counting in the new app."""
     runner = make_runner()
     run_id = runner.submit(_long(digits))
 
@@ -199,15 +265,69 @@ def test_events_sent_again_after_an_app_restart_are_stored_once(store, digits, m
 
     _wait_for(evaluated_twice, timeout=400, what="two evaluations applied")
     before = len(store.metrics(run_id))
-    runner._acks = {}  # forget what was applied: the next drain is sent it all again
-    runner.tick()
+    runner.close()  # applied, not acknowledged
+    again = make_runner()
+    assert again.recover() == []  # is sent them again
     m = store.metrics(run_id)
     assert len(m) >= before
     assert not m.duplicated(["step", "split", "name"]).any(), m[m.duplicated(["step", "split", "name"], keep=False)]
-    assert runner.stop(run_id, wait_s=200) == "stopped"
+    assert again.stop(run_id, wait_s=200) == "stopped"
     m = store.metrics(run_id)
     assert not m.duplicated(["step", "split", "name"]).any()
-    assert RunFiles(run_id, home=store.home).ledger()["metrics"] == len(m)
+    ledger = RunFiles(run_id, home=store.home).ledger()
+    assert ledger["metrics"] == len(m) and ledger["predictions"] == _prediction_rows(store, run_id) > 0
+
+
+def test_a_restarted_keeper_brings_a_run_to_its_end_with_no_page_open(store, digits, home, ray_head, tmp_path):
+    """The keeper (``./gapscope.sh run`` starts it beside Streamlit) applies what the cluster sends
+    with no page open: killed, and started again, it takes over where the last one stopped."""
+    from core.runners.ray import NAMESPACE, RELAY_NAME, home_key
+    from core.store.status import ACTIVE
+
+    env = {
+        **os.environ,
+        "GAPSCOPE_HOME": str(home),
+        "GAPSCOPE_RAY_ADDRESS": ray_head.get_runtime_context().gcs_address,
+        "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token"),  # Ray 2.60 starts a head with token authentication
+    }
+    command = [sys.executable, "-m", "core.runners.ray.keeper", "--interval", "0.5", "--scratch-home", str(tmp_path / "node")]
+    command += ["--parent", str(os.getpid())]
+
+    def keeper(name: str) -> subprocess.Popen:
+        with open(tmp_path / f"{name}.log", "wb") as log:
+            return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    def said(name: str) -> str:
+        return (tmp_path / f"{name}.log").read_text(errors="replace")
+
+    run_id = store.create_run(digits, _cfg(digits, epochs=3).to_dict(), name="left to the keeper")  # queued, as the Train page leaves it
+    first = keeper("first")
+    try:
+        _wait_for(lambda: store.run(run_id).pid is not None, timeout=400, what="the keeper to launch the run and apply its claim")
+    finally:
+        first.kill()
+        first.wait(timeout=60)
+    # nobody applies anything now: the run trains on to its end, its reports wait at the relay
+    relay = ray_head.get_actor(RELAY_NAME, namespace=NAMESPACE)
+    key = home_key(store)
+    _wait_for(
+        lambda: ray_head.get(relay.drain.remote(key, {}, 0))["runs"].get(run_id, {"done": True})["done"],
+        timeout=400,
+        what="the run's task to end on the cluster",
+    )
+    second = keeper("second")
+    try:
+        row = _wait_for(
+            lambda: (r := store.run(run_id)).stored_status not in ACTIVE and r, timeout=300, what="the new keeper to end the run"
+        )
+    finally:
+        second.terminate()
+        assert second.wait(timeout=60) == 0, said("second")
+    assert row.status == "finished" and row.message.startswith("done:") and row.finished_at, row.message + "\n" + said("second")
+    files = RunFiles(run_id, home=home)
+    assert files.read_json("summary.json")["status"] == "finished"
+    assert files.ledger()["metrics"] == len(store.metrics(run_id))
+    assert "applying the runs of" in said("second")
 
 
 def _evals(store, run_id: int) -> dict:
@@ -295,7 +415,7 @@ def test_a_run_without_heartbeats_is_cancelled_and_failed(store, digits, make_ru
     # the cancelled task ends, and the relay lets the run go
     def relay_let_go() -> bool:
         runner.tick()
-        return run_id not in ray_head.get(runner.relay.drain.remote(runner.home, {}))["runs"]
+        return run_id not in runner.relay.drain(limit=0)["runs"]
 
     _wait_for(relay_let_go, timeout=120, what="the relay to let the run go")
 
@@ -316,7 +436,7 @@ def test_a_ray_task_notes_every_sqlite_file_and_cannot_open_a_store(tmp_path):
     # what makes node.json's "sqlite_opened" trustworthy; in a process of its own (an audit hook stays for good)
     script = f"""
 import sqlite3
-from core.runners.cluster import guard_sqlite
+from core.runners.ray import guard_sqlite
 from core.store import Store
 opened = guard_sqlite()
 sqlite3.connect(":memory:").close()
@@ -334,7 +454,7 @@ print(opened)
 
 
 def test_files_from_a_node_stay_inside_the_runs_folder(tmp_path):
-    from core.runners.cluster import write_run_file
+    from core.runners.ray import write_run_file
 
     folder = tmp_path / "runs" / "1"
     assert write_run_file(folder, "evals/3.json", b"{}").read_bytes() == b"{}"

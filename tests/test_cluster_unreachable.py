@@ -19,7 +19,7 @@ def test_an_unreachable_cluster_is_said_at_once_and_stored_runs_still_show(store
     if ray.is_initialized():  # pragma: no cover - connected already: RayRunner would not try the address
         pytest.skip("Ray is already initialised in this process")
     from core.errors import DataError
-    from core.runners.cluster import RayRunner
+    from core.runners.ray import RayRunner
     from tests.test_train_pages import open_page
 
     with socket.socket() as s:  # a port nothing listens on

@@ -112,7 +112,7 @@ def set_current_version(version_id: int) -> None:
 def _runner(home: str, ray_address: str) -> Runner:
     runner: Runner
     if ray_address:  # GAPSCOPE_RAY_ADDRESS: every run a task on that Ray cluster
-        from core.runners.cluster import RayRunner
+        from core.runners.ray import RayRunner
 
         runner = RayRunner(_store(home), address=ray_address)
     else:

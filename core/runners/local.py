@@ -24,7 +24,7 @@ or ``failed`` itself. When it cannot (killed, crashed, lost), a runner writes it
   run is ``failed``;
 - a stop that needed signals → ``stopped``.
 
-Runs another runner claimed (``runs.runner`` = "ray": ``core.runners.cluster``) are that runner's:
+Runs another runner claimed (``runs.runner`` = "ray": ``core.runners.ray``) are that runner's:
 this one neither counts their slots nor marks them.
 
 Only the move out of an active status is ever written (a compare-and-set), so a worker's own final

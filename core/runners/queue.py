@@ -1,6 +1,6 @@
 """What every runner does the same way on the store's queue: submit, status, stop, logs, wait, and
 ticking from a background thread. A runner adds how it starts and watches runs (``tick``,
-``recover``): ``core.runners.local.LocalRunner`` with subprocesses, ``core.runners.cluster.RayRunner``
+``recover``): ``core.runners.local.LocalRunner`` with subprocesses, ``core.runners.ray.RayRunner``
 with Ray tasks."""
 
 from __future__ import annotations
@@ -58,11 +58,15 @@ class QueueRunner:
         not). With ``wait_s`` > 0, tick until it has ended or ``wait_s`` has passed."""
         status = self.store.request_stop(run_id)
         self.tick()
+        return self._await_end(run_id, wait_s) if wait_s > 0 else status
+
+    def _await_end(self, run_id: int, wait_s: float) -> RunStatus:
+        """Tick until ``run_id`` is no longer held by a worker, or ``wait_s`` has passed; its status."""
         deadline = time.monotonic() + wait_s
-        while wait_s > 0 and self.store.run(run_id).stored_status in WORKING and time.monotonic() < deadline:
+        while self.store.run(run_id).stored_status in WORKING and time.monotonic() < deadline:
             time.sleep(self.poll_s)
             self.tick()
-        return self.store.run(run_id).stored_status if wait_s > 0 else status
+        return self.store.run(run_id).stored_status
 
     def logs(self, run_id: int, tail: int = 50) -> str:
         """The last ``tail`` lines of the run's log."""
