@@ -12,6 +12,11 @@ case "$command" in
   run)
     scripts/setup.sh app
     .venv/bin/python -m core.auth check "${GAPSCOPE_ADDRESS:-127.0.0.1}"
+    if [ -n "${GAPSCOPE_RAY_ADDRESS:-}" ]; then
+      # the queue keeper: applies what the cluster sends and starts queued runs with no page open;
+      # it ends when streamlit (this process, after exec) does
+      .venv/bin/python -m core.runners.ray.keeper --parent $$ &
+    fi
     exec .venv/bin/streamlit run app.py --server.address "${GAPSCOPE_ADDRESS:-127.0.0.1}" --server.port "${GAPSCOPE_PORT:-8501}" "$@"
     ;;
   test)
