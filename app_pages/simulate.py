@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.simulate.preview import source_line
 from core.simulate.recipe import Recipe
+from core.simulate.recipe_preview import source_line
 from core.simulate.versions import recipe_source
 from ui import common, simulate_recipe, sweep_view
 

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from core.data.dataset import Dataset
-from core.simulate import preview, sweep
+from core.simulate import recipe_preview as preview
+from core.simulate import sweep
 from core.simulate.corrupt import plan_recipe
 from core.simulate.grade import Grade, grade_detector, has_noise_truth
 from core.simulate.recipe import Recipe

@@ -14,8 +14,8 @@ from core.diagnose.pipeline import estimate_seconds as diagnosis_seconds
 from core.errors import DataError
 from core.simulate.corrupt import Plan, plan_recipe
 from core.simulate.grade import grade_detector, has_noise_truth
-from core.simulate.preview import grade_figures, identity_matrix, matrix_rows, per_class, plan_figures, slice_values
 from core.simulate.recipe import IMBALANCES, NOISE_KINDS, Recipe
+from core.simulate.recipe_preview import grade_figures, identity_matrix, matrix_rows, per_class, plan_figures, slice_values
 from core.simulate.versions import save_simulated
 from core.store import Store, VersionInfo
 from ui import common

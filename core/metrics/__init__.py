@@ -8,7 +8,7 @@ Every metric is re-exported here: ``from core import metrics as M; M.summary(pro
 - ``selective_prediction`` — risk–coverage (with the tie rule), AURC, E-AURC, abstention points.
 - ``summaries`` — ``summary``: every scalar above in one dict (``SUMMARY_KEYS``), computed by the
   same helpers as the single functions.
-- ``slices`` — ``metrics_by_slice``: the summary of each slice of the rows.
+- ``per_slice`` — ``metrics_by_slice``: the summary of each slice of the rows.
 - ``keys`` — how metric rows are named in the store (per class, per slice, after temperature
   scaling), and which metrics are better when lower.
 - ``results`` — ``RunResults``: one run's metrics, best step, per-class and per-slice values and
@@ -50,8 +50,8 @@ from core.metrics.calibration import (
 )
 from core.metrics.classification import accuracy, balanced_accuracy, confusion, macro_f1, per_class, worst_class_recall
 from core.metrics.hallucination import DEFAULT_TAU, auroc, energy_score, forced_known_rate, hallucination_rate, unknown_detection_auroc
+from core.metrics.per_slice import metrics_by_slice
 from core.metrics.selective_prediction import aurc, excess_aurc, risk_coverage, risk_coverage_from_conf, selective, selective_from_conf
-from core.metrics.slices import metrics_by_slice
 from core.metrics.summaries import SUMMARY_KEYS, summary
 
 __all__ = [

@@ -10,7 +10,7 @@ Usage::
 functions use (``classification``, ``calibration``, ``hallucination``, ``selective_prediction``), so
 ``summary(...)["ece"] == ece(...)`` and so on: no number is computed twice. It shares the top-label
 confidence, the prediction and the ECE bins between the metrics that need them.
-``metrics_by_slice`` (``core.metrics.slices``) runs the same validated core on each slice.
+``metrics_by_slice`` (``core.metrics.per_slice``) runs the same validated core on each slice.
 """
 
 from __future__ import annotations
