@@ -86,8 +86,10 @@ def test_run_status_values_are_what_the_schema_allows(tmp_path):
     con = sqlite3.connect(tmp_path / "gapscope.db")
     sql = con.execute("SELECT sql FROM sqlite_master WHERE name = 'runs'").fetchone()[0]
     allowed = sql.split("CHECK (status IN (")[1].split(")")[0].replace("'", "").replace(" ", "").split(",")
-    assert sorted(allowed) == sorted(s.value for s in RunStatus)
-    assert set(ACTIVE) | set(ENDED) == set(RunStatus) and not set(ACTIVE) & set(ENDED)
+    stored = set(RunStatus) - {RunStatus.LOST}  # "lost" is what readers see, never stored
+    assert sorted(allowed) == sorted(s.value for s in stored)
+    assert set(ACTIVE) | set(ENDED) == stored and not set(ACTIVE) & set(ENDED)
+    assert not RunStatus.LOST.active and not RunStatus.LOST.has_worker and RunStatus.LOST.icon == "👻"
     assert set(WORKING) < set(ACTIVE) and RunStatus.QUEUED not in WORKING
     assert RunStatus.STOPPING.active and not RunStatus.FAILED.active and RunStatus.RUNNING.has_worker
     assert RunStatus("finished") == "finished" and RunStatus.FINISHED.icon == "✅"
