@@ -210,7 +210,7 @@ def test_a_stop_reaches_a_worker_past_the_events_the_app_has_not_applied(store, 
 
 def _deaf_task(relay, home, run_id, config, dataset, scratch_home):
     """A worker that reports without end and never looks at its stop flag."""
-    from core.runners.ray.sink import RelaySink
+    from core.runners.ray.relay_sink import RelaySink
 
     sink = RelaySink(relay, home, run_id, config, scratch=scratch_home)
     sink.files.folder.mkdir(parents=True, exist_ok=True)

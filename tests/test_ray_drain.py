@@ -26,8 +26,8 @@ from core.runners.ray.drain import (
     RunState,
     decide,
 )
-from core.runners.ray.events import HANDLERS, Kind
 from core.runners.ray.executor import Executor
+from core.runners.ray.protocol import HANDLERS, Kind
 from core.store import RunFiles, RunStatus
 
 NOW = 1_000_000.0

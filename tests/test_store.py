@@ -117,7 +117,7 @@ def test_runs_metrics_and_predictions(store):
 
 
 def test_a_relayed_metrics_write_sent_twice_is_stored_once(store):
-    # core.runners.cluster: after an app restart the relay sends again what was applied but not acknowledged
+    # core.runners.ray: after an app restart the relay sends again what was applied but not acknowledged
     run = store.create_run(store.save_dataset(_tab_ds(), source="upload:t"), {})
     assert store.add_metrics(run, 10, "val", {"accuracy": 0.5}, seq=3) is True
     assert store.add_metrics(run, 20, "val", {"accuracy": 0.6}, seq=7) is True

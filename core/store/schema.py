@@ -102,11 +102,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (sweep_id, severity, arm)
     ) WITHOUT ROWID;
     """,
-    # 4 → 5: which runner holds a run: NULL or 'local' (core.runners.local), 'ray' (core.runners.cluster)
+    # 4 → 5: which runner holds a run: NULL or 'local' (core.runners.local), 'ray' (core.runners.ray)
     """
     ALTER TABLE runs ADD COLUMN runner TEXT;
     """,
-    # 5 → 6: the sequence number of the last relayed metrics event a run's rows hold (core.runners.cluster):
+    # 5 → 6: the sequence number of the last relayed metrics event a run's rows hold (core.runners.ray):
     # an event the relay sends again after the app restarted is not applied twice
     """
     ALTER TABLE runs ADD COLUMN relay_seq INTEGER;

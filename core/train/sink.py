@@ -136,7 +136,7 @@ class StoreSink:
     def add_metrics(
         self, step: int, split: str, values: Mapping[str, float | None], *, epoch: float | None = None, seq: int | None = None
     ) -> None:
-        """``seq``: the relay's number of this write (``core.runners.cluster``), so a write sent
+        """``seq``: the relay's number of this write (``core.runners.ray``), so a write sent
         twice is stored once (``Store.add_metrics``)."""
         self._counted("metrics", len(values), lambda: self.store.add_metrics(self.run_id, step, split, values, epoch=epoch, seq=seq))
 

@@ -3,9 +3,9 @@
 One module per idea (``ray`` itself is imported only inside this package, and only when used):
 
 - ``connect``  — the cluster's address, the TCP check, ``ray.init`` with this checkout's code
-- ``events``   — what a worker reports (``Kind``) and how each kind is applied (``HANDLERS``)
+- ``protocol`` — what a worker reports (``Kind``) and how each kind is applied (``HANDLERS``)
 - ``relay``    — the relay actor between workers and the app, and the app's ``RelayClient``
-- ``sink``     — ``RelaySink``, the worker's sink that sends every write to the relay
+- ``relay_sink`` — ``RelaySink``, the worker's sink that sends every write to the relay
 - ``task``     — ``train_task``, the Ray task that trains one run on a node
 - ``drain``    — the pure decision: stored runs + relayed events + past failures → actions
 - ``executor`` — carries the actions out (store, relay) and remembers between drains
@@ -19,11 +19,11 @@ One module per idea (``ray`` itself is imported only inside this package, and on
 
 from core.runners.ray.connect import ADDRESS_ENV, NAMESPACE, RUNNER, check_reachable, code_runtime_env, connect, home_key, import_ray
 from core.runners.ray.drain import MAX_APPLY_ATTEMPTS, decide
-from core.runners.ray.events import HANDLERS, AppSink, Kind, write_log_chunk, write_run_file
 from core.runners.ray.leader import DrainLock
+from core.runners.ray.protocol import HANDLERS, AppSink, Kind, write_log_chunk, write_run_file
 from core.runners.ray.relay import RELAY_NAME, Relay, RelayClient
+from core.runners.ray.relay_sink import RelaySink
 from core.runners.ray.runner import RayRunner
-from core.runners.ray.sink import RelaySink
 from core.runners.ray.task import NODE_HOME_ENV, guard_sqlite, node_home, train_task
 
 __all__ = [

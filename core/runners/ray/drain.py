@@ -9,7 +9,7 @@ that failed to apply and how often, the stops already forwarded). The result is 
 actions, carried out in order by ``core.runners.ray.executor``:
 
 - ``Apply`` an event, or ``Ack`` one without applying it: sent again (its number was applied),
-  or it writes rows (``core.runners.ray.events.HANDLERS``) for a run that has ended — nothing is
+  or it writes rows (``core.runners.ray.protocol.HANDLERS``) for a run that has ended — nothing is
   stored for a run after its final status, whoever wrote it. Files and log chunks still land in
   its folder.
 - An event that has failed to apply ``MAX_APPLY_ATTEMPTS`` times is acknowledged unapplied, and
@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.runners.ray.events import Kind, as_event, writes_rows
+from core.runners.ray.protocol import Kind, as_event, writes_rows
 from core.store.rows import RunRow
 from core.store.status import WORKING, RunStatus
 

@@ -7,7 +7,7 @@ relay for what only the cluster can do. It is also the runner's memory between d
     actions = decide(states, mail, executor.past(), now=…, relay_now=reply["now"], limits=…)
     marked = executor.carry_out(actions, rows)            # runs the app ended itself
 
-Events are applied in order through each run's ``AppSink`` (``core.runners.ray.events``). When
+Events are applied in order through each run's ``AppSink`` (``core.runners.ray.protocol``). When
 one fails, the rest of its run's events wait for the next drain, and the failure is counted
 against that event (the decision fails the run once it has failed ``MAX_APPLY_ATTEMPTS`` times);
 a busy store (``StoreBusy``) is the store's state, not the event's, and is not counted. What was
@@ -22,7 +22,7 @@ from typing import Protocol
 
 from core.runners.ray.connect import error_text
 from core.runners.ray.drain import Ack, Action, Apply, Beat, Cancel, CleanScratch, End, Failure, Forget, ForwardStop, Past
-from core.runners.ray.events import AppSink, apply_event
+from core.runners.ray.protocol import AppSink, apply_event
 from core.store.database import Store, StoreBusy
 from core.store.rows import RunRow
 from core.store.status import WORKING, RunStatus

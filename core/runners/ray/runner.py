@@ -26,7 +26,7 @@ How a run travels
       GAPSCOPE_HOME/runs/<id>/; stops, cancels, scratch cleaning through the relay
     stop(): the relay's stop flag, set directly (its control thread: never behind the events)
 
-- The worker never opens SQLite; everything it writes travels as events (``core.runners.ray.events``).
+- The worker never opens SQLite; everything it writes travels as events (``core.runners.ray.protocol``).
 - Delivery is at least once, storage exactly once: the app acknowledges the events it applied
   with its next drain, so an app killed between the two is sent a few again; applying one again
   changes nothing.

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from core.runners.ray.sink import RelaySink
+from core.runners.ray.relay_sink import RelaySink
 from core.store.status import RunStatus
 
 NODE_HOME_ENV = "GAPSCOPE_NODE_HOME"  # on a node: the folder a worker uses as its home (scratch, caches)

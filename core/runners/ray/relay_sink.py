@@ -3,7 +3,7 @@
     sink = RelaySink(relay, home, run_id, config, scratch=node_home)   # in the task (core.runners.ray.task)
     status = run_with_sink(sink, load_dataset)                         # the worker of a local run
 
-Each call becomes a numbered event (``core.runners.ray.events.Kind``) posted to the relay in the
+Each call becomes a numbered event (``core.runners.ray.protocol.Kind``) posted to the relay in the
 order it was made; only the claim and the final status wait for the relay's answer. Files are
 written to a scratch folder on the node and sent when they change: on every heartbeat (about every
 2 s) and at the end. The stop flag and heartbeats go to the relay's control thread
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from core.runners.ray.events import Kind
+from core.runners.ray.protocol import Kind
 from core.runners.ray.relay import control
 from core.store.artifacts import RunFiles
 from core.store.status import RunStatus

@@ -4,7 +4,7 @@ Every call the worker's ``RelaySink`` makes becomes an event ``(seq, kind, args)
 the order it was made, ``kind`` a ``Kind`` value on the wire. The app applies events through
 ``HANDLERS``, the one table from a kind to the code that stores it::
 
-    from core.runners.ray.events import AppSink, Kind, apply_event
+    from core.runners.ray.protocol import AppSink, Kind, apply_event
     sink = AppSink(store, run_id)                       # the app's sink for one relayed run
     apply_event(sink, 12, "metrics", (40, "val", {"accuracy": 0.91}, 1.0))
 
