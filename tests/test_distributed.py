@@ -66,10 +66,10 @@ def test_a_two_process_run_trains_and_rank_0_alone_writes(store, home):
         m = store.metrics(rid)
         return m[m.split != "train"].groupby(["split", "step"]).size().to_dict()
 
-    assert evals(run_id) == evals(single["id"])
+    assert evals(run_id) == evals(single.id)
     steps = store.metrics(run_id).query("split == 'train'").step
-    assert steps.min() == 1 and steps.max() == store.metrics(single["id"]).query("split == 'train'").step.max()
-    assert len(store.predictions(run_id)) == len(store.predictions(single["id"]))
+    assert steps.min() == 1 and steps.max() == store.metrics(single.id).query("split == 'train'").step.max()
+    assert len(store.predictions(run_id)) == len(store.predictions(single.id))
     test = store.metrics(run_id)
     acc = float(test[(test.split == "test") & (test.name == "accuracy")].sort_values("step").value.iloc[-1])
     assert acc > 0.9
