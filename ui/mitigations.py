@@ -154,10 +154,11 @@ def _section(section: str, k: _Knobs, *, after: Mapping[int, Callable[[], None]]
     fields = section_fields(section)
     cells: dict[tuple[int, int], DeltaGenerator] = {}
     for row in sorted({f.at[0] for f in fields}):
+        drawn = [f for f in fields if f.at[0] == row and shown(f, k.values)]
         widths = COLUMNS.get((section, row))
-        columns = st.columns(widths) if widths else [st.container()]
-        for f in fields:
-            if f.at[0] == row and shown(f, k.values):
+        if drawn:  # a row whose fields are all hidden draws no empty columns
+            columns = st.columns(widths) if widths else [st.container()]
+            for f in drawn:
                 cells[f.at] = columns[f.at[1]]
                 _field(f, columns[f.at[1]], k)
         if row in after:
