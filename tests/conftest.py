@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,11 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 APP = str(ROOT / "app.py")
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # under `-n 2` each of the two test processes gets one core: torch's default of a thread per
+    # core would have four threads spinning on two cores (read by torch when it is first imported)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(autouse=True)
