@@ -70,7 +70,8 @@ class EarlyStopping(Callback):
 
 
 class Checkpointer(Callback):
-    """``best.pt`` whenever val improves, ``last.pt`` at the end."""
+    """``best.pt`` at each evaluation that is the run's result so far (val improved, or every one
+    with ``checkpoint="last"``), ``last.pt`` at the end."""
 
     def __init__(self, sink: RunSink, built: Built, meta: dict[str, Any]) -> None:
         self.sink, self.built, self.meta = sink, built, meta

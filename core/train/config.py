@@ -21,6 +21,10 @@ from core.mitigate.settings import Mitigations
 from core.models import registry
 from core.models.registry import AUTO, FINETUNE
 
+#: Which evaluation is a run's result (its kept checkpoint, where temperature scaling is fitted):
+#: "best" by ``early_stopping_metric`` on the val split, or "last" (the final evaluation).
+CHECKPOINT_RULES = ("best", "last")
+
 #: Keys usable for early stopping / choosing the best checkpoint (evaluated on the val split).
 STOPPING_METRICS = (
     "macro_f1",
@@ -53,7 +57,8 @@ class RunConfig:
     device: str = "auto"  # auto (CUDA, then MPS, then CPU) | cpu | cuda | cuda:N | mps
     eval_every_steps: int = 0  # evaluate on val + test every N optimiser steps; 0 = after each epoch
     log_every_steps: int = 10  # write train loss / throughput / ETA every N steps (and at step 1)
-    early_stopping_metric: str = "macro_f1"  # a STOPPING_METRICS key on val; also picks best.pt
+    early_stopping_metric: str = "macro_f1"  # the selection metric: a STOPPING_METRICS key on val; picks best.pt with checkpoint="best"
+    checkpoint: str = "best"  # the run's result: "best" (by early_stopping_metric on val) | "last" (the final evaluation)
     patience: int = 0  # evaluations without improvement before stopping; 0 = never stop early
     max_length: int = 128  # text: tokens per item (longer texts are truncated)
     image_size: int = 0  # image: side in pixels the model sees; 0 = native (small_cnn) or ≥ 64 (pretrained)
@@ -169,6 +174,13 @@ class RunConfig:
         if self.early_stopping_metric not in STOPPING_METRICS:
             raise ValueError(f"early_stopping_metric must be one of {', '.join(STOPPING_METRICS)}; got {self.early_stopping_metric!r}.")
         _need_int(self, "patience", 0)
+        if self.checkpoint not in CHECKPOINT_RULES:
+            raise ValueError(f"checkpoint must be best or last; got {self.checkpoint!r}.")
+        if self.checkpoint == "last" and self.patience:
+            raise ValueError(
+                f"patience={self.patience} stops early when val {self.early_stopping_metric} stops improving, but checkpoint='last' "
+                "keeps the final evaluation, not the best one. Set patience to 0, or checkpoint to 'best'."
+            )
         _need_int(self, "max_length", 8, 8192)
         _need_int(self, "image_size", 0, 1024)
         if 0 < self.image_size < 8:

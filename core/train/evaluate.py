@@ -92,8 +92,9 @@ def predict(job: Job, idx: np.ndarray) -> np.ndarray:
 
 
 def evaluate(job: Job, state: State, best: BestEval | None) -> EvalResult:
-    """Score val and test at the current step; ``is_best`` by the stopping metric on val
-    (``core.metrics.keys.improves``), or always without a val split."""
+    """Score val and test at the current step. ``is_best`` says the evaluation is the run's result so
+    far (kept as ``best.pt``): by the selection metric on val (``core.metrics.keys.improves``), or
+    always with ``checkpoint="last"`` or without a val split."""
     cfg, data = job.cfg, job.data
     reports, logits = {}, {}
     for split, idx in (("val", data.val), ("test", data.test)):
@@ -105,7 +106,7 @@ def evaluate(job: Job, state: State, best: BestEval | None) -> EvalResult:
     job.built.train_mode()
     name = cfg.early_stopping_metric
     value = float(reports["val"].summary[name]) if "val" in reports else float("nan")
-    is_best = "val" not in reports or improves(name, value, None if best is None else best.metric)
+    is_best = cfg.checkpoint == "last" or "val" not in reports or improves(name, value, None if best is None else best.metric)
     if is_best:
         state.best_metric, state.best_step = value, state.step
     return EvalResult(state.step, state.epoch, name, value, is_best, reports, logits)

@@ -19,8 +19,8 @@ What it writes
   train) and per slice (``core.data.slices``). Rows of a class absent from the train split are
   *unknown*: they count only in ``forced_known_rate``, the unknown AUROCs and ``n_unknown``.
 - ``val_ts`` and ``test_ts`` — after training, with temperature scaling fitted on val: the same
-  keys for the best evaluation's logits divided by T, at the *best* evaluation's step, plus
-  ``temperature``. "Before" is the ``val``/``test`` rows at that step; "after" the ``*_ts`` rows.
+  keys for the result's logits divided by T, at the result's step (the best evaluation by val, or the
+  last with ``checkpoint="last"``), plus ``temperature``. "Before" is the ``val``/``test`` rows at that step; "after" the ``*_ts`` rows.
 
 ``predictions`` rows: per test item, at every evaluation (split ``test``) and after temperature
 scaling (split ``test_ts``): ``item`` = row in the dataset version, ``label`` = its class,
@@ -214,9 +214,10 @@ def _run(
         "status": RunStatus.FINISHED.value,
         "steps": state.step,
         "epochs": state.epoch,
-        "best_step": None if best is None else best.step,
+        "best_step": None if best is None else best.step,  # the result's step, by the rule in "checkpoint"
         "best_metric": None if best is None else best.metric,
         "metric": cfg.early_stopping_metric,
+        "checkpoint": cfg.checkpoint,
         "train_runtime_s": state.train_time_s,
         "eval_time_s": state.eval_time_s,
     }
@@ -226,7 +227,10 @@ def _run(
         return RunStatus.STOPPED, f"stopped at step {state.step}/{state.total_steps}"
     message = f"done: {state.step} steps"
     if best is not None:
-        message += f" · best val {cfg.early_stopping_metric} {best.metric:.4f} at step {best.step}"
+        if cfg.checkpoint == "last":
+            message += f" · result at the last evaluation, step {best.step} (val {cfg.early_stopping_metric} {best.metric:.4f})"
+        else:
+            message += f" · best val {cfg.early_stopping_metric} {best.metric:.4f} at step {best.step}"
         message += _after_training(job, best, writer, summary)
     if control.stop_reason == "early_stopping":
         message += " (early stopping)"
@@ -293,7 +297,7 @@ def _callbacks(job: Job, sink: RunSink, watchdog: Watchdog, writer: MetricWriter
 
 
 def _after_training(job: Job, best: BestEval, writer: MetricWriter, summary: dict[str, Any]) -> str:
-    """Temperature scaling and threshold moving of the best evaluation (when the run asks for
+    """Temperature scaling and threshold moving of the result's evaluation (when the run asks for
     them and has a val split); what they did, for the run's final message."""
     cfg, data = job.cfg, job.data
     if "val" not in best.logits:
