@@ -9,13 +9,13 @@ import pandas as pd
 import pytest
 
 from core.compare.one_run import (
-    best_epoch,
-    best_predictions,
     class_recall,
     confident_errors,
     decisions,
     error_count,
     readings,
+    result_epoch,
+    result_predictions,
     slice_columns,
     slice_table,
     temperature_table,
@@ -48,7 +48,7 @@ def _run(store) -> RunResults:
 
 def test_every_number_is_read_at_the_best_evaluation(store):
     res = _run(store)
-    assert res.best_step == 20 and best_epoch(res) == 2.0
+    assert res.best_step == 20 and result_epoch(res) == 2.0
     r = readings(res, ["accuracy", "ece", "forced_known_rate"])
     assert r["accuracy"].value == pytest.approx(0.72) and r["accuracy"].change == pytest.approx(0.0)
     assert r["ece"].value == pytest.approx(0.1) and r["ece"].change == pytest.approx(-0.06)
@@ -75,9 +75,9 @@ def test_without_scaling_or_threshold_moving_there_is_no_table(store):
     store.add_metrics(run, 5, "test", {"accuracy": 0.5})
     res = RunResults(store, run)
     assert temperature_table(res) is None and threshold_table(res) is None
-    assert readings(res, ["accuracy"])["accuracy"].change is None and best_epoch(res) is None
+    assert readings(res, ["accuracy"])["accuracy"].change is None and result_epoch(res) is None
     empty = RunResults(store, store.create_run(vid, {}, name="new"))
-    assert empty.best_step is None and best_predictions(empty).empty and slice_columns(empty) == []
+    assert empty.best_step is None and result_predictions(empty).empty and slice_columns(empty) == []
 
 
 def test_slices_of_the_best_evaluation(store):
@@ -91,7 +91,7 @@ def test_slices_of_the_best_evaluation(store):
 
 def test_the_gallery_shows_the_most_confident_wrong_answers(store):
     res = _run(store)
-    preds = best_predictions(res)
+    preds = result_predictions(res)
     assert preds["item"].tolist() == [0, 1, 2, 3, 4]  # step 20's, not the latest (30)
     assert confident_errors(preds)["item"].tolist() == [4, 1, 3]
     assert confident_errors(preds, n=2)["item"].tolist() == [4, 1]

@@ -12,7 +12,7 @@ import streamlit as st
 
 from core import charts
 from core.compare.examples import OUTCOMES, example_diff, keyed_predictions, outcome_counts, shares_items, top_outcome
-from core.compare.one_run import best_predictions, confident_errors, error_count
+from core.compare.one_run import confident_errors, error_count, result_predictions
 from core.compare.runs import config_differences, curves, delta_table, ece_by_group, label, metric_table, recall_by_class
 from core.data.dataset import Dataset
 from core.metrics.results import RunResults
@@ -67,7 +67,7 @@ def curves_panel(results: Sequence[RunResults]) -> None:
     st.markdown("**Reliability** — points below the diagonal are over-confidence; a point's size is its bin's item count")
     cols = st.columns(min(len(results), 3))
     for i, res in enumerate(results):
-        art = res.artifacts(res.best_step) if res.best_step is not None else {}
+        art = res.artifacts(res.result_step) if res.result_step is not None else {}
         with cols[i % len(cols)]:
             if art:
                 st.plotly_chart(charts.reliability_diagram({"test": art["test"]["reliability"]}, title=label(res)), width="stretch",
@@ -85,8 +85,8 @@ def item_diff_panel(results: Sequence[RunResults]) -> None:
     default("cmp_other", others[0], allowed=others)
     other = st.selectbox("Against the reference", others, key="cmp_other", format_func=lambda i: label(by_id[i]))
     a, b = results[0], by_id[other]
-    art_a = a.artifacts(a.best_step) if a.best_step is not None else {}
-    art_b = b.artifacts(b.best_step) if b.best_step is not None else {}
+    art_a = a.artifacts(a.result_step) if a.result_step is not None else {}
+    art_b = b.artifacts(b.result_step) if b.result_step is not None else {}
     if not shares_items(common.store(), a, b):
         st.info("These two runs do not share their test items and classes: there is no item-by-item diff.")
         return
@@ -126,7 +126,7 @@ def galleries_panel(results: Sequence[RunResults]) -> None:
     st.subheader("Hallucination galleries — each run's most confident wrong answers")
     for tab, res in zip(st.tabs([label(r) for r in results]), results):
         with tab:
-            preds = best_predictions(res)
+            preds = result_predictions(res)
             if preds.empty:
                 st.caption("No evaluation yet.")
                 continue

@@ -12,13 +12,13 @@ import streamlit as st
 
 from core import charts
 from core.compare.one_run import (
-    best_epoch,
-    best_predictions,
     class_recall,
     confident_errors,
     decisions,
     error_count,
     readings,
+    result_epoch,
+    result_predictions,
     slice_columns,
     slice_table,
     temperature_table,
@@ -108,10 +108,10 @@ def _heading(res: RunResults, runner: Runner | None) -> None:
 
 def _evaluation(res: RunResults) -> str:
     """Say which evaluation every number below is read at; return it in words ("step 40 (epoch 2.00)")."""
-    step = res.best_step
+    step = res.result_step
     if step is None:
         return "the latest evaluation"
-    epoch = best_epoch(res)
+    epoch = result_epoch(res)
     when = f"step {step}" + (f" (epoch {epoch:.2f})" if epoch is not None else "")
     if res.split_rows("val").empty:
         which = "the latest evaluation (this version has no val split to choose by)"
@@ -150,7 +150,7 @@ def _charts(res: RunResults, ds: Dataset) -> None:
         )
         c3.plotly_chart(charts.metric_curves(metrics, ["hallucination_rate", "ece"], title="Hallucination rate and calibration error"),
                         width="stretch", key=f"hal_{key}")  # fmt: skip
-    step = res.best_step
+    step = res.result_step
     art = res.artifacts(step) if step is not None else {}
     if not art:
         c4.info("Per-class recall, the reliability diagram and the confusion matrix appear after the first evaluation.")
@@ -182,7 +182,7 @@ def _temperature(res: RunResults) -> None:
     table = temperature_table(res)
     if table is None:
         return
-    temperature = res.at("temperature", res.best_step, "test_ts")
+    temperature = res.at("temperature", res.result_step, "test_ts")
     st.markdown(f"**Temperature scaling** (T = {temperature or float('nan'):.2f}, fitted on val), test split:")
     # as text: st.dataframe shows a missing number as "None", whatever a Styler's na_rep says
     st.dataframe(table.map(lambda v: "—" if pd.isna(v) else f"{v:.4f}").rename(index=charts.metric_title), width="stretch")
@@ -192,8 +192,8 @@ def _temperature(res: RunResults) -> None:
 
 def _decisions(res: RunResults) -> None:
     """Threshold moving's before/after, and the risk–coverage curve with the abstention point."""
-    preds = best_predictions(res)
-    classes = res.artifacts(res.best_step).get("classes", []) if not preds.empty else []
+    preds = result_predictions(res)
+    classes = res.artifacts(res.result_step).get("classes", []) if not preds.empty else []
     if not classes or res.status.active:  # no evaluation yet, or its files not yet arrived
         return
     st.markdown("**Decisions** — answering only when confident enough, and per-class thresholds")
@@ -217,7 +217,7 @@ def _decisions(res: RunResults) -> None:
 
 def _gallery(res: RunResults, ds: Dataset, when: str) -> None:
     st.markdown("**Hallucination gallery** — the most confident wrong answers on the test split")
-    preds = best_predictions(res)
+    preds = result_predictions(res)
     if preds.empty:
         st.caption("Appears after the first evaluation.")
         return

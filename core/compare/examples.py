@@ -22,9 +22,9 @@ OUTCOMES = ("fixed", "introduced", "still wrong", "both right")
 
 
 def keyed_predictions(res: RunResults, ds: Dataset) -> pd.DataFrame:
-    """The run's test predictions at its best evaluation, indexed by the item's identity across
+    """The run's test predictions at its result (its checkpoint rule's evaluation), indexed by the item's identity across
     versions (``source_item``, else the row), with the row in this version kept as ``item``."""
-    preds = res.predictions("test", step=res.best_step)
+    preds = res.predictions("test", step=res.result_step)
     rows = preds["item"].to_numpy(dtype=np.int64)
     key = ds.item_ids()[rows]
     return preds.assign(key=key).set_index("key")

@@ -1,9 +1,11 @@
-"""One run at its best evaluation, as the Runs page shows it: each number beside its change after
-temperature scaling, the before/after tables of temperature scaling and threshold moving, the
+"""One run at its result (the evaluation its checkpoint rule picks), as the Runs page shows it: the
+line that says which evaluation that is (``checkpoint_line``, also on Compare and in the report),
+each number beside its change after temperature scaling, the before/after tables of temperature scaling and threshold moving, the
 risk–coverage curve with an abstention point, the test items per class and slice, and the most
 confident wrong answers (also each run's gallery on the Compare page).
 
-Every value is read at ``RunResults.best_step`` (the checkpoint the run keeps); ``None`` or NaN
+Every value is read at ``RunResults.result_step`` (the best val evaluation by the run's selection
+metric, or the last evaluation; a reader may override the run's rule); ``None`` or NaN
 where a metric does not apply or the run has not been evaluated yet.
 """
 
@@ -16,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from core import metrics as M
+from core.charts import metric_title
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -28,17 +31,39 @@ SLICE_METRICS = ["accuracy", "hallucination_rate", "ece"]
 GALLERY = 12  # wrong answers a gallery shows
 
 
+def checkpoint_line(res: RunResults) -> str:
+    """Which evaluation a run's numbers are read at, in one line: "test scores at step 32, the best
+    val macro-F1" / "test scores at step 60, the last evaluation" ("so far" while it trains)."""
+    step = res.result_step
+    if step is None:
+        return "no evaluation yet"
+    so_far = " so far" if res.status.active else ""
+    if res.checkpoint == "last":
+        which = "the latest evaluation so far" if so_far else "the last evaluation"
+    elif res.split_rows("val").empty:
+        which = f"the {'latest' if so_far else 'last'} evaluation (no val split to choose the best by)"
+    else:
+        which = f"the best val {metric_title(res.stopping_metric)}{so_far}"
+    return f"test scores at step {step}, {which}"
+
+
+def uses_decisions(res: RunResults) -> bool:
+    """Whether the run made decisions after scoring: abstention below a confidence, or threshold moving."""
+    decision = res.mitigations.decision
+    return bool(decision.abstain_below > 0 or decision.threshold_moving or res.variant_step("tm") is not None)
+
+
 @dataclass(frozen=True)
 class Reading:
-    """A test metric at the best evaluation, and its change after temperature scaling."""
+    """A test metric at the result's evaluation, and its change after temperature scaling."""
 
     value: float | None
     change: float | None  # temperature-scaled − plain; None without temperature-scaled rows
 
 
 def readings(res: RunResults, names: Iterable[str]) -> dict[str, Reading]:
-    """``name → Reading`` at the run's best evaluation."""
-    step = res.best_step
+    """``name → Reading`` at the run's result (its checkpoint rule's evaluation)."""
+    step = res.result_step
     scaled = step is not None and res.scaled_step == step
     out = {}
     for name in names:
@@ -48,9 +73,9 @@ def readings(res: RunResults, names: Iterable[str]) -> dict[str, Reading]:
     return out
 
 
-def best_epoch(res: RunResults) -> float | None:
-    """The epoch (fractional with evaluations inside epochs) of the best evaluation, when stored."""
-    step = res.best_step
+def result_epoch(res: RunResults) -> float | None:
+    """The epoch (fractional with evaluations inside epochs) of the result's evaluation, when stored."""
+    step = res.result_step
     if step is None:
         return None
     epoch = res.metrics.loc[res.metrics["step"] == step, "epoch"].dropna()
@@ -58,9 +83,9 @@ def best_epoch(res: RunResults) -> float | None:
 
 
 def temperature_table(res: RunResults, names: Sequence[str] = TS_METRICS) -> pd.DataFrame | None:
-    """Rows ``names``; columns "before" and "after temperature scaling" (test split, best
+    """Rows ``names``; columns "before" and "after temperature scaling" (test split, the result's
     evaluation; NaN where a metric does not apply). None when the run has no scaled rows there."""
-    step = res.best_step
+    step = res.result_step
     if step is None or res.scaled_step != step:
         return None
     return pd.DataFrame(
@@ -75,20 +100,20 @@ def threshold_table(res: RunResults, names: Sequence[str] = TM_METRICS) -> pd.Da
     if res.variant_step("tm") is None:
         return None
     scaled = res.variant_step("ts") is not None
-    before = [res.latest(n, "test_ts") if scaled else res.at(n, res.best_step) for n in names]
+    before = [res.latest(n, "test_ts") if scaled else res.at(n, res.result_step) for n in names]
     return pd.DataFrame({"before": before, "after threshold moving": [res.latest(n, "test_tm") for n in names]}, index=list(names)).astype(
         float
     )
 
 
 def class_recall(res: RunResults, classes: Iterable[int]) -> dict[int, float]:
-    """Recall per class at the best evaluation, of the classes the evaluation scored (``classes``)."""
+    """Recall per class at the result's evaluation, of the classes the evaluation scored (``classes``)."""
     wanted = set(int(c) for c in classes)
-    return {c: v for c, v in res.per_class("recall", step=res.best_step).items() if c in wanted}
+    return {c: v for c, v in res.per_class("recall", step=res.result_step).items() if c in wanted}
 
 
 def slice_columns(res: RunResults) -> list[str]:
-    """The slice columns the best evaluation (else the latest) scored, sorted."""
+    """The slice columns the result's evaluation (else the latest) scored, sorted."""
     return sorted(_slices(res)["column"].unique())
 
 
@@ -100,16 +125,16 @@ def slice_table(res: RunResults, column: str, metrics: Sequence[str] = SLICE_MET
 
 
 def _slices(res: RunResults) -> pd.DataFrame:
-    step = res.best_step
+    step = res.result_step
     return res.slices(step=step) if step is not None else res.slices()
 
 
 # ------------------------------------------------------------------ answers
 
 
-def best_predictions(res: RunResults) -> pd.DataFrame:
-    """The test predictions of the best evaluation (columns item, label, pred, conf); empty before one."""
-    step = res.best_step
+def result_predictions(res: RunResults) -> pd.DataFrame:
+    """The test predictions of the result's evaluation (columns item, label, pred, conf); empty before one."""
+    step = res.result_step
     return res.predictions("test", step=step) if step is not None else res.predictions("test").iloc[:0]
 
 

@@ -1,4 +1,4 @@
-"""Two to six runs side by side: their metrics at each run's best evaluation, the change against the
+"""Two to six runs side by side: their metrics at each run's result (its checkpoint rule's evaluation), the change against the
 first (the reference) and its verdict, curves, recall per class and ECE per class group, whether
 they can be compared at all, and the settings that differ; and the table of every stored run."""
 
@@ -39,10 +39,10 @@ def label(res: RunResults) -> str:
 
 
 def metric_table(results: list[RunResults], metrics: list[str] = METRICS, split: str = "test") -> pd.DataFrame:
-    """Rows ``metrics``, one column per run (``label``): the value at the run's best evaluation (NaN
+    """Rows ``metrics``, one column per run (``label``): the value at the run's result (its checkpoint rule's evaluation) (NaN
     where undefined, e.g. the forced-known rate without unknown classes). Metrics no run has are left out."""
     table = pd.DataFrame(
-        {label(r): [np.nan if (v := r.at(m, r.best_step, split)) is None else v for m in metrics] for r in results}, index=metrics
+        {label(r): [np.nan if (v := r.at(m, r.result_step, split)) is None else v for m in metrics] for r in results}, index=metrics
     )
     return table.dropna(how="all")
 
@@ -84,17 +84,17 @@ def curves(results: Sequence[RunResults], split: str, metric: str) -> dict[str, 
 
 
 def recall_by_class(results: Sequence[RunResults]) -> dict[str, dict[str, float]]:
-    """``label → {class name: test recall}`` at each run's best evaluation."""
+    """``label → {class name: test recall}`` at each run's result (its checkpoint rule's evaluation)."""
     out = {}
     for res in results:
         names = res.store.version(int(res.row.version_id)).class_names
-        out[label(res)] = {str(names[c]): v for c, v in res.per_class("recall", step=res.best_step).items()}
+        out[label(res)] = {str(names[c]): v for c, v in res.per_class("recall", step=res.result_step).items()}
     return out
 
 
 def ece_by_group(results: Sequence[RunResults], groups: Sequence[str] = ("head", "medium", "tail")) -> dict[str, dict[str, float]]:
-    """``label → {class group: test ECE}`` at each run's best evaluation (groups without a value left out)."""
-    return {label(res): {g: v for g in groups if (v := res.at(f"ece_{g}", res.best_step)) is not None} for res in results}
+    """``label → {class group: test ECE}`` at each run's result (its checkpoint rule's evaluation) (groups without a value left out)."""
+    return {label(res): {g: v for g in groups if (v := res.at(f"ece_{g}", res.result_step)) is not None} for res in results}
 
 
 def run_list(rows: Sequence[RunRow], version_labels: Mapping[int, str]) -> pd.DataFrame:

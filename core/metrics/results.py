@@ -1,12 +1,16 @@
 """One run's results as pages and reports read them — from the store and the run's files, no torch.
 
     res = RunResults(store, run_id)
-    res.latest("hallucination_rate")            # the newest test value (None if none)
-    res.best_step                               # the evaluation the best checkpoint holds
-    res.at("accuracy", res.best_step)           # a value at a given evaluation
-    res.per_class("recall", step=res.best_step) # {dataset class: value}
-    res.slices(step=res.best_step)              # one row per (column, value, metric)
-    res.artifacts(res.best_step)                # reliability bins and confusion matrices
+    res.latest("hallucination_rate")              # the newest test value (None if none)
+    res.result_step                               # the run's result: the evaluation its checkpoint rule picks
+    res.at("accuracy", res.result_step)           # a value at a given evaluation
+    res.per_class("recall", step=res.result_step) # {dataset class: value}
+    res.slices(step=res.result_step)              # one row per (column, value, metric)
+    res.artifacts(res.result_step)                # reliability bins and confusion matrices
+    RunResults(store, run_id, checkpoint="last")  # a reader's override: the last evaluation as the result
+
+The checkpoint rule (``RunConfig.checkpoint``): "best" — the best evaluation by the selection
+metric (``early_stopping_metric``) on val, the one ``best.pt`` holds; "last" — the final evaluation.
 
 Metric names are decoded with ``core.metrics.keys``, the codec the training loop writes with.
 """
@@ -28,13 +32,16 @@ if TYPE_CHECKING:
     from core.store.database import Store
 
 DEFAULT_STOPPING_METRIC = "macro_f1"  # RunConfig's default, for configs stored without one
+CHECKPOINTS = ("best", "last")  # RunConfig.CHECKPOINT_RULES; "best" for configs stored without one
 
 
 class RunResults:
     """A snapshot of run ``run_id``: its row, every metric row so far, and its files."""
 
-    def __init__(self, store: Store, run_id: int, *, metrics: pd.DataFrame | None = None) -> None:
-        self.store, self.run_id = store, int(run_id)
+    def __init__(self, store: Store, run_id: int, *, metrics: pd.DataFrame | None = None, checkpoint: str | None = None) -> None:
+        if checkpoint is not None and checkpoint not in CHECKPOINTS:
+            raise ValueError(f"checkpoint must be None (the run's own rule), best or last; got {checkpoint!r}.")
+        self.store, self.run_id, self.override = store, int(run_id), checkpoint
         if metrics is None:
             self.row, self.metrics = store.run_with_metrics(run_id)  # one moment: status and metrics agree
         else:
@@ -58,7 +65,19 @@ class RunResults:
 
     @property
     def stopping_metric(self) -> str:
+        """The selection metric on val that picks the best evaluation."""
         return str(self.config.get("early_stopping_metric", DEFAULT_STOPPING_METRIC))
+
+    @property
+    def run_checkpoint(self) -> str:
+        """The run's own checkpoint rule: the evaluation its worker kept and temperature-scaled."""
+        rule = str(self.config.get("checkpoint", "best"))
+        return rule if rule in CHECKPOINTS else "best"
+
+    @property
+    def checkpoint(self) -> str:
+        """The rule this reader picks the result by: the override given, else the run's own."""
+        return self.override or self.run_checkpoint
 
     # ------------------------------------------------------------------ values
     def split_rows(self, split: str) -> pd.DataFrame:
@@ -88,21 +107,30 @@ class RunResults:
 
     # ------------------------------------------------------------------ which evaluation
     @cached_property
-    def best_step(self) -> int | None:
-        """The step of the best evaluation: the one ``best.pt`` holds and temperature scaling used.
+    def result_step(self) -> int | None:
+        """The step of the run's result: the evaluation ``checkpoint`` picks (None before one).
 
-        From ``summary.json`` once the run has ended; while it runs, by the same rule the loop
-        uses (``keys.improves`` on the val split's stopping metric); without a val split, the
-        latest evaluation.
+        Once the run has ended, and the rule is its own, from ``summary.json`` (the step its worker
+        kept). Otherwise "last": the latest test evaluation; "best": by the rule the loop uses
+        (``keys.improves`` on the val split's selection metric), without a val split the latest.
         """
-        summary = self.files.read_json("summary.json")
+        summary = self.files.read_json("summary.json") if self.checkpoint == self.run_checkpoint else None
         if summary and summary.get("best_step") is not None:
             return int(summary["best_step"])
+        steps = self.eval_steps("test")
+        if self.checkpoint == "last" or self.split_rows("val").empty:
+            return steps[-1] if steps else None
+        return self.best_val_step()
+
+    @property
+    def best_step(self) -> int | None:
+        """``result_step`` (the name from before a run could keep its last evaluation)."""
+        return self.result_step
+
+    def best_val_step(self) -> int | None:
+        """The evaluation with the best val selection metric (``keys.improves``; the first of equals)."""
         name = self.stopping_metric
         val = self.metrics[(self.metrics["split"] == "val") & (self.metrics["name"] == name)]
-        if val.empty:
-            steps = self.eval_steps("test")
-            return steps[-1] if steps else None
         best_step, best = None, None
         for step, value in zip(val["step"], val["value"]):
             v = float("nan") if value is None or pd.isna(value) else float(value)

@@ -217,9 +217,9 @@ def _run_figures(store: Store, results: list[RunResults]) -> str:
     bins: dict[str, dict] = {}
     for r in results:
         ds_names = store.version(int(r.row.version_id)).class_names
-        per = r.per_class("recall", step=r.best_step)
+        per = r.per_class("recall", step=r.result_step)
         recall.add_bar(x=[str(ds_names[c]) for c in per], y=list(per.values()), name=label(r))
-        art = r.artifacts(r.best_step) if r.best_step is not None else {}
+        art = r.artifacts(r.result_step) if r.result_step is not None else {}
         if art:
             bins[label(r)] = art["test"]["reliability"]
     recall.update_layout(title="Recall per class (test)", barmode="group", **charts.LAYOUT)
