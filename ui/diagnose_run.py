@@ -6,7 +6,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.data.dataset import Dataset
-from core.diagnose.cleaning import undo
+from core.diagnose.cleaning import undo_with_reviews
 from core.diagnose.label_issues import LabelIssues
 from core.diagnose.pipeline import DiagnoseConfig, Diagnosis, diagnose, estimate_seconds, label_issues_from_run
 from core.diagnose.progressive import SAMPLE_FROM, SAMPLE_SIZE
@@ -20,6 +20,11 @@ NOTICE = "diagnose_notice"  # session key: what the last save or undo did, said 
 PROBE = "probe"
 
 
+def plan_key(vid: int) -> str:
+    """The session key of the cleaning plan under review on version ``vid``."""
+    return f"plan_{vid}"
+
+
 def undo_banner(store: Store, vid: int, info: VersionInfo) -> None:
     """On a cleaned version: where it comes from, and a button that goes back to its parent."""
     if info.kind != "clean" or info.parent_id is None:
@@ -28,9 +33,12 @@ def undo_banner(store: Store, vid: int, info: VersionInfo) -> None:
     c1.info(f"You are looking at a cleaned version ({info.note}) of v{info.parent_id}.")
     if c2.button("Undo this cleaning", key="undo_clean", width="stretch"):
         with common.saving():
-            parent = undo(store, vid)
+            parent, plan = undo_with_reviews(store, vid, common.dataset(info.parent_id))
+        st.session_state[plan_key(parent)] = plan  # its reviews come back as they were, not as open suspects
         common.set_current_version(parent)
-        st.session_state[NOTICE] = f"Undone: v{vid} is archived; back to v{parent}."
+        st.session_state[NOTICE] = (
+            f"Undone: v{vid} is archived; back to v{parent}, with its plan ({plan.summary()}, {len(plan.keep):,} kept) to change and save again."
+        )
         st.rerun()
 
 

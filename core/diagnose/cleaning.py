@@ -1,8 +1,9 @@
 """Cleaning plans: keep / relabel / drop decisions on items, saved as a new dataset version.
 
 A plan never edits data in place. ``save_cleaned(store, version_id, plan)`` writes a child version
-(kind "clean", with the plan in its params) and returns its id; undo archives that child and goes
-back to its parent, and nothing is deleted.
+(kind "clean", with the plan in its params: every decision, kept items included) and returns its
+id; undo archives that child and goes back to its parent, and nothing is deleted. ``saved_plan``
+reads the decisions back, so that an undone cleaning leaves its reviews as they were.
 """
 
 from __future__ import annotations
@@ -58,11 +59,32 @@ class CleaningPlan:
     def summary(self) -> str:
         return f"dropped {len(self.drop):,}, relabelled {len(self.relabel):,}"
 
+    @property
+    def decided(self) -> set[int]:
+        """Every item with a decision (kept, relabelled or dropped)."""
+        return self.drop | self.keep | set(self.relabel)
+
+    def decided_mask(self, n: int) -> np.ndarray:
+        """(n,) bool: the items of an ``n``-item version that have a decision."""
+        mask = np.zeros(n, dtype=bool)
+        rows = np.fromiter(self.decided, dtype=np.int64)
+        mask[rows[(rows >= 0) & (rows < n)]] = True
+        return mask
+
+    def copy(self) -> CleaningPlan:
+        return CleaningPlan(set(self.drop), dict(self.relabel), set(self.keep))
+
     def to_params(self, ds: Dataset | None = None) -> dict:
-        """What a saved version records of its plan; with ``ds``, also the identities
-        (``Dataset.item_ids``) of every item reviewed — kept or relabelled — so that later
-        versions do not ask about them again (``reviewed_before``)."""
-        params: dict = {"drop": sorted(self.drop), "relabel": {str(k): v for k, v in sorted(self.relabel.items())}, "kept": len(self.keep)}
+        """What a saved version records of its plan: the rows (in the parent) dropped, relabelled
+        and kept; with ``ds``, also the identities (``Dataset.item_ids``) of every item reviewed —
+        kept or relabelled — so that later versions do not ask about them again
+        (``reviewed_before``)."""
+        params: dict = {
+            "drop": sorted(self.drop),
+            "relabel": {str(k): v for k, v in sorted(self.relabel.items())},
+            "kept": len(self.keep),
+            "keep": sorted(self.keep),
+        }
         if ds is not None:
             ids = ds.item_ids()
             params["reviewed_ids"] = sorted({int(ids[i]) for i in (*self.keep, *self.relabel) if 0 <= i < len(ds)})
@@ -133,6 +155,25 @@ def starting_plan(store: Store, version_id: int, ds: Dataset) -> CleaningPlan:
     return CleaningPlan(keep=reviewed_before(store, version_id, ds))
 
 
+def saved_plan(store: Store, version_id: int, parent: Dataset | None = None) -> CleaningPlan:
+    """The plan cleaned version ``version_id`` was saved from, in its parent's rows: what was
+    dropped, relabelled and kept. Versions saved before kept rows were recorded (``params`` without
+    "keep") give them back from ``reviewed_ids`` and the parent's item identities (``parent``, else
+    loaded)."""
+    info = store.version(version_id)
+    if info.kind != "clean" or info.parent_id is None:
+        raise ValueError(f"v{version_id} is not a cleaned version: it was saved from no plan.")
+    params = info.params
+    relabel = {int(k): int(v) for k, v in params.get("relabel", {}).items()}
+    if "keep" in params:
+        keep = {int(i) for i in params["keep"]}
+    else:
+        ids = params.get("reviewed_ids", ())
+        parent_ds = parent if parent is not None else store.load_dataset(info.parent_id)
+        keep = {int(r) for r in np.flatnonzero(np.isin(parent_ds.item_ids(), list(ids)))} - set(relabel) if ids else set()
+    return CleaningPlan(drop={int(i) for i in params.get("drop", ())}, relabel=relabel, keep=keep)
+
+
 def undo(store: Store, version_id: int) -> int:
     """Archive a cleaned version (files and rows stay) and return its parent's id to go back to."""
     info = store.version(version_id)
@@ -140,3 +181,11 @@ def undo(store: Store, version_id: int) -> int:
         raise ValueError("This version is an import, not a cleaning: there is nothing to undo.")
     store.set_archived(version_id, True)
     return int(info.parent_id)
+
+
+def undo_with_reviews(store: Store, version_id: int, parent: Dataset | None = None) -> tuple[int, CleaningPlan]:
+    """``undo`` a cleaned version and give back, with its parent's id, the plan it was saved from
+    (``saved_plan``): the parent's reviews come back as they were — kept, relabelled, dropped —
+    rather than as open suspects, ready to change and save again."""
+    plan = saved_plan(store, version_id, parent)
+    return undo(store, version_id), plan
