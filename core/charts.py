@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -13,6 +13,7 @@ from core.data.profile import Balance
 
 GROUP_COLOURS = {"head": "#4C78A8", "medium": "#F2A541", "tail": "#E45756"}
 SPLIT_COLOURS = {"train": "#4C78A8", "val": "#72B7B2", "test": "#B279A2"}
+PALETTE = ("#4C78A8", "#F58518", "#54A24B", "#E45756", "#72B7B2", "#B279A2")  # one colour per run, in order
 # legends sit under the plot so they never cover the title
 LAYOUT = dict(
     margin=dict(l=10, r=10, t=40, b=10), height=380, template="plotly_white", legend=dict(orientation="h", yanchor="top", y=-0.15, x=0)
@@ -220,9 +221,12 @@ def metric_title(name: str) -> str:
     return METRIC_TITLES.get(name, name)
 
 
-def metric_curves(metrics: pd.DataFrame, names: list[str], *, splits: tuple[str, ...] = ("val", "test"), title: str) -> go.Figure:
+def metric_curves(
+    metrics: pd.DataFrame, names: list[str], *, splits: tuple[str, ...] = ("val", "test"), title: str, mark: tuple[int, str] | None = None
+) -> go.Figure:
     """Lines of metrics over optimiser steps, one per (metric, split). ``metrics`` as from
-    ``Store.metrics``: columns step, split, name, value."""
+    ``Store.metrics``: columns step, split, name, value. ``mark``: (step, words) drawn as a dashed
+    line, e.g. the evaluation a run's result is read at."""
     fig = go.Figure()
     for name in names:
         for split in splits:
@@ -235,6 +239,8 @@ def metric_curves(metrics: pd.DataFrame, names: list[str], *, splits: tuple[str,
                     name=f"{METRIC_TITLES.get(name, name)} · {split}",
                     hovertemplate="step %{x}: %{y:.4f}<extra>" + f"{name} · {split}" + "</extra>",
                 )
+    if mark is not None:
+        fig.add_vline(x=mark[0], line_dash="dash", line_color="#888", annotation_text=mark[1], annotation_position="top left")
     fig.update_layout(title=title, **LAYOUT)
     fig.update_layout(legend_y=-0.25)  # under the axis title, not on it
     fig.update_xaxes(title="step")
@@ -487,13 +493,24 @@ def grouped_bars(values: dict[str, dict[str, float]], *, title: str, y_title: st
     return fig
 
 
-def runs_curves(curves: dict[str, pd.DataFrame], *, title: str, x: str = "epoch") -> go.Figure:
-    """One line per run: ``{run label: frame with columns x and value}``."""
+def runs_curves(
+    curves: dict[str, pd.DataFrame], *, title: str, x: str = "epoch", marks: Mapping[str, tuple[float, float]] | None = None
+) -> go.Figure:
+    """One line per run: ``{run label: frame with columns x and value}``; ``marks``: ``{run label:
+    (x, value)}`` drawn as a star in the run's colour (the evaluation its result is read at)."""
     fig = go.Figure()
-    for name, part in curves.items():
+    for i, (name, part) in enumerate(curves.items()):
+        colour = PALETTE[i % len(PALETTE)]
         fig.add_scatter(
-            x=part[x], y=part["value"], mode="lines+markers", name=name, hovertemplate=f"{x} %{{x:.2f}}: %{{y:.4f}}<extra>{name}</extra>"
-        )
+            x=part[x], y=part["value"], mode="lines+markers", name=name, line_color=colour,
+            hovertemplate=f"{x} %{{x:.2f}}: %{{y:.4f}}<extra>{name}</extra>",
+        )  # fmt: skip
+        if marks and name in marks:
+            mx, my = marks[name]
+            fig.add_scatter(
+                x=[mx], y=[my], mode="markers", name=f"{name} · result", showlegend=False, marker={"symbol": "star", "size": 16, "color": colour},
+                hovertemplate=f"result: {x} %{{x:.2f}}: %{{y:.4f}}<extra>{name}</extra>",
+            )  # fmt: skip
     fig.update_layout(title=title, **LAYOUT)
     fig.update_xaxes(title=x)
     return fig
