@@ -27,19 +27,28 @@ if not is_cached(ds, cfg):
 
 d = diagnose_run.load(store, vid, cfg)
 issues = diagnose_run.label_issues(store, vid, ds, d, cfg)  # the probe's, or a finished run's
-review = Review.open(store, info, ds, issues)
+review = Review.open(store, info, ds, issues, d)
 
 diagnose_summary.headline(d, issues, len(ds), cfg)
+if issues is d.issues:  # the probe's suspects: compared with the parent's probe
+    diagnose_summary.suspect_change(store, info, cfg)
 plan_bar(review)
-t_labels, t_dups, t_out, t_map, t_cov = st.tabs(["Label issues", "Duplicates & leaks", "Outliers", "Embedding map", "Coverage"])
+# only the open tab runs (a switch reruns the page): the map and the charts cost a review click nothing
+tabs = st.tabs(["Label issues", "Duplicates & leaks", "Outliers", "Embedding map", "Coverage"], key="dg_tab", on_change="rerun")
+t_labels, t_dups, t_out, t_map, t_cov = tabs
 with t_labels:
-    label_issues_tab(review)
+    if t_labels.open:
+        label_issues_tab(review)
 with t_dups:
-    duplicates_tab(review, d, cfg)
+    if t_dups.open:
+        duplicates_tab(review, d, cfg)
 with t_out:
-    outliers_tab(review, d, cfg)
+    if t_out.open:
+        outliers_tab(review, d, cfg)
 with t_map:
-    map_tab(review, d, cfg)
+    if t_map.open:
+        map_tab(review, d, cfg)
 with t_cov:
-    diagnose_summary.coverage_tab(d, cfg)
+    if t_cov.open:
+        diagnose_summary.coverage_tab(d, cfg)
 diagnose_summary.stage_times(ds, d)

@@ -1,5 +1,13 @@
 """Reviewing items on the Diagnose page: the cleaning plan bar, keep / relabel / drop under each item,
-and the tabs of suspected label errors, duplicate clusters and outliers."""
+the review queue with keyboard shortcuts, bulk decisions by filter, and the tabs of suspected label
+errors, duplicate clusters and outliers.
+
+A click must answer at once on tens of thousands of items, so the plan bar and each review panel
+are fragments (``st.fragment``): a decision reruns the plan bar and the panel it was made in, never
+the page (charts, map, settings). What a panel needs per item is computed once per page run
+(``core.diagnose.review.Findings``, kept on the ``Review``); the decisions live in the session's
+``CleaningPlan`` and reach the store in one write when the plan is saved as a new version.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import streamlit as st
 
 from core import charts
@@ -18,37 +27,45 @@ from core.diagnose.label_issues import LabelIssues
 from core.diagnose.pipeline import DiagnoseConfig, Diagnosis, duplicate_table
 from core.store import Store, VersionInfo
 from ui import common
-from ui.diagnose_run import NOTICE
-from ui.items import gallery
+from ui.diagnose_run import NOTICE, plan_key
+from ui.items import gallery, show_item
 
 PER_PAGE = 12  # items per page of a review gallery
 PER_ROW = 3
+PLAN_BAR = "plan_bar"  # fragment keys: a decision reruns the plan bar and its own panel
+QUEUE = "review_queue"
+DUPLICATES = "duplicate_review"
+OUTLIERS = "outlier_review"
+SHORTCUTS = {"keep": "K", "relabel": "L", "drop": "D", "next": "J", "previous": "P"}  # C and R are Streamlit's own
+BULK_PENDING = "bulk_pending"  # session key: the bulk decision waiting for its confirmation
 
 
 @dataclass
 class Review:
-    """One version under review: its items, the label issues judged, and the plan in the session."""
+    """One version under review: its items, the label issues judged, what was found per item, and
+    the plan in the session."""
 
     store: Store
     vid: int
     ds: Dataset
     issues: LabelIssues
-    plan: CleaningPlan
+    found: review.Findings
     inherited: int  # items reviewed in the versions this one comes from
 
     @classmethod
-    def open(cls, store: Store, info: VersionInfo, ds: Dataset, issues: LabelIssues) -> Review:
+    def open(cls, store: Store, info: VersionInfo, ds: Dataset, issues: LabelIssues, d: Diagnosis) -> Review:
         """The session's plan for ``info`` (items reviewed in the versions it comes from stay reviewed)."""
-        key = plan_key(info.id)
-        if key not in st.session_state:
-            st.session_state[key] = starting_plan(store, info.id, ds)
-        inherited = len(starting_plan(store, info.id, ds).keep) if info.parent_id is not None else 0
-        return cls(store, info.id, ds, issues, st.session_state[key], inherited)
+        start = starting_plan(store, info.id, ds)
+        st.session_state.setdefault(plan_key(info.id), start.copy())
+        inherited = len(start.keep) if info.parent_id is not None else 0
+        return cls(store, info.id, ds, issues, review.findings(d, issues, ds.labels), inherited)
 
-    def decide(self, item: int, action: str, new_label: int | None = None) -> None:
-        self.plan.decide(item, action, new_label)
+    @property
+    def plan(self) -> CleaningPlan:
+        """The plan as it is now (a fragment rerun reuses this object; the plan may have been replaced)."""
+        return st.session_state.setdefault(plan_key(self.vid), CleaningPlan())
 
-    def actions(self, item: int) -> None:
+    def actions(self, item: int, panel: str | None = None) -> None:
         """keep / relabel / drop under one item. The relabel target is the detector's suggestion for
         a suspected label error, and the given label otherwise (an outlier or a duplicate has no
         reason to change class: pick one)."""
@@ -74,33 +91,52 @@ class Review:
             col.button(
                 title,
                 key=f"{action}_{self.vid}_{item}",
-                on_click=self.decide,
-                args=(item, action) if new_label is None else (item, action, new_label),
+                on_click=_decide,
+                args=(self.vid, item, action, new_label, panel),
                 type="primary" if current == action else "secondary",
                 width="stretch",
             )
 
-    def gallery(self, items: np.ndarray, caption: Callable[[int], str]) -> None:
-        gallery(self.ds, items, per_row=PER_ROW, footer=self.actions, caption=caption)
+    def gallery(self, items: np.ndarray, caption: Callable[[int], str], panel: str | None = None) -> None:
+        gallery(self.ds, items, per_row=PER_ROW, footer=lambda i: self.actions(i, panel), caption=caption)
 
 
-def plan_key(vid: int) -> str:
-    return f"plan_{vid}"
+def _decide(vid: int, item: int, action: str, new_label: int | None, panel: str | None) -> None:
+    """A decision's callback: record it, move the queue's cursor past the item, and rerun only the
+    plan bar and the panel the click came from (``panel``; the whole page when None)."""
+    st.session_state[plan_key(vid)].decide(item, action, new_label)
+    cursor = st.session_state.get(_cursor_key(vid))
+    if cursor is not None and cursor[0] == item:
+        st.session_state[_cursor_key(vid)] = (None, cursor[1] + (0 if st.session_state.get("sus_hide", True) else 1))
+    if panel is not None:
+        st.rerun([PLAN_BAR, panel])
 
 
+def _cursor_key(vid: int) -> str:
+    return f"review_cursor_{vid}"
+
+
+def _move(vid: int, queue: list[int], pos: int, step: int) -> None:
+    new = min(max(pos + step, 0), max(len(queue) - 1, 0))
+    st.session_state[_cursor_key(vid)] = (queue[new] if queue else None, new)
+    st.rerun(QUEUE)
+
+
+@st.fragment(key=PLAN_BAR)
 def plan_bar(r: Review) -> None:
-    """The plan so far, saved as a new version or cleared (always visible)."""
+    """The plan so far, saved as a new version or cleared (always visible; reruns with every decision)."""
+    plan = r.plan
     with st.container(border=True):
         p1, p2, p3 = st.columns([3, 1, 1])
-        p1.markdown(review.plan_line(r.vid, r.plan, r.inherited))
-        if p2.button("Save as new version", type="primary", disabled=r.plan.n_changes == 0, key="save_plan", width="stretch"):
+        p1.markdown(review.plan_line(r.vid, plan, r.inherited))
+        if p2.button("Save as new version", type="primary", disabled=plan.n_changes == 0, key="save_plan", width="stretch"):
             with common.saving():
-                new_vid = save_cleaned(r.store, r.vid, r.plan, dataset=r.ds)
+                new_vid = save_cleaned(r.store, r.vid, plan, dataset=r.ds)
             st.session_state.pop(plan_key(r.vid), None)
             common.set_current_version(new_vid)
-            st.session_state[NOTICE] = f"Saved v{new_vid} ({r.plan.summary()}). Its parent v{r.vid} is unchanged; Undo goes back to it."
+            st.session_state[NOTICE] = f"Saved v{new_vid} ({plan.summary()}). Its parent v{r.vid} is unchanged; Undo goes back to it."
             st.rerun()
-        if p3.button("Clear plan", disabled=review.plan_is_fresh(r.plan, r.inherited), key="clear_plan", width="stretch"):
+        if p3.button("Clear plan", disabled=review.plan_is_fresh(plan, r.inherited), key="clear_plan", width="stretch"):
             st.session_state[plan_key(r.vid)] = starting_plan(r.store, r.vid, r.ds)
             st.rerun()
 
@@ -112,30 +148,135 @@ def pager(n: int, key: str) -> slice:
 
 
 def label_issues_tab(r: Review) -> None:
-    """The noise matrix and rates, then the items to review, filtered and paged, with bulk actions."""
+    """The noise matrix and rates (drawn once per page run), then the review queue (a fragment)."""
     ds, iss = r.ds, r.issues
     c1, c2 = st.columns(2)
     c1.plotly_chart(charts.noise_matrix(iss.noise_matrix, ds.class_names), width="stretch")
     c2.plotly_chart(charts.noise_rates(iss.noise_rate_per_class, ds.class_names), width="stretch")
     st.caption(review.flagging_rule(iss))
+    review_queue(r)
+
+
+@st.fragment(key=QUEUE)
+def review_queue(r: Review) -> None:
+    """The items to review, filtered: the current one with keyboard shortcuts, bulk decisions by
+    filter, and the queue's page with keep / relabel / drop under each item."""
+    ds, iss, plan = r.ds, r.issues, r.plan
     f1, f2, f3 = st.columns([2, 2, 1])
     given = f1.multiselect("Given label", range(ds.n_classes), format_func=lambda c: str(ds.class_names[c]), key="sus_classes")
     order = f2.radio("Show", review.REVIEW_ORDERS, horizontal=True, key="sus_order")
     hide_reviewed = f3.toggle("Hide reviewed", value=True, key="sus_hide")
-    queue = review.review_queue(iss, ds.labels, r.plan, order=str(order), given=list(given), hide_reviewed=hide_reviewed)
-    open_suspects = review.open_items(iss.rank, r.plan)
-    b1, b2, _ = st.columns([1, 1, 2])
-    relabel_help = "Each one gets the class the detector suggests for it."
-    if b1.button(f"Relabel all {len(open_suspects):,} open suspects", disabled=not open_suspects, key="bulk_relabel", help=relabel_help):
-        for i in open_suspects:
-            r.plan.decide(i, "relabel", int(iss.suggested[i]))
-        st.rerun()
-    if b2.button(f"Drop all {len(open_suspects):,} open suspects", disabled=not open_suspects, key="bulk_drop"):
-        for i in open_suspects:
-            r.plan.decide(i, "drop")
-        st.rerun()
+    queue = review.review_queue(
+        iss, ds.labels, plan, order=str(order), given=list(given), hide_reviewed=hide_reviewed, by_quality=r.found.by_quality
+    )
+    current_item(r, queue)
+    with st.expander("Bulk decisions by filter"):
+        bulk_panel(r)
     st.caption(f"{len(queue):,} items to review")
-    r.gallery(queue[pager(len(queue), "sus_page")], lambda i: review.suspect_caption(ds, iss, i))
+    r.gallery(queue[pager(len(queue), "sus_page")], lambda i: review.suspect_caption(ds, iss, i), panel=QUEUE)
+
+
+def current_item(r: Review, queue: np.ndarray) -> None:
+    """The queue's current item, large, with keep / relabel-to-the-suggestion / drop and previous /
+    next, each on a key of its own (``SHORTCUTS``)."""
+    if len(queue) == 0:
+        st.success("Nothing left to review with these filters.")
+        return
+    item, fallback = st.session_state.get(_cursor_key(r.vid), (None, 0))
+    pos = review.queue_position(queue, item, fallback)
+    i = int(queue[pos])
+    st.session_state[_cursor_key(r.vid)] = (i, pos)
+    suggested = int(r.found.suggested[i])
+    with st.container(border=True):
+        left, right = st.columns([1, 2])
+        with left:
+            show_item(r.ds, i, width=180)
+        with right:
+            st.markdown(f"**{pos + 1:,} of {len(queue):,}** · {review.suspect_caption(r.ds, r.issues, i)}")
+            decided = r.plan.decision(i)
+            st.caption(f"Decision: **{decided}**" if decided else "No decision yet.")
+            relabel_to = r.ds.class_names[suggested] if suggested >= 0 else None
+            buttons = (
+                ("keep", "Keep", None, "Keep the item and its label"),
+                ("relabel", f"Relabel → {relabel_to}", suggested, "Relabel to the class the detector suggests"),
+                ("drop", "Drop", None, "Drop the item from the cleaned version"),
+            )
+            cols = st.columns(5)
+            for col, (action, title, new_label, words) in zip(cols, buttons):
+                col.button(
+                    title,
+                    key=f"q_{action}",
+                    on_click=_decide,
+                    args=(r.vid, i, action, new_label, QUEUE),
+                    type="primary" if decided == action else "secondary",
+                    disabled=action == "relabel" and (relabel_to is None or suggested == int(r.ds.labels[i])),
+                    shortcut=SHORTCUTS[action],
+                    help=f"{words} (shortcut: {SHORTCUTS[action]}).",
+                    width="stretch",
+                )
+            items = queue.tolist()
+            cols[3].button(
+                "Previous",
+                key="q_previous",
+                on_click=_move,
+                args=(r.vid, items, pos, -1),
+                disabled=pos == 0,
+                shortcut=SHORTCUTS["previous"],
+                help=f"The previous item of the queue (shortcut: {SHORTCUTS['previous']}).",
+                width="stretch",
+            )
+            cols[4].button(
+                "Next",
+                key="q_next",
+                on_click=_move,
+                args=(r.vid, items, pos, 1),
+                disabled=pos >= len(queue) - 1,
+                shortcut=SHORTCUTS["next"],
+                help=f"The next item of the queue, leaving this one as it is (shortcut: {SHORTCUTS['next']}).",
+                width="stretch",
+            )
+
+
+def bulk_panel(r: Review) -> None:
+    """Pick items by finding, class and label quality; see how many an action will touch; apply it
+    after a confirmation."""
+    ds = r.ds
+    b1, b2 = st.columns(2)
+    kinds = b1.multiselect("Found as", review.FINDINGS, default=[review.SUSPECT], key="bulk_kinds")
+    classes = b2.multiselect("Given label", range(ds.n_classes), format_func=lambda c: str(ds.class_names[c]), key="bulk_classes")
+    b3, b4, b5 = st.columns([2, 1, 1])
+    low, high = b3.slider("Label quality", 0.0, 1.0, (0.0, 1.0), step=0.01, key="bulk_quality")
+    open_only = b4.toggle("Only items without a decision", value=True, key="bulk_open")
+    action = str(b5.radio("Action", review.BULK_ACTIONS, horizontal=True, key="bulk_action"))
+    flt = review.BulkFilter(
+        kinds=tuple(kinds), classes=tuple(int(c) for c in classes), quality=(float(low), float(high)), open_only=open_only
+    )
+    items = review.bulk_items(r.found, flt, r.plan)
+    n = len(review.bulk_targets(r.found, items, action))
+    st.markdown(review.bulk_words(r.found, items, action, r.plan))
+    pending = st.session_state.get(BULK_PENDING)
+    if pending != (r.vid, flt, action):
+        st.button(
+            f"{action.capitalize()} these {n:,} items…", key="bulk_apply", disabled=n == 0, on_click=_ask, args=((r.vid, flt, action),)
+        )
+        return
+    st.warning(f"Apply this to {n:,} items? The plan changes; nothing is saved until you save it as a new version.")
+    c1, c2 = st.columns(2)
+    c1.button(f"Confirm: {action} {n:,} items", key="bulk_confirm", type="primary", on_click=_bulk, args=(r, flt, action))
+    c2.button("Cancel", key="bulk_cancel", on_click=_ask, args=(None,))
+
+
+def _ask(pending: tuple | None) -> None:
+    st.session_state[BULK_PENDING] = pending
+    st.rerun(QUEUE)
+
+
+def _bulk(r: Review, flt: review.BulkFilter, action: str) -> None:
+    plan = r.plan
+    n = review.apply_bulk(plan, r.found, review.bulk_items(r.found, flt, plan), action)
+    st.session_state[BULK_PENDING] = None
+    st.toast(f"{action.capitalize()}: {n:,} items added to the plan.")
+    st.rerun([PLAN_BAR, QUEUE])
 
 
 def duplicates_tab(r: Review, d: Diagnosis, cfg: DiagnoseConfig) -> None:
@@ -145,15 +286,20 @@ def duplicates_tab(r: Review, d: Diagnosis, cfg: DiagnoseConfig) -> None:
         st.success(f"No exact or near-duplicates (cosine ≥ {cfg.duplicate_threshold}).")
         return
     st.markdown(review.duplicates_line(table))
+    st.dataframe(table.drop(columns=["items"]).head(500), hide_index=True, width="stretch")
+    duplicate_review(r, table)
+
+
+@st.fragment(key=DUPLICATES)
+def duplicate_review(r: Review, table: pd.DataFrame) -> None:
     extra = review.extra_copies(table, r.plan)
     if st.button(f"Drop the {len(extra):,} extra copies (keep the first item of each cluster)", disabled=not extra, key="drop_dups"):
         for j in extra:
             r.plan.decide(j, "drop")
         st.rerun()
-    st.dataframe(table.drop(columns=["items"]).head(500), hide_index=True, width="stretch")
     pick = st.selectbox("Look at cluster", table["cluster"].tolist(), key="dup_pick", format_func=lambda c: review.cluster_label(table, c))
     cluster = int(table["cluster"].iloc[0] if pick is None else pick)
-    r.gallery(review.cluster_items(table, cluster, PER_PAGE), lambda i: review.item_caption(r.ds, i))
+    r.gallery(review.cluster_items(table, cluster, PER_PAGE), lambda i: review.item_caption(r.ds, i), panel=DUPLICATES)
 
 
 def outliers_tab(r: Review, d: Diagnosis, cfg: DiagnoseConfig) -> None:
@@ -164,5 +310,10 @@ def outliers_tab(r: Review, d: Diagnosis, cfg: DiagnoseConfig) -> None:
     )
     st.plotly_chart(figure, width="stretch")
     st.caption(review.outliers_line(len(d.outliers), cfg.outlier_quantile))
+    outlier_review(r, d)
+
+
+@st.fragment(key=OUTLIERS)
+def outlier_review(r: Review, d: Diagnosis) -> None:
     window = d.outliers[pager(len(d.outliers), "out_page")]
-    r.gallery(window, lambda i: review.outlier_caption(r.ds, r.issues, d.outlier_score, i))
+    r.gallery(window, lambda i: review.outlier_caption(r.ds, r.issues, d.outlier_score, i), panel=OUTLIERS)

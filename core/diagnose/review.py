@@ -1,11 +1,17 @@
 """What the Diagnose page shows of a diagnosis: the headline figures, the queue of items to review,
-duplicate clusters, outliers and coverage gaps, and the sentences about them. Pure functions of a
-``Diagnosis``, its ``LabelIssues`` and a ``CleaningPlan``; no I/O, no streamlit.
+bulk decisions by filter, duplicate clusters, outliers and coverage gaps, why the suspect count
+changed after a cleaning, and the sentences about them. Pure functions of a ``Diagnosis``, its
+``LabelIssues`` and a ``CleaningPlan``; no I/O, no streamlit.
+
+The review queue answers a click at once on tens of thousands of items: what it needs per item —
+the finding masks, the label quality, the suggestions, the two orders — is worked out once per
+diagnosis (``Findings``), and each click only masks arrays (``CleaningPlan.decided_mask``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -111,17 +117,240 @@ def open_items(items: np.ndarray | list[int], plan: CleaningPlan) -> list[int]:
 
 
 def review_queue(
-    issues: LabelIssues, labels: np.ndarray, plan: CleaningPlan, *, order: str, given: list[int], hide_reviewed: bool
+    issues: LabelIssues,
+    labels: np.ndarray,
+    plan: CleaningPlan,
+    *,
+    order: str,
+    given: list[int],
+    hide_reviewed: bool,
+    by_quality: np.ndarray | None = None,
 ) -> np.ndarray:
     """The label-issue items to review, in order: the flagged ones most suspicious first
     (``FLAGGED_FIRST``) or every item by rising label quality (unjudged, NaN, last); only those
-    whose given label is in ``given`` (all when empty); without the reviewed ones if asked."""
-    queue = issues.rank if order == FLAGGED_FIRST else np.argsort(issues.score, kind="stable")
+    whose given label is in ``given`` (all when empty); without the reviewed ones if asked.
+    ``by_quality`` is ``np.argsort(issues.score, kind="stable")`` when the caller keeps it."""
+    if order == FLAGGED_FIRST:
+        queue = np.asarray(issues.rank, dtype=np.int64)
+    else:
+        queue = by_quality if by_quality is not None else np.argsort(issues.score, kind="stable")
     if given:
         queue = queue[np.isin(labels[queue], given)]
     if hide_reviewed:
-        queue = np.array(open_items(queue, plan), dtype=np.int64)
+        queue = queue[~plan.decided_mask(len(labels))[queue]]
     return np.asarray(queue, dtype=np.int64)
+
+
+def queue_position(queue: np.ndarray, item: int | None, fallback: int) -> int:
+    """Where the review cursor is in ``queue``: at ``item`` when it is still there, else at
+    ``fallback`` (the position it had: the next item moved up to it), within the queue."""
+    if item is not None:
+        hit = np.flatnonzero(queue == item)
+        if len(hit):
+            return int(hit[0])
+    return int(min(max(fallback, 0), max(len(queue) - 1, 0)))
+
+
+# ---------------------------------------------------------------------- bulk decisions by filter
+
+SUSPECT = "suspected label error"
+DUPLICATE = "duplicate copy"
+OUTLIER = "outlier"
+FINDINGS = (SUSPECT, DUPLICATE, OUTLIER)
+BULK_ACTIONS = ("drop", "relabel", "keep")
+
+
+@dataclass(frozen=True)
+class Findings:
+    """What the diagnosis found, per item of one version (n items), worked out once: the given
+    labels, label quality (NaN where unjudged), suggested classes (-1 where none) and one mask per
+    kind of finding (``FINDINGS``); duplicate copies are every member of a cluster but its first."""
+
+    labels: np.ndarray  # (n,) int, -1 for the unlabelled pool
+    score: np.ndarray  # (n,) float
+    suggested: np.ndarray  # (n,) int
+    kinds: Mapping[str, np.ndarray]  # finding → (n,) bool
+    by_quality: np.ndarray  # (n,) items by rising label quality, NaN last
+
+    @property
+    def n(self) -> int:
+        return len(self.labels)
+
+
+def findings(d: Diagnosis, issues: LabelIssues, labels: np.ndarray) -> Findings:
+    """The ``Findings`` of diagnosis ``d`` judged by ``issues`` (the probe's or a run's)."""
+    n = len(labels)
+    copies = np.zeros(n, dtype=bool)
+    for cluster in d.duplicates:
+        copies[np.asarray(cluster.indices[1:], dtype=np.int64)] = True
+    outlying = np.zeros(n, dtype=bool)
+    outlying[np.asarray(d.outliers, dtype=np.int64)] = True
+    score = np.asarray(issues.score, dtype=np.float64)
+    return Findings(
+        labels=np.asarray(labels, dtype=np.int64),
+        score=score,
+        suggested=np.asarray(issues.suggested, dtype=np.int64),
+        kinds={SUSPECT: np.asarray(issues.is_issue, dtype=bool), DUPLICATE: copies, OUTLIER: outlying},
+        by_quality=np.argsort(score, kind="stable"),
+    )
+
+
+@dataclass(frozen=True)
+class BulkFilter:
+    """Which items a bulk decision touches: any of the ``kinds`` of finding, whose given label is
+    in ``classes`` (every class when empty) and whose label quality is in ``quality`` (both ends
+    included; an unjudged item, NaN, only matches the full range 0–1), only the open ones (no
+    decision yet) unless ``open_only`` is off."""
+
+    kinds: tuple[str, ...] = (SUSPECT,)
+    classes: tuple[int, ...] = ()
+    quality: tuple[float, float] = (0.0, 1.0)
+    open_only: bool = True
+
+    def __post_init__(self) -> None:
+        unknown = [k for k in self.kinds if k not in FINDINGS]
+        if unknown:
+            raise ValueError(f"unknown findings {unknown}; pick from {', '.join(FINDINGS)}.")
+        lo, hi = self.quality
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise ValueError(f"label quality range {self.quality} must satisfy 0 ≤ low ≤ high ≤ 1.")
+
+
+def bulk_items(f: Findings, flt: BulkFilter, plan: CleaningPlan) -> np.ndarray:
+    """The items (ascending) that ``flt`` picks out of ``f``."""
+    mask = np.zeros(f.n, dtype=bool)
+    for kind in flt.kinds:
+        mask |= f.kinds[kind]
+    if flt.classes:
+        mask &= np.isin(f.labels, list(flt.classes))
+    lo, hi = flt.quality
+    if (lo, hi) != (0.0, 1.0):
+        with np.errstate(invalid="ignore"):
+            mask &= (f.score >= lo) & (f.score <= hi)
+    if flt.open_only:
+        mask &= ~plan.decided_mask(f.n)
+    return np.flatnonzero(mask)
+
+
+def bulk_targets(f: Findings, items: np.ndarray, action: str) -> np.ndarray:
+    """The ``items`` that ``action`` changes: all of them for drop and keep; for relabel those
+    with a suggested class other than their given label (relabelling to the same class is no
+    change)."""
+    if action not in BULK_ACTIONS:
+        raise ValueError(f"unknown action {action!r}; use {', '.join(BULK_ACTIONS)}.")
+    items = np.asarray(items, dtype=np.int64)
+    if action != "relabel":
+        return items
+    to = f.suggested[items]
+    return items[(to >= 0) & (to != f.labels[items])]
+
+
+def bulk_words(f: Findings, items: np.ndarray, action: str, plan: CleaningPlan) -> str:
+    """What a bulk ``action`` on ``items`` will do, said before it is applied: how many items,
+    of which findings, how many are skipped and how many earlier decisions it replaces."""
+    targets = bulk_targets(f, items, action)
+    verb = {"drop": "Drop", "relabel": "Relabel", "keep": "Keep"}[action]
+    what = "to the class the detector suggests for each" if action == "relabel" else "as they are" if action == "keep" else ""
+    parts = [f"{int(f.kinds[k][targets].sum()):,} {k}s" for k in FINDINGS if f.kinds[k][targets].any()]
+    words = f"**{verb} {len(targets):,} items**" + (f" {what}" if what else "") + (f" ({', '.join(parts)})" if parts else "") + "."
+    skipped = len(items) - len(targets)
+    if skipped:
+        words += f" {skipped:,} of the {len(items):,} matched are left alone: their suggested class is their label."
+    replaced = int(plan.decided_mask(f.n)[targets].sum())
+    if replaced:
+        words += f" {replaced:,} of them had a decision already; this one replaces it."
+    return words
+
+
+def apply_bulk(plan: CleaningPlan, f: Findings, items: np.ndarray, action: str) -> int:
+    """Decide ``action`` for every item ``bulk_targets`` keeps (relabel: to its suggested class);
+    return how many."""
+    targets = bulk_targets(f, items, action)
+    for i in targets.tolist():
+        plan.decide(i, action, int(f.suggested[i]) if action == "relabel" else None)
+    return len(targets)
+
+
+# ---------------------------------------------------------------------- after a cleaning
+
+
+@dataclass(frozen=True)
+class SuspectChange:
+    """How the suspected label errors of a cleaned version compare with its parent's; items are
+    matched by identity (``Dataset.item_ids``). ``before`` = dropped + relabelled + kept + cleared
+    + still; ``after`` = still + new."""
+
+    before: int  # suspects in the parent
+    after: int  # suspects in the cleaned version
+    dropped: int  # parent suspects the plan dropped
+    relabelled: int  # parent suspects the plan relabelled, no longer suspected
+    kept: int  # parent suspects reviewed and kept, no longer flagged
+    cleared: int  # parent suspects nobody decided on, no longer flagged by the new diagnosis
+    still: int  # suspected in both (relabelled ones still in doubt included)
+    new: int  # suspected now, not in the parent
+    noise_before: float
+    noise_after: float
+
+
+def suspect_change(
+    before: LabelIssues, before_ids: np.ndarray, after: LabelIssues, after_ids: np.ndarray, plan: CleaningPlan
+) -> SuspectChange:
+    """Compare the parent's label issues (``before``, its items' ``before_ids``) with the cleaned
+    version's (``after``, ``after_ids``), given the ``plan`` (parent rows) that made it."""
+    before_ids, after_ids = np.asarray(before_ids, dtype=np.int64), np.asarray(after_ids, dtype=np.int64)
+    was = set(before_ids[np.asarray(before.is_issue, dtype=bool)].tolist())
+    now = set(after_ids[np.asarray(after.is_issue, dtype=bool)].tolist())
+
+    def ids(rows: Sequence[int] | set[int]) -> set[int]:
+        r = np.fromiter(rows, dtype=np.int64)
+        return set(before_ids[r[(r >= 0) & (r < len(before_ids))]].tolist())
+
+    dropped, relabelled, kept = was & ids(plan.drop), (was & ids(set(plan.relabel))) - now, (was & ids(plan.keep)) - now
+    gone = was - now - dropped - relabelled - kept
+    return SuspectChange(
+        before=len(was),
+        after=len(now),
+        dropped=len(dropped),
+        relabelled=len(relabelled),
+        kept=len(kept),
+        cleared=len(gone),
+        still=len(was & now),
+        new=len(now - was),
+        noise_before=noise_rate(before),
+        noise_after=noise_rate(after),
+    )
+
+
+def suspect_change_words(c: SuspectChange, parent_id: int) -> str:
+    """Why the suspect count differs from the parent's, e.g. "**12 fewer suspects** than v3
+    (40 → 28): 3 dropped by the cleaning, 9 no longer flagged …"."""
+    delta = c.after - c.before
+    head = (
+        f"**{abs(delta):,} fewer suspects** than v{parent_id}"
+        if delta < 0
+        else f"**{delta:,} more suspects** than v{parent_id}"
+        if delta > 0
+        else f"**As many suspects** as v{parent_id}"
+    )
+    parts = []
+    if c.dropped:
+        parts.append(f"{c.dropped:,} dropped by the cleaning")
+    if c.relabelled:
+        parts.append(f"{c.relabelled:,} relabelled and no longer suspected")
+    if c.cleared or c.kept:
+        gone = c.cleared + c.kept
+        parts.append(
+            f"{gone:,} no longer flagged by this version's own diagnosis" + (f" ({c.kept:,} of them reviewed and kept)" if c.kept else "")
+        )
+    if c.new:
+        parts.append(f"{c.new:,} newly flagged")
+    words = f"{head} ({c.before:,} → {c.after:,})" + (": " + ", ".join(parts) if parts else "") + "."
+    if c.cleared or c.kept or c.new:
+        words += (
+            " The detector is fitted again on the cleaned data, and it flags about as many items per class as it "
+            f"estimates are wrong: estimated label noise {c.noise_before:.1%} → {c.noise_after:.1%}."
+        )
+    return words
 
 
 # ---------------------------------------------------------------------- captions under items
