@@ -54,11 +54,13 @@ def class_distribution(
                 marker_color=colour,
                 hovertemplate="%{x}: %{y:,} items<extra>" + group + "</extra>",
             )
-    head, tail = balance.thresholds
+    # no lines when the groups come from other counts (all splits coloured by train groups)
+    head, tail = balance.thresholds or (0, 0)
     # labelled only where the two labels cannot collide (a log axis, or lines far apart); the
     # caption under the chart names the thresholds either way
     apart = log or (head - tail) > 0.08 * max(float(counts.max(initial=1)), 1.0)
-    for y, text, where in ((head, f"head > {head}", "top right"), (tail, f"tail < {tail}", "bottom right")):
+    lines = ((head, f"head > {head}", "top right"), (tail, f"tail < {tail}", "bottom right")) if balance.thresholds else ()
+    for y, text, where in lines:
         # no annotation arguments at all when unlabelled: with a position but no text Plotly writes "new text"
         label = dict(
             annotation_text=text, annotation_position=where, annotation_font_color="#555", annotation_bgcolor="rgba(255,255,255,0.8)"
