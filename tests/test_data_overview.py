@@ -51,16 +51,23 @@ def test_kpis_say_the_unlabelled_pool_missing_classes_and_an_infinite_ratio():
 
 
 def test_head_medium_tail_line():
+    # train counts 4, 2, 1: every class has fewer than 20 train items, so every class is tail, and
+    # the line says the groups tell nothing apart rather than shifting the thresholds
     prof = profile(_texts())
     assert overview.groups_line(prof.train) == (
-        "Head > 2 items, medium 2–2, tail < 2 (scaled from 100 / 20 because the largest class is small). "
-        "1 head · 1 medium · 1 tail classes."
+        "Groups by train items, as the metrics score them — head: more than 100 train items; medium: 20–100; "
+        "tail: fewer than 20 (the long-tail literature’s split). 0 head · 0 medium · 3 tail classes. Every class is "
+        "tail, so the groups do not tell classes apart here and the tail ECE is the ECE of every class; the "
+        "imbalance ratio says more."
     )
-    assert overview.groups_line(prof.overall).endswith("2 head · 1 medium · 0 tail classes.")  # 5, 3, 2 in all splits
+    # all splits: the bars count every split, the colours stay the train groups
+    assert list(prof.overall.groups) == list(prof.train.groups) and prof.overall.thresholds is None
+    assert overview.groups_line(prof.overall).startswith("Colours are each class’s group by its train items; the bars count all splits.")
     from core.data.profile import balance
 
     assert overview.groups_line(balance(np.array([1000, 50, 10]))) == (
-        "Head > 100 items, medium 20–100, tail < 20 (the long-tail literature’s 100 / 20). 1 head · 1 medium · 1 tail classes."
+        "Groups by train items, as the metrics score them — head: more than 100 train items; medium: 20–100; "
+        "tail: fewer than 20 (the long-tail literature’s split). 1 head · 1 medium · 1 tail classes."
     )
 
 

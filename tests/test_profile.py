@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from core.data import Dataset
-from core.data.profile import balance, class_counts, duplicates, group_thresholds, profile
+from core.data.profile import balance, class_counts, duplicates, profile
 
 
 def test_balance_matches_hand_computed_values():
@@ -23,8 +23,8 @@ def test_balance_matches_hand_computed_values():
     # (1 − 0.999⁶)/0.001 + (1 − 0.999²)/0.001 = 5.985020 + 1.999
     assert b.effective_number == pytest.approx(5.98501998 + 1.999, abs=1e-6)
     assert b.missing == [2]
-    assert b.thresholds == (2, 2)  # scaled down from (100, 20), tail threshold floored at 2
-    assert list(b.groups) == ["head", "medium", "tail"]
+    assert b.thresholds == (100, 20)  # the one rule, never scaled to the data (core.metrics.groups)
+    assert list(b.groups) == ["tail", "tail", "tail"]
 
 
 def test_balanced_counts_are_perfectly_balanced():
@@ -39,11 +39,6 @@ def test_single_present_class_has_infinite_ratio():
     b = balance(np.array([10, 0]))
     assert math.isinf(b.imbalance_ratio)
     assert b.normalised_entropy == 0.0
-
-
-@pytest.mark.parametrize("largest, expected", [(5000, (100, 20)), (1000, (100, 20)), (500, (50, 10)), (100, (10, 2)), (6, (2, 2))])
-def test_group_thresholds_scale_for_small_data(largest, expected):
-    assert group_thresholds(largest) == expected
 
 
 def test_long_tail_groups_with_literature_thresholds():

@@ -11,7 +11,8 @@ import numpy as np
 import pandas as pd
 
 from core.data.dataset import Dataset
-from core.data.profile import HEAD_ABOVE, TAIL_BELOW, Balance, Duplicates, Profile
+from core.data.profile import Balance, Duplicates, Profile
+from core.metrics.groups import GROUPS, HEAD_ABOVE, TAIL_BELOW, group_counts, rule_words
 
 MAX_DUPLICATE_GROUPS = 200  # rows of the duplicates table
 ITEMS_PER_GROUP = 10  # item numbers listed per duplicate group
@@ -50,18 +51,23 @@ def kpis(prof: Profile) -> list[Figure]:
 
 
 def groups_line(bal: Balance) -> str:
-    """The head / medium / tail thresholds of ``bal``, where they come from, and the classes in each."""
-    head, tail = bal.thresholds
-    groups = pd.Series(bal.groups).value_counts()
-    origin = (
-        "the long-tail literature’s 100 / 20"
-        if (head, tail) == (HEAD_ABOVE, TAIL_BELOW)
-        else "scaled from 100 / 20 because the largest class is small"
+    """The head / medium / tail rule in words, the classes in each group, and what the groups mean
+    for this data: the same rule, on the same train counts, as the metrics' ``ece_head`` /
+    ``ece_medium`` / ``ece_tail`` (``core.metrics.groups``)."""
+    head, tail = bal.thresholds or (HEAD_ABOVE, TAIL_BELOW)
+    n = group_counts(bal.groups)
+    counted = " · ".join(f"{n[g]} {g}" for g in GROUPS) + " classes"
+    scope = "" if bal.thresholds else "Colours are each class’s group by its train items; the bars count all splits. "
+    line = (
+        f"{scope}Groups by train items, as the metrics score them — {rule_words(head, tail)} (the long-tail literature’s split). {counted}."
     )
-    return (
-        f"Head > {head} items, medium {tail}–{head}, tail < {tail} ({origin}). "
-        f"{groups.get('head', 0)} head · {groups.get('medium', 0)} medium · {groups.get('tail', 0)} tail classes."
-    )
+    filled = [g for g in GROUPS if n[g]]
+    if len(filled) == 1 and sum(n.values()) > 1:
+        line += (
+            f" Every class is {filled[0]}, so the groups do not tell classes apart here and the {filled[0]} ECE is the"
+            " ECE of every class; the imbalance ratio says more."
+        )
+    return line
 
 
 def duplicate_figures(d: Duplicates) -> list[Figure]:

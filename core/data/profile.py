@@ -14,9 +14,8 @@ import pandas as pd
 
 from core.data.dataset import SPLITS, Dataset, content_hashes
 from core.data.slices import slice_columns
+from core.metrics.groups import HEAD_ABOVE, TAIL_BELOW, group_of_classes
 
-HEAD_ABOVE, TAIL_BELOW = 100, 20  # the long-tail literature's split (ImageNet-LT, Liu et al. 2019)
-REFERENCE_MAX = 1000  # thresholds are scaled down when the largest class has fewer items than this
 CUI_BETA = 0.999  # β of the "effective number of samples" (Cui et al. 2019)
 
 
@@ -31,24 +30,17 @@ class Balance:
     effective_classes: float  # exp(H): how many equally-sized classes carry the same entropy
     effective_number: float  # Σ_c (1 − β^n_c) / (1 − β), β = CUI_BETA: items "worth" after overlap
     missing: list[int]  # classes with no items in this split
-    groups: np.ndarray  # "head" / "medium" / "tail" per class
-    thresholds: tuple[int, int]  # (head if count > a, tail if count < b)
+    groups: np.ndarray  # "head" / "medium" / "tail" per class, by its train items (core.metrics.groups)
+    thresholds: tuple[int, int] | None  # (head if train count > a, tail if < b); None: ``counts`` are not what groups
 
 
-def group_thresholds(max_count: int) -> tuple[int, int]:
-    """Head/medium/tail thresholds (head > a, tail < b), scaled for small data.
-
-    The defaults (100, 20) assume the largest class has ~1,000 items; with fewer, both scale by
-    ``max_count / 1000`` (rounded, tail threshold at least 2) so a balanced small dataset is all
-    head rather than all tail.
-    """
-    scale = min(1.0, max(max_count, 1) / REFERENCE_MAX)
-    tail = max(2, round(TAIL_BELOW * scale))
-    head = max(tail, round(HEAD_ABOVE * scale))
-    return head, tail
-
-
-def balance(counts: np.ndarray, *, thresholds: tuple[int, int] | None = None) -> Balance:
+def balance(
+    counts: np.ndarray, *, train_counts: np.ndarray | None = None, thresholds: tuple[int, int] = (HEAD_ABOVE, TAIL_BELOW)
+) -> Balance:
+    """The balance of ``counts`` (K,). Classes are grouped by ``train_counts`` (default: ``counts``
+    themselves) with the rule the metrics use (``core.metrics.groups``, ``thresholds`` = its head
+    and tail thresholds); when the groups come from other counts, ``Balance.thresholds`` is None, as
+    no line on these counts separates them."""
     counts = np.asarray(counts, dtype=np.int64)
     k = len(counts)
     total = counts.sum()
@@ -58,8 +50,8 @@ def balance(counts: np.ndarray, *, thresholds: tuple[int, int] | None = None) ->
     ratio = float(present.max() / present.min()) if len(present) >= 2 else float("inf")
     mean = counts.mean() if k else 0.0
     gini = float(np.abs(counts[:, None] - counts[None, :]).sum() / (2 * k * k * mean)) if mean > 0 else 0.0
-    head, tail = thresholds or group_thresholds(int(counts.max()) if k else 0)
-    groups = np.where(counts > head, "head", np.where(counts < tail, "tail", "medium")).astype(object)
+    head, tail = thresholds
+    groups = group_of_classes(counts if train_counts is None else np.asarray(train_counts), head=head, tail=tail).astype(object)
     return Balance(
         counts=counts,
         imbalance_ratio=ratio,
@@ -69,7 +61,7 @@ def balance(counts: np.ndarray, *, thresholds: tuple[int, int] | None = None) ->
         effective_number=float(((1 - CUI_BETA**counts) / (1 - CUI_BETA)).sum()),
         missing=[int(c) for c in np.flatnonzero(counts == 0)],
         groups=groups,
-        thresholds=(head, tail),
+        thresholds=(head, tail) if train_counts is None else None,
     )
 
 
@@ -213,8 +205,8 @@ def slice_counts(ds: Dataset) -> dict[str, pd.DataFrame]:
 def profile(ds: Dataset) -> Profile:
     counts = class_counts(ds)
     train = balance(counts["train"].to_numpy())
-    # one set of thresholds (from train) so overall groups read the same way
-    overall = balance(counts["all"].to_numpy())
+    # groups are a property of the train split (what the model learns from): all splits keep them
+    overall = balance(counts["all"].to_numpy(), train_counts=counts["train"].to_numpy())
     lengths, empty, words = text_lengths(ds.items) if ds.modality == "text" else (None, np.array([], dtype=np.int64), None)
     return Profile(
         n_items=len(ds),

@@ -3,8 +3,8 @@
 - ``ece``: expected calibration error of the top-label confidence.
 - ``reliability_bins``: the bins behind a reliability diagram (``ReliabilityBins``).
 - ``classwise_ece``: the ECE of every class's probability against "is this class", averaged.
-- ``group_of_classes`` / ``ece_by_group``: head / medium / tail classes by training count, and the
-  ECE of each group's items.
+- ``ece_by_group``: the ECE of each class group's items; the groups (head / medium / tail by
+  training count) come from ``core.metrics.groups.group_of_classes``, the one rule every page uses.
 - ``brier`` and ``nll``: multi-class Brier score and negative log-likelihood.
 
 Usage::
@@ -31,6 +31,7 @@ import numpy as np
 from core.errors import DataError
 from core.metrics._common import NAN, conf_pred
 from core.metrics._validate import _as_groups, _check_n_bins, _known
+from core.metrics.groups import GROUPS, group_of_classes
 
 __all__ = [
     "DEFAULT_N_BINS",
@@ -49,8 +50,6 @@ __all__ = [
 DEFAULT_N_BINS = 15
 #: The smallest probability ``nll`` takes the log of.
 NLL_CLIP = 1e-12
-#: The class groups of ``group_of_classes``, always present in ``ece_by_group``'s result.
-GROUPS = ("head", "medium", "tail")
 
 
 # ------------------------------------------------------------------ on validated arrays
@@ -259,36 +258,6 @@ def classwise_ece(probs, labels, *, n_bins: int = DEFAULT_N_BINS, unknown_mask=N
     nb = _check_n_bins(n_bins)
     p, y = _known(probs, labels, unknown_mask)
     return _classwise_from(p, y, nb)
-
-
-def group_of_classes(train_counts, *, head: int = 100, tail: int = 20) -> np.ndarray:
-    """Head / medium / tail group of each class from its number of training items.
-
-    Parameters
-    ----------
-    train_counts : array_like of int, shape (K,)
-        Training items per class.
-    head : int, default 100
-        A class with *more than* ``head`` items is ``"head"``.
-    tail : int, default 20
-        A class with *fewer than* ``tail`` items is ``"tail"``; the rest
-        (``tail <= count <= head``) is ``"medium"``.
-
-    Returns
-    -------
-    ndarray of str, shape (K,)
-    """
-    c = np.asarray(train_counts)
-    if c.ndim != 1:
-        raise DataError(f"train_counts must be 1-D (one count per class); got shape {c.shape}.")
-    if c.size and (not np.issubdtype(c.dtype, np.number) or c.dtype == bool or not np.isfinite(c).all() or (c < 0).any()):
-        raise DataError("train_counts must be non-negative numbers of training items per class.")
-    if tail > head:
-        raise DataError(f"tail ({tail}) must not exceed head ({head}); e.g. head=100, tail=20.")
-    out = np.full(c.shape[0], "medium", dtype="<U6")
-    out[c > head] = "head"
-    out[c < tail] = "tail"
-    return out
 
 
 def ece_by_group(probs, labels, groups_per_class, *, n_bins: int = DEFAULT_N_BINS, unknown_mask=None) -> dict[str, float]:

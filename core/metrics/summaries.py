@@ -40,6 +40,7 @@ from core.metrics.classification import (
     _prf,
     _worst_class_recall_from,
 )
+from core.metrics.groups import HEAD_ABOVE, TAIL_BELOW
 from core.metrics.hallucination import DEFAULT_TAU, _energy_auroc_from, _forced_known_from, _hallucination_from, _msp_auroc_from
 from core.metrics.selective_prediction import _aurc_from, _excess_aurc_from, _risk_from
 
@@ -75,8 +76,8 @@ OPTIONS: dict[str, Any] = {
     "logits": None,
     "train_counts": None,
     "groups": None,
-    "head": 100,
-    "tail": 20,
+    "head": HEAD_ABOVE,
+    "tail": TAIL_BELOW,
     "n_bins": DEFAULT_N_BINS,
     "temperature": 1.0,
 }
@@ -158,8 +159,8 @@ def summary(
     logits=None,
     train_counts=None,
     groups=None,
-    head: int = 100,
-    tail: int = 20,
+    head: int = HEAD_ABOVE,
+    tail: int = TAIL_BELOW,
     n_bins: int = DEFAULT_N_BINS,
     temperature: float = 1.0,
 ) -> dict[str, float]:
@@ -184,7 +185,8 @@ def summary(
     groups : array_like of str, shape (K,), optional
         Precomputed group per class, instead of ``train_counts``.
     head, tail : int, default 100, 20
-        Group thresholds used with ``train_counts``.
+        Group thresholds used with ``train_counts`` (``core.metrics.groups``: the rule the Data page
+        shows; keep the defaults so a run's groups are the page's groups).
     n_bins : int, default 15
         Bins of ``ece``, ``classwise_ece`` and ``ece_<group>``.
     temperature : float, default 1.0
