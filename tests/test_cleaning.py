@@ -1,4 +1,5 @@
-"""Cleaning plans: exact application, new versions, undo that archives and loses nothing."""
+"""Cleaning plans: exact application, new versions, undo that archives and loses nothing and gives
+the reviews back."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pandas as pd
 import pytest
 
 from core.data import Dataset
-from core.diagnose.cleaning import CleaningPlan, reviewed_before, save_cleaned, starting_plan, undo
+from core.diagnose.cleaning import CleaningPlan, reviewed_before, save_cleaned, saved_plan, starting_plan, undo, undo_with_reviews
 
 
 def _ds() -> Dataset:
@@ -59,7 +60,7 @@ def test_save_cleaned_is_a_child_version_and_undo_archives_it(store):
     child = save_cleaned(store, vid, plan)
     info = store.version(child)
     assert info.parent_id == vid and info.kind == "clean" and info.note == "dropped 1, relabelled 1"
-    assert info.params == {"drop": [0], "relabel": {"1": 0}, "kept": 0, "reviewed_ids": [1]}
+    assert info.params == {"drop": [0], "relabel": {"1": 0}, "kept": 0, "keep": [], "reviewed_ids": [1]}
     assert store.load_dataset(child).labels.tolist() == [0, 0, 1, 0, 1]
     assert store.load_dataset(vid).labels.tolist() == [0, 1, 0, 1, 0, 1]  # the parent is untouched
     assert undo(store, child) == vid
@@ -101,3 +102,52 @@ def test_keep_decisions_and_item_numbers_survive_a_saved_cleaning(store):
     assert gds.item_ids().tolist() == [1, 2, 3, 4]
     assert {int(gds.item_ids()[r]) for r in reviewed_before(store, grandchild, gds)} == {1, 2, 4}
     assert reviewed_before(store, vid, store.load_dataset(vid)) == set()  # the parent is not changed
+
+
+def test_plan_knows_its_decided_items_as_a_mask_and_copies_apart():
+    plan = CleaningPlan()
+    plan.decide(1, "drop")
+    plan.decide(3, "relabel", 0)
+    plan.decide(4, "keep")
+    plan.decide(9, "keep")  # not in a 6-item version: left out of its mask
+    assert plan.decided == {1, 3, 4, 9}
+    assert plan.decided_mask(6).tolist() == [False, True, False, True, True, False]
+    other = plan.copy()
+    other.decide(1, "keep")
+    assert plan.decision(1) == "drop" and other.decision(1) == "keep"
+
+
+def test_undo_gives_back_the_reviews_of_the_plan_it_undoes(store):
+    vid = store.save_dataset(_ds(), source="upload:t.csv")
+    plan = CleaningPlan()
+    plan.decide(0, "drop")
+    plan.decide(2, "keep")
+    plan.decide(5, "keep")
+    plan.decide(4, "relabel", 1)
+    child = save_cleaned(store, vid, plan)
+    assert store.version(child).params["keep"] == [2, 5]
+    parent, restored = undo_with_reviews(store, child)
+    assert parent == vid and store.version(child).archived
+    assert (restored.drop, restored.relabel, restored.keep) == ({0}, {4: 1}, {2, 5})
+    assert [restored.decision(i) for i in range(6)] == ["drop", None, "keep", None, "relabel", "keep"]
+    again = save_cleaned(store, vid, restored)  # saved again as it was: the same cleaned data
+    assert store.load_dataset(again).labels.tolist() == store.load_dataset(child).labels.tolist()
+    with pytest.raises(ValueError, match="not a cleaned version"):
+        saved_plan(store, vid)
+
+
+def test_a_version_saved_before_kept_rows_were_recorded_gives_them_back_from_item_ids(store):
+    vid = store.save_dataset(_ds(), source="upload:t.csv")
+    kept_and_relabelled = CleaningPlan(drop={0}, relabel={4: 1}, keep={2, 5})
+    old_params = {"drop": [0], "relabel": {"4": 1}, "kept": 2, "reviewed_ids": [2, 4, 5]}  # no "keep"
+    child = store.save_dataset(
+        kept_and_relabelled.apply(_ds()),
+        source="upload:t.csv",
+        dataset_id=store.version(vid).dataset_id,
+        parent_id=vid,
+        kind="clean",
+        note="dropped 1, relabelled 1",
+        params=old_params,
+    )
+    restored = saved_plan(store, child)
+    assert (restored.drop, restored.relabel, restored.keep) == ({0}, {4: 1}, {2, 5})
