@@ -207,3 +207,114 @@ def test_pages_hold_every_item(n, expected):
 
     assert n_pages(n, 12) == expected
     assert list(range(30))[page_slice(2, 12)] == list(range(12, 24))
+
+
+# ---------------------------------------------------------------------- review at click speed
+
+
+def _findings() -> review.Findings:
+    # suspects {1, 4}; duplicate copies {2} (of 0) and {3, 5} (of 1); outlier {4}
+    return review.findings(_diagnosis(), _issues(), np.array(LABELS))
+
+
+def test_findings_mark_each_kind_once_per_item():
+    f = _findings()
+    assert {k: np.flatnonzero(m).tolist() for k, m in f.kinds.items()} == {
+        review.SUSPECT: [1, 4],
+        review.DUPLICATE: [2, 3, 5],
+        review.OUTLIER: [4],
+    }
+    assert f.by_quality.tolist() == [1, 4, 5, 2, 0, 3] and f.n == 6  # NaN last
+
+
+def test_bulk_filter_counts_on_a_known_frame():
+    f, plan = _findings(), CleaningPlan()
+    every = (review.SUSPECT, review.DUPLICATE, review.OUTLIER)
+    assert review.bulk_items(f, review.BulkFilter(), plan).tolist() == [1, 4]  # the open suspects
+    assert review.bulk_items(f, review.BulkFilter(kinds=every), plan).tolist() == [1, 2, 3, 4, 5]
+    assert review.bulk_items(f, review.BulkFilter(kinds=(review.OUTLIER,)), plan).tolist() == [4]
+    assert review.bulk_items(f, review.BulkFilter(kinds=every, classes=(1,)), plan).tolist() == [1, 3, 5]
+    assert review.bulk_items(f, review.BulkFilter(kinds=every, quality=(0.0, 0.5)), plan).tolist() == [1, 4]  # 3 is NaN
+    assert review.bulk_items(f, review.BulkFilter(kinds=every, quality=(0.7, 1.0)), plan).tolist() == [2, 5]  # ends included
+    assert review.bulk_items(f, review.BulkFilter(kinds=()), plan).tolist() == []
+    plan.decide(4, "keep")
+    assert review.bulk_items(f, review.BulkFilter(), plan).tolist() == [1]
+    assert review.bulk_items(f, review.BulkFilter(open_only=False), plan).tolist() == [1, 4]
+    with pytest.raises(ValueError, match="unknown findings"):
+        review.BulkFilter(kinds=("typo",))
+    with pytest.raises(ValueError, match="0 ≤ low ≤ high ≤ 1"):
+        review.BulkFilter(quality=(0.6, 0.2))
+
+
+def test_bulk_words_say_what_an_action_touches_before_it_applies():
+    f, plan = _findings(), CleaningPlan()
+    plan.decide(4, "keep")
+    matched = np.array([1, 2, 3, 4, 5])
+    # relabel only moves items whose suggestion differs from their label: 1 (y → x) and 4 (x → y)
+    assert review.bulk_targets(f, matched, "relabel").tolist() == [1, 4]
+    assert review.bulk_targets(f, matched, "drop").tolist() == [1, 2, 3, 4, 5]
+    assert review.bulk_words(f, matched, "relabel", plan) == (
+        "**Relabel 2 items** to the class the detector suggests for each (2 suspected label errors, 1 outlier). "
+        "3 of the 5 matched are left alone: their suggested class is their label. "
+        "1 of them had a decision already; this one replaces it."
+    )
+    assert review.bulk_words(f, np.array([2, 3]), "drop", CleaningPlan()) == "**Drop 2 items** (2 duplicate copies)."
+    assert review.bulk_words(f, np.array([], np.int64), "keep", plan) == "**Keep 0 items** as they are."
+    assert review.apply_bulk(plan, f, matched, "relabel") == 2
+    assert plan.relabel == {1: 0, 4: 1} and plan.keep == set()  # the relabel replaced the keep
+    assert review.apply_bulk(plan, f, np.array([2, 3]), "drop") == 2 and plan.drop == {2, 3}
+    with pytest.raises(ValueError, match="unknown action"):
+        review.bulk_targets(f, matched, "burn")
+
+
+def test_queue_cursor_stays_on_its_item_or_takes_the_next_one_up():
+    queue = np.array([7, 3, 9, 4])
+    assert review.queue_position(queue, 9, 0) == 2
+    assert review.queue_position(queue, 5, 1) == 1  # its item left the queue: the next one moved up
+    assert review.queue_position(queue, None, 10) == 3 and review.queue_position(queue, None, -2) == 0
+    assert review.queue_position(np.array([], np.int64), None, 3) == 0
+
+
+def test_review_queue_uses_the_quality_order_it_is_given():
+    iss, labels = _issues(), np.array(LABELS)
+    by_quality = np.array([5, 4, 3, 2, 1, 0])  # any order the caller worked out once
+    queue = review.review_queue(
+        iss, labels, CleaningPlan(drop={3}), order=review.LOWEST_QUALITY_FIRST, given=[1], hide_reviewed=True, by_quality=by_quality
+    )
+    assert queue.tolist() == [5, 1]
+
+
+def test_suspect_change_explains_the_new_count_on_a_known_case():
+    # parent items 0..7, suspects {0, 1, 2, 3, 4, 5}; the plan drops 0, relabels 1 and 2, keeps 3
+    before = _issues(is_issue=np.array([True] * 6 + [False] * 2), joint=np.array([[0.4, 0.1], [0.05, 0.45]]))
+    plan = CleaningPlan(drop={0}, relabel={1: 0, 2: 1}, keep={3})
+    after_ids = np.arange(1, 8)  # item 0 is gone
+    # the cleaned version's diagnosis flags 2 (relabelled, still in doubt), 5 (untouched) and 7 (new)
+    after = _issues(is_issue=np.isin(after_ids, [2, 5, 7]), joint=np.array([[0.45, 0.05], [0.05, 0.45]]))
+    change = review.suspect_change(before, np.arange(8), after, after_ids, plan)
+    assert change == review.SuspectChange(
+        before=6,
+        after=3,
+        dropped=1,
+        relabelled=1,
+        kept=1,
+        cleared=1,
+        still=2,
+        new=1,
+        noise_before=pytest.approx(0.15),
+        noise_after=pytest.approx(0.1),
+    )
+    assert change.before == change.dropped + change.relabelled + change.kept + change.cleared + change.still
+    assert change.after == change.still + change.new
+    assert review.suspect_change_words(change, 3) == (
+        "**3 fewer suspects** than v3 (6 → 3): 1 dropped by the cleaning, 1 relabelled and no longer suspected, "
+        "2 no longer flagged by this version's own diagnosis (1 of them reviewed and kept), 1 newly flagged. "
+        "The detector is fitted again on the cleaned data, and it flags about as many items per class as it estimates "
+        "are wrong: estimated label noise 15.0% → 10.0%."
+    )
+    only_drops = review.SuspectChange(3, 0, 3, 0, 0, 0, 0, 0, 0.1, 0.0)
+    assert review.suspect_change_words(only_drops, 1) == "**3 fewer suspects** than v1 (3 → 0): 3 dropped by the cleaning."
+    same = review.SuspectChange(2, 2, 0, 0, 0, 0, 2, 0, 0.1, 0.1)
+    assert review.suspect_change_words(same, 1) == "**As many suspects** as v1 (2 → 2)."
+    more = review.SuspectChange(1, 3, 0, 0, 0, 0, 1, 2, 0.1, 0.2)
+    assert review.suspect_change_words(more, 2).startswith("**2 more suspects** than v2 (1 → 3): 2 newly flagged.")

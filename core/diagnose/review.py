@@ -157,6 +157,7 @@ SUSPECT = "suspected label error"
 DUPLICATE = "duplicate copy"
 OUTLIER = "outlier"
 FINDINGS = (SUSPECT, DUPLICATE, OUTLIER)
+PLURALS = {SUSPECT: "suspected label errors", DUPLICATE: "duplicate copies", OUTLIER: "outliers"}
 BULK_ACTIONS = ("drop", "relabel", "keep")
 
 
@@ -251,7 +252,8 @@ def bulk_words(f: Findings, items: np.ndarray, action: str, plan: CleaningPlan) 
     targets = bulk_targets(f, items, action)
     verb = {"drop": "Drop", "relabel": "Relabel", "keep": "Keep"}[action]
     what = "to the class the detector suggests for each" if action == "relabel" else "as they are" if action == "keep" else ""
-    parts = [f"{int(f.kinds[k][targets].sum()):,} {k}s" for k in FINDINGS if f.kinds[k][targets].any()]
+    counts = {k: int(f.kinds[k][targets].sum()) for k in FINDINGS}
+    parts = [f"{c:,} {k if c == 1 else PLURALS[k]}" for k, c in counts.items() if c]
     words = f"**{verb} {len(targets):,} items**" + (f" {what}" if what else "") + (f" ({', '.join(parts)})" if parts else "") + "."
     skipped = len(items) - len(targets)
     if skipped:
