@@ -12,7 +12,7 @@ from core.data import upload_preview as up
 from core.data.imagefiles import preview_image_zip
 from core.data.imports import UPLOAD_TYPES, check_archive, check_size, import_upload, kind_of
 from core.data.overview import skipped_table
-from core.data.tables import TableRoles, guess_roles, read_table
+from core.data.tables import TableRoles, guess_roles, read_table_encoded, table_split
 from core.errors import DataError
 from core.store import Store
 from ui import common
@@ -66,9 +66,12 @@ def upload_box(store: Store) -> None:
 
 
 def _table_roles(data: bytes, name: str) -> TableRoles:
-    """The table's first rows and a choice of label, text, split and slice columns (the guess first)."""
-    df, _ = read_table(data, name)
+    """The table's first rows and a choice of label, text, split and slice columns (the guess first);
+    what the import will do that the file does not say (its encoding, a split made or val carved)."""
+    df, _, encoding = read_table_encoded(data, name)
     guess = guess_roles(df)
+    if note := up.encoding_note(encoding):
+        st.info(note, icon="🔤")
     st.dataframe(df.head(5), width="stretch")
     if not guess.label_candidates:  # nothing to choose from: say so, offer no import
         raise DataError(guess.question or "No column can serve as the label.")
@@ -84,7 +87,10 @@ def _table_roles(data: bytes, name: str) -> TableRoles:
     split = str(c3.selectbox("Split column", split_options, index=split_default))
     others = up.other_columns(columns, label, text, split)
     meta = st.multiselect("Slice columns (metadata)", others, default=up.default_slices(df, others)) if text != up.NO_TEXT else []
-    return up.table_roles(label, text, split, others, meta)
+    roles = up.table_roles(label, text, split, others, meta)
+    if note := up.split_note(table_split(df, roles), what="rows"):
+        st.info(note, icon="✂️")
+    return roles
 
 
 def _image_options(data: bytes, name: str) -> int | None:
@@ -103,6 +109,8 @@ def _image_options(data: bytes, name: str) -> int | None:
         height=min(800, max(220, 120 + 28 * n_classes)),  # a bar a class, within bounds
     )
     st.caption(up.zip_words(preview))
+    if note := up.split_note(up.zip_split(preview), what="images"):
+        st.info(note, icon="✂️")
     if preview.skipped:
         with st.expander(f"{len(preview.skipped):,} file(s) will be skipped"):
             st.dataframe(skipped_table(preview.skipped), width="stretch", hide_index=True)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import codecs
 import io
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -21,39 +23,89 @@ TEXT_COLUMN_NAMES = ("text", "sentence", "review", "content", "body", "message",
 SPLIT_COLUMN_NAMES = ("split", "subset", "fold_name")
 
 
+VAL_SHARE = 0.1  # share of each class's train items set aside as val when the upload gives no val rows
+SPLIT_SEED = 0  # seed of every split an import makes
+_C1_BYTES = re.compile(rb"[\x80-\x9f]")  # Windows-1252's letters and quotes; Latin-1's control codes
+
+
+@dataclass(frozen=True)
+class TextEncoding:
+    """How uploaded text was decoded: ``name`` as shown ("UTF-8", "UTF-16", "Windows-1252",
+    "Latin-1"); ``bad_byte`` is the file offset of the first byte that is not UTF-8 when the
+    decoding fell back to a single-byte encoding, else None."""
+
+    name: str
+    bad_byte: int | None = None
+
+    @property
+    def fallback(self) -> bool:
+        return self.bad_byte is not None
+
+
+def _decode(raw: bytes) -> tuple[str, TextEncoding]:
+    """UTF-8 (with or without BOM) or UTF-16 with BOM; else Latin-1 when no byte is in 0x80–0x9F
+    (where alone Windows-1252 differs from it), else Windows-1252, else Latin-1 (which decodes
+    every byte string)."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return raw.decode("utf-16"), TextEncoding("UTF-16")
+    try:
+        return raw.decode("utf-8-sig"), TextEncoding("UTF-8")
+    except UnicodeDecodeError as err:  # utf-8-sig counts from after the BOM
+        bom = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
+        position = err.start + bom
+    body = raw[bom:]  # a BOM read as Latin-1 would be "ï»¿" glued to the first column's name
+    if _C1_BYTES.search(body) is None:
+        return body.decode("latin-1"), TextEncoding("Latin-1", position)
+    try:
+        return body.decode("cp1252"), TextEncoding("Windows-1252", position)
+    except UnicodeDecodeError:  # 0x81, 0x8D, 0x8F, 0x90 and 0x9D have no Windows-1252 character
+        return body.decode("latin-1"), TextEncoding("Latin-1", position)
+
+
 def decode_text(raw: bytes) -> tuple[str, list[str]]:
     """Decode uploaded text: UTF-8 (with or without BOM) or UTF-16 with BOM; else Windows-1252 /
     Latin-1, with a warning that says how to avoid the guess."""
-    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
-        return raw.decode("utf-16"), []
-    try:
-        return raw.decode("utf-8-sig"), []
-    except UnicodeDecodeError as err:
-        position = err.start
-    for enc in ("cp1252", "latin-1"):
-        try:
-            text = raw.decode(enc)
-        except UnicodeDecodeError:
-            continue
-        return text, [
-            f"The file is not valid UTF-8 (first bad byte at offset {position}); it was read as "
-            f"{'Windows-1252' if enc == 'cp1252' else 'Latin-1'}. If accents look wrong, save the file "
-            "as UTF-8 and upload it again."
-        ]
-    raise AssertionError("latin-1 decodes every byte string")  # pragma: no cover
+    text, encoding = _decode(raw)
+    return text, _fallback_warnings(encoding)
+
+
+def _fallback_warnings(encoding: TextEncoding) -> list[str]:
+    if not encoding.fallback:
+        return []
+    return [
+        f"The file is not valid UTF-8 (first bad byte at offset {encoding.bad_byte}); it was read as {encoding.name}. "
+        "If accents look wrong, save the file as UTF-8 and upload it again."
+    ]
+
+
+class TableRead(NamedTuple):
+    """A parsed table upload: its cells, what reading it changed (warnings), and how its text was
+    decoded (None for Parquet)."""
+
+    df: pd.DataFrame
+    warnings: list[str]
+    encoding: TextEncoding | None
 
 
 def read_table(data: bytes, filename: str) -> tuple[pd.DataFrame, list[str]]:
     """Parse CSV, TSV, Parquet or JSON Lines bytes into a DataFrame (no column roles yet)."""
+    df, warnings, _ = read_table_encoded(data, filename)
+    return df, warnings
+
+
+def read_table_encoded(data: bytes, filename: str) -> TableRead:
+    """``read_table``, also saying how the text was decoded (for the upload preview)."""
     if len(data) == 0:
         raise DataError(f"'{filename}' is empty (0 bytes). Upload a file with a header row and data rows.")
     ext = Path(filename).suffix.lower()
     warnings: list[str] = []
+    encoding: TextEncoding | None = None
     try:
         if ext == ".parquet":
             df = pd.read_parquet(io.BytesIO(data))
         elif ext in (".csv", ".tsv", ".txt", ".jsonl", ".ndjson", ".json"):
-            text, warnings = decode_text(data)
+            text, encoding = _decode(data)
+            warnings = _fallback_warnings(encoding)
             if not text.strip():
                 raise DataError(f"'{filename}' holds only whitespace. Upload a file with a header row and data rows.")
             if ext in (".jsonl", ".ndjson", ".json"):
@@ -78,7 +130,7 @@ def read_table(data: bytes, filename: str) -> tuple[pd.DataFrame, list[str]]:
     df.columns = [str(c).strip() for c in df.columns]
     if len(set(df.columns)) != len(df.columns):
         raise DataError(f"'{filename}' has repeated column names. Give every column a distinct header.")
-    return _plain_cells(df, warnings), warnings
+    return TableRead(_plain_cells(df, warnings), warnings, encoding)
 
 
 def _plain_cells(df: pd.DataFrame, warnings: list[str]) -> pd.DataFrame:
@@ -223,46 +275,81 @@ def guess_roles(df: pd.DataFrame) -> TableGuess:
     return TableGuess(roles, label_candidates, text_candidates, None)
 
 
-def dataset_from_table(df: pd.DataFrame, roles: TableRoles, *, name: str, seed: int = 0) -> LoadResult:
-    """Build a text or tabular Dataset from a DataFrame and the chosen column roles."""
+@dataclass(frozen=True)
+class SplitPlan:
+    """The split an import stores: ``split`` (n,) codes (0 train, 1 val, 2 test); ``carved_val``,
+    the train items set aside as val because the split column gives no val rows (0 otherwise);
+    ``made``, whether there was no split column and the whole split was made."""
+
+    split: np.ndarray
+    carved_val: int = 0
+    made: bool = False
+
+
+def _check_roles(df: pd.DataFrame, roles: TableRoles) -> None:
     for col in [roles.label, roles.text, roles.split, *roles.meta, *roles.features]:
         if col is not None and col not in df.columns:
             raise DataError(f"Column '{col}' is not in the file. Columns are: {', '.join(map(str, df.columns))}.")
     if roles.text is not None and roles.text == roles.label:
         raise DataError("The text column and the label column must differ. Pick another text or label column.")
-    warnings: list[str] = []
+
+
+def _table_labels(df: pd.DataFrame, roles: TableRoles) -> tuple[np.ndarray, list, np.ndarray, list[str]]:
+    """Label codes (``UNLABELLED`` for an empty label), class names, which rows have a label, warnings."""
     has_label = (df[roles.label].notna() & (df[roles.label].astype(str).str.strip() != "")).to_numpy()
     if not has_label.any():
         raise DataError(
             f"No row has a label in column '{roles.label}': the dataset has no labelled rows. Fill in labels (empty labels "
             "make an unlabelled pool, which needs labelled rows beside it), or pick the column that holds the classes."
         )
-    codes, class_names, w = encode_labels(df.loc[has_label, roles.label], column=roles.label)
-    warnings += w
+    codes, class_names, warnings = encode_labels(df.loc[has_label, roles.label], column=roles.label)
     labels = np.full(len(df), UNLABELLED, np.int64)
     labels[has_label] = codes
+    return labels, class_names, has_label, list(warnings)
+
+
+def _table_split(df: pd.DataFrame, roles: TableRoles, labels: np.ndarray, has_label: np.ndarray, seed: int) -> tuple[SplitPlan, list[str]]:
+    """The split codes: the split column's (val carved out of train when it has none), else a stratified split."""
+    if not roles.split:
+        return SplitPlan(stratified_split(labels, seed=seed, holdout_from=has_label), made=True), []
+    warnings: list[str] = []
+    split = parse_split_column(df[roles.split])
+    moved = int(((split != 0) & ~has_label).sum())
+    if moved:
+        warnings.append(f"{moved:,} unlabelled row(s) marked val or test were put in the train split's pool: evaluation needs labels.")
+    split = np.where(has_label, split, 0).astype(np.int8)
+    if not (split == 0).any():
+        raise DataError("The split column has no 'train' rows. Mark some rows as train, or choose no split column.")
+    if (split == 1).any():
+        return SplitPlan(split), warnings
+    holdout = (split == 0) & has_label
+    carved = stratified_split(labels, val=VAL_SHARE, test=0.0, seed=seed, holdout_from=holdout)
+    split = np.where(split == 0, carved, split).astype(np.int8)
+    n_val = int((split == 1).sum())
+    warnings.append(f"No 'val' rows were given; {VAL_SHARE:.0%} of train (per class) was set aside as val ({n_val:,} items).")
+    return SplitPlan(split, carved_val=n_val), warnings
+
+
+def table_split(df: pd.DataFrame, roles: TableRoles, *, seed: int = SPLIT_SEED) -> SplitPlan:
+    """The split importing ``df`` with ``roles`` stores, as ``dataset_from_table`` makes it."""
+    _check_roles(df, roles)
+    labels, _, has_label, _ = _table_labels(df, roles)
+    return _table_split(df, roles, labels, has_label, seed)[0]
+
+
+def dataset_from_table(df: pd.DataFrame, roles: TableRoles, *, name: str, seed: int = SPLIT_SEED) -> LoadResult:
+    """Build a text or tabular Dataset from a DataFrame and the chosen column roles."""
+    _check_roles(df, roles)
+    labels, class_names, has_label, warnings = _table_labels(df, roles)
     n_pool = int((~has_label).sum())
     if n_pool:
         warnings.append(
             f"{n_pool:,} row(s) have no label: they are kept as the unlabelled pool, in train, for pseudo-labelling "
             "and label spreading; everything that needs a label leaves them out."
         )
-    if roles.split:
-        split = parse_split_column(df[roles.split])
-        moved = int(((split != 0) & ~has_label).sum())
-        if moved:
-            warnings.append(f"{moved:,} unlabelled row(s) marked val or test were put in the train split's pool: evaluation needs labels.")
-        split = np.where(has_label, split, 0).astype(np.int8)
-        if not (split == 0).any():
-            raise DataError("The split column has no 'train' rows. Mark some rows as train, or choose no split column.")
-        if not (split == 1).any():
-            holdout = (split == 0) & has_label
-            split = np.where(split == 0, stratified_split(labels, val=0.1, test=0.0, seed=seed, holdout_from=holdout), split).astype(
-                np.int8
-            )
-            warnings.append("No 'val' rows were given; 10% of train (per class) was set aside as val.")
-    else:
-        split = stratified_split(labels, seed=seed, holdout_from=has_label)
+    plan, split_warnings = _table_split(df, roles, labels, has_label, seed)
+    warnings += split_warnings
+    split = plan.split
     meta = df[roles.meta].reset_index(drop=True) if roles.meta else pd.DataFrame(index=pd.RangeIndex(len(df)))
     clashes = [c for c in meta.columns if c in RESERVED_COLUMNS]
     if clashes:
