@@ -67,7 +67,7 @@ def test_open_digits_demo_shows_kpis_and_charts(home):
     at.radio(key="dist_split").set_value("all splits")
     at.run()
     assert not at.exception
-    assert any("Head >" in c.value for c in at.caption)
+    assert any("Groups by train items" in c.value and "Every class is head" in c.value for c in at.caption)
 
 
 def test_upload_csv_and_import(home):
