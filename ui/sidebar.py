@@ -6,6 +6,8 @@ import streamlit as st
 
 from ui import common
 
+RUNNER_EVERY_S = 3.0  # seconds between redraws of the runner line
+
 
 def render() -> None:
     store = common.store()
@@ -35,10 +37,7 @@ def render() -> None:
             _device_pending()
         else:
             st.caption(f"**Device:** {label}")
-        counts = store.run_counts()
-        running, queued = counts.get("running", 0), counts.get("queued", 0)
-        state = "busy" if running else "idle"
-        st.caption(f"**Runner:** {state} · {running} running · {queued} queued · {sum(counts.values())} runs stored")
+        _runner_line()
         st.caption(f"**Runs train on:** {common.runner_label()}")
         st.caption(f"Home: `{store.home}`")
         _storage_warning(store)
@@ -65,6 +64,16 @@ def _storage_warning(store) -> None:
             "new imports and runs will be refused until space is freed.",
             icon="💾",
         )
+
+
+@st.fragment(run_every=RUNNER_EVERY_S)
+def _runner_line() -> None:
+    """Runs running and queued, redrawn on its own every few seconds (one small query), so a sweep's
+    runs show as they start and end without reloading the page."""
+    counts = common.store().run_counts()
+    running, queued = counts.get("running", 0), counts.get("queued", 0)
+    state = "busy" if running else "idle"
+    st.caption(f"**Runner:** {state} · {running} running · {queued} queued · {sum(counts.values())} runs stored")
 
 
 @st.fragment(run_every=1.5)
