@@ -17,9 +17,20 @@ PERSISTENT = ("tr_", "sm_", "cmp_", "dg_")  # the Train, Simulate, Compare and D
 
 
 def keep_settings() -> None:
-    for key in list(st.session_state.keys()):
-        if isinstance(key, str) and key.startswith(PERSISTENT):
-            st.session_state[key] = st.session_state[key]
+    """Turn every setting (a key starting with one of ``PERSISTENT``) into plain session state.
+
+    Streamlit files the value of a key whose widget was ever drawn under that widget's id, and drops
+    it at the end of a run that did not draw the widget. A full run puts it back under its key here
+    first; a fragment's timed rerun (the Runs page's list, a background diagnosis, a sweep) does not
+    run ``app.py``, so the settings of every page not shown were dropped by the first tick. Deleting
+    the key before setting it forgets the key's widget id: the value is then kept under its key,
+    fragment reruns included, and the widget takes it up again when its page draws it.
+    """
+    ss = st.session_state
+    for key in [k for k in ss if isinstance(k, str) and k.startswith(PERSISTENT)]:
+        value = ss[key]
+        del ss[key]
+        ss[key] = value
 
 
 def default(key: str, value: Any, *, allowed: list[Any] | None = None) -> None:
