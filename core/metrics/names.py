@@ -1,0 +1,88 @@
+"""Metric names as people read them, and per-class metric names with class names in them.
+
+The store names metrics with ``core.metrics.keys`` (``macro_f1``, ``recall/3``,
+``slice/domain=tweets/accuracy``); pages, tables and exports show these instead:
+
+- ``metric_name("macro_f1")`` → "macro-F1"; ``metric_name("recall/3", classes)`` → "recall of
+  sneaker"; ``metric_name("slice/domain=tweets/accuracy")`` → "accuracy on domain = tweets".
+- ``class_labels(class_names)``: one label per class, unique: the name, with its index added only
+  where two classes share a name ("cat (2)", "cat (5)").
+- ``export_name("recall/3", labels)`` → "recall/sneaker": the export's per-class column names.
+
+Torch-free and numpy-free: pages import it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+from core.metrics.keys import parse_key, per_class_key
+
+__all__ = ["METRIC_NAMES", "class_labels", "export_name", "metric_name"]
+
+#: Every metric the store holds, in words (units and τ where they matter).
+METRIC_NAMES = {
+    "n_known": "known-class items",
+    "n_unknown": "unknown-class items",
+    "accuracy": "accuracy",
+    "macro_f1": "macro-F1",
+    "balanced_accuracy": "balanced accuracy",
+    "worst_class_recall": "worst-class recall",
+    "hallucination_rate": "hallucination rate @τ",
+    "forced_known_rate": "forced-known rate @τ",
+    "unknown_auroc_msp": "unknown-class AUROC (max softmax)",
+    "unknown_auroc_energy": "unknown-class AUROC (energy)",
+    "ece": "ECE",
+    "classwise_ece": "classwise ECE",
+    "ece_head": "ECE of head classes",
+    "ece_medium": "ECE of medium classes",
+    "ece_tail": "ECE of tail classes",
+    "brier": "Brier score",
+    "nll": "NLL (log loss)",
+    "aurc": "AURC",
+    "excess_aurc": "excess AURC",
+    "abstain_coverage": "coverage when abstaining",
+    "abstain_risk": "error rate when abstaining",
+    "temperature": "temperature",
+    "loss": "train loss",
+    "lr": "learning rate",
+    "samples_per_s": "items per second",
+    "eta_s": "seconds left",
+    "train_runtime_s": "training time (s)",
+    "train_samples_per_s": "training items per second",
+    "first_step_s": "first step (s)",
+    "precision": "precision",
+    "recall": "recall",
+    "f1": "F1",
+    "offset": "logit offset",
+    "n": "items",
+}
+
+
+def class_labels(class_names: Sequence[object]) -> list[str]:
+    """One unique label per class: its name, or "name (index)" where names collide."""
+    names = [str(c) for c in class_names]
+    seen = Counter(names)
+    return [f"{n} ({i})" if seen[n] > 1 else n for i, n in enumerate(names)]
+
+
+def metric_name(key: str, class_names: Sequence[object] | None = None) -> str:
+    """A stored metric name in words; a name this module does not know, with spaces for "_"."""
+    parsed = parse_key(key)
+    what = METRIC_NAMES.get(parsed.metric, parsed.metric.replace("_", " "))
+    if parsed.kind == "class" and parsed.cls is not None:
+        labels = class_labels(class_names) if class_names is not None else []
+        return f"{what} of {labels[parsed.cls] if 0 <= parsed.cls < len(labels) else f'class {parsed.cls}'}"
+    if parsed.kind == "slice":
+        return f"{what} on {parsed.column} = {parsed.value}"
+    return what
+
+
+def export_name(key: str, labels: Sequence[str]) -> str:
+    """``recall/3`` → ``recall/<label of class 3>`` (``labels`` from ``class_labels``); any other
+    key, or a class without a label, as it is."""
+    parsed = parse_key(key)
+    if parsed.kind != "class" or parsed.cls is None or not 0 <= parsed.cls < len(labels) or key != per_class_key(parsed.metric, parsed.cls):
+        return key
+    return f"{parsed.metric}/{labels[parsed.cls]}"
