@@ -8,6 +8,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.data.dataset import Dataset
+from core.metrics.names import metric_name
 from core.models import registry
 from core.models.registry import FINETUNE_TITLES
 from core.train.config import STOPPING_METRICS, RunConfig
@@ -80,7 +81,7 @@ def run_settings(ds: Dataset, vid: int) -> RunConfig:
         a1, a2, a3, a4 = st.columns(4)
         eval_every = a1.number_input("Evaluate every N steps (0 = each epoch)", 0, 100_000, key="tr_eval")
         max_items = a2.number_input("Use at most N train items (0 = all)", 0, 10_000_000, key="tr_max")
-        stop_metric = a3.selectbox("Best checkpoint / early stopping on (val)", STOPPING_METRICS, key="tr_metric")
+        stop_metric = a3.selectbox("Best checkpoint / early stopping on (val)", STOPPING_METRICS, key="tr_metric", format_func=metric_name)
         patience = a4.number_input("Patience (0 = never stop early)", 0, 100, key="tr_patience")
         temperature = st.toggle("Temperature scaling on val after training", key="tr_ts")
         processes = _processes()
