@@ -91,8 +91,11 @@ class VersionInfo:
 
     @property
     def label(self) -> str:
-        """What a picker shows: 'Fashion-MNIST · v3 (clean: dropped 120)'."""
-        tail = f" ({self.kind}: {self.note})" if self.kind != "import" and self.note else ""
+        """What a picker shows: 'Fashion-MNIST · v3 (clean: dropped 120)', 'Digits · v4 (simulated:
+        long tail ×10 (seed 0))'. A note that already starts with its kind's word is not prefixed again."""
+        word = {"simulate": "simulated"}.get(self.kind, self.kind)
+        note = self.note if self.note.startswith(f"{word}: ") else f"{word}: {self.note}"
+        tail = f" ({note})" if self.kind != "import" and self.note else ""
         return f"{self.dataset_name} · v{self.id}{tail}"
 
 
