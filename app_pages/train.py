@@ -46,7 +46,7 @@ if b1.button("Start training", type="primary", disabled=bool(found), key="start_
     st.session_state["selected_run"] = run_id
     st.session_state["train_notice"] = [run_id]
     st.rerun()
-pair_help = "Two runs with the same seed: one without mitigations, one with these. Compare them on the Runs page."
+pair_help = "Two runs with the same seed: one without mitigations, one with these. The Compare page opens on the pair, side by side."
 if b2.button("Run baseline and mitigated side by side", disabled=bool(found) or not mitigation.active, key="start_pair", help=pair_help):
     baseline = dataclasses.replace(cfg, mitigations=Mitigations())
     with common.saving():
@@ -63,3 +63,5 @@ if (run_ids := st.session_state.pop("train_notice", None)) is not None:
         f"Run {states}. Follow {'it' if len(run_ids) == 1 else 'them'} live on the Runs page — runs keep going while you use other pages."
     )
     st.page_link("app_pages/runs.py", label=f"Open run #{run_ids[-1]}", icon="📈")
+    if len(run_ids) == 2:
+        st.page_link("app_pages/compare.py", label=f"Compare #{run_ids[0]} and #{run_ids[1]}", icon="⚖️")
