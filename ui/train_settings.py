@@ -24,9 +24,9 @@ def image_px(ds: Dataset) -> int | None:
 
 
 def model_title(name: str, ds: Dataset) -> str:
-    """How the model picker names ``name`` ("auto (small_cnn)", "small CNN (random init)", a path as it is)."""
+    """How the model picker names ``name`` ("auto: small CNN (random init)", "small CNN (random init)", a path as it is)."""
     if name == registry.AUTO:
-        return f"auto ({registry.resolve_auto(ds.modality, image_px=image_px(ds))})"
+        return f"auto: {model_title(registry.resolve_auto(ds.modality, image_px=image_px(ds)), ds)}"
     spec = registry.MODELS.get(name)
     return spec.title if spec is not None and spec.selectable else name
 
