@@ -63,8 +63,8 @@ def test_open_digits_demo_shows_kpis_and_charts(home):
     assert len(at.image) == 1  # the preview grid (one element, 40 images)
     assert [v.dataset_name for v in Store(home).versions()] == ["Digits 8×8"]
     # log scale and the "all splits" view rerun cleanly
-    at.toggle(key="dist_log").set_value(True)
-    at.radio(key="dist_split").set_value("all splits")
+    at.toggle(key="dt_dist_log").set_value(True)
+    at.radio(key="dt_dist_split").set_value("all splits")
     at.run()
     assert not at.exception
     assert any("Groups by train items" in c.value and "Every class is head" in c.value for c in at.caption)
@@ -83,7 +83,7 @@ def test_upload_csv_and_import(home):
     assert any("Imported 'reviews.csv'" in s.value for s in at.success)
     m = metrics(at)
     assert m["Items"] == "60" and m["Classes"] == "2" and m["Imbalance ratio"] == "2.0×"
-    assert at.selectbox(key="slice_col").value == "domain"
+    assert at.selectbox(key="dt_slice_col").value == "domain"
     versions = Store(home).versions()
     assert len(versions) == 1 and versions[0].source == "upload:reviews.csv"
 
@@ -192,8 +192,8 @@ def test_vader_demo_with_slices_and_duplicates():
 
     conflicting = duplicates(load_vader().dataset).n_conflicting_groups
     assert m["Items"] == "23,703" and m["Classes"] == "3" and m["Conflicting labels"] == f"{conflicting:,}" != "0"
-    assert at.selectbox(key="slice_col").options[0] == "domain"
-    at.selectbox(key="slice_col").set_value("agreement")
+    assert at.selectbox(key="dt_slice_col").options[0] == "domain"
+    at.selectbox(key="dt_slice_col").set_value("agreement")
     at.run()
     assert not at.exception, at.exception
     # rater agreement has more than 50 values: the slice rule cuts it into quartiles (ties merge
@@ -210,8 +210,8 @@ def test_fashion_mnist_demo():
     at.run()
     assert not at.exception, at.exception
     assert metrics(at)["Items"] == "70,000"
-    at.number_input(key="pv_page").set_value(3)
-    at.multiselect(key="pv_classes").set_value([9])
+    at.number_input(key="dt_pv_page").set_value(3)
+    at.multiselect(key="dt_pv_classes").set_value([9])
     at.run()
     assert not at.exception
     assert any("7,000 items match · page 3 of 175" in c.value for c in at.caption)

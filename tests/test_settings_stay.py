@@ -78,3 +78,46 @@ def test_train_settings_stay_after_a_visit_to_runs(home):
     assert at.number_input(key="tr_lr").value == pytest.approx(0.02)
     assert at.radio(key="tr_preset").value == "custom"
     assert at.selectbox(key="tr_loss_name").value == "focal"
+
+
+def _reviews(store: Store) -> int:
+    """120 texts in 3 classes with two slice columns: every widget of the Data page is drawn."""
+    from core.data.imports import import_upload
+
+    rows = "".join(f"review number {i} of the test,{'abc'[i % 3]},{'web' if i % 2 else 'shop'},{'s' + str(i % 4)}\n" for i in range(120))
+    return import_upload(store, "reviews.csv", ("text,label,domain,source\n" + rows).encode()).version_id
+
+
+def test_data_settings_stay(home):
+    store = Store(home)
+    vid = _reviews(store)
+    stored_run(store, vid, "on reviews")
+    at = open_app("app_pages/data.py")
+    at.radio(key="dt_dist_split").set_value("all splits")
+    at.toggle(key="dt_dist_sort").set_value(False)
+    at.toggle(key="dt_dist_log").set_value(True)
+    at.multiselect(key="dt_pv_classes").set_value([0, 2])
+    at.run()
+    at.number_input(key="dt_pv_page").set_value(2)  # 80 of the 120 match: pages of 25
+    at.selectbox(key="dt_slice_col").set_value("source")
+    at.radio(key="dt_slice_by").set_value("split")
+    at.run()
+    assert any("80 items match · page 2 of 4" in c.value for c in at.caption)
+
+    go(at, "app_pages/runs.py")
+    timers_fire(at)
+    go(at, "app_pages/data.py")
+    assert at.radio(key="dt_dist_split").value == "all splits"
+    assert at.toggle(key="dt_dist_sort").value is False and at.toggle(key="dt_dist_log").value is True
+    assert at.multiselect(key="dt_pv_classes").value == [0, 2]
+    assert at.number_input(key="dt_pv_page").value == 2
+    assert at.selectbox(key="dt_slice_col").value == "source" and at.radio(key="dt_slice_by").value == "split"
+    assert any("80 items match · page 2 of 4" in c.value for c in at.caption)
+    # a kept page past the end of a shorter list moves to its last page
+    at.number_input(key="dt_pv_page").set_value(4)
+    at.run()
+    at.multiselect(key="dt_pv_classes").set_value([1])
+    at.run()
+    assert not at.exception, at.exception
+    assert at.number_input(key="dt_pv_page").value == 2
+    assert any("40 items match · page 2 of 2" in c.value for c in at.caption)

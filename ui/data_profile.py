@@ -13,6 +13,7 @@ from core.data.dataset import SPLITS, Dataset, describe, filter_indices
 from core.data.profile import Profile
 from core.store import Store, VersionInfo
 from ui import diagnosis as diagnosis_ui
+from ui.state import default, default_choices, default_within
 
 
 def header(info: VersionInfo, ds: Dataset) -> None:
@@ -33,10 +34,13 @@ def kpis(prof: Profile) -> None:
 
 
 def class_distribution(ds: Dataset, prof: Profile) -> None:
+    default("dt_dist_split", "train", allowed=["train", "all splits"])
+    default("dt_dist_sort", True)
+    default("dt_dist_log", False)
     c1, c2, c3 = st.columns([2, 1, 1])
-    which = c1.radio("Counts of", ["train", "all splits"], horizontal=True, key="dist_split")
-    sort = c2.toggle("Sort by size", value=True, key="dist_sort")
-    log = c3.toggle("Log scale", value=False, key="dist_log")
+    which = c1.radio("Counts of", ["train", "all splits"], horizontal=True, key="dt_dist_split")
+    sort = c2.toggle("Sort by size", key="dt_dist_sort")
+    log = c3.toggle("Log scale", key="dt_dist_log")
     bal = prof.train if which == "train" else prof.overall
     st.plotly_chart(charts.class_distribution(ds.class_names, bal, sort=sort, log=log), width="stretch")
     st.caption(overview.groups_line(bal))
@@ -87,13 +91,16 @@ def details(ds: Dataset, prof: Profile) -> None:
 
 def preview(ds: Dataset) -> None:
     """Items filtered by class and split, a page at a time: images in a grid, other rows in a table."""
+    default_choices("dt_pv_classes", range(ds.n_classes))
+    default_choices("dt_pv_splits", range(len(SPLITS)))
     f1, f2, f3 = st.columns([3, 2, 1])
-    classes = f1.multiselect("Classes", range(ds.n_classes), format_func=lambda i: ds.class_names[i], key="pv_classes")
-    splits = f2.multiselect("Splits", range(len(SPLITS)), format_func=lambda i: SPLITS[i], key="pv_splits")
+    classes = f1.multiselect("Classes", range(ds.n_classes), format_func=lambda i: ds.class_names[i], key="dt_pv_classes")
+    splits = f2.multiselect("Splits", range(len(SPLITS)), format_func=lambda i: SPLITS[i], key="dt_pv_splits")
     index = filter_indices(ds, classes=classes or None, splits=splits or None)
     per_page = browse.preview_per_page(ds.modality)
     pages = browse.n_pages(len(index), per_page)
-    page = int(f3.number_input("Page", 1, pages, 1, key="pv_page"))
+    default_within("dt_pv_page", 1, 1, pages)
+    page = int(f3.number_input("Page", 1, pages, key="dt_pv_page"))
     rows = index[browse.page_slice(page, per_page)]
     st.caption(browse.matches_line(len(index), page, pages))
     if ds.modality == "image":
@@ -106,9 +113,11 @@ def slices(prof: Profile) -> None:
     if not prof.slices:
         st.info("No metadata columns to slice by. Upload a table with columns such as domain or source to see per-slice counts.")
         return
+    default("dt_slice_col", next(iter(prof.slices)), allowed=list(prof.slices))
+    default("dt_slice_by", "class", allowed=["class", "split"])
     s1, s2 = st.columns([2, 1])
-    column = str(s1.selectbox("Slice column", list(prof.slices), key="slice_col"))
-    by = str(s2.radio("Break down by", ["class", "split"], horizontal=True, key="slice_by"))
+    column = str(s1.selectbox("Slice column", list(prof.slices), key="dt_slice_col"))
+    by = str(s2.radio("Break down by", ["class", "split"], horizontal=True, key="dt_slice_by"))
     st.plotly_chart(charts.slice_bars(prof.slices[column], column, by=by), width="stretch")
     st.dataframe(prof.slices[column], width="stretch")
 

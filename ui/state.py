@@ -9,11 +9,13 @@ set through session state and a widget default never disagree.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import streamlit as st
 
-PERSISTENT = ("tr_", "sm_", "cmp_", "dg_")  # the Train, Simulate, Compare and Diagnose pages' settings
+# the Data, Diagnose, Simulate, Train, Runs and Compare pages' settings
+PERSISTENT = ("dt_", "dg_", "sm_", "tr_", "rn_", "cmp_")
 
 
 def keep_settings() -> None:
@@ -47,3 +49,21 @@ def follow_default(key: str, value: Any) -> None:
     if key not in st.session_state or st.session_state[key] == st.session_state.get(auto):
         st.session_state[key] = value
     st.session_state[auto] = value
+
+
+def default_choices(key: str, options: Sequence[Any], value: Sequence[Any] = ()) -> None:
+    """For a multiselect: start at ``value``; of the user's choices keep those still offered (the
+    classes of the dataset shown, not of the one before)."""
+    default(key, list(value))
+    kept = [v for v in st.session_state[key] if v in options]
+    if kept != st.session_state[key]:
+        st.session_state[key] = kept
+
+
+def default_within(key: str, value: float, lo: float, hi: float) -> None:
+    """For a number whose range changes (a page of a list that filters shorten): start at ``value``;
+    a value the user set that is now out of ``[lo, hi]`` moves to the nearer end."""
+    default(key, value)
+    kept = st.session_state[key]
+    if not lo <= kept <= hi:
+        st.session_state[key] = type(kept)(min(max(kept, lo), hi))
