@@ -1,13 +1,13 @@
-"""Compare: two to six runs side by side — metrics with deltas, curves, per-class recall and ECE,
-reliability, the change in confusion, which test items got fixed or broken, each run's
-hallucination gallery, the settings that differ — and the report to hand over."""
+"""Compare: two to six runs side by side, each at its result (or every run at its last evaluation) —
+which evaluation each is read at, metrics with changes and their 95 % intervals, curves, per-class
+recall and ECE, reliability, the change in confusion, which test items got fixed or broken, each
+run's hallucination gallery, the settings that differ — and the report to hand over."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from core.compare.runs import MAX_RUNS, compatibility, label
-from core.metrics.results import RunResults
 from ui import common, compare_panels
 from ui.export import export_block
 from ui.state import default
@@ -22,24 +22,27 @@ if len(runs) < 2:
 by_id = {r.id: r for r in runs}
 versions = {v.id: v.label for v in store.versions()}
 ids = list(by_id)
-# the newest two by default, oldest first (the Train page's pair button puts its pair here itself)
+# the newest two by default, oldest first (the Train page's pair button puts its pair here itself).
+# persist_state="session": in a browser, Streamlit drops the value of a widget whose page is left,
+# and the plain-state copy ui.state.keep_settings makes did not bring the choice back
 default("cmp_runs", sorted(ids[:2]), allowed=None)
 st.session_state["cmp_runs"] = [r for r in st.session_state["cmp_runs"] if r in by_id]
 chosen = st.multiselect(
-    f"Runs (2–{MAX_RUNS}; the first is the reference)", ids, key="cmp_runs", max_selections=MAX_RUNS,
+    f"Runs (2–{MAX_RUNS}; the first is the reference)", ids, key="cmp_runs", max_selections=MAX_RUNS, persist_state="session",
     format_func=lambda i: f"#{i} · {by_id[i].name} · {versions.get(by_id[i].version_id, f'v{by_id[i].version_id}')}",
 )  # fmt: skip
 if len(chosen) < 2:
     st.info("Pick at least two runs.")
     st.stop()
 
-results = [RunResults(store, r) for r in chosen]
+results = compare_panels.results_for(list(chosen), bool(st.session_state.get("cmp_last", False)))
 active = any(r.status.active for r in results)
 if active:
     compare_panels.watch(list(chosen))
 for note in compatibility(store, results):
     st.warning(note, icon="⚠️")
 
+compare_panels.checkpoint_panel(results)
 compare_panels.metrics_panel(results)
 compare_panels.curves_panel(results)
 compare_panels.item_diff_panel(results)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from core.compare.examples import example_diff, keyed_predictions, outcome_counts, shares_items, top_outcome
+from core.compare.intervals import Comparison, Interval, mcnemar, verdict_of
 from core.compare.runs import (
     compatibility,
     config_differences,
@@ -22,6 +23,7 @@ from core.compare.runs import (
     recall_by_class,
     run_list,
     verdict,
+    verdict_words,
 )
 from core.data.dataset import Dataset
 from core.metrics.keys import per_class_key
@@ -73,7 +75,7 @@ def test_metric_table_reads_each_runs_best_step_and_verdicts_follow_the_directio
     assert verdict("accuracy", 0.03) == "better" and verdict("hallucination_rate", -0.06) == "better"
     assert verdict("ece", 0.01) == "worse" and verdict("accuracy", 0.0) == "same" and verdict("nll", float("nan")) == "same"
     diff = config_differences(results)
-    assert list(diff.index) == ["mitigations.loss.name"] and diff.iloc[0].tolist() == ["—", "focal"]
+    assert list(diff.index) == ["loss"] and diff.iloc[0].tolist() == ["—", "Focal loss"]  # in words, as the Train page says it
     assert compatibility(store, results) == []
 
 
@@ -127,16 +129,44 @@ def test_the_confusion_difference_colours_lost_recall_and_new_confusion_as_worse
     assert np.allclose(z, [[-0.2, -0.2], [0.3, 0.3]])  # better (negative) for cat, worse (positive) for dog
 
 
-def test_delta_table_puts_each_change_and_its_verdict_beside_the_runs():
+def test_delta_table_puts_each_change_first_and_calls_it_only_with_an_interval():
     table = pd.DataFrame({"#1 · a": [0.8, 0.10, np.nan], "#2 · b": [0.9, 0.05, 0.2], "#3 · c": [0.8, 0.20, 0.1]},
                          index=["accuracy", "hallucination_rate", "ece"])  # fmt: skip
-    shown, verdicts = delta_table(table)
-    assert list(shown.columns) == ["#1 · a", "#2 · b", "#3 · c", "Δ #2 · b", "Δ #3 · c"]
+    plain = delta_table(table)
+    shown, verdicts = plain.values, plain.verdicts
+    assert list(shown.columns) == ["Δ #2 · b", "Δ #3 · c", "#1 · a", "#2 · b", "#3 · c"]  # changes first: never cut off
     assert shown["Δ #2 · b"].tolist()[:2] == pytest.approx([0.1, -0.05]) and np.isnan(shown.loc["ece", "Δ #2 · b"])
     assert list(verdicts.columns) == list(shown.columns) and list(verdicts.index) == list(table.index)
-    assert verdicts["Δ #2 · b"].tolist() == ["better", "better", "same"]  # no reference ECE: no verdict
-    assert verdicts["Δ #3 · c"].tolist() == ["same", "worse", "same"]
+    # without intervals no change is called better or worse; a zero change is "same"
+    assert verdicts["Δ #2 · b"].tolist() == ["no interval", "no interval", "same"]
+    assert verdicts["Δ #3 · c"].tolist() == ["same", "no interval", "same"]
     assert (verdicts[["#1 · a", "#2 · b", "#3 · c"]] == "").all().all()
+    assert plain.text.loc["accuracy", "Δ #3 · c"] == "0" and plain.text.loc["accuracy", "#2 · b"] == "0.9000"
+
+    sure = Interval("accuracy", 0.8, 0.9, 0.1, 0.06, 0.14, verdict_of("accuracy", 0.06, 0.14))
+    unsure = Interval("hallucination_rate", 0.10, 0.05, -0.05, -0.09, 0.01, verdict_of("hallucination_rate", -0.09, 0.01))
+    worse = Interval("hallucination_rate", 0.10, 0.20, 0.10, 0.04, 0.16, verdict_of("hallucination_rate", 0.04, 0.16))
+    comps = {
+        "#2 · b": Comparison({"accuracy": sure, "hallucination_rate": unsure}, None),
+        "#3 · c": Comparison({"hallucination_rate": worse}, None),
+    }
+    with_iv = delta_table(table, comps)
+    assert with_iv.verdicts["Δ #2 · b"].tolist() == ["better", "no clear difference", "same"]
+    assert with_iv.verdicts["Δ #3 · c"].tolist() == ["same", "worse", "same"]
+    assert with_iv.text.loc["accuracy", "Δ #2 · b"] == "+0.1000 [+0.0600, +0.1400]"
+
+
+def test_verdict_words_say_better_or_worse_only_where_the_interval_excludes_zero():
+    unsure = Interval("hallucination_rate", 0.10, 0.093, -0.007, -0.02, 0.006, verdict_of("hallucination_rate", -0.02, 0.006))
+    words = verdict_words(
+        "#2 · b", "#1 · a", Comparison({"hallucination_rate": unsure}, mcnemar([True, False], [True, True])), ["hallucination_rate"]
+    )
+    assert "better" not in words and "worse" not in words and "no clear difference on any metric" in words
+    assert "1 items only it gets right, 0 only the reference" in words
+    sure = Interval("ece", 0.10, 0.05, -0.05, -0.07, -0.03, verdict_of("ece", -0.07, -0.03))
+    words = verdict_words("#2 · b", "#1 · a", Comparison({"ece": sure, "hallucination_rate": unsure}, None), ["hallucination_rate", "ece"])
+    assert words == "#2 · b against #1 · a: better on ECE; no clear difference on the rest."
+    assert "no verdict" in verdict_words("#2", "#1", Comparison({}, None, "no interval: the runs share no test items"), ["ece"])
 
 
 def test_curves_recall_and_ece_per_run(store):
@@ -184,3 +214,25 @@ def test_top_outcome_and_whether_two_runs_share_their_items(store):
     child = save_simulated(store, one, Recipe(noise_rate=0.5, seed=0))
     a, b, c = (RunResults(store, store.create_run(v, {}, name="")) for v in (one, two, child))
     assert shares_items(store, a, c) and not shares_items(store, a, b)
+
+
+def test_settings_are_said_in_words():
+    from core.compare.setting_words import setting_name, setting_value
+
+    assert (
+        setting_name("mitigations.loss.name") == "loss" and setting_value("mitigations.loss.name", "balanced_softmax") == "Balanced softmax"
+    )
+    assert setting_name("mitigations.loss.class_weights") == "loss: class weights"
+    assert setting_name("mitigations.resample.method") == "resampling: sampler"
+    assert setting_value("mitigations.resample.method", "class_balanced") == "Class balanced"
+    assert setting_value("mitigations.augment.image", ["flip", "rotate"]) == "Flip, Rotate"
+    assert setting_value("mitigations.decision.threshold_moving", True) == "on"
+    assert setting_name("checkpoint") == "result" and setting_value("checkpoint", "last") == "last evaluation"
+    assert (
+        setting_name("early_stopping_metric") == "selection metric (val)"
+        and setting_value("early_stopping_metric", "macro_f1") == "macro-F1"
+    )
+    assert (
+        setting_value("finetune", "linear_probe") == "linear probe (frozen backbone)" and setting_value("lr", None) == "the model's default"
+    )
+    assert setting_value("weight_decay", 0.01) == "0.01" and setting_name("warmup_ratio") == "warm-up share"

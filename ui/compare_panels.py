@@ -1,7 +1,8 @@
-"""The Compare page's panels, each run at its best evaluation: metrics with deltas, curves, recall
-per class and ECE per class group, reliability, the change item by item against the reference,
-each run's hallucination gallery and the settings that differ. The numbers come from
-``core.compare``."""
+"""The Compare page's panels, each run at its result (the evaluation its checkpoint rule picks, or
+every run's last evaluation at one click): which evaluation each run is read at, metrics with
+changes, their 95 % intervals and verdicts, curves with each result starred, recall per class and
+ECE per class group, reliability, the change item by item against the reference, each run's
+hallucination gallery and the settings that differ. The numbers come from ``core.compare``."""
 
 from __future__ import annotations
 
@@ -12,8 +13,19 @@ import streamlit as st
 
 from core import charts
 from core.compare.examples import OUTCOMES, example_diff, keyed_predictions, outcome_counts, shares_items, top_outcome
-from core.compare.one_run import confident_errors, error_count, result_predictions
-from core.compare.runs import config_differences, curves, delta_table, ece_by_group, label, metric_table, recall_by_class
+from core.compare.intervals import Comparison, compare_to_reference
+from core.compare.one_run import checkpoint_line, confident_errors, error_count, result_predictions
+from core.compare.runs import (
+    config_differences,
+    curves,
+    delta_table,
+    ece_by_group,
+    label,
+    metric_table,
+    recall_by_class,
+    result_marks,
+    verdict_words,
+)
 from core.data.dataset import Dataset
 from core.metrics.results import RunResults
 from ui import common
@@ -24,7 +36,7 @@ CURVES = {
     "val macro-F1": ("val", "macro_f1"), "test hallucination rate @τ": ("test", "hallucination_rate"),
     "test ECE": ("test", "ece"), "train loss": ("train", "loss"),
 }  # fmt: skip
-COLOURS = {"better": "background-color: #d4f5dd", "worse": "background-color: #fbd9d9", "same": "", "": ""}
+COLOURS = {"better": "background-color: #d4f5dd", "worse": "background-color: #fbd9d9"}  # every other verdict: no colour
 
 
 @st.fragment(run_every=3.0)
@@ -37,27 +49,60 @@ def watch(run_ids: list[int]) -> None:
     st.session_state["compare_seen"] = now
 
 
+def results_for(store_runs: list[int], last: bool) -> list[RunResults]:
+    """The chosen runs, each read at its own checkpoint rule or (``last``) at its last evaluation."""
+    return [RunResults(common.store(), r, checkpoint="last" if last else None) for r in store_runs]
+
+
+def checkpoint_panel(results: Sequence[RunResults]) -> None:
+    """Which evaluation each run's numbers come from, one line per run (``one_run.checkpoint_line``)."""
+    default("cmp_last", False)
+    st.toggle("Score every run at its last evaluation", key="cmp_last", persist_state="session",
+              help="Off: each run at the evaluation its own rule picked (by default its best val macro-F1).")  # fmt: skip
+    st.markdown("\n".join(f"- **{label(r)}**: {checkpoint_line(r)}" for r in results))
+
+
+def comparisons(results: Sequence[RunResults]) -> dict[str, Comparison]:
+    """Each run's ``Comparison`` with the reference, by label; cached per run and result step."""
+    key = tuple((r.run_id, r.result_step, r.checkpoint, str(r.status)) for r in results)
+    got = _comparisons(str(common.store().home), key)
+    return {label(r): got[r.run_id] for r in results[1:] if r.run_id in got}
+
+
+@st.cache_data(show_spinner="Bootstrapping the changes…", max_entries=64)
+def _comparisons(home: str, key: tuple[tuple[int, int | None, str, str], ...]) -> dict[int, Comparison]:
+    results = [RunResults(common.store(), rid, checkpoint=rule) for rid, _, rule, _ in key]
+    return compare_to_reference(results, [common.dataset(r.row.version_id) for r in results])
+
+
 def metrics_panel(results: Sequence[RunResults]) -> None:
-    st.subheader("Metrics (test split, each run at its best evaluation)")
+    st.subheader("Metrics (test split, each run at its result)")
     table = metric_table(list(results))
     if table.empty:
         st.info("No run has been evaluated yet.")
         return
-    shown, verdicts = delta_table(table)
-    styles = verdicts.map(COLOURS.__getitem__)
-    shown.index = styles.index = [charts.metric_title(m) for m in table.index]
-    # numbers as text: st.dataframe shows a missing one as "None", whatever a Styler's na_rep says
-    text = shown.map(lambda v: "—" if pd.isna(v) else f"{v:.4f}")
+    comps = comparisons(results)
+    shown = delta_table(table, comps)
+    styles = shown.verdicts.map(lambda v: COLOURS.get(v, ""))
+    text = shown.text.copy()
+    text.index = styles.index = [charts.metric_title(m) for m in table.index]
     st.dataframe(text.style.apply(lambda _: styles, axis=None), width="stretch")
-    st.caption("Δ against the first run: green is better, red is worse (lower is better for hallucination, forced-known, ECE, NLL, Brier).")
+    st.caption(
+        "Δ against the first run with its 95 % paired bootstrap interval over the shared test items: green is better, red is worse, "
+        "and only where the interval excludes zero (lower is better for hallucination, forced-known, ECE, NLL, Brier). "
+        "Classwise ECE and the unknown-class AUROC have no interval."
+    )
+    for r in results[1:]:
+        st.markdown(verdict_words(label(r), label(results[0]), comps.get(label(r)), list(table.index)))
 
 
 def curves_panel(results: Sequence[RunResults]) -> None:
-    """One metric's curve per run; recall per class and ECE per class group; each run's reliability."""
+    """One metric's curve per run, each result starred; recall per class and ECE per class group; each run's reliability."""
     default("cmp_curve", "val macro-F1", allowed=list(CURVES))
-    curve = st.selectbox("Curve", list(CURVES), key="cmp_curve")
+    curve = st.selectbox("Curve", list(CURVES), key="cmp_curve", persist_state="session")
     split, metric = CURVES[curve]
-    st.plotly_chart(charts.runs_curves(curves(results, split, metric), title=curve), width="stretch", key="cmp_curves")
+    st.plotly_chart(charts.runs_curves(curves(results, split, metric), title=f"{curve} (★ each run's result)",
+                                       marks=result_marks(results, split, metric)), width="stretch", key="cmp_curves")  # fmt: skip
     c1, c2 = st.columns(2)
     c1.plotly_chart(charts.grouped_bars(recall_by_class(results), title="Recall per class (test)", y_title="recall"), width="stretch",
                     key="cmp_recall")  # fmt: skip
@@ -83,7 +128,7 @@ def item_diff_panel(results: Sequence[RunResults]) -> None:
     by_id = {r.run_id: r for r in results}
     others = [r.run_id for r in results[1:]]
     default("cmp_other", others[0], allowed=others)
-    other = st.selectbox("Against the reference", others, key="cmp_other", format_func=lambda i: label(by_id[i]))
+    other = st.selectbox("Against the reference", others, key="cmp_other", persist_state="session", format_func=lambda i: label(by_id[i]))
     a, b = results[0], by_id[other]
     art_a = a.artifacts(a.result_step) if a.result_step is not None else {}
     art_b = b.artifacts(b.result_step) if b.result_step is not None else {}
@@ -107,7 +152,7 @@ def item_diff_panel(results: Sequence[RunResults]) -> None:
                                                      ("Still wrong", "still wrong"), ("Right in both", "both right")]):  # fmt: skip
         col.metric(title, f"{counts[outcome]:,}")
     default("cmp_outcome", "fixed", allowed=list(OUTCOMES[:3]))
-    outcome = st.radio("Show", list(OUTCOMES[:3]), key="cmp_outcome", horizontal=True)
+    outcome = st.radio("Show", list(OUTCOMES[:3]), key="cmp_outcome", horizontal=True, persist_state="session")
     picked = top_outcome(diff, str(outcome))
     if picked.empty:
         st.caption("None.")

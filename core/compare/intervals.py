@@ -123,7 +123,7 @@ def metrics_from_sums(sums: np.ndarray, k: int, n_bins: int = DEFAULT_N_BINS) ->
         denom = support + predicted
         f1 = np.where(denom > 0, 2.0 * tp / denom, 0.0)
         recall = np.where(support > 0, tp / support, np.nan)
-        present = (support > 0).any(axis=-1)
+        present = np.asarray((support > 0).any(axis=-1))
         out = {
             "accuracy": per_known(hit),
             "macro_f1": np.where(any_known, f1.mean(axis=-1), np.nan),

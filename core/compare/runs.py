@@ -1,15 +1,21 @@
-"""Two to six runs side by side: their metrics at each run's result (its checkpoint rule's evaluation), the change against the
-first (the reference) and its verdict, curves, recall per class and ECE per class group, whether
-they can be compared at all, and the settings that differ; and the table of every stored run."""
+"""Two to six runs side by side: their metrics at each run's result (the evaluation its checkpoint
+rule picks), the change against the first (the reference) with its 95 % interval and verdict
+(``core.compare.intervals``), the verdicts in words, curves, recall per class and ECE per class
+group, whether they can be compared at all, and the settings that differ, in words; and the table
+of every stored run."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from core.charts import metric_title
+from core.compare.intervals import NO_INTERVAL, Comparison
+from core.compare.setting_words import setting_name, setting_value
 from core.metrics.keys import LOWER_IS_BETTER
 from core.metrics.results import RunResults
 from core.store.status import RunStatus
@@ -53,22 +59,78 @@ def deltas(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def verdict(metric: str, delta: float, *, tolerance: float = 1e-9) -> str:
-    """ "better", "worse" or "same" for a change ``delta`` of ``metric`` (``LOWER_IS_BETTER`` decides the sign)."""
+    """The direction of a change ``delta`` of ``metric`` alone: "better", "worse" or "same"
+    (``LOWER_IS_BETTER`` decides the sign). Verdicts shown to people also need an interval:
+    ``cell_verdict``."""
     if not np.isfinite(delta) or abs(delta) <= tolerance:
         return "same"
     return "better" if (delta < 0) == (metric in LOWER_IS_BETTER) else "worse"
 
 
-def delta_table(table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``metric_table`` with a "Δ <run>" column after the runs for every run but the reference, and
-    beside it a frame of the same shape: "better", "worse" or "same" in the Δ columns ("" elsewhere)."""
+def cell_verdict(metric: str, delta: float, comparison: Comparison | None) -> str:
+    """What a change is called: "same" when it is 0 (or undefined); else the interval's verdict
+    ("better", "worse", "no clear difference"); "no interval" when the metric or the runs have none."""
+    if verdict(metric, delta) == "same":
+        return "same"
+    iv = None if comparison is None else comparison.intervals.get(metric)
+    return NO_INTERVAL if iv is None else iv.verdict
+
+
+@dataclass(frozen=True)
+class DeltaTable:
+    """The Compare table: rows are metrics; columns "Δ <run>" (each run but the reference against
+    the reference) first, then each run's value. ``verdicts`` has the same shape ("" in the value
+    columns), ``text`` the cells as shown: values to 4 decimals, a change with its 95 % interval."""
+
+    values: pd.DataFrame
+    verdicts: pd.DataFrame
+    text: pd.DataFrame
+
+
+def delta_table(table: pd.DataFrame, comparisons: Mapping[str, Comparison] | None = None) -> DeltaTable:
+    """``metric_table`` with the change of every run but the first against the first, in front.
+    ``comparisons``: run label → its ``Comparison`` with the reference (no intervals without)."""
     d = deltas(table)
-    shown = table.copy()
-    verdicts = pd.DataFrame("", index=table.index, columns=table.columns)
-    for col in table.columns[1:]:
-        shown[f"Δ {col}"] = d[col]
-        verdicts[f"Δ {col}"] = [verdict(m, d.loc[m, col]) for m in table.index]
-    return shown, verdicts[shown.columns]
+    comparisons = comparisons or {}
+    changed = [f"Δ {col}" for col in table.columns[1:]]
+    values = pd.concat([d[table.columns[1:]].set_axis(changed, axis=1), table], axis=1)
+    verdicts = pd.DataFrame("", index=table.index, columns=values.columns)
+    text = values.map(lambda v: "—" if pd.isna(v) else f"{v:.4f}")
+    for col, name in zip(table.columns[1:], changed):
+        comp = comparisons.get(col)
+        verdicts[name] = [cell_verdict(m, d.loc[m, col], comp) for m in table.index]
+        text[name] = [_change_text(d.loc[m, col], None if comp is None else comp.intervals.get(m)) for m in table.index]
+    return DeltaTable(values, verdicts, text)
+
+
+def _change_text(delta: float, iv: Any) -> str:
+    if pd.isna(delta):
+        return "—"
+    if abs(delta) <= 1e-9:
+        return "0"
+    return f"{delta:+.4f}" + ("" if iv is None else f" [{iv.low:+.4f}, {iv.high:+.4f}]")
+
+
+def verdict_words(name: str, reference: str, comparison: Comparison | None, metrics: Sequence[str]) -> str:
+    """One sentence on run ``name`` against ``reference``: the metrics whose 95 % interval says
+    better or worse; every other change is "no clear difference". Never better/worse without one."""
+    if comparison is None or not comparison.intervals:
+        why = comparison.why_none if comparison is not None and comparison.why_none else "no interval"
+        return f"{name} against {reference}: {why}, so no verdict."
+    ivs = [comparison.intervals[m] for m in metrics if m in comparison.intervals]
+    better = [metric_title(iv.metric) for iv in ivs if iv.verdict == "better"]
+    worse = [metric_title(iv.metric) for iv in ivs if iv.verdict == "worse"]
+    parts = []
+    if better:
+        parts.append(f"better on {', '.join(better)}")
+    if worse:
+        parts.append(f"worse on {', '.join(worse)}")
+    rest = "no clear difference on the rest" if parts else "no clear difference on any metric"
+    words = f"{name} against {reference}: " + "; ".join([*parts, rest])
+    if comparison.mcnemar is not None:
+        t = comparison.mcnemar
+        words += f" (accuracy: {t.b_only:,} items only it gets right, {t.a_only:,} only the reference; McNemar p = {t.p_value:.2g})"
+    return words + "."
 
 
 def curves(results: Sequence[RunResults], split: str, metric: str) -> dict[str, pd.DataFrame]:
@@ -80,6 +142,18 @@ def curves(results: Sequence[RunResults], split: str, metric: str) -> dict[str, 
         part = m[(m["split"] == split) & (m["name"] == metric)].sort_values("step")
         if len(part):
             out[label(res)] = part.assign(epoch=part["epoch"].fillna(part["step"]))
+    return out
+
+
+def result_marks(results: Sequence[RunResults], split: str, metric: str) -> dict[str, tuple[float, float]]:
+    """``label → (epoch, value)`` of ``metric`` on ``split`` at each run's result's step, where the
+    curve (``curves``) has a point there: the star on the Compare page's curves."""
+    out = {}
+    for lbl, part in curves(results, split, metric).items():
+        res = next(r for r in results if label(r) == lbl)
+        at = part[part["step"] == res.result_step]
+        if len(at) and pd.notna(at["value"].iloc[-1]):
+            out[lbl] = (float(at["epoch"].iloc[-1]), float(at["value"].iloc[-1]))
     return out
 
 
@@ -166,13 +240,20 @@ def _flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def config_differences(results: list[RunResults], *, ignore: tuple[str, ...] = ("name",)) -> pd.DataFrame:
-    """Settings (dotted keys, e.g. ``mitigations.loss.name``) whose values differ between the runs;
-    one column per run. The version a run trained on is a setting too."""
+    """Settings whose values differ between the runs, in words (``setting_words``: "loss" /
+    "Balanced softmax"); one column per run. The version a run trained on is a setting too."""
     flat = [{"dataset version": store_label(r), **_flatten(r.config)} for r in results]
     keys = [k for k in dict.fromkeys(k for f in flat for k in f) if k not in ignore]
-    rows = {k: [f.get(k, "—") for f in flat] for k in keys}
-    differ = {k: [str(v) for v in vals] for k, vals in rows.items() if len({repr(v) for v in vals}) > 1}
+    rows = {k: [f.get(k, _MISSING) for f in flat] for k in keys}
+    differ = {
+        setting_name(k): ["—" if v is _MISSING else setting_value(k, v) for v in vals]
+        for k, vals in rows.items()
+        if len({repr(v) for v in vals}) > 1
+    }
     return pd.DataFrame(differ, index=[label(r) for r in results]).T
+
+
+_MISSING = object()  # a setting a run was stored without
 
 
 def store_label(res: RunResults) -> str:

@@ -1,0 +1,111 @@
+"""Run settings as people read them: "loss" / "Balanced softmax", not ``mitigations.loss.name`` /
+``balanced_softmax``. Mitigation settings take the Train page's own labels (``core.mitigate.fields``);
+the run's other settings have a small table here.
+
+    setting_name("mitigations.loss.name")                          # "loss"
+    setting_value("mitigations.loss.name", "balanced_softmax")     # "Balanced softmax"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from core.charts import metric_title
+from core.mitigate.fields import FIELDS, TABS
+from core.models.registry import FINETUNE_TITLES
+
+#: A RunConfig key → its name in words (keys not here are shown with "_" as spaces).
+NAMES = {
+    "dataset version": "dataset version",
+    "model": "model",
+    "finetune": "fine-tuning",
+    "last_n_blocks": "blocks fine-tuned",
+    "epochs": "epochs",
+    "lr": "learning rate",
+    "batch_size": "batch size",
+    "weight_decay": "weight decay",
+    "warmup_ratio": "warm-up share",
+    "tau": "τ (confidence of a hallucination)",
+    "seed": "seed",
+    "device": "device",
+    "eval_every_steps": "evaluate every (steps)",
+    "log_every_steps": "log every (steps)",
+    "early_stopping_metric": "selection metric (val)",
+    "checkpoint": "result",
+    "patience": "early-stopping patience",
+    "max_length": "tokens per text",
+    "image_size": "image size (pixels)",
+    "temperature_scaling": "temperature scaling",
+    "max_train_items": "train items cap",
+    "fast_path": "GPU fast path",
+    "compile": "compile",
+    "processes": "processes",
+}
+#: Values with words of their own, by RunConfig key.
+VALUES: dict[str, Mapping[Any, str]] = {
+    "finetune": FINETUNE_TITLES,
+    "checkpoint": {"best": "best val evaluation", "last": "last evaluation"},
+    "batch_size": {0: "auto"},
+    "lr": {None: "the model's default"},
+    "eval_every_steps": {0: "each epoch"},
+    "max_train_items": {0: "all"},
+    "image_size": {0: "automatic"},
+    "patience": {0: "never stop early"},
+}
+_FIELDS = {f"mitigations.{f.path}": f for f in FIELDS}
+
+
+def setting_name(key: str) -> str:
+    """A dotted config key in words: a mitigation's Train-page label (its section first where the
+    label alone is vague), else ``NAMES``, else the key with spaces."""
+    if key in _FIELDS:
+        f = _FIELDS[key]
+        section = key.split(".")[1]
+        label = f.label.split(" (")[0]
+        label = label[0].lower() + label[1:]
+        tab = TABS.get(section, section).lower()
+        return label if label.startswith((section, tab[:6])) else f"{tab}: {label}"
+    return NAMES.get(key, key.removeprefix("mitigations.").replace(".", ": ").replace("_", " "))
+
+
+def setting_value(key: str, value: Any) -> str:
+    """A config value in words: an option's own name ("balanced softmax: adds …" → "Balanced
+    softmax"), on/off for switches, metric titles, lists joined; "—" for a setting a run lacks."""
+    if value is None and key not in VALUES:
+        return "—"
+    if key in VALUES and _hashable(value) and value in VALUES[key]:
+        return VALUES[key][value]
+    if key == "early_stopping_metric":
+        return metric_title(str(value))
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(setting_value(key, v) for v in value) or "none"
+    options = _FIELDS[key].options if key in _FIELDS else None
+    if isinstance(value, str) and options and value in options:
+        return _option_words(value, options[value])
+    if isinstance(value, str):
+        return _humanise(value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _option_words(name: str, help_text: str) -> str:
+    """The words before a help text's colon when they name the option, else the name with spaces."""
+    head, sep, _ = help_text.partition(":")
+    if (sep and len(head) <= 40) or (not sep and len(help_text) <= 30):
+        return head[0].upper() + head[1:]
+    return _humanise(name)
+
+
+def _humanise(name: str) -> str:
+    words = name.replace("_", " ")
+    return words[0].upper() + words[1:] if words else words
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
