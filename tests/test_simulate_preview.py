@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.data import demos
 from core.data.dataset import Dataset
 from core.simulate import recipe_preview as preview
 from core.simulate import sweep
@@ -14,7 +15,9 @@ from core.simulate.corrupt import plan_recipe
 from core.simulate.grade import Grade, grade_detector, has_noise_truth
 from core.simulate.recipe import Recipe
 from core.simulate.versions import recipe_source, save_simulated
+from core.store import Store
 from tests.test_simulate import _five_classes
+from tests.test_train_pages import open_page
 
 
 def _figures(recipe: Recipe) -> list[tuple[str, str, str | None]]:
@@ -36,6 +39,53 @@ def test_plan_figures_count_train_items_imbalance_wrong_labels_and_copies():
     assert copies[0] == ("Train items", "1,100", "+100") and copies[3] == ("Duplicated items", "100", None)
 
 
+def _two_classes() -> Dataset:
+    """2 balanced classes: 200 train and 20 test items each."""
+    labels, split = np.repeat([0, 1, 0, 1], [200, 200, 20, 20]), np.repeat([0, 2], [400, 40])
+    return Dataset("two", "image", np.zeros((440, 2, 2), np.uint8), labels, ["a", "b"], split)
+
+
+def test_noise_after_a_long_tail_is_said_to_move_the_ratio_with_both_figures():
+    ds, recipe = _two_classes(), Recipe(imbalance="long_tail", ratio=10, noise_rate=0.3)
+    plan = plan_recipe(ds, recipe)
+    steps = preview.ratio_steps(ds, plan)
+    # the long tail keeps 200 of a and 20 of b (10.0); 30% noise sends 60 a → b and 6 b → a: 146 and 74
+    assert steps.shaped_counts == (200, 20) and steps.noisy_counts == (146, 74) and plan.counts_after.tolist() == [146, 74]
+    assert (steps.before, steps.shaped) == (1.0, 10.0) and steps.noisy == steps.after == pytest.approx(146 / 74)
+    assert dict((f.label, f.value) for f in preview.plan_figures(ds, plan))["Imbalance ratio (given labels)"] == "2.0"
+    assert preview.ratio_words(recipe, steps, ["a", "b"]) == (
+        "Imbalance 2.0 after noise (10.0 from the long tail alone): 30% symmetric noise moved labels between the classes: "
+        "class a (200 → 146) lost 54 net, class b (20 → 74) gained 54 net."
+    )
+
+
+def test_the_ratio_is_explained_only_when_a_step_after_the_imbalance_moved_it():
+    ds = _two_classes()
+    alone = Recipe(imbalance="long_tail", ratio=10)
+    assert preview.ratio_words(alone, preview.ratio_steps(ds, plan_recipe(ds, alone)), ["a", "b"]) is None
+    # symmetric noise on balanced classes moves as many labels each way: the ratio stays 1.0
+    balanced = Recipe(noise_rate=0.3)
+    assert preview.ratio_words(balanced, preview.ratio_steps(ds, plan_recipe(ds, balanced)), ["a", "b"]) is None
+    # a long tail ×4 on three classes keeps 200, 100, 50; a matrix then moves 20% of a's labels to c
+    three = Dataset("three", "image", np.zeros((600, 2, 2), np.uint8), np.repeat([0, 1, 2], 200), ["a", "b", "c"], np.zeros(600, int))
+    matrix = ((0.8, 0.0, 0.0), (0.0, 1.0, 0.0), (0.2, 0.0, 1.0))
+    tail = Recipe(imbalance="long_tail", ratio=4, noise_kind="matrix", noise_matrix=matrix)
+    steps = preview.ratio_steps(three, plan_recipe(three, tail))
+    assert steps.shaped_counts == (200, 100, 50) and steps.noisy_counts == (160, 100, 90)
+    assert preview.ratio_words(tail, steps, ["a", "b", "c"]) == (
+        "Imbalance 1.8 after noise (4.0 from the long tail alone): the noise matrix moved labels between the classes: "
+        "class a (200 → 160) lost 40 net, class c (50 → 90) gained 40 net."
+    )
+    # copies: a 2-class version where copying at random tilts the ratio
+    copies = Recipe(duplicate_share=0.5, seed=1)
+    two = Dataset("two", "image", np.zeros((6, 2, 2), np.uint8), np.array([0, 0, 0, 1, 1, 1]), ["a", "b"], np.array([0, 0, 0, 0, 0, 2]))
+    steps = preview.ratio_steps(two, plan_recipe(two, copies))
+    words = preview.ratio_words(copies, steps, ["a", "b"])
+    assert steps.shaped == steps.noisy == 1.5 and steps.after != 1.5
+    assert words is not None and words.startswith(f"Imbalance {steps.after:.1f} after copies (1.5 from the train split as it is alone): ")
+    assert words.endswith("copying 50% of the train items at random added more to some classes than to others.")
+
+
 def test_per_class_counts_slices_and_the_neutral_matrix():
     names = ["a", "b", "c"]
     assert preview.per_class(names, np.array([5, 0, 2])) == {"a": 5.0, "b": 0.0, "c": 2.0}
@@ -50,7 +100,9 @@ def test_per_class_counts_slices_and_the_neutral_matrix():
 
 def _graded() -> Dataset:
     meta = pd.DataFrame({"sim_noisy": [True, False, True, False, True, False]})
-    return Dataset("g", "text", np.array(list("abcdef"), dtype=object), [0, 1, 0, -1, 1, 0], ["x", "y"], [0, 0, 0, 0, 1, 2], meta)
+    return Dataset(
+        "g", "text", np.array(list("abcdef"), dtype=object), np.array([0, 1, 0, -1, 1, 0]), ["x", "y"], np.array([0, 0, 0, 0, 1, 2]), meta
+    )
 
 
 def test_the_detector_is_graded_on_labelled_train_items_only():
@@ -146,3 +198,21 @@ def test_the_runs_table_reads_dashes_and_plain_names():
     assert list(shown.columns) == ["severity", "arm", "run", "version", "status", "message", *titles.values()]
     assert shown.iloc[0][list(titles.values())].tolist() == ["0.1000", "—", "0.0500", "0.9000"]
     assert shown["run"].tolist() == [11, 12, 13]
+
+
+def test_the_simulate_page_explains_a_ratio_noise_moved(home):
+    store = Store(home)
+    demos.import_demo(store, "digits")
+    at = open_page("app_pages/simulate.py")
+    at.radio(key="sm_imbalance").set_value("long_tail")
+    at.select_slider(key="sm_ratio").set_value(10)
+    at.run()
+    assert not [i.value for i in at.info if "after noise" in i.value]  # the long tail alone: nothing to explain
+    at.slider(key="sm_noise").set_value(0.3)
+    at.run()
+    assert not at.exception, at.exception
+    ds, recipe = store.load_dataset(store.versions()[0].id), Recipe(imbalance="long_tail", ratio=10, noise_rate=0.3)
+    want = preview.ratio_words(recipe, preview.ratio_steps(ds, plan_recipe(ds, recipe)), list(map(str, ds.class_names)))
+    # digits' train split is not quite balanced (147 ÷ 140): the long tail alone makes 10.3
+    assert want is not None and want.startswith("Imbalance 4.9 after noise (10.3 from the long tail alone): 30% symmetric noise")
+    assert [i.value for i in at.info if "after noise" in i.value] == [want]

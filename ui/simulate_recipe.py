@@ -15,7 +15,16 @@ from core.errors import DataError
 from core.simulate.corrupt import Plan, plan_recipe
 from core.simulate.grade import grade_detector, has_noise_truth
 from core.simulate.recipe import IMBALANCES, NOISE_KINDS, Recipe
-from core.simulate.recipe_preview import grade_figures, identity_matrix, matrix_rows, per_class, plan_figures, slice_values
+from core.simulate.recipe_preview import (
+    grade_figures,
+    identity_matrix,
+    matrix_rows,
+    per_class,
+    plan_figures,
+    ratio_steps,
+    ratio_words,
+    slice_values,
+)
 from core.simulate.versions import save_simulated
 from core.store import Store, VersionInfo
 from ui import common
@@ -133,6 +142,8 @@ def preview(store: Store, source: int, ds: Dataset, recipe: Recipe | None, plan:
         for f in plan_figures(ds, plan):
             p2.metric(f.label, f.value, delta=f.delta)
         st.caption(recipe.summary() + ". Val and test are unchanged.")
+        if words := ratio_words(recipe, ratio_steps(ds, plan), names):
+            st.info(words, icon="⚖️")
         if st.button("Create this version", type="primary", disabled=not recipe.active, key="simulate_create"):
             with st.spinner("Writing the version…"), common.saving():
                 new = save_simulated(store, source, recipe, dataset=ds)

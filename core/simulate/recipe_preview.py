@@ -1,8 +1,11 @@
 """What the Simulate page shows of a recipe before it is saved, and of the detector's self-check:
-figures from a ``Plan`` and a ``Grade``, the slices a recipe can thin, a neutral noise matrix.
-Pure functions; no I/O."""
+figures from a ``Plan`` and a ``Grade``, the imbalance ratio step by step (and why it is not the
+ratio asked for when noise or copies moved it), the slices a recipe can thin, a neutral noise
+matrix. Pure functions; no I/O."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -12,6 +15,7 @@ from core.data.overview import Figure
 from core.data.slices import slice_columns
 from core.simulate.corrupt import TRAIN, Plan
 from core.simulate.grade import Grade
+from core.simulate.recipe import Recipe
 
 
 def per_class(names: list[str], counts: np.ndarray) -> dict[str, float]:
@@ -19,18 +23,109 @@ def per_class(names: list[str], counts: np.ndarray) -> dict[str, float]:
     return {names[c]: float(n) for c, n in enumerate(counts)}
 
 
+def imbalance_ratio(counts: np.ndarray) -> float:
+    """Largest ÷ smallest of the classes with items (NaN when none has any)."""
+    kept = np.asarray(counts)[np.asarray(counts) > 0]
+    return float(kept.max() / kept.min()) if len(kept) else float("nan")
+
+
+def _ratio(x: float) -> str:
+    return f"{x:,.1f}" if np.isfinite(x) else "—"
+
+
 def plan_figures(ds: Dataset, plan: Plan) -> list[Figure]:
     """Train items after the recipe (and the change), the imbalance of the given labels, wrong train
     labels and copies."""
     after, before = int(plan.counts_after.sum()), int(plan.counts_before.sum())
-    kept = plan.counts_after[plan.counts_after > 0]
     train_rows = (ds.split[plan.rows] == TRAIN) & (plan.labels >= 0)
     return [
         Figure("Train items", f"{after:,}", delta=f"{after - before:+,}"),
-        Figure("Imbalance ratio (given labels)", f"{kept.max() / kept.min():,.1f}" if len(kept) else "—"),
+        Figure("Imbalance ratio (given labels)", _ratio(imbalance_ratio(plan.counts_after))),
         Figure("Wrong train labels", f"{int(plan.noisy[train_rows].sum()):,}"),
         Figure("Duplicated items", f"{int((plan.duplicate_of >= 0).sum()):,}"),
     ]
+
+
+@dataclass(frozen=True)
+class RatioSteps:
+    """The train split's imbalance ratio (largest ÷ smallest class with items) as the recipe's steps
+    make it: ``before`` the recipe; ``shaped`` by thinning, dropping and the imbalance step (the
+    true labels); ``noisy`` once noise has moved labels (copies not yet made); ``after`` every step,
+    as the preview's figure. ``shaped_counts`` and ``noisy_counts`` are the train items per class
+    the two middle ratios come from."""
+
+    before: float
+    shaped: float
+    noisy: float
+    after: float
+    shaped_counts: tuple[int, ...]
+    noisy_counts: tuple[int, ...]
+
+
+def ratio_steps(ds: Dataset, plan: Plan) -> RatioSteps:
+    """The imbalance ratio after each step of ``plan`` (see ``RatioSteps``)."""
+    k = len(plan.counts_after)
+    originals = (ds.split[plan.rows] == TRAIN) & (plan.true_labels >= 0) & (plan.duplicate_of < 0)
+    shaped = np.bincount(plan.true_labels[originals], minlength=k)
+    noisy = np.bincount(plan.labels[originals], minlength=k)
+    return RatioSteps(
+        before=imbalance_ratio(plan.counts_before),
+        shaped=imbalance_ratio(shaped),
+        noisy=imbalance_ratio(noisy),
+        after=imbalance_ratio(plan.counts_after),
+        shaped_counts=tuple(int(n) for n in shaped),
+        noisy_counts=tuple(int(n) for n in noisy),
+    )
+
+
+def _shaped_by(recipe: Recipe) -> str:
+    """What made the ``shaped`` ratio, in words ("the long tail")."""
+    steps = []
+    if recipe.thin_column and recipe.thin_keep < 1.0:
+        steps.append(f"thinning {recipe.thin_column} = {recipe.thin_value}")
+    if recipe.drop_classes:
+        steps.append("dropping classes")
+    if recipe.imbalance == "long_tail" and recipe.ratio > 1.0:
+        steps.append("the long tail")
+    elif recipe.imbalance == "step" and recipe.ratio > 1.0:
+        steps.append("the step imbalance")
+    return " and ".join(steps) or "the train split as it is"
+
+
+def _net_moves(steps: RatioSteps, names: list[str]) -> str:
+    """'class a (200 → 146) lost 54 net, class b (20 → 74) gained 54 net': the largest and the
+    smallest class before the noise."""
+    shaped, noisy = np.asarray(steps.shaped_counts), np.asarray(steps.noisy_counts)
+    present = np.flatnonzero(shaped > 0)
+    big, small = present[np.argmax(shaped[present])], present[np.argmin(shaped[present])]
+
+    def change(c: int) -> str:
+        d = int(noisy[c] - shaped[c])
+        if not d:
+            return f"class {names[c]} kept {shaped[c]:,}"
+        return f"class {names[c]} ({shaped[c]:,} → {noisy[c]:,}) {'gained' if d > 0 else 'lost'} {abs(d):,} net"
+
+    return f"{change(big)}, {change(small)}"
+
+
+def ratio_words(recipe: Recipe, steps: RatioSteps, names: list[str]) -> str | None:
+    """Why the previewed ratio is not the one the imbalance step made, when noise or copies moved it:
+    'Imbalance 2.0 after noise (10.0 from the long tail alone): 30% symmetric noise moved labels
+    between the classes: class a (200 → 146) lost 54 net, class b (20 → 74) gained 54 net.' None when nothing
+    after the imbalance step changed the figure shown. ``names`` are the class names."""
+    moved: list[tuple[str, str]] = []
+    if _ratio(steps.noisy) != _ratio(steps.shaped):
+        noise = "the noise matrix" if recipe.noise_kind == "matrix" else f"{recipe.noise_rate:.0%} {recipe.noise_kind} noise"
+        moved.append(("noise", f"{noise} moved labels between the classes: {_net_moves(steps, names)}"))
+    if _ratio(steps.after) != _ratio(steps.noisy):
+        moved.append(
+            ("copies", f"copying {recipe.duplicate_share:.0%} of the train items at random added more to some classes than to others")
+        )
+    if not moved:
+        return None
+    after = " and ".join(name for name, _ in moved)
+    why = "; ".join(why for _, why in moved)
+    return f"Imbalance {_ratio(steps.after)} after {after} ({_ratio(steps.shaped)} from {_shaped_by(recipe)} alone): {why}."
 
 
 def _share(x: float) -> str:
