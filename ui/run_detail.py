@@ -1,6 +1,8 @@
-"""One run on the Runs page, every number read at its best evaluation (``core.compare.one_run``):
-the heading and stop button, the metric cards, curves, per-class recall, reliability, confusion,
-slices, temperature scaling, decisions, the hallucination gallery, exports, logs and config. A run
+"""One run on the Runs page, every number read at its result (``core.compare.one_run``; the line
+``checkpoint_line`` says which evaluation that is): the heading and stop button, the metric cards,
+curves (the result's step marked), per-class recall, reliability, confusion, slices, temperature
+scaling, decisions (for a run that abstains or moves thresholds), the hallucination gallery,
+exports, logs and config. A run
 that trains redraws every 2 s."""
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import streamlit as st
 
 from core import charts
 from core.compare.one_run import (
+    checkpoint_line,
     class_recall,
     confident_errors,
     decisions,
@@ -23,6 +26,7 @@ from core.compare.one_run import (
     slice_table,
     temperature_table,
     threshold_table,
+    uses_decisions,
 )
 from core.data.dataset import Dataset
 from core.metrics.results import RunResults
@@ -30,6 +34,7 @@ from core.store import RunStatus
 from ui import common
 from ui.export import export_block
 from ui.items import gallery, where
+from ui.state import default
 from ui.words import temperature_words
 
 if TYPE_CHECKING:
@@ -107,18 +112,18 @@ def _heading(res: RunResults, runner: Runner | None) -> None:
 
 
 def _evaluation(res: RunResults) -> str:
-    """Say which evaluation every number below is read at; return it in words ("step 40 (epoch 2.00)")."""
+    """Say which evaluation every number below is read at (``one_run.checkpoint_line``); return it
+    in words for the gallery ("step 40 (epoch 2.00)")."""
+    line = checkpoint_line(res)
     step = res.result_step
     if step is None:
+        st.markdown(f"**{line[0].upper() + line[1:]}.**")
         return "the latest evaluation"
     epoch = result_epoch(res)
     when = f"step {step}" + (f" (epoch {epoch:.2f})" if epoch is not None else "")
-    if res.split_rows("val").empty:
-        which = "the latest evaluation (this version has no val split to choose by)"
-    else:
-        which = f"the best{' so far' if res.status.active else ''} evaluation by val {res.stopping_metric}, the checkpoint the run keeps"
     st.markdown(
-        f"**Test results at {when}** — {which}; the cards, per-class recall, reliability, confusion, decisions and the gallery all read this one."
+        f"**{line[0].upper() + line[1:]}** — the checkpoint the run keeps; the cards, per-class recall, reliability, confusion, "
+        "decisions and the gallery all read this one (★ on the curves)."
     )
     return when
 
@@ -127,10 +132,11 @@ def _cards(res: RunResults) -> None:
     values = readings(res, [name for name, _, _ in KPIS])
     for col, (name, title, lower_better) in zip(st.columns(len(KPIS)), KPIS):
         r = values[name]
-        delta = None if r.change is None else f"{r.change:+.3f} after TS"
-        unchanged = r.change is not None and round(r.change, 3) == 0
+        unchanged = r.change is not None and round(r.change, 3) == 0  # as shown: "+0.000" is no change, so no arrow, no colour
+        delta = None if r.change is None else "unchanged after TS" if unchanged else f"{r.change:+.3f} after TS"
         col.metric(
             title, "—" if r.value is None else f"{r.value:.3f}", delta, delta_color="off" if unchanged else "inverse" if lower_better else "normal",
+            delta_arrow="off" if unchanged else "auto",
             help="The change after temperature scaling (TS, fitted on val) is under the value." if delta else None,
         )  # fmt: skip
 
@@ -139,6 +145,8 @@ def _charts(res: RunResults, ds: Dataset) -> None:
     """Loss, accuracy and macro-F1, hallucination rate and ECE; recall per class, reliability, confusion."""
     metrics, key = res.metrics, res.run_id
     c1, c2 = st.columns(2)
+    step = res.result_step
+    mark = None if step is None else (step, "★ result")
     c1.plotly_chart(charts.metric_curves(metrics, ["loss"], splits=("train",), title="Training loss"), width="stretch", key=f"loss_{key}")
     c3, c4 = st.columns(2)
     if not res.eval_steps("val") and not res.eval_steps("test"):  # no axes without points
@@ -146,11 +154,12 @@ def _charts(res: RunResults, ds: Dataset) -> None:
         c3.info("The hallucination rate and the calibration error (ECE) appear after the first evaluation.")
     else:
         c2.plotly_chart(
-            charts.metric_curves(metrics, ["accuracy", "macro_f1"], title="Accuracy and macro-F1"), width="stretch", key=f"acc_{key}"
+            charts.metric_curves(metrics, ["accuracy", "macro_f1"], title="Accuracy and macro-F1", mark=mark),
+            width="stretch",
+            key=f"acc_{key}",
         )
-        c3.plotly_chart(charts.metric_curves(metrics, ["hallucination_rate", "ece"], title="Hallucination rate and calibration error"),
+        c3.plotly_chart(charts.metric_curves(metrics, ["hallucination_rate", "ece"], title="Hallucination rate and calibration error", mark=mark),
                         width="stretch", key=f"hal_{key}")  # fmt: skip
-    step = res.result_step
     art = res.artifacts(step) if step is not None else {}
     if not art:
         c4.info("Per-class recall, the reliability diagram and the confusion matrix appear after the first evaluation.")
@@ -174,7 +183,8 @@ def _charts(res: RunResults, ds: Dataset) -> None:
 
 def _slices(res: RunResults) -> None:
     if columns := slice_columns(res):
-        column = st.selectbox("Slice", columns, key=f"slice_{res.run_id}")
+        default(f"rn_slice_{res.run_id}", columns[0], allowed=columns)
+        column = st.selectbox("Slice", columns, key=f"rn_slice_{res.run_id}")
         st.plotly_chart(charts.slice_metric_bars(slice_table(res, column), column), width="stretch", key=f"slices_{res.run_id}")
 
 
@@ -192,14 +202,17 @@ def _temperature(res: RunResults) -> None:
 
 def _decisions(res: RunResults) -> None:
     """Threshold moving's before/after, and the risk–coverage curve with the abstention point."""
+    if not uses_decisions(res):  # a run that neither abstains nor moves thresholds has no decisions to show
+        return
     preds = result_predictions(res)
     classes = res.artifacts(res.result_step).get("classes", []) if not preds.empty else []
     if not classes or res.status.active:  # no evaluation yet, or its files not yet arrived
         return
     st.markdown("**Decisions** — answering only when confident enough, and per-class thresholds")
     chosen = res.mitigations.decision.abstain_below
+    default(f"rn_abstain_{res.run_id}", float(chosen or 0.5))
     threshold = st.slider(
-        "Abstain below confidence", 0.0, 0.99, float(chosen or 0.5), 0.01, key=f"abstain_{res.run_id}",
+        "Abstain below confidence", 0.0, 0.99, step=0.01, key=f"rn_abstain_{res.run_id}",
         help="Answers with a lower top-label confidence are withheld: fewer answers, fewer errors. The run's own setting is the starting point.",
     )  # fmt: skip
     d = decisions(preds, classes, threshold)
