@@ -19,7 +19,9 @@ Class weights w (``inverse`` ∝ 1/n_c, ``effective_number`` ∝ (1 − β)/(1 �
 2019; both scaled to sum to K) multiply each item's loss by w_y; with index targets the batch
 mean is weighted (Σ w_y·ℓ / Σ w_y, as ``torch.nn.functional.cross_entropy``). Label smoothing
 mixes ε/K into every class of the target. At evaluation the plain logits are used: the shifts and
-margins only shape training, which is what makes the learned logits balanced.
+margins only shape training, which is what makes the learned logits balanced. The per-class
+numbers (weights, offsets, margins) come from ``core.mitigate.loss_terms``, which the Train page's
+preview reads too.
 """
 
 from __future__ import annotations
@@ -31,30 +33,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from core.mitigate.loss_terms import class_weights, ldam_margins, logit_offsets
 from core.mitigate.settings import LossSettings
 
-
-def class_weights(counts: np.ndarray, scheme: str, *, beta: float = 0.999) -> np.ndarray:
-    """Per-class weights (K,) summing to K; a class with no item gets weight 0."""
-    n = np.asarray(counts, dtype=np.float64)
-    present = n > 0
-    if scheme == "none":
-        return np.where(present, 1.0, 0.0) * len(n) / max(int(present.sum()), 1)
-    if scheme == "inverse":
-        raw = np.where(present, 1.0 / np.maximum(n, 1.0), 0.0)
-    elif scheme == "effective_number":
-        effective = (1.0 - np.power(beta, n)) / (1.0 - beta)
-        raw = np.where(present, 1.0 / np.maximum(effective, 1e-12), 0.0)
-    else:
-        raise ValueError(f"unknown class weighting {scheme!r}")
-    return raw / raw.sum() * len(n)
-
-
-def ldam_margins(counts: np.ndarray, max_margin: float) -> np.ndarray:
-    """m_c ∝ n_c^(−1/4), the smallest class getting ``max_margin`` (Cao et al. 2019)."""
-    n = np.maximum(np.asarray(counts, dtype=np.float64), 1.0)
-    m = 1.0 / np.sqrt(np.sqrt(n))
-    return m * (max_margin / m.max())
+__all__ = ["ClassAwareLoss", "Criterion", "class_weights", "ldam_margins", "make_criterion"]
 
 
 class Criterion(Protocol):
@@ -81,11 +63,7 @@ class ClassAwareLoss:
             else torch.tensor(class_weights(self.counts, settings.class_weights, beta=settings.beta), dtype=torch.float32)
         )
         self.weight: torch.Tensor | None = self._weights if settings.reweight_from == 0 else None
-        log_prior = np.log(np.maximum(self.counts, 1.0) / max(self.counts.sum(), 1.0))
-        shift = {
-            "logit_adjusted": settings.tau * log_prior,
-            "balanced_softmax": np.log(np.maximum(self.counts, 1.0)),
-        }.get(settings.name)
+        shift = logit_offsets(settings, self.counts)
         self.shift = None if shift is None else torch.tensor(shift, dtype=torch.float32)
         self.margins = (
             torch.tensor(ldam_margins(self.counts, settings.max_margin), dtype=torch.float32) if settings.name == "ldam" else None
