@@ -4,13 +4,22 @@ the same values back."""
 
 from __future__ import annotations
 
+import dataclasses
 from unittest import mock
 
+import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest, local_script_runner
 
 from core.data import demos
-from core.store import RunStatus, Store
+from core.data.demos import load_digits_8x8
+from core.jsonable import to_jsonable
+from core.metrics.calibration import reliability_bins
+from core.metrics.classification import confusion
+from core.metrics.keys import slice_key
+from core.mitigate.settings import Decision, Mitigations
+from core.store import RunFiles, RunStatus, Store
 from core.train.config import RunConfig
 from tests.conftest import APP
 
@@ -121,3 +130,61 @@ def test_data_settings_stay(home):
     assert not at.exception, at.exception
     assert at.number_input(key="dt_pv_page").value == 2
     assert any("40 items match · page 2 of 2" in c.value for c in at.caption)
+
+
+def evaluated_run(store: Store, vid: int, name: str, seed: int) -> int:
+    """A finished run with one evaluation stored as the worker stores it (metric rows with two slice
+    columns, test predictions, the artifacts file), from made-up probabilities: the Runs page draws
+    its slices and its decisions."""
+    ds = store.load_dataset(vid)
+    test = np.flatnonzero(ds.split == 2)
+    labels = ds.labels[test]
+    rng = np.random.default_rng(seed)
+    probs = rng.dirichlet(np.full(ds.n_classes, 0.3), len(test))
+    probs[np.arange(len(test)), labels] += rng.random(len(test))  # mostly right
+    probs /= probs.sum(axis=1, keepdims=True)
+    pred, conf = probs.argmax(axis=1), probs.max(axis=1)
+    right = pred == labels
+    values = {"accuracy": float(right.mean())}
+    for column in ("half", "third"):
+        for value in sorted(set(ds.meta[column])):
+            values[slice_key(column, value, "accuracy")] = float(right[ds.meta[column].to_numpy()[test] == value].mean())
+    abstains = Mitigations(decision=Decision(abstain_below=0.6))  # the Runs page draws its decisions
+    run = store.create_run(vid, RunConfig(version_id=vid, model="small_cnn", epochs=1, mitigations=abstains).to_dict(), name=name)
+    store.add_predictions(run, 10, "test", test, labels, pred, conf)
+    part = {"reliability": reliability_bins(probs, labels).to_dict(), "confusion": confusion(pred, labels, ds.n_classes)}
+    RunFiles(run, home=store.home).write_eval(10, 1.0, np.arange(ds.n_classes), np.array([], int), {"test": to_jsonable(part)})
+    store.add_metrics(run, 10, "test", values, epoch=1.0)
+    store.add_metrics(run, 10, "val", {"macro_f1": float(right.mean())}, epoch=1.0)
+    store.set_run_status(run, RunStatus.FINISHED)
+    return run
+
+
+def test_runs_page_keeps_the_run_picked_its_slice_and_its_abstention(home):
+    store = Store(home)
+    digits = load_digits_8x8().dataset
+    n = len(digits)
+    meta = pd.DataFrame({"half": np.where(np.arange(n) % 2, "odd", "even"), "third": [f"t{i % 3}" for i in range(n)]})
+    vid = store.save_dataset(dataclasses.replace(digits, meta=meta), source="upload:digits-thirds")
+    first = evaluated_run(store, vid, "first", seed=0)
+    second = evaluated_run(store, vid, "second", seed=1)
+    at = open_app("app_pages/runs.py")
+    assert at.selectbox(key="runs_pick").value == second  # the newest first
+    at.selectbox(key="runs_pick").set_value(first)
+    at.run()
+    assert at.selectbox(key=f"rn_slice_{first}").options == ["half", "third"]
+    assert at.slider(key=f"rn_abstain_{first}").value == pytest.approx(0.6)  # the run's own setting
+    at.selectbox(key=f"rn_slice_{first}").set_value("third")
+    at.slider(key=f"rn_abstain_{first}").set_value(0.7)
+    at.run()
+    assert not at.exception, at.exception
+    answered = {m.label: m.value for m in at.metric}["Answered"]
+
+    go(at, "app_pages/data.py")
+    go(at, "app_pages/runs.py")
+    assert at.selectbox(key="runs_pick").value == first
+    assert any(f"Run #{first} · first" in s.value for s in at.subheader)
+    assert at.selectbox(key=f"rn_slice_{first}").value == "third"
+    assert at.slider(key=f"rn_abstain_{first}").value == pytest.approx(0.7)
+    assert {m.label: m.value for m in at.metric}["Answered"] == answered
+    assert any('"t2"' in c.proto.spec for c in at.get("plotly_chart"))  # the slice chart is the third's
