@@ -165,8 +165,9 @@ def test_scope_and_invitations_say_how_many_items():
     assert review.scope_words("sample", 4_000, 70_000).startswith("a stratified sample of 4,000 of 70,000 items (seeded).")
     here = review.not_diagnosed("Digits · v1", 12.4)
     assert here.startswith("**Digits · v1** has not been diagnosed with these settings yet. It takes about 12 s on this machine")
-    background = review.not_diagnosed("Big · v2", 1_234.0, sample_size=4_000)
-    assert "about 1,234 s on this machine" in background and "stratified sample of 4,000 items" in background
+    background = review.not_diagnosed("Big · v2", 1_234.0, sample_size=4_000, first_seconds=24.0)
+    assert "about 21 min on this machine" in background and "stratified sample of 4,000 items" in background
+    assert "appears here (and on the Data page) in about 25 s," in background and "seconds" not in background
 
 
 def test_map_draws_all_items_or_a_seeded_sample_and_colours_them():

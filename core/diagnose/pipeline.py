@@ -34,6 +34,9 @@ from core.store.artifacts import RunFiles
 
 DIAGNOSIS_VERSION = 4  # bump when the pipeline changes what it computes
 Progress = Callable[[str, float], None]  # (stage description, overall fraction 0..1)
+# seconds of everything after the embeddings: a constant + per item (benchmarks/RESULTS.md)
+DETECT_S = 2.0
+DETECT_PER_ITEM_S = 4e-4
 
 
 @dataclass(frozen=True)
@@ -88,14 +91,30 @@ def is_cached(ds: Dataset, cfg: DiagnoseConfig = DiagnoseConfig()) -> bool:
 
 
 def estimate_seconds(ds: Dataset, cfg: DiagnoseConfig = DiagnoseConfig()) -> float:
-    """Rough wall time on this machine: embeddings of the items not embedded before + detection."""
+    """Rough wall time on this machine: embeddings of the items not embedded before (calibrated by
+    the throughput this machine measured before, ``core.embed.throughput``) + detection."""
     missing = embeddings.uncached_items(ds, backbone=cfg.backbone)
     embed = 0.0 if missing == 0 else embeddings.estimate_seconds(ds.subset(np.arange(missing)), cfg.backbone)
-    return embed + 2.0 + len(ds) * 4e-4
+    return embed + detection_seconds(ds)
 
 
-def diagnose(ds: Dataset, cfg: DiagnoseConfig = DiagnoseConfig(), *, progress: Progress | None = None, cache: bool = True) -> Diagnosis:
-    """Diagnose ``ds`` (all splits together: a wrong label in test misleads as much as one in train)."""
+def detection_seconds(ds: Dataset) -> float:
+    """Rough wall time of everything after the embeddings (detector, duplicates, outliers, map)."""
+    return DETECT_S + len(ds) * DETECT_PER_ITEM_S
+
+
+def diagnose(
+    ds: Dataset,
+    cfg: DiagnoseConfig = DiagnoseConfig(),
+    *,
+    progress: Progress | None = None,
+    cache: bool = True,
+    embed_progress: Callable[[int, int], None] | None = None,
+) -> Diagnosis:
+    """Diagnose ``ds`` (all splits together: a wrong label in test misleads as much as one in train).
+
+    ``embed_progress(done, total)`` is called after each embedding batch as well (items not
+    embedded before), for callers that time the pass."""
     report = progress or (lambda stage, frac: None)
     path = cache_path(ds, cfg) if cache else None
     if path is not None and path.exists():
@@ -105,10 +124,12 @@ def diagnose(ds: Dataset, cfg: DiagnoseConfig = DiagnoseConfig(), *, progress: P
     t = time.perf_counter()
     report("embedding items", 0.0)
 
-    def embed_progress(done: int, total: int) -> None:
+    def on_batch(done: int, total: int) -> None:
         report(f"embedding items ({done:,} of the {total:,} not embedded before)", 0.7 * done / max(total, 1))
+        if embed_progress is not None:
+            embed_progress(done, total)
 
-    X = np.ascontiguousarray(embeddings.embed(ds, backbone=cfg.backbone, progress=embed_progress), dtype=np.float32)
+    X = np.ascontiguousarray(embeddings.embed(ds, backbone=cfg.backbone, progress=on_batch), dtype=np.float32)
     seconds["embedding"] = time.perf_counter() - t
 
     # the benchmarked detector, as it is (benchmarks/RESULTS.md); it hands back the PCA components

@@ -20,6 +20,7 @@ import pandas as pd
 from core.data.dataset import Dataset, item_ref
 from core.data.overview import Figure
 from core.diagnose.confident import ISSUE_METHOD_TITLES
+from core.diagnose.progressive import eta_words
 
 if TYPE_CHECKING:
     from core.diagnose.cleaning import CleaningPlan
@@ -68,18 +69,20 @@ def scope_words(scope: str, n_judged: int, n_items: int) -> str:
     return f"all {n_items:,} items"
 
 
-def not_diagnosed(label: str, seconds: float, *, sample_size: int | None = None) -> str:
+def not_diagnosed(label: str, seconds: float, *, sample_size: int | None = None, first_seconds: float | None = None) -> str:
     """The invitation to diagnose ``label``: here and now (``sample_size`` None), or in the
-    background, a stratified sample of ``sample_size`` items first."""
+    background, a stratified sample of ``sample_size`` items first (its estimate due in
+    ``first_seconds``). Durations in words (``eta_words``)."""
     if sample_size is None:
         return (
-            f"**{label}** has not been diagnosed with these settings yet. It takes about "
-            f"{seconds:,.0f} s on this machine (embeddings are cached by item, so the next look is instant)."
+            f"**{label}** has not been diagnosed with these settings yet. It takes {eta_words(seconds)} "
+            "on this machine (embeddings are cached by item, so the next look is instant)."
         )
+    first = "first" if first_seconds is None else f"in {eta_words(first_seconds)}"
     return (
-        f"**{label}** has not been diagnosed with these settings yet: about {seconds:,.0f} s on this "
+        f"**{label}** has not been diagnosed with these settings yet: {eta_words(seconds)} on this "
         f"machine. It runs in the background — first on a stratified sample of {sample_size:,} items, whose label-noise "
-        "estimate appears here (and on the Data page) within seconds, then on every item. You can leave this page meanwhile."
+        f"estimate appears here (and on the Data page) {first}, then on every item. You can leave this page meanwhile."
     )
 
 

@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -67,6 +66,7 @@ import pandas as pd
 from core.data import assets
 from core.data.dataset import Dataset, content_hashes
 from core.embed import cache as feature_cache
+from core.embed import throughput
 from core.hardware import autocast, detect, limit_torch_threads, torch_device, usable_cores
 from core.models.preprocess import DEFAULT_IMAGE_SIZE as DEFAULT_IMAGE_SIZE  # re-exported: the embedding sizes
 from core.models.preprocess import MAX_AUTO_IMAGE_SIZE as MAX_AUTO_IMAGE_SIZE
@@ -77,6 +77,10 @@ from core.models.tabular import tabular_features
 FEATURES_VERSION = 1  # bump when anything that changes the numbers changes (pooling, resize, …)
 
 TEXT_BACKBONES = ("minilm",)
+# How a text encoder runs: "fp32" (the reference) or "int8" (torch's dynamic quantisation of every
+# Linear layer, per-channel weights; CPU only). A method is part of the cache key: other vectors.
+TEXT_METHODS = ("fp32", "int8")
+TEXT_METHOD = "fp32"  # the default; benchmarks/RESULTS.md (Text embedding speed) says why
 IMAGE_BACKBONES = ("mobilenet_v2", "efficientnet_lite0")
 TABULAR = "tabular"
 MAX_LENGTH = MAX_TOKENS  # tokens per text, after which it is truncated
@@ -91,8 +95,10 @@ IMAGE_COST_EXPONENT = 2.3  # image cost ∝ side ** this (measured: a little ste
 CHARS_PER_TOKEN = 4.3  # English text in MiniLM's word pieces (VADER: 4.37)
 CUDA_SPEEDUP = 40  # not yet measured on a GPU: a conservative guess for text and images
 MODEL_LOAD_S = {"text": 1.5, "image": 0.5}  # reading weights + building the module
+TEXT_METHOD_SPEEDUP = {"fp32": 1.0, "int8": 1.5}  # CPU time against fp32 (benchmarks/RESULTS.md, Text embedding speed)
 
 Progress = Callable[[int, int], None]
+Timing = dict[str, Any]  # filled by embed_texts / embed_images when asked: where the time went
 
 
 # --------------------------------------------------------------------------- public API
@@ -107,6 +113,7 @@ def embed(
     image_size: int | None = None,
     progress: Progress | None = None,
     cache: bool = True,
+    method: str | None = None,
 ) -> np.ndarray:
     """Embed every item of ``ds``; rows are aligned with the dataset.
 
@@ -129,6 +136,10 @@ def embed(
     cache : bool
         Read and write ``GAPSCOPE_HOME/cache/features``. Cached results come back as a
         read-only memory map: copy before modifying in place.
+    method : str, optional
+        Text only: ``"fp32"`` or ``"int8"`` (``TEXT_METHODS``); default ``TEXT_METHOD``. Each
+        model pass measures its throughput and keeps it (``core.embed.throughput``) for the next
+        estimate.
 
     Returns
     -------
@@ -142,23 +153,24 @@ def embed(
             progress(len(ds), len(ds))
         return X
     size = _image_size(ds, image_size)
+    how = text_method(method) if ds.modality == "text" else None
     if not cache:
-        return _embed_items(ds.items, ds.modality, name, device, batch_size, size, progress)
+        return _embed_items(ds.items, ds.modality, name, device, batch_size, size, progress, how)
     hashes = content_hashes(ds)
-    path = feature_cache.cache_dir() / f"{_key(ds, name, size, hashes)}.npy"
+    path = feature_cache.cache_dir() / f"{_key(ds, name, size, hashes, how)}.npy"
     hit = feature_cache.load(path, len(ds))
     if hit is not None:
         if progress is not None:
             progress(len(ds), len(ds))
         return hit
     # items embedded before (in another version: a cleaning, a simulation, a re-import) are reused
-    items = feature_cache.ItemStore(_item_store_dir(ds, name, size))
+    items = feature_cache.ItemStore(_item_store_dir(ds, name, size, how))
     found, known = items.lookup(hashes)
     missing = np.flatnonzero(~found)
     fresh = None
     if len(missing):
         subset = ds.items[missing] if isinstance(ds.items, np.ndarray) else np.asarray(ds.items, dtype=object)[missing]
-        fresh = _embed_items(subset, ds.modality, name, device, batch_size, size, progress)
+        fresh = _embed_items(subset, ds.modality, name, device, batch_size, size, progress, how)
     elif progress is not None:
         progress(len(ds), len(ds))
     dim = (fresh if fresh is not None else known).shape[1]  # type: ignore[union-attr]
@@ -179,99 +191,157 @@ def embed(
 
 
 def _embed_items(
-    items: Any, modality: str, name: str, device: str, batch_size: int | None, size: int | None, progress: Progress | None
+    items: Any,
+    modality: str,
+    name: str,
+    device: str,
+    batch_size: int | None,
+    size: int | None,
+    progress: Progress | None,
+    method: str | None,
 ) -> np.ndarray:
+    """The backbone's vectors for ``items``; the pass's measured throughput is kept for estimates."""
+    timing: Timing = {}
     if modality == "text":
-        return embed_texts(items, backbone=name, device=device, batch_size=batch_size, progress=progress)
-    return embed_images(items, backbone=name, device=device, batch_size=batch_size, image_size=size, progress=progress)
+        X = embed_texts(items, backbone=name, device=device, batch_size=batch_size, progress=progress, method=method, timing=timing)
+        units = float(text_units(items).sum())
+    else:
+        X = embed_images(items, backbone=name, device=device, batch_size=batch_size, image_size=size, progress=progress, timing=timing)
+        units = len(items) * _image_cost(size or DEFAULT_IMAGE_SIZE)
+    throughput.record(rate_key(modality, name, timing.get("device", "cpu"), method), units, timing.get("model_s", 0.0))
+    return X
 
 
-def _model_key(ds: Dataset, name: str, size: int | None) -> hashlib._Hash:
+def rate_key(modality: str, name: str, device_kind: str, method: str | None = None) -> str:
+    """The name a measured throughput is kept under: modality, backbone, device kind, method."""
+    return f"{modality}:{name}:{device_kind}:{method or '-'}"
+
+
+def text_units(texts: Any) -> np.ndarray:
+    """Word pieces each text will cost, estimated from its length in characters (plus [CLS] and
+    [SEP]; at most ``MAX_LENGTH``): the unit estimates and measured text throughputs count in."""
+    chars = pd.Series(np.asarray(texts, dtype=object)).astype(str).str.len().to_numpy(dtype=np.float64)
+    return np.minimum(chars / CHARS_PER_TOKEN + 2, MAX_LENGTH)
+
+
+def _image_cost(size: int) -> float:
+    """One image at ``size`` px in 64 px images (the cost grows a little faster than the pixels)."""
+    return float((size / 64.0) ** IMAGE_COST_EXPONENT)
+
+
+def _model_key(ds: Dataset, name: str, size: int | None, method: str | None = None) -> hashlib._Hash:
     """The hash state of everything but the items: version, backbone weights, preprocessing, shape."""
     h = hashlib.sha256()
     h.update(f"gapscope-features-v{FEATURES_VERSION}\n".encode())
     h.update(_backbone_id(name).encode() + b"\n")
-    h.update(json.dumps(_preprocessing(ds, name, size), sort_keys=True).encode() + b"\n")
+    h.update(json.dumps(_preprocessing(ds, name, size, method), sort_keys=True).encode() + b"\n")
     shape = tuple(np.shape(ds.items)[1:]) if ds.modality == "image" else ()
     h.update(f"{ds.modality} shape={shape}\n".encode())
     return h
 
 
-def _key(ds: Dataset, name: str, size: int | None, hashes: np.ndarray) -> str:
-    h = _model_key(ds, name, size)
+def _key(ds: Dataset, name: str, size: int | None, hashes: np.ndarray, method: str | None = None) -> str:
+    h = _model_key(ds, name, size, method)
     h.update(f"n={len(ds)}\n".encode())
     h.update(np.ascontiguousarray(hashes, dtype="<i8").tobytes())
     return h.hexdigest()
 
 
-def _item_store_dir(ds: Dataset, name: str, size: int | None) -> Path:
-    return feature_cache.cache_dir() / f"items-{_model_key(ds, name, size).hexdigest()[:32]}"
+def _item_store_dir(ds: Dataset, name: str, size: int | None, method: str | None = None) -> Path:
+    return feature_cache.cache_dir() / f"items-{_model_key(ds, name, size, method).hexdigest()[:32]}"
 
 
-def cache_key(ds: Dataset, *, backbone: str = "auto", image_size: int | None = None) -> str:
-    """The sha256 (hex) that names ``ds``'s embedding file; changes with data, backbone, size."""
+def _method_of(ds: Dataset, method: str | None) -> str | None:
+    return text_method(method) if ds.modality == "text" else None
+
+
+def text_method(method: str | None = None) -> str:
+    """``method`` checked (None: the default ``TEXT_METHOD``)."""
+    how = TEXT_METHOD if method is None else str(method)
+    if how not in TEXT_METHODS:
+        raise ValueError(f"text embedding method {method!r} is not one of {', '.join(map(repr, TEXT_METHODS))}.")
+    return how
+
+
+def cache_key(ds: Dataset, *, backbone: str = "auto", image_size: int | None = None, method: str | None = None) -> str:
+    """The sha256 (hex) that names ``ds``'s embedding file; changes with data, backbone, size and
+    (text) the embedding method."""
     name = resolve_backbone(ds, backbone)
     if ds.modality == "tabular":
         raise ValueError("tabular features are not cached (they take milliseconds); there is no cache key")
     size = _image_size(ds, image_size)
-    return _key(ds, name, size, content_hashes(ds))
+    return _key(ds, name, size, content_hashes(ds), _method_of(ds, method))
 
 
-def uncached_items(ds: Dataset, *, backbone: str = "auto", image_size: int | None = None) -> int:
+def uncached_items(ds: Dataset, *, backbone: str = "auto", image_size: int | None = None, method: str | None = None) -> int:
     """How many items of ``ds`` ``embed`` would have to run through the backbone (0: instant)."""
     if ds.modality == "tabular":
         return 0
-    name, size = resolve_backbone(ds, backbone), _image_size(ds, image_size)
+    name, size, how = resolve_backbone(ds, backbone), _image_size(ds, image_size), _method_of(ds, method)
     hashes = content_hashes(ds)
-    if (feature_cache.cache_dir() / f"{_key(ds, name, size, hashes)}.npy").exists():
+    if (feature_cache.cache_dir() / f"{_key(ds, name, size, hashes, how)}.npy").exists():
         return 0
-    return len(ds) - feature_cache.ItemStore(_item_store_dir(ds, name, size)).count(hashes)
+    return len(ds) - feature_cache.ItemStore(_item_store_dir(ds, name, size, how)).count(hashes)
 
 
-def cached_embedding_path(ds: Dataset, *, backbone: str = "auto", image_size: int | None = None) -> Path | None:
+def cached_embedding_path(ds: Dataset, *, backbone: str = "auto", image_size: int | None = None, method: str | None = None) -> Path | None:
     """Where ``embed`` keeps (or would keep) this embedding; None for tabular data (never cached)."""
     if ds.modality == "tabular":
         return None
-    return feature_cache.cache_dir() / f"{cache_key(ds, backbone=backbone, image_size=image_size)}.npy"
+    return feature_cache.cache_dir() / f"{cache_key(ds, backbone=backbone, image_size=image_size, method=method)}.npy"
 
 
-def is_cached(ds: Dataset, *, backbone: str = "auto", image_size: int | None = None) -> bool:
+def is_cached(ds: Dataset, *, backbone: str = "auto", image_size: int | None = None, method: str | None = None) -> bool:
     """True when ``embed`` would return without running the backbone: every item was embedded
     before (in this version or another), or the data is tabular."""
-    return uncached_items(ds, backbone=backbone, image_size=image_size) == 0
+    return uncached_items(ds, backbone=backbone, image_size=image_size, method=method) == 0
 
 
 def estimate_seconds(
-    ds: Dataset, backbone: str = "auto", device: str = "auto", *, image_size: int | None = None, busy: bool = True
+    ds: Dataset,
+    backbone: str = "auto",
+    device: str = "auto",
+    *,
+    image_size: int | None = None,
+    busy: bool = True,
+    method: str | None = None,
 ) -> float:
     """Rough seconds that ``embed`` needs without the cache (model loading included).
 
-    From the throughput constants measured on a 2-core CPU (``benchmarks/RESULTS.md``, *Embeddings*),
-    scaled linearly by the usable CPU cores, or by ``CUDA_SPEEDUP`` on a GPU. With ``busy``, a
-    CPU estimate also counts the machine's load: when other processes keep ``L`` threads
+    Calibrated when this machine has embedded with the same backbone and method before: the rate
+    it measured then (``core.embed.throughput``), scaled by the load now against the load then.
+    Otherwise from the throughput constants measured on a 2-core CPU (``benchmarks/RESULTS.md``,
+    *Embeddings*), scaled linearly by the usable CPU cores, or by ``CUDA_SPEEDUP`` on a GPU. With
+    ``busy``, a CPU estimate also counts the machine's load: when other processes keep ``L`` threads
     runnable on ``C`` cores, ours get about ``C / (L + C)`` of the speed (``os.getloadavg``; at load
     12 on 2 cores this predicted the measured 8× slow-down).
     """
-    resolve_backbone(ds, backbone)  # validates; every supported backbone costs about the same
+    name = resolve_backbone(ds, backbone)  # validates
     n = len(ds)
     if ds.modality == "tabular" or n == 0:
         return 0.0
-    if detect(None if device == "auto" else device).kind != "cpu":
+    kind = detect(None if device == "auto" else device).kind
+    how = _method_of(ds, method)
+    if ds.modality == "text":
+        units = float(text_units(ds.items).sum())
+    else:
+        units = n * _image_cost(_image_size(ds, image_size) or DEFAULT_IMAGE_SIZE)
+    load_s = MODEL_LOAD_S["text" if ds.modality == "text" else "image"]
+    measured = throughput.rate(rate_key(ds.modality, name, kind, how))
+    if measured is not None:
+        per_s = measured.now() if busy else measured.per_s / throughput.load_factor(measured.load, measured.cores)
+        return load_s + units / per_s
+    if kind != "cpu":
         speed = float(CUDA_SPEEDUP)
     else:
         cores = max(1, usable_cores())
         speed = cores / CPU_CORES_MEASURED
-        if busy and hasattr(os, "getloadavg"):
-            speed *= min(1.0, cores / (os.getloadavg()[0] + cores))
+        if busy:
+            speed *= throughput.load_factor(throughput.current_load(), cores)
     if ds.modality == "text":
-        # word pieces from the length in characters, plus [CLS] and [SEP]; truncated at MAX_LENGTH
-        chars = pd.Series(ds.items).astype(str).str.len().to_numpy()
-        tokens = float(np.minimum(chars / CHARS_PER_TOKEN + 2, MAX_LENGTH).sum())
-        return MODEL_LOAD_S["text"] + tokens / (CPU_TEXT_TOKENS_PER_S * speed)
-    size = _image_size(ds, image_size) or DEFAULT_IMAGE_SIZE
-    # a little steeper than the pixel count: the measured table goes 0.30 / 1.28 / 3.2 / 7.2 s per 1k
-    per_s = CPU_IMAGES_PER_S_AT_64 * speed * (64.0 / size) ** IMAGE_COST_EXPONENT
-    return MODEL_LOAD_S["image"] + n / per_s
+        per_s = CPU_TEXT_TOKENS_PER_S * (TEXT_METHOD_SPEEDUP.get(how or "fp32", 1.0) if kind == "cpu" else 1.0)
+        return load_s + units / (per_s * speed)
+    return load_s + units / (CPU_IMAGES_PER_S_AT_64 * speed)
 
 
 def default_image_size(shape: Sequence[int]) -> int:
@@ -325,40 +395,75 @@ def embed_texts(
     batch_size: int | None = None,
     progress: Progress | None = None,
     sort_by_length: bool = True,
+    method: str | None = None,
+    timing: Timing | None = None,
 ) -> np.ndarray:
     """Mean-pooled, L2-normalised sentence embeddings, float32 (n, d); no cache.
 
-    Texts are tokenised once (truncated to ``MAX_LENGTH`` tokens, ``core.models.preprocess``),
-    then, with ``sort_by_length``, batched longest first so each batch pads only to its own
-    longest text; rows come back in the given order.
+    What makes it fast on a CPU, none of which changes a vector (``method="fp32"``):
+
+    - each distinct text is embedded once (a repeated tweet costs nothing);
+    - texts are tokenised once, truncated at ``max_length`` = ``MAX_LENGTH`` or the model's own
+      limit if smaller; a batch is cut to its own longest text, so short texts never pay for
+      128 tokens;
+    - with ``sort_by_length`` batches are formed longest first, so a batch's texts are about as
+      long as each other and little of it is padding; rows come back in the given order;
+    - ``torch.inference_mode`` and 32 texts a batch on the CPU (the ``sentence-transformers``
+      default; larger batches were no faster on 2 cores).
+
+    ``method="int8"`` runs a copy of the encoder whose Linear layers are dynamically quantised
+    (``torch.ao.quantization.quantize_dynamic``, int8 per-channel weights, activations quantised per
+    batch): faster on a CPU, but other vectors (``TEXT_METHOD`` says which is the default and
+    ``benchmarks/RESULTS.md`` why). ``timing``, when given, receives ``load_s`` (model),
+    ``tokenise_s``, ``model_s`` (the batches, wall clock), ``texts`` (distinct) and ``device``.
     """
+    import time
+
     import torch
 
     from core.models.preprocess import tokenise
-    from core.models.text import load_encoder, text_source
+    from core.models.text import load_encoder, quantised_encoder, text_source
 
-    n = len(texts)
-    tokenizer, model = load_encoder(text_source(backbone))
+    how = text_method(method)
+    started = time.perf_counter()
+    source = text_source(backbone)
+    tokenizer, model = load_encoder(source)
     dev = torch_device(device)
+    if how == "int8":
+        if dev.type != "cpu":
+            raise ValueError("int8 text embeddings run on the CPU only (torch's dynamic quantisation); use method='fp32' on a GPU.")
+        model = quantised_encoder(source)
     model = _on_device(model, dev)
     dim = int(model.config.hidden_size)
+    n = len(texts)
     if n == 0:
         return np.zeros((0, dim), np.float32)
-    batch_size = _batch_size(batch_size, 64 if dev.type == "cpu" else 512)
-    tokens = tokenise(texts, tokenizer, MAX_LENGTH)
-    order = np.argsort(-tokens.lengths, kind="stable") if sort_by_length else np.arange(n)
-    out = np.empty((n, dim), np.float32)
+    batch_size = _batch_size(batch_size, 32 if dev.type == "cpu" else 512)
+    t = time.perf_counter()
+    strings = np.asarray(["" if x is None else str(x) for x in texts], dtype=object)
+    distinct, back = np.unique(strings, return_inverse=True)
+    limit = int(getattr(model.config, "max_position_embeddings", MAX_LENGTH) or MAX_LENGTH)
+    tokens = tokenise(list(distinct), tokenizer, min(MAX_LENGTH, limit))
+    m = len(distinct)
+    order = np.argsort(-tokens.lengths, kind="stable") if sort_by_length else np.arange(m)
+    out = np.empty((m, dim), np.float32)
+    t_model = time.perf_counter()
+    done = 0
     with torch.inference_mode(), autocast(dev):
-        for start in range(0, n, batch_size):
+        for start in range(0, m, batch_size):
             rows = order[start : start + batch_size]
             inputs = tokens.batch(rows, dev)
             hidden = model(**inputs).last_hidden_state.float()
-            m = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * m).sum(1) / m.sum(1).clamp_min(1e-9)
+            mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
             out[rows] = torch.nn.functional.normalize(pooled, p=2, dim=1).cpu().numpy()
-            if progress is not None:
-                progress(min(start + batch_size, n), n)
-    return out
+            done += len(rows)
+            if progress is not None:  # in given texts: a repeated text is done with its first copy
+                progress(n if done == m else min(n, round(done * n / m)), n)
+    if timing is not None:
+        end = time.perf_counter()
+        timing.update(load_s=t - started, tokenise_s=t_model - t, model_s=end - t_model, texts=m, device=dev.type)
+    return out[back.reshape(-1)]
 
 
 # --------------------------------------------------------------------------- images
@@ -372,13 +477,17 @@ def embed_images(
     batch_size: int | None = None,
     image_size: int | None = None,
     progress: Progress | None = None,
+    timing: Timing | None = None,
 ) -> np.ndarray:
     """Globally average-pooled features of a pretrained image net, float32 (n, d); no cache.
 
     ``images``: uint8 (n, H, W) grayscale or (n, H, W, 3) RGB. Each batch is converted to float,
     resized to ``image_size`` (bilinear, antialiased when shrinking) and normalised on the device
     (``core.models.preprocess.ImageSpec``), exactly as a fine-tuning run of the same net feeds it.
+    ``timing``, when given, receives ``model_s`` (the batches, wall clock) and ``device``.
     """
+    import time
+
     import torch
 
     from core.models.preprocess import to_nchw
@@ -397,6 +506,7 @@ def embed_images(
         return np.zeros((0, d), np.float32)
     batch_size = _batch_size(batch_size, 128 if dev.type == "cpu" else 512)
     out = np.empty((n, d), np.float32)
+    t_model = time.perf_counter()
     with torch.inference_mode():
         for start in range(0, n, batch_size):
             x = image.prepare(to_nchw(images[start : start + batch_size]).to(dev, non_blocking=True))
@@ -405,6 +515,8 @@ def embed_images(
             out[start : start + len(x)] = y.float().cpu().numpy()
             if progress is not None:
                 progress(start + len(x), n)
+    if timing is not None:
+        timing.update(model_s=time.perf_counter() - t_model, device=dev.type)
     return out
 
 
@@ -440,14 +552,17 @@ def _image_size(ds: Dataset, image_size: int | None) -> int | None:
     return int(image_size) if image_size is not None else default_image_size(np.shape(ds.items))
 
 
-def _preprocessing(ds: Dataset, name: str, size: int | None) -> dict[str, Any]:
+def _preprocessing(ds: Dataset, name: str, size: int | None, method: str | None = None) -> dict[str, Any]:
     if ds.modality == "text":
-        return {"max_length": MAX_LENGTH, "pooling": "mean-attention-mask", "normalize": "l2"}
+        prep: dict[str, Any] = {"max_length": MAX_LENGTH, "pooling": "mean-attention-mask", "normalize": "l2"}
+        if method not in (None, "fp32"):
+            prep["method"] = method  # fp32's key stays what it always was: its cached files stay valid
+        return prep
     # a .pth (ResNet-18 or MobileNetV2) is fed with ImageNet statistics like MobileNetV2; its file's
     # sha256 names its weights, so the key need not open it to learn the architecture
     norm = spec(name).normalisation if name in IMAGE_BACKBONES else "imagenet"
     mean, std = NORMALISATION[norm]
-    prep: dict[str, Any] = {
+    prep = {
         "image_size": size,
         "resize": "bilinear-antialias-on-shrink",
         "mean": mean,

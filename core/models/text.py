@@ -74,6 +74,23 @@ def load_encoder(source: str) -> tuple[Any, nn.Module]:
     return load_tokenizer(source), model.eval()
 
 
+@lru_cache(maxsize=1)
+def quantised_encoder(source: str) -> nn.Module:
+    """The encoder of ``source`` with every Linear layer dynamically quantised to int8 (weights per
+    output channel, activations per batch; ``torch.ao.quantization.quantize_dynamic``): CPU
+    inference only. A copy: the fp32 encoder ``load_encoder`` keeps is left as it is."""
+    import copy
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    _, model = load_encoder(source)
+    with warnings.catch_warnings():  # the eager-mode API's notice that it is moving to torchao
+        warnings.simplefilter("ignore")
+        quantised = quantize_dynamic(copy.deepcopy(model), {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8)
+    return quantised.eval()
+
+
 def existing_head(source: str) -> int | None:
     """The number of outputs of the classification head a local folder was saved with; None when
     it holds a bare encoder (no ``*ForSequenceClassification`` architecture)."""
