@@ -9,7 +9,7 @@ from core.data.dataset import Dataset
 from core.diagnose.cleaning import undo_with_reviews
 from core.diagnose.label_issues import LabelIssues
 from core.diagnose.pipeline import DiagnoseConfig, Diagnosis, diagnose, estimate_seconds, label_issues_from_run
-from core.diagnose.progressive import SAMPLE_FROM, SAMPLE_SIZE
+from core.diagnose.progressive import SAMPLE_FROM, first_estimate
 from core.diagnose.review import judged_by_run, not_diagnosed
 from core.store import RunStatus, Store, VersionInfo
 from ui import common
@@ -85,7 +85,8 @@ def _offer_background(vid: int, info: VersionInfo, ds: Dataset, cfg: DiagnoseCon
     if running is None or not running.is_alive():
         if running is not None and running.error:
             st.error(f"The diagnosis failed: {running.error}")
-        st.info(not_diagnosed(info.label, estimate_seconds(ds, cfg), sample_size=SAMPLE_SIZE))
+        size, first_s = first_estimate(ds, cfg)
+        st.info(not_diagnosed(info.label, estimate_seconds(ds, cfg), sample_size=size, first_seconds=first_s))
         if st.button("Run diagnosis", type="primary", key="run_diagnosis"):
             diagnosis_ui.start(vid, cfg)
             st.rerun()

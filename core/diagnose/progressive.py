@@ -43,6 +43,8 @@ SAMPLE_SIZE = SAMPLE_SIZES[0]
 SAMPLE_FROM = 2 * SAMPLE_SIZE
 #: seconds of embedding the first sample may take (imports, model loading and detection come on top)
 FIRST_ESTIMATE_S = 20.0
+#: seconds a job's thread spends before its first batch: importing torch and transformers
+STARTUP_S = 5.0
 
 
 def eta_words(seconds: float) -> str:
@@ -74,6 +76,14 @@ def first_sample_size(ds: Dataset, cfg: DiagnoseConfig) -> int:
         if missing == 0 or embeddings.estimate_seconds(sample.subset(np.arange(missing)), cfg.backbone) <= FIRST_ESTIMATE_S:
             return n
     return SAMPLE_SIZES[-1]
+
+
+def first_estimate(ds: Dataset, cfg: DiagnoseConfig) -> tuple[int, float]:
+    """(first sample's size, seconds until its estimate is on disk): what the Diagnose page
+    promises before a background diagnosis starts."""
+    n = first_sample_size(ds, cfg)
+    embed, detect = pass_seconds(sample_of(ds, n, seed=cfg.seed), cfg)
+    return n, STARTUP_S + embed + detect
 
 
 def pass_seconds(ds: Dataset, cfg: DiagnoseConfig, *, embedded: int = 0) -> tuple[float, float]:
