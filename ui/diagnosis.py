@@ -7,7 +7,7 @@ import streamlit as st
 from core import charts, paths
 from core.data.dataset import Dataset
 from core.diagnose.pipeline import DiagnoseConfig, Diagnosis, diagnose
-from core.diagnose.progressive import DiagnosisJob, Locations, Result, load, locations
+from core.diagnose.progressive import DiagnosisJob, Locations, Result, load, locations, progress_words
 from core.diagnose.review import noise_rate, scope_words
 from ui import common
 
@@ -78,8 +78,7 @@ def progress_line(version_id: int, cfg: DiagnoseConfig) -> None:
         seen[version_id] = scope
         if scope in ("done", "failed"):
             return
-        what = "a stratified sample, for a first estimate" if scope == "sample" else "every item"
-        st.progress(min(max(frac, 0.0), 1.0), text=f"Diagnosing {what}: {stage}…")
+        st.progress(min(max(frac, 0.0), 1.0), text=progress_words(scope, stage, running.seconds_left()))
 
     live()
 

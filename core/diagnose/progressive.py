@@ -67,6 +67,13 @@ def eta_words(seconds: float) -> str:
     return f"about {hours:g} h"
 
 
+def progress_words(scope: str, stage: str, seconds_left: float | None) -> str:
+    """The background diagnosis's progress line: which pass, its stage, and the time left."""
+    what = "a stratified sample, for a first estimate" if scope == "sample" else "every item"
+    left = "" if seconds_left is None else f" — {eta_words(seconds_left)} left"
+    return f"Diagnosing {what}: {stage}…{left}"
+
+
 def first_sample_size(ds: Dataset, cfg: DiagnoseConfig) -> int:
     """The first sample's size: the largest of ``SAMPLE_SIZES`` whose items not embedded before
     this machine should embed within ``FIRST_ESTIMATE_S`` (the smallest when none would)."""
