@@ -68,6 +68,9 @@ def test_the_report_has_every_section_and_fetches_nothing(two_runs):
     summary = doc[doc.index("id='summary'") : doc.index("id='dataset'")]
     assert "#1 · baseline answered" in summary and "#2 · smoothed" in summary and "hallucination rate" in summary
     assert "label_smoothing" in doc and "Δ #2 · smoothed" in doc
+    # the chart's head / medium / tail colours with their rule in words (digits: ~145 train items a class)
+    dataset = doc[doc.index("id='dataset'") : doc.index("id='diagnosis'")]
+    assert "head: more than 100 train items; medium: 20–100; tail: fewer than 20" in dataset and "10 head · 0 medium · 0 tail" in dataset
     assert 'class="better"' in doc or 'class="worse"' in doc  # deltas coloured
 
 

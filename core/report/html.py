@@ -19,6 +19,7 @@ from plotly.offline import get_plotlyjs
 
 from core import charts
 from core.compare.runs import compatibility, config_differences, deltas, label, metric_table, verdict
+from core.data.overview import groups_line
 from core.data.profile import profile
 from core.diagnose.pipeline import DiagnoseConfig, diagnose, is_cached
 from core.metrics.results import RunResults
@@ -185,6 +186,7 @@ def _dataset_section(name: str, ds: Dataset) -> str:
         facts.append(f"classes with no train items: {', '.join(str(p.class_names[c]) for c in b.missing)}")
     if "sim_noisy" in ds.meta.columns:
         facts.append(f"simulated: {int(ds.meta['sim_noisy'].sum()):,} train labels made wrong on purpose")
+    facts.append(groups_line(b))  # the rule behind the chart's colours and the ECE per group, in words
     fig = charts.class_distribution([str(c) for c in p.class_names], b, title=f"Train items per class — {name}")
     return f"<h3>{html.escape(name)}</h3><ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in facts) + "</ul>" + _fig(fig)
 
