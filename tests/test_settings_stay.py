@@ -160,12 +160,17 @@ def evaluated_run(store: Store, vid: int, name: str, seed: int) -> int:
     return run
 
 
-def test_runs_page_keeps_the_run_picked_its_slice_and_its_abstention(home):
-    store = Store(home)
+def _digits_in_slices(store: Store) -> int:
+    """Digits 8×8 with two slice columns, ``half`` (even, odd) and ``third`` (t0, t1, t2)."""
     digits = load_digits_8x8().dataset
     n = len(digits)
     meta = pd.DataFrame({"half": np.where(np.arange(n) % 2, "odd", "even"), "third": [f"t{i % 3}" for i in range(n)]})
-    vid = store.save_dataset(dataclasses.replace(digits, meta=meta), source="upload:digits-thirds")
+    return store.save_dataset(dataclasses.replace(digits, meta=meta), source="upload:digits-thirds")
+
+
+def test_runs_page_keeps_the_run_picked_its_slice_and_its_abstention(home):
+    store = Store(home)
+    vid = _digits_in_slices(store)
     first = evaluated_run(store, vid, "first", seed=0)
     second = evaluated_run(store, vid, "second", seed=1)
     at = open_app("app_pages/runs.py")
@@ -188,3 +193,42 @@ def test_runs_page_keeps_the_run_picked_its_slice_and_its_abstention(home):
     assert at.slider(key=f"rn_abstain_{first}").value == pytest.approx(0.7)
     assert {m.label: m.value for m in at.metric}["Answered"] == answered
     assert any('"t2"' in c.proto.spec for c in at.get("plotly_chart"))  # the slice chart is the third's
+
+
+SIMULATE = {  # widget kind, key, a value that is not the default
+    "sm_imbalance": ("radio", "step"),
+    "sm_ratio": ("select_slider", 20),
+    "sm_minority": ("slider", 0.3),
+    "sm_drop": ("multiselect", ["3"]),
+    "sm_noise_kind": ("selectbox", "pairflip"),
+    "sm_noise": ("slider", 0.2),
+    "sm_dup": ("slider", 0.1),
+    "sm_thin_col": ("selectbox", "third"),
+    "sm_thin_val_third": ("selectbox", "t1"),
+    "sm_thin_keep": ("slider", 0.5),
+    "sm_seed": ("number_input", 5),
+    "sm_knob": ("selectbox", "noise"),
+    "sm_sev_noise": ("text_input", "0, 0.25"),
+    "sm_epochs": ("number_input", 2),
+    "sm_preset": ("selectbox", "noisy_labels"),
+}
+
+
+def test_simulate_settings_stay(home):
+    store = Store(home)
+    vid = _digits_in_slices(store)
+    stored_run(store, vid, "stored")
+    at = open_app("app_pages/simulate.py")
+    for key, (kind, value) in SIMULATE.items():  # one at a time: a choice draws the next widgets
+        getattr(at, kind)(key=key).set_value(value)
+        at.run()
+        assert not at.exception, (key, at.exception)
+    summary = next(c.value for c in at.caption if "Val and test are unchanged" in c.value)
+    assert "pair-flip" in summary or "pairflip" in summary, summary
+
+    go(at, "app_pages/runs.py")
+    timers_fire(at)
+    go(at, "app_pages/simulate.py")
+    for key, (kind, value) in SIMULATE.items():
+        assert getattr(at, kind)(key=key).value == (pytest.approx(value) if isinstance(value, float) else value), key
+    assert any(c.value == summary for c in at.caption)  # the same recipe, previewed again
