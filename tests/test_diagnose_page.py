@@ -1,4 +1,5 @@
-"""AppTest of the Diagnose page: run the diagnosis, act on suspects, save a cleaning, undo it."""
+"""AppTest of the Diagnose page: run the diagnosis, act on suspects (one click reruns only the review
+panels), bulk decisions, save a cleaning, see why its suspects changed, undo it with the reviews back."""
 
 from __future__ import annotations
 
@@ -29,10 +30,16 @@ def test_diagnose_act_save_and_undo(home):
     m = {x.label: x.value for x in at.metric}
     assert int(m["Suspected label errors"].replace(",", "")) > 100
     assert int(m["Duplicate clusters"]) >= 1 and m["Coverage gaps"] == "1"  # the leaked copy; class 9 absent from test
-    assert len(at.get("plotly_chart")) >= 3  # noise matrix, noise rates, outlier histogram (+ map)
+    assert len(at.get("plotly_chart")) == 2  # noise matrix and rates: only the open tab runs
+    at.session_state["dg_tab"] = "Embedding map"
+    at.run()
+    assert not at.exception, at.exception
     # the map's projections say how many items they draw: all of these, or a sample
-    projection = at.radio(key="map_method")
+    projection = at.radio(key="dg_map_method")
     assert projection.options == [f"PCA (all {len(ds):,} items)", f"t-SNE (all {len(ds):,} items)"]  # 1,798: under both limits
+    assert not any(b.key and b.key.startswith(f"relabel_{vid}_") for b in at.button)  # the label tab is closed
+    at.session_state["dg_tab"] = "Label issues"
+    at.run()
 
     relabel = [b for b in at.button if b.key and b.key.startswith(f"relabel_{vid}_")]
     drop = [b for b in at.button if b.key and b.key.startswith(f"drop_{vid}_")]
@@ -66,6 +73,9 @@ def test_diagnose_act_save_and_undo(home):
     at.button(key="run_diagnosis").click()  # its embeddings are the parent's, by item content
     at.run()
     assert not at.exception, at.exception
+    # why the suspect count changed: the dropped suspect, and what the new diagnosis flags
+    why = next(i.value for i in at.info if f"than v{vid}" in i.value or f"as v{vid}" in i.value)
+    assert "1 dropped by the cleaning" in why and "estimated label noise" in why
     assert any("2 reviewed in the versions" in md.value for md in at.markdown)
     kept_row = int(np.flatnonzero(cleaned.item_ids() == kept)[0])
     assert at.session_state[f"plan_{child.id}"].decision(kept_row) == "keep"
@@ -79,6 +89,12 @@ def test_diagnose_act_save_and_undo(home):
     assert any(f"back to v{vid}" in s.value for s in at.success)
     # the parent's diagnosis is cached: the page shows it again at once
     assert {x.label for x in at.metric} >= {"Suspected label errors"}
+    # with the reviews of the undone plan as they were, not as open suspects
+    plan = at.session_state[f"plan_{vid}"]
+    assert (plan.drop, plan.relabel, plan.keep) == ({second}, {first: suggested}, {kept})
+    assert any("dropped 1, relabelled 1, 1 reviewed and kept" in md.value for md in at.markdown)
+    shown = {int(b.key.split("_")[-1]) for b in at.button if b.key and b.key.startswith(f"keep_{vid}_")}
+    assert shown and not shown & {first, second, kept}  # hidden as reviewed
 
 
 def test_label_issues_can_come_from_a_finished_run(home):
@@ -127,6 +143,106 @@ def test_a_dataset_with_an_unlabelled_pool_diagnoses_its_labelled_items(home):
     suspects = int({x.label: x.value for x in at.metric}["Suspected label errors"].replace(",", ""))
     assert 0 <= suspects < int(ds.labelled.sum())
     for colour in ("label", "label quality", "flagged", "split"):
-        at.radio(key="map_colour").set_value(colour)
+        at.radio(key="dg_map_colour").set_value(colour)
         at.run()
         assert not at.exception, (colour, at.exception)
+
+
+def _synthetic(home, n: int = 3_000) -> int:
+    """A version of ``n`` images and its diagnosis, made from arrays (no embedding), as the page finds it."""
+    from benchmarks.bench_review import synthetic_version
+    from core.diagnose.pipeline import DiagnoseConfig, _save, cache_path
+
+    ds, d = synthetic_version(n)
+    vid = Store(home).save_dataset(ds, source="bench:review")
+    _save(cache_path(ds, DiagnoseConfig()), d)
+    return vid
+
+
+def _page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.switch_page("app_pages/diagnose.py")
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_a_click_changes_one_decision_reruns_only_the_review_and_the_page_state_stays(home):
+    vid = _synthetic(home)
+    at = _page()
+    at.multiselect(key="dg_sus_classes").set_value([0, 1])
+    at.number_input(key="dg_sus_page").set_value(2)
+    at.run()
+    shown = [int(b.key.split("_")[-1]) for b in at.button if b.key and b.key.startswith(f"keep_{vid}_")]
+    assert len(shown) == 12
+    before = {k: at.session_state[k] for k in ("dg_sus_classes", "dg_sus_page", "dg_sus_order", "dg_tab", "dg_k")}
+    item = shown[4]
+    at.button(key=f"keep_{vid}_{item}").click()
+    at.run()
+    assert not at.exception, at.exception
+    plan = at.session_state[f"plan_{vid}"]
+    assert (plan.keep, plan.drop, plan.relabel) == ({item}, set(), {})
+    # only the plan bar and the queue ran: the headline figures and charts were not drawn again
+    assert not at.metric and not at.get("plotly_chart")
+    assert any("dropped 0, relabelled 0, 1 reviewed and kept" in md.value for md in at.markdown)
+    assert {k: at.session_state[k] for k in before} == before
+    at.run()  # the whole page again: as it was, less the reviewed item
+    assert not at.exception, at.exception
+    assert at.number_input(key="dg_sus_page").value == 2 and at.multiselect(key="dg_sus_classes").value == [0, 1]
+    again = [int(b.key.split("_")[-1]) for b in at.button if b.key and b.key.startswith(f"keep_{vid}_")]
+    assert item not in again and again[:4] == shown[:4] and again[4:11] == shown[5:]
+
+
+def test_review_shortcuts_move_through_the_queue(home):
+    vid = _synthetic(home)
+    at = _page()
+    helps = {b.key: (b.proto.shortcut, b.help) for b in at.button if b.key and b.key.startswith("q_")}
+    assert {k: v[0].upper() for k, v in helps.items()} == {"q_keep": "K", "q_relabel": "L", "q_drop": "D", "q_previous": "P", "q_next": "J"}
+    assert all(f"(shortcut: {shortcut.upper()})" in words for shortcut, words in helps.values())
+    rank = list(at.session_state[f"plan_{vid}"].decided)  # nothing decided yet
+    assert rank == []
+    first = at.session_state[f"review_cursor_{vid}"][0]
+    at.button(key="q_next").click()
+    at.run()
+    second = at.session_state[f"review_cursor_{vid}"][0]
+    assert second != first and not at.session_state[f"plan_{vid}"].decided  # next decides nothing
+    at.button(key="q_drop").click()
+    at.run()
+    at.run()  # the cursor settles on the item that moved up
+    plan = at.session_state[f"plan_{vid}"]
+    assert plan.drop == {second} and at.session_state[f"review_cursor_{vid}"][0] not in (first, second)
+    at.button(key="q_previous").click()
+    at.run()
+    assert at.session_state[f"review_cursor_{vid}"][0] == first
+
+
+def test_bulk_decision_shows_its_count_then_applies_after_confirmation(home):
+    from core.diagnose import review
+
+    vid = _synthetic(home)
+    at = _page()
+    at.multiselect(key="dg_bulk_classes").set_value([3])
+    at.slider(key="dg_bulk_quality").set_value((0.0, 0.05))
+    at.radio(key="dg_bulk_action").set_value("drop")
+    at.run()
+    assert not at.exception, at.exception
+    from benchmarks.bench_review import synthetic_version
+    from core.diagnose.cleaning import CleaningPlan
+
+    ds, d = synthetic_version(3_000)
+    expected = review.bulk_items(
+        review.findings(d, d.issues, ds.labels), review.BulkFilter(classes=(3,), quality=(0.0, 0.05)), CleaningPlan()
+    )
+    assert 0 < len(expected) < d.issues.n_issues
+    assert any(md.value.startswith(f"**Drop {len(expected):,} items**") for md in at.markdown)
+    assert not at.session_state[f"plan_{vid}"].decided  # nothing yet
+    at.button(key="bulk_apply").click()
+    at.run()
+    assert any(f"Apply this to {len(expected):,} items?" in w.value for w in at.warning)
+    assert not at.session_state[f"plan_{vid}"].decided  # asked, not applied
+    at.button(key="bulk_confirm").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state[f"plan_{vid}"].drop == set(expected.tolist())
+    assert any(f"dropped {len(expected):,}, relabelled 0" in md.value for md in at.markdown)
