@@ -232,3 +232,62 @@ def test_simulate_settings_stay(home):
     for key, (kind, value) in SIMULATE.items():
         assert getattr(at, kind)(key=key).value == (pytest.approx(value) if isinstance(value, float) else value), key
     assert any(c.value == summary for c in at.caption)  # the same recipe, previewed again
+
+
+@pytest.mark.usefixtures("shared_embeddings")
+def test_diagnose_settings_stay(home):
+    from core.diagnose import review
+    from core.diagnose.pipeline import diagnose
+    from tests.test_diagnose import noisy_digits
+
+    ds, _ = noisy_digits()
+    store = Store(home)
+    vid = store.save_dataset(ds, source="upload:digits.csv")
+    diagnose(ds)  # cached with the default settings, as if run before
+    run = stored_run(store, vid, "judge")  # a finished run on this version: a second source of label issues
+    at = open_app("app_pages/diagnose.py")
+    review_values = {
+        ("radio", "dg_source"): run,
+        ("multiselect", "dg_sus_classes"): [1, 2],
+        ("radio", "dg_sus_order"): review.REVIEW_ORDERS[1],
+        ("toggle", "dg_sus_hide"): False,
+        ("multiselect", "dg_bulk_kinds"): [review.SUSPECT, review.OUTLIER],
+        ("slider", "dg_bulk_quality"): (0.1, 0.9),
+        ("toggle", "dg_bulk_open"): False,
+        ("radio", "dg_bulk_action"): "keep",
+        ("number_input", "dg_sus_page"): 2,
+    }
+    for (kind, key), value in review_values.items():
+        getattr(at, kind)(key=key).set_value(value)
+        at.run()
+        assert not at.exception, (key, at.exception)
+    at.session_state["dg_tab"] = "Outliers"
+    at.run()
+    at.number_input(key="dg_out_page").set_value(2)
+    at.session_state["dg_tab"] = "Embedding map"
+    at.run()
+    at.radio(key="dg_map_colour").set_value("flagged")
+    at.run()
+    settings = {"dg_k": 12, "dg_folds": 4, "dg_dup": 0.95, "dg_out": 0.02}
+    for key, value in settings.items():
+        (at.number_input if key in ("dg_k", "dg_folds") else at.slider)(key=key).set_value(value)
+    at.run()
+    assert any("has not been diagnosed" in i.value for i in at.info)  # other settings: not diagnosed yet
+
+    go(at, "app_pages/runs.py")
+    timers_fire(at)
+    go(at, "app_pages/diagnose.py")
+    assert at.number_input(key="dg_k").value == 12 and at.number_input(key="dg_folds").value == 4
+    assert at.slider(key="dg_dup").value == pytest.approx(0.95) and at.slider(key="dg_out").value == pytest.approx(0.02)
+    for key, value in (("dg_k", 10), ("dg_folds", 5), ("dg_dup", 0.98), ("dg_out", 0.01)):  # back to the diagnosed settings
+        (at.number_input if key in ("dg_k", "dg_folds") else at.slider)(key=key).set_value(value)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["dg_tab"] == "Embedding map" and at.radio(key="dg_map_colour").value == "flagged"
+    at.session_state["dg_tab"] = "Outliers"
+    at.run()
+    assert at.number_input(key="dg_out_page").value == 2
+    at.session_state["dg_tab"] = "Label issues"
+    at.run()
+    for (kind, key), value in review_values.items():
+        assert getattr(at, kind)(key=key).value == value, key

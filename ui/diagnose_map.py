@@ -15,6 +15,7 @@ from core.diagnose.review import item_caption
 from core.embed.embeddings import embed
 from ui import common
 from ui.diagnose_review import PER_PAGE, Review
+from ui.state import default
 
 SELECTION: list[Literal["lasso", "box", "points"]] = ["lasso", "box", "points"]
 
@@ -32,10 +33,13 @@ def _projection(r: Review, d: Diagnosis, cfg: DiagnoseConfig, method: str, index
 
 def map_tab(r: Review, d: Diagnosis, cfg: DiagnoseConfig) -> None:
     ds = r.ds
+    colours, methods = maps.colour_options(ds), list(maps.MAP_LIMITS)
+    default("dg_map_colour", colours[0], allowed=colours)
+    default("dg_map_method", methods[0], allowed=methods)
     m1, m2 = st.columns([2, 1])
-    colour_by = str(m1.radio("Colour by", maps.colour_options(ds), horizontal=True, key="map_colour"))
+    colour_by = str(m1.radio("Colour by", colours, horizontal=True, key="dg_map_colour"))
     shown = maps.projection_labels(len(ds))
-    method = str(m2.radio("Projection", list(maps.MAP_LIMITS), horizontal=True, key="map_method", format_func=lambda m: shown[m]))
+    method = str(m2.radio("Projection", methods, horizontal=True, key="dg_map_method", format_func=lambda m: shown[m]))
     index = maps.map_rows(len(ds), method)
     colour, continuous = maps.map_colours(ds, r.issues, index, colour_by)
     figure = charts.embedding_map(

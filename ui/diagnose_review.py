@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import pandas as pd
@@ -29,6 +30,7 @@ from core.store import Store, VersionInfo
 from ui import common
 from ui.diagnose_run import NOTICE, plan_key
 from ui.items import gallery, show_item
+from ui.state import default, default_choices, default_within
 
 PER_PAGE = 12  # items per page of a review gallery
 PER_ROW = 3
@@ -107,7 +109,7 @@ def _decide(vid: int, item: int, action: str, new_label: int | None, panel: str 
     st.session_state[plan_key(vid)].decide(item, action, new_label)
     cursor = st.session_state.get(_cursor_key(vid))
     if cursor is not None and cursor[0] == item:
-        st.session_state[_cursor_key(vid)] = (None, cursor[1] + (0 if st.session_state.get("sus_hide", True) else 1))
+        st.session_state[_cursor_key(vid)] = (None, cursor[1] + (0 if st.session_state.get("dg_sus_hide", True) else 1))
     if panel is not None:
         st.rerun([PLAN_BAR, panel])
 
@@ -143,7 +145,8 @@ def plan_bar(r: Review) -> None:
 
 def pager(n: int, key: str) -> slice:
     pages = n_pages(n, PER_PAGE)
-    page = st.number_input(f"Page (of {pages:,})", 1, pages, 1, key=key)
+    default_within(key, 1, 1, pages)
+    page = st.number_input(f"Page (of {pages:,})", 1, pages, key=key)
     return page_slice(int(page), PER_PAGE)
 
 
@@ -162,10 +165,13 @@ def review_queue(r: Review) -> None:
     """The items to review, filtered: the current one with keyboard shortcuts, bulk decisions by
     filter, and the queue's page with keep / relabel / drop under each item."""
     ds, iss, plan = r.ds, r.issues, r.plan
+    default_choices("dg_sus_classes", range(ds.n_classes))
+    default("dg_sus_order", review.REVIEW_ORDERS[0], allowed=review.REVIEW_ORDERS)
+    default("dg_sus_hide", True)
     f1, f2, f3 = st.columns([2, 2, 1])
-    given = f1.multiselect("Given label", range(ds.n_classes), format_func=lambda c: str(ds.class_names[c]), key="sus_classes")
-    order = f2.radio("Show", review.REVIEW_ORDERS, horizontal=True, key="sus_order")
-    hide_reviewed = f3.toggle("Hide reviewed", value=True, key="sus_hide")
+    given = f1.multiselect("Given label", range(ds.n_classes), format_func=lambda c: str(ds.class_names[c]), key="dg_sus_classes")
+    order = f2.radio("Show", review.REVIEW_ORDERS, horizontal=True, key="dg_sus_order")
+    hide_reviewed = f3.toggle("Hide reviewed", key="dg_sus_hide")
     queue = review.review_queue(
         iss, ds.labels, plan, order=str(order), given=list(given), hide_reviewed=hide_reviewed, by_quality=r.found.by_quality
     )
@@ -173,7 +179,7 @@ def review_queue(r: Review) -> None:
     with st.expander("Bulk decisions by filter"):
         bulk_panel(r)
     st.caption(f"{len(queue):,} items to review")
-    r.gallery(queue[pager(len(queue), "sus_page")], lambda i: review.suspect_caption(ds, iss, i), panel=QUEUE)
+    r.gallery(queue[pager(len(queue), "dg_sus_page")], lambda i: review.suspect_caption(ds, iss, i), panel=QUEUE)
 
 
 def current_item(r: Review, queue: np.ndarray) -> None:
@@ -241,13 +247,20 @@ def bulk_panel(r: Review) -> None:
     """Pick items by finding, class and label quality; see how many an action will touch; apply it
     after a confirmation."""
     ds = r.ds
+    default_choices("dg_bulk_kinds", review.FINDINGS, [review.SUSPECT])
+    default_choices("dg_bulk_classes", range(ds.n_classes))
+    default("dg_bulk_quality", (0.0, 1.0))
+    default("dg_bulk_open", True)
+    default("dg_bulk_action", review.BULK_ACTIONS[0], allowed=list(review.BULK_ACTIONS))
     b1, b2 = st.columns(2)
-    kinds = b1.multiselect("Found as", review.FINDINGS, default=[review.SUSPECT], key="bulk_kinds")
-    classes = b2.multiselect("Given label", range(ds.n_classes), format_func=lambda c: str(ds.class_names[c]), key="bulk_classes")
+    kinds = b1.multiselect("Found as", review.FINDINGS, key="dg_bulk_kinds")
+    classes = b2.multiselect("Given label", range(ds.n_classes), format_func=lambda c: str(ds.class_names[c]), key="dg_bulk_classes")
     b3, b4, b5 = st.columns([2, 1, 1])
-    low, high = b3.slider("Label quality", 0.0, 1.0, (0.0, 1.0), step=0.01, key="bulk_quality")
-    open_only = b4.toggle("Only items without a decision", value=True, key="bulk_open")
-    action = str(b5.radio("Action", review.BULK_ACTIONS, horizontal=True, key="bulk_action"))
+    low, high = cast(
+        "tuple[float, float]", b3.slider("Label quality", 0.0, 1.0, step=0.01, key="dg_bulk_quality")
+    )  # a range: (0, 1) to start
+    open_only = b4.toggle("Only items without a decision", key="dg_bulk_open")
+    action = str(b5.radio("Action", review.BULK_ACTIONS, horizontal=True, key="dg_bulk_action"))
     flt = review.BulkFilter(
         kinds=tuple(kinds), classes=tuple(int(c) for c in classes), quality=(float(low), float(high)), open_only=open_only
     )
@@ -297,7 +310,9 @@ def duplicate_review(r: Review, table: pd.DataFrame) -> None:
         for j in extra:
             r.plan.decide(j, "drop")
         st.rerun()
-    pick = st.selectbox("Look at cluster", table["cluster"].tolist(), key="dup_pick", format_func=lambda c: review.cluster_label(table, c))
+    clusters = table["cluster"].tolist()
+    default("dg_dup_pick", clusters[0], allowed=clusters)
+    pick = st.selectbox("Look at cluster", clusters, key="dg_dup_pick", format_func=lambda c: review.cluster_label(table, c))
     cluster = int(table["cluster"].iloc[0] if pick is None else pick)
     r.gallery(review.cluster_items(table, cluster, PER_PAGE), lambda i: review.item_caption(r.ds, i), panel=DUPLICATES)
 
@@ -315,5 +330,5 @@ def outliers_tab(r: Review, d: Diagnosis, cfg: DiagnoseConfig) -> None:
 
 @st.fragment(key=OUTLIERS)
 def outlier_review(r: Review, d: Diagnosis) -> None:
-    window = d.outliers[pager(len(d.outliers), "out_page")]
+    window = d.outliers[pager(len(d.outliers), "dg_out_page")]
     r.gallery(window, lambda i: review.outlier_caption(r.ds, r.issues, d.outlier_score, i), panel=OUTLIERS)

@@ -14,6 +14,7 @@ from core.diagnose.review import judged_by_run, not_diagnosed
 from core.store import RunStatus, Store, VersionInfo
 from ui import common
 from ui import diagnosis as diagnosis_ui
+from ui.state import default
 
 SETTINGS = (("dg_k", 10), ("dg_folds", 5), ("dg_dup", 0.98), ("dg_out", 0.01))  # widget key, starting value
 NOTICE = "diagnose_notice"  # session key: what the last save or undo did, said on the next run
@@ -45,7 +46,7 @@ def undo_banner(store: Store, vid: int, info: VersionInfo) -> None:
 def settings() -> DiagnoseConfig:
     """The settings expander; its values are kept across pages (``dg_`` keys)."""
     for key, start in SETTINGS:
-        st.session_state.setdefault(key, start)  # the widgets below take their value from here
+        default(key, start)  # the widgets below take their value from here
     with st.expander("Settings"):
         s1, s2, s3, s4 = st.columns(4)
         s1.number_input("Neighbours (k)", 2, 50, key="dg_k", help="For kNN label agreement and outlier distance.")
@@ -116,9 +117,11 @@ def label_issues(store: Store, vid: int, ds: Dataset, d: Diagnosis, cfg: Diagnos
     finished = [r for r in store.runs(status=(RunStatus.FINISHED, RunStatus.STOPPED)) if r.version_id == vid]
     if not finished:
         return d.issues
+    sources: list[str | int] = [PROBE, *(r.id for r in finished)]
+    default("dg_source", PROBE, allowed=sources)
     source = st.radio(
         "Probabilities for label issues from",
-        [PROBE] + [r.id for r in finished],
+        sources,
         horizontal=True,
         key="dg_source",
         format_func=lambda s: "K-fold probe on embeddings (every item)" if s == PROBE else f"run #{s} (its held-out test split)",
