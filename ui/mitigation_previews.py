@@ -1,6 +1,7 @@
 """What a mitigation setting does to the data, drawn under its knobs on the Train page: the counts
-an epoch draws (and a feature-space sampler's map), augmented copies beside their originals, and
-how many train items in-run cleaning changes."""
+an epoch draws (and a feature-space sampler's map), the per-class weights, logit offsets or margins
+the loss will use, augmented copies beside their originals, and how many train items in-run
+cleaning changes."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from core.mitigate.preview import (
     augment_texts,
     epoch_counts,
     highlight_changes,
+    loss_counts_note,
+    loss_preview,
     mixes,
     preview_items,
     resample_on_embeddings,
@@ -64,6 +67,21 @@ def resample_preview(ds: Dataset, m: Mitigations, *, model: str, finetune: str, 
         c1.plotly_chart(charts.counts_before_after(result.before, result.after, title="Items per class: train split → resampled"),
                         width="stretch", key="rs_after")  # fmt: skip
         c2.plotly_chart(charts.resampled_map(result.xy, result.labels, result.synthetic, result.removed_xy), width="stretch", key="rs_map")
+
+
+LOSS_BARS = {"weights": "Class weight", "offsets": "Logit offset while training", "margins": "Margin while training"}
+
+
+def loss_terms_preview(m: Mitigations, *, train_counts: dict[str, int]) -> None:
+    """The per-class numbers the chosen loss will use, a bar chart each, and what they do."""
+    p = loss_preview(m.loss, train_counts)
+    bars = {title: values for name, title in LOSS_BARS.items() if (values := getattr(p, name))}
+    for col, (title, values) in zip(st.columns(len(bars)) if bars else [], bars.items()):
+        col.plotly_chart(charts.grouped_bars({title: values}, title=f"{title} per class"), width="stretch", key=f"loss_{title}")
+    for words in p.words:
+        st.markdown(words)
+    if bars and (note := loss_counts_note(m)):
+        st.caption(note)
 
 
 def augment_preview(ds: Dataset, m: Mitigations, *, seed: int) -> None:

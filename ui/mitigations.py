@@ -28,7 +28,7 @@ from core.mitigate.fields import (
 )
 from core.mitigate.presets import PRESETS, preset
 from core.mitigate.settings import FEATURE_SAMPLERS, IMAGE_AUGMENTATIONS, SAMPLERS, TEXT_AUGMENTATIONS, Mitigations
-from ui.mitigation_previews import augment_preview, cleaning_preview, resample_preview
+from ui.mitigation_previews import augment_preview, cleaning_preview, loss_terms_preview, resample_preview
 from ui.state import default
 
 CUSTOM = "custom"
@@ -90,6 +90,8 @@ def knobs(
     )  # fmt: skip
     with tabs["resample"]:
         resample_preview(ds, m, model=model, finetune=finetune, train_counts=train_counts, seed=seed)
+    with tabs["loss"]:
+        loss_terms_preview(m, train_counts=train_counts)
     with tabs["augment"]:
         if (m.augment.image or m.augment.text) and finetune != "linear_probe":
             augment_preview(ds, m, seed=seed)

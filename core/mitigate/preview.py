@@ -9,23 +9,29 @@
   augmented copies, re-drawn under another seed on request. Torch is imported only when images
   are augmented.
 - ``train_classes`` — the train split's classes as the knobs name them: counts, tail, absent.
+- ``loss_preview`` — the per-class weights, logit offsets or margins the chosen loss will use
+  (``core.mitigate.loss_terms``, as the criterion computes them from the train counts), focal's
+  factor, and sentences that say what they do.
 """
 
 from __future__ import annotations
 
 import difflib
 import html
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from core.mitigate.loss_terms import class_weights, focal_factor, ldam_margins, logit_offsets
 from core.mitigate.settings import (
     BATCH_AUGMENTATIONS,
     FEATURE_SAMPLERS,
     OVER_SAMPLERS,
     UNDER_SAMPLERS,
     Augmentation,
+    LossSettings,
     Mitigations,
 )
 
@@ -200,3 +206,125 @@ def highlight_changes(before: str, after: str) -> str:
         if j2 > j1:
             out.append(f"<ins>{html.escape(' '.join(b[j1:j2]))}</ins>")
     return " ".join(out)
+
+
+FOCAL_PROBABILITIES = (0.1, 0.5, 0.9)  # label probabilities focal's factor is shown at
+
+
+@dataclass(frozen=True)
+class LossPreview:
+    """What the chosen loss does per class, from the train counts (class name → value, in the
+    model's class order); None where the loss has no such term."""
+
+    weights: dict[str, float] | None  # class weights, summing to the number of classes
+    offsets: dict[str, float] | None  # added to each class's logit while training
+    margins: dict[str, float] | None  # LDAM: how far a class's logit must win by while training
+    focal: dict[float, float] | None  # label probability p → the share (1 − p)^γ of its cross-entropy an item keeps
+    words: list[str]  # one sentence per term, with its figures
+
+
+def loss_preview(loss: LossSettings, train_counts: dict[str, int], *, epochs: int | None = None) -> LossPreview:
+    """The per-class numbers ``loss`` will use with these train counts (class name → items, the
+    classes with train items), computed by ``core.mitigate.loss_terms`` as the criterion does;
+    ``epochs`` (when known) says from which epoch deferred class weights apply."""
+    names = list(train_counts)
+    counts = np.array([train_counts[c] for c in names], dtype=np.float64)
+
+    def by_class(values: np.ndarray) -> dict[str, float]:
+        return {c: float(v) for c, v in zip(names, values)}
+
+    weights = None if loss.class_weights == "none" else by_class(class_weights(counts, loss.class_weights, beta=loss.beta))
+    shift = logit_offsets(loss, counts)
+    offsets = None if shift is None else by_class(shift)
+    margins = by_class(ldam_margins(counts, loss.max_margin)) if loss.name == "ldam" else None
+    focal = {p: float(focal_factor(p, loss.gamma)) for p in FOCAL_PROBABILITIES} if loss.name == "focal" else None
+    words = [
+        w
+        for w in (
+            _weight_words(loss, train_counts, weights, epochs),
+            _offset_words(loss, offsets),
+            _margin_words(loss, margins),
+            _focal_words(loss, focal),
+            _smoothing_words(loss, len(names)),
+        )
+        if w
+    ]
+    return LossPreview(weights, offsets, margins, focal, words)
+
+
+def loss_counts_note(m: Mitigations) -> str | None:
+    """Why the run's criterion may see other counts than the train split's, or None: the steps
+    that change the train items before the criterion is built."""
+    changes = []
+    if m.clean.action != "none":
+        changes.append("in-run cleaning drops or relabels train items")
+    if m.semi.method == "label_spreading":
+        changes.append("label spreading adds pool items")
+    if m.resample.method in FEATURE_SAMPLERS:
+        changes.append(f"{m.resample.method} resamples the train features")
+    if not changes:
+        return None
+    return f"Figures from the train split's counts; the run computes them again after {' and '.join(changes)}."
+
+
+def _weight_words(loss: LossSettings, counts: dict[str, int], weights: dict[str, float] | None, epochs: int | None) -> str:
+    total = sum(counts.values())
+    big, small = max(counts, key=counts.__getitem__), min(counts, key=counts.__getitem__)
+    if weights is None:
+        if loss.name in ("logit_adjusted", "balanced_softmax", "ldam"):
+            return ""
+        return (
+            f"No class weights: every item counts the same, so each class weighs in the loss as its share of train — "
+            f"{big} {counts[big] / total:.1%} ({counts[big]:,} items), {small} {counts[small] / total:.1%} ({counts[small]:,})."
+        )
+    how = "1 / train items" if loss.class_weights == "inverse" else f"1 / effective number (β = {loss.beta:g})"
+    if loss.reweight_from == 0:
+        when = ""
+    elif epochs:
+        start = math.floor(loss.reweight_from * epochs)
+        when = f" They apply from epoch {start + 1} of {epochs} on (deferred); before that every item counts the same."
+    else:
+        when = f" They apply after {loss.reweight_from:.0%} of the epochs (deferred); before that every item counts the same."
+    return (
+        f"Class weights ∝ {how}, summing to {len(counts)}: {small} ({counts[small]:,} items) weighs {weights[small]:.3g}, "
+        f"{big} ({counts[big]:,}) {weights[big]:.3g} — an item of {small} counts {weights[small] / weights[big]:,.1f}× one of {big}.{when}"
+    )
+
+
+def _offset_words(loss: LossSettings, offsets: dict[str, float] | None) -> str:
+    if offsets is None:
+        return ""
+    hi, lo = max(offsets, key=offsets.__getitem__), min(offsets, key=offsets.__getitem__)
+    what = f"τ·log(its share of train), τ = {loss.tau:g}" if loss.name == "logit_adjusted" else "log(its train items)"
+    return (
+        f"While training, each class's logit gets {what}: from {offsets[hi]:+.2f} ({hi}) to {offsets[lo]:+.2f} ({lo}). "
+        f"{lo} must win by {offsets[hi] - offsets[lo]:.2f} more than {hi} during training, so the plain logits used at "
+        "evaluation lean towards the rare classes. Only the differences matter: softmax ignores a shift all classes share."
+    )
+
+
+def _margin_words(loss: LossSettings, margins: dict[str, float] | None) -> str:
+    if margins is None:
+        return ""
+    hi, lo = max(margins, key=margins.__getitem__), min(margins, key=margins.__getitem__)
+    return (
+        f"While training, a class's logit must beat the others by its margin (∝ train items^−1/4, scale {loss.scale:g}): "
+        f"{hi} {margins[hi]:.3f}, {lo} {margins[lo]:.3f}."
+    )
+
+
+def _focal_words(loss: LossSettings, focal: dict[float, float] | None) -> str:
+    if focal is None:
+        return ""
+    shown = ", ".join(f"{f:.3g} at p = {p:g}" for p, f in focal.items())
+    return (
+        f"Focal (γ = {loss.gamma:g}): an item keeps (1 − p)^γ of its cross-entropy, p the probability the model gives its "
+        f"label — {shown}. Items the model already gets right fade; it does not use the class counts."
+    )
+
+
+def _smoothing_words(loss: LossSettings, k: int) -> str:
+    if not loss.label_smoothing:
+        return ""
+    eps = loss.label_smoothing
+    return f"Label smoothing: each target keeps {1 - eps + eps / k:.3f} on its label and gives {eps / k:.3f} to every other class."
