@@ -335,3 +335,90 @@ def test_damaged_cache_file_is_recomputed(monkeypatch):
     X = features.embed(ds)
     assert X.shape == (3, 1280) and np.all(X == 7)
     assert np.load(path).shape == (3, 1280)
+
+
+# --------------------------------------------------------------------------- fast path and calibration
+
+
+@needs_asset("minilm")
+def test_int8_vectors_agree_with_fp32_and_keep_the_semantics(text_embedding):
+    X8 = features.embed_texts(TEXTS, device="cpu", method="int8")
+    assert X8.shape == text_embedding.shape and X8.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(X8, axis=1), 1.0, atol=1e-5)
+    cos = (X8 * text_embedding).sum(1)
+    # dynamic int8 quantisation moves every vector a little (0.97 on average on 2,000 VADER texts,
+    # benchmarks/RESULTS.md); it must stay the same sentence, not become another
+    assert cos.mean() > 0.95 and cos.min() > 0.85, (cos.mean(), cos.min())
+    assert not np.allclose(X8, text_embedding, atol=1e-3)  # it is another method, not a relabelled fp32
+    a, b, c = X8[0], X8[1], X8[2]
+    assert a @ b > a @ c + 0.2
+    with pytest.raises(ValueError, match="method"):
+        features.embed_texts(TEXTS[:2], device="cpu", method="fp16")
+
+
+@needs_asset("minilm")
+def test_repeated_texts_are_embedded_once_and_rows_keep_the_given_order(text_embedding):
+    rng = np.random.default_rng(3)
+    picks = rng.integers(0, 30, 90)  # every text several times, shuffled
+    calls = []
+    X = features.embed_texts([TEXTS[i] for i in picks], device="cpu", batch_size=8, progress=lambda d, t: calls.append((d, t)))
+    np.testing.assert_allclose(X, text_embedding[picks], atol=2e-5)
+    distinct = len(set(picks.tolist()))
+    assert len(calls) == -(-distinct // 8) and calls[-1] == (90, 90)  # batches of distinct texts only
+    timing: dict = {}
+    features.embed_texts(TEXTS[:10] * 3, device="cpu", timing=timing)
+    assert timing["texts"] == 10 and timing["device"] == "cpu" and timing["model_s"] > 0
+
+
+def test_the_method_is_part_of_the_cache_key_and_fp32_keeps_its_old_key():
+    text = _text_ds(TEXTS[:5])
+    plain = features.cache_key(text)
+    assert features.cache_key(text, method="fp32") == plain
+    assert features.cache_key(text, method="int8") != plain
+    assert features.cached_embedding_path(text, method="int8").name != f"{plain}.npy"
+    # written before the method existed: the same key as sha256 over the same fields
+    import hashlib
+    import json
+
+    from core.data.dataset import content_hashes
+
+    h = hashlib.sha256()
+    h.update(f"gapscope-features-v{features.FEATURES_VERSION}\n".encode())
+    h.update(features._backbone_id("minilm").encode() + b"\n")
+    h.update(json.dumps({"max_length": 128, "pooling": "mean-attention-mask", "normalize": "l2"}, sort_keys=True).encode() + b"\n")
+    h.update(b"text shape=()\n")
+    h.update(f"n={len(text)}\n".encode())
+    h.update(np.ascontiguousarray(content_hashes(text), dtype="<i8").tobytes())
+    assert plain == h.hexdigest()
+    with pytest.raises(ValueError, match="method"):
+        features.cache_key(text, method="bf16")
+
+
+def test_estimates_are_calibrated_by_the_rate_this_machine_measured(monkeypatch):
+    from core.embed import throughput
+
+    monkeypatch.setattr(throughput, "current_load", lambda: 0.0)
+    monkeypatch.setattr(throughput, "usable_cores", lambda: 2)
+    monkeypatch.setattr(features, "usable_cores", lambda: 2)
+    ds = _text_ds(TEXTS)
+    units = float(features.text_units(ds.items).sum())
+    # the constants first: 5,000 word pieces a second on 2 idle cores
+    uncalibrated = features.estimate_seconds(ds, device="cpu")
+    assert uncalibrated == pytest.approx(features.MODEL_LOAD_S["text"] + units / features.CPU_TEXT_TOKENS_PER_S)
+    key = features.rate_key("text", "minilm", "cpu", "fp32")
+    assert throughput.record(key, 500.0, 0.5) is None  # under a second of model time: too noisy to keep
+    kept = throughput.record(key, 1_000.0, 10.0, load=0.0)  # 100 word pieces a second
+    assert kept is not None and kept.per_s == pytest.approx(100.0)
+    assert features.estimate_seconds(ds, device="cpu") == pytest.approx(features.MODEL_LOAD_S["text"] + units / 100.0)
+    # twice as busy as when measured on 2 cores (load 2 → half the share): twice the time
+    monkeypatch.setattr(throughput, "current_load", lambda: 2.0)
+    assert features.estimate_seconds(ds, device="cpu") == pytest.approx(features.MODEL_LOAD_S["text"] + units / 50.0)
+    assert features.estimate_seconds(ds, device="cpu", busy=False) == pytest.approx(features.MODEL_LOAD_S["text"] + units / 100.0)
+    # a new measurement is blended with the kept one (at the same load): 0.7 × 300 + 0.3 × 100
+    again = throughput.record(key, 3_000.0, 10.0, load=0.0)
+    assert again is not None and again.per_s == pytest.approx(240.0)
+    assert throughput.rate(key) == again
+    # another method, or another number of cores, is not calibrated by it
+    assert throughput.rate(features.rate_key("text", "minilm", "cpu", "int8")) is None
+    monkeypatch.setattr(throughput, "usable_cores", lambda: 4)
+    assert throughput.rate(key) is None

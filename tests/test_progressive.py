@@ -11,7 +11,19 @@ from streamlit.testing.v1 import AppTest
 
 from core.data.tables import TableRoles, dataset_from_table
 from core.diagnose.pipeline import DiagnoseConfig, cache_path, diagnose
-from core.diagnose.progressive import SAMPLE_FROM, SAMPLE_SIZE, DiagnosisJob, latest, sample_of, sample_rows
+from core.diagnose.progressive import (
+    SAMPLE_FROM,
+    SAMPLE_SIZE,
+    SAMPLE_SIZES,
+    DiagnosisJob,
+    eta_words,
+    first_sample_size,
+    latest,
+    locations,
+    progress_words,
+    sample_of,
+    sample_rows,
+)
 from core.diagnose.synthetic import inject_noise, make_noise_matrix
 from core.store import Store
 from tests.conftest import APP
@@ -96,3 +108,61 @@ def test_pages_show_the_sample_estimate_then_the_full_diagnosis(home):
     at.run()
     assert not at.exception, at.exception
     assert any(m.label == "Suspected label errors" for m in at.metric) and len(at.tabs) >= 5  # the whole page
+
+
+def test_durations_are_said_in_words_at_the_precision_an_estimate_has():
+    assert eta_words(0) == eta_words(4.9) == "a few seconds"
+    assert eta_words(12.4) == "about 12 s"
+    assert eta_words(40) == eta_words(41.9) == "about 40 s"
+    assert eta_words(57) == "about 55 s" and eta_words(58) == "about 1 min"
+    assert eta_words(180) == eta_words(200) == "about 3 min"
+    assert eta_words(837) == "about 14 min" and eta_words(1_140) == "about 19 min"
+    assert eta_words(89 * 60) == "about 89 min" and eta_words(2 * 3600) == "about 2 h" and eta_words(6_000) == "about 1.5 h"
+    with pytest.raises(ValueError):
+        eta_words(float("nan"))
+    assert progress_words("sample", "embedding items", 40) == (
+        "Diagnosing a stratified sample, for a first estimate: embedding items… — about 40 s left"
+    )
+    assert progress_words("full", "kNN graph", None) == "Diagnosing every item: kNN graph…"
+
+
+def test_time_left_follows_the_speed_measured_during_the_pass():
+    ds, _ = blobs(n=SAMPLE_FROM)
+    job = DiagnosisJob(ds, DiagnoseConfig())
+    assert job.seconds_left() is None  # no plan before it starts
+    t0 = 1_000.0
+    with job._lock:  # the plan a start would make: this pass predicted at 100 s embedding + 10 s detection
+        job._plan, job._pass_start = [("full", 100.0, 10.0)], t0
+    assert job.seconds_left(now=t0 + 30) == pytest.approx(80.0)  # no batch done yet: the prediction
+    job._embedding(25, 100, now=t0 + 50)  # measured: twice as slow as predicted
+    assert job.seconds_left(now=t0 + 50) == pytest.approx(150.0 + 10.0)
+    assert job.seconds_left(now=t0 + 60) == pytest.approx(140.0 + 10.0)
+    job._embedding(100, 100, now=t0 + 200)  # embedded; detection remains
+    assert job.seconds_left(now=t0 + 204) == pytest.approx(6.0)
+    with job._lock:  # a later pass adds its own prediction
+        job._plan.append(("full", 7.0, 3.0))
+    assert job.seconds_left(now=t0 + 204) == pytest.approx(16.0)
+
+
+def test_the_first_sample_is_as_large_as_this_machine_embeds_within_the_budget(monkeypatch):
+    from core.data import Dataset
+    from core.embed import embeddings, throughput
+
+    tab, _ = blobs()
+    assert first_sample_size(tab, DiagnoseConfig()) == SAMPLE_SIZE  # tabular: nothing to embed
+    n = 8_000
+    texts = np.asarray([f"tweet number {i}: the service was {'great' if i % 2 else 'awful'} today" for i in range(n)], dtype=object)
+    ds = Dataset("tweets", "text", texts, np.arange(n) % 2, ["neg", "pos"], np.zeros(n, np.int8))
+    monkeypatch.setattr(throughput, "current_load", lambda: 0.0)
+    key = embeddings.rate_key("text", "minilm", "cpu", embeddings.TEXT_METHOD)
+    per_text = float(embeddings.text_units(texts).mean())
+    throughput.record(key, 200 * per_text, 1.0, load=0.0)  # 200 texts a second: 3,000 take 15 s
+    assert first_sample_size(ds, DiagnoseConfig()) == 3_000
+    throughput.path().unlink()
+    throughput.record(key, 50 * per_text, 1.0, load=0.0)  # 50 a second: 1,500 take 30 s, 500 take 10 s
+    assert first_sample_size(ds, DiagnoseConfig()) == 500
+    throughput.path().unlink()
+    throughput.record(key, 5 * per_text, 1.0, load=0.0)  # none fits: the smallest
+    assert first_sample_size(ds, DiagnoseConfig()) == SAMPLE_SIZES[-1]
+    where = locations(ds, DiagnoseConfig())
+    assert [len(rows) for _, rows in where.samples] == [3_000, 1_500, 500] and where.available() is None

@@ -234,9 +234,10 @@ class DiagnosisJob(threading.Thread):
 
         return report
 
-    def _embedding(self, done: int, total: int) -> None:
+    def _embedding(self, done: int, total: int, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
         with self._lock:
-            self._embed_done = (done, total, time.monotonic() - self._pass_start)
+            self._embed_done = (done, total, now - self._pass_start)
 
     def _next_pass(self) -> None:
         with self._lock:
