@@ -10,10 +10,13 @@ from html.parser import HTMLParser
 import pandas as pd
 import pytest
 
+from core.compare.intervals import Comparison, Interval, verdict_of
+from core.compare.one_run import checkpoint_line
 from core.data.demos import load_digits_8x8
+from core.metrics.results import RunResults
 from core.mitigate.settings import LossSettings, Mitigations
 from core.report.exports import configs_json, metrics_csv, metrics_parquet
-from core.report.html import SECTIONS, build_report
+from core.report.html import SECTIONS, build_report, summary_sentences
 from core.train.config import RunConfig
 from core.train.worker import train_run
 
@@ -67,11 +70,41 @@ def test_the_report_has_every_section_and_fetches_nothing(two_runs):
     assert parsed.plots >= 4  # class distribution, curves, recall, reliability
     summary = doc[doc.index("id='summary'") : doc.index("id='dataset'")]
     assert "#1 · baseline answered" in summary and "#2 · smoothed" in summary and "hallucination rate" in summary
-    assert "label_smoothing" in doc and "Δ #2 · smoothed" in doc
+    assert "loss: label smoothing ε" in doc and "Δ #2 · smoothed" in doc  # settings in words
     # the chart's head / medium / tail colours with their rule in words (digits: ~145 train items a class)
     dataset = doc[doc.index("id='dataset'") : doc.index("id='diagnosis'")]
     assert "head: more than 100 train items; medium: 20–100; tail: fewer than 20" in dataset and "10 head · 0 medium · 0 tail" in dataset
-    assert 'class="better"' in doc or 'class="worse"' in doc  # deltas coloured
+    # which evaluation each run is read at, in the words the pages use
+    for r in ids:
+        res = RunResults(store, r)
+        assert f"{res.row.name}</b>: {checkpoint_line(res)}</li>" in doc and "the best val macro-F1" in checkpoint_line(res)
+    # a change is coloured only where its interval excludes zero
+    cells = re.findall(r'<td class="(better|worse)">([+-]\d\.\d+) \[([+-]\d\.\d+), ([+-]\d\.\d+)\]</td>', doc)
+    assert all(float(lo) > 0 or float(hi) < 0 for _, _, lo, hi in cells)
+    assert doc.count('class="better"') + doc.count('class="worse"') == len(cells)
+    assert re.search(r"<td>[+-]\d\.\d{4} \[[+-]\d\.\d{4}, [+-]\d\.\d{4}\]</td>", doc) or cells  # intervals shown
+    last = build_report(store, ids, checkpoint="last")
+    assert all(f"test scores at step {RunResults(store, r).eval_steps()[-1]}, the last evaluation" in last for r in ids)
+
+
+def _iv(metric, a, b, low, high):
+    return Interval(metric, a, b, b - a, low, high, verdict_of(metric, low, high))
+
+
+def test_the_summary_says_cuts_or_raises_only_where_the_interval_excludes_zero(two_runs):
+    store, ids = two_runs
+    results = [RunResults(store, r) for r in ids]
+    table = pd.DataFrame({"#1 · a": [0.100, 0.80, 0.05], "#2 · b": [0.093, 0.81, 0.04]}, index=["hallucination_rate", "macro_f1", "ece"])
+    unsure = {"hallucination_rate": _iv("hallucination_rate", 0.1, 0.093, -0.02, 0.006), "macro_f1": _iv("macro_f1", 0.8, 0.81, -0.01, 0.03),
+              "ece": _iv("ece", 0.05, 0.04, -0.02, 0.001)}  # fmt: skip
+    said = summary_sentences(results, table, {"#2 · b": Comparison(unsure, None)})[-1]
+    assert "no clear difference in the hallucination rate: 9.3% (-0.7 points; 95 % interval -2.0 to +0.6 points)" in said
+    assert not re.search(r"\b(cuts|raises|better|worse)\b", said)
+    sure = {**unsure, "hallucination_rate": _iv("hallucination_rate", 0.1, 0.093, -0.012, -0.002)}
+    said = summary_sentences(results, table, {"#2 · b": Comparison(sure, None)})[-1]
+    assert said.startswith("#2 · b cuts the hallucination rate to 9.3%") and "macro-F1 0.810 (+0.010, no clear difference)" in said
+    none = summary_sentences(results, table, {"#2 · b": Comparison({}, None, "no interval: the runs share no test items")})[-1]
+    assert "share no test items" in none and not re.search(r"\b(cuts|raises|better|worse)\b", none.split("(no interval")[0])
 
 
 def test_a_single_run_report_and_the_exports(two_runs):

@@ -1,9 +1,12 @@
 """A self-contained HTML report for people who do not read code: one file, plotly.js inline, no
 request to anywhere when opened. Sections (each an ``<section id=…>``): ``summary`` (plain
-language), ``dataset`` (profile), ``diagnosis``, ``mitigations``, ``comparison`` (metrics with
-deltas, curves, per-class recall, calibration).
+language; a change is called better or worse only where its 95 % paired bootstrap interval
+excludes zero), ``dataset`` (profile), ``diagnosis``, ``mitigations``, ``comparison`` (metrics with
+changes and their intervals, curves, per-class recall, calibration). Each run is read at its result
+(``checkpoint_line`` says which evaluation), or every run at its last evaluation.
 
-    html = build_report(store, [run_a, run_b])        # str
+    html = build_report(store, [run_a, run_b])                     # str
+    html = build_report(store, [run_a, run_b], checkpoint="last")  # every run at its last evaluation
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from core import charts
-from core.compare.runs import compatibility, config_differences, deltas, label, metric_table, verdict
+from core.compare.intervals import Comparison, Interval, compare_to_reference
+from core.compare.one_run import checkpoint_line
+from core.compare.runs import compatibility, config_differences, delta_table, label, metric_table
 from core.data.overview import groups_line
 from core.data.profile import profile
 from core.diagnose.pipeline import DiagnoseConfig, diagnose, is_cached
@@ -73,10 +78,13 @@ def _table(df: pd.DataFrame, *, classes: pd.DataFrame | None = None, fmt: str = 
     return f"<table><tr>{head}</tr>{''.join(body)}</table>"
 
 
-def summary_sentences(results: list[RunResults], table: pd.DataFrame) -> list[str]:
-    """Plain-language findings: each run's hallucination rate and macro-F1, and every later run against the first."""
+def summary_sentences(results: list[RunResults], table: pd.DataFrame, comparisons: dict[str, Comparison] | None = None) -> list[str]:
+    """Plain-language findings: each run's hallucination rate and macro-F1, and every later run against
+    the first — "cuts" / "raises", "better" / "worse" only where the change's 95 % interval
+    (``comparisons``: run label → its ``Comparison`` with the first) excludes zero."""
     if table.empty:
         return ["No run has been evaluated yet."]
+    comparisons = comparisons or {}
     ref = table.columns[0]
     tau = results[0].tau
     out = []
@@ -95,30 +103,57 @@ def summary_sentences(results: list[RunResults], table: pd.DataFrame) -> list[st
         h2, f2, e1, e2 = get("hallucination_rate", col), get("macro_f1", col), get("ece", ref), get("ece", col)
         if not math.isfinite(h2):
             continue
-        change = "cuts" if h2 < h else "raises" if h2 > h else "keeps"
-        words = f"{col} {change} the hallucination rate {'to' if change != 'keeps' else 'at'} {_pct(h2)}"
-        if change != "keeps":
-            words += f" ({100 * (h2 - h):+.1f} points)"
+        comp = comparisons.get(col)
+        ivs = {} if comp is None else comp.intervals
+        words = _hallucination_words(col, h, h2, ivs.get("hallucination_rate"))
         if math.isfinite(f2) and math.isfinite(f1):
-            words += f"; macro-F1 {f2:.3f} ({f2 - f1:+.3f})"
+            words += f"; macro-F1 {f2:.3f} ({f2 - f1:+.3f}{_called(ivs.get('macro_f1'), f2 - f1)})"
         if math.isfinite(e1) and math.isfinite(e2):
-            words += f"; calibration error {e2:.3f} ({'better' if e2 < e1 else 'worse' if e2 > e1 else 'the same'})"
+            words += f"; calibration error {e2:.3f} ({e2 - e1:+.3f}{_called(ivs.get('ece'), e2 - e1)})"
+        if comp is None or not ivs:
+            why = comp.why_none if comp is not None and comp.why_none else "no interval"
+            words += f" ({why}: no change is called better or worse)"
         out.append(words + ".")
     return out
 
 
-def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope report") -> str:
-    """The report on runs ``run_ids`` (the first is the reference), as one HTML document."""
-    results = [RunResults(store, r) for r in run_ids]
+def _hallucination_words(col: str, h: float, h2: float, iv: Interval | None) -> str:
+    if h2 == h:
+        return f"{col} keeps the hallucination rate at {_pct(h2)}"
+    points = f"{100 * (h2 - h):+.1f} points"
+    if iv is None:
+        return f"{col} has a hallucination rate of {_pct(h2)} ({points})"
+    where = f"95 % interval {100 * iv.low:+.1f} to {100 * iv.high:+.1f} points"
+    if iv.verdict == "no clear difference":
+        return f"{col} shows no clear difference in the hallucination rate: {_pct(h2)} ({points}; {where})"
+    return f"{col} {'cuts' if h2 < h else 'raises'} the hallucination rate to {_pct(h2)} ({points}; {where})"
+
+
+def _called(iv: Interval | None, delta: float) -> str:
+    """ ", better" / ", worse" / ", no clear difference" for a change with an interval; "" without."""
+    if iv is None or delta == 0:
+        return ""
+    return f", {iv.verdict}"
+
+
+def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope report", checkpoint: str | None = None) -> str:
+    """The report on runs ``run_ids`` (the first is the reference), as one HTML document; each run
+    at its result, or with ``checkpoint="last"`` at its last evaluation."""
+    results = [RunResults(store, r, checkpoint=checkpoint) for r in run_ids]
     table = metric_table(results)
+    datasets = [store.load_dataset(int(r.row.version_id)) for r in results]
+    comparisons = compare_to_reference(results, datasets) if len(results) > 1 else {}
+    by_label = {label(r): comparisons[r.run_id] for r in results[1:] if r.run_id in comparisons}
+    lines = "".join(f"<li><b>{html.escape(label(r))}</b>: {html.escape(checkpoint_line(r))}</li>" for r in results)
     parts = [
         f"<h1>{html.escape(title)}</h1>",
         f"<p class='muted'>Generated {time.strftime('%Y-%m-%d %H:%M')} by Gapscope · {len(results)} run(s) · test split, "
-        "each run at its best evaluation (the checkpoint it keeps).</p>",
+        "each run at its result:</p>",
+        f"<ul id='checkpoints'>{lines}</ul>",
     ]
     notes = compatibility(store, results)
 
-    sentences = summary_sentences(results, table)
+    sentences = summary_sentences(results, table, by_label)
     parts.append(
         "<section id='summary'><h2>Summary</h2>"
         + "".join(f"<p>{html.escape(s)}</p>" for s in sentences)
@@ -127,10 +162,10 @@ def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope rep
         "Calibration error (ECE): how far the model's confidence is from its accuracy.</p></section>"
     )
 
-    versions = list(dict.fromkeys(int(r.row.version_id) for r in results))
+    loaded = {int(r.row.version_id): ds for r, ds in zip(results, datasets)}
     data_parts, diag_parts = [], []
-    for vid in versions:
-        info, ds = store.version(vid), store.load_dataset(vid)
+    for vid, ds in loaded.items():
+        info = store.version(vid)
         data_parts.append(_dataset_section(info.label, ds))
         diag_parts.append(_diagnosis_section(info.label, ds))
     parts.append("<section id='dataset'><h2>Dataset</h2>" + "".join(data_parts) + "</section>")
@@ -151,18 +186,16 @@ def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope rep
 
     comp = ["<section id='comparison'><h2>Run comparison</h2>"]
     if not table.empty:
-        shown = table.rename(index=TITLES)
         if len(results) > 1:
-            d = deltas(table)
-            classes = pd.DataFrame({c: [verdict(m, d.loc[m, c]) for m in table.index] for c in table.columns}, index=shown.index)
-            shown = shown.copy()
-            for c in table.columns[1:]:
-                shown[f"Δ {c}"] = d[c].to_numpy()
-                classes[f"Δ {c}"] = classes[c]
-            classes[table.columns[1:]] = ""
-            comp.append(_table(shown, classes=classes))
+            shown = delta_table(table, by_label)
+            comp.append(_table(shown.text.rename(index=TITLES), classes=shown.verdicts.rename(index=TITLES)))
+            comp.append(
+                "<p class='muted'>Δ: the change against the first run, with its 95 % paired bootstrap interval over the shared test "
+                "items; green is better and red is worse only where the interval excludes zero. Classwise ECE and the unknown-class "
+                "AUROC have no interval.</p>"
+            )
         else:
-            comp.append(_table(shown))
+            comp.append(_table(table.rename(index=TITLES)))
     comp.append(_run_figures(store, results))
     comp.append("</section>")
     parts.append("".join(comp))
@@ -209,10 +242,13 @@ def _run_figures(store: Store, results: list[RunResults]) -> str:
         for split, metric in (("val", "macro_f1"), ("test", "hallucination_rate")):
             part = r.metrics[(r.metrics["name"] == metric) & (r.metrics["split"] == split)].sort_values("step")
             if len(part):
-                curves.add_scatter(
-                    x=part["epoch"].fillna(part["step"]), y=part["value"], mode="lines+markers", name=f"{label(r)} · {metric} ({split})"
-                )
-    curves.update_layout(title="Training curves: val macro-F1 and test hallucination rate", **charts.LAYOUT)
+                x = part["epoch"].fillna(part["step"])
+                curves.add_scatter(x=x, y=part["value"], mode="lines+markers", name=f"{label(r)} · {metric} ({split})")
+                at = (part["step"] == r.result_step).to_numpy()
+                if at.any():
+                    curves.add_scatter(x=x[at], y=part["value"][at], mode="markers", marker={"symbol": "star", "size": 14},
+                                       name=f"{label(r)} · result", showlegend=False)  # fmt: skip
+    curves.update_layout(title="Training curves: val macro-F1 and test hallucination rate (★ each run's result)", **charts.LAYOUT)
     curves.update_xaxes(title="epoch")
     out = [_fig(curves)]
     recall = go.Figure()
