@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from core.compare.one_run import (
+    checkpoint_line,
     class_recall,
     confident_errors,
     decisions,
@@ -20,9 +21,11 @@ from core.compare.one_run import (
     slice_table,
     temperature_table,
     threshold_table,
+    uses_decisions,
 )
 from core.metrics.keys import per_class_key, slice_key
 from core.metrics.results import RunResults
+from core.store.artifacts import RunFiles
 from tests.test_compare import _ds
 
 
@@ -48,7 +51,7 @@ def _run(store) -> RunResults:
 
 def test_every_number_is_read_at_the_best_evaluation(store):
     res = _run(store)
-    assert res.best_step == 20 and result_epoch(res) == 2.0
+    assert res.result_step == 20 and res.best_step == 20 and result_epoch(res) == 2.0
     r = readings(res, ["accuracy", "ece", "forced_known_rate"])
     assert r["accuracy"].value == pytest.approx(0.72) and r["accuracy"].change == pytest.approx(0.0)
     assert r["ece"].value == pytest.approx(0.1) and r["ece"].change == pytest.approx(-0.06)
@@ -111,3 +114,39 @@ def test_decisions_use_the_tie_rule_and_only_known_classes():
     assert none.answered == 0.0 and np.isnan(none.error) and none.change is None
     nothing = decisions(preds, [7], 0.5)
     assert len(nothing.coverage) == 0 and np.isnan(nothing.answered) and nothing.change is None
+
+
+def test_the_checkpoint_rule_picks_the_step_and_the_line_says_it(store):
+    res = _run(store)  # val macro-F1 0.5, 0.7, 0.6 at steps 10, 20, 30
+    assert res.checkpoint == "best" and checkpoint_line(res) == "test scores at step 20, the best val macro-F1"
+    last = RunResults(store, res.run_id, checkpoint="last")  # a reader's override
+    assert last.result_step == 30 and checkpoint_line(last) == "test scores at step 30, the last evaluation"
+    r = readings(last, ["accuracy"])["accuracy"]
+    assert r.value == pytest.approx(0.73) and r.change is None  # temperature scaling was fitted at step 20, not here
+    assert result_predictions(last)["conf"].tolist() == [0.5] * 5  # the predictions of step 30
+    # a run kept by "last": its worker's summary names step 30; a reader may still ask for the best val
+    store.set_run_status(res.run_id, "running")
+    kept_last = store.create_run(res.row.version_id, {"checkpoint": "last", "early_stopping_metric": "ece"}, name="kept last")
+    for step, ece in ((10, 0.2), (20, 0.1), (30, 0.3)):
+        store.add_metrics(kept_last, step, "val", {"ece": ece})
+        store.add_metrics(kept_last, step, "test", {"accuracy": step / 100})
+    RunFiles(kept_last, home=store.home).write_json("summary.json", {"best_step": 30, "checkpoint": "last", "status": "finished"})
+    store.set_run_status(kept_last, "finished")
+    own = RunResults(store, kept_last)
+    assert own.checkpoint == "last" and own.result_step == 30 and checkpoint_line(own) == "test scores at step 30, the last evaluation"
+    best = RunResults(store, kept_last, checkpoint="best")
+    assert best.result_step == 20 and checkpoint_line(best) == "test scores at step 20, the best val ECE"  # lower is better
+    with pytest.raises(ValueError, match="best or last"):
+        RunResults(store, kept_last, checkpoint="first")
+    # while a run trains, the line says "so far"
+    assert checkpoint_line(RunResults(store, res.run_id)).endswith("the best val macro-F1 so far")
+
+
+def test_decisions_are_shown_only_for_runs_that_made_them(store):
+    res = _run(store)  # it has threshold-moved rows
+    assert uses_decisions(res)
+    vid = res.row.version_id
+    plain = RunResults(store, store.create_run(vid, {"model": "small_cnn"}, name="plain"))
+    abstains = RunResults(store, store.create_run(vid, {"mitigations": {"decision": {"abstain_below": 0.7}}}, name="abstains"))
+    moves = RunResults(store, store.create_run(vid, {"mitigations": {"decision": {"threshold_moving": True}}}, name="moves"))
+    assert not uses_decisions(plain) and uses_decisions(abstains) and uses_decisions(moves)
