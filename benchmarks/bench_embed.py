@@ -144,9 +144,9 @@ def part_speed(n: int, rounds: int, seed: int) -> str:
     st_wall = statistics.median(walls[st_name])
     for name in runs:
         wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
-        c = _cos(out[name][within], ref[within])
+        cos = _cos(out[name][within], ref[within])
         lines.append(
-            f"| {name} | {n / wall:.1f} | {n / cpu:.1f} | {st_wall / wall:.2f}× | {c.mean():.4f} | {np.percentile(c, 1):.4f} | {c.min():.4f} |"
+            f"| {name} | {n / wall:.1f} | {n / cpu:.1f} | {st_wall / wall:.2f}× | {cos.mean():.4f} | {np.percentile(cos, 1):.4f} | {cos.min():.4f} |"
         )
     lines.append("")
     lines.append("Per round, wall seconds: " + "; ".join(f"{k}: " + ", ".join(f"{w:.1f}" for w in v) for k, v in walls.items()))
