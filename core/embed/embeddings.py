@@ -23,20 +23,26 @@ tabular       ``"tabular"``      varies standardised numeric columns + one-hot c
                                         (≤ 50 values); see ``tabular_features``. No torch.
 ============  =================  =====  ====================================================
 
-Items are turned into inputs by ``core.models.preprocess`` — the same path training uses. Texts
-are embedded in batches sorted by token length (each pads to its own longest text) and put back
-in the given order; images stay ``uint8`` until the batch that uses them, so 70k Fashion-MNIST
-images never become one 70k × 3 × S × S float tensor.
+Items are turned into inputs by ``core.models.preprocess`` — the same path training uses. Each
+distinct text is embedded once, in batches sorted by token length (each pads to its own longest
+text), and put back in the given order; images stay ``uint8`` until the batch that uses them, so
+70k Fashion-MNIST images never become one 70k × 3 × S × S float tensor. Text runs in fp32 by default;
+``method="int8"`` (dynamically quantised Linear layers) is faster on a CPU but moves the vectors
+(``TEXT_METHODS``; ``benchmarks/RESULTS.md``, *Text embedding speed*).
 
     X = embed(ds)                     # (n, d) float32, rows aligned with ds; cached
     is_cached(ds), estimate_seconds(ds)   # "instant" or "about N s", before starting
+
+Every pass through the backbone measures its throughput and keeps it (``core.embed.throughput``),
+so the next ``estimate_seconds`` for that backbone and method is calibrated to this machine.
 
 Cache
 -----
 ``GAPSCOPE_HOME/cache/features/<key>.npy``, written atomically, read back as a read-only memory
 map (``core.embed.cache``). The key is a sha256 over ``FEATURES_VERSION``, the backbone's identity
 (the pinned sha256 of the packaged weights, or of a user's own weights and config), the
-preprocessing (max tokens, pooling, image size, mean/std, interpolation) and the dataset's content
+preprocessing (max tokens, pooling, image size, mean/std, interpolation; a text method other than
+fp32) and the dataset's content
 (``core.data.dataset.content_hashes``, in item order, plus the item shape). Items embedded for
 another version are reused by content hash (``cache.ItemStore``). Tabular features take
 milliseconds and are not cached.
