@@ -13,6 +13,7 @@ import torch
 from core.data import Dataset
 from core.data.demos import load_digits_8x8
 from core.metrics import SUMMARY_KEYS
+from core.metrics.results import RunResults
 from core.mitigate.sampler import Shuffle
 from core.store import RunFiles
 from core.train.checkpoints import load_checkpoint
@@ -143,6 +144,26 @@ def test_early_stopping_and_eval_every_steps(store):
     assert val.step.tolist() == list(range(5, 5 * len(val) + 1, 5)) and len(val) < 20 * 23 // 5
     assert val.value.iloc[-1] <= val.value.iloc[:-1].max()  # the last one was no improvement
     assert "val_ts" not in set(m.split)
+
+
+def test_checkpoint_last_keeps_and_scales_the_last_evaluation(store, home):
+    vid = _digits(store)
+    with pytest.raises(ValueError, match="Set patience to 0, or checkpoint to 'best'"):
+        RunConfig(version_id=vid, model="small_cnn", checkpoint="last", patience=2).validate()
+    with pytest.raises(ValueError, match="checkpoint must be best or last"):
+        RunConfig(version_id=vid, model="small_cnn", checkpoint="first").validate()
+    run_id, status = _run(store, version_id=vid, epochs=1, eval_every_steps=8, checkpoint="last")
+    assert status == "finished"
+    m = store.metrics(run_id)
+    steps = sorted(m[m.split == "test"].step.unique())
+    assert steps == [8, 16, 23]
+    summary = RunFiles(run_id, home=home).read_json("summary.json")
+    assert summary["best_step"] == 23 and summary["checkpoint"] == "last"
+    assert set(m[m.split == "test_ts"].step) == {23}  # temperature scaling fitted at the last evaluation
+    assert load_checkpoint(run_id, "best", home=home)["step"] == 23  # the kept checkpoint is the last one
+    assert "result at the last evaluation, step 23" in store.run(run_id).message
+    res = RunResults(store, run_id)
+    assert res.checkpoint == "last" and res.result_step == 23
 
 
 def test_tabular_mlp(store):
