@@ -11,11 +11,12 @@ from core.data.dataset import Dataset
 from core.metrics.names import metric_name
 from core.models import registry
 from core.models.registry import FINETUNE_TITLES
-from core.train.config import STOPPING_METRICS, RunConfig
+from core.train.config import CHECKPOINT_RULES, STOPPING_METRICS, RunConfig
 from ui import common
 from ui.state import default, follow_default
 from ui.widgets import lr_step
 
+CHECKPOINT_TITLES = {"best": "the best val evaluation (by the metric above)", "last": "the last evaluation"}
 BATCH_HELP = "0 = auto: 32 on a CPU; on a GPU a larger batch (up to 1,024 small images) with the learning rate scaled by √(batch / 32)."
 
 
@@ -44,6 +45,7 @@ def _defaults(ds: Dataset, models: list[str]) -> None:
     default("tr_max", 0)
     default("tr_metric", "macro_f1", allowed=list(STOPPING_METRICS))
     default("tr_patience", 0)
+    default("tr_checkpoint", "best", allowed=list(CHECKPOINT_RULES))
     default("tr_ts", True)
 
 
@@ -82,13 +84,19 @@ def run_settings(ds: Dataset, vid: int) -> RunConfig:
         eval_every = a1.number_input("Evaluate every N steps (0 = each epoch)", 0, 100_000, key="tr_eval")
         max_items = a2.number_input("Use at most N train items (0 = all)", 0, 10_000_000, key="tr_max")
         stop_metric = a3.selectbox("Best checkpoint / early stopping on (val)", STOPPING_METRICS, key="tr_metric", format_func=metric_name)
-        patience = a4.number_input("Patience (0 = never stop early)", 0, 100, key="tr_patience")
+        rule = st.radio(
+            "The run's result", list(CHECKPOINT_RULES), key="tr_checkpoint", horizontal=True, format_func=CHECKPOINT_TITLES.__getitem__,
+            help="Which evaluation the run keeps, temperature-scales and is scored at on the Runs and Compare pages and in the report.",
+        )  # fmt: skip
+        patience = a4.number_input("Patience (0 = never stop early)", 0, 100, key="tr_patience", disabled=rule == "last",
+                                   help="Early stopping needs the best evaluation as the result." if rule == "last" else None)  # fmt: skip
         temperature = st.toggle("Temperature scaling on val after training", key="tr_ts")
         processes = _processes()
     return RunConfig(
         version_id=vid, model=resolved, finetune=finetune, last_n_blocks=int(last_n), epochs=int(epochs), lr=float(lr),
         batch_size=int(batch), tau=float(tau), seed=int(seed), device=str(device), eval_every_steps=int(eval_every),
-        max_train_items=int(max_items), early_stopping_metric=str(stop_metric), patience=int(patience),
+        max_train_items=int(max_items), early_stopping_metric=str(stop_metric), patience=0 if rule == "last" else int(patience),
+        checkpoint=str(rule),
         temperature_scaling=bool(temperature), processes=processes,
     )  # fmt: skip
 
