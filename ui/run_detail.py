@@ -47,16 +47,31 @@ KPIS = [
 
 
 def show(run_id: int, runner: Runner | None) -> None:
-    """The run's detail: live (redrawn every 2 s) while it trains, still once it has ended."""
+    """The run's detail: live (redrawn every 2 s) while it trains, still once it has ended.
+
+    While it trains, the hallucination gallery is drawn by the page run, between the two live
+    fragments, not by them: Streamlit fades every element a fragment is redrawing, so images
+    redrawn every 2 s would flicker grey. The top fragment reruns the page when the evaluation the
+    gallery shows has changed."""
     if common.store().run(run_id).status.active:
-        _live(run_id, runner)
+        top, middle = st.container(), st.container()
+        with middle:  # drawn first, so the top fragment compares against what it shows now
+            _live_gallery(run_id)
+        with top:
+            _live(run_id, runner)
+        _live_tail(run_id)
     else:
         _still(run_id, runner)
 
 
 @st.fragment(run_every=2.0)
 def _live(run_id: int, runner: Runner | None) -> None:
-    detail(run_id, runner)
+    detail(run_id, runner, live=True)
+
+
+@st.fragment(run_every=2.0)
+def _live_tail(run_id: int) -> None:
+    _tail(RunResults(common.store(), run_id))
 
 
 @st.fragment
@@ -64,7 +79,9 @@ def _still(run_id: int, runner: Runner | None) -> None:
     detail(run_id, runner)
 
 
-def detail(run_id: int, runner: Runner | None) -> None:
+def detail(run_id: int, runner: Runner | None, *, live: bool = False) -> None:
+    """Every panel; ``live`` leaves out the gallery and the tail (``show`` draws them) and reruns the
+    page when the gallery's evaluation is out of date."""
     store = common.store()
     res = RunResults(store, run_id)
     ds = common.dataset(res.row.version_id)
@@ -75,16 +92,38 @@ def detail(run_id: int, runner: Runner | None) -> None:
     _slices(res)
     _temperature(res)
     _decisions(res)
-    _gallery(res, ds, when)
+    if live:
+        if _gallery_key(res) != st.session_state.get(_GALLERY_SHOWN.format(run_id)):
+            st.rerun()  # a new evaluation: the page run redraws the gallery once
+    else:
+        _gallery(res, ds, when)
+        _tail(res)
+    if res.status.active != store.run(run_id).status.active:  # it just ended: redraw once without the timer
+        st.rerun()
+
+
+def _tail(res: RunResults) -> None:
+    """Exports (once the run has ended), logs and config."""
     if not res.status.active:
         with st.expander("Report and exports"):
-            export_block(store, [run_id], key=f"run_{run_id}", title=f"Gapscope: run #{run_id} · {res.row.name}")
+            export_block(common.store(), [res.run_id], key=f"run_{res.run_id}", title=f"Gapscope: run #{res.run_id} · {res.row.name}")
     with st.expander("Logs"):
         st.code(res.log(tail=80) or "(no output yet)", language=None)
     with st.expander("Config"):
         st.json(res.row.config)
-    if res.status.active != store.run(run_id).status.active:  # it just ended: redraw once without the timer
-        st.rerun()
+
+
+_GALLERY_SHOWN = "gallery_shown_{}"  # session key: the evaluation (step, has predictions) a live run's gallery shows
+
+
+def _gallery_key(res: RunResults) -> tuple[int | None, bool]:
+    return res.result_step, not result_predictions(res).empty
+
+
+def _live_gallery(run_id: int) -> None:
+    res = RunResults(common.store(), run_id)
+    _gallery(res, common.dataset(res.row.version_id), _when(res))
+    st.session_state[_GALLERY_SHOWN.format(run_id)] = _gallery_key(res)
 
 
 def _heading(res: RunResults, runner: Runner | None) -> None:
@@ -115,17 +154,23 @@ def _evaluation(res: RunResults) -> str:
     """Say which evaluation every number below is read at (``one_run.checkpoint_line``); return it
     in words for the gallery ("step 40 (epoch 2.00)")."""
     line = checkpoint_line(res)
-    step = res.result_step
-    if step is None:
+    if res.result_step is None:
         st.markdown(f"**{line[0].upper() + line[1:]}.**")
-        return "the latest evaluation"
-    epoch = result_epoch(res)
-    when = f"step {step}" + (f" (epoch {epoch:.2f})" if epoch is not None else "")
+        return _when(res)
     st.markdown(
         f"**{line[0].upper() + line[1:]}** — the checkpoint the run keeps; the cards, per-class recall, reliability, confusion, "
         "decisions and the gallery all read this one (★ on the curves)."
     )
-    return when
+    return _when(res)
+
+
+def _when(res: RunResults) -> str:
+    """The evaluation every number is read at, in words ("step 40 (epoch 2.00)")."""
+    step = res.result_step
+    if step is None:
+        return "the latest evaluation"
+    epoch = result_epoch(res)
+    return f"step {step}" + (f" (epoch {epoch:.2f})" if epoch is not None else "")
 
 
 def _cards(res: RunResults) -> None:
