@@ -1,6 +1,7 @@
 """The stakeholder demo in a real browser, at digits size so it fits CI: open a demo → simulate a
 long tail plus 30 % noise → sweep the imbalance ratio → run baseline and mitigated → Compare →
-download the report."""
+download the report; each run's checkpoint line is the same on Compare, on Runs and in the report,
+and so are its numbers; two runs that differ only by their seed get "no clear difference"."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ import pytest
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from playwright.sync_api import expect
 
+from core.compare.one_run import checkpoint_line
+from core.metrics.results import RunResults
+from core.store import Store
+from core.train.config import RunConfig
+from core.train.worker import train_run
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 
 
@@ -17,7 +24,7 @@ def _nav(page, name: str) -> None:
     page.get_by_test_id("stSidebarNav").get_by_role("link", name=name).click()
 
 
-def test_the_stakeholder_demo(server, page, tmp_path):
+def test_the_stakeholder_demo(server, page, tmp_path, home):
     page.goto(f"{server}/data")
     page.get_by_test_id("stButton").filter(has_text="Open").last.click()  # Digits 8×8
     expect(page.get_by_test_id("stMetricValue").first).to_have_text("1,797")
@@ -86,4 +93,39 @@ def test_the_stakeholder_demo(server, page, tmp_path):
     html = path.read_text()
     for section in ("summary", "dataset", "diagnosis", "mitigations", "comparison"):
         assert f"<section id='{section}'>" in html
-    assert "balanced_softmax" in html and "hallucination rate" in html
+    assert "Balanced softmax" in html and "hallucination rate" in html
+
+    # one checkpoint rule, said the same way on Compare and in the report
+    store = Store(home)
+    pair = [r.id for r in store.runs()[:2]]  # the newest first: the mitigated run, then the baseline
+    lines = {i: checkpoint_line(RunResults(store, i)) for i in pair}
+    for line in lines.values():
+        assert line.startswith("test scores at step") and "the best val macro-F1" in line and line in html
+        expect(page.get_by_text(line).first).to_be_visible()
+    # … and on the Runs page, with the same numbers as the report
+    _nav(page, "Runs")
+    heading = page.get_by_role("heading", name=re.compile(r"Run #\d+ · "))
+    expect(heading).to_be_visible()
+    shown = int(re.search(r"Run #(\d+)", heading.inner_text()).group(1))
+    res = RunResults(store, shown)
+    line = checkpoint_line(res)
+    expect(page.get_by_text(line[0].upper() + line[1:])).to_be_visible()
+    accuracy = res.at("accuracy", res.result_step)
+    card = page.get_by_test_id("stMetric").filter(has_text="Accuracy").get_by_test_id("stMetricValue").first
+    expect(card).to_have_text(f"{accuracy:.3f}")
+    if shown in pair:
+        assert f"<td>{accuracy:.4f}</td>" in html
+
+    # two runs that differ only by their seed: no clear difference (a new tab opens on the newest two)
+    version = store.run(pair[0]).version_id
+    for seed in (1, 2):
+        cfg = RunConfig(version_id=version, model="small_cnn", epochs=2, batch_size=64, lr=3e-3, seed=seed, device="cpu")
+        run = store.create_run(version, cfg.to_dict(), name=f"seed {seed}")
+        assert train_run(store, run) == "finished", store.run(run).message
+    page.goto(f"{server}/compare")
+    verdict = page.get_by_text(re.compile(r"#\d+ · seed 2 against #\d+ · seed 1: "))
+    expect(verdict).to_be_visible(timeout=120_000)
+    said = verdict.inner_text()
+    assert "no clear difference" in said
+    called = said.split("no clear difference")[0]  # what was called better or worse, if anything
+    assert not re.search(r"accuracy|macro-F1|hallucination", called), said
