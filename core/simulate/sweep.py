@@ -119,7 +119,7 @@ def start_sweep(
 
 def sweep_results(store: Store, sweep: dict[str, Any]) -> pd.DataFrame:
     """One row per severity and arm: status, message, run and version ids, and ``METRICS`` on the
-    test split at the run's result (its checkpoint rule's evaluation) (NaN until it has one)."""
+    test split at the run's result, the evaluation its checkpoint rule picks (NaN until it has one)."""
     rows = []
     for r in sweep["runs"]:
         res = RunResults(store, r["run_id"])
