@@ -22,7 +22,7 @@ OUTCOMES = ("fixed", "introduced", "still wrong", "both right")
 
 
 def keyed_predictions(res: RunResults, ds: Dataset) -> pd.DataFrame:
-    """The run's test predictions at its result (its checkpoint rule's evaluation), indexed by the item's identity across
+    """The run's test predictions at its result, the evaluation its checkpoint rule picks, indexed by the item's identity across
     versions (``source_item``, else the row), with the row in this version kept as ``item``."""
     preds = res.predictions("test", step=res.result_step)
     rows = preds["item"].to_numpy(dtype=np.int64)

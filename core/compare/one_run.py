@@ -62,7 +62,7 @@ class Reading:
 
 
 def readings(res: RunResults, names: Iterable[str]) -> dict[str, Reading]:
-    """``name → Reading`` at the run's result (its checkpoint rule's evaluation)."""
+    """``name → Reading`` at the run's result, the evaluation its checkpoint rule picks."""
     step = res.result_step
     scaled = step is not None and res.scaled_step == step
     out = {}

@@ -45,7 +45,7 @@ def label(res: RunResults) -> str:
 
 
 def metric_table(results: list[RunResults], metrics: list[str] = METRICS, split: str = "test") -> pd.DataFrame:
-    """Rows ``metrics``, one column per run (``label``): the value at the run's result (its checkpoint rule's evaluation) (NaN
+    """Rows ``metrics``, one column per run (``label``): the value at the run's result, the evaluation its checkpoint rule picks (NaN
     where undefined, e.g. the forced-known rate without unknown classes). Metrics no run has are left out."""
     table = pd.DataFrame(
         {label(r): [np.nan if (v := r.at(m, r.result_step, split)) is None else v for m in metrics] for r in results}, index=metrics
@@ -158,7 +158,7 @@ def result_marks(results: Sequence[RunResults], split: str, metric: str) -> dict
 
 
 def recall_by_class(results: Sequence[RunResults]) -> dict[str, dict[str, float]]:
-    """``label → {class name: test recall}`` at each run's result (its checkpoint rule's evaluation)."""
+    """``label → {class name: test recall}`` at each run's result, the evaluation its checkpoint rule picks."""
     out = {}
     for res in results:
         names = res.store.version(int(res.row.version_id)).class_names
@@ -167,7 +167,7 @@ def recall_by_class(results: Sequence[RunResults]) -> dict[str, dict[str, float]
 
 
 def ece_by_group(results: Sequence[RunResults], groups: Sequence[str] = ("head", "medium", "tail")) -> dict[str, dict[str, float]]:
-    """``label → {class group: test ECE}`` at each run's result (its checkpoint rule's evaluation) (groups without a value left out)."""
+    """``label → {class group: test ECE}`` at each run's result, the evaluation its checkpoint rule picks (groups without a value left out)."""
     return {label(res): {g: v for g in groups if (v := res.at(f"ece_{g}", res.result_step)) is not None} for res in results}
 
 
