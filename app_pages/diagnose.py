@@ -7,7 +7,7 @@ import streamlit as st
 from core.diagnose.pipeline import is_cached
 from ui import common, diagnose_run, diagnose_summary
 from ui.diagnose_map import map_tab
-from ui.diagnose_review import Review, duplicates_tab, label_issues_tab, outliers_tab, plan_bar
+from ui.diagnose_review import Review, duplicates_tab, label_issues_tab, outliers_tab, plan_bar, plan_bar_if_undrawn
 
 store = common.store()
 st.title("🩺 Diagnose")
@@ -32,7 +32,7 @@ review = Review.open(store, info, ds, issues, d)
 diagnose_summary.headline(d, issues, len(ds), cfg)
 if issues is d.issues:  # the probe's suspects: compared with the parent's probe
     diagnose_summary.suspect_change(store, info, cfg)
-plan_bar(review)
+plan_bar(review)  # its slot: the open tab's review panel draws it, so it follows each click
 # only the open tab runs (a switch reruns the page): the map and the charts cost a review click nothing
 tabs = st.tabs(["Label issues", "Duplicates & leaks", "Outliers", "Embedding map", "Coverage"], key="dg_tab", on_change="rerun")
 t_labels, t_dups, t_out, t_map, t_cov = tabs
@@ -51,4 +51,5 @@ with t_map:
 with t_cov:
     if t_cov.open:
         diagnose_summary.coverage_tab(d, cfg)
+plan_bar_if_undrawn(review)  # the map and coverage tabs have no review panel of their own
 diagnose_summary.stage_times(ds, d)

@@ -2,9 +2,11 @@
 the review queue with keyboard shortcuts, bulk decisions by filter, and the tabs of suspected label
 errors, duplicate clusters and outliers.
 
-A click must answer at once on tens of thousands of items, so the plan bar and each review panel
-are fragments (``st.fragment``): a decision reruns the plan bar and the panel it was made in, never
-the page (charts, map, settings). What a panel needs per item is computed once per page run
+A click must answer at once on tens of thousands of items, so each review panel is a fragment
+(``st.fragment``): a decision reruns the panel it was made in, never the page (charts, map,
+settings), and exactly once — callbacks only record, they never ask for another rerun. The panel
+draws the plan bar too, into the slot the page keeps for it above the tabs, so the bar's counts
+follow every click. What a panel needs per item is computed once per page run
 (``core.diagnose.review.Findings``, kept on the ``Review``); the decisions live in the session's
 ``CleaningPlan`` and reach the store in one write when the plan is saved as a new version.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -34,8 +36,7 @@ from ui.state import default, default_choices, default_within
 
 PER_PAGE = 12  # items per page of a review gallery
 PER_ROW = 3
-PLAN_BAR = "plan_bar"  # fragment keys: a decision reruns the plan bar and its own panel
-QUEUE = "review_queue"
+QUEUE = "review_queue"  # fragment keys
 DUPLICATES = "duplicate_review"
 OUTLIERS = "outlier_review"
 SHORTCUTS = {"keep": "K", "relabel": "L", "drop": "D", "next": "J", "previous": "P"}  # C and R are Streamlit's own
@@ -53,6 +54,8 @@ class Review:
     issues: LabelIssues
     found: review.Findings
     inherited: int  # items reviewed in the versions this one comes from
+    bar: Any = None  # the plan bar's slot above the tabs (a container), set by ``plan_bar``
+    bar_drawn: bool = False  # a review panel drew the bar in this page run
 
     @classmethod
     def open(cls, store: Store, info: VersionInfo, ds: Dataset, issues: LabelIssues, d: Diagnosis) -> Review:
@@ -67,7 +70,7 @@ class Review:
         """The plan as it is now (a fragment rerun reuses this object; the plan may have been replaced)."""
         return st.session_state.setdefault(plan_key(self.vid), CleaningPlan())
 
-    def actions(self, item: int, panel: str | None = None) -> None:
+    def actions(self, item: int) -> None:
         """keep / relabel / drop under one item. The relabel target is the detector's suggestion for
         a suspected label error, and the given label otherwise (an outlier or a duplicate has no
         reason to change class: pick one)."""
@@ -94,24 +97,22 @@ class Review:
                 title,
                 key=f"{action}_{self.vid}_{item}",
                 on_click=_decide,
-                args=(self.vid, item, action, new_label, panel),
+                args=(self.vid, item, action, new_label),
                 type="primary" if current == action else "secondary",
                 width="stretch",
             )
 
-    def gallery(self, items: np.ndarray, caption: Callable[[int], str], panel: str | None = None) -> None:
-        gallery(self.ds, items, per_row=PER_ROW, footer=lambda i: self.actions(i, panel), caption=caption)
+    def gallery(self, items: np.ndarray, caption: Callable[[int], str]) -> None:
+        gallery(self.ds, items, per_row=PER_ROW, footer=self.actions, caption=caption)
 
 
-def _decide(vid: int, item: int, action: str, new_label: int | None, panel: str | None) -> None:
-    """A decision's callback: record it, move the queue's cursor past the item, and rerun only the
-    plan bar and the panel the click came from (``panel``; the whole page when None)."""
+def _decide(vid: int, item: int, action: str, new_label: int | None) -> None:
+    """A decision's callback: record it and move the queue's cursor past the item. What reruns is
+    what the click came from: its panel (a fragment), which draws the plan bar again."""
     st.session_state[plan_key(vid)].decide(item, action, new_label)
     cursor = st.session_state.get(_cursor_key(vid))
     if cursor is not None and cursor[0] == item:
         st.session_state[_cursor_key(vid)] = (None, cursor[1] + (0 if st.session_state.get("dg_sus_hide", True) else 1))
-    if panel is not None:
-        st.rerun([PLAN_BAR, panel])
 
 
 def _cursor_key(vid: int) -> str:
@@ -121,12 +122,28 @@ def _cursor_key(vid: int) -> str:
 def _move(vid: int, queue: list[int], pos: int, step: int) -> None:
     new = min(max(pos + step, 0), max(len(queue) - 1, 0))
     st.session_state[_cursor_key(vid)] = (queue[new] if queue else None, new)
-    st.rerun(QUEUE)
 
 
-@st.fragment(key=PLAN_BAR)
 def plan_bar(r: Review) -> None:
-    """The plan so far, saved as a new version or cleared (always visible; reruns with every decision)."""
+    """Keep the plan bar's slot here; a review panel draws it (``draw_plan_bar``), or the page
+    after its tabs when the open tab has none (``plan_bar_if_undrawn``)."""
+    r.bar = st.container()
+
+
+def plan_bar_if_undrawn(r: Review) -> None:
+    if not r.bar_drawn:
+        draw_plan_bar(r)
+
+
+def draw_plan_bar(r: Review) -> None:
+    """The plan so far, saved as a new version or cleared, in its slot above the tabs (a panel
+    draws it on each of its reruns, so it follows every decision)."""
+    r.bar_drawn = True
+    with r.bar if r.bar is not None else st.container():
+        _plan_bar_body(r)
+
+
+def _plan_bar_body(r: Review) -> None:
     plan = r.plan
     with st.container(border=True):
         p1, p2, p3 = st.columns([3, 1, 1])
@@ -164,6 +181,7 @@ def label_issues_tab(r: Review) -> None:
 def review_queue(r: Review) -> None:
     """The items to review, filtered: the current one with keyboard shortcuts, bulk decisions by
     filter, and the queue's page with keep / relabel / drop under each item."""
+    draw_plan_bar(r)
     ds, iss, plan = r.ds, r.issues, r.plan
     default_choices("dg_sus_classes", range(ds.n_classes))
     default("dg_sus_order", review.REVIEW_ORDERS[0], allowed=review.REVIEW_ORDERS)
@@ -179,7 +197,7 @@ def review_queue(r: Review) -> None:
     with st.expander("Bulk decisions by filter"):
         bulk_panel(r)
     st.caption(f"{len(queue):,} items to review")
-    r.gallery(queue[pager(len(queue), "dg_sus_page")], lambda i: review.suspect_caption(ds, iss, i), panel=QUEUE)
+    r.gallery(queue[pager(len(queue), "dg_sus_page")], lambda i: review.suspect_caption(ds, iss, i))
 
 
 def current_item(r: Review, queue: np.ndarray) -> None:
@@ -213,7 +231,7 @@ def current_item(r: Review, queue: np.ndarray) -> None:
                     title,
                     key=f"q_{action}",
                     on_click=_decide,
-                    args=(r.vid, i, action, new_label, QUEUE),
+                    args=(r.vid, i, action, new_label),
                     type="primary" if decided == action else "secondary",
                     disabled=action == "relabel" and (relabel_to is None or suggested == int(r.ds.labels[i])),
                     shortcut=SHORTCUTS[action],
@@ -281,7 +299,6 @@ def bulk_panel(r: Review) -> None:
 
 def _ask(pending: tuple | None) -> None:
     st.session_state[BULK_PENDING] = pending
-    st.rerun(QUEUE)
 
 
 def _bulk(r: Review, flt: review.BulkFilter, action: str) -> None:
@@ -289,7 +306,6 @@ def _bulk(r: Review, flt: review.BulkFilter, action: str) -> None:
     n = review.apply_bulk(plan, r.found, review.bulk_items(r.found, flt, plan), action)
     st.session_state[BULK_PENDING] = None
     st.toast(f"{action.capitalize()}: {n:,} items added to the plan.")
-    st.rerun([PLAN_BAR, QUEUE])
 
 
 def duplicates_tab(r: Review, d: Diagnosis, cfg: DiagnoseConfig) -> None:
@@ -305,16 +321,26 @@ def duplicates_tab(r: Review, d: Diagnosis, cfg: DiagnoseConfig) -> None:
 
 @st.fragment(key=DUPLICATES)
 def duplicate_review(r: Review, table: pd.DataFrame) -> None:
+    draw_plan_bar(r)
     extra = review.extra_copies(table, r.plan)
-    if st.button(f"Drop the {len(extra):,} extra copies (keep the first item of each cluster)", disabled=not extra, key="drop_dups"):
-        for j in extra:
-            r.plan.decide(j, "drop")
-        st.rerun()
+    st.button(
+        f"Drop the {len(extra):,} extra copies (keep the first item of each cluster)",
+        disabled=not extra,
+        key="drop_dups",
+        on_click=_drop_all,
+        args=(r.vid, extra),
+    )
     clusters = table["cluster"].tolist()
     default("dg_dup_pick", clusters[0], allowed=clusters)
     pick = st.selectbox("Look at cluster", clusters, key="dg_dup_pick", format_func=lambda c: review.cluster_label(table, c))
     cluster = int(table["cluster"].iloc[0] if pick is None else pick)
-    r.gallery(review.cluster_items(table, cluster, PER_PAGE), lambda i: review.item_caption(r.ds, i), panel=DUPLICATES)
+    r.gallery(review.cluster_items(table, cluster, PER_PAGE), lambda i: review.item_caption(r.ds, i))
+
+
+def _drop_all(vid: int, items: list[int]) -> None:
+    plan = st.session_state[plan_key(vid)]
+    for j in items:
+        plan.decide(j, "drop")
 
 
 def outliers_tab(r: Review, d: Diagnosis, cfg: DiagnoseConfig) -> None:
@@ -330,5 +356,6 @@ def outliers_tab(r: Review, d: Diagnosis, cfg: DiagnoseConfig) -> None:
 
 @st.fragment(key=OUTLIERS)
 def outlier_review(r: Review, d: Diagnosis) -> None:
+    draw_plan_bar(r)
     window = d.outliers[pager(len(d.outliers), "dg_out_page")]
-    r.gallery(window, lambda i: review.outlier_caption(r.ds, r.issues, d.outlier_score, i), panel=OUTLIERS)
+    r.gallery(window, lambda i: review.outlier_caption(r.ds, r.issues, d.outlier_score, i))
