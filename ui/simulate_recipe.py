@@ -33,7 +33,7 @@ from ui.state import default
 
 RATIOS = [1, 2, 5, 10, 20, 50, 100, 200]
 NONE = "(none)"
-NOTICE = "sm_notice"  # session key: the version just saved, said on the next run
+NOTICE = "simulate_notice"  # session key: the version just saved, said on the next run (not a setting: no sm_)
 RATIO_HELP = (
     "Long tail: class k of K keeps ratio^(−k/(K−1)) of its train items. Step: the rare classes keep 1/ratio. "
     "On a balanced dataset the result's largest ÷ smallest class is this ratio; on an imbalanced one it "

@@ -16,29 +16,45 @@ import streamlit as st
 
 # the Data, Diagnose, Simulate, Train, Runs and Compare pages' settings
 PERSISTENT = ("dt_", "dg_", "sm_", "tr_", "rn_", "cmp_")
+KEPT = "kept_settings"  # session key: a copy of every setting, under a key no widget owns
 
 
 def keep_settings() -> None:
-    """Turn every setting (a key starting with one of ``PERSISTENT``) into plain session state.
+    """Keep every setting (a key starting with one of ``PERSISTENT``) as plain session state, and
+    put back any that Streamlit dropped.
 
     Streamlit files the value of a key whose widget was ever drawn under that widget's id, and drops
-    it at the end of a run that did not draw the widget. A full run puts it back under its key here
-    first; a fragment's timed rerun (the Runs page's list, a background diagnosis, a sweep) does not
-    run ``app.py``, so the settings of every page not shown were dropped by the first tick. Deleting
-    the key before setting it forgets the key's widget id: the value is then kept under its key,
-    fragment reruns included, and the widget takes it up again when its page draws it.
+    it when a run ends without drawing the widget, or at a page switch that follows a fragment's
+    rerun (the sidebar's runner line, the Runs page's list, a diagnosis or sweep in progress redraw
+    themselves every few seconds; those reruns do not run ``app.py``). So each full run (1) puts
+    back, from a copy under ``KEPT`` that no widget owns, every setting that was dropped, and
+    (2) deletes and sets each setting again, which forgets the key's widget id: the value stays
+    under its key through fragment reruns, and the widget takes it up when its page draws it.
+    ``default`` updates the copy, so a change made inside a fragment is kept too.
     """
     ss = st.session_state
+    kept: dict[str, Any] = dict(ss.get(KEPT, {}))
+    for key, value in kept.items():
+        if key not in ss:
+            ss[key] = value
     for key in [k for k in ss if isinstance(k, str) and k.startswith(PERSISTENT)]:
         value = ss[key]
         del ss[key]
-        ss[key] = value
+        ss[key] = kept[key] = value
+    ss[KEPT] = kept
 
 
 def default(key: str, value: Any, *, allowed: list[Any] | None = None) -> None:
     """Give widget ``key`` its starting ``value``, unless the user set one that is still allowed."""
     if key not in st.session_state or (allowed is not None and st.session_state[key] not in allowed):
         st.session_state[key] = value
+    _remember(key)
+
+
+def _remember(key: str) -> None:
+    """Copy setting ``key``'s value (the one its widget is about to show) beside the others under ``KEPT``."""
+    if key.startswith(PERSISTENT):
+        st.session_state[KEPT] = {**st.session_state.get(KEPT, {}), key: st.session_state[key]}
 
 
 def follow_default(key: str, value: Any) -> None:
@@ -49,6 +65,7 @@ def follow_default(key: str, value: Any) -> None:
     if key not in st.session_state or st.session_state[key] == st.session_state.get(auto):
         st.session_state[key] = value
     st.session_state[auto] = value
+    _remember(key)
 
 
 def default_choices(key: str, options: Sequence[Any], value: Sequence[Any] = ()) -> None:
