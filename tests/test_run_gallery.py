@@ -10,7 +10,7 @@ import pytest
 from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState
 
 import ui.run_detail
-from core.store import Store
+from core.store import RunStatus, Store
 from tests.test_compare import _ds
 from tests.test_train_pages import open_page
 
@@ -23,7 +23,7 @@ def _running(store: Store) -> int:
     store.add_metrics(run, 10, "test", {"accuracy": 0.6}, epoch=1.0)
     items = np.arange(30, 40)  # the test items of _ds
     store.add_predictions(run, 10, "test", items, items % 2, np.zeros(10, np.int64), np.linspace(0.55, 0.99, 10))
-    store.set_run_status(run, "running")
+    store.set_run_status(run, RunStatus.RUNNING)
     store.heartbeat(run)
     return run
 
@@ -48,7 +48,7 @@ def test_a_live_runs_gallery_is_drawn_outside_the_refreshing_fragments(home, mon
     assert at.session_state[f"gallery_shown_{run}"] == (10, True)  # what the live fragment compares against
     assert [e.label for e in at.expander][-2:] == ["Logs", "Config"]  # the tail is still drawn, live
     # once the run has ended, the gallery is drawn among the panels again, inside the still fragment
-    store.set_run_status(run, "finished")
+    store.set_run_status(run, RunStatus.FINISHED)
     drawn_in.clear()
     at.run()
     assert not at.exception, at.exception
