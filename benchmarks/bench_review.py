@@ -1,33 +1,46 @@
 """How fast the Diagnose page answers a Keep / Relabel / Drop click on a large version.
 
-    .venv/bin/python benchmarks/bench_review.py [--items 38000] [--clicks 15]
+    .venv/bin/python benchmarks/bench_review.py [--items 38000] [--clicks 15] [--browser]
 
 Builds, in a temporary GAPSCOPE_HOME, a version of ``--items`` 28×28 images in 10 classes and its
 diagnosis made directly from arrays (10% suspects, 200 duplicate pairs, the top 1% as outliers),
 written where the pipeline caches it, so the page opens it as it would after a real diagnosis.
 Then, through Streamlit's AppTest, it opens the Diagnose page and clicks: the current item's
-Keep (the queue advances), a gallery item's Drop, and a full page rerun for comparison. Prints the
-median and range of the wall time per click (``click().run()``), and checks that every click
-recorded exactly one decision.
+Keep (the queue advances), a gallery item's Drop, and a page rerun with no click for comparison.
+Prints the median and range of the wall time per click (``click().run()``), and checks that every
+click recorded exactly one decision. AppTest sends no fragment id with a click, so there a click
+reruns the whole page (the review panels are fragments; only a browser reruns them alone).
+
+With ``--browser`` it also serves the app (``streamlit run`` on 127.0.0.1) and drives Debian's
+Chromium with Playwright — the figure that answers "how long does a click take": the time from
+pressing K (the Keep shortcut), or clicking Keep, to the queue's new count on the screen; it
+checks that the plan bar above the tabs counted every one of them.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+if TYPE_CHECKING:
+    from core.data.dataset import Dataset
+    from core.diagnose.pipeline import Diagnosis
 
-def synthetic_version(n: int, k: int = 10, seed: int = 0):  # noqa: ANN201 - (Dataset, Diagnosis)
+
+def synthetic_version(n: int, k: int = 10, seed: int = 0) -> tuple[Dataset, Diagnosis]:
     """A dataset of ``n`` small images and a diagnosis of it built from arrays."""
     from core.data.dataset import Dataset
     from core.diagnose.coverage import coverage
@@ -79,7 +92,7 @@ def synthetic_version(n: int, k: int = 10, seed: int = 0):  # noqa: ANN201 - (Da
     return ds, d
 
 
-def timed(action) -> float:  # noqa: ANN001 - a callable
+def timed(action: Callable[[], object]) -> float:
     t = time.perf_counter()
     action()
     return time.perf_counter() - t
@@ -90,10 +103,84 @@ def summary(name: str, seconds: list[float]) -> str:
     return f"{name:<44} median {statistics.median(ms):7.0f} ms   min {min(ms):6.0f}   max {max(ms):6.0f}   (n={len(ms)})"
 
 
+CHROMIUM = "/usr/bin/chromium"
+COUNT_CHANGED = """(before) => [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
+    .some(e => / items to review$/.test(e.innerText) && e.innerText !== before)"""
+COUNT_NOW = """() => ([...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
+    .find(e => / items to review$/.test(e.innerText)) || {innerText: ""}).innerText"""
+
+
+def browser_clicks(home: str, clicks: int) -> tuple[list[float], list[float]]:
+    """Seconds from pressing K, and from clicking Keep, to the queue's new count on the screen."""
+    import socket
+    import subprocess
+    import urllib.request
+
+    from playwright.sync_api import sync_playwright
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    flags = [
+        "--server.address",
+        "127.0.0.1",
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), *flags],
+        cwd=ROOT,
+        env={**os.environ, "GAPSCOPE_HOME": home},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).read() == b"ok":
+                    break
+            except OSError:
+                time.sleep(0.2)
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox", "--disable-gpu"])
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(120_000)
+            page.goto(f"{url}/diagnose")
+            page.locator(".st-key-q_keep button").first.wait_for()
+            page.wait_for_function("() => document.querySelector('[data-testid=\"stStatusWidget\"]') === null")
+
+            def one(act: Callable[[], object]) -> float:
+                before = page.evaluate(COUNT_NOW)
+                t = time.perf_counter()
+                act()
+                page.wait_for_function(COUNT_CHANGED, arg=before, polling="raf")
+                dt = time.perf_counter() - t
+                page.wait_for_function("() => document.querySelector('[data-testid=\"stStatusWidget\"]') === null")
+                return dt
+
+            page.get_by_role("heading", name="Diagnose").click()  # focus on the page, not on a field
+            keys = [one(lambda: page.keyboard.press("k")) for _ in range(clicks)]
+            buttons = [one(lambda: page.locator(".st-key-q_keep button").first.click()) for _ in range(clicks)]
+            bar = page.get_by_text(re.compile(r"reviewed and kept")).first.inner_text()
+            assert f"{2 * clicks} reviewed and kept" in bar, bar  # the panel redrew the bar above the tabs
+            browser.close()
+        return keys, buttons
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=38_000)
     parser.add_argument("--clicks", type=int, default=15)
+    parser.add_argument("--browser", action="store_true", help="also time clicks in Chromium against a served app")
     args = parser.parse_args()
 
     home = tempfile.mkdtemp(prefix="gapscope-bench-review-")
@@ -133,16 +220,19 @@ def main() -> int:
         assert decisions() == before + 1, "a Keep click must record one decision"
     at.run()  # the whole page again: the gallery shows the queue as it is now
     for _ in range(args.clicks):
-        key = next(b.key for b in at.button if b.key and b.key.startswith(f"drop_{vid}_"))
+        button = next(b for b in at.button if b.key and b.key.startswith(f"drop_{vid}_"))  # the review panel's own tree
         before = decisions()
-        drop.append(timed(lambda key=key: at.button(key=key).click().run()))
+        drop.append(timed(button.click().run))
         assert not at.exception, at.exception
         assert decisions() == before + 1, "a Drop click must record one decision"
-        at.run()  # the next gallery item's button is drawn by a whole-page run (not timed)
-    print(summary("full page rerun (no click)", full))
+    print(summary("AppTest: page rerun, no click", full))
     if keep:
-        print(summary("Keep on the current item (shortcut K)", keep))
-    print(summary("Drop under a gallery item", drop))
+        print(summary("AppTest: Keep on the current item", keep))
+    print(summary("AppTest: Drop under a gallery item", drop))
+    if args.browser:
+        keys, buttons = browser_clicks(home, args.clicks)
+        print(summary("browser: K pressed → new count on screen", keys))
+        print(summary("browser: Keep clicked → new count on screen", buttons))
     import shutil
 
     shutil.rmtree(home, ignore_errors=True)
