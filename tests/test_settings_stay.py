@@ -23,7 +23,7 @@ from core.store import RunFiles, RunStatus, Store
 from core.train.config import RunConfig
 from tests.conftest import APP
 
-pytestmark = [pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 
 def open_app(page: str) -> AppTest:
@@ -75,6 +75,7 @@ def test_train_settings_stay_after_a_visit_to_runs(home):
     assert at.radio(key="tr_preset").value == "custom"
     assert at.selectbox(key="tr_loss_name").value == "focal"
 
+    timers_fire(at)  # the sidebar's runner line, on the page being left
     go(at, "app_pages/runs.py")
     assert at.selectbox(key="runs_pick").value == first + 1 and at.dataframe  # the list and the newest run are drawn
     assert any(f"Run #{first + 1}" in s.value for s in at.subheader)
@@ -113,6 +114,7 @@ def test_data_settings_stay(home):
     at.run()
     assert any("80 items match · page 2 of 4" in c.value for c in at.caption)
 
+    timers_fire(at)  # the sidebar's runner line, on the page being left
     go(at, "app_pages/runs.py")
     timers_fire(at)
     go(at, "app_pages/data.py")
@@ -185,7 +187,9 @@ def test_runs_page_keeps_the_run_picked_its_slice_and_its_abstention(home):
     assert not at.exception, at.exception
     answered = {m.label: m.value for m in at.metric}["Answered"]
 
+    timers_fire(at)  # the run list and the sidebar's runner line, on the page being left
     go(at, "app_pages/data.py")
+    timers_fire(at)  # the sidebar's runner line, on the page being left
     go(at, "app_pages/runs.py")
     assert at.selectbox(key="runs_pick").value == first
     assert any(f"Run #{first} · first" in s.value for s in at.subheader)
@@ -226,6 +230,7 @@ def test_simulate_settings_stay(home):
     summary = next(c.value for c in at.caption if "Val and test are unchanged" in c.value)
     assert "pair-flip" in summary or "pairflip" in summary, summary
 
+    timers_fire(at)  # the sidebar's runner line, on the page being left
     go(at, "app_pages/runs.py")
     timers_fire(at)
     go(at, "app_pages/simulate.py")
@@ -274,6 +279,7 @@ def test_diagnose_settings_stay(home):
     at.run()
     assert any("has not been diagnosed" in i.value for i in at.info)  # other settings: not diagnosed yet
 
+    timers_fire(at)  # the sidebar's runner line, on the page being left
     go(at, "app_pages/runs.py")
     timers_fire(at)
     go(at, "app_pages/diagnose.py")
