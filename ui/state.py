@@ -2,9 +2,10 @@
 
 Streamlit forgets a widget's value when a run does not draw the widget (the user went to another
 page). ``keep_settings`` — called by ``app.py`` on every run, before any page — turns the values of
-widgets whose key starts with one of ``PERSISTENT`` into plain session state, which Streamlit keeps.
-Widgets then take their starting value from ``default`` instead of a ``value=`` argument, so a value
-set through session state and a widget default never disagree.
+widgets whose key starts with one of ``PERSISTENT`` into plain session state, which Streamlit keeps,
+and puts back from a copy any that Streamlit dropped anyway. Widgets then take their starting value
+from ``default`` (or ``default_choices``, ``default_within``) instead of a ``value=`` argument, so a
+value set through session state and a widget default never disagree.
 """
 
 from __future__ import annotations
