@@ -11,8 +11,8 @@ How large a first sample: the largest of ``SAMPLE_SIZES`` whose embedding this m
 to finish within ``FIRST_ESTIMATE_S`` (``first_sample_size``; the estimate is calibrated by the
 throughput the machine measured before, ``core.embed.throughput``), and never fewer than the
 smallest. Images at 64 px embed at hundreds a second, so they get 3,000; MiniLM on a busy 2-core
-machine manages tens of texts a second, so 38k tweets get 500 (``benchmarks/RESULTS.md``, *Text
-embedding speed*, measures how close the 500-item estimate comes to the full one).
+machine manages tens of texts a second, so 38k tweets get 500 — a rough first number
+(``benchmarks/RESULTS.md``, *Text embedding speed*: 0.275 against the full pass's 0.129 there).
 
 Time left is said in words by ``eta_words`` ("about 3 min", "about 40 s"), from a prediction that
 the job corrects with the speed it measures as it goes (``DiagnosisJob.seconds_left``).
@@ -35,8 +35,9 @@ from core.data.dataset import Dataset
 from core.diagnose.pipeline import DiagnoseConfig, Diagnosis, Progress, cache_path, detection_seconds, diagnose
 from core.embed import embeddings
 
-#: the first-sample sizes, largest first. 500 is the floor: 400 items per probe fold, ≥ 10 per class,
-#: and a noise rate near 15 % then has a binomial standard error of about 1.6 points.
+#: the first-sample sizes, largest first. 500 is the floor: 400 items per probe fold, ≥ 10 per class.
+#: Its noise rate is rough: on 38k VADER-based texts it read 0.275 against the full pass's 0.129
+#: (benchmarks/RESULTS.md, Text embedding speed), a weaker probe disagreeing with more labels.
 SAMPLE_SIZES = (3_000, 1_500, 500)
 SAMPLE_SIZE = SAMPLE_SIZES[0]
 #: Datasets smaller than this are diagnosed whole at once: a sample would save little.
