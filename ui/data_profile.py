@@ -61,7 +61,7 @@ def label_noise(store: Store, vid: int, ds: Dataset) -> None:
         n1, n2 = st.columns([3, 1])
         n1.caption(
             "Not diagnosed yet. The diagnosis estimates how many labels are wrong and where (noise per class, which classes "
-            "get confused); on a large version the first estimate, from a sample, comes within seconds."
+            "get confused); on a large version a first estimate comes from a sample, before every item is read."
         )
         read_only = store.read_only is not None
         why = "The home is read-only: a diagnosis could not be kept." if read_only else None
