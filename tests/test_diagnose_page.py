@@ -142,6 +142,8 @@ def test_a_dataset_with_an_unlabelled_pool_diagnoses_its_labelled_items(home):
     assert not at.exception, at.exception
     suspects = int({x.label: x.value for x in at.metric}["Suspected label errors"].replace(",", ""))
     assert 0 <= suspects < int(ds.labelled.sum())
+    at.session_state["dg_tab"] = "Embedding map"  # only the open tab runs
+    at.run()
     for colour in ("label", "label quality", "flagged", "split"):
         at.radio(key="dg_map_colour").set_value(colour)
         at.run()
