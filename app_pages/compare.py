@@ -50,6 +50,12 @@ compare_panels.galleries_panel(results)
 compare_panels.settings_panel(results)
 
 st.subheader("Report")
-export_block(store, list(chosen), key="compare", title="Gapscope: " + " vs ".join(label(r) for r in results))
+export_block(
+    store,
+    list(chosen),
+    key="compare",
+    title="Gapscope: " + " vs ".join(label(r) for r in results),
+    checkpoint="last" if st.session_state.get("cmp_last", False) else None,
+)
 if active:
     st.caption("Some runs are still training; the numbers above are their best so far. The page redraws when they end.")

@@ -9,11 +9,12 @@ from core.report.html import build_report
 from core.store import Store
 
 
-def export_block(store: Store, run_ids: list[int], *, key: str, title: str) -> None:
-    """A "Prepare the report" button, then the report and the exports as downloads."""
+def export_block(store: Store, run_ids: list[int], *, key: str, title: str, checkpoint: str | None = None) -> None:
+    """A "Prepare the report" button, then the report and the exports as downloads; the report reads
+    each run at its result, or every run at its last evaluation with ``checkpoint="last"``."""
     slot = f"export_{key}"
     ready = st.session_state.get(slot)
-    if ready is None or ready["runs"] != list(run_ids):
+    if ready is None or ready["runs"] != list(run_ids) or ready.get("checkpoint") != checkpoint:
         if st.button(
             "Prepare the report and exports",
             key=f"{slot}_prepare",
@@ -21,7 +22,8 @@ def export_block(store: Store, run_ids: list[int], *, key: str, title: str) -> N
         ):
             with st.spinner("Writing the report…"):
                 st.session_state[slot] = {
-                    "runs": list(run_ids), "html": build_report(store, list(run_ids), title=title).encode(),
+                    "runs": list(run_ids), "checkpoint": checkpoint,
+                    "html": build_report(store, list(run_ids), title=title, checkpoint=checkpoint).encode(),
                     "csv": metrics_csv(store, list(run_ids)), "parquet": metrics_parquet(store, list(run_ids)),
                     "json": configs_json(store, list(run_ids)),
                 }  # fmt: skip
