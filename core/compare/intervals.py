@@ -64,6 +64,7 @@ N_BOOT = 1000  # resamples
 SEED = 0
 LEVEL = 0.95
 CHUNK = 250  # resamples per matrix product: bounds the memory of the weights (CHUNK × items)
+ZERO = 1e-12  # a difference smaller than this is rounding, not a change (real changes are ≥ 1 / items)
 UNCLEAR = "no clear difference"
 NO_INTERVAL = "no interval"
 
@@ -139,10 +140,10 @@ def metrics_from_sums(sums: np.ndarray, k: int, n_bins: int = DEFAULT_N_BINS) ->
 
 
 def bootstrap_weights(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """(n_boot, n) float32: how often each of ``n`` items is drawn in each of ``n_boot`` resamples of
+    """(n_boot, n) float64: how often each of ``n`` items is drawn in each of ``n_boot`` resamples of
     ``n`` draws with replacement (a multinomial count row each)."""
     draws = rng.integers(0, n, size=(n_boot, n), dtype=np.int32 if n < 2**31 else np.int64)
-    weights = np.empty((n_boot, n), dtype=np.float32)
+    weights = np.empty((n_boot, n), dtype=np.float64)
     for r in range(n_boot):  # one row at a time: its counts stay in cache (3× faster than one flat bincount)
         weights[r] = np.bincount(draws[r], minlength=n)
     return weights
@@ -188,7 +189,7 @@ def paired_bootstrap(
     va, vb = metrics_from_sums(xa.sum(axis=0), ka, n_bins), metrics_from_sums(xb.sum(axis=0), kb, n_bins)
     x = np.hstack([xa, xb])
     used = np.flatnonzero(x.any(axis=0))  # sums that stay 0 in every resample (empty bins, classes) cost nothing
-    xu = x[:, used].astype(np.float32)
+    xu = x[:, used]  # float64: float32 sums of NLL or confidences drift by ~1e-7, enough to split identical runs
     rng = np.random.default_rng(seed)
     sums = np.zeros((n_boot, x.shape[1]))
     for start in range(0, n_boot, CHUNK):
@@ -203,9 +204,15 @@ def paired_bootstrap(
         diffs = diffs[np.isfinite(diffs)]
         if not (np.isfinite(da) and np.isfinite(db)) or len(diffs) < n_boot // 2:
             continue
-        low, high = (float(v) for v in np.percentile(diffs, [tail, 100 - tail]))
+        low, high = (_snap(float(v)) for v in np.percentile(diffs, [tail, 100 - tail]))
         out[m] = Interval(m, da, db, db - da, low, high, verdict_of(m, low, high))
     return out
+
+
+def _snap(v: float) -> float:
+    """0 for a difference below ``ZERO`` (rounding in the sums: the same answers resampled in two
+    columns of one product can differ in the last bits), else ``v``."""
+    return 0.0 if abs(v) < ZERO else v
 
 
 def _shared(a: Answers, b: Answers) -> tuple[Answers, Answers]:
