@@ -23,8 +23,6 @@ by_id = {r.id: r for r in runs}
 versions = {v.id: v.label for v in store.versions()}
 ids = list(by_id)
 # the newest two by default, oldest first (the Train page's pair button puts its pair here itself).
-# persist_state="session": Streamlit keeps the choice itself while another page is shown, whatever
-# fragments' timed reruns (the sidebar's runner line) do, which run neither app.py nor keep_settings
 default("cmp_runs", sorted(ids[:2]), allowed=None)
 st.session_state["cmp_runs"] = [r for r in st.session_state["cmp_runs"] if r in by_id]
 chosen = st.multiselect(

@@ -38,9 +38,9 @@ def class_distribution(ds: Dataset, prof: Profile) -> None:
     default("dt_dist_sort", True)
     default("dt_dist_log", False)
     c1, c2, c3 = st.columns([2, 1, 1])
-    which = c1.radio("Counts of", ["train", "all splits"], horizontal=True, key="dt_dist_split")
-    sort = c2.toggle("Sort by size", key="dt_dist_sort")
-    log = c3.toggle("Log scale", key="dt_dist_log")
+    which = c1.radio("Counts of", ["train", "all splits"], horizontal=True, key="dt_dist_split", persist_state="session")
+    sort = c2.toggle("Sort by size", key="dt_dist_sort", persist_state="session")
+    log = c3.toggle("Log scale", key="dt_dist_log", persist_state="session")
     bal = prof.train if which == "train" else prof.overall
     st.plotly_chart(charts.class_distribution(ds.class_names, bal, sort=sort, log=log), width="stretch")
     st.caption(overview.groups_line(bal))
@@ -94,13 +94,15 @@ def preview(ds: Dataset) -> None:
     default_choices("dt_pv_classes", range(ds.n_classes))
     default_choices("dt_pv_splits", range(len(SPLITS)))
     f1, f2, f3 = st.columns([3, 2, 1])
-    classes = f1.multiselect("Classes", range(ds.n_classes), format_func=lambda i: ds.class_names[i], key="dt_pv_classes")
-    splits = f2.multiselect("Splits", range(len(SPLITS)), format_func=lambda i: SPLITS[i], key="dt_pv_splits")
+    classes = f1.multiselect(
+        "Classes", range(ds.n_classes), format_func=lambda i: ds.class_names[i], key="dt_pv_classes", persist_state="session"
+    )
+    splits = f2.multiselect("Splits", range(len(SPLITS)), format_func=lambda i: SPLITS[i], key="dt_pv_splits", persist_state="session")
     index = filter_indices(ds, classes=classes or None, splits=splits or None)
     per_page = browse.preview_per_page(ds.modality)
     pages = browse.n_pages(len(index), per_page)
     default_within("dt_pv_page", 1, 1, pages)
-    page = int(f3.number_input("Page", 1, pages, key="dt_pv_page"))
+    page = int(f3.number_input("Page", 1, pages, key="dt_pv_page", persist_state="session"))
     rows = index[browse.page_slice(page, per_page)]
     st.caption(browse.matches_line(len(index), page, pages))
     if ds.modality == "image":
@@ -116,8 +118,8 @@ def slices(prof: Profile) -> None:
     default("dt_slice_col", next(iter(prof.slices)), allowed=list(prof.slices))
     default("dt_slice_by", "class", allowed=["class", "split"])
     s1, s2 = st.columns([2, 1])
-    column = str(s1.selectbox("Slice column", list(prof.slices), key="dt_slice_col"))
-    by = str(s2.radio("Break down by", ["class", "split"], horizontal=True, key="dt_slice_by"))
+    column = str(s1.selectbox("Slice column", list(prof.slices), key="dt_slice_col", persist_state="session"))
+    by = str(s2.radio("Break down by", ["class", "split"], horizontal=True, key="dt_slice_by", persist_state="session"))
     st.plotly_chart(charts.slice_bars(prof.slices[column], column, by=by), width="stretch")
     st.dataframe(prof.slices[column], width="stretch")
 

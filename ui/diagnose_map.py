@@ -37,9 +37,11 @@ def map_tab(r: Review, d: Diagnosis, cfg: DiagnoseConfig) -> None:
     default("dg_map_colour", colours[0], allowed=colours)
     default("dg_map_method", methods[0], allowed=methods)
     m1, m2 = st.columns([2, 1])
-    colour_by = str(m1.radio("Colour by", colours, horizontal=True, key="dg_map_colour"))
+    colour_by = str(m1.radio("Colour by", colours, horizontal=True, key="dg_map_colour", persist_state="session"))
     shown = maps.projection_labels(len(ds))
-    method = str(m2.radio("Projection", methods, horizontal=True, key="dg_map_method", format_func=lambda m: shown[m]))
+    method = str(
+        m2.radio("Projection", methods, horizontal=True, key="dg_map_method", persist_state="session", format_func=lambda m: shown[m])
+    )
     index = maps.map_rows(len(ds), method)
     colour, continuous = maps.map_colours(ds, r.issues, index, colour_by)
     figure = charts.embedding_map(

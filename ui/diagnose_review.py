@@ -163,7 +163,7 @@ def _plan_bar_body(r: Review) -> None:
 def pager(n: int, key: str) -> slice:
     pages = n_pages(n, PER_PAGE)
     default_within(key, 1, 1, pages)
-    page = st.number_input(f"Page (of {pages:,})", 1, pages, key=key)
+    page = st.number_input(f"Page (of {pages:,})", 1, pages, key=key, persist_state="session")
     return page_slice(int(page), PER_PAGE)
 
 
@@ -187,9 +187,11 @@ def review_queue(r: Review) -> None:
     default("dg_sus_order", review.REVIEW_ORDERS[0], allowed=review.REVIEW_ORDERS)
     default("dg_sus_hide", True)
     f1, f2, f3 = st.columns([2, 2, 1])
-    given = f1.multiselect("Given label", range(ds.n_classes), format_func=lambda c: str(ds.class_names[c]), key="dg_sus_classes")
-    order = f2.radio("Show", review.REVIEW_ORDERS, horizontal=True, key="dg_sus_order")
-    hide_reviewed = f3.toggle("Hide reviewed", key="dg_sus_hide")
+    given = f1.multiselect(
+        "Given label", range(ds.n_classes), format_func=lambda c: str(ds.class_names[c]), key="dg_sus_classes", persist_state="session"
+    )
+    order = f2.radio("Show", review.REVIEW_ORDERS, horizontal=True, key="dg_sus_order", persist_state="session")
+    hide_reviewed = f3.toggle("Hide reviewed", key="dg_sus_hide", persist_state="session")
     queue = review.review_queue(
         iss, ds.labels, plan, order=str(order), given=list(given), hide_reviewed=hide_reviewed, by_quality=r.found.by_quality
     )
@@ -271,14 +273,16 @@ def bulk_panel(r: Review) -> None:
     default("dg_bulk_open", True)
     default("dg_bulk_action", review.BULK_ACTIONS[0], allowed=list(review.BULK_ACTIONS))
     b1, b2 = st.columns(2)
-    kinds = b1.multiselect("Found as", review.FINDINGS, key="dg_bulk_kinds")
-    classes = b2.multiselect("Given label", range(ds.n_classes), format_func=lambda c: str(ds.class_names[c]), key="dg_bulk_classes")
+    kinds = b1.multiselect("Found as", review.FINDINGS, key="dg_bulk_kinds", persist_state="session")
+    classes = b2.multiselect(
+        "Given label", range(ds.n_classes), format_func=lambda c: str(ds.class_names[c]), key="dg_bulk_classes", persist_state="session"
+    )
     b3, b4, b5 = st.columns([2, 1, 1])
     low, high = cast(
-        "tuple[float, float]", b3.slider("Label quality", 0.0, 1.0, step=0.01, key="dg_bulk_quality")
+        "tuple[float, float]", b3.slider("Label quality", 0.0, 1.0, step=0.01, key="dg_bulk_quality", persist_state="session")
     )  # a range: (0, 1) to start
-    open_only = b4.toggle("Only items without a decision", key="dg_bulk_open")
-    action = str(b5.radio("Action", review.BULK_ACTIONS, horizontal=True, key="dg_bulk_action"))
+    open_only = b4.toggle("Only items without a decision", key="dg_bulk_open", persist_state="session")
+    action = str(b5.radio("Action", review.BULK_ACTIONS, horizontal=True, key="dg_bulk_action", persist_state="session"))
     flt = review.BulkFilter(
         kinds=tuple(kinds), classes=tuple(int(c) for c in classes), quality=(float(low), float(high)), open_only=open_only
     )
@@ -332,7 +336,9 @@ def duplicate_review(r: Review, table: pd.DataFrame) -> None:
     )
     clusters = table["cluster"].tolist()
     default("dg_dup_pick", clusters[0], allowed=clusters)
-    pick = st.selectbox("Look at cluster", clusters, key="dg_dup_pick", format_func=lambda c: review.cluster_label(table, c))
+    pick = st.selectbox(
+        "Look at cluster", clusters, key="dg_dup_pick", persist_state="session", format_func=lambda c: review.cluster_label(table, c)
+    )
     cluster = int(table["cluster"].iloc[0] if pick is None else pick)
     r.gallery(review.cluster_items(table, cluster, PER_PAGE), lambda i: review.item_caption(r.ds, i))
 

@@ -49,10 +49,17 @@ def settings() -> DiagnoseConfig:
         default(key, start)  # the widgets below take their value from here
     with st.expander("Settings"):
         s1, s2, s3, s4 = st.columns(4)
-        s1.number_input("Neighbours (k)", 2, 50, key="dg_k", help="For kNN label agreement and outlier distance.")
-        s2.number_input("Folds", 2, 10, key="dg_folds", help="Of the out-of-fold probe that predicts each item without having seen it.")
-        s3.slider("Near-duplicate cosine ≥", 0.90, 1.0, step=0.005, key="dg_dup")
-        s4.slider("Outliers: top share", 0.001, 0.05, step=0.001, format="%.3f", key="dg_out")
+        s1.number_input("Neighbours (k)", 2, 50, key="dg_k", persist_state="session", help="For kNN label agreement and outlier distance.")
+        s2.number_input(
+            "Folds",
+            2,
+            10,
+            key="dg_folds",
+            persist_state="session",
+            help="Of the out-of-fold probe that predicts each item without having seen it.",
+        )
+        s3.slider("Near-duplicate cosine ≥", 0.90, 1.0, step=0.005, key="dg_dup", persist_state="session")
+        s4.slider("Outliers: top share", 0.001, 0.05, step=0.001, format="%.3f", key="dg_out", persist_state="session")
     return diagnosis_ui.config()  # from the widgets above, as the Data page reads them
 
 
@@ -124,6 +131,7 @@ def label_issues(store: Store, vid: int, ds: Dataset, d: Diagnosis, cfg: Diagnos
         sources,
         horizontal=True,
         key="dg_source",
+        persist_state="session",
         format_func=lambda s: "K-fold probe on embeddings (every item)" if s == PROBE else f"run #{s} (its held-out test split)",
     )
     if source == PROBE or source is None:

@@ -229,7 +229,7 @@ def _charts(res: RunResults, ds: Dataset) -> None:
 def _slices(res: RunResults) -> None:
     if columns := slice_columns(res):
         default(f"rn_slice_{res.run_id}", columns[0], allowed=columns)
-        column = st.selectbox("Slice", columns, key=f"rn_slice_{res.run_id}")
+        column = st.selectbox("Slice", columns, key=f"rn_slice_{res.run_id}", persist_state="session")
         st.plotly_chart(charts.slice_metric_bars(slice_table(res, column), column), width="stretch", key=f"slices_{res.run_id}")
 
 
@@ -257,7 +257,7 @@ def _decisions(res: RunResults) -> None:
     chosen = res.mitigations.decision.abstain_below
     default(f"rn_abstain_{res.run_id}", float(chosen or 0.5))
     threshold = st.slider(
-        "Abstain below confidence", 0.0, 0.99, step=0.01, key=f"rn_abstain_{res.run_id}",
+        "Abstain below confidence", 0.0, 0.99, step=0.01, key=f"rn_abstain_{res.run_id}", persist_state="session",
         help="Answers with a lower top-label confidence are withheld: fewer answers, fewer errors. The run's own setting is the starting point.",
     )  # fmt: skip
     d = decisions(preds, classes, threshold)

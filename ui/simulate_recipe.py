@@ -59,20 +59,28 @@ def _defaults(names: list[str], slices: dict[str, list[str]]) -> None:
 
 def _imbalance(names: list[str]) -> str:
     st.markdown("**Imbalance**")
-    imbalance = str(st.radio("Profile", list(IMBALANCES), key="sm_imbalance", format_func=lambda k: IMBALANCES[k], horizontal=True))
+    imbalance = str(
+        st.radio(
+            "Profile", list(IMBALANCES), key="sm_imbalance", persist_state="session", format_func=lambda k: IMBALANCES[k], horizontal=True
+        )
+    )
     ratio = "Imbalance ratio to add (most kept ÷ least kept)"
-    st.select_slider(ratio, RATIOS, key="sm_ratio", disabled=imbalance == "none", help=RATIO_HELP)
+    st.select_slider(ratio, RATIOS, key="sm_ratio", persist_state="session", disabled=imbalance == "none", help=RATIO_HELP)
     if imbalance == "step":
-        st.slider("Share of classes that become rare", 0.1, 0.9, step=0.1, key="sm_minority")
-    st.multiselect("Drop these classes from train", names, key="sm_drop", help=DROP_HELP)
+        st.slider("Share of classes that become rare", 0.1, 0.9, step=0.1, key="sm_minority", persist_state="session")
+    st.multiselect("Drop these classes from train", names, key="sm_drop", persist_state="session", help=DROP_HELP)
     return imbalance
 
 
 def _noise(names: list[str]) -> tuple[str, tuple[tuple[float, ...], ...]]:
     st.markdown("**Label noise**")
-    kind = str(st.selectbox("Kind", list(NOISE_KINDS), key="sm_noise_kind", format_func=lambda k: f"{k} — {NOISE_KINDS[k]}"))
+    kind = str(
+        st.selectbox(
+            "Kind", list(NOISE_KINDS), key="sm_noise_kind", persist_state="session", format_func=lambda k: f"{k} — {NOISE_KINDS[k]}"
+        )
+    )
     if kind != "matrix":
-        st.slider("Share of each class's train labels made wrong", 0.0, 0.6, step=0.05, key="sm_noise")
+        st.slider("Share of each class's train labels made wrong", 0.0, 0.6, step=0.05, key="sm_noise", persist_state="session")
         return kind, ()
     st.caption("Column j: where the train items of true class j go (P(given | true)); each column sums to 1.")
     default("sm_matrix", identity_matrix(names), allowed=None)
@@ -85,13 +93,13 @@ def _noise(names: list[str]) -> tuple[str, tuple[tuple[float, ...], ...]]:
 
 def _copies_and_slices(slices: dict[str, list[str]]) -> tuple[str, str]:
     st.markdown("**Duplicates and slices**")
-    st.slider("Share of train items duplicated", 0.0, 1.0, step=0.05, key="sm_dup")
-    column = str(st.selectbox("Thin a slice", [NONE, *slices], key="sm_thin_col", help=THIN_HELP))
+    st.slider("Share of train items duplicated", 0.0, 1.0, step=0.05, key="sm_dup", persist_state="session")
+    column = str(st.selectbox("Thin a slice", [NONE, *slices], key="sm_thin_col", persist_state="session", help=THIN_HELP))
     value = ""
     if column != NONE:
-        value = str(st.selectbox("Value", slices[column], key=f"sm_thin_val_{column}"))
-        st.slider("Share of that slice kept", 0.0, 1.0, step=0.05, key="sm_thin_keep")
-    st.number_input("Seed", 0, 10_000, key="sm_seed")
+        value = str(st.selectbox("Value", slices[column], key=f"sm_thin_val_{column}", persist_state="session"))
+        st.slider("Share of that slice kept", 0.0, 1.0, step=0.05, key="sm_thin_keep", persist_state="session")
+    st.number_input("Seed", 0, 10_000, key="sm_seed", persist_state="session")
     return ("" if column == NONE else column), value
 
 

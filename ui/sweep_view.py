@@ -29,13 +29,23 @@ def sweep_form(store: Store, info: VersionInfo, source: int, base: Recipe) -> No
     )
     default("sm_knob", "long_tail", allowed=list(sweep.KNOBS))
     k1, k2, k3, k4 = st.columns([2, 2, 1, 2])
-    knob = str(k1.selectbox("Knob", list(sweep.KNOBS), key="sm_knob", format_func=lambda k: f"{sweep.KNOBS[k][0]} — {sweep.KNOBS[k][2]}"))
+    knob = str(
+        k1.selectbox(
+            "Knob",
+            list(sweep.KNOBS),
+            key="sm_knob",
+            persist_state="session",
+            format_func=lambda k: f"{sweep.KNOBS[k][0]} — {sweep.KNOBS[k][2]}",
+        )
+    )
     default(f"sm_sev_{knob}", sweep.default_severities(knob))
-    raw = k2.text_input("Severities (2–6, comma-separated)", key=f"sm_sev_{knob}")
+    raw = k2.text_input("Severities (2–6, comma-separated)", key=f"sm_sev_{knob}", persist_state="session")
     default("sm_epochs", 3)
-    k3.number_input("Epochs", 1, 50, key="sm_epochs")
+    k3.number_input("Epochs", 1, 50, key="sm_epochs", persist_state="session")
     default("sm_preset", NONE, allowed=OVERLAYS)
-    overlay = k4.selectbox("Mitigation overlaid", OVERLAYS, key="sm_preset", format_func=lambda p: p if p == NONE else PRESETS[p])
+    overlay = k4.selectbox(
+        "Mitigation overlaid", OVERLAYS, key="sm_preset", persist_state="session", format_func=lambda p: p if p == NONE else PRESETS[p]
+    )
     severities, problem = sweep.parse_severities(raw)
     if problem:
         st.warning(problem, icon="⚠️")
@@ -66,7 +76,9 @@ def sweep_picker(store: Store, info: VersionInfo) -> None:
         st.caption("No sweep of this dataset yet.")
         return
     by_id = {sw["id"]: sw for sw in sweeps}
-    chosen = st.selectbox("Sweep", list(by_id), key="sm_sweep_pick", format_func=lambda i: f"#{i} · {by_id[i]['name']}")
+    chosen = st.selectbox(
+        "Sweep", list(by_id), key="sm_sweep_pick", persist_state="session", format_func=lambda i: f"#{i} · {by_id[i]['name']}"
+    )
     sweep_live(store, by_id[chosen if chosen is not None else sweeps[0]["id"]])
 
 

@@ -55,42 +55,48 @@ def run_settings(ds: Dataset, vid: int) -> RunConfig:
     models = [registry.AUTO] + [s.name for s in registry.choices(ds.modality)]
     _defaults(ds, models)
     c1, c2, c3 = st.columns(3)
-    model = str(c1.selectbox("Model", models, format_func=lambda m: model_title(m, ds), key="tr_model"))
+    model = str(c1.selectbox("Model", models, format_func=lambda m: model_title(m, ds), key="tr_model", persist_state="session"))
     custom = c1.text_input(
-        "…or a local model path", key="tr_path", help="A transformers folder (text) or a .pth state dict (image)."
+        "…or a local model path", key="tr_path", persist_state="session", help="A transformers folder (text) or a .pth state dict (image)."
     ).strip()
     resolved = custom or (registry.resolve_auto(ds.modality, image_px=image_px(ds)) if model == registry.AUTO else model)
     modes = list(registry.spec(resolved).finetune_modes) if not custom else list(registry.FINETUNE)
     default("tr_mode", "full", allowed=modes)
-    finetune = str(c2.selectbox("Fine-tune mode", modes, format_func=FINETUNE_TITLES.__getitem__, key="tr_mode",
+    finetune = str(c2.selectbox("Fine-tune mode", modes, format_func=FINETUNE_TITLES.__getitem__, key="tr_mode", persist_state="session",
                                 help="Linear probe trains only a head on cached features: fastest on a CPU."))  # fmt: skip
-    last_n = c2.number_input("Trainable blocks (last N)", 1, 20, key="tr_lastn", disabled=finetune != "last_n")
-    device = c3.selectbox("Device", ["auto", "cpu", "cuda", "mps"], key="tr_device", help=f"auto picks {common.device_label()}.")
+    last_n = c2.number_input("Trainable blocks (last N)", 1, 20, key="tr_lastn", persist_state="session", disabled=finetune != "last_n")
+    device = c3.selectbox(
+        "Device", ["auto", "cpu", "cuda", "mps"], key="tr_device", persist_state="session", help=f"auto picks {common.device_label()}."
+    )
     c4, c5, c6, c7 = st.columns(4)
-    epochs = c4.number_input("Epochs", 1, 200, key="tr_epochs")
-    batch = c5.number_input("Batch size", 0, 4096, key="tr_batch", help=BATCH_HELP)
+    epochs = c4.number_input("Epochs", 1, 200, key="tr_epochs", persist_state="session")
+    batch = c5.number_input("Batch size", 0, 4096, key="tr_batch", persist_state="session", help=BATCH_HELP)
     # the learning rate follows the model and fine-tune mode (a linear probe wants ~200× MiniLM's) until the user types their own
     auto_lr = RunConfig(version_id=vid, model=resolved, finetune=finetune).learning_rate(ds.modality)
     follow_default("tr_lr", float(auto_lr))
     lr = c6.number_input(
-        "Learning rate", 1e-6, 1.0, format="%g", key="tr_lr", step=lr_step(float(st.session_state["tr_lr"])),
+        "Learning rate", 1e-6, 1.0, format="%g", key="tr_lr", persist_state="session", step=lr_step(float(st.session_state["tr_lr"])),
         help=f"The default for this model and mode is {auto_lr:g}; it follows the mode until you change it. "
         "− and + move by one unit of the current value's leading digit (3e-3 → 2e-3 or 4e-3).",
     )  # fmt: skip
-    seed = c7.number_input("Seed", 0, 2**31 - 1, key="tr_seed")
-    tau = st.slider("τ — confidence above which a wrong answer counts as a hallucination", 0.5, 0.99, step=0.01, key="tr_tau")
+    seed = c7.number_input("Seed", 0, 2**31 - 1, key="tr_seed", persist_state="session")
+    tau = st.slider(
+        "τ — confidence above which a wrong answer counts as a hallucination", 0.5, 0.99, step=0.01, key="tr_tau", persist_state="session"
+    )
     with st.expander("More settings"):
         a1, a2, a3, a4 = st.columns(4)
-        eval_every = a1.number_input("Evaluate every N steps (0 = each epoch)", 0, 100_000, key="tr_eval")
-        max_items = a2.number_input("Use at most N train items (0 = all)", 0, 10_000_000, key="tr_max")
-        stop_metric = a3.selectbox("Best checkpoint / early stopping on (val)", STOPPING_METRICS, key="tr_metric", format_func=metric_name)
+        eval_every = a1.number_input("Evaluate every N steps (0 = each epoch)", 0, 100_000, key="tr_eval", persist_state="session")
+        max_items = a2.number_input("Use at most N train items (0 = all)", 0, 10_000_000, key="tr_max", persist_state="session")
+        stop_metric = a3.selectbox(
+            "Best checkpoint / early stopping on (val)", STOPPING_METRICS, key="tr_metric", persist_state="session", format_func=metric_name
+        )
         rule = st.radio(
-            "The run's result", list(CHECKPOINT_RULES), key="tr_checkpoint", horizontal=True, format_func=CHECKPOINT_TITLES.__getitem__,
+            "The run's result", list(CHECKPOINT_RULES), key="tr_checkpoint", persist_state="session", horizontal=True, format_func=CHECKPOINT_TITLES.__getitem__,
             help="Which evaluation the run keeps, temperature-scales and is scored at on the Runs and Compare pages and in the report.",
         )  # fmt: skip
-        patience = a4.number_input("Patience (0 = never stop early)", 0, 100, key="tr_patience", disabled=rule == "last",
+        patience = a4.number_input("Patience (0 = never stop early)", 0, 100, key="tr_patience", persist_state="session", disabled=rule == "last",
                                    help="Early stopping needs the best evaluation as the result." if rule == "last" else None)  # fmt: skip
-        temperature = st.toggle("Temperature scaling on val after training", key="tr_ts")
+        temperature = st.toggle("Temperature scaling on val after training", key="tr_ts", persist_state="session")
         processes = _processes()
     return RunConfig(
         version_id=vid, model=resolved, finetune=finetune, last_n_blocks=int(last_n), epochs=int(epochs), lr=float(lr),
@@ -108,4 +114,4 @@ def _processes() -> int:
     if gpus <= 1:
         return 1
     default("tr_gpus", 1)
-    return int(st.number_input(f"GPUs for this run (of {gpus}; one process each)", 1, gpus, key="tr_gpus"))
+    return int(st.number_input(f"GPUs for this run (of {gpus}; one process each)", 1, gpus, key="tr_gpus", persist_state="session"))
