@@ -216,6 +216,28 @@ def test_top_outcome_and_whether_two_runs_share_their_items(store):
     assert shares_items(store, a, c) and not shares_items(store, a, b)
 
 
+def test_mitigations_are_said_in_words():
+    from core.compare.setting_words import mitigation_words
+    from core.mitigate.settings import Cleaning, Decision, LossSettings, Mitigations, Resampling
+    from core.train.config import RunConfig
+
+    assert mitigation_words(Mitigations()) == []
+    m = Mitigations(
+        resample=Resampling("smote"),
+        loss=LossSettings(name="balanced_softmax", class_weights="inverse"),
+        clean=Cleaning(action="drop", source="threshold", threshold=0.25),
+        decision=Decision(abstain_below=0.6),
+    )
+    assert mitigation_words(m) == [
+        "SMOTE (resampling)",
+        "Balanced softmax",
+        "Weight ∝ 1 / class count",
+        "Drop: label quality below 0.25",
+        "abstain below confidence 0.6",
+    ]
+    assert RunConfig(version_id=1, model="small_cnn", mitigations=m).display_name().startswith("small_cnn · full fine-tune · SMOTE (resampling)")
+
+
 def test_settings_are_said_in_words():
     from core.compare.setting_words import setting_name, setting_value
 
@@ -224,7 +246,8 @@ def test_settings_are_said_in_words():
     )
     assert setting_name("mitigations.loss.class_weights") == "loss: class weights"
     assert setting_name("mitigations.resample.method") == "resampling: sampler"
-    assert setting_value("mitigations.resample.method", "class_balanced") == "Class balanced"
+    assert setting_value("mitigations.resample.method", "class_balanced") == "Class-balanced sampling"
+    assert setting_value("mitigations.resample.method", "smote_enn") == "SMOTE + edited nearest neighbours"
     assert setting_value("mitigations.augment.image", ["flip", "rotate"]) == "Flip, Rotate"
     assert setting_value("mitigations.decision.threshold_moving", True) == "on"
     assert setting_name("checkpoint") == "result" and setting_value("checkpoint", "last") == "last evaluation"

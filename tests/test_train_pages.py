@@ -147,7 +147,8 @@ def test_every_group_of_mitigation_knobs_lands_in_the_stored_config(home):
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any(
-        "resample=class_balanced, loss=focal, weights=effective_number, smoothing=0.05, augment=rotate+noise, threshold moving, abstain<0.75"
+        "Class-balanced sampling (resampling), Focal loss, Weight ∝ 1 / effective number, label smoothing 0.05, augmentation: rotate, noise, "
+        "threshold moving, abstain below confidence 0.75"
         in m.value
         for m in at.markdown
     )
@@ -302,8 +303,8 @@ def test_previews_show_what_resampling_and_augmentation_do(home):
     at.button(key="rs_preview").click()
     at.run()
     assert not at.exception, at.exception
-    caption = next(c.value for c in at.caption if c.value.startswith("smote on "))
-    assert "smote on 1,445 train embeddings → 1,601 items" in caption, caption  # class 0: 144 → 300
+    caption = next(c.value for c in at.caption if c.value.startswith("SMOTE on "))
+    assert "SMOTE on 1,445 train embeddings → 1,601 items" in caption, caption  # class 0: 144 → 300
 
 
 def test_in_run_cleaning_takes_the_diagnose_pages_plan(home):

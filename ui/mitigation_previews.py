@@ -12,6 +12,7 @@ import numpy as np
 import streamlit as st
 
 from core import charts
+from core.compare.setting_words import setting_value
 from core.data.dataset import Dataset
 from core.diagnose.cleaning import CleaningPlan
 from core.diagnose.pipeline import DiagnoseConfig, is_cached
@@ -47,7 +48,7 @@ def resample_preview(ds: Dataset, m: Mitigations, *, model: str, finetune: str, 
         "" if cached else f" (embeds the data first: about {embeddings.estimate_seconds(ds, model):,.0f} s)"
     )
     if st.button(label, key="rs_preview"):
-        with st.spinner(f"Running {m.resample.method} on the train embeddings…"):
+        with st.spinner(f"Running {setting_value('mitigations.resample.method', m.resample.method)} on the train embeddings…"):
             train = np.flatnonzero(ds.split == 0)
             X = np.asarray(embeddings.embed(ds, backbone=model), dtype=np.float32)[train]
             st.session_state["rs_preview_result"] = (
@@ -59,7 +60,7 @@ def resample_preview(ds: Dataset, m: Mitigations, *, model: str, finetune: str, 
         result = shown[1]
         made = int(result.synthetic.sum())
         st.caption(
-            f"{m.resample.method} on {sum(result.before.values()):,} train embeddings → {sum(result.after.values()):,} items "
+            f"{setting_value('mitigations.resample.method', m.resample.method)} on {sum(result.before.values()):,} train embeddings → {sum(result.after.values()):,} items "
             f"in {result.seconds:.1f} s; crosses are new points, grey rings removed items (at most 4,000 of each drawn; "
             f"{made:,} new shown). The run does the same on its standardised features."
         )

@@ -5,6 +5,7 @@ page (``ui.state``)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -12,6 +13,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from core.compare.setting_words import setting_value
 from core.data.dataset import Dataset
 from core.diagnose.cleaning import CleaningPlan
 from core.mitigate.fields import (
@@ -67,7 +69,7 @@ def knobs(
     choices = _choices(modality, finetune, list(train_counts), missing)
     _prepare_state(choices)
     st.radio(
-        "Preset", [*PRESETS, CUSTOM], key="tr_preset", horizontal=True, on_change=_apply_preset, args=(modality, finetune),
+        "Preset", [*PRESETS, CUSTOM], key="tr_preset", persist_state="session", horizontal=True, on_change=_apply_preset, args=(modality, finetune),
         format_func=PRESET_TITLES.__getitem__, help=" · ".join(PRESETS.values()) + ". Any change below makes it custom.",
     )  # fmt: skip
     k = _Knobs(
@@ -172,21 +174,26 @@ def _field(f: Field, where: DeltaGenerator, k: _Knobs) -> None:
     """One widget of the field table."""
     help_text = k.helps.get(f.key) or f.help or None
     if f.kind == "select":
-        names = f.options or {}
+        say = functools.partial(setting_value, f"mitigations.{f.path}")
+        options = _options(f, k)
+        if f.options:  # what each option does, under the field's own help
+            help_text = "\n\n".join([*([help_text] if help_text else []), *(f"**{say(n)}** — {f.options[n]}" for n in options)])
         disabled = f.disabled is not None and f.disabled(k.values)
-        where.selectbox(f.label, _options(f, k), key=f.key, on_change=_mark_custom, format_func=lambda n: f"{n} — {names[n]}",
+        where.selectbox(f.label, options, key=f.key, persist_state="session", on_change=_mark_custom, format_func=say,
                         disabled=disabled, help=help_text)  # fmt: skip
     elif f.kind == "multiselect":
         options = _options(f, k)
         if help_text is None and f.options:
             help_text = " · ".join(f"{n}: {f.options[n]}" for n in options)
-        where.multiselect(f.label, options, key=f.key, on_change=_mark_custom, help=help_text)
+        where.multiselect(f.label, options, key=f.key, persist_state="session", on_change=_mark_custom, help=help_text)
     elif f.kind == "slider":
-        where.slider(f.label, f.lo, f.hi, step=f.step, key=f.key, on_change=_mark_custom, help=help_text)
+        where.slider(f.label, f.lo, f.hi, step=f.step, key=f.key, persist_state="session", on_change=_mark_custom, help=help_text)
     elif f.kind == "number":
-        where.number_input(f.label, f.lo, f.hi, step=f.step, format=f.fmt, key=f.key, on_change=_mark_custom, help=help_text)
+        where.number_input(
+            f.label, f.lo, f.hi, step=f.step, format=f.fmt, key=f.key, persist_state="session", on_change=_mark_custom, help=help_text
+        )
     elif f.kind == "toggle":
-        where.toggle(f.label, key=f.key, on_change=_mark_custom, help=help_text)
+        where.toggle(f.label, key=f.key, persist_state="session", on_change=_mark_custom, help=help_text)
     elif f.kind == "targets":
         _targets(f, where, k.train_counts)
 

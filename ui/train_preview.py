@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import streamlit as st
 
+from core.compare.setting_words import mitigation_words
 from core.data.dataset import Dataset
 from core.data.splits import scoring_problem
 from core.mitigate.checks import check
@@ -43,7 +44,7 @@ def what_will_happen(cfg: RunConfig, ds: Dataset, plan: StepPlan, *, absent: Seq
         f"- {cfg.epochs} epoch(s) × {plan.steps_per_epoch:,} steps of {plan.batch:,}{' (auto)' if plan.auto_batch else ''} "
         f"= **{plan.steps:,} steps**, AdamW at peak lr {plan.lr:g} with warm-up and cosine decay; evaluated on val and test "
         f"{every} ({plan.evaluations:,} evaluation{'s' if plan.evaluations != 1 else ''}).",
-        f"- Mitigations: **{', '.join(cfg.mitigations.active) or 'none (baseline)'}**.",
+        f"- Mitigations: **{', '.join(mitigation_words(cfg.mitigations)) or 'none (baseline)'}**.",
         f"- Hallucination rate counts wrong answers with confidence ≥ {cfg.tau:.2f}{unknown}",
     ]
     estimate = common.estimate_run_seconds(cfg, ds)

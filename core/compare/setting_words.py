@@ -13,6 +13,7 @@ from typing import Any
 
 from core.charts import metric_title
 from core.mitigate.fields import FIELDS, TABS
+from core.mitigate.settings import Mitigations
 from core.models.registry import FINETUNE_TITLES
 
 #: A RunConfig key → its name in words (keys not here are shown with "_" as spaces).
@@ -52,6 +53,35 @@ VALUES: dict[str, Mapping[Any, str]] = {
     "max_train_items": {0: "all"},
     "image_size": {0: "automatic"},
     "patience": {0: "never stop early"},
+    # mitigation options whose help text does not start with their name
+    "mitigations.resample.method": {
+        "none": "No resampling",
+        "class_balanced": "Class-balanced sampling",
+        "sqrt": "Square-root sampling",
+        "random_over": "Random oversampling",
+        "random_under": "Random undersampling",
+        "smote": "SMOTE",
+        "borderline_smote": "Borderline-SMOTE",
+        "adasyn": "ADASYN",
+        "svm_smote": "SVM-SMOTE",
+        "near_miss": "NearMiss",
+        "tomek": "Tomek links",
+        "enn": "Edited nearest neighbours",
+        "smote_enn": "SMOTE + edited nearest neighbours",
+        "smote_tomek": "SMOTE + Tomek links",
+    },
+    "mitigations.loss.class_weights": {
+        "none": "Every item counts the same",
+        "inverse": "Weight ∝ 1 / class count",
+        "effective_number": "Weight ∝ 1 / effective number",
+    },
+    "mitigations.clean.action": {"none": "No cleaning", "drop": "Drop", "relabel": "Relabel"},
+    "mitigations.clean.source": {
+        "detector": "The detector's suspects",
+        "threshold": "Label quality below a threshold",
+        "plan": "The Diagnose page's plan",
+    },
+    "mitigations.semi.method": {"none": "Pool not used", "pseudo_label": "Self-training", "label_spreading": "Label spreading"},
 }
 _FIELDS = {f"mitigations.{f.path}": f for f in FIELDS}
 
@@ -88,6 +118,37 @@ def setting_value(key: str, value: Any) -> str:
     if isinstance(value, str):
         return _humanise(value)
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def mitigation_words(m: Mitigations) -> list[str]:
+    """The settings of ``m`` that differ from the defaults, in words ("SMOTE resampling",
+    "Balanced softmax"); an empty list for a baseline."""
+
+    def say(path: str, value: Any) -> str:
+        return setting_value(f"mitigations.{path}", value)
+
+    out = []
+    if m.resample.method != "none":
+        out.append(f"{say('resample.method', m.resample.method)} (resampling)")
+    if m.loss.name != "cross_entropy":
+        out.append(say("loss.name", m.loss.name))
+    if m.loss.class_weights != "none":
+        out.append(say("loss.class_weights", m.loss.class_weights))
+    if m.loss.label_smoothing:
+        out.append(f"label smoothing {m.loss.label_smoothing:g}")
+    augs = m.augment.image + m.augment.text
+    if augs:
+        out.append("augmentation: " + ", ".join(a.replace("_", " ") for a in augs))
+    if m.clean.action != "none":
+        what = f"label quality below {m.clean.threshold:g}" if m.clean.source == "threshold" else say("clean.source", m.clean.source)
+        out.append(f"{say('clean.action', m.clean.action)}: {what[0].lower() + what[1:]}")
+    if m.semi.method != "none":
+        out.append(f"{say('semi.method', m.semi.method)} (confidence ≥ {m.semi.threshold:g})")
+    if m.decision.threshold_moving:
+        out.append("threshold moving")
+    if m.decision.abstain_below:
+        out.append(f"abstain below confidence {m.decision.abstain_below:g}")
+    return out
 
 
 def _option_words(name: str, help_text: str) -> str:

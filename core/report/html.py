@@ -24,6 +24,7 @@ from core import charts
 from core.compare.intervals import Comparison, Interval, compare_to_reference
 from core.compare.one_run import checkpoint_line
 from core.compare.runs import compatibility, config_differences, delta_table, label, metric_table
+from core.compare.setting_words import mitigation_words
 from core.data.overview import groups_line
 from core.data.profile import profile
 from core.diagnose.pipeline import DiagnoseConfig, diagnose, is_cached
@@ -172,7 +173,7 @@ def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope rep
     parts.append("<section id='diagnosis'><h2>Diagnosis</h2>" + "".join(diag_parts) + "</section>")
 
     mit = "".join(
-        f"<li><b>{html.escape(label(r))}</b>: {html.escape(', '.join(RunConfig.from_dict(r.config).mitigations.active) or 'none (baseline)')}</li>"
+        f"<li><b>{html.escape(label(r))}</b>: {html.escape(', '.join(mitigation_words(RunConfig.from_dict(r.config).mitigations)) or 'none (baseline)')}</li>"
         for r in results
     )
     diff = config_differences(results) if len(results) > 1 else pd.DataFrame()

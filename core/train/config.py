@@ -119,7 +119,12 @@ class RunConfig:
     def display_name(self) -> str:
         if self.name:
             return self.name
-        words = [f"{registry.display_name(self.model)} · {self.finetune}", *self.mitigations.active]
+        from core.compare.setting_words import mitigation_words  # here: core.compare reads RunConfig
+
+        words = [
+            f"{registry.display_name(self.model)} · {registry.FINETUNE_TITLES[self.finetune].split(' (')[0]}",
+            *mitigation_words(self.mitigations),
+        ]
         return " · ".join(words)
 
     # ------------------------------------------------------------------ validation
