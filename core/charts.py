@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 
 from core.data.dataset import SPLITS
 from core.data.profile import Balance
+from core.metrics.names import metric_name
 
 GROUP_COLOURS = {"head": "#4C78A8", "medium": "#F2A541", "tail": "#E45756"}
 SPLIT_COLOURS = {"train": "#4C78A8", "val": "#72B7B2", "test": "#B279A2"}
@@ -203,24 +204,10 @@ def score_histogram(scores: np.ndarray, *, cut: float | None = None, title: str,
 
 # ---------------------------------------------------------------------- runs
 
-METRIC_TITLES = {
-    "loss": "train loss",
-    "accuracy": "accuracy",
-    "macro_f1": "macro-F1",
-    "hallucination_rate": "hallucination rate @τ",
-    "ece": "ECE",
-    "forced_known_rate": "forced-known rate @τ",
-    "worst_class_recall": "worst-class recall",
-    "nll": "NLL",
-    "balanced_accuracy": "balanced accuracy",
-    "classwise_ece": "classwise ECE",
-    "brier": "Brier score",
-}
-
 
 def metric_title(name: str) -> str:
-    """A metric's name as people read it ("macro_f1" → "macro-F1"); unknown names as they are."""
-    return METRIC_TITLES.get(name, name)
+    """A metric's name as people read it ("macro_f1" → "macro-F1"): ``core.metrics.names``."""
+    return metric_name(name)
 
 
 def metric_curves(
@@ -238,7 +225,7 @@ def metric_curves(
                     x=part["step"],
                     y=part["value"],
                     mode="lines+markers",
-                    name=f"{METRIC_TITLES.get(name, name)} · {split}",
+                    name=f"{metric_name(name)} · {split}",
                     hovertemplate="step %{x}: %{y:.4f}<extra>" + f"{name} · {split}" + "</extra>",
                 )
     if mark is not None:
@@ -323,7 +310,7 @@ def slice_metric_bars(values: pd.DataFrame, column: str) -> go.Figure:
         fig.add_bar(
             x=values.index.astype(str),
             y=values[metric],
-            name=METRIC_TITLES.get(metric, metric),
+            name=metric_name(metric),
             hovertemplate="%{x}: %{y:.3f}<extra>" + metric + "</extra>",
         )
     fig.update_layout(title=f"Test metrics per {column}", barmode="group", **LAYOUT)

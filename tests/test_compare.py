@@ -235,7 +235,11 @@ def test_mitigations_are_said_in_words():
         "Drop: label quality below 0.25",
         "abstain below confidence 0.6",
     ]
-    assert RunConfig(version_id=1, model="small_cnn", mitigations=m).display_name().startswith("small_cnn · full fine-tune · SMOTE (resampling)")
+    assert (
+        RunConfig(version_id=1, model="small_cnn", mitigations=m)
+        .display_name()
+        .startswith("small_cnn · full fine-tune · SMOTE (resampling)")
+    )
 
 
 def test_settings_are_said_in_words():

@@ -148,8 +148,7 @@ def test_every_group_of_mitigation_knobs_lands_in_the_stored_config(home):
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any(
         "Class-balanced sampling (resampling), Focal loss, Weight ∝ 1 / effective number, label smoothing 0.05, augmentation: rotate, noise, "
-        "threshold moving, abstain below confidence 0.75"
-        in m.value
+        "threshold moving, abstain below confidence 0.75" in m.value
         for m in at.markdown
     )
     at.button(key="start_run").click()

@@ -93,7 +93,7 @@ def sweep_live(store: Store, chosen: dict[str, Any]) -> None:
     for i, metric in enumerate(sweep.METRICS):
         note = sweep.metric_note(table, metric, done)
         if note is None:
-            figure = charts.sweep_lines(table, metric, x_title=x_title, title=sweep.TITLES[metric])
+            figure = charts.sweep_lines(table, metric, x_title=x_title, title=sweep.title(metric))
             cols[i % 2].plotly_chart(figure, width="stretch", key=f"sweep_{chosen['id']}_{metric}")
         else:
             cols[i % 2].info(note)

@@ -28,6 +28,7 @@ from core.compare.setting_words import mitigation_words
 from core.data.overview import groups_line
 from core.data.profile import profile
 from core.diagnose.pipeline import DiagnoseConfig, diagnose, is_cached
+from core.metrics.names import metric_name
 from core.metrics.results import RunResults
 from core.train.config import RunConfig
 
@@ -36,19 +37,6 @@ if TYPE_CHECKING:
     from core.store.database import Store
 
 SECTIONS = ("summary", "dataset", "diagnosis", "mitigations", "comparison")
-TITLES = {
-    "accuracy": "accuracy",
-    "macro_f1": "macro-F1",
-    "balanced_accuracy": "balanced accuracy",
-    "worst_class_recall": "worst-class recall",
-    "hallucination_rate": "hallucination rate",
-    "forced_known_rate": "forced-known rate",
-    "ece": "calibration error (ECE)",
-    "classwise_ece": "classwise ECE",
-    "nll": "log loss",
-    "brier": "Brier score",
-    "unknown_auroc_msp": "unknown-class AUROC",
-}
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2rem auto;padding:0 1rem;color:#222}
 h1{margin-bottom:.2rem} .muted{color:#666} table{border-collapse:collapse;margin:.5rem 0 1rem}
@@ -189,14 +177,14 @@ def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope rep
     if not table.empty:
         if len(results) > 1:
             shown = delta_table(table, by_label)
-            comp.append(_table(shown.text.rename(index=TITLES), classes=shown.verdicts.rename(index=TITLES)))
+            comp.append(_table(shown.text.rename(index=metric_name), classes=shown.verdicts.rename(index=metric_name)))
             comp.append(
                 "<p class='muted'>Δ: the change against the first run, with its 95 % paired bootstrap interval over the shared test "
                 "items; green is better and red is worse only where the interval excludes zero. Classwise ECE and the unknown-class "
                 "AUROC have no interval.</p>"
             )
         else:
-            comp.append(_table(table.rename(index=TITLES)))
+            comp.append(_table(table.rename(index=metric_name)))
     comp.append(_run_figures(store, results))
     comp.append("</section>")
     parts.append("".join(comp))

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from core.metrics.names import metric_name
 from core.metrics.results import RunResults
 from core.mitigate.presets import preset as make_preset
 from core.mitigate.settings import Mitigations
@@ -143,7 +144,6 @@ def sweep_results(store: Store, sweep: dict[str, Any]) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------- what the Simulate page shows of sweeps
 
-TITLES = {"hallucination_rate": "Hallucination rate @τ", "forced_known_rate": "Forced-known rate @τ", "ece": "ECE", "macro_f1": "Macro-F1"}
 #: why a finished sweep can leave a metric without a value
 EMPTY_BECAUSE = {"forced_known_rate": "It applies only where the test split has classes missing from train (dropped classes)."}
 MIN_SEVERITIES, MAX_SEVERITIES = 2, 6
@@ -188,8 +188,8 @@ def metric_note(table: pd.DataFrame, metric: str, done: int) -> str | None:
     if table[metric].notna().any():
         return None
     if done < len(table):
-        return f"**{TITLES[metric]}** appears as the runs are evaluated."
-    return f"**{TITLES[metric]}**: no run has a value. {EMPTY_BECAUSE.get(metric, '')}"
+        return f"**{title(metric)}** appears as the runs are evaluated."
+    return f"**{title(metric)}**: no run has a value. {EMPTY_BECAUSE.get(metric, '')}"
 
 
 def failures(table: pd.DataFrame) -> list[str]:
@@ -206,3 +206,9 @@ def runs_table(table: pd.DataFrame, titles: dict[str, str]) -> pd.DataFrame:
     shown = table.drop(columns=["ended", "failed"])
     shown[list(METRICS)] = shown[list(METRICS)].map(lambda v: "—" if pd.isna(v) else f"{v:.4f}")
     return shown.rename(columns={"run_id": "run", "version_id": "version", **titles})
+
+
+def title(metric: str) -> str:
+    """A metric's name at the start of a sentence ("Hallucination rate @τ")."""
+    name = metric_name(metric)
+    return name[0].upper() + name[1:]
