@@ -42,4 +42,4 @@ def test_runner_line_follows_a_run_through_its_statuses(home):
 def test_runner_line_is_a_fragment_that_redraws_itself():
     # a fragment with run_every: the browser redraws the line every few seconds on its own
     assert sidebar.RUNNER_EVERY_S <= 5.0
-    assert getattr(sidebar._runner_line, "__wrapped__", None) is not None
+    assert getattr(sidebar._status_lines, "__wrapped__", None) is not None

@@ -32,12 +32,7 @@ def render() -> None:
             )
         else:
             st.caption("No dataset yet — open one on the Data page.")
-        label = common.device_label()
-        if label == "detecting…":
-            _device_pending()
-        else:
-            st.caption(f"**Device:** {label}")
-        _runner_line()
+        _status_lines()
         st.caption(f"**Runs train on:** {common.runner_label()}")
         st.caption(f"Home: `{store.home}`")
         _storage_warning(store)
@@ -67,18 +62,16 @@ def _storage_warning(store) -> None:
 
 
 @st.fragment(run_every=RUNNER_EVERY_S)
-def _runner_line() -> None:
-    """Runs running and queued, redrawn on its own every few seconds (one small query), so a sweep's
-    runs show as they start and end without reloading the page."""
+def _status_lines() -> None:
+    """The compute device (while torch loads in the background: "detecting…") and the runs running
+    and queued, redrawn on their own every few seconds (one small query), so a sweep's runs show as
+    they start and end without reloading the page.
+
+    The fragment only ever redraws itself: an ``st.rerun()`` of the whole app from a timed fragment
+    can reach the server with the page's widgets missing from its state, which set them back to
+    their defaults (a Train page's epochs typed a moment before came back as 3 under load)."""
+    st.caption(f"**Device:** {common.device_label()}")
     counts = common.store().run_counts()
     running, queued = counts.get("running", 0), counts.get("queued", 0)
     state = "busy" if running else "idle"
     st.caption(f"**Runner:** {state} · {running} running · {queued} queued · {sum(counts.values())} runs stored")
-
-
-@st.fragment(run_every=1.5)
-def _device_pending() -> None:
-    """Shown while torch loads in the background; redraws the app once the device is known."""
-    if common.device_label() != "detecting…":
-        st.rerun()
-    st.caption("**Device:** detecting…")
