@@ -159,6 +159,7 @@ def test_embed_text_dataset_is_cached_and_second_call_skips_the_model(text_embed
     from core.models import text
 
     monkeypatch.setattr(text, "load_encoder", boom)
+    monkeypatch.setattr(text, "load_tokenizer", boom)  # what the ONNX engine loads
     X2 = features.embed(ds, device="cpu")
     assert np.array_equal(X2, X) and X2.dtype == np.float32
 
@@ -370,6 +371,77 @@ def test_repeated_texts_are_embedded_once_and_rows_keep_the_given_order(text_emb
     assert timing["texts"] == 10 and timing["device"] == "cpu" and timing["model_s"] > 0
 
 
+@pytest.fixture
+def onnx_cache(tmp_path, monkeypatch):
+    """An ONNX export of this test's own (the shared one is left alone), and no session kept from before."""
+    from core.embed import onnx_encoder
+
+    monkeypatch.setattr(onnx_encoder, "cache_dir", lambda: tmp_path / "onnx")
+    onnx_encoder._session_for.cache_clear()
+    yield tmp_path / "onnx"
+    onnx_encoder._session_for.cache_clear()
+
+
+@needs_asset("minilm")
+def test_the_onnx_engine_gives_torchs_vectors_and_remembers_its_check(onnx_cache, monkeypatch):
+    from core.embed import onnx_encoder
+    from core.models import text
+
+    on, off = {}, {}
+    X = features.embed_texts(TEXTS, device="cpu", engine="onnx", timing=on)
+    Y = features.embed_texts(TEXTS, device="cpu", engine="torch", timing=off)
+    assert on["engine"] == "onnx" and off["engine"] == "torch"
+    cos = (X * Y).sum(1)
+    assert cos.min() >= onnx_encoder.AGREEMENT, cos.min()
+    np.testing.assert_allclose(X, Y, atol=1e-4)
+    assert features.text_engine("fp32", "cpu") == "onnx" and features.text_engine("int8", "cpu") == "torch"
+    assert features.text_engine("fp32", "cuda") == "torch"
+    notes = sorted(p.suffix for p in onnx_cache.iterdir())
+    assert notes == [".json", ".onnx"], notes
+    # a new process (no session, no torch model loaded) takes the checked export without torch's model
+    onnx_encoder._session_for.cache_clear()
+
+    def no_torch_model(source):
+        raise AssertionError("the torch model was loaded")
+
+    monkeypatch.setattr(text, "load_encoder", no_torch_model)
+    again: dict = {}
+    np.testing.assert_allclose(features.embed_texts(TEXTS, device="cpu", timing=again), X, atol=1e-6)
+    assert again["engine"] == "onnx"
+
+
+@needs_asset("minilm")
+def test_a_model_that_does_not_export_faithfully_is_embedded_by_torch(onnx_cache, monkeypatch):
+    from core.embed import onnx_encoder
+
+    monkeypatch.setattr(onnx_encoder, "_agrees", lambda sess, source: False)
+    timing: dict = {}
+    X = features.embed_texts(TEXTS[:6], device="cpu", timing=timing)
+    assert timing["engine"] == "torch"
+    failed = list(onnx_cache.glob("*.failed"))
+    assert len(failed) == 1 and "differ from torch" in failed[0].read_text()
+    with pytest.raises(ValueError, match="no faithful ONNX export"):
+        features.embed_texts(TEXTS[:6], device="cpu", engine="onnx")
+    np.testing.assert_allclose(X, features.embed_texts(TEXTS[:6], device="cpu", engine="torch"), atol=1e-6)
+    with pytest.raises(ValueError, match="engine"):
+        features.embed_texts(TEXTS[:2], device="cpu", engine="tensorrt")
+    with pytest.raises(ValueError, match="fp32 text embeddings on the CPU only"):
+        features.embed_texts(TEXTS[:2], device="cpu", engine="onnx", method="int8")
+
+
+@needs_asset("minilm")
+def test_an_export_that_fails_is_noted_with_its_reason(onnx_cache, monkeypatch):
+    from core.embed import onnx_encoder
+    from core.models.text import text_source
+
+    def broken(source, target):
+        raise RuntimeError("Unsupported: an operator the exporter does not know")
+
+    monkeypatch.setattr(onnx_encoder, "export", broken)
+    assert onnx_encoder.session(text_source("minilm")) is None
+    assert "RuntimeError: Unsupported" in next(onnx_cache.glob("*.failed")).read_text()
+
+
 def test_the_method_is_part_of_the_cache_key_and_fp32_keeps_its_old_key():
     text = _text_ds(TEXTS[:5])
     plain = features.cache_key(text)
@@ -405,7 +477,7 @@ def test_estimates_are_calibrated_by_the_rate_this_machine_measured(monkeypatch)
     # the constants first: 5,000 word pieces a second on 2 idle cores
     uncalibrated = features.estimate_seconds(ds, device="cpu")
     assert uncalibrated == pytest.approx(features.MODEL_LOAD_S["text"] + units / features.CPU_TEXT_TOKENS_PER_S)
-    key = features.rate_key("text", "minilm", "cpu", "fp32")
+    key = features.rate_key("text", "minilm", "cpu", "fp32", features.text_engine("fp32", "cpu"))
     assert throughput.record(key, 500.0, 0.5) is None  # under a second of model time: too noisy to keep
     kept = throughput.record(key, 1_000.0, 10.0, load=0.0)  # 100 word pieces a second
     assert kept is not None and kept.per_s == pytest.approx(100.0)

@@ -154,7 +154,7 @@ def test_the_first_sample_is_as_large_as_this_machine_embeds_within_the_budget(m
     texts = np.asarray([f"tweet number {i}: the service was {'great' if i % 2 else 'awful'} today" for i in range(n)], dtype=object)
     ds = Dataset("tweets", "text", texts, np.arange(n) % 2, ["neg", "pos"], np.zeros(n, np.int8))
     monkeypatch.setattr(throughput, "current_load", lambda: 0.0)
-    key = embeddings.rate_key("text", "minilm", "cpu", embeddings.TEXT_METHOD)
+    key = embeddings.rate_key("text", "minilm", "cpu", embeddings.TEXT_METHOD, embeddings.text_engine(None, "cpu"))
     per_text = float(embeddings.text_units(texts).mean())
     throughput.record(key, 200 * per_text, 1.0, load=0.0)  # 200 texts a second: 3,000 take 15 s
     assert first_sample_size(ds, DiagnoseConfig()) == 3_000

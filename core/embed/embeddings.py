@@ -64,7 +64,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -214,13 +214,15 @@ def _embed_items(
     else:
         X = embed_images(items, backbone=name, device=device, batch_size=batch_size, image_size=size, progress=progress, timing=timing)
         units = len(items) * _image_cost(size or DEFAULT_IMAGE_SIZE)
-    throughput.record(rate_key(modality, name, timing.get("device", "cpu"), method), units, timing.get("model_s", 0.0))
+    key = rate_key(modality, name, timing.get("device", "cpu"), method, timing.get("engine"))
+    throughput.record(key, units, timing.get("model_s", 0.0))
     return X
 
 
-def rate_key(modality: str, name: str, device_kind: str, method: str | None = None) -> str:
-    """The name a measured throughput is kept under: modality, backbone, device kind, method."""
-    return f"{modality}:{name}:{device_kind}:{method or '-'}"
+def rate_key(modality: str, name: str, device_kind: str, method: str | None = None, engine: str | None = None) -> str:
+    """The name a measured throughput is kept under: modality, backbone, device kind, method (and
+    "+onnx" when ONNX Runtime ran it)."""
+    return f"{modality}:{name}:{device_kind}:{method or '-'}" + ("+onnx" if engine == "onnx" else "")
 
 
 def text_units(texts: Any) -> np.ndarray:
@@ -333,7 +335,8 @@ def estimate_seconds(
     else:
         units = n * _image_cost(_image_size(ds, image_size) or DEFAULT_IMAGE_SIZE)
     load_s = MODEL_LOAD_S["text" if ds.modality == "text" else "image"]
-    measured = throughput.rate(rate_key(ds.modality, name, kind, how))
+    engine = text_engine(how, kind) if ds.modality == "text" else None
+    measured = throughput.rate(rate_key(ds.modality, name, kind, how, engine))
     if measured is not None:
         per_s = measured.now() if busy else measured.per_s / throughput.load_factor(measured.load, measured.cores)
         return load_s + units / per_s
@@ -345,7 +348,9 @@ def estimate_seconds(
         if busy:
             speed *= throughput.load_factor(throughput.current_load(), cores)
     if ds.modality == "text":
-        per_s = CPU_TEXT_TOKENS_PER_S * (TEXT_METHOD_SPEEDUP.get(how or "fp32", 1.0) if kind == "cpu" else 1.0)
+        per_s = CPU_TEXT_TOKENS_PER_S * (
+            TEXT_METHOD_SPEEDUP.get(f"{how}+{engine}" if engine == "onnx" else how or "fp32", 1.0) if kind == "cpu" else 1.0
+        )
         return load_s + units / (per_s * speed)
     return load_s + units / (CPU_IMAGES_PER_S_AT_64 * speed)
 
@@ -403,6 +408,7 @@ def embed_texts(
     sort_by_length: bool = True,
     method: str | None = None,
     timing: Timing | None = None,
+    engine: str = "auto",
 ) -> np.ndarray:
     """Mean-pooled, L2-normalised sentence embeddings, float32 (n, d); no cache.
 
@@ -417,30 +423,40 @@ def embed_texts(
     - ``torch.inference_mode`` and 32 texts a batch on the CPU (the ``sentence-transformers``
       default; larger batches were no faster on 2 cores).
 
+    - on the CPU, ``method="fp32"`` runs the encoder exported to ONNX Runtime
+      (``core.embed.onnx_encoder``; ``engine="auto"``) when it is installed and the export agrees
+      with torch on every probe text; ``engine="torch"`` always uses torch, ``engine="onnx"``
+      refuses to fall back.
+
     ``method="int8"`` runs a copy of the encoder whose Linear layers are dynamically quantised
     (``torch.ao.quantization.quantize_dynamic``, int8 per-channel weights, activations quantised per
     batch): faster on a CPU, but other vectors (``TEXT_METHOD`` says which is the default and
     ``benchmarks/RESULTS.md`` why). ``timing``, when given, receives ``load_s`` (model),
-    ``tokenise_s``, ``model_s`` (the batches, wall clock), ``texts`` (distinct) and ``device``.
+    ``tokenise_s``, ``model_s`` (the batches, wall clock), ``texts`` (distinct), ``device`` and
+    ``engine`` ("onnx" or "torch").
     """
     import time
 
     import torch
 
     from core.models.preprocess import tokenise
-    from core.models.text import load_encoder, quantised_encoder, text_source
+    from core.models.text import load_encoder, load_tokenizer, quantised_encoder, text_source
 
     how = text_method(method)
     started = time.perf_counter()
     source = text_source(backbone)
-    tokenizer, model = load_encoder(source)
     dev = torch_device(device)
-    if how == "int8":
-        if dev.type != "cpu":
-            raise ValueError("int8 text embeddings run on the CPU only (torch's dynamic quantisation); use method='fp32' on a GPU.")
-        model = quantised_encoder(source)
-    model = _on_device(model, dev)
-    dim = int(model.config.hidden_size)
+    if how == "int8" and dev.type != "cpu":
+        raise ValueError("int8 text embeddings run on the CPU only (torch's dynamic quantisation); use method='fp32' on a GPU.")
+    onnx = _onnx_encoder(source, how, dev.type, engine)
+    if onnx is not None:  # the same fp32 vectors, by ONNX Runtime; torch's model is never loaded
+        tokenizer, model = load_tokenizer(source), cast(Any, None)
+        dim, limit = onnx.dim, onnx.max_positions or MAX_LENGTH
+    else:
+        tokenizer, model = load_encoder(source)
+        model = _on_device(quantised_encoder(source) if how == "int8" else model, dev)
+        dim = int(model.config.hidden_size)
+        limit = int(getattr(model.config, "max_position_embeddings", MAX_LENGTH) or MAX_LENGTH)
     n = len(texts)
     if n == 0:
         return np.zeros((0, dim), np.float32)
@@ -448,7 +464,6 @@ def embed_texts(
     t = time.perf_counter()
     strings = np.asarray(["" if x is None else str(x) for x in texts], dtype=object)
     distinct, back = np.unique(strings, return_inverse=True)
-    limit = int(getattr(model.config, "max_position_embeddings", MAX_LENGTH) or MAX_LENGTH)
     tokens = tokenise(list(distinct), tokenizer, min(MAX_LENGTH, limit))
     m = len(distinct)
     order = np.argsort(-tokens.lengths, kind="stable") if sort_by_length else np.arange(m)
@@ -459,7 +474,7 @@ def embed_texts(
         for start in range(0, m, batch_size):
             rows = order[start : start + batch_size]
             inputs = tokens.batch(rows, dev)
-            hidden = model(**inputs).last_hidden_state.float()
+            hidden = torch.from_numpy(onnx.hidden(inputs)) if onnx is not None else model(**inputs).last_hidden_state.float()
             mask = inputs["attention_mask"].unsqueeze(-1).to(hidden.dtype)
             pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
             out[rows] = torch.nn.functional.normalize(pooled, p=2, dim=1).cpu().numpy()
@@ -468,8 +483,36 @@ def embed_texts(
                 progress(n if done == m else min(n, round(done * n / m)), n)
     if timing is not None:
         end = time.perf_counter()
-        timing.update(load_s=t - started, tokenise_s=t_model - t, model_s=end - t_model, texts=m, device=dev.type)
+        timing.update(load_s=t - started, tokenise_s=t_model - t, model_s=end - t_model, texts=m, device=dev.type,
+                      engine="onnx" if onnx is not None else "torch")  # fmt: skip
     return out[back.reshape(-1)]
+
+
+ENGINES = ("auto", "torch", "onnx")
+
+
+def text_engine(method: str | None, device_kind: str) -> str:
+    """The engine ``embed_texts`` will use for ``method`` on ``device_kind`` with ``engine="auto"``:
+    "onnx" for fp32 on the CPU when ONNX Runtime is installed, else "torch" (a model that does not
+    export faithfully still falls back to torch when it runs)."""
+    from core.embed import onnx_encoder
+
+    return "onnx" if device_kind == "cpu" and text_method(method) == "fp32" and onnx_encoder.available() else "torch"
+
+
+def _onnx_encoder(source: str, how: str, device_kind: str, engine: str) -> Any:
+    from core.embed import onnx_encoder
+
+    if engine not in ENGINES:
+        raise ValueError(f"text embedding engine {engine!r} is not one of {', '.join(map(repr, ENGINES))}.")
+    if engine == "torch" or how != "fp32" or device_kind != "cpu":
+        if engine == "onnx":
+            raise ValueError("the ONNX engine runs fp32 text embeddings on the CPU only.")
+        return None
+    encoder = onnx_encoder.session(source)
+    if encoder is None and engine == "onnx":
+        raise ValueError(f"the text encoder at {source} has no faithful ONNX export here (see {onnx_encoder.cache_dir()}).")
+    return encoder
 
 
 # --------------------------------------------------------------------------- images

@@ -1,0 +1,219 @@
+"""A text encoder run by ONNX Runtime on the CPU: the same fp32 numbers as torch, in less time.
+
+On a 2-core CPU, torch's eager BERT spends much of its time between kernels; ONNX Runtime runs the
+same graph with its operators fused (attention, layer norm, GELU) and without Python between
+them. ``benchmarks/RESULTS.md`` (*Text embedding speed*) measures it against torch and
+sentence-transformers on the same texts.
+
+``session(source)`` exports the encoder of a local transformers folder once — torch's ONNX
+exporter (``dynamo=False``) with eager attention, so the graph takes any batch and length —
+and keeps it (``cache_dir``), keyed by the folder's weights (name, size and
+modification time of each file), torch's and the exporter's versions. Before the file is used it
+is checked on a few texts against torch: every vector must agree to ``AGREEMENT`` (cosine);
+a model that does not export, or disagrees, is remembered as such (a ``.failed`` note beside
+it) and embedded by torch instead; one that agrees gets a ``.json`` note (vector size, longest
+input), so later processes skip the check and never load the torch model. Nothing here downloads
+anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core import paths
+from core.atomic import atomic_write_json
+
+VERSION = 1  # bump when the export changes
+AGREEMENT = 0.9999  # least cosine between torch's and ONNX Runtime's vector for the same text
+PROBES = (
+    "a short text",
+    "The weather was fine, but the film itself was slow, drab and far too long for its story.",
+    "!!!",
+    "Ünïcödé and numbers 1234 in one line, with punctuation; and more words after it.",
+)
+_LOCK = threading.Lock()
+
+
+def available() -> bool:
+    """ONNX Runtime and the exporter's ``onnx`` package are installed."""
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def cache_dir() -> Path:
+    """Beside the verified weights it is made from (``GAPSCOPE_ASSETS/onnx``: one export serves
+    every home), or under ``GAPSCOPE_HOME/cache/onnx`` where the assets cannot be written."""
+    shared = paths.assets_dir() / "onnx"
+    if os.access(shared if shared.exists() else paths.assets_dir(), os.W_OK):
+        return shared
+    return paths.home() / "cache" / "onnx"
+
+
+def _fingerprint(source: str) -> str:
+    """What the exported graph depends on: the folder's files (name, size, time), the versions."""
+    import torch
+
+    folder = Path(source)
+    files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
+    stats = [(str(p.relative_to(folder)), p.stat().st_size, int(p.stat().st_mtime)) for p in files]
+    blob = json.dumps([VERSION, str(folder.resolve()), stats, torch.__version__], sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+def model_path(source: str) -> Path:
+    return cache_dir() / f"{_fingerprint(source)}.onnx"
+
+
+def _wrapper(model: Any, with_types: bool) -> Any:
+    """``forward(input_ids, attention_mask[, token_type_ids]) → last_hidden_state``, for the exporter."""
+    import torch
+
+    class Encoder(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any = None) -> Any:
+            extra = {"token_type_ids": token_type_ids} if with_types else {}
+            return self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+
+    return Encoder().eval()
+
+
+def _inputs(model: Any) -> list[str]:
+    names = ["input_ids", "attention_mask"]
+    if int(getattr(model.config, "type_vocab_size", 0) or 0) > 0:
+        names.append("token_type_ids")
+    return names
+
+
+def export(source: str, target: Path) -> None:
+    """Write the encoder of ``source`` as an ONNX graph to ``target`` (atomically)."""
+    import copy
+    import warnings
+
+    import torch
+
+    from core.models.text import load_encoder
+
+    tokenizer, cached = load_encoder(source)
+    model: Any = copy.deepcopy(cached)  # the cached encoder keeps its own attention setting
+    if hasattr(model, "set_attn_implementation"):
+        model.set_attn_implementation("eager")  # SDPA's traced mask handling fixes shapes at export time
+    names = _inputs(model)
+    enc = tokenizer(list(PROBES[:2]), padding=True, return_tensors="pt")
+    args = tuple(enc[n] if n in enc else torch.zeros_like(enc["input_ids"]) for n in names)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    axes = {n: {0: "batch", 1: "tokens"} for n in [*names, "last_hidden_state"]}
+    with warnings.catch_warnings(), torch.inference_mode(False), torch.no_grad():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer notices
+        torch.onnx.export(
+            _wrapper(model, "token_type_ids" in names), args, str(tmp), dynamo=False, input_names=names,
+            output_names=["last_hidden_state"], dynamic_axes=axes, opset_version=17,
+        )  # fmt: skip
+    os.replace(tmp, target)
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """An exported encoder: its ONNX Runtime session, vector size and longest input (0: unknown)."""
+
+    session: Any
+    dim: int
+    max_positions: int
+
+    def hidden(self, inputs: dict[str, Any]) -> np.ndarray:
+        return hidden(self.session, inputs)
+
+
+def _new_session(path: Path) -> Any:
+    import onnxruntime as ort
+    import torch
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(1, torch.get_num_threads())  # the cores torch would use
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only
+    # no busy-waiting between operators: on a shared machine spinning threads take cores from
+    # everyone, this pass included (torch runs with OMP_WAIT_POLICY=PASSIVE for the same reason)
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def hidden(sess: Any, inputs: dict[str, Any]) -> np.ndarray:
+    """The last hidden state (batch, tokens, d) for ``inputs`` (torch tensors or arrays, int64)."""
+    feed = {}
+    for i in sess.get_inputs():
+        value = inputs.get(i.name)
+        if value is None:  # a model with token types, given none: all zeros, as torch does
+            value = np.zeros_like(np.asarray(inputs["input_ids"]))
+        feed[i.name] = np.asarray(value, dtype=np.int64)
+    return np.asarray(sess.run(None, feed)[0], dtype=np.float32)
+
+
+def _agrees(sess: Any, source: str) -> bool:
+    """The ONNX vectors of ``PROBES`` equal torch's to ``AGREEMENT`` (mean-pooled, cosine)."""
+    import torch
+
+    from core.models.text import load_encoder
+
+    tokenizer, model = load_encoder(source)
+    enc = tokenizer(list(PROBES), padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        ref = model(**enc).last_hidden_state.float().numpy()
+    got = hidden(sess, {k: v.numpy() for k, v in enc.items()})
+    mask = enc["attention_mask"].numpy()[..., None].astype(np.float32)
+    a, b = (ref * mask).sum(1), (got * mask).sum(1)
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return bool(np.all(cos >= AGREEMENT))
+
+
+@lru_cache(maxsize=2)
+def _session_for(path_str: str, source: str) -> Encoder | None:
+    path = Path(path_str)
+    failed, facts = path.with_suffix(".failed"), path.with_suffix(".json")
+    if failed.exists():
+        return None
+    try:
+        if not path.exists():
+            export(source, path)
+        sess = _new_session(path)
+        if facts.exists():  # checked against torch when it was written
+            return Encoder(sess, **json.loads(facts.read_text()))
+        if _agrees(sess, source):
+            from core.models.text import load_encoder
+
+            config: Any = load_encoder(source)[1].config
+            known = {"dim": int(config.hidden_size), "max_positions": int(getattr(config, "max_position_embeddings", 0) or 0)}
+            atomic_write_json(facts, known)
+            return Encoder(sess, **known)
+        reason = f"vectors differ from torch's (cosine below {AGREEMENT})"
+    except Exception as err:  # an architecture the exporter or the runtime does not take
+        reason = f"{type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ''}"
+    failed.parent.mkdir(parents=True, exist_ok=True)
+    failed.write_text(reason + "\n")
+    return None
+
+
+def session(source: str) -> Encoder | None:
+    """The encoder of ``source`` run by ONNX Runtime, or None when ONNX Runtime is not installed or
+    this model does not export faithfully (torch then embeds)."""
+    if not available():
+        return None
+    with _LOCK:
+        return _session_for(str(model_path(source)), source)
