@@ -224,6 +224,10 @@ def test_bulk_decision_shows_its_count_then_applies_after_confirmation(home):
 
     vid = _synthetic(home)
     at = _page()
+    assert not any(getattr(w, "key", None) == "dg_bulk_classes" for w in at.multiselect)  # closed: not drawn
+    at.session_state["bulk_panel_open"] = True  # open the "Bulk decisions by filter" expander
+    at.run()
+    assert not at.exception, at.exception
     at.multiselect(key="dg_bulk_classes").set_value([3])
     at.slider(key="dg_bulk_quality").set_value((0.0, 0.05))
     at.radio(key="dg_bulk_action").set_value("drop")

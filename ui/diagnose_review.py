@@ -41,6 +41,7 @@ DUPLICATES = "duplicate_review"
 OUTLIERS = "outlier_review"
 SHORTCUTS = {"keep": "K", "relabel": "L", "drop": "D", "next": "J", "previous": "P"}  # C and R are Streamlit's own
 BULK_PENDING = "bulk_pending"  # session key: the bulk decision waiting for its confirmation
+BULK_OPEN = "bulk_panel_open"  # the bulk panel's expander: open or not (drawn only when open)
 
 
 @dataclass
@@ -196,8 +197,11 @@ def review_queue(r: Review) -> None:
         iss, ds.labels, plan, order=str(order), given=list(given), hide_reviewed=hide_reviewed, by_quality=r.found.by_quality
     )
     current_item(r, queue)
-    with st.expander("Bulk decisions by filter"):
-        bulk_panel(r)
+    # drawn only while open: closed, a click reruns none of its widgets or counts
+    bulk = st.expander("Bulk decisions by filter", key=BULK_OPEN, on_change="rerun")
+    with bulk:
+        if bulk.open:
+            bulk_panel(r)
     st.caption(f"{len(queue):,} items to review")
     r.gallery(queue[pager(len(queue), "dg_sus_page")], lambda i: review.suspect_caption(ds, iss, i))
 
