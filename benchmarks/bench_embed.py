@@ -7,8 +7,8 @@ Parts (each prints a Markdown table; the machine and its load come first):
 
 - ``speed`` — the same ``--n`` VADER texts (seeded draw), the same all-MiniLM-L6-v2 weights (the
   project's local asset folder; sentence-transformers is given that folder, nothing is fetched),
-  in the same process: ``core.embed.embeddings.embed_texts`` with ``method="fp32"`` and
-  ``method="int8"``, and ``SentenceTransformer.encode`` (batch 32, its default). The methods take
+  in the same process: ``core.embed.embeddings.embed_texts`` fp32 on ONNX Runtime (the CPU default),
+  fp32 on torch and int8 on torch, and ``SentenceTransformer.encode`` (batch 32, its default). The methods take
   turns, ``--rounds`` times, so a neighbour's load hits them alike; wall-clock texts/s (median) and
   CPU texts/s (process time over the run, both cores together) are reported. Agreement: cosine of
   each text's vector with the fp32 one (mean, 1st percentile, minimum), texts within 128 word
@@ -110,12 +110,14 @@ def part_speed(n: int, rounds: int, seed: int) -> str:
     st = SentenceTransformer(source, device="cpu", local_files_only=True)
     lengths = tokenise(texts, tokenizer, 512).lengths
     runs = {
-        "Gapscope `embed_texts`, fp32": lambda: embeddings.embed_texts(texts, device="cpu", method="fp32"),
-        "Gapscope `embed_texts`, int8": lambda: embeddings.embed_texts(texts, device="cpu", method="int8"),
+        "Gapscope `embed_texts`, fp32 on ONNX Runtime (default)": lambda: embeddings.embed_texts(texts, device="cpu", engine="onnx"),
+        "Gapscope `embed_texts`, fp32 on torch": lambda: embeddings.embed_texts(texts, device="cpu", engine="torch"),
+        "Gapscope `embed_texts`, int8 on torch": lambda: embeddings.embed_texts(texts, device="cpu", method="int8"),
         "sentence-transformers `encode` (batch 32)": lambda: st.encode(texts, batch_size=32, convert_to_numpy=True),
     }
-    # warm-up (first-call allocations, lazy imports), not timed
-    embeddings.embed_texts(texts[:64], device="cpu")
+    # warm-up (first-call allocations, lazy imports, the one-time ONNX export), not timed
+    embeddings.embed_texts(texts[:64], device="cpu", engine="onnx")
+    embeddings.embed_texts(texts[:64], device="cpu", engine="torch")
     embeddings.embed_texts(texts[:64], device="cpu", method="int8")
     st.encode(texts[:64], batch_size=32)
     walls: dict[str, list[float]] = {k: [] for k in runs}
@@ -130,7 +132,7 @@ def part_speed(n: int, rounds: int, seed: int) -> str:
             walls[name].append(time.perf_counter() - t)
             cpus[name].append(time.process_time() - c)
             print(f"  round {r + 1} {name}: {n / walls[name][-1]:.1f} texts/s (load {os.getloadavg()[0]:.1f})", flush=True)
-    ref = out["Gapscope `embed_texts`, fp32"]
+    ref = out["Gapscope `embed_texts`, fp32 on torch"]
     within = lengths <= embeddings.MAX_LENGTH
     st_name = "sentence-transformers `encode` (batch 32)"
     lines = [
@@ -138,16 +140,20 @@ def part_speed(n: int, rounds: int, seed: int) -> str:
         "",
         f"{float(lengths.mean()):.1f} word pieces a text on average, {int((~within).sum())} over 128. Torch threads: {torch.get_num_threads()}.",
         "",
-        "| method | texts/s wall (median) | texts/s CPU | × sentence-transformers (wall) | cosine to fp32: mean | 1st pct | min |",
-        "|---|---|---|---|---|---|---|",
+        "| method | texts/s wall (median) | texts/s CPU | × sentence-transformers: wall | CPU | cosine to torch fp32: mean | 1st pct | min |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    st_wall = statistics.median(walls[st_name])
+    st_wall, st_cpu = statistics.median(walls[st_name]), statistics.median(cpus[st_name])
     for name in runs:
         wall, cpu = statistics.median(walls[name]), statistics.median(cpus[name])
         cos = _cos(out[name][within], ref[within])
         lines.append(
-            f"| {name} | {n / wall:.1f} | {n / cpu:.1f} | {st_wall / wall:.2f}× | {cos.mean():.4f} | {np.percentile(cos, 1):.4f} | {cos.min():.4f} |"
+            f"| {name} | {n / wall:.1f} | {n / cpu:.1f} | {st_wall / wall:.2f}× | {st_cpu / cpu:.2f}× | {cos.mean():.4f} "
+            f"| {np.percentile(cos, 1):.4f} | {cos.min():.4f} |"
         )
+    ratios = [w_st / w for w, w_st in zip(walls[next(iter(runs))], walls[st_name], strict=True)]
+    lines.append("")
+    lines.append("ONNX Runtime against sentence-transformers, wall, per round: " + ", ".join(f"{r:.2f}×" for r in ratios))
     lines.append("")
     lines.append("Per round, wall seconds: " + "; ".join(f"{k}: " + ", ".join(f"{w:.1f}" for w in v) for k, v in walls.items()))
     return "\n".join(lines)

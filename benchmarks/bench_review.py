@@ -110,8 +110,9 @@ COUNT_NOW = """() => ([...document.querySelectorAll('[data-testid="stCaptionCont
     .find(e => / items to review$/.test(e.innerText)) || {innerText: ""}).innerText"""
 
 
-def browser_clicks(home: str, clicks: int) -> tuple[list[float], list[float]]:
-    """Seconds from pressing K, and from clicking Keep, to the queue's new count on the screen."""
+def browser_clicks(home: str, clicks: int) -> tuple[list[float], list[float], list[float]]:
+    """Seconds from pressing K, and from clicking Keep, to the queue's new count on the screen; then
+    from pressing K with the queue's gallery shown."""
     import socket
     import subprocess
     import urllib.request
@@ -167,10 +168,15 @@ def browser_clicks(home: str, clicks: int) -> tuple[list[float], list[float]]:
             page.get_by_role("heading", name="Diagnose").click()  # focus on the page, not on a field
             keys = [one(lambda: page.keyboard.press("k")) for _ in range(clicks)]
             buttons = [one(lambda: page.locator(".st-key-q_keep button").first.click()) for _ in range(clicks)]
+            page.locator(".st-key-dg_sus_gallery label").first.click()  # the gallery on (off by default on a large version)
+            page.locator(".st-key-dg_sus_page").first.wait_for()
+            page.wait_for_function("() => document.querySelector('[data-testid=\"stStatusWidget\"]') === null")
+            page.get_by_role("heading", name="Diagnose").click()
+            with_gallery = [one(lambda: page.keyboard.press("k")) for _ in range(clicks)]
             bar = page.get_by_text(re.compile(r"reviewed and kept")).first.inner_text()
-            assert f"{2 * clicks} reviewed and kept" in bar, bar  # the panel redrew the bar above the tabs
+            assert f"{3 * clicks} reviewed and kept" in bar, bar  # the panel redrew the bar above the tabs
             browser.close()
-        return keys, buttons
+        return keys, buttons, with_gallery
     finally:
         server.terminate()
         server.wait(10)
@@ -218,6 +224,7 @@ def main() -> int:
         keep.append(timed(lambda: at.button(key="q_keep").click().run()))
         assert not at.exception, at.exception
         assert decisions() == before + 1, "a Keep click must record one decision"
+    at.toggle(key="dg_sus_gallery").set_value(True)  # off by default on a large version
     at.run()  # the whole page again: the gallery shows the queue as it is now
     for _ in range(args.clicks):
         button = next(b for b in at.button if b.key and b.key.startswith(f"drop_{vid}_"))  # the review panel's own tree
@@ -230,9 +237,10 @@ def main() -> int:
         print(summary("AppTest: Keep on the current item", keep))
     print(summary("AppTest: Drop under a gallery item", drop))
     if args.browser:
-        keys, buttons = browser_clicks(home, args.clicks)
+        keys, buttons, with_gallery = browser_clicks(home, args.clicks)
         print(summary("browser: K pressed → new count on screen", keys))
         print(summary("browser: Keep clicked → new count on screen", buttons))
+        print(summary("browser: K pressed, gallery shown", with_gallery))
     import shutil
 
     shutil.rmtree(home, ignore_errors=True)

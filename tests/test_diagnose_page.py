@@ -252,3 +252,22 @@ def test_bulk_decision_shows_its_count_then_applies_after_confirmation(home):
     assert not at.exception, at.exception
     assert at.session_state[f"plan_{vid}"].drop == set(expected.tolist())
     assert any(f"dropped {len(expected):,}, relabelled 0" in md.value for md in at.markdown)
+
+
+def test_a_large_versions_queue_starts_without_its_gallery(home, monkeypatch):
+    from ui import diagnose_review
+
+    vid = _synthetic(home)
+    monkeypatch.setattr(diagnose_review, "GALLERY_UP_TO", 100)  # the synthetic version counts as large
+    at = _page()
+    assert at.toggle(key="dg_sus_gallery").value is False
+    assert not any(b.key and b.key.startswith(f"keep_{vid}_") for b in at.button)  # no gallery: one item at a time
+    at.button(key="q_keep").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.session_state[f"plan_{vid}"].keep) == 1
+    at.toggle(key="dg_sus_gallery").set_value(True)
+    at.run()
+    assert len([b for b in at.button if b.key and b.key.startswith(f"keep_{vid}_")]) == diagnose_review.PER_PAGE
+    at.run()  # the choice stays
+    assert at.toggle(key="dg_sus_gallery").value is True

@@ -262,6 +262,8 @@ def test_diagnose_settings_stay(home):
         ("radio", "dg_bulk_action"): "keep",
         ("number_input", "dg_sus_page"): 2,
     }
+    at.session_state["bulk_panel_open"] = True  # the "Bulk decisions by filter" expander: drawn only when open
+    at.run()
     for (kind, key), value in review_values.items():
         getattr(at, kind)(key=key).set_value(value)
         at.run()
@@ -294,6 +296,7 @@ def test_diagnose_settings_stay(home):
     at.run()
     assert at.number_input(key="dg_out_page").value == 2
     at.session_state["dg_tab"] = "Label issues"
+    at.session_state["bulk_panel_open"] = True  # open again: its filters were kept while it was not drawn
     at.run()
     for (kind, key), value in review_values.items():
         assert getattr(at, kind)(key=key).value == value, key

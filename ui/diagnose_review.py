@@ -32,7 +32,7 @@ from core.store import Store, VersionInfo
 from ui import common
 from ui.diagnose_run import NOTICE, plan_key
 from ui.items import gallery, show_item
-from ui.state import default, default_choices, default_within
+from ui.state import default, default_choices, default_within, follow_default
 
 PER_PAGE = 12  # items per page of a review gallery
 PER_ROW = 3
@@ -41,6 +41,12 @@ DUPLICATES = "duplicate_review"
 OUTLIERS = "outlier_review"
 SHORTCUTS = {"keep": "K", "relabel": "L", "drop": "D", "next": "J", "previous": "P"}  # C and R are Streamlit's own
 BULK_PENDING = "bulk_pending"  # session key: the bulk decision waiting for its confirmation
+GALLERY_UP_TO = 5_000  # items in a version up to which the queue's gallery is shown by default
+GALLERY_HELP = (
+    f"The queue's page as a gallery, {PER_PAGE} items with keep / relabel / drop under each. Every click then "
+    f"redraws the gallery too; off by default above {GALLERY_UP_TO:,} items, where one item at a time with "
+    "the keyboard is faster."
+)
 BULK_OPEN = "bulk_panel_open"  # the bulk panel's expander: open or not (drawn only when open)
 
 
@@ -202,8 +208,13 @@ def review_queue(r: Review) -> None:
     with bulk:
         if bulk.open:
             bulk_panel(r)
-    st.caption(f"{len(queue):,} items to review")
-    r.gallery(queue[pager(len(queue), "dg_sus_page")], lambda i: review.suspect_caption(ds, iss, i))
+    g1, g2 = st.columns([3, 1])
+    g1.caption(f"{len(queue):,} items to review")
+    # on a large version the keyboard queue above is the fast path: a click then redraws one item,
+    # not a gallery of them (about 150 of a click's 200 elements)
+    follow_default("dg_sus_gallery", len(ds) <= GALLERY_UP_TO)
+    if g2.toggle("Gallery", key="dg_sus_gallery", persist_state="session", help=GALLERY_HELP):
+        r.gallery(queue[pager(len(queue), "dg_sus_page")], lambda i: review.suspect_caption(ds, iss, i))
 
 
 def current_item(r: Review, queue: np.ndarray) -> None:

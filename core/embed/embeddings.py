@@ -101,7 +101,7 @@ IMAGE_COST_EXPONENT = 2.3  # image cost ∝ side ** this (measured: a little ste
 CHARS_PER_TOKEN = 4.3  # English text in MiniLM's word pieces (VADER: 4.37)
 CUDA_SPEEDUP = 40  # not yet measured on a GPU: a conservative guess for text and images
 MODEL_LOAD_S = {"text": 1.5, "image": 0.5}  # reading weights + building the module
-TEXT_METHOD_SPEEDUP = {"fp32": 1.0, "int8": 1.5}  # CPU time against fp32 (benchmarks/RESULTS.md, Text embedding speed)
+TEXT_METHOD_SPEEDUP = {"fp32": 1.0, "int8": 1.5, "fp32+onnx": 1.7}  # against fp32 on torch (benchmarks/RESULTS.md, Text embedding speed)
 
 Progress = Callable[[int, int], None]
 Timing = dict[str, Any]  # filled by embed_texts / embed_images when asked: where the time went
