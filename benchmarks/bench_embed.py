@@ -8,14 +8,14 @@ Parts (each prints a Markdown table; the machine and its load come first):
 - ``speed`` — the same ``--n`` VADER texts (seeded draw), the same all-MiniLM-L6-v2 weights (the
   project's local asset folder; sentence-transformers is given that folder, nothing is fetched),
   in the same process: ``core.embed.embeddings.embed_texts`` fp32 on ONNX Runtime (the CPU default),
-  fp32 on torch and int8 on torch, and ``SentenceTransformer.encode`` (batch 32, its default). The methods take
+  fp32 on torch, int8 on torch and onnx-int8 (ONNX Runtime, matrix products in int8), and ``SentenceTransformer.encode`` (batch 32, its default). The methods take
   turns, ``--rounds`` times, so a neighbour's load hits them alike; wall-clock texts/s (median) and
   CPU texts/s (process time over the run, both cores together) are reported. Agreement: cosine of
   each text's vector with the fp32 one (mean, 1st percentile, minimum), texts within 128 word
   pieces (sentence-transformers' own limit for this model is 256; the project truncates at 128).
 - ``f1`` — the project's label-issue detector (``detect_label_issues``) on the noise benchmark's VADER
   task (``benchmarks/bench_noise.py``: one random rater's label against the sign of every rater's
-  mean) with fp32 and with int8 embeddings, on a seeded subset of ``--f1-n`` texts.
+  mean) with fp32, int8 and onnx-int8 embeddings, on a seeded subset of ``--f1-n`` texts.
 - ``first`` — a 38k-text dataset (``--big-n``): the VADER demo's 23.7k texts plus copies of them
   with one small seeded change each (a word from a short list appended, two neighbouring words
   swapped, or a trailing "!" added) until ``--big-n`` distinct texts, each with its original's label.
@@ -113,12 +113,14 @@ def part_speed(n: int, rounds: int, seed: int) -> str:
         "Gapscope `embed_texts`, fp32 on ONNX Runtime (default)": lambda: embeddings.embed_texts(texts, device="cpu", engine="onnx"),
         "Gapscope `embed_texts`, fp32 on torch": lambda: embeddings.embed_texts(texts, device="cpu", engine="torch"),
         "Gapscope `embed_texts`, int8 on torch": lambda: embeddings.embed_texts(texts, device="cpu", method="int8"),
+        "Gapscope `embed_texts`, onnx-int8": lambda: embeddings.embed_texts(texts, device="cpu", method="onnx-int8"),
         "sentence-transformers `encode` (batch 32)": lambda: st.encode(texts, batch_size=32, convert_to_numpy=True),
     }
     # warm-up (first-call allocations, lazy imports, the one-time ONNX export), not timed
     embeddings.embed_texts(texts[:64], device="cpu", engine="onnx")
     embeddings.embed_texts(texts[:64], device="cpu", engine="torch")
     embeddings.embed_texts(texts[:64], device="cpu", method="int8")
+    embeddings.embed_texts(texts[:64], device="cpu", method="onnx-int8")
     st.encode(texts[:64], batch_size=32)
     walls: dict[str, list[float]] = {k: [] for k in runs}
     cpus: dict[str, list[float]] = {k: [] for k in runs}
@@ -175,7 +177,7 @@ def part_f1(n: int, seed: int) -> str:
         "| embeddings | embedding s | precision | recall | F1 | flagged | estimated noise rate |",
         "|---|---|---|---|---|---|---|",
     ]
-    for method in ("fp32", "int8"):
+    for method in ("fp32", "int8", "onnx-int8"):
         t = time.perf_counter()
         X = embeddings.embed_texts(texts, device="cpu", method=method)
         took = time.perf_counter() - t

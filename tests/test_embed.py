@@ -411,10 +411,25 @@ def test_the_onnx_engine_gives_torchs_vectors_and_remembers_its_check(onnx_cache
 
 
 @needs_asset("minilm")
+def test_onnx_int8_is_a_method_of_its_own_close_to_fp32(onnx_cache, text_embedding):
+    timing: dict = {}
+    X = features.embed_texts(TEXTS, device="cpu", method="onnx-int8", timing=timing)
+    cos = (X * text_embedding).sum(1)
+    assert timing["engine"] == "onnx" and cos.mean() >= 0.98 and cos.min() >= 0.9, (cos.mean(), cos.min())
+    assert not np.allclose(X, text_embedding, atol=1e-4)  # other vectors: a cache key of their own
+    text = _text_ds(TEXTS[:5])
+    assert features.cache_key(text, method="onnx-int8") not in (features.cache_key(text), features.cache_key(text, method="int8"))
+    assert features.text_engine("onnx-int8", "cpu") == "onnx"
+    assert sorted(p.name.split(".", 1)[1] for p in onnx_cache.iterdir()) == ["int8.json", "int8.onnx", "onnx"]
+    with pytest.raises(ValueError, match="ONNX Runtime on the CPU only"):
+        features.embed_texts(TEXTS[:2], device="cpu", method="onnx-int8", engine="torch")
+
+
+@needs_asset("minilm")
 def test_a_model_that_does_not_export_faithfully_is_embedded_by_torch(onnx_cache, monkeypatch):
     from core.embed import onnx_encoder
 
-    monkeypatch.setattr(onnx_encoder, "_agrees", lambda sess, source: False)
+    monkeypatch.setattr(onnx_encoder, "_agrees", lambda sess, source, least: False)
     timing: dict = {}
     X = features.embed_texts(TEXTS[:6], device="cpu", timing=timing)
     assert timing["engine"] == "torch"
@@ -474,9 +489,10 @@ def test_estimates_are_calibrated_by_the_rate_this_machine_measured(monkeypatch)
     monkeypatch.setattr(features, "usable_cores", lambda: 2)
     ds = _text_ds(TEXTS)
     units = float(features.text_units(ds.items).sum())
-    # the constants first: 5,000 word pieces a second on 2 idle cores
+    # the constants first: 5,000 word pieces a second on 2 idle cores, times the engine's measured speed-up
     uncalibrated = features.estimate_seconds(ds, device="cpu")
-    assert uncalibrated == pytest.approx(features.MODEL_LOAD_S["text"] + units / features.CPU_TEXT_TOKENS_PER_S)
+    speedup = features.TEXT_METHOD_SPEEDUP["fp32+onnx"] if features.text_engine("fp32", "cpu") == "onnx" else 1.0
+    assert uncalibrated == pytest.approx(features.MODEL_LOAD_S["text"] + units / (features.CPU_TEXT_TOKENS_PER_S * speedup))
     key = features.rate_key("text", "minilm", "cpu", "fp32", features.text_engine("fp32", "cpu"))
     assert throughput.record(key, 500.0, 0.5) is None  # under a second of model time: too noisy to keep
     kept = throughput.record(key, 1_000.0, 10.0, load=0.0)  # 100 word pieces a second

@@ -83,9 +83,10 @@ from core.models.tabular import tabular_features
 FEATURES_VERSION = 1  # bump when anything that changes the numbers changes (pooling, resize, …)
 
 TEXT_BACKBONES = ("minilm",)
-# How a text encoder runs: "fp32" (the reference) or "int8" (torch's dynamic quantisation of every
-# Linear layer, per-channel weights; CPU only). A method is part of the cache key: other vectors.
-TEXT_METHODS = ("fp32", "int8")
+# How a text encoder runs: "fp32" (the reference), "int8" (torch's dynamic quantisation of every
+# Linear layer, per-channel weights; CPU only) or "onnx-int8" (ONNX Runtime's dynamic quantisation of
+# the matrix products, per-channel weights; CPU only). A method is part of the cache key: other vectors.
+TEXT_METHODS = ("fp32", "int8", "onnx-int8")
 TEXT_METHOD = "fp32"  # the default; benchmarks/RESULTS.md (Text embedding speed) says why
 IMAGE_BACKBONES = ("mobilenet_v2", "efficientnet_lite0")
 TABULAR = "tabular"
@@ -101,7 +102,12 @@ IMAGE_COST_EXPONENT = 2.3  # image cost ∝ side ** this (measured: a little ste
 CHARS_PER_TOKEN = 4.3  # English text in MiniLM's word pieces (VADER: 4.37)
 CUDA_SPEEDUP = 40  # not yet measured on a GPU: a conservative guess for text and images
 MODEL_LOAD_S = {"text": 1.5, "image": 0.5}  # reading weights + building the module
-TEXT_METHOD_SPEEDUP = {"fp32": 1.0, "int8": 1.5, "fp32+onnx": 1.7}  # against fp32 on torch (benchmarks/RESULTS.md, Text embedding speed)
+TEXT_METHOD_SPEEDUP = {
+    "fp32": 1.0,
+    "int8": 1.5,
+    "fp32+onnx": 1.7,
+    "onnx-int8": 2.1,
+}  # against fp32 on torch (benchmarks/RESULTS.md, Text embedding speed)
 
 Progress = Callable[[int, int], None]
 Timing = dict[str, Any]  # filled by embed_texts / embed_images when asked: where the time went
@@ -143,7 +149,7 @@ def embed(
         Read and write ``GAPSCOPE_HOME/cache/features``. Cached results come back as a
         read-only memory map: copy before modifying in place.
     method : str, optional
-        Text only: ``"fp32"`` or ``"int8"`` (``TEXT_METHODS``); default ``TEXT_METHOD``. Each
+        Text only: ``"fp32"``, ``"int8"`` or ``"onnx-int8"`` (``TEXT_METHODS``); default ``TEXT_METHOD``. Each
         model pass measures its throughput and keeps it (``core.embed.throughput``) for the next
         estimate.
 
@@ -428,7 +434,9 @@ def embed_texts(
       with torch on every probe text; ``engine="torch"`` always uses torch, ``engine="onnx"``
       refuses to fall back.
 
-    ``method="int8"`` runs a copy of the encoder whose Linear layers are dynamically quantised
+    ``method="onnx-int8"`` runs the ONNX graph with its matrix products quantised (int8 weights per
+    output channel; ``core.embed.onnx_encoder``), CPU only. ``method="int8"`` runs a copy of the
+    encoder whose Linear layers are dynamically quantised
     (``torch.ao.quantization.quantize_dynamic``, int8 per-channel weights, activations quantised per
     batch): faster on a CPU, but other vectors (``TEXT_METHOD`` says which is the default and
     ``benchmarks/RESULTS.md`` why). ``timing``, when given, receives ``load_s`` (model),
@@ -497,7 +505,8 @@ def text_engine(method: str | None, device_kind: str) -> str:
     export faithfully still falls back to torch when it runs)."""
     from core.embed import onnx_encoder
 
-    return "onnx" if device_kind == "cpu" and text_method(method) == "fp32" and onnx_encoder.available() else "torch"
+    how = text_method(method)
+    return "onnx" if device_kind == "cpu" and how in ("fp32", "onnx-int8") and onnx_encoder.available() else "torch"
 
 
 def _onnx_encoder(source: str, how: str, device_kind: str, engine: str) -> Any:
@@ -505,6 +514,13 @@ def _onnx_encoder(source: str, how: str, device_kind: str, engine: str) -> Any:
 
     if engine not in ENGINES:
         raise ValueError(f"text embedding engine {engine!r} is not one of {', '.join(map(repr, ENGINES))}.")
+    if how == "onnx-int8":
+        if device_kind != "cpu" or engine == "torch":
+            raise ValueError("onnx-int8 text embeddings run on ONNX Runtime on the CPU only; use method='fp32'.")
+        encoder = onnx_encoder.session(source, int8=True)
+        if encoder is None:
+            raise ValueError(f"onnx-int8 needs ONNX Runtime and a faithful ONNX export of {source} (see {onnx_encoder.cache_dir()}).")
+        return encoder
     if engine == "torch" or how != "fp32" or device_kind != "cpu":
         if engine == "onnx":
             raise ValueError("the ONNX engine runs fp32 text embeddings on the CPU only.")
