@@ -80,13 +80,13 @@ def test_the_stakeholder_demo(server, page, tmp_path, home):
     _nav(page, "Compare")
     expect(page.get_by_role("heading", name="⚖️ Compare")).to_be_visible()
     # the page redraws itself when the runs end: then each line names the step of its best val macro-F1
-    final = re.compile(r"balanced_softmax: test scores at step \d+, the best val macro-F1(?! so far)")
+    final = re.compile(r"Balanced softmax: test scores at step \d+, the best val macro-F1(?! so far)")
     expect(page.get_by_role("listitem").filter(has_text=final)).to_be_visible(timeout=300_000)
     expect(page.get_by_text("Errors fixed")).to_be_visible(timeout=60_000)
     # the page opens on the pair just started and redraws itself when the runs end
     tags = page.get_by_test_id("stMultiSelectTagsContainer").first
-    expect(tags).to_contain_text(re.compile(r"#\d+ · small_cnn · full · baseline"))
-    expect(tags).to_contain_text("balanced_softmax")
+    expect(tags).to_contain_text(re.compile(r"#\d+ · small_cnn · full fine-tune · baseline"))
+    expect(tags).to_contain_text("Balanced softmax")
     expect(page.get_by_text("Some runs are still training")).not_to_be_visible(timeout=300_000)
     page.get_by_role("button", name="Prepare the report and exports").click()
     with page.expect_download(timeout=120_000) as download:
