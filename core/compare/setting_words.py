@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from core.charts import metric_title
+from core.metrics.names import metric_name
 from core.mitigate.fields import FIELDS, TABS
 from core.mitigate.settings import Mitigations
 from core.models.registry import FINETUNE_TITLES
@@ -107,7 +107,7 @@ def setting_value(key: str, value: Any) -> str:
     if key in VALUES and _hashable(value) and value in VALUES[key]:
         return VALUES[key][value]
     if key == "early_stopping_metric":
-        return metric_title(str(value))
+        return metric_name(str(value))
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, (list, tuple)):

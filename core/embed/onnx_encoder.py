@@ -11,7 +11,7 @@ sentence-transformers on the same texts.
 ``session(source)`` exports the encoder of a local transformers folder once — torch's ONNX
 exporter (``dynamo=False``) with eager attention, so the graph takes any batch and length —
 and keeps it (``cache_dir``), keyed by the folder's weights (name, size and
-modification time of each file), torch's and the exporter's versions. Before the file is used it
+modification time of each file) and the versions of torch, onnx and ONNX Runtime. Before the file is used it
 is checked on a few texts against torch: every vector must agree to ``AGREEMENT`` (cosine);
 a model that does not export, or disagrees, is remembered as such (a ``.failed`` note beside
 it) and embedded by torch instead; one that agrees gets a ``.json`` note (vector size, longest
@@ -75,7 +75,11 @@ def _fingerprint(source: str) -> str:
     folder = Path(source)
     files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
     stats = [(str(p.relative_to(folder)), p.stat().st_size, int(p.stat().st_mtime)) for p in files]
-    blob = json.dumps([VERSION, str(folder.resolve()), stats, torch.__version__], sort_keys=True)
+    import onnx
+    import onnxruntime
+
+    versions = [torch.__version__, onnx.__version__, onnxruntime.__version__]
+    blob = json.dumps([VERSION, str(folder.resolve()), stats, versions], sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
