@@ -376,7 +376,7 @@ def onnx_cache(tmp_path, monkeypatch):
     """An ONNX export of this test's own (the shared one is left alone), and no session kept from before."""
     from core.embed import onnx_encoder
 
-    monkeypatch.setattr(onnx_encoder, "cache_dir", lambda: tmp_path / "onnx")
+    monkeypatch.setattr(onnx_encoder, "cache_dir", lambda source=None: tmp_path / "onnx")
     onnx_encoder._session_for.cache_clear()
     yield tmp_path / "onnx"
     onnx_encoder._session_for.cache_clear()
@@ -398,6 +398,11 @@ def test_the_onnx_engine_gives_torchs_vectors_and_remembers_its_check(onnx_cache
     assert features.text_engine("fp32", "cuda") == "torch"
     notes = sorted(p.suffix for p in onnx_cache.iterdir())
     assert notes == [".json", ".onnx"], notes
+    # a newer export of the same folder (other weights or libraries) replaces the older one
+    stale = onnx_cache / f"{onnx_encoder._folder_id(text.text_source('minilm'))}-0000.onnx"
+    stale.write_bytes(b"old")
+    onnx_encoder._drop_older(onnx_encoder.model_path(text.text_source("minilm")), text.text_source("minilm"))
+    assert not stale.exists() and len(list(onnx_cache.iterdir())) == 2
     # a new process (no session, no torch model loaded) takes the checked export without torch's model
     onnx_encoder._session_for.cache_clear()
 
@@ -423,6 +428,18 @@ def test_onnx_int8_is_a_method_of_its_own_close_to_fp32(onnx_cache, text_embeddi
     assert sorted(p.name.split(".", 1)[1] for p in onnx_cache.iterdir()) == ["int8.json", "int8.onnx", "onnx"]
     with pytest.raises(ValueError, match="ONNX Runtime on the CPU only"):
         features.embed_texts(TEXTS[:2], device="cpu", method="onnx-int8", engine="torch")
+
+
+def test_only_the_projects_own_weights_are_exported_beside_the_assets(home, tmp_path, monkeypatch):
+    from core import paths
+    from core.embed import onnx_encoder
+
+    assets = tmp_path / "assets"
+    (assets / "minilm").mkdir(parents=True)
+    monkeypatch.setenv("GAPSCOPE_ASSETS", str(assets))
+    assert paths.assets_dir() == assets
+    assert onnx_encoder.cache_dir(str(assets / "minilm")) == assets / "onnx"  # one export for every home
+    assert onnx_encoder.cache_dir(str(tmp_path / "my-model")) == home / "cache" / "onnx"  # a user's folder: its home
 
 
 @needs_asset("minilm")

@@ -59,32 +59,48 @@ def available() -> bool:
     return True
 
 
-def cache_dir() -> Path:
-    """Beside the verified weights it is made from (``GAPSCOPE_ASSETS/onnx``: one export serves
-    every home), or under ``GAPSCOPE_HOME/cache/onnx`` where the assets cannot be written."""
-    shared = paths.assets_dir() / "onnx"
-    if os.access(shared if shared.exists() else paths.assets_dir(), os.W_OK):
+def cache_dir(source: str | None = None) -> Path:
+    """Where the export of ``source`` is kept: beside the verified weights it is made from
+    (``GAPSCOPE_ASSETS/onnx``: one export serves every home) when ``source`` is one of the project's
+    assets and that folder can be written; else under ``GAPSCOPE_HOME/cache/onnx`` (a user's own
+    model folder, or read-only assets)."""
+    assets = paths.assets_dir()
+    shared = assets / "onnx"
+    ours = source is None or Path(source).resolve().is_relative_to(assets.resolve())
+    if ours and os.access(shared if shared.exists() else assets, os.W_OK):
         return shared
     return paths.home() / "cache" / "onnx"
 
 
+def _folder_id(source: str) -> str:
+    return hashlib.sha256(str(Path(source).resolve()).encode()).hexdigest()[:10]
+
+
 def _fingerprint(source: str) -> str:
-    """What the exported graph depends on: the folder's files (name, size, time), the versions."""
+    """``<folder>-<contents>``: the folder, then what the exported graph depends on (the folder's
+    files by name, size and time; the versions of torch, onnx and ONNX Runtime)."""
+    import onnx
+    import onnxruntime
     import torch
 
     folder = Path(source)
     files = sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else []
     stats = [(str(p.relative_to(folder)), p.stat().st_size, int(p.stat().st_mtime)) for p in files]
-    import onnx
-    import onnxruntime
-
     versions = [torch.__version__, onnx.__version__, onnxruntime.__version__]
     blob = json.dumps([VERSION, str(folder.resolve()), stats, versions], sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+    return f"{_folder_id(source)}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
 
 def model_path(source: str) -> Path:
-    return cache_dir() / f"{_fingerprint(source)}.onnx"
+    return cache_dir(source) / f"{_fingerprint(source)}.onnx"
+
+
+def _drop_older(path: Path, source: str) -> None:
+    """Remove the exports of ``source`` that an earlier version of its weights or of the libraries
+    made (they would never be read again)."""
+    for old in path.parent.glob(f"{_folder_id(source)}-*"):
+        if not old.name.startswith(path.stem.split(".")[0]):
+            old.unlink(missing_ok=True)
 
 
 def _wrapper(model: Any, with_types: bool) -> Any:
@@ -213,6 +229,7 @@ def _session_for(path_str: str, source: str, int8: bool = False) -> Encoder | No
     try:
         if not fp32.exists():
             export(source, fp32)
+            _drop_older(fp32, source)
         if int8 and not path.exists():
             quantise(fp32, path)
         sess = _new_session(path)

@@ -49,4 +49,6 @@ def test_start_watch_live_and_stop(server, page):
     expect(page.get_by_role("heading", name="Run #1", exact=False)).to_contain_text("stopped", timeout=90_000)
     # the rest of the page follows without a reload: the sidebar's counts
     expect(page.get_by_test_id("stSidebar")).to_contain_text("0 running", timeout=30_000)
-    expect(page.get_by_role("combobox", name="Run")).to_have_value(re.compile(r"^#1 · small_cnn · full fine-tune$"))  # no status to go stale
+    expect(page.get_by_role("combobox", name="Run")).to_have_value(
+        re.compile(r"^#1 · small_cnn · full fine-tune$")
+    )  # no status to go stale
