@@ -8,6 +8,7 @@ stop is decided by callbacks through ``Control`` (``core.train.events``).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,7 @@ class Job:
     seams: Seams
     dist: Dist = SINGLE  # this process's share of a torchrun run (core.train.distributed)
     speed: Speed = OFF  # the GPU fast path (core.train.speed)
+    evaluator: Callable[..., Any] | None = None  # scores val and test; default core.train.evaluate.evaluate (token runs: their own)
 
     def autocast(self) -> Any:
         return autocast(self.device)
@@ -79,6 +81,8 @@ def fit(job: Job, state: State, callbacks: list[Callback]) -> tuple[Control, Bes
         on_device = view.to_device(shares)  # one index copy per epoch, none per step
         for b, (batch, pos, where) in enumerate(zip(batches, shares, on_device)):
             x, y = seams.augmenter(view.raw(pos, where), y_dev.index_select(0, where.rows))
+            if isinstance(x, dict) and "targets" in x:  # a batch that carries its own targets (the words of a token run)
+                y = x.pop("targets")
             x = job.inputs.prepare(x)
             with job.autocast():
                 logits = model(x)
@@ -122,7 +126,7 @@ def fit(job: Job, state: State, callbacks: list[Callback]) -> tuple[Control, Bes
 
 def _evaluate(job: Job, state: State, control: Control, best: BestEval | None, event: Events, meter: Throughput) -> BestEval | None:
     t = time.perf_counter()
-    result = evaluate(job, state, best)
+    result = (job.evaluator or evaluate)(job, state, best)
     event("on_evaluate", state, control, result)
     if job.dist.active and agree(control.should_stop, job.dist, job.device) and not control.should_stop:
         control.stop("early_stopping")  # the processes' evaluations may differ in the last bit: stop together
