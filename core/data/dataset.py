@@ -1,11 +1,16 @@
-"""The ``Dataset`` model every other module works on, for text, image and tabular data.
+"""The ``Dataset`` model every other module works on, for text, image, tabular and token data.
 
 - ``items``: text → ``np.ndarray[object]`` of ``str``, shape (n,); image → ``np.ndarray[uint8]``
   of shape (n, H, W) (grayscale) or (n, H, W, 3) (RGB); tabular → ``pd.DataFrame`` (n, d) of
-  feature columns.
+  feature columns; tokens → ``np.ndarray[object]`` (n,) of sentences, each a ``tuple[str, ...]``
+  of tokens.
+- ``tags``: tokens only (None otherwise): ``np.ndarray[object]`` (n,), each sentence's IOB2 tags
+  (``tuple[str, ...]``, as long as its tokens). An ``I-X`` that continues no span is allowed and
+  opens nothing (``core.tokens.spans`` reads strictly); loaders repair such tags to ``B-X``.
 - ``labels``: ``int64`` (n,), an index into ``class_names``, or ``UNLABELLED`` (-1) for an item of
   the *unlabelled pool* (always in the train split): rows uploaded with an empty label, which only
-  pseudo-labelling and label spreading use; everything that needs a label skips them.
+  pseudo-labelling and label spreading use; everything that needs a label skips them. A sentence's
+  label is its rarest entity type (``core.tokens.data.token_dataset`` computes it).
 - ``split``: ``int8`` (n,), an index into ``SPLITS`` (train / val / test).
 - ``meta``: ``pd.DataFrame`` (n, m) of extra columns used as slices (domain, source, rater
   agreement, …); may have no columns.
@@ -20,13 +25,18 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from core.tokens.schemes import is_iob2_tag
+
+if TYPE_CHECKING:
+    from core.tokens.schemes import TagScheme
+
 SPLITS = ("train", "val", "test")  # split codes 0, 1, 2
-MODALITIES = ("text", "image", "tabular")
+MODALITIES = ("text", "image", "tabular", "tokens")
 RESERVED_COLUMNS = ("label", "split")  # a stored version's own row columns: no meta column may use them
 UNLABELLED = -1  # the label of an item of the unlabelled pool
 
@@ -40,10 +50,15 @@ class Dataset:
     class_names: list[str]
     split: np.ndarray
     meta: pd.DataFrame = field(default_factory=pd.DataFrame)
+    tags: np.ndarray | None = None  # tokens only: (n,) object, each a tuple of IOB2 tags
 
     def __post_init__(self) -> None:
         if self.modality not in MODALITIES:
             raise ValueError(f"modality must be one of {MODALITIES}, got {self.modality!r}")
+        if self.modality == "tokens":
+            self.items, self.tags = _check_sentences(self.items, self.tags)
+        elif self.tags is not None:
+            raise ValueError(f"only token datasets have tags; a {self.modality} dataset has tags=None")
         self.labels = np.asarray(self.labels, dtype=np.int64)
         self.split = np.asarray(self.split, dtype=np.int8)
         n = len(self.labels)
@@ -109,7 +124,38 @@ class Dataset:
             class_names=list(self.class_names),
             split=self.split[index],
             meta=self.meta.iloc[index].reset_index(drop=True),
+            tags=None if self.tags is None else self.tags[index],
         )
+
+
+def sentences_array(seqs: Any) -> np.ndarray:
+    """An object array (n,) holding each of ``seqs`` as a tuple of str (numpy would otherwise
+    broadcast equal-length tuples into a 2-D array)."""
+    out = np.empty(len(seqs), dtype=object)
+    for i, seq in enumerate(seqs):
+        out[i] = seq if type(seq) is tuple else tuple(seq)
+    return out
+
+
+def _check_sentences(items: Any, tags: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Token items and tags as object arrays of tuples, checked: one tag per token, IOB2 tags only,
+    no empty sentence, str tokens."""
+    if tags is None:
+        raise ValueError("a token dataset needs tags: one tuple of IOB2 tags per sentence")
+    items, tags = sentences_array(items), sentences_array(tags)
+    if len(items) != len(tags):
+        raise ValueError(f"items ({len(items)}) and tags ({len(tags)}) must have the same length")
+    seen: set[str] = set()
+    for i, (toks, tg) in enumerate(zip(items, tags)):
+        if len(toks) != len(tg) or not toks:
+            raise ValueError(f"sentence {i} has {len(toks)} tokens and {len(tg)} tags: each needs at least one token and one tag per token")
+        if not all(type(t) is str for t in toks) or not all(type(t) is str for t in tg):
+            raise ValueError(f"sentence {i} has a token or tag that is not a str")
+        seen.update(tg)
+    bad = sorted(t for t in seen if not is_iob2_tag(t))
+    if bad:
+        raise ValueError(f"tags must be IOB2 (O, B-TYPE, I-TYPE); found {bad[:5]}")
+    return items, tags
 
 
 @dataclass
@@ -117,10 +163,12 @@ class LoadResult:
     dataset: Dataset
     warnings: list[str] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (item, reason)
+    tag_scheme: TagScheme | None = None  # tokens: the scheme the file used and what was repaired
 
 
 def content_hashes(ds: Dataset) -> np.ndarray:
-    """A 64-bit content hash per item (exact duplicates share it). Text is hashed as given, stripped."""
+    """A 64-bit content hash per item (exact duplicates share it). Text is hashed as given, stripped;
+    a sentence by its tokens joined by a space (not its tags: a relabelled sentence is the same item)."""
 
     def h(b: bytes) -> int:
         return int.from_bytes(hashlib.blake2b(b, digest_size=8).digest(), "little", signed=True)
@@ -130,11 +178,20 @@ def content_hashes(ds: Dataset) -> np.ndarray:
         return np.fromiter((h(row.tobytes()) for row in flat), dtype=np.int64, count=len(ds))
     if ds.modality == "text":
         return np.fromiter((h(str(t).strip().encode("utf-8", "surrogatepass")) for t in ds.items), dtype=np.int64, count=len(ds))
+    if ds.modality == "tokens":
+        return np.fromiter((h(" ".join(s).encode("utf-8", "surrogatepass")) for s in ds.items), dtype=np.int64, count=len(ds))
     return pd.util.hash_pandas_object(ds.items, index=False).to_numpy().view(np.int64)
 
 
 def describe(ds: Dataset) -> str:
-    """One line: '70,000 image items (28×28 grayscale) · 10 classes'."""
+    """One line: '70,000 image items (28×28 grayscale) · 10 classes'; for tokens '14,041 token
+    items (sentences) · 4 entity types · 203,621 tokens'."""
+    if ds.modality == "tokens":
+        from core.tokens.spans import entity_types
+
+        n_types = len(entity_types(ds.tags if ds.tags is not None else []))
+        n_tokens = sum(map(len, ds.items))
+        return f"{len(ds):,} token items (sentences) · {n_types:,} entity type{'s' if n_types != 1 else ''} · {n_tokens:,} tokens"
     if ds.modality == "image":
         shape = ds.items.shape[1:]
         kind = f"{shape[1]}×{shape[0]} {'RGB' if len(shape) == 3 else 'grayscale'}"

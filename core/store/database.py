@@ -575,6 +575,8 @@ def payload_bytes(dataset: Dataset) -> int:
         size = int(items.nbytes)
     elif isinstance(items, pd.DataFrame):
         size = int(items.memory_usage(deep=True).sum())
+    elif dataset.tags is not None:  # tokens: each token and tag, and an offset for each
+        size = sum(len(t) + 4 for seqs in (items, dataset.tags) for seq in seqs for t in seq)
     else:
         size = sum(len(str(x)) for x in items)
     return size + 64 * len(dataset) + 2**20

@@ -2,10 +2,16 @@
 
 The schema version lives in ``PRAGMA user_version``. Each entry of ``MIGRATIONS`` upgrades it
 from i to i + 1. Append, never edit a shipped entry.
+
+A migration that changes a constraint rebuilds its table as SQLite's documentation says (ALTER
+TABLE cannot change a CHECK): create the new table, copy the rows, drop the old one, rename, make
+its indexes again. ``migrate`` therefore runs with foreign-key enforcement off (it cannot be
+switched inside a transaction) and checks every foreign key before it commits.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from pathlib import Path
 
@@ -111,6 +117,22 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE runs ADD COLUMN relay_seq INTEGER;
     """,
+    # 6 → 7: token classification (core.tokens): a dataset's modality may be 'tokens'. The table is
+    # rebuilt to change its CHECK; ids are kept, so dataset_versions' references still hold
+    """
+    CREATE TABLE datasets_new (
+        id          INTEGER PRIMARY KEY,
+        name        TEXT NOT NULL,
+        modality    TEXT NOT NULL CHECK (modality IN ('text', 'image', 'tabular', 'tokens')),
+        source      TEXT NOT NULL,              -- 'demo:fashion-mnist', 'upload:reviews.csv', …
+        created_at  REAL NOT NULL
+    );
+    INSERT INTO datasets_new (id, name, modality, source, created_at)
+        SELECT id, name, modality, source, created_at FROM datasets;
+    DROP TABLE datasets;
+    ALTER TABLE datasets_new RENAME TO datasets;
+    CREATE UNIQUE INDEX datasets_demo ON datasets(source) WHERE source LIKE 'demo:%';
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -133,14 +155,42 @@ def migrate(con: sqlite3.Connection, db_path: Path) -> None:
         )
     if current == SCHEMA_VERSION:
         return
-    con.execute("BEGIN IMMEDIATE")
+    enforced = con.execute("PRAGMA foreign_keys").fetchone()[0]
+    con.execute("PRAGMA foreign_keys=OFF")  # a table rebuild drops a table other tables refer to
     try:
-        current = con.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
-        for version in range(current, SCHEMA_VERSION):
-            for statement in split_sql(MIGRATIONS[version]):
-                con.execute(statement)
-            con.execute(f"PRAGMA user_version = {version + 1}")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            current = con.execute("PRAGMA user_version").fetchone()[0]  # another process may have won
+            statements = [(v, s) for v in range(current, SCHEMA_VERSION) for s in split_sql(MIGRATIONS[v])]
+            rebuilt = {m.group(1) for _, s in statements if (m := _DROP_TABLE.match(s))}
+            children = _referring(con, rebuilt)
+            before = _broken_keys(con, children)
+            for version in range(current, SCHEMA_VERSION):
+                for statement in split_sql(MIGRATIONS[version]):
+                    con.execute(statement)
+                con.execute(f"PRAGMA user_version = {version + 1}")
+            broken = _broken_keys(con, children) - before
+            if broken:
+                raise RuntimeError(f"migrating {db_path} would break {len(broken)} foreign key(s), e.g. {min(broken)}; nothing was changed")
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    finally:
+        con.execute(f"PRAGMA foreign_keys={'ON' if enforced else 'OFF'}")
+
+
+_DROP_TABLE = re.compile(r"DROP\s+TABLE\s+(?:IF\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
+
+
+def _referring(con: sqlite3.Connection, parents: set[str]) -> list[str]:
+    """The tables with a foreign key into one of ``parents``."""
+    if not parents:
+        return []
+    tables = [r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()]
+    return [t for t in tables if any(fk[2] in parents for fk in con.execute(f"PRAGMA foreign_key_list({t})").fetchall())]
+
+
+def _broken_keys(con: sqlite3.Connection, tables: list[str]) -> set[tuple]:
+    """Rows of ``tables`` whose foreign key points at no row: (table, rowid, parent, key number)."""
+    return {tuple(r) for t in tables for r in con.execute(f"PRAGMA foreign_key_check({t})").fetchall()}
