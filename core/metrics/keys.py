@@ -8,7 +8,8 @@ temperature scaling ``val_ts`` / ``test_ts`` (``scaled_split``). Names:
   ``train_samples_per_s``, ``first_step_s``: seconds from the model on its device to the end of the
   first step, compiling and tuning included), or ``temperature``;
 - per class: ``<metric>/<c>`` for ``PER_CLASS`` metrics, ``c`` the class index in the dataset
-  (into ``class_names``), e.g. ``recall/3``;
+  (into ``class_names``), e.g. ``recall/3``; per entity type the same for ``PER_TYPE`` metrics,
+  ``c`` the type's index into the run's entity types (``per_type_keys``), e.g. ``spurious/2``;
 - per slice: ``slice/<column>=<value>/<metric>`` for ``SLICE_METRICS``, e.g.
   ``slice/domain=tweets/accuracy``. ``/``, ``=`` and ``%`` inside a column name or value are
   percent-escaped, so any value round-trips.
@@ -19,11 +20,18 @@ This module is torch-free and numpy-free: pages import it.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote, unquote
 
 PER_CLASS = ("precision", "recall", "f1")
-CLASS_KEYS = (*PER_CLASS, "offset")  # offset: threshold moving's logit offset of the class
+#: Per entity type of a token-classification run (``core.metrics.entities.entity_per_type``), stored
+#: as ``<metric>/<t>`` with ``t`` the type's index into the run's entity types (``per_type_keys``).
+PER_TYPE = (
+    "precision", "recall", "f1", "support", "predicted", "correct", "incorrect_type", "partial",
+    "spurious", "confident_spurious", "missed", "ece",
+)  # fmt: skip
+CLASS_KEYS = tuple(dict.fromkeys((*PER_CLASS, "offset", *PER_TYPE)))  # offset: threshold moving's logit offset of the class
 SLICE_METRICS = ("n", "accuracy", "macro_f1", "hallucination_rate", "ece", "forced_known_rate")
 SLICE_PREFIX = "slice/"
 #: Variants of an evaluation scored after training, as split suffixes: "test_ts" is the test split
@@ -37,6 +45,9 @@ TRAIN_KEYS = ("loss", "lr", "samples_per_s", "eta_s", "train_runtime_s", "train_
 LOWER_IS_BETTER = frozenset({
     "hallucination_rate", "forced_known_rate", "ece", "classwise_ece", "ece_head", "ece_medium",
     "ece_tail", "brier", "nll", "aurc", "excess_aurc", "loss",
+    # token classification (core.metrics.entities)
+    "spurious_rate", "confident_spurious_rate", "type_hallucination_rate", "forced_known_type_rate",
+    "missed_rate", "token_ece", "token_ece_outside", "token_nll",
 })  # fmt: skip
 
 _SAFE = ""  # quote everything but letters, digits and _.-~ … then put readable characters back
@@ -53,6 +64,14 @@ def _escape(text: str) -> str:
 def per_class_key(metric: str, cls: int) -> str:
     """``recall/3``: ``metric`` of dataset class ``cls``."""
     return f"{metric}/{int(cls)}"
+
+
+def per_type_keys(per_type: Mapping[str, Mapping[str, float]], types: Sequence[str]) -> dict[str, float]:
+    """``{"f1/2": …}``: ``entity_per_type``'s values under per-class keys, the class index being the
+    type's index in ``types`` (the run's entity types, its ``class_names``); a type not in ``types``
+    is left out."""
+    index = {t: i for i, t in enumerate(types)}
+    return {per_class_key(m, index[t]): float(v) for t, values in per_type.items() if t in index for m, v in values.items()}
 
 
 def slice_key(column: str, value: str, metric: str) -> str:
