@@ -6,6 +6,9 @@ Every metric is re-exported here: ``from core import metrics as M; M.summary(pro
 - ``calibration`` — ECE, reliability bins, classwise ECE, head / medium / tail ECE, Brier, NLL.
 - ``hallucination`` — hallucination rate, forced-known rate, AUROC, energy, unknown-class detection.
 - ``selective_prediction`` — risk–coverage (with the tie rule), AURC, E-AURC, abstention points.
+- ``entities`` — token classification (NER): IOB2 decoding, seqeval's entity scores, SemEval
+  categories, spurious / wrong-type / forced-known entity rates, token ECE, type confusion, the most
+  confident hallucinated entities; ``entity_summary`` (``ENTITY_SUMMARY_KEYS``), ``entity_per_type``.
 - ``summaries`` — ``summary``: every scalar above in one dict (``SUMMARY_KEYS``), computed by the
   same helpers as the single functions.
 - ``per_slice`` — ``metrics_by_slice``: the summary of each slice of the rows.
@@ -49,6 +52,25 @@ from core.metrics.calibration import (
     reliability_bins,
 )
 from core.metrics.classification import accuracy, balanced_accuracy, confusion, macro_f1, per_class, worst_class_recall
+from core.metrics.entities import (
+    ENTITY_SUMMARY_KEYS,
+    PER_TYPE_KEYS,
+    EntityError,
+    EntityEvaluation,
+    SpanCategories,
+    SpanCounts,
+    TypeConfusion,
+    confident_errors,
+    decode,
+    entity_per_type,
+    entity_summary,
+    evaluate_entities,
+    span_categories,
+    token_arrays,
+    token_ece_by_type,
+    token_reliability,
+    type_confusion,
+)
 from core.metrics.hallucination import DEFAULT_TAU, auroc, energy_score, forced_known_rate, hallucination_rate, unknown_detection_auroc
 from core.metrics.per_slice import metrics_by_slice
 from core.metrics.selective_prediction import aurc, excess_aurc, risk_coverage, risk_coverage_from_conf, selective, selective_from_conf
@@ -57,22 +79,34 @@ from core.metrics.summaries import SUMMARY_KEYS, summary
 __all__ = [
     "DEFAULT_N_BINS",
     "DEFAULT_TAU",
+    "ENTITY_SUMMARY_KEYS",
     "GROUPS",
     "NLL_CLIP",
+    "PER_TYPE_KEYS",
     "SUMMARY_KEYS",
     "SUM_TOLERANCE",
     "UNKNOWN_LABEL",
+    "EntityError",
+    "EntityEvaluation",
     "ReliabilityBins",
+    "SpanCategories",
+    "SpanCounts",
+    "TypeConfusion",
     "accuracy",
     "aurc",
     "auroc",
     "balanced_accuracy",
     "brier",
     "classwise_ece",
+    "confident_errors",
     "confusion",
+    "decode",
     "ece",
     "ece_by_group",
     "energy_score",
+    "entity_per_type",
+    "entity_summary",
+    "evaluate_entities",
     "excess_aurc",
     "forced_known_rate",
     "group_of_classes",
@@ -86,7 +120,12 @@ __all__ = [
     "risk_coverage_from_conf",
     "selective",
     "selective_from_conf",
+    "span_categories",
     "summary",
+    "token_arrays",
+    "token_ece_by_type",
+    "token_reliability",
+    "type_confusion",
     "unknown_detection_auroc",
     "worst_class_recall",
 ]
