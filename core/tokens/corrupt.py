@@ -328,9 +328,10 @@ def inject_noise(
     """Annotation noise with the truth: ``round(sentence_share × n)`` of the n sentences holding an
     entity get exactly one corruption each.
 
-    The sentences are chosen by a seeded shuffle among those that can take one of ``kinds``; the
-    kinds go round in turn over them (equal shares, ±1), a sentence that cannot take its turn's
-    kind taking one it can. ``swap`` gives a span another type of the data, ``delete`` sets a span
+    The sentences are chosen by a seeded shuffle among those that can take one of ``kinds`` (with
+    ``"delete"`` among them every one can; without it, fewer are corrupted when fewer can); the
+    kinds go round in turn over them, so each gets an equal share (±1) but for the sentences that
+    cannot take their turn's kind and take one they can, drawn. ``swap`` gives a span another type of the data, ``delete`` sets a span
     to O, ``shift`` moves one end of a span by one token (``shift_options``).
 
     Returns the noisy tags (untouched sentences keep theirs exactly) and one record per sentence,
