@@ -1,9 +1,17 @@
-"""Seeded generator of hostile table uploads, shared by the fuzz test and ``benchmarks/fuzz_uploads.py``.
+"""Seeded generators of hostile uploads, shared by the fuzz test and ``benchmarks/fuzz_uploads.py``.
 
-Each input is ``(filename, bytes)``: small tables with clashing or odd column names (label and
+``inputs``: each is ``(filename, bytes)``: small tables with clashing or odd column names (label and
 Label, split and Split, blanks), cells of every awkward kind (blanks, numbers in a text column,
 unknown split values, nested objects and lists, invalid UTF-8, very long or non-Latin text), in
 CSV, TSV, JSON Lines and Parquet, plus byte-level corruptions of valid files.
+
+``token_inputs``: token files for named entities, CoNLL-style (.conll .iob .bio .txt .tsv) and JSON
+Lines: mostly well-formed sentences in IOB2, IOB1, IOBES or IO with lone I- tags, bad tags ("PER",
+"X-PER", numbers), one-column and wrong-width lines, middle columns, -DOCSTART- and comment lines,
+blank lines of spaces or a lone tab, CRLF and CR line ends, BOMs, Latin-1 and UTF-16 text, sentences
+of thousands of tokens, huge lines, truncated files, binary garbage and empty files; JSON Lines with
+mismatched lengths, numbers for tokens or tags, missing keys, bad JSON, lone surrogates, splits and
+slice keys.
 """
 
 from __future__ import annotations
@@ -116,3 +124,140 @@ def inputs(n: int, seed: int = 0) -> Iterator[tuple[str, bytes]]:
         if rng.random() < 0.25:
             raw = _corrupt(raw, rng)
         yield f"upload-{k}{fmt}", raw
+
+
+# ------------------------------------------------------------------------------------------ tokens
+TOKENS = ["EU", "rejects", "German", "call", "Peter", "ça", "日本", "🙂", "#tag", "@user", "-", "O", "B-PER", "x" * 300, "1996"]
+TYPES = ["PER", "LOC", "ORG", "geo-loc"]
+BAD_TAGS = ["PER", "X-PER", "7", "B-", "b-per", "-PER", "I_PER", "O-", "B-PER X"]
+TOKEN_NAMES = [".conll", ".iob", ".bio", ".txt", ".tsv"]
+SCHEMES = ["IOB2", "IOB2", "IOB1", "IOBES", "IO", "mixed"]
+BLANKS = ["", "", "", " ", "\t", "  \t "]
+
+
+def _pick(rng: np.random.Generator, pool: list) -> object:
+    return pool[int(rng.integers(len(pool)))]
+
+
+def _render(kinds: list[str | None], scheme: str, rng: np.random.Generator) -> list[str]:
+    """Tags of a sentence whose tokens belong to ``kinds`` (an entity type, or None), each run of one
+    type split into entities at random, written in ``scheme`` ("mixed": IOB2 with lone I- tags)."""
+    tags: list[str] = []
+    for i, kind in enumerate(kinds):
+        if kind is None:
+            tags.append("O")
+            continue
+        opens = i == 0 or kinds[i - 1] != kind or rng.random() < 0.2
+        closes = i + 1 == len(kinds) or kinds[i + 1] != kind
+        if scheme == "IOB1":
+            tags.append(f"B-{kind}" if opens and i > 0 and kinds[i - 1] == kind else f"I-{kind}")
+        elif scheme == "IO":
+            tags.append(f"I-{kind}")
+        elif scheme == "IOBES":
+            tags.append(f"{'S' if opens and closes else 'B' if opens else 'E' if closes else 'I'}-{kind}")
+        else:
+            tags.append(f"{'B' if opens and not (scheme == 'mixed' and rng.random() < 0.3) else 'I'}-{kind}")
+    return tags
+
+
+def _sentence(rng: np.random.Generator, scheme: str, hostile: bool) -> list[tuple[str, str]]:
+    n = int(rng.integers(0, 12)) if rng.random() > 0.02 else int(rng.integers(500, 1500))
+    kinds: list[str | None] = []
+    while len(kinds) < n:
+        kind = None if rng.random() < 0.6 else str(_pick(rng, TYPES))
+        kinds += [kind] * int(rng.integers(1, 4))
+    tags = _render(kinds[:n], scheme, rng)
+    if hostile and tags and rng.random() < 0.3:
+        tags[int(rng.integers(len(tags)))] = str(_pick(rng, BAD_TAGS))
+    tokens = [str(_pick(rng, TOKENS)) if not (hostile and rng.random() < 0.05) else "a b" for _ in tags]
+    return list(zip(tokens, tags))
+
+
+def _conll_line(rng: np.random.Generator, token: str, tag: str, columns: int, sep: str, hostile: bool) -> str:
+    if hostile and rng.random() < 0.05:
+        columns = int(rng.integers(1, 6))  # a line of another width
+    fields = [token, *(["NNP", "B-NP", "x"][: max(columns - 2, 0)])] + ([tag] if columns > 1 else [])
+    return sep.join(fields)
+
+
+def _conll_text(rng: np.random.Generator) -> str:
+    scheme, hostile = str(_pick(rng, SCHEMES)), rng.random() < 0.3
+    columns = int(_pick(rng, [2, 2, 2, 2, 4, 4, 3, 1]))
+    sep = str(_pick(rng, [" ", "\t", "  ", " \t"]))
+    lines: list[str] = []
+    for _ in range(int(rng.integers(0, 9))):
+        if rng.random() < 0.1:
+            lines += ["-DOCSTART- -X- -X- O", str(_pick(rng, BLANKS))]
+        if rng.random() < 0.05:
+            lines.append("# sent_id = " + str(int(rng.integers(100))))
+        lines += [_conll_line(rng, tok, tag, columns, sep, hostile) for tok, tag in _sentence(rng, scheme, hostile)]
+        lines += [str(_pick(rng, BLANKS)) for _ in range(int(rng.integers(1, 3)))]
+    if rng.random() < 0.02:
+        lines.insert(int(rng.integers(len(lines) + 1)), "word " * 20_000 + "O")  # a huge line
+    return str(_pick(rng, ["\n", "\n", "\r\n", "\r"])).join(lines)
+
+
+def _token_object(rng: np.random.Generator, split: bool) -> object:
+    sentence = _sentence(rng, str(_pick(rng, SCHEMES)), rng.random() < 0.1)
+    obj: dict[str, object] = {"tokens": [t for t, _ in sentence], "tags" if rng.random() < 0.8 else "ner_tags": [g for _, g in sentence]}
+    r = rng.random()
+    if r < 0.03:
+        obj["tokens"] = [*obj["tokens"], "extra"]  # one token too many
+    elif r < 0.05:
+        obj["tokens"] = [1, *obj["tokens"]][: len(sentence)]  # a number for a token
+    elif r < 0.06:
+        obj.pop("tokens")
+    elif r < 0.07:
+        obj["tags"] = [3] * len(sentence)
+    elif r < 0.08:
+        obj["tokens"] = "not a list"
+    if split:
+        obj["split"] = str(_pick(rng, ["train", "train", "train", "val", "test", "dev"] if rng.random() > 0.01 else ["holdout"]))
+    if rng.random() < 0.3:
+        obj["source"] = _pick(rng, ["news", "web", 3, None, True, [1, 2], {"k": "v"}])
+    return obj
+
+
+def _jsonl_text(rng: np.random.Generator) -> str:
+    split = rng.random() < 0.5
+    lines = []
+    for _ in range(int(rng.integers(0, 12))):
+        r = rng.random()
+        if r < 0.02:
+            lines.append('{"tokens": ["a", "b"], "tags": ["O", ')  # cut short
+        elif r < 0.03:
+            lines.append(str(_pick(rng, ["[1, 2]", '"text"', "null", '{"tokens": ["\\ud800"], "tags": ["O"]}', "[" * 5000])))
+        else:
+            lines.append(json.dumps(_token_object(rng, split), ensure_ascii=rng.random() < 0.5))
+        if rng.random() < 0.05:
+            lines.append("")
+    return str(_pick(rng, ["\n", "\r\n"])).join(lines)
+
+
+def _token_bytes(text: str, rng: np.random.Generator) -> bytes:
+    r = rng.random()
+    if r < 0.05:
+        return text.encode("utf-16")
+    if r < 0.1:
+        return text.encode("latin-1", errors="replace")
+    raw = text.encode("utf-8", errors="surrogatepass")
+    return "\ufeff".encode() + raw if r < 0.2 else raw
+
+
+def token_inputs(n: int, seed: int = 0) -> Iterator[tuple[str, bytes]]:
+    """``n`` hostile token uploads (CoNLL-style and JSON Lines), the same ones for the same seed."""
+    rng = np.random.default_rng(seed)
+    for k in range(n):
+        jsonl = rng.random() < 0.35
+        suffix = str(_pick(rng, [".jsonl", ".ndjson"])) if jsonl else str(_pick(rng, TOKEN_NAMES))
+        raw = _token_bytes(_jsonl_text(rng) if jsonl else _conll_text(rng), rng)
+        r = rng.random()
+        if r < 0.03:
+            raw = b""
+        elif r < 0.06:
+            raw = rng.integers(0, 256, int(rng.integers(1, 400)), dtype=np.uint8).tobytes()  # binary garbage
+        elif r < 0.12 and raw:
+            raw = raw[: int(rng.integers(len(raw)))]  # truncated
+        elif r < 0.25:
+            raw = _corrupt(raw, rng)
+        yield f"tokens-{k}{suffix}", raw
