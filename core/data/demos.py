@@ -19,6 +19,7 @@ from core.data.idx import dataset_from_idx
 from core.data.splits import stratified_split
 from core.errors import DataError
 from core.store import Store
+from core.tokens.conll import load_conll, load_conll_files
 
 FASHION_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
 VADER_DOMAINS = {
@@ -137,6 +138,23 @@ def _read_vader_file(path, columns: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
+def load_conll2003() -> LoadResult:
+    """CoNLL-2003 English NER as NeuroNER ships it: train / valid / test files ("token POS chunk
+    NER", IOB2 tags), read as the given splits; ``doc`` numbers the Reuters articles across files."""
+    files = [
+        (f"{stem}.txt", assets.asset_path("conll2003", f"conll2003/{stem}.txt").read_bytes(), split)
+        for stem, split in (("train", "train"), ("valid", "val"), ("test", "test"))
+    ]
+    return load_conll_files(files, name="CoNLL-2003 English")
+
+
+def load_wnut16() -> LoadResult:
+    """WNUT-16's train tweets (token, tab, tag; a lone tab between tweets), split here: seeded
+    80 / 10 / 10, stratified by each tweet's rarest entity type."""
+    path = assets.asset_path("wnut16", "wnut16/ner.txt")
+    return load_conll(path.read_bytes(), "ner.txt", name="WNUT-16 tweets")
+
+
 @dataclass(frozen=True)
 class Demo:
     key: str
@@ -164,6 +182,20 @@ DEMOS: dict[str, Demo] = {
             load_vader,
         ),
         Demo("mnist-5k", "MNIST-5k", "5,000 handwritten digits, 500 per class.", "mnist-5k", load_mnist_5k),
+        Demo(
+            "conll2003",
+            "CoNLL-2003 NER",
+            "20.7k Reuters sentences tagged with people, places, organisations and other names: the named-entity benchmark.",
+            "conll2003",
+            load_conll2003,
+        ),
+        Demo(
+            "wnut16",
+            "WNUT-16 tweets NER",
+            "2,394 tweets with 10 entity types, from 449 person mentions down to 34 TV shows: a long tail of entity types.",
+            "wnut16",
+            load_wnut16,
+        ),
         Demo("digits", "Digits 8×8", "1,797 tiny 8×8 digits from scikit-learn: always available, loads instantly.", None, load_digits_8x8),
     ]
 }
@@ -186,7 +218,8 @@ def import_demo(store: Store, key: str) -> int:
             f"{demo.title} is not on this machine: {assets.how_to_get(assets.ASSETS[str(demo.asset)])}, then run `python -m core.data.assets fetch`."
         )
     result = demo.load()
-    return store.save_dataset(result.dataset, source=source, note="demo", warnings=result.warnings)
+    params = {"tag_scheme": result.tag_scheme.as_dict()} if result.tag_scheme is not None else None
+    return store.save_dataset(result.dataset, source=source, note="demo", params=params, warnings=result.warnings)
 
 
 def main(argv: list[str] | None = None) -> int:
