@@ -12,6 +12,7 @@ import pytest
 
 from core.data import demos
 from core.data.imports import UPLOAD_TYPES, import_upload, kind_of, load_upload, upload_kind
+from core.data.slices import slice_columns
 from core.errors import DataError
 from core.tokens.conll import MAX_TOKENS, load_conll, load_conll_files, load_jsonl, looks_like_conll
 from core.tokens.spans import NO_ENTITY, mention_counts
@@ -45,7 +46,7 @@ def test_conll_with_middle_columns_docstart_and_comments():
     ds = result.dataset
     assert list(ds.items) == [("EU", "rejects", "German", "call"), ("Peter", "Blackburn"), ("BRUSSELS", "1996-08-22")]
     assert list(ds.tags) == [("B-ORG", "O", "B-MISC", "O"), ("B-PER", "I-PER"), ("B-LOC", "O")]
-    assert ds.meta["doc"].tolist() == [1, 1, 2]
+    assert ds.meta["doc"].tolist() == ["1", "1", "2"]
     assert ds.class_names == [NO_ENTITY, "LOC", "MISC", "ORG", "PER"] and ds.name == "news"
     assert result.tag_scheme is not None and result.tag_scheme.scheme == "IOB2" and result.tag_scheme.repairs == 0
     assert any("Columns 2–3 of 4" in w for w in result.warnings)
@@ -153,7 +154,7 @@ def test_several_files_keep_their_splits_and_number_documents_across_them():
     files = [("train.txt", CONLL, "train"), ("valid.txt", CONLL, "valid"), ("test.txt", b"-DOCSTART- O\n\nA B-PER\n", "test")]
     result = load_conll_files(files, name="three")
     ds = result.dataset
-    assert ds.split.tolist() == [0, 0, 0, 1, 1, 1, 2] and ds.meta["doc"].tolist() == [1, 1, 2, 3, 3, 4, 5]
+    assert ds.split.tolist() == [0, 0, 0, 1, 1, 1, 2] and ds.meta["doc"].tolist() == ["1", "1", "2", "3", "3", "4", "5"]
     assert sum("Columns 2–3" in w for w in result.warnings) == 1  # one note for the files that all give it
     with pytest.raises(DataError, match=r"'valid\.txt' line 2"):
         load_conll_files([("train.txt", CONLL, "train"), ("valid.txt", b"a O\nb PER\n", "val")], name="x")
@@ -275,7 +276,8 @@ def test_conll2003_demo_counts(store):
     assert dict(mention_counts(ds.tags[ds.split == 0])) == {"LOC": 7_140, "MISC": 3_438, "ORG": 6_321, "PER": 6_600}
     assert ds.items[0] == ("EU", "rejects", "German", "call", "to", "boycott", "British", "lamb", ".")
     assert ds.tags[0] == ("B-ORG", "O", "B-MISC", "O", "O", "O", "B-MISC", "O", "O")
-    assert ds.meta["doc"].max() == 946 + 216 + 231 and max(map(len, ds.items)) == 124
+    assert ds.meta["doc"].astype(int).max() == 946 + 216 + 231 and max(map(len, ds.items)) == 124
+    assert "doc" not in slice_columns(ds.meta)  # 1,393 documents: not a slice
     assert demos.available("conll2003")
     vid = demos.import_demo(store, "conll2003")
     assert demos.import_demo(store, "conll2003") == vid and store.version(vid).params["tag_scheme"]["scheme"] == "IOB2"

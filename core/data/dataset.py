@@ -25,15 +25,12 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from core.tokens.schemes import is_iob2_tag
-
-if TYPE_CHECKING:
-    from core.tokens.schemes import TagScheme
+from core.tokens.schemes import TagScheme, is_iob2_tag
 
 SPLITS = ("train", "val", "test")  # split codes 0, 1, 2
 MODALITIES = ("text", "image", "tabular", "tokens")

@@ -6,7 +6,8 @@ change; nothing is written.
 **CoNLL-style text.** One token per line: the token first, the tag last, optional columns between
 (part of speech, chunk: read past), separated by whitespace or tabs; a blank line (or one of
 whitespace only, such as a lone tab) between sentences; ``-DOCSTART-`` lines end a document (its
-number is kept in the meta column ``doc``); lines starting with ``#`` that are not token lines are
+number, counted across the files read, is kept as text in the meta column ``doc``: "1", "2", …, so
+``core.data.slices`` makes it a slice only when there are few documents); lines starting with ``#`` that are not token lines are
 comments. Text is UTF-8 (with or without BOM) or UTF-16 with BOM, else read as Windows-1252 /
 Latin-1 with a warning (``core.data.tables.decode_text``).
 
@@ -358,7 +359,8 @@ def _conll_read(files: Sequence[tuple[str, bytes, int | None]]) -> _Read:
         splits += [code] * len(got.tokens)
         n_docs = got.n_docs
     where = lambda i, j: f"'{lines[i][0]}' line {lines[i][1] + j:,}"  # tags were checked line by line: rarely used
-    meta = pd.DataFrame({"doc": np.asarray(docs, dtype=np.int32)}) if n_docs else None
+    # the number as text: a slice when a file has few documents, never quartiles of document numbers
+    meta = pd.DataFrame({"doc": pd.Series(np.asarray(docs).astype(str), dtype="string")}) if n_docs else None
     split = None if any(s is None for s in splits) else np.asarray(splits, dtype=np.int8)
     return _Read(tokens, tags, where, split, meta, list(dict.fromkeys(warnings)))  # a note every file gives, once
 
@@ -483,7 +485,7 @@ class _Extras:
             if text.nunique() > MAX_SLICE_VALUES:
                 many.append(k)
                 continue
-            name = f"{k} (column)" if k in RESERVED_COLUMNS or k == "doc" else k
+            name = f"{k} (column)" if k in RESERVED_COLUMNS else k
             cols[name] = text
         dropped = sorted(self.nested) + many + sorted(self.too_many)
         if dropped:
