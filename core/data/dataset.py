@@ -146,7 +146,7 @@ def _check_sentences(items: Any, tags: Any) -> tuple[np.ndarray, np.ndarray]:
     for i, (toks, tg) in enumerate(zip(items, tags)):
         if len(toks) != len(tg) or not toks:
             raise ValueError(f"sentence {i} has {len(toks)} tokens and {len(tg)} tags: each needs at least one token and one tag per token")
-        if not all(type(t) is str for t in toks) or not all(type(t) is str for t in tg):
+        if not all(isinstance(t, str) for t in toks) or not all(isinstance(t, str) for t in tg):
             raise ValueError(f"sentence {i} has a token or tag that is not a str")
         seen.update(tg)
     bad = sorted(t for t in seen if not is_iob2_tag(t))
