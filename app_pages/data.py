@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui import common, data_import, data_profile
+from ui import common, data_import, data_profile, data_tokens
 
 store = common.store()
 st.title("📊 Data")
@@ -21,10 +21,14 @@ vid = common.current_version()
 if vid is None:
     st.info("No dataset yet. Open a demo above or upload your own.")
     st.stop()
-info, ds, prof = store.version(vid), common.dataset(vid), common.dataset_profile(vid)
+info, ds = store.version(vid), common.dataset(vid)
 
 st.divider()
 data_profile.header(info, ds)
+if ds.modality == "tokens":  # named entities: types, mentions and spans rather than classes
+    data_tokens.profile(ds)
+    st.stop()
+prof = common.dataset_profile(vid)
 data_profile.kpis(prof)
 data_profile.class_distribution(ds, prof)
 data_profile.label_noise(store, vid, ds)

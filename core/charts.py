@@ -503,3 +503,33 @@ def runs_curves(
     fig.update_layout(title=title, **LAYOUT)
     fig.update_xaxes(title=x)
     return fig
+
+
+#: A colour per entity type, in the order of a dataset's types (repeats past the last).
+ENTITY_COLOURS = ("#F58518", "#4C78A8", "#54A24B", "#B279A2", "#E45756", "#72B7B2", "#EECA3B", "#FF9DA6", "#9D755D", "#BAB0AC")
+
+
+def entity_colour(kind: str, types: Sequence[str]) -> str:
+    """The colour of entity type ``kind`` among ``types`` (grey for a type not in the list)."""
+    return ENTITY_COLOURS[list(types).index(kind) % len(ENTITY_COLOURS)] if kind in types else "#999999"
+
+
+def entity_bars(table: pd.DataFrame, *, log: bool = False, title: str = "Entity mentions per type") -> go.Figure:
+    """Mentions per entity type and split (``core.tokens.stats.entity_table``); a train bar's
+    outline colour is its head / medium / tail group."""
+    fig = go.Figure()
+    for split in ("train", "val", "test"):
+        column = f"{split} mentions"
+        fig.add_bar(
+            x=table["type"],
+            y=table[column],
+            name=split,
+            marker_color=SPLIT_COLOURS[split],
+            marker_line_color=[GROUP_COLOURS.get(g, "#888") for g in table["group"]] if split == "train" else None,
+            marker_line_width=3 if split == "train" else 0,
+            customdata=table["group"],
+            hovertemplate="%{x}: %{y:,} " + split + " mentions<extra>%{customdata} type</extra>",
+        )
+    fig.update_layout(title=title, barmode="group", **LAYOUT)
+    fig.update_yaxes(title="mentions", type="log" if log else "linear")
+    return fig

@@ -193,14 +193,20 @@ def _run(
 
     t0 = time.perf_counter()
     ds = load_dataset(cfg.version_id)
-    job = prepare(ds, cfg, progress=progress)
+    tokens = ds.modality == "tokens"
+    if tokens:  # token classification: the same loop, sink and callbacks with words as the scored units
+        from core.tokens.train import prepare_tokens
+
+        job = prepare_tokens(ds, cfg, progress=progress)
+    else:
+        job = prepare(ds, cfg, progress=progress)
     if dist.active:
         _join(job, dist)
     cfg, data = job.cfg, job.data
     sink.files.write_json("config.json", cfg.to_dict())
     state = plan(job, sink.run_id)
     _announce(sink, job, ds, state, ready_s=time.perf_counter() - t0)
-    writer = MetricWriter(sink, data)
+    writer = _token_writer(sink, job, ds) if tokens else MetricWriter(sink, data)
     control, best = fit(job, state, _callbacks(job, sink, watchdog, writer, extra))
     if not dist.is_main:  # rank 0 writes the run's results and status
         return RunStatus.FINISHED, f"rank {dist.rank} of {dist.world} done at step {state.step}"
@@ -231,11 +237,25 @@ def _run(
             message += f" · result at the last evaluation, step {best.step} (val {cfg.early_stopping_metric} {best.metric:.4f})"
         else:
             message += f" · best val {cfg.early_stopping_metric} {best.metric:.4f} at step {best.step}"
-        message += _after_training(job, best, writer, summary)
+        if tokens:
+            from core.tokens.train import after_training_tokens
+
+            message += after_training_tokens(job, best, writer, summary)  # type: ignore[arg-type]
+        else:
+            message += _after_training(job, best, writer, summary)
     if control.stop_reason == "early_stopping":
         message += " (early stopping)"
     sink.files.write_json("summary.json", to_jsonable(summary))
     return RunStatus.FINISHED, message
+
+
+def _token_writer(sink: RunSink, job: Job, ds: Dataset) -> MetricWriter:
+    from core.tokens.spans import mention_counts
+    from core.tokens.train import TokenMetricWriter
+
+    inputs = job.inputs
+    mentions = mention_counts(inputs.tags[i] for i in job.data.train)  # type: ignore[attr-defined]
+    return TokenMetricWriter(sink, job, list(ds.class_names), dict(mentions))
 
 
 def _config(sink: RunSink, dist: distributed.Dist) -> RunConfig:
