@@ -27,7 +27,9 @@ label errors (NER)*):
   prediction cannot outweigh counted evidence;
 - **per-tag calibration** (confident learning's thresholds): a token's support for its given tag
   is divided by that tag's mean support over the tokens that carry it, so an I-MISC token at
-  0.3 (typical for I-MISC) is not ranked with an O token at 0.3 (rare for O);
+  0.3 (typical for I-MISC) is not ranked with an O token at 0.3 (rare for O); each mean is shrunk
+  towards the overall one by ``TAG_PRIOR`` tokens (:func:`tag_means`), so a rare tag cannot
+  vouch for its own few tokens;
 - **spans**: the given tag of a span's first token B-X also counts the probe's I-X mass when the
   token before it is not of type X (the same entity start; a probe often confuses B and I);
   a span's inner tokens take the span's mean support for its type (an inner token can only be
@@ -73,6 +75,7 @@ ODDS = 10.0  # an alternative tag this many times better supported than the give
 KNN_WEIGHT = 0.2  # weight of the embedding kNN vote, when embeddings are given
 KNN_COMPONENTS = 32
 K_NEIGHBOURS = 10
+TAG_PRIOR = 20.0  # tokens' worth of the overall mean in each per-tag threshold
 SOFTMIN_TEMPERATURE = 0.05  # the reference softmin's temperature (cleanlab's default)
 
 
@@ -366,6 +369,16 @@ def _knn_votes(embeddings: Any, y: np.ndarray, K: int, seed: int) -> np.ndarray:
     return knn_label_agreement(None, y, n_classes=K, neighbors=neighbors)[1]
 
 
+def tag_means(values: np.ndarray, y: np.ndarray, K: int, prior: float = TAG_PRIOR) -> np.ndarray:
+    """Per-tag mean of ``values`` over the tokens given each tag (confident learning's thresholds),
+    shrunk towards the mean over all tokens by ``prior`` tokens' worth: a tag with a handful of
+    tokens (all of them perhaps wrong) cannot set a threshold that makes its own tokens look sure;
+    a tag with thousands keeps its own mean. A tag no token carries gets the overall mean."""
+    counts = np.bincount(y, minlength=K).astype(np.float64)
+    overall = float(values.mean()) if len(values) else 1.0
+    return (np.bincount(y, weights=values, minlength=K) + prior * overall) / (counts + prior)
+
+
 def _type_matrix(typ: np.ndarray, n_types: int) -> np.ndarray:
     """(K, n_types + 1) one-hot: tag j → its type (0 = O)."""
     M = np.zeros((len(typ), n_types + 1))
@@ -389,7 +402,7 @@ def _calibrated_support(
     merge = is_b[y] & (twin[y] >= 0) & (prev_type != typ[y]) & span_rules  # B-X after a token not of type X
     support = B[rows, y].copy()
     support[merge] += B[rows[merge], twin[y[merge]]]
-    th = np.bincount(y, weights=support, minlength=K) / np.maximum(np.bincount(y, minlength=K), 1)
+    th = tag_means(support, y, K)
     score = np.minimum(support / np.maximum(th[y], 1e-12), 1.0)
     if not span_rules:
         return score, merge
@@ -399,7 +412,7 @@ def _calibrated_support(
     span = np.where(in_span, np.cumsum(opens), 0)
     T = B @ _type_matrix(typ, len(types))  # type probabilities: B-X + I-X
     ts = T[rows, typ[y]]
-    tht = np.bincount(typ[y], weights=ts, minlength=len(types) + 1) / np.maximum(np.bincount(typ[y], minlength=len(types) + 1), 1)
+    tht = tag_means(ts, typ[y], len(types) + 1)
     tsc = np.minimum(ts / np.maximum(tht[typ[y]], 1e-12), 1.0)
     span_mean = np.bincount(span, weights=tsc) / np.maximum(np.bincount(span), 1)
     nxt = np.r_[y[1:], 0]
@@ -413,8 +426,8 @@ def _calibrated_support(
 
 def _repair(sug: np.ndarray, changed: np.ndarray, B: np.ndarray, offsets: np.ndarray, structure: tuple) -> np.ndarray:
     """Valid IOB2 around the changed tokens: each entity run (a non-O token and the I- tokens that
-    follow it, of any type) that holds a changed token becomes one span of the type with the most
-    probability over its tokens."""
+    follow it, of any type) that holds a changed token, or opens right after one, becomes one span
+    of the type with the most probability over its tokens."""
     typ, is_b, _, types = structure
     n = len(sug)
     if not changed.any():
@@ -425,7 +438,8 @@ def _repair(sug: np.ndarray, changed: np.ndarray, B: np.ndarray, offsets: np.nda
     prev_ent = np.r_[False, ent[:-1]] & ~first
     opens = ent & (is_b[sug] | ~prev_ent)
     run = np.where(ent, np.cumsum(opens), 0)
-    touched = np.unique(run[changed & ent])
+    after_change = np.r_[False, changed[:-1]] & ~first  # a run an edit cut off: it now opens with I-
+    touched = np.unique(run[(changed | (after_change & opens)) & ent])
     touched = touched[touched > 0]
     if not len(touched):
         return sug
@@ -520,8 +534,7 @@ def detect_token_issues(
     sentence_score = _sentence_min(score, offsets)
     # the count: sentences holding a confidently mislabelled token
     rows = np.arange(len(y))
-    thresholds = np.bincount(y, weights=B[rows, y], minlength=K) / np.maximum(np.bincount(y, minlength=K), 1)
-    thresholds = np.where(np.bincount(y, minlength=K) > 0, thresholds, 1.0)
+    thresholds = tag_means(B[rows, y], y, K)
     R = B / thresholds[None, :]
     R[rows, y] = 0.0
     R[rows[merge], structure[2][y[merge]]] = 0.0
