@@ -1,7 +1,9 @@
-"""Fuzz the table loaders with many hostile uploads (the generator of tests/fuzz_inputs.py) and
-count the outcomes: a stored dataset, a DataError, or anything else (a defect).
+"""Fuzz the upload loaders with many hostile uploads (the generators of tests/fuzz_inputs.py: tables,
+and with ``--tokens`` CoNLL-style and JSON Lines token files) and count the outcomes: a stored
+dataset, a DataError, or anything else (a defect).
 
     .venv/bin/python benchmarks/fuzz_uploads.py --n 10000 --seed 1
+    .venv/bin/python benchmarks/fuzz_uploads.py --n 10000 --seed 1 --tokens
 """
 
 from __future__ import annotations
@@ -18,21 +20,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from core.data.imports import load_upload
 from core.errors import DataError
 from core.store.payload import write_payload
-from tests.fuzz_inputs import inputs
+from tests.fuzz_inputs import inputs, token_inputs
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--tokens", action="store_true", help="token files (CoNLL-style, JSON Lines) instead of tables")
     args = parser.parse_args()
+    generate = token_inputs if args.tokens else inputs
     counts: collections.Counter[str] = collections.Counter()
     by_format: collections.Counter[tuple[str, str]] = collections.Counter()
     others: list[str] = []
     slowest = (0.0, "")
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        for k, (name, raw) in enumerate(inputs(args.n, seed=args.seed)):
+        for k, (name, raw) in enumerate(generate(args.n, seed=args.seed)):
             t = time.perf_counter()
             try:
                 ds = load_upload(name, raw).dataset
