@@ -7,6 +7,7 @@
     res.per_class("recall", step=res.result_step) # {dataset class: value}
     res.slices(step=res.result_step)              # one row per (column, value, metric)
     res.artifacts(res.result_step)                # reliability bins and confusion matrices
+    res.is_tokens, res.word_probs(res.result_step) # a token run: its word probabilities (rows, probs, tags)
     RunResults(store, run_id, checkpoint="last")  # a reader's override: the last evaluation as the result
 
 The checkpoint rule (``RunConfig.checkpoint``): "best" — the best evaluation by the selection
@@ -63,10 +64,25 @@ class RunResults:
         """The run's mitigation settings (defaults for a run stored before they existed)."""
         return Mitigations.from_dict(self.config.get("mitigations"))[0]
 
+    @cached_property
+    def modality(self) -> str:
+        """The modality of the dataset version the run trained on: "image", "text", "table" or "tokens"."""
+        return str(self.store.version(int(self.row.version_id)).modality)
+
+    @property
+    def is_tokens(self) -> bool:
+        """Whether the run is a token-classification run (entity metrics, per-type rows, word probabilities)."""
+        return self.modality == "tokens"
+
     @property
     def stopping_metric(self) -> str:
-        """The selection metric on val that picks the best evaluation."""
-        return str(self.config.get("early_stopping_metric", DEFAULT_STOPPING_METRIC))
+        """The selection metric on val that picks the best evaluation. A token run selects on the
+        entity metric its worker resolved the config's one to (``config.json``: ``entity_f1_macro``
+        for ``macro_f1``)."""
+        name = str(self.config.get("early_stopping_metric", DEFAULT_STOPPING_METRIC))
+        if self.is_tokens:
+            return str((self.files.read_json("config.json") or {}).get("early_stopping_metric", name))
+        return name
 
     @property
     def run_checkpoint(self) -> str:
@@ -192,6 +208,11 @@ class RunResults:
 
     def predictions(self, split: str = "test", step: int | None = None) -> pd.DataFrame:
         return self.store.predictions(self.run_id, split=split, step=step)
+
+    def word_probs(self, step: int | None, split: str = "test") -> tuple[Any, list[Any], list[str]] | None:
+        """A token run's word probabilities at evaluation ``step`` (``RunFiles.word_probs``): dataset
+        rows, per sentence (n_words, C) float32, the model's tag names; None when absent."""
+        return None if step is None else self.files.word_probs(step, split)
 
     # ------------------------------------------------------------------ internals
     def _at_step(self, split: str, step: int | None) -> pd.DataFrame:

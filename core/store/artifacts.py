@@ -11,6 +11,8 @@
       best.pt, last.pt         checkpoints (core.train.checkpoints reads and writes them; torch)
       evals/<step>.json        per evaluation and split: reliability bins, confusion matrices
       evals/<step>_<split>_probs.npz   held-out probabilities (rows, probs, classes)
+      evals/<step>_<split>_tokens.npz  a token run's word probabilities (rows, offsets, probs, tags;
+                                       ``read_word_probs``)
 
 Gapscope never deletes any of them. Every file is written atomically (``core.atomic``), so a
 reader never sees half a file while the worker writes it.
@@ -22,6 +24,7 @@ import contextlib
 import json
 import os
 from collections.abc import Mapping
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +51,17 @@ def tail_of(path: Path, n: int = 50) -> str:
         return ""
     lines = data.decode("utf-8", errors="replace").splitlines()
     return "\n".join(lines[-n:]) if n > 0 else ""
+
+
+def read_word_probs(folder: Path, step: int, split: str = "test") -> tuple[np.ndarray, list[np.ndarray], list[str]] | None:
+    """A token run's word probabilities of one evaluation (``core.tokens.train.write_word_probs``):
+    (dataset rows, per sentence an array (n_words, C) float32, the model's C tag names); None if absent."""
+    path = Path(folder) / EVALS / f"{int(step)}_{split}_tokens.npz"
+    if not path.exists():
+        return None
+    with np.load(path) as z:
+        offsets, probs = z["offsets"], z["probs"].astype(np.float32)
+        return z["rows"], [probs[a:b] for a, b in pairwise(offsets)], [str(t) for t in z["tags"]]
 
 
 class RunFiles:
@@ -154,6 +168,10 @@ class RunFiles:
                     if key in part:
                         part[key] = np.array(part[key], dtype=np.int64).reshape(-1, k)
         return raw
+
+    def word_probs(self, step: int, split: str = "test") -> tuple[np.ndarray, list[np.ndarray], list[str]] | None:
+        """A token run's word probabilities at evaluation ``step`` (``read_word_probs``); None if absent."""
+        return read_word_probs(self.folder, step, split)
 
     def write_heldout_probs(self, step: int, split: str, rows: np.ndarray, probs: np.ndarray, classes: np.ndarray) -> None:
         """Full held-out probabilities of one evaluation, for diagnosing label noise with the run."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -408,12 +407,9 @@ def write_word_probs(folder: Path, step: int, split: str, rows: np.ndarray, prob
 
 def read_word_probs(folder: Path, step: int, split: str = "test") -> tuple[np.ndarray, list[np.ndarray], list[str]] | None:
     """(dataset rows, per-sentence word probabilities, tag names) of one evaluation; None if absent."""
-    path = folder / "evals" / f"{int(step)}_{split}_tokens.npz"
-    if not path.exists():
-        return None
-    with np.load(path) as z:
-        offsets, probs = z["offsets"], z["probs"].astype(np.float32)
-        return z["rows"], [probs[a:b] for a, b in pairwise(offsets)], [str(t) for t in z["tags"]]
+    from core.store.artifacts import read_word_probs as read
+
+    return read(folder, step, split)
 
 
 def after_training_tokens(job: Job, best: Any, writer: TokenMetricWriter, summary: dict[str, Any]) -> str:
