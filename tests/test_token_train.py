@@ -111,3 +111,23 @@ def test_a_token_run_trains_through_the_worker_and_writes_entity_metrics(tmp_pat
     assert len(rows) == 60 and tags[0] == "O"
     assert [len(p) for p in probs] == [len(ds.items[r]) for r in rows]
     assert all(np.allclose(p.sum(axis=1), 1.0, atol=1e-2) for p in probs)
+
+
+def test_word_shapes_name_what_an_uncased_vocabulary_cannot_see() -> None:
+    from core.tokens.model import SHAPES, word_shape
+
+    assert [SHAPES[word_shape(w)] for w in ["house", "Paris", "NATO", "1996-08-22", "--", "eBay", "I"]] == [
+        "lower", "Capitalised", "ALL CAPS", "digit", "punctuation", "other", "Capitalised",
+    ]  # fmt: skip
+
+
+@needs_minilm
+def test_each_kept_word_carries_its_shape_in_the_batch() -> None:
+    from core.models.text import load_tokenizer, text_source
+    from core.tokens.model import word_shape
+
+    tok = load_tokenizer(text_source("minilm"))
+    sentences = [["Peter", "visited", "NATO"], ["in", "1996"]]
+    words = tokenise_words(sentences, None, tok, {}, max_length=32)
+    batch = words.batch(np.array([0, 1]), torch.device("cpu"), with_targets=False)
+    assert batch["shapes"].tolist() == [word_shape(w) for s in sentences for w in s]

@@ -6,6 +6,11 @@ of the batch's words only, flattened in (sentence, word) order, so the run's cri
 (``core.mitigate.criterion``) scores them like a batch of items: class weights, focal loss and
 logit adjustment work on tag classes unchanged.
 
+Each word also carries its **shape** (lower case, Capitalised, ALL CAPS, with a digit, punctuation,
+other): a small learned embedding of it joins the word's vector before the head. The shape is what
+an uncased encoder's vocabulary (MiniLM's is lower-cased) cannot see, and capitalisation is the
+strongest single cue for a name in English.
+
 A word whose first sub-token falls past ``max_length`` is *truncated*: it is not trained on and is
 predicted "O" with probability 1 (``WordTokens.truncated`` counts them; the run's log says how many).
 """
@@ -22,6 +27,23 @@ import torch
 from torch import nn
 
 IGNORE = -100  # a target the loss skips (a word of a type absent from the model's tags)
+SHAPES = ("lower", "Capitalised", "ALL CAPS", "digit", "punctuation", "other")
+SHAPE_DIM = 16  # the shape embedding's width
+
+
+def word_shape(word: str) -> int:
+    """The index in ``SHAPES`` of ``word``'s shape."""
+    if any(c.isdigit() for c in word):
+        return 3
+    if not any(c.isalnum() for c in word):
+        return 4
+    if word.islower():
+        return 0
+    if len(word) > 1 and word.isupper():
+        return 2
+    if word[:1].isupper():
+        return 1
+    return 5
 
 
 @dataclass
@@ -35,6 +57,7 @@ class WordTokens:
     targets: torch.Tensor  # int64 (n, W) each word's tag id, IGNORE where it has none
     pad_id: int
     token_types: bool
+    shapes: torch.Tensor | None = None  # int64 (n, W) each word's ``word_shape``
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -63,6 +86,8 @@ class WordTokens:
         }
         if self.token_types:
             out["token_type_ids"] = torch.zeros_like(out["input_ids"])
+        if self.shapes is not None:
+            out["shapes"] = self.shapes.index_select(0, take)[:, :words][first >= 0].to(device, non_blocking=True)
         if with_targets:
             out["targets"] = self.targets.index_select(0, take)[:, :words][first >= 0].to(device, non_blocking=True)
         return out
@@ -88,6 +113,7 @@ def tokenise_words(
     ids = np.full((n, max(1, int(lengths.max(initial=1)))), pad, dtype=np.int64)
     first = np.full((n, width_w), -1, dtype=np.int64)
     targets = np.full((n, width_w), IGNORE, dtype=np.int64)
+    shapes = np.zeros((n, width_w), dtype=np.int64)
     for i in range(n):
         row = enc["input_ids"][i]
         ids[i, : len(row)] = row
@@ -96,25 +122,31 @@ def tokenise_words(
             if w is not None and w != seen and w < n_words[i]:
                 first[i, w] = pos
                 seen = w
+        shapes[i, : n_words[i]] = [word_shape(str(w)) for w in sentences[i]]
         if tags is not None:
             targets[i, : n_words[i]] = [tag_index.get(t, IGNORE) for t in tags[i]]
     targets[first < 0] = IGNORE
     token_types = "token_type_ids" in getattr(tokenizer, "model_input_names", ())
-    return WordTokens(torch.from_numpy(ids), lengths, torch.from_numpy(first), n_words, torch.from_numpy(targets), int(pad), token_types)
+    return WordTokens(
+        torch.from_numpy(ids), lengths, torch.from_numpy(first), n_words, torch.from_numpy(targets), int(pad), token_types,
+        torch.from_numpy(shapes),
+    )  # fmt: skip
 
 
 class TokenTagger(nn.Module):
-    """Encoder → dropout → linear head, read at each word's first sub-token.
+    """Encoder → (word vector ⊕ shape embedding) → dropout → linear head, read at each word's first
+    sub-token.
 
     ``forward`` returns (N, C) logits of the batch's words, in (sentence, word) order, for the words
     whose ``first`` position is ≥ 0."""
 
-    def __init__(self, encoder: nn.Module, n_tags: int, *, dropout: float = 0.1) -> None:
+    def __init__(self, encoder: nn.Module, n_tags: int, *, dropout: float = 0.1, shapes: bool = True) -> None:
         super().__init__()
         self.encoder = encoder
         hidden = int(getattr(encoder.config, "hidden_size", 384))
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(hidden, n_tags)
+        self.shape = nn.Embedding(len(SHAPES), SHAPE_DIM) if shapes else None
+        self.head = nn.Linear(hidden + (SHAPE_DIM if shapes else 0), n_tags)
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
 
@@ -125,10 +157,15 @@ class TokenTagger(nn.Module):
         valid = first >= 0
         rows = torch.arange(first.shape[0], device=first.device)[:, None].expand_as(first)
         words = hidden[rows[valid], first[valid]]  # (N, H): each kept word's first sub-token
+        if self.shape is not None:
+            shapes = batch["shapes"] if "shapes" in batch else torch.zeros(len(words), dtype=torch.long, device=words.device)
+            words = torch.cat([words, self.shape(shapes).to(words.dtype)], dim=1)
         return self.head(self.dropout(words))
 
 
-def build_tagger(source: str, n_tags: int, *, finetune: str = "full", last_n_blocks: int = 2) -> tuple[Any, TokenTagger, list[nn.Module]]:
+def build_tagger(
+    source: str, n_tags: int, *, finetune: str = "full", last_n_blocks: int = 2, shapes: bool = True
+) -> tuple[Any, TokenTagger, list[nn.Module]]:
     """(tokenizer, tagger, frozen modules) from a local transformers folder (nothing downloaded)."""
     from transformers import AutoModel
 
@@ -146,7 +183,7 @@ def build_tagger(source: str, n_tags: int, *, finetune: str = "full", last_n_blo
                 encoder = AutoModel.from_pretrained(source, local_files_only=True)
         except OSError as err:
             raise _load_error(source, err) from err
-    tagger = TokenTagger(encoder, n_tags)
+    tagger = TokenTagger(encoder, n_tags, shapes=shapes)
     frozen: list[nn.Module] = []
     if finetune == "last_n":
         layers = layer_list(encoder)
