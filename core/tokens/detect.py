@@ -502,7 +502,8 @@ def detect_token_issues(
     embeddings : array (n_words, d), optional
         Word vectors; when given, the tags of each word's 10 nearest neighbours (cosine, on 32
         PCA components; ``core.diagnose.knn``) enter the blend with weight ``KNN_WEIGHT``. Off by
-        default: on CoNLL-2003 it gained 0.004 precision@k for ~40 s on 2 cores.
+        default: on CoNLL-2003 train (203,621 tokens) it gained 0.019 precision@k and 0.007 F1
+        for ~50 s on 2 busy cores, against 0.3 s for everything else.
     seed : int
         Seeds the PCA sample of the kNN (nothing else here is random).
     odds, smoothing, prior
