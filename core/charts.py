@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -11,6 +12,9 @@ import plotly.graph_objects as go
 from core.data.dataset import SPLITS
 from core.data.profile import Balance
 from core.metrics.names import metric_name
+
+if TYPE_CHECKING:
+    from core.compare.entities import Piece
 
 GROUP_COLOURS = {"head": "#4C78A8", "medium": "#F2A541", "tail": "#E45756"}
 SPLIT_COLOURS = {"train": "#4C78A8", "val": "#72B7B2", "test": "#B279A2"}
@@ -533,3 +537,72 @@ def entity_bars(table: pd.DataFrame, *, log: bool = False, title: str = "Entity 
     fig.update_layout(title=title, barmode="group", **LAYOUT)
     fig.update_yaxes(title="mentions", type="log" if log else "linear")
     return fig
+
+
+def entity_type_scores(table: pd.DataFrame, *, title: str = "Precision, recall and F1 per entity type (test)") -> go.Figure:
+    """F1 per entity type as bars coloured by the type's head / medium / tail group (train mentions),
+    precision and recall as markers on them; ``table`` as from ``core.compare.entities.type_table``
+    (columns type, group, precision, recall, f1). Types in the table's order."""
+    fig = go.Figure()
+    types = [str(t) for t in table["type"]]
+    for group, colour in GROUP_COLOURS.items():
+        part = table[table["group"] == group]
+        if len(part):
+            fig.add_bar(
+                x=part["type"].astype(str), y=part["f1"], name=f"F1 · {group} type", marker_color=colour,
+                customdata=part.get("train mentions"),
+                hovertemplate="%{x}: F1 %{y:.3f}<extra>" + group + " type (%{customdata:,} train mentions)</extra>",
+            )  # fmt: skip
+    for metric, symbol in (("precision", "diamond"), ("recall", "triangle-up")):
+        fig.add_scatter(
+            x=types, y=table[metric], mode="markers", name=metric, marker=dict(symbol=symbol, size=11, color="#222", line=dict(width=1, color="#fff")),
+            hovertemplate="%{x}: " + metric + " %{y:.3f}<extra></extra>",
+        )  # fmt: skip
+    fig.update_layout(title=title, barmode="overlay", **LAYOUT)
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=types)
+    fig.update_yaxes(range=[0, 1.05], title="score")
+    return fig
+
+
+def type_confusion(labels: Sequence[str], counts: np.ndarray, *, title: str = "Type confusion (test, entity level)") -> go.Figure:
+    """Span-level confusion of entity types with "O" (``core.metrics.entities.TypeConfusion``):
+    rows true, columns predicted; the "O" row holds spurious entities, the "O" column missed ones.
+    Colour: the share of the row; text and hover: the count."""
+    m = np.asarray(counts, dtype=float)
+    z = m / np.maximum(m.sum(axis=1, keepdims=True), 1)
+    names = [str(c) for c in labels]
+    text = np.where(m > 0, m.astype(np.int64).astype(str), "")
+    fig = go.Figure(
+        go.Heatmap(
+            z=z, x=names, y=names, colorscale="Blues", zmin=0, zmax=1, text=text, texttemplate="%{text}", customdata=m,
+            hovertemplate="true %{y} → predicted %{x}: %{customdata:,.0f} entities (%{z:.0%} of the row)<extra></extra>",
+            colorbar=dict(title="share"),
+        )
+    )  # fmt: skip
+    fig.update_layout(title=title, **{**LAYOUT, "height": max(360, 34 * len(names) + 140)})
+    fig.update_xaxes(title="predicted (O: missed)", type="category")
+    fig.update_yaxes(title="true (O: spurious)", autorange="reversed", type="category")
+    return fig
+
+
+def entity_sentence_html(pieces: Sequence[Piece], types: Sequence[str], *, predicted: bool = False) -> str:
+    """A sentence as HTML, every text escaped: each entity a mark in its type's colour
+    (``entity_colour``) with the type beside it — solid for true entities, dashed for
+    ``predicted`` ones; the pieces in focus (``core.compare.entities.Piece.focus``) underlined in
+    red, so the entity a picture is about stands out on both lines."""
+    import html
+
+    border = "dashed" if predicted else "solid"
+    parts = []
+    for piece in pieces:
+        text, kind, focus = piece.text, piece.kind, piece.focus
+        under = "text-decoration:underline 3px #E45756;text-underline-offset:4px;" if focus else ""
+        if kind is None:
+            parts.append(f"<span style='{under}'>{html.escape(text)}</span>" if focus else html.escape(text))
+            continue
+        colour = entity_colour(kind, types)
+        parts.append(
+            f"<mark style='background:{colour}33;border:1px {border} {colour};border-radius:4px;padding:0 3px;{under}'>"
+            f"{html.escape(text)} <sub style='color:{colour};font-weight:600'>{html.escape(kind)}</sub></mark>"
+        )
+    return " ".join(parts)

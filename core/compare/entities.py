@@ -58,11 +58,13 @@ __all__ = [
     "BOOT_METRICS",
     "DIFF_OUTCOMES",
     "TOKEN_METRICS",
+    "DiffExample",
     "GalleryEntry",
     "Piece",
     "TokenAnswers",
     "compare_entities_to_reference",
     "diff_counts",
+    "diff_examples",
     "entity_diff",
     "entity_gallery",
     "marked_pieces",
@@ -655,3 +657,49 @@ def marked_pieces(tokens: Sequence[str], tags: Sequence[str], focus: tuple[int, 
 def group_of_types(table: pd.DataFrame) -> Mapping[str, str]:
     """``type → group`` from ``type_table`` or ``core.tokens.stats.entity_table``."""
     return dict(zip(table["type"].astype(str), table["group"].astype(str)))
+
+
+@dataclass(frozen=True)
+class DiffExample:
+    """One row of ``entity_diff`` with its sentence: tokens, true tags, each run's decoded tags, the
+    entity [start, end), its type, what each run predicted there (``a``, ``b``) and their confidences."""
+
+    key: int
+    item: int  # the sentence's row in run b's version
+    tokens: list[str]
+    true_tags: list[str]
+    tags_a: list[str]
+    tags_b: list[str]
+    start: int
+    end: int
+    kind: str
+    outcome: str
+    a: str
+    b: str
+    conf_a: float
+    conf_b: float
+
+
+def diff_examples(a: TokenAnswers, b: TokenAnswers, diff: pd.DataFrame, outcome: str, n: int = GALLERY) -> list[DiffExample]:
+    """The first ``n`` entities of ``outcome`` in ``diff`` (``entity_diff(a, b)``, ordered by b's
+    confidence, then a's) with their sentences and both runs' decoded tags."""
+    rows = diff[diff["outcome"] == outcome].head(max(int(n), 0))
+    if rows.empty:
+        return []
+    pos_a = {int(k): i for i, k in enumerate(a.keys.tolist())}
+    pos_b = {int(k): i for i, k in enumerate(b.keys.tolist())}
+    wanted = sorted({int(k) for k in rows["key"]})
+    order_a = np.array([pos_a[k] for k in wanted], dtype=np.intp)
+    order_b = np.array([pos_b[k] for k in wanted], dtype=np.intp)
+    tags_a = dict(zip(wanted, a.evaluation(order_a).pred_tags))
+    tags_b = dict(zip(wanted, b.evaluation(order_b).pred_tags))
+    out = []
+    for r in rows.itertuples(index=False):
+        k, j = int(r.key), pos_b[int(r.key)]
+        out.append(
+            DiffExample(
+                k, int(r.item_b), b.tokens[j], b.true[j], tags_a[k], tags_b[k], int(r.start), int(r.end), str(r.type), str(r.outcome),
+                str(r.a), str(r.b), float(r.conf_a), float(r.conf_b),
+            )
+        )  # fmt: skip
+    return out
