@@ -2,8 +2,8 @@
 ``checkpoint_line`` says which evaluation that is): the heading and stop button, the metric cards,
 curves (the result's step marked), per-class recall, reliability, confusion, slices, temperature
 scaling, decisions (for a run that abstains or moves thresholds), the hallucination gallery,
-exports, logs and config. A run
-that trains redraws every 2 s."""
+exports, logs and config; a token-classification run's panels and gallery are ``ui.run_tokens``'.
+A run that trains redraws every 2 s."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from core.compare.one_run import (
 from core.data.dataset import Dataset
 from core.metrics.results import RunResults
 from core.store import RunStatus
-from ui import common
+from ui import common, run_tokens
 from ui.export import export_block
 from ui.items import gallery, where
 from ui.state import default
@@ -87,11 +87,14 @@ def detail(run_id: int, runner: Runner | None, *, live: bool = False) -> None:
     ds = common.dataset(res.row.version_id)
     _heading(res, runner)
     when = _evaluation(res)
-    _cards(res)
-    _charts(res, ds)
-    _slices(res)
-    _temperature(res)
-    _decisions(res)
+    if ds.modality == "tokens":  # entity metrics, per-type scores, type confusion (ui.run_tokens)
+        run_tokens.panels(res, ds)
+    else:
+        _cards(res)
+        _charts(res, ds)
+        _slices(res)
+        _temperature(res)
+        _decisions(res)
     if live:
         if _gallery_key(res) != st.session_state.get(_GALLERY_SHOWN.format(run_id)):
             st.rerun()  # a new evaluation: the page run redraws the gallery once
@@ -157,9 +160,13 @@ def _evaluation(res: RunResults) -> str:
     if res.result_step is None:
         st.markdown(f"**{line[0].upper() + line[1:]}.**")
         return _when(res)
+    panels = (
+        "per-type scores, type confusion, reliability and the gallery"
+        if res.is_tokens
+        else "per-class recall, reliability, confusion, decisions and the gallery"
+    )
     st.markdown(
-        f"**{line[0].upper() + line[1:]}** — the checkpoint the run keeps; the cards, per-class recall, reliability, confusion, "
-        "decisions and the gallery all read this one (★ on the curves)."
+        f"**{line[0].upper() + line[1:]}** — the checkpoint the run keeps; the cards, {panels} all read this one (★ on the curves)."
     )
     return _when(res)
 
@@ -274,6 +281,9 @@ def _decisions(res: RunResults) -> None:
 
 
 def _gallery(res: RunResults, ds: Dataset, when: str) -> None:
+    if ds.modality == "tokens":
+        run_tokens.gallery(res, ds, when)
+        return
     st.markdown("**Hallucination gallery** — the most confident wrong answers on the test split")
     preds = result_predictions(res)
     if preds.empty:
