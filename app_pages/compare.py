@@ -1,14 +1,15 @@
 """Compare: two to six runs side by side, each at its result (or every run at its last evaluation) —
 which evaluation each is read at, metrics with changes and their 95 % intervals, curves, per-class
 recall and ECE, reliability, the change in confusion, which test items got fixed or broken, each
-run's hallucination gallery, the settings that differ — and the report to hand over."""
+run's hallucination gallery, the settings that differ — and the report to hand over. Token-classification runs get their
+entity panels (``ui.compare_tokens``)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from core.compare.runs import MAX_RUNS, compatibility, label
-from ui import common, compare_panels
+from ui import common, compare_panels, compare_tokens
 from ui.export import export_block
 from ui.state import default
 
@@ -41,10 +42,20 @@ for note in compatibility(store, results):
     st.warning(note, icon="⚠️")
 
 compare_panels.checkpoint_panel(results)
-compare_panels.metrics_panel(results)
-compare_panels.curves_panel(results)
-compare_panels.item_diff_panel(results)
-compare_panels.galleries_panel(results)
+kinds = {r.is_tokens for r in results}
+if len(kinds) > 1:
+    st.warning(
+        "These runs mix token-classification (entity) runs with classification runs: their metrics are not the same, "
+        "so only the settings are compared. Pick runs of one kind.",
+        icon="⚠️",
+    )
+elif True in kinds:  # token classification: entity metrics, per-type F1, entities fixed and introduced
+    compare_tokens.show(results)
+else:
+    compare_panels.metrics_panel(results)
+    compare_panels.curves_panel(results)
+    compare_panels.item_diff_panel(results)
+    compare_panels.galleries_panel(results)
 compare_panels.settings_panel(results)
 
 st.subheader("Report")
