@@ -3,7 +3,10 @@ request to anywhere when opened. Sections (each an ``<section id=…>``): ``summ
 language; a change is called better or worse only where its 95 % paired bootstrap interval
 excludes zero), ``dataset`` (profile), ``diagnosis``, ``mitigations``, ``comparison`` (metrics with
 changes and their intervals, curves, per-class recall, calibration). Each run is read at its result
-(``checkpoint_line`` says which evaluation), or every run at its last evaluation.
+(``checkpoint_line`` says which evaluation), or every run at its last evaluation. Token-classification
+runs: entity metrics with intervals over test sentences (``core.compare.entities``), per-type F1, the
+type confusion, token reliability and each run's most confident hallucinated entities (every text
+escaped), the dataset's entity types.
 
     html = build_report(store, [run_a, run_b])                     # str
     html = build_report(store, [run_a, run_b], checkpoint="last")  # every run at its last evaluation
@@ -21,10 +24,20 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from core import charts
+from core.compare.entities import (
+    TOKEN_METRICS,
+    compare_entities_to_reference,
+    entity_gallery,
+    marked_pieces,
+    type_confusion,
+    type_f1_keys,
+    type_table,
+)
 from core.compare.intervals import Comparison, Interval, compare_to_reference
 from core.compare.one_run import checkpoint_line
 from core.compare.runs import compatibility, config_differences, delta_table, label, metric_table
 from core.compare.setting_words import mitigation_words
+from core.data.dataset import item_ref
 from core.data.overview import groups_line
 from core.data.profile import profile
 from core.diagnose.pipeline import DiagnoseConfig, diagnose, is_cached
@@ -43,6 +56,8 @@ h1{margin-bottom:.2rem} .muted{color:#666} table{border-collapse:collapse;margin
 td,th{border:1px solid #ddd;padding:.3rem .6rem;text-align:right} th:first-child,td:first-child{text-align:left}
 .better{background:#d4f5dd} .worse{background:#fbd9d9} .note{background:#fff6d5;padding:.5rem .8rem;border-radius:4px}
 .grid{display:grid;grid-template-columns:1fr 1fr;gap:.5rem} section{margin-top:2rem}
+.card{border:1px solid #ddd;border-radius:6px;padding:.35rem .7rem;margin:.35rem 0} .sent{line-height:2.1}
+.tag{display:inline-block;width:6.5em;color:#777;font-size:.85em}
 """
 
 
@@ -106,16 +121,16 @@ def summary_sentences(results: list[RunResults], table: pd.DataFrame, comparison
     return out
 
 
-def _hallucination_words(col: str, h: float, h2: float, iv: Interval | None) -> str:
+def _hallucination_words(col: str, h: float, h2: float, iv: Interval | None, what: str = "hallucination rate") -> str:
     if h2 == h:
-        return f"{col} keeps the hallucination rate at {_pct(h2)}"
+        return f"{col} keeps the {what} at {_pct(h2)}"
     points = f"{100 * (h2 - h):+.1f} points"
     if iv is None:
-        return f"{col} has a hallucination rate of {_pct(h2)} ({points})"
+        return f"{col} has a {what} of {_pct(h2)} ({points})"
     where = f"95 % interval {100 * iv.low:+.1f} to {100 * iv.high:+.1f} points"
     if iv.verdict == "no clear difference":
-        return f"{col} shows no clear difference in the hallucination rate: {_pct(h2)} ({points}; {where})"
-    return f"{col} {'cuts' if h2 < h else 'raises'} the hallucination rate to {_pct(h2)} ({points}; {where})"
+        return f"{col} shows no clear difference in the {what}: {_pct(h2)} ({points}; {where})"
+    return f"{col} {'cuts' if h2 < h else 'raises'} the {what} to {_pct(h2)} ({points}; {where})"
 
 
 def _called(iv: Interval | None, delta: float) -> str:
@@ -127,11 +142,14 @@ def _called(iv: Interval | None, delta: float) -> str:
 
 def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope report", checkpoint: str | None = None) -> str:
     """The report on runs ``run_ids`` (the first is the reference), as one HTML document; each run
-    at its result, or with ``checkpoint="last"`` at its last evaluation."""
+    at its result, or with ``checkpoint="last"`` at its last evaluation. Token-classification runs
+    get entity metrics, per-type F1, the type confusion and their hallucinated entities instead."""
     results = [RunResults(store, r, checkpoint=checkpoint) for r in run_ids]
-    table = metric_table(results)
     datasets = [store.load_dataset(int(r.row.version_id)) for r in results]
-    comparisons = compare_to_reference(results, datasets) if len(results) > 1 else {}
+    tokens = bool(results) and all(r.is_tokens for r in results)
+    table = metric_table(results, TOKEN_METRICS) if tokens else metric_table(results)
+    compare = compare_entities_to_reference if tokens else compare_to_reference
+    comparisons = compare(results, datasets) if len(results) > 1 else {}
     by_label = {label(r): comparisons[r.run_id] for r in results[1:] if r.run_id in comparisons}
     lines = "".join(f"<li><b>{html.escape(label(r))}</b>: {html.escape(checkpoint_line(r))}</li>" for r in results)
     parts = [
@@ -142,30 +160,51 @@ def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope rep
     ]
     notes = compatibility(store, results)
 
-    sentences = summary_sentences(results, table, by_label)
+    sentences = token_summary_sentences(results, table, by_label) if tokens else summary_sentences(results, table, by_label)
     parts.append(
         "<section id='summary'><h2>Summary</h2>"
         + "".join(f"<p>{html.escape(s)}</p>" for s in sentences)
         + "".join(f"<p class='note'>{html.escape(n)}</p>" for n in notes)
-        + "<p class='muted'>Hallucination rate: the share of test items answered wrongly with confidence ≥ τ. "
-        "Calibration error (ECE): how far the model's confidence is from its accuracy.</p></section>"
+        + (TOKEN_GLOSSARY if tokens else GLOSSARY)
+        + "</section>"
     )
 
     loaded = {int(r.row.version_id): ds for r, ds in zip(results, datasets)}
     data_parts, diag_parts = [], []
     for vid, ds in loaded.items():
         info = store.version(vid)
-        data_parts.append(_dataset_section(info.label, ds))
-        diag_parts.append(_diagnosis_section(info.label, ds))
+        data_parts.append(_token_dataset_section(info.label, ds) if tokens else _dataset_section(info.label, ds))
+        diag_parts.append(_token_diagnosis_section(info.label) if tokens else _diagnosis_section(info.label, ds))
     parts.append("<section id='dataset'><h2>Dataset</h2>" + "".join(data_parts) + "</section>")
     parts.append("<section id='diagnosis'><h2>Diagnosis</h2>" + "".join(diag_parts) + "</section>")
+    parts.append(_mitigations_section(results))
+    comp = ["<section id='comparison'><h2>Run comparison</h2>"]
+    if tokens:
+        comp.append(_token_comparison(results, datasets, table, by_label))
+    else:
+        comp.append(_metrics_block(results, table, by_label))
+        comp.append(_run_figures(store, results))
+    comp.append("</section>")
+    parts.append("".join(comp))
+    return (
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
+        f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body>" + "".join(parts) + "</body></html>"
+    )
 
+
+GLOSSARY = (
+    "<p class='muted'>Hallucination rate: the share of test items answered wrongly with confidence ≥ τ. "
+    "Calibration error (ECE): how far the model's confidence is from its accuracy.</p>"
+)
+
+
+def _mitigations_section(results: list[RunResults]) -> str:
     mit = "".join(
         f"<li><b>{html.escape(label(r))}</b>: {html.escape(', '.join(mitigation_words(RunConfig.from_dict(r.config).mitigations)) or 'none (baseline)')}</li>"
         for r in results
     )
     diff = config_differences(results) if len(results) > 1 else pd.DataFrame()
-    parts.append(
+    return (
         "<section id='mitigations'><h2>Mitigation settings</h2><ul>"
         + mit
         + "</ul>"
@@ -173,25 +212,26 @@ def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope rep
         + "</section>"
     )
 
-    comp = ["<section id='comparison'><h2>Run comparison</h2>"]
-    if not table.empty:
-        if len(results) > 1:
-            shown = delta_table(table, by_label)
-            comp.append(_table(shown.text.rename(index=metric_name), classes=shown.verdicts.rename(index=metric_name)))
-            comp.append(
-                "<p class='muted'>Δ: the change against the first run, with its 95 % paired bootstrap interval over the shared test "
-                "items; green is better and red is worse only where the interval excludes zero. Classwise ECE and the unknown-class "
-                "AUROC have no interval.</p>"
-            )
-        else:
-            comp.append(_table(table.rename(index=metric_name)))
-    comp.append(_run_figures(store, results))
-    comp.append("</section>")
-    parts.append("".join(comp))
-    return (
-        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
-        f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body>" + "".join(parts) + "</body></html>"
-    )
+
+DELTA_NOTE = (
+    "<p class='muted'>Δ: the change against the first run, with its 95 % paired bootstrap interval over the shared test "
+    "items; green is better and red is worse only where the interval excludes zero. Classwise ECE and the unknown-class "
+    "AUROC have no interval.</p>"
+)
+TOKEN_DELTA_NOTE = (
+    "<p class='muted'>Δ: the change against the first run, with its 95 % paired bootstrap interval over the shared test "
+    "sentences (sentences resampled, entities counted as seqeval counts them); green is better and red is worse only where "
+    "the interval excludes zero.</p>"
+)
+
+
+def _metrics_block(results: list[RunResults], table: pd.DataFrame, by_label: dict[str, Comparison], note: str = DELTA_NOTE) -> str:
+    if table.empty:
+        return ""
+    if len(results) > 1:
+        shown = delta_table(table, by_label)
+        return _table(shown.text.rename(index=metric_name), classes=shown.verdicts.rename(index=metric_name)) + note
+    return _table(table.rename(index=metric_name))
 
 
 def _dataset_section(name: str, ds: Dataset) -> str:
@@ -253,3 +293,161 @@ def _run_figures(store: Store, results: list[RunResults]) -> str:
     recall.update_xaxes(type="category")
     out.append("<div class='grid'>" + _fig(recall) + (_fig(charts.reliability_diagram(bins)) if bins else "") + "</div>")
     return "".join(out)
+
+
+# ------------------------------------------------------------------ token-classification runs
+
+TOKEN_GLOSSARY = (
+    "<p class='muted'>Entity F1: how many true entities a run finds with their exact words and type (seqeval's strict "
+    "counts; micro over all entities, macro the mean over types). Confident spurious entities: predicted entities where "
+    "there is none, with confidence ≥ τ; type hallucinations: an entity's exact words named with the wrong type, with "
+    "confidence ≥ τ (both as shares of the predicted entities). Token ECE: how far the confidence of each word's tag is "
+    "from its accuracy.</p>"
+)
+
+
+def token_summary_sentences(results: list[RunResults], table: pd.DataFrame, comparisons: dict[str, Comparison] | None = None) -> list[str]:
+    """Plain-language findings for token runs: the first run's entity F1 and hallucinated-entity
+    rates, and every later run's confident spurious-entity rate, entity F1 and token ECE against it
+    — "cuts" / "raises", "better" / "worse" only where the change's 95 % interval excludes zero."""
+    if table.empty:
+        return ["No run has been evaluated yet."]
+    comparisons = comparisons or {}
+    ref = table.columns[0]
+    get = lambda m, col: float(table.loc[m, col]) if m in table.index else float("nan")
+    f1, macro = get("entity_f1_micro", ref), get("entity_f1_macro", ref)
+    spur, wrong = get("confident_spurious_rate", ref), get("type_hallucination_rate", ref)
+    tau = results[0].tau
+    out = [
+        f"{ref} found the test entities with an entity micro-F1 of {f1:.3f} (macro-F1 {macro:.3f} over the types). Of the entities it "
+        f"named, {_pct(spur)} were spurious — no entity there — while it was at least {tau:.0%} sure, and {_pct(wrong)} had the right "
+        "words but the wrong type."
+    ]
+    forced = get("forced_known_type_rate", ref)
+    if math.isfinite(forced):
+        out.append(
+            f"Its train split lacked some entity types; it still gave {_pct(forced)} of their test mentions a type it knew, "
+            "with confidence ≥ τ (the forced-known type rate)."
+        )
+    for col in table.columns[1:]:
+        s2, f2 = get("confident_spurious_rate", col), get("entity_f1_micro", col)
+        e1, e2 = get("token_ece", ref), get("token_ece", col)
+        if not math.isfinite(s2):
+            continue
+        comp = comparisons.get(col)
+        ivs = {} if comp is None else comp.intervals
+        words = _hallucination_words(col, spur, s2, ivs.get("confident_spurious_rate"), "confident spurious-entity rate")
+        if math.isfinite(f2) and math.isfinite(f1):
+            words += f"; entity micro-F1 {f2:.3f} ({f2 - f1:+.3f}{_called(ivs.get('entity_f1_micro'), f2 - f1)})"
+        if math.isfinite(e1) and math.isfinite(e2):
+            words += f"; token calibration error {e2:.3f} ({e2 - e1:+.3f}{_called(ivs.get('token_ece'), e2 - e1)})"
+        if comp is None or not ivs:
+            why = comp.why_none if comp is not None and comp.why_none else "no interval"
+            words += f" ({why}: no change is called better or worse)"
+        out.append(words + ".")
+    return out
+
+
+def _token_dataset_section(name: str, ds: Dataset) -> str:
+    """A token dataset in facts and one chart: sentences, tokens, entity types and mentions, head /
+    medium / tail types by train mentions (``core.tokens.stats``)."""
+    from core.tokens import stats
+
+    k = stats.kpis(ds)
+    table = stats.entity_table(ds)
+    facts = [
+        f"{k.sentences:,} sentences, {k.tokens:,} tokens, {k.types} entity types, {k.mentions:,} entity mentions (tokens)",
+        f"{k.no_entity_share:.0%} of the sentences hold no entity",
+        "train imbalance: "
+        + ("a type has no train mention" if k.imbalance == float("inf") else f"{k.imbalance:,.0f}:1 (most ÷ fewest mentions)"),
+        *stats.type_lines(table),
+    ]
+    fig = charts.entity_bars(table, title=f"Entity mentions per type and split — {name}")
+    return f"<h3>{html.escape(name)}</h3><ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in facts) + "</ul>" + _fig(fig)
+
+
+def _token_diagnosis_section(name: str) -> str:
+    return (
+        f"<h3>{html.escape(name)}</h3><p class='muted'>Token label errors are found on the Diagnose page; this report does not "
+        "summarise them for token datasets.</p>"
+    )
+
+
+def _token_comparison(results: list[RunResults], datasets: list[Dataset], table: pd.DataFrame, by_label: dict[str, Comparison]) -> str:
+    """Entity metrics (with intervals), per-type F1 (with intervals, and as bars), curves, each run's
+    type confusion and token reliability, and each run's most confident hallucinated entities."""
+    if table.empty:
+        return "<p>No run has been evaluated yet.</p>"
+    names = [str(c) for c in datasets[0].class_names]
+    out = [_metrics_block(results, table, by_label, TOKEN_DELTA_NOTE)]
+    per_type = metric_table(results, type_f1_keys(names))
+    if not per_type.empty:
+        out.append("<h3>F1 per entity type</h3>")
+        rename = lambda m: metric_name(m, names)
+        if len(results) > 1:
+            shown = delta_table(per_type, by_label)
+            out.append(_table(shown.text.rename(index=rename), classes=shown.verdicts.rename(index=rename)))
+        else:
+            out.append(_table(per_type.rename(index=rename)))
+    out.append(_token_figures(results, datasets))
+    out.append("<h3 id='entity-gallery'>Hallucinated entities</h3>")
+    out.extend(_token_gallery(r, ds) for r, ds in zip(results, datasets))
+    return "".join(out)
+
+
+def _token_figures(results: list[RunResults], datasets: list[Dataset]) -> str:
+    curves = go.Figure()
+    for r in results:
+        for split, metric in (("val", "entity_f1_macro"), ("test", "confident_spurious_rate")):
+            part = r.metrics[(r.metrics["name"] == metric) & (r.metrics["split"] == split)].sort_values("step")
+            if len(part):
+                curves.add_scatter(x=part["epoch"].fillna(part["step"]), y=part["value"], mode="lines+markers",
+                                   name=f"{label(r)} · {metric_name(metric)} ({split})")  # fmt: skip
+    curves.update_layout(title="Training curves: val entity macro-F1 and test confident spurious-entity rate", **charts.LAYOUT)
+    curves.update_xaxes(title="epoch")
+    out = [_fig(curves)]
+    tables = [type_table(r, ds) for r, ds in zip(results, datasets)]
+    if len(results) == 1:
+        types = _fig(charts.entity_type_scores(tables[0]))
+    else:
+        bars = {label(r): dict(zip(t["type"].astype(str), t["f1"].astype(float))) for r, t in zip(results, tables)}
+        types = _fig(charts.grouped_bars(bars, title="Entity F1 per type (test)", y_title="F1"))
+    groups = ", ".join(f"{t} {g}" for t, g in zip(tables[0]["type"], tables[0]["group"]))
+    out.append(types + f"<p class='muted'>Types by train mentions — {html.escape(groups)} ({html.escape(_mention_rule())}).</p>")
+    figures = []
+    for r in results:
+        confusion = type_confusion(r)
+        if confusion is not None:
+            figures.append(_fig(charts.type_confusion(*confusion, title=f"Type confusion (test, entity level) — {label(r)}")))
+        art = r.artifacts(r.result_step) if r.result_step is not None else {}
+        if "test" in art and "reliability" in art["test"]:
+            figures.append(_fig(charts.reliability_diagram({"test": art["test"]["reliability"]}, title=f"Token reliability — {label(r)}")))
+    out.append("<div class='grid'>" + "".join(figures) + "</div>")
+    return "".join(out)
+
+
+def _mention_rule() -> str:
+    from core.metrics.groups import rule_words
+
+    return rule_words().replace("items", "mentions")
+
+
+def _token_gallery(res: RunResults, ds: Dataset) -> str:
+    """A run's most confident hallucinated entities: each sentence's true entities (solid) and
+    predicted ones (dashed), the entity in question underlined; every text escaped."""
+    entries = entity_gallery(res, ds)
+    head = f"<h4>{html.escape(label(res))}</h4>"
+    if not entries:
+        return head + f"<p class='muted'>None with confidence ≥ τ = {res.tau:.2f}.</p>"
+    types = [str(c) for c in ds.class_names[1:]]
+    cards = []
+    for e in entries:
+        what = f"spurious {e.predicted} (no entity there)" if e.true is None else f"{e.predicted} for a true {e.true} (wrong type)"
+        lines = "".join(
+            f"<div class='sent'><span class='tag'>{name}</span>"
+            f"{charts.entity_sentence_html(marked_pieces(e.tokens, tags, (e.start, e.end)), types, predicted=pred)}</div>"
+            for name, tags, pred in (("true", e.true_tags, False), ("predicted", e.pred_tags, True))
+        )
+        ref = html.escape(item_ref(ds, e.item))
+        cards.append(f"<div class='card'><div class='muted'>{ref} · {html.escape(what)} · confidence {e.confidence:.1%}</div>{lines}</div>")
+    return head + "".join(cards)
