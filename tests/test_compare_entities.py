@@ -24,6 +24,7 @@ from core.compare.entities import (
 from core.metrics.entities import evaluate_entities
 from core.tokens.spans import spans, tag_names
 from tests.conftest import ROOT
+from tests.test_token_runs_page import conll_slice, needs_conll, write_token_run
 
 TYPES = ["LOC", "ORG", "PER"]
 NAMES = tag_names(TYPES)  # the model has no MISC tags: MISC is a dropped type
@@ -205,3 +206,72 @@ def test_the_compare_module_is_torch_free():
     code = "import sys; import core.compare.entities; print('torch' in sys.modules, 'streamlit' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=str(ROOT))
     assert out.stdout.strip() == "False False", out.stderr
+
+
+# ------------------------------------------------------------------ from stored runs
+
+
+@pytest.fixture
+def stored_runs(store):
+    """A weak and a strong token run written by ``TokenMetricWriter`` (``tests.test_token_runs_page``)."""
+    ds = conll_slice()
+    vid = store.save_dataset(ds, source="demo:conll2003")
+    return store, [
+        write_token_run(store, vid, ds, name=n, rights=r, seed=s) for n, r, s in (("weak", (0.6, 0.7), 1), ("strong", (0.8, 0.95), 2))
+    ]
+
+
+@needs_conll
+def test_stored_token_runs_compare_with_their_metric_rows(stored_runs):
+    from core.compare.entities import (
+        compare_entities_to_reference,
+        diff_examples,
+        dropped_types,
+        entity_gallery,
+        token_answers,
+        type_confusion,
+        type_table,
+    )
+    from core.metrics.keys import per_class_key
+    from core.metrics.results import RunResults
+
+    store, (weak, strong) = stored_runs
+    results = [RunResults(store, weak), RunResults(store, strong)]
+    ds = store.load_dataset(int(results[0].row.version_id))
+    comps = compare_entities_to_reference(results, [ds, ds], n_boot=300)
+    ivs = comps[strong].intervals
+    for m in ("entity_f1_micro", "entity_f1_macro", "confident_spurious_rate", "token_ece"):
+        assert ivs[m].a == pytest.approx(results[0].at(m, 20), abs=2e-3), m  # word probabilities are stored as float16
+        assert ivs[m].b == pytest.approx(results[1].at(m, 20), abs=2e-3), m
+    assert ivs["entity_f1_micro"].verdict == "better" and ivs["entity_f1_micro"].low > 0
+    per = per_class_key("f1", list(ds.class_names).index("PER"))
+    assert ivs[per].a == pytest.approx(results[0].per_class("f1", step=20)[list(ds.class_names).index("PER")], abs=2e-3)
+    a, b = token_answers(results[0], ds), token_answers(results[1], ds)
+    assert a is not None and b is not None and len(a.keys) == 60 and a.dropped == ["MISC"]
+    assert dropped_types(results[1], ds) == ["MISC"]
+    fixed = diff_examples(a, b, entity_diff(a, b), "fixed", n=5)
+    assert fixed and all(e.tags_b[e.start] == e.true_tags[e.start] and e.a != "right" for e in fixed)
+    gallery = entity_gallery(results[1], ds)
+    assert gallery and all(e.confidence >= results[1].tau and len(e.pred_tags) == len(e.tokens) for e in gallery)
+    assert all(e.pred_tags[e.start] == f"B-{e.predicted}" and (e.true is None) == (e.kind == "spurious") for e in gallery)
+    table = type_table(results[1], ds)
+    assert list(table["type"])[-1] == "MISC" and table.set_index("type").loc["MISC", "train mentions"] == 0
+    assert table.set_index("type").loc["MISC", "group"] == "tail"
+    assert table.set_index("type").loc["PER", "f1"] == pytest.approx(results[1].per_class("f1", step=20)[list(ds.class_names).index("PER")])
+    labels, counts = type_confusion(results[1])  # type: ignore[misc]
+    assert labels[0] == "O" and counts.shape == (len(labels), len(labels)) and counts[0, 0] == 0
+
+
+@needs_conll
+def test_runs_without_word_probabilities_get_no_interval(stored_runs):
+    from core.compare.entities import compare_entities_to_reference, token_answers
+    from core.metrics.results import RunResults
+
+    store, (weak, strong) = stored_runs
+    for path in (store.home / "runs" / str(strong) / "evals").glob("*_tokens.npz"):
+        path.unlink()
+    results = [RunResults(store, weak), RunResults(store, strong)]
+    ds = store.load_dataset(int(results[0].row.version_id))
+    assert token_answers(results[1], ds) is None
+    comp = compare_entities_to_reference(results, [ds, ds])[strong]
+    assert comp.intervals == {} and "no stored word probabilities" in (comp.why_none or "")
