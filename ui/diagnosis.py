@@ -1,6 +1,9 @@
-"""Diagnoses running in the app's background, and the label-noise summary the Data and Diagnose pages share."""
+"""Diagnoses running in the app's background (of items, and of a token dataset's sentences), and the
+label-noise summary the Data and Diagnose pages share."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import streamlit as st
 
@@ -9,6 +12,10 @@ from core.data.dataset import Dataset
 from core.diagnose.pipeline import DiagnoseConfig, Diagnosis, diagnose
 from core.diagnose.progressive import DiagnosisJob, Locations, Result, load, locations, progress_words
 from core.diagnose.review import noise_rate, scope_words
+from core.diagnose.tokens import TokenDiagnoseConfig, TokenDiagnosis, TokenDiagnosisJob
+from core.diagnose.tokens import cache_path as token_cache_path
+from core.diagnose.tokens import load as load_tokens
+from core.diagnose.tokens import progress_words as token_progress_words
 from ui import common
 
 
@@ -105,3 +112,65 @@ def noise_summary(ds: Dataset, result: Result, *, matrix_open: bool = True) -> N
     c1.plotly_chart(charts.noise_rates(iss.noise_rate_per_class, ds.class_names), width="stretch")
     with st.expander("Which classes are confused for which (estimated noise matrix)", expanded=matrix_open):
         st.plotly_chart(charts.noise_matrix(iss.noise_matrix, ds.class_names), width="stretch")
+
+
+# ---------------------------------------------------------------------- token datasets (sentences)
+
+
+@st.cache_resource(show_spinner=False)
+def _token_jobs() -> dict[tuple[str, int, TokenDiagnoseConfig], TokenDiagnosisJob]:
+    return {}  # one per (home, version, settings), shared by every session of this app process
+
+
+def token_config() -> TokenDiagnoseConfig:
+    """The token diagnosis's settings chosen on the Diagnose page (defaults before it was opened)."""
+    return TokenDiagnoseConfig(n_folds=int(st.session_state.get("dg_tok_folds", TokenDiagnoseConfig().n_folds)))
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _token_path(home: str, version_id: int, cfg: TokenDiagnoseConfig) -> Path:
+    return token_cache_path(common.dataset(version_id), cfg)  # hashes every sentence once per version
+
+
+@st.cache_resource(show_spinner="Loading the diagnosis…", max_entries=4)
+def _token_load(home: str, version_id: int, cfg: TokenDiagnoseConfig) -> TokenDiagnosis:
+    return load_tokens(_token_path(home, version_id, cfg))
+
+
+def token_result(version_id: int, cfg: TokenDiagnoseConfig) -> TokenDiagnosis | None:
+    """The token diagnosis of the version on disk, or None (nothing is computed)."""
+    home = str(paths.home())
+    return _token_load(home, version_id, cfg) if _token_path(home, version_id, cfg).exists() else None
+
+
+def token_job(version_id: int, cfg: TokenDiagnoseConfig) -> TokenDiagnosisJob | None:
+    return _token_jobs().get((str(paths.home()), version_id, cfg))
+
+
+def start_tokens(version_id: int, cfg: TokenDiagnoseConfig) -> TokenDiagnosisJob:
+    """Start (or return the running) background token diagnosis of ``version_id``."""
+    key = (str(paths.home()), version_id, cfg)
+    jobs = _token_jobs()
+    running = jobs.get(key)
+    if running is not None and running.is_alive():
+        return running
+    jobs[key] = TokenDiagnosisJob(common.dataset(version_id), cfg)
+    jobs[key].start()
+    return jobs[key]
+
+
+def token_progress_line(version_id: int, cfg: TokenDiagnoseConfig) -> None:
+    """A live progress bar of the running token diagnosis (embedding words, out-of-fold probe,
+    scoring); reruns the whole page when it ends. Draw it only while the job runs."""
+
+    @st.fragment(run_every=1.5)
+    def live() -> None:
+        running = token_job(version_id, cfg)
+        if running is None:
+            return
+        stage, frac, scope = running.status()
+        if scope in ("done", "failed"):
+            st.rerun(scope="app")
+        st.progress(min(max(frac, 0.0), 1.0), text=token_progress_words(stage, running.seconds_left()))
+
+    live()
