@@ -5,11 +5,18 @@ tell: a sampler that needs feature vectors on a fine-tuned image model, SMOTE's 
 smallest class, target counts that an over-sampler would have to lower, a multiplier that would
 make millions of items, a text augmentation on images. The Train page shows the messages before
 the Start button; the worker raises the first one. Torch-free.
+
+Token (NER) data (``modality="tokens"``) takes what acts on sentences and tags: the weighted and
+random samplers draw whole sentences by their rarest entity type, every loss and class weighting
+scores words per tag, and the token augmentation adds copies of train sentences. The feature-space
+samplers, image and text augmentations, in-run cleaning, the unlabelled pool, threshold moving and
+abstention do not apply to it (yet): ``check`` refuses them with ``TOKEN_REFUSALS``' words, and
+``core.tokens.train.prepare_tokens`` raises the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from core.mitigate.settings import (
     FEATURE_SAMPLERS,
@@ -21,18 +28,42 @@ from core.mitigate.settings import (
     Mitigations,
     Resampling,
     SemiSupervision,
+    TokenAugmentation,
 )
 
 MAX_EPOCH_ITEMS = 5_000_000  # draws per epoch; more is a setting mistake, not a plan
 
+#: what a token (NER) run refuses, and why, in the words the Train page and the worker both say
+TOKEN_REFUSALS = {
+    "linear_probe": "a token-classification run fine-tunes the encoder: choose full or last N blocks (a linear probe reads one "
+    "vector per item, not one per word)",
+    "feature_sampler": "{method} makes new feature vectors, but a token run draws whole sentences: resample with class_balanced, "
+    "sqrt, random_over or random_under, which draw sentences by their rarest entity type",
+    "clean": "in-run cleaning does not apply to token data yet: set it to none",
+    "semi": "the unlabelled pool does not apply to token data yet: set it to none",
+    "threshold_moving": "threshold moving does not apply to token data yet: turn it off",
+    "abstain": "abstention does not apply to token data yet: set abstain below to 0",
+}
+
 
 def check(
-    m: Mitigations, *, modality: str, finetune: str, train_counts: Mapping[str, int], n_unlabelled: int = 0, epochs: int = 1
-) -> list[str]:
+    m: Mitigations, *, modality: str, finetune: str, train_counts: Mapping[str, int], n_unlabelled: int = 0, epochs: int = 1,
+    entity_types: Sequence[str] | None = None,
+) -> list[str]:  # fmt: skip
     """Problems (each says what to change) of ``m`` on a train split with ``train_counts``
-    (class name → items, classes absent from train left out) and an unlabelled pool of
-    ``n_unlabelled`` items, trained for ``epochs``; empty when it can run."""
+    (class name → items, classes absent from train left out; for token data sentences by their
+    rarest entity type) and an unlabelled pool of ``n_unlabelled`` items, trained for ``epochs``;
+    empty when it can run. ``entity_types``: token data's types with train mentions (the token
+    augmentation's ``types`` must be among them; None: not checked)."""
     counts = {name: int(n) for name, n in train_counts.items() if n > 0}
+    if modality == "tokens":
+        return [
+            *_token_refusals(m, finetune),
+            *(_resampling(m.resample, counts, vectors=True) if m.resample.method not in FEATURE_SAMPLERS else []),
+            *_augmentation(m.augment, counts, modality, finetune),
+            *_token_augmentation(m.token_augment, entity_types),
+            *_epoch_size(m, counts),
+        ]
     vectors = finetune == "linear_probe" or modality == "tabular"
     return [
         *_resampling(m.resample, counts, vectors=vectors),
@@ -40,8 +71,49 @@ def check(
         *_language(m.augment, modality),
         *_pool(m.semi, n_unlabelled, epochs),
         *_augmentation(m.augment, counts, modality, finetune),
+        *_not_tokens(m.token_augment, modality),
         *_epoch_size(m, counts),
     ]
+
+
+def _token_refusals(m: Mitigations, finetune: str) -> list[str]:
+    """What does not apply to a token run, in ``TOKEN_REFUSALS``' words."""
+    refused = {
+        "linear_probe": finetune == "linear_probe",
+        "feature_sampler": m.resample.method in FEATURE_SAMPLERS,
+        "clean": m.clean.action != "none",
+        "semi": m.semi.method != "none",
+        "threshold_moving": m.decision.threshold_moving,
+        "abstain": bool(m.decision.abstain_below),
+    }
+    return [TOKEN_REFUSALS[key].format(method=m.resample.method) + "." for key, on in refused.items() if on]
+
+
+def _token_augmentation(t: TokenAugmentation, entity_types: Sequence[str] | None) -> list[str]:
+    problems: list[str] = []
+    if entity_types is not None:
+        unknown = [k for k in t.types if k not in set(entity_types)]
+        if unknown:
+            problems.append(
+                f"token augmentation names entity types without train mentions: {', '.join(unknown)}. "
+                f"Pick from {', '.join(entity_types) or 'none'}."
+            )
+    if t.synonym > 0:
+        from core.mitigate.language import wordnet_ready
+
+        if not wordnet_ready():
+            problems.append(
+                "synonym replacement needs the WordNet asset, which is not fetched here: run `python -m core.data.assets fetch`, or set it to 0."
+            )
+    return problems
+
+
+def _not_tokens(t: TokenAugmentation, modality: str) -> list[str]:
+    if t.active:
+        return [
+            f"token augmentation (mention replacement, shuffle within segments, …) needs token (NER) data; this dataset is {modality}. Set it off."
+        ]
+    return []
 
 
 def _resampling(r: Resampling, counts: dict[str, int], *, vectors: bool) -> list[str]:
@@ -136,8 +208,10 @@ def _augmentation(a: Augmentation, counts: dict[str, int], modality: str, finetu
 
 def _epoch_size(m: Mitigations, counts: dict[str, int]) -> list[str]:
     """An epoch that would draw millions of items: a setting mistake, not a plan."""
-    r, a = m.resample, m.augment
+    r, a, t = m.resample, m.augment, m.token_augment
     per_epoch = sum(counts.values()) + (a.multiplier - 1) * sum(counts[c] for c in (a.classes or counts) if c in counts)
+    if t.active:  # at most every drawn sentence copied
+        per_epoch *= 1 + t.copies
     if r.targets and r.method in OVER_SAMPLERS:
         per_epoch += sum(max(0, n - counts.get(c, 0)) for c, n in r.targets.items())
     if per_epoch > MAX_EPOCH_ITEMS:

@@ -6,6 +6,8 @@ as before (old stored configs, which have no ``mitigations`` key, load with the 
 - ``resample`` — which train items each epoch draws (``SAMPLERS``);
 - ``loss`` — the training criterion and its class weighting (``LOSSES``, ``CLASS_WEIGHTS``);
 - ``augment`` — augmentations of training batches (``IMAGE_AUGMENTATIONS``, ``TEXT_AUGMENTATIONS``);
+- ``token_augment`` — tag-preserving augmentation of token (NER) sentences (``TOKEN_AUGMENTATIONS``):
+  each epoch adds augmented copies of the drawn train sentences (``core.tokens.augment``);
 - ``clean`` — train items dropped or relabelled for this run only (no new version): the Diagnose
   detector's suspects, items below a label-quality threshold, or the Diagnose page's plan;
 - ``semi`` — the unlabelled pool put to use: pseudo-labels from the model, or labels spread over
@@ -87,6 +89,15 @@ TEXT_AUGMENTATIONS: dict[str, str] = {
     "char_noise": "typos: swap, drop or double random letters",
 }
 
+#: token (NER) augmentations, name → help, in the order a copy applies them (``core.tokens.augment``)
+TOKEN_AUGMENTATIONS: dict[str, str] = {
+    "mention": "each entity mention, with probability p, becomes another train mention of its type (by train count)",
+    "lwtr": "each token, with probability p, becomes another train token of the same tag (label-wise token replacement)",
+    "synonym": "each token, with probability p, becomes a WordNet synonym; a span keeps its type (needs the WordNet asset)",
+    "shuffle": "each segment of one label (a mention, a run of O), with probability p, has its tokens shuffled; tags stay in place",
+}
+MAX_TOKEN_COPIES = 10  # ``core.tokens.augment.MAX_COPIES``
+
 
 @dataclass
 class Resampling:
@@ -123,6 +134,25 @@ class Augmentation:
     strength: float = 0.5  # 0..1: how far each augmentation goes (angle, shift, jitter, …)
     classes: list[str] = field(default_factory=list)  # augment only these classes (empty: all)
     multiplier: int = 1  # the augmented classes are drawn this many times per epoch, each copy augmented anew
+
+
+@dataclass
+class TokenAugmentation:
+    """Tag-preserving augmentation of token (NER) sentences (Dai & Adel 2020): each epoch, every
+    drawn train sentence holding one of ``types`` (empty: every drawn sentence) gets ``copies``
+    augmented copies besides itself, each made anew by the operations whose probability is above 0.
+    Validation and test sentences are never augmented."""
+
+    mention: float = 0.0  # mention replacement p, per mention
+    lwtr: float = 0.0  # label-wise token replacement p, per token
+    synonym: float = 0.0  # synonym replacement p, per token
+    shuffle: float = 0.0  # shuffle within segments p, per segment
+    copies: int = 1  # copies per chosen sentence and epoch, 1..MAX_TOKEN_COPIES
+    types: list[str] = field(default_factory=list)  # entity types a sentence must hold to be copied (empty: all)
+
+    @property
+    def active(self) -> bool:
+        return any(getattr(self, name) > 0 for name in TOKEN_AUGMENTATIONS)
 
 
 CLEAN_ACTIONS: dict[str, str] = {
@@ -179,6 +209,7 @@ SECTIONS: dict[str, type] = {
     "resample": Resampling,
     "loss": LossSettings,
     "augment": Augmentation,
+    "token_augment": TokenAugmentation,
     "clean": Cleaning,
     "semi": SemiSupervision,
     "decision": Decision,
@@ -192,6 +223,7 @@ class Mitigations:
     resample: Resampling = field(default_factory=Resampling)
     loss: LossSettings = field(default_factory=LossSettings)
     augment: Augmentation = field(default_factory=Augmentation)
+    token_augment: TokenAugmentation = field(default_factory=TokenAugmentation)
     clean: Cleaning = field(default_factory=Cleaning)
     semi: SemiSupervision = field(default_factory=SemiSupervision)
     decision: Decision = field(default_factory=Decision)
@@ -233,6 +265,10 @@ class Mitigations:
         augs = self.augment.image + self.augment.text
         if augs:
             out.append("augment=" + "+".join(augs))
+        t = self.token_augment
+        if t.active:
+            ops = "+".join(f"{name} {getattr(t, name):g}" for name in TOKEN_AUGMENTATIONS if getattr(t, name) > 0)
+            out.append(f"token_augment={ops}" + (f" ×{t.copies}" if t.copies > 1 else "") + (f" [{','.join(t.types)}]" if t.types else ""))
         if self.clean.action != "none":
             what = f"quality<{self.clean.threshold:g}" if self.clean.source == "threshold" else self.clean.source
             out.append(f"clean={self.clean.action} {what}")
@@ -276,6 +312,7 @@ class Mitigations:
         if not isinstance(a.classes, list) or not all(isinstance(c, str) for c in a.classes):
             raise ValueError(f"mitigations.augment.classes must be a list of class names; got {a.classes!r}.")
         _whole("mitigations.augment.multiplier", a.multiplier, 1, 100)
+        _token_augmentation(self.token_augment)
         c = self.clean
         _choice("mitigations.clean.action", c.action, CLEAN_ACTIONS)
         _choice("mitigations.clean.source", c.source, CLEAN_SOURCES)
@@ -294,6 +331,14 @@ class Mitigations:
             raise ValueError(f"mitigations.decision.threshold_moving must be true or false; got {self.decision.threshold_moving!r}.")
         _number("mitigations.decision.abstain_below", self.decision.abstain_below, 0.0, 1.0, hi_open=True)
         return self
+
+
+def _token_augmentation(t: TokenAugmentation) -> None:
+    for name in TOKEN_AUGMENTATIONS:
+        _number(f"mitigations.token_augment.{name}", getattr(t, name), 0.0, 1.0)
+    _whole("mitigations.token_augment.copies", t.copies, 1, MAX_TOKEN_COPIES)
+    if not isinstance(t.types, list) or not all(isinstance(k, str) and k for k in t.types):
+        raise ValueError(f"mitigations.token_augment.types must be a list of entity type names; got {t.types!r}.")
 
 
 def _choice(name: str, value: Any, registry: dict[str, str]) -> None:

@@ -386,6 +386,14 @@ def augmented_copies(
     return out_tokens, out_tags, sources
 
 
+def copy_sources(tags_list: Sequence[Sequence[str]], settings: TokenAugment) -> list[int]:
+    """The sentence each copy ``augmented_copies`` makes comes from, in its order, without making
+    them (none when no augmentation is on): how many copies an epoch adds."""
+    if not settings.active:
+        return []
+    return [i for i in chosen_sentences(tags_list, settings.types) for _ in range(settings.copies)]
+
+
 def augment_sentences(
     tokens_list: Sequence[Sequence[str]],
     tags_list: Sequence[Sequence[str]],

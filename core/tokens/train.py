@@ -4,7 +4,11 @@
 batch carries its words' target tags (``"targets"``), which the loop uses in place of the items'
 labels, and the model returns one row of logits per word, so the criterion seam scores words.
 The sampler seam draws *sentences* by their sentence label (the rarest entity type in each), so
-class-balanced sampling over-samples sentences of rare types. Evaluation (``evaluate_tokens``)
+class-balanced sampling over-samples sentences of rare types. With the token augmentation on
+(``Mitigations.token_augment``), each epoch's drawn train sentences get augmented copies
+(``SentenceCopies``, seeded by the epoch's generator) mixed in among them, tokenised with their own
+tags; validation and test sentences are never augmented. Mitigations that do not apply to token
+data are refused with ``core.mitigate.checks``' words. Evaluation (``evaluate_tokens``)
 decodes each word's tag probabilities into spans and scores them with ``core.metrics.entities``.
 """
 
@@ -24,10 +28,12 @@ from core.hardware import limit_torch_threads, torch_device
 from core.jsonable import to_jsonable
 from core.metrics.keys import per_class_key, variant_split
 from core.mitigate.augment import NoAugment
+from core.mitigate.checks import TOKEN_REFUSALS, check
 from core.mitigate.criterion import make_criterion
 from core.mitigate.sampler import make_sampler
 from core.mitigate.seams import Seams
 from core.models.build import Built
+from core.tokens.augment import Lookup, TokenAugment, TokenTable, augmented_copies, copy_sources, wordnet_lookup
 from core.tokens.model import IGNORE, WordTokens, build_tagger, tokenise_words
 from core.tokens.spans import OUTSIDE, entity_types, tag_names
 from core.train.callbacks import MetricWriter
@@ -54,7 +60,26 @@ SELECTION = {
     "hallucination_rate": "confident_spurious_rate",
 }
 
-TokenAugment = Callable[[list[list[str]], list[list[str]], np.random.Generator], tuple[list[list[str]], list[list[str]]]]
+
+@dataclass(frozen=True, eq=False)
+class SentenceCopies:
+    """The hook that augments an epoch: ``(sentences, tags, rng) → (copies, their tags, sources)``,
+    ``sources[j]`` the position in the given sentences copy ``j`` was made from — ``settings.copies``
+    copies of each given sentence holding one of ``settings.types`` (all when it names none), made by
+    ``core.tokens.augment.augmented_copies`` from the train split's ``table``."""
+
+    settings: TokenAugment
+    table: TokenTable
+    lookup: Lookup | None = None
+
+    def sources(self, tags: Sequence[Sequence[str]]) -> list[int]:
+        """Where the copies of sentences with ``tags`` come from, without making them."""
+        return copy_sources(tags, self.settings)
+
+    def __call__(
+        self, sentences: list[list[str]], tags: list[list[str]], rng: np.random.Generator
+    ) -> tuple[list[list[str]], list[list[str]], list[int]]:
+        return augmented_copies(sentences, tags, self.settings, rng, table=self.table, lookup=self.lookup)
 
 
 @dataclass
@@ -67,7 +92,7 @@ class TokenInputs:
     tags: list[list[str]]  # IOB2 tags of each local position (the truth, for scoring)
     tag_names: list[str]  # the model's outputs
     tokenizer: Any
-    augment: TokenAugment | None = None  # rewrites an epoch's train sentences (core.tokens.augment)
+    augment: SentenceCopies | None = None  # adds augmented copies to an epoch's train sentences
     feed: str = "words"
     pad_tokens_to: int = 1
     tokens: Any = None  # the classifier path's token matrix (unused here)
@@ -89,12 +114,23 @@ class TokenInputs:
     def epoch(
         self, order: np.ndarray, *, text_augmenter: Any = None, labels: Any = None, rng: np.random.Generator | None = None
     ) -> TokenView:
-        order = np.asarray(order)
-        if self.augment is None or rng is None:
+        """The sentences at local positions ``order``; with ``augment``, their augmented copies mixed
+        in (each copy's row is its source's). Without ``rng`` (counting the steps an epoch makes)
+        the copies are counted but not made."""
+        order = np.asarray(order, dtype=np.int64)
+        if self.augment is None:
             return TokenView(self, order, None)
-        sents, tags = self.augment([self.sentences[i] for i in order], [self.tags[i] for i in order], rng)
-        words = tokenise_words(sents, tags, self.tokenizer, self.tag_index, MAX_SUBTOKENS)
-        return TokenView(self, order, words)
+        sents, tags = [self.sentences[i] for i in order], [self.tags[i] for i in order]
+        if rng is None:
+            return TokenView(self, np.r_[order, order[np.asarray(self.augment.sources(tags), dtype=np.int64)]], None)
+        new_sents, new_tags, sources = self.augment(sents, tags, rng)
+        drawn = np.r_[order, order[np.asarray(sources, dtype=np.int64)]]
+        every_sent, every_tags = sents + new_sents, tags + new_tags
+        mixed = rng.permutation(len(drawn))
+        words = tokenise_words(
+            [every_sent[i] for i in mixed], [every_tags[i] for i in mixed], self.tokenizer, self.tag_index, MAX_SUBTOKENS
+        )
+        return TokenView(self, drawn[mixed], words)
 
 
 @dataclass
@@ -143,10 +179,9 @@ def prepare_tokens(ds: Dataset, cfg: RunConfig, *, progress: Callable[..., None]
         raise ValueError("a token-classification run needs a token dataset (modality 'tokens')")
     cfg = cfg.resolved("text")
     if cfg.finetune == "linear_probe":
-        raise ValueError(
-            "a token-classification run fine-tunes the encoder: choose full or last_n (a linear probe reads one vector per item)"
-        )
+        raise ValueError(TOKEN_REFUSALS["linear_probe"] + ".")
     data = split_data(ds, cfg)
+    refuse_mitigations(ds, cfg, data.train, data.y, [ds.class_names[c] for c in data.classes])
     device = torch_device(cfg.device)
     torch.manual_seed(cfg.seed)
     if device.type == "cpu":
@@ -162,6 +197,7 @@ def prepare_tokens(ds: Dataset, cfg: RunConfig, *, progress: Callable[..., None]
     if words.truncated:
         print(f"{words.truncated:,} words lie past {MAX_SUBTOKENS} sub-tokens: predicted O, not trained on", flush=True)
     inputs = TokenInputs(device, words, sentences, tags, names, tokenizer, tag_index=index)
+    inputs.augment = sentence_copies(cfg, sentences, tags, data.train)
     if not cfg.batch_size:
         cfg = dataclasses.replace(cfg, batch_size=GPU_BATCH if device.type == "cuda" else CPU_BATCH)
     cfg = dataclasses.replace(cfg, early_stopping_metric=selection_metric(cfg.early_stopping_metric))
@@ -177,6 +213,30 @@ def prepare_tokens(ds: Dataset, cfg: RunConfig, *, progress: Callable[..., None]
     job = Job(cfg, data, built, inputs, device, cfg.learning_rate("text"), run_seams)  # type: ignore[arg-type]
     job.evaluator = evaluate_tokens
     return job
+
+
+def refuse_mitigations(ds: Dataset, cfg: RunConfig, train: np.ndarray, y: np.ndarray, sentence_names: list[str]) -> None:
+    """A ``ValueError`` with ``core.mitigate.checks``' words when a mitigation of ``cfg`` does not
+    apply to token data (or cannot run on this train split): it is refused, never ignored."""
+    assert ds.tags is not None
+    counts = np.bincount(y[train], minlength=len(sentence_names))
+    problems = check(
+        cfg.mitigations, modality="tokens", finetune=cfg.finetune, train_counts=dict(zip(sentence_names, counts.tolist())),
+        epochs=cfg.epochs, entity_types=entity_types(ds.tags[i] for i in np.flatnonzero(ds.split == 0)),
+    )  # fmt: skip
+    if problems:
+        raise ValueError(" ".join(problems))
+
+
+def sentence_copies(cfg: RunConfig, sentences: list[list[str]], tags: list[list[str]], train: np.ndarray) -> SentenceCopies | None:
+    """The epoch hook of ``cfg``'s token augmentation, its tables built from the train sentences
+    once; None when it is off."""
+    t = cfg.mitigations.token_augment
+    if not t.active:
+        return None
+    settings = TokenAugment.from_dict(dataclasses.asdict(t))
+    table = TokenTable.from_train([sentences[i] for i in train], [tags[i] for i in train])
+    return SentenceCopies(settings, table, wordnet_lookup() if settings.synonym > 0 else None)
 
 
 def train_tag_counts(words: WordTokens, train: np.ndarray, n_tags: int) -> np.ndarray:
