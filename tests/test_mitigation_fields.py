@@ -8,17 +8,21 @@ import dataclasses
 
 import pytest
 
-from core.mitigate.fields import FIELDS, TABS, TARGETS, context, from_widgets, section_fields, shown, widget_values
-from core.mitigate.presets import PRESETS, preset
-from core.mitigate.settings import SECTIONS, LossSettings, Mitigations, Resampling
+from core.mitigate.fields import FIELDS, TAB_OF, TABS, TARGETS, context, from_widgets, section_fields, shown, tabs_for, widget_values
+from core.mitigate.presets import PRESETS, preset, presets_for
+from core.mitigate.settings import SECTIONS, LossSettings, Mitigations, Resampling, TokenAugmentation
 
-KINDS = [("image", "full"), ("image", "linear_probe"), ("text", "full"), ("text", "last_n"), ("tabular", "full")]
+KINDS = [("image", "full"), ("image", "linear_probe"), ("text", "full"), ("text", "last_n"), ("tabular", "full"), ("tokens", "full"), ("tokens", "last_n")]  # fmt: skip
 
 
 @pytest.mark.parametrize(("modality", "finetune"), KINDS)
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_every_preset_round_trips_through_the_widget_values(name, modality, finetune):
-    m = preset(name, modality=modality, finetune=finetune)
+    if name not in presets_for(modality):
+        with pytest.raises(ValueError, match="not for"):
+            preset(name, modality=modality, finetune=finetune)
+        return
+    m = preset(name, modality=modality, finetune=finetune, types=["movie"])
     values = widget_values(m)
     assert from_widgets(values, modality=modality, finetune=finetune) == m
 
@@ -29,7 +33,7 @@ def test_the_table_names_every_field_once_and_nothing_else():
     paths = [f.path for f in FIELDS]
     assert len(paths) == len(set(paths)) and set(paths) == every - plan_only
     assert len({f.key for f in FIELDS}) == len(FIELDS) and all(f.key.startswith("tr_") for f in FIELDS)
-    assert list(TABS) == list(SECTIONS) and [f for s in TABS for f in section_fields(s)] == list(FIELDS)
+    assert list(TABS) == [s for s in SECTIONS if s not in TAB_OF] and [f for s in TABS for f in section_fields(s)] == list(FIELDS)
     assert widget_values(Mitigations())["tr_loss_name"] == "cross_entropy" and widget_values(Mitigations())[TARGETS] == {}
 
 
@@ -88,3 +92,19 @@ def test_what_is_drawn_follows_the_other_widgets_and_the_data():
     assert shown(by_key["tr_clean_threshold"], focal) and shown(by_key["tr_aug_text"], focal) and not shown(by_key["tr_aug_image"], focal)
     disabled = by_key["tr_clean_source"].disabled
     assert disabled is not None and disabled(values) and not disabled(focal)
+
+
+def test_token_data_gets_resampling_loss_and_token_augmentation_only():
+    values = widget_values(Mitigations())
+    values.update({
+        "tr_clean_action": "drop", "tr_semi_method": "pseudo_label", "tr_dec_tm": True, "tr_dec_abstain": 0.5, "tr_aug_text": ["swap"],
+        "tr_aug_classes": ["a"], "tr_aug_multiplier": 3, "tr_tok_mention": 0.3, "tr_tok_types": ["LOC"], "tr_rs_method": "sqrt",
+    })  # fmt: skip
+    m = from_widgets(values, modality="tokens", finetune="full")
+    assert m == Mitigations(resample=Resampling(method="sqrt"), token_augment=TokenAugmentation(mention=0.3, types=["LOC"]))
+    # the same widget values on other data: no token augmentation, the rest as set
+    other = from_widgets(values, modality="text", finetune="full")
+    assert other.token_augment == TokenAugmentation() and other.clean.action == "drop" and other.augment.multiplier == 3
+    assert tabs_for("tokens") == ["resample", "loss", "augment"] and tabs_for("image") == list(TABS)
+    drawn = {f.key for f in FIELDS if shown(f, context(widget_values(Mitigations()), modality="tokens", finetune="full"))}
+    assert drawn == {"tr_rs_method", "tr_loss_name", "tr_loss_weights", "tr_loss_smoothing", *(f"tr_tok_{n}" for n in ("mention", "lwtr", "synonym", "shuffle", "copies", "types"))}  # fmt: skip

@@ -594,9 +594,9 @@ def test_the_pool_settings_are_checked_against_the_data():
 @pytest.mark.parametrize("finetune", ["full", "last_n", "linear_probe"])
 def test_every_preset_can_run_where_it_is_offered(modality, finetune):
     from core.mitigate.checks import check
-    from core.mitigate.presets import PRESETS, preset
+    from core.mitigate.presets import preset, presets_for
 
-    for name in PRESETS:
+    for name in presets_for(modality):
         m = preset(name, modality=modality, finetune=finetune)
         assert check(m, modality=modality, finetune=finetune, train_counts={"a": 100, "b": 10}, epochs=3) == [], (name, modality, finetune)
     assert preset("missing_class", modality="image", finetune="full").augment.image == ["mixup"]

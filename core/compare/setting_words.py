@@ -13,7 +13,7 @@ from typing import Any
 
 from core.metrics.names import metric_name
 from core.mitigate.fields import FIELDS, TABS
-from core.mitigate.settings import Mitigations
+from core.mitigate.settings import TOKEN_AUGMENTATIONS, Mitigations, TokenAugmentation
 from core.models.registry import FINETUNE_TITLES
 
 #: A RunConfig key → its name in words (keys not here are shown with "_" as spaces).
@@ -84,6 +84,8 @@ VALUES: dict[str, Mapping[Any, str]] = {
     "mitigations.semi.method": {"none": "Pool not used", "pseudo_label": "Self-training", "label_spreading": "Label spreading"},
 }
 _FIELDS = {f"mitigations.{f.path}": f for f in FIELDS}
+#: lists of names shown as they are (entity types), and what their empty list means
+VERBATIM = {"mitigations.token_augment.types": "all"}
 
 
 def setting_name(key: str) -> str:
@@ -94,7 +96,7 @@ def setting_name(key: str) -> str:
         section = key.split(".")[1]
         label = f.label.split(" (")[0]
         label = label[0].lower() + label[1:]
-        tab = TABS.get(section, section).lower()
+        tab = TABS.get(f.tab, section).lower()
         return label if label.startswith((section, tab[:6])) else f"{tab}: {label}"
     return NAMES.get(key, key.removeprefix("mitigations.").replace(".", ": ").replace("_", " "))
 
@@ -108,6 +110,8 @@ def setting_value(key: str, value: Any) -> str:
         return VALUES[key][value]
     if key == "early_stopping_metric":
         return metric_name(str(value))
+    if key in VERBATIM and isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) or VERBATIM[key]
     if isinstance(value, bool):
         return "on" if value else "off"
     if isinstance(value, (list, tuple)):
@@ -139,6 +143,8 @@ def mitigation_words(m: Mitigations) -> list[str]:
     augs = m.augment.image + m.augment.text
     if augs:
         out.append("augmentation: " + ", ".join(a.replace("_", " ") for a in augs))
+    if m.token_augment.active:
+        out.append(token_augment_words(m.token_augment))
     if m.clean.action != "none":
         what = f"label quality below {m.clean.threshold:g}" if m.clean.source == "threshold" else say("clean.source", m.clean.source)
         out.append(f"{say('clean.action', m.clean.action)}: {what[0].lower() + what[1:]}")
@@ -149,6 +155,19 @@ def mitigation_words(m: Mitigations) -> list[str]:
     if m.decision.abstain_below:
         out.append(f"abstain below confidence {m.decision.abstain_below:g}")
     return out
+
+
+def token_augment_words(t: TokenAugmentation) -> str:
+    """The token augmentation in words, as the Train page labels it: "Mention replacement 0.3 ·
+    Shuffle within segments 0.3 · 1 copy per sentence · only sentences with movie, tvshow"."""
+    labels = {f.name: f.label for f in FIELDS if f.section == "token_augment"}
+    parts = [f"{labels[name]} {getattr(t, name):g}" for name in TOKEN_AUGMENTATIONS if getattr(t, name) > 0]
+    if not parts:
+        return "No token augmentation"
+    parts.append(f"{t.copies} cop{'y' if t.copies == 1 else 'ies'} per sentence")
+    if t.types:
+        parts.append(f"only sentences with {', '.join(t.types)}")
+    return " · ".join(parts)
 
 
 def _option_words(name: str, help_text: str) -> str:

@@ -7,8 +7,11 @@ column of its section's tab) and when it is drawn. Both directions go through th
 
 A field that is not drawn keeps its last value, except where ``hidden_default`` says the run gets
 the default instead (class weights' deferred re-weighting without class weights, image
-augmentations on text, target counts for a sampler that takes none). Torch-free: the Train page
-imports it.
+augmentations on text, target counts for a sampler that takes none), and except a field not
+``offered`` for the data at all, which always reads as its default: token (NER) data gets
+resampling, loss and token augmentation only (``TOKEN_SECTIONS``; the token augmentation is drawn
+in the Augmentation tab), every other modality everything but the token augmentation. Torch-free:
+the Train page imports it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from core.mitigate.settings import (
     SECTIONS,
     SEMI_METHODS,
     TEXT_AUGMENTATIONS,
+    TOKEN_AUGMENTATIONS,
     UNDER_SAMPLERS,
     Mitigations,
 )
@@ -40,10 +44,14 @@ Values = Mapping[str, Any]
 MODALITY, FINETUNE = "modality", "finetune"  # what ``when`` reads besides the widget values
 TARGETS = "tr_rs_targets"  # class name → target count: a table, kept as plain session state
 
-#: section → tab title, in the order the tabs are drawn
+#: tab → its title, in the order the tabs are drawn; a tab is named by the section it shows (the
+#: token augmentation is drawn in the Augmentation tab: ``TAB_OF``)
 TABS = {"resample": "Resampling", "loss": "Loss", "augment": "Augmentation", "clean": "Cleaning", "semi": "Unlabelled pool", "decision": "Decision"}  # fmt: skip
-#: (section, row) → relative column widths; a row not named here is one full-width column
-COLUMNS: dict[tuple[str, int], list[int]] = {("loss", 0): [1, 1], ("loss", 1): [1, 1, 1], ("augment", 1): [2, 3, 1], ("clean", 0): [1, 1], ("semi", 1): [1, 1]}  # fmt: skip
+TAB_OF = {"token_augment": "augment"}  # a section drawn in another section's tab
+#: what applies to token (NER) data: the sentence sampler, the loss over tags, tag-preserving augmentation
+TOKEN_SECTIONS = ("resample", "loss", "token_augment")
+#: (tab, row) → relative column widths; a row not named here is one full-width column
+COLUMNS: dict[tuple[str, int], list[int]] = {("loss", 0): [1, 1], ("loss", 1): [1, 1, 1], ("augment", 1): [2, 3, 1], ("augment", 2): [1, 1, 1, 1], ("augment", 3): [1, 3], ("clean", 0): [1, 1], ("semi", 1): [1, 1]}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,11 @@ class Field:
     def name(self) -> str:
         return self.path.split(".")[1]
 
+    @property
+    def tab(self) -> str:
+        """The tab the field is drawn in (a key of ``TABS``)."""
+        return TAB_OF.get(self.section, self.section)
+
 
 def _is(key: str, *values: str) -> Callable[[Values], bool]:
     return lambda v: v[key] in values
@@ -83,6 +96,7 @@ def _not(key: str, *values: str) -> Callable[[Values], bool]:
 _images = lambda v: v[MODALITY] == "image" and v[FINETUNE] != "linear_probe"
 _texts = lambda v: v[MODALITY] == "text" and v[FINETUNE] != "linear_probe"
 _augments = lambda v: v[MODALITY] in ("image", "text") and v[FINETUNE] != "linear_probe"
+_tokens = lambda v: v[MODALITY] == "tokens"
 _by_threshold = lambda v: v["tr_clean_action"] != "none" and v["tr_clean_source"] == "threshold"
 
 # fmt: off
@@ -119,6 +133,20 @@ FIELDS: tuple[Field, ...] = (
     Field("tr_aug_multiplier", "augment.multiplier", "number", "× per epoch", lo=1, hi=100, at=(1, 2), when=_augments,
           help="The augmented classes are drawn this many times per epoch, each copy augmented anew."),
 
+
+    Field("tr_tok_mention", "token_augment.mention", "slider", "Mention replacement", lo=0.0, hi=1.0, step=0.05, at=(2, 0), when=_tokens,
+          hidden_default=True, help=f"p per mention: {TOKEN_AUGMENTATIONS['mention']}."),
+    Field("tr_tok_lwtr", "token_augment.lwtr", "slider", "Label-wise token replacement", lo=0.0, hi=1.0, step=0.05, at=(2, 1), when=_tokens,
+          hidden_default=True, help=f"p per token: {TOKEN_AUGMENTATIONS['lwtr']}."),
+    Field("tr_tok_synonym", "token_augment.synonym", "slider", "Synonym replacement", lo=0.0, hi=1.0, step=0.05, at=(2, 2), when=_tokens,
+          hidden_default=True, help=f"p per token: {TOKEN_AUGMENTATIONS['synonym']}."),
+    Field("tr_tok_shuffle", "token_augment.shuffle", "slider", "Shuffle within segments", lo=0.0, hi=1.0, step=0.05, at=(2, 3), when=_tokens,
+          hidden_default=True, help=f"p per segment: {TOKEN_AUGMENTATIONS['shuffle']}."),
+    Field("tr_tok_copies", "token_augment.copies", "number", "Copies per sentence", lo=1, hi=10, at=(3, 0), when=_tokens, hidden_default=True,
+          help="Each epoch, every drawn train sentence that qualifies gets this many augmented copies besides itself, each made anew."),
+    Field("tr_tok_types", "token_augment.types", "multiselect", "Only sentences holding these entity types (empty: all)", at=(3, 1),
+          when=_tokens, hidden_default=True),
+
     Field("tr_clean_action", "clean.action", "select", "In-run cleaning", CLEAN_ACTIONS),
     Field("tr_clean_source", "clean.source", "select", "Which items", CLEAN_SOURCES, at=(0, 1), disabled=_is("tr_clean_action", "none")),
     Field("tr_clean_threshold", "clean.threshold", "slider", "Label quality below", lo=0.0, hi=1.0, step=0.05, at=(1, 0), when=_by_threshold,
@@ -147,9 +175,22 @@ def _value(m: Mitigations, path: str) -> Any:
     return getattr(getattr(m, section), name)
 
 
-def section_fields(section: str) -> list[Field]:
-    """The fields drawn in ``section``'s tab, in drawing order."""
-    return [f for f in FIELDS if f.section == section]
+def section_fields(tab: str) -> list[Field]:
+    """The fields drawn in ``tab`` (a key of ``TABS``), in drawing order."""
+    return [f for f in FIELDS if f.tab == tab]
+
+
+def offered(f: Field, modality: str) -> bool:
+    """Whether ``f`` applies to data of ``modality`` at all: token data gets ``TOKEN_SECTIONS``
+    only, and only token data gets the token augmentation."""
+    if modality == "tokens":
+        return f.section in TOKEN_SECTIONS
+    return f.section != "token_augment"
+
+
+def tabs_for(modality: str) -> list[str]:
+    """The tabs drawn for data of ``modality``: those with a field it is offered."""
+    return [tab for tab in TABS if any(offered(f, modality) for f in section_fields(tab))]
 
 
 def context(values: Values, *, modality: str, finetune: str) -> Values:
@@ -159,7 +200,7 @@ def context(values: Values, *, modality: str, finetune: str) -> Values:
 
 def shown(f: Field, values: Values) -> bool:
     """Whether ``f`` is drawn, given ``context(...)``."""
-    return f.when is None or bool(f.when(values))
+    return offered(f, values[MODALITY]) and (f.when is None or bool(f.when(values)))
 
 
 def widget_values(m: Mitigations) -> dict[str, Any]:
@@ -171,14 +212,14 @@ def from_widgets(
     values: Values, *, modality: str, finetune: str, plan_drop: Sequence[int] = (), plan_relabel: Mapping[int, int] | None = None
 ) -> Mitigations:
     """The ``Mitigations`` the widget ``values`` show for data of ``modality`` trained with
-    ``finetune``. With cleaning by plan (``clean.source`` "plan", an action other than "none"),
+    ``finetune`` (a field not ``offered`` for ``modality`` reads as its default). With cleaning by plan (``clean.source`` "plan", an action other than "none"),
     ``plan_drop`` and ``plan_relabel`` (row → class) are the plan's decisions."""
     v = context(values, modality=modality, finetune=finetune)
     base = Mitigations()
     sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
     for f in FIELDS:
         default = _value(base, f.path)
-        hidden = f.hidden_default and not shown(f, v)
+        hidden = not shown(f, v) and (f.hidden_default or not offered(f, modality))
         sections[f.section][f.name] = copy.deepcopy(default) if hidden else type(default)(v[f.key])
     clean = sections["clean"]
     if clean["source"] == "plan" and clean["action"] != "none":

@@ -12,6 +12,10 @@
 - ``loss_preview`` — the per-class weights, logit offsets or margins the chosen loss will use
   (``core.mitigate.loss_terms``, as the criterion computes them from the train counts), focal's
   factor, and sentences that say what they do.
+- ``token_train`` and ``token_epoch`` — token (NER) data: its train sentences by their rarest type
+  (what the sampler draws by), mentions per type, words per tag (what the loss counts), and what
+  one epoch draws under the resampling and the token augmentation's copies, per sentence label and
+  per entity type (expected values).
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ from __future__ import annotations
 import difflib
 import html
 import math
+import re
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from core.mitigate.loss_terms import class_weights, focal_factor, ldam_margins, logit_offsets
+from core.mitigate.presets import rare_types
 from core.mitigate.settings import (
     BATCH_AUGMENTATIONS,
     FEATURE_SAMPLERS,
@@ -223,10 +230,11 @@ class LossPreview:
     words: list[str]  # one sentence per term, with its figures
 
 
-def loss_preview(loss: LossSettings, train_counts: dict[str, int], *, epochs: int | None = None) -> LossPreview:
+def loss_preview(loss: LossSettings, train_counts: dict[str, int], *, epochs: int | None = None, per: str = "class") -> LossPreview:
     """The per-class numbers ``loss`` will use with these train counts (class name → items, the
     classes with train items), computed by ``core.mitigate.loss_terms`` as the criterion does;
-    ``epochs`` (when known) says from which epoch deferred class weights apply."""
+    ``epochs`` (when known) says from which epoch deferred class weights apply. ``per="tag"``: the
+    counts are a token run's train words per tag, and the words say tags and words."""
     names = list(train_counts)
     counts = np.array([train_counts[c] for c in names], dtype=np.float64)
 
@@ -249,7 +257,13 @@ def loss_preview(loss: LossSettings, train_counts: dict[str, int], *, epochs: in
         )
         if w
     ]
+    if per == "tag":
+        words = [_TAG_WORDS.sub(lambda hit: _PER_TAG[hit.group(0)], w) for w in words]
     return LossPreview(weights, offsets, margins, focal, words)
+
+
+_PER_TAG = {"class": "tag", "classes": "tags", "item": "word", "items": "words", "Items": "Words", "an item": "a word"}
+_TAG_WORDS = re.compile(r"\b(?:classes|class(?! weights)|an item|items|item|Items)\b")
 
 
 def loss_counts_note(m: Mitigations) -> str | None:
@@ -328,3 +342,100 @@ def _smoothing_words(loss: LossSettings, k: int) -> str:
         return ""
     eps = loss.label_smoothing
     return f"Label smoothing: each target keeps {1 - eps + eps / k:.3f} on its label and gives {eps / k:.3f} to every other class."
+
+
+@dataclass(frozen=True)
+class TokenTrain:
+    """A token dataset's train split as the token mitigations see it (counts of the strict IOB2
+    reading; ``core.tokens.spans``)."""
+
+    n_sentences: int  # in all splits
+    sentences: dict[str, int]  # train sentences by their label (rarest type, "(no entity)"): what the sampler draws by
+    mentions: dict[str, int]  # train mentions per entity type with any, most first
+    tags: dict[str, int]  # train words per tag, in the model's order (O, B-X, I-X, …): what the loss counts
+    tail: list[str]  # types in the tail group by train mentions (``core.metrics.groups``)
+    rare: list[str]  # the types the rare-types preset augments (``presets.rare_types``)
+    absent: list[str]  # types with val or test mentions and none in train (a model cannot predict them)
+    labels: tuple[str, ...]  # each train sentence's label
+    held: tuple[Counter[str], ...]  # each train sentence's mentions per type
+
+    @property
+    def types(self) -> list[str]:
+        return list(self.mentions)
+
+
+def token_train(ds: Dataset) -> TokenTrain:
+    """The train split of token dataset ``ds`` in counts."""
+    from core.metrics.groups import group_of_classes
+    from core.tokens.spans import entity_types, spans, tag_names
+
+    if ds.tags is None:
+        raise ValueError(f"{ds.name} is not a token dataset")
+    names = list(map(str, ds.class_names))
+    train = np.flatnonzero(ds.split == 0)
+    labels = tuple(names[int(ds.labels[i])] for i in train)
+    held = tuple(Counter(k for k, _, _ in spans(ds.tags[i])) for i in train)
+    mentions: Counter[str] = Counter()
+    for c in held:
+        mentions.update(c)
+    by_count = sorted(mentions, key=lambda t: (-mentions[t], t))
+    words: Counter[str] = Counter(t for i in train for t in ds.tags[i])
+    other = {k for i in np.flatnonzero(ds.split != 0) for k, _, _ in spans(ds.tags[i])}
+    groups = group_of_classes(np.array([mentions[t] for t in by_count])) if by_count else np.array([], dtype=str)
+    return TokenTrain(
+        n_sentences=len(ds),
+        sentences={c: n for c in names if (n := labels.count(c))},
+        mentions={t: mentions[t] for t in by_count},
+        tags={t: words[t] for t in tag_names(entity_types(ds.tags[i] for i in train))},
+        tail=[t for t, g in zip(by_count, groups) if g == "tail"],
+        rare=rare_types(mentions),
+        absent=sorted(other - set(mentions)),
+        labels=labels,
+        held=held,
+    )
+
+
+@dataclass(frozen=True)
+class TokenEpoch:
+    """What one epoch of a token run draws (expected values for the weighted samplers)."""
+
+    before: dict[str, float]  # train sentences per sentence label
+    drawn: dict[str, float]  # sentences the sampler draws per label
+    copies: dict[str, float]  # augmented copies added per label
+    mentions_before: dict[str, float]  # train mentions per type
+    mentions_after: dict[str, float]  # mentions per type an epoch trains on (draws and copies)
+
+    @property
+    def after(self) -> dict[str, float]:
+        return {c: self.drawn[c] + self.copies[c] for c in self.drawn}
+
+    @property
+    def sentences(self) -> float:
+        """Sentences per epoch, copies included."""
+        return sum(self.drawn.values()) + sum(self.copies.values())
+
+
+def token_epoch(m: Mitigations, t: TokenTrain) -> TokenEpoch:
+    """One epoch of a token run under ``m``: the sampler's draws per sentence label
+    (``epoch_counts``; the feature-space samplers, which a token run refuses, as no resampling) and
+    the token augmentation's copies of the drawn sentences holding one of its types."""
+    drawn = epoch_counts(Mitigations(resample=m.resample), t.sentences) if m.resample.method not in FEATURE_SAMPLERS else None
+    drawn = drawn or {c: float(n) for c, n in t.sentences.items()}
+    a = m.token_augment
+    wanted = set(a.types)
+    holds = [a.active and (not wanted or any(k in wanted for k in c)) for c in t.held]
+    rate = {c: drawn.get(c, 0.0) / n for c, n in t.sentences.items()}  # draws of each sentence of a label
+    copies = dict.fromkeys(t.sentences, 0.0)
+    after: dict[str, float] = dict.fromkeys(t.mentions, 0.0)
+    for label, held, copied in zip(t.labels, t.held, holds):
+        copies[label] += rate[label] * a.copies * copied
+        weight = rate[label] * (1 + a.copies * copied)
+        for kind, n in held.items():
+            after[kind] += weight * n
+    return TokenEpoch(
+        before={c: float(n) for c, n in t.sentences.items()},
+        drawn={c: drawn.get(c, 0.0) for c in t.sentences},
+        copies=copies,
+        mentions_before={k: float(n) for k, n in t.mentions.items()},
+        mentions_after=after,
+    )
