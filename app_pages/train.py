@@ -6,11 +6,9 @@ import dataclasses
 
 import streamlit as st
 
-from core.mitigate.preview import train_classes
 from core.mitigate.settings import Mitigations
-from core.train.estimates import runs_on_gpu, step_plan
 from ui import common, mitigations
-from ui.train_preview import problems, what_will_happen
+from ui.train_preview import plan_of, problems, train_figures, what_will_happen
 from ui.train_settings import run_settings
 
 store = common.store()
@@ -18,23 +16,25 @@ st.title("🏋️ Train")
 st.caption("Fine-tune a pretrained model in the background; metrics stream into the Runs page while you keep working.")
 
 vid, info, ds = common.require_dataset()
-classes = train_classes(common.dataset_profile(vid).train, ds.class_names)
+figures = train_figures(vid, ds)
 
-st.markdown(f"**Dataset:** {info.label} — {len(ds):,} {ds.modality} items, {ds.n_classes} classes")
+st.markdown(f"**Dataset:** {info.label} — {figures.header}")
 settings = run_settings(ds, vid)
 with st.expander("Mitigations — resampling, loss, augmentation", expanded=True):
     mitigation = mitigations.knobs(
         ds,
         model=settings.model,
         finetune=settings.finetune,
-        train_counts=classes.counts,
-        tail=classes.tail,
+        train_counts=figures.counts,
+        tail=figures.tail,
         seed=settings.seed,
         plan=st.session_state.get(f"plan_{vid}"),
+        tokens=figures.tokens,
+        vid=vid,
     )
 cfg = dataclasses.replace(settings, mitigations=mitigation)
-found = problems(cfg, ds, classes.counts)
-what_will_happen(cfg, ds, step_plan(cfg, ds, gpu=runs_on_gpu(cfg.device, common.run_gpus())), absent=classes.absent)
+found = problems(cfg, ds, figures.counts, tokens=figures.tokens)
+what_will_happen(cfg, ds, plan_of(cfg, ds, figures), absent=figures.absent, tokens=figures.tokens is not None)
 
 for problem in found:
     st.error(problem, icon="🚫")

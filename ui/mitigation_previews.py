@@ -1,18 +1,21 @@
 """What a mitigation setting does to the data, drawn under its knobs on the Train page: the counts
 an epoch draws (and a feature-space sampler's map), the per-class weights, logit offsets or margins
 the loss will use, augmented copies beside their originals, and how many train items in-run
-cleaning changes."""
+cleaning changes. Token (NER) data: the sentences per rarest type and the mentions per type an
+epoch draws, the loss terms per tag, and augmented sentences beside their originals with their
+entities highlighted."""
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import json
 
 import numpy as np
 import streamlit as st
 
-from core import charts
-from core.compare.setting_words import setting_value
+from core import charts, paths
+from core.compare.setting_words import setting_value, token_augment_words
 from core.data.dataset import Dataset
 from core.diagnose.cleaning import CleaningPlan
 from core.diagnose.pipeline import DiagnoseConfig, is_cached
@@ -21,6 +24,7 @@ from core.embed import embeddings
 from core.mitigate.checks import check
 from core.mitigate.in_run_cleaning import train_changes
 from core.mitigate.preview import (
+    TokenTrain,
     augment_images,
     augment_texts,
     epoch_counts,
@@ -30,8 +34,14 @@ from core.mitigate.preview import (
     mixes,
     preview_items,
     resample_on_embeddings,
+    token_epoch,
 )
 from core.mitigate.settings import FEATURE_SAMPLERS, Mitigations
+from core.tokens.augment import Marked, TokenAugment, TokenTable
+from core.tokens.augment import preview as token_pairs
+from core.tokens.stats import segments
+from ui import common
+from ui.data_tokens import highlighted
 from ui.items import image_strip
 
 
@@ -73,12 +83,13 @@ def resample_preview(ds: Dataset, m: Mitigations, *, model: str, finetune: str, 
 LOSS_BARS = {"weights": "Class weight", "offsets": "Logit offset while training", "margins": "Margin while training"}
 
 
-def loss_terms_preview(m: Mitigations, *, train_counts: dict[str, int]) -> None:
-    """The per-class numbers the chosen loss will use, a bar chart each, and what they do."""
-    p = loss_preview(m.loss, train_counts)
+def loss_terms_preview(m: Mitigations, *, train_counts: dict[str, int], per: str = "class") -> None:
+    """The per-class numbers the chosen loss will use, a bar chart each, and what they do
+    (``per="tag"``: a token run's, per tag from the train words)."""
+    p = loss_preview(m.loss, train_counts, per=per)
     bars = {title: values for name, title in LOSS_BARS.items() if (values := getattr(p, name))}
     for col, (title, values) in zip(st.columns(len(bars)) if bars else [], bars.items()):
-        col.plotly_chart(charts.grouped_bars({title: values}, title=f"{title} per class"), width="stretch", key=f"loss_{title}")
+        col.plotly_chart(charts.grouped_bars({title: values}, title=f"{title} per {per}"), width="stretch", key=f"loss_{title}")
     for words in p.words:
         st.markdown(words)
     if bars and (note := loss_counts_note(m)):
@@ -136,3 +147,77 @@ def cleaning_preview(ds: Dataset, m: Mitigations, plan: CleaningPlan | None) -> 
         st.markdown(f"**{relabels:,}** of {n_train:,} train items would be trained with the detector's suggested label.")
     else:
         st.markdown(f"**{drops:,}** of {n_train:,} train items would be left out.")
+
+
+def token_resample_preview(m: Mitigations, t: TokenTrain) -> None:
+    """What one epoch of a token run draws: sentences per rarest type, and mentions per type,
+    before and after the resampling and the augmentation's copies (expected values)."""
+    e = token_epoch(m, t)
+    if e.after == e.before:
+        return
+    copies = sum(e.copies.values())
+    made = f", {copies:,.0f} of them augmented copies" if copies else ""
+    st.caption(
+        f"One epoch trains on about {e.sentences:,.0f} sentences ({sum(e.before.values()):,.0f} in train{made}); "
+        "expected counts for the weighted samplers."
+    )
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(
+        charts.counts_before_after(e.before, e.after, title="Sentences per rarest entity type: train split → one epoch",
+                                   names=("train split", "one epoch")),
+        width="stretch", key="rs_tok_sentences",
+    )  # fmt: skip
+    c2.plotly_chart(
+        charts.counts_before_after(e.mentions_before, e.mentions_after, title="Mentions per entity type: train split → one epoch",
+                                   names=("train split", "one epoch")),
+        width="stretch", key="rs_tok_mentions",
+    )  # fmt: skip
+
+
+@st.cache_resource(show_spinner="Reading the train sentences…", max_entries=2)
+def _token_table(home: str, vid: int) -> tuple[list[list[str]], list[list[str]], TokenTable]:
+    """The train sentences, their tags and the augmentation's tables (as a run builds them)."""
+    ds = common.dataset(vid)
+    assert ds.tags is not None
+    train = np.flatnonzero(ds.split == 0)
+    tokens, tags = [list(map(str, ds.items[i])) for i in train], [list(map(str, ds.tags[i])) for i in train]
+    return tokens, tags, TokenTable.from_train(tokens, tags)
+
+
+def token_augment_preview(vid: int, m: Mitigations, t: TokenTrain, *, seed: int) -> None:
+    """A few train sentences before and after one augmented copy, entities in their type's colour,
+    the tokens the copy changed marked (``core.tokens.augment.preview``)."""
+    from core.mitigate.language import wordnet_ready
+
+    settings = TokenAugment.from_dict(dataclasses.asdict(m.token_augment))
+    if settings.synonym > 0 and not wordnet_ready():
+        st.info("Synonym replacement needs the WordNet asset: set it to 0 for a preview.")
+        return
+    st.session_state.setdefault("aug_preview_seed", seed)
+    p1, p2 = st.columns([4, 1])
+    p1.markdown("**Preview** — train sentences and one augmented copy each (changed tokens marked)")
+    if p2.button("Re-roll", key="aug_reroll", help="Draw other sentences and other augmentations."):
+        st.session_state["aug_preview_seed"] += 1
+    tokens, tags, table = _token_table(str(paths.home()), vid)
+    pairs = token_pairs(tokens, tags, settings, seed=int(st.session_state["aug_preview_seed"]), k=5, table=table)
+    if not pairs:
+        st.caption("No train sentence holds the types chosen.")
+        return
+    types = sorted({*t.types, *t.absent})
+    rows = "".join(
+        f"<tr><td>{_marked_html(before, types, 'del')}</td><td>{_marked_html(after, types, 'ins')}</td></tr>" for before, after in pairs
+    )
+    st.html(
+        "<style>.aug ins{background:#d4f5dd;text-decoration:none}.aug del{background:#fbd9d9;text-decoration:none}"
+        ".aug td{line-height:2;vertical-align:top}</style>"
+        f"<table class='aug'><tr><th>original (<del>moved or replaced</del>)</th><th>augmented copy (<ins>new or moved</ins>)</th></tr>{rows}</table>"
+    )
+    st.caption(f"{token_augment_words(m.token_augment)}. Each epoch makes its copies anew.")
+
+
+def _marked_html(marked: list[Marked], types: list[str], mark: str) -> str:
+    """One sentence as HTML: entities highlighted (``ui.data_tokens.highlighted``), changed tokens
+    inside ``<mark>`` (``ins`` or ``del``); every token escaped."""
+    words = [f"\x01{tok}\x02" if changed else tok for tok, _, changed in marked]
+    out = highlighted(segments(words, [tag for _, tag, _ in marked]), types)
+    return out.replace("\x01", f"<{mark}>").replace("\x02", f"</{mark}>")

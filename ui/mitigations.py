@@ -1,7 +1,10 @@
 """The Train page's mitigation knobs: a preset, then one tab per section of ``Mitigations`` whose
 widgets are drawn from the field table (``core.mitigate.fields``) and read back through it, with
 the previews of what a setting does. Widget keys start with ``tr_`` so they survive leaving the
-page (``ui.state``)."""
+page (``ui.state``).
+
+Token (NER) data gets its own presets and three tabs (``fields.tabs_for``): resampling of whole
+sentences by their rarest entity type, the loss over tags, and tag-preserving augmentation."""
 
 from __future__ import annotations
 
@@ -26,15 +29,33 @@ from core.mitigate.fields import (
     from_widgets,
     section_fields,
     shown,
+    tabs_for,
     widget_values,
 )
-from core.mitigate.presets import PRESETS, preset
+from core.mitigate.presets import preset, presets_for
+from core.mitigate.preview import TokenTrain
 from core.mitigate.settings import FEATURE_SAMPLERS, IMAGE_AUGMENTATIONS, SAMPLERS, TEXT_AUGMENTATIONS, Mitigations
-from ui.mitigation_previews import augment_preview, cleaning_preview, loss_terms_preview, resample_preview
+from ui.mitigation_previews import (
+    augment_preview,
+    cleaning_preview,
+    loss_terms_preview,
+    resample_preview,
+    token_augment_preview,
+    token_resample_preview,
+)
 from ui.state import default
 
 CUSTOM = "custom"
-PRESET_TITLES = {"baseline": "baseline", "long_tail": "long-tail fix", "noisy_labels": "noisy-label fix", "missing_class": "missing-class guard", CUSTOM: "custom"}  # fmt: skip
+PRESET_TITLES = {"baseline": "baseline", "long_tail": "long-tail fix", "noisy_labels": "noisy-label fix", "missing_class": "missing-class guard", "rare_types": "rare entity types", CUSTOM: "custom"}  # fmt: skip
+TOKEN_INTROS = {
+    "resample": "A token run draws whole **sentences**, each by its rarest entity type — (no entity) for a sentence without one — "
+    "so class-balanced, square-root and random over-sampling repeat sentences of rare types, and under-sampling leaves out "
+    "sentences of common ones. SMOTE and the other feature-space samplers are not offered: they make new feature vectors, not sentences.",
+    "loss": "The loss scores every **word** against its tag, so each loss and class weighting acts per tag: {tags}. "
+    "Class weights, offsets and margins come from the train words' tag counts.",
+    "augment": "Tag-preserving augmentation (Dai & Adel 2020): each epoch, every drawn train sentence that qualifies gets "
+    "augmented copies besides itself, each made anew; the tags stay valid IOB2 and val and test are never augmented.",
+}
 
 
 @dataclass(frozen=True)
@@ -47,10 +68,10 @@ class _Knobs:
     train_counts: Mapping[str, int]
 
 
-def _apply_preset(modality: str, finetune: str) -> None:
+def _apply_preset(modality: str, finetune: str, types: list[str]) -> None:
     name = st.session_state["tr_preset"]
     if name != CUSTOM:
-        st.session_state.update(widget_values(preset(name, modality=modality, finetune=finetune)))
+        st.session_state.update(widget_values(preset(name, modality=modality, finetune=finetune, types=types)))
 
 
 def _mark_custom() -> None:
@@ -59,37 +80,46 @@ def _mark_custom() -> None:
 
 def knobs(
     ds: Dataset, *, model: str, finetune: str, train_counts: dict[str, int], tail: Sequence[str], seed: int,
-    plan: CleaningPlan | None = None,
+    plan: CleaningPlan | None = None, tokens: TokenTrain | None = None, vid: int = 0,
 ) -> Mitigations:  # fmt: skip
     """Draw the knobs and their previews; return the settings they show. ``model`` is the resolved
     model (its embeddings preview the feature-space samplers); ``train_counts`` maps each class
-    present in train to its items; ``tail`` names the tail classes (for the augmentation shortcut)."""
+    present in train to its items (token data: sentences by their rarest type); ``tail`` names the
+    tail classes (token data: the rare entity types) for the augmentation shortcut and the presets;
+    ``tokens``: a token dataset's train figures (``vid`` its version)."""
     modality = ds.modality
     missing = _missing_text_augmentations() if modality == "text" else []
-    choices = _choices(modality, finetune, list(train_counts), missing)
-    _prepare_state(choices)
+    choices = _choices(modality, finetune, list(train_counts), missing, tokens)
+    _prepare_state(choices, modality)
+    presets = presets_for(modality)
     st.radio(
-        "Preset", [*PRESETS, CUSTOM], key="tr_preset", persist_state="session", horizontal=True, on_change=_apply_preset, args=(modality, finetune),
-        format_func=PRESET_TITLES.__getitem__, help=" · ".join(PRESETS.values()) + ". Any change below makes it custom.",
+        "Preset", [*presets, CUSTOM], key="tr_preset", persist_state="session", horizontal=True, on_change=_apply_preset,
+        args=(modality, finetune, list(tail)), format_func=PRESET_TITLES.__getitem__,
+        help=" · ".join(presets.values()) + ". Any change below makes it custom.",
     )  # fmt: skip
-    k = _Knobs(
-        context(st.session_state.to_dict(), modality=modality, finetune=finetune),
-        choices,
-        {"tr_aug_classes": f"Tail classes: {', '.join(tail) or 'none'}."},
-        train_counts,
-    )
-    tabs = dict(zip(TABS, st.tabs(list(TABS.values()))))
+    helps = {"tr_aug_classes": f"Tail classes: {', '.join(tail) or 'none'}."}
+    if tokens is not None:
+        helps["tr_tok_types"] = f"Rare types (outside the head group): {', '.join(tail) or 'none'}."
+    k = _Knobs(context(st.session_state.to_dict(), modality=modality, finetune=finetune), choices, helps, train_counts)
+    shown_tabs = tabs_for(modality)
+    tabs = dict(zip(shown_tabs, st.tabs([TABS[t] for t in shown_tabs])))
     for section, tab in tabs.items():
         with tab:
-            _intro(section, ds, finetune)
+            _intro(section, ds, finetune, tokens)
             notes = {0: lambda: _missing_notes(missing)} if section == "augment" and finetune != "linear_probe" else {}
             cells = _section(section, k, after=notes)
-            if section == "augment" and (1, 1) in cells and tail:
-                _tail_button(cells[1, 1], tail)
+            if section == "augment" and tail:
+                if (1, 1) in cells:
+                    _tail_button(cells[1, 1], tail)
+                elif (3, 1) in cells:
+                    _tail_button(cells[3, 1], tail, key="tr_tok_types", label="Target the rare types")
     m = from_widgets(
         st.session_state.to_dict(), modality=modality, finetune=finetune,
         plan_drop=sorted(plan.drop) if plan is not None else [], plan_relabel=dict(plan.relabel) if plan is not None else {},
     )  # fmt: skip
+    if tokens is not None:
+        _token_previews(tabs, vid, m, tokens, seed=seed)
+        return m
     with tabs["resample"]:
         resample_preview(ds, m, model=model, finetune=finetune, train_counts=train_counts, seed=seed)
     with tabs["loss"]:
@@ -106,6 +136,17 @@ def knobs(
     return m
 
 
+def _token_previews(tabs: Mapping[str, DeltaGenerator], vid: int, m: Mitigations, tokens: TokenTrain, *, seed: int) -> None:
+    """A token run's previews: sentences and mentions an epoch draws, the loss per tag, augmented sentences."""
+    with tabs["resample"]:
+        token_resample_preview(m, tokens)
+    with tabs["loss"]:
+        loss_terms_preview(m, train_counts=tokens.tags, per="tag")
+    with tabs["augment"]:
+        if m.token_augment.active:
+            token_augment_preview(vid, m, tokens, seed=seed)
+
+
 def _missing_text_augmentations() -> list[str]:
     """Text augmentations this machine cannot do (their data or program is missing)."""
     from core.mitigate.language import apertium_ready, wordnet_ready
@@ -114,13 +155,14 @@ def _missing_text_augmentations() -> list[str]:
     return [name for name, ok in ready.items() if not ok]
 
 
-def _choices(modality: str, finetune: str, classes: list[str], missing: list[str]) -> dict[str, list[str]]:
-    vectors = finetune == "linear_probe" or modality == "tabular"
+def _choices(modality: str, finetune: str, classes: list[str], missing: list[str], tokens: TokenTrain | None) -> dict[str, list[str]]:
+    vectors = modality != "tokens" and (finetune == "linear_probe" or modality == "tabular")
     return {
         "tr_rs_method": [m for m in SAMPLERS if vectors or m not in FEATURE_SAMPLERS],
         "tr_aug_image": list(IMAGE_AUGMENTATIONS),
         "tr_aug_text": [n for n in TEXT_AUGMENTATIONS if n not in missing],
-        "tr_aug_classes": classes,
+        "tr_aug_classes": classes if tokens is None else [],
+        "tr_tok_types": tokens.types if tokens is not None else [],
     }
 
 
@@ -128,19 +170,28 @@ def _options(f: Field, k: _Knobs) -> list[str]:
     return k.choices.get(f.key) or list(f.options or {})
 
 
-def _prepare_state(choices: Mapping[str, list[str]]) -> None:
+def _prepare_state(choices: Mapping[str, list[str]], modality: str) -> None:
     """Every widget's starting value (the defaults, which change nothing), and no value a widget no
-    longer offers (a sampler a full fine-tune cannot use, a class of another dataset)."""
+    longer offers (a sampler a full fine-tune cannot use, a class of another dataset). A preset of
+    another kind of data (long-tail fix on token data) reads as custom: the knobs keep its values."""
     for key, value in widget_values(Mitigations()).items():
         default(key, value)
-    default("tr_preset", "baseline", allowed=[*PRESETS, CUSTOM])
+    default("tr_preset", "baseline")
+    if st.session_state["tr_preset"] not in [*presets_for(modality), CUSTOM]:
+        st.session_state["tr_preset"] = CUSTOM
     default("tr_rs_method", "none", allowed=choices["tr_rs_method"])
-    for key in ("tr_aug_image", "tr_aug_text", "tr_aug_classes"):
+    for key in ("tr_aug_image", "tr_aug_text", "tr_aug_classes", "tr_tok_types"):
         st.session_state[key] = [v for v in st.session_state[key] if v in choices[key]]
 
 
-def _intro(section: str, ds: Dataset, finetune: str) -> None:
-    if section == "augment" and ds.modality == "tabular":
+def _intro(section: str, ds: Dataset, finetune: str, tokens: TokenTrain | None = None) -> None:
+    if tokens is not None:
+        if section in TOKEN_INTROS:
+            tags = ", ".join(list(tokens.tags)[:5]) + (", …" if len(tokens.tags) > 5 else "")
+            st.caption(TOKEN_INTROS[section].format(tags=tags))
+        if section == "augment":
+            _token_notes()
+    elif section == "augment" and ds.modality == "tabular":
         st.caption("No augmentations for tabular data.")
     elif section == "augment" and finetune == "linear_probe":
         st.caption("A linear probe trains on features computed once: augmentations cannot reach it. Fine-tune to use them.")
@@ -222,8 +273,19 @@ def _missing_notes(missing: list[str]) -> None:
         st.caption("Synonym replacement is hidden: the WordNet asset is not fetched (python -m core.data.assets fetch).")
 
 
-def _tail_button(where: DeltaGenerator, tail: Sequence[str]) -> None:
-    if where.button("Target the tail classes", key="aug_tail"):
-        st.session_state["tr_aug_classes"] = list(tail)
+def _token_notes() -> None:
+    from core.mitigate.language import wordnet_ready
+
+    if not wordnet_ready():
+        st.caption(
+            "Synonym replacement needs the WordNet asset, which is not fetched here (python -m core.data.assets fetch): leave it at 0."
+        )
+
+
+def _tail_button(
+    where: DeltaGenerator, tail: Sequence[str], *, key: str = "tr_aug_classes", label: str = "Target the tail classes"
+) -> None:
+    if where.button(label, key="aug_tail"):
+        st.session_state[key] = list(tail)
         _mark_custom()
         st.rerun()

@@ -1,7 +1,8 @@
 """The Train page's run settings: model, fine-tune mode, device, epochs, batch, learning rate, seed,
 τ and the settings under *More settings*, read as a ``RunConfig`` (mitigations left at their
 defaults: ``ui.mitigations.knobs`` draws those). A value the user chose is kept while it still fits
-the dataset (``ui.state``)."""
+the dataset (``ui.state``). Token (NER) data trains a text encoder, fully or its last N blocks (a
+linear probe reads one vector per item, not one per word)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,18 @@ from core.metrics.names import metric_name
 from core.models import registry
 from core.models.registry import FINETUNE_TITLES
 from core.train.config import CHECKPOINT_RULES, STOPPING_METRICS, RunConfig
+from core.train.estimates import model_modality
 from ui import common
 from ui.state import default, follow_default
 from ui.widgets import lr_step
 
 CHECKPOINT_TITLES = {"best": "the best val evaluation (by the metric above)", "last": "the last evaluation"}
 BATCH_HELP = "0 = auto: 32 on a CPU; on a GPU a larger batch (up to 1,024 small images) with the learning rate scaled by √(batch / 32)."
+TOKEN_BATCH_HELP = "Sentences per batch. 0 = auto: 32 on a CPU, 64 on a GPU."
+MODE_HELP = {
+    False: "Linear probe trains only a head on cached features: fastest on a CPU.",
+    True: "A token run fine-tunes the encoder, fully or its last N blocks: every word gets a tag, so a linear probe's one vector per item cannot serve.",
+}
 
 
 def image_px(ds: Dataset) -> int | None:
@@ -27,7 +34,7 @@ def image_px(ds: Dataset) -> int | None:
 def model_title(name: str, ds: Dataset) -> str:
     """How the model picker names ``name`` ("auto: small CNN (random init)", "small CNN (random init)", a path as it is)."""
     if name == registry.AUTO:
-        return f"auto: {model_title(registry.resolve_auto(ds.modality, image_px=image_px(ds)), ds)}"
+        return f"auto: {model_title(registry.resolve_auto(model_modality(ds), image_px=image_px(ds)), ds)}"
     spec = registry.MODELS.get(name)
     return spec.title if spec is not None and spec.selectable else name
 
@@ -38,7 +45,7 @@ def _defaults(ds: Dataset, models: list[str]) -> None:
     default("tr_lastn", 2)
     default("tr_device", "auto")
     default("tr_epochs", 3)
-    follow_default("tr_batch", 0 if common.run_gpus() else (32 if ds.modality == "text" else 64))  # 0 = auto (core.train.speed)
+    follow_default("tr_batch", 0 if common.run_gpus() else (32 if ds.modality in ("text", "tokens") else 64))  # 0 = auto (core.train.speed)
     default("tr_seed", 0)
     default("tr_tau", 0.9)
     default("tr_eval", 0)
@@ -52,27 +59,30 @@ def _defaults(ds: Dataset, models: list[str]) -> None:
 def run_settings(ds: Dataset, vid: int) -> RunConfig:
     """Draw the run's settings; return them as a ``RunConfig`` with the model resolved ("auto" →
     the registry's choice for this dataset, or the local path typed)."""
-    models = [registry.AUTO] + [s.name for s in registry.choices(ds.modality)]
+    tokens = ds.modality == "tokens"
+    modality = model_modality(ds)
+    models = [registry.AUTO] + [s.name for s in registry.choices(modality)]
     _defaults(ds, models)
     c1, c2, c3 = st.columns(3)
     model = str(c1.selectbox("Model", models, format_func=lambda m: model_title(m, ds), key="tr_model", persist_state="session"))
-    custom = c1.text_input(
-        "…or a local model path", key="tr_path", persist_state="session", help="A transformers folder (text) or a .pth state dict (image)."
-    ).strip()
-    resolved = custom or (registry.resolve_auto(ds.modality, image_px=image_px(ds)) if model == registry.AUTO else model)
+    path_help = "A transformers folder with a fast tokenizer." if tokens else "A transformers folder (text) or a .pth state dict (image)."
+    custom = c1.text_input("…or a local model path", key="tr_path", persist_state="session", help=path_help).strip()
+    resolved = custom or (registry.resolve_auto(modality, image_px=image_px(ds)) if model == registry.AUTO else model)
     modes = list(registry.spec(resolved).finetune_modes) if not custom else list(registry.FINETUNE)
+    if tokens:
+        modes = [m for m in modes if m != "linear_probe"]
     default("tr_mode", "full", allowed=modes)
     finetune = str(c2.selectbox("Fine-tune mode", modes, format_func=FINETUNE_TITLES.__getitem__, key="tr_mode", persist_state="session",
-                                help="Linear probe trains only a head on cached features: fastest on a CPU."))  # fmt: skip
+                                help=MODE_HELP[tokens]))  # fmt: skip
     last_n = c2.number_input("Trainable blocks (last N)", 1, 20, key="tr_lastn", persist_state="session", disabled=finetune != "last_n")
     device = c3.selectbox(
         "Device", ["auto", "cpu", "cuda", "mps"], key="tr_device", persist_state="session", help=f"auto picks {common.device_label()}."
     )
     c4, c5, c6, c7 = st.columns(4)
     epochs = c4.number_input("Epochs", 1, 200, key="tr_epochs", persist_state="session")
-    batch = c5.number_input("Batch size", 0, 4096, key="tr_batch", persist_state="session", help=BATCH_HELP)
+    batch = c5.number_input("Batch size", 0, 4096, key="tr_batch", persist_state="session", help=TOKEN_BATCH_HELP if tokens else BATCH_HELP)
     # the learning rate follows the model and fine-tune mode (a linear probe wants ~200× MiniLM's) until the user types their own
-    auto_lr = RunConfig(version_id=vid, model=resolved, finetune=finetune).learning_rate(ds.modality)
+    auto_lr = RunConfig(version_id=vid, model=resolved, finetune=finetune).learning_rate(modality)
     follow_default("tr_lr", float(auto_lr))
     lr = c6.number_input(
         "Learning rate", 1e-6, 1.0, format="%g", key="tr_lr", persist_state="session", step=lr_step(float(st.session_state["tr_lr"])),
@@ -86,7 +96,9 @@ def run_settings(ds: Dataset, vid: int) -> RunConfig:
     with st.expander("More settings"):
         a1, a2, a3, a4 = st.columns(4)
         eval_every = a1.number_input("Evaluate every N steps (0 = each epoch)", 0, 100_000, key="tr_eval", persist_state="session")
-        max_items = a2.number_input("Use at most N train items (0 = all)", 0, 10_000_000, key="tr_max", persist_state="session")
+        max_items = a2.number_input(
+            f"Use at most N train {'sentences' if tokens else 'items'} (0 = all)", 0, 10_000_000, key="tr_max", persist_state="session"
+        )
         stop_metric = a3.selectbox(
             "Best checkpoint / early stopping on (val)", STOPPING_METRICS, key="tr_metric", persist_state="session", format_func=metric_name
         )
