@@ -1,21 +1,27 @@
 """Opening a dataset on the Data page: the demo cards and the upload box (a table's column roles, an
-image ZIP's classes and splits, then Import)."""
+image ZIP's classes and splits, a token file's first sentences, tag scheme and repairs, then Import)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import streamlit as st
 
 from core.data import demos
 from core.data import upload_preview as up
+from core.data.dataset import SPLITS, LoadResult
 from core.data.imagefiles import preview_image_zip
-from core.data.imports import UPLOAD_TYPES, check_archive, check_size, import_upload, kind_of
+from core.data.imports import UPLOAD_TYPES, check_archive, check_size, import_upload, upload_kind
 from core.data.overview import skipped_table
 from core.data.tables import TableRoles, guess_roles, read_table_encoded, table_split
 from core.errors import DataError
 from core.store import Store
+from core.tokens.conll import load_tokens
+from core.tokens.spans import entity_types
+from core.tokens.stats import segments
 from ui import common
+from ui.data_tokens import highlighted
 
 NOTICE = "import_notice"  # session key: what the last import did, said on the next run
 IMAGE_SIZES: list[Any] = ["auto", 28, 32, 64, 96, 128, 224]
@@ -39,7 +45,9 @@ def upload_box(store: Store) -> None:
     """The upload, what it holds, and Import; a ``DataError`` is shown as it is and stores nothing."""
     st.caption(
         "Tables: .csv .tsv .parquet .jsonl with a label column (text or tabular features). "
-        "Images: a .zip with one folder per class (optionally inside train/ val/ test/ folders)."
+        "Images: a .zip with one folder per class (optionally inside train/ val/ test/ folders). "
+        "Named entities: a CoNLL-style file (.conll, .iob, .bio, .txt: a token and its tag per line, blank lines between "
+        "sentences) or JSON Lines with tokens and tags."
     )
     # a new key after each import empties the box, so a second click cannot import the same file twice
     n_imports = st.session_state.get("uploads_done", 0)
@@ -50,7 +58,10 @@ def upload_box(store: Store) -> None:
     try:
         check_size(len(data), upload.name)  # the app's own limit, whatever server.maxUploadSize says
         roles, image_size = None, None
-        if kind_of(upload.name) == "table":
+        kind = upload_kind(upload.name, data)
+        if kind == "tokens":
+            _token_preview(data, upload.name)
+        elif kind == "table":
             roles = _table_roles(data, upload.name)
         else:
             image_size = _image_options(data, upload.name)
@@ -91,6 +102,37 @@ def _table_roles(data: bytes, name: str) -> TableRoles:
     if note := up.split_note(table_split(df, roles), what="rows"):
         st.info(note, icon="✂️")
     return roles
+
+
+@st.cache_data(show_spinner="Reading the sentences…", max_entries=2)
+def _read_tokens(data: bytes, name: str) -> LoadResult:
+    return load_tokens(data, name)
+
+
+def _token_preview(data: bytes, name: str, *, k: int = 5) -> None:
+    """What a token file holds, read as the import will read it: its first sentences with their
+    entities highlighted, the tag scheme found and what the import repairs or decides (the split)."""
+    result = _read_tokens(data, name)
+    ds = result.dataset
+    assert ds.tags is not None
+    types = entity_types(ds.tags)
+    n = np.bincount(ds.split, minlength=3)
+    scheme = result.tag_scheme.scheme if result.tag_scheme is not None else "IOB2"
+    st.markdown(
+        f"**{len(ds):,} sentences**, {len(types)} entity type{'s' if len(types) != 1 else ''}"
+        f"{' (' + ', '.join(types) + ')' if types else ''} · tags read as **{scheme}** · "
+        + " / ".join(f"{n[i]:,} {s}" for i, s in enumerate(SPLITS))
+    )
+    st.html(
+        "".join(
+            f"<p style='line-height:2'><b>{i + 1}</b> · {highlighted(segments(list(ds.items[i]), list(ds.tags[i])), types)}</p>"
+            for i in range(min(k, len(ds)))
+        )
+    )
+    for note in result.warnings:
+        st.info(note, icon="🏷️")
+    if result.tag_scheme is not None and not result.tag_scheme.words():
+        st.caption(f"The tags are valid {scheme}: the import changes none of them.")
 
 
 def _image_options(data: bytes, name: str) -> int | None:
