@@ -38,17 +38,16 @@ if current.modality == "tokens":  # named entities: types, spans and their tags 
     if token_truth is not None:
         simulate_tokens.detector_check(current, common.dataset(vid))
     st.caption("Severity sweeps are for classification datasets.")
-    st.stop()
+else:
+    source, truth = recipe_source(store, vid)  # a simulated version: recipes start from its clean parent
+    info, ds = store.version(source), common.dataset(source)
+    st.markdown(source_line(info.label, ds))
+    if source != vid:
+        st.caption(f"The current dataset ({current.label}) was simulated from this one; recipes and sweeps start from it.")
 
-source, truth = recipe_source(store, vid)  # a simulated version: recipes start from its clean parent
-info, ds = store.version(source), common.dataset(source)
-st.markdown(source_line(info.label, ds))
-if source != vid:
-    st.caption(f"The current dataset ({current.label}) was simulated from this one; recipes and sweeps start from it.")
-
-recipe, plan, problem = simulate_recipe.recipe_form(ds)
-simulate_recipe.preview(store, source, ds, recipe, plan, problem)
-if truth is not None:
-    simulate_recipe.detector_check(current, common.dataset(vid))
-sweep_view.sweep_form(store, info, source, recipe or Recipe(seed=int(st.session_state["sm_seed"])))
-sweep_view.sweep_picker(store, info)
+    recipe, plan, problem = simulate_recipe.recipe_form(ds)
+    simulate_recipe.preview(store, source, ds, recipe, plan, problem)
+    if truth is not None:
+        simulate_recipe.detector_check(current, common.dataset(vid))
+    sweep_view.sweep_form(store, info, source, recipe or Recipe(seed=int(st.session_state["sm_seed"])))
+    sweep_view.sweep_picker(store, info)
