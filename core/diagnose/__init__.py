@@ -21,6 +21,9 @@ synthetic       label noise with a known noise matrix (tests, benchmarks, self-c
 maps            2-D PCA and t-SNE maps
 pipeline        ``diagnose(ds)``: all of the above on a dataset, cached
 cleaning        keep / relabel / drop plans saved as a new dataset version
+tokens          ``diagnose_tokens(ds)``: token (NER) label errors on every sentence, cached,
+                and in the background
+token_review    sentence plans (keep / new tags / drop) as new versions, the review queue
 ==============  =====================================================================
 
 The detector functions are re-exported here: ``from core import diagnose as dg;
