@@ -206,6 +206,8 @@ def test_preview_figures_words_examples_and_chart():
         assert plan.changed[row] and e.kinds == tuple(plan.kinds(row))
         marked = [i for i, (_, m) in enumerate(t for piece, _ in e.before for t in piece) if m]
         assert marked == changed_positions(list(ds.tags[row]), plan.tags[row]) and marked
+    unchanged = {f.label: f.delta for f in token_preview.plan_figures(plan_tokens(ds, TokenRecipe()))}
+    assert unchanged["Train sentences"] is None and unchanged["Train mentions"] is None
     fig = token_preview.mention_chart(plan)
     assert fig.layout.title.text == "Train mentions per type" and fig.layout.yaxis.title.text == "mentions"
     assert token_preview.source_line("toy · v1", ds) == "**From:** toy · v1 — 120 sentences, 4 entity types"

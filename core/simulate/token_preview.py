@@ -31,15 +31,15 @@ def _mentions(plan: TokenPlan) -> tuple[int, int]:
 
 
 def plan_figures(plan: TokenPlan) -> list[Figure]:
-    """Train sentences and mentions after the recipe (and the change), sentences whose tags changed
-    and spans changed."""
+    """Train sentences and mentions after the recipe (and the change, when there is one), sentences
+    whose tags changed and spans changed."""
     before, after = int(plan.train.sum()), int((plan.train & plan.kept).sum())
     m_before, m_after = _mentions(plan)
     changed = int(plan.changed.sum())
     spans_changed = sum(plan.change_counts().values())
     return [
-        Figure("Train sentences", f"{after:,}", delta=f"{after - before:+,}"),
-        Figure("Train mentions", f"{m_after:,}", delta=f"{m_after - m_before:+,}"),
+        Figure("Train sentences", f"{after:,}", delta=f"{after - before:+,}" if after != before else None),
+        Figure("Train mentions", f"{m_after:,}", delta=f"{m_after - m_before:+,}" if m_after != m_before else None),
         Figure("Sentences with wrong tags", f"{changed:,}", f"{changed / max(after, 1):.1%} of the train sentences kept"),
         Figure("Spans changed", f"{spans_changed:,}"),
     ]
