@@ -167,6 +167,30 @@ def test_runs_page_shows_a_token_runs_entity_panels_and_gallery(written_token_ru
     assert not at.exception, at.exception
 
 
+def test_a_training_token_run_is_drawn_live_with_its_gallery_outside_the_fragments(written_token_runs, monkeypatch):
+    from streamlit.runtime.scriptrunner_utils.script_run_context import ThreadState
+
+    import ui.run_tokens
+
+    store, (_, strong) = written_token_runs
+    store.set_run_status(strong, RunStatus.RUNNING)
+    store.heartbeat(strong)
+    drawn_in: list[str | None] = []
+    gallery = ui.run_tokens.gallery
+
+    def recording(*args, **kwargs):
+        drawn_in.append(ThreadState.get().fragment_id)
+        return gallery(*args, **kwargs)
+
+    monkeypatch.setattr(ui.run_tokens, "gallery", recording)
+    at = open_page("app_pages/runs.py")
+    if not store.run(strong).status.active:  # pragma: no cover - the app's runner would have to give up on it first
+        pytest.skip(f"the run was not live when the page drew it: {store.run(strong).status}")
+    assert drawn_in and all(f is None for f in drawn_in)  # the page run drew the gallery, no fragment
+    assert "Entity micro-F1" in {x.label for x in at.metric} and "spurious</b>" in _html(at)
+    assert at.session_state[f"gallery_shown_{strong}"] == (20, True)
+
+
 def test_compare_page_shows_entity_changes_with_intervals(written_token_runs):
     _, ids = written_token_runs
     at = open_page("app_pages/compare.py")
