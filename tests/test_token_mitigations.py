@@ -276,3 +276,26 @@ def test_an_augmented_epoch_trains_each_copy_on_its_own_tags():
     # without the hook nothing changes
     plain = TokenInputs(torch.device("cpu"), words, sentences, tags, names, tok, tag_index=index).epoch(order, rng=np.random.default_rng(7))
     assert plain.words is None and plain.order.tolist() == order.tolist()
+
+
+@pytest.mark.slow
+@needs_minilm
+def test_a_token_run_with_the_rare_types_preset_trains_through_the_worker(tmp_path, monkeypatch):
+    from core.store import Store
+    from core.store.artifacts import RunFiles
+    from core.train.worker import train_run
+
+    monkeypatch.setenv("GAPSCOPE_HOME", str(tmp_path))
+    ds = small_corpus(80)
+    store = Store(tmp_path)
+    vid = store.save_dataset(ds, source="test")
+    m = preset("rare_types", modality="tokens", types=["LOC", "ORG"])
+    cfg = RunConfig(version_id=vid, model="minilm", epochs=1, batch_size=16, lr=1e-4, seed=0, mitigations=m)
+    run_id = store.create_run(vid, cfg.to_dict())
+    assert train_run(store, run_id) == "finished", store.run(run_id).message
+    stored = RunFiles(run_id, home=tmp_path).read_json("config.json") or {}
+    assert stored["mitigations"]["token_augment"] == dataclasses.asdict(m.token_augment)
+    plan = step_plan(cfg, ds, gpu=False)
+    steps = store.metrics(run_id)
+    # the page's plan counts the copies the run draws (an expected count: square-root sampling draws anew)
+    assert abs(int(steps.step.max()) - plan.steps) <= 1 and plan.epoch_items > int((ds.split == 0).sum())
