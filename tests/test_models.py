@@ -132,6 +132,14 @@ def test_bad_mitigation_values_say_what_to_change(mitigations, words):
         "core.mitigate.preview",
         "core.mitigate.fields",
         "core.compare.one_run",
+        "core.compare.entities",
+        "core.tokens.stats",
+        "core.tokens.conll",
+        "core.tokens.augment",
+        "core.tokens.corrupt",
+        "core.tokens.detect",
+        "core.tokens.embed",
+        "core.metrics.entities",
     ],
 )
 def test_modules_pages_import_do_not_import_torch(module):
