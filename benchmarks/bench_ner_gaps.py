@@ -116,10 +116,12 @@ def drop_type(args, store) -> list[dict]:
 def wnut(args, store) -> list[dict]:
     from core.compare.entities import paired_entity_bootstrap
     from core.data.demos import load_wnut16
-    from core.mitigate.presets import preset
+    from core.mitigate.presets import preset, rare_types
+    from core.tokens.spans import mention_counts
 
     ds = load_wnut16().dataset
-    mitigated = preset(args.preset, modality="tokens")
+    mentions = mention_counts(ds.tags[i] for i in np.flatnonzero(ds.split == 0))
+    mitigated = preset(args.preset, modality="tokens", types=rare_types(mentions))
     print(f"WNUT-16: {int((ds.split == 0).sum()):,} train / {int((ds.split == 2).sum()):,} test tweets; preset {args.preset}: {mitigated}")
     out = []
     for seed in args.seeds:
