@@ -169,6 +169,7 @@ def test_every_group_of_mitigation_knobs_lands_in_the_stored_config(home):
             "reweight_from": 0.5,
         },
         "augment": {"image": ["rotate", "noise"], "text": [], "strength": 0.3, "classes": ["9"], "multiplier": 2},
+        "token_augment": {"mention": 0.0, "lwtr": 0.0, "synonym": 0.0, "shuffle": 0.0, "copies": 1, "types": []},  # image data: off
         "clean": {"action": "none", "source": "detector", "threshold": 0.2, "plan_drop": [], "plan_relabel": {}},
         "semi": {"method": "none", "threshold": 0.9, "rounds": 1, "k_neighbors": 7},
         "decision": {"threshold_moving": True, "abstain_below": 0.75},
