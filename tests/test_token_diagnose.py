@@ -268,7 +268,9 @@ def test_findings_queue_and_headline(diagnosed):
     typed = tr.review_queue(f, plan, order=tr.FLAGGED_FIRST, kinds=["type"])
     assert typed.tolist() == [i for i in f.rank.tolist() if "type" in d.issue_of()[i].kinds]
     train = tr.review_queue(f, plan, order=tr.FLAGGED_FIRST, splits=[0])
-    assert train.tolist() == [i for i in queue.tolist() if ds.split[i] == 0] and len(train) < len(queue)
+    held_out = tr.review_queue(f, plan, order=tr.FLAGGED_FIRST, splits=[1, 2])
+    assert train.tolist() == [i for i in queue.tolist() if ds.split[i] == 0]
+    assert held_out.tolist() == [i for i in queue.tolist() if ds.split[i] != 0] and len(train) + len(held_out) == len(queue)
     plan.decide(int(queue[0]), "keep")
     assert tr.review_queue(f, plan, order=tr.FLAGGED_FIRST).tolist() == queue[1:].tolist()
     assert tr.review_queue(f, plan, order=tr.FLAGGED_FIRST, hide_reviewed=False).tolist() == queue.tolist()
