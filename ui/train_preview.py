@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import streamlit as st
 
-from core.compare.setting_words import mitigation_words
 from core import paths
+from core.compare.setting_words import mitigation_words
 from core.data.dataset import Dataset
 from core.data.splits import scoring_problem
 from core.mitigate.checks import check
