@@ -163,12 +163,12 @@ def token_resample_preview(m: Mitigations, t: TokenTrain) -> None:
     )
     c1, c2 = st.columns(2)
     c1.plotly_chart(
-        charts.counts_before_after(e.before, e.after, title="Sentences per rarest entity type: train split → one epoch",
+        charts.counts_before_after(e.before, e.after, title="Sentences by their rarest type",
                                    names=("train split", "one epoch")),
         width="stretch", key="rs_tok_sentences",
     )  # fmt: skip
     c2.plotly_chart(
-        charts.counts_before_after(e.mentions_before, e.mentions_after, title="Mentions per entity type: train split → one epoch",
+        charts.counts_before_after(e.mentions_before, e.mentions_after, title="Mentions per entity type",
                                    names=("train split", "one epoch")),
         width="stretch", key="rs_tok_mentions",
     )  # fmt: skip

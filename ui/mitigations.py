@@ -99,7 +99,7 @@ def knobs(
     )  # fmt: skip
     helps = {"tr_aug_classes": f"Tail classes: {', '.join(tail) or 'none'}."}
     if tokens is not None:
-        helps["tr_tok_types"] = f"Rare types (outside the head group): {', '.join(tail) or 'none'}."
+        helps.update(_token_helps(tokens, tail))
     k = _Knobs(context(st.session_state.to_dict(), modality=modality, finetune=finetune), choices, helps, train_counts)
     shown_tabs = tabs_for(modality)
     tabs = dict(zip(shown_tabs, st.tabs([TABS[t] for t in shown_tabs])))
@@ -134,6 +134,17 @@ def knobs(
             "Only train items change, for this run only; val and test keep their labels. Save a plan as a new version on the Diagnose page to keep it."
         )
     return m
+
+
+def _token_helps(tokens: TokenTrain, rare: Sequence[str]) -> dict[str, str]:
+    """Help that says what each knob acts on in a token run: sentences, tags, entity types."""
+    tags = ", ".join(list(tokens.tags)[:5]) + (", …" if len(tokens.tags) > 5 else "")
+    return {
+        "tr_rs_method": "Which train sentences each epoch draws, by each sentence's rarest entity type ((no entity) without one).",
+        "tr_loss_name": f"Scores every word against its tag: per tag — {tags}.",
+        "tr_loss_weights": f"Per tag ({tags}), from the train words' tag counts.",
+        "tr_tok_types": f"Rare types (outside the head group): {', '.join(rare) or 'none'}.",
+    }
 
 
 def _token_previews(tabs: Mapping[str, DeltaGenerator], vid: int, m: Mitigations, tokens: TokenTrain, *, seed: int) -> None:
