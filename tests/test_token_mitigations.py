@@ -27,7 +27,7 @@ from core.mitigate.settings import (
 from core.tokens.augment import TokenAugment, TokenTable, augmented_copies, copy_sources
 from core.tokens.data import token_dataset
 from core.tokens.spans import spans
-from core.train.config import RunConfig
+from core.train.config import TOKEN_LR, RunConfig
 from core.train.estimates import TOKEN_BATCH, estimate_seconds, step_plan
 
 needs_minilm = pytest.mark.skipif(not assets.is_ready("minilm"), reason="the MiniLM asset is not fetched")
@@ -201,7 +201,7 @@ def test_the_step_plan_counts_sentences_and_copies():
     base = RunConfig(version_id=1, model="auto", epochs=2)
     plan = step_plan(base, ds, gpu=False)
     assert plan.batch == TOKEN_BATCH[False] == 32 and plan.auto_batch
-    assert plan.steps_per_epoch == -(-n_train // 32) and plan.steps == 2 * plan.steps_per_epoch and plan.lr == pytest.approx(5e-5)
+    assert plan.steps_per_epoch == -(-n_train // 32) and plan.steps == 2 * plan.steps_per_epoch and plan.lr == pytest.approx(TOKEN_LR)
     assert step_plan(dataclasses.replace(base, batch_size=0), ds, gpu=True).batch == TOKEN_BATCH[True]
     t = token_train(ds)
     copies = 2 * sum(1 for c in t.held if "LOC" in c)

@@ -210,7 +210,7 @@ def prepare_tokens(ds: Dataset, cfg: RunConfig, *, progress: Callable[..., None]
         criterion=make_criterion(cfg.mitigations.loss, tag_counts),
         augmenter=NoAugment(),
     )
-    job = Job(cfg, data, built, inputs, device, cfg.learning_rate("text"), run_seams)  # type: ignore[arg-type]
+    job = Job(cfg, data, built, inputs, device, cfg.learning_rate("tokens"), run_seams)  # type: ignore[arg-type]
     job.evaluator = evaluate_tokens
     return job
 

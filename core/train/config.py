@@ -25,6 +25,11 @@ from core.models.registry import AUTO, FINETUNE
 #: "best" by ``early_stopping_metric`` on the val split, or "last" (the final evaluation).
 CHECKPOINT_RULES = ("best", "last")
 
+#: A token-classification run's default peak learning rate (any encoder, full or last-N fine-tune):
+#: the rate benchmarks/bench_ner.py trains CoNLL-2003 at (the text default, 5e-5, is for a new head
+#: on one pooled vector per text; a tagger's head reads every word).
+TOKEN_LR = 1e-4
+
 #: Keys usable for early stopping / choosing the best checkpoint (evaluated on the val split).
 STOPPING_METRICS = (
     "macro_f1",
@@ -114,6 +119,8 @@ class RunConfig:
         """The peak learning rate: ``lr``, or the model's default for this fine-tune mode."""
         if self.lr is not None:
             return float(self.lr)
+        if modality == "tokens":
+            return TOKEN_LR
         return registry.default_lr(self.resolve_model(modality, image_px=image_px), self.finetune)
 
     def display_name(self) -> str:

@@ -137,7 +137,7 @@ def _token_plan(cfg: RunConfig, ds: Dataset, splits: dict[str, int], n_used: int
         splits=splits,
         batch=batch,
         auto_batch=not cfg.batch_size,
-        lr=cfg.learning_rate("text"),
+        lr=cfg.learning_rate("tokens"),
         steps_per_epoch=per_epoch,
         steps=per_epoch * cfg.epochs,
         evaluations=evals,
