@@ -79,12 +79,25 @@ def lengths(ds: Dataset) -> None:
     st.dataframe(frame.groupby("split")["tokens"].describe().style.format("{:,.1f}"), width="stretch")
 
 
-def profile(ds: Dataset) -> None:
-    """Everything the Data page shows of a token dataset."""
+def scheme(params: dict) -> None:
+    stored = params.get("tag_scheme")
+    st.markdown(stats.scheme_line(stored))
+    table = stats.broken_transitions(stored)
+    if len(table):
+        st.caption("Transitions the file's scheme does not allow (repaired on import):")
+        st.dataframe(table, width="stretch", hide_index=True)
+    else:
+        st.caption("No transition broke the scheme.")
+
+
+def profile(ds: Dataset, params: dict) -> None:
+    """Everything the Data page shows of a token dataset (``params``: its version's, for the tag scheme)."""
     kpis(ds)
     entities(ds)
-    t_examples, t_lengths = st.tabs(["Examples", "Sentence lengths"])
+    t_examples, t_lengths, t_scheme = st.tabs(["Examples", "Sentence lengths", "Tag scheme"])
     with t_examples:
         examples(ds)
     with t_lengths:
         lengths(ds)
+    with t_scheme:
+        scheme(params)

@@ -96,7 +96,7 @@ def type_lines(table: pd.DataFrame) -> list[str]:
     """The entity balance in words: the rule, the tail types, the largest and smallest type."""
     if table.empty:
         return ["No entities in this dataset: every tag is O."]
-    lines = [rule_words().replace("classes", "entity types").replace("items", "mentions")]
+    lines = ["Entity types by train mentions — " + rule_words().replace("items", "mentions")]
     tail = table[table["group"] == "tail"]
     if len(tail):
         lines.append("Tail types (fewest train mentions): " + ", ".join(f"{t} ({n})" for t, n in zip(tail["type"], tail["train mentions"])))
@@ -138,3 +138,23 @@ def examples(ds: Dataset, *, kind: str | None = None, split: int | None = 0, k: 
     chosen = np.sort(np.random.default_rng(seed).choice(rows, size=min(k, len(rows)), replace=False))
     ids = ds.item_ids()
     return [(int(ids[r]), segments(list(ds.items[r]), list(tags[r]))) for r in chosen]
+
+
+def scheme_line(stored: dict | None) -> str:
+    """What the import read and changed, from a version's ``params["tag_scheme"]`` (``TagScheme.as_dict``)."""
+    if not stored:
+        return "Tags read as IOB2 (no record of the file's own scheme)."
+    said = f"The file's tags were read as **{stored.get('scheme', 'IOB2')}** and stored as IOB2"
+    changes = []
+    if stored.get("repairs"):
+        changes.append(f"{int(stored['repairs']):,} I- tags that opened a span became B-")
+    if stored.get("converted"):
+        changes.append(f"{int(stored['converted']):,} S- / E- tags became B- / I-")
+    return said + (": " + "; ".join(changes) + "." if changes else "; nothing had to change.")
+
+
+def broken_transitions(stored: dict | None) -> pd.DataFrame:
+    """The tag transitions the file's scheme does not allow, with their counts, most first."""
+    broken = dict((stored or {}).get("broken") or {})
+    table = pd.DataFrame({"transition": list(broken), "times": [int(n) for n in broken.values()]})
+    return table.sort_values(["times", "transition"], ascending=[False, True]).reset_index(drop=True)
