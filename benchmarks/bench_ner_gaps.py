@@ -104,12 +104,16 @@ def drop_type(args, store) -> list[dict]:
         kw = {"epochs": args.epochs, "batch_size": 32, "lr": args.lr, "seed": seed}
         a, ta = _run(store, base, kw)
         b, tb = _run(store, dropped, kw)
-        iv = paired_entity_bootstrap(_treat_as_dropped(a, "MISC"), b, metrics=("forced_known_type_rate", "entity_f1_micro"))
         print(f"seed {seed} ({ta:.0f} s + {tb:.0f} s; load {os.getloadavg()[0]:.1f})")
-        for name in ("forced_known_type_rate", "entity_f1_micro"):
-            if name in iv:
-                print(_line(name, iv[name]))
-        out.append({"seed": seed, **{k: dataclasses.asdict(v) for k, v in iv.items()}})
+        row: dict = {"seed": seed}
+        for tau in args.taus:  # the same answers read at each τ (the run's τ is a Train page setting)
+            at = {k: dataclasses.replace(x, tau=tau) for k, x in (("a", a), ("b", b))}
+            iv = paired_entity_bootstrap(_treat_as_dropped(at["a"], "MISC"), at["b"], metrics=("forced_known_type_rate", "entity_f1_micro"))
+            for name in ("forced_known_type_rate", "entity_f1_micro") if tau == args.taus[0] else ("forced_known_type_rate",):
+                if name in iv:
+                    print(_line(f"{name} @τ={tau:g}", iv[name]))
+            row[f"tau={tau:g}"] = {k: dataclasses.asdict(v) for k, v in iv.items()}
+        out.append(row)
     return out
 
 
@@ -146,6 +150,7 @@ def main() -> int:
     parser.add_argument("--train", type=int, default=3000, help="drop-type: train sentences of the slice")
     parser.add_argument("--val", type=int, default=500, help="drop-type: val sentences of the slice")
     parser.add_argument("--preset", default="rare_types", help="wnut: the mitigation preset")
+    parser.add_argument("--taus", type=float, nargs="+", default=[0.5, 0.7, 0.9], help="drop-type: τ of the forced-known rate")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores; load {os.getloadavg()}")
     from core.store import Store
