@@ -8,7 +8,9 @@ reads the decisions back, so that an undone cleaning leaves its reviews as they 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -16,8 +18,49 @@ from core.data.dataset import Dataset
 from core.store.database import Store
 
 
+class Decisions:
+    """What every cleaning plan answers from its ``drop`` / ``relabel`` / ``keep`` decisions (rows of
+    the version under review), whatever a relabel holds (a class here, tags in a token plan)."""
+
+    drop: set[int]
+    relabel: Mapping[int, Any]
+    keep: set[int]
+
+    def decision(self, item: int) -> str | None:
+        item = int(item)
+        if item in self.drop:
+            return "drop"
+        if item in self.relabel:
+            return "relabel"
+        if item in self.keep:
+            return "keep"
+        return None
+
+    @property
+    def n_changes(self) -> int:
+        return len(self.drop) + len(self.relabel)
+
+    @property
+    def decided(self) -> set[int]:
+        """Every row with a decision (kept, relabelled or dropped)."""
+        return self.drop | self.keep | set(self.relabel)
+
+    def decided_mask(self, n: int) -> np.ndarray:
+        """(n,) bool: the rows of an ``n``-row version that have a decision."""
+        mask = np.zeros(n, dtype=bool)
+        rows = np.fromiter(self.decided, dtype=np.int64)
+        mask[rows[(rows >= 0) & (rows < n)]] = True
+        return mask
+
+    def reviewed_ids(self, ds: Dataset) -> list[int]:
+        """The identities (``Dataset.item_ids``) of every row reviewed — kept or relabelled — so that
+        later versions do not ask about them again (``reviewed_before``)."""
+        ids = ds.item_ids()
+        return sorted({int(ids[i]) for i in (*self.keep, *self.relabel) if 0 <= i < len(ds)})
+
+
 @dataclass
-class CleaningPlan:
+class CleaningPlan(Decisions):
     """Decisions by item index (row in the parent version). ``keep`` records a reviewed item that
     stays as it is, so it is not shown as a suspect again in this plan."""
 
@@ -42,34 +85,8 @@ class CleaningPlan:
         else:
             raise ValueError(f"unknown action {action!r}; use keep, relabel or drop.")
 
-    def decision(self, item: int) -> str | None:
-        item = int(item)
-        if item in self.drop:
-            return "drop"
-        if item in self.relabel:
-            return "relabel"
-        if item in self.keep:
-            return "keep"
-        return None
-
-    @property
-    def n_changes(self) -> int:
-        return len(self.drop) + len(self.relabel)
-
     def summary(self) -> str:
         return f"dropped {len(self.drop):,}, relabelled {len(self.relabel):,}"
-
-    @property
-    def decided(self) -> set[int]:
-        """Every item with a decision (kept, relabelled or dropped)."""
-        return self.drop | self.keep | set(self.relabel)
-
-    def decided_mask(self, n: int) -> np.ndarray:
-        """(n,) bool: the items of an ``n``-item version that have a decision."""
-        mask = np.zeros(n, dtype=bool)
-        rows = np.fromiter(self.decided, dtype=np.int64)
-        mask[rows[(rows >= 0) & (rows < n)]] = True
-        return mask
 
     def copy(self) -> CleaningPlan:
         return CleaningPlan(set(self.drop), dict(self.relabel), set(self.keep))
@@ -86,8 +103,7 @@ class CleaningPlan:
             "keep": sorted(self.keep),
         }
         if ds is not None:
-            ids = ds.item_ids()
-            params["reviewed_ids"] = sorted({int(ids[i]) for i in (*self.keep, *self.relabel) if 0 <= i < len(ds)})
+            params["reviewed_ids"] = self.reviewed_ids(ds)
         return params
 
     def apply(self, ds: Dataset) -> Dataset:

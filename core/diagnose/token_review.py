@@ -24,7 +24,7 @@ import numpy as np
 
 from core.data.dataset import SPLITS, Dataset, item_ref
 from core.data.overview import Figure
-from core.diagnose.cleaning import reviewed_before, undo
+from core.diagnose.cleaning import Decisions, reviewed_before, undo
 from core.errors import DataError
 from core.tokens.data import token_dataset
 from core.tokens.spans import spans, tags_of
@@ -52,7 +52,7 @@ MODALITY = "tokens"  # in a token cleaning's params, so a reader knows which pla
 
 
 @dataclass
-class TokenCleaningPlan:
+class TokenCleaningPlan(Decisions):
     """Decisions by sentence (row of the version under review). ``keep`` records a reviewed sentence
     that stays as it is; ``relabel`` its new tags (IOB2, one per token)."""
 
@@ -78,39 +78,14 @@ class TokenCleaningPlan:
         else:
             self.keep.add(item)
 
-    def decision(self, item: int) -> str | None:
-        item = int(item)
-        if item in self.drop:
-            return "drop"
-        if item in self.relabel:
-            return "relabel"
-        if item in self.keep:
-            return "keep"
-        return None
-
     def tags(self, item: int, ds: Dataset) -> tuple[str, ...]:
         """Sentence ``item``'s tags under the plan: its new tags when relabelled, else its own."""
         assert ds.tags is not None
         return self.relabel.get(int(item), tuple(ds.tags[int(item)]))
 
-    @property
-    def n_changes(self) -> int:
-        return len(self.drop) + len(self.relabel)
-
     def summary(self) -> str:
         n = len(self.drop)
         return f"dropped {n:,} sentence{'' if n == 1 else 's'}, relabelled {len(self.relabel):,}"
-
-    @property
-    def decided(self) -> set[int]:
-        return self.drop | self.keep | set(self.relabel)
-
-    def decided_mask(self, n: int) -> np.ndarray:
-        """(n,) bool: the sentences of an ``n``-sentence version that have a decision."""
-        mask = np.zeros(n, dtype=bool)
-        rows = np.fromiter(self.decided, dtype=np.int64)
-        mask[rows[(rows >= 0) & (rows < n)]] = True
-        return mask
 
     def copy(self) -> TokenCleaningPlan:
         return TokenCleaningPlan(set(self.drop), dict(self.relabel), set(self.keep))
@@ -127,8 +102,7 @@ class TokenCleaningPlan:
             "keep": sorted(self.keep),
         }
         if ds is not None:
-            ids = ds.item_ids()
-            params["reviewed_ids"] = sorted({int(ids[i]) for i in (*self.keep, *self.relabel) if 0 <= i < len(ds)})
+            params["reviewed_ids"] = self.reviewed_ids(ds)
         return params
 
     @classmethod
