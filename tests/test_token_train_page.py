@@ -55,6 +55,9 @@ def test_the_train_page_draws_token_widgets_only(home):
     assert "draws whole **sentences**, each by its rarest entity type" in words and "acts per tag: O, B-LOC, I-LOC" in words
     assert "on 84 training sentences" in words and "3 steps of 32" in words and "Estimated time" in words
     assert not at.error and not at.button(key="start_run").disabled
+    picker = at.selectbox(key="tr_metric")  # the selection metric names what a token run selects by
+    assert picker.options == ["entity macro-F1", "entity micro-F1", "confident spurious-entity rate @τ", "token ECE", "token NLL (log loss)"]
+    assert picker.value == "macro_f1"
 
 
 def test_the_rare_types_preset_fills_the_token_settings_and_previews_them(home):
@@ -140,6 +143,23 @@ def test_a_classification_preset_reads_as_custom_on_token_data(home):
     at.run()
     assert not at.exception, at.exception
     assert at.radio(key="tr_preset").value == "custom" and at.selectbox(key="tr_loss_name").value == "balanced_softmax"
+
+
+def test_a_classifier_only_selection_metric_becomes_entity_macro_f1_on_token_data(home):
+    store = Store(home)
+    digits = demos.import_demo(store, "digits")
+    tokens = store.save_dataset(small_corpus(120), source="upload:small.conll")
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.session_state["current_version"] = digits
+    at.switch_page("app_pages/train.py")
+    at.run()
+    at.selectbox(key="tr_metric").set_value("worst_class_recall")
+    at.run()
+    at.session_state["current_version"] = tokens
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="tr_metric").value == "macro_f1"
 
 
 @needs_asset("wnut16")

@@ -6,13 +6,15 @@ linear probe reads one vector per item, not one per word)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
 from core.data.dataset import Dataset
 from core.metrics.names import metric_name
 from core.models import registry
 from core.models.registry import FINETUNE_TITLES
-from core.train.config import CHECKPOINT_RULES, STOPPING_METRICS, RunConfig
+from core.train.config import CHECKPOINT_RULES, STOPPING_METRICS, TOKEN_SELECTION, TOKEN_STOPPING, RunConfig
 from core.train.estimates import model_modality
 from ui import common
 from ui.state import default, follow_default
@@ -25,6 +27,14 @@ MODE_HELP = {
     False: "Linear probe trains only a head on cached features: fastest on a CPU.",
     True: "A token run fine-tunes the encoder, fully or its last N blocks: every word gets a tag, so a linear probe's one vector per item cannot serve.",
 }
+
+
+def stopping_choices(tokens: bool) -> tuple[tuple[str, ...], Callable[[str], str]]:
+    """The selection metrics the picker offers and how it names them: for token data the entity
+    metrics a token run selects by (``core.train.config.TOKEN_SELECTION``), one choice each."""
+    if not tokens:
+        return STOPPING_METRICS, metric_name
+    return TOKEN_STOPPING, lambda key: metric_name(TOKEN_SELECTION[key])
 
 
 def image_px(ds: Dataset) -> int | None:
@@ -99,8 +109,11 @@ def run_settings(ds: Dataset, vid: int) -> RunConfig:
         max_items = a2.number_input(
             f"Use at most N train {'sentences' if tokens else 'items'} (0 = all)", 0, 10_000_000, key="tr_max", persist_state="session"
         )
+        choices, title = stopping_choices(tokens)
+        if st.session_state.get("tr_metric") not in choices:  # a classifier-only choice kept from another dataset
+            st.session_state["tr_metric"] = choices[0]
         stop_metric = a3.selectbox(
-            "Best checkpoint / early stopping on (val)", STOPPING_METRICS, key="tr_metric", persist_state="session", format_func=metric_name
+            "Best checkpoint / early stopping on (val)", choices, key="tr_metric", persist_state="session", format_func=title
         )
         rule = st.radio(
             "The run's result", list(CHECKPOINT_RULES), key="tr_checkpoint", persist_state="session", horizontal=True, format_func=CHECKPOINT_TITLES.__getitem__,

@@ -37,6 +37,7 @@ from core.tokens.augment import Lookup, TokenAugment, TokenTable, augmented_copi
 from core.tokens.model import IGNORE, WordTokens, build_tagger, tokenise_words
 from core.tokens.spans import OUTSIDE, entity_types, tag_names
 from core.train.callbacks import MetricWriter
+from core.train.config import TOKEN_SELECTION as SELECTION
 from core.train.config import RunConfig
 from core.train.events import Control, EvalResult, State
 from core.train.inputs import DeviceBatch, make_batches
@@ -46,19 +47,6 @@ from core.train.sink import RunSink
 
 MAX_SUBTOKENS = 256  # sub-tokens per sentence; words past it are truncated (core.tokens.model)
 CPU_BATCH, GPU_BATCH = 32, 64  # sentences per batch when the config says 0 (auto)
-
-#: A token run's selection metric for each classifier selection metric a config may name.
-SELECTION = {
-    "macro_f1": "entity_f1_macro",
-    "balanced_accuracy": "entity_f1_macro",
-    "worst_class_recall": "entity_f1_macro",
-    "accuracy": "entity_f1_micro",
-    "aurc": "entity_f1_micro",
-    "ece": "token_ece",
-    "nll": "token_nll",
-    "brier": "token_nll",
-    "hallucination_rate": "confident_spurious_rate",
-}
 
 
 @dataclass(frozen=True, eq=False)

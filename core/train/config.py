@@ -43,6 +43,21 @@ STOPPING_METRICS = (
     "aurc",
 )
 
+#: A token run's selection metric for each classifier selection metric a config may name.
+TOKEN_SELECTION = {
+    "macro_f1": "entity_f1_macro",
+    "balanced_accuracy": "entity_f1_macro",
+    "worst_class_recall": "entity_f1_macro",
+    "accuracy": "entity_f1_micro",
+    "aurc": "entity_f1_micro",
+    "ece": "token_ece",
+    "nll": "token_nll",
+    "brier": "token_nll",
+    "hallucination_rate": "confident_spurious_rate",
+}
+#: The config keys a token run is offered to select by, one per distinct metric of ``TOKEN_SELECTION``.
+TOKEN_STOPPING = ("macro_f1", "accuracy", "hallucination_rate", "ece", "nll")
+
 
 @dataclass
 class RunConfig:
