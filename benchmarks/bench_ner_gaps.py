@@ -88,6 +88,15 @@ def _treat_as_dropped(answers, kind: str):
     return Dropped(**{f.name: getattr(answers, f.name) for f in dataclasses.fields(answers)})
 
 
+def _save(args, name: str, *answers) -> None:
+    """With ``--save DIR``, the arms' answers pickled to ``DIR/name.pkl`` (to read them again later)."""
+    if args.save:
+        import pickle
+
+        Path(args.save).mkdir(parents=True, exist_ok=True)
+        (Path(args.save) / f"{name}.pkl").write_bytes(pickle.dumps(answers))
+
+
 def _line(name: str, iv) -> str:
     return f"  {name}: {iv.a:.4f} → {iv.b:.4f}  change {iv.delta:+.4f}  [{iv.low:+.4f}, {iv.high:+.4f}]  {iv.verdict}"
 
@@ -120,18 +129,17 @@ def drop_type(args, store) -> list[dict]:
 def wnut(args, store) -> list[dict]:
     from core.compare.entities import paired_entity_bootstrap
     from core.data.demos import load_wnut16
-    from core.mitigate.presets import preset, rare_types
-    from core.tokens.spans import mention_counts
+    from core.mitigate.presets import preset
 
     ds = load_wnut16().dataset
-    mentions = mention_counts(ds.tags[i] for i in np.flatnonzero(ds.split == 0))
-    mitigated = preset(args.preset, modality="tokens", types=rare_types(mentions))
+    mitigated = preset(args.preset, modality="tokens")
     print(f"WNUT-16: {int((ds.split == 0).sum()):,} train / {int((ds.split == 2).sum()):,} test tweets; preset {args.preset}: {mitigated}")
     out = []
     for seed in args.seeds:
         kw = {"epochs": args.epochs, "batch_size": 32, "lr": args.lr, "seed": seed}
         a, ta = _run(store, ds, kw)
         b, tb = _run(store, ds, {**kw, "mitigations": mitigated})
+        _save(args, f"wnut-seed{seed}", a, b)
         iv = paired_entity_bootstrap(a, b, metrics=("spurious_rate", "entity_f1_macro", "entity_f1_micro", "confident_spurious_rate"))
         print(f"seed {seed} ({ta:.0f} s + {tb:.0f} s; load {os.getloadavg()[0]:.1f})")
         for name in ("spurious_rate", "entity_f1_macro", "entity_f1_micro", "confident_spurious_rate"):
@@ -151,6 +159,7 @@ def main() -> int:
     parser.add_argument("--val", type=int, default=500, help="drop-type: val sentences of the slice")
     parser.add_argument("--preset", default="rare_types", help="wnut: the mitigation preset")
     parser.add_argument("--taus", type=float, nargs="+", default=[0.5, 0.7, 0.9], help="drop-type: τ of the forced-known rate")
+    parser.add_argument("--save", default="", help="a folder to pickle each seed's answers to")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores; load {os.getloadavg()}")
     from core.store import Store

@@ -10,7 +10,7 @@ import pytest
 
 from core.mitigate.fields import FIELDS, TAB_OF, TABS, TARGETS, context, from_widgets, section_fields, shown, tabs_for, widget_values
 from core.mitigate.presets import PRESETS, preset, presets_for
-from core.mitigate.settings import SECTIONS, LossSettings, Mitigations, Resampling, TokenAugmentation
+from core.mitigate.settings import SECTIONS, Decision, LossSettings, Mitigations, Resampling, TokenAugmentation
 
 KINDS = [("image", "full"), ("image", "linear_probe"), ("text", "full"), ("text", "last_n"), ("tabular", "full"), ("tokens", "full"), ("tokens", "last_n")]  # fmt: skip
 
@@ -22,7 +22,7 @@ def test_every_preset_round_trips_through_the_widget_values(name, modality, fine
         with pytest.raises(ValueError, match="not for"):
             preset(name, modality=modality, finetune=finetune)
         return
-    m = preset(name, modality=modality, finetune=finetune, types=["movie"])
+    m = preset(name, modality=modality, finetune=finetune)
     values = widget_values(m)
     assert from_widgets(values, modality=modality, finetune=finetune) == m
 
@@ -94,17 +94,24 @@ def test_what_is_drawn_follows_the_other_widgets_and_the_data():
     assert disabled is not None and disabled(values) and not disabled(focal)
 
 
-def test_token_data_gets_resampling_loss_and_token_augmentation_only():
+def test_token_data_gets_resampling_loss_token_augmentation_and_the_o_offset_only():
     values = widget_values(Mitigations())
     values.update({
         "tr_clean_action": "drop", "tr_semi_method": "pseudo_label", "tr_dec_tm": True, "tr_dec_abstain": 0.5, "tr_aug_text": ["swap"],
         "tr_aug_classes": ["a"], "tr_aug_multiplier": 3, "tr_tok_mention": 0.3, "tr_tok_types": ["LOC"], "tr_rs_method": "sqrt",
+        "tr_dec_ooff": True,
     })  # fmt: skip
     m = from_widgets(values, modality="tokens", finetune="full")
-    assert m == Mitigations(resample=Resampling(method="sqrt"), token_augment=TokenAugmentation(mention=0.3, types=["LOC"]))
-    # the same widget values on other data: no token augmentation, the rest as set
+    assert m == Mitigations(
+        resample=Resampling(method="sqrt"), token_augment=TokenAugmentation(mention=0.3, types=["LOC"]), decision=Decision(o_offset=True)
+    )
+    # the same widget values on other data: no token augmentation and no O offset, the rest as set
     other = from_widgets(values, modality="text", finetune="full")
     assert other.token_augment == TokenAugmentation() and other.clean.action == "drop" and other.augment.multiplier == 3
-    assert tabs_for("tokens") == ["resample", "loss", "augment"] and tabs_for("image") == list(TABS)
+    assert other.decision == Decision(threshold_moving=True, abstain_below=0.5)
+    assert tabs_for("tokens") == ["resample", "loss", "augment", "decision"] and tabs_for("image") == list(TABS)
     drawn = {f.key for f in FIELDS if shown(f, context(widget_values(Mitigations()), modality="tokens", finetune="full"))}
-    assert drawn == {"tr_rs_method", "tr_loss_name", "tr_loss_weights", "tr_loss_smoothing", *(f"tr_tok_{n}" for n in ("mention", "lwtr", "synonym", "shuffle", "copies", "types"))}  # fmt: skip
+    assert drawn == {"tr_rs_method", "tr_loss_name", "tr_loss_weights", "tr_loss_smoothing", "tr_dec_ooff", *(f"tr_tok_{n}" for n in ("mention", "lwtr", "synonym", "shuffle", "copies", "types"))}  # fmt: skip
+    assert "tr_dec_ooff" not in {
+        f.key for f in FIELDS if shown(f, context(widget_values(Mitigations()), modality="image", finetune="full"))
+    }

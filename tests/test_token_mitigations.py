@@ -26,6 +26,7 @@ from core.mitigate.settings import (
 )
 from core.tokens.augment import TokenAugment, TokenTable, augmented_copies, copy_sources
 from core.tokens.data import token_dataset
+from core.tokens.decide import OFFSETS
 from core.tokens.spans import spans
 from core.train.config import TOKEN_LR, RunConfig
 from core.train.estimates import TOKEN_BATCH, estimate_seconds, step_plan
@@ -127,6 +128,14 @@ def test_what_does_not_apply_to_a_token_run_is_refused_in_words():
     # the token augmentation on a classification dataset
     text = check(Mitigations(token_augment=RARE), modality="text", finetune="full", train_counts={"a": 5, "b": 5})
     assert text and "needs token (NER) data; this dataset is text" in text[0]
+    # the O offset: a token decision, refused elsewhere, passed on token data
+    offset = Mitigations(decision=Decision(o_offset=True))
+    assert check(offset, modality="image", finetune="full", train_counts={"a": 5, "b": 5}) == [
+        "fewer invented entities (the O offset) needs token (NER) data; this dataset is image. Turn it off."
+    ]
+    assert problems(offset) == []
+    with pytest.raises(ValueError, match=r"decision\.o_offset must be true or false"):
+        Mitigations(decision=Decision(o_offset=1)).validate()  # type: ignore[arg-type]
 
 
 def test_the_worker_refuses_what_does_not_apply_with_the_same_words():
@@ -153,10 +162,11 @@ def test_the_worker_refuses_what_does_not_apply_with_the_same_words():
 def test_the_rare_types_preset():
     assert list(presets_for("tokens")) == ["baseline", "rare_types"]
     assert list(presets_for("image")) == ["baseline", "long_tail", "noisy_labels", "missing_class"]
-    m = preset("rare_types", modality="tokens", types=["movie", "tvshow"])
+    m = preset("rare_types", modality="tokens")
     assert m == Mitigations(
         resample=Resampling(method="sqrt"),
-        token_augment=TokenAugmentation(mention=0.3, shuffle=0.3, copies=1, types=["movie", "tvshow"]),
+        token_augment=TokenAugmentation(mention=0.3, lwtr=0.3, synonym=0.3, shuffle=0.3, copies=1),
+        decision=Decision(o_offset=True),
     )
     assert check(m, modality="tokens", finetune="full", train_counts={"(no entity)": 9, "movie": 2, "tvshow": 1},
                  entity_types=["movie", "tvshow"]) == []  # fmt: skip
@@ -289,7 +299,7 @@ def test_a_token_run_with_the_rare_types_preset_trains_through_the_worker(tmp_pa
     ds = small_corpus(80)
     store = Store(tmp_path)
     vid = store.save_dataset(ds, source="test")
-    m = preset("rare_types", modality="tokens", types=["LOC", "ORG"])
+    m = preset("rare_types", modality="tokens")
     cfg = RunConfig(version_id=vid, model="minilm", epochs=1, batch_size=16, lr=1e-4, seed=0, mitigations=m)
     run_id = store.create_run(vid, cfg.to_dict())
     assert train_run(store, run_id) == "finished", store.run(run_id).message
@@ -299,3 +309,6 @@ def test_a_token_run_with_the_rare_types_preset_trains_through_the_worker(tmp_pa
     steps = store.metrics(run_id)
     # the page's plan counts the copies the run draws (an expected count: square-root sampling draws anew)
     assert abs(int(steps.step.max()) - plan.steps) <= 1 and plan.epoch_items > int((ds.split == 0).sum())
+    # the O offset fitted on val is part of every evaluation, a number of the grid
+    offsets = steps.loc[(steps.split == "test") & (steps.name == "o_offset"), "value"]
+    assert len(offsets) and offsets.notna().all() and set(offsets) <= set(OFFSETS.tolist())

@@ -41,7 +41,8 @@ def text(at: AppTest) -> str:
 def test_the_train_page_draws_token_widgets_only(home):
     _, at = open_train(home)
     assert "— 120 sentences, 3 entity types" in text(at)
-    assert [t.label for t in at.tabs] == ["Resampling", "Loss", "Augmentation"]
+    assert [t.label for t in at.tabs] == ["Resampling", "Loss", "Augmentation", "Decision"]
+    assert at.toggle(key="tr_dec_ooff").value is False  # the one decision of token data, off by default
     assert set(TOKEN_KEYS) <= keys(at, "slider") and "tr_tok_copies" in keys(at, "number_input")
     assert at.multiselect(key="tr_tok_types").options == ["PER", "ORG", "LOC"]  # most train mentions first
     drawn = keys(at, "slider") | keys(at, "multiselect") | keys(at, "selectbox") | keys(at, "toggle") | keys(at, "number_input")
@@ -56,7 +57,13 @@ def test_the_train_page_draws_token_widgets_only(home):
     assert "on 84 training sentences" in words and "3 steps of 32" in words and "Estimated time" in words
     assert not at.error and not at.button(key="start_run").disabled
     picker = at.selectbox(key="tr_metric")  # the selection metric names what a token run selects by
-    assert picker.options == ["entity macro-F1", "entity micro-F1", "confident spurious-entity rate @τ", "token ECE", "token NLL (log loss)"]
+    assert picker.options == [
+        "entity macro-F1",
+        "entity micro-F1",
+        "confident spurious-entity rate @τ",
+        "token ECE",
+        "token NLL (log loss)",
+    ]
     assert picker.value == "macro_f1"
 
 
@@ -66,11 +73,12 @@ def test_the_rare_types_preset_fills_the_token_settings_and_previews_them(home):
     at.run()
     assert not at.exception, at.exception
     assert at.selectbox(key="tr_rs_method").value == "sqrt"
-    assert (at.slider(key="tr_tok_mention").value, at.slider(key="tr_tok_shuffle").value) == (0.3, 0.3)
-    assert at.slider(key="tr_tok_lwtr").value == 0.0 and at.number_input(key="tr_tok_copies").value == 1
-    assert at.multiselect(key="tr_tok_types").value == ["LOC", "ORG", "PER"]  # no type has more than 100 train mentions: all rare
+    assert [at.slider(key=k).value for k in TOKEN_KEYS] == [0.3, 0.3, 0.3, 0.3] and at.number_input(key="tr_tok_copies").value == 1
+    assert at.multiselect(key="tr_tok_types").value == []  # every drawn sentence gets its copy
+    assert at.toggle(key="tr_dec_ooff").value is True
     words = text(at)
-    assert "Square-root sampling (resampling), Mention replacement 0.3 · Shuffle within segments 0.3 · 1 copy per sentence" in words
+    assert "Square-root sampling (resampling), Mention replacement 0.3 · Label-wise token replacement 0.3" in words
+    assert "fewer invented entities (O offset fitted on val)" in words
     assert "augmented copies" in words and "each epoch draws about" in words
     assert len(at.get("plotly_chart")) == 2  # sentences per rarest type, mentions per type: train → one epoch
     preview = " ".join(h.proto.body for h in at.get("html"))
@@ -99,8 +107,9 @@ def test_start_training_stores_the_token_augmentation(home):
     assert len(runs) == 2 and runs[0].name.endswith("· baseline")
     assert runs[0].config["mitigations"]["token_augment"]["mention"] == 0.0
     assert runs[1].config["mitigations"]["token_augment"] == {
-        "mention": 0.3, "lwtr": 0.0, "synonym": 0.0, "shuffle": 0.3, "copies": 2, "types": ["LOC"],
+        "mention": 0.3, "lwtr": 0.3, "synonym": 0.3, "shuffle": 0.3, "copies": 2, "types": ["LOC"],
     }  # fmt: skip
+    assert runs[1].config["mitigations"]["decision"]["o_offset"] is True and runs[0].config["mitigations"]["decision"]["o_offset"] is False
     assert runs[1].config["mitigations"]["resample"]["method"] == "sqrt" and runs[1].config["model"] == "minilm"
     assert runs[1].config["finetune"] == "full"
 
@@ -174,8 +183,9 @@ def test_wnut16_shows_sentences_types_and_its_rare_types(home):
     assert "— 2,394 sentences, 10 entity types" in text(at)
     at.radio(key="tr_preset").set_value("rare_types")
     at.run()
-    assert at.multiselect(key="tr_tok_types").value == ["movie", "tvshow", "sportsteam", "musicartist", "product", "facility"]
-    assert "each epoch draws about 2,536 sentences" in text(at) and "× 80 steps of 32" in text(at)
+    assert at.multiselect(key="tr_tok_types").value == []  # every drawn sentence is copied
+    assert at.multiselect(key="tr_tok_types").help.endswith("movie, tvshow, sportsteam, musicartist, product, facility.")
+    assert "each epoch draws about 3,844 sentences" in text(at) and "× 121 steps of 32" in text(at)
 
 
 def test_a_token_file_in_the_upload_box_shows_its_sentences_scheme_and_repairs(home):

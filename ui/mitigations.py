@@ -55,6 +55,9 @@ TOKEN_INTROS = {
     "Class weights, offsets and margins come from the train words' tag counts.",
     "augment": "Tag-preserving augmentation (Dai & Adel 2020): each epoch, every drawn train sentence that qualifies gets "
     "augmented copies besides itself, each made anew; the tags stay valid IOB2 and val and test are never augmented.",
+    "decision": "How the tagger answers. Over-sampling and augmented copies show it more entity words than the data holds, and it "
+    "learns to name entities where there are none; raising the logit of O takes those back. The offset is fitted on val at every "
+    "evaluation and is part of the run's answers, live and on Compare.",
 }
 
 
@@ -68,10 +71,10 @@ class _Knobs:
     train_counts: Mapping[str, int]
 
 
-def _apply_preset(modality: str, finetune: str, types: list[str]) -> None:
+def _apply_preset(modality: str, finetune: str) -> None:
     name = st.session_state["tr_preset"]
     if name != CUSTOM:
-        st.session_state.update(widget_values(preset(name, modality=modality, finetune=finetune, types=types)))
+        st.session_state.update(widget_values(preset(name, modality=modality, finetune=finetune)))
 
 
 def _mark_custom() -> None:
@@ -94,7 +97,7 @@ def knobs(
     presets = presets_for(modality)
     st.radio(
         "Preset", [*presets, CUSTOM], key="tr_preset", persist_state="session", horizontal=True, on_change=_apply_preset,
-        args=(modality, finetune, list(tail)), format_func=PRESET_TITLES.__getitem__,
+        args=(modality, finetune), format_func=PRESET_TITLES.__getitem__,
         help=" · ".join(presets.values()) + ". Any change below makes it custom.",
     )  # fmt: skip
     helps = {"tr_aug_classes": f"Tail classes: {', '.join(tail) or 'none'}."}

@@ -154,6 +154,8 @@ def mitigation_words(m: Mitigations) -> list[str]:
         out.append("threshold moving")
     if m.decision.abstain_below:
         out.append(f"abstain below confidence {m.decision.abstain_below:g}")
+    if m.decision.o_offset:
+        out.append("fewer invented entities (O offset fitted on val)")
     return out
 
 

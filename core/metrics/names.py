@@ -87,6 +87,7 @@ METRIC_NAMES = {
     "token_ece": "token ECE",
     "token_ece_outside": "token ECE of O tokens",
     "token_nll": "token NLL (log loss)",
+    "o_offset": "O offset (fitted on val)",
     "support": "support (true entities)",
     "predicted": "predicted entities",
     "correct": "correct entities",

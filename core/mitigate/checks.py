@@ -71,7 +71,7 @@ def check(
         *_language(m.augment, modality),
         *_pool(m.semi, n_unlabelled, epochs),
         *_augmentation(m.augment, counts, modality, finetune),
-        *_not_tokens(m.token_augment, modality),
+        *_not_tokens(m, modality),
         *_epoch_size(m, counts),
     ]
 
@@ -108,12 +108,15 @@ def _token_augmentation(t: TokenAugmentation, entity_types: Sequence[str] | None
     return problems
 
 
-def _not_tokens(t: TokenAugmentation, modality: str) -> list[str]:
-    if t.active:
-        return [
+def _not_tokens(m: Mitigations, modality: str) -> list[str]:
+    problems = []
+    if m.token_augment.active:
+        problems.append(
             f"token augmentation (mention replacement, shuffle within segments, …) needs token (NER) data; this dataset is {modality}. Set it off."
-        ]
-    return []
+        )
+    if m.decision.o_offset:
+        problems.append(f"fewer invented entities (the O offset) needs token (NER) data; this dataset is {modality}. Turn it off.")
+    return problems
 
 
 def _resampling(r: Resampling, counts: dict[str, int], *, vectors: bool) -> list[str]:

@@ -50,6 +50,8 @@ TABS = {"resample": "Resampling", "loss": "Loss", "augment": "Augmentation", "cl
 TAB_OF = {"token_augment": "augment"}  # a section drawn in another section's tab
 #: what applies to token (NER) data: the sentence sampler, the loss over tags, tag-preserving augmentation
 TOKEN_SECTIONS = ("resample", "loss", "token_augment")
+#: the decisions of token data alone (drawn in the Decision tab; no other data gets them)
+TOKEN_DECISIONS = ("decision.o_offset",)
 #: (tab, row) → relative column widths; a row not named here is one full-width column
 COLUMNS: dict[tuple[str, int], list[int]] = {("loss", 0): [1, 1], ("loss", 1): [1, 1, 1], ("augment", 1): [2, 3, 1], ("augment", 2): [1, 1, 1, 1], ("augment", 3): [1, 3], ("clean", 0): [1, 1], ("semi", 1): [1, 1]}  # fmt: skip
 
@@ -162,6 +164,9 @@ FIELDS: tuple[Field, ...] = (
 
     Field("tr_dec_tm", "decision.threshold_moving", "toggle", "Threshold moving",
           help="After training, per-class offsets are fitted on val for the best macro-F1 and reported beside the plain answers: rare classes get predicted more often."),
+    Field("tr_dec_ooff", "decision.o_offset", "toggle", "Fewer invented entities (O offset fitted on val)", at=(2, 0),
+          help="At every evaluation the logit of O is raised by the largest offset (0 to 4) that keeps val entity micro-F1 within 0.01 "
+          "of its best: a span is named only where the model is sure of it. Types keep their order among themselves."),
     Field("tr_dec_abstain", "decision.abstain_below", "slider", "Abstain below confidence (0 = always answer)", lo=0.0, hi=0.99, step=0.01, at=(1, 0),
           help="Each evaluation also reports the share answered and their error rate when answers below this confidence are withheld; "
           "the Runs page draws the risk–coverage curve with this point."),
@@ -184,8 +189,8 @@ def offered(f: Field, modality: str) -> bool:
     """Whether ``f`` applies to data of ``modality`` at all: token data gets ``TOKEN_SECTIONS``
     only, and only token data gets the token augmentation."""
     if modality == "tokens":
-        return f.section in TOKEN_SECTIONS
-    return f.section != "token_augment"
+        return f.section in TOKEN_SECTIONS or f.path in TOKEN_DECISIONS
+    return f.section != "token_augment" and f.path not in TOKEN_DECISIONS
 
 
 def tabs_for(modality: str) -> list[str]:

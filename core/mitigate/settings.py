@@ -198,11 +198,14 @@ class SemiSupervision:
 
 @dataclass
 class Decision:
-    """How the trained model answers. Both are fitted or applied after training and reported beside
-    the plain answers; the model itself does not change."""
+    """How the trained model answers; the model itself does not change. Threshold moving and
+    abstention are fitted or applied after training and reported beside the plain answers; the "O"
+    offset of a token run is fitted on val at every evaluation and is part of the run's answers
+    (``core.tokens.decide``)."""
 
     threshold_moving: bool = False  # per-class logit offsets fitted on val for the best macro-F1 (after temperature scaling)
     abstain_below: float = 0.0  # answer only at confidence ≥ this (risk–coverage operating point); 0 = always answer
+    o_offset: bool = False  # token runs: raise the "O" logit by the offset fitted on val (fewer invented entities)
 
 
 SECTIONS: dict[str, type] = {
@@ -330,6 +333,8 @@ class Mitigations:
         if not isinstance(self.decision.threshold_moving, bool):
             raise ValueError(f"mitigations.decision.threshold_moving must be true or false; got {self.decision.threshold_moving!r}.")
         _number("mitigations.decision.abstain_below", self.decision.abstain_below, 0.0, 1.0, hi_open=True)
+        if not isinstance(self.decision.o_offset, bool):
+            raise ValueError(f"mitigations.decision.o_offset must be true or false; got {self.decision.o_offset!r}.")
         return self
 
 

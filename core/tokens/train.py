@@ -321,15 +321,33 @@ def evaluate_tokens(job: Job, state: State, best: Any) -> EvalResult:
     for split, idx in (("val", data.val), ("test", data.test)):
         if len(idx) == 0 and split == "val":
             continue
-        z = predict_words(job, idx, batch_size=bs)
-        logits[split] = z
+        logits[split] = predict_words(job, idx, batch_size=bs)
+    offset = o_offset(job, logits)
+    for split, z in logits.items():
+        idx = data.val if split == "val" else data.test
         reports[split] = report_tokens(z, [inputs.tags[i] for i in idx], inputs.tag_names, tau=cfg.tau, dropped=dropped)
+        if offset is not None:
+            reports[split].summary["o_offset"] = offset
     name = cfg.early_stopping_metric
     value = float(reports["val"].summary.get(name, float("nan"))) if "val" in reports else float("nan")
     is_best = cfg.checkpoint == "last" or "val" not in reports or improves(name, value, None if best is None else best.metric)
     if is_best:
         state.best_metric, state.best_step = value, state.step
     return EvalResult(state.step, state.epoch, name, value, is_best, reports, logits)
+
+
+def o_offset(job: Job, logits: dict[str, list[np.ndarray]]) -> float | None:
+    """With ``decision.o_offset`` on and a val split: the "O" offset fitted on the val words
+    (``core.tokens.decide``), added to ``logits`` of every split in place; otherwise None."""
+    from core.tokens.decide import fit_o_offset, with_o_offset
+
+    if not job.cfg.mitigations.decision.o_offset or "val" not in logits:
+        return None
+    inputs: TokenInputs = job.inputs  # type: ignore[assignment]
+    b = fit_o_offset(logits["val"], [inputs.tags[i] for i in job.data.val], inputs.tag_names)
+    for split in logits:
+        logits[split] = with_o_offset(logits[split], b, inputs.tag_names)
+    return b
 
 
 def fit_token_temperature(logits: Sequence[np.ndarray], truth: Sequence[Sequence[str]], tag_names_: list[str]) -> float:
@@ -399,11 +417,12 @@ class TokenMetricWriter(MetricWriter):
         self.write_eval(result)
         val = result.reports["val"].summary if "val" in result.reports else {}
         test = result.reports["test"].summary
+        offset = f" · O offset +{test['o_offset']:.2f}" if "o_offset" in test else ""
         print(
             f"eval step {state.step}: val {result.metric_name} {val.get(result.metric_name, float('nan')):.4f} · "
             f"test entity F1 {test.get('entity_f1_micro', float('nan')):.4f} (macro {test.get('entity_f1_macro', float('nan')):.4f}) · "
             f"spurious {test.get('spurious_rate', float('nan')):.4f} · confident spurious {test.get('confident_spurious_rate', float('nan')):.4f}"
-            f"{' · best' if result.is_best else ''}",
+            f"{offset}{' · best' if result.is_best else ''}",
             flush=True,
         )
 
