@@ -135,8 +135,10 @@ def _html(at) -> str:
 
 def test_runs_page_shows_a_token_runs_entity_panels_and_gallery(written_token_runs):
     store, (weak, strong) = written_token_runs
+    store.add_metrics(strong, 20, "test", {"o_offset": 1.5})  # as a run with fewer invented entities writes it
     at = open_page("app_pages/runs.py")
     assert at.selectbox(key="runs_pick").value == strong  # the newest
+    assert any("the logit of O was raised by **1.50**" in c.value for c in at.caption)
     res = RunResults(store, strong)
     assert res.is_tokens and res.stopping_metric == "entity_f1_macro" and res.result_step == 20
     text = " ".join(m.value for m in at.markdown)
@@ -165,6 +167,7 @@ def test_runs_page_shows_a_token_runs_entity_panels_and_gallery(written_token_ru
     at.selectbox(key="runs_pick").set_value(weak)
     at.run()
     assert not at.exception, at.exception
+    assert not any("the logit of O was raised" in c.value for c in at.caption)  # a run without the offset says nothing of it
 
 
 def test_a_training_token_run_is_drawn_live_with_its_gallery_outside_the_fragments(written_token_runs, monkeypatch):

@@ -40,8 +40,14 @@ def panels(res: RunResults, ds: Dataset) -> None:
     """Cards, curves, per-type scores, type confusion, reliability, temperature scaling, forced-known types."""
     dropped = dropped_types(res, ds)
     cards(res, [*KPIS, FORCED] if dropped else KPIS)
-    curves(res)
     step = res.result_step
+    offset = None if step is None else res.at("o_offset", step, "test")
+    if offset is not None:
+        st.caption(
+            f"Fewer invented entities: at the result's evaluation the logit of O was raised by **{offset:.2f}**, the largest offset "
+            "(0 to 4) whose val entity micro-F1 is within 0.01 of the best; every score on this page is of those answers."
+        )
+    curves(res)
     if step is None or not res.artifacts(step):
         st.info("Per-type scores, the type confusion and the reliability diagram appear after the first evaluation.")
         return
