@@ -73,3 +73,14 @@ def test_no_entity_in_val_means_no_offset():
     logits[1][:, 0] = 5.0
     assert np.isnan(micro_f1_by_offset(logits, truth, TAGS)).all()
     assert fit_o_offset(logits, truth, TAGS) == 0.0
+
+
+def test_a_model_that_gets_nothing_right_on_val_gets_no_offset():
+    # every prediction is a wrong-type LOC: micro-F1 0 at every offset, so val cannot pick one
+    truth, logits = [], []
+    for _ in range(5):
+        t, z = sentence(["B-PER", "O"], {}, {0: "B-LOC"}, 3.0)
+        truth.append(t)
+        logits.append(z)
+    assert (micro_f1_by_offset(logits, truth, TAGS)[np.isfinite(micro_f1_by_offset(logits, truth, TAGS))] == 0).all()
+    assert fit_o_offset(logits, truth, TAGS) == 0.0

@@ -11,7 +11,7 @@ the **largest** ``b`` in ``OFFSETS`` whose val entity micro-F1 (strict: exact sp
 within ``TOLERANCE`` of the best on the grid. Micro-F1 is read from the SemEval-2013 counts of
 ``core.metrics.entities`` (exact matches ÷ predicted and true spans), which equal seqeval's strict
 micro scores; the grid is searched on the val logits alone, the test words only get the chosen
-``b``. Without a val entity, the offset is 0.
+``b``. Without a val entity, or when no offset gets one right, the offset is 0.
 
 Usage::
 
@@ -63,9 +63,10 @@ def fit_o_offset(
     logits: Sequence[np.ndarray], truth: Sequence[Sequence[str]], tag_names: Sequence[str], *, tolerance: float = TOLERANCE
 ) -> float:
     """The largest offset of ``OFFSETS`` whose micro-F1 on these (val) sentences is within
-    ``tolerance`` of the best; 0 when they hold no entity, true or predicted."""
+    ``tolerance`` of the best; 0 when they hold no entity, true or predicted, or when no offset
+    finds a single one right (then every offset ties at 0 and val says nothing of which is best)."""
     f1 = micro_f1_by_offset(logits, truth, tag_names)
-    if not np.isfinite(f1).any():
+    if not np.isfinite(f1).any() or np.nanmax(f1) <= 0:
         return 0.0
     good = np.flatnonzero(f1 >= np.nanmax(f1) - tolerance)
     return float(OFFSETS[good.max()])

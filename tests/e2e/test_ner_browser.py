@@ -80,7 +80,7 @@ def test_named_entities_through_the_loop(server, page, tmp_path):
     expect(pair).to_be_enabled(timeout=30_000)
     page.screenshot(path=str(tmp_path.parent / "ner_train.png"), full_page=True)
     pair.click()
-    expect(page.get_by_text(re.compile(r"Run #\d+ is \w+, #\d+ is"))).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(re.compile(r"Run #\d+ is \w+, #\d+ is"))).to_be_visible(timeout=120_000)
 
     # Compare: both runs finish; entity metrics with intervals; the report
     _nav(page, "Compare")
