@@ -60,7 +60,9 @@ def _defaults(ds: Dataset, models: list[str]) -> None:
     default("tr_tau", 0.9)
     default("tr_eval", 0)
     default("tr_max", 0)
-    default("tr_metric", "macro_f1", allowed=list(STOPPING_METRICS))
+    default(
+        "tr_metric", "macro_f1", allowed=list(stopping_choices(ds.modality == "tokens")[0])
+    )  # a classifier-only choice → macro-F1 on token data
     default("tr_patience", 0)
     default("tr_checkpoint", "best", allowed=list(CHECKPOINT_RULES))
     default("tr_ts", True)
@@ -110,8 +112,6 @@ def run_settings(ds: Dataset, vid: int) -> RunConfig:
             f"Use at most N train {'sentences' if tokens else 'items'} (0 = all)", 0, 10_000_000, key="tr_max", persist_state="session"
         )
         choices, title = stopping_choices(tokens)
-        if st.session_state.get("tr_metric") not in choices:  # a classifier-only choice kept from another dataset
-            st.session_state["tr_metric"] = choices[0]
         stop_metric = a3.selectbox(
             "Best checkpoint / early stopping on (val)", choices, key="tr_metric", persist_state="session", format_func=title
         )
