@@ -9,7 +9,8 @@ import torch
 
 from core.data import assets
 from core.tokens.model import IGNORE, tokenise_words
-from core.tokens.train import SELECTION, selection_metric, sentence_predictions, softmax
+from core.tokens.train import selection_metric, sentence_predictions, softmax
+from core.train.config import TOKEN_SELECTION
 
 needs_minilm = pytest.mark.skipif(not assets.is_ready("minilm"), reason="the MiniLM asset is not fetched")
 
@@ -69,7 +70,7 @@ def test_sentence_prediction_is_the_rarest_predicted_type_and_its_lowest_span_co
 def test_a_token_run_selects_on_an_entity_metric() -> None:
     assert selection_metric("macro_f1") == "entity_f1_macro"
     assert selection_metric("accuracy") == "entity_f1_micro"
-    assert all(v.startswith(("entity_", "token_", "confident_")) for v in SELECTION.values())
+    assert all(v.startswith(("entity_", "token_", "confident_")) for v in TOKEN_SELECTION.values())
     z = np.array([[1.0, 2.0, 3.0]])
     assert softmax(z).sum() == pytest.approx(1.0) and softmax(z, 0.5)[0, 2] > softmax(z)[0, 2]
 

@@ -135,8 +135,8 @@ def test_token_settings_stay_after_a_visit_to_runs(home):
     assert at.selectbox(key="tr_mode").value == "last_n" and at.selectbox(key="tr_rs_method").value == "sqrt"
 
 
-@pytest.mark.slow
-def test_a_classification_preset_reads_as_custom_on_token_data(home):
+def train_on_digits_then(home) -> tuple[AppTest, int]:
+    """The Train page open on the digits demo, and the id of a token version to switch to."""
     store = Store(home)
     digits = demos.import_demo(store, "digits")
     tokens = store.save_dataset(small_corpus(120), source="upload:small.conll")
@@ -145,6 +145,12 @@ def test_a_classification_preset_reads_as_custom_on_token_data(home):
     at.session_state["current_version"] = digits
     at.switch_page("app_pages/train.py")
     at.run()
+    return at, tokens
+
+
+@pytest.mark.slow
+def test_a_classification_preset_reads_as_custom_on_token_data(home):
+    at, tokens = train_on_digits_then(home)
     assert "long-tail fix" in at.radio(key="tr_preset").options
     at.radio(key="tr_preset").set_value("long_tail")
     at.run()
@@ -155,14 +161,7 @@ def test_a_classification_preset_reads_as_custom_on_token_data(home):
 
 
 def test_a_classifier_only_selection_metric_becomes_entity_macro_f1_on_token_data(home):
-    store = Store(home)
-    digits = demos.import_demo(store, "digits")
-    tokens = store.save_dataset(small_corpus(120), source="upload:small.conll")
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
-    at.session_state["current_version"] = digits
-    at.switch_page("app_pages/train.py")
-    at.run()
+    at, tokens = train_on_digits_then(home)
     at.selectbox(key="tr_metric").set_value("worst_class_recall")
     at.run()
     at.session_state["current_version"] = tokens

@@ -37,8 +37,7 @@ from core.tokens.augment import Lookup, TokenAugment, TokenTable, augmented_copi
 from core.tokens.model import IGNORE, WordTokens, build_tagger, tokenise_words
 from core.tokens.spans import OUTSIDE, entity_types, tag_names
 from core.train.callbacks import MetricWriter
-from core.train.config import TOKEN_SELECTION as SELECTION
-from core.train.config import RunConfig
+from core.train.config import TOKEN_SELECTION, RunConfig
 from core.train.events import Control, EvalResult, State
 from core.train.inputs import DeviceBatch, make_batches
 from core.train.loop import Job
@@ -156,7 +155,7 @@ def model_tags(ds: Dataset, train_rows: np.ndarray) -> list[str]:
 
 def selection_metric(name: str) -> str:
     """The val metric that picks a token run's result, for the config's ``early_stopping_metric``."""
-    return SELECTION.get(name, name)
+    return TOKEN_SELECTION.get(name, name)
 
 
 def prepare_tokens(ds: Dataset, cfg: RunConfig, *, progress: Callable[..., None] | None = None) -> Job:
