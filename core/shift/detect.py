@@ -1,0 +1,247 @@
+"""Two-sample tests: has the target left the reference's distribution?
+
+- ``mmd_test``: maximum mean discrepancy (Gretton et al. 2012) between two embedding sets with a
+  Gaussian kernel (bandwidth: the median pairwise distance of the pooled sample), the unbiased
+  MMD² as statistic and a seeded permutation p-value. All permutations are scored at once from one
+  kernel matrix: with ``x`` a permutation's 0/1 reference indicator and ``K₀`` the kernel with a
+  zero diagonal, ``Σ_XX = xᵀK₀x``, ``Σ_XY = xᵀK₀1 − Σ_XX`` and ``Σ_YY = 1ᵀK₀1 − 2xᵀK₀1 + Σ_XX`` — one
+  matrix product for every permutation.
+- ``domain_classifier_test``: a logistic regression told to separate target from reference,
+  scored out of fold (stratified k-fold); the statistic is its AUC, the p-value the one-sided
+  Mann–Whitney test of the target's out-of-fold scores over the reference's, and the items it finds
+  most "target-like" are returned for a gallery.
+- ``feature_tests``: one test per table column — Kolmogorov–Smirnov for numbers, χ² on the
+  category counts otherwise — with Benjamini–Hochberg adjusted p-values
+  (``scipy.stats.false_discovery_control``).
+
+Each test draws at most ``n_per_side`` items from each side (seeded) and reports its statistic,
+p-value, the sizes it used and its time. A test is *shifted* when its p-value (adjusted, for the
+per-feature table) is below ``alpha``.
+
+Written here rather than taken from a drift library: alibi-detect's licence is no longer open
+source, and Evidently and NannyML do not install beside the project's plotly; each test is a few
+lines over SciPy and scikit-learn, tested on cases with known answers (tests/test_shift.py).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.errors import DataError
+
+__all__ = ["FeatureShift", "ShiftTest", "domain_classifier_test", "feature_tests", "mmd_test"]
+
+N_PER_SIDE = 500  # items drawn from each side by default
+PERMUTATIONS = 500
+ALPHA = 0.05
+MIN_ITEMS = 10  # per side: fewer cannot be tested
+
+
+@dataclass(frozen=True)
+class ShiftTest:
+    """One two-sample test's result."""
+
+    name: str  # "mmd" | "domain_classifier"
+    statistic: float  # MMD² (unbiased) or AUC
+    p_value: float
+    n_reference: int  # items the test used from each side
+    n_target: int
+    seconds: float
+    alpha: float = ALPHA
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def shifted(self) -> bool:
+        return bool(self.p_value < self.alpha)
+
+
+def _matrix(x: Any, name: str) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim != 2:
+        raise DataError(f"{name} must be a 2-D array (items × features); got shape {a.shape}.")
+    if a.shape[0] < MIN_ITEMS:
+        raise DataError(f"{name} has {a.shape[0]} items; a shift test needs at least {MIN_ITEMS} on each side.")
+    if not np.isfinite(a).all():
+        raise DataError(f"{name} holds NaN or infinite values; embed the items again or drop those rows.")
+    return a
+
+
+def _pair(reference: Any, target: Any, n_per_side: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Both sides as float arrays, each cut to ``n_per_side`` rows drawn without replacement, and
+    the rows drawn (positions in the inputs)."""
+    ref, tgt = _matrix(reference, "reference"), _matrix(target, "target")
+    if ref.shape[1] != tgt.shape[1]:
+        raise DataError(f"reference and target have {ref.shape[1]} and {tgt.shape[1]} features; embed both with the same model.")
+    if n_per_side < MIN_ITEMS:
+        raise DataError(f"n_per_side must be at least {MIN_ITEMS}; got {n_per_side}.")
+    ri = np.sort(rng.choice(len(ref), n_per_side, replace=False)) if len(ref) > n_per_side else np.arange(len(ref))
+    ti = np.sort(rng.choice(len(tgt), n_per_side, replace=False)) if len(tgt) > n_per_side else np.arange(len(tgt))
+    return ref[ri], tgt[ti], ri, ti
+
+
+def _sq_distances(z: np.ndarray) -> np.ndarray:
+    sq = np.einsum("ij,ij->i", z, z)
+    d = sq[:, None] + sq[None, :] - 2.0 * (z @ z.T)
+    np.maximum(d, 0.0, out=d)
+    np.fill_diagonal(d, 0.0)
+    return d
+
+
+def _mmd2_all(k0: np.ndarray, x: np.ndarray, n: int, m: int) -> np.ndarray:
+    """Unbiased MMD² for each column of ``x`` (N, P): a 0/1 indicator of the reference side."""
+    kx = k0 @ x  # (N, P)
+    row = k0.sum(axis=1)  # K₀1
+    total = row.sum()  # 1ᵀK₀1
+    s_xx = np.einsum("ij,ij->j", x, kx)
+    x_row = row @ x  # xᵀK₀1
+    s_xy = x_row - s_xx
+    s_yy = total - 2.0 * x_row + s_xx
+    return s_xx / (n * (n - 1)) + s_yy / (m * (m - 1)) - 2.0 * s_xy / (n * m)
+
+
+def mmd_test(
+    reference: Any, target: Any, *, n_per_side: int = N_PER_SIDE, permutations: int = PERMUTATIONS, seed: int = 0, alpha: float = ALPHA
+) -> ShiftTest:
+    """MMD two-sample test with a Gaussian kernel and a permutation p-value.
+
+    Parameters
+    ----------
+    reference, target : array_like, shape (n, d) and (m, d)
+        Embeddings (or any numeric features) of the two sides.
+    n_per_side : int
+        At most this many items are drawn from each side (seeded by ``seed``).
+    permutations : int
+        Random relabellings of the pooled sample; p = (1 + #{MMD²_perm ≥ MMD²}) / (1 + permutations).
+    """
+    t0 = time.perf_counter()
+    if permutations < 1:
+        raise DataError(f"permutations must be at least 1; got {permutations}.")
+    rng = np.random.default_rng(seed)
+    ref, tgt, _, _ = _pair(reference, target, n_per_side, rng)
+    n, m = len(ref), len(tgt)
+    z = np.vstack([ref, tgt])
+    d2 = _sq_distances(z)
+    off = d2[np.triu_indices(len(z), k=1)]
+    positive = off[off > 0]
+    bandwidth2 = float(np.median(positive)) if len(positive) else 1.0
+    k0 = np.exp(-d2 / bandwidth2)
+    np.fill_diagonal(k0, 0.0)
+    observed = np.zeros((n + m, 1))
+    observed[:n] = 1.0
+    stat = float(_mmd2_all(k0, observed, n, m)[0])
+    x = np.zeros((n + m, permutations))
+    for j in range(permutations):
+        x[rng.permutation(n + m)[:n], j] = 1.0
+    null = _mmd2_all(k0, x, n, m)
+    p = float((1 + np.count_nonzero(null >= stat)) / (1 + permutations))
+    detail = {"bandwidth": float(np.sqrt(bandwidth2)), "permutations": permutations, "null_95": float(np.quantile(null, 0.95))}
+    return ShiftTest("mmd", stat, p, n, m, time.perf_counter() - t0, alpha, detail)
+
+
+def domain_classifier_test(
+    reference: Any, target: Any, *, n_per_side: int = N_PER_SIDE, folds: int = 5, seed: int = 0, alpha: float = ALPHA, top: int = 20
+) -> ShiftTest:
+    """A classifier's out-of-fold AUC at telling target items from reference items.
+
+    ``detail["target_like"]``: positions in ``target`` of the ``top`` items scored most target-like,
+    most first; ``detail["target_like_score"]`` their out-of-fold probability of being target.
+    """
+    from scipy.stats import mannwhitneyu
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(seed)
+    ref, tgt, _, ti = _pair(reference, target, n_per_side, rng)
+    z = np.vstack([ref, tgt])
+    y = np.r_[np.zeros(len(ref), np.int64), np.ones(len(tgt), np.int64)]
+    k = max(2, min(folds, len(ref), len(tgt)))
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+    cv = StratifiedKFold(k, shuffle=True, random_state=seed)
+    score = cross_val_predict(model, z, y, cv=cv, method="predict_proba")[:, 1]
+    auc = float(roc_auc_score(y, score))
+    p = float(mannwhitneyu(score[y == 1], score[y == 0], alternative="greater").pvalue)
+    t_score = score[len(ref) :]
+    order = np.argsort(-t_score, kind="stable")[:top]
+    detail = {"folds": k, "target_like": ti[order].tolist(), "target_like_score": t_score[order].round(4).tolist()}
+    return ShiftTest("domain_classifier", auc, p, len(ref), len(tgt), time.perf_counter() - t0, alpha, detail)
+
+
+@dataclass(frozen=True)
+class FeatureShift:
+    """Per-column tests between two tables: ``table`` has one row per column tested — column,
+    test ("ks" | "chi2"), statistic, p_value, p_adjusted (Benjamini–Hochberg), n_reference,
+    n_target, shifted — and ``skipped`` names columns not tested, with why."""
+
+    table: pd.DataFrame
+    skipped: dict[str, str]
+    seconds: float
+    alpha: float = ALPHA
+
+    @property
+    def shifted(self) -> bool:
+        return bool(self.table["shifted"].any()) if len(self.table) else False
+
+
+def _is_numeric(s: pd.Series) -> bool:
+    return bool(pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s) and s.nunique(dropna=True) > 10)
+
+
+def _column_test(a: pd.Series, b: pd.Series) -> tuple[str, float, float]:
+    from scipy.stats import chi2_contingency, ks_2samp
+
+    if _is_numeric(a) and _is_numeric(b):
+        r = ks_2samp(a.to_numpy(np.float64), b.to_numpy(np.float64))
+        return "ks", float(r.statistic), float(r.pvalue)
+    counts = pd.concat([a.astype(str).value_counts(), b.astype(str).value_counts()], axis=1).fillna(0).to_numpy()
+    if counts.shape[0] < 2:
+        return "chi2", 0.0, 1.0
+    r = chi2_contingency(counts.T, correction=False)
+    return "chi2", float(r.statistic), float(r.pvalue)
+
+
+def feature_tests(
+    reference: pd.DataFrame, target: pd.DataFrame, *, columns: list[str] | None = None, n_per_side: int | None = None,
+    seed: int = 0, alpha: float = ALPHA,
+) -> FeatureShift:  # fmt: skip
+    """KS (numeric columns with more than 10 values) or χ² (the rest) per column, BH-adjusted.
+
+    ``columns``: the columns to test (default: every column both tables share). Missing values are
+    left out of each column's test; a column with fewer than ``MIN_ITEMS`` values on a side is
+    skipped and named in ``skipped``.
+    """
+    from scipy.stats import false_discovery_control
+
+    t0 = time.perf_counter()
+    cols = list(columns) if columns is not None else [c for c in reference.columns if c in target.columns]
+    missing = [c for c in cols if c not in reference.columns or c not in target.columns]
+    if missing:
+        raise DataError(f"columns {missing} are not in both tables; pick columns both the reference and the target have.")
+    if not cols:
+        raise DataError("the reference and the target share no column to test; give tables with the same columns.")
+    rng = np.random.default_rng(seed)
+    if n_per_side is not None:
+        reference = (
+            reference.iloc[np.sort(rng.choice(len(reference), n_per_side, replace=False))] if len(reference) > n_per_side else reference
+        )
+        target = target.iloc[np.sort(rng.choice(len(target), n_per_side, replace=False))] if len(target) > n_per_side else target
+    rows, skipped = [], {}
+    for c in cols:
+        a, b = reference[c].dropna(), target[c].dropna()
+        if len(a) < MIN_ITEMS or len(b) < MIN_ITEMS:
+            skipped[c] = f"{len(a)} reference and {len(b)} target values; a test needs {MIN_ITEMS} on each side"
+            continue
+        test, stat, p = _column_test(a, b)
+        rows.append({"column": c, "test": test, "statistic": stat, "p_value": p, "n_reference": len(a), "n_target": len(b)})
+    table = pd.DataFrame(rows, columns=["column", "test", "statistic", "p_value", "n_reference", "n_target"])
+    table["p_adjusted"] = false_discovery_control(table["p_value"].to_numpy(), method="bh") if len(table) else []
+    table["shifted"] = table["p_adjusted"] < alpha
+    return FeatureShift(table, skipped, time.perf_counter() - t0, alpha)
