@@ -218,3 +218,41 @@ def test_estimates_refuse_bad_probabilities_and_labels():
         E.bbse(pv, yv[:5], pv)
     with pytest.raises(DataError, match="score must be"):
         E.atc_accuracy(pv, yv, pv, kind="margin")
+
+
+def test_made_image_shifts_keep_shape_and_dtype_and_do_what_they_say():
+    from core.shift.made import corrupt_images
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(4, 28, 28), dtype=np.uint8)
+    turned = corrupt_images(images, "rotate", 90)
+    assert turned.dtype == np.uint8 and turned.shape == images.shape
+    assert np.array_equal(turned, np.rot90(images, k=1, axes=(1, 2)))  # counter-clockwise, about the centre
+    assert np.array_equal(corrupt_images(images, "scale", 1.0), images)
+    assert np.array_equal(corrupt_images(images, "blur", 0), images)
+    assert corrupt_images(images, "blur", 2.0).astype(float).std() < 0.5 * images.astype(float).std()
+    dim = corrupt_images(images, "brightness", 0.5).astype(int)
+    assert np.abs(dim - images.astype(int) // 2).max() <= 1
+    colour = rng.integers(0, 256, size=(2, 16, 16, 3), dtype=np.uint8)
+    assert corrupt_images(colour, "rotate", 15).shape == colour.shape
+    with pytest.raises(DataError, match="unknown image shift"):
+        corrupt_images(images, "shear", 1)
+    with pytest.raises(DataError, match="uint8"):
+        corrupt_images(images.astype(float), "rotate", 5)
+
+
+def test_prior_shift_draws_the_asked_class_mix_and_by_column_splits_by_value():
+    from core.shift.made import by_column, prior_shift
+
+    y = np.repeat([0, 1, 2], 1000)
+    rows = prior_shift(y, {0: 0.6, 1: 0.3, 2: 0.1}, 1000, seed=0)
+    assert len(rows) == len(set(rows.tolist())) == 1000
+    assert np.bincount(y[rows]).tolist() == [600, 300, 100]
+    assert np.bincount(y[prior_shift(y, np.array([0.0, 1.0, 0.0]), 50, seed=1)], minlength=3).tolist() == [0, 50, 0]
+    with pytest.raises(DataError, match="not among"):
+        prior_shift(y, {5: 1.0}, 10)
+    meta = pd.DataFrame({"year": [1994, 1994, 1995, 1995, 1995]})
+    ref, tgt = by_column(meta, "year", 1994, [1995])
+    assert ref.tolist() == [0, 1] and tgt.tolist() == [2, 3, 4]
+    with pytest.raises(DataError, match="no row has"):
+        by_column(meta, "year", 1994, 1996)
