@@ -6,7 +6,7 @@
 The tests are the product's (``core.shift.detect``): ``mmd_test`` (500 permutations) and
 ``domain_classifier_test`` (5-fold logistic regression AUC), α = 0.05, each side drawn seeded.
 
-- **VADER** (MiniLM embeddings of all 11.2k texts, ``core.embed.embeddings.embed``, cached like the
+- **VADER** (MiniLM embeddings of all 23.7k texts, ``core.embed.embeddings.embed``, cached like the
   app's): *no shift* — the texts shuffled by the seed and cut in two halves, each side drawn from
   one half; *shift* — every pair of the four domains (tweets, movie reviews, product reviews, NYT
   editorials), reference from one domain and target from the other.

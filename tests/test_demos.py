@@ -70,3 +70,16 @@ def test_a_tampered_asset_is_not_ready(tmp_path, monkeypatch):
     assert not assets.is_ready("mnist-5k")
     with pytest.raises(assets.AssetError, match=r"Run `python -m core\.data\.assets fetch`"):
         assets.asset_path("mnist-5k")  # a tampered asset is never handed out
+
+
+@needs_asset("census-income")
+def test_census_income_draws_each_year_and_keeps_the_fairness_columns():
+    ds = demos.load_census_income().dataset
+    assert len(ds) == 40_000 and ds.modality == "tabular" and ds.class_names == ["50k or less", "more than 50k"]
+    assert ds.meta["year"].value_counts().to_dict() == {1994: 20_000, 1995: 20_000}
+    assert list(ds.meta.columns) == demos.CENSUS_META
+    assert {"sex", "race", "age"} <= set(ds.items.columns) and not {"year", "instance_weight", "income"} & set(ds.items.columns)
+    assert set(ds.meta["sex"]) == {"Female", "Male"} and ds.meta["race"].nunique() == 5
+    assert 0.05 < ds.labels.mean() < 0.08  # about 6 % earn more than $50k
+    assert set(np.unique(ds.split)) == {0, 1, 2}  # UCI's train / test, val carved from train
+    assert ds.items["age"].equals(ds.meta["age"])

@@ -29,16 +29,23 @@ IMAGE_SIZES: list[Any] = ["auto", 28, 32, 64, 96, 128, 224]
 
 def demo_cards(store: Store) -> None:
     """One card per demo: open it, or how to get it onto this machine."""
-    for col, demo in zip(st.columns(len(demos.DEMOS)), demos.DEMOS.values()):
-        with col.container(border=True):
-            st.markdown(f"**{demo.title}**")
-            st.caption(demo.blurb)
-            if not demos.available(demo.key):
-                st.caption(f"Not on this machine — {demos.assets.how_to_get(demos.assets.ASSETS[str(demo.asset)])}.")
-            elif st.button("Open", key=f"demo_{demo.key}", width="stretch"):
-                with st.spinner(f"Importing {demo.title}…"), common.saving():
-                    common.set_current_version(demos.import_demo(store, demo.key))
-                st.rerun()
+    cards = list(demos.DEMOS.values())
+    per_row = 4
+    for start in range(0, len(cards), per_row):
+        for col, demo in zip(st.columns(per_row), cards[start : start + per_row]):
+            _demo_card(store, col, demo)
+
+
+def _demo_card(store: Store, col: Any, demo: demos.Demo) -> None:
+    with col.container(border=True):
+        st.markdown(f"**{demo.title}**")
+        st.caption(demo.blurb)
+        if not demos.available(demo.key):
+            st.caption(f"Not on this machine — {demos.assets.how_to_get(demos.assets.ASSETS[str(demo.asset)])}.")
+        elif st.button("Open", key=f"demo_{demo.key}", width="stretch"):
+            with st.spinner(f"Importing {demo.title}…"), common.saving():
+                common.set_current_version(demos.import_demo(store, demo.key))
+            st.rerun()
 
 
 def upload_box(store: Store) -> None:

