@@ -291,6 +291,22 @@ def test_tabular_high_cardinality_categoricals_are_left_out():
         features.tabular_features(df[["code"]])
 
 
+def test_a_fitted_tabular_encoder_encodes_a_new_table_as_its_train_table_was():
+    from core.errors import DataError
+    from core.models.tabular import TabularEncoder
+
+    train = pd.DataFrame({"x": [0.0, 2.0, np.nan, 4.0], "city": ["b", "a", None, "b"]})
+    enc = TabularEncoder.fit(train)
+    X, names = features.tabular_features(train)
+    np.testing.assert_array_equal(enc.transform(train), X)
+    assert enc.names == names == ["x", "city=a", "city=b", "city=missing"]
+    target = pd.DataFrame({"city": ["a", "z", None], "x": [2.0, 6.0, np.nan]})  # columns reordered, a new city
+    r2 = np.sqrt(2)
+    np.testing.assert_allclose(enc.transform(target), [[0, 1, 0, 0], [2 * r2, 0, 0, 0], [0, 0, 0, 1]], atol=1e-6)
+    with pytest.raises(DataError, match="lacks the column"):
+        enc.transform(target[["x"]])
+
+
 # --------------------------------------------------------------------------- cache key
 
 

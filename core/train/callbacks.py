@@ -145,8 +145,10 @@ class MetricWriter(Callback):
             if split == "test":
                 rows = data.rows[data.test]
                 self.sink.add_predictions(result.step, name, rows, data.labels[data.test], data.classes[rep.pred], rep.probs.max(axis=1))
-                # full held-out probabilities, for diagnosing label noise with this run (core.diagnose)
-                files.write_heldout_probs(result.step, name, rows, rep.probs.astype(np.float32), data.classes)
+            # full held-out probabilities: test for diagnosing label noise with this run (core.diagnose),
+            # val for the label-free estimates on a shifted target (core.shift.estimate)
+            held = data.test if split == "test" else data.val
+            files.write_heldout_probs(result.step, name, data.rows[held], rep.probs.astype(np.float32), data.classes)
         files.write_eval(result.step, result.epoch, data.classes, data.absent, parts)
         for split in sorted(rows_by_split, key=lambda s: s == "val"):
             name, values = rows_by_split[split]

@@ -43,6 +43,7 @@ class Job:
     dist: Dist = SINGLE  # this process's share of a torchrun run (core.train.distributed)
     speed: Speed = OFF  # the GPU fast path (core.train.speed)
     evaluator: Callable[..., Any] | None = None  # scores val and test; default core.train.evaluate.evaluate (token runs: their own)
+    input_scale: tuple[np.ndarray, np.ndarray] | None = None  # a linear probe's feature (mean, std) from train: kept in its checkpoints
 
     def autocast(self) -> Any:
         return autocast(self.device)

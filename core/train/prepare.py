@@ -60,11 +60,13 @@ def prepare(ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) ->
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     k = len(data.classes)
+    scale: tuple[np.ndarray, np.ndarray] | None = None
     if cfg.finetune == "linear_probe":
         X = backbone_features(ds, cfg, device=str(device), progress=progress)[data.rows]
         mu, sd = X[data.train].mean(0), X[data.train].std(0) + 1e-6  # standardise with train statistics
         X = (X - mu) / sd
         built = build_linear_head(X.shape[1], k)
+        scale = (mu, sd)
         inputs = Inputs("vector", device, x=torch.from_numpy(np.ascontiguousarray(X, dtype=np.float32)).to(device))
     elif ds.modality == "tabular":
         X = tabular_matrix(ds.items)[data.rows]
@@ -115,7 +117,7 @@ def prepare(ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) ->
         image_shape=image_shape,
         aug_group=speed.aug_group,
     )
-    return Job(cfg, data, built, inputs, device, cfg.learning_rate(ds.modality), run_seams, speed=speed)
+    return Job(cfg, data, built, inputs, device, cfg.learning_rate(ds.modality), run_seams, speed=speed, input_scale=scale)
 
 
 def fast_path(cfg: RunConfig, modality: str, data: RunData, inputs: Inputs, image_side: int | None) -> tuple[RunConfig, Speed]:

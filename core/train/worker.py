@@ -302,6 +302,8 @@ def _announce(sink: RunSink, job: Job, ds: Dataset, state: State, *, ready_s: fl
 def _callbacks(job: Job, sink: RunSink, watchdog: Watchdog, writer: MetricWriter, extra: list[Callback]) -> list[Callback]:
     cfg = job.cfg
     meta = {"classes": job.data.classes.tolist(), "config": cfg.to_dict(), "arch": job.built.arch}
+    if job.input_scale is not None:  # what core.train.apply needs to feed a target to a linear probe
+        meta["input_mean"], meta["input_std"] = (np.asarray(a, dtype=np.float64).tolist() for a in job.input_scale)
     callbacks = [
         Cadence(log_every_steps=cfg.log_every_steps, eval_every_steps=cfg.eval_every_steps),
         StopOnRequest(watchdog.stop_event),
