@@ -84,3 +84,43 @@ def test_text_runs_fine_tuned_and_linear_probe_give_their_stored_probabilities(s
         run_id, status = _run(store, version_id=vid, model=str(folder), finetune=finetune, epochs=2, batch_size=8)
         assert status == "finished", store.run(run_id).message
         check_matches(store, run_id, home, atol=1e-4)
+
+
+def test_a_run_on_a_target_gets_estimates_with_the_truth_beside_them(store, home):
+    from core.shift.made import corrupt_images
+    from core.shift.target import run_on_target, run_val_probs
+
+    run_id, status = _run(store, version_id=_digits(store), epochs=4)
+    assert status == "finished"
+    ds = store.load_dataset(store.run(run_id).version_id)
+    val_probs, val_labels, classes = run_val_probs(store, run_id)
+    assert val_probs.shape == (int((ds.split == 1).sum()), len(classes)) and (val_labels >= 0).all()
+    test = ds.subset(ds.split == 2)
+    same = run_on_target(store, run_id, test)
+    stored = store.metrics(run_id)
+    acc = stored[(stored.split == "test") & (stored.name == "accuracy") & (stored.step == RunResults(store, run_id).result_step)]
+    assert same.truth["accuracy"] == pytest.approx(float(acc.value.iloc[0]), abs=1e-9)
+    assert set(same.accuracy) >= {"atc_negent", "mean_confidence", "bbse"} and 0 <= same.hallucination["atc"] <= 1
+    turned = Dataset("digits turned", "image", corrupt_images(test.items, "rotate", 90), test.labels, test.class_names, test.split)
+    moved = run_on_target(store, run_id, turned)
+    assert moved.truth["accuracy"] < same.truth["accuracy"] - 0.2  # rotated digits: far fewer right
+    assert moved.accuracy["atc_negent"] < same.accuracy["atc_negent"]  # and the estimate sees it
+    assert run_on_target(store, run_id, turned, labelled=False).truth == {}
+
+
+def test_drift_on_tables_runs_both_tests_and_the_column_tests():
+    from core.shift.target import drift
+
+    rng = np.random.default_rng(0)
+
+    def table(n: int, shift: float = 0.0) -> Dataset:
+        df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n) + shift, "c": rng.choice(["x", "y", "z"], n)})
+        return Dataset("t", "tabular", df, np.zeros(n, int), ["only"], np.zeros(n, np.int8))
+
+    ref, same, moved = table(300), table(300), table(300, shift=0.6)
+    quiet, loud = drift(ref, same), drift(ref, moved)
+    assert not quiet.shifted and quiet.tests["mmd"].p_value > 0.05 and not quiet.features.shifted
+    assert loud.shifted and loud.tests["mmd"].shifted and loud.tests["domain_classifier"].shifted
+    flags = loud.features.table.set_index("column")["shifted"]
+    assert flags.to_dict() == {"a": False, "b": True, "c": False}
+    assert "5 standardised and one-hot columns" in loud.embedding

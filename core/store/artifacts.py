@@ -181,16 +181,24 @@ class RunFiles:
 
         atomic_write(self._probs_path(step, split), write)
 
+    def model_probs(self, step: int, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """(dataset rows, probabilities over the model's classes, those classes) of the held-out
+        ``split`` at evaluation ``step``, as written; None when the run has no such file."""
+        path = self._probs_path(step, split)
+        if not path.exists():
+            return None
+        with np.load(path) as z:
+            return z["rows"], z["probs"], z["classes"]
+
     def heldout_probs(self, n_classes: int, *, split: str = "test", step: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
         """(dataset rows, probabilities over all ``n_classes`` dataset classes) of the held-out
         ``split`` at ``step`` (default: the latest evaluation that has them); classes absent from
         train get 0. None when the run has no such file (no evaluation yet, or an old run)."""
         steps = self.eval_steps() if step is None else [step]
         for st in reversed(steps):
-            path = self._probs_path(st, split)
-            if path.exists():
-                with np.load(path) as z:
-                    rows, probs, classes = z["rows"], z["probs"], z["classes"]
+            kept = self.model_probs(st, split)
+            if kept is not None:
+                rows, probs, classes = kept
                 full = np.zeros((len(rows), n_classes), np.float32)
                 full[:, classes] = probs
                 return rows, full
