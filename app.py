@@ -30,6 +30,7 @@ pages = [
     st.Page(str(HERE / "app_pages" / "train.py"), title="Train", icon="🏋️"),
     st.Page(str(HERE / "app_pages" / "runs.py"), title="Runs", icon="📈"),
     st.Page(str(HERE / "app_pages" / "compare.py"), title="Compare", icon="⚖️"),
+    st.Page(str(HERE / "app_pages" / "shift.py"), title="Shift", icon="🌊"),
 ]
 
 

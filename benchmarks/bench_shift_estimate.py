@@ -53,7 +53,7 @@ def _train(store, ds, seed: int, **cfg_kw) -> int:
 def _pair(store, run_id: int, target, name: str, seed: int) -> dict:
     from core.shift.target import run_on_target
 
-    est = run_on_target(store, run_id, target)
+    est = run_on_target(store, run_id, target).estimate
     err = est.errors()
     row = {"pair": name, "seed": seed, "true_accuracy": est.truth["accuracy"], **{f"est_{k}": v for k, v in est.accuracy.items()}}
     row.update({f"err_{k}": err[k] for k in METHODS})

@@ -606,3 +606,12 @@ def entity_sentence_html(pieces: Sequence[Piece], types: Sequence[str], *, predi
             f"{html.escape(text)} <sub style='color:{colour};font-weight:600'>{html.escape(kind)}</sub></mark>"
         )
     return " ".join(parts)
+
+
+def class_mix(table: pd.DataFrame, *, title: str = "Class mix: the run's val split, and the target as BBSE sees it") -> go.Figure:
+    """Grouped bars per class of every ``… share`` column of ``core.shift.scenario.prior_table``."""
+    fig = go.Figure()
+    for col in [c for c in table.columns if "share" in c]:
+        fig.add_bar(name=col, x=table["class"], y=table[col])
+    fig.update_layout(barmode="group", height=320, margin={"t": 40, "b": 10}, title=title, yaxis={"tickformat": ".0%"})
+    return fig

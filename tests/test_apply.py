@@ -96,16 +96,16 @@ def test_a_run_on_a_target_gets_estimates_with_the_truth_beside_them(store, home
     val_probs, val_labels, classes = run_val_probs(store, run_id)
     assert val_probs.shape == (int((ds.split == 1).sum()), len(classes)) and (val_labels >= 0).all()
     test = ds.subset(ds.split == 2)
-    same = run_on_target(store, run_id, test)
+    same = run_on_target(store, run_id, test).estimate
     stored = store.metrics(run_id)
     acc = stored[(stored.split == "test") & (stored.name == "accuracy") & (stored.step == RunResults(store, run_id).result_step)]
     assert same.truth["accuracy"] == pytest.approx(float(acc.value.iloc[0]), abs=1e-9)
     assert set(same.accuracy) >= {"atc_negent", "mean_confidence", "bbse"} and 0 <= same.hallucination["atc"] <= 1
     turned = Dataset("digits turned", "image", corrupt_images(test.items, "rotate", 90), test.labels, test.class_names, test.split)
-    moved = run_on_target(store, run_id, turned)
+    moved = run_on_target(store, run_id, turned).estimate
     assert moved.truth["accuracy"] < same.truth["accuracy"] - 0.2  # rotated digits: far fewer right
     assert moved.accuracy["atc_negent"] < same.accuracy["atc_negent"]  # and the estimate sees it
-    assert run_on_target(store, run_id, turned, labelled=False).truth == {}
+    assert run_on_target(store, run_id, turned, labelled=False).estimate.truth == {}
 
 
 def test_drift_on_tables_runs_both_tests_and_the_column_tests():

@@ -82,7 +82,17 @@ def run_val_probs(store: Store, run_id: int) -> tuple[np.ndarray, np.ndarray, np
     return probs / probs.sum(axis=1, keepdims=True), labels, classes
 
 
-def run_on_target(store: Store, run_id: int, target: Dataset, *, tau: float = DEFAULT_TAU, labelled: bool = True) -> TargetEstimate:
+@dataclass(frozen=True)
+class OnTarget:
+    """A run's estimates on a target: ``estimate``, the model's ``classes`` (dataset class indices)
+    and the target's labels as positions in them (-1: none or a class the model lacks) when known."""
+
+    estimate: TargetEstimate
+    classes: np.ndarray
+    labels: np.ndarray | None
+
+
+def run_on_target(store: Store, run_id: int, target: Dataset, *, tau: float = DEFAULT_TAU, labelled: bool = True) -> OnTarget:
     """``estimate_target`` for run ``run_id`` on ``target``; with ``labelled`` and labels on the
     target, the truth beside the estimates."""
     from core.train.apply import apply_run
@@ -94,4 +104,4 @@ def run_on_target(store: Store, run_id: int, target: Dataset, *, tau: float = DE
     truth = None
     if labelled and (target.labels >= 0).any():
         truth = applied.labels_as_model_classes(np.where(target.labels >= 0, target.labels, -1))
-    return estimate_target(val_probs, val_labels, applied.probs, tau=tau, target_labels=truth)
+    return OnTarget(estimate_target(val_probs, val_labels, applied.probs, tau=tau, target_labels=truth), classes, truth)

@@ -1,0 +1,94 @@
+"""AppTest of the Shift page: a target picked by a column, tested for shift, and a run's label-free
+estimates there with the truth beside them; a made prior shift; settings that stay."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from core.data import Dataset
+from core.data.splits import stratified_split
+from core.store import Store
+from core.train.config import RunConfig
+from core.train.worker import train_run
+from tests.test_train_pages import open_page
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("one_torch_thread")]
+
+
+def sites(store: Store) -> int:
+    """A table from two sites: site "b" has its ``dose`` moved and a different class mix."""
+    rng = np.random.default_rng(0)
+    n = 1200
+    site = np.where(np.arange(n) < 800, "a", "b")
+    y = np.where(site == "a", rng.random(n) < 0.5, rng.random(n) < 0.2).astype(int)
+    x = rng.normal(size=(n, 3)) + y[:, None] * 1.5
+    x[site == "b", 0] += 2.0
+    df = pd.DataFrame({"dose": x[:, 0], "age": x[:, 1], "score": x[:, 2]})
+    meta = pd.DataFrame({"site": site})
+    ds = Dataset("sites", "tabular", df, y, ["healthy", "ill"], stratified_split(y * 2 + (site == "b"), val=0.2, test=0.3), meta)
+    return store.save_dataset(ds, source="upload:sites.csv")
+
+
+def frames(at) -> list[pd.DataFrame]:
+    return [d.value for d in at.dataframe]
+
+
+def test_a_column_target_is_tested_and_a_run_estimated_there(home):
+    store = Store(home)
+    vid = sites(store)
+    at = open_page("app_pages/shift.py")
+    assert at.radio(key="sh_kind").value == "column" and at.selectbox(key="sh_column").value == "site"
+    assert at.multiselect(key="sh_ref_values").value == ["a"] and at.multiselect(key="sh_tgt_values").value == ["b"]
+    assert any("reference" in m.value and "target" in m.value for m in at.markdown)
+    at.button(key="sh_test").click()
+    at.run()
+    assert not at.exception, at.exception
+    tests = frames(at)[0]
+    assert list(tests["test"]) == ["MMD (permutation test)", "domain classifier (AUC)"]
+    assert all(v.startswith("shifted") for v in tests["verdict"])
+    columns = frames(at)[1].set_index("column")
+    assert bool(columns.loc["dose", "shifted"]) and not bool(columns.loc["age", "shifted"])
+    assert any("The target is shifted" in m.value for m in at.markdown)
+    assert any("No finished run" in i.value for i in at.info)
+
+    cfg = RunConfig(version_id=vid, model="auto", epochs=15, batch_size=32, lr=1e-2)
+    run_id = store.create_run(vid, cfg.to_dict())
+    assert train_run(store, run_id) == "finished"
+    at.run()
+    assert at.selectbox(key="sh_run").value == run_id
+    at.button(key="sh_estimate").click()
+    at.run()
+    assert not at.exception, at.exception
+    est = next(f for f in frames(at) if "estimated accuracy" in f.columns)
+    assert set(est["method"]) >= {"ATC (negative entropy)", "BBSE (label shift only)"} and "true accuracy" in est.columns
+    assert ((est["estimated accuracy"] >= 0) & (est["estimated accuracy"] <= 1)).all()
+    assert any("expected accuracy on the target" in m.value and "with the target's labels" in m.value for m in at.markdown)
+    assert len(at.get("plotly_chart")) == 1
+
+    # the results and choices stay when the page is left and opened again
+    at.switch_page("app_pages/data.py")
+    at.run()
+    at.switch_page("app_pages/shift.py")
+    at.run()
+    assert at.multiselect(key="sh_tgt_values").value == ["b"] and at.selectbox(key="sh_run").value == run_id
+    assert any("The target is shifted" in m.value for m in at.markdown)
+
+
+def test_a_made_prior_shift_and_a_bad_choice_get_words_not_errors(home):
+    store = Store(home)
+    sites(store)
+    at = open_page("app_pages/shift.py")
+    at.radio(key="sh_kind").set_value("prior")
+    at.run()
+    at.number_input(key="sh_prior_0").set_value(0.9)
+    at.number_input(key="sh_prior_1").set_value(0.1)
+    at.run()
+    assert not at.exception, at.exception
+    assert any("drawn as healthy 90%, ill 10%" in m.value for m in at.markdown)
+    at.radio(key="sh_kind").set_value("column")
+    at.run()
+    at.multiselect(key="sh_tgt_values").set_value([])
+    at.run()
+    assert not at.exception and any("pick the column values the target holds" in w.value for w in at.warning)
