@@ -132,3 +132,20 @@ def test_each_kept_word_carries_its_shape_in_the_batch() -> None:
     words = tokenise_words(sentences, None, tok, {}, max_length=32)
     batch = words.batch(np.array([0, 1]), torch.device("cpu"), with_targets=False)
     assert batch["shapes"].tolist() == [word_shape(w) for s in sentences for w in s]
+
+
+def test_every_word_weighs_the_same_whatever_the_batch_it_lands_in() -> None:
+    from core.mitigate.criterion import make_criterion
+    from core.mitigate.settings import LossSettings
+    from core.tokens.train import PerWordLoss
+
+    loss = PerWordLoss(make_criterion(LossSettings(), np.array([10, 10, 10])), words_per_batch=10.0)
+    rng = torch.Generator().manual_seed(0)
+    z = torch.randn(22, 3, generator=rng)
+    y = torch.randint(0, 3, (22,), generator=rng)
+    per_word = torch.nn.functional.cross_entropy(z, y, reduction="none")
+    short, long = loss(z[:2], y[:2]), loss(z[2:], y[2:])  # a batch of 2 words and one of 20
+    torch.testing.assert_close(short, per_word[:2].sum() / 10.0)
+    torch.testing.assert_close(long, per_word[2:].sum() / 10.0)
+    torch.testing.assert_close(short + long, per_word.sum() / 10.0)  # the same total as one batch of every word
+    loss.begin_epoch(0, 3)  # passed on to the criterion (deferred re-weighting)

@@ -29,7 +29,7 @@ from core.jsonable import to_jsonable
 from core.metrics.keys import per_class_key, variant_split
 from core.mitigate.augment import NoAugment
 from core.mitigate.checks import TOKEN_REFUSALS, check
-from core.mitigate.criterion import make_criterion
+from core.mitigate.criterion import Criterion, make_criterion
 from core.mitigate.sampler import make_sampler
 from core.mitigate.seams import Seams
 from core.models.build import Built
@@ -67,6 +67,24 @@ class SentenceCopies:
         self, sentences: list[list[str]], tags: list[list[str]], rng: np.random.Generator
     ) -> tuple[list[list[str]], list[list[str]], list[int]]:
         return augmented_copies(sentences, tags, self.settings, rng, table=self.table, lookup=self.lookup)
+
+
+@dataclass
+class PerWordLoss:
+    """The criterion's mean over a batch's words × the batch's words ÷ ``words_per_batch`` (the
+    words an average train batch holds): every word weighs the same in a step whatever the length
+    of the sentences batched with it. Without it a length-bucketed batch of short sentences (titles,
+    table rows) would weigh each of its words several times more than a batch of long ones: on the
+    full CoNLL-2003 training it cost 0.006 entity F1 (benchmarks/RESULTS.md)."""
+
+    criterion: Criterion
+    words_per_batch: float
+
+    def begin_epoch(self, epoch: int, epochs: int) -> None:
+        self.criterion.begin_epoch(epoch, epochs)
+
+    def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.criterion(logits, target) * (target.shape[0] / self.words_per_batch)
 
 
 @dataclass
@@ -192,9 +210,10 @@ def prepare_tokens(ds: Dataset, cfg: RunConfig, *, progress: Callable[..., None]
     built.net.to(device)
     tag_counts = train_tag_counts(words, data.train, len(names))
     sentence_names = [ds.class_names[c] for c in data.classes]
+    words_per_batch = cfg.batch_size * float(words.n_words[data.train].mean()) if len(data.train) else 1.0
     run_seams = Seams(
         sampler=make_sampler(cfg.mitigations.resample, data.y, sentence_names),
-        criterion=make_criterion(cfg.mitigations.loss, tag_counts),
+        criterion=PerWordLoss(make_criterion(cfg.mitigations.loss, tag_counts), max(words_per_batch, 1.0)),
         augmenter=NoAugment(),
     )
     job = Job(cfg, data, built, inputs, device, cfg.learning_rate("tokens"), run_seams)  # type: ignore[arg-type]

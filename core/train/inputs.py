@@ -135,12 +135,13 @@ class DeviceBatch:
 
 
 def make_batches(
-    m: int, batch_size: int, rng: np.random.Generator, lengths: np.ndarray | None = None, *, drop_last: bool = False
-) -> list[np.ndarray]:
+    m: int, batch_size: int, rng: np.random.Generator, lengths: np.ndarray | None = None, *, drop_last: bool = False,
+    bucket_batches: int = BUCKET_BATCHES,
+) -> list[np.ndarray]:  # fmt: skip
     """Batches of positions 0..m-1 of a draw that is already in random order.
 
     With ``lengths`` (text) the batches are *bucketed*: the draw is cut into chunks of
-    ``BUCKET_BATCHES`` batches, each chunk is sorted by length and cut into batches, and the batches
+    ``bucket_batches`` batches, each chunk is sorted by length and cut into batches, and the batches
     are shuffled — every batch holds texts of similar length, so it pads little, and the order
     stays random. A last batch of a single item is dropped (batch norm cannot train on it); with
     ``drop_last`` (fixed shapes, ``core.train.speed``) every batch shorter than ``batch_size`` is,
@@ -150,7 +151,7 @@ def make_batches(
     if lengths is None:
         batches = [positions[i : i + batch_size] for i in range(0, m, batch_size)]
     else:
-        chunk = batch_size * BUCKET_BATCHES
+        chunk = batch_size * bucket_batches
         batches = []
         for s in range(0, m, chunk):
             c = positions[s : s + chunk]
