@@ -39,3 +39,6 @@ shift_view.drift_section(vid, scen, spec)
 
 st.subheader("How will a run do there?")
 shift_view.estimate_section(store, vid, scen, spec)
+
+st.subheader("Train for the target")
+shift_view.act_section(store, vid, scen, spec)

@@ -256,3 +256,40 @@ def test_prior_shift_draws_the_asked_class_mix_and_by_column_splits_by_value():
     assert ref.tolist() == [0, 1] and tgt.tolist() == [2, 3, 4]
     with pytest.raises(DataError, match="no row has"):
         by_column(meta, "year", 1994, 1996)
+
+
+def test_covariate_weights_favour_the_items_that_look_like_the_target():
+    from core.shift.weights import CLIP, covariate_weights
+
+    rng = np.random.default_rng(0)
+    ref = rng.normal(size=(2000, 3))
+    tgt = rng.normal(size=(2000, 3)) + np.array([1.0, 0, 0])
+    items = np.array([[-2.0, 0, 0], [0.0, 0, 0], [2.0, 0, 0]])
+    w = covariate_weights(ref, tgt, np.vstack([items, ref]))
+    assert w[0] < w[1] < w[2] and CLIP[0] / w.mean() <= w.min() and w.mean() == pytest.approx(1.0)
+    # the true density ratio N(1, 1) / N(0, 1) at x is exp(x − 1/2): the fitted odds follow it
+    ratio = np.exp(items[:, 0] - 0.5)
+    assert np.allclose(np.log(w[:3] / w[1]), np.log(ratio / ratio[1]), atol=0.35)
+
+
+def test_label_weights_and_the_importance_sampler_draw_the_target_mix():
+    from core.mitigate.sampler import ItemWeighted
+    from core.shift.weights import label_weights
+
+    y = np.repeat([0, 1], [800, 200])
+    w = label_weights(y, np.array([0.5, 3.0]))  # the target has relatively 6× more of class 1
+    assert w.mean() == pytest.approx(1.0) and w[-1] / w[0] == pytest.approx(6.0)
+    drawn = ItemWeighted(w).epoch(np.arange(1000), 0, np.random.default_rng(0))
+    assert len(drawn) == 1000 and 0.55 < (y[drawn] == 1).mean() < 0.65  # 200·3 / (800·0.5 + 200·3) = 0.6
+    with pytest.raises(DataError, match="model classes"):
+        label_weights(np.array([0, 2]), np.array([1.0, 1.0]))
+
+
+def test_the_importance_sampler_is_refused_without_weights_with_what_to_do():
+    from core.mitigate.checks import check
+    from core.mitigate.settings import Mitigations, Resampling
+
+    m = Mitigations(resample=Resampling(method="importance"))
+    problems = check(m, modality="tabular", finetune="full", train_counts={"a": 10, "b": 10})
+    assert any("Shift page" in p for p in problems)
+    assert not check(m, modality="tabular", finetune="full", train_counts={"a": 10, "b": 10}, item_weights=True)

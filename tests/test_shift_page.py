@@ -92,3 +92,43 @@ def test_a_made_prior_shift_and_a_bad_choice_get_words_not_errors(home):
     at.multiselect(key="sh_tgt_values").set_value([])
     at.run()
     assert not at.exception and any("pick the column values the target holds" in w.value for w in at.warning)
+
+
+def test_weights_for_the_target_make_a_version_a_run_can_draw_from(home):
+    from core.mitigate.settings import Mitigations, Resampling
+    from core.shift.weights import WEIGHT_COLUMN
+
+    store = Store(home)
+    vid = sites(store)
+    cfg = RunConfig(version_id=vid, model="auto", epochs=5, batch_size=32, lr=1e-2)
+    run_id = store.create_run(vid, cfg.to_dict())
+    assert train_run(store, run_id) == "finished"
+    at = open_page("app_pages/shift.py")
+    assert at.button(key="sh_weigh_label").disabled  # the class weights need an estimate first
+    at.button(key="sh_weigh_covariate").click()
+    at.run()
+    assert not at.exception, at.exception
+    weighted = max(v.id for v in store.versions())
+    info, ds = store.version(weighted), store.load_dataset(weighted)
+    assert info.parent_id == vid and info.kind == "weighted" and any("importance" in s.value for s in at.success)
+    w, site, train = ds.meta[WEIGHT_COLUMN].to_numpy(), ds.meta["site"].to_numpy(), ds.split == 0
+    assert (w[~train] == 1).all() and w[train].mean() == pytest.approx(1.0)
+    assert w[train & (site == "b")].mean() > 2 * w[train & (site == "a")].mean()  # site b's items look like the target
+    assert "importance_weight" not in [o for o in at.selectbox(key="sh_column").options]
+
+    run = RunConfig(
+        version_id=weighted, model="auto", epochs=3, batch_size=32, lr=1e-2, mitigations=Mitigations(resample=Resampling("importance"))
+    )
+    rid = store.create_run(weighted, run.to_dict())
+    assert train_run(store, rid) == "finished", store.run(rid).message
+
+    # the label-shift weights, once the run is estimated on the target
+    at.selectbox(key="sh_run").set_value(run_id)
+    at.run()
+    at.button(key="sh_estimate").click()
+    at.run()
+    at.button(key="sh_weigh_label").click()
+    at.run()
+    assert not at.exception, at.exception
+    labelled = max(v.id for v in store.versions())
+    assert store.version(labelled).params["importance"]["kind"] == "label"

@@ -166,3 +166,37 @@ def estimate_section(store: Store, vid: int, scen: S.Scenario, spec: S.TargetSpe
         "BBSE: the class mix of the target solved from the run's val confusion matrix — right only when the classes' look did not change."
     )
     st.plotly_chart(charts.class_mix(S.prior_table(on, list(scen.target.class_names))), width="stretch")
+
+
+def act_section(store: Store, vid: int, scen: S.Scenario, spec: S.TargetSpec) -> None:
+    """Importance weights for the next run: a new version whose train rows carry them."""
+    from core.shift.target import covariate_version, label_shift_version
+    from ui import common
+
+    done = st.session_state.pop("sh_weighted", None)
+    if done is not None:
+        st.success(
+            f"Saved version {done} with an importance weight on every train item; it is now the current dataset. On **Train**, "
+            "pick the resampling **importance** to draw train items as the target would."
+        )
+        st.page_link("app_pages/train.py", label="Go to Train", icon="🏋️")
+    kept = st.session_state.get(RESULT, {})
+    estimate = kept.get("estimate")
+    c1, c2 = st.columns(2)
+    c1.caption("Covariate shift: each train item weighted by how target-like it looks (a classifier's odds, clipped to 0.1–10).")
+    if c1.button("Weigh train items by how target-like they are", key="sh_weigh_covariate"):
+        with st.spinner("Fitting the weighting classifier…"), common.saving():
+            new = covariate_version(store, vid, scen.reference, scen.target, words=scen.words)
+        _weighted(common, new)
+    c2.caption("Label shift: each train item weighted by its class's BBSE weight q/p (needs an estimate above).")
+    ready = estimate is not None and estimate[0] == _key(vid, spec, st.session_state.get("sh_run"))
+    if c2.button("Weigh classes by the estimated target mix", key="sh_weigh_label", disabled=not ready):
+        with common.saving():
+            new = label_shift_version(store, vid, estimate[1], words=scen.words)
+        _weighted(common, new)
+
+
+def _weighted(common: Any, new: int) -> None:
+    common.set_current_version(new)
+    st.session_state["sh_weighted"] = new
+    st.rerun()

@@ -17,6 +17,7 @@ from core.data.splits import scoring_problem
 from core.mitigate.checks import check
 from core.mitigate.preview import TokenTrain, token_epoch, token_train, train_classes
 from core.models.registry import FINETUNE_TITLES
+from core.shift.weights import WEIGHT_COLUMN
 from core.train.config import RunConfig
 from core.train.estimates import StepPlan, estimate_seconds, model_modality, runs_on_gpu, step_plan
 from ui import common
@@ -71,7 +72,7 @@ def problems(cfg: RunConfig, ds: Dataset, train_counts: Mapping[str, int], *, to
         return [*found, str(err)]
     return found + check(
         cfg.mitigations, modality=ds.modality, finetune=cfg.finetune, train_counts=dict(train_counts), n_unlabelled=ds.n_unlabelled,
-        epochs=cfg.epochs, entity_types=tokens.types if tokens is not None else None,
+        epochs=cfg.epochs, entity_types=tokens.types if tokens is not None else None, item_weights=WEIGHT_COLUMN in ds.meta.columns,
     )  # fmt: skip
 
 

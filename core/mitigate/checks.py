@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from core.mitigate.settings import (
     FEATURE_SAMPLERS,
     NEIGHBOUR_SAMPLERS,
+    NO_WEIGHTS,
     OVER_SAMPLERS,
     UNDER_SAMPLERS,
     Augmentation,
@@ -48,16 +49,19 @@ TOKEN_REFUSALS = {
 
 def check(
     m: Mitigations, *, modality: str, finetune: str, train_counts: Mapping[str, int], n_unlabelled: int = 0, epochs: int = 1,
-    entity_types: Sequence[str] | None = None,
+    entity_types: Sequence[str] | None = None, item_weights: bool = False,
 ) -> list[str]:  # fmt: skip
     """Problems (each says what to change) of ``m`` on a train split with ``train_counts``
     (class name → items, classes absent from train left out; for token data sentences by their
     rarest entity type) and an unlabelled pool of ``n_unlabelled`` items, trained for ``epochs``;
     empty when it can run. ``entity_types``: token data's types with train mentions (the token
-    augmentation's ``types`` must be among them; None: not checked)."""
+    augmentation's ``types`` must be among them; None: not checked); ``item_weights``: whether the
+    version holds importance weights (the ``importance`` sampler needs them)."""
     counts = {name: int(n) for name, n in train_counts.items() if n > 0}
+    weights = [NO_WEIGHTS + "."] if m.resample.method == "importance" and not item_weights else []
     if modality == "tokens":
         return [
+            *weights,
             *_token_refusals(m, finetune),
             *(_resampling(m.resample, counts, vectors=True) if m.resample.method not in FEATURE_SAMPLERS else []),
             *_augmentation(m.augment, counts, modality, finetune),
@@ -66,6 +70,7 @@ def check(
         ]
     vectors = finetune == "linear_probe" or modality == "tabular"
     return [
+        *weights,
         *_resampling(m.resample, counts, vectors=vectors),
         *_cleaning(m.clean),
         *_language(m.augment, modality),

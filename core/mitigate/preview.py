@@ -83,7 +83,7 @@ def epoch_counts(m: Mitigations, train_counts: dict[str, int]) -> dict[str, floa
     elif r.method in UNDER_SAMPLERS:
         low = min(n.values())
         out = {c: float(r.targets.get(c, low if not r.targets else k)) for c, k in n.items()}
-    elif r.method in FEATURE_SAMPLERS:
+    elif r.method in FEATURE_SAMPLERS or r.method == "importance":  # the drawn mix depends on the items' weights
         return None
     else:
         out = dict(n)

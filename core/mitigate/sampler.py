@@ -7,6 +7,9 @@ A sampler's draw is the *epoch order*; the loop cuts it into batches (text: buck
   to the square root of their size): as many draws as train items, with replacement.
 - ``Imblearn`` — imbalanced-learn's ``RandomOverSampler`` / ``RandomUnderSampler`` on item indices,
   re-drawn every epoch, with target counts per class.
+- ``ItemWeighted`` — ``importance``: as many draws as train items, with replacement, each item with
+  probability ∝ its importance weight (the version's ``importance_weight`` column, made by
+  ``core.shift.weights``).
 - ``Multiply`` — wraps another sampler and draws chosen classes ``m`` times per epoch (for targeted
   augmentation: every copy is augmented anew).
 
@@ -21,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-from core.mitigate.settings import INDEX_SAMPLERS, WEIGHTED_SAMPLERS, Resampling
+from core.mitigate.settings import INDEX_SAMPLERS, NO_WEIGHTS, WEIGHTED_SAMPLERS, Resampling
 
 
 class Sampler(Protocol):
@@ -55,6 +58,17 @@ class Weighted:
         return rng.choice(train, size=len(train), replace=True, p=per_item / per_item.sum())
 
 
+class ItemWeighted:
+    """Draws ``len(train)`` items with replacement, each with probability ∝ its weight."""
+
+    def __init__(self, weights: np.ndarray) -> None:
+        self.weights = np.asarray(weights, dtype=np.float64)
+
+    def epoch(self, train: np.ndarray, epoch: int, rng: np.random.Generator) -> np.ndarray:
+        w = self.weights[train]
+        return rng.choice(train, size=len(train), replace=True, p=w / w.sum())
+
+
 class Imblearn:
     """imbalanced-learn's ``RandomOverSampler`` or ``RandomUnderSampler`` on item indices."""
 
@@ -84,11 +98,16 @@ class Multiply:
         return rng.permutation(np.concatenate([order, *([chosen] * (self.copies - 1))]))
 
 
-def make_sampler(settings: Resampling, y: np.ndarray, class_names: Sequence[str]) -> Sampler:
+def make_sampler(settings: Resampling, y: np.ndarray, class_names: Sequence[str], item_weights: np.ndarray | None = None) -> Sampler:
     """The sampler ``settings`` asks for. ``y`` is the model class of every local position;
-    ``class_names`` the names of the model classes (``targets`` are keyed by name). Feature-space
+    ``class_names`` the names of the model classes (``targets`` are keyed by name); ``item_weights``
+    the importance weight of every local position (``importance`` needs them). Feature-space
     methods resample before training (``core.mitigate.resample``) and shuffle here."""
     method = settings.method
+    if method == "importance":
+        if item_weights is None:
+            raise ValueError(NO_WEIGHTS)
+        return ItemWeighted(item_weights)
     if method in WEIGHTED_SAMPLERS:
         return Weighted(y, 0.0 if method == "class_balanced" else 0.5)
     if method in INDEX_SAMPLERS:

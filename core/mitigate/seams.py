@@ -30,17 +30,19 @@ def seams(
     class_names: Sequence[str],
     image_shape: tuple[int, ...] = (),
     aug_group: int = 1,
+    item_weights: np.ndarray | None = None,
 ) -> Seams:
     """The sampler, criterion and augmenters ``mitigations`` asks for.
 
     ``y`` is the model class (0..K-1) of every local position of the run; ``class_counts`` (K,)
-    the train items per model class; ``class_names`` the names of the model classes.
+    the train items per model class; ``class_names`` the names of the model classes;
+    ``item_weights`` each local position's importance weight (for the ``importance`` sampler).
     """
     aug = mitigations.augment
     augmenter, text_augmenter = make_augmenters(
         aug, modality=modality, n_classes=len(class_counts), class_names=class_names, image_shape=image_shape, group=aug_group
     )
-    sampler = make_sampler(mitigations.resample, y, class_names)
+    sampler = make_sampler(mitigations.resample, y, class_names, item_weights)
     if aug.multiplier > 1 and (aug.image or aug.text):
         index = {name: i for i, name in enumerate(class_names)}
         targeted = [index[c] for c in aug.classes if c in index] or list(range(len(class_names)))

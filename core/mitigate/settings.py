@@ -33,6 +33,7 @@ SAMPLERS: dict[str, str] = {
     "none": "every train item once per epoch, in a random order",
     "class_balanced": "draw every class equally often (with replacement)",
     "sqrt": "draw classes in proportion to the square root of their size",
+    "importance": "draw items in proportion to their importance weight for a shifted target (a version weighted on the Shift page)",
     "random_over": "repeat items of small classes up to the target counts (imbalanced-learn RandomOverSampler)",
     "random_under": "leave out items of large classes down to the target counts (RandomUnderSampler)",
     "smote": "new points between neighbours of small classes (SMOTE)",
@@ -45,6 +46,10 @@ SAMPLERS: dict[str, str] = {
     "smote_enn": "SMOTE, then clean with ENN (SMOTEENN)",
     "smote_tomek": "SMOTE, then drop Tomek links (SMOTETomek)",
 }
+NO_WEIGHTS = (
+    "the importance sampler needs importance weights: weigh this dataset's train items on the Shift page (a new version), "
+    "or pick another sampler"
+)
 WEIGHTED_SAMPLERS = ("class_balanced", "sqrt")
 INDEX_SAMPLERS = ("random_over", "random_under")
 FEATURE_SAMPLERS = ("smote", "borderline_smote", "adasyn", "svm_smote", "near_miss", "tomek", "enn", "smote_enn", "smote_tomek")

@@ -21,6 +21,7 @@ import pandas as pd
 from core.data.dataset import Dataset
 from core.errors import DataError
 from core.shift import made
+from core.shift.weights import WEIGHT_COLUMN
 
 if TYPE_CHECKING:
     from core.shift.estimate import TargetEstimate
@@ -71,7 +72,7 @@ def split_columns(ds: Dataset) -> list[str]:
     """Meta columns that can split a dataset: 2 to ``MAX_VALUES`` distinct values."""
     out = []
     for c in ds.meta.columns:
-        if str(c).startswith("sim_"):
+        if str(c).startswith("sim_") or c == WEIGHT_COLUMN:
             continue
         k = ds.meta[c].nunique(dropna=True)
         if 2 <= k <= MAX_VALUES:

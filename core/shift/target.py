@@ -42,27 +42,69 @@ def drift(
     reference: Dataset, target: Dataset, *, n_per_side: int = D.N_PER_SIDE, seed: int = 0, progress: Any = None, alpha: float = D.ALPHA
 ) -> Drift:
     """MMD and the domain classifier on cached embeddings (and per-column tests for tables)."""
-    from core.embed.embeddings import embed, resolve_backbone
-    from core.models.tabular import TabularEncoder
+    from core.embed.embeddings import resolve_backbone
 
     if reference.modality != target.modality:
         raise DataError(f"the reference holds {reference.modality} data and the target {target.modality}; compare data of one kind.")
     if reference.modality == "tokens":
         raise DataError("shift tests on token data are not available yet; pick a text, image or table dataset.")
     features = None
+    x_ref, x_tgt = vectors(reference, target, progress=progress)
     if reference.modality == "tabular":
-        enc = TabularEncoder.fit(reference.items)  # the target encoded as the reference is
-        x_ref, x_tgt = enc.transform(reference.items), enc.transform(target.items)
         features = D.feature_tests(reference.items, target.items, n_per_side=n_per_side, seed=seed, alpha=alpha)
         words = f"the {x_ref.shape[1]} standardised and one-hot columns"
     else:
-        x_ref, x_tgt = np.asarray(embed(reference, progress=progress)), np.asarray(embed(target, progress=progress))
         words = f"{resolve_backbone(reference)} embeddings"
     tests = {
         "mmd": D.mmd_test(x_ref, x_tgt, n_per_side=n_per_side, seed=seed, alpha=alpha),
         "domain_classifier": D.domain_classifier_test(x_ref, x_tgt, n_per_side=n_per_side, seed=seed, alpha=alpha),
     }
     return Drift(tests, features, words)
+
+
+def vectors(reference: Dataset, *others: Dataset, progress: Any = None) -> list[np.ndarray]:
+    """The rows the tests and weights read: cached embeddings (``core.embed``), or for tables the
+    columns encoded by ``TabularEncoder`` fitted on the reference (every other table encoded as it is)."""
+    from core.embed.embeddings import embed
+    from core.models.tabular import TabularEncoder
+
+    if reference.modality == "tabular":
+        enc = TabularEncoder.fit(reference.items)
+        return [enc.transform(d.items) for d in (reference, *others)]
+    return [np.asarray(embed(d, progress=progress), dtype=np.float64) for d in (reference, *others)]
+
+
+def covariate_version(store: Store, version_id: int, reference: Dataset, target: Dataset, *, words: str) -> int:
+    """A new version whose train rows carry importance weights for ``target`` (``core.shift.weights``)."""
+    from core.shift.weights import covariate_weights, weighted_version
+
+    ds = store.load_dataset(version_id)
+    x_ref, x_tgt, x_train = vectors(reference, target, ds.subset(np.flatnonzero(ds.split == 0)))
+    w = covariate_weights(x_ref, x_tgt, x_train)
+    return weighted_version(
+        store, version_id, w, note=f"importance weights, covariate: {words}", params={"importance": {"kind": "covariate", "target": words}}
+    )
+
+
+def label_shift_version(store: Store, version_id: int, on: OnTarget, *, words: str) -> int:
+    """A new version whose train rows carry their class's BBSE weight q/p for the target."""
+    from core.shift.weights import label_weights, weighted_version
+
+    ds = store.load_dataset(version_id)
+    y = ds.labels[ds.split == 0]
+    pos = {int(c): i for i, c in enumerate(on.classes.tolist())}
+    model_y = np.array([pos.get(int(v), -1) for v in y.tolist()], dtype=np.int64)
+    w = np.ones(len(y))
+    known = model_y >= 0
+    w[known] = label_weights(model_y[known], on.estimate.label_shift.weights)
+    weights = {str(ds.class_names[int(c)]): round(float(v), 4) for c, v in zip(on.classes, on.estimate.label_shift.weights)}
+    return weighted_version(
+        store,
+        version_id,
+        w,
+        note=f"importance weights, label shift: {words}",
+        params={"importance": {"kind": "label", "class_weights": weights}},
+    )
 
 
 def run_val_probs(store: Store, run_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -19,6 +19,7 @@ from core.mitigate.settings import FEATURE_SAMPLERS
 from core.models.build import build, build_linear_head
 from core.models.preprocess import to_nchw, tokenise
 from core.models.tabular import tabular_matrix
+from core.shift.weights import WEIGHT_COLUMN
 from core.train.config import RunConfig
 from core.train.inputs import Inputs
 from core.train.loop import Job
@@ -99,6 +100,7 @@ def prepare(ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) ->
         train_counts=dict(zip(names, data.train_counts.tolist())),
         n_unlabelled=len(data.pool),
         epochs=cfg.epochs,
+        item_weights=WEIGHT_COLUMN in ds.meta.columns,
     )
     if problems:
         raise ValueError(problems[0])
@@ -116,8 +118,16 @@ def prepare(ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) ->
         class_names=names,
         image_shape=image_shape,
         aug_group=speed.aug_group,
+        item_weights=item_weights(ds, data),
     )
     return Job(cfg, data, built, inputs, device, cfg.learning_rate(ds.modality), run_seams, speed=speed, input_scale=scale)
+
+
+def item_weights(ds: Dataset, data: RunData) -> np.ndarray | None:
+    """Each local position's importance weight (``core.shift.weights``), or None without them."""
+    if WEIGHT_COLUMN not in ds.meta.columns:
+        return None
+    return np.asarray(ds.meta[WEIGHT_COLUMN].to_numpy(dtype=np.float64)[data.rows], dtype=np.float64)
 
 
 def fast_path(cfg: RunConfig, modality: str, data: RunData, inputs: Inputs, image_side: int | None) -> tuple[RunConfig, Speed]:
