@@ -56,6 +56,7 @@ else:
     compare_panels.curves_panel(results)
     compare_panels.item_diff_panel(results)
     compare_panels.galleries_panel(results)
+compare_panels.shift_panel(store, results)
 compare_panels.settings_panel(results)
 
 st.subheader("Report")

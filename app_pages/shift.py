@@ -40,5 +40,7 @@ shift_view.drift_section(vid, scen, spec)
 st.subheader("How will a run do there?")
 shift_view.estimate_section(store, vid, scen, spec)
 
+shift_view.keep_button(store, vid, scen, spec)
+
 st.subheader("Train for the target")
 shift_view.act_section(store, vid, scen, spec)

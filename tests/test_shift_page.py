@@ -132,3 +132,38 @@ def test_weights_for_the_target_make_a_version_a_run_can_draw_from(home):
     assert not at.exception, at.exception
     labelled = max(v.id for v in store.versions())
     assert store.version(labelled).params["importance"]["kind"] == "label"
+
+
+def test_kept_results_reach_compare_and_the_report(home):
+    from core.report.html import build_report
+
+    store = Store(home)
+    vid = sites(store)
+    ids = []
+    for seed in (0, 1):
+        cfg = RunConfig(version_id=vid, model="auto", epochs=5, batch_size=32, lr=1e-2, seed=seed)
+        ids.append(store.create_run(vid, cfg.to_dict()))
+        assert train_run(store, ids[-1]) == "finished"
+    at = open_page("app_pages/shift.py")
+    assert not [b for b in at.button if b.key == "sh_keep"]  # nothing to keep yet
+    at.button(key="sh_test").click()
+    at.run()
+    at.selectbox(key="sh_run").set_value(ids[0])
+    at.run()
+    at.button(key="sh_estimate").click()
+    at.run()
+    at.button(key="sh_keep").click()
+    at.run()
+    assert not at.exception, at.exception
+    assert any("Kept" in s.value for s in at.success)
+
+    at.switch_page("app_pages/compare.py")
+    at.run()
+    at.multiselect(key="cmp_runs").set_value(ids)
+    at.run()
+    assert not at.exception, at.exception
+    assert any(h.value == "On shifted targets" for h in at.subheader)
+    shifted = next(d.value for d in at.dataframe if "accuracy (ATC)" in d.value.columns)
+    assert shifted["run"].tolist() == [ids[0]] and shifted["shifted"].tolist() == ["yes"]
+    report = build_report(store, ids)
+    assert "<section id='shift'>" in report and "MMD (permutation test): shifted" in report and "accuracy (ATC)" in report

@@ -28,6 +28,7 @@ from core.compare.runs import (
 )
 from core.data.dataset import Dataset
 from core.metrics.results import RunResults
+from core.store import Store
 from ui import common
 from ui.items import gallery, where
 from ui.state import default
@@ -189,6 +190,20 @@ def _wrong_caption(ds: Dataset, by_item: pd.DataFrame) -> Callable[[int], str]:
         return f"{where(ds, i)} · {given} → **{pred}** · {by_item.loc[i, 'conf']:.0%}"
 
     return caption
+
+
+def shift_panel(store: Store, results: Sequence[RunResults]) -> None:
+    """The runs' estimates on shifted targets kept from the Shift page (nothing when none were kept)."""
+    from core.shift.records import run_table
+
+    table = run_table(store.home, [r.run_id for r in results])
+    if table.empty:
+        return
+    st.subheader("On shifted targets")
+    st.caption(
+        "Kept from the Shift page: each run's accuracy and hallucination rate on a target, estimated without its labels (ATC), and the true values where the target had labels."
+    )
+    st.dataframe(table, hide_index=True, width="stretch")
 
 
 def settings_panel(results: Sequence[RunResults]) -> None:

@@ -15,7 +15,7 @@ from core.shift import scenario as S
 from core.shift.made import IMAGE_SHIFTS
 from core.shift.target import Drift, drift, run_on_target
 from core.store import Store
-from ui import state
+from ui import common, state
 
 RESULT = "shift_result"  # session key: the last drift / estimate, with the choices that made it
 
@@ -171,7 +171,6 @@ def estimate_section(store: Store, vid: int, scen: S.Scenario, spec: S.TargetSpe
 def act_section(store: Store, vid: int, scen: S.Scenario, spec: S.TargetSpec) -> None:
     """Importance weights for the next run: a new version whose train rows carry them."""
     from core.shift.target import covariate_version, label_shift_version
-    from ui import common
 
     done = st.session_state.pop("sh_weighted", None)
     if done is not None:
@@ -187,16 +186,40 @@ def act_section(store: Store, vid: int, scen: S.Scenario, spec: S.TargetSpec) ->
     if c1.button("Weigh train items by how target-like they are", key="sh_weigh_covariate"):
         with st.spinner("Fitting the weighting classifier…"), common.saving():
             new = covariate_version(store, vid, scen.reference, scen.target, words=scen.words)
-        _weighted(common, new)
+        _weighted(new)
     c2.caption("Label shift: each train item weighted by its class's BBSE weight q/p (needs an estimate above).")
     ready = estimate is not None and estimate[0] == _key(vid, spec, st.session_state.get("sh_run"))
     if c2.button("Weigh classes by the estimated target mix", key="sh_weigh_label", disabled=not ready):
         with common.saving():
             new = label_shift_version(store, vid, estimate[1], words=scen.words)
-        _weighted(common, new)
+        _weighted(new)
 
 
-def _weighted(common: Any, new: int) -> None:
+def _weighted(new: int) -> None:
     common.set_current_version(new)
     st.session_state["sh_weighted"] = new
     st.rerun()
+
+
+def keep_button(store: Store, vid: int, scen: S.Scenario, spec: S.TargetSpec) -> None:
+    """Keep the tests and the estimate shown for Compare and the report."""
+    from core.shift.records import keep
+
+    kept = st.session_state.get(RESULT, {})
+    drift_got, est_got = kept.get("drift"), kept.get("estimate")
+    d = drift_got[1] if drift_got is not None and drift_got[0] == _key(vid, spec) else None
+    run_id = st.session_state.get("sh_run")
+    on = est_got[1] if est_got is not None and est_got[0] == _key(vid, spec, run_id) else None
+    if d is None and on is None:
+        return
+    if st.button("Keep these results for Compare and the report", key="sh_keep"):
+        with common.saving():
+            keep(
+                store.home,
+                version_id=vid,
+                words=scen.words,
+                drift=d,
+                run_id=run_id if on is not None else None,
+                estimate=on.estimate if on else None,
+            )
+        st.success("Kept: Compare shows them beside the runs, and the report gets a Shift section.")

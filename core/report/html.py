@@ -186,10 +186,38 @@ def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope rep
         comp.append(_run_figures(store, results))
     comp.append("</section>")
     parts.append("".join(comp))
+    parts.append(_shift_section(store, results))
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
         f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body>" + "".join(parts) + "</body></html>"
     )
+
+
+def _shift_section(store: Store, results: list[RunResults]) -> str:
+    """The drift tests on the runs' versions and the runs' estimates on shifted targets, as kept from
+    the Shift page; empty when none were kept."""
+    from core.shift.records import run_table, version_tests
+    from core.shift.scenario import TEST_WORDS
+
+    tests = version_tests(store.home, sorted({int(r.row.version_id) for r in results}))
+    table = run_table(store.home, [r.run_id for r in results])
+    if not tests and table.empty:
+        return ""
+    out = ["<section id='shift'><h2>Shift</h2>"]
+    for rec in tests:
+        verdicts = "; ".join(
+            f"{TEST_WORDS.get(name, name)}: {'shifted' if t['shifted'] else 'no evidence of shift'} (statistic {t['statistic']:.4g}, "
+            f"p = {t['p_value']:.3g}, {t['n_reference']:,} + {t['n_target']:,} items)"
+            for name, t in rec["tests"].items()
+        )
+        out.append(f"<p><b>{html.escape(rec['words'])}</b>: {html.escape(verdicts)}.</p>")
+    if not table.empty:
+        out.append(
+            "<p class='muted'>Each run's accuracy and hallucination rate on a target, estimated without its labels "
+            "(average thresholded confidence), beside the true values where the target had labels.</p>"
+        )
+        out.append(_table(table.set_index("target")))
+    return "".join(out) + "</section>"
 
 
 GLOSSARY = (
