@@ -34,6 +34,7 @@ from core import paths
 from core.atomic import atomic_write, atomic_write_json
 
 EVALS = "evals"
+DYNAMICS = "dynamics.npz"  # per train item and epoch: core.train.dynamics
 
 
 def run_dir(run_id: int, *, home: str | Path | None = None) -> Path:
@@ -180,6 +181,19 @@ class RunFiles:
             np.savez(fh, rows=rows.astype(np.int64), probs=probs.astype(np.float32), classes=classes.astype(np.int64))
 
         atomic_write(self._probs_path(step, split), write)
+
+    def write_dynamics(self, arrays: dict[str, np.ndarray]) -> None:
+        """The run's training dynamics (``core.train.dynamics``), at the end of training."""
+        atomic_write(self.folder / DYNAMICS, lambda fh: np.savez_compressed(fh, **arrays))  # type: ignore[arg-type]  # numpy's stub reads **kwds as allow_pickle
+
+    def dynamics(self) -> dict[str, np.ndarray] | None:
+        """``dynamics.npz`` as arrays (rows, p_given, right, el2n, forgetting, presentations); None
+        when the run has none (still training, a token or distributed run, or an older run)."""
+        path = self.folder / DYNAMICS
+        if not path.exists():
+            return None
+        with np.load(path) as z:
+            return {k: z[k] for k in z.files}
 
     def model_probs(self, step: int, split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """(dataset rows, probabilities over the model's classes, those classes) of the held-out

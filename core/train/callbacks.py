@@ -12,6 +12,7 @@ import numpy as np
 from core.jsonable import to_jsonable
 from core.metrics.keys import PER_CLASS, SLICE_METRICS, per_class_key, slice_key, variant_split
 from core.train.checkpoints import save_checkpoint
+from core.train.dynamics import Dynamics
 from core.train.events import Callback, Control, EvalResult, State
 from core.train.progress import fmt_seconds
 from core.train.run_data import RunData
@@ -87,6 +88,22 @@ class Checkpointer(Callback):
 
     def on_train_end(self, state: State, control: Control) -> None:
         self.save("last", state, float("nan"))
+
+
+class DynamicsRecorder(Callback):
+    """Closes each epoch of the run's training dynamics and writes them at the end (``core.train.dynamics``)."""
+
+    def __init__(self, sink: RunSink, dynamics: Dynamics, data: RunData) -> None:
+        self.sink, self.dynamics, self.data = sink, dynamics, data
+
+    def on_epoch_end(self, state: State, control: Control) -> None:
+        self.dynamics.end_epoch()
+
+    def on_train_end(self, state: State, control: Control) -> None:
+        if float(self.dynamics.count.sum()) > 0:  # a run stopped within an epoch: that epoch's passes count too
+            self.dynamics.end_epoch()
+        train = np.asarray(self.data.train)
+        self.sink.files.write_dynamics(self.dynamics.arrays(train, self.data.rows[train]))
 
 
 class MetricWriter(Callback):

@@ -20,6 +20,7 @@ from core.mitigate.seams import Seams
 from core.models.build import Built
 from core.train.config import RunConfig
 from core.train.distributed import SINGLE, Dist, agree, shard, wrap
+from core.train.dynamics import Dynamics
 from core.train.evaluate import evaluate
 from core.train.events import BestEval, Callback, Control, Events, State
 from core.train.inputs import Inputs
@@ -44,6 +45,7 @@ class Job:
     speed: Speed = OFF  # the GPU fast path (core.train.speed)
     evaluator: Callable[..., Any] | None = None  # scores val and test; default core.train.evaluate.evaluate (token runs: their own)
     input_scale: tuple[np.ndarray, np.ndarray] | None = None  # a linear probe's feature (mean, std) from train: kept in its checkpoints
+    dynamics: Dynamics | None = None  # per train item and epoch, from the training forward passes (core.train.dynamics)
 
     def autocast(self) -> Any:
         return autocast(self.device)
@@ -88,6 +90,8 @@ def fit(job: Job, state: State, callbacks: list[Callback]) -> tuple[Control, Bes
             with job.autocast():
                 logits = model(x)
             loss = seams.criterion(logits, y)
+            if job.dynamics is not None:
+                job.dynamics.record(where.rows, logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)

@@ -60,8 +60,9 @@ from core.store.database import Store
 from core.store.space import disk_full_message, disk_low, is_disk_full
 from core.store.status import RunStatus
 from core.train import distributed
-from core.train.callbacks import Cadence, Checkpointer, EarlyStopping, MetricWriter, StopOnRequest
+from core.train.callbacks import Cadence, Checkpointer, DynamicsRecorder, EarlyStopping, MetricWriter, StopOnRequest
 from core.train.config import RunConfig
+from core.train.dynamics import Dynamics
 from core.train.evaluate import temperature_scaled, threshold_moved
 from core.train.events import BestEval, Callback, State
 from core.train.loop import Job, fit
@@ -202,6 +203,8 @@ def _run(
         job = prepare(ds, cfg, progress=progress)
     if dist.active:
         _join(job, dist)
+    elif not tokens:  # per train item and epoch, from the training passes (one process: its own share is everything)
+        job.dynamics = Dynamics(len(job.data.rows), job.device)
     cfg, data = job.cfg, job.data
     sink.files.write_json("config.json", cfg.to_dict())
     state = plan(job, sink.run_id)
@@ -310,6 +313,7 @@ def _callbacks(job: Job, sink: RunSink, watchdog: Watchdog, writer: MetricWriter
         EarlyStopping(cfg.patience),
         writer,
         Checkpointer(sink, job.built, meta),
+        *([DynamicsRecorder(sink, job.dynamics, job.data)] if job.dynamics is not None else []),
         *extra,
     ]
     semi = cfg.mitigations.semi

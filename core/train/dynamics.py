@@ -1,0 +1,75 @@
+"""Training dynamics, for free: what each train item's forward passes said, epoch by epoch.
+
+Every training step already computes the logits of its batch; ``Dynamics.record`` reads them
+(no extra forward pass) and keeps, per train item, the sums of its given label's probability, of
+"right" (the argmax is the given label) and of EL2N (the L2 norm of softmax − one-hot, Paul et
+al. 2021) over its presentations, and counts *forgetting events* (right at one presentation, wrong
+at the next; Toneva et al. 2019). ``end_epoch`` turns the sums into the epoch's means. Written at
+the end of training as ``dynamics.npz`` in the run's folder (``RunFiles.write_dynamics``):
+
+- ``rows`` (n,) dataset rows of the train items;
+- ``p_given``, ``right``, ``el2n`` (epochs, n) float16: per epoch, the mean over the item's
+  presentations (NaN in an epoch that did not draw it);
+- ``forgetting`` (n,) int32 and ``presentations`` (n,) int32.
+
+The forward passes are the training ones — with dropout and augmentation on, so they are a little
+noisier than a separate pass over the train split, and cost nothing. Batches with soft targets
+(mixup, cutmix) are not recorded; a distributed (torchrun) run records nothing.
+``core.select`` turns these into data maps and selection scores.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+class Dynamics:
+    """Per-position sums on the training device, turned into epoch means on the host."""
+
+    def __init__(self, n: int, device: torch.device) -> None:
+        z = lambda dtype=torch.float32: torch.zeros(n, dtype=dtype, device=device)
+        self.p_sum, self.right_sum, self.el2n_sum, self.count = z(), z(), z(), z()
+        self.forgetting, self.presentations = z(torch.int32), z(torch.int32)
+        self.last = torch.full((n,), -1, dtype=torch.int8, device=device)
+        self.epochs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    @torch.no_grad()
+    def record(self, rows: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
+        """One batch: ``rows`` its local positions, ``logits`` (B, K), ``y`` the given classes (B,)."""
+        if y.is_floating_point() or logits.ndim != 2 or len(rows) != len(y):
+            return
+        p = F.softmax(logits.detach().float(), dim=1)
+        p_given = p.gather(1, y[:, None])[:, 0]
+        right = p.argmax(dim=1) == y
+        el2n = (p - F.one_hot(y, p.shape[1]).float()).norm(dim=1)
+        self.p_sum.index_add_(0, rows, p_given)
+        self.right_sum.index_add_(0, rows, right.float())
+        self.el2n_sum.index_add_(0, rows, el2n)
+        self.count.index_add_(0, rows, torch.ones_like(p_given))
+        forgot = (self.last.index_select(0, rows) == 1) & ~right
+        self.forgetting.index_add_(0, rows, forgot.int())
+        self.presentations.index_add_(0, rows, torch.ones_like(rows, dtype=torch.int32))
+        self.last.index_copy_(0, rows, right.to(torch.int8))
+
+    def end_epoch(self) -> None:
+        """The epoch's means per position (NaN where the epoch drew nothing); the sums start again."""
+        n = self.count.clamp(min=1)
+        none = self.count == 0
+        means = [torch.where(none, torch.nan, s / n).cpu().numpy().astype(np.float16) for s in (self.p_sum, self.right_sum, self.el2n_sum)]
+        self.epochs.append((means[0], means[1], means[2]))
+        for s in (self.p_sum, self.right_sum, self.el2n_sum, self.count):
+            s.zero_()
+
+    def arrays(self, positions: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """What ``dynamics.npz`` holds for local ``positions`` (the train items), named by dataset ``rows``."""
+        stack = lambda i: np.stack([e[i][positions] for e in self.epochs]) if self.epochs else np.zeros((0, len(positions)), np.float16)
+        return {
+            "rows": np.asarray(rows, dtype=np.int64),
+            "p_given": stack(0),
+            "right": stack(1),
+            "el2n": stack(2),
+            "forgetting": self.forgetting.cpu().numpy()[positions].astype(np.int32),
+            "presentations": self.presentations.cpu().numpy()[positions].astype(np.int32),
+        }
