@@ -42,7 +42,7 @@ def covariate_weights(reference: Any, target: Any, items: Any, *, seed: int = 0,
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from core.shift.detect import DC_COMPONENTS, MIN_ITEMS
+    from core.shift.detect import DC_COMPONENTS, MIN_ITEMS, PCA_ABOVE
 
     ref, tgt, x = (np.asarray(a, dtype=np.float64) for a in (reference, target, items))
     if min(len(ref), len(tgt)) < MIN_ITEMS:
@@ -53,7 +53,7 @@ def covariate_weights(reference: Any, target: Any, items: Any, *, seed: int = 0,
     ref = ref[rng.choice(len(ref), MAX_FIT, replace=False)] if len(ref) > MAX_FIT else ref
     tgt = tgt[rng.choice(len(tgt), MAX_FIT, replace=False)] if len(tgt) > MAX_FIT else tgt
     steps: list[Any] = [StandardScaler()]
-    if ref.shape[1] > DC_COMPONENTS:
+    if ref.shape[1] > PCA_ABOVE:
         steps.append(PCA(DC_COMPONENTS, svd_solver="randomized", random_state=seed))
     model = make_pipeline(*steps, LogisticRegression(C=0.1, max_iter=2000))
     model.fit(np.vstack([ref, tgt]), np.r_[np.zeros(len(ref)), np.ones(len(tgt))])
