@@ -60,7 +60,7 @@ def apply_run(store: Store, run_id: int, target: Dataset, *, device: str = "auto
         raise DataError(
             f"run {run_id} was trained on {ds.modality} data; the target holds {target.modality} data. Pick a {ds.modality} target."
         )
-    if not RunResults(store, run_id).files.checkpoint_path("best").exists():
+    if not res.files.checkpoint_path("best").exists():
         raise DataError(f"run {run_id} has no saved model yet; wait until it has evaluated once, or pick a finished run.")
     ckpt = load_checkpoint(run_id, "best", home=store.home)
     image_px = min(np.shape(ds.items)[1:3]) if ds.modality == "image" else None
