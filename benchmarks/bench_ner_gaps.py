@@ -71,9 +71,48 @@ def _run(store, ds, cfg_kw: dict):
     status = train_run(store, run_id)
     if status != "finished":
         raise RuntimeError(f"run {run_id} ended {status}: {store.run(run_id).message}")
-    answers = token_answers(RunResults(store, run_id), store.load_dataset(vid))
+    res, ds = RunResults(store, run_id), store.load_dataset(vid)
+    answers = token_answers(res, ds)
     assert answers is not None
-    return answers, time.perf_counter() - t0
+    history = _history(store, run_id)
+    for h in history:  # every evaluation's answers (val and test), to read other result rules later
+        h["answers"] = {split: _answers_at(res, ds, h["step"], split) for split in ("val", "test")}
+    return answers, time.perf_counter() - t0, history
+
+
+def _answers_at(res, ds, step: int, split: str):
+    from core.compare.entities import TokenAnswers
+
+    got = res.word_probs(step, split)
+    if got is None:
+        return None
+    rows = np.asarray(got[0], dtype=np.int64)
+    return TokenAnswers(
+        keys=ds.item_ids()[rows],
+        rows=rows,
+        tokens=[[str(w) for w in ds.items[r]] for r in rows],
+        true=[[str(t) for t in ds.tags[r]] for r in rows],
+        probs=[np.asarray(p, dtype=np.float64) for p in got[1]],
+        tag_names=list(got[2]),
+        tau=res.tau,
+    )
+
+
+HISTORY = ("entity_f1_macro", "entity_f1_micro", "spurious_rate", "o_offset")
+
+
+def _history(store, run_id: int) -> list[dict]:
+    """Every evaluation of the run: step, and val / test entity macro-F1, micro-F1, spurious rate."""
+    m = store.metrics(run_id)
+    m = m[m["split"].isin(["val", "test"]) & m["name"].isin(HISTORY)]
+    wide = m.pivot_table(index="step", columns=["split", "name"], values="value", aggfunc="last")
+    return [{"step": int(step), **{f"{sp}/{n}": float(v) for (sp, n), v in row.items()}} for step, row in wide.iterrows()]
+
+
+def _print_history(arm: str, history: list[dict]) -> None:
+    for h in history:
+        vals = "  ".join(f"{k} {v:.4f}" for k, v in h.items() if k not in ("step", "answers"))
+        print(f"    {arm} step {h['step']}: {vals}")
 
 
 def _treat_as_dropped(answers, kind: str):
@@ -111,8 +150,8 @@ def drop_type(args, store) -> list[dict]:
     out = []
     for seed in args.seeds:
         kw = {"epochs": args.epochs, "batch_size": 32, "lr": args.lr, "seed": seed}
-        a, ta = _run(store, base, kw)
-        b, tb = _run(store, dropped, kw)
+        a, ta, _ = _run(store, base, kw)
+        b, tb, _ = _run(store, dropped, kw)
         print(f"seed {seed} ({ta:.0f} s + {tb:.0f} s; load {os.getloadavg()[0]:.1f})")
         row: dict = {"seed": seed}
         for tau in args.taus:  # the same answers read at each τ (the run's τ is a Train page setting)
@@ -137,14 +176,16 @@ def wnut(args, store) -> list[dict]:
     out = []
     for seed in args.seeds:
         kw = {"epochs": args.epochs, "batch_size": 32, "lr": args.lr, "seed": seed}
-        a, ta = _run(store, ds, kw)
-        b, tb = _run(store, ds, {**kw, "mitigations": mitigated})
-        _save(args, f"wnut-seed{seed}", a, b)
+        a, ta, ha = _run(store, ds, kw)
+        b, tb, hb = _run(store, ds, {**kw, "mitigations": mitigated})
+        _save(args, f"wnut-seed{seed}", a, b, ha, hb)
         iv = paired_entity_bootstrap(a, b, metrics=("spurious_rate", "entity_f1_macro", "entity_f1_micro", "confident_spurious_rate"))
         print(f"seed {seed} ({ta:.0f} s + {tb:.0f} s; load {os.getloadavg()[0]:.1f})")
         for name in ("spurious_rate", "entity_f1_macro", "entity_f1_micro", "confident_spurious_rate"):
             if name in iv:
                 print(_line(name, iv[name]))
+        _print_history("baseline", ha)
+        _print_history("preset", hb)
         out.append({"seed": seed, **{k: dataclasses.asdict(v) for k, v in iv.items()}})
     return out
 

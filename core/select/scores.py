@@ -29,7 +29,7 @@ REGIONS = ("easy", "ambiguous", "hard to learn")
 AMBIGUOUS_SHARE = 1 / 3  # the most variable third
 
 
-def _check(dyn: dict[str, Any] | None) -> dict[str, Any]:
+def checked(dyn: dict[str, Any] | None) -> dict[str, Any]:
     if dyn is None:
         raise DataError("this run kept no training dynamics: train a classification run (runs keep them since this version).")
     if len(dyn["p_given"]) == 0:
@@ -45,7 +45,7 @@ def _nanmean(a: np.ndarray) -> np.ndarray:
 
 def data_map(dyn: dict[str, Any] | None) -> pd.DataFrame:
     """One row per train item: row, confidence, variability, correctness, region."""
-    d = _check(dyn)
+    d = checked(dyn)
     p = d["p_given"].astype(np.float64)
     conf = _nanmean(p)
     with warnings.catch_warnings():
@@ -61,7 +61,7 @@ def data_map(dyn: dict[str, Any] | None) -> pd.DataFrame:
 
 def el2n(dyn: dict[str, Any] | None, *, epochs: int | None = None) -> np.ndarray:
     """Per train item: the mean EL2N over its first ``epochs`` epochs (default a fifth, at least 1)."""
-    d = _check(dyn)
+    d = checked(dyn)
     e = d["el2n"]
     k = epochs if epochs is not None else max(1, round(len(e) / 5))
     return _nanmean(e[: max(1, min(k, len(e)))])
@@ -69,7 +69,7 @@ def el2n(dyn: dict[str, Any] | None, *, epochs: int | None = None) -> np.ndarray
 
 def forgetting(dyn: dict[str, Any] | None) -> np.ndarray:
     """Per train item: forgetting events; an item never right scores above every other."""
-    d = _check(dyn)
+    d = checked(dyn)
     events = d["forgetting"].astype(np.float64)
     never = np.nan_to_num(_nanmean(d["right"]), nan=0.0) == 0
     return np.where(never, events.max(initial=0) + 1.0, events)
