@@ -31,6 +31,7 @@ pages = [
     st.Page(str(HERE / "app_pages" / "runs.py"), title="Runs", icon="📈"),
     st.Page(str(HERE / "app_pages" / "compare.py"), title="Compare", icon="⚖️"),
     st.Page(str(HERE / "app_pages" / "shift.py"), title="Shift", icon="🌊"),
+    st.Page(str(HERE / "app_pages" / "select.py"), title="Selection", icon="🎯"),
 ]
 
 

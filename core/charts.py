@@ -615,3 +615,75 @@ def class_mix(table: pd.DataFrame, *, title: str = "Class mix: the run's val spl
         fig.add_bar(name=col, x=table["class"], y=table[col])
     fig.update_layout(barmode="group", height=320, margin={"t": 40, "b": 10}, title=title, yaxis={"tickformat": ".0%"})
     return fig
+
+
+REGION_COLOURS = {"easy": "#54A24B", "ambiguous": "#F2A541", "hard to learn": "#E45756"}
+
+
+def data_map(table: pd.DataFrame, *, max_points: int = 6000, seed: int = 0) -> go.Figure:
+    """The data map (Swayamdipta et al. 2020): variability (x) against confidence (y) of each train
+    item, coloured by region; ``table`` as from ``core.select.scores.data_map`` (a seeded sample of
+    ``max_points`` is drawn)."""
+    t = table.dropna(subset=["confidence", "variability"])
+    if len(t) > max_points:
+        t = t.sample(max_points, random_state=seed)
+    fig = go.Figure()
+    for region, colour in REGION_COLOURS.items():
+        part = t[t["region"] == region]
+        fig.add_trace(
+            go.Scattergl(
+                x=part["variability"],
+                y=part["confidence"],
+                mode="markers",
+                name=f"{region} ({int((table['region'] == region).sum()):,})",
+                customdata=part["row"],
+                marker=dict(size=4, opacity=0.6, color=colour),
+                hovertemplate="item %{customdata}: confidence %{y:.2f}, variability %{x:.2f}<extra></extra>",
+            )
+        )
+    fig.update_layout(title="Data map: how sure the run was of each given label, and how much that moved", **{**LAYOUT, "height": 460})
+    fig.update_xaxes(title="variability (sd of the given label's probability over epochs)", rangemode="tozero")
+    fig.update_yaxes(title="confidence (mean probability of the given label)", range=[0, 1])
+    return fig
+
+
+def keep_sweep(summary: pd.DataFrame, metric: str, *, title: str, full: float | None = None) -> go.Figure:
+    """``metric`` against the share kept, one line per score with the sd over seeds as error bars;
+    ``summary`` as from ``core.select.sweep.sweep_summary``; ``full``: the run on every item, dashed."""
+    fig = go.Figure()
+    for i, (score, part) in enumerate(summary.groupby("score", sort=False)):
+        part = part.sort_values("fraction")
+        colour = "#7F7F7F" if score == "random" else PALETTE[i % len(PALETTE)]
+        fig.add_scatter(
+            x=part["fraction"],
+            y=part[metric],
+            error_y=dict(type="data", array=part[f"{metric}_sd"], visible=bool((part["runs"] > 1).any())),
+            mode="lines+markers",
+            name=str(score),
+            line=dict(color=colour, dash="dot" if score == "random" else "solid"),
+            hovertemplate="%{x:.0%} kept: %{y:.3f}<extra>" + str(score) + "</extra>",
+        )
+    if full is not None and np.isfinite(full):
+        fig.add_hline(y=full, line_dash="dash", line_color="#333", annotation_text="every item", annotation_position="top left")
+    fig.update_layout(title=title, **LAYOUT)
+    fig.update_xaxes(title="share of train items kept", tickformat=".0%")
+    fig.update_yaxes(title=metric_name(metric), rangemode="tozero")
+    return fig
+
+
+def label_curves(curves: pd.DataFrame, metric: str = "accuracy", *, title: str = "Accuracy against labels spent") -> go.Figure:
+    """``metric`` against labels spent, one line per picker (``core.select.active.rounds``)."""
+    fig = go.Figure()
+    for i, (picker, part) in enumerate(curves.groupby("picker", sort=False)):
+        fig.add_scatter(
+            x=part["labels"],
+            y=part[metric],
+            mode="lines+markers",
+            name=str(picker),
+            line=dict(color="#7F7F7F" if picker == "random" else PALETTE[i % len(PALETTE)], dash="dot" if picker == "random" else "solid"),
+            hovertemplate="%{x} labels: %{y:.3f}<extra>" + str(picker) + "</extra>",
+        )
+    fig.update_layout(title=title, **LAYOUT)
+    fig.update_xaxes(title="labels spent")
+    fig.update_yaxes(title=metric_name(metric))
+    return fig

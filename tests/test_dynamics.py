@@ -76,3 +76,24 @@ def test_a_run_keeps_its_dynamics_and_they_point_at_the_flipped_labels(store, ho
     assert hard[is_flipped].mean() > 3 * hard[~is_flipped].mean()
     e = S.el2n(dyn, epochs=2)
     assert e[np.isin(dyn["rows"], flipped)].mean() > e[~np.isin(dyn["rows"], flipped)].mean()
+
+    # Diagnose's "training dynamics" source: the hard-to-learn train items, least confident first
+    from core.diagnose.label_issues import LabelIssues
+    from core.diagnose.pipeline import label_issues_from_dynamics
+
+    k = noisy.n_classes
+    probe = LabelIssues(
+        np.zeros(len(noisy), bool),
+        np.ones(len(noisy)),
+        noisy.labels.copy(),
+        np.zeros(0, np.int64),
+        np.eye(k),
+        np.zeros(k),
+        np.zeros(k),
+        np.zeros((k, k)),
+    )
+    issues, judged = label_issues_from_dynamics(noisy, run_id, probe, home=home)
+    assert judged == len(train) and np.isnan(issues.score[noisy.split != 0]).all() and not issues.is_issue[noisy.split != 0].any()
+    assert (np.diff(issues.score[issues.rank]) >= 0).all()
+    assert np.isin(issues.rank, flipped).mean() > 0.5  # most flagged items are flipped ones
+    assert label_issues_from_dynamics(noisy, run_id + 99, probe, home=home) is None

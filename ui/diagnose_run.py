@@ -8,10 +8,10 @@ import streamlit as st
 from core.data.dataset import Dataset
 from core.diagnose.cleaning import undo_with_reviews
 from core.diagnose.label_issues import LabelIssues
-from core.diagnose.pipeline import DiagnoseConfig, Diagnosis, diagnose, estimate_seconds, label_issues_from_run
+from core.diagnose.pipeline import DiagnoseConfig, Diagnosis, diagnose, estimate_seconds, label_issues_from_dynamics, label_issues_from_run
 from core.diagnose.progressive import SAMPLE_FROM, first_estimate
 from core.diagnose.review import judged_by_run, not_diagnosed
-from core.store import RunStatus, Store, VersionInfo
+from core.store import RunFiles, RunStatus, Store, VersionInfo
 from ui import common
 from ui import diagnosis as diagnosis_ui
 from ui.state import default
@@ -19,6 +19,7 @@ from ui.state import default
 SETTINGS = (("dg_k", 10), ("dg_folds", 5), ("dg_dup", 0.98), ("dg_out", 0.01))  # widget key, starting value
 NOTICE = "diagnose_notice"  # session key: what the last save or undo did, said on the next run
 PROBE = "probe"
+DYNAMICS = "dynamics:"  # a label-issue source: "dynamics:<run id>"
 
 
 def plan_key(vid: int) -> str:
@@ -119,12 +120,14 @@ def load(store: Store, vid: int, cfg: DiagnoseConfig) -> Diagnosis:
 
 
 def label_issues(store: Store, vid: int, ds: Dataset, d: Diagnosis, cfg: DiagnoseConfig) -> LabelIssues:
-    """The label issues to review: the probe's, or those of a finished run on this version, whose
-    held-out predictions are sharper (the user picks when there is one)."""
+    """The label issues to review: the probe's, those of a finished run on this version (whose
+    held-out predictions are sharper), or the hard-to-learn train items of a run's training dynamics
+    (the Selection page links here with that source picked)."""
     finished = [r for r in store.runs(status=(RunStatus.FINISHED, RunStatus.STOPPED)) if r.version_id == vid]
     if not finished:
         return d.issues
-    sources: list[str | int] = [PROBE, *(r.id for r in finished)]
+    with_dynamics = [f"{DYNAMICS}{r.id}" for r in finished if RunFiles(r.id, home=store.home).has_dynamics()]
+    sources: list[str | int] = [PROBE, *(r.id for r in finished), *with_dynamics]
     default("dg_source", PROBE, allowed=sources)
     source = st.radio(
         "Probabilities for label issues from",
@@ -132,10 +135,21 @@ def label_issues(store: Store, vid: int, ds: Dataset, d: Diagnosis, cfg: Diagnos
         horizontal=True,
         key="dg_source",
         persist_state="session",
-        format_func=lambda s: "K-fold probe on embeddings (every item)" if s == PROBE else f"run #{s} (its held-out test split)",
+        format_func=_source_words,
     )
     if source == PROBE or source is None:
         return d.issues
+    if isinstance(source, str) and source.startswith(DYNAMICS):
+        run_id = int(source.removeprefix(DYNAMICS))
+        got = label_issues_from_dynamics(ds, run_id, d.issues, home=store.home)
+        if got is None:
+            st.warning(f"Run #{run_id} kept no training dynamics; showing the probe's.")
+            return d.issues
+        st.caption(
+            f"{got[1]:,} train items judged by run #{run_id}'s training dynamics: the flagged ones were hard to learn "
+            "(the given label's probability stayed low across epochs) — often label errors. Suggested labels are the probe's."
+        )
+        return got[0]
     from_run = label_issues_from_run(ds, int(source), cfg)
     if from_run is None:
         st.warning(f"Run #{source} kept no held-out probabilities (it predates them); showing the probe's.")
@@ -143,3 +157,11 @@ def label_issues(store: Store, vid: int, ds: Dataset, d: Diagnosis, cfg: Diagnos
     issues, n_judged = from_run
     st.caption(judged_by_run(int(source), n_judged))
     return issues
+
+
+def _source_words(source: str | int) -> str:
+    if source == PROBE:
+        return "K-fold probe on embeddings (every item)"
+    if isinstance(source, str) and source.startswith(DYNAMICS):
+        return f"run #{source.removeprefix(DYNAMICS)}'s training dynamics (hard to learn)"
+    return f"run #{source} (its held-out test split)"

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -333,3 +334,39 @@ def label_issues_from_run(ds: Dataset, run_id: int, cfg: DiagnoseConfig = Diagno
         knn_weight=local.knn_weight,
     )
     return full, len(rows)
+
+
+def label_issues_from_dynamics(ds: Dataset, run_id: int, probe: LabelIssues, *, home: Any = None) -> tuple[LabelIssues, int] | None:
+    """Label issues from a finished run's training dynamics: its *hard-to-learn* train items (the data
+    map's low-confidence corner, ``core.select.scores.data_map``), ranked by confidence, lowest first.
+
+    Such items are often label errors (Swayamdipta et al. 2020). The run saw every train item, so
+    the whole train split is judged; val and test come back unflagged (label quality NaN). The
+    suggested label and the class-level figures are the probe's (``probe``). Returns (issues over all
+    n items, number of items judged), or None when the run kept no dynamics.
+    """
+    from core.select.scores import data_map
+
+    dyn = RunFiles(run_id, home=home).dynamics()
+    if dyn is None or len(dyn["p_given"]) == 0:
+        return None
+    m = data_map(dyn)
+    rows = m["row"].to_numpy()
+    inside = rows < len(ds)
+    m, rows = m[inside], rows[inside]
+    score = np.full(len(ds), np.nan, np.float32)
+    score[rows] = m["confidence"].to_numpy(dtype=np.float32)
+    is_issue = np.zeros(len(ds), bool)
+    is_issue[rows] = (m["region"] == "hard to learn").to_numpy()
+    flagged = np.flatnonzero(is_issue)
+    rank = flagged[np.argsort(score[flagged], kind="stable")]
+    issues = dataclasses.replace(
+        probe,
+        is_issue=is_issue,
+        score=score,
+        rank=rank,
+        method=f"hard to learn in run #{run_id}'s training dynamics (suggestions from the probe)",
+        self_confidence=None,
+        knn_agreement=None,
+    )
+    return issues, len(rows)

@@ -186,6 +186,10 @@ class RunFiles:
         """The run's training dynamics (``core.train.dynamics``), at the end of training."""
         atomic_write(self.folder / DYNAMICS, lambda fh: np.savez_compressed(fh, **arrays))  # type: ignore[arg-type]  # numpy's stub reads **kwds as allow_pickle
 
+    def has_dynamics(self) -> bool:
+        """The run kept its training dynamics (``dynamics.npz``)."""
+        return (self.folder / DYNAMICS).exists()
+
     def dynamics(self) -> dict[str, np.ndarray] | None:
         """``dynamics.npz`` as arrays (rows, p_given, right, el2n, forgetting, presentations); None
         when the run has none (still training, a token or distributed run, or an older run)."""
