@@ -1,0 +1,219 @@
+"""Selection: does keeping 30 % by a score beat keeping 30 % at random, and does active learning
+reach random picking's accuracy with fewer labels?
+
+    .venv/bin/python benchmarks/bench_select.py keep --dataset fashion     # keep 30 %: every score vs random, 3 seeds
+    .venv/bin/python benchmarks/bench_select.py keep --dataset vader
+    .venv/bin/python benchmarks/bench_select.py active --dataset fashion   # margin / entropy / k-center vs random, 3 seeds
+
+**keep**: per seed, a scoring run on the whole train split (its training dynamics, as every run
+keeps them), then for every score of ``core.select.keep`` a version keeping ``--fraction`` of the
+train items (``kept_version``, each class's share kept) and a run on it with the scoring run's
+settings and seed (``--balances proportional equal`` adds every score with equal per-class quotas). Test macro-F1, hallucination rate @0.9 and ECE at each run's result; the change
+against random at the same seed, and over seeds its mean with a t 95 % interval (n − 1 degrees of
+freedom). Models: a linear probe on frozen features (MobileNetV2 for Fashion-MNIST, MiniLM for
+VADER), 10 epochs, as the Train page would run them; ``--model cnn`` trains the small CNN from
+scratch on Fashion-MNIST instead.
+
+**active**: ``core.select.active.rounds`` on the cached embeddings of the train split: a seeded,
+class-stratified start of ``--k`` items, ``--rounds`` rounds of ``--k`` labels by each strategy and
+at random from the same start, a logistic regression refitted each round, accuracy on the test
+split. Reported: random's final accuracy and the labels each strategy needed to reach it (share of
+random's labels).
+
+Fashion-MNIST is a seeded draw of ``--train`` train items (val and test drawn in proportion) so a
+probe's feature pass stays in minutes on 2 cores; VADER is whole. Every run is real, in a
+temporary home. The machine and its load are printed at the start and the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+METRICS = ("macro_f1", "hallucination_rate", "ece")
+
+
+def _data(name: str, n_train: int, seed: int = 0):
+    from core.data.demos import load_fashion_mnist, load_vader
+
+    if name == "vader":
+        return load_vader().dataset
+    ds = load_fashion_mnist().dataset
+    rng = np.random.default_rng(seed)
+    parts = []
+    for code, n in ((0, n_train), (1, n_train // 6), (2, n_train // 3)):
+        rows = np.flatnonzero(ds.split == code)
+        parts.append(rng.choice(rows, min(n, len(rows)), replace=False))
+    return ds.subset(np.sort(np.concatenate(parts)), name=f"Fashion-MNIST ({n_train:,} train)")
+
+
+def _config(args, vid: int, seed: int):
+    from core.train.config import RunConfig
+
+    if args.model == "cnn":
+        return RunConfig(version_id=vid, model="small_cnn", epochs=args.epochs, batch_size=128, lr=3e-3, seed=seed, device="cpu")
+    model = "minilm" if args.dataset == "vader" else "mobilenet_v2"
+    return RunConfig(version_id=vid, model=model, finetune="linear_probe", epochs=args.epochs, seed=seed, device="cpu")
+
+
+def _train(store, cfg) -> int:
+    from core.train.worker import train_run
+
+    run_id = store.create_run(cfg.version_id, cfg.to_dict())
+    status = train_run(store, run_id)
+    if status != "finished":
+        raise RuntimeError(f"run {run_id} ended {status}: {store.run(run_id).message}")
+    return run_id
+
+
+def _result(store, run_id: int) -> dict[str, float]:
+    from core.metrics.results import RunResults
+
+    res = RunResults(store, run_id)
+    values = res.values("test", res.result_step)
+    return {m: float(values[m]) for m in METRICS if values.get(m) is not None}
+
+
+def _t_interval(x: np.ndarray) -> tuple[float, float, float]:
+    from scipy import stats
+
+    mean = float(np.mean(x))
+    if len(x) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(stats.t.ppf(0.975, len(x) - 1) * np.std(x, ddof=1) / np.sqrt(len(x)))
+    return mean, mean - half, mean + half
+
+
+def _arm(score: str, balance: str) -> str:
+    return score if balance == "proportional" else f"{score} (equal per class)"
+
+
+def keep(args, store) -> dict:
+    import dataclasses
+
+    from core.select.keep import KEEP_SCORES, KeepRecipe, kept_version
+
+    ds = _data(args.dataset, args.train)
+    vid = store.save_dataset(ds, source="bench")
+    print(f"{ds.name}: {int((ds.split == 0).sum()):,} train / {int((ds.split == 1).sum()):,} val / {int((ds.split == 2).sum()):,} test")
+    rows: list[dict] = []
+    for seed in args.seeds:
+        t0 = time.perf_counter()
+        scoring = _train(store, _config(args, vid, seed))
+        full = _result(store, scoring)
+        rows.append({"seed": seed, "score": "every item", **full})
+        print(f"seed {seed}: every item ({time.perf_counter() - t0:.0f} s) " + "  ".join(f"{k} {v:.4f}" for k, v in full.items()))
+        for balance in args.balances:
+            for score in KEEP_SCORES:
+                recipe = KeepRecipe(score, args.fraction, balance, seed=seed, run_id=None if score == "random" else scoring)
+                kept = kept_version(store, vid, recipe)
+                got = _result(store, _train(store, dataclasses.replace(_config(args, kept, seed))))
+                arm = _arm(score, balance)
+                rows.append({"seed": seed, "score": arm, **got})
+                print(f"  {arm:>22}: " + "  ".join(f"{k} {v:.4f}" for k, v in got.items()), flush=True)
+    print(f"\nkeep {args.fraction:.0%}: change against random at the same seed, mean over {len(args.seeds)} seeds [t 95 %]")
+    by = {(r["seed"], r["score"]): r for r in rows}
+    summary = {}
+    arms = [_arm(sc, b) for b in args.balances for sc in KEEP_SCORES]
+    for score in [a for a in arms if a != "random"]:
+        line = []
+        for m in METRICS:
+            d = np.array([by[(s, score)][m] - by[(s, "random")][m] for s in args.seeds])
+            mean, lo, hi = _t_interval(d)
+            summary[f"{score}/{m}"] = {"deltas": d.tolist(), "mean": mean, "low": lo, "high": hi}
+            line.append(f"{m} {mean:+.4f} [{lo:+.4f}, {hi:+.4f}]")
+        print(f"  {score:>22}: " + "  ".join(line))
+    for m in METRICS:
+        vals = np.array([by[(s, "random")][m] for s in args.seeds])
+        print(f"  random {m}: {vals.mean():.4f} ± {vals.std(ddof=1) if len(vals) > 1 else 0:.4f}")
+    return {"rows": rows, "summary": summary}
+
+
+def active(args, store) -> dict:
+    from core.select.active import labels_to_reach, rounds
+    from core.shift.target import vectors
+
+    ds = _data(args.dataset, args.train)
+    t0 = time.perf_counter()
+    x = vectors(ds)[0]
+    print(f"{ds.name}: embeddings {x.shape} in {time.perf_counter() - t0:.0f} s")
+    train = np.flatnonzero((ds.split == 0) & ds.labelled)
+    test = np.flatnonzero(ds.split == 2)
+    out: dict = {"runs": []}
+    for strategy in args.strategies:
+        for seed in args.seeds:
+            t0 = time.perf_counter()
+            c = rounds(
+                x[train],
+                ds.labels[train],
+                x[test],
+                ds.labels[test],
+                strategy=strategy,
+                start=args.k,
+                k=args.k,
+                n_rounds=args.rounds,
+                seed=seed,
+            )
+            rnd = c[c["picker"] == "random"]
+            final, spent = float(rnd["accuracy"].iloc[-1]), int(rnd["labels"].iloc[-1])
+            reached = labels_to_reach(c[c["picker"] == strategy], final)
+            share = None if reached is None else reached / spent
+            own = float(c[c["picker"] == strategy]["accuracy"].iloc[-1])
+            print(
+                f"{strategy:>8} seed {seed}: random {final:.4f} at {spent:,} labels; {strategy} {own:.4f} at {spent:,}; "
+                f"reached random's final at {reached if reached is not None else 'never'}"
+                f"{'' if share is None else f' ({share:.0%})'}  ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
+            out["runs"].append(
+                {"strategy": strategy, "seed": seed, "random_final": final, "own_final": own, "labels": spent, "reached": reached}
+            )
+    for strategy in args.strategies:
+        shares = [r["reached"] / r["labels"] if r["reached"] else np.inf for r in out["runs"] if r["strategy"] == strategy]
+        print(f"{strategy}: labels to reach random's final accuracy, share of random's: " + ", ".join(f"{s:.0%}" for s in shares))
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("experiment", choices=["keep", "active"])
+    parser.add_argument("--dataset", choices=["fashion", "vader"], default="fashion")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--fraction", type=float, default=0.3)
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--model", choices=["probe", "cnn"], default="probe")
+    parser.add_argument("--balances", nargs="+", default=["proportional"], choices=["proportional", "equal"], help="keep: per-class quotas")
+    parser.add_argument("--train", type=int, default=12000, help="Fashion-MNIST: train items drawn")
+    parser.add_argument("--k", type=int, default=50, help="active: labels per round (and the start)")
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--strategies", nargs="+", default=["margin", "entropy", "kcenter"])
+    parser.add_argument("--json", default="", help="write the figures to this file")
+    args = parser.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores; load {os.getloadavg()}")
+    from core.store import Store
+
+    home = Path(tempfile.mkdtemp(prefix="gapscope-bench-select-"))
+    try:
+        os.environ["GAPSCOPE_HOME"] = str(home)
+        out = (keep if args.experiment == "keep" else active)(args, Store(home))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1, default=float))
+    print(f"load at the end {os.getloadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
