@@ -57,6 +57,7 @@ else:
     compare_panels.item_diff_panel(results)
     compare_panels.galleries_panel(results)
 compare_panels.shift_panel(store, results)
+compare_panels.selection_panel(store, results)
 compare_panels.settings_panel(results)
 
 st.subheader("Report")

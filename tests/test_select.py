@@ -11,7 +11,8 @@ from core.data.demos import load_digits_8x8
 from core.errors import DataError
 from core.select import active as A
 from core.select import keep as K
-from core.select.sweep import make_sweep, sweep_configs, sweep_summary, sweep_table
+from core.report.html import build_report
+from core.select.sweep import make_sweep, selection_records, summary_words, sweep_configs, sweep_summary, sweep_table
 from core.store import RunFiles
 from core.train.worker import train_run
 from tests.test_train import _run
@@ -156,6 +157,17 @@ def test_a_sweep_saves_kept_versions_trains_them_and_reads_the_results(store, ho
     assert rnd["macro_f1_vs_random"] == 0.0
     el2n = summary.set_index("score").loc["el2n"]
     assert el2n["macro_f1_vs_random"] == pytest.approx(el2n["macro_f1"] - rnd["macro_f1"])
+
+    # Compare and the report: the runs' recipes and the sweep they belong to
+    el2n_run = int(table.loc[table["score"] == "el2n", "run"].iloc[0])
+    kept, sweeps = selection_records(store, [run_id, el2n_run])
+    assert kept["run"].tolist() == [el2n_run] and kept["kept"].iloc[0] == "30% by el2n" and kept["scored by run"].iloc[0] == run_id
+    assert list(sweeps) == [vid] and set(sweeps[vid]["score"]) == {"ccs", "el2n", "random"}
+    words = summary_words(sweeps[vid]).set_index("score")
+    assert words.loc["random", "vs random"] == "+0.000" and words.loc["el2n", "share kept"] == "30%"
+    doc = build_report(store, [run_id, el2n_run])
+    assert "<section id='selection'>" in doc and f"Keep-x % sweep of version {vid}" in doc and "30% by el2n" in doc
+    assert selection_records(store, [])[0].empty
 
 
 def test_summary_gives_the_mean_sd_and_interval_over_seeds():

@@ -206,6 +206,27 @@ def shift_panel(store: Store, results: Sequence[RunResults]) -> None:
     st.dataframe(table, hide_index=True, width="stretch")
 
 
+def selection_panel(store: Store, results: Sequence[RunResults]) -> None:
+    """How the runs' kept versions were chosen, and the keep-x % sweeps they belong to (nothing when
+    no run touches one)."""
+    from core import charts
+    from core.select.sweep import selection_records, summary_words
+
+    kept, sweeps = selection_records(store, [r.run_id for r in results])
+    if kept.empty and not sweeps:
+        return
+    st.subheader("Selection")
+    if not kept.empty:
+        st.caption("Runs trained on a kept share of their dataset (the Selection page's keep x %).")
+        st.dataframe(kept, hide_index=True, width="stretch")
+    for vid, summary in sweeps.items():
+        st.markdown(f"**Keep-x % sweep of version {vid}**: mean over seeds, normal 95 % interval; *vs random*: at the same share.")
+        st.dataframe(summary_words(summary), hide_index=True, width="stretch")
+        st.plotly_chart(
+            charts.keep_sweep(summary, "macro_f1", title="macro-F1 against the share kept"), width="stretch", key=f"cmp_sweep_{vid}"
+        )
+
+
 def settings_panel(results: Sequence[RunResults]) -> None:
     st.subheader("Settings that differ")
     differ = config_differences(list(results))

@@ -161,7 +161,7 @@ def sweep_results(store: Store, vid: int, run_id: int | None) -> None:
     for col, (metric, words) in zip(cols, W.SWEEP_METRICS.items()):
         base = None if not full else full.get(metric)
         col.plotly_chart(
-            charts.keep_sweep(summary, metric, title=f"{words} (test) against the share kept", full=base),
+            charts.keep_sweep(summary, metric, title=f"{words} against the share kept", full=base),
             width="stretch",
             key=f"se_sweep_{metric}",
         )

@@ -187,6 +187,7 @@ def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope rep
     comp.append("</section>")
     parts.append("".join(comp))
     parts.append(_shift_section(store, results))
+    parts.append(_selection_section(store, results))
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
         f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body>" + "".join(parts) + "</body></html>"
@@ -217,6 +218,26 @@ def _shift_section(store: Store, results: list[RunResults]) -> str:
             "(average thresholded confidence), beside the true values where the target had labels.</p>"
         )
         out.append(_table(table.set_index("target")))
+    return "".join(out) + "</section>"
+
+
+def _selection_section(store: Store, results: list[RunResults]) -> str:
+    """Runs on kept versions and the keep-x % sweeps they belong to; empty when none."""
+    from core.select.sweep import selection_records, summary_words
+
+    kept, sweeps = selection_records(store, [r.run_id for r in results])
+    if kept.empty and not sweeps:
+        return ""
+    out = ["<section id='selection'><h2>Selection</h2>"]
+    if not kept.empty:
+        out.append("<p class='muted'>Runs trained on a kept share of their dataset's train items.</p>")
+        out.append(_table(kept.set_index("run")))
+    for vid, summary in sweeps.items():
+        out.append(
+            f"<h3>Keep-x % sweep of version {vid}</h3><p class='muted'>Test metrics at each run's result, mean over seeds with a "
+            "normal 95 % interval; <i>vs random</i> is the difference to keeping the same share at random.</p>"
+        )
+        out.append(_table(summary_words(summary).set_index("score")))
     return "".join(out) + "</section>"
 
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from core.store import Store
     from core.train.config import RunConfig
 
-__all__ = ["SWEEP_METRICS", "make_sweep", "sweep_configs", "sweep_summary", "sweep_table"]
+__all__ = ["SWEEP_METRICS", "make_sweep", "selection_records", "summary_words", "sweep_configs", "sweep_summary", "sweep_table"]
 
 SWEEP_METRICS = {"macro_f1": "macro-F1", "hallucination_rate": "hallucination rate @τ", "ece": "ECE"}
 
@@ -113,3 +113,59 @@ def sweep_summary(table: pd.DataFrame, *, z: float = 1.96) -> pd.DataFrame:
     for m in SWEEP_METRICS:
         out[f"{m}_vs_random"] = out[m] - out["fraction"].map(base[m]) if not base.empty else np.nan
     return out
+
+
+def selection_records(store: Store, run_ids: Sequence[int]) -> tuple[pd.DataFrame, dict[int, pd.DataFrame]]:
+    """What Compare and the report show of selection for ``run_ids``: (one row per run on a kept
+    version — run, version, how it was kept, train items —, and per version whose keep-x % sweep
+    touches these runs — a run's own version, or the version its kept version came from — that
+    sweep's ``sweep_summary``)."""
+    rows, parents = [], set()
+    for run_id in run_ids:
+        vid = int(store.run(int(run_id)).version_id)
+        info = store.version(vid)
+        recipe = info.params.get("keep")
+        if recipe is None:
+            parents.add(vid)
+            continue
+        if info.parent_id is not None:
+            parents.add(int(info.parent_id))
+        rows.append(
+            {
+                "run": int(run_id),
+                "version": vid,
+                "kept": f"{float(recipe['fraction']):.0%} by {recipe['score']}"
+                + (" (equal per class)" if recipe.get("balance") == "equal" else ""),
+                "scored by run": recipe.get("run_id"),
+                "seed": recipe.get("seed", 0),
+                "note": info.note,
+            }
+        )
+    sweeps = {}
+    for vid in sorted(parents):
+        summary = sweep_summary(sweep_table(store, vid))
+        if not summary.empty:
+            sweeps[vid] = summary
+    return pd.DataFrame(rows, columns=["run", "version", "kept", "scored by run", "seed", "note"]), sweeps
+
+
+def summary_words(summary: pd.DataFrame) -> pd.DataFrame:
+    """``sweep_summary`` as a table to read: score, share kept, runs, macro-F1 [95 %], vs random,
+    hallucination, ECE."""
+
+    def interval(r: pd.Series) -> str:
+        if r["runs"] < 2:
+            return f"{r['macro_f1']:.3f}"
+        return f"{r['macro_f1']:.3f} [{r['macro_f1_low']:.3f}, {r['macro_f1_high']:.3f}]"
+
+    return pd.DataFrame(
+        {
+            "score": summary["score"],
+            "share kept": summary["fraction"].map(lambda f: f"{f:.0%}"),
+            "runs": summary["runs"],
+            "macro-F1 [95 %]": summary.apply(interval, axis=1),
+            "vs random": summary["macro_f1_vs_random"].map(lambda v: f"{v:+.3f}" if np.isfinite(v) else "—"),
+            "hallucination": summary["hallucination_rate"].map(lambda v: f"{v:.3f}"),
+            "ECE": summary["ece"].map(lambda v: f"{v:.3f}"),
+        }
+    )
