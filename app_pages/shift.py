@@ -33,6 +33,7 @@ except DataError as err:
 st.markdown(f"**{len(scen.reference):,} reference** and **{len(scen.target):,} target** items: {scen.words}.")
 for note in scen.notes:
     st.caption(note)
+shift_view.save_target_button(store, vid, scen, spec)
 
 st.subheader("Is the target shifted?")
 shift_view.drift_section(vid, scen, spec)

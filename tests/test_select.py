@@ -9,9 +9,9 @@ import pytest
 from core.data import Dataset
 from core.data.demos import load_digits_8x8
 from core.errors import DataError
+from core.report.html import build_report
 from core.select import active as A
 from core.select import keep as K
-from core.report.html import build_report
 from core.select.sweep import make_sweep, selection_records, summary_words, sweep_configs, sweep_summary, sweep_table
 from core.store import RunFiles
 from core.train.worker import train_run

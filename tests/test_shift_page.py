@@ -87,6 +87,22 @@ def test_a_made_prior_shift_and_a_bad_choice_get_words_not_errors(home):
     at.run()
     assert not at.exception, at.exception
     assert any("drawn as healthy 90%, ill 10%" in m.value for m in at.markdown)
+
+    # the made target saved as a version: all test rows, 90 % healthy, each item keeping its number
+    vid = max(v.id for v in store.versions())
+    at.button(key="sh_save_target").click()
+    at.run()
+    assert not at.exception, at.exception
+    saved = max(v.id for v in store.versions())
+    info, target = store.version(saved), store.load_dataset(saved)
+    assert saved != vid and info.parent_id == vid and info.kind == "shift" and info.params["shift_target"]["kind"] == "prior"
+    assert (target.split == 2).all() and (target.labels == 0).mean() > 0.8  # as near 90 % as the test rows allow
+    parent = store.load_dataset(vid)
+    assert (parent.split[target.item_ids()] == 2).all() and (parent.labels[target.item_ids()] == target.labels).all()
+    assert any(f"as version {saved}" in m.value for m in at.success)
+    at.radio(key="sh_kind").set_value("version")
+    at.run()
+    assert at.selectbox(key="sh_version").value == saved and any("every row of version" in m.value for m in at.markdown)
     at.radio(key="sh_kind").set_value("column")
     at.run()
     at.multiselect(key="sh_tgt_values").set_value([])

@@ -223,3 +223,20 @@ def keep_button(store: Store, vid: int, scen: S.Scenario, spec: S.TargetSpec) ->
                 estimate=on.estimate if on else None,
             )
         st.success("Kept: Compare shows them beside the runs, and the report gets a Shift section.")
+
+
+def save_target_button(store: Store, vid: int, scen: S.Scenario, spec: S.TargetSpec) -> None:
+    """Save a made target (not another version) as a version of the dataset, its recipe kept."""
+    if spec.kind == "version":
+        return
+    if done := st.session_state.pop("sh_target_saved", None):
+        st.success(f"Saved the target as version {done}: pick it as *another version* here, or evaluate runs on it.")
+    if st.button("Save the target as a version", key="sh_save_target"):
+        common.set_current_version(vid)  # stay on the reference's version
+        try:
+            with common.saving():
+                st.session_state["sh_target_saved"] = S.save_target(store, vid, spec, scen)
+        except DataError as err:
+            st.error(str(err))
+            return
+        st.rerun()

@@ -93,6 +93,13 @@ def _rows(ds: Dataset, mask: np.ndarray, what: str) -> np.ndarray:
     return rows
 
 
+def _sub(ds: Dataset, rows: np.ndarray) -> Dataset:
+    """``ds.subset(rows)`` with each row's item number kept (``source_item``)."""
+    out = ds.subset(rows)
+    out.meta["source_item"] = ds.item_ids()[rows]
+    return out
+
+
 def build(store: Store, version_id: int, spec: TargetSpec) -> Scenario:
     """The reference and the target ``spec`` names, from version ``version_id``."""
     ds = store.load_dataset(version_id)
@@ -109,8 +116,8 @@ def build(store: Store, version_id: int, spec: TargetSpec) -> Scenario:
         tgt_mask = (ds.split == 2) & col.isin(spec.target_values).to_numpy()
         ref_words = ", ".join(map(str, spec.reference_values)) or "every value"
         words = f"train rows ({spec.column}: {ref_words}) → test rows ({spec.column}: {', '.join(map(str, spec.target_values))})"
-        return Scenario(ds.subset(_rows(ds, ref_mask, "the reference")), ds.subset(_rows(ds, tgt_mask, "the target")), words)
-    reference = ds.subset(_rows(ds, train, "the train split"))
+        return Scenario(_sub(ds, _rows(ds, ref_mask, "the reference")), _sub(ds, _rows(ds, tgt_mask, "the target")), words)
+    reference = _sub(ds, _rows(ds, train, "the train split"))
     if spec.kind == "version":
         if spec.version_id is None:
             raise DataError("pick the version to compare with.")
@@ -126,7 +133,7 @@ def build(store: Store, version_id: int, spec: TargetSpec) -> Scenario:
     if spec.kind == "image":
         if ds.modality != "image":
             raise DataError("a made image change needs image data; pick another target kind.")
-        base = ds.subset(test)
+        base = _sub(ds, test)
         changed = made.corrupt_images(base.items, spec.image_shift, spec.severity)
         target = Dataset(
             f"{ds.name}, {spec.image_shift} {spec.severity:g}", "image", changed, base.labels, base.class_names, base.split, base.meta
@@ -139,7 +146,7 @@ def build(store: Store, version_id: int, spec: TargetSpec) -> Scenario:
             raise DataError(f"give one share per class ({len(ds.class_names)}); got {len(spec.prior)}.")
         picked = made.prior_shift(ds.labels[test], np.asarray(spec.prior, dtype=float), min(spec.n, len(test)), seed=spec.seed)
         shares = ", ".join(f"{c} {s:.0%}" for c, s in zip(ds.class_names, np.asarray(spec.prior) / max(sum(spec.prior), 1e-12)))
-        return Scenario(reference, ds.subset(test[picked]), f"train rows → test rows drawn as {shares}")
+        return Scenario(reference, _sub(ds, test[picked]), f"train rows → test rows drawn as {shares}")
     raise DataError(f"unknown target kind {spec.kind!r}; pick one of {sorted(KINDS)}.")
 
 
@@ -237,3 +244,27 @@ def runs_for(store: Store, version_id: int) -> list[Any]:
         if info.modality == here.modality and info.modality != "tokens" and list(info.class_names) == list(here.class_names):
             out.append(r)
     return sorted(out, key=lambda r: (r.version_id != version_id, -r.id))
+
+
+def save_target(store: Store, version_id: int, spec: TargetSpec, scen: Scenario) -> int:
+    """The made target of ``spec`` (a column's other values, changed test images, another class mix)
+    saved as a new version of the dataset — every row a test row, each keeping its item's number —
+    with the recipe in its params (``{"shift_target": …}``); returns its id. A later Shift page can
+    pick it as *another version*, and a run can be evaluated on it."""
+    import dataclasses
+
+    if spec.kind == "version":
+        raise DataError("this target is a version already.")
+    info, ds = store.version(version_id), store.load_dataset(version_id)
+    target = scen.target
+    out = dataclasses.replace(target, name=ds.name, split=np.full(len(target), 2, np.int8))
+    return store.save_dataset(
+        out,
+        source=f"shift:{version_id}",
+        dataset_id=info.dataset_id,
+        parent_id=version_id,
+        kind="shift",
+        note=f"target: {scen.words}",
+        params={"shift_target": dataclasses.asdict(spec)},
+    )
+
