@@ -190,6 +190,41 @@ def wnut(args, store) -> list[dict]:
     return out
 
 
+RULES = {
+    "best val macro-F1": lambda h: _best(h, "val/entity_f1_macro"),
+    "best val micro-F1": lambda h: _best(h, "val/entity_f1_micro"),
+    "best val macro-F1, neighbours averaged": lambda h: _best(h, "val/entity_f1_macro", smooth=True),
+    "last evaluation": lambda h: len(h) - 1,
+}
+
+
+def _best(history: list[dict], key: str, *, smooth: bool = False) -> int:
+    """The evaluation with the highest ``key`` (the first on a tie); ``smooth``: each evaluation's
+    value averaged with its neighbours' first."""
+    v = np.array([h.get(key, np.nan) for h in history], dtype=float)
+    if smooth and len(v) > 2:
+        v = np.array([np.nanmean(v[max(0, i - 1) : i + 2]) for i in range(len(v))])
+    return int(np.nanargmax(v))
+
+
+def rules(args) -> None:
+    """``--rules DIR``: for the answers ``--save DIR`` kept, the result each rule would have picked in
+    each arm, and the change with its interval — the same runs read at other evaluations."""
+    import pickle
+
+    from core.compare.entities import paired_entity_bootstrap
+
+    for path in sorted(Path(args.rules).glob("wnut-seed*.pkl")):
+        _, _, ha, hb = pickle.loads(path.read_bytes())
+        print(path.stem)
+        for name, pick in RULES.items():
+            ia, ib = pick(ha), pick(hb)
+            iv = paired_entity_bootstrap(ha[ia]["answers"]["test"], hb[ib]["answers"]["test"], metrics=("spurious_rate", "entity_f1_macro"))
+            print(f"  {name} (evaluations {ia + 1} and {ib + 1} of {len(ha)}):")
+            for metric in ("spurious_rate", "entity_f1_macro"):
+                print(_line(metric, iv[metric]))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("experiment", choices=["drop-type", "wnut"])
@@ -201,7 +236,11 @@ def main() -> int:
     parser.add_argument("--preset", default="rare_types", help="wnut: the mitigation preset")
     parser.add_argument("--taus", type=float, nargs="+", default=[0.5, 0.7, 0.9], help="drop-type: τ of the forced-known rate")
     parser.add_argument("--save", default="", help="a folder to pickle each seed's answers to")
+    parser.add_argument("--rules", default="", help="wnut: read the answers --save kept in this folder and compare result rules")
     args = parser.parse_args()
+    if args.rules:
+        rules(args)
+        return 0
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores; load {os.getloadavg()}")
     from core.store import Store
 
