@@ -255,3 +255,27 @@ def test_labels_given_in_the_queue_become_a_new_version(store):
         A.labelled_version(store, vid, {int(np.flatnonzero(ds.split == 1)[0]): 1})
     with pytest.raises(DataError, match="no labels"):
         A.labelled_version(store, vid, {})
+
+
+def test_a_target_versions_items_labelled_in_the_queue_join_train_and_held_out_items_are_refused(store):
+    ds = toy()
+    vid = store.save_dataset(ds, source="upload:toy.csv")
+    fresh = toy(seed=5)  # new items: another upload with the same columns and classes
+    new_items = Dataset("new", "tabular", fresh.items, np.full(len(fresh), -1), fresh.class_names, np.zeros(len(fresh), np.int8))
+    tid = store.save_dataset(new_items, source="upload:new.csv")
+    out_id = A.labelled_from_target(store, vid, tid, {3: 2, 7: 0})
+    out = store.load_dataset(out_id)
+    assert len(out) == len(ds) + 2 and out.labels[-2:].tolist() == [2, 0] and (out.split[-2:] == 0).all()
+    assert out.items.iloc[-2:].to_numpy().tolist() == fresh.items.iloc[[3, 7]].to_numpy().tolist()
+    assert out.item_ids()[: len(ds)].tolist() == list(range(len(ds)))
+    assert store.version(out_id).params["labelled_from"] == tid
+
+    # a target made of this version's own test rows: labelling them into train would leak them
+    test_rows = np.flatnonzero(ds.split == 2)[:5]
+    own = ds.subset(test_rows)
+    own.meta["source_item"] = test_rows
+    own_id = store.save_dataset(own, source="shift:1", dataset_id=store.version(vid).dataset_id, parent_id=vid, kind="shift")
+    with pytest.raises(DataError, match="leak the held-out data"):
+        A.labelled_from_target(store, vid, own_id, {0: 1})
+    with pytest.raises(DataError, match="outside it"):
+        A.labelled_from_target(store, vid, tid, {10_000: 1})

@@ -190,20 +190,53 @@ def sweep_results(store: Store, vid: int, run_id: int | None) -> None:
 # ------------------------------------------------------------------ label next
 
 
-def _vectors(ds: Dataset) -> np.ndarray:
+def _vectors(ds: Dataset, *others: Dataset) -> list[np.ndarray]:
     from core.shift.target import vectors
 
     with st.spinner("Embedding the items (once; cached afterwards)…"):
-        return vectors(ds)[0]
+        return vectors(ds, *others)
+
+
+OWN = "own"  # the pool source: this version's unlabelled items
+
+
+def _pool_source(store: Store, vid: int, ds: Dataset) -> tuple[Any, Dataset | None, np.ndarray]:
+    """(source: OWN or a version id, the dataset the pool items live in, their rows) as picked."""
+    own = np.flatnonzero((ds.split == 0) & ~ds.labelled)
+    mine = store.version(vid).dataset_id
+    targets = [
+        v
+        for v in store.versions()
+        if v.id != vid
+        and v.modality == ds.modality
+        and list(v.class_names) == list(ds.class_names)
+        and (v.dataset_id != mine or v.kind == "shift")
+    ]  # fmt: skip — another dataset's items, or a made shift target of this one
+    sources: list[Any] = ([OWN] if len(own) else []) + [v.id for v in targets]
+    if not sources:
+        return None, None, own
+    names = {v.id: f"the items of {v.label}" for v in targets}
+    default("se_pool", sources[0], allowed=sources)
+    source = st.selectbox(
+        "Items to label", sources, key="se_pool", persist_state="session",
+        format_func=lambda s: f"this version's {len(own):,} unlabelled items" if s == OWN else names[s],
+    )  # fmt: skip
+    if source == OWN:
+        return OWN, ds, own
+    other = common.dataset(int(source))
+    rows = np.arange(len(other))
+    if store.version(int(source)).dataset_id == mine:  # a target of this dataset: only items this version does not hold
+        rows = rows[~np.isin(other.item_ids(), ds.item_ids())]
+    return int(source), other, rows
 
 
 def queue_section(store: Store, vid: int, ds: Dataset) -> None:
     """Propose k pool items by a strategy, label them one by one, save the labels as a version."""
-    pool = np.flatnonzero((ds.split == 0) & ~ds.labelled)
-    if len(pool) == 0:
+    source, where, pool = _pool_source(store, vid, ds)
+    if where is None:
         st.caption(
-            "This version has no unlabelled items. Upload items with an empty label (they join the train split as the pool) "
-            "to label them here; the loop below shows what labelling would buy, on the labels you have."
+            "Nothing to label yet: upload items with an empty label (they join the train split as the pool), or save a shift "
+            "target of new items as a version; the loop below shows what labelling would buy, on the labels you have."
         )
         return
     strategies = list(A.STRATEGIES)
@@ -212,30 +245,32 @@ def queue_section(store: Store, vid: int, ds: Dataset) -> None:
     c1, c2 = st.columns([3, 1])
     strategy = str(c1.selectbox("Pick by", strategies, format_func=A.STRATEGIES.__getitem__, key="se_strategy", persist_state="session"))
     k = int(c2.number_input("Items", 1, 500, key="se_k", persist_state="session"))
-    st.caption(f"{len(pool):,} unlabelled items in this version.")
+    st.caption(f"{len(pool):,} items to choose from.")
     if st.button("Propose items to label", key="se_propose"):
-        x = _vectors(ds)
+        x, x_where = (_vectors(ds)[0],) * 2 if source == OWN else _vectors(ds, where)
         lab = np.flatnonzero(ds.labelled & (ds.split == 0))
         try:
-            pick = A.propose(strategy, x[pool], k, x_labelled=x[lab], y_labelled=ds.labels[lab])
+            pick = A.propose(strategy, x_where[pool], k, x_labelled=x[lab], y_labelled=ds.labels[lab])
         except DataError as err:
             st.error(str(err))
             return
-        st.session_state[QUEUE] = {"vid": vid, "rows": pool[pick].tolist(), "pos": 0, "given": {}}
+        st.session_state[QUEUE] = {"vid": vid, "source": source, "rows": pool[pick].tolist(), "pos": 0, "given": {}}
     q = st.session_state.get(QUEUE)
-    if not q or q["vid"] != vid:
+    if not q or q["vid"] != vid or q.get("source", OWN) != source:
         return
-    _queue(store, vid, ds, q)
+    _queue(store, vid, where, q)
 
 
-def _queue(store: Store, vid: int, ds: Dataset, q: dict) -> None:
+def _queue(store: Store, vid: int, where: Dataset, q: dict) -> None:
     rows, pos, given = q["rows"], q["pos"], q["given"]
     st.progress(len(given) / max(len(rows), 1), text=f"{len(given)} of {len(rows)} labelled")
     if pos < len(rows):
         row = int(rows[pos])
-        show_item(ds, row, width=160)
+        show_item(where, row, width=160)
         with st.form("se_label_form", clear_on_submit=True, border=False):
-            choice = st.radio("Label", list(range(ds.n_classes)), format_func=lambda c: ds.class_names[c], horizontal=True, index=None)
+            choice = st.radio(
+                "Label", list(range(where.n_classes)), format_func=lambda c: where.class_names[c], horizontal=True, index=None
+            )
             a, b = st.columns(2)
             save = a.form_submit_button("Label and next", type="primary")
             skip = b.form_submit_button("Skip")
@@ -249,7 +284,10 @@ def _queue(store: Store, vid: int, ds: Dataset, q: dict) -> None:
     if given and st.button(f"Save {len(given)} labels as a new version", key="se_save_labels"):
         try:
             with common.saving():
-                new = A.labelled_version(store, vid, given)
+                if q.get("source", OWN) == OWN:
+                    new = A.labelled_version(store, vid, given)
+                else:
+                    new = A.labelled_from_target(store, vid, int(q["source"]), given)
         except DataError as err:
             st.error(str(err))
             return
@@ -274,7 +312,7 @@ def loop_section(vid: int, ds: Dataset) -> None:
     n_rounds = int(c3.number_input("Rounds", 1, 30, key="se_loop_rounds", persist_state="session"))
     choices = (vid, strategy, k, n_rounds)
     if st.button("Run the loop on known labels", key="se_loop"):
-        x = _vectors(ds)
+        x = _vectors(ds)[0]
         bar = st.progress(0.0, text="Fitting…")
 
         def progress(done: int, total: int) -> None:

@@ -31,7 +31,7 @@ from core.errors import DataError
 if TYPE_CHECKING:
     from core.store import Store
 
-__all__ = ["STRATEGIES", "fit_probe", "labelled_version", "labels_to_reach", "propose", "rounds"]
+__all__ = ["STRATEGIES", "fit_probe", "labelled_from_target", "labelled_version", "labels_to_reach", "propose", "rounds"]
 
 STRATEGIES = {
     "margin": "margin: the closest call between two classes",
@@ -189,4 +189,71 @@ def labelled_version(store: Store, version_id: int, given: Mapping[int, int], *,
         kind="label",
         note=note or f"labelled {len(rows):,} pool items",
         params={"labelled": {str(int(r)): int(c) for r, c in zip(rows, classes)}},
+    )
+
+
+def _appended(ds: Any, other: Any, rows: np.ndarray, labels: np.ndarray) -> Any:
+    """``ds`` with ``other``'s ``rows`` added as train items labelled ``labels``; meta columns the
+    two do not share are left empty; each added row keeps its item number (``source_item``)."""
+    import dataclasses
+
+    picked = other.subset(rows)
+    if ds.modality == "tabular":
+        if list(picked.items.columns) != list(ds.items.columns):
+            raise DataError("the target's columns are not this version's; label a target with the same columns.")
+        items: Any = pd.concat([ds.items, picked.items], ignore_index=True)
+    else:
+        a, b = np.asarray(ds.items), np.asarray(picked.items)
+        if ds.modality == "image" and a.shape[1:] != b.shape[1:]:
+            raise DataError(f"the target's images are {b.shape[1:]}, this version's {a.shape[1:]}; label a target of the same size.")
+        items = np.concatenate([a, b])
+    meta_a, meta_b = ds.meta.copy(), picked.meta.copy()
+    meta_a["source_item"], meta_b["source_item"] = ds.item_ids(), other.item_ids()[rows]
+    meta = pd.concat([meta_a, meta_b], ignore_index=True)
+    return dataclasses.replace(
+        ds,
+        items=items,
+        labels=np.r_[ds.labels, labels].astype(np.int64),
+        split=np.r_[ds.split, np.zeros(len(rows), np.int8)].astype(np.int8),
+        meta=meta,
+    )
+
+
+def labelled_from_target(store: Store, version_id: int, target_id: int, given: Mapping[int, int], *, note: str = "") -> int:
+    """A new version of ``version_id`` with rows ``given`` (target row → class index) of version
+    ``target_id`` added to its train split, labelled. Refused when an added item is one of this
+    version's val or test items (labelling it into train would leak the held-out data)."""
+    info, ds = store.version(version_id), store.load_dataset(version_id)
+    other = store.load_dataset(target_id)
+    if not given:
+        raise DataError("no labels given yet: label at least one item in the queue.")
+    if other.modality != ds.modality:
+        raise DataError(f"version {target_id} holds {other.modality} data, this one {ds.modality}.")
+    rows = np.fromiter(given.keys(), dtype=np.int64)
+    classes = np.fromiter(given.values(), dtype=np.int64)
+    if rows.min() < 0 or rows.max() >= len(other):
+        raise DataError(f"version {target_id} has {len(other):,} items; a labelled row is outside it.")
+    if classes.min() < 0 or classes.max() >= ds.n_classes:
+        raise DataError(f"a label must be one of the {ds.n_classes} classes.")
+    if store.version(target_id).dataset_id == info.dataset_id:
+        held = set(ds.item_ids()[ds.split != 0].tolist())
+        have = set(ds.item_ids()[ds.split == 0].tolist())
+        ids = [int(i) for i in other.item_ids()[rows]]
+        leaked = [i for i in ids if i in held]
+        if leaked:
+            raise DataError(
+                f"{len(leaked)} of these items are this version's val or test items (e.g. item {leaked[0]}): labelled into train they "
+                "would leak the held-out data. Label a target of new items (an upload), or take them out of the target."
+            )
+        if twice := [i for i in ids if i in have]:
+            raise DataError(f"{len(twice)} of these items are in this version's train split already (e.g. item {twice[0]}).")
+    out = _appended(ds, other, rows, classes)
+    return store.save_dataset(
+        out,
+        source=f"label:{version_id}",
+        dataset_id=info.dataset_id,
+        parent_id=version_id,
+        kind="label",
+        note=note or f"labelled {len(rows):,} items of version {target_id} into train",
+        params={"labelled_from": int(target_id), "labelled": {str(int(r)): int(c) for r, c in zip(rows, classes)}},
     )

@@ -267,4 +267,3 @@ def save_target(store: Store, version_id: int, spec: TargetSpec, scen: Scenario)
         note=f"target: {scen.words}",
         params={"shift_target": dataclasses.asdict(spec)},
     )
-
