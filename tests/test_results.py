@@ -7,7 +7,17 @@ import math
 import numpy as np
 import pytest
 
-from core.metrics.keys import LOWER_IS_BETTER, MetricKey, improves, parse_key, per_class_key, scaled_split, slice_key
+from core.metrics.keys import (
+    LOWER_IS_BETTER,
+    MetricKey,
+    best_index,
+    improves,
+    parse_key,
+    per_class_key,
+    scaled_split,
+    selection_value,
+    slice_key,
+)
 from core.metrics.results import RunResults
 from core.store import RunFiles, RunStatus
 
@@ -39,6 +49,15 @@ def test_improves_is_the_best_checkpoint_rule():
     assert improves("ece", 0.04, 0.05) and not improves("ece", 0.06, 0.05)
     assert not improves("macro_f1", math.nan, 0.5)  # NaN never beats a best
     assert improves("macro_f1", 0.1, math.nan)  # any number beats a NaN best
+
+
+def test_a_selection_window_judges_each_evaluation_with_the_ones_before_it():
+    assert selection_value([0.2, 0.6], 1) == 0.6 and selection_value([0.2, 0.6], 2) == pytest.approx(0.4)
+    assert selection_value([0.2, math.nan, 0.6], 2) == 0.6  # an undefined value is left out
+    assert math.isnan(selection_value([math.nan], 2)) and math.isnan(selection_value([], 1))
+    spike = [0.20, 0.27, 0.38, 0.37, 0.38]  # a spike at the third evaluation, as good later
+    assert best_index("macro_f1", spike, 1) == 2 and best_index("macro_f1", spike, 2) == 3
+    assert best_index("ece", [0.3, 0.1, 0.2, 0.05], 2) == 3 and best_index("macro_f1", [], 2) is None
 
 
 def _store_with_rows(store, rows, *, config=None):
@@ -88,6 +107,9 @@ def test_reader_prefers_the_workers_summary_and_handles_no_val_split(store):
         store, [(1, "val", {"ece": 0.2}), (2, "val", {"ece": 0.1}), (3, "val", {"ece": 0.3})], config={"early_stopping_metric": "ece"}
     )
     assert RunResults(store, lower).best_step == 2  # lower is better for ECE
+    spike = [(i, "val", {"macro_f1": v}) for i, v in enumerate([0.2, 0.27, 0.38, 0.37, 0.38], start=1)]
+    assert RunResults(store, _store_with_rows(store, spike)).best_step == 3
+    assert RunResults(store, _store_with_rows(store, spike, config={"selection_window": 2})).best_step == 4
 
 
 def test_temperature_scaling_that_sharpens_is_explained_in_words():

@@ -51,6 +51,22 @@ def _final(store, run_id, split="test") -> dict[str, float]:
     return dict(zip(last.name, last.value))
 
 
+def test_a_selection_window_is_one_rule_in_the_loop_the_checkpoint_and_the_reader(store, home):
+    from core.metrics.keys import best_index
+
+    vid = _digits(store)
+    run_id, status = _run(store, version_id=vid, epochs=2, eval_every_steps=5, selection_window=2)
+    assert status == "finished" and "(mean of 2 evaluations)" in store.run(run_id).message
+    res = RunResults(store, run_id)
+    val = res.split_rows("val")
+    val = val[val["name"] == "macro_f1"]
+    steps, values = val["step"].tolist(), val["value"].tolist()
+    assert len(steps) >= 5
+    picked = steps[best_index("macro_f1", values, 2)]
+    assert res.result_step == picked == res.best_val_step()  # the worker's summary and the reader agree
+    assert load_checkpoint(run_id, "best", home=home)["step"] == picked
+
+
 def test_digits_run_writes_metrics_predictions_checkpoints_and_artifacts(store, home):
     vid = _digits(store)
     run_id, status = _run(store, version_id=vid)

@@ -64,6 +64,7 @@ def _defaults(ds: Dataset, models: list[str]) -> None:
         "tr_metric", "macro_f1", allowed=list(stopping_choices(ds.modality == "tokens")[0])
     )  # a classifier-only choice → macro-F1 on token data
     default("tr_patience", 0)
+    default("tr_window", 1)
     default("tr_checkpoint", "best", allowed=list(CHECKPOINT_RULES))
     default("tr_ts", True)
 
@@ -121,13 +122,19 @@ def run_settings(ds: Dataset, vid: int) -> RunConfig:
         )  # fmt: skip
         patience = a4.number_input("Patience (0 = never stop early)", 0, 100, key="tr_patience", persist_state="session", disabled=rule == "last",
                                    help="Early stopping needs the best evaluation as the result." if rule == "last" else None)  # fmt: skip
+        n_val = int((ds.split == 1).sum())
+        window = a4.number_input(
+            "Judge the best over N evaluations", 1, 5, key="tr_window", persist_state="session", disabled=rule == "last",
+            help=f"Each evaluation is judged by the mean of its val score and the N − 1 before it. On a small val split ({n_val:,} "
+            f"{'sentences' if tokens else 'items'} here) one evaluation's score is noisy; 2 asks the result to have been good twice.",
+        )  # fmt: skip
         temperature = st.toggle("Temperature scaling on val after training", key="tr_ts", persist_state="session")
         processes = _processes()
     return RunConfig(
         version_id=vid, model=resolved, finetune=finetune, last_n_blocks=int(last_n), epochs=int(epochs), lr=float(lr),
         batch_size=int(batch), tau=float(tau), seed=int(seed), device=str(device), eval_every_steps=int(eval_every),
         max_train_items=int(max_items), early_stopping_metric=str(stop_metric), patience=0 if rule == "last" else int(patience),
-        checkpoint=str(rule),
+        checkpoint=str(rule), selection_window=int(window),
         temperature_scaling=bool(temperature), processes=processes,
     )  # fmt: skip
 

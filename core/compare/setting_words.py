@@ -35,6 +35,7 @@ NAMES = {
     "early_stopping_metric": "selection metric (val)",
     "checkpoint": "result",
     "patience": "early-stopping patience",
+    "selection_window": "best judged over (evaluations)",
     "max_length": "tokens per text",
     "image_size": "image size (pixels)",
     "temperature_scaling": "temperature scaling",

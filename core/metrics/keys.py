@@ -115,6 +115,26 @@ def parse_key(name: str) -> MetricKey:
     return MetricKey("summary", name)
 
 
+def selection_value(history: Sequence[float], window: int = 1) -> float:
+    """The value an evaluation is judged by: the mean of the last ``window`` val values of the
+    selection metric (this evaluation's and those before it; undefined ones left out, NaN when all
+    are). A window of 2 or 3 asks a result to have been good for more than one evaluation, which on
+    a small val split picks it less by chance."""
+    tail = [float(v) for v in history[-max(1, int(window)) :] if v is not None and math.isfinite(float(v))]
+    return sum(tail) / len(tail) if tail else float("nan")
+
+
+def best_index(metric: str, values: Sequence[float], window: int = 1) -> int | None:
+    """Which of a run's successive val values of ``metric`` the "best" rule picks (``improves`` on
+    ``selection_value``; the first of equals); None when there are none."""
+    best_i, best = None, None
+    for i in range(len(values)):
+        v = selection_value(values[: i + 1], window)
+        if improves(metric, v, best):
+            best_i, best = i, v
+    return best_i
+
+
 def improves(metric: str, value: float, best: float | None) -> bool:
     """Whether ``value`` of ``metric`` beats ``best`` (None: there is no best yet).
 

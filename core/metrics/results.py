@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from core.metrics.keys import improves, parse_key, variant_split
+from core.metrics.keys import best_index, parse_key, variant_split
 from core.mitigate.settings import Mitigations
 from core.store.artifacts import RunFiles
 from core.store.status import RunStatus
@@ -144,15 +144,13 @@ class RunResults:
         return self.result_step
 
     def best_val_step(self) -> int | None:
-        """The evaluation with the best val selection metric (``keys.improves``; the first of equals)."""
+        """The evaluation with the best val selection metric, averaged over the run's selection
+        window (``keys.best_index``, the rule the loop uses; the first of equals)."""
         name = self.stopping_metric
         val = self.metrics[(self.metrics["split"] == "val") & (self.metrics["name"] == name)]
-        best_step, best = None, None
-        for step, value in zip(val["step"], val["value"]):
-            v = float("nan") if value is None or pd.isna(value) else float(value)
-            if improves(name, v, best):
-                best_step, best = int(step), v
-        return best_step
+        values = [float("nan") if v is None or pd.isna(v) else float(v) for v in val["value"]]
+        i = best_index(name, values, int(self.config.get("selection_window", 1) or 1))
+        return None if i is None else int(val["step"].iloc[i])
 
     @property
     def scaled_step(self) -> int | None:

@@ -328,7 +328,7 @@ def dropped_types(job: Job) -> list[str]:
 
 def evaluate_tokens(job: Job, state: State, best: Any) -> EvalResult:
     """Score val and test; ``is_best`` by the run's selection metric on val (``core.metrics.keys.improves``)."""
-    from core.metrics.keys import improves
+    from core.metrics.keys import improves, selection_value
 
     cfg, data = job.cfg, job.data
     inputs: TokenInputs = job.inputs  # type: ignore[assignment]
@@ -347,7 +347,9 @@ def evaluate_tokens(job: Job, state: State, best: Any) -> EvalResult:
         if offset is not None:
             reports[split].summary["o_offset"] = offset
     name = cfg.early_stopping_metric
-    value = float(reports["val"].summary.get(name, float("nan"))) if "val" in reports else float("nan")
+    raw = float(reports["val"].summary.get(name, float("nan"))) if "val" in reports else float("nan")
+    state.val_history.append(raw)
+    value = selection_value(state.val_history, cfg.selection_window)
     is_best = cfg.checkpoint == "last" or "val" not in reports or improves(name, value, None if best is None else best.metric)
     if is_best:
         state.best_metric, state.best_step = value, state.step

@@ -80,6 +80,7 @@ class RunConfig:
     early_stopping_metric: str = "macro_f1"  # the selection metric: a STOPPING_METRICS key on val; picks best.pt with checkpoint="best"
     checkpoint: str = "best"  # the run's result: "best" (by early_stopping_metric on val) | "last" (the final evaluation)
     patience: int = 0  # evaluations without improvement before stopping; 0 = never stop early
+    selection_window: int = 1  # "best": each evaluation judged by the mean of its val selection metric and the N − 1 before it
     max_length: int = 128  # text: tokens per item (longer texts are truncated)
     image_size: int = 0  # image: side in pixels the model sees; 0 = native (small_cnn) or ≥ 64 (pretrained)
     temperature_scaling: bool = True  # after training: fit T on val (LBFGS on NLL), report before/after
@@ -201,6 +202,7 @@ class RunConfig:
         if self.early_stopping_metric not in STOPPING_METRICS:
             raise ValueError(f"early_stopping_metric must be one of {', '.join(STOPPING_METRICS)}; got {self.early_stopping_metric!r}.")
         _need_int(self, "patience", 0)
+        _need_int(self, "selection_window", 1, 5)
         if self.checkpoint not in CHECKPOINT_RULES:
             raise ValueError(f"checkpoint must be best or last; got {self.checkpoint!r}.")
         if self.checkpoint == "last" and self.patience:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from core import metrics as M
-from core.metrics.keys import improves
+from core.metrics.keys import improves, selection_value
 from core.train.events import BestEval, EvalResult, SplitReport, State
 from core.train.run_data import RunData
 
@@ -105,7 +105,9 @@ def evaluate(job: Job, state: State, best: BestEval | None) -> EvalResult:
         reports[split] = report(z, idx, data, tau=cfg.tau, abstain=cfg.mitigations.decision.abstain_below)
     job.built.train_mode()
     name = cfg.early_stopping_metric
-    value = float(reports["val"].summary[name]) if "val" in reports else float("nan")
+    raw = float(reports["val"].summary[name]) if "val" in reports else float("nan")
+    state.val_history.append(raw)
+    value = selection_value(state.val_history, cfg.selection_window)
     is_best = cfg.checkpoint == "last" or "val" not in reports or improves(name, value, None if best is None else best.metric)
     if is_best:
         state.best_metric, state.best_step = value, state.step

@@ -34,8 +34,9 @@ class State:
     eval_time_s: float = 0.0  # evaluations, with their metric, prediction and checkpoint writes
     n_evals: int = 0
     evals_planned: int = 0
-    best_metric: float = float("nan")
+    best_metric: float = float("nan")  # the selection value of the best evaluation (``keys.selection_value``)
     best_step: int | None = None
+    val_history: list[float] = field(default_factory=list)  # the val selection metric at each evaluation
     started: float = field(default_factory=time.time)
 
 

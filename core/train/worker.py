@@ -239,7 +239,8 @@ def _run(
         if cfg.checkpoint == "last":
             message += f" · result at the last evaluation, step {best.step} (val {cfg.early_stopping_metric} {best.metric:.4f})"
         else:
-            message += f" · best val {cfg.early_stopping_metric} {best.metric:.4f} at step {best.step}"
+            over = f" (mean of {cfg.selection_window} evaluations)" if cfg.selection_window > 1 else ""
+            message += f" · best val {cfg.early_stopping_metric}{over} {best.metric:.4f} at step {best.step}"
         if tokens:
             from core.tokens.train import after_training_tokens
 
