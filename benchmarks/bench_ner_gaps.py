@@ -175,7 +175,7 @@ def wnut(args, store) -> list[dict]:
     print(f"WNUT-16: {int((ds.split == 0).sum()):,} train / {int((ds.split == 2).sum()):,} test tweets; preset {args.preset}: {mitigated}")
     out = []
     for seed in args.seeds:
-        kw = {"epochs": args.epochs, "batch_size": 32, "lr": args.lr, "seed": seed}
+        kw = {"epochs": args.epochs, "batch_size": 32, "lr": args.lr, "seed": seed, "selection_window": args.window}
         a, ta, ha = _run(store, ds, kw)
         b, tb, hb = _run(store, ds, {**kw, "mitigations": mitigated})
         _save(args, f"wnut-seed{seed}", a, b, ha, hb)
@@ -191,20 +191,20 @@ def wnut(args, store) -> list[dict]:
 
 
 RULES = {
-    "best val macro-F1": lambda h: _best(h, "val/entity_f1_macro"),
-    "best val micro-F1": lambda h: _best(h, "val/entity_f1_micro"),
-    "best val macro-F1, neighbours averaged": lambda h: _best(h, "val/entity_f1_macro", smooth=True),
+    "best val macro-F1 (selection window 1)": lambda h: _best(h, "entity_f1_macro", 1),
+    "best val macro-F1 over 2 evaluations (selection window 2)": lambda h: _best(h, "entity_f1_macro", 2),
+    "best val macro-F1 over 3 evaluations (selection window 3)": lambda h: _best(h, "entity_f1_macro", 3),
+    "best val micro-F1": lambda h: _best(h, "entity_f1_micro", 1),
     "last evaluation": lambda h: len(h) - 1,
 }
 
 
-def _best(history: list[dict], key: str, *, smooth: bool = False) -> int:
-    """The evaluation with the highest ``key`` (the first on a tie); ``smooth``: each evaluation's
-    value averaged with its neighbours' first."""
-    v = np.array([h.get(key, np.nan) for h in history], dtype=float)
-    if smooth and len(v) > 2:
-        v = np.array([np.nanmean(v[max(0, i - 1) : i + 2]) for i in range(len(v))])
-    return int(np.nanargmax(v))
+def _best(history: list[dict], metric: str, window: int) -> int:
+    """The evaluation the product's "best" rule picks with ``window`` (``core.metrics.keys.best_index``)."""
+    from core.metrics.keys import best_index
+
+    i = best_index(metric, [h.get(f"val/{metric}", np.nan) for h in history], window)
+    return 0 if i is None else i
 
 
 def rules(args) -> None:
@@ -236,6 +236,7 @@ def main() -> int:
     parser.add_argument("--preset", default="rare_types", help="wnut: the mitigation preset")
     parser.add_argument("--taus", type=float, nargs="+", default=[0.5, 0.7, 0.9], help="drop-type: τ of the forced-known rate")
     parser.add_argument("--save", default="", help="a folder to pickle each seed's answers to")
+    parser.add_argument("--window", type=int, default=1, help="wnut: the runs' selection window (both arms)")
     parser.add_argument("--rules", default="", help="wnut: read the answers --save kept in this folder and compare result rules")
     args = parser.parse_args()
     if args.rules:
