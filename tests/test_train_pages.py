@@ -46,6 +46,7 @@ def test_train_page_starts_a_run_and_runs_page_shows_it(home):
     assert not at.exception, at.exception
     runs = store.runs()
     assert len(runs) == 1 and runs[0].version_id == vid and runs[0].config["model"] == "small_cnn"
+    assert runs[0].config["selection_window"] == 2  # 180 val items: the best is judged over two evaluations
     assert any(f"Run #{runs[0].id}" in s.value for s in at.success)
     # the app's runner pumps the queue in the background: the run finishes with no further input
     assert wait_for(lambda: store.run(runs[0].id).status == "finished"), store.run(runs[0].id)
@@ -59,7 +60,7 @@ def test_train_page_starts_a_run_and_runs_page_shows_it(home):
 
     res = RunResults(store, runs[0].id)
     step = res.result_step
-    assert any(f"Test scores at step {step}, the best val macro-F1" in m.value for m in at.markdown)
+    assert any(f"Test scores at step {step}, the best val macro-F1 over 2 evaluations" in m.value for m in at.markdown)
     for label, name in (("Accuracy", "accuracy"), ("Macro-F1", "macro_f1"), ("ECE", "ece")):
         assert kpis[label] == f"{res.at(name, step):.3f}"
     ece_delta = next(m for m in at.metric if m.label == "ECE").delta

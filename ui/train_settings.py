@@ -29,6 +29,9 @@ MODE_HELP = {
 }
 
 
+SMALL_VAL = 1000  # val items below which the Train page judges the best over two evaluations
+
+
 def stopping_choices(tokens: bool) -> tuple[tuple[str, ...], Callable[[str], str]]:
     """The selection metrics the picker offers and how it names them: for token data the entity
     metrics a token run selects by (``core.train.config.TOKEN_SELECTION``), one choice each."""
@@ -64,7 +67,8 @@ def _defaults(ds: Dataset, models: list[str]) -> None:
         "tr_metric", "macro_f1", allowed=list(stopping_choices(ds.modality == "tokens")[0])
     )  # a classifier-only choice → macro-F1 on token data
     default("tr_patience", 0)
-    default("tr_window", 1)
+    # a small val split scores each evaluation noisily: judge the best over two (core.metrics.keys.selection_value)
+    follow_default("tr_window", 2 if int((ds.split == 1).sum()) < SMALL_VAL else 1)
     default("tr_checkpoint", "best", allowed=list(CHECKPOINT_RULES))
     default("tr_ts", True)
 
@@ -125,8 +129,9 @@ def run_settings(ds: Dataset, vid: int) -> RunConfig:
         n_val = int((ds.split == 1).sum())
         window = a4.number_input(
             "Judge the best over N evaluations", 1, 5, key="tr_window", persist_state="session", disabled=rule == "last",
-            help=f"Each evaluation is judged by the mean of its val score and the N − 1 before it. On a small val split ({n_val:,} "
-            f"{'sentences' if tokens else 'items'} here) one evaluation's score is noisy; 2 asks the result to have been good twice.",
+            help=f"Each evaluation is judged by the mean of its val score and the N − 1 before it. On a small val split one "
+            f"evaluation's score is noisy; 2 (the default below {SMALL_VAL:,} val {'sentences' if tokens else 'items'}; "
+            f"{n_val:,} here) asks the result to have been good twice.",
         )  # fmt: skip
         temperature = st.toggle("Temperature scaling on val after training", key="tr_ts", persist_state="session")
         processes = _processes()

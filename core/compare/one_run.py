@@ -43,7 +43,9 @@ def checkpoint_line(res: RunResults) -> str:
     elif res.split_rows("val").empty:
         which = f"the {'latest' if so_far else 'last'} evaluation (no val split to choose the best by)"
     else:
-        which = f"the best val {metric_title(res.stopping_metric)}{so_far}"
+        window = int(res.config.get("selection_window", 1) or 1)
+        over = f" over {window} evaluations" if window > 1 else ""
+        which = f"the best val {metric_title(res.stopping_metric)}{over}{so_far}"
     return f"test scores at step {step}, {which}"
 
 
