@@ -26,14 +26,24 @@ import torch.nn.functional as F
 
 
 class Dynamics:
-    """Per-position sums on the training device, turned into epoch means on the host."""
+    """Per-position sums on the training device, turned into epoch means on the host.
+
+    One ``(n, 6)`` buffer holds, per position, the epoch's sums of the given label's probability,
+    of "right", of EL2N and of presentations (columns 0–3, reset each epoch), and the run's
+    presentations and forgetting events (columns 4–5, kept): a batch adds to it with one
+    ``index_add_`` — on a small model's step the record's cost is its number of kernel launches."""
+
+    EPOCH_COLUMNS = 4
 
     def __init__(self, n: int, device: torch.device) -> None:
-        z = lambda dtype=torch.float32: torch.zeros(n, dtype=dtype, device=device)
-        self.p_sum, self.right_sum, self.el2n_sum, self.count = z(), z(), z(), z()
-        self.forgetting, self.presentations = z(torch.int32), z(torch.int32)
+        self.sums = torch.zeros((n, 6), dtype=torch.float32, device=device)
         self.last = torch.full((n,), -1, dtype=torch.int8, device=device)
         self.epochs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    @property
+    def count(self) -> torch.Tensor:
+        """Presentations of each position in the epoch so far."""
+        return self.sums[:, 3]
 
     @torch.no_grad()
     def record(self, rows: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
@@ -43,24 +53,20 @@ class Dynamics:
         p = F.softmax(logits.detach().float(), dim=1)
         p_given = p.gather(1, y[:, None])[:, 0]
         right = p.argmax(dim=1) == y
-        el2n = (p - F.one_hot(y, p.shape[1]).float()).norm(dim=1)
-        self.p_sum.index_add_(0, rows, p_given)
-        self.right_sum.index_add_(0, rows, right.float())
-        self.el2n_sum.index_add_(0, rows, el2n)
-        self.count.index_add_(0, rows, torch.ones_like(p_given))
+        # ‖p − onehot(y)‖² = Σ p² − 2 p_y + 1, without building the one-hot rows
+        el2n = ((p * p).sum(dim=1) - 2 * p_given + 1).clamp(min=0).sqrt()
         forgot = (self.last.index_select(0, rows) == 1) & ~right
-        self.forgetting.index_add_(0, rows, forgot.int())
-        self.presentations.index_add_(0, rows, torch.ones_like(rows, dtype=torch.int32))
+        one = torch.ones_like(p_given)
+        self.sums.index_add_(0, rows, torch.stack([p_given, right.float(), el2n, one, one, forgot.float()], dim=1))
         self.last.index_copy_(0, rows, right.to(torch.int8))
 
     def end_epoch(self) -> None:
         """The epoch's means per position (NaN where the epoch drew nothing); the sums start again."""
-        n = self.count.clamp(min=1)
-        none = self.count == 0
-        means = [torch.where(none, torch.nan, s / n).cpu().numpy().astype(np.float16) for s in (self.p_sum, self.right_sum, self.el2n_sum)]
-        self.epochs.append((means[0], means[1], means[2]))
-        for s in (self.p_sum, self.right_sum, self.el2n_sum, self.count):
-            s.zero_()
+        epoch = self.sums[:, : self.EPOCH_COLUMNS]
+        n = epoch[:, 3:4].clamp(min=1)
+        means = torch.where(epoch[:, 3:4] == 0, torch.nan, epoch[:, :3] / n).cpu().numpy().astype(np.float16)
+        self.epochs.append((means[:, 0].copy(), means[:, 1].copy(), means[:, 2].copy()))
+        epoch.zero_()
 
     def arrays(self, positions: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
         """What ``dynamics.npz`` holds for local ``positions`` (the train items), named by dataset ``rows``."""
@@ -70,6 +76,6 @@ class Dynamics:
             "p_given": stack(0),
             "right": stack(1),
             "el2n": stack(2),
-            "forgetting": self.forgetting.cpu().numpy()[positions].astype(np.int32),
-            "presentations": self.presentations.cpu().numpy()[positions].astype(np.int32),
+            "forgetting": self.sums[:, 5].cpu().numpy()[positions].round().astype(np.int32),
+            "presentations": self.sums[:, 4].cpu().numpy()[positions].round().astype(np.int32),
         }
