@@ -169,7 +169,7 @@ def labelled_version(store: Store, version_id: int, given: Mapping[int, int], *,
     """A new version where pool rows ``given`` (dataset row → class index) carry their labels."""
     import dataclasses
 
-    info, ds = store.version(version_id), store.load_dataset(version_id)
+    ds = store.load_dataset(version_id)
     if not given:
         raise DataError("no labels given yet: label at least one item in the queue.")
     rows = np.fromiter(given.keys(), dtype=np.int64)
@@ -181,14 +181,19 @@ def labelled_version(store: Store, version_id: int, given: Mapping[int, int], *,
     labels = ds.labels.copy()
     labels[rows] = classes
     out = dataclasses.replace(ds, labels=labels)
+    return _save_labelled(store, version_id, out, rows, classes, note or f"labelled {len(rows):,} pool items")
+
+
+def _save_labelled(store: Store, version_id: int, out: Any, rows: np.ndarray, classes: np.ndarray, note: str, **extra: int) -> int:
+    """``out`` saved as a "label" version of ``version_id``, the labels given kept in its params."""
     return store.save_dataset(
         out,
         source=f"label:{version_id}",
-        dataset_id=info.dataset_id,
+        dataset_id=store.version(version_id).dataset_id,
         parent_id=version_id,
         kind="label",
-        note=note or f"labelled {len(rows):,} pool items",
-        params={"labelled": {str(int(r)): int(c) for r, c in zip(rows, classes)}},
+        note=note,
+        params={**extra, "labelled": {str(int(r)): int(c) for r, c in zip(rows, classes)}},
     )
 
 
@@ -248,12 +253,5 @@ def labelled_from_target(store: Store, version_id: int, target_id: int, given: M
         if twice := [i for i in ids if i in have]:
             raise DataError(f"{len(twice)} of these items are in this version's train split already (e.g. item {twice[0]}).")
     out = _appended(ds, other, rows, classes)
-    return store.save_dataset(
-        out,
-        source=f"label:{version_id}",
-        dataset_id=info.dataset_id,
-        parent_id=version_id,
-        kind="label",
-        note=note or f"labelled {len(rows):,} items of version {target_id} into train",
-        params={"labelled_from": int(target_id), "labelled": {str(int(r)): int(c) for r, c in zip(rows, classes)}},
-    )
+    words = note or f"labelled {len(rows):,} items of version {target_id} into train"
+    return _save_labelled(store, version_id, out, rows, classes, words, labelled_from=int(target_id))
