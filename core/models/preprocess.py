@@ -60,10 +60,14 @@ class ImageSpec:
 
     def prepare(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (B, C, H, W) → normalised float (B, channels, *size) on x's device."""
+        return self.prepare_float(x.float().div_(255.0))
+
+    def prepare_float(self, x: torch.Tensor) -> torch.Tensor:
+        """Float pixels in [0, 1] (B, C, H, W) → what ``prepare`` makes of their uint8 form;
+        differentiable, so attributions (``core.explain``) are read in the image's own pixels."""
         import torch
         import torch.nn.functional as F
 
-        x = x.float().div_(255.0)
         if tuple(x.shape[-2:]) != self.size:
             shrink = x.shape[-2] > self.size[0] or x.shape[-1] > self.size[1]
             x = F.interpolate(x, size=self.size, mode="bilinear", align_corners=False, antialias=shrink)
