@@ -687,3 +687,72 @@ def label_curves(curves: pd.DataFrame, metric: str = "accuracy", *, title: str =
     fig.update_xaxes(title="labels spent")
     fig.update_yaxes(title=metric_name(metric))
     return fig
+
+
+def attribution_text_html(text: str, spans: Sequence[tuple[int, int]], values: np.ndarray) -> str:
+    """A text as HTML, every character escaped: each word's background red for evidence *for* the
+    class, blue for evidence against, as strong as the word's share of the largest |attribution|;
+    the text between words kept as it is."""
+    import html
+
+    v = np.asarray(values, np.float64)
+    top = float(np.abs(v).max()) if v.size else 0.0
+    parts, at = [], 0
+    for (a, b), x in zip(spans, v.tolist()):
+        parts.append(html.escape(text[at:a]))
+        w = abs(x) / top if top > 0 else 0.0
+        rgb = "228,87,86" if x > 0 else "76,120,168"
+        parts.append(
+            f"<span title='{x:+.3g}' style='background:rgba({rgb},{0.08 + 0.72 * w:.2f});border-radius:3px;padding:0 2px'>"
+            f"{html.escape(text[a:b])}</span>"
+        )
+        at = b
+    parts.append(html.escape(text[at:]))
+    return "".join(parts)
+
+
+def attribution_image(image: np.ndarray, values: np.ndarray, *, title: str) -> go.Figure:
+    """The image in grey with its attribution over it (red: for the class, blue: against; white
+    where the attribution is zero)."""
+    img = np.asarray(image, np.float64)
+    grey = img.mean(axis=2) if img.ndim == 3 else img
+    v = np.asarray(values, np.float64)
+    top = float(np.abs(v).max()) or 1.0
+    fig = go.Figure()
+    fig.add_trace(go.Heatmap(z=grey, colorscale="Greys", reversescale=True, showscale=False, hoverinfo="skip"))
+    fig.add_trace(
+        go.Heatmap(
+            z=v, zmin=-top, zmax=top, colorscale="RdBu", reversescale=True, opacity=0.65,
+            colorbar={"title": "attribution", "thickness": 10}, hovertemplate="x %{x}, y %{y}: %{z:+.3g}<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_layout(title=title, height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False)
+    fig.update_xaxes(visible=False)
+    return fig
+
+
+def attribution_bars(names: Sequence[str], values: np.ndarray, *, title: str, x_title: str = "attribution") -> go.Figure:
+    """Per-column attributions, largest |value| on top; red for the class, blue against."""
+    v = np.asarray(values, np.float64)
+    order = np.argsort(np.abs(v))
+    fig = go.Figure(
+        go.Bar(
+            x=v[order], y=[str(names[i]) for i in order], orientation="h",
+            marker_color=["#E45756" if x > 0 else "#4C78A8" for x in v[order]], hovertemplate="%{y}: %{x:+.4g}<extra></extra>",
+        )
+    )  # fmt: skip
+    fig.update_layout(title=title, height=max(240, 26 * len(v) + 100), margin={"l": 10, "r": 10, "t": 40, "b": 30})
+    fig.update_xaxes(title=x_title, zeroline=True)
+    return fig
+
+
+def deletion_curves(fractions: np.ndarray, curves: Mapping[str, np.ndarray], *, title: str = "Deletion curves") -> go.Figure:
+    """The class's probability as the most attributed parts are removed first, one line per order."""
+    fig = go.Figure()
+    for name, curve in curves.items():
+        fig.add_trace(go.Scatter(x=np.asarray(fractions), y=np.asarray(curve), mode="lines", name=name))
+    fig.update_layout(title=title, height=300, margin={"l": 10, "r": 10, "t": 40, "b": 30})
+    fig.update_xaxes(title="share of parts removed", tickformat=".0%")
+    fig.update_yaxes(title="probability of the class", range=[0, 1])
+    return fig

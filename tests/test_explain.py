@@ -198,7 +198,7 @@ def test_attributions_are_cached_per_run_and_filled_by_the_background_job(digits
     job.join(timeout=240)
     assert not job.is_alive() and job.error is None
     done, total, stage = job.status()
-    assert done == total == 6 and stage == "done"  # two items × three image methods
+    assert done == total == 7 and stage == "done"  # two items × three image methods, then the embedding
     got = cache.load(files, model.step, item, cls, "occlusion")
     fresh = Explainer(model).attribute(item, cls, "occlusion")
     np.testing.assert_allclose(got.values, fresh.values, atol=1e-6)

@@ -67,7 +67,7 @@ def test_train_page_starts_a_run_and_runs_page_shows_it(home):
     change = res.at("ece", step, "test_ts") - res.at("ece", step)
     assert ece_delta == ("unchanged after TS" if round(change, 3) == 0 else f"{change:+.3f} after TS")
     assert any(c.value.startswith(f"At step {step}") for c in at.caption)
-    assert len(at.get("plotly_chart")) == 6  # loss, accuracy, hallucination, recall, reliability, confusion
+    assert len(at.get("plotly_chart")) == 8  # loss, accuracy, hallucination, recall, reliability, confusion; the explained item twice
     assert "Answered" not in kpis  # the run neither abstains nor moves thresholds: no decisions panel
     assert any("wrong of 176" in c.value for c in at.caption)  # the hallucination gallery
     assert any("Temperature scaling" in m.value for m in at.markdown)

@@ -32,6 +32,7 @@ from core.data.dataset import Dataset
 from core.metrics.results import RunResults
 from core.store import RunStatus
 from ui import common, run_tokens
+from ui.explain_view import explain_block
 from ui.export import export_block
 from ui.items import gallery, where
 from ui.state import default
@@ -298,3 +299,4 @@ def _gallery(res: RunResults, ds: Dataset, when: str) -> None:
         caption=lambda i: f"{where(ds, i)} · given **{ds.class_names[int(by_item.loc[i, 'label'])]}** → predicted "
         f"**{ds.class_names[int(by_item.loc[i, 'pred'])]}** · {by_item.loc[i, 'conf']:.1%}",
     )  # fmt: skip
+    explain_block(res, ds, wrong)

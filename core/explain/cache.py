@@ -78,6 +78,18 @@ class ExplainJob(threading.Thread):
         with self._lock:
             self._done, self._total, self._stage = done, total, stage
 
+    def _embed(self, ds: Any, done: int, total: int) -> None:
+        """Embed the version (``core.embed``, cached) unless it already is: the nearest train items read it."""
+        from core.embed.embeddings import embed, uncached_items
+
+        if ds.modality == "tabular" or uncached_items(ds) == 0:
+            return
+
+        def report(n: int, of: int) -> None:
+            self._set(done, total, f"embedding the version for the nearest train items ({n:,} of {of:,})")
+
+        embed(ds, progress=report)
+
     def run(self) -> None:
         from core.explain.attribute import Explainer
         from core.store import Store
@@ -89,10 +101,12 @@ class ExplainJob(threading.Thread):
             explainer = Explainer(model)
             files = RunFiles(self.run_id, home=self.home)
             todo = [(i, c, m) for i, c in self.pairs for m in METHODS[model.ds.modality] if explainer.position(c) is not None]
+            total = len(todo) + 1  # the last step: the version's embeddings, for the nearest train items
             for n, (i, c, m) in enumerate(todo):
-                self._set(n, len(todo), f"item {i}: {m.replace('_', ' ')}")
+                self._set(n, total, f"item {i}: {m.replace('_', ' ')}")
                 cached_or_computed(explainer, files, model.step, i, c, m)
-            self._set(len(todo), len(todo), "done")
+            self._embed(model.ds, len(todo), total)
+            self._set(total, total, "done")
         except Exception as err:  # the page shows it; the app goes on
             self.error = f"{type(err).__name__}: {err}"
             with self._lock:

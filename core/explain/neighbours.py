@@ -89,3 +89,28 @@ def why_words(nb: Neighbours, ds: Dataset, *, predicted: int, given: int) -> str
     if nb.suspect is None:
         words.append("Run Diagnose on this version to flag which of them are suspected label errors.")
     return " ".join(words)
+
+
+def suspect_flags(
+    n: int, *, diagnosis: tuple[np.ndarray, np.ndarray] | None = None, dynamics: dict | None = None
+) -> tuple[np.ndarray | None, str]:
+    """Which of the ``n`` items are suspected label errors, and where that comes from in words.
+
+    ``diagnosis``: (rows, is_issue) of a Diagnose result (a sample covers only its rows);
+    ``dynamics``: a run's training dynamics, whose *hard-to-learn* train items are the suspects
+    (``core.select.scores.data_map``). The diagnosis wins when both are given; neither → (None, …)."""
+    flags = np.zeros(n, bool)
+    if diagnosis is not None:
+        rows, issue = (np.asarray(a) for a in diagnosis)
+        inside = rows < n
+        flags[rows[inside]] = np.asarray(issue, bool)[inside]
+        return flags, f"suspects from Diagnose ({int(inside.sum()):,} items judged)"
+    if dynamics is not None and len(dynamics.get("p_given", ())):
+        from core.select.scores import data_map
+
+        m = data_map(dynamics)
+        rows = m["row"].to_numpy()
+        hard = (m["region"] == "hard to learn").to_numpy() & (rows < n)
+        flags[rows[hard]] = True
+        return flags, "suspects: the run's hard-to-learn train items (training dynamics)"
+    return None, "no suspects known"
