@@ -34,12 +34,12 @@ def test_the_runs_page_explains_a_gallery_item_and_the_whole_gallery_in_the_back
     files = RunFiles(run_id, home=home)
     assert any(files.folder.joinpath("explain").glob(f"s{res.result_step}-*-integrated_gradients.npz"))  # kept with the run
     # another method: kept when the page is left and opened again
-    at.radio(key="rn_ex_method_image").set_value("occlusion").run()
+    at.radio(key=f"rn_ex_method_{run_id}").set_value("occlusion").run()
     assert not at.exception, at.exception
     assert any("blacked out" in c.value for c in at.caption)
     at.switch_page("app_pages/data.py").run()
     at.switch_page("app_pages/runs.py").run()
-    assert at.radio(key="rn_ex_method_image").value == "occlusion"
+    assert at.radio(key=f"rn_ex_method_{run_id}").value == "occlusion"
     # the whole gallery in the background, then the nearest train items
     at.button(key=f"rn_ex_all_{run_id}").click().run()
     assert not at.exception, at.exception
@@ -54,3 +54,21 @@ def test_the_runs_page_explains_a_gallery_item_and_the_whole_gallery_in_the_back
     assert any("nearest train items are labelled" in m.value for m in at.markdown)
     assert any("Every gallery item explained" in c.value for c in at.caption)
     assert cache.load(files, res.result_step, item, int(store.load_dataset(vid).labels[item]), "occlusion") is not None
+
+
+def test_compare_explains_a_runs_gallery_when_asked(home):
+    store = Store(home)
+    vid = demos.import_demo(store, "digits")
+    ids = []
+    for seed in (0, 1):
+        run_id = store.create_run(vid, RunConfig(version_id=vid, model="small_cnn", epochs=1, batch_size=64, lr=3e-3, seed=seed).to_dict())
+        assert train_run(store, run_id) == "finished"
+        ids.append(run_id)
+    at = open_page("app_pages/compare.py")
+    charts_before = len(at.get("plotly_chart"))
+    assert not [s for s in at.selectbox if s.key and s.key.startswith("cmp_ex_item_")]  # nothing computed until asked
+    at.toggle(key=f"cmp_ex_on_{ids[0]}").set_value(True).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key=f"cmp_ex_item_{ids[0]}").options
+    titles = [c.proto.spec for c in at.get("plotly_chart")]
+    assert len(titles) == charts_before + 2 and sum('"answered: ' in s for s in titles) == 1

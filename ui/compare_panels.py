@@ -30,6 +30,7 @@ from core.data.dataset import Dataset
 from core.metrics.results import RunResults
 from core.store import Store
 from ui import common
+from ui.explain_view import explain_block
 from ui.items import gallery, where
 from ui.state import default
 
@@ -180,6 +181,8 @@ def galleries_panel(results: Sequence[RunResults]) -> None:
             wrong = confident_errors(preds)
             st.caption(f"{error_count(wrong, res.tau).confident} of these are at or above τ = {res.tau:.2f}.")
             gallery(ds, wrong["item"].to_numpy(), per_row=6, caption=_wrong_caption(ds, wrong.set_index("item")))
+            if ds.modality != "tokens" and st.toggle("Explain these answers", key=f"cmp_ex_on_{res.run_id}", persist_state="session"):
+                explain_block(res, ds, wrong, page="cmp")
 
 
 def _wrong_caption(ds: Dataset, by_item: pd.DataFrame) -> Callable[[int], str]:

@@ -65,9 +65,9 @@ def _label(ds: Dataset, row: pd.Series) -> str:
     )
 
 
-def explain_block(res: RunResults, ds: Dataset, wrong: pd.DataFrame) -> None:
+def explain_block(res: RunResults, ds: Dataset, wrong: pd.DataFrame, *, page: str = "rn") -> None:
     """The explanation of one gallery item (chosen in a select box), and the background job that
-    explains every item of the gallery."""
+    explains every item of the gallery. ``page``: the key prefix of the page drawing it (``ui.state``)."""
     if ds.modality not in _EXPLAIN or wrong.empty:
         return
     st.markdown("**Why it answered** — attributions and the nearest train items")
@@ -85,20 +85,20 @@ def explain_block(res: RunResults, ds: Dataset, wrong: pd.DataFrame) -> None:
         return
     rows = {int(r["item"]): r for _, r in wrong.iterrows()}
     items = list(rows)
-    key = f"rn_ex_item_{res.run_id}"
+    key = f"{page}_ex_item_{res.run_id}"
     state.default(key, items[0], allowed=items)
     item = int(st.selectbox("Item", items, format_func=lambda i: _label(ds, rows[i]), key=key, persist_state="session"))
     methods = list(METHODS[ds.modality])
-    mkey = f"rn_ex_method_{ds.modality}"
+    mkey = f"{page}_ex_method_{res.run_id}"
     state.default(mkey, methods[0], allowed=methods)
     method = st.radio("Attribution", methods, format_func=METHOD_WORDS.__getitem__, key=mkey, horizontal=True, persist_state="session")
-    _background(res, [(i, int(rows[i]["pred"])) for i in items] + [(i, int(rows[i]["label"])) for i in items])
+    _background(res, page, [(i, int(rows[i]["pred"])) for i in items] + [(i, int(rows[i]["label"])) for i in items])
     if res.config.get("finetune") != "linear_probe":
         _attributions(res, ds, item, int(rows[item]["pred"]), int(rows[item]["label"]), method, step)
     _neighbours(res, ds, item, predicted=int(rows[item]["pred"]), given=int(rows[item]["label"]))
 
 
-def _background(res: RunResults, pairs: list[tuple[int, int]]) -> None:
+def _background(res: RunResults, page: str, pairs: list[tuple[int, int]]) -> None:
     """A button that explains every gallery item (both classes, every method) in the background,
     and its progress bar."""
     home = str(paths.home())
@@ -106,7 +106,7 @@ def _background(res: RunResults, pairs: list[tuple[int, int]]) -> None:
     job = jobs.get((home, res.run_id))
     running = job is not None and job.is_alive()
     c1, c2 = st.columns([2, 3])
-    if c1.button("Explain the whole gallery in the background", key=f"rn_ex_all_{res.run_id}", disabled=running):
+    if c1.button("Explain the whole gallery in the background", key=f"{page}_ex_all_{res.run_id}", disabled=running):
         job = jobs[(home, res.run_id)] = cache.ExplainJob(home, res.run_id, pairs)
         job.start()
         running = True
