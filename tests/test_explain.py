@@ -12,8 +12,9 @@ from torch import nn
 from core.data import Dataset
 from core.errors import DataError
 from core.explain import cache
-from core.explain.attribute import Explainer, ablation, gradients, integrated_gradients, occlusion, without_words
+from core.explain.attribute import Explainer, ablation, gradients, integrated_gradients, occlusion
 from core.explain.faithfulness import FRACTIONS, area, deletion_curve, order_by, removal_counts
+from core.explain.kinds import without_words
 from core.explain.neighbours import nearest_train, why_words
 from core.store import RunFiles
 from core.train.apply import load_run_model
@@ -261,3 +262,25 @@ def test_a_text_run_is_explained_per_word(store, home, tmp_path):
     probe_id, status = _run(store, version_id=vid, model=str(folder), finetune="linear_probe", epochs=2, batch_size=8)
     with pytest.raises(DataError, match="linear probe"):
         Explainer(load_run_model(store, probe_id, device="cpu"))
+
+
+def test_the_report_shows_the_explanations_kept_for_a_runs_gallery(digits_run):
+    from core.compare.one_run import confident_errors, result_predictions
+    from core.metrics.results import RunResults
+    from core.report.html import build_report
+
+    store, run_id = digits_run
+    res = RunResults(store, run_id)
+    wrong = confident_errors(result_predictions(res))
+    assert len(wrong) >= 2
+    files = RunFiles(run_id, home=store.home)
+    for p in files.folder.joinpath("explain").glob("*.npz"):
+        p.unlink()  # what other tests kept
+    assert "id='explanations'" not in build_report(store, [run_id])  # nothing kept: no section
+    ex = Explainer(load_run_model(store, run_id, device="cpu"))
+    item, pred = int(wrong["item"].iloc[0]), int(wrong["pred"].iloc[0])
+    cache.cached_or_computed(ex, files, res.result_step, item, pred, "occlusion")
+    assert cache.stored(files, res.result_step) == {(item, pred, "occlusion")}
+    page = build_report(store, [run_id])
+    assert "id='explanations'" in page and "Why it answered" in page and "Occlusion" in page
+    assert f"answered {store.load_dataset(res.row.version_id).class_names[pred]}" in page

@@ -140,6 +140,11 @@ def test_bad_mitigation_values_say_what_to_change(mitigations, words):
         "core.tokens.detect",
         "core.tokens.embed",
         "core.metrics.entities",
+        "core.explain.kinds",
+        "core.explain.neighbours",
+        "core.explain.faithfulness",
+        "core.explain.cache",
+        "core.report.html",
     ],
 )
 def test_modules_pages_import_do_not_import_torch(module):

@@ -11,7 +11,8 @@ from core import charts, paths
 from core.data.dataset import Dataset
 from core.errors import DataError
 from core.explain import cache
-from core.explain.attribute import METHOD_WORDS, METHODS, Attribution, Explainer
+from core.explain.attribute import Explainer
+from core.explain.kinds import METHOD_WORDS, METHODS, Attribution
 from core.explain.neighbours import Neighbours, nearest_train, suspect_flags, why_words
 from core.metrics.results import RunResults
 from core.store import RunFiles

@@ -16,51 +16,20 @@ attributions summed per word), columns of the table (one-hot columns summed back
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from core.errors import DataError
+from core.explain.kinds import METHODS, Attribution, without_words
 
 if TYPE_CHECKING:
     from core.train.apply import RunModel
 
-METHODS: dict[str, tuple[str, ...]] = {
-    "image": ("integrated_gradients", "occlusion", "gradients"),
-    "text": ("integrated_gradients", "gradients"),
-    "tabular": ("feature_ablation", "integrated_gradients", "gradients"),
-}
-METHOD_WORDS = {
-    "integrated_gradients": "Integrated Gradients",
-    "occlusion": "Occlusion",
-    "feature_ablation": "Feature ablation",
-    "gradients": "Plain gradients",
-}
 IG_STEPS = 32
-
-
-@dataclass(frozen=True)
-class Attribution:
-    """One item's attribution for one class.
-
-    ``values``: image (H, W) summed over channels; text (words,); table (columns,). ``parts``: the
-    words or column names (empty for images). ``prob``: the model's probability of ``target`` on
-    the item (no temperature). ``delta``: Integrated Gradients' convergence delta, else None."""
-
-    item: int
-    target: int  # a dataset class index
-    method: str
-    values: np.ndarray
-    parts: list[str] = field(default_factory=list)
-    prob: float = float("nan")
-    delta: float | None = None
-    seconds: float = 0.0
-    spans: list[tuple[int, int]] = field(default_factory=list)  # text: each word's characters in the item
 
 
 # ---------------------------------------------------------------- methods on any differentiable function
@@ -334,12 +303,3 @@ class Explainer:
             return self.row_probs(xs)[:, pos]
 
         return deletion_curve(score, order)
-
-
-def without_words(text: str, spans: list[tuple[int, int]], drop: np.ndarray) -> str:
-    """``text`` with the words at positions ``drop`` (indices into ``spans``) removed."""
-    chars = list(text)
-    for w in np.asarray(drop, dtype=np.int64).tolist():
-        a, b = spans[w]
-        chars[a:b] = [" "] * (b - a)
-    return re.sub(r"\s+", " ", "".join(chars)).strip()

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from core.atomic import atomic_write
-from core.explain.attribute import METHODS, Attribution
+from core.explain.kinds import METHODS, Attribution
 from core.store.artifacts import RunFiles
 
 
@@ -46,6 +46,15 @@ def load(files: RunFiles, step: int, item: int, cls: int, method: str) -> Attrib
             int(item), int(cls), method, z["values"], [str(w) for w in z["parts"]], prob,
             None if np.isnan(delta) else delta, seconds, spans,
         )  # fmt: skip
+
+
+def stored(files: RunFiles, step: int) -> set[tuple[int, int, str]]:
+    """The (item, class, method) attributions kept for the run's model at evaluation ``step``."""
+    out = set()
+    for p in (files.folder / "explain").glob(f"s{int(step)}-i*-c*-*.npz"):
+        _, item, cls, method = p.stem.split("-", 3)
+        out.add((int(item[1:]), int(cls[1:]), method))
+    return out
 
 
 def cached_or_computed(explainer: Any, files: RunFiles, step: int, item: int, cls: int, method: str) -> Attribution:

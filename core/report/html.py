@@ -19,6 +19,7 @@ import math
 import time
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
@@ -188,6 +189,8 @@ def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope rep
     parts.append("".join(comp))
     parts.append(_shift_section(store, results))
     parts.append(_selection_section(store, results))
+    if not tokens:
+        parts.append(_explanations_section(results, datasets))
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
         f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body>" + "".join(parts) + "</body></html>"
@@ -239,6 +242,56 @@ def _selection_section(store: Store, results: list[RunResults]) -> str:
         )
         out.append(_table(summary_words(summary).set_index("score")))
     return "".join(out) + "</section>"
+
+
+def _explanations_section(results: list[RunResults], datasets: list[Dataset], n: int = 6) -> str:
+    """The most confident wrong answers each run has explanations kept for (``core.explain``; the
+    Runs page computes them), attributed for the class answered; empty when none are kept."""
+    from core.compare.one_run import confident_errors, result_predictions
+    from core.explain import cache
+    from core.explain.kinds import METHOD_WORDS, METHODS
+
+    out = []
+    for res, ds in zip(results, datasets):
+        if ds.modality not in METHODS or res.result_step is None:
+            continue
+        kept = cache.stored(res.files, res.result_step)
+        if not kept:
+            continue
+        wrong = confident_errors(result_predictions(res))
+        shown = []
+        for _, row in wrong.iterrows():
+            item, pred = int(row["item"]), int(row["pred"])
+            method = next((m for m in METHODS[ds.modality] if (item, pred, m) in kept), None)
+            if method is None:
+                continue
+            a = cache.load(res.files, res.result_step, item, pred, method)
+            assert a is not None
+            title = f"{item_ref(ds, item)}: given {ds.class_names[int(row['label'])]}, answered {ds.class_names[pred]} ({float(row['conf']):.0%})"
+            shown.append((title, a, method))
+            if len(shown) == n:
+                break
+        if not shown:
+            continue
+        out.append(f"<h3>{html.escape(label(res))}</h3>")
+        cells = []
+        for title, a, method in shown:
+            head = f"<p><b>{html.escape(title)}</b> <span class='muted'>· {METHOD_WORDS[method]}</span></p>"
+            if ds.modality == "image":
+                cells.append(head + _fig(charts.attribution_image(np.asarray(ds.items[a.item]), a.values, title="")))
+            elif ds.modality == "text":
+                cells.append(head + "<p>" + charts.attribution_text_html(str(ds.items[a.item]), a.spans, a.values) + "</p>")
+            else:
+                cells.append(head + _fig(charts.attribution_bars(a.parts, a.values, title="")))
+        out.append("<div class='grid'>" + "".join(cells) + "</div>")
+    if not out:
+        return ""
+    return (
+        "<section id='explanations'><h2>Why it answered</h2><p class='muted'>The most confident wrong answers, attributed "
+        "for the class the run answered (red: evidence for it, blue: against), as kept from the Runs page.</p>"
+        + "".join(out)
+        + "</section>"
+    )
 
 
 GLOSSARY = (
