@@ -63,8 +63,8 @@ def _ratio(a: np.ndarray, b: np.ndarray, rng: np.random.Generator, n_boot: int =
 
 def one_seed(args, store, vid: int, seed: int) -> dict:
     from core.explain.attribute import Explainer
-    from core.explain.kinds import METHODS
     from core.explain.faithfulness import area, order_by
+    from core.explain.kinds import METHODS
     from core.metrics.results import RunResults
     from core.train.apply import load_run_model
     from core.train.worker import train_run
