@@ -1,0 +1,160 @@
+"""core.robust: FGSM and PGD on cases with known answers and against adversarial-robustness-toolbox,
+the word-substitution attack, the adversarial-training seam, and a real run's robustness record."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from core.data import Dataset
+from core.errors import DataError
+from core.robust import records
+from core.robust.attack import Adversary, fgsm, pgd
+from core.robust.words import attack_text
+from core.store import RunFiles
+from tests.conftest import needs_asset
+from tests.test_train import _digits, _run
+
+pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("one_torch_thread")]
+
+
+def _linear(w: np.ndarray, b: np.ndarray | None = None) -> nn.Linear:
+    lin = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
+    with torch.no_grad():
+        lin.weight.copy_(torch.from_numpy(w))
+        if b is not None:
+            lin.bias.copy_(torch.from_numpy(b))
+    return lin.eval()
+
+
+def test_fgsm_on_a_linear_model_moves_along_the_sign_of_the_weights():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(2, 5)).astype(np.float32)
+    lin = _linear(w)
+    x = torch.from_numpy(rng.normal(size=(4, 5)).astype(np.float32))
+    for label in (0, 1):
+        y = torch.full((4,), label)
+        adv = fgsm(lin, x, y, 0.1, lo=None, hi=None)
+        # the loss grows fastest along the other class's weights minus the label's
+        np.testing.assert_allclose((adv - x).numpy(), 0.1 * np.sign(w[1 - label] - w[label])[None, :].repeat(4, 0), atol=1e-6)
+    mask = torch.tensor([1.0, 1.0, 0.0, 0.0, 1.0])  # kept columns do not move
+    adv = fgsm(lin, x, torch.zeros(4, dtype=torch.long), 0.1, lo=None, hi=None, mask=mask)
+    assert torch.equal(adv[:, 2:4], x[:, 2:4])
+
+
+def test_pgd_stays_in_the_ball_and_the_pixel_range_and_hurts_more_than_fgsm():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(16, 32), nn.ReLU(), nn.Linear(32, 3)).eval()
+    x = torch.rand(64, 1, 4, 4)
+    y = net(x).argmax(dim=1)
+    eps = 0.05
+    adv = pgd(net, x, y, eps, steps=10, generator=torch.Generator().manual_seed(1))
+    assert (adv - x).abs().max() <= eps + 1e-6 and adv.min() >= 0 and adv.max() <= 1
+    ce = nn.functional.cross_entropy
+    with torch.no_grad():
+        assert ce(net(adv), y) > ce(net(fgsm(net, x, y, eps)), y) > ce(net(x), y)
+    again = pgd(net, x, y, eps, steps=10, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(adv, again)  # seeded
+
+
+def test_the_attacks_equal_adversarial_robustness_toolbox(tmp_path):
+    """ART's FGSM and (random start off) PGD on the same model give the same inputs."""
+    from art.attacks.evasion import FastGradientMethod, ProjectedGradientDescent
+    from art.estimators.classification import PyTorchClassifier
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3)).eval()
+    x = torch.rand(32, 6)
+    y = net(x).argmax(dim=1)
+    clf = PyTorchClassifier(model=net, loss=nn.CrossEntropyLoss(), input_shape=(6,), nb_classes=3, clip_values=(0.0, 1.0), device_type="cpu")
+    art_fgsm = FastGradientMethod(clf, norm=np.inf, eps=0.05).generate(x.numpy(), y=np.eye(3)[y.numpy()])
+    np.testing.assert_allclose(fgsm(net, x, y, 0.05).numpy(), art_fgsm, atol=1e-6)
+    art_pgd = ProjectedGradientDescent(clf, norm=np.inf, eps=0.05, eps_step=0.01, max_iter=7, num_random_init=0, verbose=False)
+    mine = pgd(net, x, y, 0.05, steps=7, step_size=0.01, random_start=False)
+    np.testing.assert_allclose(mine.numpy(), art_pgd.generate(x.numpy(), y=np.eye(3)[y.numpy()]), atol=1e-5)
+
+
+def test_the_adversarial_training_seam_attacks_a_share_in_eval_mode_and_gives_back_train_mode():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8), nn.Linear(8, 2))
+    net.train()
+    seen = []
+    original = net.forward
+
+    def watching(x):
+        seen.append(net.training)
+        return original(x)
+
+    net.forward = watching  # type: ignore[method-assign]
+    x, y = torch.rand(10, 4), torch.randint(0, 2, (10,))
+    adv = Adversary("pgd", 0.1, steps=3, lo=0.0, hi=1.0, share=0.5, generator=torch.Generator().manual_seed(0))
+    out = adv(net, x, y, net.train)
+    assert seen and not any(seen) and net.training  # attacked in eval mode, handed back training
+    assert torch.equal(out[5:], x[5:]) and not torch.equal(out[:5], x[:5]) and (out - x).abs().max() <= 0.1 + 1e-6
+    soft = torch.softmax(torch.rand(10, 2), dim=1)  # MixUp's class probabilities as targets
+    assert Adversary("fgsm", 0.1, lo=0.0, hi=1.0)(net, x, soft, net.train).shape == x.shape
+
+
+def test_the_word_attack_swaps_the_most_important_word_for_a_synonym():
+    def probs(texts: list[str]) -> np.ndarray:  # "positive" as long as "good" or "nice" is there
+        pos = np.array([0.95 if ("good" in t or "nice" in t) else 0.2 for t in texts])
+        return np.c_[1 - pos, pos]
+
+    table = {"good": ("respectable", "nice"), "film": ("movie",)}
+    got = attack_text("a good film", 1, probs, lambda w: table.get(w, ()), max_words=2)
+    assert got.flipped and got.text == "a respectable film" and got.changed == [(1, "good", "respectable")]
+    assert got.p_before == pytest.approx(0.95) and got.p_after == pytest.approx(0.2)
+    none = attack_text("a good film", 1, probs, lambda w: (), max_words=2)
+    assert not none.flipped and none.text == "a good film" and none.changed == []
+    wrong = attack_text("a bad film", 1, probs, lambda w: table.get(w, ()))
+    assert not wrong.flipped and wrong.changed == []  # already wrong: nothing to attack
+
+
+def test_a_digits_runs_robustness_collapses_under_pgd_and_is_kept_with_the_run(store, home):
+    from core.robust.evaluate import RobustnessJob, evaluate_run
+
+    run_id, status = _run(store, version_id=_digits(store), epochs=4)
+    assert status == "finished"
+    seen = []
+    rec = evaluate_run(store, run_id, eps=(0.02, 0.1, 0.3), steps=5, n_items=120, progress=lambda d, t, s: seen.append(s))
+    assert rec["attack"] == "pgd" and rec["n"] == 120 and "PGD at ε = 0.1" in seen and seen[-1] == "done"
+    acc = [rec["clean"]["accuracy"]] + [b["accuracy"] for b in rec["budgets"]]
+    assert acc[0] > 0.85 and acc[-1] < 0.2 and all(a >= b - 1e-9 for a, b in zip(acc, acc[1:]))
+    assert rec["budgets"][-1]["success_rate"] > 0.8 and 0 <= rec["budgets"][-1]["confident_wrong"] <= 1
+    files = RunFiles(run_id, home=home)
+    assert records.load(files) == rec
+    assert rec["examples"] and all(e["pred_before"] == e["label"] != e["pred_after"] for e in rec["examples"])
+    with np.load(files.folder / "robust_examples.npz") as z:
+        assert z["images"].shape[0] == len(rec["examples"]) and z["images"].dtype == np.uint8
+    table = records.table([("#1", rec)])
+    assert table["budget"].tolist() == ["clean", "ε = 0.02", "ε = 0.1", "ε = 0.3"]
+    with pytest.raises(DataError, match="does not attack image"):
+        evaluate_run(store, run_id, attack="words")
+    job = RobustnessJob(home, run_id, attack="fgsm", eps=(0.1,), n_items=50)
+    job.start()
+    job.join(timeout=200)
+    assert not job.is_alive() and job.error is None and job.status() == (1.0, "done")
+    assert records.load(files)["attack"] == "fgsm"
+
+
+@needs_asset("minilm")
+@needs_asset("wordnet")
+def test_a_text_run_is_attacked_word_by_word(store, home, tmp_path):
+    from core.data.splits import stratified_split
+    from core.robust.evaluate import evaluate_run
+    from tests.test_models import tiny_bert_dir
+
+    texts = ["a good film, loved it", "a bad film, hated it", "great and moving", "awful and boring"] * 12
+    labels = np.arange(len(texts)) % 2 ^ 1
+    split = stratified_split(labels, val=0.25, test=0.25, seed=0)
+    vid = store.save_dataset(Dataset("reviews", "text", np.array(texts, dtype=object), labels, ["neg", "pos"], split), source="upload:r.csv")
+    run_id, status = _run(store, version_id=vid, model=str(tiny_bert_dir(tmp_path / "bert")), epochs=3, batch_size=8)
+    assert status == "finished"
+    rec = evaluate_run(store, run_id, max_words=2)
+    assert rec["attack"] == "words" and [b["budget"] for b in rec["budgets"]] == [1.0, 2.0]
+    assert rec["budgets"][0]["accuracy"] >= rec["budgets"][1]["accuracy"]  # a larger budget fools at least as many
+    for e in rec["examples"]:
+        assert 1 <= len(e["changed"]) <= 2 and e["text"] != texts[e["item"]]
+    assert records.budget_words(rec, 2.0) == "≤ 2 words"
