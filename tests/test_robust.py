@@ -3,6 +3,8 @@ the word-substitution attack, the adversarial-training seam, and a real run's ro
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -68,7 +70,9 @@ def test_the_attacks_equal_adversarial_robustness_toolbox(tmp_path):
     net = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3)).eval()
     x = torch.rand(32, 6)
     y = net(x).argmax(dim=1)
-    clf = PyTorchClassifier(model=net, loss=nn.CrossEntropyLoss(), input_shape=(6,), nb_classes=3, clip_values=(0.0, 1.0), device_type="cpu")
+    clf = PyTorchClassifier(
+        model=net, loss=nn.CrossEntropyLoss(), input_shape=(6,), nb_classes=3, clip_values=(0.0, 1.0), device_type="cpu"
+    )
     art_fgsm = FastGradientMethod(clf, norm=np.inf, eps=0.05).generate(x.numpy(), y=np.eye(3)[y.numpy()])
     np.testing.assert_allclose(fgsm(net, x, y, 0.05).numpy(), art_fgsm, atol=1e-6)
     art_pgd = ProjectedGradientDescent(clf, norm=np.inf, eps=0.05, eps_step=0.01, max_iter=7, num_random_init=0, verbose=False)
@@ -121,7 +125,7 @@ def test_a_digits_runs_robustness_collapses_under_pgd_and_is_kept_with_the_run(s
     rec = evaluate_run(store, run_id, eps=(0.02, 0.1, 0.3), steps=5, n_items=120, progress=lambda d, t, s: seen.append(s))
     assert rec["attack"] == "pgd" and rec["n"] == 120 and "PGD at ε = 0.1" in seen and seen[-1] == "done"
     acc = [rec["clean"]["accuracy"]] + [b["accuracy"] for b in rec["budgets"]]
-    assert acc[0] > 0.85 and acc[-1] < 0.2 and all(a >= b - 1e-9 for a, b in zip(acc, acc[1:]))
+    assert acc[0] > 0.85 and acc[-1] < 0.2 and all(a >= b - 1e-9 for a, b in itertools.pairwise(acc))
     assert rec["budgets"][-1]["success_rate"] > 0.8 and 0 <= rec["budgets"][-1]["confident_wrong"] <= 1
     files = RunFiles(run_id, home=home)
     assert records.load(files) == rec
@@ -149,7 +153,9 @@ def test_a_text_run_is_attacked_word_by_word(store, home, tmp_path):
     texts = ["a good film, loved it", "a bad film, hated it", "great and moving", "awful and boring"] * 12
     labels = np.arange(len(texts)) % 2 ^ 1
     split = stratified_split(labels, val=0.25, test=0.25, seed=0)
-    vid = store.save_dataset(Dataset("reviews", "text", np.array(texts, dtype=object), labels, ["neg", "pos"], split), source="upload:r.csv")
+    vid = store.save_dataset(
+        Dataset("reviews", "text", np.array(texts, dtype=object), labels, ["neg", "pos"], split), source="upload:r.csv"
+    )
     run_id, status = _run(store, version_id=vid, model=str(tiny_bert_dir(tmp_path / "bert")), epochs=3, batch_size=8)
     assert status == "finished"
     rec = evaluate_run(store, run_id, max_words=2)
