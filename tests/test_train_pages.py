@@ -145,11 +145,16 @@ def test_every_group_of_mitigation_knobs_lands_in_the_stored_config(home):
     at.number_input(key="tr_aug_multiplier").set_value(2)
     at.toggle(key="tr_dec_tm").set_value(True)
     at.slider(key="tr_dec_abstain").set_value(0.75)
+    at.selectbox(key="tr_adv_method").set_value("pgd")
+    at.run()
+    at.slider(key="tr_adv_eps").set_value(0.05)
+    at.number_input(key="tr_adv_steps").set_value(2)
+    at.slider(key="tr_adv_share").set_value(0.5)
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any(
         "Class-balanced sampling (resampling), Focal loss, Weight ∝ 1 / effective number, label smoothing 0.05, augmentation: rotate, noise, "
-        "threshold moving, abstain below confidence 0.75" in m.value
+        "threshold moving, abstain below confidence 0.75, adversarial training: PGD-2 at ε = 0.05, 50% of each batch" in m.value
         for m in at.markdown
     )
     at.button(key="start_run").click()
@@ -174,6 +179,7 @@ def test_every_group_of_mitigation_knobs_lands_in_the_stored_config(home):
         "clean": {"action": "none", "source": "detector", "threshold": 0.2, "plan_drop": [], "plan_relabel": {}},
         "semi": {"method": "none", "threshold": 0.9, "rounds": 1, "k_neighbors": 7},
         "decision": {"threshold_moving": True, "abstain_below": 0.75, "o_offset": False},
+        "adversarial": {"method": "pgd", "eps": 0.05, "steps": 2, "share": 0.5},
     }
 
 

@@ -157,6 +157,11 @@ def mitigation_words(m: Mitigations) -> list[str]:
         out.append(f"abstain below confidence {m.decision.abstain_below:g}")
     if m.decision.o_offset:
         out.append("fewer invented entities (O offset fitted on val)")
+    adv = m.adversarial
+    if adv.method != "none":
+        how = "FGSM with a random start" if adv.method == "fgsm" else f"PGD-{adv.steps}"
+        share = f", {adv.share:.0%} of each batch" if adv.share < 1 else ""
+        out.append(f"adversarial training: {how} at ε = {adv.eps:g}{share}")
     return out
 
 

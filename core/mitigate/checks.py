@@ -44,6 +44,7 @@ TOKEN_REFUSALS = {
     "semi": "the unlabelled pool does not apply to token data yet: set it to none",
     "threshold_moving": "threshold moving does not apply to token data yet: turn it off",
     "abstain": "abstention does not apply to token data yet: set abstain below to 0",
+    "adversarial": "adversarial training attacks pixels or table columns, not words: set it to none",
 }
 
 
@@ -77,6 +78,7 @@ def check(
         *_pool(m.semi, n_unlabelled, epochs),
         *_augmentation(m.augment, counts, modality, finetune),
         *_not_tokens(m, modality),
+        *_adversarial(m, modality, finetune),
         *_epoch_size(m, counts),
     ]
 
@@ -90,6 +92,7 @@ def _token_refusals(m: Mitigations, finetune: str) -> list[str]:
         "semi": m.semi.method != "none",
         "threshold_moving": m.decision.threshold_moving,
         "abstain": bool(m.decision.abstain_below),
+        "adversarial": m.adversarial.method != "none",
     }
     return [TOKEN_REFUSALS[key].format(method=m.resample.method) + "." for key, on in refused.items() if on]
 
@@ -111,6 +114,20 @@ def _token_augmentation(t: TokenAugmentation, entity_types: Sequence[str] | None
                 "synonym replacement needs the WordNet asset, which is not fetched here: run `python -m core.data.assets fetch`, or set it to 0."
             )
     return problems
+
+
+def _adversarial(m: Mitigations, modality: str, finetune: str) -> list[str]:
+    if m.adversarial.method == "none":
+        return []
+    if modality == "text":
+        return ["adversarial training attacks pixels or table columns; for text, attack the finished run on the Runs page. Set it to none."]
+    if finetune == "linear_probe":
+        return [
+            "adversarial training needs the model's input: a linear probe trains on frozen features. Fine-tune (full or last N blocks), or set it to none."
+        ]
+    if modality == "image" and m.adversarial.eps > 1:
+        return [f"an image's pixels run from 0 to 1: ε = {m.adversarial.eps:g} would erase them. Choose ε ≤ 1 (0.03–0.1 is usual)."]
+    return []
 
 
 def _not_tokens(m: Mitigations, modality: str) -> list[str]:

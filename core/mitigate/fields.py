@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from core.mitigate.settings import (
+    ADVERSARIAL,
     CLASS_WEIGHTS,
     CLEAN_ACTIONS,
     CLEAN_SOURCES,
@@ -46,14 +47,14 @@ TARGETS = "tr_rs_targets"  # class name → target count: a table, kept as plain
 
 #: tab → its title, in the order the tabs are drawn; a tab is named by the section it shows (the
 #: token augmentation is drawn in the Augmentation tab: ``TAB_OF``)
-TABS = {"resample": "Resampling", "loss": "Loss", "augment": "Augmentation", "clean": "Cleaning", "semi": "Unlabelled pool", "decision": "Decision"}  # fmt: skip
+TABS = {"resample": "Resampling", "loss": "Loss", "augment": "Augmentation", "clean": "Cleaning", "semi": "Unlabelled pool", "decision": "Decision", "adversarial": "Robustness"}  # fmt: skip
 TAB_OF = {"token_augment": "augment"}  # a section drawn in another section's tab
 #: what applies to token (NER) data: the sentence sampler, the loss over tags, tag-preserving augmentation
 TOKEN_SECTIONS = ("resample", "loss", "token_augment")
 #: the decisions of token data alone (drawn in the Decision tab; no other data gets them)
 TOKEN_DECISIONS = ("decision.o_offset",)
 #: (tab, row) → relative column widths; a row not named here is one full-width column
-COLUMNS: dict[tuple[str, int], list[int]] = {("loss", 0): [1, 1], ("loss", 1): [1, 1, 1], ("augment", 1): [2, 3, 1], ("augment", 2): [1, 1, 1, 1], ("augment", 3): [1, 3], ("clean", 0): [1, 1], ("semi", 1): [1, 1]}  # fmt: skip
+COLUMNS: dict[tuple[str, int], list[int]] = {("loss", 0): [1, 1], ("loss", 1): [1, 1, 1], ("augment", 1): [2, 3, 1], ("augment", 2): [1, 1, 1, 1], ("augment", 3): [1, 3], ("clean", 0): [1, 1], ("semi", 1): [1, 1], ("adversarial", 1): [2, 1, 2]}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,8 @@ _images = lambda v: v[MODALITY] == "image" and v[FINETUNE] != "linear_probe"
 _texts = lambda v: v[MODALITY] == "text" and v[FINETUNE] != "linear_probe"
 _augments = lambda v: v[MODALITY] in ("image", "text") and v[FINETUNE] != "linear_probe"
 _tokens = lambda v: v[MODALITY] == "tokens"
+_attackable = lambda v: v[MODALITY] in ("image", "tabular") and v[FINETUNE] != "linear_probe"
+_attacking = lambda v: _attackable(v) and v["tr_adv_method"] != "none"
 _by_threshold = lambda v: v["tr_clean_action"] != "none" and v["tr_clean_source"] == "threshold"
 
 # fmt: off
@@ -170,6 +173,17 @@ FIELDS: tuple[Field, ...] = (
     Field("tr_dec_abstain", "decision.abstain_below", "slider", "Abstain below confidence (0 = always answer)", lo=0.0, hi=0.99, step=0.01, at=(1, 0),
           help="Each evaluation also reports the share answered and their error rate when answers below this confidence are withheld; "
           "the Runs page draws the risk–coverage curve with this point."),
+
+    Field("tr_adv_method", "adversarial.method", "select", "Adversarial training", ADVERSARIAL, when=_attackable, hidden_default=True,
+          help="Each batch is attacked (L∞) on the model being trained, which then learns from the attacked items. "
+          "Check the result with the Runs page's robustness evaluation."),
+    Field("tr_adv_eps", "adversarial.eps", "slider", "ε (L∞ budget)", lo=0.005, hi=1.0, step=0.005, fmt="%.3f", at=(1, 0), when=_attacking,
+          hidden_default=True, help="Pixels run from 0 to 1: 8/255 ≈ 0.031 is the usual budget on photos, 0.1 on MNIST-like images; "
+          "a table's standardised columns take it in standard deviations."),
+    Field("tr_adv_steps", "adversarial.steps", "number", "PGD steps", lo=1, hi=20, at=(1, 1), when=lambda v: _attacking(v) and v["tr_adv_method"] == "pgd",
+          hidden_default=True, help="Attack steps per batch: each costs a forward and a backward pass."),
+    Field("tr_adv_share", "adversarial.share", "slider", "Share of each batch attacked", lo=0.1, hi=1.0, step=0.1, at=(1, 2), when=_attacking,
+          hidden_default=True, help="The rest of the batch trains clean: less clean accuracy lost, less robustness gained."),
 )
 # fmt: on
 BY_KEY = {f.key: f for f in FIELDS}
@@ -190,6 +204,8 @@ def offered(f: Field, modality: str) -> bool:
     only, and only token data gets the token augmentation."""
     if modality == "tokens":
         return f.section in TOKEN_SECTIONS or f.path in TOKEN_DECISIONS
+    if f.section == "adversarial":
+        return modality in ("image", "tabular")
     return f.section != "token_augment" and f.path not in TOKEN_DECISIONS
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -19,6 +20,7 @@ class Seams:
     criterion: Criterion
     augmenter: Augmenter
     text_augmenter: TextAugmenter | None = None
+    adversary: Any = None  # adversarial training (``core.robust.attack.Adversary``), set by the worker: it needs the model's input space
 
 
 def seams(

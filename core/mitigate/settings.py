@@ -213,6 +213,24 @@ class Decision:
     o_offset: bool = False  # token runs: raise the "O" logit by the offset fitted on val (fewer invented entities)
 
 
+ADVERSARIAL: dict[str, str] = {
+    "none": "no adversarial training",
+    "fgsm": "FGSM with a random start (one attack step per batch: fast adversarial training, Wong et al. 2020)",
+    "pgd": "PGD-k: k attack steps per batch (Madry et al. 2018; slower, stronger)",
+}
+
+
+@dataclass
+class Adversarial:
+    """Adversarial training (images and tables): each batch, or a share of it, is replaced by its
+    L∞ attack on the model being trained (``core.robust.attack.Adversary``)."""
+
+    method: str = "none"
+    eps: float = 0.1  # the budget: pixels in [0, 1]; a table's standardised columns in standard deviations
+    steps: int = 3  # PGD's attack steps per batch
+    share: float = 1.0  # the share of each batch attacked (the rest trains clean)
+
+
 SECTIONS: dict[str, type] = {
     "resample": Resampling,
     "loss": LossSettings,
@@ -221,6 +239,7 @@ SECTIONS: dict[str, type] = {
     "clean": Cleaning,
     "semi": SemiSupervision,
     "decision": Decision,
+    "adversarial": Adversarial,
 }
 
 
@@ -235,6 +254,7 @@ class Mitigations:
     clean: Cleaning = field(default_factory=Cleaning)
     semi: SemiSupervision = field(default_factory=SemiSupervision)
     decision: Decision = field(default_factory=Decision)
+    adversarial: Adversarial = field(default_factory=Adversarial)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -286,6 +306,12 @@ class Mitigations:
             out.append("threshold moving")
         if self.decision.abstain_below:
             out.append(f"abstain<{self.decision.abstain_below:g}")
+        adv = self.adversarial
+        if adv.method != "none":
+            out.append(
+                f"adversarial={adv.method}{adv.steps if adv.method == 'pgd' else ''} ε={adv.eps:g}"
+                + (f" ×{adv.share:g}" if adv.share < 1 else "")
+            )
         return out
 
     def validate(self) -> Mitigations:
@@ -340,6 +366,11 @@ class Mitigations:
         _number("mitigations.decision.abstain_below", self.decision.abstain_below, 0.0, 1.0, hi_open=True)
         if not isinstance(self.decision.o_offset, bool):
             raise ValueError(f"mitigations.decision.o_offset must be true or false; got {self.decision.o_offset!r}.")
+        adv = self.adversarial
+        _choice("mitigations.adversarial.method", adv.method, ADVERSARIAL)
+        _number("mitigations.adversarial.eps", adv.eps, 0.0, 4.0, lo_open=True)
+        _whole("mitigations.adversarial.steps", adv.steps, 1, 20)
+        _number("mitigations.adversarial.share", adv.share, 0.0, 1.0, lo_open=True)
         return self
 
 

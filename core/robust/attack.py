@@ -101,3 +101,24 @@ class Adversary:
         finally:
             train_mode()
         return torch.cat([adv.to(x.dtype), x[n:]]) if n < len(x) else adv.to(x.dtype)
+
+
+def make_adversary(
+    settings: Any, *, image: Any = None, n_features: int = 0, n_numeric: int = 0, device: Any = "cpu", seed: int = 0
+) -> Adversary:
+    """The run's ``Adversary`` from its ``Mitigations.adversarial``: for images the pixel budget and
+    range carried into the model's normalised space (``image``: the run's ``ImageSpec``), for a
+    table its ``n_numeric`` standardised columns free among ``n_features`` (one-hot columns kept)."""
+    eps: Any = float(settings.eps)
+    lo: Bound = None
+    hi: Bound = None
+    mask = None
+    if image is not None:
+        mean = torch.tensor(image.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        std = torch.tensor(image.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        eps, lo, hi = eps / std, (0.0 - mean) / std, (1.0 - mean) / std
+    else:
+        mask = torch.zeros(n_features, device=device)
+        mask[:n_numeric] = 1.0
+    gen = torch.Generator().manual_seed(int(seed))
+    return Adversary(settings.method, eps, steps=int(settings.steps), lo=lo, hi=hi, mask=mask, share=float(settings.share), generator=gen)

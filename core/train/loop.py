@@ -87,6 +87,8 @@ def fit(job: Job, state: State, callbacks: list[Callback]) -> tuple[Control, Bes
             if isinstance(x, dict) and "targets" in x:  # a batch that carries its own targets (the words of a token run)
                 y = x.pop("targets")
             x = job.inputs.prepare(x)
+            if seams.adversary is not None:  # adversarial training: the batch as the model reads it, attacked
+                x = seams.adversary(net, x, y, job.built.train_mode)
             with job.autocast():
                 logits = model(x)
             loss = seams.criterion(logits, y)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -120,7 +121,22 @@ def prepare(ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) ->
         aug_group=speed.aug_group,
         item_weights=item_weights(ds, data),
     )
+    if cfg.mitigations.adversarial.method != "none":
+        run_seams.adversary = _adversary(cfg, ds, built, inputs, device)
     return Job(cfg, data, built, inputs, device, cfg.learning_rate(ds.modality), run_seams, speed=speed, input_scale=scale)
+
+
+def _adversary(cfg: RunConfig, ds: Dataset, built: Any, inputs: Inputs, device: torch.device) -> Any:
+    """Adversarial training's seam: pixels through the run's normalisation, or a table's numeric columns."""
+    from core.robust.attack import make_adversary
+
+    if ds.modality == "image":
+        return make_adversary(cfg.mitigations.adversarial, image=built.image, device=device, seed=cfg.seed)
+    from core.models.tabular import TabularEncoder
+
+    n_numeric = len(TabularEncoder.fit(ds.items).numeric)
+    n_features = int(inputs.x.shape[1])  # type: ignore[union-attr]
+    return make_adversary(cfg.mitigations.adversarial, n_features=n_features, n_numeric=n_numeric, device=device, seed=cfg.seed)
 
 
 def item_weights(ds: Dataset, data: RunData) -> np.ndarray | None:
