@@ -756,3 +756,27 @@ def deletion_curves(fractions: np.ndarray, curves: Mapping[str, np.ndarray], *, 
     fig.update_xaxes(title="share of parts removed", tickformat=".0%")
     fig.update_yaxes(title="probability of the class", range=[0, 1])
     return fig
+
+
+def robustness_curves(
+    curves: Mapping[str, pd.DataFrame], *, x_title: str, title: str = "Under attack: accuracy and confident-wrong"
+) -> go.Figure:
+    """Accuracy (solid) and confident-wrong @τ (dashed) against the attack's budget, one colour per
+    run (``core.robust.records.curve`` frames; budget 0 is the clean inputs)."""
+    fig = go.Figure()
+    for k, (name, c) in enumerate(curves.items()):
+        colour = PALETTE[k % len(PALETTE)]
+        fig.add_trace(go.Scatter(x=c["budget"], y=c["accuracy"], mode="lines+markers", name=f"{name} · accuracy", line={"color": colour}))
+        fig.add_trace(
+            go.Scatter(
+                x=c["budget"],
+                y=c["confident_wrong"],
+                mode="lines+markers",
+                name=f"{name} · confident-wrong",
+                line={"color": colour, "dash": "dash"},
+            )
+        )
+    fig.update_layout(title=title, **LAYOUT)
+    fig.update_xaxes(title=x_title)
+    fig.update_yaxes(title="share of the attacked items", range=[0, 1])
+    return fig

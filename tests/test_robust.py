@@ -164,3 +164,44 @@ def test_a_text_run_is_attacked_word_by_word(store, home, tmp_path):
     for e in rec["examples"]:
         assert 1 <= len(e["changed"]) <= 2 and e["text"] != texts[e["item"]]
     assert records.budget_words(rec, 2.0) == "≤ 2 words"
+
+
+def test_the_runs_page_attacks_a_run_in_the_background_and_compare_and_the_report_show_it(home):
+    from core.data import demos
+    from core.report.html import build_report
+    from core.store import Store
+    from core.train.config import RunConfig
+    from core.train.worker import train_run
+    from tests.test_train_pages import open_page, wait_for
+
+    store = Store(home)
+    vid = demos.import_demo(store, "digits")
+    ids = []
+    for seed in (0, 1):
+        run_id = store.create_run(vid, RunConfig(version_id=vid, model="small_cnn", epochs=2, batch_size=64, lr=3e-3, seed=seed).to_dict())
+        assert train_run(store, run_id) == "finished"
+        ids.append(run_id)
+    at = open_page("app_pages/runs.py")  # the newest run
+    assert any("Not attacked yet" in c.value for c in at.caption)
+    at.multiselect(key="rn_rb_eps_image").set_value([0.05, 0.2])
+    at.number_input(key="rn_rb_steps").set_value(3)
+    at.number_input(key="rn_rb_items").set_value(60)
+    at.button(key=f"rn_rb_go_{ids[1]}").click().run()
+    assert not at.exception, at.exception
+    from ui.robust_view import _jobs
+
+    job = _jobs()[(str(home), ids[1])]
+    assert wait_for(lambda: not job.is_alive(), timeout=240) and job.error is None, job.error
+    at.run()
+    assert not at.exception, at.exception
+    rec = records.load(RunFiles(ids[1], home=home))
+    assert rec is not None and [b["budget"] for b in rec["budgets"]] == [0.05, 0.2] and rec["n"] == 60 and rec["steps"] == 3
+    assert any("PGD on 60 test items" in m.value for m in at.markdown)
+    assert any("Attacked examples" in m.value for m in at.markdown) == bool(rec["examples"])
+    assert at.number_input(key="rn_rb_steps").value == 3  # kept
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception, at.exception
+    assert any(s.value == "Under attack" for s in at.subheader)
+    assert any(f"#{ids[0]}" in c.value and "Not attacked yet" in c.value for c in at.caption)
+    page = build_report(store, ids)
+    assert "id='robustness'" in page and "ε = 0.2" in page

@@ -35,6 +35,7 @@ from ui import common, run_tokens
 from ui.explain_view import explain_block
 from ui.export import export_block
 from ui.items import gallery, where
+from ui.robust_view import robustness_block
 from ui.state import default
 from ui.words import temperature_words
 
@@ -300,3 +301,4 @@ def _gallery(res: RunResults, ds: Dataset, when: str) -> None:
         f"**{ds.class_names[int(by_item.loc[i, 'pred'])]}** · {by_item.loc[i, 'conf']:.1%}",
     )  # fmt: skip
     explain_block(res, ds, wrong)
+    robustness_block(res, ds)

@@ -191,6 +191,7 @@ def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope rep
     parts.append(_selection_section(store, results))
     if not tokens:
         parts.append(_explanations_section(results, datasets))
+        parts.append(_robustness_section(results))
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
         f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body>" + "".join(parts) + "</body></html>"
@@ -241,6 +242,32 @@ def _selection_section(store: Store, results: list[RunResults]) -> str:
             "normal 95 % interval; <i>vs random</i> is the difference to keeping the same share at random.</p>"
         )
         out.append(_table(summary_words(summary).set_index("score")))
+    return "".join(out) + "</section>"
+
+
+def _robustness_section(results: list[RunResults]) -> str:
+    """The robustness evaluations kept with the runs (``core.robust``; the Runs page runs them), one
+    chart and table per attack; empty when none are kept."""
+    from core.robust import records
+
+    by_attack: dict[str, list[tuple[str, dict]]] = {}
+    for r in results:
+        rec = records.load(r.files)
+        if rec is not None:
+            by_attack.setdefault(rec["attack"], []).append((label(r), rec))
+    if not by_attack:
+        return ""
+    out = [
+        "<section id='robustness'><h2>Under attack</h2><p class='muted'>Each run's result model attacked on a seeded sample of its "
+        "test items: accuracy, the share of right answers the attack changed, and confident-wrong (answered wrongly with "
+        "confidence ≥ τ) at each budget.</p>"
+    ]
+    for attack, pairs in by_attack.items():
+        x_title = "words changed, at most" if attack == "words" else "ε (L∞)"
+        curves = {name: records.curve(rec) for name, rec in pairs}
+        out.append(_fig(charts.robustness_curves(curves, x_title=x_title, title=f"{records.ATTACK_WORDS[attack]}")))
+        table = records.table(pairs)
+        out.append(_table(table.set_index("run"), fmt="{:.1%}"))
     return "".join(out) + "</section>"
 
 

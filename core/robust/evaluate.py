@@ -31,7 +31,6 @@ from core.robust.attack import fgsm, pgd
 from core.store.artifacts import RunFiles
 
 EPS = {"image": (0.01, 0.03, 0.05, 0.1), "tabular": (0.1, 0.25, 0.5, 1.0)}
-WORD_BUDGETS = (1, 2, 3)
 EXAMPLES = 12
 Progress = Callable[[int, int, str], None]
 
