@@ -69,7 +69,9 @@ def label_weights(labels: Any, class_weights: Any, *, clip: tuple[float, float] 
     return _normalised(w[y], clip)
 
 
-def weighted_version(store: Store, version_id: int, train_weights: Any, *, note: str, params: dict | None = None) -> int:
+def weighted_version(
+    store: Store, version_id: int, train_weights: Any, *, note: str, params: dict | None = None, source: str | None = None
+) -> int:
     """A new version of ``version_id`` whose ``importance_weight`` column holds ``train_weights``
     on its train rows (in order) and 1 elsewhere; returns its id."""
     info, ds = store.version(version_id), store.load_dataset(version_id)
@@ -83,5 +85,11 @@ def weighted_version(store: Store, version_id: int, train_weights: Any, *, note:
     meta[WEIGHT_COLUMN] = column
     out = dataclasses.replace(ds, meta=meta)
     return store.save_dataset(
-        out, source=f"shift:{version_id}", dataset_id=info.dataset_id, parent_id=version_id, kind="weighted", note=note, params=params or {}
+        out,
+        source=source or f"shift:{version_id}",
+        dataset_id=info.dataset_id,
+        parent_id=version_id,
+        kind="weighted",
+        note=note,
+        params=params or {},
     )

@@ -1,0 +1,124 @@
+"""A finished run's fairness by one sensitive column, from the probabilities it kept at its result
+(no model is loaded), and the record kept with the run (``fairness.json``: one entry per column).
+
+For two-class tasks the record holds the gaps of the run's own decisions (the most probable class)
+with bootstrap intervals over the test items, and — when asked — the decisions of a threshold per
+group fitted on val (``core.fairness.mitigate.fit_thresholds``) with the paired change. Compare and
+the report read the records (``fairness_rows``). Torch-free.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from core.errors import DataError
+from core.fairness.groups import binary_gaps, bootstrap_gaps, group_table, sensitive_groups
+from core.fairness.mitigate import CONSTRAINTS, fit_thresholds
+from core.store.artifacts import RunFiles
+
+if TYPE_CHECKING:
+    from core.metrics.results import RunResults
+    from core.store import Store
+
+NAME = "fairness.json"
+GAP_WORDS = {
+    "equalized_odds_difference": "equalized odds difference",
+    "demographic_parity_difference": "demographic parity difference",
+    "accuracy": "accuracy",
+}
+
+
+def _held_out(res: RunResults, n_classes: int, split: str) -> tuple[np.ndarray, np.ndarray]:
+    got = res.files.heldout_probs(n_classes, split=split, step=res.result_step)
+    if got is None:
+        raise DataError(f"run {res.run_id} kept no {split} probabilities at its result; wait until it has evaluated, or train it again.")
+    return got
+
+
+def positive_class(ds: Any) -> int:
+    """The default positive class of a two-class task: the one with fewer train items."""
+    counts = np.bincount(ds.labels[(ds.split == 0) & ds.labelled], minlength=ds.n_classes)
+    return int(np.argmin(counts))
+
+
+def run_fairness(
+    store: Store, run_id: int, column: str, *, positive: int | None = None, constraint: str | None = None, seed: int = 0
+) -> dict[str, Any]:
+    """Measure run ``run_id`` by ``column`` (and fit thresholds per group under ``constraint``), keep
+    the record with the run and return it."""
+    from core.metrics.results import RunResults
+
+    res = RunResults(store, run_id)
+    if res.is_tokens:
+        raise DataError("fairness by group reads one answer per item; a token-classification run has one per word.")
+    ds = store.load_dataset(res.row.version_id)
+    rows, probs = _held_out(res, ds.n_classes, "test")
+    y = ds.labels[rows]
+    groups = sensitive_groups(ds, rows, column)
+    tau = res.tau
+    table = group_table(probs, y, groups, list(ds.class_names), tau=tau)
+    record: dict[str, Any] = {"run": run_id, "step": res.result_step, "column": column, "tau": tau, "n": len(rows),
+                              "table": {"index": [str(i) for i in table.index], "columns": list(table.columns),
+                                        "data": table.to_numpy().tolist()}}  # fmt: skip
+    if ds.n_classes == 2:
+        pos = positive_class(ds) if positive is None else int(positive)
+        pred = probs.argmax(axis=1) == pos
+        record.update(positive=pos, gaps=bootstrap_gaps(y == pos, pred, groups, seed=seed))
+        if constraint is not None:
+            vrows, vprobs = _held_out(res, ds.n_classes, "val")
+            after = fit_thresholds(vprobs[:, pos], ds.labels[vrows] == pos, sensitive_groups(ds, vrows, column), probs[:, pos], groups,
+                                   constraint=constraint, seed=seed)  # fmt: skip
+            record["thresholds"] = {"constraint": constraint, "change": bootstrap_gaps(y == pos, pred, groups, after.astype(bool), seed=seed),
+                                    "after_by_group": _rates_by_group(y == pos, after.astype(bool), groups)}  # fmt: skip
+    save(res.files, record)
+    return record
+
+
+def _rates_by_group(y: np.ndarray, pred: np.ndarray, groups: np.ndarray) -> dict[str, dict[str, float]]:
+    out = {}
+    for g in np.unique(groups):
+        at = groups == g
+        out[str(g)] = binary_gaps(y[at], pred[at], np.zeros(int(at.sum()), dtype=int)) | {"selection_rate": float(pred[at].mean())}
+    return out
+
+
+def save(files: RunFiles, record: dict[str, Any]) -> None:
+    kept = files.read_json(NAME) or {}
+    kept[record["column"]] = record
+    files.write_json(NAME, kept)
+
+
+def load(files: RunFiles) -> dict[str, dict[str, Any]]:
+    """Column → record, for every column the run was measured by."""
+    return files.read_json(NAME) or {}
+
+
+def table_of(record: dict[str, Any]) -> pd.DataFrame:
+    t = record["table"]
+    return pd.DataFrame(t["data"], index=t["index"], columns=t["columns"], dtype=float)  # JSON's null back to NaN
+
+
+def fairness_rows(labelled: list[tuple[str, dict[str, Any]]]) -> pd.DataFrame:
+    """One row per run (and per run with thresholds per group): accuracy and the two gaps, each with
+    its 95 % interval, and for the thresholds the change against the run's own decisions."""
+    rows = []
+    for name, rec in labelled:
+        gaps = rec.get("gaps")
+        if not gaps:
+            continue
+        rows.append({"run": name, **{GAP_WORDS[k]: _with_interval(v["a"], v["a_low"], v["a_high"]) for k, v in gaps.items()}})
+        th = rec.get("thresholds")
+        if th:
+            change = th["change"]
+            rows.append({
+                "run": f"{name} + thresholds per group ({CONSTRAINTS[th['constraint']]})",
+                **{GAP_WORDS[k]: f"{v['b']:.4f} (change {v['delta']:+.4f} [{v['low']:+.4f}, {v['high']:+.4f}])" for k, v in change.items()},
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _with_interval(v: float, lo: float, hi: float) -> str:
+    return f"{v:.4f} [{lo:.4f}, {hi:.4f}]"
