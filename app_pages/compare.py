@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.compare.runs import MAX_RUNS, compatibility, label
-from ui import common, compare_panels, compare_tokens, robust_view
+from ui import common, compare_panels, compare_tokens, fairness_view, robust_view
 from ui.export import export_block
 from ui.state import default
 
@@ -57,6 +57,7 @@ else:
     compare_panels.item_diff_panel(results)
     compare_panels.galleries_panel(results)
     robust_view.robustness_panel(results)
+    fairness_view.fairness_panel(results)
 compare_panels.shift_panel(store, results)
 compare_panels.selection_panel(store, results)
 compare_panels.settings_panel(results)

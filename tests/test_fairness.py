@@ -162,3 +162,32 @@ def test_a_run_is_measured_by_group_and_re_weighting_trains_a_second_run_to_comp
     text = Dataset("t", "text", np.array(["a", "b"] * 5, dtype=object), np.arange(10) % 2, ["x", "y"], np.zeros(10, np.int8))
     with pytest.raises(DataError, match="no column 'sex'"):
         sensitive_groups(text, np.arange(3), "sex")
+
+
+def test_the_runs_page_measures_by_group_fits_thresholds_and_queues_a_re_weighted_run(home):
+    from core.report.html import build_report
+    from core.store import Store
+    from tests.test_train_pages import _stop_all, open_page
+
+    store = Store(home)
+    vid = store.save_dataset(_biased_table(), source="upload:biased.csv")
+    first, status = _run(store, version_id=vid, model="auto", epochs=10, batch_size=32, lr=1e-2)
+    assert status == "finished"
+    at = open_page("app_pages/runs.py")
+    assert at.selectbox(key="rn_fa_column").options == ["sex", "age"]
+    assert any("Not measured by this column yet" in c.value for c in at.caption)
+    at.selectbox(key="rn_fa_constraint").set_value("equalized_odds")
+    at.button(key=f"rn_fa_go_{first}").click().run()
+    assert not at.exception, at.exception
+    text = " ".join(m.value for m in at.markdown)
+    assert "Positive class **high**: equalized odds difference" in text and "With a threshold per group fitted on val for equalized odds" in text
+    assert at.selectbox(key="rn_fa_constraint").value == "equalized_odds"
+    at.button(key=f"rn_fa_rw_{first}").click().run()
+    assert not at.exception, at.exception
+    assert any("re-weighted by sex" in s.value for s in at.success)
+    second = max(r.id for r in store.runs())
+    assert store.run(second).config["mitigations"]["resample"]["method"] == "importance"
+    assert store.version(store.run(second).version_id).params == {"fairness": {"reweigh": "sex"}}
+    _stop_all(store)
+    page = build_report(store, [first])
+    assert "id='fairness'" in page and "By sex" in page and "thresholds per group (equalized odds)" in page

@@ -145,6 +145,10 @@ def test_bad_mitigation_values_say_what_to_change(mitigations, words):
         "core.explain.faithfulness",
         "core.explain.cache",
         "core.report.html",
+        "core.fairness.groups",
+        "core.fairness.mitigate",
+        "core.fairness.evaluate",
+        "core.robust.records",
     ],
 )
 def test_modules_pages_import_do_not_import_torch(module):

@@ -34,6 +34,7 @@ from core.store import RunStatus
 from ui import common, run_tokens
 from ui.explain_view import explain_block
 from ui.export import export_block
+from ui.fairness_view import fairness_block
 from ui.items import gallery, where
 from ui.robust_view import robustness_block
 from ui.state import default
@@ -302,3 +303,4 @@ def _gallery(res: RunResults, ds: Dataset, when: str) -> None:
     )  # fmt: skip
     explain_block(res, ds, wrong)
     robustness_block(res, ds)
+    fairness_block(res, ds)

@@ -101,3 +101,16 @@ def fit_thresholds(val_scores: np.ndarray, val_y: np.ndarray, val_groups: np.nda
     return np.asarray(opt.predict(np.asarray(test_scores)[:, None], sensitive_features=np.asarray(test_groups), random_state=seed)).astype(
         int
     )
+
+
+def reweighed_config(store: Store, run_id: int, version_id: int, column: str) -> Any:
+    """Run ``run_id``'s settings on the re-weighted version ``version_id``, drawing train items by
+    their weights (the ``importance`` sampler) — the run to compare against the first."""
+    import dataclasses
+
+    from core.train.config import RunConfig
+
+    base = RunConfig.from_dict(store.run(run_id).config)
+    mit = dataclasses.replace(base.mitigations, resample=dataclasses.replace(base.mitigations.resample, method="importance"))
+    name = f"{base.display_name()} · re-weighted by {column}"
+    return dataclasses.replace(base, version_id=int(version_id), mitigations=mit, name=name)

@@ -192,6 +192,7 @@ def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope rep
     if not tokens:
         parts.append(_explanations_section(results, datasets))
         parts.append(_robustness_section(results))
+        parts.append(_fairness_section(results))
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
         f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body>" + "".join(parts) + "</body></html>"
@@ -242,6 +243,33 @@ def _selection_section(store: Store, results: list[RunResults]) -> str:
             "normal 95 % interval; <i>vs random</i> is the difference to keeping the same share at random.</p>"
         )
         out.append(_table(summary_words(summary).set_index("score")))
+    return "".join(out) + "</section>"
+
+
+def _fairness_section(results: list[RunResults]) -> str:
+    """The runs measured by a sensitive column (``core.fairness``; the Runs page measures them): the
+    table by group, and for two-class tasks the gaps with intervals; empty when none are kept."""
+    from core.fairness.evaluate import fairness_rows, load, table_of
+
+    by_column: dict[str, list[tuple[str, dict]]] = {}
+    for r in results:
+        for column, rec in load(r.files).items():
+            if rec.get("step") == r.result_step:
+                by_column.setdefault(column, []).append((label(r), rec))
+    if not by_column:
+        return ""
+    out = [
+        "<section id='fairness'><h2>Fairness by group</h2><p class='muted'>Each run's test items grouped by a sensitive column: "
+        "accuracy, calibration error, hallucination rate and recall per class in each group, the difference between the best and "
+        "worst group; for two-class tasks the equalized odds and demographic parity differences with 95 % bootstrap intervals.</p>"
+    ]
+    for column, pairs in by_column.items():
+        out.append(f"<h3>By {html.escape(column)}</h3>")
+        for name, rec in pairs:
+            out.append(f"<p><b>{html.escape(name)}</b></p>" + _table(table_of(rec), fmt="{:.3f}"))
+        rows = fairness_rows(pairs)
+        if not rows.empty:
+            out.append(_table(rows.set_index("run")))
     return "".join(out) + "</section>"
 
 

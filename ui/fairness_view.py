@@ -1,0 +1,122 @@
+"""Who a run fails: the Runs page's table by group of a sensitive column (``core.fairness``), its
+gaps with intervals, thresholds per group, and a re-weighted run to compare; Compare's panel."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import streamlit as st
+
+from core import charts
+from core.compare.runs import label
+from core.data.dataset import Dataset
+from core.errors import DataError
+from core.fairness.evaluate import GAP_WORDS, fairness_rows, load, run_fairness, table_of
+from core.fairness.groups import sensitive_columns
+from core.fairness.mitigate import CONSTRAINTS, reweighed_config, reweighed_version
+from core.metrics.results import RunResults
+from ui import common, state
+
+
+def fairness_block(res: RunResults, ds: Dataset) -> None:
+    """Measure the run by a sensitive column; fit thresholds per group; re-weigh and train again."""
+    if ds.modality == "tokens" or res.status.active or res.result_step is None:
+        return
+    columns = sensitive_columns(ds)
+    st.markdown("**Fairness by group** — is it worse for some people, sites or sources?")
+    if not columns:
+        st.caption("This version has no column to group by (sex, race, age, site, source, …): import one as a meta column.")
+        return
+    c1, c2, c3 = st.columns([2, 2, 3])
+    state.default("rn_fa_column", columns[0], allowed=columns)
+    column = str(c1.selectbox("Group by", columns, key="rn_fa_column", persist_state="session"))
+    binary = ds.n_classes == 2
+    constraint = None
+    if binary:
+        state.default("rn_fa_constraint", "none", allowed=["none", *CONSTRAINTS])
+        picked = c2.selectbox("Thresholds per group", ["none", *CONSTRAINTS], key="rn_fa_constraint", persist_state="session",
+                              format_func=lambda c: "no (the run's own answers)" if c == "none" else f"fit on val for {CONSTRAINTS[c]}",
+                              help="A decision threshold per group fitted on val (fairlearn's ThresholdOptimizer), applied to test.")  # fmt: skip
+        constraint = None if picked == "none" else str(picked)
+    kept = load(res.files).get(column)
+    if c3.button("Measure by this column", key=f"rn_fa_go_{res.run_id}", type="primary" if kept is None else "secondary"):
+        try:
+            with st.spinner("Measuring by group (a bootstrap over the test items)…"):
+                kept = run_fairness(common.store(), res.run_id, column, constraint=constraint)
+        except DataError as err:
+            st.error(str(err))
+    if kept is None or kept.get("step") != res.result_step:
+        st.caption("Not measured by this column yet. The record is kept with the run and shows in Compare and the report.")
+        return
+    _show(res, ds, kept)
+    _reweigh(res, column)
+
+
+def _show(res: RunResults, ds: Dataset, rec: dict) -> None:
+    table = table_of(rec)
+    groups = [g for g in table.index if g not in ("difference", "ratio")]
+    fmt = {c: ("{:,.0f}" if c == "items" else "{:.3f}") for c in table.columns}
+    st.dataframe(table.style.format(fmt, na_rep="—"), width="stretch")
+    per = {g: {c: float(table.loc[g, c]) for c in table.columns if c != "items"} for g in groups}
+    st.plotly_chart(
+        charts.grouped_bars(per, title=f"By {rec['column']} (test)", y_title="share"), width="stretch", key=f"rn_fa_bars_{res.run_id}"
+    )
+    gaps = rec.get("gaps")
+    if gaps:
+        pos = ds.class_names[rec["positive"]]
+        eod, dp = gaps["equalized_odds_difference"], gaps["demographic_parity_difference"]
+        st.markdown(
+            f"Positive class **{pos}**: equalized odds difference **{eod['a']:.3f}** [{eod['a_low']:.3f}, {eod['a_high']:.3f}], "
+            f"demographic parity difference {dp['a']:.3f} [{dp['a_low']:.3f}, {dp['a_high']:.3f}] (95 % bootstrap intervals over "
+            f"{rec['n']:,} test items)."
+        )
+    th = rec.get("thresholds")
+    if th:
+        ch = th["change"]
+        st.markdown(
+            f"With a threshold per group fitted on val for {CONSTRAINTS[th['constraint']]}: "
+            + "; ".join(
+                f"{GAP_WORDS[k]} {v['a']:.3f} → **{v['b']:.3f}** (change {v['delta']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}])"
+                for k, v in ch.items()
+            )
+            + "."
+        )
+
+
+def _reweigh(res: RunResults, column: str) -> None:
+    runner = common.runner_or_none()
+    if runner is None:
+        return
+    if st.button(f"Re-weigh by {column} and label, and train again", key=f"rn_fa_rw_{res.run_id}",
+                 help="A new version whose train items weigh P(group)·P(label)/P(group, label) (Kamiran & Calders), and a run on it "
+                 "with this run's settings drawing items by their weights. Compare the two on the Compare page."):  # fmt: skip
+        store = common.store()
+        try:
+            vid = reweighed_version(store, res.row.version_id, column)
+            run_id = runner.submit(reweighed_config(store, res.run_id, vid, column))
+        except (DataError, ValueError) as err:
+            st.error(str(err))
+            return
+        st.success(f"Version {vid} re-weighted by {column}; run #{run_id} queued on it. Measure it by {column} once it has finished.")
+
+
+def fairness_panel(results: Sequence[RunResults]) -> None:
+    """Compare: the runs measured by a shared column, their gaps with intervals (and with thresholds)."""
+    by_column: dict[str, list[tuple[str, dict]]] = {}
+    for r in results:
+        for column, rec in load(r.files).items():
+            if rec.get("step") == r.result_step:
+                by_column.setdefault(column, []).append((label(r), rec))
+    if not by_column:
+        return
+    st.subheader("Fairness by group")
+    for column, pairs in by_column.items():
+        rows = fairness_rows(pairs)
+        if rows.empty:
+            continue
+        st.markdown(f"**By {column}** — 95 % bootstrap intervals over the test items")
+        st.dataframe(rows, hide_index=True, width="stretch")
+    measured = {name for pairs in by_column.values() for name, _ in pairs}
+    missing = [label(r) for r in results if label(r) not in measured]
+    if missing:
+        st.caption(f"Not measured by group yet: {', '.join(missing)} (Runs page → Fairness by group).")
