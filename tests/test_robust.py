@@ -156,7 +156,7 @@ def test_a_text_run_is_attacked_word_by_word(store, home, tmp_path):
     vid = store.save_dataset(
         Dataset("reviews", "text", np.array(texts, dtype=object), labels, ["neg", "pos"], split), source="upload:r.csv"
     )
-    run_id, status = _run(store, version_id=vid, model=str(tiny_bert_dir(tmp_path / "bert")), epochs=3, batch_size=8)
+    run_id, status = _run(store, version_id=vid, model=str(tiny_bert_dir(tmp_path / "bert")), epochs=12, batch_size=8, lr=1e-3)
     assert status == "finished"
     rec = evaluate_run(store, run_id, max_words=2)
     assert rec["attack"] == "words" and [b["budget"] for b in rec["budgets"]] == [1.0, 2.0]
@@ -164,6 +164,20 @@ def test_a_text_run_is_attacked_word_by_word(store, home, tmp_path):
     for e in rec["examples"]:
         assert 1 <= len(e["changed"]) <= 2 and e["text"] != texts[e["item"]]
     assert records.budget_words(rec, 2.0) == "≤ 2 words"
+    assert rec["budgets"][1]["success_rate"] > 0 and rec["examples"]  # two words fool this small model on some texts
+    assert rec["budgets"][1]["words_changed"] <= 2
+    # adversarial augmentation: the train texts it fools the model with, added with their true labels
+    from core.robust.augment import adversarial_version, augmented_config
+
+    new = adversarial_version(store, run_id, n_items=24, max_words=2)
+    before, after = store.load_dataset(vid), store.load_dataset(new)
+    added = np.arange(len(before), len(after))
+    params = store.version(new).params["adversarial_texts"]
+    assert len(added) == params["added"] > 0 and params["attacked"] == 24 and (after.split[added] == 0).all()
+    src = after.meta["source_item"].to_numpy()[added]
+    assert (after.labels[added] == before.labels[src]).all() and all(after.items[a] != before.items[s] for a, s in zip(added, src))
+    cfg = augmented_config(store, run_id, new)
+    assert cfg.version_id == new and "attacked texts added" in cfg.name
 
 
 def test_the_runs_page_attacks_a_run_in_the_background_and_compare_and_the_report_show_it(home):

@@ -15,8 +15,9 @@ from core.compare.runs import label
 from core.data.dataset import Dataset
 from core.metrics.results import RunResults
 from core.robust import records
+from core.robust.augment import AugmentJob
 from core.robust.evaluate import EPS, RobustnessJob
-from ui import state
+from ui import common, state
 from ui.items import image_strip, where
 
 ATTACKS = {"image": ["pgd", "fgsm"], "tabular": ["pgd", "fgsm"], "text": ["words"]}
@@ -112,6 +113,50 @@ def _show(res: RunResults, ds: Dataset, rec: dict) -> None:
     if rec.get("steps"):
         c2.caption(f"PGD with {rec['steps']} steps and a random start; seed {rec['seed']}; {rec['seconds']:.0f} s.")
     _examples(res, ds, rec)
+    if ds.modality == "text":
+        _augment(res)
+
+
+@st.cache_resource(show_spinner=False)
+def _augment_jobs() -> dict[tuple[str, int], AugmentJob]:
+    return {}
+
+
+def _augment(res: RunResults) -> None:
+    """Adversarial augmentation for text: attack train texts, add those that fooled the model, train again."""
+    runner = common.runner_or_none()
+    if runner is None:
+        return
+    home = str(paths.home())
+    jobs = _augment_jobs()
+    job = jobs.get((home, res.run_id))
+    running = job is not None and job.is_alive()
+    st.markdown("**Adversarial augmentation** — train again with the texts that fool it")
+    c1, c2, c3 = st.columns([1, 1, 2])
+    state.default("rn_rb_aug_items", 300)
+    n = c1.number_input("Train texts attacked", 10, 20_000, key="rn_rb_aug_items", persist_state="session")
+    state.default("rn_rb_aug_words", 3)
+    k = c2.number_input("Words changed, at most", 1, 10, key="rn_rb_aug_words", persist_state="session")
+    if c3.button("Add the attacked texts to a new version and train again", key=f"rn_rb_aug_{res.run_id}", disabled=running,
+                 help="Each train text the attack fools the model with joins train with its true label; a run with this run's settings "
+                 "trains on the new version. Attack both runs and compare them."):  # fmt: skip
+        job = jobs[(home, res.run_id)] = AugmentJob(home, res.run_id, runner.submit, n_items=int(n), max_words=int(k))
+        job.start()
+        running = True
+    if job is None:
+        return
+
+    @st.fragment(run_every=1.0 if running else None)
+    def live() -> None:
+        frac, stage = job.status()
+        if job.error:
+            st.error(f"The augmentation stopped: {job.error}")
+        elif stage == "done":
+            st.success(f"Version {job.version_id} holds the attacked texts; run #{job.new_run} is queued on it.")
+        else:
+            st.progress(min(max(frac, 0.0), 1.0), text=stage.capitalize())
+
+    live()
 
 
 def _examples(res: RunResults, ds: Dataset, rec: dict) -> None:
