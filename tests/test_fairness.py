@@ -156,7 +156,9 @@ def test_a_run_is_measured_by_group_and_re_weighting_trains_a_second_run_to_comp
     train = weighted.split == 0
     assert (w[~train] == 1).all() and w[train].mean() == pytest.approx(1.0) and w[train].std() > 0
     assert store.version(new).params == {"fairness": {"reweigh": "sex"}}
-    again, status = _run(store, version_id=new, model="auto", epochs=15, batch_size=32, lr=1e-2, mitigations={"resample": {"method": "importance"}})
+    again, status = _run(
+        store, version_id=new, model="auto", epochs=15, batch_size=32, lr=1e-2, mitigations={"resample": {"method": "importance"}}
+    )
     assert status == "finished", store.run(again).message
     assert run_fairness(store, again, "sex")["gaps"]["equalized_odds_difference"]["a"] >= 0
     text = Dataset("t", "text", np.array(["a", "b"] * 5, dtype=object), np.arange(10) % 2, ["x", "y"], np.zeros(10, np.int8))
@@ -180,7 +182,10 @@ def test_the_runs_page_measures_by_group_fits_thresholds_and_queues_a_re_weighte
     at.button(key=f"rn_fa_go_{first}").click().run()
     assert not at.exception, at.exception
     text = " ".join(m.value for m in at.markdown)
-    assert "Positive class **high**: equalized odds difference" in text and "With a threshold per group fitted on val for equalized odds" in text
+    assert (
+        "Positive class **high**: equalized odds difference" in text
+        and "With a threshold per group fitted on val for equalized odds" in text
+    )
     assert at.selectbox(key="rn_fa_constraint").value == "equalized_odds"
     at.button(key=f"rn_fa_rw_{first}").click().run()
     assert not at.exception, at.exception

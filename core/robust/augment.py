@@ -43,7 +43,8 @@ def adversarial_version(store: Any, run_id: int, *, n_items: int = 300, max_word
     pos = {int(c): i for i, c in enumerate(model.classes.tolist())}
     train = np.flatnonzero((ds.split == 0) & np.isin(ds.labels, list(pos)))
     rows = np.sort(np.random.default_rng(seed).choice(train, size=min(n_items, len(train)), replace=False))
-    added_rows, added_texts = [], []
+    added_rows: list[int] = []
+    added_texts: list[str] = []
     for j, r in enumerate(rows.tolist()):
         report(j, len(rows), f"attacking train texts ({j:,} of {len(rows):,}; {len(added_rows):,} fooled it)")
         got = attack_text(str(ds.items[r]), pos[int(ds.labels[r])], ex.text_probs, synonyms, max_words=max_words)
