@@ -689,14 +689,14 @@ def label_curves(curves: pd.DataFrame, metric: str = "accuracy", *, title: str =
     return fig
 
 
-def attribution_text_html(text: str, spans: Sequence[tuple[int, int]], values: np.ndarray) -> str:
+def attribution_text_html(text: str, spans: Sequence[tuple[int, int]], values: np.ndarray, *, top: float | None = None) -> str:
     """A text as HTML, every character escaped: each word's background red for evidence *for* the
     class, blue for evidence against, as strong as the word's share of the largest |attribution|;
     the text between words kept as it is."""
     import html
 
     v = np.asarray(values, np.float64)
-    top = float(np.abs(v).max()) if v.size else 0.0
+    top = float(top) if top else float(np.abs(v).max()) if v.size else 0.0
     parts, at = [], 0
     for (a, b), x in zip(spans, v.tolist()):
         parts.append(html.escape(text[at:a]))
@@ -711,21 +711,25 @@ def attribution_text_html(text: str, spans: Sequence[tuple[int, int]], values: n
     return "".join(parts)
 
 
-def attribution_image(image: np.ndarray, values: np.ndarray, *, title: str) -> go.Figure:
-    """The image in grey with its attribution over it (red: for the class, blue: against; white
-    where the attribution is zero)."""
+def attribution_rgb(image: np.ndarray, values: np.ndarray, *, top: float | None = None) -> np.ndarray:
+    """The image in grey (as stored: dark stays dark) with its attribution painted over it — red for
+    the class, blue against — each pixel's colour as strong as its share of ``top`` (default its
+    own largest |attribution|; give two maps the same ``top`` to compare them); uint8 (H, W, 3)."""
     img = np.asarray(image, np.float64)
     grey = img.mean(axis=2) if img.ndim == 3 else img
+    base = np.repeat(grey[..., None], 3, axis=2)
     v = np.asarray(values, np.float64)
-    top = float(np.abs(v).max()) or 1.0
-    fig = go.Figure()
-    fig.add_trace(go.Heatmap(z=grey, colorscale="Greys", reversescale=True, showscale=False, hoverinfo="skip"))
-    fig.add_trace(
-        go.Heatmap(
-            z=v, zmin=-top, zmax=top, colorscale="RdBu", reversescale=True, opacity=0.65,
-            colorbar={"title": "attribution", "thickness": 10}, hovertemplate="x %{x}, y %{y}: %{z:+.3g}<extra></extra>",
-        )
-    )  # fmt: skip
+    scale = float(top) if top else float(np.abs(v).max())
+    alpha = np.clip(np.abs(v) / scale, 0.0, 1.0)[..., None] * 0.9 if scale > 0 else np.zeros((*v.shape, 1))
+    colour = np.where((v > 0)[..., None], np.array([228.0, 87.0, 86.0]), np.array([76.0, 120.0, 168.0]))
+    return np.clip((1 - alpha) * base + alpha * colour, 0, 255).astype(np.uint8)
+
+
+def attribution_image(image: np.ndarray, values: np.ndarray, *, title: str, top: float | None = None) -> go.Figure:
+    """``attribution_rgb`` as a figure; hovering a pixel gives its attribution."""
+    v = np.asarray(values, np.float64)
+    fig = go.Figure(go.Image(z=attribution_rgb(image, v, top=top), hoverinfo="skip"))
+    fig.add_trace(go.Heatmap(z=v, opacity=0, showscale=False, hovertemplate="x %{x}, y %{y}: %{z:+.3g}<extra></extra>"))
     fig.update_layout(title=title, height=300, margin={"l": 10, "r": 10, "t": 40, "b": 10})
     fig.update_yaxes(autorange="reversed", scaleanchor="x", visible=False)
     fig.update_xaxes(visible=False)

@@ -122,6 +122,9 @@ def _background(res: RunResults, page: str, pairs: list[tuple[int, int]]) -> Non
             c2.error(f"The explanations stopped: {job.error}")
         elif stage == "done":
             c2.caption(f"Every gallery item explained in {job.seconds:.0f} s; kept with the run.")
+            if st.session_state.get(f"explain_seen_{res.run_id}") is not job:
+                st.session_state[f"explain_seen_{res.run_id}"] = job
+                st.rerun(scope="app")  # the neighbours read the embeddings the job made: redraw the page once
         else:
             c2.progress(done / max(total, 1), text=f"Explaining {done:,} of {total:,}: {stage}")
 
@@ -143,33 +146,37 @@ def _attributions(res: RunResults, ds: Dataset, item: int, predicted: int, given
     except DataError as err:
         st.info(str(err))
         return
-    cols = st.columns(2)
-    for col, cls, role in ((cols[0], predicted, "answered"), (cols[1], given, "given")):
+    got = {role: _one(res, explainer, item, cls, method, step) for cls, role in ((predicted, "answered"), (given, "given"))}
+    tops = [float(np.abs(a.values).max()) for a in got.values() if isinstance(a, Attribution) and a.values.size]
+    top = max(tops) if tops else None  # one colour scale for both: the same colour means the same amount
+    for col, (role, a), cls in zip(st.columns(2), got.items(), (predicted, given)):
         with col:
-            got = _one(res, explainer, item, cls, method, step)
-            if isinstance(got, str):
-                st.info(f"For the given class: {got}")
+            if isinstance(a, str):
+                st.info(f"For the given class: {a}")
                 continue
-            _draw(ds, got, f"{role}: {ds.class_names[cls]} · p = {got.prob:.1%}")
-    st.caption(
-        "Red: evidence for the class; blue: against. "
-        + {
-            "integrated_gradients": "Integrated Gradients of the class's logit from a blank input (black image, padded text, the train mean row); "
-            "the attributions add up to the logit's change.",
-            "occlusion": "How much the class's probability falls when each patch is blacked out.",
-            "feature_ablation": "How much the class's probability falls when each column is set to its train mean.",
-            "gradients": "The size of the logit's gradient at each part (plain gradients: the quick, noisier view).",
-        }[method]
-    )
+            _draw(ds, a, f"{role}: {ds.class_names[cls]} · p = {a.prob:.1%}", top=top)
+    st.caption("Red: evidence for the class; blue: against; both pictures on one scale. " + _method_words(method, ds.modality))
 
 
-def _draw(ds: Dataset, a: Attribution, title: str) -> None:
+BASELINES = {"image": "a black image", "text": "the text with its words replaced by padding", "tabular": "the train split's mean row"}
+
+
+def _method_words(method: str, modality: str) -> str:
+    return {
+        "integrated_gradients": f"Integrated Gradients of the class's logit from {BASELINES[modality]}; the attributions add up to the logit's change.",
+        "occlusion": "How much the class's probability falls when each patch is blacked out.",
+        "feature_ablation": "How much the class's probability falls when each column is set to its train mean.",
+        "gradients": "The size of the logit's gradient at each part (plain gradients: the quick, noisier view).",
+    }[method]
+
+
+def _draw(ds: Dataset, a: Attribution, title: str, *, top: float | None) -> None:
     if ds.modality == "image":
-        st.plotly_chart(charts.attribution_image(np.asarray(ds.items[a.item]), a.values, title=title), width="stretch")
+        st.plotly_chart(charts.attribution_image(np.asarray(ds.items[a.item]), a.values, title=title, top=top), width="stretch")
     elif ds.modality == "text":
         st.markdown(f"**{title}**")
         text = str(ds.items[a.item])
-        st.markdown(charts.attribution_text_html(text, a.spans, a.values), unsafe_allow_html=True)
+        st.markdown(charts.attribution_text_html(text, a.spans, a.values, top=top), unsafe_allow_html=True)
     else:
         st.plotly_chart(charts.attribution_bars(a.parts, a.values, title=title), width="stretch")
 
@@ -199,7 +206,8 @@ def _flag(nb: Neighbours, ds: Dataset, j: int) -> str:
 
 def _neighbour_items(ds: Dataset, nb: Neighbours) -> None:
     if ds.modality == "image":
-        st.image(image_strip(np.asarray(ds.items[nb.rows])), caption=" | ".join(_flag(nb, ds, j) for j in range(len(nb.rows))))
+        for col, j in zip(st.columns(max(len(nb.rows), 1)), range(len(nb.rows))):
+            col.image(image_strip(np.asarray(ds.items[nb.rows[j : j + 1]]), side=80), caption=_flag(nb, ds, j))
         return
     table = pd.DataFrame(
         {"item": [where(ds, int(r)) for r in nb.rows], "label · similarity · flags": [_flag(nb, ds, j) for j in range(len(nb.rows))]}

@@ -86,8 +86,8 @@ def _start(res: RunResults, ds: Dataset, kept: dict | None) -> None:
         if job.error:
             st.error(f"The attack stopped: {job.error}")
         elif stage == "done":
-            if st.session_state.get(f"rn_rb_seen_{res.run_id}") is not job:
-                st.session_state[f"rn_rb_seen_{res.run_id}"] = job
+            if st.session_state.get(f"robust_seen_{res.run_id}") is not job:
+                st.session_state[f"robust_seen_{res.run_id}"] = job
                 st.rerun(scope="app")  # the new record: redraw the page once
         else:
             st.progress(min(max(frac, 0.0), 1.0), text=f"Attacking: {stage}")
