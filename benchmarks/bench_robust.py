@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_robust.py fashion                   # baseline vs FGSM-RS and PGD-3 training, 3 seeds
     .venv/bin/python benchmarks/bench_robust.py fashion --arms baseline pgd --seeds 0
+    .venv/bin/python benchmarks/bench_robust.py vader --seeds 0       # word substitution; adversarial augmentation against the baseline
 
 Per seed, in a temporary home: the small CNN trained from scratch on a seeded draw of Fashion-MNIST
 (``--train`` items, val and test drawn in proportion) for ``--epochs``, once plainly and once per
@@ -10,8 +11,15 @@ then attacked by PGD-``--steps`` (random start) on ``--items`` test items at eac
 (``core.robust.evaluate.evaluate_run``, what the Runs page runs). Reported: clean and robust
 accuracy, confident-wrong @τ under attack; per arm, the change against the baseline at the same
 seed, and over seeds its mean with a t 95 % interval. The goal: robust accuracy at ε = 0.1 up by
-≥ 20 points, clean accuracy down by ≤ 5. The machine and its load are printed at the start and
-the end.
+≥ 20 points, clean accuracy down by ≤ 5.
+
+``vader``: MiniLM fine-tuned (full, ``--epochs`` default 2) on a seeded draw of ``--train`` VADER
+texts; the word-substitution attack (at most ``--words`` words, WordNet synonyms) on ``--items`` test
+texts: accuracy, attack success and words changed per budget; then adversarial augmentation
+(``core.robust.augment``: the attack on ``--augment`` train texts, those that fool the model added
+with their true labels) and a run with the same settings on that version, attacked the same way.
+
+The machine and its load are printed at the start and the end.
 """
 
 from __future__ import annotations
@@ -45,6 +53,51 @@ def _data(n_train: int, seed: int = 0):
     return ds.subset(np.sort(np.concatenate(parts)), name=f"Fashion-MNIST ({n_train:,} train)")
 
 
+def _vader(n_train: int, seed: int = 0):
+    from core.data.demos import load_vader
+
+    ds = load_vader().dataset
+    rng = np.random.default_rng(seed)
+    parts = []
+    for code, n in ((0, n_train), (1, n_train // 6), (2, n_train // 3)):
+        rows = np.flatnonzero(ds.split == code)
+        parts.append(rng.choice(rows, min(n, len(rows)), replace=False))
+    return ds.subset(np.sort(np.concatenate(parts)), name=f"VADER ({n_train:,} train)")
+
+
+def text(args, store) -> list[dict]:
+    """The word attack on MiniLM runs: the plain run, then the run on its adversarially augmented version."""
+    from core.robust.augment import adversarial_version, augmented_config
+    from core.robust.evaluate import evaluate_run
+    from core.train.config import RunConfig
+    from core.train.worker import train_run
+
+    ds = _vader(args.train)
+    vid = store.save_dataset(ds, source="bench")
+    print(f"{ds.name}: {int((ds.split == 0).sum()):,} train / {int((ds.split == 2).sum()):,} test")
+    out = []
+    for seed in args.seeds:
+        cfg = RunConfig(version_id=vid, model="minilm", finetune="full", epochs=args.epochs or 2, batch_size=32, seed=seed, device="cpu")
+        runs = {"baseline": store.create_run(vid, cfg.to_dict())}
+        for arm in ("baseline", "augmented"):
+            if arm == "augmented":
+                t0 = time.perf_counter()
+                new = adversarial_version(store, runs["baseline"], n_items=args.augment, max_words=args.words, seed=seed)
+                added = store.version(new).params["adversarial_texts"]["added"]
+                print(
+                    f"seed {seed}: {added} of {args.augment} attacked train texts fooled the baseline ({time.perf_counter() - t0:.0f} s); added"
+                )
+                runs[arm] = store.create_run(new, augmented_config(store, runs["baseline"], new).to_dict())
+            if train_run(store, runs[arm]) != "finished":
+                raise RuntimeError(store.run(runs[arm]).message)
+            rec = evaluate_run(store, runs[arm], attack="words", max_words=args.words, n_items=args.items, seed=seed)
+            row = {"seed": seed, "arm": arm, "clean": rec["clean"]["accuracy"], "seconds": rec["seconds"],
+                   **{f"{k}@{b['budget']:g}": b[k] for b in rec["budgets"] for k in ("accuracy", "success_rate", "words_changed", "confident_wrong")}}  # fmt: skip
+            out.append(row)
+            print(f"seed {seed} {arm:9s} " + " · ".join(f"{k} {v:.4f}" for k, v in row.items() if k not in ("seed", "arm")))
+    return out
+
+
 def _t_interval(x: list[float]) -> tuple[float, float, float]:
     from scipy import stats
 
@@ -58,17 +111,21 @@ def _t_interval(x: list[float]) -> tuple[float, float, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dataset", choices=["fashion"])
+    parser.add_argument("dataset", choices=["fashion", "vader"])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--arms", nargs="+", default=["baseline", "fgsm", "pgd"], choices=list(ARMS))
-    parser.add_argument("--train", type=int, default=12000)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--train", type=int, default=0, help="train items drawn (default 12,000 Fashion-MNIST images, 3,000 VADER texts)")
+    parser.add_argument("--epochs", type=int, default=0, help="default 10 for the CNN, 2 for MiniLM")
+    parser.add_argument("--words", type=int, default=3, help="vader: words changed, at most")
+    parser.add_argument("--augment", type=int, default=600, help="vader: train texts attacked for the augmentation")
     parser.add_argument("--train-eps", type=float, default=0.1)
     parser.add_argument("--eps", type=float, nargs="+", default=[0.03, 0.05, 0.1])
     parser.add_argument("--steps", type=int, default=10, help="PGD steps of the evaluation")
-    parser.add_argument("--items", type=int, default=1000)
+    parser.add_argument("--items", type=int, default=0, help="test items attacked (default 1,000 images, 200 texts)")
     parser.add_argument("--json", default="")
     args = parser.parse_args()
+    args.train = args.train or (3000 if args.dataset == "vader" else 12000)
+    args.items = args.items or (200 if args.dataset == "vader" else 1000)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores; load {os.getloadavg()}")
     from core.mitigate.settings import Mitigations
     from core.robust.evaluate import evaluate_run
@@ -81,13 +138,19 @@ def main() -> int:
     try:
         os.environ["GAPSCOPE_HOME"] = str(home)
         store = Store(home)
+        if args.dataset == "vader":
+            out = text(args, store)
+            if args.json:
+                Path(args.json).write_text(json.dumps(out, indent=1))
+            print(f"load at the end {os.getloadavg()}")
+            return 0
         ds = _data(args.train)
         vid = store.save_dataset(ds, source="bench")
         print(f"{ds.name}: {int((ds.split == 0).sum()):,} train / {int((ds.split == 2).sum()):,} test")
         for seed in args.seeds:
             for arm in args.arms:
                 mit = Mitigations.from_dict({} if ARMS[arm] is None else {"adversarial": {**ARMS[arm], "eps": args.train_eps}})[0]
-                cfg = RunConfig(version_id=vid, model="small_cnn", epochs=args.epochs, batch_size=128, lr=3e-3, seed=seed, device="cpu",
+                cfg = RunConfig(version_id=vid, model="small_cnn", epochs=args.epochs or 10, batch_size=128, lr=3e-3, seed=seed, device="cpu",
                                 mitigations=mit)  # fmt: skip
                 run_id = store.create_run(vid, cfg.to_dict())
                 t0 = time.perf_counter()
