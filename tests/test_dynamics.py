@@ -37,6 +37,31 @@ def test_dynamics_keep_each_items_probability_rightness_el2n_and_forgetting():
     assert out["forgetting"].tolist() == [1, 0, 1] and out["presentations"].tolist() == [2, 1, 2]
 
 
+@pytest.mark.parametrize("repeats", [False, True])
+def test_batches_read_together_give_what_reading_each_batch_gives(repeats):
+    rng = np.random.default_rng(0)
+    n, k = 200, 4
+    together, one_by_one = Dynamics(n, torch.device("cpu")), Dynamics(n, torch.device("cpu"))
+    one_by_one.WINDOW = 1
+    for _ in range(3):  # epochs
+        order = rng.choice(n, size=2 * n, replace=True) if repeats else rng.permutation(n)
+        for start in range(0, len(order), 16):
+            rows = torch.from_numpy(order[start : start + 16])
+            logits, y = (
+                torch.from_numpy(rng.normal(size=(len(rows), k)).astype(np.float32)),
+                torch.from_numpy(rng.integers(0, k, len(rows))),
+            )
+            together.record(rows, logits, y)
+            one_by_one.record(rows, logits, y)
+        assert torch.allclose(together.count, one_by_one.count)  # the count reads what is waiting
+        together.end_epoch()
+        one_by_one.end_epoch()
+    a, b = together.arrays(np.arange(n), np.arange(n)), one_by_one.arrays(np.arange(n), np.arange(n))
+    for key in a:
+        np.testing.assert_allclose(a[key].astype(np.float64), b[key].astype(np.float64), atol=1e-3)
+    assert a["forgetting"].sum() > 0
+
+
 def test_scores_read_the_data_map_el2n_and_forgetting():
     dyn = {
         "rows": np.array([5, 6, 7]),

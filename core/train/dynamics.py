@@ -34,22 +34,45 @@ class Dynamics:
     ``index_add_`` — on a small model's step the record's cost is its number of kernel launches."""
 
     EPOCH_COLUMNS = 4
+    WINDOW = 32  # batches kept before they are read together: a small model's step pays for its launches once per window
 
     def __init__(self, n: int, device: torch.device) -> None:
         self.sums = torch.zeros((n, 6), dtype=torch.float32, device=device)
         self.last = torch.full((n,), -1, dtype=torch.int8, device=device)
         self.epochs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self._pending: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = []
 
     @property
     def count(self) -> torch.Tensor:
         """Presentations of each position in the epoch so far."""
+        self.flush()
         return self.sums[:, 3]
 
     @torch.no_grad()
     def record(self, rows: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
-        """One batch: ``rows`` its local positions, ``logits`` (B, K), ``y`` the given classes (B,)."""
+        """One batch: ``rows`` its local positions, ``logits`` (B, K), ``y`` the given classes (B,).
+        Kept (detached) until ``WINDOW`` batches are waiting, then read together (``flush``)."""
         if y.is_floating_point() or logits.ndim != 2 or len(rows) != len(y):
             return
+        self._pending.append((rows, logits.detach(), y))
+        if len(self._pending) >= self.WINDOW:
+            self.flush()
+
+    @torch.no_grad()
+    def flush(self) -> None:
+        """Read the waiting batches: as one when no position repeats among them (the usual epoch),
+        else one by one, in order (a forgetting event compares a position with its last presentation)."""
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        rows = torch.cat([r for r, _, _ in pending])
+        if len(pending) == 1 or torch.unique(rows).numel() == rows.numel():
+            self._read(rows, torch.cat([z.float() for _, z, _ in pending]), torch.cat([y for _, _, y in pending]))
+        else:
+            for r, z, y in pending:
+                self._read(r, z, y)
+
+    def _read(self, rows: torch.Tensor, logits: torch.Tensor, y: torch.Tensor) -> None:
         p = F.softmax(logits.detach().float(), dim=1)
         p_given = p.gather(1, y[:, None])[:, 0]
         right = p.argmax(dim=1) == y
@@ -62,6 +85,7 @@ class Dynamics:
 
     def end_epoch(self) -> None:
         """The epoch's means per position (NaN where the epoch drew nothing); the sums start again."""
+        self.flush()
         epoch = self.sums[:, : self.EPOCH_COLUMNS]
         n = epoch[:, 3:4].clamp(min=1)
         means = torch.where(epoch[:, 3:4] == 0, torch.nan, epoch[:, :3] / n).cpu().numpy().astype(np.float16)
@@ -70,6 +94,7 @@ class Dynamics:
 
     def arrays(self, positions: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
         """What ``dynamics.npz`` holds for local ``positions`` (the train items), named by dataset ``rows``."""
+        self.flush()
         stack = lambda i: np.stack([e[i][positions] for e in self.epochs]) if self.epochs else np.zeros((0, len(positions)), np.float16)
         return {
             "rows": np.asarray(rows, dtype=np.int64),
