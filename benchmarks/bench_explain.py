@@ -33,17 +33,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def _data(name: str, n_train: int, seed: int = 0):
+    from benchmarks.common import draw
     from core.data.demos import load_digits_8x8, load_vader
 
     if name == "digits":
         return load_digits_8x8().dataset
-    ds = load_vader().dataset
-    rng = np.random.default_rng(seed)
-    parts = []
-    for code, n in ((0, n_train), (1, n_train // 6), (2, n_train // 3)):
-        rows = np.flatnonzero(ds.split == code)
-        parts.append(rng.choice(rows, min(n, len(rows)), replace=False))
-    return ds.subset(np.sort(np.concatenate(parts)), name=f"VADER ({n_train:,} train)")
+    return draw(load_vader().dataset, n_train, seed=seed, name=f"VADER ({n_train:,} train)")
 
 
 def _config(args, vid: int, seed: int):

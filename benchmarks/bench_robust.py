@@ -34,35 +34,23 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 ARMS = {"baseline": None, "fgsm": {"method": "fgsm"}, "pgd": {"method": "pgd", "steps": 3}}
 
 
 def _data(n_train: int, seed: int = 0):
+    from benchmarks.common import draw
     from core.data.demos import load_fashion_mnist
 
-    ds = load_fashion_mnist().dataset
-    rng = np.random.default_rng(seed)
-    parts = []
-    for code, n in ((0, n_train), (1, n_train // 6), (2, n_train // 3)):
-        rows = np.flatnonzero(ds.split == code)
-        parts.append(rng.choice(rows, min(n, len(rows)), replace=False))
-    return ds.subset(np.sort(np.concatenate(parts)), name=f"Fashion-MNIST ({n_train:,} train)")
+    return draw(load_fashion_mnist().dataset, n_train, seed=seed, name=f"Fashion-MNIST ({n_train:,} train)")
 
 
 def _vader(n_train: int, seed: int = 0):
+    from benchmarks.common import draw
     from core.data.demos import load_vader
 
-    ds = load_vader().dataset
-    rng = np.random.default_rng(seed)
-    parts = []
-    for code, n in ((0, n_train), (1, n_train // 6), (2, n_train // 3)):
-        rows = np.flatnonzero(ds.split == code)
-        parts.append(rng.choice(rows, min(n, len(rows)), replace=False))
-    return ds.subset(np.sort(np.concatenate(parts)), name=f"VADER ({n_train:,} train)")
+    return draw(load_vader().dataset, n_train, seed=seed, name=f"VADER ({n_train:,} train)")
 
 
 def text(args, store) -> list[dict]:
@@ -98,17 +86,6 @@ def text(args, store) -> list[dict]:
     return out
 
 
-def _t_interval(x: list[float]) -> tuple[float, float, float]:
-    from scipy import stats
-
-    a = np.asarray(x, dtype=np.float64)
-    mean = float(a.mean())
-    if len(a) < 2:
-        return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / np.sqrt(len(a)))
-    return mean, mean - half, mean + half
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("dataset", choices=["fashion", "vader"])
@@ -127,6 +104,7 @@ def main() -> int:
     args.train = args.train or (3000 if args.dataset == "vader" else 12000)
     args.items = args.items or (200 if args.dataset == "vader" else 1000)
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores; load {os.getloadavg()}")
+    from benchmarks.common import t_interval
     from core.mitigate.settings import Mitigations
     from core.robust.evaluate import evaluate_run
     from core.store import Store
@@ -174,7 +152,7 @@ def main() -> int:
             continue
         mine = [r for r in out if r["arm"] == arm and r["seed"] in base]
         for key in ["clean", *[f"acc@{e:g}" for e in args.eps]]:
-            m, lo, hi = _t_interval([r[key] - base[r["seed"]][key] for r in mine])
+            m, lo, hi = t_interval([r[key] - base[r["seed"]][key] for r in mine])
             print(f"{arm}: change in {key} against the baseline, mean over {len(mine)} seed(s): {m:+.4f} [{lo:+.4f}, {hi:+.4f}]")
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1))

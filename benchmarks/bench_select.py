@@ -45,17 +45,12 @@ METRICS = ("macro_f1", "hallucination_rate", "ece")
 
 
 def _data(name: str, n_train: int, seed: int = 0):
+    from benchmarks.common import draw
     from core.data.demos import load_fashion_mnist, load_vader
 
     if name == "vader":
         return load_vader().dataset
-    ds = load_fashion_mnist().dataset
-    rng = np.random.default_rng(seed)
-    parts = []
-    for code, n in ((0, n_train), (1, n_train // 6), (2, n_train // 3)):
-        rows = np.flatnonzero(ds.split == code)
-        parts.append(rng.choice(rows, min(n, len(rows)), replace=False))
-    return ds.subset(np.sort(np.concatenate(parts)), name=f"Fashion-MNIST ({n_train:,} train)")
+    return draw(load_fashion_mnist().dataset, n_train, seed=seed, name=f"Fashion-MNIST ({n_train:,} train)")
 
 
 def _config(args, vid: int, seed: int):
@@ -85,16 +80,6 @@ def _result(store, run_id: int) -> dict[str, float]:
     return {m: float(values[m]) for m in METRICS if values.get(m) is not None}
 
 
-def _t_interval(x: np.ndarray) -> tuple[float, float, float]:
-    from scipy import stats
-
-    mean = float(np.mean(x))
-    if len(x) < 2:
-        return mean, float("nan"), float("nan")
-    half = float(stats.t.ppf(0.975, len(x) - 1) * np.std(x, ddof=1) / np.sqrt(len(x)))
-    return mean, mean - half, mean + half
-
-
 def _arm(score: str, balance: str) -> str:
     return score if balance == "proportional" else f"{score} (equal per class)"
 
@@ -102,6 +87,7 @@ def _arm(score: str, balance: str) -> str:
 def keep(args, store) -> dict:
     import dataclasses
 
+    from benchmarks.common import t_interval
     from core.select.keep import KEEP_SCORES, KeepRecipe, kept_version
 
     ds = _data(args.dataset, args.train)
@@ -130,7 +116,7 @@ def keep(args, store) -> dict:
         line = []
         for m in METRICS:
             d = np.array([by[(s, score)][m] - by[(s, "random")][m] for s in args.seeds])
-            mean, lo, hi = _t_interval(d)
+            mean, lo, hi = t_interval(d)
             summary[f"{score}/{m}"] = {"deltas": d.tolist(), "mean": mean, "low": lo, "high": hi}
             line.append(f"{m} {mean:+.4f} [{lo:+.4f}, {hi:+.4f}]")
         print(f"  {score:>22}: " + "  ".join(line))

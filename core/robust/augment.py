@@ -7,7 +7,6 @@ the first run's settings is the one to compare; attack both on the Runs page to 
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.background import ProgressJob
 from core.errors import DataError
 
 Progress = Callable[[int, int, str], None]
@@ -83,36 +83,19 @@ def augmented_config(store: Any, run_id: int, version_id: int) -> Any:
     return dataclasses.replace(base, version_id=int(version_id), name=f"{base.display_name()} · attacked texts added")
 
 
-class AugmentJob(threading.Thread):
+class AugmentJob(ProgressJob):
     """``adversarial_version`` in the background, then a run on the new version through ``submit``
-    (the app's runner); ``status()`` → (fraction, stage); ``version_id`` and ``run_id`` once made."""
+    (the app's runner); ``version_id`` and ``new_run`` once made."""
 
     def __init__(self, home: str | Path, run_id: int, submit: Callable[[Any], int], **kwargs: Any) -> None:
-        super().__init__(daemon=True, name=f"gapscope-adversarial-texts-{run_id}")
+        super().__init__(name=f"gapscope-adversarial-texts-{run_id}")
         self.home, self.run_id, self.submit, self.kwargs = Path(home), int(run_id), submit, kwargs
-        self._lock = threading.Lock()
-        self._frac, self._stage = 0.0, "loading the model"
-        self.error: str | None = None
         self.version_id: int | None = None
         self.new_run: int | None = None
 
-    def status(self) -> tuple[float, str]:
-        with self._lock:
-            return self._frac, self._stage
-
-    def _progress(self, done: int, total: int, stage: str) -> None:
-        with self._lock:
-            self._frac, self._stage = done / max(total, 1), stage
-
-    def run(self) -> None:
+    def work(self) -> None:
         from core.store import Store
 
-        try:
-            store = Store(self.home)
-            self.version_id = adversarial_version(store, self.run_id, progress=self._progress, **self.kwargs)
-            self.new_run = self.submit(augmented_config(store, self.run_id, self.version_id))
-            self._progress(1, 1, "done")
-        except Exception as err:  # the page shows it; the app goes on
-            self.error = f"{type(err).__name__}: {err}"
-            with self._lock:
-                self._stage = "failed"
+        store = Store(self.home)
+        self.version_id = adversarial_version(store, self.run_id, progress=self.progress, **self.kwargs)
+        self.new_run = self.submit(augmented_config(store, self.run_id, self.version_id))

@@ -15,7 +15,6 @@ attacked image (``robust_examples.npz``) or text, with the answer before and aft
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from core.background import ProgressJob
 from core.errors import DataError
 from core.metrics import accuracy, hallucination_rate
 from core.robust import records
@@ -231,31 +231,14 @@ def _word_examples(model: Any, rows: np.ndarray, y: np.ndarray, attacks: list) -
     ]
 
 
-class RobustnessJob(threading.Thread):
-    """``evaluate_run`` in the background. ``status()`` → (fraction done, stage); a failure keeps its
-    message in ``error``; the record lands with the run."""
+class RobustnessJob(ProgressJob):
+    """``evaluate_run`` in the background; the record lands with the run."""
 
     def __init__(self, home: str | Path, run_id: int, **kwargs: Any) -> None:
-        super().__init__(daemon=True, name=f"gapscope-robustness-{run_id}")
+        super().__init__(name=f"gapscope-robustness-{run_id}")
         self.home, self.run_id, self.kwargs = Path(home), int(run_id), kwargs
-        self._lock = threading.Lock()
-        self._frac, self._stage = 0.0, "loading the model"
-        self.error: str | None = None
 
-    def status(self) -> tuple[float, str]:
-        with self._lock:
-            return self._frac, self._stage
-
-    def _progress(self, done: int, total: int, stage: str) -> None:
-        with self._lock:
-            self._frac, self._stage = done / max(total, 1), stage
-
-    def run(self) -> None:
+    def work(self) -> None:
         from core.store import Store
 
-        try:
-            evaluate_run(Store(self.home), self.run_id, progress=self._progress, **self.kwargs)
-        except Exception as err:  # the page shows it; the app goes on
-            self.error = f"{type(err).__name__}: {err}"
-            with self._lock:
-                self._stage = "failed"
+        evaluate_run(Store(self.home), self.run_id, progress=self.progress, **self.kwargs)
