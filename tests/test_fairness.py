@@ -196,3 +196,28 @@ def test_the_runs_page_measures_by_group_fits_thresholds_and_queues_a_re_weighte
     _stop_all(store)
     page = build_report(store, [first])
     assert "id='fairness'" in page and "By sex" in page and "thresholds per group (equalized odds)" in page
+
+
+def test_a_re_weighted_run_is_compared_with_the_plain_one_on_the_same_items(store, home):
+    from core.fairness.evaluate import change_rows, paired_change
+    from core.fairness.mitigate import reweighed_config
+
+    vid = store.save_dataset(_biased_table(1), source="upload:biased.csv")
+    plain, status = _run(store, version_id=vid, model="auto", epochs=8, batch_size=32, lr=1e-2)
+    assert status == "finished"
+    new = reweighed_version(store, vid, "sex")
+    cfg = reweighed_config(store, plain, new, "sex")
+    assert cfg.mitigations.resample.method == "importance" and "re-weighted by sex" in cfg.name
+    again = store.create_run(new, cfg.to_dict())
+    from core.train.worker import train_run
+
+    assert train_run(store, again) == "finished"
+    change = paired_change(store, plain, again, "sex")
+    assert change is not None and set(change) == {"equalized_odds_difference", "demographic_parity_difference", "accuracy"}
+    for v in change.values():
+        assert v["low"] <= v["delta"] <= v["high"] and v["delta"] == pytest.approx(v["b"] - v["a"])
+    assert paired_change(store, plain, plain, "sex")["accuracy"]["delta"] == 0
+    assert "→" in change_rows([("#2", change)]).iloc[0]["equalized odds difference"]
+    other = store.save_dataset(_biased_table(2), source="upload:other.csv")  # other items: no paired change
+    third, _ = _run(store, version_id=other, model="auto", epochs=2, batch_size=32, lr=1e-2)
+    assert paired_change(store, plain, third, "sex") is None

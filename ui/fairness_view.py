@@ -7,11 +7,11 @@ from collections.abc import Sequence
 
 import streamlit as st
 
-from core import charts
+from core import charts, paths
 from core.compare.runs import label
 from core.data.dataset import Dataset
 from core.errors import DataError
-from core.fairness.evaluate import GAP_WORDS, fairness_rows, load, run_fairness, table_of
+from core.fairness.evaluate import GAP_WORDS, change_rows, fairness_rows, load, paired_change, run_fairness, table_of
 from core.fairness.groups import sensitive_columns
 from core.fairness.mitigate import CONSTRAINTS, reweighed_config, reweighed_version
 from core.metrics.results import RunResults
@@ -100,6 +100,28 @@ def _reweigh(res: RunResults, column: str) -> None:
         st.success(f"Version {vid} re-weighted by {column}; run #{run_id} queued on it. Measure it by {column} once it has finished.")
 
 
+@st.cache_data(show_spinner="Comparing by group (a paired bootstrap over the test items)…", max_entries=32)
+def _paired(home: str, reference: int, ref_step: int | None, other: int, other_step: int | None, column: str) -> dict | None:
+    """``paired_change``, once per pair of evaluations (the steps are in the key)."""
+    try:
+        return paired_change(common.store(), reference, other, column)
+    except DataError:
+        return None
+
+
+def _changes(results: Sequence[RunResults], column: str) -> None:
+    """Each run against the reference (the first) on the same test items: paired changes."""
+    ref = results[0]
+    pairs = []
+    for r in results[1:]:
+        change = _paired(str(paths.home()), ref.run_id, ref.result_step, r.run_id, r.result_step, column)
+        if change is not None:
+            pairs.append((label(r), change))
+    if pairs:
+        st.markdown(f"Against the reference, **{label(results[0])}**, on the same test items (paired bootstrap, 95 %):")
+        st.dataframe(change_rows(pairs), hide_index=True, width="stretch")
+
+
 def fairness_panel(results: Sequence[RunResults]) -> None:
     """Compare: the runs measured by a shared column, their gaps with intervals (and with thresholds)."""
     by_column: dict[str, list[tuple[str, dict]]] = {}
@@ -116,6 +138,7 @@ def fairness_panel(results: Sequence[RunResults]) -> None:
             continue
         st.markdown(f"**By {column}** — 95 % bootstrap intervals over the test items")
         st.dataframe(rows, hide_index=True, width="stretch")
+        _changes(results, column)
     measured = {name for pairs in by_column.values() for name, _ in pairs}
     missing = [label(r) for r in results if label(r) not in measured]
     if missing:

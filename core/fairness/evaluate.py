@@ -77,6 +77,35 @@ def run_fairness(
     return record
 
 
+def paired_change(store: Store, reference: int, other: int, column: str, *, seed: int = 0) -> dict[str, dict[str, float]] | None:
+    """Run ``other``'s gaps and accuracy against run ``reference``'s on the same test items (the
+    decisions for the reference's positive class), each change with a paired bootstrap interval;
+    None when the two do not share their test items, or the task is not two-class."""
+    from core.metrics.results import RunResults
+
+    a, b = RunResults(store, reference), RunResults(store, other)
+    ds_a, ds_b = store.load_dataset(a.row.version_id), store.load_dataset(b.row.version_id)
+    if ds_a.n_classes != 2 or ds_b.n_classes != 2 or list(ds_a.class_names) != list(ds_b.class_names):
+        return None
+    rows_a, probs_a = _held_out(a, 2, "test")
+    rows_b, probs_b = _held_out(b, 2, "test")
+    ids_a, ids_b = ds_a.item_ids()[rows_a], ds_b.item_ids()[rows_b]
+    if not np.array_equal(ids_a, ids_b) or not np.array_equal(ds_a.labels[rows_a], ds_b.labels[rows_b]):
+        return None
+    pos = positive_class(ds_a)
+    y = ds_a.labels[rows_a] == pos
+    return bootstrap_gaps(y, probs_a.argmax(1) == pos, sensitive_groups(ds_a, rows_a, column), probs_b.argmax(1) == pos, seed=seed)
+
+
+def change_rows(labelled: list[tuple[str, dict[str, dict[str, float]]]]) -> pd.DataFrame:
+    """One row per run compared with the reference: each gap and accuracy, reference → run, with the
+    change's interval."""
+    return pd.DataFrame([
+        {"run": name, **{GAP_WORDS[k]: f"{v['a']:.4f} → {v['b']:.4f} ({v['delta']:+.4f} [{v['low']:+.4f}, {v['high']:+.4f}])" for k, v in ch.items()}}
+        for name, ch in labelled
+    ])  # fmt: skip
+
+
 def _rates_by_group(y: np.ndarray, pred: np.ndarray, groups: np.ndarray) -> dict[str, dict[str, float]]:
     out = {}
     for g in np.unique(groups):
