@@ -84,7 +84,7 @@ def test_what_is_drawn_follows_the_other_widgets_and_the_data():
     drawn = {f.key for f in FIELDS if shown(f, values)}
     assert drawn == {
         "tr_rs_method", "tr_loss_name", "tr_loss_weights", "tr_loss_smoothing", "tr_aug_image", "tr_aug_strength", "tr_aug_classes",
-        "tr_aug_multiplier", "tr_clean_action", "tr_clean_source", "tr_semi_method", "tr_dec_tm", "tr_dec_abstain", "tr_adv_method",
+        "tr_aug_multiplier", "tr_clean_action", "tr_clean_source", "tr_semi_method", "tr_dec_tm", "tr_dec_abstain", "tr_adv_method", "tr_dec_la",
     }  # fmt: skip
     focal = context({**widget_values(Mitigations()), "tr_loss_name": "focal", "tr_clean_action": "drop", "tr_clean_source": "threshold"},
                     modality="text", finetune="full")  # fmt: skip

@@ -178,7 +178,7 @@ def test_every_group_of_mitigation_knobs_lands_in_the_stored_config(home):
         "token_augment": {"mention": 0.0, "lwtr": 0.0, "synonym": 0.0, "shuffle": 0.0, "copies": 1, "types": []},  # image data: off
         "clean": {"action": "none", "source": "detector", "threshold": 0.2, "plan_drop": [], "plan_relabel": {}},
         "semi": {"method": "none", "threshold": 0.9, "rounds": 1, "k_neighbors": 7},
-        "decision": {"threshold_moving": True, "abstain_below": 0.75, "o_offset": False},
+        "decision": {"threshold_moving": True, "abstain_below": 0.75, "o_offset": False, "logit_adjustment": False},
         "adversarial": {"method": "pgd", "eps": 0.05, "steps": 2, "share": 0.5},
     }
 

@@ -279,7 +279,13 @@ def _decisions(res: RunResults) -> None:
               delta=None if d.change is None else f"{d.change:+.1%} vs answering all",
               delta_color="off" if d.change is not None and round(d.change, 3) == 0 else "inverse")  # fmt: skip
     if (table := threshold_table(res)) is not None:
-        d2.markdown("**Threshold moving** (per-class offsets fitted on val), test split:")
+        la = (res.summary() or {}).get("logit_adjustment_tau")
+        done = []
+        if "after threshold moving" in table.columns:
+            done.append("threshold moving (per-class offsets)")
+        if "after post-hoc logit adjustment" in table.columns:
+            done.append("post-hoc logit adjustment" + (f" (τ = {la:g})" if la is not None else ""))
+        d2.markdown(f"**Decisions fitted on val**, test split: {', '.join(done)}.")
         d2.dataframe(table.style.format("{:.4f}", na_rep="—"), width="stretch")
 
 

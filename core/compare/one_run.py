@@ -19,6 +19,7 @@ import pandas as pd
 
 from core import metrics as M
 from core.charts import metric_title
+from core.metrics.keys import VARIANTS
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
@@ -52,7 +53,10 @@ def checkpoint_line(res: RunResults) -> str:
 def uses_decisions(res: RunResults) -> bool:
     """Whether the run made decisions after scoring: abstention below a confidence, or threshold moving."""
     decision = res.mitigations.decision
-    return bool(decision.abstain_below > 0 or decision.threshold_moving or res.variant_step("tm") is not None)
+    return bool(
+        decision.abstain_below > 0 or decision.threshold_moving or decision.logit_adjustment
+        or res.variant_step("tm") is not None or res.variant_step("la") is not None
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -97,15 +101,17 @@ def temperature_table(res: RunResults, names: Sequence[str] = TS_METRICS) -> pd.
 
 
 def threshold_table(res: RunResults, names: Sequence[str] = TM_METRICS) -> pd.DataFrame | None:
-    """Rows ``names``; columns "before" (temperature-scaled when the run scaled) and "after
-    threshold moving", test split. None when the run did not move thresholds."""
-    if res.variant_step("tm") is None:
+    """Rows ``names``; columns "before" (temperature-scaled when the run scaled), "after threshold
+    moving" and "after post-hoc logit adjustment" where the run did them, test split. None when it
+    did neither."""
+    variants = [(v, VARIANTS[v]) for v in ("tm", "la") if res.variant_step(v) is not None]
+    if not variants:
         return None
     scaled = res.variant_step("ts") is not None
-    before = [res.latest(n, "test_ts") if scaled else res.at(n, res.result_step) for n in names]
-    return pd.DataFrame({"before": before, "after threshold moving": [res.latest(n, "test_tm") for n in names]}, index=list(names)).astype(
-        float
-    )
+    columns = {"before": [res.latest(n, "test_ts") if scaled else res.at(n, res.result_step) for n in names]}
+    for v, words in variants:
+        columns[words] = [res.latest(n, f"test_{v}") for n in names]
+    return pd.DataFrame(columns, index=list(names)).astype(float)
 
 
 def class_recall(res: RunResults, classes: Iterable[int]) -> dict[int, float]:

@@ -155,6 +155,8 @@ def mitigation_words(m: Mitigations) -> list[str]:
         out.append("threshold moving")
     if m.decision.abstain_below:
         out.append(f"abstain below confidence {m.decision.abstain_below:g}")
+    if m.decision.logit_adjustment:
+        out.append("post-hoc logit adjustment (τ on val)")
     if m.decision.o_offset:
         out.append("fewer invented entities (O offset fitted on val)")
     adv = m.adversarial

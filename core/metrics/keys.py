@@ -36,7 +36,7 @@ SLICE_METRICS = ("n", "accuracy", "macro_f1", "hallucination_rate", "ece", "forc
 SLICE_PREFIX = "slice/"
 #: Variants of an evaluation scored after training, as split suffixes: "test_ts" is the test split
 #: after temperature scaling, "test_tm" after threshold moving (on top of temperature scaling).
-VARIANTS = {"ts": "after temperature scaling", "tm": "after threshold moving"}
+VARIANTS = {"ts": "after temperature scaling", "tm": "after threshold moving", "la": "after post-hoc logit adjustment"}
 SCALED_SUFFIX = "_ts"
 ABSTAIN_KEYS = ("abstain_coverage", "abstain_risk")  # at the run's abstention threshold, known rows
 TRAIN_KEYS = ("loss", "lr", "samples_per_s", "eta_s", "train_runtime_s", "train_samples_per_s", "first_step_s")

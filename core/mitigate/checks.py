@@ -45,6 +45,7 @@ TOKEN_REFUSALS = {
     "threshold_moving": "threshold moving does not apply to token data yet: turn it off",
     "abstain": "abstention does not apply to token data yet: set abstain below to 0",
     "adversarial": "adversarial training attacks pixels or table columns, not words: set it to none",
+    "logit_adjustment": "post-hoc logit adjustment does not apply to token data yet: turn it off",
 }
 
 
@@ -93,6 +94,7 @@ def _token_refusals(m: Mitigations, finetune: str) -> list[str]:
         "threshold_moving": m.decision.threshold_moving,
         "abstain": bool(m.decision.abstain_below),
         "adversarial": m.adversarial.method != "none",
+        "logit_adjustment": m.decision.logit_adjustment,
     }
     return [TOKEN_REFUSALS[key].format(method=m.resample.method) + "." for key, on in refused.items() if on]
 

@@ -54,7 +54,7 @@ TOKEN_SECTIONS = ("resample", "loss", "token_augment")
 #: the decisions of token data alone (drawn in the Decision tab; no other data gets them)
 TOKEN_DECISIONS = ("decision.o_offset",)
 #: (tab, row) → relative column widths; a row not named here is one full-width column
-COLUMNS: dict[tuple[str, int], list[int]] = {("loss", 0): [1, 1], ("loss", 1): [1, 1, 1], ("augment", 1): [2, 3, 1], ("augment", 2): [1, 1, 1, 1], ("augment", 3): [1, 3], ("clean", 0): [1, 1], ("semi", 1): [1, 1], ("adversarial", 1): [2, 1, 2]}  # fmt: skip
+COLUMNS: dict[tuple[str, int], list[int]] = {("loss", 0): [1, 1], ("loss", 1): [1, 1, 1], ("augment", 1): [2, 3, 1], ("augment", 2): [1, 1, 1, 1], ("augment", 3): [1, 3], ("clean", 0): [1, 1], ("semi", 1): [1, 1], ("adversarial", 1): [2, 1, 2], ("decision", 0): [1, 1]}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -167,6 +167,9 @@ FIELDS: tuple[Field, ...] = (
 
     Field("tr_dec_tm", "decision.threshold_moving", "toggle", "Threshold moving",
           help="After training, per-class offsets are fitted on val for the best macro-F1 and reported beside the plain answers: rare classes get predicted more often."),
+    Field("tr_dec_la", "decision.logit_adjustment", "toggle", "Post-hoc logit adjustment", at=(0, 1),
+          help="After training, answers are also made by argmax of the logits minus τ·log(train share of the class), τ from 0 to 2 "
+          "chosen on val for the best macro-F1 (Menon et al. 2021), and reported beside the plain answers: rare classes get their due."),
     Field("tr_dec_ooff", "decision.o_offset", "toggle", "Fewer invented entities (O offset fitted on val)", at=(2, 0),
           help="At every evaluation the logit of O is raised by the largest offset (0 to 4) that keeps val entity micro-F1 within 0.01 "
           "of its best: a span is named only where the model is sure of it. Types keep their order among themselves."),

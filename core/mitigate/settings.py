@@ -211,6 +211,7 @@ class Decision:
     threshold_moving: bool = False  # per-class logit offsets fitted on val for the best macro-F1 (after temperature scaling)
     abstain_below: float = 0.0  # answer only at confidence ≥ this (risk–coverage operating point); 0 = always answer
     o_offset: bool = False  # token runs: raise the "O" logit by the offset fitted on val (fewer invented entities)
+    logit_adjustment: bool = False  # post-hoc logit adjustment: argmax z − τ·log(train prior), τ chosen on val (Menon et al. 2021)
 
 
 ADVERSARIAL: dict[str, str] = {
@@ -306,6 +307,8 @@ class Mitigations:
             out.append("threshold moving")
         if self.decision.abstain_below:
             out.append(f"abstain<{self.decision.abstain_below:g}")
+        if self.decision.logit_adjustment:
+            out.append("post-hoc logit adjustment")
         adv = self.adversarial
         if adv.method != "none":
             out.append(
@@ -364,6 +367,8 @@ class Mitigations:
         if not isinstance(self.decision.threshold_moving, bool):
             raise ValueError(f"mitigations.decision.threshold_moving must be true or false; got {self.decision.threshold_moving!r}.")
         _number("mitigations.decision.abstain_below", self.decision.abstain_below, 0.0, 1.0, hi_open=True)
+        if not isinstance(self.decision.logit_adjustment, bool):
+            raise ValueError(f"mitigations.decision.logit_adjustment must be true or false; got {self.decision.logit_adjustment!r}.")
         if not isinstance(self.decision.o_offset, bool):
             raise ValueError(f"mitigations.decision.o_offset must be true or false; got {self.decision.o_offset!r}.")
         adv = self.adversarial

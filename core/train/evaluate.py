@@ -193,6 +193,43 @@ def _ascend(z: np.ndarray, t: np.ndarray, k: int, grid: np.ndarray, rounds: int)
     return b
 
 
+LA_GRID = np.round(np.arange(0.0, 2.01, 0.25), 2)  # τ of post-hoc logit adjustment, tried on val
+
+
+def fit_logit_adjustment(logits: np.ndarray, y: np.ndarray, train_counts: np.ndarray, *, grid: np.ndarray = LA_GRID) -> float:
+    """τ of post-hoc logit adjustment (Menon et al. 2021: answer by argmax z − τ · log π, π the train
+    class prior) with the best macro-F1 on the known rows given — the val split; ties keep the
+    smaller τ, and τ = 0 (no change) unless another value does better."""
+    known = y >= 0
+    z, t = np.asarray(logits, dtype=np.float64)[known], y[known]
+    k = z.shape[1]
+    if len(t) == 0:
+        return 0.0
+    log_prior = np.log(np.maximum(np.asarray(train_counts, dtype=np.float64), 1.0) / max(float(np.sum(train_counts)), 1.0))
+    best_tau, best = 0.0, M.macro_f1(z.argmax(1), t, k)
+    for tau in grid:
+        score = M.macro_f1((z - tau * log_prior).argmax(1), t, k)
+        if score > best + 1e-12:
+            best_tau, best = float(tau), score
+    return best_tau
+
+
+def logit_adjusted(
+    best: BestEval, data: RunData, *, tau: float, temperature: float = 1.0, abstain: float = 0.0
+) -> tuple[EvalResult, float]:
+    """The best evaluation answered by post-hoc logit adjustment with τ fitted on val only (after
+    temperature ``temperature``): written as the ``val_la`` / ``test_la`` splits; and that τ."""
+    z_val = best.logits["val"] / temperature
+    la_tau = fit_logit_adjustment(z_val, data.y[data.val], data.train_counts)
+    log_prior = np.log(np.maximum(data.train_counts.astype(np.float64), 1.0) / max(float(data.train_counts.sum()), 1.0))
+    offsets = -la_tau * log_prior
+    reports = {
+        split: report(best.logits[split], idx, data, tau=tau, temperature=temperature, offsets=offsets, abstain=abstain)
+        for split, idx in (("val", data.val), ("test", data.test))
+    }
+    return EvalResult(best.step, best.epoch, best.metric_name, best.metric, False, reports, {}), la_tau
+
+
 def threshold_moved(best: BestEval, data: RunData, *, tau: float, temperature: float = 1.0, abstain: float = 0.0) -> EvalResult:
     """The best evaluation with per-class offsets fitted on val (after temperature ``temperature``):
     an ``EvalResult`` at the best step written as the ``val_tm`` / ``test_tm`` splits."""

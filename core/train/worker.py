@@ -63,7 +63,7 @@ from core.train import distributed
 from core.train.callbacks import Cadence, Checkpointer, DynamicsRecorder, EarlyStopping, MetricWriter, StopOnRequest
 from core.train.config import RunConfig
 from core.train.dynamics import Dynamics
-from core.train.evaluate import temperature_scaled, threshold_moved
+from core.train.evaluate import logit_adjusted, temperature_scaled, threshold_moved
 from core.train.events import BestEval, Callback, State
 from core.train.loop import Job, fit
 from core.train.prepare import prepare
@@ -351,6 +351,13 @@ def _after_training(job: Job, best: BestEval, writer: MetricWriter, summary: dic
         else:
             message += f" · threshold moving: test macro-F1 {best.summaries['test']['macro_f1']:.3f} → {f1:.3f}"
         print(f"threshold moving: offsets {[] if offsets is None else np.round(offsets, 2).tolist()}", flush=True)
+    if decision.logit_adjustment:
+        adjusted, la_tau = logit_adjusted(best, data, tau=cfg.tau, temperature=t, abstain=decision.abstain_below)
+        writer.write_eval(adjusted, variant="la")
+        summary["logit_adjustment_tau"] = la_tau
+        f1 = adjusted.reports["test"].summary["macro_f1"]
+        message += f" · logit adjustment τ={la_tau:g} (on val): test macro-F1 {best.summaries['test']['macro_f1']:.3f} → {f1:.3f}"
+        print(f"post-hoc logit adjustment: τ = {la_tau:g}", flush=True)
     return message
 
 
