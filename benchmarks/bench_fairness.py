@@ -85,8 +85,17 @@ def main() -> int:
                 "thresholds per group": rec["thresholds"]["change"],
                 "re-weighting": bootstrap_gaps(y, pred_base, groups, pred_rw, seed=seed),
             }
-            row = {"seed": seed, "seconds": time.perf_counter() - t0, "arms": arms}
+            rates = {"plain": rates_by_group(y, pred_base, groups), "re-weighting": rates_by_group(y, pred_rw, groups)}
+            rates["thresholds per group"] = rec["thresholds"]["after_by_group"]
+            row = {"seed": seed, "seconds": time.perf_counter() - t0, "arms": arms, "rates": rates}
             out.append(row)
+            for name, by_group in rates.items():
+                print(
+                    f"seed {seed} {name}: "
+                    + " · ".join(
+                        f"{g}: positive rate {r['selection_rate']:.3f}, TPR {r['tpr']:.3f}, FPR {r['fpr']:.4f}" for g, r in by_group.items()
+                    )
+                )
             for name, change in arms.items():
                 print(
                     f"seed {seed} {name}: "

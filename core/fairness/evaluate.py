@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from core.errors import DataError
-from core.fairness.groups import binary_gaps, bootstrap_gaps, group_table, sensitive_groups
+from core.fairness.groups import bootstrap_gaps, group_table, sensitive_groups
 from core.fairness.mitigate import CONSTRAINTS, fit_thresholds
 from core.store.artifacts import RunFiles
 
@@ -72,7 +72,8 @@ def run_fairness(
             after = fit_thresholds(vprobs[:, pos], ds.labels[vrows] == pos, sensitive_groups(ds, vrows, column), probs[:, pos], groups,
                                    constraint=constraint, seed=seed)  # fmt: skip
             record["thresholds"] = {"constraint": constraint, "change": bootstrap_gaps(y == pos, pred, groups, after.astype(bool), seed=seed),
-                                    "after_by_group": _rates_by_group(y == pos, after.astype(bool), groups)}  # fmt: skip
+                                    "before_by_group": rates_by_group(y == pos, pred, groups),
+                                    "after_by_group": rates_by_group(y == pos, after.astype(bool), groups)}  # fmt: skip
     save(res.files, record)
     return record
 
@@ -106,11 +107,20 @@ def change_rows(labelled: list[tuple[str, dict[str, dict[str, float]]]]) -> pd.D
     ])  # fmt: skip
 
 
-def _rates_by_group(y: np.ndarray, pred: np.ndarray, groups: np.ndarray) -> dict[str, dict[str, float]]:
+def rates_by_group(y: np.ndarray, pred: np.ndarray, groups: np.ndarray) -> dict[str, dict[str, float]]:
+    """Per group of binary decisions ``pred`` against ``y`` (1 = positive): the share answered
+    positive, the true- and false-positive rates (NaN without positives / negatives) and accuracy."""
     out = {}
+    y, pred = np.asarray(y, bool), np.asarray(pred, bool)
     for g in np.unique(groups):
         at = groups == g
-        out[str(g)] = binary_gaps(y[at], pred[at], np.zeros(int(at.sum()), dtype=int)) | {"selection_rate": float(pred[at].mean())}
+        pos, neg = at & y, at & ~y
+        out[str(g)] = {
+            "selection_rate": float(pred[at].mean()),
+            "tpr": float(pred[pos].mean()) if pos.any() else float("nan"),
+            "fpr": float(pred[neg].mean()) if neg.any() else float("nan"),
+            "accuracy": float((pred[at] == y[at]).mean()),
+        }
     return out
 
 
