@@ -50,7 +50,7 @@ def main() -> int:
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores; load {os.getloadavg()}")
     from core.data.demos import load_census_income
-    from core.fairness.evaluate import run_fairness
+    from core.fairness.evaluate import rates_by_group, run_fairness
     from core.fairness.groups import bootstrap_gaps, sensitive_groups
     from core.fairness.mitigate import reweighed_config, reweighed_version
     from core.store import Store
