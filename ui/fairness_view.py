@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import pandas as pd
 import streamlit as st
 
 from core import charts, paths
@@ -81,6 +82,11 @@ def _show(res: RunResults, ds: Dataset, rec: dict) -> None:
             )
             + "."
         )
+        before, after = th.get("before_by_group", {}), th.get("after_by_group", {})
+        if before and after:
+            rows = {g: {f"{what} {when}": src[g][key] for key, what in (("selection_rate", "positive rate"), ("tpr", "TPR"), ("fpr", "FPR"))
+                        for when, src in (("before", before), ("after", after))} for g in after}  # fmt: skip
+            st.dataframe(pd.DataFrame(rows).T.style.format("{:.3f}", na_rep="—"), width="stretch")
 
 
 def _reweigh(res: RunResults, column: str) -> None:
