@@ -763,7 +763,7 @@ def deletion_curves(fractions: np.ndarray, curves: Mapping[str, np.ndarray], *, 
 
 
 def robustness_curves(
-    curves: Mapping[str, pd.DataFrame], *, x_title: str, title: str = "Under attack: accuracy and confident-wrong"
+    curves: Mapping[str, pd.DataFrame], *, x_title: str, title: str = "Under attack: accuracy (solid) and confident-wrong (dashed)"
 ) -> go.Figure:
     """Accuracy (solid) and confident-wrong @τ (dashed) against the attack's budget, one colour per
     run (``core.robust.records.curve`` frames; budget 0 is the clean inputs)."""

@@ -155,6 +155,9 @@ def test_role_choices_start_from_the_guess():
     assert others == ["domain", "id"] and up.default_slices(df, others) == ["domain"]  # 60 ids are too many slices
     assert up.table_roles("label", "text", up.NO_SPLIT, others, ["domain"]) == TableRoles(label="label", text="text", meta=["domain"])
     assert up.table_roles("label", up.NO_TEXT, "domain", ["id"], []) == TableRoles(label="label", split="domain", features=["id"])
+    assert up.table_roles("label", up.NO_TEXT, up.NO_SPLIT, ["a", "sex"], ["sex"]) == TableRoles(
+        label="label", features=["a", "sex"], meta=["sex"]
+    )
 
 
 def test_role_choices_without_a_guess_and_with_a_split_column():

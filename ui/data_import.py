@@ -104,7 +104,14 @@ def _table_roles(data: bytes, name: str) -> TableRoles:
     split_options, split_default = up.split_choice(guess, columns, label, text)
     split = str(c3.selectbox("Split column", split_options, index=split_default))
     others = up.other_columns(columns, label, text, split)
-    meta = st.multiselect("Slice columns (metadata)", others, default=up.default_slices(df, others)) if text != up.NO_TEXT else []
+    if text != up.NO_TEXT:
+        meta = st.multiselect("Slice columns (metadata)", others, default=up.default_slices(df, others))
+    else:
+        meta = st.multiselect(
+            "Group columns (kept as metadata too)", others, default=[],
+            help="Columns such as sex, site or year that results are broken down by — slices on the Runs page, groups on its "
+            "fairness panel. They stay features as well.",
+        )  # fmt: skip
     roles = up.table_roles(label, text, split, others, meta)
     if note := up.split_note(table_split(df, roles), what="rows"):
         st.info(note, icon="✂️")

@@ -56,12 +56,16 @@ def fairness_block(res: RunResults, ds: Dataset) -> None:
 def _show(res: RunResults, ds: Dataset, rec: dict) -> None:
     table = table_of(rec)
     groups = [g for g in table.index if g not in ("difference", "ratio")]
-    fmt = {c: ("{:,.0f}" if c == "items" else "{:.3f}") for c in table.columns}
-    st.dataframe(table.style.format(fmt, na_rep="—"), width="stretch")
-    per = {g: {c: float(table.loc[g, c]) for c in table.columns if c != "items"} for g in groups}
-    st.plotly_chart(
-        charts.grouped_bars(per, title=f"By {rec['column']} (test)", y_title="share"), width="stretch", key=f"rn_fa_bars_{res.run_id}"
-    )
+    shown = table.astype(object)
+    for c in table.columns:  # text, so the rows without a value read "—" (the grid ignores a style's na_rep)
+        shown[c] = ["—" if pd.isna(v) else f"{v:,.0f}" if c == "items" else f"{v:.3f}" for v in table[c]]
+    st.dataframe(shown, width="stretch")
+    bars = [
+        c for c in table.columns if c == "accuracy" or c.startswith("recall: ")
+    ]  # shares near 1; ECE and hallucination are in the table
+    per = {g: {c: float(table.loc[g, c]) for c in bars} for g in groups}
+    title = f"Accuracy and recall per class by {rec['column']} (test)"
+    st.plotly_chart(charts.grouped_bars(per, title=title, y_title="share"), width="stretch", key=f"rn_fa_bars_{res.run_id}")
     gaps = rec.get("gaps")
     if gaps:
         pos = ds.class_names[rec["positive"]]
@@ -77,8 +81,9 @@ def _show(res: RunResults, ds: Dataset, rec: dict) -> None:
         st.markdown(
             f"With a threshold per group fitted on val for {CONSTRAINTS[th['constraint']]}: "
             + "; ".join(
-                f"{GAP_WORDS[k]} {v['a']:.3f} → **{v['b']:.3f}** (change {v['delta']:+.3f} [{v['low']:+.3f}, {v['high']:+.3f}])"
-                for k, v in ch.items()
+                f"{GAP_WORDS[k]} {ch[k]['a']:.3f} → **{ch[k]['b']:.3f}** (change {ch[k]['delta']:+.3f} [{ch[k]['low']:+.3f}, {ch[k]['high']:+.3f}])"
+                for k in GAP_WORDS
+                if k in ch
             )
             + "."
         )
@@ -86,7 +91,7 @@ def _show(res: RunResults, ds: Dataset, rec: dict) -> None:
         if before and after:
             rows = {g: {f"{what} {when}": src[g][key] for key, what in (("selection_rate", "positive rate"), ("tpr", "TPR"), ("fpr", "FPR"))
                         for when, src in (("before", before), ("after", after))} for g in after}  # fmt: skip
-            st.dataframe(pd.DataFrame(rows).T.style.format("{:.3f}", na_rep="—"), width="stretch")
+            st.dataframe(pd.DataFrame(rows).T.round(3), width="stretch")
 
 
 def _reweigh(res: RunResults, column: str) -> None:
@@ -115,7 +120,7 @@ def _paired(home: str, reference: int, ref_step: int | None, other: int, other_s
         return None
 
 
-def _changes(results: Sequence[RunResults], column: str) -> None:
+def _changes(results: Sequence[RunResults], column: str, compared: set[str]) -> None:
     """Each run against the reference (the first) on the same test items: paired changes."""
     ref = results[0]
     pairs = []
@@ -124,6 +129,7 @@ def _changes(results: Sequence[RunResults], column: str) -> None:
         if change is not None:
             pairs.append((label(r), change))
     if pairs:
+        compared.update([label(ref), *(name for name, _ in pairs)])
         st.markdown(f"Against the reference, **{label(results[0])}**, on the same test items (paired bootstrap, 95 %):")
         st.dataframe(change_rows(pairs), hide_index=True, width="stretch")
 
@@ -138,14 +144,15 @@ def fairness_panel(results: Sequence[RunResults]) -> None:
     if not by_column:
         return
     st.subheader("Fairness by group")
+    compared: set[str] = set()  # runs whose figures show in a paired comparison
     for column, pairs in by_column.items():
         rows = fairness_rows(pairs)
         if rows.empty:
             continue
         st.markdown(f"**By {column}** — 95 % bootstrap intervals over the test items")
         st.dataframe(rows, hide_index=True, width="stretch")
-        _changes(results, column)
-    measured = {name for pairs in by_column.values() for name, _ in pairs}
+        _changes(results, column, compared)
+    measured = {name for pairs in by_column.values() for name, _ in pairs} | compared
     missing = [label(r) for r in results if label(r) not in measured]
     if missing:
         st.caption(f"Not measured by group yet: {', '.join(missing)} (Runs page → Fairness by group).")

@@ -104,7 +104,7 @@ def _show(res: RunResults, ds: Dataset, rec: dict) -> None:
         f"**{worst['accuracy']:.1%}** at {budget}; it changed {worst['success_rate']:.1%} of the right answers, and "
         f"**{worst['confident_wrong']:.1%}** of the attacked items were answered wrongly with confidence ≥ {rec['tau']:g}."
     )
-    c1, c2 = st.columns([3, 2])
+    c1, c2 = st.columns([1, 1])
     x_title = "words changed, at most" if rec["attack"] == "words" else "ε (L∞)"
     c1.plotly_chart(charts.robustness_curves({f"#{res.run_id}": curve}, x_title=x_title), width="stretch", key=f"rb_curve_{res.run_id}")
     shown = curve.rename(columns={"success_rate": "attack success", "confident_wrong": f"confident-wrong @{rec['tau']:g}"})

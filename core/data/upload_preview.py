@@ -62,11 +62,12 @@ def default_slices(df: pd.DataFrame, columns: list[str]) -> list[str]:
 
 
 def table_roles(label: str, text: str, split: str, others: list[str], meta: list[str]) -> TableRoles:
-    """The roles chosen: a text column makes ``meta`` the slices; without one, ``others`` are the features."""
+    """The roles chosen: a text column makes ``meta`` the slices; without one, ``others`` are the
+    features and ``meta`` are kept beside them as well (groups and slices: sex, site, year…)."""
     split_col = None if split == NO_SPLIT else split
     if text != NO_TEXT:
         return TableRoles(label=label, text=text, split=split_col, meta=meta)
-    return TableRoles(label=label, split=split_col, features=others)
+    return TableRoles(label=label, split=split_col, features=others, meta=meta)
 
 
 def zip_counts(preview: ZipPreview) -> pd.DataFrame:

@@ -102,7 +102,8 @@ def change_rows(labelled: list[tuple[str, dict[str, dict[str, float]]]]) -> pd.D
     """One row per run compared with the reference: each gap and accuracy, reference → run, with the
     change's interval."""
     return pd.DataFrame([
-        {"run": name, **{GAP_WORDS[k]: f"{v['a']:.4f} → {v['b']:.4f} ({v['delta']:+.4f} [{v['low']:+.4f}, {v['high']:+.4f}])" for k, v in ch.items()}}
+        {"run": name, **{GAP_WORDS[k]: f"{ch[k]['a']:.4f} → {ch[k]['b']:.4f} ({ch[k]['delta']:+.4f} [{ch[k]['low']:+.4f}, {ch[k]['high']:+.4f}])"
+                         for k in GAP_WORDS if k in ch}}
         for name, ch in labelled
     ])  # fmt: skip
 
@@ -148,13 +149,19 @@ def fairness_rows(labelled: list[tuple[str, dict[str, Any]]]) -> pd.DataFrame:
         gaps = rec.get("gaps")
         if not gaps:
             continue
-        rows.append({"run": name, **{GAP_WORDS[k]: _with_interval(v["a"], v["a_low"], v["a_high"]) for k, v in gaps.items()}})
+        rows.append(
+            {
+                "run": name,
+                **{GAP_WORDS[k]: _with_interval(gaps[k]["a"], gaps[k]["a_low"], gaps[k]["a_high"]) for k in GAP_WORDS if k in gaps},
+            }
+        )
         th = rec.get("thresholds")
         if th:
             change = th["change"]
             rows.append({
                 "run": f"{name} + thresholds per group ({CONSTRAINTS[th['constraint']]})",
-                **{GAP_WORDS[k]: f"{v['b']:.4f} (change {v['delta']:+.4f} [{v['low']:+.4f}, {v['high']:+.4f}])" for k, v in change.items()},
+                **{GAP_WORDS[k]: f"{change[k]['b']:.4f} (change {change[k]['delta']:+.4f} [{change[k]['low']:+.4f}, {change[k]['high']:+.4f}])"
+                   for k in GAP_WORDS if k in change},
             })  # fmt: skip
     return pd.DataFrame(rows)
 
