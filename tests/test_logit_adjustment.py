@@ -63,4 +63,6 @@ def test_a_run_reports_its_answers_after_logit_adjustment_beside_the_plain_ones(
     assert np.isfinite(table.loc["macro_f1"]).all()
     m = Mitigations(decision=Decision(logit_adjustment=True))
     assert m.active == ["post-hoc logit adjustment"]
-    assert "post-hoc logit adjustment does not apply to token data" in check(m, modality="tokens", finetune="full", train_counts={"a": 5})[0]
+    assert (
+        "post-hoc logit adjustment does not apply to token data" in check(m, modality="tokens", finetune="full", train_counts={"a": 5})[0]
+    )
