@@ -36,7 +36,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ARMS = {"baseline": None, "fgsm": {"method": "fgsm"}, "pgd": {"method": "pgd", "steps": 3}}
+ARMS = {
+    "baseline": None,
+    "fgsm": {"method": "fgsm"},
+    "pgd": {"method": "pgd", "steps": 3},
+    "pgd_half": {"method": "pgd", "steps": 3, "share": 0.5},  # half of each batch attacked, half clean
+}
 
 
 def _data(n_train: int, seed: int = 0):
