@@ -17,18 +17,10 @@ from core.robust.attack import Adversary, fgsm, pgd
 from core.robust.words import attack_text
 from core.store import RunFiles
 from tests.conftest import needs_asset
+from tests.test_explain import _linear
 from tests.test_train import _digits, _run
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.usefixtures("one_torch_thread")]
-
-
-def _linear(w: np.ndarray, b: np.ndarray | None = None) -> nn.Linear:
-    lin = nn.Linear(w.shape[1], w.shape[0], bias=b is not None)
-    with torch.no_grad():
-        lin.weight.copy_(torch.from_numpy(w))
-        if b is not None:
-            lin.bias.copy_(torch.from_numpy(b))
-    return lin.eval()
 
 
 def test_fgsm_on_a_linear_model_moves_along_the_sign_of_the_weights():

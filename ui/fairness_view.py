@@ -12,7 +12,7 @@ from core import charts, paths
 from core.compare.runs import label
 from core.data.dataset import Dataset
 from core.errors import DataError
-from core.fairness.evaluate import GAP_WORDS, change_rows, fairness_rows, load, paired_change, run_fairness, table_of
+from core.fairness.evaluate import GAP_WORDS, change_rows, fairness_rows, load, paired_change, records_by_column, run_fairness, table_of
 from core.fairness.groups import sensitive_columns
 from core.fairness.mitigate import CONSTRAINTS, reweighed_config, reweighed_version
 from core.metrics.results import RunResults
@@ -136,11 +136,7 @@ def _changes(results: Sequence[RunResults], column: str, compared: set[str]) -> 
 
 def fairness_panel(results: Sequence[RunResults]) -> None:
     """Compare: the runs measured by a shared column, their gaps with intervals (and with thresholds)."""
-    by_column: dict[str, list[tuple[str, dict]]] = {}
-    for r in results:
-        for column, rec in load(r.files).items():
-            if rec.get("step") == r.result_step:
-                by_column.setdefault(column, []).append((label(r), rec))
+    by_column = records_by_column(results)
     if not by_column:
         return
     st.subheader("Fairness by group")

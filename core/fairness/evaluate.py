@@ -9,6 +9,7 @@ the report read the records (``fairness_rows``). Torch-free.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -134,6 +135,19 @@ def save(files: RunFiles, record: dict[str, Any]) -> None:
 def load(files: RunFiles) -> dict[str, dict[str, Any]]:
     """Column → record, for every column the run was measured by."""
     return files.read_json(NAME) or {}
+
+
+def records_by_column(results: Sequence[RunResults]) -> dict[str, list[tuple[str, dict[str, Any]]]]:
+    """Column → (run label, record) of every run measured by it at its current result (what Compare
+    and the report show)."""
+    from core.compare.runs import label
+
+    by_column: dict[str, list[tuple[str, dict[str, Any]]]] = {}
+    for r in results:
+        for column, rec in load(r.files).items():
+            if rec.get("step") == r.result_step:
+                by_column.setdefault(column, []).append((label(r), rec))
+    return by_column
 
 
 def table_of(record: dict[str, Any]) -> pd.DataFrame:

@@ -249,13 +249,9 @@ def _selection_section(store: Store, results: list[RunResults]) -> str:
 def _fairness_section(results: list[RunResults]) -> str:
     """The runs measured by a sensitive column (``core.fairness``; the Runs page measures them): the
     table by group, and for two-class tasks the gaps with intervals; empty when none are kept."""
-    from core.fairness.evaluate import fairness_rows, load, table_of
+    from core.fairness.evaluate import fairness_rows, records_by_column, table_of
 
-    by_column: dict[str, list[tuple[str, dict]]] = {}
-    for r in results:
-        for column, rec in load(r.files).items():
-            if rec.get("step") == r.result_step:
-                by_column.setdefault(column, []).append((label(r), rec))
+    by_column = records_by_column(results)
     if not by_column:
         return ""
     out = [
