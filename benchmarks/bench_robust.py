@@ -41,6 +41,7 @@ ARMS = {
     "fgsm": {"method": "fgsm"},
     "pgd": {"method": "pgd", "steps": 3},
     "pgd_half": {"method": "pgd", "steps": 3, "share": 0.5},  # half of each batch attacked, half clean
+    "pgd_third": {"method": "pgd", "steps": 3, "share": 0.3},  # 30 % of each batch attacked
 }
 
 

@@ -1,0 +1,281 @@
+"""Training the lab's language model on a corpus, with the lab's mitigations, evaluated as it learns.
+
+``LabSettings`` holds what a lab run decides (stored with the run): epochs, batch, learning rate,
+the model's size, the seed, and the mitigations —
+
+- ``paraphrase_aug``: every epoch each biography is written afresh — its facts (wrong ones kept)
+  in new templates and a new sentence order (``core.lab.corpus.render``) — so a fact seen once is
+  read in many forms over the run at the same number of biographies (Allen-Zhu & Li's knowledge
+  augmentation);
+- ``repeat_rare``: each biography of a person seen once is added this many extra times per epoch
+  (up-weighting the monofacts, Miao & Kearns 2025);
+- ``qa_share``: the share of the people in the corpus whose questions and answers join training
+  (``QUESTIONS``, loss on the answer only); the rest are asked after training. With 0 the lab asks
+  completion probes (``probe``: the first template's sentence start, alone) of every person;
+- ``idk_share``: the share of the held-out people whose questions join training with the answer
+  ``unknown`` (abstention training; needs ``qa_share`` > 0);
+- ``abstain_below``: at answer time, an answer with confidence below it becomes ``unknown``
+  (0: off) — risk against coverage, as for a classifier;
+- ``retrieval``: at answer time, a person the corpus names is answered from the corpus's own
+  statements (their most stated value): the ceiling a model with perfect recall would reach;
+- ``early_stop``: training stops at the first evaluation where held-out people's confidently
+  invented answers rose over the previous evaluation by more than 0.02 (after ``min_epochs``).
+
+``train_lab`` trains from scratch (``core.lab.model``), evaluates every ``eval_every`` epochs and at
+the end, calls ``on_eval`` with each evaluation (for the live curves), and returns a ``LabResult``:
+the tokens trained, the per-exposure table of every evaluation, and the last evaluation's answers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from core.errors import DataError
+from core.lab.corpus import ATTRIBUTES, MAX_PARAPHRASES, QUESTIONS, UNKNOWN, Corpus, probe, render, stated_values
+from core.lab.metrics import answer_probs, by_exposure
+from core.lab.model import LabModelSpec, batch_tensors, build_model, build_tokenizer, encode, n_parameters, next_word_probs
+
+
+@dataclass(frozen=True)
+class LabSettings:
+    epochs: int = 40
+    batch_size: int = 32
+    lr: float = 3e-3
+    n_layer: int = 4
+    n_embd: int = 128
+    seed: int = 0
+    eval_every: int = 5
+    paraphrase_aug: bool = False
+    repeat_rare: int = 0
+    qa_share: float = 0.0
+    idk_share: float = 0.0
+    abstain_below: float = 0.0
+    retrieval: bool = False
+    early_stop: bool = False
+    min_epochs: int = 10
+    tau: float = 0.9
+
+    def __post_init__(self) -> None:
+        for problem in self.problems():
+            raise DataError(problem)
+
+    def problems(self) -> list[str]:
+        out = []
+        if not 1 <= self.epochs <= 1000:
+            out.append(f"epochs must be between 1 and 1,000 (got {self.epochs})")
+        if not 1 <= self.batch_size <= 4096:
+            out.append(f"the batch size must be between 1 and 4,096 (got {self.batch_size})")
+        if not 0 < self.lr < 1:
+            out.append(f"the learning rate must be in (0, 1) (got {self.lr:g})")
+        if self.n_embd % 4 or not 16 <= self.n_embd <= 1024 or not 1 <= self.n_layer <= 12:
+            out.append("the model needs 1–12 layers and a width of 16–1,024 divisible by 4")
+        if not 0 <= self.qa_share < 1 or not 0 <= self.idk_share <= 1:
+            out.append("the question shares must be in [0, 1)")
+        if self.idk_share > 0 and self.qa_share == 0:
+            out.append("abstention training teaches the answer 'unknown' to questions: set a question share above 0 too")
+        if not 0 <= self.repeat_rare <= 20:
+            out.append(f"extra copies of rare biographies must be between 0 and 20 (got {self.repeat_rare})")
+        if not 0 <= self.abstain_below < 1 or not 0 < self.tau <= 1:
+            out.append("the abstention threshold must be in [0, 1) and τ in (0, 1]")
+        if self.eval_every < 1:
+            out.append("evaluate at least every epoch count ≥ 1")
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> LabSettings:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise DataError(f"unknown lab settings: {', '.join(unknown)}")
+        return cls(**dict(d))
+
+
+@dataclass
+class Asked:
+    """Who is asked what after training: one row per (person, attribute)."""
+
+    person: np.ndarray
+    attribute: np.ndarray
+    prompt: list[str]
+    answer: list[str]
+    exposure: np.ndarray
+
+
+@dataclass
+class LabResult:
+    settings: LabSettings
+    n_parameters: int
+    tokens_trained: int
+    seconds: float
+    evaluations: list[dict[str, Any]] = field(default_factory=list)  # {epoch, tokens, table}
+    asked: Asked | None = None
+    probs: np.ndarray | None = None  # (n_asked, n_answers) the last evaluation's answer probabilities
+    class_names: list[str] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def answer_words(corpus: Corpus) -> list[str]:
+    """The lab's answer words: every value of every attribute, then ``unknown``."""
+    words = dict.fromkeys(v for a in ATTRIBUTES for v in corpus.vocabulary[a])
+    return [*words, UNKNOWN]
+
+
+def split_people(corpus: Corpus, settings: LabSettings) -> tuple[np.ndarray, np.ndarray]:
+    """(people whose questions train, held-out people trained to say ``unknown``): seeded shares."""
+    rng = np.random.default_rng(settings.seed + 7919)
+    shown, held = np.flatnonzero(corpus.exposure > 0), np.flatnonzero(corpus.exposure == 0)
+    qa = np.sort(rng.permutation(shown)[: round(settings.qa_share * len(shown))])
+    idk = np.sort(rng.permutation(held)[: round(settings.idk_share * len(held))])
+    return qa, idk
+
+
+def asked(corpus: Corpus, settings: LabSettings) -> Asked:
+    """The evaluation's questions: completion probes of everyone, or — with questions in training —
+    the questions of everyone whose questions did not train."""
+    qa, idk = split_people(corpus, settings)
+    people = np.setdiff1d(np.arange(len(corpus.people)), np.concatenate([qa, idk]))
+    rows = [(p, a) for p in people for a in ATTRIBUTES]
+    make = (lambda a, n: QUESTIONS[a].format(name=n)) if settings.qa_share > 0 else probe
+    return Asked(
+        person=np.array([p for p, _ in rows], dtype=np.int64),
+        attribute=np.array([a for _, a in rows], dtype=object),
+        prompt=[make(a, corpus.people[p]) for p, a in rows],
+        answer=[str(corpus.facts[a][p]) for p, a in rows],
+        exposure=np.array([corpus.exposure[p] for p, _ in rows], dtype=np.int64),
+    )
+
+
+def epoch_texts(corpus: Corpus, settings: LabSettings, rng: np.random.Generator) -> tuple[list[str], list[str]]:
+    """One epoch's training texts: (biographies, question-answer pairs as 'question … answer : X')."""
+    if settings.paraphrase_aug:
+        bios = [
+            render(corpus.people[int(p)], stated_values(corpus, b), rng, paraphrases=MAX_PARAPHRASES, shuffle=True)
+            for b, p in enumerate(corpus.bio_person)
+        ]
+    else:
+        bios = list(corpus.bios)
+    if settings.repeat_rare:
+        once = [b for b, p in enumerate(corpus.bio_person) if corpus.exposure[p] == 1]
+        bios += [bios[b] for b in once] * settings.repeat_rare
+    qa, idk = split_people(corpus, settings)
+    pairs = [f"{QUESTIONS[a].format(name=corpus.people[p])} {corpus.facts[a][p]}" for p in qa for a in ATTRIBUTES]
+    pairs += [f"{QUESTIONS[a].format(name=corpus.people[p])} {UNKNOWN}" for p in idk for a in ATTRIBUTES]
+    return bios, pairs
+
+
+def retrieved(corpus: Corpus) -> dict[tuple[int, str], str]:
+    """(person, attribute) → the value the corpus states most often for it (ties: the first stated)."""
+    stated: dict[tuple[int, str], Counter[str]] = {}
+    for b in range(len(corpus.bios)):
+        p = int(corpus.bio_person[b])
+        for a, v in stated_values(corpus, b).items():
+            stated.setdefault((p, a), Counter())[v] += 1
+    return {k: c.most_common(1)[0][0] for k, c in stated.items()}
+
+
+def answer_time(probs: np.ndarray, q: Asked, corpus: Corpus, classes: list[str], settings: LabSettings) -> np.ndarray:
+    """The answer-time mitigations on the model's answer probabilities: retrieval (a one-hot answer
+    from the corpus for a person it names), then abstention below a confidence (all mass to ``unknown``)."""
+    out = probs.copy()
+    unknown = classes.index(UNKNOWN)
+    if settings.retrieval:
+        index = {w: i for i, w in enumerate(classes)}
+        found = retrieved(corpus)
+        for i, (p, a) in enumerate(zip(q.person, q.attribute)):
+            if (int(p), a) in found:
+                out[i] = 0.0
+                out[i, index[found[(int(p), a)]]] = 1.0
+    if settings.abstain_below > 0:
+        low = out.max(axis=1) < settings.abstain_below
+        out[low] = 0.0
+        out[low, unknown] = 1.0
+    return out
+
+
+def _invented_rose(evaluations: list[dict[str, Any]]) -> bool:
+    if len(evaluations) < 2 or 0 not in evaluations[-1]["table"] or 0 not in evaluations[-2]["table"]:
+        return False
+    now, before = evaluations[-1]["table"][0]["invented_confident"], evaluations[-2]["table"][0]["invented_confident"]
+    return bool(now > before + 0.02)
+
+
+def train_lab(
+    corpus: Corpus,
+    settings: LabSettings,
+    *,
+    on_eval: Callable[[dict[str, Any]], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> LabResult:
+    """Train the lab's model on ``corpus`` from scratch and evaluate it; see the module's docstring."""
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    tokenizer = build_tokenizer(corpus)
+    classes = answer_words(corpus)
+    answer_ids = np.asarray(tokenizer.convert_tokens_to_ids(classes))
+    q = asked(corpus, settings)
+    labels = np.asarray([classes.index(a) for a in q.answer])
+    spec = LabModelSpec(n_layer=settings.n_layer, n_embd=settings.n_embd, n_positions=_positions(corpus, tokenizer))
+    model = build_model(spec, len(tokenizer), seed=settings.seed)
+    bios, pairs = epoch_texts(corpus, settings, np.random.default_rng(settings.seed))
+    per_epoch = int(np.ceil((len(bios) + len(pairs)) / settings.batch_size))
+    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, settings.lr, total_steps=max(1, per_epoch * settings.epochs), pct_start=0.05)
+    result = LabResult(settings, n_parameters(model), 0, 0.0, class_names=classes, asked=q)
+    t0, step = time.perf_counter(), 0
+    for epoch in range(1, settings.epochs + 1):
+        if epoch > 1:
+            bios, pairs = epoch_texts(corpus, settings, rng)
+        seqs = encode(tokenizer, bios) + encode(tokenizer, pairs)
+        starts = [1] * len(bios) + [len(s) - 1 for s in seqs[len(bios) :]]  # a pair scores its answer only
+        model.train()
+        order = rng.permutation(len(seqs))
+        for lo in range(0, len(seqs), settings.batch_size):
+            pick = order[lo : lo + settings.batch_size]
+            batch = batch_tensors([seqs[i] for i in pick], tokenizer.pad_token_id, [starts[i] for i in pick])
+            model(**batch).loss.backward()
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            result.tokens_trained += int(batch["attention_mask"].sum())
+            step += 1
+            if on_step is not None:
+                on_step(step, per_epoch * settings.epochs)
+            if stop is not None and stop():
+                break
+        if epoch % settings.eval_every == 0 or epoch == settings.epochs or (stop is not None and stop()):
+            probs = answer_time(answer_probs(next_word_probs(model, tokenizer, q.prompt), answer_ids), q, corpus, classes, settings)
+            record = {
+                "epoch": epoch,
+                "step": step,
+                "tokens": result.tokens_trained,
+                "table": by_exposure(probs, labels, q.exposure, classes, tau=settings.tau),
+            }
+            result.evaluations.append(record)
+            result.probs = probs
+            if on_eval is not None:
+                on_eval(record)
+            if settings.early_stop and epoch >= settings.min_epochs and _invented_rose(result.evaluations):
+                result.stopped_early = True
+                break
+        if stop is not None and stop():
+            break
+    result.seconds = time.perf_counter() - t0
+    return result
+
+
+def _positions(corpus: Corpus, tokenizer) -> int:
+    """Positions the model needs: the longest biography or question, with room for a re-rendered one."""
+    longest = max([len(s) for s in encode(tokenizer, corpus.bios[:2000])] or [1])
+    return int(2 ** np.ceil(np.log2(max(64, longest + 24))))
