@@ -29,11 +29,12 @@ import os
 import platform
 import sys
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-CORPUS = {"varied": {"paraphrases": 5, "shuffle": True}, "plain": {"paraphrases": 1, "shuffle": False}}
-ARMS = {
+CORPUS: dict[str, dict[str, Any]] = {"varied": {"paraphrases": 5, "shuffle": True}, "plain": {"paraphrases": 1, "shuffle": False}}
+ARMS: dict[str, tuple[str, dict[str, Any]]] = {
     "varied": ("varied", {}),
     "plain": ("plain", {}),
     "plain+aug": ("plain", {"paraphrase_aug": True}),
