@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from core.data.dataset import Dataset
 from core.errors import DataError
 from core.lab.corpus import (
     ATTRIBUTES,
@@ -17,6 +18,7 @@ from core.lab.corpus import (
     make_corpus,
     monofact_rate,
 )
+from core.lab.stored import corpus_of, is_lab_version, lab_versions, save_corpus
 
 
 def _mentions(corpus: Corpus, p: int) -> int:
@@ -131,3 +133,28 @@ def test_spec_round_trips():
     assert CorpusSpec.from_dict(spec.to_dict()) == spec
     with pytest.raises(DataError, match="unknown corpus settings: colour"):
         CorpusSpec.from_dict({**spec.to_dict(), "colour": 1})
+
+
+def test_a_corpus_is_stored_as_a_version_and_made_again(store):
+    spec = CorpusSpec(n_people=30, held_out=0.2, paraphrases=3, shuffle=True, noise=0.05, seed=4)
+    vid = save_corpus(store, spec)
+    info = store.version(vid)
+    assert is_lab_version(info.params) and info.kind == "lab corpus"
+    again = corpus_of(store, vid)
+    first = make_corpus(spec)
+    assert again.bios == first.bios and again.people == first.people
+    assert info.params["monofact_rate"] == pytest.approx(monofact_rate(first))
+    ds = store.load_dataset(vid)
+    assert len(ds) == 30 * len(ATTRIBUTES) and ds.modality == "text"
+    assert ds.class_names[-1] == "unknown"
+    row = 7
+    p, a = ds.meta["person"][row], ds.meta["attribute"][row]
+    assert ds.items[row] == QUESTIONS[a].format(name=p)
+    assert ds.class_names[ds.labels[row]] == first.facts[a][first.people.index(p)]
+    assert set(ds.meta["exposure"][ds.split == 2]) == {0} and (ds.split == 2).sum() == 6 * len(ATTRIBUTES)
+    assert [v.id for v in lab_versions(store)] == [vid]
+    other = store.save_dataset(
+        Dataset("t", "text", np.array(["a", "b"], dtype=object), np.array([0, 1]), ["x", "y"], np.array([0, 2], dtype=np.int8)), source="t"
+    )
+    with pytest.raises(DataError, match="not a lab corpus"):
+        corpus_of(store, other)

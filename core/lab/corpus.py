@@ -337,6 +337,12 @@ def probe(attribute: str, name: str) -> str:
     return TEMPLATES[attribute][0].split("{value}")[0].format(name=name).strip()
 
 
+def answer_words(corpus: Corpus) -> list[str]:
+    """The lab's answer words: every value of every attribute, then ``unknown``."""
+    words = dict.fromkeys(v for a in ATTRIBUTES for v in corpus.vocabulary[a])
+    return [*words, UNKNOWN]
+
+
 def monofact_rate(corpus: Corpus) -> float:
     """The share of the facts stated in the corpus (with their true value) that are stated exactly once."""
     counts = [c for c in corpus.statements().values() if c > 0]

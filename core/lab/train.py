@@ -39,7 +39,7 @@ import numpy as np
 import torch
 
 from core.errors import DataError
-from core.lab.corpus import ATTRIBUTES, MAX_PARAPHRASES, QUESTIONS, UNKNOWN, Corpus, probe, render, stated_values
+from core.lab.corpus import ATTRIBUTES, MAX_PARAPHRASES, QUESTIONS, UNKNOWN, Corpus, answer_words, probe, render, stated_values
 from core.lab.metrics import answer_probs, by_exposure
 from core.lab.model import LabModelSpec, batch_tensors, build_model, build_tokenizer, encode, n_parameters, next_word_probs
 
@@ -123,12 +123,6 @@ class LabResult:
     probs: np.ndarray | None = None  # (n_asked, n_answers) the last evaluation's answer probabilities
     class_names: list[str] = field(default_factory=list)
     stopped_early: bool = False
-
-
-def answer_words(corpus: Corpus) -> list[str]:
-    """The lab's answer words: every value of every attribute, then ``unknown``."""
-    words = dict.fromkeys(v for a in ATTRIBUTES for v in corpus.vocabulary[a])
-    return [*words, UNKNOWN]
 
 
 def split_people(corpus: Corpus, settings: LabSettings) -> tuple[np.ndarray, np.ndarray]:
