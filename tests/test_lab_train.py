@@ -8,7 +8,8 @@ import pytest
 from core.errors import DataError
 from core.lab.corpus import ATTRIBUTES, QUESTIONS, TEMPLATES, UNKNOWN, CorpusSpec, answer_words, make_corpus, stated_values
 from core.lab.metrics import answer_probs, by_exposure, kalai_vempala, rows_of
-from core.lab.train import LabSettings, answer_time, asked, epoch_texts, retrieved, split_people, train_lab
+from core.lab.settings import LabSettings
+from core.lab.train import answer_time, asked, epoch_texts, retrieved, split_people, train_lab
 
 
 def test_answer_probs_restrict_and_renormalise():

@@ -1,7 +1,6 @@
 """Training the lab's language model on a corpus, with the lab's mitigations, evaluated as it learns.
 
-``LabSettings`` holds what a lab run decides (stored with the run): epochs, batch, learning rate,
-the model's size, the seed, and the mitigations —
+What each of ``core.lab.settings.LabSettings``' mitigations does:
 
 - ``paraphrase_aug``: every epoch each biography is written afresh — its facts (wrong ones kept)
   in new templates and a new sentence order (``core.lab.corpus.render``) — so a fact seen once is
@@ -22,83 +21,26 @@ the model's size, the seed, and the mitigations —
   invented answers rose over the previous evaluation by more than 0.02 (after ``min_epochs``).
 
 ``train_lab`` trains from scratch (``core.lab.model``), evaluates every ``eval_every`` epochs and at
-the end, calls ``on_eval`` with each evaluation (for the live curves), and returns a ``LabResult``:
+the end, calls ``on_step`` (step, steps in all, loss) after each step and ``on_eval`` with each
+evaluation and its answer probabilities (for the live curves), and returns a ``LabResult``:
 the tokens trained, the per-exposure table of every evaluation, and the last evaluation's answers.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from core.errors import DataError
 from core.lab.corpus import ATTRIBUTES, MAX_PARAPHRASES, QUESTIONS, UNKNOWN, Corpus, answer_words, probe, render, stated_values
 from core.lab.metrics import answer_probs, by_exposure
 from core.lab.model import LabModelSpec, batch_tensors, build_model, build_tokenizer, encode, n_parameters, next_word_probs
-
-
-@dataclass(frozen=True)
-class LabSettings:
-    epochs: int = 40
-    batch_size: int = 32
-    lr: float = 3e-3
-    n_layer: int = 4
-    n_embd: int = 128
-    seed: int = 0
-    eval_every: int = 5
-    paraphrase_aug: bool = False
-    repeat_rare: int = 0
-    qa_share: float = 0.0
-    idk_share: float = 0.0
-    abstain_below: float = 0.0
-    retrieval: bool = False
-    early_stop: bool = False
-    min_epochs: int = 10
-    tau: float = 0.9
-
-    def __post_init__(self) -> None:
-        for problem in self.problems():
-            raise DataError(problem)
-
-    def problems(self) -> list[str]:
-        out = []
-        if not 1 <= self.epochs <= 1000:
-            out.append(f"epochs must be between 1 and 1,000 (got {self.epochs})")
-        if not 1 <= self.batch_size <= 4096:
-            out.append(f"the batch size must be between 1 and 4,096 (got {self.batch_size})")
-        if not 0 < self.lr < 1:
-            out.append(f"the learning rate must be in (0, 1) (got {self.lr:g})")
-        if self.n_embd % 4 or not 16 <= self.n_embd <= 1024 or not 1 <= self.n_layer <= 12:
-            out.append("the model needs 1–12 layers and a width of 16–1,024 divisible by 4")
-        if not 0 <= self.qa_share < 1 or not 0 <= self.idk_share <= 1:
-            out.append("the question shares must be in [0, 1)")
-        if self.idk_share > 0 and self.qa_share == 0:
-            out.append("abstention training teaches the answer 'unknown' to questions: set a question share above 0 too")
-        if not 0 <= self.repeat_rare <= 20:
-            out.append(f"extra copies of rare biographies must be between 0 and 20 (got {self.repeat_rare})")
-        if not 0 <= self.abstain_below < 1 or not 0 < self.tau <= 1:
-            out.append("the abstention threshold must be in [0, 1) and τ in (0, 1]")
-        if self.eval_every < 1:
-            out.append("evaluate at least every epoch count ≥ 1")
-        return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> LabSettings:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise DataError(f"unknown lab settings: {', '.join(unknown)}")
-        return cls(**dict(d))
+from core.lab.settings import LabSettings
 
 
 @dataclass
@@ -209,7 +151,7 @@ def train_lab(
     settings: LabSettings,
     *,
     on_eval: Callable[[dict[str, Any]], None] | None = None,
-    on_step: Callable[[int, int], None] | None = None,
+    on_step: Callable[[int, int, float], None] | None = None,
     stop: Callable[[], bool] | None = None,
 ) -> LabResult:
     """Train the lab's model on ``corpus`` from scratch and evaluate it; see the module's docstring."""
@@ -238,14 +180,15 @@ def train_lab(
         for lo in range(0, len(seqs), settings.batch_size):
             pick = order[lo : lo + settings.batch_size]
             batch = batch_tensors([seqs[i] for i in pick], tokenizer.pad_token_id, [starts[i] for i in pick])
-            model(**batch).loss.backward()
+            loss = model(**batch).loss
+            loss.backward()
             opt.step()
             sched.step()
             opt.zero_grad(set_to_none=True)
             result.tokens_trained += int(batch["attention_mask"].sum())
             step += 1
             if on_step is not None:
-                on_step(step, per_epoch * settings.epochs)
+                on_step(step, per_epoch * settings.epochs, float(loss.detach()))
             if stop is not None and stop():
                 break
         if epoch % settings.eval_every == 0 or epoch == settings.epochs or (stop is not None and stop()):
@@ -259,7 +202,7 @@ def train_lab(
             result.evaluations.append(record)
             result.probs = probs
             if on_eval is not None:
-                on_eval(record)
+                on_eval({**record, "probs": probs})
             if settings.early_stop and epoch >= settings.min_epochs and _invented_rose(result.evaluations):
                 result.stopped_early = True
                 break

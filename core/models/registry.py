@@ -14,6 +14,7 @@ efficientnet_lite0     image     ImageNet     EfficientNet-Lite0, packaged weigh
 resnet18               image     no           torchvision ResNet-18, random init
 minilm                 text      yes          all-MiniLM-L6-v2 + a new classification head
 mlp                    tabular   no           3-layer perceptron on standardised columns
+lab_gpt2               lab       no           a small GPT-2 from scratch on a lab corpus (core.lab)
 <folder>               text      yes          any local transformers folder (holds config.json)
 <file>.pth             image     yes          ResNet-18 or MobileNetV2 with the user's state dict
 =====================  ========  ===========  =================================================
@@ -101,6 +102,11 @@ MODELS: dict[str, ModelSpec] = {
         ModelSpec(
             "mlp", "MLP", "tabular", False, "core.models.tabular:build_mlp", lr=3e-3, samples_per_s={"*": 20000.0},
             weights_mb=2.0,  # 0.33 MiB at 200 columns; 2 MiB holds about 1,900
+        ),
+        # the knowledge-gap lab's GPT-2, trained from scratch on a lab corpus (core.lab); started from the Lab page only
+        ModelSpec(
+            "lab_gpt2", "GPT-2 from scratch (knowledge-gap lab)", "lab", False, "core.lab.model:build_model",
+            lr=3e-3, samples_per_s={"*": 300.0}, selectable=False, weights_mb=4.0,
         ),
         # local paths: a transformers folder (text) or a .pth state dict (image); sized like MiniLM / ResNet-18
         ModelSpec(

@@ -90,6 +90,7 @@ class RunConfig:
     processes: int = 1  # processes of this run under torchrun (one per GPU, or gloo on the CPU); 1 = one process
     name: str = ""  # shown in the run list; empty = "<model> · <finetune>"
     mitigations: Mitigations = field(default_factory=Mitigations)  # sampler, loss, augmentations
+    lab: dict[str, Any] = field(default_factory=dict)  # a lab run (model "lab_gpt2"): core.lab.settings.lab_block
     extra: dict[str, Any] = field(default_factory=dict)  # keys a newer Gapscope wrote that this one does not know
 
     # ------------------------------------------------------------------ (de)serialisation
@@ -142,6 +143,10 @@ class RunConfig:
     def display_name(self) -> str:
         if self.name:
             return self.name
+        if self.model == "lab_gpt2":
+            from core.lab.settings import lab_words, read_lab
+
+            return " · ".join(["lab GPT-2", *lab_words(read_lab(self.lab)[0])])
         from core.compare.setting_words import mitigation_words  # here: core.compare reads RunConfig
 
         words = [
@@ -175,6 +180,15 @@ class RunConfig:
             _check_model_path(Path(self.model).expanduser(), self.model, builtins)
         if self.finetune not in FINETUNE:
             raise ValueError(f"finetune must be one of {', '.join(FINETUNE)}; got {self.finetune!r}.")
+        if self.model == "lab_gpt2":
+            from core.lab.settings import read_lab  # torch-free
+
+            try:
+                read_lab(self.lab)
+            except Exception as err:
+                raise ValueError(str(err)) from err
+        elif self.lab:
+            raise ValueError("'lab' settings belong to a lab run (model 'lab_gpt2'); remove them or start the run from the Lab page.")
         if self.finetune != "full" and self.model != AUTO and not self.is_pretrained():
             pretrained = ", ".join(s.name for s in registry.MODELS.values() if s.pretrained and s.selectable)
             raise ValueError(
@@ -237,6 +251,8 @@ class RunConfig:
     def _validate_for(self, modality: str) -> None:
         """The model against the dataset's modality."""
         want = self.model_modality()
+        if want == "lab":  # the lab's model reads a lab corpus, whatever a version's rows are
+            return
         if want is not None and want != modality:
             names = [s.name for s in registry.choices(modality)]
             suggestion = ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]

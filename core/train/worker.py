@@ -56,6 +56,7 @@ import numpy as np
 
 from core.data.dataset import Dataset
 from core.jsonable import to_jsonable
+from core.lab.settings import LAB_MODEL
 from core.store.database import Store
 from core.store.space import disk_full_message, disk_low, is_disk_full
 from core.store.status import RunStatus
@@ -183,6 +184,10 @@ def _run(
     sink: RunSink, load_dataset: Callable[[int], Dataset], watchdog: Watchdog, extra: list[Callback], dist: distributed.Dist
 ) -> tuple[RunStatus, str]:
     cfg = _config(sink, dist)
+    if cfg.model == LAB_MODEL:  # the knowledge-gap lab: its own corpus, model and evaluation, the same sink
+        from core.lab.run import run_lab
+
+        return run_lab(sink, cfg, watchdog.stop_event.is_set)
     last_write = [0.0]
 
     def progress(done: int, total: int, what: str = "extracting features") -> None:

@@ -1,0 +1,67 @@
+"""A lab run through the worker: the run's rows, files and reader, like any run."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.lab.corpus import ATTRIBUTES, CorpusSpec
+from core.lab.settings import LAB_MODEL, LabSettings, lab_block
+from core.lab.stored import save_corpus
+from core.metrics.results import RunResults
+from core.train.config import RunConfig
+from core.train.worker import train_run
+
+SPEC = CorpusSpec(n_people=24, buckets=(1, 8), held_out=0.25, paraphrases=5, shuffle=True, seed=0)
+
+
+def _config(vid: int, **settings) -> RunConfig:
+    s = LabSettings(**{"epochs": 4, "eval_every": 2, "batch_size": 16, "n_embd": 32, "n_layer": 1, **settings})
+    return RunConfig(version_id=vid, model=LAB_MODEL, epochs=s.epochs, checkpoint="last", device="cpu", lab=lab_block(s, SPEC.to_dict()))
+
+
+def test_a_lab_run_writes_per_exposure_rows_predictions_and_its_table(store):
+    vid = save_corpus(store, SPEC)
+    cfg = _config(vid).validate(modality="text")
+    assert cfg.display_name() == "lab GPT-2"
+    run_id = store.create_run(vid, cfg.to_dict(), name=cfg.display_name())
+    assert train_run(store, run_id) == "finished", store.run(run_id).message
+    res = RunResults(store, run_id)
+    assert res.eval_steps("test") == sorted(res.eval_steps("test")) and len(res.eval_steps("test")) == 2
+    sl = res.slices()
+    assert set(sl["column"]) == {"exposure"} and set(sl["value"]) == {"0", "1", "8"}
+    n = sl[sl["metric"] == "n"].set_index("value")["score"]
+    assert n["0"] == 6 * len(ATTRIBUTES) and n["1"] == 9 * len(ATTRIBUTES) and n["8"] == 9 * len(ATTRIBUTES)
+    values = res.values()
+    assert 0 <= values["accuracy"] <= 1 and 0 <= values["lab_invented"] <= 1
+    preds = res.predictions()
+    assert len(preds) == 24 * len(ATTRIBUTES)
+    lab = res.files.read_json("lab.json")
+    assert lab is not None and [e["epoch"] for e in lab["evaluations"]] == [2, 4]
+    assert lab["monofact_rate"] == pytest.approx(0.5)  # 9 of the 18 people who appear do so once
+    assert set(lab["evaluations"][-1]["table"]) == {"0", "1", "8"}
+    assert res.summary()["checkpoint"] == "last" and res.result_step == res.eval_steps("test")[-1]
+    assert "accuracy by exposure" in store.run(run_id).message
+
+
+def test_a_lab_run_with_questions_asks_only_the_others(store):
+    vid = save_corpus(store, SPEC)
+    cfg = _config(vid, qa_share=0.5, idk_share=0.5)
+    assert "questions of 50% in training" in cfg.display_name()
+    run_id = store.create_run(vid, cfg.to_dict())
+    assert train_run(store, run_id) == "finished", store.run(run_id).message
+    preds = RunResults(store, run_id).predictions()
+    assert len(preds) == (9 + 3) * len(ATTRIBUTES)  # 18 shown − 9 with questions in training; 6 held out − 3 taught "unknown"
+    ds = store.load_dataset(vid)
+    asked_people = set(ds.meta["person"].to_numpy()[preds["item"].to_numpy()])
+    assert len(asked_people) == 12
+    assert np.array_equal(preds["label"].to_numpy(), ds.labels[preds["item"].to_numpy()])  # each row is its stored question
+
+
+def test_a_lab_config_says_what_is_missing():
+    with pytest.raises(ValueError, match="corpus's settings"):
+        RunConfig(version_id=1, model=LAB_MODEL).validate()
+    with pytest.raises(ValueError, match="belong to a lab run"):
+        RunConfig(version_id=1, model="mlp", lab={"epochs": 3}).validate()
+    with pytest.raises(ValueError, match="question share above 0"):
+        RunConfig(version_id=1, model=LAB_MODEL, lab={"idk_share": 0.5, "corpus": SPEC.to_dict()}).validate()
