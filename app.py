@@ -32,6 +32,7 @@ pages = [
     st.Page(str(HERE / "app_pages" / "compare.py"), title="Compare", icon="⚖️"),
     st.Page(str(HERE / "app_pages" / "shift.py"), title="Shift", icon="🌊"),
     st.Page(str(HERE / "app_pages" / "select.py"), title="Selection", icon="🎯"),
+    st.Page(str(HERE / "app_pages" / "lab.py"), title="Lab", icon="🧠"),
 ]
 
 

@@ -784,3 +784,50 @@ def robustness_curves(
     fig.update_xaxes(title=x_title)
     fig.update_yaxes(title="share of the attacked items", range=[0, 1])
     return fig
+
+
+def exposure_bars(table: pd.DataFrame, *, title: str = "People per number of appearances in the corpus") -> go.Figure:
+    """The lab corpus's exposure histogram (``core.lab.view.corpus_preview``'s ``exposure``)."""
+    fig = go.Figure(go.Bar(x=[str(a) for a in table["appearances"]], y=table["people"], marker_color=PALETTE[0]))
+    fig.update_layout(title=title, **LAYOUT)
+    fig.update_xaxes(title="appearances (0: held out, never seen)", type="category")
+    fig.update_yaxes(title="people")
+    return fig
+
+
+def exposure_lines(tables: Mapping[str, pd.DataFrame], *, tau: float, kv: float | None = None, title: str = "") -> go.Figure:
+    """Accuracy (solid) and hallucination @τ (dashed) against how often a fact was seen, one colour
+    per run; with ``kv`` the Kalai–Vempala line (monofact rate − miscalibration) across the chart."""
+    fig = go.Figure()
+    for k, (name, t) in enumerate(tables.items()):
+        colour = PALETTE[k % len(PALETTE)]
+        x = [str(e) for e in t["exposure"]]
+        fig.add_trace(go.Scatter(x=x, y=t["accuracy"], mode="lines+markers", name=f"{name} · accuracy", line={"color": colour}))
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=t["hallucination_rate"],
+                mode="lines+markers",
+                name=f"{name} · hallucination @{tau:g}",
+                line={"color": colour, "dash": "dash"},
+            )
+        )
+    if kv is not None:
+        fig.add_hline(y=kv, line={"color": "#888", "dash": "dot"}, annotation_text=f"monofact rate − miscalibration = {kv:.2f}")
+    fig.update_layout(title=title or "Accuracy and hallucination against how often the fact was seen", **LAYOUT)
+    fig.update_xaxes(title="times the person appears in the corpus (0: held out)", type="category")
+    fig.update_yaxes(title="share of the questions", range=[0, 1])
+    return fig
+
+
+def exposure_curves(curves: pd.DataFrame, metric: str = "accuracy", *, title: str = "") -> go.Figure:
+    """One line per exposure count over training steps (``core.lab.view.exposure_curves``)."""
+    fig = go.Figure()
+    for k, (exposure, c) in enumerate(curves.groupby("exposure", sort=True)):
+        fig.add_trace(
+            go.Scatter(x=c["step"], y=c[metric], mode="lines+markers", name=f"seen {exposure}×", line={"color": PALETTE[k % len(PALETTE)]})
+        )
+    fig.update_layout(title=title or f"{metric_title(metric)} per exposure over training", **LAYOUT)
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title=metric_title(metric), range=[0, 1])
+    return fig

@@ -17,8 +17,8 @@ from typing import Any
 
 import streamlit as st
 
-# the Data, Diagnose, Simulate, Train, Runs, Compare, Shift and Selection pages' settings
-PERSISTENT = ("dt_", "dg_", "sm_", "tr_", "rn_", "cmp_", "sh_", "se_")
+# the Data, Diagnose, Simulate, Train, Runs, Compare, Shift, Selection and Lab pages' settings
+PERSISTENT = ("dt_", "dg_", "sm_", "tr_", "rn_", "cmp_", "sh_", "se_", "lb_")
 COPIED = ("dg_tab",)  # settings whose widget has no ``persist_state`` (tabs)
 KEPT = "kept_settings"  # session key: a copy of each of ``COPIED``, under a key no widget owns
 

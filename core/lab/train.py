@@ -28,6 +28,7 @@ the tokens trained, the per-exposure table of every evaluation, and the last eva
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -167,7 +168,9 @@ def train_lab(
     bios, pairs = epoch_texts(corpus, settings, np.random.default_rng(settings.seed))
     per_epoch = int(np.ceil((len(bios) + len(pairs)) / settings.batch_size))
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, settings.lr, total_steps=max(1, per_epoch * settings.epochs), pct_start=0.05)
+    total = max(1, per_epoch * settings.epochs)
+    warm = max(1, round(0.05 * total))  # linear warm-up over 5 % of the steps, then cosine to 0
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min((i + 1) / warm, 0.5 * (1 + math.cos(math.pi * min(i, total) / total))))
     result = LabResult(settings, n_parameters(model), 0, 0.0, class_names=classes, asked=q)
     t0, step = time.perf_counter(), 0
     for epoch in range(1, settings.epochs + 1):

@@ -1,0 +1,74 @@
+"""The Lab page: knobs and preview, a saved corpus, a run started in the background and its results."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import numpy as np
+import pytest
+
+from core.lab.stored import lab_versions
+from core.store import Store
+from core.store.status import RunStatus
+from tests.test_train_pages import open_page, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
+
+
+def _values(v) -> list:
+    """A plotly array as JSON gives it: a list, or typed bytes in base64."""
+    return np.frombuffer(base64.b64decode(v["bdata"]), dtype=v["dtype"]).tolist() if isinstance(v, dict) else list(v)
+
+
+def _metric(at, label: str) -> str:
+    return next(m.value for m in at.metric if m.label == label)
+
+
+def test_the_lab_page_previews_saves_trains_and_shows_results_by_exposure(home):
+    store = Store(home)
+    at = open_page("app_pages/lab.py")
+    assert any("Save a corpus above first" in i.value for i in at.info)
+    at.number_input(key="lb_people").set_value(40).run()
+    at.text_input(key="lb_buckets").set_value("1, 8").run()
+    assert not at.exception, at.exception
+    # 40 people, 8 held out; the 32 others half once, half 8 times: 16 of the 32 facts per attribute are seen once
+    assert _metric(at, "Monofact rate") == "50.0%" and _metric(at, "Biographies") == f"{16 * 1 + 16 * 8:,}"
+    assert _metric(at, "Held-out people") == "8"
+    at.text_input(key="lb_buckets").set_value("one, eight").run()
+    assert any("whole numbers separated by commas" in e.value for e in at.error)
+    at.text_input(key="lb_buckets").set_value("1, 8").run()
+    at.button(key="lb_save").click().run()
+    assert not at.exception, at.exception
+    [version] = lab_versions(store)
+    assert version.params["lab_corpus"]["n_people"] == 40 and at.selectbox(key="lb_version").value == version.id
+    # settings survive leaving the page
+    at.number_input(key="lb_epochs").set_value(4).run()
+    at.number_input(key="lb_every").set_value(2).run()
+    at.selectbox(key="lb_width").set_value(32).run()
+    at.number_input(key="lb_layers").set_value(1).run()
+    at.switch_page("app_pages/data.py").run()
+    at.switch_page("app_pages/lab.py").run()
+    assert at.number_input(key="lb_epochs").value == 4 and at.number_input(key="lb_people").value == 40
+    at.toggle(key="lb_aug").set_value(True).run()
+    start = at.button(key="lb_start")
+    assert "paraphrase augmentation" in start.proto.label
+    start.click().run()
+    assert not at.exception, at.exception
+    [run] = store.runs()
+    assert run.config["model"] == "lab_gpt2" and run.config["lab"]["paraphrase_aug"] is True
+    assert run.config["lab"]["corpus"]["n_people"] == 40
+    assert wait_for(lambda: store.run(run.id).status in (RunStatus.FINISHED, RunStatus.FAILED), timeout=400)
+    assert store.run(run.id).status == RunStatus.FINISHED, store.run(run.id).message
+    at.run()
+    assert not at.exception, at.exception
+    frames = [d.value for d in at.dataframe]
+    table = next(f for f in frames if "seen (×)" in f.columns)
+    assert list(table["seen (×)"]) == [0, 1, 8] and list(table["questions"]) == [40, 80, 80]
+    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    titles = [f["layout"]["title"]["text"] for f in figures]
+    assert "Accuracy and hallucination against how often the fact was seen" in titles
+    curves = next(f for f in figures if f["layout"]["title"]["text"].endswith("per exposure over training"))
+    assert [t["name"] for t in curves["data"]] == ["seen 0×", "seen 1×", "seen 8×"]
+    assert all(len(_values(t["x"])) == 2 for t in curves["data"])  # evaluated at epochs 2 and 4
+    assert any("Kalai & Vempala" in m.value for m in at.markdown)
