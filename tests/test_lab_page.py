@@ -72,3 +72,30 @@ def test_the_lab_page_previews_saves_trains_and_shows_results_by_exposure(home):
     assert [t["name"] for t in curves["data"]] == ["seen 0×", "seen 1×", "seen 8×"]
     assert all(len(_values(t["x"])) == 2 for t in curves["data"])  # evaluated at epochs 2 and 4
     assert any("Kalai & Vempala" in m.value for m in at.markdown)
+
+
+def test_lab_runs_show_on_the_runs_and_compare_pages(home):
+    from core.lab.corpus import CorpusSpec
+    from core.lab.settings import LAB_MODEL, LabSettings, lab_block
+    from core.lab.stored import save_corpus
+    from core.train.config import RunConfig
+    from core.train.worker import train_run
+
+    store = Store(home)
+    spec = CorpusSpec(n_people=24, buckets=(1, 8), held_out=0.25, paraphrases=5, shuffle=True, seed=1)
+    vid = save_corpus(store, spec)
+    ids = []
+    for aug in (False, True):
+        s = LabSettings(epochs=2, eval_every=1, batch_size=16, n_embd=32, n_layer=1, paraphrase_aug=aug)
+        cfg = RunConfig(version_id=vid, model=LAB_MODEL, epochs=2, checkpoint="last", device="cpu", lab=lab_block(s, spec.to_dict()))
+        ids.append(store.create_run(vid, cfg.to_dict(), name=cfg.display_name()))
+        assert train_run(store, ids[-1]) == "finished"
+    at = open_page("app_pages/runs.py")
+    assert not at.exception, at.exception
+    assert at.selectbox(key=f"rn_slice_{ids[-1]}").value == "exposure"  # the per-exposure slices
+    assert any("read per exposure on the Lab page" in c.value for c in at.caption)
+    at.switch_page("app_pages/compare.py").run()
+    assert not at.exception, at.exception
+    assert sorted(at.multiselect(key="cmp_runs").value) == sorted(ids)
+    columns = [list(map(str, d.value.columns)) for d in at.dataframe]
+    assert any(f"Δ #{ids[1]} · lab GPT-2 · paraphrase augmentation" in c for c in columns)  # the change against the reference

@@ -307,6 +307,9 @@ def _gallery(res: RunResults, ds: Dataset, when: str) -> None:
         caption=lambda i: f"{where(ds, i)} · given **{ds.class_names[int(by_item.loc[i, 'label'])]}** → predicted "
         f"**{ds.class_names[int(by_item.loc[i, 'pred'])]}** · {by_item.loc[i, 'conf']:.1%}",
     )  # fmt: skip
+    if res.is_lab:
+        st.caption("A lab run's answers are read per exposure on the Lab page; explanations, attacks and fairness are for classifier runs.")
+        return
     explain_block(res, ds, wrong)
     robustness_block(res, ds)
     fairness_block(res, ds)

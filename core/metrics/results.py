@@ -75,6 +75,11 @@ class RunResults:
         return self.modality == "tokens"
 
     @property
+    def is_lab(self) -> bool:
+        """Whether the run is a knowledge-gap lab run (``core.lab``: a language model asked questions)."""
+        return self.config.get("model") == "lab_gpt2"
+
+    @property
     def stopping_metric(self) -> str:
         """The selection metric on val that picks the best evaluation. A token run selects on the
         entity metric its worker resolved the config's one to (``config.json``: ``entity_f1_macro``
