@@ -181,7 +181,11 @@ def galleries_panel(results: Sequence[RunResults]) -> None:
             wrong = confident_errors(preds)
             st.caption(f"{error_count(wrong, res.tau).confident} of these are at or above τ = {res.tau:.2f}.")
             gallery(ds, wrong["item"].to_numpy(), per_row=6, caption=_wrong_caption(ds, wrong.set_index("item")))
-            if ds.modality != "tokens" and not res.is_lab and st.toggle("Explain these answers", key=f"cmp_ex_on_{res.run_id}", persist_state="session"):
+            if (
+                ds.modality != "tokens"
+                and not res.is_lab
+                and st.toggle("Explain these answers", key=f"cmp_ex_on_{res.run_id}", persist_state="session")
+            ):
                 explain_block(res, ds, wrong, page="cmp")
 
 
