@@ -71,7 +71,8 @@ def test_the_lab_page_previews_saves_trains_and_shows_results_by_exposure(home):
     curves = next(f for f in figures if f["layout"]["title"]["text"].endswith("per exposure over training"))
     assert [t["name"] for t in curves["data"]] == ["seen 0×", "seen 1×", "seen 8×"]
     assert all(len(_values(t["x"])) == 2 for t in curves["data"])  # evaluated at epochs 2 and 4
-    assert any("Kalai & Vempala" in m.value for m in at.markdown)
+    assert any("Kalai & Vempala's bound" in m.value for m in at.markdown)
+    assert any("For people the corpus never mentions it invents an answer" in m.value for m in at.markdown)
 
 
 def test_lab_runs_show_on_the_runs_and_compare_pages(home):

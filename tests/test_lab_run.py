@@ -65,3 +65,45 @@ def test_a_lab_config_says_what_is_missing():
         RunConfig(version_id=1, model="mlp", lab={"epochs": 3}).validate()
     with pytest.raises(ValueError, match="question share above 0"):
         RunConfig(version_id=1, model=LAB_MODEL, lab={"idk_share": 0.5, "corpus": SPEC.to_dict()}).validate()
+
+
+def test_findings_in_plain_words_by_hand():
+    import pandas as pd
+
+    from core.lab.view import findings
+
+    table = pd.DataFrame(
+        {
+            "exposure": [0, 1, 8],
+            "n": [10, 20, 20],
+            "accuracy": [0.0, 0.5, 1.0],
+            "hallucination_rate": [0.9, 0.25, 0.0],
+            "ece": [0.5, 0.1, 0.02],
+            "invented": [0.8, np.nan, np.nan],
+            "invented_confident": [0.3, np.nan, np.nan],
+            "abstained": [0.2, 0.0, 0.0],
+        }
+    )
+    words = findings(table, {"monofact_rate": 0.5, "ece_seen": 0.06, "bound": 0.44, "invented": 0.8}, 0.9)
+    assert words[0] == "The model answers right 50% of the facts seen 1× and 100% of the facts seen 8×."
+    assert words[1].startswith("Of the facts seen once, 25% are answered wrongly with confidence ≥ 0.9")
+    assert (
+        words[2]
+        == "For people the corpus never mentions it invents an answer to 80% of the questions (30% with confidence ≥ 0.9) and says 'unknown' to 20%."
+    )
+    assert "monofact rate (50%) minus the miscalibration (0.06) = 44%" in words[3]
+
+
+def test_the_report_has_a_lab_section(store):
+    from core.report.html import build_report
+
+    vid = save_corpus(store, SPEC)
+    ids = []
+    for aug in (False, True):
+        cfg = _config(vid, paraphrase_aug=aug)
+        ids.append(store.create_run(vid, cfg.to_dict(), name=cfg.display_name()))
+        assert train_run(store, ids[-1]) == "finished"
+    page = build_report(store, ids)
+    assert "<section id='lab'><h2>Knowledge-gap lab</h2>" in page
+    assert page.count("The model answers right") == 2 and "For people the corpus never mentions it invents" in page
+    assert "Accuracy and hallucination against how often the fact was seen" in page

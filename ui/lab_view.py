@@ -195,12 +195,8 @@ def results_section(store: Store, vid: int) -> None:
     left.plotly_chart(charts.exposure_lines({f"run {run_id}": table}, tau=tau, kv=kv["bound"]), key=f"lb_lines_{run_id}")
     right.plotly_chart(charts.exposure_curves(V.exposure_curves(res)), key=f"lb_curves_{run_id}")
     st.dataframe(_words(table), hide_index=True)
-    if kv["invented"] is not None:
-        st.markdown(
-            f"Held-out people (never in the corpus): **{kv['invented']:.0%}** of their questions get an invented answer. "
-            f"Kalai & Vempala's line for a model that always answers: monofact rate {kv['monofact_rate']:.0%} − miscalibration "
-            f"{kv['ece_seen']:.2f} = **{kv['bound']:.0%}**."
-        )
+    for sentence in V.findings(table, kv, tau):
+        st.markdown(sentence)
 
 
 def _words(table: pd.DataFrame) -> pd.DataFrame:

@@ -95,3 +95,34 @@ def kv_line(res: RunResults, monofact: float, step: int | None = None) -> dict[s
         "ece_seen": ece,
         "bound": None if ece is None else kalai_vempala(monofact, ece),
     }
+
+
+def findings(table: pd.DataFrame, kv: dict[str, float | None], tau: float) -> list[str]:
+    """What one lab evaluation shows about missing facts, in plain sentences (the Lab page and the report)."""
+    if table.empty:
+        return []
+    seen = table[table["exposure"] > 0].sort_values("exposure")
+    out = []
+    if len(seen):
+        parts = [f"{row.accuracy:.0%} of the facts seen {int(row.exposure)}×" for row in seen.itertuples()]
+        out.append("The model answers right " + ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1] + ".")
+        once = seen[seen["exposure"] == 1]
+        if len(once):
+            out.append(
+                f"Of the facts seen once, {float(once['hallucination_rate'].iloc[0]):.0%} are answered wrongly with confidence ≥ {tau:g}: "
+                "a fact read once is often not learned, and the model says something anyway."
+            )
+    held = table[table["exposure"] == 0]
+    if len(held) and "invented" in held and pd.notna(held["invented"].iloc[0]):
+        inv, conf = float(held["invented"].iloc[0]), float(held["invented_confident"].iloc[0])
+        abst = float(held["abstained"].iloc[0]) if "abstained" in held else 0.0
+        out.append(
+            f"For people the corpus never mentions it invents an answer to {inv:.0%} of the questions ({conf:.0%} with confidence ≥ {tau:g}) "
+            f"and says 'unknown' to {abst:.0%}."
+        )
+    if kv.get("bound") is not None:
+        out.append(
+            f"Kalai & Vempala's bound for a model that always answers: at least the monofact rate ({kv['monofact_rate']:.0%}) minus the "
+            f"miscalibration ({kv['ece_seen']:.2f}) = {kv['bound']:.0%} of its answers about rare facts are made up."
+        )
+    return out

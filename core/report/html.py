@@ -189,6 +189,7 @@ def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope rep
     parts.append("".join(comp))
     parts.append(_shift_section(store, results))
     parts.append(_selection_section(store, results))
+    parts.append(_lab_section(store, results))
     if not tokens:
         parts.append(_explanations_section(results, datasets))
         parts.append(_robustness_section(results))
@@ -197,6 +198,32 @@ def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope rep
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>" + html.escape(title) + "</title>"
         f"<style>{STYLE}</style><script>{get_plotlyjs()}</script></head><body>" + "".join(parts) + "</body></html>"
     )
+
+
+def _lab_section(store: Store, results: list[RunResults]) -> str:
+    """The knowledge-gap lab's runs: accuracy and hallucination by how often each fact was seen, in a
+    chart, a table per run and plain sentences (``core.lab.view``); empty without a lab run."""
+    from core.lab import view
+
+    labs = [r for r in results if r.is_lab]
+    if not labs:
+        return ""
+    out = [
+        "<section id='lab'><h2>Knowledge-gap lab</h2><p class='muted'>A small language model trained from scratch on a synthetic "
+        "corpus of people and their facts, asked one question per person and attribute; each question grouped by how many times the "
+        "corpus mentions the person (0: never).</p>"
+    ]
+    tables = {label(r): view.exposure_table(r, r.result_step) for r in labs}
+    kv = None
+    for r in labs:
+        mono = float(store.version(int(r.row.version_id)).params.get("monofact_rate", 0.0))
+        kv = view.kv_line(r, mono, r.result_step)
+        out.append(
+            f"<h3>{html.escape(label(r))}</h3>" + "".join(f"<p>{html.escape(s)}</p>" for s in view.findings(tables[label(r)], kv, r.tau))
+        )
+        out.append(_table(tables[label(r)].set_index("exposure"), fmt="{:.3f}"))
+    out.append(_fig(charts.exposure_lines(tables, tau=labs[0].tau, kv=None if kv is None else kv["bound"])))
+    return "".join(out) + "</section>"
 
 
 def _shift_section(store: Store, results: list[RunResults]) -> str:
