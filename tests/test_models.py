@@ -149,6 +149,11 @@ def test_bad_mitigation_values_say_what_to_change(mitigations, words):
         "core.fairness.mitigate",
         "core.fairness.evaluate",
         "core.robust.records",
+        "core.lab.corpus",
+        "core.lab.settings",
+        "core.lab.metrics",
+        "core.lab.stored",
+        "core.lab.view",
     ],
 )
 def test_modules_pages_import_do_not_import_torch(module):
