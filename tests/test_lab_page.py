@@ -64,14 +64,15 @@ def test_the_lab_page_previews_saves_trains_and_shows_results_by_exposure(home):
     assert not at.exception, at.exception
     frames = [d.value for d in at.dataframe]
     table = next(f for f in frames if "seen (×)" in f.columns)
-    assert list(table["seen (×)"]) == [0, 1, 8] and list(table["questions"]) == [40, 80, 80]
+    assert list(table["seen (×)"]) == ["0", "1", "8"] and list(table["questions"]) == ["40", "80", "80"]
+    assert list(table["invented"])[1:] == ["—", "—"]
     figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
     titles = [f["layout"]["title"]["text"] for f in figures]
     assert "Accuracy and hallucination against how often the fact was seen" in titles
     curves = next(f for f in figures if f["layout"]["title"]["text"].endswith("per exposure over training"))
     assert [t["name"] for t in curves["data"]] == ["seen 0×", "seen 1×", "seen 8×"]
     assert all(len(_values(t["x"])) == 2 for t in curves["data"])  # evaluated at epochs 2 and 4
-    assert any("Kalai & Vempala's bound" in m.value for m in at.markdown)
+    assert any("Kalai & Vempala's lower bound" in m.value for m in at.markdown)
     assert any("For people the corpus never mentions it invents an answer" in m.value for m in at.markdown)
 
 

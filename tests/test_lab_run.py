@@ -91,7 +91,9 @@ def test_findings_in_plain_words_by_hand():
         words[2]
         == "For people the corpus never mentions it invents an answer to 80% of the questions (30% with confidence ≥ 0.9) and says 'unknown' to 20%."
     )
-    assert "monofact rate (50%) minus the miscalibration (0.06) = 44%" in words[3]
+    assert words[3].endswith("the monofact rate (50%) minus its miscalibration (0.06) = 44%; measured on the people it never saw: 80%.")
+    table["hallucination_rate"] = 0.0
+    assert findings(table, {"bound": None}, 0.9)[1] == "No wrong answer about a fact seen once reaches confidence 0.9."
 
 
 def test_the_report_has_a_lab_section(store):

@@ -174,16 +174,12 @@ def results_section(store: Store, vid: int) -> None:
     ids = [r.id for r in runs]
     default("lb_run", ids[0], allowed=ids)
     by_id = {r.id: r for r in runs}
-    run_id = int(
-        st.selectbox(
-            "Run", ids, key="lb_run", persist_state="session", format_func=lambda i: f"run {i} · {by_id[i].name} · {by_id[i].status}"
-        )
-    )
+    run_id = int(st.selectbox("Run", ids, key="lb_run", persist_state="session", format_func=lambda i: f"run {i} · {by_id[i].name}"))
     row = by_id[run_id]
     if row.status in (RunStatus.QUEUED, RunStatus.RUNNING):
-        st.progress(float(row.progress or 0.0), text=row.message or "waiting for the runner")
+        st.progress(float(row.progress or 0.0), text=f"{row.status}: {row.message or 'waiting for the runner'}")
     elif row.message:
-        (st.error if row.status == RunStatus.FAILED else st.caption)(row.message)
+        (st.error if row.status == RunStatus.FAILED else st.caption)(f"{row.status}: {row.message}")
     res = RunResults(store, run_id)
     table = V.exposure_table(res)
     if table.empty:
@@ -200,6 +196,13 @@ def results_section(store: Store, vid: int) -> None:
 
 
 def _words(table: pd.DataFrame) -> pd.DataFrame:
+    """The table with its columns in words, numbers as text ("—" where a figure does not apply)."""
+    table = table.copy()
+    for col in table.columns:
+        if col in ("exposure", "n"):
+            table[col] = table[col].map(lambda v: "—" if pd.isna(v) else f"{int(v):,}")
+        else:
+            table[col] = table[col].map(lambda v: "—" if pd.isna(v) else f"{float(v):.3f}")
     names = {"exposure": "seen (×)", "n": "questions", "accuracy": "accuracy", "hallucination_rate": "hallucination @τ", "ece": "ECE",
              "invented": "invented", "invented_confident": "confidently invented", "abstained": "abstained"}  # fmt: skip
     return table.rename(columns=names)

@@ -108,9 +108,12 @@ def findings(table: pd.DataFrame, kv: dict[str, float | None], tau: float) -> li
         out.append("The model answers right " + ", ".join(parts[:-1]) + (" and " if len(parts) > 1 else "") + parts[-1] + ".")
         once = seen[seen["exposure"] == 1]
         if len(once):
+            h = float(once["hallucination_rate"].iloc[0])
             out.append(
-                f"Of the facts seen once, {float(once['hallucination_rate'].iloc[0]):.0%} are answered wrongly with confidence ≥ {tau:g}: "
-                "a fact read once is often not learned, and the model says something anyway."
+                f"Of the facts seen once, {h:.0%} are answered wrongly with confidence ≥ {tau:g}: a fact read once is often not "
+                "learned, and the model answers anyway."
+                if h > 0
+                else f"No wrong answer about a fact seen once reaches confidence {tau:g}."
             )
     held = table[table["exposure"] == 0]
     if len(held) and "invented" in held and pd.notna(held["invented"].iloc[0]):
@@ -121,8 +124,9 @@ def findings(table: pd.DataFrame, kv: dict[str, float | None], tau: float) -> li
             f"and says 'unknown' to {abst:.0%}."
         )
     if kv.get("bound") is not None:
+        measured = f"; measured on the people it never saw: {kv['invented']:.0%}" if kv.get("invented") is not None else ""
         out.append(
-            f"Kalai & Vempala's bound for a model that always answers: at least the monofact rate ({kv['monofact_rate']:.0%}) minus the "
-            f"miscalibration ({kv['ece_seen']:.2f}) = {kv['bound']:.0%} of its answers about rare facts are made up."
+            f"Kalai & Vempala's lower bound on how often a model that always answers makes facts up: the monofact rate "
+            f"({kv['monofact_rate']:.0%}) minus its miscalibration ({kv['ece_seen']:.2f}) = {kv['bound']:.0%}{measured}."
         )
     return out
