@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from core.compare.runs import MAX_RUNS, compatibility, label
-from ui import common, compare_panels, compare_tokens, fairness_view, robust_view
+from ui import common, compare_panels, compare_tokens, fairness_view, lab_view, robust_view
 from ui.export import export_block
 from ui.state import default
 
@@ -53,6 +53,7 @@ elif True in kinds:  # token classification: entity metrics, per-type F1, entiti
     compare_tokens.show(results)
 else:
     compare_panels.metrics_panel(results)
+    lab_view.compare_panel(results)
     compare_panels.curves_panel(results)
     compare_panels.item_diff_panel(results)
     compare_panels.galleries_panel(results)

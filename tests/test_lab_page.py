@@ -101,3 +101,6 @@ def test_lab_runs_show_on_the_runs_and_compare_pages(home):
     assert sorted(at.multiselect(key="cmp_runs").value) == sorted(ids)
     columns = [list(map(str, d.value.columns)) for d in at.dataframe]
     assert any(f"Δ #{ids[1]} · lab GPT-2 · paraphrase augmentation" in c for c in columns)  # the change against the reference
+    by_exposure = next(d.value for d in at.dataframe if "seen (×)" in d.value.columns)
+    assert list(by_exposure["seen (×)"]) == [0, 1, 8] and "Δ accuracy [95 %]" in by_exposure.columns
+    assert any(s.value == "By how often each fact was seen" for s in at.subheader)

@@ -109,3 +109,33 @@ def test_the_report_has_a_lab_section(store):
     assert "<section id='lab'><h2>Knowledge-gap lab</h2>" in page
     assert page.count("The model answers right") == 2 and "For people the corpus never mentions it invents" in page
     assert "Accuracy and hallucination against how often the fact was seen" in page
+    assert "per exposure count: the change on the questions both runs were asked" in page and "Δ accuracy [95 %]" in page
+
+
+def test_exposure_deltas_pair_the_same_questions(store):
+    from core.lab.compare import delta_words, exposure_deltas
+
+    vid = save_corpus(store, SPEC)
+    ids = []
+    for aug in (False, True):
+        cfg = _config(vid, paraphrase_aug=aug)
+        ids.append(store.create_run(vid, cfg.to_dict(), name=cfg.display_name()))
+        assert train_run(store, ids[-1]) == "finished"
+    results = [RunResults(store, i) for i in ids]
+    ds = store.load_dataset(vid)
+    table = exposure_deltas(results, [ds, ds])
+    assert list(table["exposure"]) == [0, 1, 8] and list(table["n"]) == [6 * 5, 9 * 5, 9 * 5]
+    for row in table.itertuples():  # each change is the difference of the two runs' own accuracies on those questions
+        mine = []
+        for r in results:
+            preds = r.predictions()
+            ex = ds.meta["exposure"].to_numpy()[preds["item"].to_numpy()]
+            mine.append(float((preds["pred"] == preds["label"])[ex == row.exposure].mean()))
+        assert row.accuracy_ref == pytest.approx(mine[0]) and row.accuracy_run == pytest.approx(mine[1])
+        assert row.accuracy_low <= row.accuracy_delta <= row.accuracy_high
+    words = delta_words(table, {ids[1]: "aug"})
+    assert (
+        list(words["run"]) == ["aug"] * 3
+        and words["Δ accuracy [95 %]"].str.match(r"^[+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]$").all()
+    )
+    assert exposure_deltas(results[:1], [ds]).empty

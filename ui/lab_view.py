@@ -214,3 +214,23 @@ def corpus_words(store: Store, vid: int) -> None:
         f"{len(corpus.people):,} people · attributes: {', '.join(ATTRIBUTE_WORDS[a] for a in ATTRIBUTES)} · "
         f"{len(corpus.bios):,} biographies"
     )
+
+
+def compare_panel(results: list[RunResults]) -> None:
+    """Compare: lab runs against the first, per exposure count, with paired intervals."""
+    from core.compare.runs import label
+    from core.lab.compare import delta_words, exposure_deltas
+
+    labs = [r for r in results if r.is_lab]
+    if len(labs) < 2:
+        return
+    st.subheader("By how often each fact was seen")
+    table = exposure_deltas(labs, [common.dataset(int(r.row.version_id)) for r in labs])
+    if table.empty:
+        st.caption("The lab runs have no shared questions at their results yet.")
+        return
+    st.caption(
+        f"Against {label(labs[0])}: the change on the questions both runs were asked, per exposure count, "
+        "with a paired 95 % bootstrap interval; better or worse only where the interval excludes zero."
+    )
+    st.dataframe(delta_words(table, {r.run_id: label(r) for r in labs}), hide_index=True)

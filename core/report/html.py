@@ -223,6 +223,15 @@ def _lab_section(store: Store, results: list[RunResults]) -> str:
         )
         out.append(_table(tables[label(r)].set_index("exposure"), fmt="{:.3f}"))
     out.append(_fig(charts.exposure_lines(tables, tau=labs[0].tau, kv=None if kv is None else kv["bound"])))
+    from core.lab.compare import delta_words, exposure_deltas
+
+    deltas = exposure_deltas(labs, [store.load_dataset(int(r.row.version_id)) for r in labs])
+    if not deltas.empty:
+        out.append(
+            f"<p class='muted'>Against {html.escape(label(labs[0]))}, per exposure count: the change on the questions both runs "
+            "were asked, with a paired 95 % bootstrap interval.</p>"
+        )
+        out.append(_table(delta_words(deltas, {r.run_id: label(r) for r in labs}).set_index("run")))
     return "".join(out) + "</section>"
 
 
