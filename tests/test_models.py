@@ -154,6 +154,7 @@ def test_bad_mitigation_values_say_what_to_change(mitigations, words):
         "core.lab.metrics",
         "core.lab.stored",
         "core.lab.view",
+        "core.lab.compare",
     ],
 )
 def test_modules_pages_import_do_not_import_torch(module):
