@@ -72,6 +72,11 @@ def test_the_lab_page_previews_saves_trains_and_shows_results_by_exposure(home):
     curves = next(f for f in figures if f["layout"]["title"]["text"].endswith("per exposure over training"))
     assert [t["name"] for t in curves["data"]] == ["seen 0×", "seen 1×", "seen 8×"]
     assert all(len(_values(t["x"])) == 2 for t in curves["data"])  # evaluated at epochs 2 and 4
+    at.radio(key="lb_curve").set_value("hallucination_rate").run()
+    figures = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert any(f["layout"]["title"]["text"] == "hallucination rate @τ per exposure over training" for f in figures), [
+        f["layout"]["title"]["text"] for f in figures
+    ]
     assert any("Kalai & Vempala's lower bound" in m.value for m in at.markdown)
     assert any("For people the corpus never mentions it invents an answer" in m.value for m in at.markdown)
 

@@ -24,6 +24,7 @@ from core.train.config import RunConfig
 from ui import common
 from ui.state import default
 
+CURVES = {"accuracy": "accuracy", "hallucination_rate": "hallucination @τ", "ece": "ECE"}
 LAW_WORDS = {"buckets": "buckets (equal shares)", "zipf": "Zipf", "pareto": "Pareto"}
 
 
@@ -189,7 +190,11 @@ def results_section(store: Store, vid: int) -> None:
     kv = V.kv_line(res, float(store.version(vid).params.get("monofact_rate", 0.0)))
     left, right = st.columns(2)
     left.plotly_chart(charts.exposure_lines({f"run {run_id}": table}, tau=tau, kv=kv["bound"]), key=f"lb_lines_{run_id}")
-    right.plotly_chart(charts.exposure_curves(V.exposure_curves(res)), key=f"lb_curves_{run_id}")
+    default("lb_curve", "accuracy")
+    curve = right.radio(
+        "Over training", list(CURVES), key="lb_curve", horizontal=True, persist_state="session", format_func=lambda c: CURVES[c]
+    )
+    right.plotly_chart(charts.exposure_curves(V.exposure_curves(res), curve), key=f"lb_curves_{run_id}")
     st.dataframe(_words(table), hide_index=True)
     for sentence in V.findings(table, kv, tau):
         st.markdown(sentence)
