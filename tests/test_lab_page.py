@@ -48,6 +48,7 @@ def test_the_lab_page_previews_saves_trains_and_shows_results_by_exposure(home):
     at.selectbox(key="lb_width").set_value(32).run()
     at.number_input(key="lb_layers").set_value(1).run()
     at.switch_page("app_pages/data.py").run()
+    assert not at.exception, at.exception  # the corpus's questions are a text dataset like any other
     at.switch_page("app_pages/lab.py").run()
     assert at.number_input(key="lb_epochs").value == 4 and at.number_input(key="lb_people").value == 40
     at.toggle(key="lb_aug").set_value(True).run()
