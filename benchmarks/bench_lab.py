@@ -11,8 +11,9 @@ model 4 layers × 128 wide, ``--epochs``, batch 32, on one CPU thread):
   person — accuracy per exposure count (goal: chance at 0, ≥ 0.9 at 8, rising with exposure), and
   the held-out people's invented answers beside the Kalai–Vempala line (monofact rate − ECE);
 - ``plain`` and ``plain+aug``: one template, fixed order, without and with paraphrase augmentation
-  (each biography re-written every epoch) — the same biographies per epoch, so about the same
-  tokens; goal: accuracy on once-seen facts up by ≥ 0.3;
+  (each biography re-written every epoch) — the same biographies per epoch; the paraphrases are
+  longer, so ``plain-long`` trains the plain corpus 20 % longer to read at least as many tokens;
+  goal: accuracy on once-seen facts up by ≥ 0.3 at the same number of tokens;
 - ``qa`` and ``qa+idk``: the varied corpus with the questions of half the people in training, the
   others asked; then with abstention training (half the held-out people answer ``unknown``) —
   goal: accuracy at 8 ≥ 0.9 and confidently invented answers on the other held-out people ≤ 10 %.
@@ -38,6 +39,8 @@ ARMS: dict[str, tuple[str, dict[str, Any]]] = {
     "varied": ("varied", {}),
     "plain": ("plain", {}),
     "plain+aug": ("plain", {"paraphrase_aug": True}),
+    # paraphrases are longer than the first template: plain trained 20 % longer reads at least as many tokens as plain+aug
+    "plain-long": ("plain", {"epochs_scale": 1.2}),
     "qa": ("varied", {"qa_share": 0.5}),
     "qa+idk": ("varied", {"qa_share": 0.5, "idk_share": 0.5}),
 }
@@ -65,7 +68,9 @@ def main() -> int:
         for arm in args.arms:
             kind, knobs = ARMS[arm]
             corpus = make_corpus(CorpusSpec(n_people=args.people, buckets=(1, 2, 4, 8), held_out=0.2, seed=seed, **CORPUS[kind]))
-            res = train_lab(corpus, LabSettings(epochs=args.epochs, seed=seed, eval_every=args.epochs, **knobs))
+            knobs = dict(knobs)
+            epochs = round(args.epochs * knobs.pop("epochs_scale", 1.0))
+            res = train_lab(corpus, LabSettings(epochs=epochs, seed=seed, eval_every=epochs, **knobs))
             table = res.evaluations[-1]["table"]
             mono = monofact_rate(corpus)
             shown_ece = float(np.mean([v["ece"] for k, v in table.items() if k > 0]))
@@ -100,8 +105,11 @@ def _goals(out: list[dict]) -> None:
     varied = [a for (s, arm), a in acc.items() if arm == "varied"]
     print(f"varied: accuracy at 0× {span([a[0] for a in varied])}, at 8× {span([a[8] for a in varied])}")
     print(f"varied: rising with exposure on {sum(all(np.diff([a[k] for k in sorted(a)]) >= 0) for a in varied)} of {len(varied)}")
-    gains = [acc[(s, "plain+aug")][1] - acc[(s, "plain")][1] for (s, arm) in acc if arm == "plain" and (s, "plain+aug") in acc]
-    print(f"paraphrase augmentation: once-seen accuracy gain {span(gains)}")
+    for base in ("plain", "plain-long"):
+        gains = [acc[(s, "plain+aug")][1] - acc[(s, base)][1] for (s, arm) in acc if arm == base and (s, "plain+aug") in acc]
+        tokens = {(r["seed"], r["arm"]): r["tokens"] for r in out}
+        ratio = [tokens[(s, base)] / tokens[(s, "plain+aug")] for (s, arm) in acc if arm == base and (s, "plain+aug") in acc]
+        print(f"paraphrase augmentation against {base}: once-seen accuracy gain {span(gains)}; {base}'s tokens / augmented's {span(ratio)}")
     for arm in ("qa", "qa+idk"):
         rows = [r for r in out if r["arm"] == arm]
         print(
