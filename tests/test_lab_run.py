@@ -20,6 +20,17 @@ def _config(vid: int, **settings) -> RunConfig:
     return RunConfig(version_id=vid, model=LAB_MODEL, epochs=s.epochs, checkpoint="last", device="cpu", lab=lab_block(s, SPEC.to_dict()))
 
 
+def _plain_and_augmented(store) -> tuple[int, list[int]]:
+    """A saved corpus and two finished runs on it: plain, then with paraphrase augmentation."""
+    vid = save_corpus(store, SPEC)
+    ids = []
+    for aug in (False, True):
+        cfg = _config(vid, paraphrase_aug=aug)
+        ids.append(store.create_run(vid, cfg.to_dict(), name=cfg.display_name()))
+        assert train_run(store, ids[-1]) == "finished"
+    return vid, ids
+
+
 def test_a_lab_run_writes_per_exposure_rows_predictions_and_its_table(store):
     vid = save_corpus(store, SPEC)
     cfg = _config(vid).validate(modality="text")
@@ -99,12 +110,7 @@ def test_findings_in_plain_words_by_hand():
 def test_the_report_has_a_lab_section(store):
     from core.report.html import build_report
 
-    vid = save_corpus(store, SPEC)
-    ids = []
-    for aug in (False, True):
-        cfg = _config(vid, paraphrase_aug=aug)
-        ids.append(store.create_run(vid, cfg.to_dict(), name=cfg.display_name()))
-        assert train_run(store, ids[-1]) == "finished"
+    _, ids = _plain_and_augmented(store)
     page = build_report(store, ids)
     assert "<section id='lab'><h2>Knowledge-gap lab</h2>" in page
     assert page.count("The model answers right") == 2 and "For people the corpus never mentions it invents" in page
@@ -115,12 +121,7 @@ def test_the_report_has_a_lab_section(store):
 def test_exposure_deltas_pair_the_same_questions(store):
     from core.lab.compare import delta_words, exposure_deltas
 
-    vid = save_corpus(store, SPEC)
-    ids = []
-    for aug in (False, True):
-        cfg = _config(vid, paraphrase_aug=aug)
-        ids.append(store.create_run(vid, cfg.to_dict(), name=cfg.display_name()))
-        assert train_run(store, ids[-1]) == "finished"
+    vid, ids = _plain_and_augmented(store)
     results = [RunResults(store, i) for i in ids]
     ds = store.load_dataset(vid)
     table = exposure_deltas(results, [ds, ds])

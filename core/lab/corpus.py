@@ -157,6 +157,14 @@ _SYLLABLES = [
 ]
 
 
+def known_fields(cls: Any, d: Mapping[str, Any], what: str) -> Any:
+    """``cls(**d)`` for a dataclass, refusing keys it does not have with a ``DataError`` naming them."""
+    unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+    if unknown:
+        raise DataError(f"unknown {what}: {', '.join(unknown)}")
+    return cls(**dict(d))
+
+
 @dataclass(frozen=True)
 class CorpusSpec:
     n_people: int = 500
@@ -211,11 +219,7 @@ class CorpusSpec:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> CorpusSpec:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise DataError(f"unknown corpus settings: {', '.join(unknown)}")
-        return cls(**dict(d))
+        return known_fields(cls, d, "corpus settings")
 
 
 @dataclass

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from core.jsonable import to_jsonable
-from core.lab.corpus import ATTRIBUTES, Corpus, CorpusSpec, good_turing, make_corpus, monofact_rate, stated_values
+from core.lab.corpus import ATTRIBUTES, Corpus, CorpusSpec, answer_words, good_turing, make_corpus, monofact_rate, stated_values
 from core.lab.metrics import kalai_vempala
 from core.lab.settings import read_lab
 from core.lab.train import Asked, LabResult, asked, train_lab
@@ -65,8 +65,6 @@ def run_lab(sink: RunSink, cfg: RunConfig, stop: Any) -> tuple[RunStatus, str]:
     settings, corpus_settings = read_lab(cfg.lab)
     corpus = make_corpus(CorpusSpec.from_dict(corpus_settings))
     q = asked(corpus, settings)
-    from core.lab.corpus import answer_words
-
     classes = answer_words(corpus)
     data = lab_run_data(corpus, q, classes)
     writer = MetricWriter(sink, data)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import DataError
+from core.lab.corpus import known_fields
 
 LAB_MODEL = "lab_gpt2"  # the registry name of the lab's model
 
@@ -68,11 +69,7 @@ class LabSettings:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> LabSettings:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise DataError(f"unknown lab settings: {', '.join(unknown)}")
-        return cls(**dict(d))
+        return known_fields(cls, d, "lab settings")
 
 
 def lab_words(s: LabSettings) -> list[str]:

@@ -189,7 +189,7 @@ def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope rep
     parts.append("".join(comp))
     parts.append(_shift_section(store, results))
     parts.append(_selection_section(store, results))
-    parts.append(_lab_section(store, results))
+    parts.append(_lab_section(store, results, datasets))
     if not tokens:
         parts.append(_explanations_section(results, datasets))
         parts.append(_robustness_section(results))
@@ -200,14 +200,15 @@ def build_report(store: Store, run_ids: list[int], *, title: str = "Gapscope rep
     )
 
 
-def _lab_section(store: Store, results: list[RunResults]) -> str:
+def _lab_section(store: Store, results: list[RunResults], datasets: list[Dataset]) -> str:
     """The knowledge-gap lab's runs: accuracy and hallucination by how often each fact was seen, in a
     chart, a table per run and plain sentences (``core.lab.view``); empty without a lab run."""
     from core.lab import view
 
-    labs = [r for r in results if r.is_lab]
-    if not labs:
+    pairs = [(r, ds) for r, ds in zip(results, datasets) if r.is_lab]
+    if not pairs:
         return ""
+    labs = [r for r, _ in pairs]
     out = [
         "<section id='lab'><h2>Knowledge-gap lab</h2><p class='muted'>A small language model trained from scratch on a synthetic "
         "corpus of people and their facts, asked one question per person and attribute; each question grouped by how many times the "
@@ -225,7 +226,7 @@ def _lab_section(store: Store, results: list[RunResults]) -> str:
     out.append(_fig(charts.exposure_lines(tables, tau=labs[0].tau, kv=None if kv is None else kv["bound"])))
     from core.lab.compare import delta_words, exposure_deltas
 
-    deltas = exposure_deltas(labs, [store.load_dataset(int(r.row.version_id)) for r in labs])
+    deltas = exposure_deltas(labs, [ds for _, ds in pairs])
     if not deltas.empty:
         out.append(
             f"<p class='muted'>Against {html.escape(label(labs[0]))}, per exposure count: the change on the questions both runs "
