@@ -3,14 +3,14 @@
 Set the corpus's knobs (how often each person appears, paraphrases, held-out people, noise), see
 its exposure histogram and monofact rate, save it, train a small GPT-2 on it from scratch in the
 background, and watch accuracy and hallucination arrive per exposure count. Each mitigation is a
-run to compare on the Compare page.
+run to compare on the Compare page. Then probe a real model, SmolLM2, on facts it may have learned.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from ui import common, lab_view
+from ui import common, lab_probe_view, lab_view
 
 store = common.store()
 st.title("🧠 Knowledge-gap lab")
@@ -34,3 +34,6 @@ if vid is not None:
         lab_view.start_section(store, vid, settings)
     st.subheader("3 · What it learned, by how often it saw each fact")
     lab_view.results_section(store, vid)
+
+st.subheader("4 · A real model, probed")
+lab_probe_view.probe_section()

@@ -831,3 +831,30 @@ def exposure_curves(curves: pd.DataFrame, metric: str = "accuracy", *, title: st
     fig.update_xaxes(title="step")
     fig.update_yaxes(title=metric_title(metric), range=[0, 1])
     return fig
+
+
+def probe_confidence(rows: pd.DataFrame, *, tau: float, title: str = "") -> go.Figure:
+    """The lab's real-model probe: each fact's confidence in its answer by SliCK category, right
+    answers and wrong ones apart; the wrong ones at or above ``tau`` are hallucinations."""
+    fig = go.Figure()
+    order = ["known", "maybe", "unknown"]
+    for right, colour, name in ((True, PALETTE[2], "right"), (False, PALETTE[3], "wrong")):
+        t = rows[rows["right"] == right]
+        fig.add_trace(
+            go.Box(
+                x=t["category"],
+                y=t["confidence"],
+                name=name,
+                marker_color=colour,
+                boxpoints="all",
+                jitter=0.4,
+                pointpos=0,
+                text=t["question"] + " → " + t["answer"],
+                hoverinfo="text+y",
+            )
+        )
+    fig.add_hline(y=tau, line={"color": "#888", "dash": "dot"}, annotation_text=f"τ = {tau:g}")
+    fig.update_layout(title=title or "Confidence against correctness, by what the model knows", boxmode="group", **LAYOUT)
+    fig.update_xaxes(title="SliCK category (from greedy answers and samples)", categoryorder="array", categoryarray=order)
+    fig.update_yaxes(title="confidence: share of samples giving the answer", range=[-0.02, 1.02])
+    return fig

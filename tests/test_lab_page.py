@@ -110,3 +110,35 @@ def test_lab_runs_show_on_the_runs_and_compare_pages(home):
     by_exposure = next(d.value for d in at.dataframe if "seen (×)" in d.value.columns)
     assert list(by_exposure["seen (×)"]) == [0, 1, 8] and "Δ accuracy [95 %]" in by_exposure.columns
     assert any(s.value == "By how often each fact was seen" for s in at.subheader)
+
+
+def test_the_probe_section_shows_a_stored_probe_and_keeps_its_settings(home):
+    from core.data import assets
+    from core.lab import facts as F
+
+    if not assets.is_ready("smollm2"):
+        pytest.skip("the smollm2 asset is not fetched (python -m core.data.assets fetch)")
+    rows = [
+        {"family": "capital", "subject": "France", "question": "What is the capital of France?", "truth": "Paris", "answer": "Paris",
+         "confidence": 1.0, "probability": 0.8, "right": True, "greedy": ["Paris"], "greedy_right": 1.0, "samples": ["Paris"],
+         "sampled_right": 1.0, "category": "known"},
+        {"family": "number", "subject": "Iridium", "question": "What is the atomic number of Iridium?", "truth": "77", "answer": "107",
+         "confidence": 1.0, "probability": 0.2, "right": False, "greedy": ["107"], "greedy_right": 0.0, "samples": ["107"],
+         "sampled_right": 0.0, "category": "unknown"},
+    ]  # fmt: skip
+    settings = F.ProbeSettings(n_facts=2, greedy_prompts=1, samples=1)
+    F.save_probe(home, {"model": "SmolLM2", "device": "cpu", "settings": settings.to_dict(), "rows": rows,
+                        "summary": F.summarise(rows, 0.9), "load_seconds": 1.0, "seconds": 2.0})  # fmt: skip
+    at = open_page("app_pages/lab.py")
+    assert not at.exception, at.exception
+    assert at.button(key="lb_pr_go").proto.label == "Probe SmolLM2 in the background"
+    words = " ".join(m.value for m in at.markdown)
+    assert "knows 50%" in words and "does not know 50%" in words and "100% of them are confident (≥ 0.9) and wrong" in words
+    assert at.selectbox(key="lb_pr_pick").value == 1
+    assert any("answer" in df.value and list(df.value["answer"]) == ["Paris", "107"] for df in at.dataframe)
+    at.number_input(key="lb_pr_n").set_value(12).run()
+    at.multiselect(key="lb_pr_families").set_value([]).run()
+    assert any("fact families must be some of" in e.value for e in at.error) and at.button(key="lb_pr_go").disabled
+    at.switch_page("app_pages/data.py").run()
+    at.switch_page("app_pages/lab.py").run()
+    assert at.number_input(key="lb_pr_n").value == 12

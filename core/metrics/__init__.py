@@ -47,6 +47,7 @@ from core.metrics.calibration import (
     classwise_ece,
     ece,
     ece_by_group,
+    ece_from_conf,
     group_of_classes,
     nll,
     reliability_bins,
@@ -71,7 +72,15 @@ from core.metrics.entities import (
     token_reliability,
     type_confusion,
 )
-from core.metrics.hallucination import DEFAULT_TAU, auroc, energy_score, forced_known_rate, hallucination_rate, unknown_detection_auroc
+from core.metrics.hallucination import (
+    DEFAULT_TAU,
+    auroc,
+    energy_score,
+    forced_known_rate,
+    hallucination_from_conf,
+    hallucination_rate,
+    unknown_detection_auroc,
+)
 from core.metrics.per_slice import metrics_by_slice
 from core.metrics.selective_prediction import aurc, excess_aurc, risk_coverage, risk_coverage_from_conf, selective, selective_from_conf
 from core.metrics.summaries import SUMMARY_KEYS, summary
@@ -103,6 +112,7 @@ __all__ = [
     "decode",
     "ece",
     "ece_by_group",
+    "ece_from_conf",
     "energy_score",
     "entity_per_type",
     "entity_summary",
@@ -110,6 +120,7 @@ __all__ = [
     "excess_aurc",
     "forced_known_rate",
     "group_of_classes",
+    "hallucination_from_conf",
     "hallucination_rate",
     "macro_f1",
     "metrics_by_slice",

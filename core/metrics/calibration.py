@@ -30,7 +30,7 @@ import numpy as np
 
 from core.errors import DataError
 from core.metrics._common import NAN, conf_pred
-from core.metrics._validate import _as_groups, _check_n_bins, _known
+from core.metrics._validate import _as_conf, _as_flags, _as_groups, _check_n_bins, _known
 from core.metrics.groups import GROUPS, group_of_classes
 
 __all__ = [
@@ -143,6 +143,13 @@ def _groups_for(k: int, train_counts: Any, groups: Any, head: int, tail: int) ->
 
 
 # ------------------------------------------------------------------ public
+
+
+def ece_from_conf(conf, correct, *, n_bins: int = DEFAULT_N_BINS) -> float:
+    """:func:`ece` from each item's confidence in its answer and whether the answer was right — for
+    answers that are not a choice among fixed classes (a language model's generated answer)."""
+    c = _as_conf(conf)
+    return _ece_from(c, _as_flags(correct, c.shape[0], name="correct"), _check_n_bins(n_bins))
 
 
 def ece(probs, labels, *, n_bins: int = DEFAULT_N_BINS, unknown_mask=None) -> float:

@@ -25,7 +25,7 @@ import numpy as np
 
 from core.errors import DataError
 from core.metrics._common import NAN, conf_pred, tie_blocks
-from core.metrics._validate import _as_logits, _as_mask, _as_probs, _check_tau, _check_temperature, _known
+from core.metrics._validate import _as_conf, _as_flags, _as_logits, _as_mask, _as_probs, _check_tau, _check_temperature, _known
 
 __all__ = ["DEFAULT_TAU", "auroc", "energy_score", "forced_known_rate", "hallucination_rate", "unknown_detection_auroc"]
 
@@ -119,6 +119,14 @@ def hallucination_rate(probs, labels, *, tau: float = DEFAULT_TAU, unknown_mask=
     p, y = _known(probs, labels, unknown_mask)
     conf, pred = conf_pred(p)
     return _hallucination_from(conf, pred == y, t)
+
+
+def hallucination_from_conf(conf, correct, *, tau: float = DEFAULT_TAU) -> float:
+    """:func:`hallucination_rate` from each item's confidence in its answer and whether it was right
+    (the share wrong with confidence ≥ ``tau``) — for generated answers."""
+    t = _check_tau(tau)
+    c = _as_conf(conf)
+    return _hallucination_from(c, _as_flags(correct, c.shape[0], name="correct"), t)
 
 
 def forced_known_rate(probs, unknown_mask, *, tau: float = DEFAULT_TAU) -> float:
