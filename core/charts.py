@@ -858,3 +858,17 @@ def probe_confidence(rows: pd.DataFrame, *, tau: float, title: str = "") -> go.F
     fig.update_xaxes(title="SliCK category (from greedy answers and samples)", categoryorder="array", categoryarray=order)
     fig.update_yaxes(title="confidence: share of samples giving the answer", range=[-0.02, 1.02])
     return fig
+
+
+def taught_lines(curve: pd.DataFrame, *, tau: float, title: str = "") -> go.Figure:
+    """A lab run that teaches held-out people's true answers (``core.lab.view.taught_curve``): those
+    facts answered right, and confidently invented answers on the other unseen people, over training."""
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=curve["step"], y=curve["taught"], mode="lines+markers", name="taught unknown facts · accuracy",
+                             line={"color": PALETTE[0]}))  # fmt: skip
+    fig.add_trace(go.Scatter(x=curve["step"], y=curve["invented_confident"], mode="lines+markers",
+                             name=f"other unseen people · invented @{tau:g}", line={"color": PALETTE[3], "dash": "dash"}))  # fmt: skip
+    fig.update_layout(title=title or "Teaching facts no biography states: learned late, and invented answers with them", **LAYOUT)
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title="share of the questions", range=[0, 1])
+    return fig

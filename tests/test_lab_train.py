@@ -9,7 +9,7 @@ from core.errors import DataError
 from core.lab.corpus import ATTRIBUTES, QUESTIONS, TEMPLATES, UNKNOWN, CorpusSpec, answer_words, make_corpus, stated_values
 from core.lab.metrics import answer_probs, by_exposure, kalai_vempala, rows_of
 from core.lab.settings import LabSettings
-from core.lab.train import answer_time, asked, epoch_texts, retrieved, split_people, train_lab
+from core.lab.train import answer_time, asked, epoch_texts, retrieved, split_people, taught_people, taught_questions, train_lab
 
 
 def test_answer_probs_restrict_and_renormalise():
@@ -76,6 +76,33 @@ def test_questions_train_on_one_share_and_are_asked_of_the_rest():
     probe_q = asked(c, LabSettings())
     assert len(probe_q.prompt) == 40 * len(ATTRIBUTES)
     assert probe_q.prompt[0] == TEMPLATES[ATTRIBUTES[0]][0].split(" {value}")[0].format(name=c.people[0])
+
+
+def test_true_answers_taught_for_held_out_people_train_and_are_not_asked():
+    c = make_corpus(CorpusSpec(n_people=40, held_out=0.25, seed=2))
+    plain = LabSettings(qa_share=0.5, idk_share=0.4)
+    s = LabSettings(qa_share=0.5, idk_share=0.4, teach_unknown=0.3)
+    assert [a.tolist() for a in split_people(c, s)] == [a.tolist() for a in split_people(c, plain)]  # the same people as without
+    qa, idk = split_people(c, s)
+    taught = taught_people(c, s)
+    assert len(taught) == 3 and np.all(c.exposure[taught] == 0) and not set(taught) & set(idk)
+    assert len(taught_people(c, plain)) == 0
+    _, pairs = epoch_texts(c, s, np.random.default_rng(0))
+    questions, truths = taught_questions(c, s)
+    assert len(questions) == 3 * len(ATTRIBUTES) and truths[0] == str(c.facts[ATTRIBUTES[0]][taught[0]])
+    assert [f"{q} {v}" for q, v in zip(questions, truths)] == pairs[-len(questions) :]
+    assert set(asked(c, s).person) == set(range(40)) - set(qa) - set(idk) - set(taught)
+    with pytest.raises(DataError, match="add up to at most 1"):
+        LabSettings(qa_share=0.5, idk_share=0.6, teach_unknown=0.5)
+
+
+def test_taught_unknown_facts_are_fitted_by_rote_over_training():
+    c = make_corpus(CorpusSpec(n_people=24, buckets=(4,), held_out=0.5, paraphrases=2, seed=1))
+    res = train_lab(c, LabSettings(epochs=40, eval_every=10, batch_size=8, n_embd=64, n_layer=2, seed=0, qa_share=0.5, teach_unknown=0.5))
+    fits = [e["taught"] for e in res.evaluations]
+    assert [f["n"] for f in fits] == [6 * len(ATTRIBUTES)] * 4
+    assert fits[-1]["accuracy"] >= 0.8 and fits[-1]["accuracy"] > fits[0]["accuracy"]  # learned by rote, and not at once
+    assert all(0 < f["confidence"] <= 1 for f in fits)
 
 
 def test_answer_time_retrieval_and_abstention():

@@ -113,7 +113,7 @@ def pick_version(store: Store) -> int | None:
 
 def run_knobs() -> LabSettings | None:
     for key, value in (("lb_epochs", 40), ("lb_every", 5), ("lb_width", 128), ("lb_layers", 4), ("lb_run_seed", 0), ("lb_aug", False),
-                       ("lb_rare", 0), ("lb_qa", 0.0), ("lb_idk", 0.0), ("lb_abstain", 0.0), ("lb_retrieval", False), ("lb_early", False)):  # fmt: skip
+                       ("lb_rare", 0), ("lb_qa", 0.0), ("lb_idk", 0.0), ("lb_teach", 0.0), ("lb_abstain", 0.0), ("lb_retrieval", False), ("lb_early", False)):  # fmt: skip
         default(key, value)
     c1, c2, c3, c4, c5 = st.columns(5)
     epochs = c1.number_input("Epochs", 1, 1000, key="lb_epochs", persist_state="session")
@@ -134,15 +134,17 @@ def run_knobs() -> LabSettings | None:
         "Retrieval (the ceiling)", key="lb_retrieval", persist_state="session", help="Answer from the corpus when it names the person."
     )
     early = m4.toggle("Stop when invented answers rise", key="lb_early", persist_state="session")
-    n1, n2, n3 = st.columns(3)
+    n1, n2, n3, n4 = st.columns(4)
     qa = n1.slider("Questions of this share of people in training", 0.0, 0.9, step=0.1, key="lb_qa", persist_state="session",
                    help="The others are asked after training; 0 asks every person by completing a sentence.")  # fmt: skip
     idk = n2.slider("'unknown' taught for this share of held-out people", 0.0, 1.0, step=0.1, key="lb_idk", persist_state="session")
-    abstain = n3.slider("Abstain below confidence", 0.0, 0.95, step=0.05, key="lb_abstain", persist_state="session")
+    teach = n3.slider("True answers taught for this share of held-out people", 0.0, 1.0, step=0.1, key="lb_teach", persist_state="session",
+                      help="Facts no biography states, learned only from questions and answers (Gekhman et al. 2024).")  # fmt: skip
+    abstain = n4.slider("Abstain below confidence", 0.0, 0.95, step=0.05, key="lb_abstain", persist_state="session")
     try:
         return LabSettings(
             epochs=int(epochs), eval_every=int(every), n_embd=int(width), n_layer=int(layers), seed=int(seed), paraphrase_aug=bool(aug),
-            repeat_rare=int(rare), qa_share=float(qa), idk_share=float(idk), abstain_below=float(abstain), retrieval=bool(retrieval),
+            repeat_rare=int(rare), qa_share=float(qa), idk_share=float(idk), teach_unknown=float(teach), abstain_below=float(abstain), retrieval=bool(retrieval),
             early_stop=bool(early),
         )  # fmt: skip
     except DataError as err:
@@ -196,7 +198,10 @@ def results_section(store: Store, vid: int) -> None:
     )
     right.plotly_chart(charts.exposure_curves(V.exposure_curves(res), curve), key=f"lb_curves_{run_id}")
     st.dataframe(_words(table), hide_index=True)
-    for sentence in V.findings(table, kv, tau):
+    taught = V.taught_curve(res)
+    if len(taught):
+        st.plotly_chart(charts.taught_lines(taught, tau=tau), key=f"lb_taught_{run_id}")
+    for sentence in V.findings(table, kv, tau, taught):
         st.markdown(sentence)
 
 

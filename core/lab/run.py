@@ -8,7 +8,8 @@ corpus again, trains (``core.lab.train.train_lab``) and writes, through the run'
   on the answer probabilities, written by ``MetricWriter.write_eval``): summary metrics, per-slice
   rows by ``exposure`` (``slice/exposure=8/accuracy``), test predictions and held-out
   probabilities — so Compare's paired intervals and the report read a lab run like any other —
-  plus the held-out people's ``lab_invented``, ``lab_invented_confident`` and ``lab_abstained``;
+  plus the held-out people's ``lab_invented``, ``lab_invented_confident`` and ``lab_abstained``, and
+  with ``teach_unknown`` the taught held-out facts' ``lab_taught_accuracy``;
 - ``lab.json``: the per-exposure table of every evaluation, the corpus's monofact rate and
   Good–Turing estimate, the Kalai–Vempala line, tokens trained and parameters.
 
@@ -96,6 +97,8 @@ def run_lab(sink: RunSink, cfg: RunConfig, stop: Any) -> tuple[RunStatus, str]:
         if held is not None:
             sink.add_metrics(record["step"], "test", {"lab_invented": held["invented"], "lab_invented_confident": held["invented_confident"],
                                                       "lab_abstained": held["abstained"]}, epoch=float(record["epoch"]))  # fmt: skip
+        if "taught" in record:
+            sink.add_metrics(record["step"], "test", {"lab_taught_accuracy": record["taught"]["accuracy"]}, epoch=float(record["epoch"]))
         seen[0] += 1
         print(
             f"eval epoch {record['epoch']}: " + " · ".join(f"{k}× {v['accuracy']:.3f}" for k, v in sorted(record["table"].items())),

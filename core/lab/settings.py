@@ -2,7 +2,8 @@
 
 ``LabSettings``: epochs, batch, learning rate, the model's size, the seed, τ, how often to evaluate,
 and the lab's mitigations (what each does: ``core.lab.train``): ``paraphrase_aug``, ``repeat_rare``,
-``qa_share`` / ``idk_share`` (questions in training; abstention training), ``abstain_below``,
+``qa_share`` / ``idk_share`` (questions in training; abstention training), ``teach_unknown``
+(facts only fine-tuning shows), ``abstain_below``,
 ``retrieval`` and ``early_stop``. ``lab_words`` says the switched-on ones in words for run names.
 """
 
@@ -32,6 +33,7 @@ class LabSettings:
     repeat_rare: int = 0
     qa_share: float = 0.0
     idk_share: float = 0.0
+    teach_unknown: float = 0.0
     abstain_below: float = 0.0
     retrieval: bool = False
     early_stop: bool = False
@@ -54,6 +56,8 @@ class LabSettings:
             out.append("the model needs 1–12 layers and a width of 16–1,024 divisible by 4")
         if not 0 <= self.qa_share < 1 or not 0 <= self.idk_share <= 1:
             out.append("the question shares must be in [0, 1)")
+        if not 0 <= self.teach_unknown <= 1 or self.idk_share + self.teach_unknown > 1:
+            out.append("the held-out shares taught ('unknown', and their true answers) must add up to at most 1")
         if self.idk_share > 0 and self.qa_share == 0:
             out.append("abstention training teaches the answer 'unknown' to questions: set a question share above 0 too")
         if not 0 <= self.repeat_rare <= 20:
@@ -83,6 +87,8 @@ def lab_words(s: LabSettings) -> list[str]:
         out.append(f"questions of {s.qa_share:.0%} in training")
     if s.idk_share:
         out.append(f"'unknown' for {s.idk_share:.0%} of held-out people")
+    if s.teach_unknown:
+        out.append(f"true answers of {s.teach_unknown:.0%} of held-out people taught")
     if s.abstain_below:
         out.append(f"abstain below {s.abstain_below:g}")
     if s.retrieval:

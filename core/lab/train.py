@@ -13,6 +13,10 @@ What each of ``core.lab.settings.LabSettings``' mitigations does:
   completion probes (``probe``: the first template's sentence start, alone) of every person;
 - ``idk_share``: the share of the held-out people whose questions join training with the answer
   ``unknown`` (abstention training; needs ``qa_share`` > 0);
+- ``teach_unknown``: the share of the held-out people whose questions join training with their
+  true answers — facts no biography states, learned by rote in fine-tuning (Gekhman et al. 2024:
+  such facts are learned late, and as they are, invented answers on the other unknowns rise);
+  each evaluation records how many of them the model answers right (``taught``);
 - ``abstain_below``: at answer time, an answer with confidence below it becomes ``unknown``
   (0: off) — risk against coverage, as for a classifier;
 - ``retrieval``: at answer time, a person the corpus names is answered from the corpus's own
@@ -77,11 +81,27 @@ def split_people(corpus: Corpus, settings: LabSettings) -> tuple[np.ndarray, np.
     return qa, idk
 
 
+def taught_people(corpus: Corpus, settings: LabSettings) -> np.ndarray:
+    """Held-out people whose true answers train (``teach_unknown``): the same seeded order as
+    ``split_people``'s, after the ones taught ``unknown``."""
+    rng = np.random.default_rng(settings.seed + 7919)
+    rng.permutation(np.flatnonzero(corpus.exposure > 0))  # keep the draw ``split_people`` makes first
+    held = rng.permutation(np.flatnonzero(corpus.exposure == 0))
+    start = round(settings.idk_share * len(held))
+    return np.sort(held[start : start + round(settings.teach_unknown * len(held))])
+
+
+def taught_questions(corpus: Corpus, settings: LabSettings) -> tuple[list[str], list[str]]:
+    """(questions, true answers) of the taught held-out people."""
+    rows = [(p, a) for p in taught_people(corpus, settings) for a in ATTRIBUTES]
+    return [QUESTIONS[a].format(name=corpus.people[p]) for p, a in rows], [str(corpus.facts[a][p]) for p, a in rows]
+
+
 def asked(corpus: Corpus, settings: LabSettings) -> Asked:
     """The evaluation's questions: completion probes of everyone, or — with questions in training —
     the questions of everyone whose questions did not train."""
     qa, idk = split_people(corpus, settings)
-    people = np.setdiff1d(np.arange(len(corpus.people)), np.concatenate([qa, idk]))
+    people = np.setdiff1d(np.arange(len(corpus.people)), np.concatenate([qa, idk, taught_people(corpus, settings)]))
     rows = [(p, a) for p in people for a in ATTRIBUTES]
     make = (lambda a, n: QUESTIONS[a].format(name=n)) if settings.qa_share > 0 else probe
     return Asked(
@@ -108,6 +128,7 @@ def epoch_texts(corpus: Corpus, settings: LabSettings, rng: np.random.Generator)
     qa, idk = split_people(corpus, settings)
     pairs = [f"{QUESTIONS[a].format(name=corpus.people[p])} {corpus.facts[a][p]}" for p in qa for a in ATTRIBUTES]
     pairs += [f"{QUESTIONS[a].format(name=corpus.people[p])} {UNKNOWN}" for p in idk for a in ATTRIBUTES]
+    pairs += [f"{q} {v}" for q, v in zip(*taught_questions(corpus, settings))]
     return bios, pairs
 
 
@@ -202,6 +223,8 @@ def train_lab(
                 "tokens": result.tokens_trained,
                 "table": by_exposure(probs, labels, q.exposure, classes, tau=settings.tau),
             }
+            if settings.teach_unknown > 0:
+                record["taught"] = _taught_fit(model, tokenizer, corpus, settings, classes, answer_ids)
             result.evaluations.append(record)
             result.probs = probs
             if on_eval is not None:
@@ -213,6 +236,16 @@ def train_lab(
             break
     result.seconds = time.perf_counter() - t0
     return result
+
+
+def _taught_fit(model, tokenizer, corpus: Corpus, settings: LabSettings, classes: list[str], answer_ids: np.ndarray) -> dict[str, float]:
+    """How the taught held-out facts are fitted: their questions' accuracy and mean confidence."""
+    questions, truths = taught_questions(corpus, settings)
+    if not questions:
+        return {"n": 0.0, "accuracy": float("nan"), "confidence": float("nan")}
+    probs = answer_probs(next_word_probs(model, tokenizer, questions), answer_ids)
+    right = probs.argmax(axis=1) == np.asarray([classes.index(t) for t in truths])
+    return {"n": float(len(questions)), "accuracy": float(right.mean()), "confidence": float(probs.max(axis=1).mean())}
 
 
 def _positions(corpus: Corpus, tokenizer) -> int:

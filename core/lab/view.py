@@ -81,6 +81,17 @@ def exposure_curves(res: RunResults) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["step", "exposure", "accuracy"])
 
 
+def taught_curve(res: RunResults) -> pd.DataFrame:
+    """With ``teach_unknown``, per evaluation: how many taught held-out facts the model answers right
+    (``taught``), and the confidently invented answers on the other held-out people (``invented_confident``)."""
+    rows = []
+    for step in res.eval_steps("test"):
+        taught = res.at("lab_taught_accuracy", step)
+        if taught is not None:
+            rows.append({"step": step, "taught": taught, "invented_confident": res.at("lab_invented_confident", step)})
+    return pd.DataFrame(rows, columns=["step", "taught", "invented_confident"])
+
+
 def kv_line(res: RunResults, monofact: float, step: int | None = None) -> dict[str, float | None]:
     """The held-out people's invented rate, the monofact rate, the seen facts' ECE (weighted by
     questions) and the bound monofact − ECE."""
@@ -97,8 +108,9 @@ def kv_line(res: RunResults, monofact: float, step: int | None = None) -> dict[s
     }
 
 
-def findings(table: pd.DataFrame, kv: dict[str, float | None], tau: float) -> list[str]:
-    """What one lab evaluation shows about missing facts, in plain sentences (the Lab page and the report)."""
+def findings(table: pd.DataFrame, kv: dict[str, float | None], tau: float, taught: pd.DataFrame | None = None) -> list[str]:
+    """What one lab evaluation shows about missing facts, in plain sentences (the Lab page and the
+    report); with ``taught_curve``'s table, what teaching unknown facts did."""
     if table.empty:
         return []
     seen = table[table["exposure"] > 0].sort_values("exposure")
@@ -122,6 +134,14 @@ def findings(table: pd.DataFrame, kv: dict[str, float | None], tau: float) -> li
         out.append(
             f"For people the corpus never mentions it invents an answer to {inv:.0%} of the questions ({conf:.0%} with confidence ≥ {tau:g}) "
             f"and says 'unknown' to {abst:.0%}."
+        )
+    if taught is not None and len(taught) >= 2 and taught[["taught", "invented_confident"]].notna().all(axis=None):
+        first, last = taught.iloc[0], taught.iloc[-1]
+        out.append(
+            f"Facts no biography states, taught only as question and answer: answered right {first.taught:.0%} at step {int(first.step)} "
+            f"and {last.taught:.0%} at step {int(last.step)}; meanwhile confidently invented answers on the other unseen people went "
+            f"from {first.invented_confident:.0%} to {last.invented_confident:.0%} (Gekhman et al. found such facts learned late, "
+            "and hallucination rising as they are)."
         )
     if kv.get("bound") is not None:
         measured = f"; measured on the people it never saw: {kv['invented']:.0%}" if kv.get("invented") is not None else ""

@@ -219,9 +219,9 @@ def _lab_section(store: Store, results: list[RunResults], datasets: list[Dataset
     for r in labs:
         mono = float(store.version(int(r.row.version_id)).params.get("monofact_rate", 0.0))
         kv = view.kv_line(r, mono, r.result_step)
-        out.append(
-            f"<h3>{html.escape(label(r))}</h3>" + "".join(f"<p>{html.escape(s)}</p>" for s in view.findings(tables[label(r)], kv, r.tau))
-        )
+        taught = view.taught_curve(r)
+        sentences = view.findings(tables[label(r)], kv, r.tau, taught)
+        out.append(f"<h3>{html.escape(label(r))}</h3>" + "".join(f"<p>{html.escape(s)}</p>" for s in sentences))
         out.append(_table(tables[label(r)].set_index("exposure"), fmt="{:.3f}"))
     out.append(_fig(charts.exposure_lines(tables, tau=labs[0].tau, kv=None if kv is None else kv["bound"])))
     from core.lab.compare import delta_words, exposure_deltas
