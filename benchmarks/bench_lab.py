@@ -16,7 +16,9 @@ model 4 layers × 128 wide, ``--epochs``, batch 32, on one CPU thread):
   goal: accuracy on once-seen facts up by ≥ 0.3 at the same number of tokens;
 - ``qa`` and ``qa+idk``: the varied corpus with the questions of half the people in training, the
   others asked; then with abstention training (half the held-out people answer ``unknown``) —
-  goal: accuracy at 8 ≥ 0.9 and confidently invented answers on the other held-out people ≤ 10 %.
+  goal: accuracy at 8 ≥ 0.9 and confidently invented answers on the other held-out people ≤ 10 %;
+- ``qa+names``: the ``qa`` arm answering ``unknown`` when the asked person's name is less familiar
+  to the model than the 5 % quantile of the corpus's names (``abstain_unfamiliar``), the same goal.
 
 Printed per seed and arm: the per-exposure table, tokens trained, seconds; over seeds each goal's
 figure with its range. The machine and its load are printed at the start and the end.
@@ -43,6 +45,8 @@ ARMS: dict[str, tuple[str, dict[str, Any]]] = {
     "plain-long": ("plain", {"epochs_scale": 1.2}),
     "qa": ("varied", {"qa_share": 0.5}),
     "qa+idk": ("varied", {"qa_share": 0.5, "idk_share": 0.5}),
+    # abstain when the asked name is less familiar to the model than 95 % of the corpus's names
+    "qa+names": ("varied", {"qa_share": 0.5, "abstain_unfamiliar": 0.05}),
 }
 
 

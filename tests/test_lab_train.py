@@ -9,7 +9,17 @@ from core.errors import DataError
 from core.lab.corpus import ATTRIBUTES, QUESTIONS, TEMPLATES, UNKNOWN, CorpusSpec, answer_words, make_corpus, stated_values
 from core.lab.metrics import answer_probs, by_exposure, kalai_vempala, rows_of
 from core.lab.settings import LabSettings
-from core.lab.train import answer_time, asked, epoch_texts, retrieved, split_people, taught_people, taught_questions, train_lab
+from core.lab.train import (
+    answer_time,
+    asked,
+    epoch_texts,
+    retrieved,
+    split_people,
+    taught_people,
+    taught_questions,
+    train_lab,
+    unfamiliar_rows,
+)
 
 
 def test_answer_probs_restrict_and_renormalise():
@@ -143,3 +153,53 @@ def test_a_small_model_learns_frequent_facts_and_not_absent_ones():
     assert table[8]["accuracy"] >= 0.8  # 12 people seen 8 times: learned
     assert table[0]["accuracy"] <= 0.3  # 4 people never seen: about chance (1 / 20 to 1 / 40 per attribute)
     assert res.tokens_trained > 0 and res.probs is not None and res.probs.shape == (16 * len(ATTRIBUTES), len(res.class_names))
+
+
+def test_name_familiarity_scores_the_words_after_the_first_in_context():
+    import torch
+
+    from core.lab.model import LabModelSpec, build_model, build_tokenizer, encode, name_familiarity
+
+    c = make_corpus(CorpusSpec(n_people=6, buckets=(1,), held_out=0.0, seed=0))
+    tok = build_tokenizer(c)
+    model = build_model(LabModelSpec(n_layer=1, n_embd=32, n_positions=64), len(tok))
+    name = c.people[3]
+    prompt = QUESTIONS["major"].format(name=name)
+    got = name_familiarity(model, tok, [prompt, prompt + " and more"], [name, name])
+    ids = encode(tok, [prompt])[0]
+    at = ids.index(tok.convert_tokens_to_ids(name.split()[0]))
+    with torch.no_grad():
+        logp = torch.log_softmax(model(input_ids=torch.tensor([ids])).logits[0], dim=-1)
+    assert got[0] == pytest.approx(float(logp[at, ids[at + 1]]), abs=1e-5)  # the last name's word given all before it
+    assert got[1] == pytest.approx(got[0], abs=1e-5)  # what follows the name does not count
+
+
+def test_abstaining_on_unfamiliar_names_stops_invented_answers_and_keeps_known_facts():
+    import core.lab.train as T
+
+    c = make_corpus(CorpusSpec(n_people=40, buckets=(8,), held_out=0.3, paraphrases=3, shuffle=True, seed=0))
+    kept: dict = {}
+    build = T.build_model
+
+    def keep(*a, **k):
+        kept["model"] = build(*a, **k)
+        return kept["model"]
+
+    T.build_model = keep
+    try:
+        s = LabSettings(epochs=30, eval_every=30, batch_size=8, n_embd=64, n_layer=2, seed=0, qa_share=0.5)
+        plain = train_lab(c, s)
+    finally:
+        T.build_model = build
+    q = asked(c, s)
+    gated = LabSettings(**{**s.to_dict(), "abstain_unfamiliar": 0.05})
+    flags = unfamiliar_rows(kept["model"], T.build_tokenizer(c), c, q, gated)
+    assert flags is not None and unfamiliar_rows(kept["model"], T.build_tokenizer(c), c, q, s) is None
+    held = q.exposure == 0
+    assert flags[held].mean() >= 0.8 and flags[~held].mean() <= 0.25  # unseen names flagged, seen ones mostly not
+    out = answer_time(plain.probs, q, c, plain.class_names, gated, flags)
+    labels = np.asarray([plain.class_names.index(a) for a in q.answer])
+    before = by_exposure(plain.probs, labels, q.exposure, plain.class_names)
+    after = by_exposure(out, labels, q.exposure, plain.class_names)
+    assert after[0]["abstained"] >= 0.8 and after[0]["invented_confident"] <= before[0]["invented_confident"]
+    assert after[8]["accuracy"] >= before[8]["accuracy"] - 0.15

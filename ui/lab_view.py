@@ -113,7 +113,7 @@ def pick_version(store: Store) -> int | None:
 
 def run_knobs() -> LabSettings | None:
     for key, value in (("lb_epochs", 40), ("lb_every", 5), ("lb_width", 128), ("lb_layers", 4), ("lb_run_seed", 0), ("lb_aug", False),
-                       ("lb_rare", 0), ("lb_qa", 0.0), ("lb_idk", 0.0), ("lb_teach", 0.0), ("lb_abstain", 0.0), ("lb_retrieval", False), ("lb_early", False)):  # fmt: skip
+                       ("lb_rare", 0), ("lb_qa", 0.0), ("lb_idk", 0.0), ("lb_teach", 0.0), ("lb_abstain", 0.0), ("lb_retrieval", False), ("lb_early", False), ("lb_names", False)):  # fmt: skip
         default(key, value)
     c1, c2, c3, c4, c5 = st.columns(5)
     epochs = c1.number_input("Epochs", 1, 1000, key="lb_epochs", persist_state="session")
@@ -122,7 +122,7 @@ def run_knobs() -> LabSettings | None:
     layers = c4.number_input("Layers", 1, 12, key="lb_layers", persist_state="session")
     seed = c5.number_input("Seed", 0, 10_000, key="lb_run_seed", persist_state="session")
     st.markdown("**Mitigations** — each a run to compare")
-    m1, m2, m3, m4 = st.columns(4)
+    m1, m2, m3, m4, m5 = st.columns(5)
     aug = m1.toggle(
         "Paraphrase augmentation",
         key="lb_aug",
@@ -134,6 +134,8 @@ def run_knobs() -> LabSettings | None:
         "Retrieval (the ceiling)", key="lb_retrieval", persist_state="session", help="Answer from the corpus when it names the person."
     )
     early = m4.toggle("Stop when invented answers rise", key="lb_early", persist_state="session")
+    names = m5.toggle("Abstain on unfamiliar names", key="lb_names", persist_state="session",
+                      help="Answer 'unknown' when the model finds the person's name less familiar than 95 % of the corpus's names.")  # fmt: skip
     n1, n2, n3, n4 = st.columns(4)
     qa = n1.slider("Questions of this share of people in training", 0.0, 0.9, step=0.1, key="lb_qa", persist_state="session",
                    help="The others are asked after training; 0 asks every person by completing a sentence.")  # fmt: skip
@@ -144,7 +146,7 @@ def run_knobs() -> LabSettings | None:
     try:
         return LabSettings(
             epochs=int(epochs), eval_every=int(every), n_embd=int(width), n_layer=int(layers), seed=int(seed), paraphrase_aug=bool(aug),
-            repeat_rare=int(rare), qa_share=float(qa), idk_share=float(idk), teach_unknown=float(teach), abstain_below=float(abstain), retrieval=bool(retrieval),
+            repeat_rare=int(rare), qa_share=float(qa), idk_share=float(idk), teach_unknown=float(teach), abstain_below=float(abstain), abstain_unfamiliar=0.05 if names else 0.0, retrieval=bool(retrieval),
             early_stop=bool(early),
         )  # fmt: skip
     except DataError as err:

@@ -121,3 +121,29 @@ def next_word_probs(model, tokenizer, prompts: list[str], batch: int = 256) -> n
         logits = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0)).logits[:, -1]
         out.append(torch.softmax(logits.float(), dim=-1).numpy())
     return np.concatenate(out) if out else np.zeros((0, len(tokenizer)))
+
+
+@torch.no_grad()
+def name_familiarity(model, tokenizer, prompts: list[str], names: list[str], batch: int = 256) -> np.ndarray:
+    """(n,): how familiar the model finds the name in each prompt — the log-probability of the name's
+    words after its first, given what comes before them. A name the corpus never wrote scores low
+    even when each of its words is common: the model has not seen them together."""
+    model.eval()
+    seqs, out = encode(tokenizer, prompts), []
+    name_ids = [ids for ids in tokenizer(names, add_special_tokens=False)["input_ids"]]
+    starts = [_find(s, n) for s, n in zip(seqs, name_ids)]
+    for lo in range(0, len(seqs), batch):
+        chunk = seqs[lo : lo + batch]
+        b = batch_tensors(chunk, tokenizer.pad_token_id)
+        logp = torch.log_softmax(model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits.float(), dim=-1)
+        for i, s in enumerate(chunk):
+            at, n = starts[lo + i], name_ids[lo + i]
+            out.append(float(sum(logp[i, at + j - 1, s[at + j]] for j in range(1, len(n)))))
+    return np.asarray(out, dtype=np.float64)
+
+
+def _find(seq: list[int], part: list[int]) -> int:
+    for i in range(1, len(seq) - len(part) + 1):
+        if seq[i : i + len(part)] == part:
+            return i
+    raise ValueError("the name is not in its prompt")

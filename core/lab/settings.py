@@ -3,7 +3,7 @@
 ``LabSettings``: epochs, batch, learning rate, the model's size, the seed, τ, how often to evaluate,
 and the lab's mitigations (what each does: ``core.lab.train``): ``paraphrase_aug``, ``repeat_rare``,
 ``qa_share`` / ``idk_share`` (questions in training; abstention training), ``teach_unknown``
-(facts only fine-tuning shows), ``abstain_below``,
+(facts only fine-tuning shows), ``abstain_below``, ``abstain_unfamiliar``,
 ``retrieval`` and ``early_stop``. ``lab_words`` says the switched-on ones in words for run names.
 """
 
@@ -35,6 +35,7 @@ class LabSettings:
     idk_share: float = 0.0
     teach_unknown: float = 0.0
     abstain_below: float = 0.0
+    abstain_unfamiliar: float = 0.0
     retrieval: bool = False
     early_stop: bool = False
     min_epochs: int = 10
@@ -64,6 +65,8 @@ class LabSettings:
             out.append(f"extra copies of rare biographies must be between 0 and 20 (got {self.repeat_rare})")
         if not 0 <= self.abstain_below < 1 or not 0 < self.tau <= 1:
             out.append("the abstention threshold must be in [0, 1) and τ in (0, 1]")
+        if not 0 <= self.abstain_unfamiliar < 0.5:
+            out.append(f"the unfamiliar-name quantile must be in [0, 0.5) (got {self.abstain_unfamiliar:g})")
         if self.eval_every < 1:
             out.append("evaluate at least every epoch count ≥ 1")
         return out
@@ -91,6 +94,8 @@ def lab_words(s: LabSettings) -> list[str]:
         out.append(f"true answers of {s.teach_unknown:.0%} of held-out people taught")
     if s.abstain_below:
         out.append(f"abstain below {s.abstain_below:g}")
+    if s.abstain_unfamiliar:
+        out.append(f"abstain on unfamiliar names ({s.abstain_unfamiliar:.0%})")
     if s.retrieval:
         out.append("retrieval")
     if s.early_stop:

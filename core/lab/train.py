@@ -19,6 +19,10 @@ What each of ``core.lab.settings.LabSettings``' mitigations does:
   each evaluation records how many of them the model answers right (``taught``);
 - ``abstain_below``: at answer time, an answer with confidence below it becomes ``unknown``
   (0: off) — risk against coverage, as for a classifier;
+- ``abstain_unfamiliar``: at answer time, a question whose person's name the model finds less
+  familiar (``core.lab.model.name_familiarity``) than this quantile of the names the corpus writes
+  is answered ``unknown`` (0: off) — abstention from the model's own sense of whether it has met
+  the person (entity recognition: Ferrando et al. 2025), with no held-out person in training;
 - ``retrieval``: at answer time, a person the corpus names is answered from the corpus's own
   statements (their most stated value): the ceiling a model with perfect recall would reach;
 - ``early_stop``: training stops at the first evaluation where held-out people's confidently
@@ -44,7 +48,16 @@ import torch
 
 from core.lab.corpus import ATTRIBUTES, MAX_PARAPHRASES, QUESTIONS, UNKNOWN, Corpus, answer_words, probe, render, stated_values
 from core.lab.metrics import answer_probs, by_exposure
-from core.lab.model import LabModelSpec, batch_tensors, build_model, build_tokenizer, encode, n_parameters, next_word_probs
+from core.lab.model import (
+    LabModelSpec,
+    batch_tensors,
+    build_model,
+    build_tokenizer,
+    encode,
+    n_parameters,
+    name_familiarity,
+    next_word_probs,
+)
 from core.lab.settings import LabSettings
 
 
@@ -142,9 +155,12 @@ def retrieved(corpus: Corpus) -> dict[tuple[int, str], str]:
     return {k: c.most_common(1)[0][0] for k, c in stated.items()}
 
 
-def answer_time(probs: np.ndarray, q: Asked, corpus: Corpus, classes: list[str], settings: LabSettings) -> np.ndarray:
+def answer_time(
+    probs: np.ndarray, q: Asked, corpus: Corpus, classes: list[str], settings: LabSettings, unfamiliar: np.ndarray | None = None
+) -> np.ndarray:
     """The answer-time mitigations on the model's answer probabilities: retrieval (a one-hot answer
-    from the corpus for a person it names), then abstention below a confidence (all mass to ``unknown``)."""
+    from the corpus for a person it names), then abstention below a confidence, then on the rows
+    ``unfamiliar`` marks (all mass to ``unknown``)."""
     out = probs.copy()
     unknown = classes.index(UNKNOWN)
     if settings.retrieval:
@@ -158,7 +174,23 @@ def answer_time(probs: np.ndarray, q: Asked, corpus: Corpus, classes: list[str],
         low = out.max(axis=1) < settings.abstain_below
         out[low] = 0.0
         out[low, unknown] = 1.0
+    if unfamiliar is not None:
+        out[unfamiliar] = 0.0
+        out[unfamiliar, unknown] = 1.0
     return out
+
+
+def unfamiliar_rows(model, tokenizer, corpus: Corpus, q: Asked, settings: LabSettings) -> np.ndarray | None:
+    """Rows of ``q`` whose name is less familiar than the ``abstain_unfamiliar`` quantile of the
+    familiarity of the people the corpus writes about (asked the same way); ``None`` when off."""
+    if settings.abstain_unfamiliar <= 0:
+        return None
+    names = [corpus.people[int(p)] for p in q.person]
+    familiar = name_familiarity(model, tokenizer, q.prompt, names)
+    shown = np.flatnonzero(corpus.exposure > 0)
+    make = (lambda n: QUESTIONS[ATTRIBUTES[0]].format(name=n)) if settings.qa_share > 0 else (lambda n: probe(ATTRIBUTES[0], n))
+    reference = name_familiarity(model, tokenizer, [make(corpus.people[p]) for p in shown], [corpus.people[p] for p in shown])
+    return familiar < np.quantile(reference, settings.abstain_unfamiliar)
 
 
 def _invented_rose(evaluations: list[dict[str, Any]]) -> bool:
@@ -216,7 +248,10 @@ def train_lab(
             if stop is not None and stop():
                 break
         if epoch % settings.eval_every == 0 or epoch == settings.epochs or (stop is not None and stop()):
-            probs = answer_time(answer_probs(next_word_probs(model, tokenizer, q.prompt), answer_ids), q, corpus, classes, settings)
+            unfamiliar = unfamiliar_rows(model, tokenizer, corpus, q, settings)
+            probs = answer_time(
+                answer_probs(next_word_probs(model, tokenizer, q.prompt), answer_ids), q, corpus, classes, settings, unfamiliar
+            )
             record = {
                 "epoch": epoch,
                 "step": step,
