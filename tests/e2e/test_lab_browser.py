@@ -77,3 +77,23 @@ def test_the_lab_from_knobs_to_compare(page, server, tmp_path):
     frames = page.get_by_test_id("stDataFrame")
     expect(frames.filter(has_text=re.compile(r"Δ #\d+ · lab GPT-2 · paraphrase augmentation"))).to_have_count(1, timeout=90_000)
     _shot(page, tmp_path, "lab-compare.png", top=page.get_by_role("heading", name=re.compile("Compare")))
+
+
+def test_smollm2_probed_from_the_lab_page(page, server, tmp_path):
+    from core.data import assets
+
+    if not assets.is_ready("smollm2"):
+        pytest.skip("the smollm2 asset is not fetched (python -m core.data.assets fetch)")
+    page.goto(server)
+    page.get_by_test_id("stSidebarNav").get_by_role("link", name="Lab").click()
+    section = page.get_by_role("heading", name="4 · A real model, probed")
+    expect(section).to_be_visible()
+    expect(page.get_by_text("No probe yet.")).to_be_visible()
+    _fill(page, "Facts asked", "3")
+    _fill(page, "Greedy prompts", "1")
+    _fill(page, "Samples", "2")
+    page.get_by_role("button", name="Probe SmolLM2 in the background").click()
+    expect(page.get_by_text(re.compile(r"^Of 3 facts the model knows \d+%"))).to_be_visible(timeout=400_000)
+    expect(page.locator(".js-plotly-plot").filter(has_text="Confidence against correctness")).to_have_count(1)
+    expect(page.get_by_text(re.compile(r"^Over all facts: accuracy \d+%"))).to_be_visible()
+    _shot(page, tmp_path, "lab_probe.png", top=section)
