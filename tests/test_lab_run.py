@@ -67,6 +67,12 @@ def test_a_lab_run_with_questions_asks_only_the_others(store):
     asked_people = set(ds.meta["person"].to_numpy()[preds["item"].to_numpy()])
     assert len(asked_people) == 12
     assert np.array_equal(preds["label"].to_numpy(), ds.labels[preds["item"].to_numpy()])  # each row is its stored question
+    # the page's hallucination per exposure is the lab's (an 'unknown' answer is not a wrong one), as in lab.json
+    res = RunResults(store, run_id)
+    sl = res.slices()
+    stored = sl[sl["metric"] == "hallucination_rate"].set_index("value")["score"]
+    table = res.files.read_json("lab.json")["evaluations"][-1]["table"]
+    assert {k: round(float(v), 9) for k, v in stored.items()} == {k: round(t["hallucination"], 9) for k, t in table.items()}
 
 
 def test_a_lab_config_says_what_is_missing():

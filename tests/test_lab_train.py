@@ -7,7 +7,7 @@ import pytest
 
 from core.errors import DataError
 from core.lab.corpus import ATTRIBUTES, QUESTIONS, TEMPLATES, UNKNOWN, CorpusSpec, answer_words, make_corpus, stated_values
-from core.lab.metrics import answer_probs, by_exposure, kalai_vempala, rows_of
+from core.lab.metrics import answer_probs, by_exposure, kalai_vempala, lab_hallucination, rows_of
 from core.lab.settings import LabSettings
 from core.lab.train import (
     answer_time,
@@ -206,3 +206,13 @@ def test_abstaining_on_unfamiliar_names_stops_invented_answers_and_keeps_known_f
         after[0]["abstained"] >= 0.8 and after[0]["invented"] <= 0.2 and after[0]["invented_confident"] <= before[0]["invented_confident"]
     )
     assert after[8]["accuracy"] >= before[8]["accuracy"] - 0.15
+
+
+def test_an_abstention_is_not_a_hallucination():
+    probs = np.array([[0.95, 0.05, 0.0], [0.0, 0.05, 0.95], [0.0, 0.97, 0.03], [0.5, 0.5, 0.0]])  # classes: a, b, unknown
+    labels = np.array([0, 0, 0, 1])
+    # row 0 right; row 1 abstains confidently; row 2 a confident wrong value; row 3 wrong but unsure
+    assert lab_hallucination(probs, labels, 2, 0.9) == pytest.approx(1 / 4)
+    assert lab_hallucination(probs, labels, None, 0.9) == pytest.approx(2 / 4)  # without an 'unknown' word every wrong row counts
+    table = by_exposure(probs, labels, np.array([0, 0, 0, 0]), ["a", "b", UNKNOWN], tau=0.9)
+    assert table[0]["hallucination"] == pytest.approx(1 / 4) and table[0]["abstained"] == pytest.approx(1 / 4)

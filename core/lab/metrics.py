@@ -3,7 +3,8 @@
 A question's answer is read as a choice among the lab's answer words (every attribute value and
 ``unknown``): the next-word probabilities restricted to them and renormalised (``answer_probs``), so
 each question is a row of class probabilities and ``core.metrics`` scores it like any classifier —
-accuracy (exact match), hallucination @τ (wrong with confidence ≥ τ), ECE. Per exposure count
+accuracy (exact match), hallucination @τ (a wrong value with confidence ≥ τ: ``unknown`` abstains, it
+is not a wrong answer — ``lab_hallucination``), ECE. Per exposure count
 (``by_exposure``), and for the held-out people (exposure 0, whose facts the corpus never states):
 
 - **invented**: the share answered with a value (not ``unknown``) — every such answer is made up;
@@ -22,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from core.lab.corpus import UNKNOWN
-from core.metrics import accuracy, ece, hallucination_rate
+from core.metrics import accuracy, ece, hallucination_from_conf
 from core.metrics.hallucination import DEFAULT_TAU
 
 
@@ -35,13 +36,22 @@ def answer_probs(next_word_probs: np.ndarray, answer_ids: np.ndarray) -> np.ndar
     return np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / k)
 
 
+def lab_hallucination(probs: np.ndarray, labels: np.ndarray, unknown: int | None, tau: float) -> float:
+    """Hallucination @τ in the lab: a wrong *value* answered with confidence ≥ τ, over all the
+    questions — ``unknown`` is an abstention, not a wrong answer (``core.metrics.hallucination_from_conf``
+    with abstentions counted as not wrong)."""
+    conf, pred = probs.max(axis=1), probs.argmax(axis=1)
+    not_wrong = (pred == labels) | (pred == unknown) if unknown is not None else pred == labels
+    return hallucination_from_conf(conf, not_wrong, tau=tau)
+
+
 def _bucket(probs: np.ndarray, labels: np.ndarray, unknown: int | None, tau: float) -> dict[str, float]:
     conf, pred = probs.max(axis=1), probs.argmax(axis=1)
     out = {
         "n": float(len(labels)),
         "accuracy": accuracy(probs, labels),
         "confidence": float(conf.mean()),
-        "hallucination": hallucination_rate(probs, labels, tau=tau),
+        "hallucination": lab_hallucination(probs, labels, unknown, tau),
         "ece": ece(probs, labels),
     }
     if unknown is not None:

@@ -26,15 +26,15 @@ from typing import Any
 import numpy as np
 
 from core.jsonable import to_jsonable
-from core.lab.corpus import ATTRIBUTES, Corpus, CorpusSpec, answer_words, good_turing, make_corpus, monofact_rate, stated_values
-from core.lab.metrics import kalai_vempala
+from core.lab.corpus import ATTRIBUTES, UNKNOWN, Corpus, CorpusSpec, answer_words, good_turing, make_corpus, monofact_rate, stated_values
+from core.lab.metrics import kalai_vempala, lab_hallucination
 from core.lab.settings import read_lab
 from core.lab.train import Asked, LabResult, asked, train_lab
 from core.store.status import RunStatus
 from core.train.callbacks import MetricWriter
 from core.train.config import RunConfig
 from core.train.evaluate import report
-from core.train.events import EvalResult
+from core.train.events import EvalResult, SplitReport
 from core.train.run_data import RunData
 from core.train.sink import RunSink
 
@@ -59,6 +59,19 @@ def lab_run_data(corpus: Corpus, q: Asked, classes: list[str]) -> RunData:
         classes=np.arange(len(classes)), absent=empty, train_counts=np.array([stated[w] for w in classes], dtype=np.int64),
         slices={"exposure": q.exposure.copy()},
     )  # fmt: skip
+
+
+def lab_report(rep: SplitReport, probs: np.ndarray, data: RunData, classes: list[str], tau: float) -> SplitReport:
+    """The classifier report with the lab's hallucination @τ (``lab_hallucination``: ``unknown`` is an
+    abstention, not a wrong answer) in its summary and in each exposure slice."""
+    unknown = classes.index(UNKNOWN) if UNKNOWN in classes else None
+    labels = data.y[data.test]
+    rep.summary["hallucination_rate"] = lab_hallucination(probs, labels, unknown, tau)
+    exposure = data.slices["exposure"][data.test]
+    for value, row in rep.slices.get("exposure", {}).items():
+        rows = exposure == int(value)
+        row["hallucination_rate"] = lab_hallucination(probs[rows], labels[rows], unknown, tau)
+    return rep
 
 
 def run_lab(sink: RunSink, cfg: RunConfig, stop: Any) -> tuple[RunStatus, str]:
@@ -87,7 +100,7 @@ def run_lab(sink: RunSink, cfg: RunConfig, stop: Any) -> tuple[RunStatus, str]:
     def on_eval(record: dict[str, Any]) -> None:
         probs = record["probs"]
         logits = np.log(np.clip(probs, 1e-12, 1.0))
-        rep = report(logits, data.test, data, tau=settings.tau)
+        rep = lab_report(report(logits, data.test, data, tau=settings.tau), probs, data, classes, settings.tau)
         writer.write_eval(
             EvalResult(
                 record["step"], float(record["epoch"]), "accuracy", float("nan"), False, {"test": rep}, {"test": logits.astype(np.float32)}
