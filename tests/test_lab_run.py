@@ -122,6 +122,17 @@ def test_the_report_has_a_lab_section(store):
     assert page.count("The model answers right") == 2 and "For people the corpus never mentions it invents" in page
     assert "Accuracy and hallucination against how often the fact was seen" in page
     assert "per exposure count: the change on the questions both runs were asked" in page and "Δ accuracy [95 %]" in page
+    assert "A real model, probed" not in page  # no probe kept
+    from core.lab import facts as F
+
+    rows = [{"family": "capital", "question": "What is the capital of Chad?", "truth": "N'Djamena", "answer": "Chad", "confidence": 1.0,
+             "probability": 0.7, "right": False, "category": "unknown", "greedy_right": 0.0, "sampled_right": 0.0}]  # fmt: skip
+    F.save_probe(
+        store.home, {"model": "SmolLM2", "settings": F.ProbeSettings(n_facts=1).to_dict(), "rows": rows, "summary": F.summarise(rows)}
+    )
+    page = build_report(store, ids)
+    assert "A real model, probed: SmolLM2 (probe 1," in page and "100% of them are confident (≥ 0.9) and wrong" in page
+    assert "Confidence against correctness, by what the model knows" in page
 
 
 def test_exposure_deltas_pair_the_same_questions(store):

@@ -233,7 +233,28 @@ def _lab_section(store: Store, results: list[RunResults], datasets: list[Dataset
             "were asked, with a paired 95 % bootstrap interval.</p>"
         )
         out.append(_table(delta_words(deltas, {r.run_id: label(r) for r in labs}).set_index("run")))
+    out.append(_probe_part(store))
     return "".join(out) + "</section>"
+
+
+def _probe_part(store: Store) -> str:
+    """The latest real-model probe of the Lab page (``core.lab.facts``): its findings, the figures by
+    SliCK category and the confidence chart; empty when none was kept."""
+    from core.lab import facts as F
+
+    kept = F.probes(store.home)
+    if not kept:
+        return ""
+    rec = kept[0]
+    tau = float(rec["settings"].get("tau", 0.9))
+    return (
+        f"<h3>A real model, probed: {html.escape(str(rec['model']))} (probe {int(rec['id'])}, {html.escape(str(rec['created']))})</h3>"
+        "<p class='muted'>Each fact asked in few-shot prompts, greedily and by sampling; known when every greedy answer is right, "
+        "maybe when some answer is, unknown when none is (Gekhman et al. 2024). Confidence: the share of samples giving the answer.</p>"
+        + "".join(f"<p>{html.escape(s)}</p>" for s in F.findings(rec["summary"], tau))
+        + _table(F.summary_table(rec["summary"]).set_index("category"), fmt="{:.3f}")
+        + _fig(charts.probe_confidence(F.rows_table(rec["rows"]), tau=tau))
+    )
 
 
 def _shift_section(store: Store, results: list[RunResults]) -> str:
