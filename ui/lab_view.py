@@ -112,7 +112,7 @@ def pick_version(store: Store) -> int | None:
 
 
 def run_knobs() -> LabSettings | None:
-    for key, value in (("lb_epochs", 40), ("lb_every", 5), ("lb_width", 128), ("lb_layers", 4), ("lb_run_seed", 0), ("lb_aug", False),
+    for key, value in (("lb_epochs", 80), ("lb_every", 10), ("lb_width", 128), ("lb_layers", 4), ("lb_run_seed", 0), ("lb_aug", False),
                        ("lb_rare", 0), ("lb_qa", 0.0), ("lb_idk", 0.0), ("lb_teach", 0.0), ("lb_abstain", 0.0), ("lb_retrieval", False), ("lb_early", False), ("lb_names", False)):  # fmt: skip
         default(key, value)
     c1, c2, c3, c4, c5 = st.columns(5)
