@@ -43,3 +43,15 @@ def _gpu_checks():
 @pytest.mark.parametrize("check", _gpu_checks(), ids=lambda c: c.__name__)
 def test_the_fast_path_on_the_gpu(check, store):
     assert check(store)  # each check asserts its own rule and returns its figures
+
+
+def test_a_lab_run_trains_on_the_gpu():
+    from core.lab.corpus import CorpusSpec, make_corpus
+    from core.lab.settings import LabSettings
+    from core.lab.train import train_lab
+
+    c = make_corpus(CorpusSpec(n_people=16, buckets=(8,), held_out=0.25, paraphrases=5, shuffle=True, seed=0))
+    s = LabSettings(epochs=30, eval_every=30, batch_size=8, n_embd=64, n_layer=2, seed=0, abstain_unfamiliar=0.05)
+    res = train_lab(c, s, device="cuda")
+    table = res.evaluations[-1]["table"]
+    assert table[8]["accuracy"] >= 0.6 and table[0]["abstained"] >= 0.5  # on the CPU: 0.77 and 1.0

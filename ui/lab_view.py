@@ -159,7 +159,7 @@ def start_section(store: Store, vid: int, settings: LabSettings) -> None:
     if st.button(f"Start a lab run{' · ' + ' · '.join(words) if words else ''}", key="lb_start", type="primary"):
         corpus = store.version(vid).params["lab_corpus"]
         cfg = RunConfig(
-            version_id=vid, model=LAB_MODEL, epochs=settings.epochs, checkpoint="last", device="cpu", lab=lab_block(settings, corpus)
+            version_id=vid, model=LAB_MODEL, epochs=settings.epochs, checkpoint="last", device="auto", lab=lab_block(settings, corpus)
         )
         try:
             run_id = common.runner().submit(cfg.validate())

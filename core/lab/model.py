@@ -118,8 +118,10 @@ def next_word_probs(model, tokenizer, prompts: list[str], batch: int = 256) -> n
         for i, s in enumerate(chunk):  # left padding: the last position is every prompt's last word
             ids[i, width - len(s) :] = torch.as_tensor(s)
             mask[i, width - len(s) :] = 1
+        dev = next(model.parameters()).device
+        ids, mask = ids.to(dev), mask.to(dev)
         logits = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0)).logits[:, -1]
-        out.append(torch.softmax(logits.float(), dim=-1).numpy())
+        out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
     return np.concatenate(out) if out else np.zeros((0, len(tokenizer)))
 
 
@@ -135,7 +137,9 @@ def name_familiarity(model, tokenizer, prompts: list[str], names: list[str], bat
     for lo in range(0, len(seqs), batch):
         chunk = seqs[lo : lo + batch]
         b = batch_tensors(chunk, tokenizer.pad_token_id)
-        logp = torch.log_softmax(model(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits.float(), dim=-1)
+        dev = next(model.parameters()).device
+        logits = model(input_ids=b["input_ids"].to(dev), attention_mask=b["attention_mask"].to(dev)).logits
+        logp = torch.log_softmax(logits.float(), dim=-1).cpu()
         for i, s in enumerate(chunk):
             at, n = starts[lo + i], name_ids[lo + i]
             out.append(float(sum(logp[i, at + j - 1, s[at + j]] for j in range(1, len(n)))))

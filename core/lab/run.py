@@ -118,7 +118,7 @@ def run_lab(sink: RunSink, cfg: RunConfig, stop: Any) -> tuple[RunStatus, str]:
             flush=True,
         )
 
-    res = train_lab(corpus, settings, on_eval=on_eval, on_step=on_step, stop=stop)
+    res = train_lab(corpus, settings, on_eval=on_eval, on_step=on_step, stop=stop, device=cfg.device)
     _write_lab_json(sink, res, mono, gt)
     summary = {"status": RunStatus.FINISHED.value, "steps": res.evaluations[-1]["step"] if res.evaluations else 0, "checkpoint": "last",
                "train_runtime_s": res.seconds, "tokens_trained": res.tokens_trained, "stopped_early": res.stopped_early}  # fmt: skip

@@ -207,8 +207,13 @@ def train_lab(
     on_eval: Callable[[dict[str, Any]], None] | None = None,
     on_step: Callable[[int, int, float], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    device: str = "cpu",
 ) -> LabResult:
-    """Train the lab's model on ``corpus`` from scratch and evaluate it; see the module's docstring."""
+    """Train the lab's model on ``corpus`` from scratch on ``device`` (``core.hardware.torch_device``'s
+    names: ``auto`` takes a GPU when there is one) and evaluate it; see the module's docstring."""
+    from core.hardware import torch_device
+
+    where = torch_device(device)
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     tokenizer = build_tokenizer(corpus)
@@ -217,7 +222,7 @@ def train_lab(
     q = asked(corpus, settings)
     labels = np.asarray([classes.index(a) for a in q.answer])
     spec = LabModelSpec(n_layer=settings.n_layer, n_embd=settings.n_embd, n_positions=_positions(corpus, tokenizer))
-    model = build_model(spec, len(tokenizer), seed=settings.seed)
+    model = build_model(spec, len(tokenizer), seed=settings.seed).to(where)
     bios, pairs = epoch_texts(corpus, settings, np.random.default_rng(settings.seed))
     per_epoch = int(np.ceil((len(bios) + len(pairs)) / settings.batch_size))
     opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=0.01)
@@ -235,7 +240,9 @@ def train_lab(
         order = rng.permutation(len(seqs))
         for lo in range(0, len(seqs), settings.batch_size):
             pick = order[lo : lo + settings.batch_size]
-            batch = batch_tensors([seqs[i] for i in pick], tokenizer.pad_token_id, [starts[i] for i in pick])
+            batch = {
+                k: v.to(where) for k, v in batch_tensors([seqs[i] for i in pick], tokenizer.pad_token_id, [starts[i] for i in pick]).items()
+            }
             loss = model(**batch).loss
             loss.backward()
             opt.step()
