@@ -25,6 +25,7 @@ import torch
 
 from core.background import ProgressJob
 from core.data import assets
+from core.hardware import torch_device
 from core.lab.facts import Fact, ProbeSettings, categorise, choose, is_right, normalise, prompts, save_probe, summarise
 
 ASSET = "smollm2"
@@ -32,10 +33,6 @@ GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "SmolLM2-135M-Instruct (Q4_1, de-quantised)"
 BATCH = 32
 Progress = Callable[[int, int, str], None]
-
-
-def _device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def load_model(log: Callable[[str], None] = print) -> tuple[Any, Any]:
@@ -54,7 +51,7 @@ def load_model(log: Callable[[str], None] = print) -> tuple[Any, Any]:
     tok.padding_side = "left"
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
-    return model.to(_device()).eval(), tok
+    return model.to(torch_device("auto")).eval(), tok
 
 
 def _save_float(model: Any, tok: Any, folder: Path) -> Path:
@@ -90,9 +87,17 @@ def _answer_and_prob(tok: Any, new_ids: torch.Tensor, logprobs: torch.Tensor) ->
 
 
 def generate(
-    model: Any, tok: Any, texts: Sequence[str], *, max_new_tokens: int, sample: bool = False, temperature: float = 1.0
+    model: Any,
+    tok: Any,
+    texts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    sample: bool = False,
+    temperature: float = 1.0,
+    after_batch: Callable[[int], None] | None = None,
 ) -> list[tuple[str, float]]:
-    """One answer per text (greedy, or sampled at ``temperature``) with its probability, in batches."""
+    """One answer per text (greedy, or sampled at ``temperature``) with its probability, in batches;
+    ``after_batch`` is told how many texts are answered so far."""
     out: list[tuple[str, float]] = []
     for lo in range(0, len(texts), BATCH):
         enc = tok(list(texts[lo : lo + BATCH]), return_tensors="pt", padding=True).to(model.device)
@@ -105,6 +110,8 @@ def generate(
             scores = model.compute_transition_scores(gen.sequences, gen.scores, normalize_logits=True)
         new = gen.sequences[:, enc["input_ids"].shape[1] :]
         out += [_answer_and_prob(tok, new[i].cpu(), scores[i].float().cpu()) for i in range(new.shape[0])]
+        if after_batch is not None:
+            after_batch(len(out))
     return out
 
 
@@ -131,11 +138,14 @@ def probe_facts(
     total = len(greedy_texts) + len(sample_texts)
     done: list[tuple[str, float]] = []
     for texts, sample in ((greedy_texts, False), (sample_texts, True)):
-        for lo in range(0, len(texts), BATCH):
-            done += generate(model, tok, texts[lo : lo + BATCH], max_new_tokens=settings.max_new_tokens, sample=sample,
-                             temperature=settings.temperature)  # fmt: skip
+        stage, before = "sampling" if sample else "greedy answers", len(done)
+
+        def tell(n: int, stage: str = stage, before: int = before) -> None:
             if progress is not None:
-                progress(len(done), total, f"{'sampling' if sample else 'greedy answers'}: {len(done):,} of {total:,} generations")
+                progress(before + n, total, f"{stage}: {before + n:,} of {total:,} generations")
+
+        done += generate(model, tok, texts, max_new_tokens=settings.max_new_tokens, sample=sample, temperature=settings.temperature,
+                         after_batch=tell)  # fmt: skip
     greedy, sampled = done[: len(greedy_texts)], done[len(greedy_texts) :]
     g, s = settings.greedy_prompts, settings.samples
     rows = []

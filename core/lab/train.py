@@ -85,21 +85,23 @@ class LabResult:
     stopped_early: bool = False
 
 
+def _orders(corpus: Corpus, settings: LabSettings) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded orders of the people the corpus shows and of the held-out ones, from which
+    ``split_people`` and ``taught_people`` take their shares."""
+    rng = np.random.default_rng(settings.seed + 7919)
+    return rng.permutation(np.flatnonzero(corpus.exposure > 0)), rng.permutation(np.flatnonzero(corpus.exposure == 0))
+
+
 def split_people(corpus: Corpus, settings: LabSettings) -> tuple[np.ndarray, np.ndarray]:
     """(people whose questions train, held-out people trained to say ``unknown``): seeded shares."""
-    rng = np.random.default_rng(settings.seed + 7919)
-    shown, held = np.flatnonzero(corpus.exposure > 0), np.flatnonzero(corpus.exposure == 0)
-    qa = np.sort(rng.permutation(shown)[: round(settings.qa_share * len(shown))])
-    idk = np.sort(rng.permutation(held)[: round(settings.idk_share * len(held))])
-    return qa, idk
+    shown, held = _orders(corpus, settings)
+    return np.sort(shown[: round(settings.qa_share * len(shown))]), np.sort(held[: round(settings.idk_share * len(held))])
 
 
 def taught_people(corpus: Corpus, settings: LabSettings) -> np.ndarray:
-    """Held-out people whose true answers train (``teach_unknown``): the same seeded order as
-    ``split_people``'s, after the ones taught ``unknown``."""
-    rng = np.random.default_rng(settings.seed + 7919)
-    rng.permutation(np.flatnonzero(corpus.exposure > 0))  # keep the draw ``split_people`` makes first
-    held = rng.permutation(np.flatnonzero(corpus.exposure == 0))
+    """Held-out people whose true answers train (``teach_unknown``): in ``split_people``'s order,
+    after the ones taught ``unknown``."""
+    held = _orders(corpus, settings)[1]
     start = round(settings.idk_share * len(held))
     return np.sort(held[start : start + round(settings.teach_unknown * len(held))])
 
