@@ -274,14 +274,12 @@ def bert_folder(dest: Path) -> Path:
     """A MiniLM-shaped BERT (6 × 384, random weights) with MiniLM's tokenizer, as a local folder."""
     from transformers import BertConfig, BertForSequenceClassification
 
-    from core.paths import assets_dir
+    from core.data import assets
 
     cfg = BertConfig(hidden_size=384, num_hidden_layers=6, num_attention_heads=12, intermediate_size=1536, num_labels=3)
     torch.manual_seed(0)
     BertForSequenceClassification(cfg).save_pretrained(dest)
-    src = assets_dir() / "all-MiniLM-L6-v2"
-    if not src.is_dir():
-        src = next(p.parent for p in assets_dir().rglob("tokenizer.json"))
+    src = assets.asset_path("minilm")  # a BERT vocabulary, as the config above expects
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         if (src / name).exists():
             shutil.copy(src / name, dest / name)

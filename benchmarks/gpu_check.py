@@ -118,9 +118,8 @@ def check_text_on_the_gpu(store) -> str:
     """Texts: token ids on the GPU, widths in multiples of 16, every batch full."""
     from transformers import BertConfig, BertForSequenceClassification
 
-    from core.data import Dataset
+    from core.data import Dataset, assets
     from core.data.splits import stratified_split
-    from core.paths import assets_dir
 
     folder = Path(tempfile.mkdtemp(prefix="gpu-check-bert-"))
     try:
@@ -128,7 +127,7 @@ def check_text_on_the_gpu(store) -> str:
         BertForSequenceClassification(
             BertConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2, intermediate_size=128, num_labels=2)
         ).save_pretrained(folder)
-        src = next(p.parent for p in assets_dir().rglob("tokenizer.json"))
+        src = assets.asset_path("minilm")  # a BERT vocabulary, as the config below expects
         for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
             if (src / name).exists():
                 shutil.copy(src / name, folder / name)
