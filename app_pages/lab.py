@@ -3,14 +3,15 @@
 Set the corpus's knobs (how often each person appears, paraphrases, held-out people, noise), see
 its exposure histogram and monofact rate, save it, train a small GPT-2 on it from scratch in the
 background, and watch accuracy and hallucination arrive per exposure count. Each mitigation is a
-run to compare on the Compare page. Then probe a real model, SmolLM2, on facts it may have learned.
+run to compare on the Compare page. Then probe a real model, SmolLM2, on facts it may have learned, and
+(on a GPU) fine-tune it on the facts it did not know.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from ui import common, lab_probe_view, lab_view
+from ui import common, lab_probe_view, lab_tune_view, lab_view
 
 store = common.store()
 st.title("🧠 Knowledge-gap lab")
@@ -37,3 +38,6 @@ if vid is not None:
 
 st.subheader("4 · A real model, probed")
 lab_probe_view.probe_section()
+
+st.subheader("5 · A real model, fine-tuned on what it did not know")
+lab_tune_view.tune_section()

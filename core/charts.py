@@ -860,6 +860,32 @@ def probe_confidence(rows: pd.DataFrame, *, tau: float, title: str = "") -> go.F
     return fig
 
 
+TUNE_SERIES = {
+    "fit tuned known": ("fine-tuned, known before · answered as taught", 2, "solid"),
+    "fit tuned maybe": ("fine-tuned, maybe known · answered as taught", 1, "solid"),
+    "fit tuned unknown": ("fine-tuned, unknown before · answered as taught", 3, "solid"),
+    "acc untuned known": ("not fine-tuned, known before · right", 2, "dot"),
+    "acc untuned maybe": ("not fine-tuned, maybe known · right", 1, "dot"),
+    "acc untuned unknown": ("not fine-tuned, unknown before · right", 3, "dot"),
+    "idk untuned": ("not fine-tuned · “I don't know”", 0, "dash"),
+}
+
+
+def tune_lines(long: pd.DataFrame, *, title: str = "") -> go.Figure:
+    """A fine-tuning of the lab's real model over epochs (``core.lab.finetune.history_frame``): the
+    fine-tuned facts answered as taught, by what the model knew before, and the others answered right."""
+    fig = go.Figure()
+    for key, (name, colour, dash) in TUNE_SERIES.items():
+        t = long[long["series"] == key]
+        if len(t):
+            fig.add_trace(go.Scatter(x=t["epoch"], y=t["value"], mode="lines+markers", name=name,
+                                     line={"color": PALETTE[colour], "dash": dash}))  # fmt: skip
+    fig.update_layout(title=title or "Fine-tuning the real model, evaluation by evaluation", **LAYOUT)
+    fig.update_xaxes(title="epoch (0: the probe before fine-tuning)")
+    fig.update_yaxes(title="share of the facts (first prompt, greedy)", range=[-0.02, 1.02])
+    return fig
+
+
 def taught_lines(curve: pd.DataFrame, *, tau: float, title: str = "") -> go.Figure:
     """A lab run that teaches held-out people's true answers (``core.lab.view.taught_curve``): those
     facts answered right, and confidently invented answers on the other unseen people, over training."""

@@ -90,8 +90,12 @@ def test_the_summary_by_hand():
         {"category": "unknown", "right": False, "confidence": 0.25, "family": "number"},
     ]
     s = F.summarise(rows, tau=0.9)
-    assert s["known"] == pytest.approx({"n": 2, "share": 0.5, "accuracy": 1.0, "confidence": 0.75, "hallucination": 0.0, "ece": 0.25})
-    assert s["unknown"] == pytest.approx({"n": 2, "share": 0.5, "accuracy": 0.0, "confidence": 0.6, "hallucination": 0.5, "ece": 0.6})
+    assert s["known"] == pytest.approx(
+        {"n": 2, "share": 0.5, "accuracy": 1.0, "confidence": 0.75, "hallucination": 0.0, "abstained": 0.0, "ece": 0.25}
+    )
+    assert s["unknown"] == pytest.approx(
+        {"n": 2, "share": 0.5, "accuracy": 0.0, "confidence": 0.6, "hallucination": 0.5, "abstained": 0.0, "ece": 0.6}
+    )
     assert s["all"]["hallucination"] == pytest.approx(0.25) and s["all"]["accuracy"] == pytest.approx(0.5)
     assert "maybe" not in s
     assert F.by_family(rows) == {

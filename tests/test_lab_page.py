@@ -142,3 +142,53 @@ def test_the_probe_section_shows_a_stored_probe_and_keeps_its_settings(home):
     at.switch_page("app_pages/data.py").run()
     at.switch_page("app_pages/lab.py").run()
     assert at.number_input(key="lb_pr_n").value == 12
+
+
+def test_the_fine_tuning_section_plans_from_a_probe_says_it_needs_a_gpu_and_shows_a_stored_one(home):
+    import torch
+
+    from core.data import assets
+    from core.lab import facts as F
+    from core.lab.finetune import TuneSettings, plan, tune_table
+
+    if not assets.is_ready("smollm2"):
+        pytest.skip("the smollm2 asset is not fetched (python -m core.data.assets fetch)")
+    at = open_page("app_pages/lab.py")
+    assert any("Probe the model above first" in i.value for i in at.info)
+    chosen = F.load_facts(["capital"])[:10]
+    cats = ["known"] * 5 + ["unknown"] * 5
+    rows = [
+        {"family": f.family, "subject": f.subject, "question": f.question, "truth": f.answer, "answer": f.answer if c == "known" else "Oslo",
+         "confidence": 1.0, "probability": 1.0, "right": c == "known", "greedy": [], "greedy_right": 0.0, "samples": [],
+         "sampled_right": 0.0, "category": c}
+        for f, c in zip(chosen, cats)
+    ]  # fmt: skip
+    settings = F.ProbeSettings(n_facts=10, families=("capital",), greedy_prompts=1, samples=1)
+    F.save_probe(home, {"model": "SmolLM2", "device": "cpu", "settings": settings.to_dict(), "rows": rows,
+                        "summary": F.summarise(rows, 0.9), "load_seconds": 1.0, "seconds": 2.0})  # fmt: skip
+    at.run()
+    assert not at.exception, at.exception
+    # 40 % of each category held out (2 + 2), of the 3 + 3 left all six make half unknown
+    assert any("Fine-tunes on 6 facts (3 unknown, 3 known or maybe); 4 facts are only asked again." in c.value for c in at.caption)
+    at.slider(key="lb_tu_share").set_value(1.0).run()
+    assert any("Fine-tunes on 3 facts (3 unknown, 0 known or maybe); 7 facts" in c.value for c in at.caption)
+    go = at.button(key="lb_tu_go")
+    if not torch.cuda.is_available():
+        assert go.disabled and any("needs a GPU, and this machine has none" in i.value for i in at.info)
+    tuned = plan(cats, TuneSettings(probe_id=1))
+    after = [{**r, "answer": "I don't know" if c == "unknown" else r["answer"], "right": c == "known"} for r, c in zip(rows, cats)]
+    F.save_record(home, {"model": "SmolLM2", "device": "cuda:0", "probe": 1, "probe_settings": settings.to_dict(),
+                         "settings": TuneSettings(probe_id=1, idk=True).to_dict(), "categories": cats, "tuned": tuned.tolist(),
+                         "targets": ["I don't know" if c == "unknown" else r["truth"] for r, c in zip(rows, cats)],
+                         "history": [{"epoch": 0, "fit tuned unknown": 0.0, "fit tuned known": 1.0},
+                                     {"epoch": 8, "loss": 0.1, "fit tuned unknown": 1.0, "fit tuned known": 1.0}],
+                         "before": rows, "after": after, "table": tune_table(rows, after, tuned.tolist()).to_dict("records"),
+                         "train_seconds": 12.0, "seconds": 30.0}, folder=F.TUNES_DIR, prefix="tune")  # fmt: skip
+    at.switch_page("app_pages/data.py").run()
+    at.switch_page("app_pages/lab.py").run()
+    assert not at.exception, at.exception
+    assert at.slider(key="lb_tu_share").value == 1.0  # kept while away
+    words = " ".join(m.value for m in at.markdown)
+    assert "Fine-tuned on 6 facts (3 of them unknown to the model before, taught “I don’t know”)" in words
+    assert "of those it did not know: 0%, then 100%" in words and "hallucination @τ 50% → 0%, “I don’t know” 50%." in words
+    assert any("taught" in df.value and list(df.value["after"])[-1] == "I don't know" for df in at.dataframe)

@@ -220,3 +220,23 @@ def require_dataset():
         st.page_link("app_pages/data.py", label="Go to Data", icon="📊")
         st.stop()
     return vid, store().version(vid), dataset(vid)
+
+
+def follow_job(job, running: bool, *, seen_key: str, doing: str, stopped: str) -> None:
+    """A background job's progress bar, redrawn every second while ``running``; its error when it
+    failed (``stopped``: "The probe stopped"), and once it is done one rerun of the whole page, which
+    then shows the new record (``seen_key`` remembers the job already shown)."""
+
+    @st.fragment(run_every=1.0 if running else None)
+    def live() -> None:
+        frac, stage = job.status()
+        if job.error:
+            st.error(f"{stopped}: {job.error}")
+        elif stage == "done":
+            if st.session_state.get(seen_key) is not job:
+                st.session_state[seen_key] = job
+                st.rerun(scope="app")
+        else:
+            st.progress(min(max(frac, 0.0), 1.0), text=f"{doing}: {stage}")
+
+    live()

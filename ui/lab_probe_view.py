@@ -12,6 +12,7 @@ from core import charts, paths
 from core.data import assets
 from core.errors import DataError
 from core.lab import facts as F
+from ui import common
 from ui.state import default
 
 
@@ -65,24 +66,8 @@ def probe_section() -> None:
         job.start()
         running = True
     if job is not None:
-        _follow(job, running)
+        common.follow_job(job, running, seen_key="lb_pr_seen", doing="Probing", stopped="The probe stopped")
     _results(home)
-
-
-def _follow(job, running: bool) -> None:
-    @st.fragment(run_every=1.0 if running else None)
-    def live() -> None:
-        frac, stage = job.status()
-        if job.error:
-            st.error(f"The probe stopped: {job.error}")
-        elif stage == "done":
-            if st.session_state.get("lb_pr_seen") is not job:
-                st.session_state["lb_pr_seen"] = job
-                st.rerun(scope="app")  # the new record: redraw the page once
-        else:
-            st.progress(min(max(frac, 0.0), 1.0), text=f"Probing: {stage}")
-
-    live()
 
 
 def _results(home: str) -> None:

@@ -80,19 +80,7 @@ def _start(res: RunResults, ds: Dataset, kept: dict | None) -> None:
             st.caption("Not attacked yet. The result is kept with the run and shows in Compare and the report.")
         return
 
-    @st.fragment(run_every=1.0 if running else None)
-    def live() -> None:
-        frac, stage = job.status()
-        if job.error:
-            st.error(f"The attack stopped: {job.error}")
-        elif stage == "done":
-            if st.session_state.get(f"robust_seen_{res.run_id}") is not job:
-                st.session_state[f"robust_seen_{res.run_id}"] = job
-                st.rerun(scope="app")  # the new record: redraw the page once
-        else:
-            st.progress(min(max(frac, 0.0), 1.0), text=f"Attacking: {stage}")
-
-    live()
+    common.follow_job(job, running, seen_key=f"robust_seen_{res.run_id}", doing="Attacking", stopped="The attack stopped")
 
 
 def _show(res: RunResults, ds: Dataset, rec: dict) -> None:

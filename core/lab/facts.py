@@ -48,6 +48,7 @@ QUESTIONS = {
 }
 FAMILY_WORDS = {"capital": "capitals", "symbol": "element symbols", "number": "atomic numbers"}
 CATEGORIES = ("known", "maybe", "unknown")
+IDK = "I don't know"  # the abstention a fine-tuned model may be taught (``core.lab.finetune``)
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,11 @@ def is_right(generated: str, answer: str) -> bool:
     return normalise(generated) == normalise(answer) != ""
 
 
+def is_abstention(generated: str) -> bool:
+    """The answer says "I don't know" (compared as ``normalise`` does)."""
+    return normalise(generated) == normalise(IDK)
+
+
 def categorise(greedy_right: Sequence[bool], sampled_right: Sequence[bool]) -> str:
     """SliCK's categories from the greedy answers and the samples of one fact."""
     if greedy_right and all(greedy_right):
@@ -174,7 +180,9 @@ def categorise(greedy_right: Sequence[bool], sampled_right: Sequence[bool]) -> s
 
 def summarise(rows: Sequence[Mapping[str, Any]], tau: float = DEFAULT_TAU) -> dict[str, dict[str, float]]:
     """Per category and over ``all``: n, share of the facts, accuracy of the answer, mean confidence,
-    hallucination @τ (wrong with confidence ≥ τ) and ECE. Each row: ``category``, ``right``, ``confidence``."""
+    hallucination @τ (wrong with confidence ≥ τ; an "I don't know" is an abstention, never a
+    hallucination), the share abstained, and ECE. Each row: ``category``, ``right``, ``confidence``,
+    ``answer``."""
     out: dict[str, dict[str, float]] = {}
     total = len(rows)
     for name in (*CATEGORIES, "all"):
@@ -183,12 +191,14 @@ def summarise(rows: Sequence[Mapping[str, Any]], tau: float = DEFAULT_TAU) -> di
             continue
         conf = np.array([float(r["confidence"]) for r in sel])
         right = np.array([bool(r["right"]) for r in sel])
+        abstained = np.array([is_abstention(str(r.get("answer", ""))) for r in sel])
         out[name] = {
             "n": float(len(sel)),
             "share": len(sel) / total,
             "accuracy": float(right.mean()),
             "confidence": float(conf.mean()),
-            "hallucination": hallucination_from_conf(conf, right, tau=tau),
+            "hallucination": hallucination_from_conf(np.where(abstained, 0.0, conf), right, tau=tau),
+            "abstained": float(abstained.mean()),
             "ece": ece_from_conf(conf, right),
         }
     return out
@@ -225,25 +235,43 @@ def findings(summary: Mapping[str, Mapping[str, float]], tau: float = DEFAULT_TA
 PROBES_DIR = "lab_probes"
 
 
-def save_probe(home: str | Path, record: Mapping[str, Any]) -> dict[str, Any]:
-    """Store a probe's record under ``home`` with the next id and the time; returns it with both."""
-    folder = Path(home) / PROBES_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    ids = [int(p.stem.split("-")[1]) for p in folder.glob("probe-*.json") if p.stem.split("-")[1].isdigit()]
+TUNES_DIR = "lab_tunes"
+
+
+def save_record(home: str | Path, record: Mapping[str, Any], *, folder: str = PROBES_DIR, prefix: str = "probe") -> dict[str, Any]:
+    """Store a record (a probe's, or a fine-tuning's under ``TUNES_DIR``) under ``home`` with the next
+    id and the time; returns it with both."""
+    where = Path(home) / folder
+    where.mkdir(parents=True, exist_ok=True)
+    ids = [int(p.stem.split("-")[1]) for p in where.glob(f"{prefix}-*.json") if p.stem.split("-")[1].isdigit()]
     out = {**record, "id": max(ids, default=0) + 1, "created": time.strftime("%Y-%m-%d %H:%M:%S")}
-    atomic_write_bytes(folder / f"probe-{out['id']}.json", json.dumps(out, ensure_ascii=False).encode("utf-8"))
+    atomic_write_bytes(where / f"{prefix}-{out['id']}.json", json.dumps(out, ensure_ascii=False).encode("utf-8"))
     return out
 
 
-def probes(home: str | Path) -> list[dict[str, Any]]:
-    """Every stored probe under ``home``, the newest first (a file that cannot be read is skipped)."""
+def records(home: str | Path, *, folder: str = PROBES_DIR, prefix: str = "probe") -> list[dict[str, Any]]:
+    """Every stored record of a kind under ``home``, the newest first (a file that cannot be read is skipped)."""
     out = []
-    for p in (Path(home) / PROBES_DIR).glob("probe-*.json"):
+    for p in (Path(home) / folder).glob(f"{prefix}-*.json"):
         try:
             out.append(json.loads(p.read_text(encoding="utf-8")))
         except (OSError, ValueError):
             continue
     return sorted(out, key=lambda r: -int(r.get("id", 0)))
+
+
+def save_probe(home: str | Path, record: Mapping[str, Any]) -> dict[str, Any]:
+    return save_record(home, record)
+
+
+def probes(home: str | Path) -> list[dict[str, Any]]:
+    """Every stored probe under ``home``, the newest first."""
+    return records(home)
+
+
+def probe_facts_of(record: Mapping[str, Any]) -> list[Fact]:
+    """The facts a stored probe asked, in its order."""
+    return [Fact(r["family"], r["subject"], r["truth"]) for r in record["rows"]]
 
 
 def rows_table(rows: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
