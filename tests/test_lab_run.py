@@ -133,6 +133,18 @@ def test_the_report_has_a_lab_section(store):
     page = build_report(store, ids)
     assert "A real model, probed: SmolLM2 (probe 1," in page and "100% of them are confident (≥ 0.9) and wrong" in page
     assert "Confidence against correctness, by what the model knows" in page
+    assert "The real model, fine-tuned" not in page  # no fine-tuning kept
+    from core.lab.finetune import TuneSettings, tune_table
+
+    after = [{**rows[0], "answer": "I don't know"}]
+    F.save_record(store.home, {"model": "SmolLM2", "probe": 1, "settings": TuneSettings(probe_id=1, idk=True).to_dict(), "tuned": [False],
+                               "categories": ["unknown"], "history": [{"epoch": 0, "acc untuned unknown": 0.0}], "before": rows,
+                               "after": after, "table": tune_table(rows, after, [False]).to_dict("records")},
+                  folder=F.TUNES_DIR, prefix="tune")  # fmt: skip
+    page = build_report(store, ids)
+    assert "The real model, fine-tuned (fine-tuning 1 from probe 1," in page and "Fine-tuned on 0 facts" in page
+    assert "hallucination @τ 100% → 0%, “I don’t know” 100%." in page and "<th>abstained after</th>" in page
+    assert "Fine-tuning the real model, evaluation by evaluation" in page
 
 
 def test_exposure_deltas_pair_the_same_questions(store):

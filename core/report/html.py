@@ -234,6 +234,7 @@ def _lab_section(store: Store, results: list[RunResults], datasets: list[Dataset
         )
         out.append(_table(delta_words(deltas, {r.run_id: label(r) for r in labs}).set_index("run")))
     out.append(_probe_part(store))
+    out.append(_tune_part(store))
     return "".join(out) + "</section>"
 
 
@@ -254,6 +255,26 @@ def _probe_part(store: Store) -> str:
         + "".join(f"<p>{html.escape(s)}</p>" for s in F.findings(rec["summary"], tau))
         + _table(F.summary_table(rec["summary"]).set_index("category"), fmt="{:.3f}")
         + _fig(charts.probe_confidence(F.rows_table(rec["rows"]), tau=tau))
+    )
+
+
+def _tune_part(store: Store) -> str:
+    """The latest fine-tuning of the real model (``core.lab.finetune``): its findings, the probe
+    before and after per set and category, and the evaluations over epochs; empty when none was kept."""
+    from core.lab import facts as F
+    from core.lab import finetune as T
+
+    kept = F.records(store.home, folder=F.TUNES_DIR, prefix="tune")
+    if not kept:
+        return ""
+    rec = kept[0]
+    return (
+        f"<h3>The real model, fine-tuned (fine-tuning {int(rec['id'])} from probe {int(rec['probe'])}, {html.escape(str(rec['created']))})</h3>"
+        "<p class='muted'>Fine-tuned on some of the probe's facts — a chosen share of them unknown to the model before — and asked the "
+        "whole probe again: the facts it was taught, and those held out (Gekhman et al. 2024).</p>"
+        + "".join(f"<p>{html.escape(s)}</p>" for s in T.tune_findings(rec))
+        + _table(pd.DataFrame(rec["table"]).set_index("set"), fmt="{:.3f}")
+        + _fig(charts.tune_lines(T.history_frame(rec["history"])))
     )
 
 
