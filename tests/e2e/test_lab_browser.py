@@ -97,3 +97,14 @@ def test_smollm2_probed_from_the_lab_page(page, server, tmp_path):
     expect(page.locator(".js-plotly-plot").filter(has_text="Confidence against correctness")).to_have_count(1)
     expect(page.get_by_text(re.compile(r"^Over all facts: accuracy \d+%"))).to_be_visible()
     _shot(page, tmp_path, "lab_probe.png", top=section)
+    tune = page.get_by_role("heading", name="5 · A real model, fine-tuned on what it did not know")
+    expect(tune).to_be_visible()
+    # the plan, or why there is none (three facts may hold no unknown one to mix in)
+    expect(page.get_by_text(re.compile(r"^(Fine-tunes on \d+ facts \(\d+ unknown|nothing to fine-tune on)"))).to_be_visible()
+    go = page.get_by_role("button", name="Fine-tune SmolLM2 in the background")
+    import torch
+
+    if not torch.cuda.is_available():
+        expect(page.get_by_text(re.compile("Fine-tuning SmolLM2 needs a GPU, and this machine has none"))).to_be_visible()
+        expect(go).to_be_disabled()
+    _shot(page, tmp_path, "lab_tune.png", top=tune)
