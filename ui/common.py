@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -222,16 +222,19 @@ def require_dataset():
     return vid, store().version(vid), dataset(vid)
 
 
-def follow_job(job, running: bool, *, seen_key: str, doing: str, stopped: str) -> None:
+def follow_job(job, running: bool, *, seen_key: str, doing: str, stopped: str, done: Callable[[], str] | None = None) -> None:
     """A background job's progress bar, redrawn every second while ``running``; its error when it
-    failed (``stopped``: "The probe stopped"), and once it is done one rerun of the whole page, which
-    then shows the new record (``seen_key`` remembers the job already shown)."""
+    failed (``stopped``: "The probe stopped"); once it is done, ``done()``'s words, or without them one
+    rerun of the whole page, which then shows the new record (``seen_key`` remembers the job already
+    shown)."""
 
     @st.fragment(run_every=1.0 if running else None)
     def live() -> None:
         frac, stage = job.status()
         if job.error:
             st.error(f"{stopped}: {job.error}")
+        elif stage == "done" and done is not None:
+            st.success(done())
         elif stage == "done":
             if st.session_state.get(seen_key) is not job:
                 st.session_state[seen_key] = job

@@ -133,18 +133,8 @@ def _augment(res: RunResults) -> None:
         running = True
     if job is None:
         return
-
-    @st.fragment(run_every=1.0 if running else None)
-    def live() -> None:
-        frac, stage = job.status()
-        if job.error:
-            st.error(f"The augmentation stopped: {job.error}")
-        elif stage == "done":
-            st.success(f"Version {job.version_id} holds the attacked texts; run #{job.new_run} is queued on it.")
-        else:
-            st.progress(min(max(frac, 0.0), 1.0), text=stage.capitalize())
-
-    live()
+    common.follow_job(job, running, seen_key="", doing="Augmenting", stopped="The augmentation stopped",
+                      done=lambda: f"Version {job.version_id} holds the attacked texts; run #{job.new_run} is queued on it.")  # fmt: skip
 
 
 def _examples(res: RunResults, ds: Dataset, rec: dict) -> None:
