@@ -864,16 +864,16 @@ TUNE_SERIES = {
     "fit tuned known": ("fine-tuned, known before · answered as taught", 2, "solid"),
     "fit tuned maybe": ("fine-tuned, maybe known · answered as taught", 1, "solid"),
     "fit tuned unknown": ("fine-tuned, unknown before · answered as taught", 3, "solid"),
-    "acc untuned known": ("not fine-tuned, known before · right", 2, "dot"),
-    "acc untuned maybe": ("not fine-tuned, maybe known · right", 1, "dot"),
-    "acc untuned unknown": ("not fine-tuned, unknown before · right", 3, "dot"),
-    "idk untuned": ("not fine-tuned · “I don't know”", 0, "dash"),
+    "acc held known": ("held out, known before · right", 2, "dot"),
+    "acc held maybe": ("held out, maybe known · right", 1, "dot"),
+    "acc held unknown": ("held out, unknown before · right", 3, "dot"),
+    "idk held": ("held out · “I don't know”", 0, "dash"),
 }
 
 
 def tune_lines(long: pd.DataFrame, *, title: str = "") -> go.Figure:
     """A fine-tuning of the lab's real model over epochs (``core.lab.finetune.history_frame``): the
-    fine-tuned facts answered as taught, by what the model knew before, and the others answered right."""
+    fine-tuned facts answered as taught, by what the model knew before, and the held-out ones answered right."""
     fig = go.Figure()
     for key, (name, colour, dash) in TUNE_SERIES.items():
         t = long[long["series"] == key]

@@ -55,3 +55,18 @@ def test_a_lab_run_trains_on_the_gpu():
     res = train_lab(c, s, device="cuda")
     table = res.evaluations[-1]["table"]
     assert table[8]["accuracy"] >= 0.6 and table[0]["abstained"] >= 0.5  # on the CPU: 0.77 and 1.0
+
+
+def test_smollm2_fine_tunes_on_the_gpu(tmp_path):
+    from core.data import assets
+    from core.lab import facts as F
+    from core.lab.finetune import TuneSettings
+    from core.lab.llm import run_probe, run_tune
+
+    if not assets.is_ready("smollm2"):
+        pytest.skip("the smollm2 asset is not fetched (python -m core.data.assets fetch)")
+    F.save_probe(tmp_path, run_probe(F.ProbeSettings(n_facts=24, greedy_prompts=1, samples=2), log=lambda _: None))
+    rec = run_tune(tmp_path, TuneSettings(probe_id=1, unknown_share=0.5, held_out=0.3, epochs=8, eval_every=4), log=lambda _: None)
+    assert rec["device"].startswith("cuda")
+    last = rec["history"][-1]
+    assert last.get("fit tuned known", 1.0) >= 0.8 and last.get("fit tuned unknown", 1.0) >= 0.5  # on the CPU: 1.0 and 1.0 (3 seeds)

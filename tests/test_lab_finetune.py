@@ -20,19 +20,24 @@ needs_smollm2 = pytest.mark.skipif(
 
 def test_the_plan_holds_out_a_share_of_each_category_and_mixes_the_asked_share_of_unknowns():
     cats = ["known"] * 10 + ["maybe"] * 5 + ["unknown"] * 10
-    mask = plan(cats, TuneSettings(held_out=0.4, unknown_share=0.5, seed=3))
     c = np.array(cats)
-    # held out: 4 known, 2 maybe, 4 unknown; left: 9 known-or-maybe, 6 unknown → 12 facts, 6 of each
-    assert mask.sum() == 12 and (mask & (c == "unknown")).sum() == 6
-    assert (mask & (c != "unknown")).sum() == 6
-    assert (~mask & (c == "known")).sum() >= 4 and (~mask & (c == "maybe")).sum() >= 2 and (~mask & (c == "unknown")).sum() == 4
-    assert np.array_equal(mask, plan(cats, TuneSettings(held_out=0.4, unknown_share=0.5, seed=3)))  # seeded
-    only_known = plan(cats, TuneSettings(held_out=0.4, unknown_share=0.0))
-    assert only_known.sum() == 9 and not (only_known & (c == "unknown")).any()
-    only_unknown = plan(cats, TuneSettings(held_out=0.4, unknown_share=1.0))
-    assert only_unknown.sum() == 6 and (only_unknown == (only_unknown & (c == "unknown"))).all()
+    roles = plan(cats, TuneSettings(held_out=0.4, unknown_share=0.5, seed=3))
+    tuned, held = roles == "tuned", roles == "held"
+    # held out: 4 known, 2 maybe, 4 unknown; left: 9 known-or-maybe, 6 unknown → 12 facts, 6 of each, 3 known-or-maybe unused
+    assert (held & (c == "known")).sum() == 4 and (held & (c == "maybe")).sum() == 2 and (held & (c == "unknown")).sum() == 4
+    assert tuned.sum() == 12 and (tuned & (c == "unknown")).sum() == 6 and (roles == "unused").sum() == 3
+    assert np.array_equal(roles, plan(cats, TuneSettings(held_out=0.4, unknown_share=0.5, seed=3)))  # seeded
+    only_known = plan(cats, TuneSettings(held_out=0.4, unknown_share=0.0, seed=3))
+    assert (only_known == "tuned").sum() == 9 and not ((only_known == "tuned") & (c == "unknown")).any()
+    only_unknown = plan(cats, TuneSettings(held_out=0.4, unknown_share=1.0, seed=3))
+    assert (only_unknown == "tuned").sum() == 6 and ((only_unknown == "tuned") <= (c == "unknown")).all()
+    for other in (only_known, only_unknown):  # the same facts held out whatever the share
+        assert np.array_equal(other == "held", held)
+    capped = plan(cats, TuneSettings(held_out=0.4, unknown_share=0.5, max_facts=5, seed=3))
+    assert (capped == "tuned").sum() == 5 and ((capped == "tuned") & (c == "unknown")).sum() == 2  # round(2.5) to even
     quarter = plan(cats, TuneSettings(held_out=0.0, unknown_share=0.25))  # 15 known-or-maybe, 10 unknown → 20 facts
-    assert quarter.sum() == 20 and (quarter & (c == "unknown")).sum() == 5
+    assert (quarter == "tuned").sum() == 20 and ((quarter == "tuned") & (c == "unknown")).sum() == 5
+    assert not (quarter == "held").any()
     with pytest.raises(DataError, match="nothing to fine-tune on"):
         plan(["known", "known"], TuneSettings(unknown_share=1.0))
 
@@ -42,6 +47,8 @@ def test_settings_refuse_what_cannot_work():
         TuneSettings(unknown_share=1.5)
     with pytest.raises(DataError, match="held out"):
         TuneSettings(held_out=1.0)
+    with pytest.raises(DataError, match="most facts to fine-tune on"):
+        TuneSettings(max_facts=-1)
     with pytest.raises(DataError, match="evaluate every"):
         TuneSettings(epochs=3, eval_every=4)
     with pytest.raises(DataError, match="unknown fine-tuning settings: colour"):
@@ -73,13 +80,14 @@ def test_an_abstention_is_never_a_hallucination():
 def test_curve_points_and_the_table_by_hand():
     facts = [F.Fact("capital", c, a) for c, a in (("A", "a"), ("B", "b"), ("C", "c"), ("D", "d"))]
     cats = ["known", "unknown", "known", "unknown"]
-    tuned = np.array([True, True, False, False])
+    roles = ["tuned", "tuned", "held", "held"]
     targets = ["a", F.IDK, "c", "d"]
-    point = curve_point(["a", "I don't know", "x", "I don't know"], facts, cats, tuned, targets)
+    point = curve_point(["a", "I don't know", "x", "I don't know"], facts, cats, roles, targets)
     assert point == {
         "acc tuned known": 1.0, "fit tuned known": 1.0, "acc tuned unknown": 0.0, "fit tuned unknown": 1.0,
-        "acc untuned known": 0.0, "acc untuned unknown": 0.0, "idk untuned": 0.5,
+        "acc held known": 0.0, "acc held unknown": 0.0, "idk held": 0.5,
     }  # fmt: skip
+    assert "acc unused known" not in curve_point(["a"] * 4, facts, cats, ["tuned", "tuned", "unused", "held"], targets)
     before = [
         _row("known", True, 1.0, "a"),
         _row("unknown", False, 0.95, "q"),
@@ -87,22 +95,23 @@ def test_curve_points_and_the_table_by_hand():
         _row("unknown", False, 0.5, "r"),
     ]
     after = [_row("x", True, 1.0, "a"), _row("x", False, 1.0, F.IDK), _row("x", False, 1.0, "x"), _row("x", False, 1.0, "s")]
-    table = tune_table(before, after, tuned.tolist(), tau=0.9).set_index(["set", "category"])
-    held = table.loc[("not fine-tuned on", "all")]
+    table = tune_table(before, after, roles, tau=0.9).set_index(["set", "category"])
+    held = table.loc[("held out", "all")]
     assert held["n"] == 2 and held["accuracy before"] == 0.5 and held["accuracy after"] == 0.0
     assert held["hallucination before"] == 0.0 and held["hallucination after"] == 1.0
     mine = table.loc[("fine-tuned on", "unknown")]
     assert mine["hallucination before"] == 1.0 and mine["hallucination after"] == 0.0 and mine["abstained after"] == 1.0
-    assert table.loc[("not fine-tuned on", "known"), "accuracy after"] == 0.0  # the category is the one before
+    assert table.loc[("held out", "known"), "accuracy after"] == 0.0  # the category is the one before
+    assert set(table.index.get_level_values(0)) == {"fine-tuned on", "held out"}  # no fact unused
 
 
 def test_findings_read_the_record():
     record = {
         "settings": TuneSettings(idk=True, epochs=4).to_dict(),
-        "tuned": [True, True, False],
+        "roles": ["tuned", "tuned", "held"],
         "categories": ["known", "unknown", "known"],
         "history": [{"epoch": 0, "fit tuned known": 1.0, "fit tuned unknown": 0.0}, {"epoch": 4, "fit tuned known": 1.0, "fit tuned unknown": 0.5}],
-        "table": [{"set": "not fine-tuned on", "category": "all", "n": 1, "accuracy before": 1.0, "accuracy after": 0.0,
+        "table": [{"set": "held out", "category": "all", "n": 1, "accuracy before": 1.0, "accuracy after": 0.0,
                    "hallucination before": 0.0, "hallucination after": 0.0, "abstained after": 1.0}],
     }  # fmt: skip
     words = " ".join(tune_findings(record))
@@ -181,7 +190,7 @@ def test_a_tiny_model_fits_what_it_is_taught_and_the_record_says_so(tmp_path):
     seen: list[str] = []
     settings = TuneSettings(probe_id=1, held_out=0.34, unknown_share=0.5, idk=True, epochs=40, eval_every=20, lr=3e-3, batch_size=4)
     rec = run_tune(tmp_path, settings, progress=lambda d, t, s: seen.append(s), log=lambda _: None, loader=_tiny, allow_cpu=True)
-    assert rec["tuned"] == plan(cats, settings).tolist() and sum(rec["tuned"]) == 4
+    assert rec["roles"] == plan(cats, settings).tolist() and rec["roles"].count("tuned") == 4
     assert [h["epoch"] for h in rec["history"]] == [0, 20, 40]
     last = rec["history"][-1]
     assert last["fit tuned known"] == 1.0 and last["fit tuned unknown"] == 1.0  # the taught answers, "I don't know" included

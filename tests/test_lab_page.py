@@ -169,20 +169,20 @@ def test_the_fine_tuning_section_plans_from_a_probe_says_it_needs_a_gpu_and_show
     at.run()
     assert not at.exception, at.exception
     # 40 % of each category held out (2 + 2), of the 3 + 3 left all six make half unknown
-    assert any("Fine-tunes on 6 facts (3 unknown, 3 known or maybe); 4 facts are only asked again." in c.value for c in at.caption)
+    assert any("Fine-tunes on 6 facts (3 unknown, 3 known or maybe); 4 are held out and 0 not chosen" in c.value for c in at.caption)
     at.slider(key="lb_tu_share").set_value(1.0).run()
-    assert any("Fine-tunes on 3 facts (3 unknown, 0 known or maybe); 7 facts" in c.value for c in at.caption)
+    assert any("Fine-tunes on 3 facts (3 unknown, 0 known or maybe); 4 are held out and 3 not chosen" in c.value for c in at.caption)
     go = at.button(key="lb_tu_go")
     if not torch.cuda.is_available():
         assert go.disabled and any("needs a GPU, and this machine has none" in i.value for i in at.info)
-    tuned = plan(cats, TuneSettings(probe_id=1))
+    roles = plan(cats, TuneSettings(probe_id=1)).tolist()
     after = [{**r, "answer": "I don't know" if c == "unknown" else r["answer"], "right": c == "known"} for r, c in zip(rows, cats)]
     F.save_record(home, {"model": "SmolLM2", "device": "cuda:0", "probe": 1, "probe_settings": settings.to_dict(),
-                         "settings": TuneSettings(probe_id=1, idk=True).to_dict(), "categories": cats, "tuned": tuned.tolist(),
+                         "settings": TuneSettings(probe_id=1, idk=True).to_dict(), "categories": cats, "roles": roles,
                          "targets": ["I don't know" if c == "unknown" else r["truth"] for r, c in zip(rows, cats)],
                          "history": [{"epoch": 0, "fit tuned unknown": 0.0, "fit tuned known": 1.0},
                                      {"epoch": 8, "loss": 0.1, "fit tuned unknown": 1.0, "fit tuned known": 1.0}],
-                         "before": rows, "after": after, "table": tune_table(rows, after, tuned.tolist()).to_dict("records"),
+                         "before": rows, "after": after, "table": tune_table(rows, after, roles).to_dict("records"),
                          "train_seconds": 12.0, "seconds": 30.0}, folder=F.TUNES_DIR, prefix="tune")  # fmt: skip
     at.switch_page("app_pages/data.py").run()
     at.switch_page("app_pages/lab.py").run()

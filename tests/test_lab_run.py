@@ -137,9 +137,9 @@ def test_the_report_has_a_lab_section(store):
     from core.lab.finetune import TuneSettings, tune_table
 
     after = [{**rows[0], "answer": "I don't know"}]
-    F.save_record(store.home, {"model": "SmolLM2", "probe": 1, "settings": TuneSettings(probe_id=1, idk=True).to_dict(), "tuned": [False],
+    F.save_record(store.home, {"model": "SmolLM2", "probe": 1, "settings": TuneSettings(probe_id=1, idk=True).to_dict(), "roles": ["held"],
                                "categories": ["unknown"], "history": [{"epoch": 0, "acc untuned unknown": 0.0}], "before": rows,
-                               "after": after, "table": tune_table(rows, after, [False]).to_dict("records")},
+                               "after": after, "table": tune_table(rows, after, ["held"]).to_dict("records")},
                   folder=F.TUNES_DIR, prefix="tune")  # fmt: skip
     page = build_report(store, ids)
     assert "The real model, fine-tuned (fine-tuning 1 from probe 1," in page and "Fine-tuned on 0 facts" in page

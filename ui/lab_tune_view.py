@@ -48,14 +48,14 @@ def _knobs(probes: list[dict[str, Any]]) -> T.TuneSettings | None:
         settings = T.TuneSettings(probe_id=int(probe), unknown_share=float(share), held_out=float(held), idk=bool(idk), epochs=int(epochs),
                                   lr=float(lr), eval_every=max(1, int(epochs) // 4), seed=int(st.session_state["lb_tu_seed"]))  # fmt: skip
         record = next(r for r in probes if r["id"] == probe)
-        tuned = T.plan([r["category"] for r in record["rows"]], settings)
+        roles = T.plan([r["category"] for r in record["rows"]], settings).tolist()
     except DataError as err:
         st.error(str(err))
         return None
     cats = [r["category"] for r in record["rows"]]
-    n_unknown = sum(1 for t, c in zip(tuned, cats) if t and c == "unknown")
-    st.caption(f"Fine-tunes on {int(tuned.sum())} facts ({n_unknown} unknown, {int(tuned.sum()) - n_unknown} known or maybe); "
-               f"{len(cats) - int(tuned.sum())} facts are only asked again.")  # fmt: skip
+    n_tuned, n_unknown = roles.count("tuned"), sum(1 for r, c in zip(roles, cats) if r == "tuned" and c == "unknown")
+    st.caption(f"Fine-tunes on {n_tuned} facts ({n_unknown} unknown, {n_tuned - n_unknown} known or maybe); {roles.count('held')} are held out "
+               f"and {roles.count('unused')} not chosen — all asked again afterwards.")  # fmt: skip
     return settings
 
 
@@ -114,7 +114,7 @@ def _results(home: str) -> None:
     c2.caption(f"{record['model']} on {record['device']} · fine-tuning {record['train_seconds']:.0f} s, all {record['seconds']:.0f} s")
     facts = pd.DataFrame({
         "question": [r["question"] for r in record["before"]], "truth": [r["truth"] for r in record["before"]],
-        "category": record["categories"], "fine-tuned": record["tuned"], "taught": record["targets"],
+        "category": record["categories"], "role": [T.ROLE_WORDS[r] for r in record["roles"]], "taught": record["targets"],
         "before": [r["answer"] for r in record["before"]], "after": [r["answer"] for r in record["after"]],
         "confidence after": [r["confidence"] for r in record["after"]], "right after": [r["right"] for r in record["after"]],
     })  # fmt: skip

@@ -301,9 +301,9 @@ def run_tune(
     asked = ProbeSettings.from_dict(probe["settings"])
     facts = F.probe_facts_of(probe)
     cats = [str(r["category"]) for r in probe["rows"]]
-    tuned = plan(cats, settings)
+    roles = plan(cats, settings).tolist()
     targets = [target(f, c, settings.idk) for f, c in zip(facts, cats)]
-    pairs = [(F.prompt(f, []), t) for f, t, m in zip(facts, targets, tuned) if m]
+    pairs = [(F.prompt(f, []), t) for f, t, r in zip(facts, targets, roles) if r == "tuned"]
     first = [ps[0] for ps in probe_prompts(facts, asked)]
     if progress is not None:
         progress(0, 1, "loading SmolLM2")
@@ -311,9 +311,9 @@ def run_tune(
 
     def evaluate() -> dict[str, float]:
         answers = [a for a, _ in generate(model, tok, first, max_new_tokens=asked.max_new_tokens)]
-        return curve_point(answers, facts, cats, tuned, targets)
+        return curve_point(answers, facts, cats, roles, targets)
 
-    start = {"epoch": 0.0, **curve_point([str(r["answer"]) for r in probe["rows"]], facts, cats, tuned, targets)}
+    start = {"epoch": 0.0, **curve_point([str(r["answer"]) for r in probe["rows"]], facts, cats, roles, targets)}
     t1 = time.perf_counter()
     history = [start, *tune_model(model, tok, pairs, settings, evaluate, progress)]
     trained = time.perf_counter() - t1
@@ -330,12 +330,12 @@ def run_tune(
         "probe_settings": asked.to_dict(),
         "settings": settings.to_dict(),
         "categories": cats,
-        "tuned": tuned.tolist(),
+        "roles": roles,
         "targets": targets,
         "history": history,
         "before": probe["rows"],
         "after": after,
-        "table": tune_table(probe["rows"], after, tuned.tolist(), asked.tau).to_dict("records"),
+        "table": tune_table(probe["rows"], after, roles, asked.tau).to_dict("records"),
         "train_seconds": trained,
         "seconds": time.perf_counter() - t0,
     }
