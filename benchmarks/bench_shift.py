@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/bench_shift.py --seeds 5       # a quick look
 
 The tests are the product's (``core.shift.detect``): ``mmd_test`` (500 permutations) and
-``domain_classifier_test`` (5-fold logistic regression AUC), α = 0.05, each side drawn seeded.
+``domain_classifier_test`` (5-fold ridge classifier AUC, permutation p-value), α = 0.05, each side drawn seeded.
 
 - **VADER** (MiniLM embeddings of all 23.7k texts, ``core.embed.embeddings.embed``, cached like the
   app's): *no shift* — the texts shuffled by the seed and cut in two halves, each side drawn from

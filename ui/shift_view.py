@@ -102,7 +102,8 @@ def drift_section(vid: int, scen: S.Scenario, spec: S.TargetSpec) -> Drift | Non
     st.dataframe(S.drift_table(result), hide_index=True, width="stretch")
     st.caption(
         f"On {result.embedding}. MMD: unbiased MMD² with a Gaussian kernel, p-value from 500 permutations. Domain classifier: "
-        "a logistic regression told to separate target from reference, scored out of fold; AUC 0.5 = no difference."
+        "a linear classifier told to separate target from reference, scored out of fold, its p-value from relabelled "
+        "copies of the same cross-validation; AUC 0.5 = no difference."
     )
     columns = S.column_table(result)
     if columns is not None:
