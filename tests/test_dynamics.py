@@ -122,3 +122,14 @@ def test_a_run_keeps_its_dynamics_and_they_point_at_the_flipped_labels(store, ho
     assert (np.diff(issues.score[issues.rank]) >= 0).all()
     assert np.isin(issues.rank, flipped).mean() > 0.5  # most flagged items are flipped ones
     assert label_issues_from_dynamics(noisy, run_id + 99, probe, home=home) is None
+
+
+def test_a_window_is_read_in_runs_that_never_repeat_an_earlier_batchs_position():
+    from core.train.dynamics import _runs_without_repeats
+
+    t = lambda *v: torch.tensor(v)
+    # 3 repeats 0's position 1, 4 repeats 2's position 7 (and 3's 9); a repeat within one batch does not cut
+    batches = [t(1, 2), t(3, 3), t(7, 8), t(1, 9), t(7, 9)]
+    assert _runs_without_repeats(batches) == [slice(0, 3), slice(3, 4), slice(4, 5)]
+    assert _runs_without_repeats([t(0, 1), t(2, 3), t(4, 5)]) == [slice(0, 3)]
+    assert _runs_without_repeats([t(5)]) == [slice(0, 1)] and _runs_without_repeats([]) == []
