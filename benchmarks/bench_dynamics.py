@@ -6,14 +6,14 @@
 For each model — the small CNN on 28×28 images (batch 64) and MLP on 40 table columns (batch 256),
 from the registry, and MiniLM fine-tuned on 64-token texts (batch 32) — the same training step
 (forward, cross-entropy, backward, AdamW) runs ``--steps`` times with the record and ``--steps``
-times without, in alternating rounds in one process, on random inputs and labels, the batches' train positions drawn as the loop draws them (a fresh
-permutation of 10,000 items per epoch, the record's ``end_epoch`` at each epoch's end). ``--steps`` is a
-multiple of ``Dynamics.WINDOW`` so each round with the record pays for its reads (``flush``): the
-time per step is a round's total over its steps, the cost amortised as a run pays it. Reported: the
-mean step time of each arm, the overhead (with ÷ without − 1, over all rounds) and a t 95 %
-interval of the per-round overheads (each round with the record against the round without it
-next to it; which goes first alternates). The goal: ≤ 5 % of the step time. The machine and its load (``os.getloadavg``) are
-printed.
+times without, in alternating rounds in one process, on random inputs and labels, the batches'
+train positions drawn as the loop draws them (a fresh permutation of 10,000 items per epoch, the
+record's ``end_epoch`` at each epoch's end). ``--steps`` is a multiple of ``Dynamics.WINDOW`` so each
+round with the record pays for its reads (``flush``): the time per step is a round's total over its
+steps, the cost amortised as a run pays it. Reported: the mean step time of each arm, the overhead
+(with ÷ without − 1, over all rounds) and a t 95 % interval of the per-round overheads (each round
+with the record against the round without it next to it; which goes first alternates). The goal:
+≤ 5 % of the step time. The machine and its load (``os.getloadavg``) are printed.
 """
 
 from __future__ import annotations

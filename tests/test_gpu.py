@@ -69,6 +69,5 @@ def test_smollm2_fine_tunes_on_the_gpu(tmp_path):
     rec = run_tune(tmp_path, TuneSettings(probe_id=1, unknown_share=0.5, held_out=0.3, epochs=8, eval_every=4), log=lambda _: None)
     assert rec["device"].startswith("cuda")
     last = rec["history"][-1]
-    assert (
-        last.get("fit tuned known", 1.0) >= 0.8 and last.get("fit tuned unknown", 1.0) >= 0.5
-    )  # bench_lab_tune.py --cpu, mixed arm at epoch 8: 1.0 and 1.0 on 3 seeds
+    # bench_lab_tune.py --cpu, mixed arm at epoch 8: 1.0 and 1.0 on 3 seeds
+    assert last.get("fit tuned known", 1.0) >= 0.8 and last.get("fit tuned unknown", 1.0) >= 0.5

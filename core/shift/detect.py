@@ -182,7 +182,7 @@ def domain_classifier_test(
     ref, tgt, _, ti = _pair(reference, target, n_per_side, rng)
     y = np.r_[np.zeros(len(ref), np.int64), np.ones(len(tgt), np.int64)]
     k = max(2, min(folds, len(ref), len(tgt)))
-    z = _domain_features(np.vstack([ref, tgt]), len(y) - len(y) // k - 1, seed)
+    z = _domain_features(np.vstack([ref, tgt]), seed)
     # folds drawn without the labels keep every relabelling on the same footing
     splits = list(KFold(k, shuffle=True, random_state=seed).split(z))
     labels = np.column_stack([y] + [rng.permutation(y) for _ in range(permutations)]).astype(np.float64)
@@ -204,14 +204,14 @@ def domain_classifier_test(
     return ShiftTest("domain_classifier", auc, p, len(ref), len(tgt), time.perf_counter() - t0, alpha, detail)
 
 
-def _domain_features(z: np.ndarray, max_components: int, seed: int) -> np.ndarray:
+def _domain_features(z: np.ndarray, seed: int) -> np.ndarray:
     """Standardised features, through principal components when wider than ``PCA_ABOVE``; fitted on
     the pooled sample without its labels, so every relabelling sees the same features."""
     from sklearn.decomposition import PCA
 
     sd = z.std(axis=0)
     z = (z - z.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
-    dims = min(DC_COMPONENTS, z.shape[1], max_components)
+    dims = min(DC_COMPONENTS, z.shape[1], len(z) - 1)
     if z.shape[1] > PCA_ABOVE and dims >= 2:
         z = PCA(dims, svd_solver="randomized", random_state=seed).fit_transform(z)
     return z

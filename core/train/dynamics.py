@@ -36,7 +36,7 @@ class Dynamics:
     ``index_add_`` along its long side (4–5× faster on the CPU than along the short one) — on a
     small model's step the record's cost is its number of kernel launches."""
 
-    EPOCH_COLUMNS = 4
+    EPOCH_ROWS = 4
     WINDOW = 32  # batches kept before they are read together: a small model's step pays for its launches once per window
 
     def __init__(self, n: int, device: torch.device) -> None:
@@ -69,10 +69,6 @@ class Dynamics:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        rows = torch.cat([r for r, _, _ in pending])
-        if len(pending) == 1 or int(torch.bincount(rows, minlength=len(self.last)).max()) <= 1:  # one run: the usual epoch
-            self._read(rows, torch.cat([z.float() for _, z, _ in pending]), torch.cat([y for _, _, y in pending]))
-            return
         for run in _runs_without_repeats([r for r, _, _ in pending]):
             part = pending[run]
             self._read(torch.cat([r for r, _, _ in part]), torch.cat([z.float() for _, z, _ in part]), torch.cat([y for _, _, y in part]))
@@ -91,7 +87,7 @@ class Dynamics:
     def end_epoch(self) -> None:
         """The epoch's means per position (NaN where the epoch drew nothing); the sums start again."""
         self.flush()
-        epoch = self.sums[: self.EPOCH_COLUMNS]
+        epoch = self.sums[: self.EPOCH_ROWS]
         n = epoch[3:4].clamp(min=1)
         means = torch.where(epoch[3:4] == 0, torch.nan, epoch[:3] / n).cpu().numpy().astype(np.float16)
         self.epochs.append((means[0].copy(), means[1].copy(), means[2].copy()))
@@ -117,6 +113,8 @@ def _runs_without_repeats(batches: list[torch.Tensor]) -> list[slice]:
     if len(batches) <= 1:
         return [slice(0, len(batches))] if batches else []
     rows = torch.cat(batches)
+    if int(torch.bincount(rows).max()) <= 1:  # the usual epoch: the whole window at once
+        return [slice(0, len(batches))]
     batch = torch.repeat_interleave(
         torch.arange(len(batches), device=rows.device), torch.tensor([len(b) for b in batches], device=rows.device)
     )
