@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_ner.py                      # 3 epochs, batch 32, both loops
     .venv/bin/python benchmarks/bench_ner.py --only gapscope      # the product's run alone
     .venv/bin/python benchmarks/bench_ner.py --train 3000 --epochs 1   # a quick look
+    .venv/bin/python benchmarks/bench_ner.py --seed 1             # another seed of both loops
 
 **Gapscope**: the product's own path — the CoNLL-2003 demo stored in a temporary home, a run
 created with ``RunConfig(model="minilm")`` and trained by ``core.train.worker.train_run`` in this
@@ -47,7 +48,7 @@ def conll(n_train: int | None):
     return ds
 
 
-def gapscope(ds, *, epochs: int, batch: int, lr: float) -> dict:
+def gapscope(ds, *, epochs: int, batch: int, lr: float, seed: int) -> dict:
     from core.store import Store
     from core.train.config import RunConfig
     from core.train.worker import train_run
@@ -57,7 +58,7 @@ def gapscope(ds, *, epochs: int, batch: int, lr: float) -> dict:
         os.environ["GAPSCOPE_HOME"] = str(home)
         store = Store(home)
         vid = store.save_dataset(ds, source="bench")
-        cfg = RunConfig(version_id=vid, model="minilm", epochs=epochs, batch_size=batch, lr=lr, temperature_scaling=False)
+        cfg = RunConfig(version_id=vid, model="minilm", epochs=epochs, batch_size=batch, lr=lr, temperature_scaling=False, seed=seed)
         run_id = store.create_run(vid, cfg.to_dict())
         t0 = time.perf_counter()
         status = train_run(store, run_id)
@@ -81,7 +82,7 @@ def gapscope(ds, *, epochs: int, batch: int, lr: float) -> dict:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def trainer(ds, *, epochs: int, batch: int, lr: float) -> dict:
+def trainer(ds, *, epochs: int, batch: int, lr: float, seed: int) -> dict:
     import torch
     from seqeval.metrics import f1_score
     from seqeval.scheme import IOB2
@@ -128,7 +129,7 @@ def trainer(ds, *, epochs: int, batch: int, lr: float) -> dict:
         disable_tqdm=True,
         use_cpu=not torch.cuda.is_available(),
         dataloader_num_workers=0,
-        seed=0,
+        seed=seed,
     )
     t = Trainer(model=model, args=args, train_dataset=train, data_collator=DataCollatorForTokenClassification(tok))
     t0 = time.perf_counter()
@@ -160,12 +161,13 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--train", type=int, default=0, help="train sentences (0: all 14,041)")
     parser.add_argument("--only", choices=["gapscope", "trainer"])
+    parser.add_argument("--seed", type=int, default=0, help="both loops' seed (initialisation of the head, batch order)")
     args = parser.parse_args()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores; load {os.getloadavg()}")
     ds = conll(args.train or None)
     n_train = int((ds.split == 0).sum())
     print(f"CoNLL-2003: {n_train:,} train / {int((ds.split == 1).sum()):,} val / {int((ds.split == 2).sum()):,} test sentences")
-    kw = {"epochs": args.epochs, "batch": args.batch, "lr": args.lr}
+    kw = {"epochs": args.epochs, "batch": args.batch, "lr": args.lr, "seed": args.seed}
     results = {}
     if args.only != "trainer":
         results["gapscope"] = ours = gapscope(ds, **kw)

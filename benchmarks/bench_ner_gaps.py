@@ -12,7 +12,10 @@ knows MISC) the same count is made with MISC treated as the dropped type — its
 called PER, LOC or ORG, confidently.
 
 **wnut**: the WNUT-16 demo (its seeded split) trained as it is and with the Train page's preset
-for rare entity types (``--preset``); spurious-entity rate and entity macro-F1 on test.
+for rare entity types (``--preset``); spurious-entity rate and entity macro-F1 on test. ``--loss``
+swaps the preset's criterion over the tags and ``--copies`` its augmented copies per sentence
+(ablations); ``--no-baseline`` trains the preset arm
+alone and prints its val figures only, to compare variants on seeds that are not reported.
 
 Every arm is a real run: stored in a temporary home and trained by ``core.train.worker.train_run``;
 the scores come from the run's word probabilities at its result (``core.compare.entities``), the
@@ -169,13 +172,24 @@ def wnut(args, store) -> list[dict]:
     from core.compare.entities import paired_entity_bootstrap
     from core.data.demos import load_wnut16
     from core.mitigate.presets import preset
+    from core.mitigate.settings import LossSettings
 
     ds = load_wnut16().dataset
     mitigated = preset(args.preset, modality="tokens")
+    if args.loss:  # an ablation: the preset with another criterion over the tags
+        mitigated = dataclasses.replace(mitigated, loss=LossSettings(name=args.loss, tau=args.tau))
+    if args.copies:  # an ablation: more augmented copies of each drawn sentence per epoch
+        mitigated = dataclasses.replace(mitigated, token_augment=dataclasses.replace(mitigated.token_augment, copies=args.copies))
     print(f"WNUT-16: {int((ds.split == 0).sum()):,} train / {int((ds.split == 2).sum()):,} test tweets; preset {args.preset}: {mitigated}")
-    out = []
+    out: list[dict] = []
+    pairs: list = []
     for seed in args.seeds:
         kw = {"epochs": args.epochs, "batch_size": 32, "lr": args.lr, "seed": seed, "selection_window": args.window}
+        if args.no_baseline:  # the preset arm alone: its val figures, to choose a variant without test
+            _, tb, hb = _run(store, ds, {**kw, "mitigations": mitigated})
+            print(f"seed {seed} ({tb:.0f} s; load {os.getloadavg()[0]:.1f})")
+            _print_history("preset", [{k: v for k, v in h.items() if not k.startswith("test/")} for h in hb])
+            continue
         a, ta, ha = _run(store, ds, kw)
         b, tb, hb = _run(store, ds, {**kw, "mitigations": mitigated})
         _save(args, f"wnut-seed{seed}", a, b, ha, hb)
@@ -187,7 +201,32 @@ def wnut(args, store) -> list[dict]:
         _print_history("baseline", ha)
         _print_history("preset", hb)
         out.append({"seed": seed, **{k: dataclasses.asdict(v) for k, v in iv.items()}})
+        pairs.append((a, b))
+    if len(pairs) > 1:
+        _over_seeds(pairs, [{k: v["delta"] for k, v in row.items() if k != "seed"} for row in out])
     return out
+
+
+OVER_SEEDS = ("spurious_rate", "entity_f1_macro", "entity_f1_micro")
+
+
+def _over_seeds(pairs: list, deltas: list[dict]) -> None:
+    """The mean change over the seeds twice: with a t 95 % interval over the seeds' changes (the
+    training seeds' spread), and with the sentences resampled together across every seed
+    (``core.compare.entities.seeds_entity_bootstrap``: the test sample's uncertainty)."""
+    from scipy import stats
+
+    from core.compare.entities import seeds_entity_bootstrap
+
+    pooled = seeds_entity_bootstrap(pairs, metrics=OVER_SEEDS)
+    print(f"over {len(pairs)} seeds:")
+    for name, iv in pooled.items():
+        d = np.array([row[name] for row in deltas])
+        half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+        print(
+            f"  {name}: mean change {d.mean():+.4f}, sd {d.std(ddof=1):.4f}, t 95 % [{d.mean() - half:+.4f}, {d.mean() + half:+.4f}]; "
+            f"sentences resampled across the seeds [{iv.low:+.4f}, {iv.high:+.4f}] {iv.verdict}"
+        )
 
 
 RULES = {
@@ -214,7 +253,8 @@ def rules(args) -> None:
 
     from core.compare.entities import paired_entity_bootstrap
 
-    for path in sorted(Path(args.rules).glob("wnut-seed*.pkl")):
+    saved = sorted(Path(args.rules).glob("wnut-seed*.pkl"))
+    for path in saved:
         _, _, ha, hb = pickle.loads(path.read_bytes())
         print(path.stem)
         for name, pick in RULES.items():
@@ -223,6 +263,9 @@ def rules(args) -> None:
             print(f"  {name} (evaluations {ia + 1} and {ib + 1} of {len(ha)}):")
             for metric in ("spurious_rate", "entity_f1_macro"):
                 print(_line(metric, iv[metric]))
+    if len(saved) > 1:  # the results the runs kept (their own rule), over the seeds
+        pairs = [pickle.loads(p.read_bytes())[:2] for p in saved]
+        _over_seeds(pairs, [{k: v.delta for k, v in paired_entity_bootstrap(a, b, metrics=OVER_SEEDS).items()} for a, b in pairs])
 
 
 def main() -> int:
@@ -234,6 +277,10 @@ def main() -> int:
     parser.add_argument("--train", type=int, default=3000, help="drop-type: train sentences of the slice")
     parser.add_argument("--val", type=int, default=500, help="drop-type: val sentences of the slice")
     parser.add_argument("--preset", default="rare_types", help="wnut: the mitigation preset")
+    parser.add_argument("--loss", default="", help="wnut: the preset with this loss over the tags instead (core.mitigate.settings.LOSSES)")
+    parser.add_argument("--tau", type=float, default=1.0, help="wnut: τ of --loss logit_adjusted")
+    parser.add_argument("--copies", type=int, default=0, help="wnut: the preset with this many augmented copies per sentence")
+    parser.add_argument("--no-baseline", action="store_true", help="wnut: train the preset arm only (to read its val figures)")
     parser.add_argument("--taus", type=float, nargs="+", default=[0.5, 0.7, 0.9], help="drop-type: τ of the forced-known rate")
     parser.add_argument("--save", default="", help="a folder to pickle each seed's answers to")
     parser.add_argument("--window", type=int, default=1, help="wnut: the runs' selection window (both arms)")

@@ -18,6 +18,7 @@ from core.compare.entities import (
     marked_pieces,
     metrics_from_sums,
     paired_entity_bootstrap,
+    seeds_entity_bootstrap,
     sentence_sums,
     type_f1,
 )
@@ -130,6 +131,38 @@ def test_an_interval_excludes_zero_where_run_b_fixes_many_entities():
     same = paired_entity_bootstrap(weak, weak, n_boot=200)
     assert all(iv.low == iv.high == 0 and iv.verdict == "no clear difference" for iv in same.values())
     assert paired_entity_bootstrap(weak, _answers(truth, weak.probs, keys=np.arange(1000, 1150))) == {}  # no shared sentence
+
+
+def test_the_seeds_bootstrap_averages_the_pairs_and_resamples_sentences_together():
+    rng = np.random.default_rng(7)
+    truth = _sentences(rng, 120)
+    weak = [_answers(truth, _noisy_probs(rng, truth, right=r)) for r in (0.5, 0.6, 0.55)]
+    strong = [_answers(truth, _noisy_probs(rng, truth, right=r)) for r in (0.95, 0.9, 0.97)]
+    metrics = ("entity_f1_micro", "entity_f1_macro", "spurious_rate")
+    # one pair: the paired bootstrap's point and interval (the same seeded weights)
+    one = seeds_entity_bootstrap([(weak[0], strong[0])], metrics=metrics, n_boot=300)
+    ref = paired_entity_bootstrap(weak[0], strong[0], metrics=metrics, n_boot=300)
+    for m in metrics:
+        assert (one[m].a, one[m].b, one[m].low, one[m].high) == pytest.approx((ref[m].a, ref[m].b, ref[m].low, ref[m].high))
+    # three pairs: the point is the mean of the three changes, inside the interval
+    ivs = seeds_entity_bootstrap(list(zip(weak, strong)), metrics=metrics, n_boot=300)
+    singles = [paired_entity_bootstrap(a, b, metrics=metrics, n_boot=300) for a, b in zip(weak, strong)]
+    for m in metrics:
+        assert ivs[m].delta == pytest.approx(np.mean([s[m].delta for s in singles]))
+        assert ivs[m].a == pytest.approx(np.mean([s[m].a for s in singles])) and ivs[m].low <= ivs[m].delta <= ivs[m].high
+    assert ivs["entity_f1_micro"].verdict == "better" and ivs["spurious_rate"].verdict == "better"
+    # the same pair three times is the pair itself: every seed sees the same resampled sentences
+    thrice = seeds_entity_bootstrap([(weak[1], strong[1])] * 3, metrics=metrics, n_boot=300)
+    again = paired_entity_bootstrap(weak[1], strong[1], metrics=metrics, n_boot=300)
+    assert all((thrice[m].low, thrice[m].high) == pytest.approx((again[m].low, again[m].high)) for m in metrics)
+    # only the sentences every run scored count; none shared, nothing
+    half = _answers(truth[:60], weak[2].probs[:60])
+    cut = seeds_entity_bootstrap([(weak[0], strong[0]), (half, strong[2])], metrics=metrics, n_boot=100)
+    sub = [_answers(truth[:60], x.probs[:60]) for x in (weak[0], strong[0], strong[2])]
+    want = seeds_entity_bootstrap([(sub[0], sub[1]), (half, sub[2])], metrics=metrics, n_boot=100)
+    assert all(cut[m].delta == pytest.approx(want[m].delta) for m in metrics)
+    far = _answers(truth, weak[0].probs, keys=np.arange(1000, 1120))
+    assert seeds_entity_bootstrap([(weak[0], strong[0]), (far, strong[1])]) == {} and seeds_entity_bootstrap([]) == {}
 
 
 def test_sentences_are_paired_by_key_whatever_their_order():

@@ -73,7 +73,7 @@ def test_the_rare_types_preset_fills_the_token_settings_and_previews_them(home):
     at.run()
     assert not at.exception, at.exception
     assert at.selectbox(key="tr_rs_method").value == "sqrt"
-    assert [at.slider(key=k).value for k in TOKEN_KEYS] == [0.3, 0.3, 0.3, 0.3] and at.number_input(key="tr_tok_copies").value == 1
+    assert [at.slider(key=k).value for k in TOKEN_KEYS] == [0.3, 0.3, 0.3, 0.3] and at.number_input(key="tr_tok_copies").value == 2
     assert at.multiselect(key="tr_tok_types").value == []  # every drawn sentence gets its copy
     assert at.toggle(key="tr_dec_ooff").value is True
     words = text(at)
@@ -95,7 +95,7 @@ def test_start_training_stores_the_token_augmentation(home):
     store, at = open_train(home)
     at.radio(key="tr_preset").set_value("rare_types")
     at.run()
-    at.number_input(key="tr_tok_copies").set_value(2)
+    at.number_input(key="tr_tok_copies").set_value(3)
     at.multiselect(key="tr_tok_types").set_value(["LOC"])
     at.run()
     at.button(key="start_pair").click()
@@ -107,7 +107,7 @@ def test_start_training_stores_the_token_augmentation(home):
     assert len(runs) == 2 and runs[0].name.endswith("· baseline")
     assert runs[0].config["mitigations"]["token_augment"]["mention"] == 0.0
     assert runs[1].config["mitigations"]["token_augment"] == {
-        "mention": 0.3, "lwtr": 0.3, "synonym": 0.3, "shuffle": 0.3, "copies": 2, "types": ["LOC"],
+        "mention": 0.3, "lwtr": 0.3, "synonym": 0.3, "shuffle": 0.3, "copies": 3, "types": ["LOC"],
     }  # fmt: skip
     assert runs[1].config["mitigations"]["decision"]["o_offset"] is True and runs[0].config["mitigations"]["decision"]["o_offset"] is False
     assert runs[1].config["mitigations"]["resample"]["method"] == "sqrt" and runs[1].config["model"] == "minilm"
@@ -184,7 +184,7 @@ def test_wnut16_shows_sentences_types_and_its_rare_types(home):
     at.run()
     assert at.multiselect(key="tr_tok_types").value == []  # every drawn sentence is copied
     assert at.multiselect(key="tr_tok_types").help.endswith("movie, tvshow, sportsteam, musicartist, product, facility.")
-    assert "each epoch draws about 3,844 sentences" in text(at) and "× 121 steps of 32" in text(at)
+    assert "each epoch draws about 5,766 sentences" in text(at) and "× 181 steps of 32" in text(at)
 
 
 def test_a_token_file_in_the_upload_box_shows_its_sentences_scheme_and_repairs(home):

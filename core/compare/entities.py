@@ -361,6 +361,57 @@ def paired_entity_bootstrap(
     return out
 
 
+def seeds_entity_bootstrap(
+    pairs: Sequence[tuple[TokenAnswers, TokenAnswers]], *, metrics: Sequence[str] = BOOT_METRICS, n_boot: int = N_BOOT,
+    seed: int = SEED, level: float = LEVEL,
+) -> dict[str, Interval]:  # fmt: skip
+    """The mean change over seeds of each metric: ``pairs`` holds one (run ``a``, run ``b``) pair per
+    seed, all scored on the same sentences. The point is the mean over pairs of each pair's change;
+    the interval resamples sentences with one bootstrap weight per sentence shared by every pair (a
+    sentence drawn twice counts twice in each seed's runs), so it holds the test sample's
+    uncertainty with the seeds' spread averaged in. With one pair it is ``paired_entity_bootstrap``.
+    Only the sentences every run scored count; empty when there is none."""
+    if not pairs:
+        return {}
+    common = pairs[0][0].keys
+    for a, b in pairs:
+        common = np.intersect1d(np.intersect1d(common, a.keys), b.keys)
+    n = len(common)
+    if n == 0:
+        return {}
+    evs = [(a.evaluation(_positions(a.keys, common)), b.evaluation(_positions(b.keys, common))) for a, b in pairs]
+    all_types = _types_of(*(ev for pair in evs for ev in pair))
+    nb = evs[0][0].n_bins
+    xs = [sentence_sums(ev, all_types) for pair in evs for ev in pair]  # a₁, b₁, a₂, b₂, …
+    x, w = np.hstack(xs), xs[0].shape[1]
+    used = np.flatnonzero(x.any(axis=0))
+    rng = np.random.default_rng(seed)
+    sums = np.zeros((n_boot, x.shape[1]))
+    for start in range(0, n_boot, CHUNK):
+        stop = min(start + CHUNK, n_boot)
+        sums[start:stop, used] = bootstrap_weights(n, stop - start, rng) @ x[:, used]
+    point = [_all_metrics(xi.sum(axis=0), all_types, nb) for xi in xs]
+    boot = [_all_metrics(sums[:, j * w : (j + 1) * w], all_types, nb) for j in range(len(xs))]
+    tail = 100 * (1 - level) / 2
+    out = {}
+    for m in metrics:
+        pa, pb = np.array([float(p[m]) for p in point[0::2]]), np.array([float(p[m]) for p in point[1::2]])
+        diffs = np.mean([boot[2 * j + 1][m] - boot[2 * j][m] for j in range(len(pairs))], axis=0)
+        diffs = diffs[np.isfinite(diffs)]
+        if not (np.isfinite(pa).all() and np.isfinite(pb).all()) or len(diffs) < n_boot // 2:
+            continue
+        low, high = (_snap(float(v)) for v in np.percentile(diffs, [tail, 100 - tail]))
+        da, db = float(pa.mean()), float(pb.mean())
+        out[m] = Interval(m, da, db, float((pb - pa).mean()), low, high, verdict_of(m, low, high))
+    return out
+
+
+def _positions(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+    """Where each of ``wanted`` (all present) lies in ``keys`` (unique)."""
+    order = np.argsort(keys)
+    return order[np.searchsorted(keys, wanted, sorter=order)]
+
+
 def _snap(v: float) -> float:
     return 0.0 if abs(v) < 1e-12 else v
 
