@@ -3,7 +3,7 @@ reach random picking's accuracy with fewer labels?
 
     .venv/bin/python benchmarks/bench_select.py keep --dataset fashion     # keep 30 %: every score vs random, 3 seeds
     .venv/bin/python benchmarks/bench_select.py keep --dataset vader
-    .venv/bin/python benchmarks/bench_select.py active --dataset fashion   # margin / entropy / k-center vs random, 3 seeds
+    .venv/bin/python benchmarks/bench_select.py active --dataset fashion   # margin / diverse margin / entropy / k-center vs random, 3 seeds
 
 **keep**: per seed, a scoring run on the whole train split (its training dynamics, as every run
 keeps them), then for every score of ``core.select.keep`` a version keeping ``--fraction`` of the
@@ -157,7 +157,7 @@ def active(args, store) -> dict:
             share = None if reached is None else reached / spent
             own = float(c[c["picker"] == strategy]["accuracy"].iloc[-1])
             print(
-                f"{strategy:>8} seed {seed}: random {final:.4f} at {spent:,} labels; {strategy} {own:.4f} at {spent:,}; "
+                f"{strategy:>14} seed {seed}: random {final:.4f} at {spent:,} labels; {strategy} {own:.4f} at {spent:,}; "
                 f"reached random's final at {reached if reached is not None else 'never'}"
                 f"{'' if share is None else f' ({share:.0%})'}  ({time.perf_counter() - t0:.0f} s)",
                 flush=True,
@@ -183,7 +183,7 @@ def main() -> int:
     parser.add_argument("--train", type=int, default=12000, help="Fashion-MNIST: train items drawn")
     parser.add_argument("--k", type=int, default=50, help="active: labels per round (and the start)")
     parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--strategies", nargs="+", default=["margin", "entropy", "kcenter"])
+    parser.add_argument("--strategies", nargs="+", default=["margin", "diverse_margin", "entropy", "kcenter"])
     parser.add_argument("--json", default="", help="write the figures to this file")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores; load {os.getloadavg()}")

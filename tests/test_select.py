@@ -213,6 +213,23 @@ def test_margin_and_entropy_pick_the_items_on_the_boundary():
         A.propose("entropy", x[pool], 5, x_labelled=x[:3], y_labelled=np.zeros(3))
 
 
+def test_diverse_margin_spreads_close_calls_that_margin_takes_from_one_spot():
+    rng = np.random.default_rng(4)
+    ys = rng.uniform(-10, 10, size=200)
+    x_lab = np.c_[np.r_[np.full(100, -2.0), np.full(100, 2.0)], ys]
+    y_lab = np.r_[np.zeros(100, int), np.ones(100, int)]
+    dense = np.c_[rng.normal(scale=0.01, size=30), rng.normal(scale=0.01, size=30)]  # 30 near-copies of one close call
+    spread = np.c_[rng.choice([-1, 1], 170) * rng.uniform(0.2, 0.6, 170), rng.uniform(-10, 10, 170)]  # close calls all along the border
+    pool = np.r_[dense, spread]
+    margin = A.propose("margin", pool, 10, x_labelled=x_lab, y_labelled=y_lab, seed=0)
+    diverse = A.propose("diverse_margin", pool, 10, x_labelled=x_lab, y_labelled=y_lab, seed=0)
+    assert (margin < 30).sum() == 10  # margin spends every label on the one spot
+    assert len(set(diverse.tolist())) == 10 and (diverse < 30).sum() <= 2
+    assert np.ptp(pool[diverse, 1]) > 12  # the picks run along the border
+    assert diverse[0] < 30  # the closest call still comes first
+    assert len(A.propose("diverse_margin", pool[:12], 10, x_labelled=x_lab, y_labelled=y_lab)) == 10  # a pool near k
+
+
 def test_kcenter_covers_every_cluster_before_a_second_pick_in_any():
     rng = np.random.default_rng(0)
     centres = np.array([[0, 0], [10, 0], [0, 10], [10, 10], [5, 20]], float)

@@ -5,7 +5,10 @@
   embeddings, Sener & Savarese 2018: each pick is the pool item farthest from everything labelled
   or picked) or **random**. The uncertainty scores come from a logistic regression on the
   standardised embeddings of the labelled items — the project's linear probe, refitted in a second
-  rather than a training run per round.
+  rather than a training run per round. **Diverse margin** (Zhdanov 2019, "diverse mini-batch
+  active learning"): the ``DIVERSE_PREFILTER`` × k closest calls by margin, clustered into k groups
+  by k-means weighted by how close each call is, and the candidate nearest each group's centre —
+  a batch of close calls that are not all the same close call.
 - ``rounds``: the loop, simulated on items whose labels are known (hidden until "bought"): start
   from a seeded, class-stratified handful, buy k labels per round by a strategy, refit, score on a
   fixed evaluation set; accuracy and macro-F1 against labels spent, for the strategy and for random
@@ -36,6 +39,7 @@ __all__ = ["STRATEGIES", "fit_probe", "labelled_from_target", "labelled_version"
 STRATEGIES = {
     "margin": "margin: the closest call between two classes",
     "entropy": "entropy: the most uncertain answer",
+    "diverse_margin": "diverse margin: close calls spread over the embedding space (k-means over the closest calls)",
     "kcenter": "k-center: the items farthest from everything labelled",
     "random": "random picks (the baseline)",
 }
@@ -51,6 +55,32 @@ def fit_probe(x: np.ndarray, y: np.ndarray, *, seed: int = 0) -> Any:
         raise DataError("label items of at least two classes first: a model of one class cannot say what it is unsure of.")
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=1000, random_state=seed))
     return model.fit(x, y)
+
+
+DIVERSE_PREFILTER = 10  # diverse margin clusters the 10·k closest calls (Zhdanov 2019 uses β = 10)
+
+
+def _diverse(x_pool: np.ndarray, closeness: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Positions of ``k`` picks: the ``DIVERSE_PREFILTER``·k items with the largest ``closeness``
+    clustered by k-means weighted by it, the candidate nearest each centre, the closest call first."""
+    from sklearn.cluster import KMeans
+
+    order = np.argsort(-closeness, kind="stable")
+    cand = order[: min(len(order), DIVERSE_PREFILTER * k)]
+    if len(cand) <= k:
+        return cand[:k]
+    z = x_pool[cand]
+    z = (z - z.mean(axis=0)) / (z.std(axis=0) + 1e-12)  # the probe's standardised space
+    km = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(z, sample_weight=closeness[cand] - closeness[cand].min() + 1e-6)
+    picks: list[int] = []
+    for c in range(k):
+        members = np.flatnonzero(km.labels_ == c)
+        if len(members):
+            near = members[np.argmin(((z[members] - km.cluster_centers_[c]) ** 2).sum(axis=1))]
+            picks.append(int(cand[near]))
+    rest = [int(i) for i in cand if int(i) not in set(picks)]  # an empty cluster's place: the next closest call
+    picks += rest[: k - len(picks)]
+    return np.asarray(sorted(picks, key=lambda i: -closeness[i]), dtype=np.int64)
 
 
 def _kcenter(x_pool: np.ndarray, x_labelled: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
@@ -97,9 +127,11 @@ def propose(
     if y_labelled is None or len(x_lab) == 0:
         raise DataError(f"{strategy} needs a few labelled items to fit a model on; label some at random (or by k-center) first.")
     p = fit_probe(x_lab, np.asarray(y_labelled), seed=seed).predict_proba(x_pool)
-    if strategy == "margin":
+    if strategy in ("margin", "diverse_margin"):
         top = np.sort(p, axis=1)[:, -2:] if p.shape[1] > 1 else np.c_[np.zeros(len(p)), p]
         want = -(top[:, 1] - top[:, 0])
+        if strategy == "diverse_margin":
+            return _diverse(x_pool, want + 1e-9 * rng.random(len(p)), k, seed)
     else:
         want = -(p * np.log(np.clip(p, 1e-12, 1))).sum(1)
     ties = rng.random(len(p))
