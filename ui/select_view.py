@@ -240,7 +240,7 @@ def queue_section(store: Store, vid: int, ds: Dataset) -> None:
         )
         return
     strategies = list(A.STRATEGIES)
-    default("se_strategy", "margin", allowed=strategies)
+    default("se_strategy", "diverse_margin", allowed=strategies)
     default("se_k", 20)
     c1, c2 = st.columns([3, 1])
     strategy = str(c1.selectbox("Pick by", strategies, format_func=A.STRATEGIES.__getitem__, key="se_strategy", persist_state="session"))
@@ -301,7 +301,7 @@ def loop_section(vid: int, ds: Dataset) -> None:
     train = np.flatnonzero((ds.split == 0) & ds.labelled)
     held = np.flatnonzero(ds.split == 2) if (ds.split == 2).any() else np.flatnonzero(ds.split == 1)
     strategies = [s for s in A.STRATEGIES if s != "random"]
-    default("se_loop_strategy", "margin", allowed=strategies)
+    default("se_loop_strategy", "diverse_margin", allowed=strategies)
     default("se_loop_k", max(10, min(200, len(train) // 40)))
     default("se_loop_rounds", 10)
     c1, c2, c3 = st.columns([3, 1, 1])
