@@ -165,7 +165,7 @@ def test_the_rare_types_preset():
     m = preset("rare_types", modality="tokens")
     assert m == Mitigations(
         resample=Resampling(method="sqrt"),
-        token_augment=TokenAugmentation(mention=0.3, lwtr=0.3, synonym=0.3, shuffle=0.3, copies=2),
+        token_augment=TokenAugmentation(mention=0.3, lwtr=0.3, synonym=0.3, shuffle=0.3, copies=1),
         decision=Decision(o_offset=True),
     )
     assert check(m, modality="tokens", finetune="full", train_counts={"(no entity)": 9, "movie": 2, "tvshow": 1},

@@ -73,7 +73,7 @@ def test_the_rare_types_preset_fills_the_token_settings_and_previews_them(home):
     at.run()
     assert not at.exception, at.exception
     assert at.selectbox(key="tr_rs_method").value == "sqrt"
-    assert [at.slider(key=k).value for k in TOKEN_KEYS] == [0.3, 0.3, 0.3, 0.3] and at.number_input(key="tr_tok_copies").value == 2
+    assert [at.slider(key=k).value for k in TOKEN_KEYS] == [0.3, 0.3, 0.3, 0.3] and at.number_input(key="tr_tok_copies").value == 1
     assert at.multiselect(key="tr_tok_types").value == []  # every drawn sentence gets its copy
     assert at.toggle(key="tr_dec_ooff").value is True
     words = text(at)
@@ -184,7 +184,7 @@ def test_wnut16_shows_sentences_types_and_its_rare_types(home):
     at.run()
     assert at.multiselect(key="tr_tok_types").value == []  # every drawn sentence is copied
     assert at.multiselect(key="tr_tok_types").help.endswith("movie, tvshow, sportsteam, musicartist, product, facility.")
-    assert "each epoch draws about 5,766 sentences" in text(at) and "× 181 steps of 32" in text(at)
+    assert "each epoch draws about 3,844 sentences" in text(at) and "× 121 steps of 32" in text(at)
 
 
 def test_a_token_file_in_the_upload_box_shows_its_sentences_scheme_and_repairs(home):
