@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from core.train.apply import RunModel
 
 IG_STEPS = 32
+IG_DELTA_SHARE = 0.05  # the convergence delta allowed, as a share of the attributions' sum (at least of 1)
+IG_MAX_STEPS = 512
 
 
 # ---------------------------------------------------------------- methods on any differentiable function
@@ -45,13 +47,21 @@ def integrated_gradients(
     extra: tuple = (),
 ) -> tuple[np.ndarray, float]:
     """Integrated Gradients of ``forward``'s output ``target`` at ``x`` (batch of one) from
-    ``baseline``; (attributions shaped like ``x[0]``, |convergence delta|)."""
+    ``baseline``; (attributions shaped like ``x[0]``, |convergence delta|). When the delta is over
+    ``IG_DELTA_SHARE`` of the attributions' sum (or of 1, when the sum is smaller), the integral is
+    taken again with 4× the steps, up to ``IG_MAX_STEPS``: a sharp bend of a ReLU network along the
+    path can leave ``n_steps`` points short of the logit change."""
     from captum.attr import IntegratedGradients
 
-    attr, delta = IntegratedGradients(forward).attribute(
-        x, baselines=baseline, target=target, n_steps=n_steps, additional_forward_args=extra or None, return_convergence_delta=True
-    )
-    return attr[0].detach().cpu().numpy(), float(delta.abs().max())
+    ig = IntegratedGradients(forward)
+    while True:
+        attr, delta = ig.attribute(
+            x, baselines=baseline, target=target, n_steps=n_steps, additional_forward_args=extra or None, return_convergence_delta=True
+        )
+        values, gap = attr[0].detach().cpu().numpy(), float(delta.abs().max())
+        if gap <= IG_DELTA_SHARE * max(1.0, abs(float(values.sum()))) or n_steps >= IG_MAX_STEPS:
+            return values, gap
+        n_steps = min(4 * n_steps, IG_MAX_STEPS)
 
 
 def gradients(forward: Callable[..., torch.Tensor], x: torch.Tensor, target: int) -> np.ndarray:
