@@ -70,7 +70,7 @@ def _diverse(x_pool: np.ndarray, closeness: np.ndarray, k: int, seed: int) -> np
     if len(cand) <= k:
         return cand[:k]
     z = x_pool[cand]
-    z = (z - z.mean(axis=0)) / (z.std(axis=0) + 1e-12)  # the probe's standardised space
+    z = (z - z.mean(axis=0)) / (z.std(axis=0) + 1e-12)  # standardised over the candidates, as the probe standardises
     km = KMeans(n_clusters=k, n_init=1, random_state=seed).fit(z, sample_weight=closeness[cand] - closeness[cand].min() + 1e-6)
     picks: list[int] = []
     for c in range(k):
@@ -78,7 +78,8 @@ def _diverse(x_pool: np.ndarray, closeness: np.ndarray, k: int, seed: int) -> np
         if len(members):
             near = members[np.argmin(((z[members] - km.cluster_centers_[c]) ** 2).sum(axis=1))]
             picks.append(int(cand[near]))
-    rest = [int(i) for i in cand if int(i) not in set(picks)]  # an empty cluster's place: the next closest call
+    taken = set(picks)
+    rest = [int(i) for i in cand if int(i) not in taken]  # an empty cluster's place: the next closest call
     picks += rest[: k - len(picks)]
     return np.asarray(sorted(picks, key=lambda i: -closeness[i]), dtype=np.int64)
 
