@@ -218,3 +218,23 @@ def test_a_fine_tuning_in_the_background_lands_as_a_record(tmp_path):
     assert kept == job.record and kept["id"] == 1 and kept["probe"] == 1
     assert [h["epoch"] for h in kept["history"]] == [0, 1, 2]
     assert F.records(tmp_path) and F.records(tmp_path)[0]["id"] == 1  # the probe is still there, apart
+
+
+def test_two_first_loads_at_once_keep_one_float_copy(tmp_path):
+    from core.lab.llm import _publish
+
+    cached = tmp_path / "hf"
+    first, second = tmp_path / "hf.partial-a", tmp_path / "hf.partial-b"
+    for folder, tag in ((first, "a"), (second, "b")):
+        folder.mkdir()
+        (folder / "config.json").write_text(tag)
+    _publish(first, cached)
+    _publish(second, cached)  # the other process finished first: its copy stays, ours goes
+    assert (cached / "config.json").read_text() == "a" and not first.exists() and not second.exists()
+    third = tmp_path / "hf.partial-c"
+    third.mkdir()
+    (third / "model.safetensors").write_text("x")
+    (cached / "config.json").unlink()
+    (cached / "other").write_text("y")  # a folder in the way that is not a finished copy: said, not hidden
+    with pytest.raises(OSError):
+        _publish(third, cached)

@@ -22,6 +22,8 @@ tokenizer).
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -55,7 +57,7 @@ def load_model(log: Callable[[str], None] = print) -> tuple[Any, Any]:
         log("de-quantising the GGUF file (once; the float32 copy is kept beside it)")
         tok = AutoTokenizer.from_pretrained(folder, gguf_file=GGUF)
         quantised = AutoModelForCausalLM.from_pretrained(folder, gguf_file=GGUF, dtype=torch.float32)
-        _save_float(quantised, tok, folder / "hf.partial").replace(cached)
+        _publish(_save_float(quantised, tok, Path(tempfile.mkdtemp(prefix="hf.partial-", dir=folder))), cached)
     model: Any = AutoModelForCausalLM.from_pretrained(cached, dtype=torch.float32, use_safetensors=True)
     return model.to(torch_device("auto")).eval(), load_tokenizer(cached)
 
@@ -72,6 +74,17 @@ def load_tokenizer(folder: str | Path | None = None) -> Any:
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
+
+
+def _publish(partial: Path, cached: Path) -> None:
+    """``partial`` renamed to ``cached`` in one step; when another process got there first (two
+    first loads at once), its copy stays and ours is removed."""
+    try:
+        partial.replace(cached)
+    except OSError:
+        if not (cached / "config.json").exists():
+            raise
+        shutil.rmtree(partial, ignore_errors=True)
 
 
 def _save_float(model: Any, tok: Any, folder: Path) -> Path:
