@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import reduce
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
@@ -329,41 +330,12 @@ def paired_entity_bootstrap(
     by ``keys``), with a paired percentile bootstrap interval over sentences (``n_boot`` resamples,
     seeded); per-type F1 under ``"f1:<type>"`` for each type of ``types`` and of either run. Empty
     when they share no sentence. Each run keeps its own τ (``TokenAnswers.tau``)."""
-    _, ia, ib = _shared(a, b)
-    n = len(ia)
-    if n == 0:
-        return {}
-    ea, eb = a.evaluation(ia), b.evaluation(ib)
-    all_types = _types_of(ea, eb, extra=types)
-    nb = ea.n_bins
-    xa, xb = sentence_sums(ea, all_types), sentence_sums(eb, all_types)
-    x = np.hstack([xa, xb])
-    used = np.flatnonzero(x.any(axis=0))  # sums that stay 0 in every resample cost nothing
-    rng = np.random.default_rng(seed)
-    sums = np.zeros((n_boot, x.shape[1]))
-    for start in range(0, n_boot, CHUNK):
-        stop = min(start + CHUNK, n_boot)
-        sums[start:stop, used] = bootstrap_weights(n, stop - start, rng) @ x[:, used]
-    w = xa.shape[1]
-    point = (_all_metrics(xa.sum(axis=0), all_types, nb), _all_metrics(xb.sum(axis=0), all_types, nb))
-    boot = (_all_metrics(sums[:, :w], all_types, nb), _all_metrics(sums[:, w:], all_types, nb))
-    names = [*metrics, *(f"f1:{t}" for t in all_types)]
-    tail = 100 * (1 - level) / 2
-    out = {}
-    for m in names:
-        da, db = float(point[0][m]), float(point[1][m])
-        diffs = boot[1][m] - boot[0][m]
-        diffs = diffs[np.isfinite(diffs)]
-        if not (np.isfinite(da) and np.isfinite(db)) or len(diffs) < n_boot // 2:
-            continue
-        low, high = (_snap(float(v)) for v in np.percentile(diffs, [tail, 100 - tail]))
-        out[m] = Interval(m, da, db, db - da, low, high, verdict_of("f1" if m.startswith("f1:") else m, low, high))
-    return out
+    return seeds_entity_bootstrap([(a, b)], types=types, metrics=metrics, n_boot=n_boot, seed=seed, level=level)
 
 
 def seeds_entity_bootstrap(
-    pairs: Sequence[tuple[TokenAnswers, TokenAnswers]], *, metrics: Sequence[str] = BOOT_METRICS, n_boot: int = N_BOOT,
-    seed: int = SEED, level: float = LEVEL,
+    pairs: Sequence[tuple[TokenAnswers, TokenAnswers]], *, types: Sequence[str] = (), metrics: Sequence[str] = BOOT_METRICS,
+    n_boot: int = N_BOOT, seed: int = SEED, level: float = LEVEL,
 ) -> dict[str, Interval]:  # fmt: skip
     """The mean change over seeds of each metric: ``pairs`` holds one (run ``a``, run ``b``) pair per
     seed, all scored on the same sentences. The point is the mean over pairs of each pair's change;
@@ -373,18 +345,16 @@ def seeds_entity_bootstrap(
     Only the sentences every run scored count; empty when there is none."""
     if not pairs:
         return {}
-    common = pairs[0][0].keys
-    for a, b in pairs:
-        common = np.intersect1d(np.intersect1d(common, a.keys), b.keys)
+    common = reduce(np.intersect1d, [x.keys for pair in pairs for x in pair])
     n = len(common)
     if n == 0:
         return {}
-    evs = [(a.evaluation(_positions(a.keys, common)), b.evaluation(_positions(b.keys, common))) for a, b in pairs]
-    all_types = _types_of(*(ev for pair in evs for ev in pair))
-    nb = evs[0][0].n_bins
-    xs = [sentence_sums(ev, all_types) for pair in evs for ev in pair]  # a₁, b₁, a₂, b₂, …
+    evs = [x.evaluation(np.intersect1d(x.keys, common, assume_unique=True, return_indices=True)[1]) for pair in pairs for x in pair]
+    all_types = _types_of(*evs, extra=types)
+    nb = evs[0].n_bins
+    xs = [sentence_sums(ev, all_types) for ev in evs]  # a₁, b₁, a₂, b₂, …
     x, w = np.hstack(xs), xs[0].shape[1]
-    used = np.flatnonzero(x.any(axis=0))
+    used = np.flatnonzero(x.any(axis=0))  # sums that stay 0 in every resample cost nothing
     rng = np.random.default_rng(seed)
     sums = np.zeros((n_boot, x.shape[1]))
     for start in range(0, n_boot, CHUNK):
@@ -394,22 +364,23 @@ def seeds_entity_bootstrap(
     boot = [_all_metrics(sums[:, j * w : (j + 1) * w], all_types, nb) for j in range(len(xs))]
     tail = 100 * (1 - level) / 2
     out = {}
-    for m in metrics:
+    for m in [*metrics, *(f"f1:{t}" for t in all_types)]:
         pa, pb = np.array([float(p[m]) for p in point[0::2]]), np.array([float(p[m]) for p in point[1::2]])
-        diffs = np.mean([boot[2 * j + 1][m] - boot[2 * j][m] for j in range(len(pairs))], axis=0)
+        diffs = np.mean([boot[j + 1][m] - boot[j][m] for j in range(0, len(xs), 2)], axis=0)
         diffs = diffs[np.isfinite(diffs)]
         if not (np.isfinite(pa).all() and np.isfinite(pb).all()) or len(diffs) < n_boot // 2:
             continue
         low, high = (_snap(float(v)) for v in np.percentile(diffs, [tail, 100 - tail]))
-        da, db = float(pa.mean()), float(pb.mean())
-        out[m] = Interval(m, da, db, float((pb - pa).mean()), low, high, verdict_of(m, low, high))
+        out[m] = Interval(
+            m,
+            float(pa.mean()),
+            float(pb.mean()),
+            float((pb - pa).mean()),
+            low,
+            high,
+            verdict_of("f1" if m.startswith("f1:") else m, low, high),
+        )
     return out
-
-
-def _positions(keys: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-    """Where each of ``wanted`` (all present) lies in ``keys`` (unique)."""
-    order = np.argsort(keys)
-    return order[np.searchsorted(keys, wanted, sorter=order)]
 
 
 def _snap(v: float) -> float:
