@@ -129,7 +129,36 @@ def order_versions(store, order_seed: int, orders: int) -> list[tuple[int, list[
 
 
 ORDER_MITIGATIONS = ("baseline (cross-entropy)", "class-balanced sampler", "logit-adjusted loss τ=1", "balanced softmax", "LDAM-DRW",
-                     "post-hoc logit adjustment (τ on val)", "long-tail preset (balanced softmax)")  # fmt: skip
+                     "post-hoc logit adjustment (τ on val)", "long-tail preset")  # fmt: skip
+
+
+def order_arms(model: str) -> dict[str, tuple[object, dict, str]]:
+    """Every arm the orders part can run: name → (Mitigations, RunConfig changes, evaluation variant
+    read: "" for the plain one, "la" for post-hoc logit adjustment's answers)."""
+    from core.mitigate.presets import preset
+    from core.mitigate.settings import Decision, LossSettings, Mitigations, Resampling
+
+    finetune = "linear_probe" if model == "probe" else "full"
+    bs = LossSettings(name="balanced_softmax")
+    arms: dict[str, tuple[object, dict, str]] = {name: (m, {}, "") for name, m in mitigations_for(model)}
+    arms["post-hoc logit adjustment (τ on val)"] = (Mitigations(decision=Decision(logit_adjustment=True)), {}, "la")
+    arms["balanced softmax + post-hoc logit adjustment (τ on val)"] = (
+        Mitigations(loss=bs, decision=Decision(logit_adjustment=True)), {}, "la"
+    )  # fmt: skip
+    for wd in (0.1, 0.3, 1.0, 3.0):
+        arms[f"balanced softmax, weight decay {wd:g}"] = (Mitigations(loss=bs), {"weight_decay": wd}, "")
+        arms[f"cross-entropy, weight decay {wd:g}"] = (Mitigations(), {"weight_decay": wd}, "")
+    arms["balanced softmax, weight decay 1 + post-hoc logit adjustment (τ on val)"] = (
+        Mitigations(loss=LossSettings(name="balanced_softmax", weight_decay=1.0), decision=Decision(logit_adjustment=True)), {}, "la"
+    )  # fmt: skip
+    arms["class-balanced sampler from 50 % of the epochs (deferred re-sampling)"] = (
+        Mitigations(resample=Resampling("class_balanced", resample_from=0.5)), {}, ""
+    )  # fmt: skip
+    arms["cRT: class-balanced classifier re-training from 50 % of the epochs"] = (
+        Mitigations(resample=Resampling("class_balanced", resample_from=0.5, retrain_head=True)), {}, ""
+    )  # fmt: skip
+    arms["long-tail preset"] = (preset("long_tail", modality="image", finetune=finetune), {}, "")
+    return arms
 
 
 def summarise_orders(per_order: list[dict[str, dict]], balanced: float, tails: list[list[int]]) -> str:
@@ -154,23 +183,26 @@ def summarise_orders(per_order: list[dict[str, dict]], balanced: float, tails: l
     return "\n".join(lines)
 
 
-def part_orders(store, vids, epochs: int, models: list[str], order_seed: int, orders: int) -> None:
-    from core.mitigate.settings import Decision, Mitigations
+def part_orders(store, vids, epochs: int, models: list[str], order_seed: int, orders: int, names: list[str]) -> None:
+    from core.mitigate.settings import Mitigations
 
     versions = order_versions(store, order_seed, orders)
     print(f"\n## Long tail (ratio {RATIO:.0f}) over {orders} random class orders (seed {order_seed})", flush=True)
     for model in models:
-        table_of = dict(mitigations_for(model))
-        table_of["post-hoc logit adjustment (τ on val)"] = Mitigations(decision=Decision(logit_adjustment=True))
+        arms = order_arms(model)
+        unknown = [n for n in names if n not in arms]
+        if unknown:
+            raise SystemExit(f"unknown arms {unknown}; known: {list(arms)}")
         balanced = run(store, vids["balanced"], model, Mitigations(), epochs=epochs)["macro_f1"]
         per_order, tails = [], []
         for vid, perm in versions:
             tails.append(sorted(perm[-3:]))
             got = {}
-            for name in ORDER_MITIGATIONS:
-                got[name] = run(store, vid, model, table_of[name], epochs=epochs)
-                if name.startswith("post-hoc"):  # the adjusted answers are the run's "la" variant
-                    got[name] = _variant(store, got[name], "la")
+            for name in names:
+                m, over, variant = arms[name]
+                got[name] = run(store, vid, model, m, epochs=epochs, **over)
+                if variant:  # post-hoc decisions: the run's figures from that evaluation
+                    got[name] = _variant(store, got[name], variant)
                 print(f"  {model} · order {perm} · {name}: macro-F1 {got[name]['macro_f1']:.3f}", flush=True)
             per_order.append(got)
         print(
@@ -225,7 +257,9 @@ def mitigations_for(model: str):
     ]
 
 
-def run(store, vid: int, model: str, m, *, epochs: int, seed: int = 0) -> dict[str, float]:
+def run(store, vid: int, model: str, m, *, epochs: int, seed: int = 0, **over) -> dict[str, float]:
+    """Train (or find trained) ``model`` on ``vid`` with mitigations ``m`` and RunConfig changes
+    ``over``; its figures at the best checkpoint."""
     from core.train.config import RunConfig
     from core.train.worker import train_run
 
@@ -243,6 +277,10 @@ def run(store, vid: int, model: str, m, *, epochs: int, seed: int = 0) -> dict[s
             device="cpu",
             mitigations=m,
         )
+    if over:
+        import dataclasses
+
+        cfg = dataclasses.replace(cfg, **over)
     # the same settings, whatever later versions added with their defaults
     done = [r for r in store.runs(status=("finished",)) if RunConfig.from_dict(r.config).to_dict() == cfg.to_dict()]
     if done:
@@ -360,8 +398,14 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--orders", type=int, default=5, help="orders: random class orders of the long tail")
     parser.add_argument("--order-seed", type=int, default=0)
+    parser.add_argument(
+        "--arms", nargs="*", default=[], help="orders: the arms to run, by name (default: ORDER_MITIGATIONS); the first is the baseline"
+    )
     parser.add_argument("--home", default=os.environ.get("GAPSCOPE_BENCH_HOME", str(Path.home() / ".cache" / "gapscope" / "bench-home")))
     args = parser.parse_args()
+    from benchmarks.common import share_features
+
+    share_features(Path(args.home))  # embeddings of the usual home are reused, and kept there
     os.environ["GAPSCOPE_HOME"] = args.home
     import torch
 
@@ -381,7 +425,7 @@ def main() -> int:
     if "lt" in only:
         part_long_tail(store, vids, args.epochs, models)
     if "orders" in only:
-        part_orders(store, vids, args.epochs, models, args.order_seed, args.orders)
+        part_orders(store, vids, args.epochs, models, args.order_seed, args.orders, args.arms or list(ORDER_MITIGATIONS))
     if "noise" in only:
         part_noise(store, vids, args.epochs, models)
     if "smote" in only:

@@ -22,7 +22,7 @@ random's labels).
 
 Fashion-MNIST is a seeded draw of ``--train`` train items (val and test drawn in proportion) so a
 probe's feature pass stays in minutes on 2 cores; VADER is whole. Every run is real, in a
-temporary home. The machine and its load are printed at the start and the end.
+temporary home that shares the usual home's embedding cache. The machine and its load are printed at the start and the end.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ import os
 import platform
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -73,22 +72,54 @@ def _train(store, cfg) -> int:
 
 
 def _result(store, run_id: int) -> dict[str, float]:
+    """Test figures at the run's result, and its val macro-F1 there (``val_macro_f1``: what a choice
+    between kept versions may read)."""
     from core.metrics.results import RunResults
 
     res = RunResults(store, run_id)
     values = res.values("test", res.result_step)
-    return {m: float(values[m]) for m in METRICS if values.get(m) is not None}
+    out = {m: float(v) for m in METRICS if (v := values.get(m)) is not None}
+    out["val_macro_f1"] = float(res.values("val", res.result_step)["macro_f1"] or float("nan"))
+    return out
 
 
-def _arm(score: str, balance: str) -> str:
-    return score if balance == "proportional" else f"{score} (equal per class)"
+def _arm(score: str, balance: str, cut: float | None = None) -> str:
+    name = score if cut is None else f"{score} (hardest {cut:.0%} set aside)"
+    return name if balance == "proportional" else f"{name} (equal per class)"
+
+
+def _recipes(args, seed: int, scoring: int):
+    """(arm, KeepRecipe) of every arm at ``seed``: each score and balance, and for the scores that set
+    the hardest items aside, each of ``--hard-cuts``."""
+    from core.select.keep import HARD_CUT, KEEP_SCORES, KeepRecipe
+
+    for balance in args.balances:
+        for score in KEEP_SCORES:
+            cuts = args.hard_cuts if score in ("ccs", "easy_ambiguous") and args.hard_cuts else [None]
+            for cut in cuts:
+                recipe = KeepRecipe(
+                    score, args.fraction, balance, hard_cut=HARD_CUT if cut is None else cut, seed=seed,
+                    run_id=None if score == "random" else scoring,
+                )  # fmt: skip
+                yield _arm(score, balance, cut), recipe
+
+
+def _chosen_on_val(by: dict, seeds: list[int], arms: list[str]) -> tuple[list[str], np.ndarray]:
+    """Per seed, the kept arm (not random) with the best val macro-F1, and its test macro-F1 change
+    against random at that seed."""
+    picks, deltas = [], []
+    for s in seeds:
+        best = max((a for a in arms if a != "random"), key=lambda a: by[(s, a)]["val_macro_f1"])
+        picks.append(best)
+        deltas.append(by[(s, best)]["macro_f1"] - by[(s, "random")]["macro_f1"])
+    return picks, np.array(deltas)
 
 
 def keep(args, store) -> dict:
     import dataclasses
 
     from benchmarks.common import t_interval
-    from core.select.keep import KEEP_SCORES, KeepRecipe, kept_version
+    from core.select.keep import kept_version
 
     ds = _data(args.dataset, args.train)
     vid = store.save_dataset(ds, source="bench")
@@ -100,18 +131,15 @@ def keep(args, store) -> dict:
         full = _result(store, scoring)
         rows.append({"seed": seed, "score": "every item", **full})
         print(f"seed {seed}: every item ({time.perf_counter() - t0:.0f} s) " + "  ".join(f"{k} {v:.4f}" for k, v in full.items()))
-        for balance in args.balances:
-            for score in KEEP_SCORES:
-                recipe = KeepRecipe(score, args.fraction, balance, seed=seed, run_id=None if score == "random" else scoring)
-                kept = kept_version(store, vid, recipe)
-                got = _result(store, _train(store, dataclasses.replace(_config(args, kept, seed))))
-                arm = _arm(score, balance)
-                rows.append({"seed": seed, "score": arm, **got})
-                print(f"  {arm:>22}: " + "  ".join(f"{k} {v:.4f}" for k, v in got.items()), flush=True)
+        for arm, recipe in _recipes(args, seed, scoring):
+            kept = kept_version(store, vid, recipe)
+            got = _result(store, _train(store, dataclasses.replace(_config(args, kept, seed))))
+            rows.append({"seed": seed, "score": arm, **got})
+            print(f"  {arm:>22}: " + "  ".join(f"{k} {v:.4f}" for k, v in got.items()), flush=True)
     print(f"\nkeep {args.fraction:.0%}: change against random at the same seed, mean over {len(args.seeds)} seeds [t 95 %]")
     by = {(r["seed"], r["score"]): r for r in rows}
     summary = {}
-    arms = [_arm(sc, b) for b in args.balances for sc in KEEP_SCORES]
+    arms = list(dict.fromkeys(r["score"] for r in rows if r["score"] != "every item"))
     for score in [a for a in arms if a != "random"]:
         line = []
         for m in METRICS:
@@ -120,6 +148,10 @@ def keep(args, store) -> dict:
             summary[f"{score}/{m}"] = {"deltas": d.tolist(), "mean": mean, "low": lo, "high": hi}
             line.append(f"{m} {mean:+.4f} [{lo:+.4f}, {hi:+.4f}]")
         print(f"  {score:>22}: " + "  ".join(line))
+    picks, d = _chosen_on_val(by, args.seeds, arms)
+    mean, lo, hi = t_interval(d)
+    summary["chosen on val/macro_f1"] = {"picks": picks, "deltas": d.tolist(), "mean": mean, "low": lo, "high": hi}
+    print(f"  chosen on val per seed ({'; '.join(picks)}): macro_f1 {mean:+.4f} [{lo:+.4f}, {hi:+.4f}]")
     for m in METRICS:
         vals = np.array([by[(s, "random")][m] for s in args.seeds])
         print(f"  random {m}: {vals.mean():.4f} ± {vals.std(ddof=1) if len(vals) > 1 else 0:.4f}")
@@ -180,6 +212,10 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--model", choices=["probe", "cnn"], default="probe")
     parser.add_argument("--balances", nargs="+", default=["proportional"], choices=["proportional", "equal"], help="keep: per-class quotas")
+    parser.add_argument(
+        "--hard-cuts", type=float, nargs="*", default=[],
+        help="keep: the hardest shares ccs and easy_ambiguous set aside, one arm each (default: the product's)",
+    )  # fmt: skip
     parser.add_argument("--train", type=int, default=12000, help="Fashion-MNIST: train items drawn")
     parser.add_argument("--k", type=int, default=50, help="active: labels per round (and the start)")
     parser.add_argument("--rounds", type=int, default=20)
@@ -187,11 +223,11 @@ def main() -> int:
     parser.add_argument("--json", default="", help="write the figures to this file")
     args = parser.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} CPU cores; load {os.getloadavg()}")
+    from benchmarks.common import temporary_home
     from core.store import Store
 
-    home = Path(tempfile.mkdtemp(prefix="gapscope-bench-select-"))
+    home = temporary_home("gapscope-bench-select-")  # runs and versions there; embeddings shared
     try:
-        os.environ["GAPSCOPE_HOME"] = str(home)
         out = (keep if args.experiment == "keep" else active)(args, Store(home))
     finally:
         shutil.rmtree(home, ignore_errors=True)

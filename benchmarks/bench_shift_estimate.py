@@ -27,7 +27,6 @@ import os
 import platform
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -100,14 +99,9 @@ def main() -> int:
     from core.store import Store
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores; load {os.getloadavg()}", flush=True)
-    from core.embed.cache import cache_dir
+    from benchmarks.common import temporary_home
 
-    features = cache_dir()  # the usual home's embedding cache: embeddings made before are reused
-    features.mkdir(parents=True, exist_ok=True)
-    home = Path(tempfile.mkdtemp(prefix="gapscope-bench-shift-"))
-    os.environ["GAPSCOPE_HOME"] = str(home)  # runs and versions go to a temporary home
-    (home / "cache").mkdir(parents=True)
-    (home / "cache" / "features").symlink_to(features, target_is_directory=True)
+    home = temporary_home("gapscope-bench-shift-")  # runs and versions there; embeddings shared
     rows: list[dict] = []
     try:
         store = Store(home)

@@ -1,8 +1,11 @@
-"""What several benchmarks share: a seeded draw of a version that keeps its splits' proportions, and
-a t interval over seeds."""
+"""What several benchmarks share: a seeded draw of a version that keeps its splits' proportions, a
+t interval over seeds, and a temporary home that shares the usual home's embedding cache."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,3 +32,26 @@ def t_interval(x: Any) -> tuple[float, float, float]:
         return mean, float("nan"), float("nan")
     half = float(stats.t.ppf(0.975, len(a) - 1) * a.std(ddof=1) / np.sqrt(len(a)))
     return mean, mean - half, mean + half
+
+
+def share_features(home: Path) -> None:
+    """Point ``home``'s feature cache at the usual home's, unless ``home`` has one of its own
+    already: embeddings made before are reused, and those made here stay for the next benchmark.
+    Call it before ``GAPSCOPE_HOME`` is set to ``home``."""
+    from core.embed.cache import cache_dir
+
+    features, mine = cache_dir(), home / "cache" / "features"
+    if mine.exists() or mine.is_symlink() or features.resolve() == mine.resolve():
+        return
+    features.mkdir(parents=True, exist_ok=True)
+    mine.parent.mkdir(parents=True, exist_ok=True)
+    mine.symlink_to(features, target_is_directory=True)
+
+
+def temporary_home(prefix: str) -> Path:
+    """A new ``GAPSCOPE_HOME`` (set in the environment; the caller removes it) for a benchmark's
+    runs and versions, sharing the usual home's feature cache (``share_features``)."""
+    home = Path(tempfile.mkdtemp(prefix=prefix))
+    share_features(home)
+    os.environ["GAPSCOPE_HOME"] = str(home)
+    return home

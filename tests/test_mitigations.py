@@ -299,6 +299,149 @@ def test_balanced_softmax_raises_tail_recall_on_a_long_tail(store):
     assert recall["balanced_softmax"] > recall["cross_entropy"], recall
 
 
+def test_weight_balancing_replaces_the_runs_weight_decay_and_shrinks_the_weights(store, monkeypatch):
+    """Weight balancing's decay reaches the optimizer in place of the run's own, for the weights (not
+    the biases), and a strong decay leaves the classifier's weights smaller than the default's."""
+    import core.train.loop as loop
+    from core.train.checkpoints import load_checkpoint
+    from core.train.config import RunConfig
+    from core.train.worker import train_run
+
+    seen: list[float] = []
+    real = loop.make_optimizer
+
+    def spy(net, **kw):
+        seen.append(kw["weight_decay"])
+        return real(net, **kw)
+
+    monkeypatch.setattr(loop, "make_optimizer", spy)
+    vid = store.save_dataset(_long_tailed_digits(), source="upload:digits-lt")
+    norms = {}
+    for decay in (0.0, 2.0):
+        m = Mitigations(loss=LossSettings(name="balanced_softmax", weight_decay=decay))
+        cfg = RunConfig(version_id=vid, model="small_cnn", epochs=3, batch_size=32, lr=3e-3, seed=0, device="cpu", mitigations=m)
+        run_id = store.create_run(vid, cfg.to_dict())
+        assert train_run(store, run_id) == "finished", store.run(run_id).message
+        state = load_checkpoint(run_id, "last", home=store.home)["model"]
+        norms[decay] = float(sum(v.float().norm() ** 2 for k, v in state.items() if k.endswith("weight") and v.ndim >= 2) ** 0.5)
+    assert seen == [RunConfig(version_id=vid).weight_decay, 2.0]
+    assert norms[2.0] < 0.95 * norms[0.0], norms  # 0.88 of it here: 48 steps, each shrinking by lr·decay
+
+
+def test_weight_balancing_is_checked_named_and_drawn():
+    from core.compare.setting_words import mitigation_words
+    from core.mitigate.fields import from_widgets, widget_values
+
+    m = Mitigations(loss=LossSettings(name="balanced_softmax", weight_decay=1.0))
+    assert "weight_decay=1" in m.validate().active
+    assert "weight decay 1 (weight balancing)" in mitigation_words(m)
+    assert widget_values(m)["tr_loss_wd"] == 1.0
+    with pytest.raises(ValueError, match=r"mitigations\.loss\.weight_decay"):
+        Mitigations(loss=LossSettings(weight_decay=-0.5)).validate()
+    assert Mitigations.from_dict(m.to_dict()) == (m, {})
+    assert from_widgets(widget_values(m), modality="image", finetune="linear_probe") == m
+
+
+def test_deferred_resampling_draws_every_item_once_until_the_stated_epoch():
+    from core.mitigate.sampler import Deferred, second_stage
+
+    y = np.array([0] * 90 + [1] * 10)
+    train = np.arange(100)
+    r = Resampling("class_balanced", resample_from=0.5)
+    sampler = make_sampler(r, y, ["a", "b"], epochs=4)
+    assert isinstance(sampler, Deferred) and sampler.start == 2
+    rng = np.random.default_rng(0)
+    draws = [sampler.epoch(train, e, rng) for e in range(4)]
+    for e in (0, 1):  # the first stage: the data as it is, every item once
+        assert np.array_equal(np.sort(draws[e]), train)
+    for e in (2, 3):  # the second stage: class-balanced, the rare class about half the draws
+        assert 0.35 < float(np.mean(y[draws[e]] == 1)) < 0.65
+    assert second_stage(Resampling("sqrt", resample_from=0.1), 3) == 1  # the first stage keeps an epoch
+    assert second_stage(Resampling("sqrt", resample_from=0.9), 2) == 1  # and the second stage one
+    assert not isinstance(make_sampler(Resampling("class_balanced"), y, ["a", "b"], epochs=4), Deferred)
+
+
+def test_two_stage_settings_are_checked_with_what_to_change():
+    with pytest.raises(ValueError, match="set resample_from above 0"):
+        Mitigations(resample=Resampling("class_balanced", retrain_head=True)).validate()
+    counts = {"a": 90, "b": 10}
+    deferred_nothing = Mitigations(resample=Resampling("none", resample_from=0.5))
+    assert any("deferred re-sampling" in p for p in check(deferred_nothing, modality="image", finetune="full", train_counts=counts))
+    crt = Mitigations(resample=Resampling("class_balanced", resample_from=0.5, retrain_head=True))
+    assert check(crt, modality="image", finetune="full", train_counts=counts) == []
+    assert any("linear probe" in p for p in check(crt, modality="image", finetune="linear_probe", train_counts=counts))
+    assert any("cRT" in p for p in check(crt, modality="tokens", finetune="full", train_counts=counts))
+
+
+def test_head_retrain_reinitialises_the_head_and_freezes_the_rest():
+    from torch import nn
+
+    from core.mitigate.two_stage import HeadRetrain, classifier_head
+    from core.models.build import Built
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3))
+    built = Built(net, feed="vector", arch="mlp")
+    opt = torch.optim.AdamW(net.parameters(), lr=0.1)
+    x, y = torch.randn(32, 6), torch.randint(0, 3, (32,))
+
+    def step() -> None:
+        built.train_mode()
+        opt.zero_grad(set_to_none=True)
+        nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+
+    step()
+    head = classifier_head(net)
+    assert head is net[3]
+    stage = HeadRetrain(start=2)
+    stage.begin_epoch(1, built, opt)  # not yet
+    assert all(p.requires_grad for p in net.parameters())
+    trained_head = head.weight.detach().clone()
+    stage.begin_epoch(2, built, opt)
+    assert not torch.equal(head.weight, trained_head)  # re-initialised
+    assert head.weight not in opt.state and head.bias not in opt.state
+    features = {k: v.detach().clone() for k, v in net.state_dict().items() if not k.startswith("3.")}
+    after_reset = head.weight.detach().clone()
+    for _ in range(3):
+        step()
+    for k, v in net.state_dict().items():
+        if not k.startswith("3."):
+            assert torch.equal(v, features[k]), k  # frozen: weights and batch-norm statistics alike
+    assert not torch.equal(head.weight, after_reset)  # the head alone trained
+    stage.begin_epoch(2, built, opt)  # once only
+    assert not torch.equal(head.weight, after_reset)
+
+
+def test_a_crt_run_switches_at_the_stated_epoch_and_keeps_the_features(store, monkeypatch):
+    from core.mitigate import two_stage
+    from core.train.checkpoints import load_checkpoint
+    from core.train.config import RunConfig
+    from core.train.worker import train_run
+
+    switched: list[tuple[int, dict]] = []
+    real = two_stage.HeadRetrain.begin_epoch
+
+    def spy(self, epoch, built, optimizer):
+        was = self.done
+        real(self, epoch, built, optimizer)
+        if self.done and not was:
+            switched.append((epoch, {k: v.detach().clone() for k, v in built.net.state_dict().items()}))
+
+    monkeypatch.setattr(two_stage.HeadRetrain, "begin_epoch", spy)
+    vid = store.save_dataset(_long_tailed_digits(), source="upload:digits-lt")
+    m = Mitigations(resample=Resampling("class_balanced", resample_from=0.5, retrain_head=True))
+    cfg = RunConfig(version_id=vid, model="small_cnn", epochs=4, batch_size=32, lr=3e-3, seed=0, device="cpu", mitigations=m)
+    run_id = store.create_run(vid, cfg.to_dict())
+    assert train_run(store, run_id) == "finished", store.run(run_id).message
+    assert [e for e, _ in switched] == [2]
+    at_switch = switched[0][1]
+    last = load_checkpoint(run_id, "last", home=store.home)["model"]
+    head = [k for k in last if k.endswith("weight") and last[k].ndim == 2][-1].rsplit(".", 1)[0]
+    changed = sorted(k for k in last if not torch.equal(last[k], at_switch[k]))
+    assert changed == sorted([f"{head}.weight", f"{head}.bias"]), changed
+
+
 # ---------------------------------------------------------------------- previews
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from core.metrics.names import metric_name
 from core.mitigate.fields import FIELDS, TABS
-from core.mitigate.settings import TOKEN_AUGMENTATIONS, Mitigations, TokenAugmentation
+from core.mitigate.settings import TOKEN_AUGMENTATIONS, Mitigations, Resampling, TokenAugmentation
 from core.models.registry import FINETUNE_TITLES
 
 #: A RunConfig key → its name in words (keys not here are shown with "_" as spaces).
@@ -132,15 +132,15 @@ def mitigation_words(m: Mitigations) -> list[str]:
     def say(path: str, value: Any) -> str:
         return setting_value(f"mitigations.{path}", value)
 
-    out = []
-    if m.resample.method != "none":
-        out.append(f"{say('resample.method', m.resample.method)} (resampling)")
+    out = _resample_words(m.resample)
     if m.loss.name != "cross_entropy":
         out.append(say("loss.name", m.loss.name))
     if m.loss.class_weights != "none":
         out.append(say("loss.class_weights", m.loss.class_weights))
     if m.loss.label_smoothing:
         out.append(f"label smoothing {m.loss.label_smoothing:g}")
+    if m.loss.weight_decay:
+        out.append(f"weight decay {m.loss.weight_decay:g} (weight balancing)")
     augs = m.augment.image + m.augment.text
     if augs:
         out.append("augmentation: " + ", ".join(a.replace("_", " ") for a in augs))
@@ -164,6 +164,16 @@ def mitigation_words(m: Mitigations) -> list[str]:
         how = "FGSM with a random start" if adv.method == "fgsm" else f"PGD-{adv.steps}"
         share = f", {adv.share:.0%} of each batch" if adv.share < 1 else ""
         out.append(f"adversarial training: {how} at ε = {adv.eps:g}{share}")
+    return out
+
+
+def _resample_words(r: Resampling) -> list[str]:
+    out = []
+    if r.method != "none":
+        deferred = f", from {r.resample_from:.0%} of the epochs" if r.resample_from else ""
+        out.append(f"{setting_value('mitigations.resample.method', r.method)} (resampling{deferred})")
+    if r.retrain_head:
+        out.append("classifier re-trained alone in the second stage (cRT)")
     return out
 
 

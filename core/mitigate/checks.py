@@ -46,6 +46,8 @@ TOKEN_REFUSALS = {
     "abstain": "abstention does not apply to token data yet: set abstain below to 0",
     "adversarial": "adversarial training attacks pixels or table columns, not words: set it to none",
     "logit_adjustment": "post-hoc logit adjustment does not apply to token data yet: turn it off",
+    "retrain_head": "classifier re-training (cRT) re-initialises a classifier of items, not the tagger's head: turn it off "
+    "(deferred re-sampling alone applies)",
 }
 
 
@@ -66,6 +68,7 @@ def check(
             *weights,
             *_token_refusals(m, finetune),
             *(_resampling(m.resample, counts, vectors=True) if m.resample.method not in FEATURE_SAMPLERS else []),
+            *_deferred(m.resample, "full"),
             *_augmentation(m.augment, counts, modality, finetune),
             *_token_augmentation(m.token_augment, entity_types),
             *_epoch_size(m, counts),
@@ -74,6 +77,7 @@ def check(
     return [
         *weights,
         *_resampling(m.resample, counts, vectors=vectors),
+        *_deferred(m.resample, finetune),
         *_cleaning(m.clean),
         *_language(m.augment, modality),
         *_pool(m.semi, n_unlabelled, epochs),
@@ -95,6 +99,7 @@ def _token_refusals(m: Mitigations, finetune: str) -> list[str]:
         "abstain": bool(m.decision.abstain_below),
         "adversarial": m.adversarial.method != "none",
         "logit_adjustment": m.decision.logit_adjustment,
+        "retrain_head": m.resample.retrain_head,
     }
     return [TOKEN_REFUSALS[key].format(method=m.resample.method) + "." for key, on in refused.items() if on]
 
@@ -140,6 +145,23 @@ def _not_tokens(m: Mitigations, modality: str) -> list[str]:
         )
     if m.decision.o_offset:
         problems.append(f"fewer invented entities (the O offset) needs token (NER) data; this dataset is {modality}. Turn it off.")
+    return problems
+
+
+def _deferred(r: Resampling, finetune: str) -> list[str]:
+    """Two-stage training: a sampler to defer, and a network with features to keep for cRT."""
+    problems: list[str] = []
+    if r.resample_from > 0 and (r.method == "none" or r.method in FEATURE_SAMPLERS):
+        what = "draws every item once" if r.method == "none" else f"{r.method} makes its points once, before training"
+        problems.append(
+            f"deferred re-sampling switches the sampler on mid-run, but {what}: pick class_balanced, sqrt, random_over, "
+            "random_under or importance, or set resample_from to 0."
+        )
+    if r.retrain_head and finetune == "linear_probe":
+        problems.append(
+            "classifier re-training (cRT) re-trains a network's head on frozen features; a linear probe is that head alone. "
+            "Turn cRT off: deferred re-sampling alone does the same here."
+        )
     return problems
 
 

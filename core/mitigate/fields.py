@@ -27,6 +27,7 @@ from core.mitigate.settings import (
     CLEAN_ACTIONS,
     CLEAN_SOURCES,
     IMAGE_AUGMENTATIONS,
+    INDEX_SAMPLERS,
     LOSSES,
     NEIGHBOUR_SAMPLERS,
     OVER_SAMPLERS,
@@ -36,6 +37,7 @@ from core.mitigate.settings import (
     TEXT_AUGMENTATIONS,
     TOKEN_AUGMENTATIONS,
     UNDER_SAMPLERS,
+    WEIGHTED_SAMPLERS,
     Mitigations,
 )
 
@@ -54,7 +56,7 @@ TOKEN_SECTIONS = ("resample", "loss", "token_augment")
 #: the decisions of token data alone (drawn in the Decision tab; no other data gets them)
 TOKEN_DECISIONS = ("decision.o_offset",)
 #: (tab, row) → relative column widths; a row not named here is one full-width column
-COLUMNS: dict[tuple[str, int], list[int]] = {("loss", 0): [1, 1], ("loss", 1): [1, 1, 1], ("augment", 1): [2, 3, 1], ("augment", 2): [1, 1, 1, 1], ("augment", 3): [1, 3], ("clean", 0): [1, 1], ("semi", 1): [1, 1], ("adversarial", 1): [2, 1, 2], ("decision", 0): [1, 1]}  # fmt: skip
+COLUMNS: dict[tuple[str, int], list[int]] = {("resample", 1): [1, 1], ("loss", 0): [1, 1], ("loss", 1): [1, 1, 1], ("augment", 1): [2, 3, 1], ("augment", 2): [1, 1, 1, 1], ("augment", 3): [1, 3], ("clean", 0): [1, 1], ("semi", 1): [1, 1], ("adversarial", 1): [2, 1, 2], ("decision", 0): [1, 1]}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,7 @@ def _not(key: str, *values: str) -> Callable[[Values], bool]:
     return lambda v: v[key] not in values
 
 
+_ITEM_SAMPLERS = (*WEIGHTED_SAMPLERS, *INDEX_SAMPLERS, "importance")  # the samplers that draw items each epoch (deferrable)
 _images = lambda v: v[MODALITY] == "image" and v[FINETUNE] != "linear_probe"
 _texts = lambda v: v[MODALITY] == "text" and v[FINETUNE] != "linear_probe"
 _augments = lambda v: v[MODALITY] in ("image", "text") and v[FINETUNE] != "linear_probe"
@@ -109,6 +112,14 @@ FIELDS: tuple[Field, ...] = (
     Field("tr_rs_method", "resample.method", "select", "Sampler", SAMPLERS, help="Which train items each epoch draws. The SMOTE family makes new feature vectors, so it is offered for linear probes and tables."),
     Field("tr_rs_k", "resample.k_neighbors", "number", "k neighbours", lo=1, hi=100, at=(1, 0), when=_is("tr_rs_method", *NEIGHBOUR_SAMPLERS),
           help="Neighbours within a class; must be below the smallest class's size."),
+    Field("tr_rs_from", "resample.resample_from", "slider", "Re-sample from (share of epochs)", lo=0.0, hi=0.9, step=0.1, at=(1, 0),
+          when=_is("tr_rs_method", *_ITEM_SAMPLERS), hidden_default=True,
+          help="Two-stage training: before this share of the epochs every item is drawn once (the features are learned on the data as it is); "
+          "the sampler applies from then on (deferred re-sampling; 0 = from the start)."),
+    Field("tr_rs_crt", "resample.retrain_head", "toggle", "Re-train the classifier alone then (cRT)", at=(1, 1),
+          when=lambda v: v["tr_rs_method"] in _ITEM_SAMPLERS and v[FINETUNE] != "linear_probe" and v[MODALITY] != "tokens", hidden_default=True,
+          help="At the second stage the classifier head is re-initialised and trains alone on the re-sampled draws, every other weight frozen "
+          "(classifier re-training, Kang et al. 2020). Needs 're-sample from' above 0."),
     Field(TARGETS, "resample.targets", "targets", "Target items per class (empty: over-samplers raise every class to the largest, under-samplers lower it to the smallest).",
           at=(2, 0), when=_is("tr_rs_method", *OVER_SAMPLERS, *UNDER_SAMPLERS), hidden_default=True, help="leave empty to keep the default"),
 
@@ -119,6 +130,9 @@ FIELDS: tuple[Field, ...] = (
     Field("tr_loss_drw", "loss.reweight_from", "slider", "Re-weight from (share of epochs)", lo=0.0, hi=0.9, step=0.1, at=(1, 1),
           when=_not("tr_loss_weights", "none"), hidden_default=True,
           help="Deferred re-weighting: class weights apply only after this share of the epochs (LDAM-DRW uses 0.8)."),
+    Field("tr_loss_wd", "loss.weight_decay", "slider", "Weight balancing: weight decay (0 = the run's own)", lo=0.0, hi=3.0, step=0.05, at=(2, 0),
+          help="AdamW's weight decay for this run in place of the run's own (0.01). A strong decay keeps the common classes' classifier "
+          "weights from outgrowing the rare ones' (Alshammari et al. 2022); with balanced softmax it is the long-tail preset."),
     Field("tr_loss_beta", "loss.beta", "number", "β", lo=0.0, hi=0.99999, step=0.0001, fmt="%.5f", at=(1, 2), when=_is("tr_loss_weights", "effective_number"),
           help="Effective number (1 − βⁿ)/(1 − β): 0.999 to 0.9999 in the paper."),
     Field("tr_loss_gamma", "loss.gamma", "slider", "Focal γ", lo=0.0, hi=5.0, step=0.5, at=(1, 1), when=_is("tr_loss_name", "focal"),

@@ -12,6 +12,8 @@ A sampler's draw is the *epoch order*; the loop cuts it into batches (text: buck
   ``core.shift.weights``).
 - ``Multiply`` — wraps another sampler and draws chosen classes ``m`` times per epoch (for targeted
   augmentation: every copy is augmented anew).
+- ``Deferred`` — wraps another sampler and shuffles plainly until a stated epoch (deferred
+  re-sampling, the second stage of two-stage training: Cao et al. 2019, Kang et al. 2020).
 
 The feature-space samplers (SMOTE and friends) make new points instead of choosing items:
 ``core.mitigate.resample``.
@@ -19,6 +21,7 @@ The feature-space samplers (SMOTE and friends) make new points instead of choosi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -98,11 +101,40 @@ class Multiply:
         return rng.permutation(np.concatenate([order, *([chosen] * (self.copies - 1))]))
 
 
-def make_sampler(settings: Resampling, y: np.ndarray, class_names: Sequence[str], item_weights: np.ndarray | None = None) -> Sampler:
-    """The sampler ``settings`` asks for. ``y`` is the model class of every local position;
+class Deferred:
+    """Every train item once per epoch, in a random order, before epoch ``start`` (0-based); ``base``'s
+    draw from then on."""
+
+    def __init__(self, base: Sampler, start: int) -> None:
+        self.base, self.start = base, start
+
+    def epoch(self, train: np.ndarray, epoch: int, rng: np.random.Generator) -> np.ndarray:
+        return (self.base if epoch >= self.start else Shuffle()).epoch(train, epoch, rng)
+
+
+def second_stage(settings: Resampling, epochs: int) -> int:
+    """The first epoch (0-based) of the second stage: ``floor(resample_from · epochs)``, at least 1
+    when deferred at all (so the first stage has an epoch), at most the last epoch."""
+    if settings.resample_from <= 0:
+        return 0
+    return min(max(1, math.floor(settings.resample_from * epochs)), max(epochs - 1, 0))
+
+
+def make_sampler(
+    settings: Resampling, y: np.ndarray, class_names: Sequence[str], item_weights: np.ndarray | None = None, *, epochs: int = 1
+) -> Sampler:
+    """The sampler ``settings`` asks for, deferred to the second stage of ``epochs`` when
+    ``resample_from`` says so. ``y`` is the model class of every local position;
     ``class_names`` the names of the model classes (``targets`` are keyed by name); ``item_weights``
     the importance weight of every local position (``importance`` needs them). Feature-space
     methods resample before training (``core.mitigate.resample``) and shuffle here."""
+    sampler = _sampler(settings, y, class_names, item_weights)
+    if settings.resample_from > 0 and not isinstance(sampler, Shuffle):
+        return Deferred(sampler, second_stage(settings, epochs))
+    return sampler
+
+
+def _sampler(settings: Resampling, y: np.ndarray, class_names: Sequence[str], item_weights: np.ndarray | None) -> Sampler:
     method = settings.method
     if method == "importance":
         if item_weights is None:

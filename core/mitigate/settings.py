@@ -113,6 +113,11 @@ class Resampling:
     # class name → items of that class per epoch after resampling; empty: the over-samplers raise
     # every class to the largest, the under-samplers lower every class to the smallest
     targets: dict[str, int] = field(default_factory=dict)
+    # two-stage training (Kang et al. 2020): the first ``resample_from`` share of the epochs draws
+    # every item once (representation learning), the sampler applies from then on (deferred re-sampling)
+    resample_from: float = 0.0
+    # classifier re-training (cRT): from that epoch the classifier head is re-initialised and trains alone
+    retrain_head: bool = False
 
 
 @dataclass
@@ -128,6 +133,9 @@ class LossSettings:
     max_margin: float = 0.5  # LDAM: the smallest class's margin (margins ∝ n^-1/4)
     scale: float = 1.0  # LDAM: logits are multiplied by this (30 in the paper, with a cosine classifier)
     reweight_from: float = 0.0  # deferred re-weighting: share of the epochs before class weights apply, in [0, 1)
+    # weight balancing (Alshammari et al. 2022): AdamW's decoupled weight decay for this run, in place of
+    # the run's own (0: the run's own); a strong decay keeps the common classes' weights from outgrowing the rare ones'
+    weight_decay: float = 0.0
 
 
 @dataclass
@@ -284,13 +292,19 @@ class Mitigations:
         """The settings that differ from the defaults, in a few words (run names, tables)."""
         out = []
         if self.resample.method != "none":
-            out.append(f"resample={self.resample.method}")
+            out.append(
+                f"resample={self.resample.method}" + (f" from {self.resample.resample_from:.0%}" if self.resample.resample_from else "")
+            )
+        if self.resample.retrain_head:
+            out.append("cRT")
         if self.loss.name != "cross_entropy":
             out.append(f"loss={self.loss.name}")
         if self.loss.class_weights != "none":
             out.append(f"weights={self.loss.class_weights}")
         if self.loss.label_smoothing:
             out.append(f"smoothing={self.loss.label_smoothing:g}")
+        if self.loss.weight_decay:
+            out.append(f"weight_decay={self.loss.weight_decay:g}")
         augs = self.augment.image + self.augment.text
         if augs:
             out.append("augment=" + "+".join(augs))
@@ -326,6 +340,14 @@ class Mitigations:
         r, loss, a = self.resample, self.loss, self.augment
         _choice("mitigations.resample.method", r.method, SAMPLERS)
         _whole("mitigations.resample.k_neighbors", r.k_neighbors, 1, 100)
+        _number("mitigations.resample.resample_from", r.resample_from, 0.0, 1.0, hi_open=True)
+        if not isinstance(r.retrain_head, bool):
+            raise ValueError(f"mitigations.resample.retrain_head must be true or false; got {r.retrain_head!r}.")
+        if r.retrain_head and r.resample_from == 0:
+            raise ValueError(
+                "classifier re-training (mitigations.resample.retrain_head) starts a second stage: set resample_from above 0 "
+                "(the share of the epochs that learn the features first; 0.5–0.8 is usual)."
+            )
         if not isinstance(r.targets, dict) or not all(isinstance(k, str) for k in r.targets):
             raise ValueError(f"mitigations.resample.targets must map class names to counts; got {r.targets!r}.")
         for name, count in r.targets.items():
@@ -339,6 +361,7 @@ class Mitigations:
         _number("mitigations.loss.max_margin", loss.max_margin, 0.0, 10.0)
         _number("mitigations.loss.scale", loss.scale, 0.0, 100.0, lo_open=True)
         _number("mitigations.loss.reweight_from", loss.reweight_from, 0.0, 1.0, hi_open=True)
+        _number("mitigations.loss.weight_decay", loss.weight_decay, 0.0, 10.0)
         for kind, names, registry in (("image", a.image, IMAGE_AUGMENTATIONS), ("text", a.text, TEXT_AUGMENTATIONS)):
             if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                 raise ValueError(f"mitigations.augment.{kind} must be a list of augmentation names; got {names!r}.")

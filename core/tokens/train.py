@@ -212,7 +212,7 @@ def prepare_tokens(ds: Dataset, cfg: RunConfig, *, progress: Callable[..., None]
     sentence_names = [ds.class_names[c] for c in data.classes]
     words_per_batch = cfg.batch_size * float(words.n_words[data.train].mean()) if len(data.train) else 1.0
     run_seams = Seams(
-        sampler=make_sampler(cfg.mitigations.resample, data.y, sentence_names),
+        sampler=make_sampler(cfg.mitigations.resample, data.y, sentence_names, epochs=cfg.epochs),
         criterion=PerWordLoss(make_criterion(cfg.mitigations.loss, tag_counts), max(words_per_batch, 1.0)),
         augmenter=NoAugment(),
     )

@@ -60,11 +60,12 @@ def fit(job: Job, state: State, callbacks: list[Callback]) -> tuple[Control, Bes
     opt, sched, params = make_optimizer(
         net,
         lr=job.lr,
-        weight_decay=cfg.weight_decay,
+        weight_decay=cfg.mitigations.loss.weight_decay or cfg.weight_decay,  # weight balancing replaces the run's own
         warmup_ratio=cfg.warmup_ratio,
         total_steps=lambda: state.total_steps,
         device=job.device,
     )
+    _refuse_two_stage_on_ddp(job)
     rng = np.random.default_rng(cfg.seed)
     control, best, event = Control(), None, Events(callbacks)
     meter = Throughput(state, eval_items=len(data.val) + len(data.test), batch_size=cfg.batch_size)
@@ -75,6 +76,7 @@ def fit(job: Job, state: State, callbacks: list[Callback]) -> tuple[Control, Bes
     for epoch in range(cfg.epochs):
         state.epoch_index = epoch
         seams.criterion.begin_epoch(epoch, cfg.epochs)
+        seams.stage.begin_epoch(epoch, job.built, opt)  # classifier re-training: the second stage may start
         event("on_epoch_begin", state, control)
         y_dev = torch.from_numpy(data.y).to(job.device)  # per epoch: pseudo-labelling may have changed it
         order = seams.sampler.epoch(data.train, epoch, rng)
@@ -129,6 +131,13 @@ def fit(job: Job, state: State, callbacks: list[Callback]) -> tuple[Control, Bes
     state.train_time_s = meter.training_seconds()
     event("on_train_end", state, control)
     return control, best
+
+
+def _refuse_two_stage_on_ddp(job: Job) -> None:
+    if job.dist.active and job.seams.stage.active:
+        raise ValueError(
+            "classifier re-training (cRT) freezes the features mid-run, which torchrun's DDP cannot follow: train it on one process."
+        )
 
 
 def _evaluate(job: Job, state: State, control: Control, best: BestEval | None, event: Events, meter: Throughput) -> BestEval | None:

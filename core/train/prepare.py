@@ -120,6 +120,7 @@ def prepare(ds: Dataset, cfg: RunConfig, *, progress: Progress | None = None) ->
         image_shape=image_shape,
         aug_group=speed.aug_group,
         item_weights=item_weights(ds, data),
+        epochs=cfg.epochs,
     )
     if cfg.mitigations.adversarial.method != "none":
         run_seams.adversary = _adversary(cfg, ds, built, inputs, device)
