@@ -85,7 +85,14 @@ def test_what_is_drawn_follows_the_other_widgets_and_the_data():
     assert drawn == {
         "tr_rs_method", "tr_loss_name", "tr_loss_weights", "tr_loss_smoothing", "tr_aug_image", "tr_aug_strength", "tr_aug_classes",
         "tr_aug_multiplier", "tr_clean_action", "tr_clean_source", "tr_semi_method", "tr_dec_tm", "tr_dec_abstain", "tr_adv_method", "tr_dec_la",
+        "tr_loss_wd",
     }  # fmt: skip
+    sampled = context({**widget_values(Mitigations()), "tr_rs_method": "class_balanced"}, modality="image", finetune="full")
+    assert shown(by_key["tr_rs_from"], sampled) and shown(by_key["tr_rs_crt"], sampled)
+    probe = context({**widget_values(Mitigations()), "tr_rs_method": "class_balanced"}, modality="image", finetune="linear_probe")
+    assert shown(by_key["tr_rs_from"], probe) and not shown(by_key["tr_rs_crt"], probe)  # a probe is a head alone
+    smote = context({**widget_values(Mitigations()), "tr_rs_method": "smote"}, modality="image", finetune="linear_probe")
+    assert not shown(by_key["tr_rs_from"], smote)  # made once, before training: nothing to defer
     focal = context({**widget_values(Mitigations()), "tr_loss_name": "focal", "tr_clean_action": "drop", "tr_clean_source": "threshold"},
                     modality="text", finetune="full")  # fmt: skip
     assert shown(by_key["tr_loss_gamma"], focal) and not shown(by_key["tr_loss_tau"], focal)
@@ -111,7 +118,7 @@ def test_token_data_gets_resampling_loss_token_augmentation_and_the_o_offset_onl
     assert other.decision == Decision(threshold_moving=True, abstain_below=0.5)
     assert tabs_for("tokens") == ["resample", "loss", "augment", "decision"] and tabs_for("image") == list(TABS)
     drawn = {f.key for f in FIELDS if shown(f, context(widget_values(Mitigations()), modality="tokens", finetune="full"))}
-    assert drawn == {"tr_rs_method", "tr_loss_name", "tr_loss_weights", "tr_loss_smoothing", "tr_dec_ooff", *(f"tr_tok_{n}" for n in ("mention", "lwtr", "synonym", "shuffle", "copies", "types"))}  # fmt: skip
+    assert drawn == {"tr_rs_method", "tr_loss_name", "tr_loss_weights", "tr_loss_smoothing", "tr_loss_wd", "tr_dec_ooff", *(f"tr_tok_{n}" for n in ("mention", "lwtr", "synonym", "shuffle", "copies", "types"))}  # fmt: skip
     assert "tr_dec_ooff" not in {
         f.key for f in FIELDS if shown(f, context(widget_values(Mitigations()), modality="image", finetune="full"))
     }

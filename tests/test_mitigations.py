@@ -442,6 +442,18 @@ def test_a_crt_run_switches_at_the_stated_epoch_and_keeps_the_features(store, mo
     assert changed == sorted([f"{head}.weight", f"{head}.bias"]), changed
 
 
+def test_the_preview_says_where_a_setting_traded_hallucination_for_recall():
+    from core.mitigate.preview import hallucination_trades
+
+    assert hallucination_trades(Mitigations()) == []
+    assert hallucination_trades(Mitigations(loss=LossSettings(name="balanced_softmax", weight_decay=3.0))) == []  # the preset
+    assert hallucination_trades(Mitigations(loss=LossSettings(name="focal"))) == []  # fewer confident errors, not more
+    over = hallucination_trades(Mitigations(resample=Resampling("random_over")))
+    assert len(over) == 1 and "3.5 % → 7.2 %" in over[0]
+    smote = hallucination_trades(Mitigations(resample=Resampling("borderline_smote"), loss=LossSettings(name="balanced_softmax")))
+    assert len(smote) == 2 and "3 of 5 orders on images" in smote[0] and "weight balancing" in smote[1]
+
+
 # ---------------------------------------------------------------------- previews
 
 

@@ -85,7 +85,7 @@ def test_configs_stored_before_mitigations_existed_still_load():
     cfg = RunConfig.from_dict(old).validate()
     assert cfg.mitigations == Mitigations() and cfg.extra == {} and cfg.epochs == 3
     stored = cfg.to_dict()["mitigations"]
-    assert stored["resample"] == {"method": "none", "k_neighbors": 5, "targets": {}}
+    assert stored["resample"] == {"method": "none", "k_neighbors": 5, "targets": {}, "resample_from": 0.0, "retrain_head": False}
     assert stored["loss"]["name"] == "cross_entropy" and stored["augment"]["image"] == []
     # keys a newer Gapscope wrote are kept apart, not lost; known ones are typed
     newer = RunConfig.from_dict({**old, "mitigations": {"loss": {"name": "focal", "alpha_schedule": "cosine"}, "pseudo": {"rounds": 2}}})

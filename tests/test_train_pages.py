@@ -132,6 +132,7 @@ def test_every_group_of_mitigation_knobs_lands_in_the_stored_config(home):
     at.selectbox(key="tr_rs_method").set_value("class_balanced")
     at.run()
     assert at.radio(key="tr_preset").value == "custom"
+    assert any("Hallucination trade-off" in w.value and "Class-balanced sampling" in w.value for w in at.warning)
     at.selectbox(key="tr_loss_name").set_value("focal")
     at.selectbox(key="tr_loss_weights").set_value("effective_number")
     at.run()
@@ -139,6 +140,9 @@ def test_every_group_of_mitigation_knobs_lands_in_the_stored_config(home):
     at.slider(key="tr_loss_smoothing").set_value(0.05)
     at.slider(key="tr_loss_drw").set_value(0.5)
     at.number_input(key="tr_loss_beta").set_value(0.99)
+    at.slider(key="tr_loss_wd").set_value(0.5)
+    at.slider(key="tr_rs_from").set_value(0.6)
+    at.toggle(key="tr_rs_crt").set_value(True)
     at.multiselect(key="tr_aug_image").set_value(["rotate", "noise"])
     at.slider(key="tr_aug_strength").set_value(0.3)
     at.multiselect(key="tr_aug_classes").set_value(["9"])
@@ -153,7 +157,8 @@ def test_every_group_of_mitigation_knobs_lands_in_the_stored_config(home):
     at.run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     assert any(
-        "Class-balanced sampling (resampling), Focal loss, Weight ∝ 1 / effective number, label smoothing 0.05, augmentation: rotate, noise, "
+        "Class-balanced sampling (resampling, from 60% of the epochs), classifier re-trained alone in the second stage (cRT), Focal loss, "
+        "Weight ∝ 1 / effective number, label smoothing 0.05, weight decay 0.5 (weight balancing), augmentation: rotate, noise, "
         "threshold moving, abstain below confidence 0.75, adversarial training: PGD-2 at ε = 0.05, 50% of each batch" in m.value
         for m in at.markdown
     )
@@ -162,7 +167,7 @@ def test_every_group_of_mitigation_knobs_lands_in_the_stored_config(home):
     stored = store.runs()[0].config["mitigations"]
     _stop_all(store)
     assert stored == {
-        "resample": {"method": "class_balanced", "k_neighbors": 5, "targets": {}},
+        "resample": {"method": "class_balanced", "k_neighbors": 5, "targets": {}, "resample_from": 0.6, "retrain_head": True},
         "loss": {
             "name": "focal",
             "class_weights": "effective_number",
@@ -173,6 +178,7 @@ def test_every_group_of_mitigation_knobs_lands_in_the_stored_config(home):
             "max_margin": 0.5,
             "scale": 1.0,
             "reweight_from": 0.5,
+            "weight_decay": 0.5,
         },
         "augment": {"image": ["rotate", "noise"], "text": [], "strength": 0.3, "classes": ["9"], "multiplier": 2},
         "token_augment": {"mention": 0.0, "lwtr": 0.0, "synonym": 0.0, "shuffle": 0.0, "copies": 1, "types": []},  # image data: off
@@ -278,7 +284,7 @@ def test_settings_that_cannot_work_are_refused_before_the_run(home):
     assert len(runs) == 2 and runs[0].name.endswith("· baseline")
     assert runs[0].config["seed"] == runs[1].config["seed"] == 0
     assert runs[0].config["mitigations"]["resample"]["method"] == "none"
-    assert runs[1].config["mitigations"]["resample"] == {"method": "random_over", "k_neighbors": 5, "targets": {"3": 400}}
+    assert runs[1].config["mitigations"]["resample"] == {"method": "random_over", "k_neighbors": 5, "targets": {"3": 400}, "resample_from": 0.0, "retrain_head": False}
 
 
 def test_previews_show_what_resampling_and_augmentation_do(home):

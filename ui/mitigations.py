@@ -33,7 +33,7 @@ from core.mitigate.fields import (
     widget_values,
 )
 from core.mitigate.presets import preset, presets_for
-from core.mitigate.preview import TokenTrain
+from core.mitigate.preview import TokenTrain, hallucination_trades
 from core.mitigate.settings import FEATURE_SAMPLERS, IMAGE_AUGMENTATIONS, SAMPLERS, TEXT_AUGMENTATIONS, Mitigations
 from ui.mitigation_previews import (
     augment_preview,
@@ -136,6 +136,8 @@ def knobs(
         st.caption(
             "Only train items change, for this run only; val and test keep their labels. Save a plan as a new version on the Diagnose page to keep it."
         )
+    for note in hallucination_trades(m):  # recall bought with confident errors, as measured
+        st.warning(f"**Hallucination trade-off.** {note}", icon=":material/warning:")
     return m
 
 
