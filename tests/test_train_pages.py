@@ -284,7 +284,13 @@ def test_settings_that_cannot_work_are_refused_before_the_run(home):
     assert len(runs) == 2 and runs[0].name.endswith("· baseline")
     assert runs[0].config["seed"] == runs[1].config["seed"] == 0
     assert runs[0].config["mitigations"]["resample"]["method"] == "none"
-    assert runs[1].config["mitigations"]["resample"] == {"method": "random_over", "k_neighbors": 5, "targets": {"3": 400}, "resample_from": 0.0, "retrain_head": False}
+    assert runs[1].config["mitigations"]["resample"] == {
+        "method": "random_over",
+        "k_neighbors": 5,
+        "targets": {"3": 400},
+        "resample_from": 0.0,
+        "retrain_head": False,
+    }
 
 
 def test_previews_show_what_resampling_and_augmentation_do(home):

@@ -268,7 +268,9 @@ _TAG_WORDS = re.compile(r"\b(?:classes|class(?! weights)|an item|items|item|Item
 
 #: the samplers of the SMOTE family (new points between a class's neighbours)
 _SMOTES = ("smote", "borderline_smote", "adasyn", "svm_smote", "smote_enn", "smote_tomek")
-_LT_BENCH = "the long-tail benchmark (Fashion-MNIST and VADER's sources thinned to ratio 100, 5 random tail orders each; benchmarks/RESULTS.md)"
+_LT_BENCH = (
+    "the long-tail benchmark (Fashion-MNIST and VADER's sources thinned to ratio 100, 5 random tail orders each; benchmarks/RESULTS.md)"
+)
 
 
 def hallucination_trades(m: Mitigations) -> list[str]:
