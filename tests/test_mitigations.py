@@ -451,7 +451,7 @@ def test_the_preview_says_where_a_setting_traded_hallucination_for_recall():
     over = hallucination_trades(Mitigations(resample=Resampling("random_over")))
     assert len(over) == 1 and "3.5 % → 7.2 %" in over[0]
     smote = hallucination_trades(Mitigations(resample=Resampling("borderline_smote"), loss=LossSettings(name="balanced_softmax")))
-    assert len(smote) == 2 and "3 of 5 orders on images" in smote[0] and "weight balancing" in smote[1]
+    assert len(smote) == 2 and "3 of 5 orders on the images" in smote[0] and "weight balancing" in smote[1]
 
 
 # ---------------------------------------------------------------------- previews

@@ -56,12 +56,22 @@ def test_a_data_map_a_kept_version_and_a_sweep_through_the_app(home):
     assert sum(regions.values()) == int((store.load_dataset(vid).split == 0).sum()) and regions["Hard to learn"] > 0
     assert any("Data map" in t for t in titles(at))
 
+    at.selectbox(key="se_score").set_value("ccs")
+    at.run()
+    assert not at.slider(key="se_hard_cut").disabled
+    at.slider(key="se_hard_cut").set_value(0.25)
+    at.button(key="se_keep").click()
+    at.run()
+    cut = [v for v in store.versions() if v.parent_id == vid]
+    assert len(cut) == 1 and cut[0].params["keep"]["score"] == "ccs" and cut[0].params["keep"]["hard_cut"] == 0.25
     at.selectbox(key="se_score").set_value("el2n")
+    at.run()
+    assert at.slider(key="se_hard_cut").disabled  # EL2N ranks every item: nothing is set aside
     at.slider(key="se_fraction").set_value(0.4)
     at.button(key="se_keep").click()
     at.run()
     assert not at.exception, at.exception
-    kept = [v for v in store.versions() if v.parent_id == vid]
+    kept = [v for v in store.versions() if v.parent_id == vid and v.params["keep"]["score"] == "el2n"]
     assert len(kept) == 1 and kept[0].params["keep"]["score"] == "el2n" and kept[0].params["keep"]["run_id"] == run_id
     assert any(f"Saved version {kept[0].id}" in s.value for s in at.success)
 
@@ -72,7 +82,7 @@ def test_a_data_map_a_kept_version_and_a_sweep_through_the_app(home):
     at.button(key="se_sweep").click()
     at.run()
     assert not at.exception, at.exception
-    sweep_runs = [r for r in store.runs() if r.version_id not in (vid, kept[0].id)]
+    sweep_runs = [r for r in store.runs() if r.version_id not in (vid, kept[0].id, cut[0].id)]
     assert len(sweep_runs) == 2 and all(r.config["epochs"] == 2 for r in sweep_runs)
     assert wait_for(lambda: all(store.run(r.id).status == "finished" for r in sweep_runs), timeout=240)
     at.run()

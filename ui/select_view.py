@@ -79,12 +79,19 @@ def keep_section(store: Store, vid: int, ds: Dataset, run_id: int | None) -> Non
     default("se_score", "ccs" if "ccs" in scores else "random", allowed=scores)
     default_within("se_fraction", 0.3, 0.05, 0.95)
     default("se_balance", "proportional", allowed=list(K.BALANCE))
-    c1, c2, c3 = st.columns([3, 2, 2])
+    default_within("se_hard_cut", K.HARD_CUT, 0.0, 0.5)
+    c1, c2, c3, c4 = st.columns([3, 2, 2, 2])
     score = c1.selectbox("Score", scores, format_func=K.KEEP_SCORES.__getitem__, key="se_score", persist_state="session")
     fraction = c2.slider("Share kept", 0.05, 0.95, step=0.05, key="se_fraction", persist_state="session", format="%.2f")
     balance = c3.radio(
         "Per class", list(K.BALANCE), key="se_balance", persist_state="session", horizontal=True,
         format_func={"proportional": "each class's share", "equal": "equal counts"}.__getitem__,
+    )  # fmt: skip
+    hard_cut = c4.slider(
+        "Hardest share set aside", 0.0, 0.5, step=0.05, key="se_hard_cut", persist_state="session", format="%.2f",
+        disabled=score not in K.CUT_SCORES,
+        help="Coverage-centric and data-map selection first set aside each class's hardest items (often label errors). "
+        "On Fashion-MNIST keeping 30 %, setting 20 % aside did best on val on every seed (benchmarks/RESULTS.md).",
     )  # fmt: skip
     n_train = int(((ds.split == 0) & ds.labelled).sum())
     st.caption(
@@ -94,7 +101,9 @@ def keep_section(store: Store, vid: int, ds: Dataset, run_id: int | None) -> Non
         st.success(f"Saved version {done}. Pick it on **Data** or **Train** to use it.")
     if st.button("Save the kept version", key="se_keep"):
         common.set_current_version(vid)  # stay on this version: the new one is only its kept part
-        recipe = K.KeepRecipe(str(score), float(fraction), str(balance), run_id=None if score == "random" else run_id)
+        recipe = K.KeepRecipe(
+            str(score), float(fraction), str(balance), hard_cut=float(hard_cut), run_id=None if score == "random" else run_id
+        )
         try:
             with st.spinner("Choosing…"), common.saving():
                 st.session_state["se_kept"] = K.kept_version(store, vid, recipe)

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from core.data.dataset import Dataset
     from core.store import Store
 
-__all__ = ["KEEP_SCORES", "KeepRecipe", "keep_rows", "kept_dataset", "kept_version", "score_items"]
+__all__ = ["CUT_SCORES", "KEEP_SCORES", "KeepRecipe", "keep_rows", "kept_dataset", "kept_version", "score_items"]
 
 KEEP_SCORES = {
     "random": "random (the baseline)",
@@ -49,6 +49,7 @@ KEEP_SCORES = {
     "ccs": "coverage-centric: every difficulty stratum",
 }
 BALANCE = ("proportional", "equal")
+CUT_SCORES = ("ccs", "easy_ambiguous")  # the scores that set each class's hardest share aside first
 STRATA = 50  # Zheng et al. 2023 use 50 strata
 HARD_CUT = 0.1  # the hardest share dropped by ccs and easy_ambiguous (label errors sit there)
 
@@ -178,7 +179,7 @@ def _pick_class(
         return rng.choice(members, q, replace=False)
     hard = np.zeros(len(members), dtype=bool)
     finite = np.isfinite(hardness[members])
-    cut = round(float(recipe.hard_cut * finite.sum())) if recipe.score in ("ccs", "easy_ambiguous") else 0
+    cut = round(float(recipe.hard_cut * finite.sum())) if recipe.score in CUT_SCORES else 0
     if cut:
         hard[np.flatnonzero(finite)[np.argsort(-hardness[members][finite], kind="stable")[:cut]]] = True
     soft, set_aside = members[~hard], members[hard]
