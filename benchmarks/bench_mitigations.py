@@ -219,6 +219,9 @@ def order_arms(model: str) -> dict[str, tuple[object, dict, str]]:
     arms["balanced softmax, weight decay 1 + post-hoc logit adjustment (τ on val)"] = (
         Mitigations(loss=LossSettings(name="balanced_softmax", weight_decay=1.0), decision=Decision(logit_adjustment=True)), {}, "la"
     )  # fmt: skip
+    decide = Decision(threshold_moving=True, logit_adjustment=True)  # one run, both post-hoc answers
+    arms["balanced softmax + threshold moving (offsets on val)"] = (Mitigations(loss=bs, decision=decide), {}, "tm")
+    arms["balanced softmax + post-hoc logit adjustment, same run (τ on val)"] = (Mitigations(loss=bs, decision=decide), {}, "la")
     arms["class-balanced sampler from 50 % of the epochs (deferred re-sampling)"] = (
         Mitigations(resample=Resampling("class_balanced", resample_from=0.5)), {}, ""
     )  # fmt: skip
