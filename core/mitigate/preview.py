@@ -299,7 +299,7 @@ def hallucination_trades(m: Mitigations) -> list[str]:
         notes.append(
             f"{'Balanced softmax' if loss.name == 'balanced_softmax' else 'Logit adjustment'} without weight balancing answers the "
             f"rare classes more often; on {_LT_BENCH} its hallucination rate @0.9 ended {beyond} in 2 of 5 text orders "
-            "(none on the images). With weight balancing (weight decay 3 on a linear probe, the long-tail preset) it did in none."
+            "(none on the images; linear probes). With weight balancing (weight decay 3 on a linear probe, the long-tail preset) it did in none."
         )
     return notes
 
