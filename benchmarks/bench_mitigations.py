@@ -265,7 +265,10 @@ def summarise_orders(per_order: list[dict[str, dict]], balanced: float, tails: l
     return "\n".join(lines)
 
 
-def part_orders(store, vids, epochs: int, models: list[str], order_seed: int, orders: int, names: list[str], text: bool = False) -> None:
+def part_orders(
+    store, vids, epochs: int, models: list[str], order_seed: int, orders: int, names: list[str], text: bool = False,
+    only: list[int] | None = None,
+) -> None:  # fmt: skip
     from core.mitigate.settings import Mitigations
 
     if text:  # VADER's texts by source: the MiniLM probe only
@@ -273,6 +276,8 @@ def part_orders(store, vids, epochs: int, models: list[str], order_seed: int, or
         models = ["text probe"]
     else:
         balanced_vid, versions = vids["balanced"], order_versions(store, order_seed, orders)
+    if only:  # a look at some orders (by number), not a table to report
+        versions = [v for i, v in enumerate(versions) if i in only]
     what = "VADER sources" if text else "Fashion-MNIST"
     print(f"\n## {what}: long tail (ratio {RATIO:.0f}) over {orders} random class orders (seed {order_seed})", flush=True)
     for model in models:
@@ -507,6 +512,7 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--orders", type=int, default=5, help="orders: random class orders of the long tail")
     parser.add_argument("--order-seed", type=int, default=0)
+    parser.add_argument("--order-index", type=int, nargs="*", default=[], help="orders: run only these orders (by number, from 0)")
     parser.add_argument(
         "--arms", nargs="*", default=[], help="orders: the arms to run, by name (default: ORDER_MITIGATIONS); the first is the baseline"
     )
@@ -534,7 +540,9 @@ def main() -> int:
     if "lt" in only:
         part_long_tail(store, vids, args.epochs, models)
     if "orders" in only:
-        part_orders(store, vids, args.epochs, models, args.order_seed, args.orders, args.arms or list(ORDER_MITIGATIONS))
+        part_orders(
+            store, vids, args.epochs, models, args.order_seed, args.orders, args.arms or list(ORDER_MITIGATIONS), only=args.order_index
+        )
     if "text-orders" in only:
         part_orders(store, vids, args.epochs, models, args.order_seed, args.orders, args.arms or list(ORDER_MITIGATIONS), text=True)
     if "noise" in only:
