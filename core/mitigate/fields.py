@@ -112,7 +112,7 @@ FIELDS: tuple[Field, ...] = (
     Field("tr_rs_method", "resample.method", "select", "Sampler", SAMPLERS, help="Which train items each epoch draws. The SMOTE family makes new feature vectors, so it is offered for linear probes and tables."),
     Field("tr_rs_k", "resample.k_neighbors", "number", "k neighbours", lo=1, hi=100, at=(1, 0), when=_is("tr_rs_method", *NEIGHBOUR_SAMPLERS),
           help="Neighbours within a class; must be below the smallest class's size."),
-    Field("tr_rs_from", "resample.resample_from", "slider", "Re-sample from (share of epochs)", lo=0.0, hi=0.9, step=0.1, at=(1, 0),
+    Field("tr_rs_from", "resample.resample_from", "slider", "Re-sample from (share of the run)", lo=0.0, hi=0.9, step=0.1, at=(1, 0),
           when=_is("tr_rs_method", *_ITEM_SAMPLERS), hidden_default=True,
           help="Two-stage training: before this share of the epochs every item is drawn once (the features are learned on the data as it is); "
           "the sampler applies from then on (deferred re-sampling; 0 = from the start)."),

@@ -50,7 +50,7 @@ def test_the_stakeholder_demo(server, page, tmp_path, home):
     expect(page.get_by_text("made it the current dataset")).to_be_visible(timeout=60_000)
 
     # the sweep: default knob (imbalance ratio) and severities, one epoch each
-    epochs = page.get_by_label("Epochs")
+    epochs = page.get_by_label("Epochs", exact=True)
     epochs.fill("1")
     epochs.press("Enter")
     page.get_by_role("button", name=re.compile(r"Run the sweep \(4 runs\)")).click()
@@ -68,10 +68,10 @@ def test_the_stakeholder_demo(server, page, tmp_path, home):
             break
         except AssertionError:
             continue
-    epochs = page.get_by_label("Epochs")
+    epochs = page.get_by_label("Epochs", exact=True)
     epochs.fill("2")
     epochs.press("Enter")
-    expect(page.get_by_label("Epochs")).to_have_value("2", timeout=30_000)
+    expect(page.get_by_label("Epochs", exact=True)).to_have_value("2", timeout=30_000)
     expect(pair).to_be_enabled(timeout=30_000)
     pair.click()
     expect(page.get_by_text(re.compile(r"Run #\d+ is \w+, #\d+ is"))).to_be_visible(timeout=30_000)

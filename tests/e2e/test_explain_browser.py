@@ -29,7 +29,7 @@ def test_why_it_answered_explains_the_gallery(server, page, tmp_path):
 
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Train").click()
     expect(page.get_by_role("heading", name="🏋️ Train")).to_be_visible()
-    epochs = page.get_by_label("Epochs")
+    epochs = page.get_by_label("Epochs", exact=True)
     epochs.fill("2")
     epochs.press("Enter")
     expect(page.get_by_text("2 epoch(s)")).to_be_visible()

@@ -73,10 +73,10 @@ def test_named_entities_through_the_loop(server, page, tmp_path):
             break
         except AssertionError:
             continue
-    epochs = page.get_by_label("Epochs")
+    epochs = page.get_by_label("Epochs", exact=True)
     epochs.fill("2")
     epochs.press("Enter")
-    expect(page.get_by_label("Epochs")).to_have_value("2", timeout=30_000)
+    expect(page.get_by_label("Epochs", exact=True)).to_have_value("2", timeout=30_000)
     expect(pair).to_be_enabled(timeout=30_000)
     page.screenshot(path=str(tmp_path.parent / "ner_train.png"), full_page=True)
     pair.click()

@@ -49,7 +49,7 @@ def _train(page, run_id: int, epochs: int) -> None:
     """From the Train page: ``epochs`` epochs, started, followed to the end on the Runs page."""
     _nav(page, "Train")
     expect(page.get_by_role("heading", name="🏋️ Train")).to_be_visible()
-    field = page.get_by_label("Epochs")
+    field = page.get_by_label("Epochs", exact=True)
     field.fill(str(epochs))
     field.press("Enter")
     expect(page.get_by_text(f"{epochs} epoch(s)")).to_be_visible()

@@ -33,7 +33,7 @@ def test_a_keep_x_percent_sweep_runs_and_draws(server, page, tmp_path):
 
     page.goto(f"{server}/train")
     expect(page.get_by_role("heading", name="🏋️ Train")).to_be_visible()
-    epochs = page.get_by_label("Epochs")
+    epochs = page.get_by_label("Epochs", exact=True)
     epochs.fill("4")
     epochs.press("Enter")
     expect(page.get_by_text("4 epoch(s)")).to_be_visible()
@@ -46,7 +46,7 @@ def test_a_keep_x_percent_sweep_runs_and_draws(server, page, tmp_path):
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Selection").click()
     expect(page.get_by_role("heading", name="🎯 Selection")).to_be_visible()
     expect(page.get_by_text("Hard to learn").first).to_be_visible()
-    sweep_epochs = page.get_by_label("Epochs")
+    sweep_epochs = page.get_by_label("Epochs", exact=True)
     sweep_epochs.fill("2")
     sweep_epochs.press("Enter")
     page.get_by_role("button", name="Run the sweep (6 runs)").click()  # el2n, ccs and random at 30 % and 50 %

@@ -26,7 +26,7 @@ def test_train_settings_stay_after_runs_redraws(home, server, page):
     frames: list[int] = []  # messages from the server: each fragment rerun sends some
     page.on("websocket", lambda ws: ws.on("framereceived", lambda _: frames.append(1)))
     page.goto(f"{server}/train")
-    epochs = page.get_by_label("Epochs")
+    epochs = page.get_by_label("Epochs", exact=True)
     expect(epochs).to_have_value("3")
     epochs.fill("7")
     epochs.press("Enter")
@@ -45,6 +45,6 @@ def test_train_settings_stay_after_runs_redraws(home, server, page):
     assert len(frames) >= seen + 20, "the Runs page's timers never fired"
 
     _nav(page, "Train")
-    epochs = page.get_by_label("Epochs")
+    epochs = page.get_by_label("Epochs", exact=True)
     expect(epochs).to_have_value("7")
     expect(page.get_by_role("radio", name="long-tail fix")).to_be_checked()

@@ -24,7 +24,7 @@ def test_start_watch_live_and_stop(server, page):
 
     page.get_by_test_id("stSidebarNav").get_by_role("link", name="Train").click()
     expect(page.get_by_role("heading", name="🏋️ Train")).to_be_visible()
-    epochs = page.get_by_label("Epochs")
+    epochs = page.get_by_label("Epochs", exact=True)
     epochs.fill("200")
     epochs.press("Enter")
     page.get_by_text("More settings").click()
