@@ -13,7 +13,7 @@ CSV = "text,label\n" + "".join(f"a browser test sentence number {i},{'yes' if i 
 def test_open_demo_and_upload_csv(server, page, tmp_path):
     page.goto(f"{server}/data")
     expect(page.get_by_role("heading", name="📊 Data")).to_be_visible()
-    page.get_by_test_id("stButton").filter(has_text="Open").last.click()  # the last card: Digits 8×8
+    page.locator(".st-key-demo_digits").get_by_role("button", name="Open").click()  # Digits 8×8, by its key: the cards draw one by one
     expect(page.get_by_test_id("stMetricValue").first).to_have_text("1,797")
     sidebar = page.get_by_test_id("stSidebar")
     expect(sidebar.get_by_role("combobox", name="Dataset")).to_have_value("Digits 8×8 · v1")
