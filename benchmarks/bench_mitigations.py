@@ -28,8 +28,12 @@ Models, both through ``core.train.worker.train_run`` with the run's seams:
 - **random tail orders** (``--only orders``) — the same profile with the class order drawn at
   random (seeded by ``--order-seed`` and the order's number), so the tail is not always sneaker /
   bag / ankle boot: shirt, coat or pullover (confusable classes) can land in it. Per mitigation the
-  figures over the orders: mean ± sd, the worst order, and whether its hallucination rate stayed at
-  or below the baseline's in every order.
+  figures over the orders: mean ± sd, the worst order, whether its hallucination rate stayed at or
+  below the baseline's in every order, and in how many orders it was above the baseline run's beyond
+  the paired bootstrap 95 % interval (``core.compare.intervals``). ``--arms`` names the arms to run
+  (``order_arms``: every mitigation above, weight balancing at several decays, deferred re-sampling,
+  cRT, post-hoc decisions on balanced softmax, the long-tail preset); ``--order-index`` runs some
+  orders only.
 
 Columns: test macro-F1, mean recall of the three rarest classes (sneaker, bag, ankle boot: 153,
 92 and 55 train items), hallucination rate at τ = 0.9 and ECE, at the best checkpoint (before
