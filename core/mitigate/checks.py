@@ -20,6 +20,7 @@ from collections.abc import Mapping, Sequence
 
 from core.mitigate.settings import (
     FEATURE_SAMPLERS,
+    ITEM_SAMPLERS,
     NEIGHBOUR_SAMPLERS,
     NO_WEIGHTS,
     OVER_SAMPLERS,
@@ -151,11 +152,11 @@ def _not_tokens(m: Mitigations, modality: str) -> list[str]:
 def _deferred(r: Resampling, finetune: str) -> list[str]:
     """Two-stage training: a sampler to defer, and a network with features to keep for cRT."""
     problems: list[str] = []
-    if r.resample_from > 0 and (r.method == "none" or r.method in FEATURE_SAMPLERS):
+    if r.resample_from > 0 and r.method not in ITEM_SAMPLERS:
         what = "draws every item once" if r.method == "none" else f"{r.method} makes its points once, before training"
         problems.append(
-            f"deferred re-sampling switches the sampler on mid-run, but {what}: pick class_balanced, sqrt, random_over, "
-            "random_under or importance, or set resample_from to 0."
+            f"deferred re-sampling switches the sampler on mid-run, but {what}: pick {', '.join(ITEM_SAMPLERS[:-1])} or "
+            f"{ITEM_SAMPLERS[-1]}, or set resample_from to 0."
         )
     if r.retrain_head and finetune == "linear_probe":
         problems.append(

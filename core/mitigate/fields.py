@@ -27,7 +27,7 @@ from core.mitigate.settings import (
     CLEAN_ACTIONS,
     CLEAN_SOURCES,
     IMAGE_AUGMENTATIONS,
-    INDEX_SAMPLERS,
+    ITEM_SAMPLERS,
     LOSSES,
     NEIGHBOUR_SAMPLERS,
     OVER_SAMPLERS,
@@ -37,7 +37,6 @@ from core.mitigate.settings import (
     TEXT_AUGMENTATIONS,
     TOKEN_AUGMENTATIONS,
     UNDER_SAMPLERS,
-    WEIGHTED_SAMPLERS,
     Mitigations,
 )
 
@@ -98,7 +97,6 @@ def _not(key: str, *values: str) -> Callable[[Values], bool]:
     return lambda v: v[key] not in values
 
 
-_ITEM_SAMPLERS = (*WEIGHTED_SAMPLERS, *INDEX_SAMPLERS, "importance")  # the samplers that draw items each epoch (deferrable)
 _images = lambda v: v[MODALITY] == "image" and v[FINETUNE] != "linear_probe"
 _texts = lambda v: v[MODALITY] == "text" and v[FINETUNE] != "linear_probe"
 _augments = lambda v: v[MODALITY] in ("image", "text") and v[FINETUNE] != "linear_probe"
@@ -113,11 +111,11 @@ FIELDS: tuple[Field, ...] = (
     Field("tr_rs_k", "resample.k_neighbors", "number", "k neighbours", lo=1, hi=100, at=(1, 0), when=_is("tr_rs_method", *NEIGHBOUR_SAMPLERS),
           help="Neighbours within a class; must be below the smallest class's size."),
     Field("tr_rs_from", "resample.resample_from", "slider", "Re-sample from (share of the run)", lo=0.0, hi=0.9, step=0.1, at=(1, 0),
-          when=_is("tr_rs_method", *_ITEM_SAMPLERS), hidden_default=True,
+          when=_is("tr_rs_method", *ITEM_SAMPLERS), hidden_default=True,
           help="Two-stage training: before this share of the epochs every item is drawn once (the features are learned on the data as it is); "
           "the sampler applies from then on (deferred re-sampling; 0 = from the start)."),
     Field("tr_rs_crt", "resample.retrain_head", "toggle", "Re-train the classifier alone then (cRT)", at=(1, 1),
-          when=lambda v: v["tr_rs_method"] in _ITEM_SAMPLERS and v[FINETUNE] != "linear_probe" and v[MODALITY] != "tokens", hidden_default=True,
+          when=lambda v: v["tr_rs_method"] in ITEM_SAMPLERS and v[FINETUNE] != "linear_probe" and v[MODALITY] != "tokens", hidden_default=True,
           help="At the second stage the classifier head is re-initialised and trains alone on the re-sampled draws, every other weight frozen "
           "(classifier re-training, Kang et al. 2020). Needs 're-sample from' above 0."),
     Field(TARGETS, "resample.targets", "targets", "Target items per class (empty: over-samplers raise every class to the largest, under-samplers lower it to the smallest).",

@@ -27,7 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
-from core.mitigate.settings import INDEX_SAMPLERS, NO_WEIGHTS, WEIGHTED_SAMPLERS, Resampling
+from core.mitigate.settings import INDEX_SAMPLERS, ITEM_SAMPLERS, NO_WEIGHTS, WEIGHTED_SAMPLERS, Resampling
 
 
 class Sampler(Protocol):
@@ -129,7 +129,7 @@ def make_sampler(
     the importance weight of every local position (``importance`` needs them). Feature-space
     methods resample before training (``core.mitigate.resample``) and shuffle here."""
     sampler = _sampler(settings, y, class_names, item_weights)
-    if settings.resample_from > 0 and not isinstance(sampler, Shuffle):
+    if settings.resample_from > 0 and settings.method in ITEM_SAMPLERS:
         return Deferred(sampler, second_stage(settings, epochs))
     return sampler
 

@@ -55,6 +55,7 @@ INDEX_SAMPLERS = ("random_over", "random_under")
 FEATURE_SAMPLERS = ("smote", "borderline_smote", "adasyn", "svm_smote", "near_miss", "tomek", "enn", "smote_enn", "smote_tomek")
 OVER_SAMPLERS = ("random_over", "smote", "borderline_smote", "adasyn", "svm_smote")  # target counts ≥ current
 UNDER_SAMPLERS = ("random_under", "near_miss")  # target counts ≤ current
+ITEM_SAMPLERS = (*WEIGHTED_SAMPLERS, *INDEX_SAMPLERS, "importance")  # draw items anew each epoch: the ones deferred re-sampling can defer
 NEIGHBOUR_SAMPLERS = ("smote", "borderline_smote", "adasyn", "svm_smote", "smote_enn", "smote_tomek", "near_miss", "enn")
 
 LOSSES: dict[str, str] = {
