@@ -14,7 +14,7 @@ from core.data.profile import profile
 from core.mitigate.criterion import ClassAwareLoss
 from core.mitigate.in_run_cleaning import train_changes
 from core.mitigate.preview import loss_counts_note, loss_preview, preview_items, train_classes
-from core.mitigate.settings import Cleaning, LossSettings, Mitigations, SemiSupervision
+from core.mitigate.settings import Cleaning, LossSettings, Mitigations, Resampling, SemiSupervision
 from core.store import Store
 from tests.test_train_pages import open_page
 
@@ -125,6 +125,12 @@ def test_the_preview_says_when_the_run_counts_again():
         "Figures from the train split's counts; the run computes them again after in-run cleaning drops or relabels train "
         "items and label spreading adds pool items."
     )
+    drawn = Mitigations(loss=LossSettings(name="balanced_softmax"), resample=Resampling("class_balanced", resample_from=0.5))
+    assert loss_counts_note(drawn) == (
+        "Figures from the train split's counts; the offsets follow the classes class-balanced sampling draws from 50% of the "
+        "epochs on, each epoch (under class-balanced draws they are equal, and the loss is plain cross-entropy)."
+    )
+    assert loss_counts_note(Mitigations(resample=Resampling("sqrt"))) is None  # cross-entropy has no offsets to move
 
 
 def test_the_train_pages_loss_tab_previews_the_offsets(home):

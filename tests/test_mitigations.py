@@ -361,6 +361,26 @@ def test_deferred_resampling_draws_every_item_once_until_the_stated_epoch():
     assert not isinstance(make_sampler(Resampling("class_balanced"), y, ["a", "b"], epochs=4), Deferred)
 
 
+def test_the_logit_offsets_follow_the_epochs_draws():
+    """Balanced softmax and logit adjustment stand for the prior the model trains under: told the
+    epoch's draws, the offsets are those draws' counts; class-balanced draws cancel them (cross-
+    entropy); draws of the train split as it is give the split's offsets; class weights stay."""
+    z, y = torch.tensor(Z, dtype=torch.float32), torch.tensor(Y)
+    bs = make_criterion(LossSettings(name="balanced_softmax"), COUNTS)
+    split = np.repeat([0, 1, 2], COUNTS.astype(int))  # every train item once
+    bs.begin_epoch(0, 2, drawn=split)
+    assert float(bs(z, y)) == pytest.approx(_loss(name="balanced_softmax"), rel=1e-6)
+    balanced = np.repeat([0, 1, 2], 6)  # 6 of each class, as a class-balanced sampler draws them
+    bs.begin_epoch(1, 2, drawn=np.concatenate([balanced, [-1, -1]]))  # unknown labels are not counted
+    assert float(bs(z, y)) == pytest.approx(_loss(), rel=1e-6)  # equal offsets: plain cross-entropy
+    la = make_criterion(LossSettings(name="logit_adjusted", tau=0.5), COUNTS)
+    la.begin_epoch(0, 1, drawn=np.repeat([0, 1, 2], [2, 1, 1]))
+    assert float(la(z, y)) == pytest.approx(_nll(Z + 0.5 * np.log(np.array([2, 1, 1]) / 4), Y).mean(), rel=1e-6)
+    weighted = make_criterion(LossSettings(class_weights="inverse"), COUNTS)
+    weighted.begin_epoch(0, 1, drawn=balanced)
+    assert float(weighted(z, y)) == pytest.approx(_loss(class_weights="inverse"), rel=1e-6)
+
+
 def test_two_stage_settings_are_checked_with_what_to_change():
     with pytest.raises(ValueError, match="set resample_from above 0"):
         Mitigations(resample=Resampling("class_balanced", retrain_head=True)).validate()

@@ -111,9 +111,11 @@ class RecordingCriterion:
         self.class_counts = class_counts
         self.targets: list[torch.Tensor] = []
         self.epochs: list[int] = []
+        self.drawn: list[np.ndarray] = []
 
-    def begin_epoch(self, epoch, epochs):
+    def begin_epoch(self, epoch, epochs, drawn=None):
         self.epochs.append(epoch)
+        self.drawn.append(drawn)
 
     def __call__(self, logits, target):
         self.targets.append(target.detach().clone())
@@ -146,6 +148,8 @@ def test_a_sampler_with_repeats_and_a_custom_criterion_plug_in(digits):
     assert np.bincount(seen, minlength=10)[0] == 3 * data.train_counts[0]  # class 0 drawn three times
     assert (np.bincount(seen, minlength=10)[1:] == data.train_counts[1:]).all()
     assert criterion.class_counts.sum() == len(data.train)
+    # the criterion was told the epoch's draws before its first batch: the labels the sampler drew
+    assert (np.bincount(criterion.drawn[0], minlength=10) == data.train_counts + np.eye(10)[0] * 2 * data.train_counts[0]).all()
 
 
 def test_an_augmenter_gets_the_raw_uint8_batch_and_may_return_soft_targets(digits):

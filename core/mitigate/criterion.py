@@ -3,7 +3,13 @@
 Every criterion takes targets as class indices (B,) or as class probabilities (B, K) — an
 augmenter such as MixUp makes the latter — and returns the batch's mean loss in float32, whatever
 the autocast dtype. ``begin_epoch`` lets a criterion change with training progress (deferred
-re-weighting switches class weights on late).
+re-weighting switches class weights on late) and with what the epoch draws: the logit offsets of
+``logit_adjusted`` and ``balanced_softmax`` follow the class counts the sampler drew for the epoch
+(``drawn``), not the train split's. Both losses stand for the label prior the model is trained
+under (Ren et al. 2020 found balanced softmax on top of class-balanced sampling over-balancing);
+under a class-balanced sampler that prior is uniform and the offsets cancel, so balanced softmax
+followed by deferred class-balanced re-sampling trains on balanced softmax first and on the
+balanced draws' plain cross-entropy after. Without a sampler the draws are the train split.
 
 =================  ==========================================================================
 loss               per item, with logits z, target y, class counts n_c, priors π_c = n_c / n
@@ -40,8 +46,9 @@ __all__ = ["ClassAwareLoss", "Criterion", "class_weights", "ldam_margins", "make
 
 
 class Criterion(Protocol):
-    def begin_epoch(self, epoch: int, epochs: int) -> None:
-        """Called by the loop as each epoch starts (0-based)."""
+    def begin_epoch(self, epoch: int, epochs: int, drawn: np.ndarray | None = None) -> None:
+        """Called by the loop as each epoch starts (0-based), after the sampler drew the epoch;
+        ``drawn`` is the model class of every item drawn (−1: unknown; None: not told)."""
         ...
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -63,16 +70,23 @@ class ClassAwareLoss:
             else torch.tensor(class_weights(self.counts, settings.class_weights, beta=settings.beta), dtype=torch.float32)
         )
         self.weight: torch.Tensor | None = self._weights if settings.reweight_from == 0 else None
-        shift = logit_offsets(settings, self.counts)
-        self.shift = None if shift is None else torch.tensor(shift, dtype=torch.float32)
+        self.shift = self._offsets(self.counts)
         self.margins = (
             torch.tensor(ldam_margins(self.counts, settings.max_margin), dtype=torch.float32) if settings.name == "ldam" else None
         )
 
-    def begin_epoch(self, epoch: int, epochs: int) -> None:
-        """Deferred re-weighting: class weights apply from epoch ``reweight_from · epochs`` on."""
+    def _offsets(self, counts: np.ndarray) -> torch.Tensor | None:
+        shift = logit_offsets(self.settings, counts)
+        return None if shift is None else torch.tensor(shift, dtype=torch.float32)
+
+    def begin_epoch(self, epoch: int, epochs: int, drawn: np.ndarray | None = None) -> None:
+        """Deferred re-weighting: class weights apply from epoch ``reweight_from · epochs`` on. The
+        logit offsets follow the epoch's drawn class counts (the module's words)."""
         start = math.floor(self.settings.reweight_from * epochs)
         self.weight = self._weights if epoch >= start else None
+        if drawn is not None and self.shift is not None:
+            labels = np.asarray(drawn, dtype=np.int64)
+            self.shift = self._offsets(np.bincount(labels[labels >= 0], minlength=self.k)[: self.k].astype(np.float64))
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         z = logits.float()

@@ -35,6 +35,7 @@ from core.mitigate.presets import rare_types
 from core.mitigate.settings import (
     BATCH_AUGMENTATIONS,
     FEATURE_SAMPLERS,
+    ITEM_SAMPLERS,
     OVER_SAMPLERS,
     UNDER_SAMPLERS,
     Augmentation,
@@ -314,9 +315,19 @@ def loss_counts_note(m: Mitigations) -> str | None:
         changes.append("label spreading adds pool items")
     if m.resample.method in FEATURE_SAMPLERS:
         changes.append(f"{m.resample.method} resamples the train features")
-    if not changes:
+    drawn = m.resample.method in ITEM_SAMPLERS and m.loss.name in ("balanced_softmax", "logit_adjusted")
+    if not changes and not drawn:
         return None
-    return f"Figures from the train split's counts; the run computes them again after {' and '.join(changes)}."
+    words = "Figures from the train split's counts"
+    if changes:
+        words += f"; the run computes them again after {' and '.join(changes)}"
+    if drawn:  # core.mitigate.criterion: the offsets stand for the prior the model trains under
+        when = f" from {m.resample.resample_from:.0%} of the epochs on" if m.resample.resample_from > 0 else ""
+        words += (
+            f"; the offsets follow the classes {m.resample.method.replace('_', '-')} sampling draws{when}, each epoch "
+            "(under class-balanced draws they are equal, and the loss is plain cross-entropy)"
+        )
+    return words + "."
 
 
 def _weight_words(loss: LossSettings, counts: dict[str, int], weights: dict[str, float] | None, epochs: int | None) -> str:

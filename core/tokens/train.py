@@ -80,8 +80,8 @@ class PerWordLoss:
     criterion: Criterion
     words_per_batch: float
 
-    def begin_epoch(self, epoch: int, epochs: int) -> None:
-        self.criterion.begin_epoch(epoch, epochs)
+    def begin_epoch(self, epoch: int, epochs: int, drawn: np.ndarray | None = None) -> None:
+        self.criterion.begin_epoch(epoch, epochs)  # the draws are sentences; the criterion's counts are tags
 
     def __call__(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return self.criterion(logits, target) * (target.shape[0] / self.words_per_batch)

@@ -75,11 +75,11 @@ def fit(job: Job, state: State, callbacks: list[Callback]) -> tuple[Control, Bes
     began = time.perf_counter()
     for epoch in range(cfg.epochs):
         state.epoch_index = epoch
-        seams.criterion.begin_epoch(epoch, cfg.epochs)
         seams.stage.begin_epoch(epoch, job.built, opt)  # classifier re-training: the second stage may start
         event("on_epoch_begin", state, control)
         y_dev = torch.from_numpy(data.y).to(job.device)  # per epoch: pseudo-labelling may have changed it
         order = seams.sampler.epoch(data.train, epoch, rng)
+        seams.criterion.begin_epoch(epoch, cfg.epochs, drawn=data.y[order])  # the loss's prior follows the draws
         view = job.inputs.epoch(order, text_augmenter=seams.text_augmenter, labels=data.y, rng=rng)
         batches = view.batches(cfg.batch_size, rng, drop_last=job.speed.fixed_shapes)
         shares = [shard(batch, dist) for batch in batches]  # this process's share; the whole batch without torchrun
