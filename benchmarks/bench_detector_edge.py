@@ -88,8 +88,8 @@ def _noise_matrix(task: str) -> np.ndarray:
     return M
 
 
-def task_data(task: str, seed: int, cache: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(features, given labels, truly mislabelled mask) of ``task`` at noise seed ``seed``."""
+def task_data(task: str, seed: int, cache: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """(features, given labels, truly mislabelled mask, texts or None) of ``task`` at noise seed ``seed``."""
     from benchmarks.bench_noise import _stratified_subset, vader_labels
     from core.diagnose.synthetic import inject_noise
 
@@ -99,7 +99,8 @@ def task_data(task: str, seed: int, cache: dict) -> tuple[np.ndarray, np.ndarray
 
         ds = demos.load_vader().dataset
         keep, given, truth = vader_labels(ds.meta, seed)
-        return np.ascontiguousarray(np.asarray(embed(ds), dtype=np.float32)[keep]), given, given != truth
+        texts = np.asarray(ds.items, dtype=object)[keep]
+        return np.ascontiguousarray(np.asarray(embed(ds), dtype=np.float32)[keep]), given, given != truth, texts
     if task == "census":
         from core.data import demos
         from core.diagnose.synthetic import make_noise_matrix
@@ -110,13 +111,13 @@ def task_data(task: str, seed: int, cache: dict) -> tuple[np.ndarray, np.ndarray
         items = ds.items.iloc[rows].reset_index(drop=True)
         X = np.asarray(TabularEncoder.fit(items).transform(items), dtype=np.float32)
         y, flipped = inject_noise(ds.labels[rows], make_noise_matrix(2, kind="symmetric", rate=0.2), seed=seed)
-        return X, y, flipped
+        return X, y, flipped, None
     if "fashion" not in cache:
         cache["fashion"] = _fashion()
     X_all, y_all = cache["fashion"]
     idx = _long_tail(y_all, 0) if task in ("tailnoise", "ltsym") else _stratified_subset(y_all, 1000, 0)
     y, flipped = inject_noise(y_all[idx], _noise_matrix(task), seed=seed)
-    return np.ascontiguousarray(X_all[idx]), y, flipped
+    return np.ascontiguousarray(X_all[idx]), y, flipped, None
 
 
 def one(task: str, seed: int, cache: dict) -> dict:
@@ -125,9 +126,9 @@ def one(task: str, seed: int, cache: dict) -> dict:
     from benchmarks.bench_noise import prf, run_cleanlab
     from core.diagnose.label_issues import detect_label_issues, find_label_issues
 
-    X, y, noisy = task_data(task, seed, cache)
+    X, y, noisy, texts = task_data(task, seed, cache)
     t = time.perf_counter()
-    res = detect_label_issues(X, y, seed=seed)
+    res = detect_label_issues(X, y, seed=seed, texts=texts)  # texts: the words' view, as the Diagnose page passes them
     ours_s = time.perf_counter() - t
     assert res.probs is not None
     same_cl = find_label_issues(y, res.probs, method="prune_by_noise_rate").is_issue
@@ -138,7 +139,7 @@ def one(task: str, seed: int, cache: dict) -> dict:
                                                           ("cleanlab_same_probe", same_cleanlab), ("cleanlab_recipe", recipe))}  # fmt: skip
     edge = f1["gapscope"] - max(f1["cl_same_probe"], f1["cleanlab_same_probe"])
     row = {"task": task, "seed": seed, "n": len(y), "noise": float(noisy.mean()), **f1, "edge": edge,
-           "gapscope_s": ours_s, "cleanlab_recipe_s": recipe_s, "knn_weight": res.knn_weight}  # fmt: skip
+           "gapscope_s": ours_s, "cleanlab_recipe_s": recipe_s, "knn_weight": res.knn_weight, "view_weight": res.view_weight}  # fmt: skip
     print(
         f"{task:>9} seed {seed}: n {len(y):,} noise {noisy.mean():.1%} · F1 Gapscope {f1['gapscope']:.3f} · CL same probe "
         f"{f1['cl_same_probe']:.3f} · cleanlab same probe {f1['cleanlab_same_probe']:.3f} · cleanlab recipe "

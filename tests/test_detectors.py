@@ -27,6 +27,7 @@ from sklearn.preprocessing import StandardScaler
 
 from core import diagnose as nz
 from core.diagnose import knn
+from core.errors import DataError
 
 K_DIGITS = 10
 OFF = ~np.eye(K_DIGITS, dtype=bool)
@@ -430,3 +431,53 @@ def test_every_flagging_rule_has_a_title_the_page_can_show():
     from core.diagnose.confident import ISSUE_METHOD_TITLES, ISSUE_METHODS
 
     assert set(ISSUE_METHOD_TITLES) == set(ISSUE_METHODS) - {"auto"}  # "auto" resolves to one of them before it is shown
+
+
+# --------------------------------------------------------------------------- the words' view
+
+
+def _texts_and_weak_embeddings(n_per_class: int = 300, seed: int = 0):
+    """Three classes whose texts say the class in their words while their embeddings barely do."""
+    rng = np.random.default_rng(seed)
+    own = [[f"w{c}x{i}" for i in range(20)] for c in range(3)]
+    shared = [f"common{i}" for i in range(30)]
+    y_true = np.repeat(np.arange(3), n_per_class)
+    texts = [" ".join([*rng.choice(own[c], 3), *rng.choice(shared, 3)]) for c in y_true]
+    X = (rng.normal(size=(len(y_true), 16)) + 0.35 * np.eye(3, 16)[y_true]).astype(np.float32)
+    return X, np.asarray(texts, dtype=object), y_true
+
+
+def test_the_words_view_finds_the_flips_the_embedding_hides():
+    from core.diagnose.words import word_view_probs
+
+    X, texts, y_true = _texts_and_weak_embeddings()
+    y, flipped = nz.inject_noise(y_true, nz.make_noise_matrix(3, kind="symmetric", rate=0.2), seed=0)
+    Q = word_view_probs(texts, y, seed=0)
+    assert Q.shape == (len(y), 3) and np.allclose(Q.sum(axis=1), 1.0)
+    # out of fold: a flipped text's words still speak for its true class, not for the label it was given
+    assert np.mean(Q[flipped].argmax(axis=1) == y_true[flipped]) > 0.9
+    plain = nz.detect_label_issues(X, y, n_components=None, seed=0)
+    worded = nz.detect_label_issues(X, y, n_components=None, seed=0, texts=texts)
+    f_plain, f_worded = _prf(plain.is_issue, flipped)[2], _prf(worded.is_issue, flipped)[2]
+    assert f_worded >= 0.85 and f_worded >= f_plain + 0.2, (f_plain, f_worded)
+    assert worded.view_weight and worded.view_weight > 0 and plain.view_weight is None
+    assert "words" in worded.seconds and "words" not in plain.seconds
+
+
+def test_the_words_view_says_what_to_change_and_steps_aside_without_words():
+    from scipy import sparse
+
+    from core.diagnose.words import word_view_probs
+
+    y = np.array([0, 1] * 10)
+    with pytest.raises(DataError, match="one text per label"):
+        word_view_probs(["a b"] * 3, y)
+    assert word_view_probs(["x", "y"] * 10, y) is None  # no word of two letters, seen twice: nothing to read
+    with pytest.raises(DataError, match="MultinomialNB"):
+        nz.out_of_fold_probs(sparse.csr_matrix(np.ones((20, 3))), y)
+    P = np.full((20, 2), 0.5)
+    with pytest.raises(DataError, match="view must have the shape"):
+        nz.find_label_issues(y, P, view=np.full((20, 3), 1 / 3))
+    # without neighbours the view is blended with the probe alone
+    res = nz.find_label_issues(y, P, view=np.eye(2)[y] * 0.8 + 0.1)
+    assert res.view_weight is not None and res.knn_weight is None and not res.is_issue.any()

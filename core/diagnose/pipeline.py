@@ -33,7 +33,7 @@ from core.diagnose.maps import pca_2d
 from core.embed import embeddings
 from core.store.artifacts import RunFiles
 
-DIAGNOSIS_VERSION = 4  # bump when the pipeline changes what it computes
+DIAGNOSIS_VERSION = 5  # bump when the pipeline changes what it computes
 Progress = Callable[[str, float], None]  # (stage description, overall fraction 0..1)
 # seconds of everything after the embeddings: a constant + per item (benchmarks/RESULTS.md)
 DETECT_S = 2.0
@@ -146,6 +146,7 @@ def diagnose(
         seed=cfg.seed,
         n_classes=ds.n_classes,
         progress=lambda stage, frac: report(stage, 0.71 + 0.22 * frac),
+        texts=np.asarray(ds.items, dtype=object)[labelled] if ds.modality == "text" else None,  # their words: a second view
     )
     seconds.update(issues.seconds)
     assert issues.probs is not None and issues.components is not None and issues.neighbor_sims is not None

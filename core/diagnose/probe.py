@@ -89,6 +89,19 @@ def pca_reduce(X: Any, n_components: int = 64, *, seed: int = 0, max_fit_rows: i
     return Z
 
 
+def _is_sparse(X: Any) -> bool:
+    from scipy import sparse
+
+    return bool(sparse.issparse(X))
+
+
+def _sparse_rows(X: Any, n: int) -> Any:
+    """A sparse matrix of counts (a custom ``model`` such as naive Bayes reads it), in CSR."""
+    if X.shape[0] != n:
+        raise DataError(f"X has {X.shape[0]} rows but labels has {n} items; pass one row per item.")
+    return X.tocsr()
+
+
 def out_of_fold_probs(
     X: Any,
     labels: Any,
@@ -121,7 +134,7 @@ def out_of_fold_probs(
     Parameters
     ----------
     X : array-like of shape (n, d)
-        Embeddings (float32).
+        Embeddings (float32), or a scipy sparse matrix (word counts) for a custom ``model``.
     labels : array-like of shape (n,)
         Given labels, integers in ``[0, K)``.
     n_folds : int, default 5
@@ -146,7 +159,11 @@ def out_of_fold_probs(
         Rows sum to 1.
     """
     y = as_labels(labels)
-    A = as_embeddings(X, len(y))
+    if _is_sparse(X) and isinstance(model, str):
+        raise DataError(
+            "A sparse X (word counts) needs a model that reads it, e.g. MultinomialNB; the logistic probe scales dense embeddings."
+        )
+    A = _sparse_rows(X, len(y)) if _is_sparse(X) else as_embeddings(X, len(y))
     n = len(y)
     if n_folds < 2:
         raise DataError(f"n_folds must be at least 2, got {n_folds}.")
