@@ -232,15 +232,42 @@ def order_arms(model: str) -> dict[str, tuple[object, dict, str]]:
     arms["cRT: class-balanced classifier re-training from 50 % of the epochs"] = (
         Mitigations(resample=Resampling("class_balanced", resample_from=0.5, retrain_head=True)), {}, ""
     )  # fmt: skip
+    from core.mitigate.settings import Augmentation
+
+    arms["balanced softmax + translate (strength 0.5)"] = (
+        Mitigations(loss=bs, augment=Augmentation(image=["translate"], strength=0.5)),
+        {},
+        "",
+    )
+    arms["balanced softmax + MixUp (α 0.2)"] = (Mitigations(loss=bs, augment=Augmentation(image=["mixup"], strength=0.2)), {}, "")
+    arms["balanced softmax, class-balanced sampler from 50 % of the epochs"] = (
+        Mitigations(loss=bs, resample=Resampling("class_balanced", resample_from=0.5)), {}, ""
+    )  # fmt: skip
+    arms["balanced softmax, class-balanced sampler from 75 % of the epochs"] = (
+        Mitigations(loss=bs, resample=Resampling("class_balanced", resample_from=0.75)), {}, ""
+    )  # fmt: skip
+    arms["balanced softmax, square-root sampler"] = (Mitigations(loss=bs, resample=Resampling("sqrt")), {}, "")
+    sqrt = Resampling("sqrt")
+    for eps in (0.1, 0.2):
+        arms[f"balanced softmax, square-root sampler, label smoothing {eps:g}"] = (
+            Mitigations(loss=LossSettings(name="balanced_softmax", label_smoothing=eps), resample=sqrt), {}, ""
+        )  # fmt: skip
+    arms["balanced softmax, label smoothing 0.1"] = (Mitigations(loss=LossSettings(name="balanced_softmax", label_smoothing=0.1)), {}, "")
+    for wd in (1.0, 3.0):
+        arms[f"balanced softmax, square-root sampler, weight decay {wd:g}"] = (
+            Mitigations(loss=bs, resample=sqrt),
+            {"weight_decay": wd},
+            "",
+        )
     arms["long-tail preset"] = (preset("long_tail", modality="image", finetune=finetune), {}, "")
     return arms
 
 
-def _beyond(name: str, baseline: str, per_order: list[dict[str, dict]]) -> str:
+def _beyond(name: str, baseline: str, per_order: list[dict[str, dict]], key: str = "hallucination_verdict") -> str:
     """In how many orders the arm's hallucination rate was above the baseline's beyond the interval."""
     if name == baseline:
         return "—"
-    verdicts = [o[name].get("hallucination_verdict") for o in per_order]
+    verdicts = [o[name].get(key) for o in per_order]
     if None in verdicts:
         return "post-hoc answers: not computed"
     return f"{sum(v == 'worse' for v in verdicts)} of {len(verdicts)} (below it in {sum(v == 'better' for v in verdicts)})"
@@ -248,8 +275,8 @@ def _beyond(name: str, baseline: str, per_order: list[dict[str, dict]]) -> str:
 
 def summarise_orders(per_order: list[dict[str, dict]], balanced: float, tails: list[list[int]]) -> str:
     """Mean ± sd and the worst order of every mitigation over the orders, as a markdown table."""
-    lines = ["| mitigation | macro-F1 mean ± sd (worst) | tail recall mean (worst) | hallucination@0.9 mean (worst) | ECE mean | recovered mean (worst) | halluc. ≤ baseline in every order | halluc. above baseline beyond its 95 % interval |",
-             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| mitigation | macro-F1 mean ± sd (worst) | tail recall mean (worst) | hallucination@0.9 mean (worst) | ECE mean | recovered mean (worst) | halluc. ≤ baseline in every order | halluc. above baseline beyond its 95 % interval | the same after temperature scaling |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     names = list(per_order[0])
     for name in names:
         f1 = np.array([o[name]["macro_f1"] for o in per_order])
@@ -265,13 +292,14 @@ def summarise_orders(per_order: list[dict[str, dict]], balanced: float, tails: l
             + ("— |" if name == names[0] else f"{rec.mean():.0f}% ({rec.min():.0f}%) |")
             + f" {'—' if name == names[0] else 'yes' if (hal <= base_hal + 1e-12).all() else f'no ({int((hal > base_hal + 1e-12).sum())} of {len(hal)})'} |"
             + f" {_beyond(name, names[0], per_order)} |"
+            + f" {_beyond(name, names[0], per_order, 'hallucination_verdict_ts')} |"
         )
     return "\n".join(lines)
 
 
 def part_orders(
     store, vids, epochs: int, models: list[str], order_seed: int, orders: int, names: list[str], text: bool = False,
-    only: list[int] | None = None,
+    only: list[int] | None = None, seed: int = 0,
 ) -> None:  # fmt: skip
     from core.mitigate.settings import Mitigations
 
@@ -289,18 +317,21 @@ def part_orders(
         unknown = [n for n in names if n not in arms]
         if unknown:
             raise SystemExit(f"unknown arms {unknown}; known: {list(arms)}")
-        balanced = run(store, balanced_vid, model, Mitigations(), epochs=epochs)["macro_f1"]
+        balanced = run(store, balanced_vid, model, Mitigations(), epochs=epochs, seed=seed)["macro_f1"]
         per_order, tails = [], []
         for vid, perm in versions:
             tails.append(sorted(perm[-max(1, 3 * len(perm) // 10) :]))  # the rarest three of ten, the rarest one of four
             got = {}
             for name in names:
                 m, over, variant = arms[name]
-                got[name] = run(store, vid, model, m, epochs=epochs, **over)
+                got[name] = run(store, vid, model, m, epochs=epochs, seed=seed, **over)
                 if variant:  # post-hoc decisions: the run's figures from that evaluation
                     got[name] = _variant(store, got[name], variant)
                 else:  # the change in hallucination rate against the baseline's run, with its paired interval
                     got[name]["hallucination_verdict"] = _hallucination_verdict(store, got[names[0]]["run_id"], got[name]["run_id"])
+                    got[name]["hallucination_verdict_ts"] = _hallucination_verdict(
+                        store, got[names[0]]["run_id"], got[name]["run_id"], scaled=True
+                    )
                 print(f"  {model} · order {perm} · {name}: macro-F1 {got[name]['macro_f1']:.3f}", flush=True)
             per_order.append(got)
         print(
@@ -309,19 +340,32 @@ def part_orders(
         )
 
 
-def _hallucination_verdict(store, base_run: int, run_id: int) -> str:
+def _hallucination_verdict(store, base_run: int, run_id: int, *, scaled: bool = False) -> str:
     """ "worse" when the run's test hallucination rate @0.9 is above the baseline run's beyond the
     paired bootstrap 95 % interval (``core.compare.intervals``), "better" below it, else "no clear
-    difference"; the same run: "—"."""
-    from core.compare.intervals import compare_to_reference
+    difference"; the same run: "—". ``scaled``: both runs' answers after their own temperature
+    scaling (the stored probabilities raised to 1/T and renormalised: softmax of logits / T)."""
+    import dataclasses
+
+    from core.compare.intervals import answers, compare_to_reference, paired_bootstrap
     from core.metrics.results import RunResults
 
     if run_id == base_run:
         return "—"
     results = [RunResults(store, base_run), RunResults(store, run_id)]
     datasets = [store.load_dataset(store.run(r).version_id) for r in (base_run, run_id)]
-    iv = compare_to_reference(results, datasets)[run_id].intervals.get("hallucination_rate")
-    return iv.verdict if iv is not None else "no interval"
+    if not scaled:
+        iv = compare_to_reference(results, datasets)[run_id].intervals.get("hallucination_rate")
+        return iv.verdict if iv is not None else "no interval"
+    got = []
+    for res, ds in zip(results, datasets):
+        a = answers(res, ds)
+        if a is None:
+            return "no interval"
+        t = float((res.summary() or {}).get("temperature", 1.0) or 1.0)
+        p = a.probs ** (1.0 / t)
+        got.append(dataclasses.replace(a, probs=p / p.sum(axis=1, keepdims=True)))
+    return paired_bootstrap(got[0], got[1], tau=results[0].tau)["hallucination_rate"].verdict
 
 
 def _variant(store, values: dict, variant: str) -> dict:
@@ -517,6 +561,7 @@ def main() -> int:
     parser.add_argument("--orders", type=int, default=5, help="orders: random class orders of the long tail")
     parser.add_argument("--order-seed", type=int, default=0)
     parser.add_argument("--order-index", type=int, nargs="*", default=[], help="orders: run only these orders (by number, from 0)")
+    parser.add_argument("--run-seed", type=int, default=0, help="orders: the runs' seed (weights, draws); the orders stay")
     parser.add_argument(
         "--arms", nargs="*", default=[], help="orders: the arms to run, by name (default: ORDER_MITIGATIONS); the first is the baseline"
     )
@@ -545,10 +590,28 @@ def main() -> int:
         part_long_tail(store, vids, args.epochs, models)
     if "orders" in only:
         part_orders(
-            store, vids, args.epochs, models, args.order_seed, args.orders, args.arms or list(ORDER_MITIGATIONS), only=args.order_index
+            store,
+            vids,
+            args.epochs,
+            models,
+            args.order_seed,
+            args.orders,
+            args.arms or list(ORDER_MITIGATIONS),
+            only=args.order_index,
+            seed=args.run_seed,
         )
     if "text-orders" in only:
-        part_orders(store, vids, args.epochs, models, args.order_seed, args.orders, args.arms or list(ORDER_MITIGATIONS), text=True)
+        part_orders(
+            store,
+            vids,
+            args.epochs,
+            models,
+            args.order_seed,
+            args.orders,
+            args.arms or list(ORDER_MITIGATIONS),
+            text=True,
+            seed=args.run_seed,
+        )
     if "noise" in only:
         part_noise(store, vids, args.epochs, models)
     if "smote" in only:

@@ -463,6 +463,7 @@ def test_a_crt_run_switches_at_the_stated_epoch_and_keeps_the_features(store, mo
 
 
 def test_the_preview_says_where_a_setting_traded_hallucination_for_recall():
+    from core.mitigate.presets import preset
     from core.mitigate.preview import hallucination_trades
 
     assert hallucination_trades(Mitigations()) == []
@@ -472,6 +473,24 @@ def test_the_preview_says_where_a_setting_traded_hallucination_for_recall():
     assert len(over) == 1 and "3.5 % → 7.2 %" in over[0]
     smote = hallucination_trades(Mitigations(resample=Resampling("borderline_smote"), loss=LossSettings(name="balanced_softmax")))
     assert len(smote) == 2 and "3 of 5 orders on the images" in smote[0] and "weight balancing" in smote[1]
+    bs_sqrt = Mitigations(loss=LossSettings(name="balanced_softmax"), resample=Resampling("sqrt"))
+    assert [n.split()[0] for n in hallucination_trades(bs_sqrt)] == ["Balanced", "Square-root"]
+    assert "2.4 % to 3.2 %" in hallucination_trades(bs_sqrt)[1]
+    whole, probe = (preset("long_tail", modality="image", finetune=f) for f in ("full", "linear_probe"))
+    assert (whole.loss.name, whole.loss.label_smoothing, whole.resample.method, whole.loss.weight_decay) == (
+        "balanced_softmax",
+        0.1,
+        "sqrt",
+        0,
+    )
+    assert (probe.loss.name, probe.loss.label_smoothing, probe.resample.method, probe.loss.weight_decay) == (
+        "balanced_softmax",
+        0,
+        "none",
+        3,
+    )
+    for finetune in ("full", "linear_probe"):  # neither preset is warned about: neither raised it
+        assert hallucination_trades(preset("long_tail", modality="image", finetune=finetune)) == []
 
 
 # ---------------------------------------------------------------------- previews
