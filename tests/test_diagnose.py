@@ -85,3 +85,24 @@ def test_label_issues_from_a_runs_heldout_predictions(home, store):
     recall = (flag & flipped)[test_rows].sum() / flipped[test_rows].sum()
     assert precision >= 0.7 and recall >= 0.6, (precision, recall)  # ~70 noisy items among ~360 judged
     assert set(issues.rank) <= set(test_rows)
+
+
+def test_a_text_diagnosis_reads_the_words_and_keeps_their_weight(home, monkeypatch):
+    """The Diagnose pipeline passes a text dataset's texts to the detector: its words find the flips
+    that the (here deliberately weak) embeddings hide, and the cache keeps the words' weight."""
+    from core.data.dataset import Dataset
+    from core.diagnose import review
+    from core.embed import embeddings
+    from tests.test_detectors import _texts_and_weak_embeddings
+
+    X, texts, y_true = _texts_and_weak_embeddings()
+    y, flipped = inject_noise(y_true, make_noise_matrix(3, kind="symmetric", rate=0.2), seed=0)
+    split = np.where(np.arange(len(y)) % 5 == 0, 2, 0)
+    ds = Dataset("words", "text", texts, y, ["a", "b", "c"], split)
+    monkeypatch.setattr(embeddings, "embed", lambda ds, **kw: X)  # the embedding is not what is tested here
+    d = diagnose(ds)
+    flag = d.issues.is_issue
+    assert (flag & flipped).sum() / flag.sum() >= 0.85 and (flag & flipped).sum() / flipped.sum() >= 0.85
+    assert d.issues.view_weight and "words" in d.seconds
+    assert "of which the texts' words" in review.flagging_rule(d.issues)
+    assert diagnose(ds).issues.view_weight == d.issues.view_weight  # from the cache

@@ -154,6 +154,9 @@ def test_outlier_cut_and_sentences_about_the_diagnosis():
         "(`prune_by_noise_rate`), probe weight 0.50 against kNN votes. Label quality is in [0, 1]: low means the data disagrees "
         "with the given label."
     )
+    assert "probe weight 0.80 against kNN votes (of which the texts' words 0.30)." in review.flagging_rule(
+        _issues(knn_weight=0.8, view_weight=0.3)
+    )
     assert review.flagging_rule(_issues(method="odd", knn_weight=None)) == (
         "Flagging rule: odd (`odd`). Label quality is in [0, 1]: low means the data disagrees with the given label."
     )

@@ -238,6 +238,7 @@ def _save(path: Path, d: Diagnosis) -> None:
     meta = {
         "method": iss.method,
         "knn_weight": iss.knn_weight,
+        "view_weight": iss.view_weight,
         "seconds": d.seconds,
         "backbone": d.backbone,
         "dup_kind": [c.kind for c in d.duplicates],
@@ -285,6 +286,7 @@ def _load(path: Path, ds: Dataset, cfg: DiagnoseConfig) -> Diagnosis:
         joint=a["joint"],
         method=meta["method"],
         knn_weight=meta["knn_weight"],
+        view_weight=meta.get("view_weight"),
         self_confidence=a.get("self_confidence"),
         knn_agreement=a.get("knn_agreement"),
     )
