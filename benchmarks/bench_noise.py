@@ -27,7 +27,9 @@ Timing definitions
   embeddings, fitted per fold by ``cleanlab.count.estimate_cv_predicted_probabilities`` with its
   ``StratifiedKFold``) + ``cleanlab.filter.find_label_issues(labels, pred_probs)`` (defaults).
 - Gapscope detection: ``core.diagnose.label_issues.detect_label_issues(X, labels)`` — its own out-of-fold
-  probabilities, the kNN graph and confident learning, from embeddings to flags.
+  probabilities, the kNN graph and confident learning, from embeddings to flags. On VADER it reads the
+  embeddings alone; the Diagnose page adds the texts' words for text data (``texts=``), measured by
+  ``bench_detector_edge.py``.
 
 Each detection is repeated (``--repeats`` / ``--repeats-60k``, default 3), the two methods
 interleaved so background load hits both alike, and the median wall time reported; the flags are
