@@ -127,7 +127,7 @@ def test_every_group_of_mitigation_knobs_lands_in_the_stored_config(home):
     at.radio(key="tr_preset").set_value("long_tail")
     at.run()
     assert at.selectbox(key="tr_loss_name").value == "balanced_softmax"
-    assert at.selectbox(key="tr_rs_method").value == "sqrt" and at.slider(key="tr_loss_smoothing").value == 0.1  # a CNN trained whole
+    assert at.selectbox(key="tr_rs_method").value == "sqrt" and at.slider(key="tr_loss_wd").value == 3.0  # a CNN trained whole
     assert at.multiselect(key="tr_aug_image").value == []  # no preset augments (see core.mitigate.presets)
     # now every group by hand: the preset becomes "custom"
     at.selectbox(key="tr_rs_method").set_value("class_balanced")
