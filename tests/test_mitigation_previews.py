@@ -131,6 +131,9 @@ def test_the_preview_says_when_the_run_counts_again():
         "epochs on, each epoch (under class-balanced draws they are equal, and the loss is plain cross-entropy)."
     )
     assert loss_counts_note(Mitigations(resample=Resampling("sqrt"))) is None  # cross-entropy has no offsets to move
+    assert "the classes square-root sampling draws, each epoch" in loss_counts_note(
+        Mitigations(loss=LossSettings(name="balanced_softmax"), resample=Resampling("sqrt"))
+    )
 
 
 def test_the_train_pages_loss_tab_previews_the_offsets(home):
