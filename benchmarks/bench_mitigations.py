@@ -588,30 +588,12 @@ def main() -> int:
     print(f"Mitigation benchmark · CPU · {torch.get_num_threads()} threads · epochs {args.epochs} · home {args.home}")
     if "lt" in only:
         part_long_tail(store, vids, args.epochs, models)
-    if "orders" in only:
-        part_orders(
-            store,
-            vids,
-            args.epochs,
-            models,
-            args.order_seed,
-            args.orders,
-            args.arms or list(ORDER_MITIGATIONS),
-            only=args.order_index,
-            seed=args.run_seed,
-        )
-    if "text-orders" in only:
-        part_orders(
-            store,
-            vids,
-            args.epochs,
-            models,
-            args.order_seed,
-            args.orders,
-            args.arms or list(ORDER_MITIGATIONS),
-            text=True,
-            seed=args.run_seed,
-        )
+    for part, text in (("orders", False), ("text-orders", True)):  # --order-index picks orders of either
+        if part in only:
+            arms = args.arms or list(ORDER_MITIGATIONS)
+            part_orders(
+                store, vids, args.epochs, models, args.order_seed, args.orders, arms, text=text, only=args.order_index, seed=args.run_seed
+            )
     if "noise" in only:
         part_noise(store, vids, args.epochs, models)
     if "smote" in only:
