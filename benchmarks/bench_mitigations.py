@@ -30,14 +30,15 @@ Models, both through ``core.train.worker.train_run`` with the run's seams:
   bag / ankle boot: shirt, coat or pullover (confusable classes) can land in it. Per mitigation the
   figures over the orders: mean ± sd, the worst order, whether its hallucination rate stayed at or
   below the baseline's in every order, and in how many orders it was above the baseline run's beyond
-  the paired bootstrap 95 % interval (``core.compare.intervals``). ``--arms`` names the arms to run
-  (``order_arms``: every mitigation above, weight balancing at several decays, deferred re-sampling,
-  cRT, post-hoc decisions on balanced softmax, the long-tail preset); ``--order-index`` runs some
-  orders only.
+  the paired bootstrap 95 % interval (``core.compare.intervals``), as trained and after each run's
+  temperature scaling. ``--arms`` names the arms to run (``order_arms``: every mitigation above, weight
+  balancing at several decays, deferred re-sampling, cRT, post-hoc decisions on balanced softmax,
+  samplers, label smoothing, MixUp and shifts beside balanced softmax, the long-tail preset);
+  ``--order-index`` runs some orders only; ``--run-seed`` re-seeds the runs (weights and draws).
 
 Columns: test macro-F1, mean recall of the three rarest classes (sneaker, bag, ankle boot: 153,
 92 and 55 train items), hallucination rate at τ = 0.9 and ECE, at the best checkpoint (before
-temperature scaling). Every run uses seed 0. A run whose config was already trained in the
+temperature scaling). Every run uses seed 0 (the orders: ``--run-seed``). A run whose config was already trained in the
 benchmark's home is read back instead of trained again, so a rerun only adds what is new. Also
 timed: SMOTE on 60,000 × 1280 real embeddings, against the same on their 128 leading principal
 components.
