@@ -113,7 +113,6 @@ class LabelIssues:
 
 
 _WEIGHT_GRID = (0.3, 0.4, 0.5, 0.6, 0.7)
-_WEIGHT_GRID_PAIRS = tuple((w, 0.0) for w in sorted(_WEIGHT_GRID, key=lambda v: abs(v - 0.5)))
 
 
 def _choose_knn_weight(y: np.ndarray, P: np.ndarray, V: np.ndarray, neighbors: np.ndarray) -> float:
@@ -145,7 +144,7 @@ def _choose_view_weights(y: np.ndarray, P: np.ndarray, Q: np.ndarray, V: np.ndar
     """Weights (w, v) of the probe and of a second view in the blend ``w·P + v·Q + (1 − w − v)·V``
     (``V`` the kNN votes; without them v = 1 − w), picked as ``_choose_knn_weight`` picks: by how
     often the blend's argmax is the given label; ties go to the earliest in the grid."""
-    grid = _VIEW_GRID if V is not None else tuple((w, 1.0 - w) for w, _ in _WEIGHT_GRID_PAIRS)
+    grid = _VIEW_GRID if V is not None else tuple((w, 1.0 - w) for w in sorted(_WEIGHT_GRID, key=lambda w: abs(w - 0.5)))
     best, pick = -1.0, grid[0]
     for w, v in grid:
         B = w * P + v * Q + ((1.0 - w - v) * V if V is not None else 0.0)
@@ -283,8 +282,10 @@ def find_label_issues(
         pw, v = _choose_view_weights(y, P, Q, votes)
         P = (pw * P + v * Q) / (pw + v)
         w = pw + v
-    if have_knn and votes is not None and (view is None or knn_weight != "auto"):
-        w = _choose_knn_weight(y, P, votes, neighbors) if knn_weight == "auto" else float(knn_weight)
+    if votes is not None and knn_weight != "auto":
+        w = float(knn_weight)
+    elif votes is not None and view is None:  # with a view, its grid chose the probe side's weight too
+        w = _choose_knn_weight(y, P, votes, neighbors)
     rule = method
     if method == "auto":
         rule = "blend_prune_by_noise_rate" if have_knn else "prune_by_noise_rate"

@@ -159,11 +159,12 @@ def out_of_fold_probs(
         Rows sum to 1.
     """
     y = as_labels(labels)
-    if _is_sparse(X) and isinstance(model, str):
+    sparse_x = _is_sparse(X)
+    if sparse_x and isinstance(model, str):
         raise DataError(
             "A sparse X (word counts) needs a model that reads it, e.g. MultinomialNB; the logistic probe scales dense embeddings."
         )
-    A = _sparse_rows(X, len(y)) if _is_sparse(X) else as_embeddings(X, len(y))
+    A = _sparse_rows(X, len(y)) if sparse_x else as_embeddings(X, len(y))
     n = len(y)
     if n_folds < 2:
         raise DataError(f"n_folds must be at least 2, got {n_folds}.")

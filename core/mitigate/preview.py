@@ -322,9 +322,6 @@ def hallucination_trades(m: Mitigations) -> list[str]:
     return notes
 
 
-_SAMPLER_WORDS = {"sqrt": "square-root", "class_balanced": "class-balanced"}
-
-
 def loss_counts_note(m: Mitigations) -> str | None:
     """Why the run's criterion may see other counts than the train split's, or None: the steps
     that change the train items before the criterion is built."""
@@ -342,10 +339,12 @@ def loss_counts_note(m: Mitigations) -> str | None:
     if changes:
         words += f"; the run computes them again after {' and '.join(changes)}"
     if drawn:  # core.mitigate.criterion: the offsets stand for the prior the model trains under
+        from core.compare.setting_words import setting_value
+
+        sampler = setting_value("mitigations.resample.method", m.resample.method)  # "Square-root sampling"
         when = f" from {m.resample.resample_from:.0%} of the epochs on" if m.resample.resample_from > 0 else ""
         words += (
-            f"; the offsets follow the classes {_SAMPLER_WORDS.get(m.resample.method, m.resample.method.replace('_', ' '))} "
-            f"sampling draws{when}, each epoch "
+            f"; the offsets follow the classes {sampler[:1].lower() + sampler[1:]} draws{when}, each epoch "
             "(under class-balanced draws they are equal, and the loss is plain cross-entropy)"
         )
     return words + "."
