@@ -209,7 +209,7 @@ def order_arms(model: str) -> dict[str, tuple[object, dict, str]]:
     """Every arm the orders part can run: name → (Mitigations, RunConfig changes, evaluation variant
     read: "" for the plain one, "la" for post-hoc logit adjustment's answers)."""
     from core.mitigate.presets import preset
-    from core.mitigate.settings import Decision, LossSettings, Mitigations, Resampling
+    from core.mitigate.settings import Augmentation, Decision, LossSettings, Mitigations, Resampling
 
     finetune = "linear_probe" if model == "probe" else "full"
     bs = LossSettings(name="balanced_softmax")
@@ -233,8 +233,6 @@ def order_arms(model: str) -> dict[str, tuple[object, dict, str]]:
     arms["cRT: class-balanced classifier re-training from 50 % of the epochs"] = (
         Mitigations(resample=Resampling("class_balanced", resample_from=0.5, retrain_head=True)), {}, ""
     )  # fmt: skip
-    from core.mitigate.settings import Augmentation
-
     arms["balanced softmax + translate (strength 0.5)"] = (
         Mitigations(loss=bs, augment=Augmentation(image=["translate"], strength=0.5)),
         {},
@@ -247,8 +245,8 @@ def order_arms(model: str) -> dict[str, tuple[object, dict, str]]:
     arms["balanced softmax, class-balanced sampler from 75 % of the epochs"] = (
         Mitigations(loss=bs, resample=Resampling("class_balanced", resample_from=0.75)), {}, ""
     )  # fmt: skip
-    arms["balanced softmax, square-root sampler"] = (Mitigations(loss=bs, resample=Resampling("sqrt")), {}, "")
     sqrt = Resampling("sqrt")
+    arms["balanced softmax, square-root sampler"] = (Mitigations(loss=bs, resample=sqrt), {}, "")
     for eps in (0.1, 0.2):
         arms[f"balanced softmax, square-root sampler, label smoothing {eps:g}"] = (
             Mitigations(loss=LossSettings(name="balanced_softmax", label_smoothing=eps), resample=sqrt), {}, ""
