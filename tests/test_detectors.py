@@ -141,7 +141,7 @@ def test_noise_recovery_on_digits(noisy, rule):
 def test_knn_blend_beats_plain_confident_learning(noisy):
     f_cl = _prf(noisy["cl"].is_issue, noisy["flipped"])[2]
     f_auto = _prf(noisy["auto"].is_issue, noisy["flipped"])[2]
-    assert noisy["auto"].method == "blend_prune_by_noise_rate"
+    assert noisy["auto"].method == "blend_posterior"
     assert f_auto >= f_cl + 0.02, (f_auto, f_cl)
     # suggested labels of correctly flagged items mostly recover the true label (measured 0.98)
     hit = noisy["auto"].is_issue & noisy["flipped"]
@@ -481,3 +481,88 @@ def test_the_words_view_says_what_to_change_and_steps_aside_without_words():
     # without neighbours the view is blended with the probe alone
     res = nz.find_label_issues(y, P, view=np.eye(2)[y] * 0.8 + 0.1)
     assert res.view_weight is not None and res.knn_weight is None and not res.is_issue.any()
+
+
+# --------------------------------------------------------------------------- the posterior rule
+
+
+def test_the_noise_matrix_keeps_structure_and_flattens_what_sampling_explains():
+    from core.diagnose.posterior import shrink_noise_matrix
+
+    T = np.array(
+        [
+            [0.70, 0.00, 0.12],
+            [0.30, 0.80, 0.04],
+            [0.00, 0.20, 0.84],
+        ]
+    )
+    # column 0: a pair flip seen on 1,000 items (far beyond sampling); column 2: a rare class (10
+    # items) whose two off-diagonal entries differ by what 10 items can show
+    out = shrink_noise_matrix(T, np.array([1000.0, 1000.0, 10.0]))
+    np.testing.assert_allclose(out.sum(axis=0), 1.0)
+    np.testing.assert_allclose(np.diag(out), np.diag(T))  # the diagonal is kept
+    np.testing.assert_allclose(out[:, 0], T[:, 0], atol=1e-3)  # b = 0.0007: structure kept
+    np.testing.assert_allclose(out[[0, 1], 2], [0.08, 0.08])  # variance 0.0016 ≤ 0.08·0.92/10: flattened to the mean
+    two = np.array([[0.8, 0.3], [0.2, 0.7]])
+    np.testing.assert_array_equal(shrink_noise_matrix(two, np.array([5.0, 5.0])), two)  # nothing to pool
+    with pytest.raises(DataError, match="true_counts"):
+        shrink_noise_matrix(T, np.ones(2))
+
+
+def test_the_mislabel_posterior_is_bayes_rule_under_the_noise():
+    from core.diagnose.posterior import mislabel_posterior
+
+    T = np.array([[0.7, 0.0], [0.3, 1.0]])  # P(given | true): 30 % of class 0 is labelled 1
+    B = np.array([[0.6, 0.4], [0.1, 0.9], [0.0, 1.0], [0.5, 0.5]])
+    y = np.array([1, 1, 1, 0])
+    r = mislabel_posterior(y, B, T)
+    # item 0: given 1; true 0 with weight 0.3·0.6, true 1 with 1.0·0.4 → wrong with 0.18 / 0.58
+    np.testing.assert_allclose(r, [0.18 / 0.58, 0.03 / 0.93, 0.0, 0.0])
+    # label 0 can only be right under this T (class 1 is never labelled 0) — unless the blend gives it nothing
+    np.testing.assert_allclose(mislabel_posterior(np.array([0]), np.array([[0.0, 1.0]]), T), [1.0])
+
+
+def test_the_expected_f1_count_and_the_flags_respect_the_classes():
+    from core.diagnose.posterior import expected_f1_count, flag_most_likely_wrong
+
+    # N = 1: 2·0.9/2.9 = 0.62; N = 2: 2·1.7/3.9 = 0.87; N = 3: 2·1.8/4.9 = 0.73
+    assert expected_f1_count(np.array([0.1, 0.9, 0.1, 0.8])) == 2
+    assert expected_f1_count(np.zeros(4)) == 0
+    y = np.array([0, 0, 1, 1, 1])
+    r = np.array([0.9, 0.8, 0.7, 0.1, 0.2])
+    np.testing.assert_array_equal(flag_most_likely_wrong(y, r, 3, 0), [True, True, True, False, False])
+    # min_keep 1: class 0 keeps its less suspicious item
+    np.testing.assert_array_equal(flag_most_likely_wrong(y, r, 3, 1), [True, False, True, False, False])
+
+
+def test_the_injected_labels_read_the_noise_share_off_a_blend():
+    from core.diagnose.posterior import injected_noise_share
+
+    # three classes; a clean item's blend gives its class 0.8–1.0, a flipped one's given label
+    # scores as any other label does (0–0.2), 20 % flipped uniformly
+    rng = np.random.default_rng(0)
+    n, K = 3000, 3
+    y_true = rng.integers(0, K, n)
+    B = np.full((n, K), 0.0)
+    B[np.arange(n), y_true] = rng.uniform(0.8, 1.0, n)
+    other = (y_true + rng.integers(1, K, n)) % K
+    B[np.arange(n), other] = 1.0 - B[np.arange(n), y_true]
+    flip = rng.random(n) < 0.2
+    y = np.where(flip, (y_true + rng.integers(1, K, n)) % K, y_true)
+    T = nz.make_noise_matrix(K, kind="symmetric", rate=0.2)
+    share = injected_noise_share(y, B, T, keep=np.ones(n, bool))
+    assert share == pytest.approx(flip.mean(), abs=0.02), (share, flip.mean())
+    assert np.isnan(injected_noise_share(y, B, np.eye(K), keep=np.ones(n, bool)))  # no noise estimated: nothing to inject
+
+
+def test_the_posterior_rule_beats_pruning_the_same_blend(noisy):
+    y, probs, X = noisy["y"], noisy["probs"], noisy["X"]
+    prune = nz.find_label_issues(y, probs, X=X, method="blend_prune_by_noise_rate")
+    auto = noisy["auto"]
+    assert prune.counts == {} and set(auto.counts) == {"confident_learning", "injected", "expected_f1"}
+    assert auto.n_issues == round(float(np.median(list(auto.counts.values()))))
+    f_prune, f_auto = _prf(prune.is_issue, noisy["flipped"])[2], _prf(auto.is_issue, noisy["flipped"])[2]
+    assert f_auto >= f_prune, (f_prune, f_auto)
+    # a flagged item is never suggested its own label
+    assert not (auto.suggested[auto.is_issue] == y[auto.is_issue]).any()
+    np.testing.assert_allclose(auto.score[auto.rank], np.sort(auto.score[auto.is_issue]))

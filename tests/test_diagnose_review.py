@@ -157,6 +157,14 @@ def test_outlier_cut_and_sentences_about_the_diagnosis():
     assert "probe weight 0.80 against kNN votes (of which the texts' words 0.30)." in review.flagging_rule(
         _issues(knn_weight=0.8, view_weight=0.3)
     )
+    assert review.flagging_rule(
+        _issues(method="blend_posterior", knn_weight=0.6, counts={"confident_learning": 3.0, "injected": 1.6, "expected_f1": 2.0})
+    ) == (
+        "Flagging rule: probe and nearest-neighbour votes blended; the items most likely mislabelled under the estimated noise, "
+        "as many as the median of three estimates (`blend_posterior`), probe weight 0.60 against kNN votes. 2 flagged, from the "
+        "median of 3 estimates (3 by confident learning, 2 by labels injected from the estimated noise, 2 by the best expected "
+        "F1). Label quality is in [0, 1]: low means the data disagrees with the given label."
+    )
     assert review.flagging_rule(_issues(method="odd", knn_weight=None)) == (
         "Flagging rule: odd (`odd`). Label quality is in [0, 1]: low means the data disagrees with the given label."
     )

@@ -12,6 +12,8 @@ arrays          input checks shared by the detectors
 probe           PCA reduction and out-of-fold probabilities from a linear probe
 knn             exact cosine kNN graph in tiles; kNN label agreement
 confident       confident learning: thresholds, confident joint, noise matrix, pruning
+posterior       the flagging rule after confident learning: P(label wrong) under the
+                estimated noise, and how many to flag (median of three counts)
 label_issues    ``find_label_issues`` (probe/kNN blend) and ``detect_label_issues``
                 (the benchmarked pipeline from embeddings to flags)
 duplicates      exact and near-duplicate clusters, cross-split leaks

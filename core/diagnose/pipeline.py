@@ -33,7 +33,7 @@ from core.diagnose.maps import pca_2d
 from core.embed import embeddings
 from core.store.artifacts import RunFiles
 
-DIAGNOSIS_VERSION = 5  # bump when the pipeline changes what it computes
+DIAGNOSIS_VERSION = 6  # bump when the pipeline changes what it computes
 Progress = Callable[[str, float], None]  # (stage description, overall fraction 0..1)
 # seconds of everything after the embeddings: a constant + per item (benchmarks/RESULTS.md)
 DETECT_S = 2.0
@@ -239,6 +239,7 @@ def _save(path: Path, d: Diagnosis) -> None:
         "method": iss.method,
         "knn_weight": iss.knn_weight,
         "view_weight": iss.view_weight,
+        "counts": iss.counts,
         "seconds": d.seconds,
         "backbone": d.backbone,
         "dup_kind": [c.kind for c in d.duplicates],
@@ -287,6 +288,7 @@ def _load(path: Path, ds: Dataset, cfg: DiagnoseConfig) -> Diagnosis:
         method=meta["method"],
         knn_weight=meta["knn_weight"],
         view_weight=meta.get("view_weight"),
+        counts=meta.get("counts", {}),
         self_confidence=a.get("self_confidence"),
         knn_agreement=a.get("knn_agreement"),
     )

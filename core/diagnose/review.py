@@ -96,8 +96,22 @@ def flagging_rule(issues: LabelIssues) -> str:
         f"Flagging rule: {ISSUE_METHOD_TITLES.get(issues.method, issues.method)} (`{issues.method}`)"
         + (f", probe weight {issues.knn_weight:.2f} against kNN votes" if issues.knn_weight is not None else "")
         + (f" (of which the texts' words {issues.view_weight:.2f})" if issues.view_weight else "")
+        + (f". {issue_count_words(issues.counts, issues.n_issues)}" if issues.counts else "")
         + ". Label quality is in [0, 1]: low means the data disagrees with the given label."
     )
+
+
+_COUNT_NAMES = {
+    "confident_learning": "confident learning",
+    "injected": "labels injected from the estimated noise",
+    "expected_f1": "the best expected F1",
+}
+
+
+def issue_count_words(counts: dict[str, float], flagged: int) -> str:
+    """How the posterior rule chose how many items to flag: the median of its estimates, named."""
+    said = ", ".join(f"{round(v):,} by {_COUNT_NAMES.get(k, k)}" for k, v in counts.items())
+    return f"{flagged:,} flagged, from the median of {len(counts)} estimates ({said})"
 
 
 # ---------------------------------------------------------------------- the cleaning plan
