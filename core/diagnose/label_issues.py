@@ -378,7 +378,8 @@ def detect_label_issues(
     2. :func:`out_of_fold_probs` — 5-fold logistic probe on those components;
     3. :func:`knn_graph` — exact cosine kNN on the leading ``knn_components`` of them;
     4. :func:`find_label_issues` with those probabilities and neighbours (``method="auto"``:
-       confident learning on the probe/kNN blend).
+       confident learning's noise estimate on the probe/kNN blend, then the items most likely
+       mislabelled under it: ``core.diagnose.posterior``).
 
     Why reduce, and why two sizes: the kNN graph costs n²·d and a probe iteration n·d·K, and the
     top principal components of a pretrained embedding keep its class structure. The probe is
