@@ -25,6 +25,7 @@ ISSUE_METHODS = (
     "confident_learning",
     "predicted_neq_given",
     "blend_prune_by_noise_rate",
+    "posterior",
     "blend_posterior",
 )
 #: What each rule flags, as the Diagnose page says it.
@@ -35,6 +36,7 @@ ISSUE_METHOD_TITLES = {
     "confident_learning": "confident learning, items confidently assigned to another class",
     "predicted_neq_given": "every item whose predicted class is not its label",
     "blend_prune_by_noise_rate": "probe and nearest-neighbour votes blended, then pruned by the estimated noise rate",
+    "posterior": "the items most likely mislabelled under confident learning's noise estimate, as many as the median of three estimates",
     "blend_posterior": "probe and nearest-neighbour votes blended; the items most likely mislabelled under the estimated noise, "
     "as many as the median of three estimates",
 }
