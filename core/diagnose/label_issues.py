@@ -147,6 +147,10 @@ def _choose_view_weights(y: np.ndarray, P: np.ndarray, Q: np.ndarray, V: np.ndar
     return min(grid, key=lambda wv: _brier(wv[0] * P + wv[1] * Q + ((1.0 - wv[0] - wv[1]) * V if V is not None else 0.0), y))
 
 
+_BLEND_RULES = ("blend_prune_by_noise_rate", "blend_posterior")  # rules that run on the probe/kNN blend
+_POSTERIOR_RULES = ("posterior", "blend_posterior")  # rules that flag by core.diagnose.posterior
+
+
 def find_label_issues(
     labels: Any,
     probs: Any,
@@ -277,7 +281,7 @@ def find_label_issues(
     if min_examples_per_class < 0:
         raise DataError(f"min_examples_per_class must be >= 0, got {min_examples_per_class}.")
     have_knn = X is not None or neighbors is not None
-    if method in ("blend_prune_by_noise_rate", "blend_posterior") and not have_knn:
+    if method in _BLEND_RULES and not have_knn:
         raise DataError(f"method={method!r} needs X (embeddings) or neighbors; pass X=...")
     if not (knn_weight == "auto" or (isinstance(knn_weight, (int, float)) and 0.0 <= knn_weight <= 1.0)):
         raise DataError(f"knn_weight must be 'auto' or a number in [0, 1], got {knn_weight!r}.")
@@ -305,14 +309,12 @@ def find_label_issues(
     score, suggested = combined_label_quality(y, P, knn_agreement=agreement, knn_votes=votes, weight=w)
     counts: dict[str, float] = {}
     B = P
-    if rule in ("blend_prune_by_noise_rate", "blend_posterior"):
+    if rule in _BLEND_RULES:
         assert votes is not None  # have_knn: guarded above
         B = w * P + (1.0 - w) * votes
-    if rule in ("blend_prune_by_noise_rate", "blend_posterior", "posterior"):
-        mask_, est = flag_issues(y, B, "prune_by_noise_rate", min_examples_per_class)
-    else:
-        mask_, est = flag_issues(y, P, rule, min_examples_per_class)
-    if rule in ("blend_posterior", "posterior"):
+    # the blend and posterior rules start from confident learning's pruning (and its estimates) of B
+    mask_, est = flag_issues(y, B, "prune_by_noise_rate" if rule in _BLEND_RULES + _POSTERIOR_RULES else rule, min_examples_per_class)
+    if rule in _POSTERIOR_RULES:
         mask_, score, counts = _posterior_flags(y, B, mask_, est, min_examples_per_class)
         suggested = _suggest_another(y, B, suggested, mask_, est["noise_matrix"])
     rank = np.flatnonzero(mask_)

@@ -127,9 +127,10 @@ def injected_noise_share(labels: np.ndarray, blend: np.ndarray, noise_matrix: np
     ts = np.quantile(s, _THRESHOLD_QUANTILES)
     F = np.searchsorted(np.sort(s), ts, side="left") / n
     inj = W > 0
-    order = np.argsort(B[inj], kind="stable")
-    cum = np.concatenate([[0.0], np.cumsum(W[inj][order])]) / total
-    H = cum[np.searchsorted(B[inj][order], ts, side="left")]
+    scores, weights = B[inj], W[inj]
+    order = np.argsort(scores, kind="stable")
+    cum = np.concatenate([[0.0], np.cumsum(weights[order])]) / total
+    H = cum[np.searchsorted(scores[order], ts, side="left")]
     ok = H >= INJECTED_MIN_MASS
     if not ok.any():
         return float("nan")
