@@ -134,14 +134,11 @@ def task_data(task: str, seed: int, cache: dict) -> tuple[np.ndarray, np.ndarray
         X = np.asarray(TabularEncoder.fit(items).transform(items), dtype=np.float32)
         y, flipped = inject_noise(ds.labels[rows], make_noise_matrix(2, kind="symmetric", rate=0.2), seed=seed)
         return X, y, flipped, None
-    if task.startswith("digits"):
+    if task.startswith("digits"):  # digits-sym / digits-pair: the noise of sym / pair
         from sklearn.datasets import load_digits
 
-        from core.diagnose.synthetic import make_noise_matrix
-
         pixels, y_true = load_digits(return_X_y=True)
-        kind, rate = ("symmetric", 0.2) if task == "digits-sym" else ("pairflip", 0.3)
-        y, flipped = inject_noise(y_true, make_noise_matrix(10, kind=kind, rate=rate), seed=seed)
+        y, flipped = inject_noise(y_true, _noise_matrix(task.removeprefix("digits-")), seed=seed)
         return pixels.astype(np.float32), y, flipped, None
     if "fashion" not in cache:
         cache["fashion"] = _fashion()
