@@ -82,8 +82,10 @@ def pca_reduce(X: Any, n_components: int = 64, *, seed: int = 0, max_fit_rows: i
     cov = (B.T @ B).astype(np.float64) / len(rows) - np.outer(mu, mu)  # float32 product, float64 after
     from scipy.linalg import eigh
 
-    _, V = eigh(cov, subset_by_index=[d - n_components, d - 1])  # ascending: top p last
-    V = np.ascontiguousarray(V[:, ::-1], dtype=np.float32)
+    # every eigenpair by divide and conquer, the top p kept: on d = 384 2-5x faster than asking
+    # LAPACK for the top p only (its default for a subset, MRRR), and level with it on d = 1280
+    _, V = eigh(cov, driver="evd")  # ascending: top p last
+    V = np.ascontiguousarray(V[:, ::-1][:, :n_components], dtype=np.float32)
     Z = A @ V
     Z -= (mu.astype(np.float32) @ V)[None, :]
     return Z
