@@ -577,3 +577,47 @@ def test_without_neighbours_the_posterior_rule_reads_the_probe_alone(noisy):
     f_alone = _prf(alone.is_issue, noisy["flipped"])[2]
     assert f_alone >= f_cl + 0.015, (f_cl, f_alone)  # measured on digits, seed 0: +0.025 symmetric, +0.066 pair-flip
     np.testing.assert_allclose(alone.noise_matrix, noisy["cl"].noise_matrix)  # the same estimate, flagged another way
+
+
+def test_word_pair_counts_are_scikit_learns_matrix_column_for_column():
+    """The words' view counts words and word pairs itself (as integer codes, for speed); it must be
+    TfidfVectorizer's matrix exactly, whatever the texts hold, and its view the same naive Bayes."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.naive_bayes import MultinomialNB
+
+    from core.diagnose.words import WORD_ALPHA, word_pair_counts, word_view_probs
+
+    rng = np.random.default_rng(0)
+    pieces = ["Straße", "STRASSE", "café", "naïve", "İstanbul", "ǅemal", "北京 大学", "x", "a1", "_u_", "42", "o'neil",
+              "TEXTBREAK", "textbreak", "é", "don't", "—", "!!", "\n", "\t", "  ", "hello", "World", "hello world"]  # fmt: skip
+    texts = [" ".join(rng.choice(pieces, rng.integers(0, 9))) + rng.choice(["", ".", "?!", " ok"]) for _ in range(300)]
+    texts[:4] = ["", None, "   ", "!!!"]
+    for min_df in (1, 2, 3):
+        M, names = word_pair_counts(texts, min_df=min_df, names=True)
+        ref = TfidfVectorizer(ngram_range=(1, 2), min_df=min_df, use_idf=False, norm=None)
+        R = ref.fit_transform(["" if t is None else t for t in texts])
+        assert M is not None and names is not None and sorted(names) == sorted(ref.get_feature_names_out())
+        column = {name: j for j, name in enumerate(ref.get_feature_names_out())}
+        assert (R[:, [column[name] for name in names]] != M).nnz == 0, min_df
+    assert word_pair_counts(["one", "two"], names=True) == (None, None)  # no word in two texts
+    assert word_pair_counts([]) == (None, None)
+
+    _, texts, y = _texts_and_weak_embeddings()
+    ref = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True).fit_transform(texts)
+    expected = nz.out_of_fold_probs(ref, y, seed=3, model=MultinomialNB(alpha=WORD_ALPHA))
+    assert np.allclose(word_view_probs(texts, y, seed=3), expected, atol=1e-9)
+
+
+def test_with_the_words_many_texts_get_no_neighbour_vote():
+    """Past ``knn_with_words_max`` items the detector reads the probe and the words only (the
+    neighbour graph's n² cost buys nothing there); below it, or without words, it builds the graph."""
+    X, texts, y_true = _texts_and_weak_embeddings()
+    y, flipped = nz.inject_noise(y_true, nz.make_noise_matrix(3, kind="symmetric", rate=0.2), seed=0)
+    n = len(y)
+    both = nz.detect_label_issues(X, y, n_components=None, seed=0, texts=texts, knn_with_words_max=n)
+    words = nz.detect_label_issues(X, y, n_components=None, seed=0, texts=texts, knn_with_words_max=n - 1)
+    plain = nz.detect_label_issues(X, y, n_components=None, seed=0, knn_with_words_max=0)
+    assert both.neighbors is not None and both.knn_weight is not None and "knn" in both.seconds
+    assert words.neighbors is None and words.neighbor_sims is None and words.knn_weight is None and "knn" not in words.seconds
+    assert plain.neighbors is not None and "knn" in plain.seconds  # no words: the graph is the second view
+    assert words.view_weight and _prf(words.is_issue, flipped)[2] >= 0.85

@@ -91,7 +91,7 @@ def test_a_text_diagnosis_reads_the_words_and_keeps_their_weight(home, monkeypat
     """The Diagnose pipeline passes a text dataset's texts to the detector: its words find the flips
     that the (here deliberately weak) embeddings hide, and the cache keeps the words' weight."""
     from core.data.dataset import Dataset
-    from core.diagnose import review
+    from core.diagnose import label_issues, review
     from core.embed import embeddings
     from tests.test_detectors import _texts_and_weak_embeddings
 
@@ -106,3 +106,11 @@ def test_a_text_diagnosis_reads_the_words_and_keeps_their_weight(home, monkeypat
     assert d.issues.view_weight and "words" in d.seconds
     assert "of which the texts' words" in review.flagging_rule(d.issues)
     assert diagnose(ds).issues.view_weight == d.issues.view_weight  # from the cache
+    # past the detector's size for a neighbour vote beside the words, the pipeline builds the graph
+    # itself: the same outliers, and the flags now come from the probe and the words alone
+    monkeypatch.setattr(label_issues, "KNN_WITH_WORDS_MAX", 0)
+    alone = diagnose(ds, cache=False)
+    assert np.array_equal(alone.outlier_score, d.outlier_score) and np.array_equal(alone.outliers, d.outliers)
+    assert "knn" in alone.seconds and "of which the texts' words" in review.flagging_rule(alone.issues)
+    flag = alone.issues.is_issue
+    assert (flag & flipped).sum() / flag.sum() >= 0.85 and (flag & flipped).sum() / flipped.sum() >= 0.85

@@ -30,6 +30,11 @@ PROBE_C = 0.1  # inverse L2 strength of the logistic probe
 PROBE_MAX_ITER = 500
 N_FOLDS = 5
 K_NEIGHBOURS = 10
+# With a words' view, the neighbour vote is built only up to this many items. Its cost grows as n²
+# and everything else linearly; on VADER's 23,320 texts it cost 0.6-0.9 s (half of cleanlab's whole
+# recipe) and moved F1 by -0.009 to +0.009 over seeds 0-4 (the Brier rule gave it weight 0-0.1),
+# while on 3,600-5,000 texts of one source it added up to +0.012 for ~0.03 s.
+KNN_WITH_WORDS_MAX = 10_000
 
 
 def combined_label_quality(
@@ -380,13 +385,16 @@ def detect_label_issues(
     n_jobs: int | None = None,
     progress: Callable[[str, float], None] | None = None,
     texts: Any = None,
+    knn_with_words_max: int | None = None,
 ) -> LabelIssues:
     """The whole label-noise pipeline, from embeddings to flags.
 
     1. :func:`pca_reduce` to ``n_components`` dimensions (label-free, fitted on all items);
     2. :func:`out_of_fold_probs` — 5-fold logistic probe on those components;
-    3. :func:`knn_graph` — exact cosine kNN on the leading ``knn_components`` of them;
-    4. :func:`find_label_issues` with those probabilities and neighbours (``method="auto"``:
+    3. for texts, :func:`core.diagnose.words.word_view_probs` — naive Bayes on their words;
+    4. :func:`knn_graph` — exact cosine kNN on the leading ``knn_components`` of them (with a
+       words' view, only up to ``knn_with_words_max`` items);
+    5. :func:`find_label_issues` with those probabilities and neighbours (``method="auto"``:
        confident learning's noise estimate on the probe/kNN blend, then the items most likely
        mislabelled under it: ``core.diagnose.posterior``).
 
@@ -441,15 +449,20 @@ def detect_label_issues(
         (:func:`core.diagnose.words.word_view_probs`, over the probe's folds) that joins the
         blend (``find_label_issues``'s ``view``). On VADER it lifted F1 over confident learning
         on the same probe from +0.007–0.015 to about +0.03–0.04 (benchmarks/RESULTS.md).
+    knn_with_words_max : int, optional
+        With a words' view, the kNN graph is built only when there are at most this many items
+        (default ``KNN_WITH_WORDS_MAX``, 10,000, read at call time: past it, the vote costs more than everything else together and
+        adds nothing measurable). Without one, it is always built.
 
     Returns
     -------
     LabelIssues
         As :func:`find_label_issues`, plus ``probs`` (n, K), the out-of-fold probabilities;
-        ``seconds``, wall time per stage (``pca``, ``probe``, ``knn``, ``confident_learning``);
-        and what was built on the way, for callers that need more than the flags (the Diagnose
-        pipeline draws its map and finds outliers with them): ``components`` (the PCA-reduced
-        embeddings), ``neighbors`` and ``neighbor_sims`` (the kNN graph).
+        ``seconds``, wall time per stage (``pca``, ``probe``, ``words``, ``knn``,
+        ``confident_learning``); and what was built on the way, for callers that need more than
+        the flags (the Diagnose pipeline draws its map and finds outliers with them):
+        ``components`` (the PCA-reduced embeddings), ``neighbors`` and ``neighbor_sims`` (the
+        kNN graph; None where it was not built).
     """
     y = as_labels(labels)
     A = as_embeddings(X, len(y))
@@ -468,19 +481,21 @@ def detect_label_issues(
     t = time.perf_counter()
     probs = out_of_fold_probs(Z, y, n_folds=n_folds, seed=seed, C=C, n_classes=n_classes, max_iter=max_iter, n_jobs=n_jobs)
     seconds["probe"] = time.perf_counter() - t
-    report("nearest neighbours", 0.6)
-    t = time.perf_counter()
-    Zk = Z if n_components is None or knn_components is None else Z[:, :knn_components]
-    neighbors, sims = knn_graph(Zk, k=k, n_jobs=n_jobs)
-    seconds["knn"] = time.perf_counter() - t
     view = None
     if texts is not None:
         from core.diagnose.words import word_view_probs
 
-        report("words", 0.85)
+        report("words", 0.6)
         t = time.perf_counter()
         view = word_view_probs(texts, y, n_folds=n_folds, seed=seed, n_classes=probs.shape[1])
         seconds["words"] = time.perf_counter() - t
+    neighbors = sims = None
+    if view is None or len(y) <= (KNN_WITH_WORDS_MAX if knn_with_words_max is None else knn_with_words_max):
+        report("nearest neighbours", 0.65)
+        t = time.perf_counter()
+        Zk = Z if n_components is None or knn_components is None else Z[:, :knn_components]
+        neighbors, sims = knn_graph(Zk, k=k, n_jobs=n_jobs)
+        seconds["knn"] = time.perf_counter() - t
     report("confident learning", 0.9)
     t = time.perf_counter()
     res = find_label_issues(y, probs, neighbors=neighbors, method=method, min_examples_per_class=min_examples_per_class, view=view)

@@ -28,12 +28,13 @@ from core.atomic import atomic_write
 from core.data.dataset import Dataset, content_hashes
 from core.diagnose.coverage import coverage
 from core.diagnose.duplicates import DuplicateCluster, near_duplicates
-from core.diagnose.label_issues import K_NEIGHBOURS, N_FOLDS, LabelIssues, detect_label_issues, find_label_issues
+from core.diagnose.knn import knn_graph
+from core.diagnose.label_issues import K_NEIGHBOURS, KNN_COMPONENTS, N_FOLDS, LabelIssues, detect_label_issues, find_label_issues
 from core.diagnose.maps import pca_2d
 from core.embed import embeddings
 from core.store.artifacts import RunFiles
 
-DIAGNOSIS_VERSION = 6  # bump when the pipeline changes what it computes
+DIAGNOSIS_VERSION = 7  # bump when the pipeline changes what it computes
 Progress = Callable[[str, float], None]  # (stage description, overall fraction 0..1)
 # seconds of everything after the embeddings: a constant + per item (benchmarks/RESULTS.md)
 DETECT_S = 2.0
@@ -134,7 +135,7 @@ def diagnose(
     seconds["embedding"] = time.perf_counter() - t
 
     # the benchmarked detector, as it is (benchmarks/RESULTS.md); it hands back the PCA components
-    # and the kNN graph it built, which the outliers and the map reuse. Items of the unlabelled
+    # and the kNN graph it built, which the outliers and the map reuse (many texts: no graph, built here). Items of the unlabelled
     # pool have no label to judge: the detector sees the labelled items only.
     labelled = np.flatnonzero(ds.labelled)
     pooled = len(labelled) < len(ds)
@@ -149,8 +150,13 @@ def diagnose(
         texts=np.asarray(ds.items, dtype=object)[labelled] if ds.modality == "text" else None,  # their words: a second view
     )
     seconds.update(issues.seconds)
-    assert issues.probs is not None and issues.components is not None and issues.neighbor_sims is not None
+    assert issues.probs is not None and issues.components is not None
     probs, Z, nb_sims = issues.probs, issues.components, issues.neighbor_sims
+    if nb_sims is None:  # many texts: the detector read their words, not neighbours; the outliers need them
+        t = time.perf_counter()
+        report("nearest neighbours", 0.93)
+        nb_sims = knn_graph(Z[:, :KNN_COMPONENTS], k=cfg.k)[1]
+        seconds["knn"] = time.perf_counter() - t
     issues.probs = issues.components = issues.neighbors = issues.neighbor_sims = None  # kept apart / not cached
     if pooled:
         issues, probs = _over_all_items(issues, probs, labelled, len(ds))
