@@ -57,7 +57,10 @@ def _top_k_columns(S: np.ndarray, k: int, block: int | None = None) -> np.ndarra
     return np.take_along_axis(cand, np.argpartition(Sc, m - k, axis=1)[:, m - k :], axis=1)
 
 
-_TILE = 4096  # target rows/columns per tile of the symmetric kNN (64 MiB of float32 similarities)
+# target rows/columns per tile of the symmetric kNN (36 MiB of float32 similarities). On 2 cores
+# 3,072 beat 4,096 at every n from 4,000 to 60,000 (96-d, benchmarks/RESULTS.md): 10,000 rows make
+# 4 tiles instead of 3: 4 diagonal and 6 off-diagonal blocks, each phase even on 2 threads (0.11 s against 0.17 s)
+_TILE = 3072
 _STRIPE = 512  # rows of an off-diagonal tile computed at once (8 MiB: stays in cache while filtered)
 
 
@@ -214,7 +217,7 @@ def knn_graph(X: Any, *, k: int = 10, n_jobs: int | None = None) -> tuple[np.nda
     """Exact cosine k-nearest neighbours of every row (self excluded), by blocked dot products.
 
     Rows are L2-normalised and compared block by block, so memory stays O(n·k + threads·block)
-    and never holds n × n. From 2 tiles of 4,096 rows on, only the upper triangle of the
+    and never holds n × n. From 2 tiles of 3,072 rows on, only the upper triangle of the
     similarity matrix is computed (each tile serves both its rows and its columns, see
     :func:`_knn_tiles`), halving the dot products; blocks run on ``n_jobs`` threads, each with a
     single-threaded BLAS. Measured on a 2-core machine (otherwise idle): 23,320 × 96 (VADER) in
