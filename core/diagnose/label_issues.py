@@ -32,8 +32,8 @@ N_FOLDS = 5
 K_NEIGHBOURS = 10
 # With a words' view, the neighbour vote is built only up to this many items. Its cost grows as n²
 # and everything else linearly; on VADER's 23,320 texts it cost 0.6-0.9 s (half of cleanlab's whole
-# recipe) and moved F1 by -0.009 to +0.009 over seeds 0-4 (the Brier rule gave it weight 0-0.1),
-# while on 3,600-5,000 texts of one source it added up to +0.012 for ~0.03 s.
+# recipe), the Brier rule gave it weight 0-0.1, and leaving it out moved F1 by -0.009 to +0.002
+# over seeds 0-4; on 3,600-5,000 texts of one source it moved F1 by -0.007 to +0.012 for ~0.05 s.
 KNN_WITH_WORDS_MAX = 10_000
 
 
@@ -451,8 +451,9 @@ def detect_label_issues(
         on the same probe from +0.007–0.015 to about +0.03–0.04 (benchmarks/RESULTS.md).
     knn_with_words_max : int, optional
         With a words' view, the kNN graph is built only when there are at most this many items
-        (default ``KNN_WITH_WORDS_MAX``, 10,000, read at call time: past it, the vote costs more than everything else together and
-        adds nothing measurable). Without one, it is always built.
+        (default ``KNN_WITH_WORDS_MAX``, 10,000, read at call time: past it, the vote costs more
+        than everything else together and adds nothing measurable). Without one, it is always
+        built.
 
     Returns
     -------

@@ -12,7 +12,7 @@ The counts come from :func:`word_pair_counts`, not from scikit-learn's ``TfidfVe
 same matrix (the same tokens, words and word pairs, the same ``min_df`` cut; the tests compare
 the two column by column), but the pairs are formed and counted as integer codes in numpy
 rather than as joined strings in a per-token Python loop. On VADER's 23,320 texts that is
-~0.1 s against the vectorizer's ~0.6 s, and the vectorizer alone cost more than half the time
+~0.18 s against the vectorizer's ~0.63 s, and the vectorizer alone cost more than half the time
 cleanlab's whole recipe takes there.
 
 The vocabulary and the IDF weights are fitted on every text, as the PCA is on every embedding: they
