@@ -157,6 +157,10 @@ def test_outlier_cut_and_sentences_about_the_diagnosis():
     assert "probe weight 0.80 against kNN votes (of which the texts' words 0.30)." in review.flagging_rule(
         _issues(knn_weight=0.8, view_weight=0.3)
     )
+    # many texts: the words without neighbours, said as such rather than as a part of nothing
+    assert "(`posterior`), probe and words blended (of which the texts' words 0.40)." in review.flagging_rule(
+        _issues(method="posterior", knn_weight=None, view_weight=0.4)
+    )
     assert review.flagging_rule(
         _issues(method="blend_posterior", knn_weight=0.6, counts={"confident_learning": 3.0, "injected": 1.6, "expected_f1": 2.0})
     ) == (

@@ -95,6 +95,7 @@ def flagging_rule(issues: LabelIssues) -> str:
     return (
         f"Flagging rule: {ISSUE_METHOD_TITLES.get(issues.method, issues.method)} (`{issues.method}`)"
         + (f", probe weight {issues.knn_weight:.2f} against kNN votes" if issues.knn_weight is not None else "")
+        + (", probe and words blended" if issues.knn_weight is None and issues.view_weight else "")  # many texts: no kNN
         + (f" (of which the texts' words {issues.view_weight:.2f})" if issues.view_weight else "")
         + (f". {issue_count_words(issues.counts, issues.n_issues)}" if issues.counts else "")
         + ". Label quality is in [0, 1]: low means the data disagrees with the given label."
