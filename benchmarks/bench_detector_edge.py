@@ -133,13 +133,15 @@ def task_data(task: str, seed: int, cache: dict) -> tuple[np.ndarray, np.ndarray
         from core.data import demos
         from core.embed.embeddings import embed
 
-        ds = demos.load_vader().dataset
-        keep, given, truth = vader_labels(ds.meta, seed)
+        if "vader" not in cache:  # read and embedded once for every VADER task and seed
+            ds = demos.load_vader().dataset
+            cache["vader"] = (ds.meta, np.asarray(ds.items, dtype=object), np.asarray(embed(ds), dtype=np.float32))
+        meta, items, E = cache["vader"]
+        keep, given, truth = vader_labels(meta, seed)
         if task in VADER_SOURCES:  # one source's texts, with the same raters drawn
-            mine = ds.meta["domain"].to_numpy()[keep] == VADER_SOURCES[task]
+            mine = meta["domain"].to_numpy()[keep] == VADER_SOURCES[task]
             keep, given, truth = keep[mine], given[mine], truth[mine]
-        texts = np.asarray(ds.items, dtype=object)[keep]
-        return np.ascontiguousarray(np.asarray(embed(ds), dtype=np.float32)[keep]), given, given != truth, texts
+        return np.ascontiguousarray(E[keep]), given, given != truth, items[keep]
     if task == "census":
         from core.data import demos
         from core.diagnose.synthetic import make_noise_matrix
