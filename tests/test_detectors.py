@@ -171,6 +171,57 @@ def test_out_of_fold_probs_is_deterministic_and_normalised(digits):
     np.testing.assert_allclose(a.sum(axis=1), 1.0)
 
 
+def test_the_probe_scales_every_item_once_then_fits_each_fold(digits, monkeypatch):
+    from sklearn.linear_model import LogisticRegression
+
+    from core.diagnose import probe
+
+    X, y = digits
+    X, y = X[:600] * np.geomspace(0.01, 100, X.shape[1]).astype(np.float32), y[:600]  # columns of very different scales
+    probs = nz.out_of_fold_probs(X, y, seed=2, C=0.1)
+    # the mechanism: one StandardScaler over every item (it reads no label), a logistic regression per training fold
+    folds, n_eff = probe._fold_assignment(y, 5, 2)
+    Xs = StandardScaler().fit_transform(X)
+    ref = np.zeros_like(probs)
+    for f in range(n_eff):
+        ref[folds == f] = LogisticRegression(C=0.1, max_iter=500).fit(Xs[folds != f], y[folds != f]).predict_proba(Xs[folds == f])
+    np.testing.assert_allclose(probs, ref, atol=1e-6)
+    # folds on two threads (from POOL_MIN_CELLS on) give the same probabilities as one at a time
+    monkeypatch.setattr(probe, "POOL_MIN_CELLS", 0)
+    np.testing.assert_allclose(nz.out_of_fold_probs(X, y, seed=2, C=0.1, n_jobs=2), probs, atol=1e-6)
+
+
+def test_pca_on_threads_is_the_pca_on_one(monkeypatch):
+    from core.diagnose import probe
+
+    # well-separated variances, so that each component is defined to far below float32's rounding
+    X = np.random.default_rng(4).normal(size=(3001, 40)).astype(np.float32) * np.geomspace(30, 1, 40, dtype=np.float32)
+    one = nz.pca_reduce(X, 12, n_jobs=1)
+    monkeypatch.setattr(probe, "PCA_THREADS_MIN_CELLS", 0)  # row blocks on 3 threads: 1,000 / 1,001 / 1,000 rows
+    np.testing.assert_allclose(nz.pca_reduce(X, 12, n_jobs=3), one, rtol=1e-4, atol=1e-3)
+
+
+def test_one_thread_each_holds_blas_and_openmp_even_when_scikit_learn_comes_later():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "from core.diagnose.arrays import one_thread_each\n"
+        "assert 'sklearn' not in sys.modules, 'imported too early for this check'\n"
+        "from threadpoolctl import threadpool_info\n"
+        "with one_thread_each():\n"
+        "    inside = sorted({(i['internal_api'], i['num_threads']) for i in threadpool_info()})\n"
+        "print(inside)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert out.returncode == 0, out.stderr
+    inside = eval(out.stdout.strip())  # a printed list of (api, threads) pairs
+    assert ("openmp", 1) in inside and ("openblas", 1) in inside  # scikit-learn's OpenMP, numpy's and SciPy's BLAS
+    assert all(threads == 1 for _, threads in inside)
+
+
 def test_tail_classes_do_not_crash_oof(digits):
     X, y = digits
     keep = np.r_[np.flatnonzero(y < 8)[:300], np.flatnonzero(y == 8)[:2], np.flatnonzero(y == 9)[:1]]

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from core.diagnose.arrays import as_embeddings, as_labels, as_probs, check_labels_fit
+from core.diagnose.arrays import as_embeddings, as_labels, as_probs, check_labels_fit, one_thread_each
 from core.diagnose.confident import ISSUE_METHODS, flag_issues
 from core.diagnose.knn import knn_graph, knn_label_agreement
 from core.diagnose.posterior import flag_most_likely_wrong, issue_counts, mislabel_posterior, shrink_noise_matrix
@@ -474,33 +474,34 @@ def detect_label_issues(
             raise DataError(f"{name} must be a positive number of components or None, got {v}.")
     report = progress or (lambda stage, fraction: None)
     seconds: dict[str, float] = {}
-    report("reducing embeddings", 0.0)
-    t = time.perf_counter()
-    Z = pca_reduce(A, n_components, seed=seed) if n_components is not None else A
-    seconds["pca"] = time.perf_counter() - t
-    report("out-of-fold probabilities", 0.1)
-    t = time.perf_counter()
-    probs = out_of_fold_probs(Z, y, n_folds=n_folds, seed=seed, C=C, n_classes=n_classes, max_iter=max_iter, n_jobs=n_jobs)
-    seconds["probe"] = time.perf_counter() - t
-    view = None
-    if texts is not None:
-        from core.diagnose.words import word_view_probs
+    with one_thread_each():  # every stage brings its own threads; no BLAS thread spins between them
+        report("reducing embeddings", 0.0)
+        t = time.perf_counter()
+        Z = pca_reduce(A, n_components, seed=seed, n_jobs=n_jobs) if n_components is not None else A
+        seconds["pca"] = time.perf_counter() - t
+        report("out-of-fold probabilities", 0.1)
+        t = time.perf_counter()
+        probs = out_of_fold_probs(Z, y, n_folds=n_folds, seed=seed, C=C, n_classes=n_classes, max_iter=max_iter, n_jobs=n_jobs)
+        seconds["probe"] = time.perf_counter() - t
+        view = None
+        if texts is not None:
+            from core.diagnose.words import word_view_probs
 
-        report("words", 0.6)
+            report("words", 0.6)
+            t = time.perf_counter()
+            view = word_view_probs(texts, y, n_folds=n_folds, seed=seed, n_classes=probs.shape[1])
+            seconds["words"] = time.perf_counter() - t
+        neighbors = sims = None
+        if view is None or len(y) <= (KNN_WITH_WORDS_MAX if knn_with_words_max is None else knn_with_words_max):
+            report("nearest neighbours", 0.65)
+            t = time.perf_counter()
+            Zk = Z if n_components is None or knn_components is None else Z[:, :knn_components]
+            neighbors, sims = knn_graph(Zk, k=k, n_jobs=n_jobs)
+            seconds["knn"] = time.perf_counter() - t
+        report("confident learning", 0.9)
         t = time.perf_counter()
-        view = word_view_probs(texts, y, n_folds=n_folds, seed=seed, n_classes=probs.shape[1])
-        seconds["words"] = time.perf_counter() - t
-    neighbors = sims = None
-    if view is None or len(y) <= (KNN_WITH_WORDS_MAX if knn_with_words_max is None else knn_with_words_max):
-        report("nearest neighbours", 0.65)
-        t = time.perf_counter()
-        Zk = Z if n_components is None or knn_components is None else Z[:, :knn_components]
-        neighbors, sims = knn_graph(Zk, k=k, n_jobs=n_jobs)
-        seconds["knn"] = time.perf_counter() - t
-    report("confident learning", 0.9)
-    t = time.perf_counter()
-    res = find_label_issues(y, probs, neighbors=neighbors, method=method, min_examples_per_class=min_examples_per_class, view=view)
-    seconds["confident_learning"] = time.perf_counter() - t
+        res = find_label_issues(y, probs, neighbors=neighbors, method=method, min_examples_per_class=min_examples_per_class, view=view)
+        seconds["confident_learning"] = time.perf_counter() - t
     res.probs = probs
     res.seconds = seconds
     res.components, res.neighbors, res.neighbor_sims = Z, neighbors, sims

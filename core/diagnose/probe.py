@@ -7,8 +7,13 @@ from typing import Any
 
 import numpy as np
 
-from core.diagnose.arrays import as_embeddings, as_labels, check_labels_fit, n_workers
+from core.diagnose.arrays import as_embeddings, as_labels, check_labels_fit, n_workers, one_thread_each, run_threads
 from core.errors import DataError
+
+POOL_MIN_CELLS = 1_000_000  # items × dimensions from which the logistic probe fits its folds on threads
+# ... and from which the PCA splits its products over threads (2 cores: 23,320 × 384 0.053 → 0.041 s,
+# 60,000 × 1280 0.52 → 0.38 s; no gain at 10,000 × 384)
+PCA_THREADS_MIN_CELLS = 5_000_000
 
 
 def _fold_assignment(y: np.ndarray, n_folds: int, seed: int) -> tuple[np.ndarray, int]:
@@ -26,31 +31,31 @@ def _fold_assignment(y: np.ndarray, n_folds: int, seed: int) -> tuple[np.ndarray
     return folds, n_eff
 
 
-def _make_model(model: Any, C: float, max_iter: int, seed: int):
+def _make_model(model: Any, C: float, max_iter: int):
     from sklearn.base import clone
 
     if isinstance(model, str):
         if model != "logreg":
             raise DataError(f"model must be 'logreg' or a scikit-learn classifier with predict_proba, got {model!r}.")
         from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
 
         # lbfgs on >2 classes is the multinomial (softmax) model in scikit-learn >= 1.5
-        return make_pipeline(StandardScaler(), LogisticRegression(C=C, solver="lbfgs", max_iter=max_iter))
+        return LogisticRegression(C=C, solver="lbfgs", max_iter=max_iter)
     if not (hasattr(model, "fit") and hasattr(model, "predict_proba")):
         raise DataError("model must be 'logreg' or a scikit-learn classifier with fit and predict_proba.")
     return clone(model)
 
 
-def pca_reduce(X: Any, n_components: int = 64, *, seed: int = 0, max_fit_rows: int = 8192) -> np.ndarray:
+def pca_reduce(X: Any, n_components: int = 64, *, seed: int = 0, max_fit_rows: int = 8192, n_jobs: int | None = None) -> np.ndarray:
     """Centre the rows and project them onto their top principal components.
 
     The components are the top eigenvectors of the covariance of a seeded sample of at most
     ``max_fit_rows`` rows (a d × d eigenproblem, cheap for d ≤ a few thousand); every row is then
     projected. Label-free, so it can be fitted on all items before any out-of-fold split without
-    leaking a label. On the 60,000 × 1280 MobileNetV2 Fashion-MNIST embeddings this takes ~0.6 s
-    on 2 cores, and 128 components make the kNN graph's dot products 10x cheaper.
+    leaking a label. The products are split by rows over ``n_jobs`` threads, each with a
+    single-threaded BLAS, so that no idle BLAS thread spins on after them while the next stage
+    runs. On 60,000 × 1280 this takes ~0.4 s on 2 cores, and 128 components make the kNN graph's
+    dot products 10x cheaper.
 
     Parameters
     ----------
@@ -61,6 +66,9 @@ def pca_reduce(X: Any, n_components: int = 64, *, seed: int = 0, max_fit_rows: i
         Seed of the row sample.
     max_fit_rows : int, default 8192
         Rows used to estimate the covariance.
+    n_jobs : int, optional
+        Threads for the products from ``PCA_THREADS_MIN_CELLS`` items × dimensions on; default
+        all usable cores.
 
     Returns
     -------
@@ -77,16 +85,34 @@ def pca_reduce(X: Any, n_components: int = 64, *, seed: int = 0, max_fit_rows: i
     rows = np.arange(n)
     if n > max_fit_rows:
         rows = np.sort(np.random.default_rng(seed).choice(n, max_fit_rows, replace=False))
-    B = np.ascontiguousarray(A[rows])
-    mu = B.mean(axis=0, dtype=np.float64)
-    cov = (B.T @ B).astype(np.float64) / len(rows) - np.outer(mu, mu)  # float32 product, float64 after
+    workers = n_workers(n_jobs) if n * d >= PCA_THREADS_MIN_CELLS else 1
+    fit_parts = np.array_split(rows, workers)
+    grams: list[np.ndarray] = [np.empty(0)] * workers
+
+    def gram(i: int) -> None:
+        B = A[fit_parts[i]]
+        grams[i] = B.T @ B
+
+    run_threads(gram, range(workers), workers)
+    mu = A[rows].mean(axis=0, dtype=np.float64)
+    gram_sum = grams[0] if workers == 1 else np.add.reduce(grams)
+    cov = gram_sum.astype(np.float64) / len(rows) - np.outer(mu, mu)  # float32 products, float64 after
     from scipy.linalg import eigh
 
-    # every eigenpair by divide and conquer, the top p kept: on d = 384 2-5x faster than asking
-    # LAPACK for the top p only (its default for a subset, MRRR), and level with it on d = 1280
-    _, V = eigh(cov, driver="evd")  # ascending: top p last
+    # every eigenpair by divide and conquer in single precision, the top p kept: on d = 384 2-5x
+    # faster than asking LAPACK for the top p only (its default for a subset, MRRR); single
+    # precision halves the time again (d = 1280: 0.31 → 0.15 s on one thread), and the
+    # covariance's own float32 products are no more precise than that
+    with one_thread_each():
+        _, V = eigh(cov.astype(np.float32), driver="evd")  # ascending: top p last
     V = np.ascontiguousarray(V[:, ::-1][:, :n_components], dtype=np.float32)
-    Z = A @ V
+    Z = np.empty((n, n_components), np.float32)
+    bounds = np.linspace(0, n, workers + 1).round().astype(np.int64)
+
+    def project(i: int) -> None:
+        np.matmul(A[bounds[i] : bounds[i + 1]], V, out=Z[bounds[i] : bounds[i + 1]])
+
+    run_threads(project, range(workers), workers)
     Z -= (mu.astype(np.float32) @ V)[None, :]
     return Z
 
@@ -120,8 +146,11 @@ def out_of_fold_probs(
 
     Items are split into ``n_folds`` stratified folds; each fold is predicted by a model trained
     on the others, so no item's probability comes from a model that saw its (possibly wrong)
-    label. With ``model="logreg"`` the probe is ``StandardScaler`` + multinomial
-    ``LogisticRegression(solver="lbfgs", C=C)``, both fitted inside the training folds.
+    label. With ``model="logreg"`` the probe is a multinomial
+    ``LogisticRegression(solver="lbfgs", C=C)`` fitted inside the training folds on the features
+    standardised once over all items (``StandardScaler``). The scaling reads no label, like the
+    PCA before it, so no fold learns anything from the labels it holds out; once rather than per
+    fold, it takes a third to two fifths off the probe's time on 1,800-23,000 items.
 
     Tail classes never crash the probe:
 
@@ -152,8 +181,9 @@ def out_of_fold_probs(
     max_iter : int, default 500
         lbfgs iterations.
     n_jobs : int, optional
-        Folds fitted at once (threads, each with a single-threaded BLAS) for ``model="logreg"``;
-        default all usable cores. A custom ``model`` always runs one fold at a time.
+        Folds fitted at once (threads) for ``model="logreg"`` on at least ``POOL_MIN_CELLS``
+        items × dimensions; default all usable cores. Smaller inputs and a custom ``model`` run one
+        fold at a time. BLAS and OpenMP are single-threaded throughout (``one_thread_each``).
 
     Returns
     -------
@@ -185,6 +215,10 @@ def out_of_fold_probs(
     folds, n_eff = _fold_assignment(y, n_folds, seed)
     probs = np.zeros((n, K), dtype=np.float64)
     always_train = folds < 0
+    if isinstance(model, str):
+        from sklearn.preprocessing import StandardScaler
+
+        A = StandardScaler().fit_transform(A)  # label-free, so on all items once (as the PCA before it)
 
     def fit_fold(f: int) -> None:
         test = folds == f
@@ -195,28 +229,20 @@ def out_of_fold_probs(
         if len(present) == 1:  # degenerate fold: only one class to learn
             probs[targets, present[0]] = 1.0
             return
-        est = _make_model(model, C, max_iter, seed)
+        est = _make_model(model, C, max_iter)
         est.fit(A[train], ytr)
         cols = np.asarray(est.classes_, dtype=np.int64)
         probs[np.ix_(np.flatnonzero(targets), cols)] = est.predict_proba(A[targets])  # folds write disjoint rows
 
-    workers = min(n_workers(n_jobs), n_eff) if isinstance(model, str) else 1
+    # lbfgs spends most of its time in single-threaded loss code and small BLAS calls: one fold
+    # per core beats one fold at a time on a multi-threaded BLAS (60,000 × 192, 10 classes, 2
+    # cores: 3.2 s vs 9-11 s); below ~1M cells the pool's own cost is more than it saves
+    big = n * A.shape[1] >= POOL_MIN_CELLS
+    workers = min(n_workers(n_jobs), n_eff) if isinstance(model, str) and big else 1
     with warnings.catch_warnings():
         # a probe a little short of convergence still gives usable out-of-fold probabilities
         warnings.simplefilter("ignore", ConvergenceWarning)
-        if workers == 1:
-            for f in range(n_eff):
-                fit_fold(f)
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            from threadpoolctl import threadpool_limits
-
-            # lbfgs spends most of its time in single-threaded loss code and small BLAS calls:
-            # one fold per core beats one fold at a time on a multi-threaded BLAS (60,000 × 192,
-            # 10 classes, 2 cores: 3.2 s vs 9-11 s)
-            with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-                list(pool.map(fit_fold, range(n_eff)))
+        run_threads(fit_fold, range(n_eff), workers)
     s = probs.sum(axis=1, keepdims=True)
     s[s == 0] = 1.0
     return probs / s

@@ -59,7 +59,7 @@ from typing import Any
 
 import numpy as np
 
-from core.diagnose.arrays import as_embeddings, n_workers
+from core.diagnose.arrays import as_embeddings, n_workers, run_threads
 from core.errors import DataError
 from core.tokens.spans import OUTSIDE, spans, split_tag
 
@@ -220,6 +220,11 @@ def out_of_fold_token_probs(
     folds = sentence_folds(len(offsets) - 1, n_folds, seed)[_sentence_of(offsets)]
     probs = np.zeros((len(y), n_tags), np.float64)
 
+    if isinstance(model, str):
+        from sklearn.preprocessing import StandardScaler
+
+        X = StandardScaler().fit_transform(X)  # label-free, so on every word once (as out_of_fold_probs does)
+
     def fit_fold(f: int) -> None:
         test = folds == f
         train = ~test
@@ -227,7 +232,7 @@ def out_of_fold_token_probs(
         if len(present) == 1:
             probs[test, present[0]] = 1.0
             return
-        est = _make_model(model, C, max_iter, seed)
+        est = _make_model(model, C, max_iter)
         est.fit(X[train], y[train])
         cols = np.asarray(est.classes_, dtype=np.int64)
         probs[np.ix_(np.flatnonzero(test), cols)] = est.predict_proba(X[test])
@@ -237,16 +242,7 @@ def out_of_fold_token_probs(
     workers = min(n_workers(n_jobs), n_folds) if isinstance(model, str) else 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        if workers == 1:
-            for f in range(n_folds):
-                fit_fold(f)
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            from threadpoolctl import threadpool_limits
-
-            with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(workers) as pool:
-                list(pool.map(fit_fold, range(n_folds)))
+        run_threads(fit_fold, range(n_folds), workers)
     s = probs.sum(axis=1, keepdims=True)
     s[s == 0] = 1.0
     return probs / s
