@@ -34,7 +34,7 @@ from core.diagnose.maps import pca_2d
 from core.embed import embeddings
 from core.store.artifacts import RunFiles
 
-DIAGNOSIS_VERSION = 7  # bump when the pipeline changes what it computes
+DIAGNOSIS_VERSION = 8  # bump when the pipeline changes what it computes
 Progress = Callable[[str, float], None]  # (stage description, overall fraction 0..1)
 # seconds of everything after the embeddings: a constant + per item (benchmarks/RESULTS.md)
 DETECT_S = 2.0

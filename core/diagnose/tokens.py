@@ -40,7 +40,7 @@ from core.tokens import detect, embed
 from core.tokens.detect import SentenceIssue, TokenIssues
 from core.tokens.spans import entity_types, tag_names
 
-TOKEN_DIAGNOSIS_VERSION = 1  # bump when what the diagnosis computes changes
+TOKEN_DIAGNOSIS_VERSION = 2  # bump when what the diagnosis computes changes
 Progress = Callable[[str, float], None]  # (stage description, overall fraction 0..1)
 # rough seconds on a 2-core machine (a 200-sentence CoNLL-2003 slice, 3.7k words: 5.5 s embedding
 # with the encoder's load, 2.4 s probe); the page says them in words, as estimates
