@@ -202,6 +202,7 @@ def test_pca_on_threads_is_the_pca_on_one(monkeypatch):
 
 
 def test_one_thread_each_holds_blas_and_openmp_even_when_scikit_learn_comes_later():
+    # and in run_threads' workers, where OpenMP's limit (held per thread) has to be set again
     import subprocess
     import sys
     from pathlib import Path
@@ -211,9 +212,12 @@ def test_one_thread_each_holds_blas_and_openmp_even_when_scikit_learn_comes_late
         "from core.diagnose.arrays import one_thread_each\n"
         "assert 'sklearn' not in sys.modules, 'imported too early for this check'\n"
         "from threadpoolctl import threadpool_info\n"
+        "from core.diagnose.arrays import run_threads\n"
         "with one_thread_each():\n"
-        "    inside = sorted({(i['internal_api'], i['num_threads']) for i in threadpool_info()})\n"
-        "print(inside)\n"
+        "    inside = {(i['internal_api'], i['num_threads']) for i in threadpool_info()}\n"
+        "seen = []\n"
+        "run_threads(lambda _: seen.append({(i['internal_api'], i['num_threads']) for i in threadpool_info()}), range(4), 2)\n"
+        "print(sorted(inside.union(*seen)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], timeout=300)
     assert out.returncode == 0, out.stderr

@@ -53,8 +53,12 @@ def run_threads(fn: Callable[[Any], None], items: Iterable[Any], workers: int) -
             return
         from concurrent.futures import ThreadPoolExecutor
 
+        def limited(item: Any) -> None:
+            with one_thread_each():  # OpenMP's limit holds per thread: a new thread starts at the default again
+                fn(item)
+
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(fn, items))
+            list(pool.map(limited, items))
 
 
 def as_labels(labels: Any, n: int | None = None, *, name: str = "labels") -> np.ndarray:

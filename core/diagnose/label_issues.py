@@ -474,7 +474,7 @@ def detect_label_issues(
             raise DataError(f"{name} must be a positive number of components or None, got {v}.")
     report = progress or (lambda stage, fraction: None)
     seconds: dict[str, float] = {}
-    with one_thread_each():  # every stage brings its own threads; no BLAS thread spins between them
+    with one_thread_each():  # every stage brings its own threads where they pay (ARCHITECTURE.md, "Threads")
         report("reducing embeddings", 0.0)
         t = time.perf_counter()
         Z = pca_reduce(A, n_components, seed=seed, n_jobs=n_jobs) if n_components is not None else A
