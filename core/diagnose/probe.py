@@ -86,15 +86,16 @@ def pca_reduce(X: Any, n_components: int = 64, *, seed: int = 0, max_fit_rows: i
     if n > max_fit_rows:
         rows = np.sort(np.random.default_rng(seed).choice(n, max_fit_rows, replace=False))
     workers = n_workers(n_jobs) if n * d >= PCA_THREADS_MIN_CELLS else 1
-    fit_parts = np.array_split(rows, workers)
+    B = A if len(rows) == n else A[rows]  # a sample is copied once; all rows are read in place
+    parts = np.linspace(0, len(B), workers + 1).round().astype(np.int64)
     grams: list[np.ndarray] = [np.empty(0)] * workers
 
     def gram(i: int) -> None:
-        B = A[fit_parts[i]]
-        grams[i] = B.T @ B
+        part = B[parts[i] : parts[i + 1]]
+        grams[i] = part.T @ part
 
     run_threads(gram, range(workers), workers)
-    mu = A[rows].mean(axis=0, dtype=np.float64)
+    mu = B.mean(axis=0, dtype=np.float64)
     gram_sum = grams[0] if workers == 1 else np.add.reduce(grams)
     cov = gram_sum.astype(np.float64) / len(rows) - np.outer(mu, mu)  # float32 products, float64 after
     from scipy.linalg import eigh
