@@ -647,13 +647,17 @@ def test_word_pair_counts_are_scikit_learns_matrix_column_for_column():
               "TEXTBREAK", "textbreak", "é", "don't", "—", "!!", "\n", "\t", "  ", "hello", "World", "hello world"]  # fmt: skip
     texts = [" ".join(rng.choice(pieces, rng.integers(0, 9))) + rng.choice(["", ".", "?!", " ok"]) for _ in range(300)]
     texts[:4] = ["", None, "   ", "!!!"]
-    for min_df in (1, 2, 3):
-        M, names = word_pair_counts(texts, min_df=min_df, names=True)
-        ref = TfidfVectorizer(ngram_range=(1, 2), min_df=min_df, use_idf=False, norm=None)
-        R = ref.fit_transform(["" if t is None else t for t in texts])
-        assert M is not None and names is not None and sorted(names) == sorted(ref.get_feature_names_out())
-        column = {name: j for j, name in enumerate(ref.get_feature_names_out())}
-        assert (R[:, [column[name] for name in names]] != M).nnz == 0, min_df
+    ascii_pieces = [p for p in pieces if p.isascii()] + ["a", "I", "b2", "x_y", "a-b", "it's", "\x1c", "~", "q z"]
+    ascii_texts = [" ".join(rng.choice(ascii_pieces, rng.integers(0, 9))) + rng.choice(["", ".", "?!", " ok"]) for _ in range(300)]
+    ascii_texts[:3] = ["", None, "a b c d"]  # one-letter words only: no token, no pair
+    for sample in (texts, ascii_texts):  # the regex, and str.split on ASCII
+        for min_df in (1, 2, 3):
+            M, names = word_pair_counts(sample, min_df=min_df, names=True)
+            ref = TfidfVectorizer(ngram_range=(1, 2), min_df=min_df, use_idf=False, norm=None)
+            R = ref.fit_transform(["" if t is None else t for t in sample])
+            assert M is not None and names is not None and sorted(names) == sorted(ref.get_feature_names_out())
+            column = {name: j for j, name in enumerate(ref.get_feature_names_out())}
+            assert (R[:, [column[name] for name in names]] != M).nnz == 0, min_df
     assert word_pair_counts(["one", "two"], names=True) == (None, None)  # no word in two texts
     assert word_pair_counts([]) == (None, None)
 
