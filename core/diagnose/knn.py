@@ -208,9 +208,9 @@ def knn_graph(X: Any, *, k: int = 10, n_jobs: int | None = None) -> tuple[np.nda
     and never holds n × n. From 2 tiles of 3,072 rows on, only the upper triangle of the
     similarity matrix is computed (each tile serves both its rows and its columns, see
     :func:`_knn_tiles`), halving the dot products; blocks run on ``n_jobs`` threads, each with a
-    single-threaded BLAS. Measured on a 2-core machine (otherwise idle): 23,320 × 96 (VADER) in
-    ~0.65 s, 60,000 × 128 in ~4.8 s, 2-2.5x faster than one thread over full rows. The dot
-    products are most of it, so reduce the dimension first (e.g. with :func:`pca_reduce`).
+    single-threaded BLAS. Measured on a 2-core machine (otherwise idle, 96-d rows): 8,000 in
+    ~0.08 s, 23,320 in ~0.5 s, 60,000 in ~3.4 s, 2-2.5x faster than one thread over full rows.
+    The dot products are most of it, so reduce the dimension first (e.g. with :func:`pca_reduce`).
 
     Parameters
     ----------
