@@ -26,40 +26,6 @@ def chunk_rows(n: int, budget: int | None = None) -> int:
     return max(1, min(n, budget // max(n, 1)))
 
 
-def _group_size(m: int, k: int) -> int:
-    """Group size for selecting the top k of m: balances partitioning m/b group maxima vs k·b candidates."""
-    return int(max(1, min(64, np.sqrt(m / max(k, 1)))))
-
-
-def _top_k_columns(S: np.ndarray, k: int, block: int | None = None) -> np.ndarray:
-    """Column indices of the k largest entries of each row of S (unordered).
-
-    For wide rows, the columns are cut into ``g = n // block`` strided groups (group j holds
-    columns j, j + g, j + 2g, …) and each row's group maxima taken — ``block`` elementwise
-    ``maximum`` passes over contiguous (r, g) slices, about as fast as reading S once. The k
-    largest entries lie in the k groups with the largest maxima (any other group's maximum is
-    beaten by k distinct entries), so only those k·block columns, plus the ``n % block``
-    leftover columns, need a partition: the same result as ``argpartition`` over the whole row,
-    up to ties, and ~10x faster on wide rows (contiguous groups would reduce over a short inner
-    axis, which numpy does ~4x slower than these strided ones).
-    """
-    r, n = S.shape
-    block = _group_size(n, k) if block is None else block
-    g = n // block
-    if block < 2 or g < 4 * k:
-        return np.argpartition(S, n - k, axis=1)[:, n - k :]
-    M = S[:, :g].copy()
-    for b in range(1, block):
-        np.maximum(M, S[:, b * g : (b + 1) * g], out=M)
-    top = np.argpartition(M, g - k, axis=1)[:, g - k :]  # (r, k) group ids
-    cand = (top[:, :, None] + g * np.arange(block)).reshape(r, -1)
-    if n > g * block:  # leftover columns are candidates for every row
-        cand = np.concatenate([cand, np.broadcast_to(np.arange(g * block, n), (r, n - g * block))], axis=1)
-    Sc = np.take_along_axis(S, cand, axis=1)
-    m = Sc.shape[1]
-    return np.take_along_axis(cand, np.argpartition(Sc, m - k, axis=1)[:, m - k :], axis=1)
-
-
 # target rows/columns per tile of the symmetric kNN (36 MiB of float32 similarities). On 2 cores
 # 3,072 beat 4,096 at every n from 4,000 to 60,000 (96-d, benchmarks/RESULTS.md): 10,000 rows make
 # 4 tiles instead of 3: 4 diagonal and 6 off-diagonal blocks, each phase even on 2 threads (0.11 s against 0.17 s)
@@ -182,7 +148,10 @@ def _knn_tiles(A: np.ndarray, k: int, workers: int) -> tuple[np.ndarray, np.ndar
 
 
 def _knn_rows(A: np.ndarray, k: int, workers: int) -> tuple[np.ndarray, np.ndarray]:
-    """kNN by row chunks against all of A (every similarity computed twice); for small n."""
+    """kNN by row chunks against all of A (every similarity computed twice); for small n. Each
+    block's top k by :func:`_tile_top_k` (on 4,196-4,946 rows × 96: 0.026 / 0.035 s against 0.032 /
+    0.038 s for a strided group-maxima filter before ``argpartition``); same similarities, ties
+    at the k-th place may pick other items."""
     n = A.shape[0]
     idx_out = np.empty((n, k), np.int64)
     sim_out = np.empty((n, k), np.float32)
@@ -193,9 +162,12 @@ def _knn_rows(A: np.ndarray, k: int, workers: int) -> tuple[np.ndarray, np.ndarr
         S = A[i0:i1] @ A.T
         rows = np.arange(i1 - i0)
         S[rows, rows + i0] = -np.inf  # exclude self
-        part = _top_k_columns(S, k)
-        idx_out[i0:i1] = part
-        sim_out[i0:i1] = np.take_along_axis(S, part, axis=1)
+        if n >= 4 * k:  # 2k ranges of at least 2 entries: each holds a finite similarity
+            idx_out[i0:i1], sim_out[i0:i1] = _tile_top_k(S, k, axis=1)
+        else:
+            part = np.argpartition(S, n - k, axis=1)[:, n - k :]
+            idx_out[i0:i1] = part
+            sim_out[i0:i1] = np.take_along_axis(S, part, axis=1)
 
     run_threads(run, range(0, n, step), workers)
     return idx_out, sim_out
