@@ -46,6 +46,16 @@ def _make_model(model: Any, C: float, max_iter: int):
     return clone(model)
 
 
+def _model_inputs(model: Any, X: Any) -> Any:
+    """What each fold's model is fitted on: for ``"logreg"``, the features standardised once over
+    every item (``StandardScaler``; it reads no label, like the PCA before it); else ``X`` as given."""
+    if not isinstance(model, str):
+        return X
+    from sklearn.preprocessing import StandardScaler
+
+    return StandardScaler().fit_transform(X)
+
+
 def pca_reduce(X: Any, n_components: int = 64, *, seed: int = 0, max_fit_rows: int = 8192, n_jobs: int | None = None) -> np.ndarray:
     """Centre the rows and project them onto their top principal components.
 
@@ -217,10 +227,7 @@ def out_of_fold_probs(
     folds, n_eff = _fold_assignment(y, n_folds, seed)
     probs = np.zeros((n, K), dtype=np.float64)
     always_train = folds < 0
-    if isinstance(model, str):
-        from sklearn.preprocessing import StandardScaler
-
-        A = StandardScaler().fit_transform(A)  # label-free, so on all items once (as the PCA before it)
+    A = _model_inputs(model, A)
 
     def fit_fold(f: int) -> None:
         test = folds == f

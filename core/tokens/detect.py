@@ -208,7 +208,7 @@ def out_of_fold_token_probs(
     scikit-learn classifier with ``predict_proba`` (cloned per fold). A tag missing from a
     fold's training tokens gets probability 0 there.
     """
-    from core.diagnose.probe import _make_model
+    from core.diagnose.probe import _make_model, _model_inputs
 
     X = as_embeddings(features)
     y = np.asarray(y, dtype=np.int64)
@@ -220,10 +220,7 @@ def out_of_fold_token_probs(
     folds = sentence_folds(len(offsets) - 1, n_folds, seed)[_sentence_of(offsets)]
     probs = np.zeros((len(y), n_tags), np.float64)
 
-    if isinstance(model, str):
-        from sklearn.preprocessing import StandardScaler
-
-        X = StandardScaler().fit_transform(X)  # label-free, so on every word once (as out_of_fold_probs does)
+    X = _model_inputs(model, X)  # for the logistic probe, scaled once over every word
 
     def fit_fold(f: int) -> None:
         test = folds == f
