@@ -27,7 +27,7 @@ def _thread_pools() -> Any:
     # the detectors' libraries loaded first: numpy's BLAS, SciPy's own BLAS (eigh) and
     # scikit-learn's OpenMP, which a scan made before their import would miss
     import scipy.linalg  # noqa: F401
-    import sklearn.utils._openmp_helpers  # noqa: F401
+    import sklearn.linear_model  # noqa: F401  (its loss code brings the OpenMP runtime)
     from threadpoolctl import ThreadpoolController
 
     return ThreadpoolController()  # found once: a scan costs ~1 ms
