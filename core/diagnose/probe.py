@@ -11,8 +11,8 @@ from core.diagnose.arrays import as_embeddings, as_labels, check_labels_fit, n_w
 from core.errors import DataError
 
 POOL_MIN_CELLS = 1_000_000  # items × dimensions from which the logistic probe fits its folds on threads
-# ... and from which the PCA splits its products over threads (2 cores: 23,320 × 384 0.053 → 0.041 s,
-# 60,000 × 1280 0.52 → 0.38 s; no gain at 10,000 × 384)
+# items × dimensions from which the PCA splits its products over threads (2 cores: 23,320 × 384
+# 0.053 → 0.041 s, 60,000 × 1280 0.52 → 0.38 s; no gain at 10,000 × 384)
 PCA_THREADS_MIN_CELLS = 5_000_000
 
 
