@@ -169,6 +169,12 @@ def test_outlier_cut_and_sentences_about_the_diagnosis():
         "median of 3 estimates (3 by confident learning, 2 by labels injected from the estimated noise, 2 by the best expected "
         "F1). Label quality is in [0, 1]: low means the data disagrees with the given label."
     )
+    # the second pass is said once, before the note on label quality
+    two = review.flagging_rule(_issues(method="blend_posterior", knn_weight=0.6, passes=2))
+    assert two.endswith(
+        "probe weight 0.60 against kNN votes. A second pass refitted the sources with each item weighed by its first-pass "
+        "label quality. Label quality is in [0, 1]: low means the data disagrees with the given label."
+    )
     assert review.flagging_rule(_issues(method="odd", knn_weight=None)) == (
         "Flagging rule: odd (`odd`). Label quality is in [0, 1]: low means the data disagrees with the given label."
     )

@@ -221,7 +221,7 @@ def knn_graph(X: Any, *, k: int = 10, n_jobs: int | None = None) -> tuple[np.nda
 
 
 def knn_label_agreement(
-    X: Any, labels: Any, *, k: int = 10, n_classes: int | None = None, neighbors: Any = None
+    X: Any, labels: Any, *, k: int = 10, n_classes: int | None = None, neighbors: Any = None, weights: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """How much each item's cosine neighbours agree with its label.
 
@@ -234,13 +234,16 @@ def knn_label_agreement(
         K; defaults to ``labels.max() + 1``.
     neighbors : ndarray of shape (n, k), optional
         Precomputed neighbour indices from :func:`knn_graph` (then ``X`` is not used).
+    weights : array-like of shape (n,), optional
+        Positive weight of each item's vote when it is a neighbour (the label-issue detector's
+        second pass: how likely its label is right); default 1 each.
 
     Returns
     -------
     agreement : ndarray of shape (n,)
-        Share of the k neighbours (self excluded) with the same label.
+        (Weighted) share of the k neighbours (self excluded) with the same label.
     votes : ndarray of shape (n, K)
-        Neighbour-vote class distribution (rows sum to 1).
+        Neighbour-vote class distribution, each vote counted with its weight (rows sum to 1).
     """
     y = as_labels(labels)
     K = int(n_classes) if n_classes is not None else int(y.max()) + 1
@@ -255,6 +258,12 @@ def knn_label_agreement(
         return np.ones(n), votes
     nl = y[nb]
     flat = (np.arange(n)[:, None] * K + nl).ravel()
-    votes = np.bincount(flat, minlength=n * K).reshape(n, K) / kk
-    agreement = (nl == y[:, None]).mean(axis=1)
-    return agreement, votes
+    if weights is None:
+        votes = np.bincount(flat, minlength=n * K).reshape(n, K) / kk
+        return (nl == y[:, None]).mean(axis=1), votes
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,) or not np.all(np.isfinite(w)) or (w <= 0).any():
+        raise DataError(f"weights must hold one positive, finite weight per item, shape ({n},); got shape {w.shape}.")
+    mass = np.bincount(flat, weights=w[nb].ravel(), minlength=n * K).reshape(n, K)
+    weighted = mass / mass.sum(axis=1, keepdims=True)
+    return weighted[np.arange(n), y], weighted

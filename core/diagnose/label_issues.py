@@ -35,6 +35,12 @@ K_NEIGHBOURS = 10
 # recipe), the Brier rule gave it weight 0-0.1, and leaving it out moved F1 by -0.009 to +0.002
 # over seeds 0-4; on 3,600-5,000 texts of one source it moved F1 by -0.007 to +0.012 for ~0.05 s.
 KNN_WITH_WORDS_MAX = 10_000
+# The second pass (detect_label_issues) refits the probe from this many items × components, and only
+# without the words' view; else it reweighs the neighbour votes and the words alone. A refit costs what
+# the first fit did: on small sets the probe is a third to a half of the detector's time (digits: 35 of
+# 55 ms), and with the words it added at most +0.003 F1 on VADER's texts (benchmarks/RESULTS.md).
+SECOND_PASS_PROBE_MIN_CELLS = 1_000_000
+WEIGHT_FLOOR = 1e-3  # the least weight the second pass gives an item (a zero would drop a class's last votes)
 
 
 def combined_label_quality(
@@ -114,6 +120,7 @@ class LabelIssues:
     neighbor_sims: np.ndarray | None = None  # (n, k) float32 their cosine similarities
     # the posterior rules's estimates of how many items to flag (core.diagnose.posterior.issue_counts):
     counts: dict[str, float] = field(default_factory=dict)
+    passes: int = 1  # 2 after detect_label_issues's second, reweighted pass
 
     @property
     def n_issues(self) -> int:
@@ -123,9 +130,22 @@ class LabelIssues:
 _WEIGHT_GRID = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 
-def _brier(B: np.ndarray, y: np.ndarray) -> float:
-    """Mean Brier score of the blend ``B`` against the given labels, less its constant 1."""
-    return float((B * B).sum(axis=1).mean() - 2.0 * B[np.arange(len(y)), y].mean())
+def _blend_briers(y: np.ndarray, sources: list[np.ndarray], grid: np.ndarray) -> np.ndarray:
+    """Mean Brier score against the given labels, less its constant 1, of the blend
+    ``Σ_s grid[m, s]·sources[s]`` for every row m of ``grid``.
+
+    The score is quadratic in the weights, ``aᵀGa − 2aᵀg`` with ``G[s, t]`` the items' mean dot
+    product of sources s and t and ``g[s]`` the mean probability source s gives the given label, so
+    the whole grid costs S(S+1)/2 passes over the (n, K) arrays rather than one blend per point
+    (on 4,946 texts × 2 classes, 39 points: ~0.2 ms against ~4 ms)."""
+    rows = np.arange(len(y))
+    S = len(sources)
+    G = np.empty((S, S))
+    for i in range(S):
+        for j in range(i, S):
+            G[i, j] = G[j, i] = float(np.einsum("nk,nk->", sources[i], sources[j])) / len(y)
+    g = np.array([src[rows, y].mean() for src in sources])
+    return np.einsum("ms,st,mt->m", grid, G, grid) - 2.0 * grid @ g
 
 
 def _choose_knn_weight(y: np.ndarray, P: np.ndarray, V: np.ndarray) -> float:
@@ -138,7 +158,8 @@ def _choose_knn_weight(y: np.ndarray, P: np.ndarray, V: np.ndarray) -> float:
     is the given label, which settles on 0.5 too often: on the benchmark's long tail and look-alike
     classes, where a probe weight of 0.6–0.7 ranks the flips better, the Brier score picks those.)
     """
-    return min(_WEIGHT_GRID, key=lambda w: _brier(w * P + (1.0 - w) * V, y))
+    grid = np.array([(w, 1.0 - w) for w in _WEIGHT_GRID])
+    return _WEIGHT_GRID[int(np.argmin(_blend_briers(y, [P, V], grid)))]
 
 
 _VIEW_GRID = tuple((a / 10, b / 10) for a in range(2, 9) for b in range(0, 7) if a + b <= 10)
@@ -148,8 +169,11 @@ def _choose_view_weights(y: np.ndarray, P: np.ndarray, Q: np.ndarray, V: np.ndar
     """Weights (w, v) of the probe and of a second view in the blend ``w·P + v·Q + (1 − w − v)·V``
     (``V`` the kNN votes; without them v = 1 − w), picked as ``_choose_knn_weight`` picks: by the
     blend's Brier score on the given labels."""
-    grid = _VIEW_GRID if V is not None else tuple((w, 1.0 - w) for w in _WEIGHT_GRID)
-    return min(grid, key=lambda wv: _brier(wv[0] * P + wv[1] * Q + ((1.0 - wv[0] - wv[1]) * V if V is not None else 0.0), y))
+    if V is None:
+        grid = tuple((w, 1.0 - w) for w in _WEIGHT_GRID)
+        return grid[int(np.argmin(_blend_briers(y, [P, Q], np.array(grid))))]
+    weights = np.array([(w, v, 1.0 - w - v) for w, v in _VIEW_GRID])
+    return _VIEW_GRID[int(np.argmin(_blend_briers(y, [P, Q, V], weights)))]
 
 
 _BLEND_RULES = ("blend_prune_by_noise_rate", "blend_posterior")  # rules that run on the probe/kNN blend
@@ -167,6 +191,7 @@ def find_label_issues(
     min_examples_per_class: int = 1,
     neighbors: Any = None,
     view: Any = None,
+    vote_weights: Any = None,
 ) -> LabelIssues:
     """Find items whose given label is probably wrong.
 
@@ -260,6 +285,10 @@ def find_label_issues(
         v 0–0.6) by the blend's Brier score on the given labels, as the kNN weight is; the
         probe's part then stands for ``(w·probs + v·view) / (w + v)`` everywhere below, and
         ``view_weight`` records v.
+    vote_weights : array-like of shape (n,), optional
+        Positive weight of each item's vote as a neighbour (``knn_label_agreement``'s
+        ``weights``); :func:`detect_label_issues`'s second pass gives its first pass's label
+        quality, so that labels that look wrong sway their neighbours less.
 
     Returns
     -------
@@ -296,7 +325,7 @@ def find_label_issues(
         if neighbors is None:
             neighbors = knn_graph(as_embeddings(X, len(y)), k=k)[0]
         neighbors = np.asarray(neighbors, dtype=np.int64)
-        agreement, votes = knn_label_agreement(None, y, n_classes=K, neighbors=neighbors)
+        agreement, votes = knn_label_agreement(None, y, n_classes=K, neighbors=neighbors, weights=vote_weights)
     if view is not None:  # a second view joins the probe's side of the blend
         Q = as_probs(view, len(y))
         if Q.shape != P.shape:
@@ -386,6 +415,7 @@ def detect_label_issues(
     progress: Callable[[str, float], None] | None = None,
     texts: Any = None,
     knn_with_words_max: int | None = None,
+    second_pass: bool = True,
 ) -> LabelIssues:
     """The whole label-noise pipeline, from embeddings to flags.
 
@@ -396,7 +426,12 @@ def detect_label_issues(
        words' view, only up to ``knn_with_words_max`` items);
     5. :func:`find_label_issues` with those probabilities and neighbours (``method="auto"``:
        confident learning's noise estimate on the probe/kNN blend, then the items most likely
-       mislabelled under it: ``core.diagnose.posterior``).
+       mislabelled under it: ``core.diagnose.posterior``);
+    6. a second pass (``second_pass``): the neighbour votes, the words' naive Bayes and, without
+       words from ``SECOND_PASS_PROBE_MIN_CELLS`` items × components, the probe fitted again with each item
+       weighed by its label quality from step 5 (the probability that its label is right), then
+       step 5 again. Labels that look wrong then teach the sources less, so the items they
+       mislead stand out: measured in benchmarks/RESULTS.md ("The second pass").
 
     Why reduce, and why two sizes: the kNN graph costs n²·d and a probe iteration n·d·K, and the
     top principal components of a pretrained embedding keep its class structure. The probe is
@@ -454,13 +489,16 @@ def detect_label_issues(
         (default ``KNN_WITH_WORDS_MAX``, 10,000, read at call time: past it, the vote costs more
         than everything else together and adds nothing measurable). Without one, it is always
         built.
+    second_pass : bool, default True
+        Run step 6. ``False`` gives the first pass's flags (what DIAGNOSIS_VERSION 8 flagged).
 
     Returns
     -------
     LabelIssues
-        As :func:`find_label_issues`, plus ``probs`` (n, K), the out-of-fold probabilities;
-        ``seconds``, wall time per stage (``pca``, ``probe``, ``words``, ``knn``,
-        ``confident_learning``); and what was built on the way, for callers that need more than
+        As :func:`find_label_issues` (of the last pass; ``passes`` says which), plus ``probs``
+        (n, K), the first pass's out-of-fold probe probabilities (what confident learning alone
+        would read); ``seconds``, wall time per stage (``pca``, ``probe``, ``words``, ``knn``,
+        ``confident_learning``, ``second_pass``); and what was built on the way, for callers that need more than
         the flags (the Diagnose pipeline draws its map and finds outliers with them):
         ``components`` (the PCA-reduced embeddings), ``neighbors`` and ``neighbor_sims`` (the
         kNN graph; None where it was not built).
@@ -472,8 +510,12 @@ def detect_label_issues(
     for name, v in (("n_components", n_components), ("knn_components", knn_components)):
         if v is not None and v < 1:
             raise DataError(f"{name} must be a positive number of components or None, got {v}.")
+    if texts is not None and len(texts) != len(y):
+        raise DataError(f"texts has {len(texts)} items but labels has {len(y)}; pass one text per label.")
     report = progress or (lambda stage, fraction: None)
     seconds: dict[str, float] = {}
+    probe: dict[str, Any] = {"n_folds": n_folds, "seed": seed, "C": C, "n_classes": n_classes, "max_iter": max_iter, "n_jobs": n_jobs}
+    flagging: dict[str, Any] = {"method": method, "min_examples_per_class": min_examples_per_class}
     with one_thread_each():  # every stage brings its own threads where they pay (ARCHITECTURE.md, "Threads")
         report("reducing embeddings", 0.0)
         t = time.perf_counter()
@@ -481,28 +523,68 @@ def detect_label_issues(
         seconds["pca"] = time.perf_counter() - t
         report("out-of-fold probabilities", 0.1)
         t = time.perf_counter()
-        probs = out_of_fold_probs(Z, y, n_folds=n_folds, seed=seed, C=C, n_classes=n_classes, max_iter=max_iter, n_jobs=n_jobs)
+        probs = out_of_fold_probs(Z, y, **probe)
         seconds["probe"] = time.perf_counter() - t
-        view = None
+        words = view = None
         if texts is not None:
-            from core.diagnose.words import word_view_probs
+            from core.diagnose.words import word_features, word_view_probs
 
-            report("words", 0.6)
+            report("words", 0.5)
             t = time.perf_counter()
-            view = word_view_probs(texts, y, n_folds=n_folds, seed=seed, n_classes=probs.shape[1])
+            words = word_features(texts)
+            if words is not None:
+                view = word_view_probs(None, y, n_folds=n_folds, seed=seed, n_classes=probs.shape[1], features=words)
             seconds["words"] = time.perf_counter() - t
         neighbors = sims = None
         if view is None or len(y) <= (KNN_WITH_WORDS_MAX if knn_with_words_max is None else knn_with_words_max):
-            report("nearest neighbours", 0.65)
+            report("nearest neighbours", 0.55)
             t = time.perf_counter()
             Zk = Z if n_components is None or knn_components is None else Z[:, :knn_components]
             neighbors, sims = knn_graph(Zk, k=k, n_jobs=n_jobs)
             seconds["knn"] = time.perf_counter() - t
-        report("confident learning", 0.9)
+        report("confident learning", 0.7)
         t = time.perf_counter()
-        res = find_label_issues(y, probs, neighbors=neighbors, method=method, min_examples_per_class=min_examples_per_class, view=view)
+        res = find_label_issues(y, probs, neighbors=neighbors, view=view, **flagging)
         seconds["confident_learning"] = time.perf_counter() - t
+        if second_pass:
+            report("second pass", 0.8)
+            t = time.perf_counter()
+            res = _second_pass(res, y, Z, probs, words, neighbors, probe, flagging)
+            seconds["second_pass"] = time.perf_counter() - t
     res.probs = probs
     res.seconds = seconds
     res.components, res.neighbors, res.neighbor_sims = Z, neighbors, sims
+    return res
+
+
+def _second_pass(
+    first: LabelIssues,
+    y: np.ndarray,
+    Z: np.ndarray,
+    probs: np.ndarray,
+    words: Any,
+    neighbors: np.ndarray | None,
+    probe: dict[str, Any],
+    flagging: dict[str, Any],
+) -> LabelIssues:
+    """:func:`detect_label_issues`'s second pass: every source fitted again with each item weighed by
+    its first-pass label quality (the probability that its label is right), then the same flagging.
+
+    The neighbour votes and the words' naive Bayes always; the probe when there are no words and
+    at least ``SECOND_PASS_PROBE_MIN_CELLS`` items × components (see there). Returns ``first``
+    unchanged when there is nothing to refit."""
+    refit = words is None and Z.shape[0] * Z.shape[1] >= SECOND_PASS_PROBE_MIN_CELLS
+    if not (refit or words is not None or neighbors is not None):
+        return first
+    w = np.clip(first.score, WEIGHT_FLOOR, 1.0)
+    probs2 = out_of_fold_probs(Z, y, **probe, sample_weight=w) if refit else probs
+    view = None
+    if words is not None:
+        from core.diagnose.words import word_view_probs
+
+        view = word_view_probs(
+            None, y, n_folds=probe["n_folds"], seed=probe["seed"], n_classes=probs.shape[1], features=words, sample_weight=w
+        )
+    res = find_label_issues(y, probs2, neighbors=neighbors, view=view, vote_weights=None if neighbors is None else w, **flagging)
+    res.passes = 2
     return res

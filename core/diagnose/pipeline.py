@@ -34,7 +34,7 @@ from core.diagnose.maps import pca_2d
 from core.embed import embeddings
 from core.store.artifacts import RunFiles
 
-DIAGNOSIS_VERSION = 8  # bump when the pipeline changes what it computes
+DIAGNOSIS_VERSION = 9  # bump when the pipeline changes what it computes
 Progress = Callable[[str, float], None]  # (stage description, overall fraction 0..1)
 # seconds of everything after the embeddings: a constant + per item (benchmarks/RESULTS.md)
 DETECT_S = 2.0
@@ -246,6 +246,7 @@ def _save(path: Path, d: Diagnosis) -> None:
         "knn_weight": iss.knn_weight,
         "view_weight": iss.view_weight,
         "counts": iss.counts,
+        "passes": iss.passes,
         "seconds": d.seconds,
         "backbone": d.backbone,
         "dup_kind": [c.kind for c in d.duplicates],
@@ -295,6 +296,7 @@ def _load(path: Path, ds: Dataset, cfg: DiagnoseConfig) -> Diagnosis:
         knn_weight=meta["knn_weight"],
         view_weight=meta.get("view_weight"),
         counts=meta.get("counts", {}),
+        passes=meta.get("passes", 1),
         self_confidence=a.get("self_confidence"),
         knn_agreement=a.get("knn_agreement"),
     )

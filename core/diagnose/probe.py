@@ -31,6 +31,26 @@ def _fold_assignment(y: np.ndarray, n_folds: int, seed: int) -> tuple[np.ndarray
     return folds, n_eff
 
 
+def fold_plan(y: np.ndarray, n_folds: int, seed: int, n_classes: int | None) -> tuple[np.ndarray, int, int]:
+    """The out-of-fold models' folds, checked: ``(fold ids (n,), number of folds, K)``, with -1
+    marking single-example classes' items (always in training, predicted by fold 0's model). A
+    ``DataError`` when no item can be predicted out of fold."""
+    n = len(y)
+    if n_folds < 2:
+        raise DataError(f"n_folds must be at least 2, got {n_folds}.")
+    if n < 2:
+        raise DataError("out_of_fold_probs needs at least 2 items.")
+    K = int(n_classes) if n_classes is not None else int(y.max()) + 1
+    check_labels_fit(y, K, "n_classes")
+    if np.bincount(y, minlength=K).max() < 2:
+        raise DataError(
+            "Every class has a single item, so no item can be predicted out of fold; "
+            "add more examples per class before looking for label noise."
+        )
+    folds, n_eff = _fold_assignment(y, n_folds, seed)
+    return folds, n_eff, K
+
+
 def _make_model(model: Any, C: float, max_iter: int):
     from sklearn.base import clone
 
@@ -48,12 +68,19 @@ def _make_model(model: Any, C: float, max_iter: int):
 
 def _model_inputs(model: Any, X: Any) -> Any:
     """What each fold's model is fitted on: for ``"logreg"``, the features standardised once over
-    every item (``StandardScaler``; it reads no label, like the PCA before it); else ``X`` as given."""
+    every item (it reads no label, like the PCA before it); else ``X`` as given.
+
+    Standardised as scikit-learn's ``StandardScaler`` does (mean 0, population standard deviation
+    1, a constant column left at scale 1), in numpy: the scaler's incremental mean and variance
+    took ~5 ms of the probe's ~25 ms on 4,946 × 192, this ~2 ms; the tests compare the two."""
     if not isinstance(model, str):
         return X
-    from sklearn.preprocessing import StandardScaler
-
-    return StandardScaler().fit_transform(X)
+    A = np.asarray(X)
+    out = A - A.mean(axis=0, dtype=np.float64).astype(A.dtype)
+    scale = np.sqrt((out * out).sum(axis=0, dtype=np.float64) / max(len(A), 1))
+    scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
+    out /= scale.astype(A.dtype)
+    return out
 
 
 def pca_reduce(X: Any, n_components: int = 64, *, seed: int = 0, max_fit_rows: int = 8192, n_jobs: int | None = None) -> np.ndarray:
@@ -128,6 +155,18 @@ def pca_reduce(X: Any, n_components: int = 64, *, seed: int = 0, max_fit_rows: i
     return Z
 
 
+def _sample_weights(sample_weight: Any, n: int) -> np.ndarray | None:
+    """``sample_weight`` as float64 (n,), or None; a ``DataError`` when it cannot weigh n items."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,):
+        raise DataError(f"sample_weight must hold one weight per item, shape ({n},); got {w.shape}.")
+    if not np.all(np.isfinite(w)) or (w < 0).any():
+        raise DataError("sample_weight must be finite and non-negative.")
+    return w
+
+
 def _is_sparse(X: Any) -> bool:
     from scipy import sparse
 
@@ -152,6 +191,7 @@ def out_of_fold_probs(
     n_classes: int | None = None,
     max_iter: int = 500,
     n_jobs: int | None = None,
+    sample_weight: Any = None,
 ) -> np.ndarray:
     """Out-of-fold predicted class probabilities from a linear probe on embeddings.
 
@@ -196,6 +236,10 @@ def out_of_fold_probs(
         Folds fitted at once (threads) for ``model="logreg"`` on at least ``POOL_MIN_CELLS``
         items × dimensions; default all usable cores. Smaller inputs and a custom ``model`` run one
         fold at a time. BLAS and OpenMP are single-threaded throughout (``one_thread_each``).
+    sample_weight : array-like of shape (n,), optional
+        Non-negative weight of each item in the training folds it belongs to (passed to each
+        fold's ``fit``; the label-issue detector's second pass weighs items by how likely their
+        label is right). The held-out items are predicted whatever their weight.
 
     Returns
     -------
@@ -210,21 +254,10 @@ def out_of_fold_probs(
         )
     A = _sparse_rows(X, len(y)) if sparse_x else as_embeddings(X, len(y))
     n = len(y)
-    if n_folds < 2:
-        raise DataError(f"n_folds must be at least 2, got {n_folds}.")
-    if n < 2:
-        raise DataError("out_of_fold_probs needs at least 2 items.")
-    K = int(n_classes) if n_classes is not None else int(y.max()) + 1
-    check_labels_fit(y, K, "n_classes")
-    counts = np.bincount(y, minlength=K)
-    if counts.max() < 2:
-        raise DataError(
-            "Every class has a single item, so no item can be predicted out of fold; "
-            "add more examples per class before looking for label noise."
-        )
+    weights = _sample_weights(sample_weight, n)
+    folds, n_eff, K = fold_plan(y, n_folds, seed, n_classes)
     from sklearn.exceptions import ConvergenceWarning
 
-    folds, n_eff = _fold_assignment(y, n_folds, seed)
     probs = np.zeros((n, K), dtype=np.float64)
     always_train = folds < 0
     A = _model_inputs(model, A)
@@ -239,7 +272,10 @@ def out_of_fold_probs(
             probs[targets, present[0]] = 1.0
             return
         est = _make_model(model, C, max_iter)
-        est.fit(A[train], ytr)
+        if weights is None:
+            est.fit(A[train], ytr)
+        else:
+            est.fit(A[train], ytr, sample_weight=weights[train])
         cols = np.asarray(est.classes_, dtype=np.int64)
         probs[np.ix_(np.flatnonzero(targets), cols)] = est.predict_proba(A[targets])  # folds write disjoint rows
 

@@ -98,6 +98,7 @@ def flagging_rule(issues: LabelIssues) -> str:
         + (", probe and words blended" if issues.knn_weight is None and issues.view_weight else "")  # many texts: no kNN
         + (f" (of which the texts' words {issues.view_weight:.2f})" if issues.view_weight else "")
         + (f". {issue_count_words(issues.counts, issues.n_issues)}" if issues.counts else "")
+        + (". A second pass refitted the sources with each item weighed by its first-pass label quality" if issues.passes == 2 else "")
         + ". Label quality is in [0, 1]: low means the data disagrees with the given label."
     )
 

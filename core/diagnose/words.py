@@ -84,21 +84,92 @@ def word_pair_counts(texts: Sequence[Any], *, min_df: int = WORD_MIN_DF, names: 
     return counts, [every[j] for j in keep.tolist()]
 
 
-def word_view_probs(
-    texts: Sequence[Any], labels: Any, *, n_folds: int = 5, seed: int = 0, n_classes: int | None = None
-) -> np.ndarray | None:
-    """Out-of-fold class probabilities (n, K) of naive Bayes on the texts' TF-IDF word and word-pair
-    counts (sublinear term frequency, smoothed IDF, rows of unit length: scikit-learn's
-    ``TfidfTransformer(sublinear_tf=True)``), or None when the texts have no word seen twice
-    (nothing to learn from)."""
+def word_features(texts: Sequence[Any]) -> Any:
+    """The texts' TF-IDF weighted word and word-pair counts, as naive Bayes reads them
+    (:func:`word_pair_counts`, then scikit-learn's ``TfidfTransformer(sublinear_tf=True)``: sublinear
+    term frequency, smoothed IDF, rows of unit length), or None when no word is seen twice."""
     from sklearn.feature_extraction.text import TfidfTransformer
-    from sklearn.naive_bayes import MultinomialNB
+
+    counts, _ = word_pair_counts(texts)
+    return None if counts is None else TfidfTransformer(sublinear_tf=True).fit_transform(counts)
+
+
+def word_view_probs(
+    texts: Sequence[Any] | None,
+    labels: Any,
+    *,
+    n_folds: int = 5,
+    seed: int = 0,
+    n_classes: int | None = None,
+    features: Any = None,
+    sample_weight: Any = None,
+) -> np.ndarray | None:
+    """Out-of-fold class probabilities (n, K) of naive Bayes on the texts' :func:`word_features`
+    (over the probe's folds: the same ``n_folds`` and ``seed``), or None when the texts have no
+    word seen twice (nothing to learn from).
+
+    ``features`` passes :func:`word_features` already computed (``texts`` is then not read; the
+    detector's second pass reuses them), and ``sample_weight`` weighs each item in the training
+    folds (``core.diagnose.probe.out_of_fold_probs``)."""
+    y = as_labels(labels)
+    if features is None:
+        if texts is None or len(texts) != len(y):
+            raise DataError(f"texts has {0 if texts is None else len(texts)} items but labels has {len(y)}; pass one text per label.")
+        features = word_features(texts)
+        if features is None:
+            return None
+    return naive_bayes_out_of_fold(features, y, n_folds=n_folds, seed=seed, n_classes=n_classes, sample_weight=sample_weight)
+
+
+def naive_bayes_out_of_fold(
+    features: Any,
+    labels: Any,
+    *,
+    n_folds: int = 5,
+    seed: int = 0,
+    n_classes: int | None = None,
+    alpha: float = WORD_ALPHA,
+    sample_weight: Any = None,
+) -> np.ndarray:
+    """``out_of_fold_probs(features, labels, model=MultinomialNB(alpha=alpha), ...)``, in closed form.
+
+    Multinomial naive Bayes is counts: a class's (weighted) feature sums and its (weighted) number
+    of items. A training fold's sums are every item's sums less the held-out fold's, so the folds
+    need one pass over the matrix, not one fit each; scikit-learn's ``fit`` spends most of its ~3 ms
+    per fold on checks and label encoding (NYT editorials' 4,946 texts: ~16 → ~4 ms for five
+    folds). The same folds, smoothing (``alpha``), fitted prior and treatment of classes a fold
+    lacks; the tests compare the two to 1e-10.
+    """
+    from scipy.sparse import csr_matrix
+
+    from core.diagnose.probe import _sample_weights, _sparse_rows, fold_plan
 
     y = as_labels(labels)
-    if len(texts) != len(y):
-        raise DataError(f"texts has {len(texts)} items but labels has {len(y)}; pass one text per label.")
-    counts, _ = word_pair_counts(texts)
-    if counts is None:
-        return None
-    weighted = TfidfTransformer(sublinear_tf=True).fit_transform(counts)
-    return out_of_fold_probs(weighted, y, n_folds=n_folds, seed=seed, model=MultinomialNB(alpha=WORD_ALPHA), n_classes=n_classes)
+    n = len(y)
+    F = _sparse_rows(features, n)
+    folds, n_eff, K = fold_plan(y, n_folds, seed, n_classes)
+    w = _sample_weights(sample_weight, n)
+    w = np.ones(n) if w is None else w
+    # per fold (a fold id of -1, always in training, joins none), each class's weighted feature sums, items and weight
+    held = folds >= 0
+    cell = folds[held] * K + y[held]
+    by_cell = csr_matrix((w[held], (cell, np.flatnonzero(held))), shape=(n_eff * K, n)) @ F
+    totals = csr_matrix((w, (y, np.arange(n))), shape=(K, n)) @ F
+    items = np.bincount(cell, minlength=n_eff * K).reshape(n_eff, K)
+    mass = np.bincount(cell, weights=w[held], minlength=n_eff * K).reshape(n_eff, K)
+    all_items, all_mass = np.bincount(y, minlength=K), np.bincount(y, weights=w, minlength=K)
+    probs = np.zeros((n, K))
+    for f in range(n_eff):
+        targets = np.flatnonzero((folds == f) | ((folds < 0) if f == 0 else np.zeros(n, bool)))
+        present = np.flatnonzero(all_items - items[f] > 0)  # the classes this fold's model learns
+        if len(present) == 1:
+            probs[targets, present[0]] = 1.0
+            continue
+        counts = np.asarray((totals - by_cell[f * K : (f + 1) * K]).todense())[present] + alpha
+        log_prob = np.log(counts) - np.log(counts.sum(axis=1, keepdims=True))
+        prior = all_mass[present] - mass[f, present]
+        joint = np.asarray(F[targets] @ log_prob.T) + (np.log(prior) - np.log(prior.sum()))
+        joint -= joint.max(axis=1, keepdims=True)
+        e = np.exp(joint)
+        probs[np.ix_(targets, present)] = e / e.sum(axis=1, keepdims=True)
+    return probs
