@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from core.diagnose.arrays import as_labels
-from core.diagnose.probe import out_of_fold_probs
+from core.diagnose.probe import _sample_weights, _sparse_rows, fold_plan
 from core.errors import DataError
 
 WORD_MIN_DF = 2  # a word (pair) seen in one text only tells nothing about the others
@@ -141,8 +141,6 @@ def naive_bayes_out_of_fold(
     lacks; the tests compare the two to 1e-10.
     """
     from scipy.sparse import csr_matrix
-
-    from core.diagnose.probe import _sample_weights, _sparse_rows, fold_plan
 
     y = as_labels(labels)
     n = len(y)
