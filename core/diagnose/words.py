@@ -16,7 +16,9 @@ rather than as joined strings in a per-token Python loop. On VADER's 23,320 text
 cleanlab's whole recipe takes there.
 
 The vocabulary and the IDF weights are fitted on every text, as the PCA is on every embedding: they
-see no label. Naive Bayes is fitted inside the training folds only.
+see no label. Naive Bayes is fitted inside the training folds only, in closed form
+(:func:`naive_bayes_out_of_fold`: a training fold's class sums are every item's less the fold's; the
+tests compare it with ``MultinomialNB`` fold by fold), since the detector fits it twice.
 """
 
 from __future__ import annotations
