@@ -188,6 +188,11 @@ def test_the_probe_scales_every_item_once_then_fits_each_fold(digits, monkeypatc
         ref[folds == f] = LogisticRegression(C=0.1, max_iter=500).fit(Xs[folds != f], y[folds != f]).predict_proba(Xs[folds == f])
     # float32 rounding of the two standardisations moves a probability by ~1e-6; scaling inside each fold instead moves it by ~0.05
     np.testing.assert_allclose(probs, ref, atol=1e-5)
+    # the standardisation itself is StandardScaler's, integer features and a constant column included
+    ints = np.random.default_rng(0).integers(0, 17, (200, 8))
+    ints[:, 3] = 5
+    np.testing.assert_allclose(probe._model_inputs("logreg", ints), StandardScaler().fit_transform(ints.astype(float)), atol=1e-12)
+    np.testing.assert_allclose(probe._model_inputs("logreg", X), StandardScaler().fit_transform(X), atol=1e-5)
     # folds on two threads (from POOL_MIN_CELLS on) give the same probabilities as one at a time
     monkeypatch.setattr(probe, "POOL_MIN_CELLS", 0)
     np.testing.assert_allclose(nz.out_of_fold_probs(X, y, seed=2, C=0.1, n_jobs=2), probs, atol=1e-6)

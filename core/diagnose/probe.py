@@ -76,6 +76,8 @@ def _model_inputs(model: Any, X: Any) -> Any:
     if not isinstance(model, str):
         return X
     A = np.asarray(X)
+    if not np.issubdtype(A.dtype, np.floating):  # integer features: scaled in double precision
+        A = A.astype(np.float64)
     out = A - A.mean(axis=0, dtype=np.float64).astype(A.dtype)
     scale = np.sqrt((out * out).sum(axis=0, dtype=np.float64) / max(len(A), 1))
     scale[scale < 10 * np.finfo(np.float64).eps] = 1.0
