@@ -527,13 +527,13 @@ def detect_label_issues(
         seconds["probe"] = time.perf_counter() - t
         words = view = None
         if texts is not None:
-            from core.diagnose.words import word_features, word_view_probs
+            from core.diagnose.words import naive_bayes_out_of_fold, word_features
 
             report("words", 0.5)
             t = time.perf_counter()
-            words = word_features(texts)
+            words = word_features(texts)  # once: the second pass fits naive Bayes on them again
             if words is not None:
-                view = word_view_probs(None, y, n_folds=n_folds, seed=seed, n_classes=probs.shape[1], features=words)
+                view = naive_bayes_out_of_fold(words, y, n_folds=n_folds, seed=seed, n_classes=probs.shape[1])
             seconds["words"] = time.perf_counter() - t
         neighbors = sims = None
         if view is None or len(y) <= (KNN_WITH_WORDS_MAX if knn_with_words_max is None else knn_with_words_max):
@@ -580,11 +580,9 @@ def _second_pass(
     probs2 = out_of_fold_probs(Z, y, **probe, sample_weight=w) if refit else probs
     view = None
     if words is not None:
-        from core.diagnose.words import word_view_probs
+        from core.diagnose.words import naive_bayes_out_of_fold
 
-        view = word_view_probs(
-            None, y, n_folds=probe["n_folds"], seed=probe["seed"], n_classes=probs.shape[1], features=words, sample_weight=w
-        )
+        view = naive_bayes_out_of_fold(words, y, n_folds=probe["n_folds"], seed=probe["seed"], n_classes=probs.shape[1], sample_weight=w)
     res = find_label_issues(y, probs2, neighbors=neighbors, view=view, vote_weights=None if neighbors is None else w, **flagging)
     res.passes = 2
     return res

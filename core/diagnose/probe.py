@@ -201,7 +201,7 @@ def out_of_fold_probs(
     on the others, so no item's probability comes from a model that saw its (possibly wrong)
     label. With ``model="logreg"`` the probe is a multinomial
     ``LogisticRegression(solver="lbfgs", C=C)`` fitted inside the training folds on the features
-    standardised once over all items (``StandardScaler``). The scaling reads no label, like the
+    standardised once over all items (as ``StandardScaler`` does, :func:`_model_inputs`). The scaling reads no label, like the
     PCA before it, so no fold learns anything from the labels it holds out. Once rather than per
     fold, and with the libraries single-threaded, the probe took a quarter to a half less time on
     1,797-23,320 items (2 cores).

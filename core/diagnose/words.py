@@ -97,29 +97,24 @@ def word_features(texts: Sequence[Any]) -> Any:
 
 
 def word_view_probs(
-    texts: Sequence[Any] | None,
+    texts: Sequence[Any],
     labels: Any,
     *,
     n_folds: int = 5,
     seed: int = 0,
     n_classes: int | None = None,
-    features: Any = None,
     sample_weight: Any = None,
 ) -> np.ndarray | None:
     """Out-of-fold class probabilities (n, K) of naive Bayes on the texts' :func:`word_features`
-    (over the probe's folds: the same ``n_folds`` and ``seed``), or None when the texts have no
-    word seen twice (nothing to learn from).
-
-    ``features`` passes :func:`word_features` already computed (``texts`` is then not read; the
-    detector's second pass reuses them), and ``sample_weight`` weighs each item in the training
-    folds (``core.diagnose.probe.out_of_fold_probs``)."""
+    (over the probe's folds: the same ``n_folds`` and ``seed``; ``sample_weight`` weighs each item
+    in the training folds), or None when the texts have no word seen twice (nothing to learn from).
+    The detector builds the features once and calls :func:`naive_bayes_out_of_fold` on them."""
     y = as_labels(labels)
+    if len(texts) != len(y):
+        raise DataError(f"texts has {len(texts)} items but labels has {len(y)}; pass one text per label.")
+    features = word_features(texts)
     if features is None:
-        if texts is None or len(texts) != len(y):
-            raise DataError(f"texts has {0 if texts is None else len(texts)} items but labels has {len(y)}; pass one text per label.")
-        features = word_features(texts)
-        if features is None:
-            return None
+        return None
     return naive_bayes_out_of_fold(features, y, n_folds=n_folds, seed=seed, n_classes=n_classes, sample_weight=sample_weight)
 
 
