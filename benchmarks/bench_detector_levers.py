@@ -33,8 +33,9 @@ naive Bayes, the neighbour votes, ``find_label_issues``) put together another wa
 Printed per lever and seed: F1 at the flagging rule's count, its edge over the better of the
 project's confident learning and cleanlab's ``find_label_issues`` on the first probe (as
 ``bench_detector_edge.py``), the edge at the best count (the F1-best cut of the lever's ranking, an
-oracle: it reads the true labels), and the lever's wall time over the detector's (one run each, so
-only a rough guide). The goal ``bench_detector_edge.py`` checks is an edge of +0.03 on every seed.
+oracle: it reads the true labels), the edge over the strongest confident learning found (on the
+detector's probe or on ``bench_detector_edge.stronger_probes``), and the lever's wall time over the
+detector's (one run each, so only a rough guide). The goal ``bench_detector_edge.py`` checks is an edge of +0.03 on every seed.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_detector_edge import TASKS, UNSEEN, cl_f1, task_data, unscaled_probe
+from benchmarks.bench_detector_edge import TASKS, UNSEEN, cl_f1, stronger_probes, task_data, unscaled_probe
 
 LEVERS = (
     "detector",
@@ -150,6 +151,8 @@ def one(task: str, seed: int, cache: dict, levers: tuple[str, ...] = LEVERS) -> 
     base_s = time.perf_counter() - t
     assert shipped.probs is not None
     cl = max(cl_f1(y, shipped.probs, noisy))
+    # the strongest confident learning found: on the detector's probe or on either stronger probe (bench_detector_edge.py)
+    strongest = max(cl, *(max(cl_f1(y, P, noisy)) for P in stronger_probes(shipped, y, seed).values()))
     t = time.perf_counter()
     pieces = Pieces(X, y, texts, seed)
     shared_s = time.perf_counter() - t  # the PCA and the word counts, which every lever reads
@@ -194,10 +197,10 @@ def one(task: str, seed: int, cache: dict, levers: tuple[str, ...] = LEVERS) -> 
         seconds = shared_s + time.perf_counter() - t
         f1 = prf(res.is_issue, noisy)[2]
         rows.append({"task": task, "seed": seed, "lever": lever, "f1": f1, "edge": f1 - baseline, "best_edge": best_cut_f1(res.score, noisy) - baseline,
-                     "flagged": int(res.n_issues), "baseline": baseline, "cl_first_probe": cl, "time_ratio": seconds / base_s})  # fmt: skip
+                     "edge_strongest": f1 - strongest, "flagged": int(res.n_issues), "baseline": baseline, "cl_first_probe": cl, "time_ratio": seconds / base_s})  # fmt: skip
         r = rows[-1]
         print(f"{task} seed {seed} · {lever:<25} F1 {f1:.3f} (CL {baseline:.3f}) · edge {r['edge']:+.3f} · at the best count {r['best_edge']:+.3f} · "
-              f"{r['flagged']:,} flagged · {r['time_ratio']:.1f}× the detector's time", flush=True)  # fmt: skip
+              f"over the strongest {r['edge_strongest']:+.3f} · {r['flagged']:,} flagged · {r['time_ratio']:.1f}× the detector's time", flush=True)  # fmt: skip
     return rows
 
 
@@ -216,17 +219,18 @@ def main() -> int:
         for r in one(task, seed, cache, ("detector", *[v for v in args.levers if v != "detector"]))
     ]
     print(
-        "\n| task | lever | F1, mean | edge at the rule's count, smallest (mean) | edge at the best count, smallest (mean) | time ÷ detector's, median |"
+        "\n| task | lever | F1, mean | edge at the rule's count, smallest (mean) | edge at the best count, smallest (mean) |"
+        " edge over the strongest, smallest (mean) | time ÷ detector's, median |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     for task in args.tasks:
         for lever in LEVERS:  # in the table's order
             part = [r for r in rows if r["task"] == task and r["lever"] == lever]
             if not part:
                 continue
-            e, b = [r["edge"] for r in part], [r["best_edge"] for r in part]
+            e, b, st = ([r[key] for r in part] for key in ("edge", "best_edge", "edge_strongest"))
             print(f"| {task} | {lever} | {np.mean([r['f1'] for r in part]):.3f} | {min(e):+.3f} ({np.mean(e):+.3f}) | {min(b):+.3f} ({np.mean(b):+.3f}) | "
-                  f"{np.median([r['time_ratio'] for r in part]):.1f} |")  # fmt: skip
+                  f"{min(st):+.3f} ({np.mean(st):+.3f}) | {np.median([r['time_ratio'] for r in part]):.1f} |")  # fmt: skip
     return 0
 
 
