@@ -21,8 +21,9 @@ naive Bayes, the neighbour votes, ``find_label_issues``) put together another wa
   given its suggested label (correction instead of weighing);
 - ``probe C 0.01``: the probe ten times more regularised (the shipped C is 0.1). A different probe, so
   its edge is over confident learning on *that* probe;
-- ``unscaled probe``: the probe on the PCA components without scaling each to unit variance (one
-  scale for all, so the leading components keep their weight), C = 0.01. It is a different probe,
+- ``unscaled probe`` (and ``unscaled probe C 0.001``): the probe on the PCA components without
+  scaling each to unit variance (one scale for all, so the leading components keep their weight),
+  C = 0.01 (0.001). It is a different probe,
   so its edge is over confident learning on *that* probe (both baselines are printed);
 - ``both probes`` (tasks without words): the unscaled probe joins the blend in the place the words
   take for texts, its weight chosen by the same Brier rule; the edge is over the better of
@@ -65,6 +66,7 @@ LEVERS = (
     "relabel",
     "probe C 0.01",
     "unscaled probe",
+    "unscaled probe C 0.001",
     "both probes",
     "oracle: true-label probe",
 )
@@ -180,8 +182,8 @@ def one(task: str, seed: int, cache: dict, levers: tuple[str, ...] = LEVERS) -> 
             P = pieces.probe(y, C=0.01)
             baseline = max(cl_f1(y, P, noisy))
             res = pieces.run(P)
-        elif lever == "unscaled probe":
-            P = unscaled_probe(pieces.Z, y, seed)
+        elif lever.startswith("unscaled probe"):
+            P = unscaled_probe(pieces.Z, y, seed, C=0.001 if lever.endswith("0.001") else 0.01)
             baseline = max(cl_f1(y, P, noisy))
             res = pieces.run(P)
         elif lever == "both probes":  # the unscaled probe in the view's place: tasks without words only
