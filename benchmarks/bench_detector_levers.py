@@ -23,8 +23,7 @@ naive Bayes, the neighbour votes, ``find_label_issues``) put together another wa
   its edge is over confident learning on *that* probe;
 - ``unscaled probe`` (and ``unscaled probe C 0.001``): the probe on the PCA components without
   scaling each to unit variance (one scale for all, so the leading components keep their weight),
-  C = 0.01 (0.001). It is a different probe,
-  so its edge is over confident learning on *that* probe (both baselines are printed);
+  C = 0.01 (0.001). A different probe, so its edge is over confident learning on *that* probe;
 - ``both probes`` (tasks without words): the unscaled probe joins the blend in the place the words
   take for texts, its weight chosen by the same Brier rule; the edge is over the better of
   confident learning on either probe;
@@ -36,7 +35,8 @@ project's confident learning and cleanlab's ``find_label_issues`` on the first p
 ``bench_detector_edge.py``), the edge at the best count (the F1-best cut of the lever's ranking, an
 oracle: it reads the true labels), the edge over the strongest confident learning found (on the
 detector's probe or on ``bench_detector_edge.stronger_probes``), and the lever's wall time over the
-detector's (one run each, so only a rough guide). The goal ``bench_detector_edge.py`` checks is an edge of +0.03 on every seed.
+detector's (one run each, so only a rough guide). The goal ``bench_detector_edge.py`` checks is an
+edge of +0.03 on every seed.
 """
 
 from __future__ import annotations
