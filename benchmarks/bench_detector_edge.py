@@ -180,11 +180,12 @@ def unscaled_probe(Z: np.ndarray, y: np.ndarray, seed: int, C: float = 0.01) -> 
     their weight; C = 0.01, the same folds as the detector's probe."""
     from sklearn.linear_model import LogisticRegression
 
+    from core.diagnose.label_issues import N_FOLDS, PROBE_MAX_ITER
     from core.diagnose.probe import out_of_fold_probs
 
     F = Z - Z.mean(axis=0)
     F = F / np.sqrt((F * F).sum(axis=1).mean() / F.shape[1])
-    return out_of_fold_probs(F, y, n_folds=5, seed=seed, model=LogisticRegression(C=C, max_iter=500))
+    return out_of_fold_probs(F, y, n_folds=N_FOLDS, seed=seed, model=LogisticRegression(C=C, max_iter=PROBE_MAX_ITER))
 
 
 def stronger_probes(res, y: np.ndarray, seed: int) -> dict[str, np.ndarray]:
@@ -234,9 +235,9 @@ def one(task: str, seed: int, cache: dict, repeats: int = 1, warmup: bool = Fals
     f1 = {"gapscope": prf(res.is_issue, noisy)[2], "cleanlab_recipe": prf(recipe, noisy)[2]}
     f1["cl_same_probe"], f1["cleanlab_same_probe"] = cl_f1(y, res.probs, noisy)
     edge = f1["gapscope"] - max(f1["cl_same_probe"], f1["cleanlab_same_probe"])
-    for name, P in stronger_probes(res, y, seed).items():  # untimed: baselines, not the detector
-        f1[f"cl_{name}"] = max(cl_f1(y, P, noisy))
-    strongest = max(f1["cl_same_probe"], f1["cleanlab_same_probe"], f1["cl_C 0.01"], f1["cl_unscaled"], f1["cl_unscaled C 0.001"])
+    stronger = {f"cl_{name}": max(cl_f1(y, P, noisy)) for name, P in stronger_probes(res, y, seed).items()}  # untimed: baselines
+    f1.update(stronger)
+    strongest = max(f1["cl_same_probe"], f1["cleanlab_same_probe"], *stronger.values())
     row = {"task": task, "seed": seed, "n": len(y), "noise": float(noisy.mean()), **f1, "edge": edge, "edge_strongest": f1["gapscope"] - strongest,
            "gapscope_s": ours_s, "cleanlab_recipe_s": recipe_s, "gapscope_times": ours_times, "recipe_times": recipe_times, "knn_weight": res.knn_weight, "view_weight": res.view_weight}  # fmt: skip
     print(

@@ -153,17 +153,17 @@ def one(task: str, seed: int, cache: dict, levers: tuple[str, ...] = LEVERS) -> 
     base_s = time.perf_counter() - t
     assert shipped.probs is not None
     cl = max(cl_f1(y, shipped.probs, noisy))
-    # the strongest confident learning found: on the detector's probe or on either stronger probe (bench_detector_edge.py)
+    # the strongest confident learning found: on the detector's probe or on one of the stronger probes (bench_detector_edge.py)
     strongest = max(cl, *(max(cl_f1(y, P, noisy)) for P in stronger_probes(shipped, y, seed).values()))
     t = time.perf_counter()
     pieces = Pieces(X, y, texts, seed)
     shared_s = time.perf_counter() - t  # the PCA and the word counts, which every lever reads
+    shipped_refit = pieces.words is None and pieces.Z.size >= pieces.li.SECOND_PASS_PROBE_MIN_CELLS  # the detector's second-pass rule
     rows = []
     for lever in levers:
         t = time.perf_counter()
         baseline = cl
         if lever == "detector":
-            shipped_refit = pieces.words is None and pieces.Z.size >= pieces.li.SECOND_PASS_PROBE_MIN_CELLS
             res = pieces.run(pieces.probe(y), refit_probe=shipped_refit)
             if not np.array_equal(res.is_issue, shipped.is_issue):
                 raise SystemExit(f"{task} seed {seed}: the pieces put together do not flag what detect_label_issues flags")
@@ -191,7 +191,7 @@ def one(task: str, seed: int, cache: dict, levers: tuple[str, ...] = LEVERS) -> 
                 continue
             P = unscaled_probe(pieces.Z, y, seed)
             baseline = max(cl, *cl_f1(y, P, noisy))
-            res = pieces.run(pieces.probe(y), view=P, refit_probe=pieces.Z.size >= pieces.li.SECOND_PASS_PROBE_MIN_CELLS)
+            res = pieces.run(pieces.probe(y), view=P, refit_probe=shipped_refit)
         elif pieces.K == 2:  # the oracle: with two classes a wrong label's true class is the other one
             res = pieces.run(pieces.probe(np.where(noisy, 1 - y, y)))
         else:  # task_data keeps only which labels are wrong, not their true class
