@@ -181,11 +181,10 @@ def unscaled_probe(Z: np.ndarray, y: np.ndarray, seed: int, C: float = 0.01) -> 
     from sklearn.linear_model import LogisticRegression
 
     from core.diagnose.label_issues import N_FOLDS, PROBE_MAX_ITER
+    from core.diagnose.noise_aware import common_scale
     from core.diagnose.probe import out_of_fold_probs
 
-    F = Z - Z.mean(axis=0)
-    F = F / np.sqrt((F * F).sum(axis=1).mean() / F.shape[1])
-    return out_of_fold_probs(F, y, n_folds=N_FOLDS, seed=seed, model=LogisticRegression(C=C, max_iter=PROBE_MAX_ITER))
+    return out_of_fold_probs(common_scale(Z), y, n_folds=N_FOLDS, seed=seed, model=LogisticRegression(C=C, max_iter=PROBE_MAX_ITER))
 
 
 def stronger_probes(res, y: np.ndarray, seed: int) -> dict[str, np.ndarray]:

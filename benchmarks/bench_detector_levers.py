@@ -10,7 +10,10 @@ naive Bayes, the neighbour votes, ``find_label_issues``) put together another wa
 
 - ``detector``: the pieces as ``detect_label_issues`` puts them together (a first pass, then a
   second with the words and the votes refitted, each item weighed by its first-pass label
-  quality); the script checks that its flags are the shipped detector's;
+  quality, then the noise-aware step where it runs one: ``core.diagnose.noise_aware.applies``);
+  the script checks that its flags are the shipped detector's;
+- ``two passes``: the detector without its noise-aware step (DIAGNOSIS_VERSION 9), on the tasks
+  where it runs one. The levers below up to ``oracle`` change the two passes and leave that step out;
 - ``probe refit``: the second pass refits the probe too (the shipped detector does so only without
   words and from 1M items × components);
 - ``bag B × P passes``: the probe averaged over B draws of the folds (an ensemble of probes over
@@ -28,7 +31,17 @@ naive Bayes, the neighbour votes, ``find_label_issues``) put together another wa
   take for texts, its weight chosen by the same Brier rule; the edge is over the better of
   confident learning on either probe;
 - ``oracle: true-label probe`` (two-class tasks): the probe fitted on the true labels (which no
-  detector has), as a ceiling on what a better probe could rank.
+  detector has), as a ceiling on what a better probe could rank;
+- ``noise-aware probe``: a probe that learns the *true* class through the detector's estimated
+  noise matrix T (forward loss correction, Patrini et al. 2017: its softmax p is fitted so that
+  ``T·p`` predicts the given labels), on the components under one common scale (as the unscaled
+  probe), C = 0.01, the same folds; items ranked by the probability that their label is wrong under
+  T (``core.diagnose.posterior.mislabel_posterior`` on p), the detector's count flagged. Its
+  baseline is the better of confident learning on the detector's probe and on ``T·p``;
+- ``noise-aware + detector``: the noise-aware step (``core.diagnose.label_issues.noise_aware_rerank``:
+  the mean of that probability and the two passes' own, the two passes' count flagged) on the
+  tasks where the detector does not run it (two classes, words, or fewer than 1M items ×
+  components): what it would do there.
 
 Printed per lever and seed: F1 at the flagging rule's count, its edge over the better of the
 project's confident learning and cleanlab's ``find_label_issues`` on the first probe (as
@@ -47,6 +60,7 @@ import platform
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -57,6 +71,7 @@ from benchmarks.bench_detector_edge import TASKS, UNSEEN, cl_f1, stronger_probes
 
 LEVERS = (
     "detector",
+    "two passes",
     "probe refit",
     "bag 2 × 1 pass",
     "bag 3 × 2 passes",
@@ -69,6 +84,8 @@ LEVERS = (
     "unscaled probe C 0.001",
     "both probes",
     "oracle: true-label probe",
+    "noise-aware probe",
+    "noise-aware + detector",
 )
 
 
@@ -76,6 +93,54 @@ def best_cut_f1(quality: np.ndarray, noisy: np.ndarray) -> float:
     """F1 of the best count: flag the m lowest label qualities, m chosen with the true labels."""
     hits = np.cumsum(noisy[np.argsort(quality, kind="stable")])
     return float((2 * hits / (np.arange(1, len(hits) + 1) + noisy.sum())).max())
+
+
+def other_probe(lever: str, pieces: Pieces, noisy: np.ndarray, cl: float, shipped_refit: bool) -> tuple[Any, float]:
+    """The levers with another probe than the detector's: their result and baseline (see the docstring)."""
+    y, seed = pieces.y, pieces.seed
+    if lever == "probe C 0.01":
+        P = pieces.probe(y, C=0.01)
+        return pieces.run(P), max(cl_f1(y, P, noisy))
+    if lever == "both probes":
+        P = unscaled_probe(pieces.Z, y, seed)
+        return pieces.run(pieces.probe(y), view=P, refit_probe=shipped_refit), max(cl, *cl_f1(y, P, noisy))
+    P = unscaled_probe(pieces.Z, y, seed, C=0.001 if lever.endswith("0.001") else 0.01)
+    return pieces.run(P), max(cl_f1(y, P, noisy))
+
+
+def detector_lever(lever: str, pieces: Pieces, two_pass: Any, shipped: Any, refit: bool, where: str) -> Any | None:
+    """``detector``: the pieces put together as ``detect_label_issues`` does, checked against it
+    (its two passes, then its noise-aware step where it runs one); ``two passes``: without the
+    noise-aware step, where the detector runs one; ``noise-aware + detector``: with it, where the
+    detector does not run one. None where the lever would be the detector itself."""
+    from core.diagnose.label_issues import noise_aware_rerank
+
+    if (lever == "two passes" and not shipped.noise_aware) or (lever == "noise-aware + detector" and shipped.noise_aware):
+        return None
+    res = pieces.run(pieces.probe(pieces.y), refit_probe=refit)
+    if not np.array_equal(res.is_issue, two_pass.is_issue):
+        raise SystemExit(f"{where}: the pieces put together do not flag what detect_label_issues's two passes flag")
+    if lever == "two passes" or not (shipped.noise_aware or lever == "noise-aware + detector"):
+        return res
+    res = noise_aware_rerank(res, pieces.y, pieces.Z, n_folds=pieces.li.N_FOLDS, seed=pieces.seed)
+    if lever == "detector" and not np.array_equal(res.is_issue, shipped.is_issue):
+        raise SystemExit(f"{where}: the pieces and the noise-aware step do not flag what detect_label_issues flags")
+    return res
+
+
+def noise_aware_alone(two_pass: Any, pieces: Pieces, noisy: np.ndarray, cl: float) -> tuple[SimpleNamespace, float]:
+    """The ``noise-aware probe`` lever on the detector's two passes ``two_pass``: its result and
+    baseline (see the docstring)."""
+    from core.diagnose.noise_aware import noise_aware_probs
+    from core.diagnose.posterior import mislabel_posterior, shrink_noise_matrix
+
+    y = pieces.y
+    T = shrink_noise_matrix(two_pass.noise_matrix, two_pass.confident_joint.sum(axis=0))
+    p = noise_aware_probs(pieces.Z, y, T, n_folds=pieces.li.N_FOLDS, seed=pieces.seed)
+    wrong = mislabel_posterior(y, p, T)
+    flags = np.zeros(len(y), bool)
+    flags[np.argsort(-wrong, kind="stable")[: two_pass.n_issues]] = True
+    return SimpleNamespace(is_issue=flags, score=1.0 - wrong, n_issues=int(flags.sum())), max(cl, *cl_f1(y, p @ T.T, noisy))
 
 
 class Pieces:
@@ -152,6 +217,8 @@ def one(task: str, seed: int, cache: dict, levers: tuple[str, ...] = LEVERS) -> 
     shipped = detect_label_issues(X, y, seed=seed, texts=texts)
     base_s = time.perf_counter() - t
     assert shipped.probs is not None
+    # the first two passes alone, where the detector's last step (the noise-aware probe) changed them
+    two_pass = detect_label_issues(X, y, seed=seed, texts=texts, noise_aware=False) if shipped.noise_aware else shipped
     cl = max(cl_f1(y, shipped.probs, noisy))
     # the strongest confident learning found: on the detector's probe or on one of the stronger probes (bench_detector_edge.py)
     strongest = max(cl, *(max(cl_f1(y, P, noisy)) for P in stronger_probes(shipped, y, seed).values()))
@@ -163,10 +230,10 @@ def one(task: str, seed: int, cache: dict, levers: tuple[str, ...] = LEVERS) -> 
     for lever in levers:
         t = time.perf_counter()
         baseline = cl
-        if lever == "detector":
-            res = pieces.run(pieces.probe(y), refit_probe=shipped_refit)
-            if not np.array_equal(res.is_issue, shipped.is_issue):
-                raise SystemExit(f"{task} seed {seed}: the pieces put together do not flag what detect_label_issues flags")
+        if lever in ("detector", "two passes", "noise-aware + detector"):
+            res = detector_lever(lever, pieces, two_pass, shipped, shipped_refit, f"{task} seed {seed}")
+            if res is None:
+                continue
         elif lever == "probe refit":
             res = pieces.run(pieces.probe(y), refit_probe=True)
         elif lever.startswith("bag"):
@@ -178,20 +245,12 @@ def one(task: str, seed: int, cache: dict, levers: tuple[str, ...] = LEVERS) -> 
             res = pieces.run(pieces.probe(y), k=int(lever.split()[1]))
         elif lever == "relabel":
             res = pieces.run(pieces.probe(y), relabel=True)
-        elif lever == "probe C 0.01":
-            P = pieces.probe(y, C=0.01)
-            baseline = max(cl_f1(y, P, noisy))
-            res = pieces.run(P)
-        elif lever.startswith("unscaled probe"):
-            P = unscaled_probe(pieces.Z, y, seed, C=0.001 if lever.endswith("0.001") else 0.01)
-            baseline = max(cl_f1(y, P, noisy))
-            res = pieces.run(P)
-        elif lever == "both probes":  # the unscaled probe in the view's place: tasks without words only
-            if pieces.words is not None:
+        elif lever in ("probe C 0.01", "unscaled probe", "unscaled probe C 0.001", "both probes"):
+            if lever == "both probes" and pieces.words is not None:  # the unscaled probe takes the view's place
                 continue
-            P = unscaled_probe(pieces.Z, y, seed)
-            baseline = max(cl, *cl_f1(y, P, noisy))
-            res = pieces.run(pieces.probe(y), view=P, refit_probe=shipped_refit)
+            res, baseline = other_probe(lever, pieces, noisy, cl, shipped_refit)
+        elif lever == "noise-aware probe":
+            res, baseline = noise_aware_alone(two_pass, pieces, noisy, cl)
         elif pieces.K == 2:  # the oracle: with two classes a wrong label's true class is the other one
             res = pieces.run(pieces.probe(np.where(noisy, 1 - y, y)))
         else:  # task_data keeps only which labels are wrong, not their true class

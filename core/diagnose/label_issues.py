@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +18,8 @@ import numpy as np
 from core.diagnose.arrays import as_embeddings, as_labels, as_probs, check_labels_fit, one_thread_each
 from core.diagnose.confident import ISSUE_METHODS, flag_issues
 from core.diagnose.knn import knn_graph, knn_label_agreement
+from core.diagnose.noise_aware import applies as noise_aware_applies
+from core.diagnose.noise_aware import noise_aware_probs
 from core.diagnose.posterior import flag_most_likely_wrong, issue_counts, mislabel_posterior, shrink_noise_matrix
 from core.diagnose.probe import out_of_fold_probs, pca_reduce
 from core.errors import DataError
@@ -121,6 +123,7 @@ class LabelIssues:
     # the posterior rules's estimates of how many items to flag (core.diagnose.posterior.issue_counts):
     counts: dict[str, float] = field(default_factory=dict)
     passes: int = 1  # 2 after detect_label_issues's second, reweighted pass
+    noise_aware: bool = False  # True when detect_label_issues's noise-aware probe re-ranked the items (core.diagnose.noise_aware)
 
     @property
     def n_issues(self) -> int:
@@ -416,6 +419,7 @@ def detect_label_issues(
     texts: Any = None,
     knn_with_words_max: int | None = None,
     second_pass: bool = True,
+    noise_aware: bool = True,
 ) -> LabelIssues:
     """The whole label-noise pipeline, from embeddings to flags.
 
@@ -431,7 +435,14 @@ def detect_label_issues(
        words from ``SECOND_PASS_PROBE_MIN_CELLS`` items × components, the probe fitted again with each item
        weighed by its label quality from step 5 (the probability that its label is right), then
        step 5 again. Labels that look wrong then teach the sources less, so the items they
-       mislead stand out: measured in benchmarks/RESULTS.md ("The second pass").
+       mislead stand out: measured in benchmarks/RESULTS.md ("The second pass");
+    7. where :func:`core.diagnose.noise_aware.applies` (no words, 3 classes or more, from
+       ``NOISE_AWARE_MIN_CELLS`` items × components) and ``noise_aware``: a probe that learns the
+       *true* class through the noise matrix step 6 estimated (forward loss correction), the
+       probability that each label is wrong under it averaged with step 6's, and as many items
+       flagged as step 6 flagged, the most likely wrong first. Structured noise (look-alike classes,
+       pair flips) teaches the plain probe the flips; this one learns past them
+       (benchmarks/RESULTS.md, "The noise-aware probe").
 
     Why reduce, and why two sizes: the kNN graph costs n²·d and a probe iteration n·d·K, and the
     top principal components of a pretrained embedding keep its class structure. The probe is
@@ -491,6 +502,8 @@ def detect_label_issues(
         built.
     second_pass : bool, default True
         Run step 6. ``False`` gives the first pass's flags (what DIAGNOSIS_VERSION 8 flagged).
+    noise_aware : bool, default True
+        Run step 7 where it applies. ``False`` gives what DIAGNOSIS_VERSION 9 flagged.
 
     Returns
     -------
@@ -498,7 +511,7 @@ def detect_label_issues(
         As :func:`find_label_issues` (of the last pass; ``passes`` says which), plus ``probs``
         (n, K), the first pass's out-of-fold probe probabilities (what confident learning alone
         would read); ``seconds``, wall time per stage (``pca``, ``probe``, ``words``, ``knn``,
-        ``confident_learning``, ``second_pass``); and what was built on the way, for callers that need more than
+        ``confident_learning``, ``second_pass``, ``noise_aware``); and what was built on the way, for callers that need more than
         the flags (the Diagnose pipeline draws its map and finds outliers with them):
         ``components`` (the PCA-reduced embeddings), ``neighbors`` and ``neighbor_sims`` (the
         kNN graph; None where it was not built).
@@ -551,6 +564,11 @@ def detect_label_issues(
             t = time.perf_counter()
             res = _second_pass(res, y, Z, probs, words, neighbors, probe, flagging)
             seconds["second_pass"] = time.perf_counter() - t
+        if noise_aware and noise_aware_applies(len(y), Z.shape[1], probs.shape[1], words is not None):
+            report("noise-aware probe", 0.9)
+            t = time.perf_counter()
+            res = noise_aware_rerank(res, y, Z, n_folds=n_folds, seed=seed, n_jobs=n_jobs, min_examples_per_class=min_examples_per_class)
+            seconds["noise_aware"] = time.perf_counter() - t
     res.probs = probs
     res.seconds = seconds
     res.components, res.neighbors, res.neighbor_sims = Z, neighbors, sims
@@ -586,3 +604,37 @@ def _second_pass(
     res = find_label_issues(y, probs2, neighbors=neighbors, view=view, vote_weights=None if neighbors is None else w, **flagging)
     res.passes = 2
     return res
+
+
+def noise_aware_rerank(
+    res: LabelIssues,
+    labels: Any,
+    Z: Any,
+    *,
+    n_folds: int = N_FOLDS,
+    seed: int = 0,
+    n_jobs: int | None = None,
+    min_examples_per_class: int = 1,
+) -> LabelIssues:
+    """:func:`detect_label_issues`'s step 7: ``res`` re-ranked by the mean of its probability that
+    each label is wrong (1 − its label quality) and the noise-aware probe's
+    (:func:`core.diagnose.noise_aware.noise_aware_probs` on the components ``Z`` under ``res``'s
+    noise matrix, shrunk as the posterior rule shrinks it), as many items flagged as ``res``
+    flagged. A flagged item whose suggestion was its own label is suggested the true class most
+    likely under the noise-aware probe. ``detect_label_issues`` calls it only where
+    :func:`core.diagnose.noise_aware.applies`; the benchmarks call it elsewhere too."""
+    y = as_labels(labels)
+    T = shrink_noise_matrix(res.noise_matrix, res.confident_joint.sum(axis=0))
+    p = noise_aware_probs(Z, y, T, n_folds=n_folds, seed=seed, n_jobs=n_jobs)
+    wrong = 0.5 * mislabel_posterior(y, p, T) + 0.5 * (1.0 - res.score)
+    flags = flag_most_likely_wrong(y, wrong, res.n_issues, min_examples_per_class)
+    score = 1.0 - wrong
+    rank = np.flatnonzero(flags)
+    rank = rank[np.argsort(score[rank], kind="stable")]
+    suggested = res.suggested.copy()
+    again = flags & (suggested == y)
+    if again.any():
+        true_given = T[y[again], :] * p[again]  # ∝ P(true j | x, given y)
+        true_given[np.arange(int(again.sum())), y[again]] = -np.inf
+        suggested[again] = true_given.argmax(axis=1)
+    return replace(res, is_issue=flags, score=score, rank=rank, suggested=suggested, noise_aware=True)

@@ -34,7 +34,7 @@ from core.diagnose.maps import pca_2d
 from core.embed import embeddings
 from core.store.artifacts import RunFiles
 
-DIAGNOSIS_VERSION = 9  # bump when the pipeline changes what it computes
+DIAGNOSIS_VERSION = 10  # bump when the pipeline changes what it computes
 Progress = Callable[[str, float], None]  # (stage description, overall fraction 0..1)
 # seconds of everything after the embeddings: a constant + per item (benchmarks/RESULTS.md)
 DETECT_S = 2.0
@@ -247,6 +247,7 @@ def _save(path: Path, d: Diagnosis) -> None:
         "view_weight": iss.view_weight,
         "counts": iss.counts,
         "passes": iss.passes,
+        "noise_aware": iss.noise_aware,
         "seconds": d.seconds,
         "backbone": d.backbone,
         "dup_kind": [c.kind for c in d.duplicates],
@@ -297,6 +298,7 @@ def _load(path: Path, ds: Dataset, cfg: DiagnoseConfig) -> Diagnosis:
         view_weight=meta.get("view_weight"),
         counts=meta.get("counts", {}),
         passes=meta.get("passes", 1),
+        noise_aware=meta.get("noise_aware", False),
         self_confidence=a.get("self_confidence"),
         knn_agreement=a.get("knn_agreement"),
     )

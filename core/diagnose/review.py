@@ -99,6 +99,11 @@ def flagging_rule(issues: LabelIssues) -> str:
         + (f" (of which the texts' words {issues.view_weight:.2f})" if issues.view_weight else "")
         + (f". {issue_count_words(issues.counts, issues.n_issues)}" if issues.counts else "")
         + (". A second pass refitted the sources with each item weighed by its first-pass label quality" if issues.passes == 2 else "")
+        + (
+            ". A noise-aware probe (it learns the true class through the estimated noise) then re-ranked the items"
+            if issues.noise_aware
+            else ""
+        )
         + ". Label quality is in [0, 1]: low means the data disagrees with the given label."
     )
 
