@@ -2,7 +2,8 @@
 
 ``find_label_issues`` blends the out-of-fold probe with kNN label votes and runs confident
 learning on the blend; ``detect_label_issues`` is the whole pipeline from embeddings (PCA → probe
-→ kNN graph → confident learning) — the function ``benchmarks/bench_noise.py`` measures against
+→ kNN graph → confident learning → a second, reweighted pass → where it applies, the noise-aware
+probe of ``core.diagnose.noise_aware``) — the function ``benchmarks/bench_noise.py`` measures against
 cleanlab and the one the Diagnose page runs (``core.diagnose.pipeline``).
 """
 
