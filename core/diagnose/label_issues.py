@@ -443,7 +443,7 @@ def detect_label_issues(
        probability that each label is wrong under it averaged with step 6's, and as many items
        flagged as step 6 flagged, the most likely wrong first. Structured noise (look-alike classes,
        pair flips) teaches the plain probe the flips; this one learns past them
-       (benchmarks/RESULTS.md, "The noise-aware probe").
+       (benchmarks/RESULTS.md, "The label-issue detector's noise-aware probe").
 
     Why reduce, and why two sizes: the kNN graph costs n²·d and a probe iteration n·d·K, and the
     top principal components of a pretrained embedding keep its class structure. The probe is

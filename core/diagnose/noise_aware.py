@@ -12,7 +12,7 @@ An item's label is then wrong with probability ``1 − T[y, y]·p[y] / Σ_j T[y,
 :func:`core.diagnose.label_issues.detect_label_issues` averages that probability with its own
 (1 − the second pass's label quality) and flags as many items as the second pass did, where
 :func:`applies`: from ``NOISE_AWARE_MIN_CLASSES`` classes and ``NOISE_AWARE_MIN_CELLS`` items ×
-components, without a words' view. Measured in ``benchmarks/RESULTS.md`` ("The noise-aware probe").
+components, without a words' view. Measured in ``benchmarks/RESULTS.md`` ("The label-issue detector's noise-aware probe").
 
 Written here rather than taken from a library: scikit-learn's ``LogisticRegression`` fits the given
 labels only, and cleanlab has no noise-corrected loss; the loss and its gradient are a few lines of
@@ -30,13 +30,13 @@ from core.errors import DataError
 NOISE_AWARE_C = 0.01  # inverse L2 strength, on the components under one common scale (common_scale)
 NOISE_AWARE_GTOL = 1e-4  # L-BFGS stops when no gradient entry of the mean loss is larger
 NOISE_AWARE_MAX_ITER = 500
-# Where the detector runs this step (benchmarks/RESULTS.md, "The noise-aware probe"). Two classes:
-# on 6 two-class tasks the average lost F1 on 5 (-0.005 to -0.048): confident learning's estimate of
-# a 2 × 2 T has nothing to pool (shrink_noise_matrix needs 3 classes), and on Census it put 66 % of
-# the rare true class's labels on the common one (truly 20 %), which the probe then learns. Cells:
-# the fit costs about what the probe's does, most of the detector's time on small sets (digits).
-# Words: text sets are all two-class in the benchmark, and their detector is already at 0.36-0.48 of
-# cleanlab's recipe's time.
+# Where the detector runs this step (benchmarks/RESULTS.md, "The label-issue detector's noise-aware
+# probe"). Two classes: on 6 two-class tasks the step lost F1 on 5 (-0.023 to -0.048, seeds 0-4):
+# confident learning's estimate of a 2 × 2 T has nothing to pool (shrink_noise_matrix needs 3
+# classes), and on Census (seed 0) it put 60 % of the rare true class's items under the common label
+# (truly 20 %), which the probe then learns. Cells: on small sets the step costs about as much as the
+# rest of the detector (digits: 1.9-2.0x its time, for +0.002 to +0.003 F1). Words: the benchmark's
+# text sets are all two-class, and their detector is already at 0.37-0.46 of cleanlab's recipe's time.
 NOISE_AWARE_MIN_CLASSES = 3
 NOISE_AWARE_MIN_CELLS = 1_000_000
 
