@@ -131,15 +131,12 @@ def detector_lever(lever: str, pieces: Pieces, two_pass: Any, shipped: Any, refi
 def noise_aware_alone(two_pass: Any, pieces: Pieces, noisy: np.ndarray, cl: float) -> tuple[SimpleNamespace, float]:
     """The ``noise-aware probe`` lever on the detector's two passes ``two_pass``: its result and
     baseline (see the docstring)."""
-    from core.diagnose.noise_aware import noise_aware_probs
-    from core.diagnose.posterior import mislabel_posterior, shrink_noise_matrix
+    from core.diagnose.label_issues import noise_aware_posterior
+    from core.diagnose.posterior import flag_most_likely_wrong
 
     y = pieces.y
-    T = shrink_noise_matrix(two_pass.noise_matrix, two_pass.confident_joint.sum(axis=0))
-    p = noise_aware_probs(pieces.Z, y, T, n_folds=pieces.li.N_FOLDS, seed=pieces.seed)
-    wrong = mislabel_posterior(y, p, T)
-    flags = np.zeros(len(y), bool)
-    flags[np.argsort(-wrong, kind="stable")[: two_pass.n_issues]] = True
+    wrong, p, T = noise_aware_posterior(two_pass, y, pieces.Z, n_folds=pieces.li.N_FOLDS, seed=pieces.seed)
+    flags = flag_most_likely_wrong(y, wrong, two_pass.n_issues, min_keep=1)
     return SimpleNamespace(is_issue=flags, score=1.0 - wrong, n_issues=int(flags.sum())), max(cl, *cl_f1(y, p @ T.T, noisy))
 
 

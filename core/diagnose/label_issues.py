@@ -607,6 +607,18 @@ def _second_pass(
     return res
 
 
+def noise_aware_posterior(
+    res: LabelIssues, labels: Any, Z: Any, *, n_folds: int = N_FOLDS, seed: int = 0, n_jobs: int | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The noise-aware probe's probability that each label is wrong, its out-of-fold
+    ``P(true class | x)`` and the noise matrix it was fitted through (``res``'s, shrunk as the
+    posterior rule shrinks it): (n,), (n, K), (K, K)."""
+    y = as_labels(labels)
+    T = shrink_noise_matrix(res.noise_matrix, res.confident_joint.sum(axis=0))
+    p = noise_aware_probs(Z, y, T, n_folds=n_folds, seed=seed, n_jobs=n_jobs)
+    return mislabel_posterior(y, p, T), p, T
+
+
 def noise_aware_rerank(
     res: LabelIssues,
     labels: Any,
@@ -625,9 +637,8 @@ def noise_aware_rerank(
     likely under the noise-aware probe. ``detect_label_issues`` calls it only where
     :func:`core.diagnose.noise_aware.applies`; the benchmarks call it elsewhere too."""
     y = as_labels(labels)
-    T = shrink_noise_matrix(res.noise_matrix, res.confident_joint.sum(axis=0))
-    p = noise_aware_probs(Z, y, T, n_folds=n_folds, seed=seed, n_jobs=n_jobs)
-    wrong = 0.5 * mislabel_posterior(y, p, T) + 0.5 * (1.0 - res.score)
+    aware, p, T = noise_aware_posterior(res, y, Z, n_folds=n_folds, seed=seed, n_jobs=n_jobs)
+    wrong = 0.5 * aware + 0.5 * (1.0 - res.score)
     flags = flag_most_likely_wrong(y, wrong, res.n_issues, min_examples_per_class)
     score = 1.0 - wrong
     rank = np.flatnonzero(flags)

@@ -119,18 +119,17 @@ def noise_aware_probs(
         raise DataError(f"noise_matrix must be a square matrix of probabilities, got shape {T.shape}.")
     if len(y) and y.max() >= K:
         raise DataError(f"labels go up to {int(y.max())} but the noise matrix has {K} classes.")
+    from scipy.special import softmax
+
     F = common_scale(A)
     folds, n_eff, _ = fold_plan(y, n_folds, seed, K)
     out = np.zeros((len(y), K))
-    Fb = np.hstack([F, np.ones((len(F), 1))])
 
     def fit_fold(f: int) -> None:
         test = folds == f
         rows = test | (folds < 0) if f == 0 else test
-        logits = Fb[rows] @ fit_forward_logistic(F[~test], y[~test], T, C=C, max_iter=max_iter)
-        logits -= logits.max(axis=1, keepdims=True)
-        e = np.exp(logits)
-        out[rows] = e / e.sum(axis=1, keepdims=True)  # folds write disjoint rows
+        W = fit_forward_logistic(F[~test], y[~test], T, C=C, max_iter=max_iter)
+        out[rows] = softmax(F[rows] @ W[:-1] + W[-1], axis=1)  # folds write disjoint rows
 
     run_threads(fit_fold, range(n_eff), min(n_workers(n_jobs), n_eff))
     return out

@@ -2,7 +2,8 @@
 
 ``diagnose(ds)`` runs: embeddings (``core.embed``, cached) → the benchmarked label-noise detector
 (``core.diagnose.label_issues.detect_label_issues``: PCA → out-of-fold probe → kNN graph →
-the items most likely mislabelled under confident learning's noise estimate on the probe/kNN blend) → near-duplicates and cross-split leaks → outliers from
+the items most likely mislabelled under confident learning's noise estimate on the probe/kNN blend →
+a second, reweighted pass → where it applies, the noise-aware probe) → near-duplicates and cross-split leaks → outliers from
 the detector's own kNN graph → coverage → a 2-D PCA map. The result is cached on disk next to the
 embeddings (``GAPSCOPE_HOME/cache/diagnosis``), so a second look — another tab, a reload, an app
 restart — is instant.
