@@ -32,6 +32,37 @@ def test_with_no_noise_the_fit_is_scikit_learns_logistic_regression():
     np.testing.assert_allclose(P / P.sum(axis=1, keepdims=True), ref.predict_proba(F), atol=2e-3)
 
 
+def _forward_loss(W: np.ndarray, F: np.ndarray, y: np.ndarray, T: np.ndarray, C: float) -> tuple[float, np.ndarray]:
+    """The stated objective in the weights themselves, float64: a reference written apart from the fit."""
+    n, d = F.shape
+    Xb = np.hstack([F, np.ones((n, 1))])
+    W = W.reshape(d + 1, -1)
+    z = Xb @ W
+    P = np.exp(z - z.max(axis=1, keepdims=True))
+    P /= P.sum(axis=1, keepdims=True)
+    Q = T[y] * P
+    q = Q.sum(axis=1)
+    lam = 1.0 / (C * n)
+    grad = Xb.T @ (P - Q / q[:, None]) / n
+    grad[:-1] += lam * W[:-1]
+    return float(-np.log(q).mean() + 0.5 * lam * (W[:-1] ** 2).sum()), grad.ravel()
+
+
+def test_the_fit_reaches_the_stated_optimum_when_the_columns_scales_differ_widely():
+    # the fit runs L-BFGS on standardised columns with the penalty rescaled: it must land on the optimum
+    # of the objective as stated, in the weights of the columns as given
+    from scipy.optimize import minimize
+
+    X, y = _blobs(n_per=200, K=3, d=5, seed=3)
+    F = noise_aware.common_scale(X) * np.array([8.0, 2.0, 1.0, 0.1, 0.02])
+    T = np.array([[0.7, 0.3, 0.0], [0.3, 0.7, 0.0], [0.0, 0.0, 1.0]])
+    W = noise_aware.fit_forward_logistic(F, y, T, C=0.05)
+    ref = minimize(_forward_loss, np.zeros(W.size), args=(F, y, T, 0.05), jac=True, method="L-BFGS-B", options={"gtol": 1e-10, "maxiter": 20000})
+    assert _forward_loss(W, F, y, T, 0.05)[0] <= ref.fun + 1e-5
+    Wr = ref.x.reshape(W.shape)
+    np.testing.assert_allclose(W[:-1] - W[:-1].mean(axis=1, keepdims=True), Wr[:-1] - Wr[:-1].mean(axis=1, keepdims=True), atol=5e-3)
+
+
 def test_the_common_scale_keeps_the_columns_relative_variance():
     X = np.random.default_rng(0).normal(0, [5.0, 1.0, 0.1], (400, 3))
     F = noise_aware.common_scale(X)
