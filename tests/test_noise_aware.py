@@ -57,7 +57,9 @@ def test_the_fit_reaches_the_stated_optimum_when_the_columns_scales_differ_widel
     F = noise_aware.common_scale(X) * np.array([8.0, 2.0, 1.0, 0.1, 0.02])
     T = np.array([[0.7, 0.3, 0.0], [0.3, 0.7, 0.0], [0.0, 0.0, 1.0]])
     W = noise_aware.fit_forward_logistic(F, y, T, C=0.05)
-    ref = minimize(_forward_loss, np.zeros(W.size), args=(F, y, T, 0.05), jac=True, method="L-BFGS-B", options={"gtol": 1e-10, "maxiter": 20000})
+    ref = minimize(
+        _forward_loss, np.zeros(W.size), args=(F, y, T, 0.05), jac=True, method="L-BFGS-B", options={"gtol": 1e-10, "maxiter": 20000}
+    )
     assert _forward_loss(W, F, y, T, 0.05)[0] <= ref.fun + 1e-5
     Wr = ref.x.reshape(W.shape)
     np.testing.assert_allclose(W[:-1] - W[:-1].mean(axis=1, keepdims=True), Wr[:-1] - Wr[:-1].mean(axis=1, keepdims=True), atol=5e-3)
