@@ -67,7 +67,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.bench_detector_edge import TASKS, UNSEEN, cl_f1, stronger_probes, task_data, unscaled_probe
+from benchmarks.bench_detector_edge import TASKS, TEXT_MULTI, UNSEEN, cl_f1, stronger_probes, task_data, unscaled_probe
 
 LEVERS = (
     "detector",
@@ -264,7 +264,7 @@ def one(task: str, seed: int, cache: dict, levers: tuple[str, ...] = LEVERS) -> 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", nargs="+", default=["vader-nyt"], choices=TASKS + UNSEEN)
+    parser.add_argument("--tasks", nargs="+", default=["vader-nyt"], choices=TASKS + UNSEEN + TEXT_MULTI)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--levers", nargs="+", default=list(LEVERS), choices=LEVERS, help="which levers (the detector always runs first)")
     args = parser.parse_args()

@@ -28,15 +28,15 @@ from core.diagnose.probe import fold_plan
 from core.errors import DataError
 
 NOISE_AWARE_C = 0.01  # inverse L2 strength, on the components under one common scale (common_scale)
-NOISE_AWARE_GTOL = 1e-4  # L-BFGS stops when no gradient entry of the mean loss is larger
+NOISE_AWARE_GTOL = 1e-4  # L-BFGS stops when no entry of the objective's gradient (in standardised columns) is larger
 NOISE_AWARE_MAX_ITER = 500
 # Where the detector runs this step (benchmarks/RESULTS.md, "The label-issue detector's noise-aware
 # probe"). Two classes: on 6 two-class tasks the step lost F1 on 5 (-0.023 to -0.048, seeds 0-4):
 # confident learning's estimate of a 2 × 2 T has nothing to pool (shrink_noise_matrix needs 3
 # classes), and on Census (seed 0) it put 60 % of the rare true class's items under the common label
 # (truly 20 %), which the probe then learns. Cells: on small sets the step costs about as much as the
-# rest of the detector (digits: 1.9-2.0x its time, for +0.002 to +0.003 F1). Words: the benchmark's
-# text sets are all two-class, and their detector is already at 0.37-0.46 of cleanlab's recipe's time.
+# rest of the detector (digits: 1.9-2.0x its time, for +0.002 to +0.003 F1). Words: on four-class text
+# (VADER's texts by source, 20 % symmetric) the step moved F1 by -0.009 to +0.001 for 2.0-2.2x the time.
 NOISE_AWARE_MIN_CLASSES = 3
 NOISE_AWARE_MIN_CELLS = 1_000_000
 
