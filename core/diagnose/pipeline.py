@@ -37,9 +37,12 @@ from core.store.artifacts import RunFiles
 
 DIAGNOSIS_VERSION = 10  # bump when the pipeline changes what it computes
 Progress = Callable[[str, float], None]  # (stage description, overall fraction 0..1)
-# seconds of everything after the embeddings: a constant + per item (benchmarks/RESULTS.md)
+# seconds of everything after the embeddings: a constant + per item + per pair of items (the near-duplicate
+# scan and the exact neighbour graph compare every pair: at 70k images they took 16.5 of 32.3 s), set on the
+# 2-core CPU by benchmarks/bench_diagnose_time.py (benchmarks/RESULTS.md) to stay at or above the measured time
 DETECT_S = 2.0
-DETECT_PER_ITEM_S = 4e-4
+DETECT_PER_ITEM_S = 2.5e-4
+DETECT_PER_PAIR_S = 3.5e-9
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ def estimate_seconds(ds: Dataset, cfg: DiagnoseConfig = DiagnoseConfig()) -> flo
 
 def detection_seconds(ds: Dataset) -> float:
     """Rough wall time of everything after the embeddings (detector, duplicates, outliers, map)."""
-    return DETECT_S + len(ds) * DETECT_PER_ITEM_S
+    return DETECT_S + len(ds) * DETECT_PER_ITEM_S + len(ds) ** 2 * DETECT_PER_PAIR_S
 
 
 def diagnose(
