@@ -142,7 +142,7 @@ def _noise_matrix(task: str, seed: int = 0) -> np.ndarray:
 def task_data(task: str, seed: int, cache: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """(features, given labels, truly mislabelled mask, texts or None) of ``task`` at noise seed ``seed``."""
     from benchmarks.bench_noise import _stratified_subset, vader_labels
-    from core.diagnose.synthetic import inject_noise
+    from core.diagnose.synthetic import inject_noise, make_noise_matrix
 
     if task.startswith("vader"):
         from core.data import demos
@@ -153,8 +153,6 @@ def task_data(task: str, seed: int, cache: dict) -> tuple[np.ndarray, np.ndarray
             cache["vader"] = (ds.meta, np.asarray(ds.items, dtype=object), np.asarray(embed(ds), dtype=np.float32))
         meta, items, E = cache["vader"]
         if task == "vader-source":  # which of the four sources a text comes from, 20 % symmetric noise
-            from core.diagnose.synthetic import make_noise_matrix
-
             source = np.unique(meta["domain"].to_numpy(), return_inverse=True)[1].astype(np.int64)
             y, flipped = inject_noise(source, make_noise_matrix(4, kind="symmetric", rate=0.2), seed=seed)
             return E, y, flipped, items
@@ -165,7 +163,6 @@ def task_data(task: str, seed: int, cache: dict) -> tuple[np.ndarray, np.ndarray
         return np.ascontiguousarray(E[keep]), given, given != truth, items[keep]
     if task == "census":
         from core.data import demos
-        from core.diagnose.synthetic import make_noise_matrix
         from core.models.tabular import TabularEncoder
 
         ds = demos.load_census_income().dataset

@@ -184,6 +184,12 @@ _BLEND_RULES = ("blend_prune_by_noise_rate", "blend_posterior")  # rules that ru
 _POSTERIOR_RULES = ("posterior", "blend_posterior")  # rules that flag by core.diagnose.posterior
 
 
+def flagged_rank(is_issue: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """``LabelIssues.rank``: the flagged items' indices, lowest label quality first (ties by index)."""
+    flagged = np.flatnonzero(is_issue)
+    return flagged[np.argsort(score[flagged], kind="stable")]
+
+
 def find_label_issues(
     labels: Any,
     probs: Any,
@@ -355,13 +361,11 @@ def find_label_issues(
     if rule in _POSTERIOR_RULES:
         mask_, score, counts = _posterior_flags(y, B, mask_, est, min_examples_per_class)
         suggested = _suggest_another(y, B, suggested, mask_, est["noise_matrix"])
-    rank = np.flatnonzero(mask_)
-    rank = rank[np.argsort(score[rank], kind="stable")]
     return LabelIssues(
         is_issue=mask_,
         score=score,
         suggested=suggested,
-        rank=rank,
+        rank=flagged_rank(mask_, score),
         noise_matrix=est["noise_matrix"],
         noise_rate_per_class=est["noise_rate_per_class"],
         thresholds=est["thresholds"],
@@ -641,12 +645,10 @@ def noise_aware_rerank(
     wrong = 0.5 * aware + 0.5 * (1.0 - res.score)
     flags = flag_most_likely_wrong(y, wrong, res.n_issues, min_examples_per_class)
     score = 1.0 - wrong
-    rank = np.flatnonzero(flags)
-    rank = rank[np.argsort(score[rank], kind="stable")]
     suggested = res.suggested.copy()
     again = flags & (suggested == y)
     if again.any():
         true_given = T[y[again], :] * p[again]  # ∝ P(true j | x, given y)
         true_given[np.arange(int(again.sum())), y[again]] = -np.inf
         suggested[again] = true_given.argmax(axis=1)
-    return replace(res, is_issue=flags, score=score, rank=rank, suggested=suggested, noise_aware=True)
+    return replace(res, is_issue=flags, score=score, rank=flagged_rank(flags, score), suggested=suggested, noise_aware=True)

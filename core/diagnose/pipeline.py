@@ -30,7 +30,15 @@ from core.data.dataset import Dataset, content_hashes
 from core.diagnose.coverage import coverage
 from core.diagnose.duplicates import DuplicateCluster, near_duplicates
 from core.diagnose.knn import knn_graph
-from core.diagnose.label_issues import K_NEIGHBOURS, KNN_COMPONENTS, N_FOLDS, LabelIssues, detect_label_issues, find_label_issues
+from core.diagnose.label_issues import (
+    K_NEIGHBOURS,
+    KNN_COMPONENTS,
+    N_FOLDS,
+    LabelIssues,
+    detect_label_issues,
+    find_label_issues,
+    flagged_rank,
+)
 from core.diagnose.maps import pca_2d
 from core.embed import embeddings
 from core.store.artifacts import RunFiles
@@ -377,13 +385,11 @@ def label_issues_from_dynamics(ds: Dataset, run_id: int, probe: LabelIssues, *, 
     score[rows] = m["confidence"].to_numpy(dtype=np.float32)
     is_issue = np.zeros(len(ds), bool)
     is_issue[rows] = (m["region"] == "hard to learn").to_numpy()
-    flagged = np.flatnonzero(is_issue)
-    rank = flagged[np.argsort(score[flagged], kind="stable")]
     issues = dataclasses.replace(
         probe,
         is_issue=is_issue,
         score=score,
-        rank=rank,
+        rank=flagged_rank(is_issue, score),
         method=f"hard to learn in run #{run_id}'s training dynamics (suggestions from the probe)",
         self_confidence=None,
         knn_agreement=None,
